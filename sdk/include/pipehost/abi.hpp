@@ -1,0 +1,24 @@
+// The plugin ABI contract. Every plugin exports the version it was built against;
+// the host refuses a plugin whose version differs before any C++ object crosses.
+#pragma once
+#include <cstdint>
+
+// Bump on any change to a header under sdk/include that alters a type's layout or a
+// virtual table. tests/abi_lock_test checks the headers' hash against sdk/abi.lock.
+#define PIPEHOST_ABI_VERSION 1u
+
+#define PIPEHOST_STRINGIFY_INNER(x) #x
+#define PIPEHOST_STRINGIFY(x) PIPEHOST_STRINGIFY_INNER(x)
+
+// What the plugin was compiled with; the host shows it when it refuses a plugin and
+// requires the same C++ standard library major release (std types cross the boundary).
+#if defined(_GLIBCXX_RELEASE)
+#define PIPEHOST_STDLIB_RELEASE _GLIBCXX_RELEASE
+#else
+#define PIPEHOST_STDLIB_RELEASE 0
+#endif
+#define PIPEHOST_BUILD_INFO \
+  "abi " PIPEHOST_STRINGIFY(PIPEHOST_ABI_VERSION) ", libstdc++ " PIPEHOST_STRINGIFY(PIPEHOST_STDLIB_RELEASE) \
+  ", compiler " __VERSION__
+
+#define PIPEHOST_EXPORT __attribute__((visibility("default")))

@@ -1,0 +1,88 @@
+// What the host gives every stage: logging, metrics, the Schema Registry, the Kafka
+// bootstrap and a way to ask the pipeline's sink where to resume. Implemented by the
+// host; every call is noexcept so nothing is thrown across the boundary.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pipehost/abi.hpp"
+#include "pipehost/options.hpp"
+#include "pipehost/status.hpp"
+
+namespace pipehost {
+
+enum class LogLevel { debug, info, warn, error };
+
+class Counter {
+ public:
+  void add(std::uint64_t n = 1) noexcept { value_.fetch_add(n, std::memory_order_relaxed); }
+  std::uint64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> value_{0};
+};
+
+struct RegisteredSchema {
+  int id = 0;
+  std::string schema_type;  // "PROTOBUF", "AVRO" or "JSON" (Confluent's names)
+  std::string schema;       // the schema text as registered
+};
+
+// The Confluent Schema Registry API, served by a real registry or the embedded one.
+class PIPEHOST_EXPORT SchemaRegistry {
+ public:
+  virtual ~SchemaRegistry() = default;
+  // POST /subjects/{subject}/versions: the id of the schema, registering it if new.
+  virtual Status register_schema(std::string_view subject, std::string_view schema_type,
+                                 std::string_view schema, int& id) noexcept = 0;
+  // GET /schemas/ids/{id}
+  virtual Status schema_by_id(int id, RegisteredSchema& out) noexcept = 0;
+};
+
+class PIPEHOST_EXPORT Context {
+ public:
+  virtual ~Context() = default;
+
+  virtual std::string_view pipeline() const noexcept = 0;
+  virtual std::string_view stage() const noexcept = 0;  // e.g. "source", "transforms[0]", "sink"
+  virtual int task_index() const noexcept = 0;          // 0 .. task_count()-1
+  virtual int task_count() const noexcept = 0;
+
+  // Logged with the pipeline and stage as prefix.
+  virtual void log(LogLevel level, std::string_view message) noexcept = 0;
+  void debug(std::string_view m) noexcept { log(LogLevel::debug, m); }
+  void info(std::string_view m) noexcept { log(LogLevel::info, m); }
+  void warn(std::string_view m) noexcept { log(LogLevel::warn, m); }
+  void error(std::string_view m) noexcept { log(LogLevel::error, m); }
+
+  // A counter named `<pipeline>.<stage>.<name>` in the host's metrics, alive as long as
+  // the pipeline.
+  virtual Counter& counter(std::string_view name) noexcept = 0;
+
+  virtual SchemaRegistry& schema_registry() noexcept = 0;
+
+  // The Kafka bootstrap servers with "embedded" already resolved, and the extra
+  // librdkafka properties configured for the whole file ([kafka.properties]).
+  virtual std::string kafka_bootstrap() const noexcept = 0;
+  virtual StringMap kafka_properties() const noexcept = 0;
+
+  // Where this task's sink says a partition should resume (the next offset to read),
+  // when the sink stores positions with its data; nullopt when it does not.
+  virtual std::optional<std::int64_t> resume_position(std::string_view topic,
+                                                      std::int32_t partition) noexcept = 0;
+
+  // A bounded source tells how many records it will produce, for progress display.
+  virtual void set_expected_total(std::uint64_t total) noexcept = 0;
+
+  // True once the host has been asked to stop (SIGINT/SIGTERM or a failure).
+  virtual bool stopping() const noexcept = 0;
+
+  // The directory holding the host's shared data (e.g. compiled schema descriptor sets).
+  virtual std::string data_dir() const noexcept = 0;
+};
+
+}  // namespace pipehost

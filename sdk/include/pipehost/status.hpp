@@ -1,0 +1,56 @@
+// Status crosses the plugin boundary instead of exceptions; the error exceptions below
+// are what plugin code throws, and the SDK's guards turn them into a Status.
+#pragma once
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace pipehost {
+
+enum class Code {
+  ok,
+  invalid,    // this record is bad: dead-letter, skip or fail per the pipeline's policy
+  retriable,  // a service is unavailable: the host retries the same call with backoff
+  fatal,      // the stage cannot go on: its pipeline stops
+};
+
+class Status {
+ public:
+  Status() = default;
+  static Status ok() { return {}; }
+  static Status invalid(std::string message) { return {Code::invalid, std::move(message)}; }
+  static Status retriable(std::string message) { return {Code::retriable, std::move(message)}; }
+  static Status fatal(std::string message) { return {Code::fatal, std::move(message)}; }
+
+  bool is_ok() const { return code_ == Code::ok; }
+  Code code() const { return code_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
+  Code code_ = Code::ok;
+  std::string message_;
+};
+
+// Throw these from plugin code. Anything else thrown is treated as fatal.
+struct InvalidRecord : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+struct RetriableError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+struct FatalError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Turns a host-returned Status back into the matching exception (plugin side).
+inline void throw_if_error(const Status& status) {
+  switch (status.code()) {
+    case Code::ok: return;
+    case Code::invalid: throw InvalidRecord(status.message());
+    case Code::retriable: throw RetriableError(status.message());
+    case Code::fatal: throw FatalError(status.message());
+  }
+}
+
+}  // namespace pipehost
