@@ -1,0 +1,58 @@
+// Help texts, one per command.
+#pragma once
+
+namespace pipehost::host::help {
+
+inline constexpr const char* kMain = R"(pipehost - run streaming pipelines from TOML definitions
+
+Usage:
+  pipehost run FILE... [options]        run every pipeline in the files until they end
+  pipehost validate FILE... [options]   check the files and their plugin options, run nothing
+  pipehost plugins [NAME] [options]     list installed plugins, or show one with its options
+  pipehost --version
+  pipehost COMMAND --help               help for one command
+
+Exit codes:
+  0  success (every pipeline ended, or drained cleanly after SIGINT/SIGTERM)
+  1  a pipeline failed (its message is printed at the end; the others ran on)
+  2  invalid command line or config (every problem is printed with file:line:column)
+  3  a service could not be reached at start (Kafka broker, schema registry)
+
+Environment:
+  PIPEHOST_PLUGIN_PATH   colon-separated folders searched for plugins before the built-in one
+  PIPEHOST_ENV           default for --env
+)";
+
+inline constexpr const char* kRun = R"(Usage: pipehost run FILE... [options]
+
+Runs every pipeline defined in FILE... (merged in order). A bounded source (e.g.
+datagen with count = 1000) ends its pipeline; pipehost exits when every pipeline has
+ended. SIGINT/SIGTERM drain in-flight records, flush sinks and commit; a second signal
+exits at once.
+
+Options:
+  --env NAME            merge <folder of the first FILE>/env/NAME.toml over the files
+  --set PATH=VALUE      override one value, e.g. --set pipeline.sums.tasks=3 or
+                        --set pipeline.produce.source.count=5000 (VALUE is TOML, or a string)
+  --plugin-path DIR     search DIR for plugins first (repeatable)
+  --log-level LEVEL     debug, info (default), warn, error
+  --no-progress         no progress line on a terminal (log lines instead)
+)";
+
+inline constexpr const char* kValidate = R"(Usage: pipehost validate FILE... [options]
+
+Loads the files like `run` does (overlay, --set, ${VAR} interpolation), checks every
+pipeline, stage and option against the installed plugins, and prints every problem
+with file:line:column. Runs nothing. Exit code 0 when valid, 2 otherwise.
+
+Options: --env NAME, --set PATH=VALUE, --plugin-path DIR (as for run)
+)";
+
+inline constexpr const char* kPlugins = R"(Usage: pipehost plugins [NAME] [--plugin-path DIR]
+
+Without NAME: every installed plugin with its components, and every library on the
+plugin path that was refused and why. With NAME (a plugin or a component): its
+description, options (type, default, whether required, what it does) and an example.
+)";
+
+}  // namespace pipehost::host::help

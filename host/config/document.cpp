@@ -1,0 +1,194 @@
+#include "config/document.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace pipehost::host {
+namespace fs = std::filesystem;
+
+void merge_into(toml::table& base, toml::table&& overlay) {
+  // Nodes are moved, not copied: a copied toml++ node loses its source location.
+  for (auto&& [key, node] : overlay) {
+    toml::node* existing = base.get(key.str());
+    if (existing && existing->is_table() && node.is_table()) {
+      merge_into(*existing->as_table(), std::move(*node.as_table()));
+    } else if (auto* t = node.as_table()) {
+      base.insert_or_assign(key, std::move(*t));
+    } else if (auto* a = node.as_array()) {
+      base.insert_or_assign(key, std::move(*a));
+    } else {
+      base.insert_or_assign(key, std::move(node));
+    }
+  }
+}
+
+namespace {
+
+bool parse_file_into(const std::string& path, toml::table& into, Diagnostics& diagnostics) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    diagnostics.add({path, 0, 0}, "", "", "no such file");
+    return false;
+  }
+  try {
+    toml::table parsed = toml::parse_file(path);
+    if (into.empty()) into = std::move(parsed);
+    else merge_into(into, std::move(parsed));
+    return true;
+  } catch (const toml::parse_error& e) {
+    diagnostics.add(location_of(e.source()), "", "", std::string(e.description()));
+    return false;
+  }
+}
+
+// "a.b.0.c" -> {"a","b","0","c"}; "pipeline." is accepted for "pipelines.".
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (true) {
+    std::size_t dot = path.find('.', start);
+    parts.push_back(path.substr(start, dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  if (!parts.empty() && parts[0] == "pipeline") parts[0] = "pipelines";
+  return parts;
+}
+
+toml::node_view<toml::node> step(toml::node& at, const std::string& part, bool create) {
+  if (auto* t = at.as_table()) {
+    if (!t->contains(part) && create) t->insert(part, toml::table{});
+    return toml::node_view<toml::node>(t->get(part));
+  }
+  if (auto* a = at.as_array()) {
+    char* end = nullptr;
+    unsigned long index = std::strtoul(part.c_str(), &end, 10);
+    if (end && *end == '\0' && index < a->size()) return toml::node_view<toml::node>(a->get(index));
+  }
+  return {};
+}
+
+void apply_set(const std::string& assignment, toml::table& document, Diagnostics& diagnostics) {
+  Location where{"--set " + assignment, 0, 0};
+  std::size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    diagnostics.add(where, "", "", "expected PATH=VALUE, e.g. --set pipeline.sums.tasks=3");
+    return;
+  }
+  std::vector<std::string> parts = split_path(assignment.substr(0, eq));
+  std::string text = assignment.substr(eq + 1);
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + text, "--set " + assignment);
+  } catch (const toml::parse_error&) {
+    toml::table quoted;
+    quoted.insert("v", text);
+    parsed = std::move(quoted);
+  }
+  toml::node* at = &document;
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    auto next = step(*at, parts[i], true);
+    if (!next) {
+      diagnostics.add(where, "", "", "cannot set '" + parts[i] + "': not a table");
+      return;
+    }
+    at = next.node();
+  }
+  if (auto* t = at->as_table()) {
+    toml::table overlay;
+    overlay.insert(parts.back(), std::move(*parsed.get("v")));
+    if (auto* existing = t->get(parts.back()); existing && existing->is_table() && overlay.get(parts.back())->is_table())
+      merge_into(*existing->as_table(), std::move(*overlay.get(parts.back())->as_table()));
+    else
+      merge_into(*t, std::move(overlay));
+  } else {
+    diagnostics.add(where, "", "", "cannot set '" + parts.back() + "': its parent is not a table");
+  }
+}
+
+std::string expand(const std::string& text, const toml::source_region& where,
+                   Diagnostics& diagnostics) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '$') {
+      out += text[i];
+      continue;
+    }
+    if (i + 1 < text.size() && text[i + 1] == '$') {
+      out += '$';
+      ++i;
+      continue;
+    }
+    if (i + 1 >= text.size() || text[i + 1] != '{') {
+      out += '$';
+      continue;
+    }
+    std::size_t close = text.find('}', i + 2);
+    if (close == std::string::npos) {
+      diagnostics.add(location_of(where), "", "", "unclosed '${' in \"" + text + "\"");
+      return text;
+    }
+    std::string inner = text.substr(i + 2, close - i - 2);
+    std::string name = inner;
+    std::optional<std::string> fallback;
+    if (std::size_t sep = inner.find(":-"); sep != std::string::npos) {
+      name = inner.substr(0, sep);
+      fallback = inner.substr(sep + 2);
+    }
+    const char* value = std::getenv(name.c_str());
+    if (value && *value) {
+      out += value;
+    } else if (fallback) {
+      out += *fallback;
+    } else {
+      diagnostics.add(location_of(where), "", "",
+                      "environment variable " + name + " is not set; set it or give a default: ${" +
+                          name + ":-value}");
+    }
+    i = close;
+  }
+  return out;
+}
+
+void interpolate_node(toml::node& node, Diagnostics& diagnostics) {
+  if (auto* s = node.as_string()) {
+    if (s->get().find('$') != std::string::npos) s->get() = expand(s->get(), s->source(), diagnostics);
+  } else if (auto* t = node.as_table()) {
+    for (auto&& [k, v] : *t) interpolate_node(v, diagnostics);
+  } else if (auto* a = node.as_array()) {
+    for (auto& v : *a) interpolate_node(v, diagnostics);
+  }
+}
+
+}  // namespace
+
+void interpolate(toml::table& document, Diagnostics& diagnostics) {
+  interpolate_node(document, diagnostics);
+}
+
+std::shared_ptr<toml::table> load_document(const LoadRequest& request, Diagnostics& diagnostics) {
+  auto document = std::make_shared<toml::table>();
+  bool ok = true;
+  for (const auto& file : request.files) ok = parse_file_into(file, *document, diagnostics) && ok;
+  if (!ok) return nullptr;
+  if (!request.env.empty() && !request.files.empty()) {
+    fs::path dir = fs::path(request.files.front()).parent_path() / "env";
+    fs::path overlay = dir / (request.env + ".toml");
+    if (!fs::exists(overlay)) {
+      std::vector<std::string> known;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(dir, ec))
+        if (e.path().extension() == ".toml") known.push_back(e.path().stem().string());
+      diagnostics.add({overlay.string(), 0, 0}, "", "",
+                      "no overlay for environment '" + request.env + "'" +
+                          (known.empty() ? "" : "; known environments: " + join(known)));
+      return nullptr;
+    }
+    if (!parse_file_into(overlay.string(), *document, diagnostics)) return nullptr;
+  }
+  for (const auto& s : request.sets) apply_set(s, *document, diagnostics);
+  interpolate(*document, diagnostics);
+  return document;
+}
+
+}  // namespace pipehost::host

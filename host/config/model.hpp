@@ -1,0 +1,61 @@
+// The validated shape of a config file: what the runtime builds pipelines from.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "config/diagnostics.hpp"
+#include "pipehost/plugin.hpp"
+
+namespace pipehost::host {
+
+enum class ErrorPolicy { fail, skip, dead_letter };
+
+struct StageConfig {
+  std::string label;   // "source", "transforms[0]", "sink"
+  std::string plugin;  // the component name
+  Location where;
+  const toml::table* table = nullptr;  // the stage's table in the document
+  Options options;                     // validated, defaults filled
+  const ComponentSpec* component = nullptr;
+};
+
+struct PipelineConfig {
+  std::string name;
+  Location where;
+  int tasks = 1;
+  std::size_t batch_size = 512;
+  std::size_t max_in_flight_records = 16384;
+  std::size_t max_in_flight_bytes = 32u << 20;
+  int commit_interval_ms = 1000;
+  ErrorPolicy on_error = ErrorPolicy::fail;
+  std::string dead_letter_topic;
+  std::string end_after;  // ends once that pipeline has ended and this source is caught up
+  Location end_after_where;
+  StageConfig source;
+  std::vector<StageConfig> transforms;
+  StageConfig sink;
+};
+
+struct TopicConfig {
+  std::string name;
+  int partitions = 1;
+  int replication_factor = 1;
+};
+
+struct Config {
+  std::vector<std::string> files;
+  std::string kafka_brokers = "embedded";
+  StringMap kafka_properties;
+  bool create_topics = true;
+  std::vector<TopicConfig> topics;
+  std::string schema_registry = "embedded";
+  std::vector<std::string> plugin_path;
+  std::vector<PipelineConfig> pipelines;
+  std::shared_ptr<toml::table> document;  // owns what StageConfig::table points at
+};
+
+}  // namespace pipehost::host

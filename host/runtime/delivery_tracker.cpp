@@ -1,0 +1,87 @@
+#include "runtime/delivery_tracker.hpp"
+
+#include <algorithm>
+
+namespace pipehost::host {
+
+std::uint64_t DeliveryTracker::begin(std::vector<Position> positions, std::uint64_t records,
+                                     std::uint64_t bytes, int parts) {
+  std::lock_guard lock(mutex_);
+  std::uint64_t sequence = next_sequence_++;
+  entries_.push_back({sequence, std::move(positions), records, bytes, parts, Status::ok()});
+  in_flight_records_ += records;
+  in_flight_bytes_ += bytes;
+  return sequence;
+}
+
+void DeliveryTracker::complete(std::uint64_t sequence, const Status& status) {
+  std::lock_guard lock(mutex_);
+  if (entries_.empty()) return;
+  std::uint64_t first = entries_.front().sequence;
+  if (sequence < first || sequence - first >= entries_.size()) return;
+  Entry& e = entries_[sequence - first];
+  if (!status.is_ok() && e.status.is_ok()) e.status = status;
+  if (e.parts_left > 0 && --e.parts_left == 0) {
+    in_flight_records_ -= e.records;
+    in_flight_bytes_ -= e.bytes;
+  }
+  changed_.notify_all();
+}
+
+DeliveryTracker::Drained DeliveryTracker::drain() {
+  Drained out;
+  std::lock_guard lock(mutex_);
+  while (!entries_.empty() && entries_.front().parts_left == 0) {
+    Entry& e = entries_.front();
+    if (!e.status.is_ok()) {
+      out.error = e.status;
+      break;  // stays at the front: nothing after it is ever committed
+    }
+    out.records += e.records;
+    for (const auto& p : e.positions) {
+      auto same = std::find_if(out.positions.begin(), out.positions.end(), [&](const Position& q) {
+        return q.partition == p.partition && q.topic == p.topic;
+      });
+      if (same == out.positions.end()) out.positions.push_back(p);
+      else same->next_offset = p.next_offset;  // later batches come later in the partition
+    }
+    entries_.pop_front();
+  }
+  return out;
+}
+
+bool DeliveryTracker::wait_for_room(std::uint64_t max_records, std::uint64_t max_bytes,
+                                    Millis timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] {
+    return in_flight_records_ < max_records && in_flight_bytes_ < max_bytes;
+  });
+}
+
+bool DeliveryTracker::wait_all(Millis timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] {
+    return std::all_of(entries_.begin(), entries_.end(),
+                       [](const Entry& e) { return e.parts_left == 0; });
+  });
+}
+
+std::uint64_t DeliveryTracker::in_flight_records() const {
+  std::lock_guard lock(mutex_);
+  return in_flight_records_;
+}
+
+std::vector<Position> positions_of(const Batch& batch) {
+  std::vector<Position> out;
+  for (const auto& r : batch.records) {
+    if (r.origin.partition < 0 || r.origin.offset < 0) continue;
+    auto same = std::find_if(out.begin(), out.end(), [&](const Position& p) {
+      return p.partition == r.origin.partition && p.topic == r.origin.topic;
+    });
+    if (same == out.end()) out.push_back({r.origin.topic, r.origin.partition, r.origin.offset + 1});
+    else same->next_offset = std::max(same->next_offset, r.origin.offset + 1);
+  }
+  return out;
+}
+
+}  // namespace pipehost::host

@@ -1,0 +1,58 @@
+// Acknowledgement bookkeeping for one task. Batches are registered in the order the
+// source read them; a batch completes when the sink has confirmed it and the task has
+// dealt with its rejected records. Only the completed prefix is committable, so a
+// committed position never passes a record that is not yet acknowledged.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pipehost/stage.hpp"
+
+namespace pipehost::host {
+
+class DeliveryTracker {
+ public:
+  struct Drained {
+    std::vector<Position> positions;  // latest committable next offset per partition
+    std::uint64_t records = 0;
+    std::optional<Status> error;  // a batch that failed: nothing after it may be committed
+  };
+
+  // `parts` is how many completions the batch needs before it is acknowledged.
+  std::uint64_t begin(std::vector<Position> positions, std::uint64_t records, std::uint64_t bytes,
+                      int parts);
+  void complete(std::uint64_t sequence, const Status& status);  // any thread
+  Drained drain();
+
+  // Waits until the in-flight records and bytes are under the limits, or the timeout.
+  bool wait_for_room(std::uint64_t max_records, std::uint64_t max_bytes, Millis timeout);
+  // Waits until every registered batch is complete, or the timeout.
+  bool wait_all(Millis timeout);
+  std::uint64_t in_flight_records() const;
+
+ private:
+  struct Entry {
+    std::uint64_t sequence;
+    std::vector<Position> positions;
+    std::uint64_t records;
+    std::uint64_t bytes;
+    int parts_left;
+    Status status;
+  };
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Entry> entries_;
+  std::uint64_t next_sequence_ = 0;
+  std::uint64_t in_flight_records_ = 0;
+  std::uint64_t in_flight_bytes_ = 0;
+};
+
+// Reduces a source batch to the next offset per partition it covers.
+std::vector<Position> positions_of(const Batch& batch);
+
+}  // namespace pipehost::host

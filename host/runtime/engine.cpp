@@ -1,0 +1,180 @@
+#include "runtime/engine.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include <unistd.h>
+
+#include "log.hpp"
+#include "runtime/pipeline.hpp"
+#include "services/kafka_environment.hpp"
+#include "services/memory_registry.hpp"
+#include "services/rest_registry.hpp"
+
+namespace pipehost::host {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> progress_line_shown{false};
+void clear_progress_line() {
+  if (progress_line_shown.exchange(false)) std::fputs("\r\033[2K", stderr);
+}
+
+std::string rate_text(double per_second) {
+  char buf[32];
+  if (per_second >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM/s", per_second / 1e6);
+  else if (per_second >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk/s", per_second / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f/s", per_second);
+  return buf;
+}
+
+class Progress {
+ public:
+  Progress(std::vector<std::unique_ptr<Pipeline>>& pipelines, const EngineOptions& options)
+      : pipelines_(pipelines), options_(options), terminal_(isatty(STDERR_FILENO)),
+        last_(pipelines.size(), 0) {}
+
+  void tick(bool final_tick) {
+    auto now = Clock::now();
+    double seconds = std::chrono::duration<double>(now - last_time_).count();
+    bool log_due = now - last_log_ >= std::chrono::seconds(options_.progress_log_interval_s);
+    if (!final_tick && seconds < 0.5) return;
+    std::string line;
+    for (std::size_t i = 0; i < pipelines_.size(); ++i) {
+      PipelineState& s = pipelines_[i]->state();
+      std::uint64_t acked = s.records_acked;
+      std::uint64_t total = s.expected_total();
+      double rate = seconds > 0 ? static_cast<double>(acked - last_[i]) / seconds : 0;
+      last_[i] = acked;
+      std::string part = s.name + " " + std::to_string(acked);
+      if (total) part += "/" + std::to_string(total) + " (" + std::to_string(acked * 100 / total) + "%)";
+      part += " " + rate_text(rate);
+      if (pipelines_[i]->done()) part += s.failed() ? " failed" : " done";
+      if (!line.empty()) line += "  |  ";
+      line += part;
+    }
+    last_time_ = now;
+    if (terminal_ && options_.progress_on_terminal) {
+      clear_progress_line();
+      std::fprintf(stderr, "%s", line.c_str());
+      progress_line_shown = true;
+      if (final_tick) {
+        std::fputs("\n", stderr);
+        progress_line_shown = false;
+      }
+    } else if (log_due || final_tick) {
+      log_info("progress: " + line);
+      last_log_ = now;
+    }
+  }
+
+ private:
+  std::vector<std::unique_ptr<Pipeline>>& pipelines_;
+  EngineOptions options_;
+  bool terminal_;
+  std::vector<std::uint64_t> last_;
+  Clock::time_point last_time_ = Clock::now();
+  Clock::time_point last_log_ = Clock::now();
+};
+
+std::vector<TopicConfig> topics_to_create(const Config& config) {
+  std::vector<TopicConfig> topics = config.topics;
+  for (const auto& p : config.pipelines) {
+    if (p.on_error != ErrorPolicy::dead_letter) continue;
+    bool known = false;
+    for (const auto& t : topics) known = known || t.name == p.dead_letter_topic;
+    if (!known) topics.push_back({p.dead_letter_topic, 1, 1});
+  }
+  return topics;
+}
+
+}  // namespace
+
+int run_pipelines(const Config& config, const std::string& data_dir, const EngineOptions& options) {
+  // Signals are taken by one thread with sigwait-style polling; every other thread
+  // inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  Config with_topics = config;
+  with_topics.topics = topics_to_create(config);
+  KafkaEnvironment kafka;
+  std::string error;
+  if (!kafka.start(with_topics, error)) {
+    log_error(error);
+    return 3;
+  }
+  Services services;
+  services.kafka_bootstrap = kafka.bootstrap();
+  services.kafka_properties = config.kafka_properties;
+  services.data_dir = data_dir;
+  std::unique_ptr<SchemaRegistry> registry;
+  if (config.schema_registry == "embedded") registry = std::make_unique<MemorySchemaRegistry>();
+  else registry = std::make_unique<RestSchemaRegistry>(config.schema_registry);
+  services.registry = registry.get();
+
+  std::vector<std::unique_ptr<Pipeline>> pipelines;
+  for (const auto& p : config.pipelines) pipelines.push_back(std::make_unique<Pipeline>(p, services));
+  set_log_interceptor(&clear_progress_line);
+  log_info("running " + std::to_string(pipelines.size()) + " pipeline(s); Kafka " +
+           (kafka.embedded() ? "embedded" : kafka.bootstrap()) + ", schema registry " +
+           config.schema_registry);
+  for (auto& p : pipelines) p->start();
+
+  Progress progress(pipelines, options);
+  std::vector<bool> announced(pipelines.size(), false);
+  int signals_seen = 0;
+  while (true) {
+    timespec wait{0, 100 * 1000 * 1000};
+    int sig = sigtimedwait(&signals, nullptr, &wait);
+    if (sig == SIGINT || sig == SIGTERM) {
+      if (++signals_seen > 1) {
+        clear_progress_line();
+        log_error("second signal: exiting without draining");
+        std::_Exit(130);
+      }
+      log_info(std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") +
+               ": draining in-flight records, flushing sinks and committing (again to force exit)");
+      services.stopping = true;
+    }
+    bool all_done = true;
+    for (std::size_t i = 0; i < pipelines.size(); ++i) {
+      if (!pipelines[i]->done()) {
+        all_done = false;
+        continue;
+      }
+      if (announced[i]) continue;
+      announced[i] = true;
+      for (auto& other : pipelines)
+        if (other->config().end_after == pipelines[i]->config().name) other->request_finish();
+    }
+    progress.tick(false);
+    if (all_done) break;
+  }
+  for (auto& p : pipelines) p->join();
+  progress.tick(true);
+  set_log_interceptor(nullptr);
+
+  int failed = 0;
+  for (auto& p : pipelines) {
+    if (p->state().failed()) {
+      ++failed;
+      log_error(p->state().failure);
+    }
+  }
+  pipelines.clear();
+  if (failed) {
+    log_error(std::to_string(failed) + " of " + std::to_string(config.pipelines.size()) +
+              " pipeline(s) failed");
+    return 1;
+  }
+  log_info(services.stopping ? "stopped cleanly" : "all pipelines ended");
+  return 0;
+}
+
+}  // namespace pipehost::host

@@ -1,0 +1,58 @@
+// One worker of a pipeline: reads a batch from its source, runs it through the
+// transforms, hands it to the sink, and commits the source once the sink acknowledged.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "runtime/dead_letter.hpp"
+#include "runtime/delivery_tracker.hpp"
+#include "runtime/pipeline.hpp"
+#include "runtime/stage_context.hpp"
+
+namespace pipehost::host {
+
+class Task {
+ public:
+  Task(const PipelineConfig& config, Services& services, PipelineState& state, int index);
+  ~Task();
+  // Runs until the source ends or the pipeline stops; never throws.
+  void run() noexcept;
+
+ private:
+  bool build();
+  bool start_stages();
+  void loop();
+  void process(Batch& batch);
+  bool run_transform(std::size_t index, Batch& batch);
+  bool write_to_sink(Batch& batch, std::uint64_t sequence);
+  bool handle_rejections(Batch& batch, const std::string& stage);
+  void commit(bool force);
+  void drain_and_stop();
+  bool stopping() const { return state_.stop || services_.stopping; }
+  void fail(const std::string& stage, const Status& status);
+  // Sleeps for the next backoff step (100 ms doubling to 5 s); false when stopping.
+  bool back_off(int attempt);
+  void log(LogLevel level, const std::string& message);
+
+  const PipelineConfig& config_;
+  Services& services_;
+  PipelineState& state_;
+  int index_;
+  std::unique_ptr<StageContext> source_context_;
+  std::vector<std::unique_ptr<StageContext>> transform_contexts_;
+  std::unique_ptr<StageContext> sink_context_;
+  std::unique_ptr<SourceStage> source_;
+  std::vector<std::unique_ptr<TransformStage>> transforms_;
+  std::unique_ptr<SinkStage> sink_;
+  std::unique_ptr<DeadLetterWriter> dead_letter_;
+  DeliveryTracker tracker_;
+  std::vector<Position> pending_commit_;
+  std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
+  bool finish_sent_ = false;
+  bool source_ended_ = false;
+  std::uint64_t skipped_logged_ = 0;
+};
+
+}  // namespace pipehost::host

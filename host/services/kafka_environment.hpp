@@ -1,0 +1,37 @@
+// The Kafka the pipelines talk to: the in-process mock cluster for brokers = "embedded"
+// (librdkafka's rdkafka_mock, 3 brokers), or a real cluster, where the configured
+// topics are created when missing.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "config/model.hpp"
+
+struct rd_kafka_s;
+struct rd_kafka_mock_cluster_s;
+
+namespace pipehost::host {
+
+class KafkaEnvironment {
+ public:
+  KafkaEnvironment() = default;
+  KafkaEnvironment(const KafkaEnvironment&) = delete;
+  KafkaEnvironment& operator=(const KafkaEnvironment&) = delete;
+  ~KafkaEnvironment();
+
+  // Returns false with `error` set when the broker cannot be reached or a topic not made.
+  bool start(const Config& config, std::string& error);
+  bool create_topics(const std::vector<TopicConfig>& topics, std::string& error);
+  const std::string& bootstrap() const { return bootstrap_; }
+  bool embedded() const { return cluster_ != nullptr; }
+  const StringMap& properties() const { return properties_; }
+
+ private:
+  std::string bootstrap_;
+  StringMap properties_;
+  bool create_missing_ = true;
+  rd_kafka_s* owner_ = nullptr;
+  rd_kafka_mock_cluster_s* cluster_ = nullptr;
+};
+
+}  // namespace pipehost::host

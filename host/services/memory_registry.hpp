@@ -1,0 +1,27 @@
+// The embedded Schema Registry: Confluent's subject/version/id model in memory.
+#pragma once
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "pipehost/context.hpp"
+
+namespace pipehost::host {
+
+class MemorySchemaRegistry final : public SchemaRegistry {
+ public:
+  Status register_schema(std::string_view subject, std::string_view schema_type,
+                         std::string_view schema, int& id) noexcept override;
+  Status schema_by_id(int id, RegisteredSchema& out) noexcept override;
+  // The ids registered under a subject, oldest version first.
+  std::vector<int> versions(const std::string& subject) const;
+  std::vector<std::string> subjects() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<int, RegisteredSchema> by_id_;
+  std::map<std::string, std::vector<int>, std::less<>> subjects_;
+};
+
+}  // namespace pipehost::host

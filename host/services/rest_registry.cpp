@@ -1,0 +1,113 @@
+#include "services/rest_registry.hpp"
+
+#include <curl/curl.h>
+
+#include <nlohmann/json.hpp>
+
+namespace pipehost::host {
+namespace {
+std::size_t append_body(char* data, std::size_t size, std::size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+std::string error_text(long status, const std::string& body) {
+  try {
+    auto j = nlohmann::json::parse(body);
+    if (j.contains("message")) return "HTTP " + std::to_string(status) + ": " + j["message"].get<std::string>();
+  } catch (...) {
+  }
+  return "HTTP " + std::to_string(status) + ": " + body.substr(0, 200);
+}
+}  // namespace
+
+RestSchemaRegistry::RestSchemaRegistry(std::string base_url) : base_url_(std::move(base_url)) {
+  while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  curl_ = curl_easy_init();
+}
+
+RestSchemaRegistry::~RestSchemaRegistry() {
+  if (curl_) curl_easy_cleanup(static_cast<CURL*>(curl_));
+}
+
+std::pair<long, std::string> RestSchemaRegistry::request(const std::string& method,
+                                                         const std::string& path,
+                                                         const std::string& body) {
+  CURL* curl = static_cast<CURL*>(curl_);
+  curl_easy_reset(curl);
+  std::string url = base_url_ + path;
+  std::string response;
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Content-Type: application/vnd.schemaregistry.v1+json");
+  headers = curl_slist_append(headers, "Accept: application/vnd.schemaregistry.v1+json, application/json");
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  if (method == "POST") {
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  }
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  else response = curl_easy_strerror(rc);
+  curl_slist_free_all(headers);
+  return {status, response};
+}
+
+Status RestSchemaRegistry::register_schema(std::string_view subject, std::string_view schema_type,
+                                           std::string_view schema, int& id) noexcept {
+  try {
+    std::lock_guard lock(mutex_);
+    std::string cache_key = std::string(subject) + '\0' + std::string(schema);
+    if (auto it = by_subject_and_schema_.find(cache_key); it != by_subject_and_schema_.end()) {
+      id = it->second;
+      return Status::ok();
+    }
+    nlohmann::json body = {{"schema", schema}};
+    if (schema_type != "AVRO") body["schemaType"] = schema_type;
+    auto [status, text] = request("POST", "/subjects/" + std::string(subject) + "/versions", body.dump());
+    if (status == 0)
+      return Status::retriable("schema registry " + base_url_ + " unreachable: " + text);
+    if (status >= 500) return Status::retriable("schema registry " + base_url_ + ": " + error_text(status, text));
+    if (status != 200)
+      return Status::fatal("schema registry refused subject '" + std::string(subject) + "': " + error_text(status, text));
+    id = nlohmann::json::parse(text).at("id").get<int>();
+    by_subject_and_schema_[cache_key] = id;
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::fatal(std::string("schema registry answer not understood: ") + e.what());
+  }
+}
+
+Status RestSchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcept {
+  try {
+    std::lock_guard lock(mutex_);
+    if (auto it = by_id_.find(id); it != by_id_.end()) {
+      out = it->second;
+      return Status::ok();
+    }
+    auto [status, text] = request("GET", "/schemas/ids/" + std::to_string(id), "");
+    if (status == 0) return Status::retriable("schema registry " + base_url_ + " unreachable: " + text);
+    if (status == 404) return Status::invalid("schema id " + std::to_string(id) + " is not in the registry");
+    if (status != 200) return Status::retriable("schema registry: " + error_text(status, text));
+    auto j = nlohmann::json::parse(text);
+    RegisteredSchema s;
+    s.id = id;
+    s.schema = j.at("schema").get<std::string>();
+    s.schema_type = j.value("schemaType", std::string("AVRO"));
+    by_id_[id] = s;
+    out = s;
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::fatal(std::string("schema registry answer not understood: ") + e.what());
+  }
+}
+
+}  // namespace pipehost::host

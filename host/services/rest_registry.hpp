@@ -1,0 +1,31 @@
+// A client of a real Schema Registry over Confluent's REST API (libcurl), with a cache
+// of schemas by id and ids by (subject, schema).
+#pragma once
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "pipehost/context.hpp"
+
+namespace pipehost::host {
+
+class RestSchemaRegistry final : public SchemaRegistry {
+ public:
+  explicit RestSchemaRegistry(std::string base_url);
+  ~RestSchemaRegistry() override;
+  Status register_schema(std::string_view subject, std::string_view schema_type,
+                         std::string_view schema, int& id) noexcept override;
+  Status schema_by_id(int id, RegisteredSchema& out) noexcept override;
+
+ private:
+  // HTTP status and body; status 0 means the request did not reach the server.
+  std::pair<long, std::string> request(const std::string& method, const std::string& path,
+                                       const std::string& body);
+  std::string base_url_;
+  std::mutex mutex_;
+  void* curl_ = nullptr;
+  std::map<int, RegisteredSchema> by_id_;
+  std::map<std::string, int> by_subject_and_schema_;
+};
+
+}  // namespace pipehost::host

@@ -1,0 +1,51 @@
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "transactions.hpp"
+
+using namespace pipehost;
+using namespace pipehost::datagen;
+
+TEST_CASE("account numbers are distinct IBAN-like strings with valid check digits") {
+  TransactionGenerator g(7, 20);
+  std::set<std::string> unique(g.accounts().begin(), g.accounts().end());
+  CHECK(unique.size() == 20);
+  for (const auto& a : g.accounts()) {
+    REQUIRE(a.size() == 22);
+    CHECK(a.substr(0, 2) == "GB");
+    // ISO 13616: move the first four characters to the end; the number mod 97 is 1.
+    std::string r = a.substr(4) + a.substr(0, 4);
+    int rem = 0;
+    for (char c : r) {
+      int v = (c >= 'A' && c <= 'Z') ? c - 'A' + 10 : c - '0';
+      rem = (v >= 10 ? rem * 100 + v : rem * 10 + v) % 97;
+    }
+    CHECK(rem == 1);
+  }
+}
+
+TEST_CASE("same seed gives the same records; the key is the account number") {
+  TransactionGenerator a(42, 20), b(42, 20), c(43, 20);
+  Value va, vb, vc;
+  const std::string& ka = a.make(5, 1, va);
+  b.make(5, 1, vb);
+  c.make(5, 1, vc);
+  CHECK(va.field("transaction_id")->to_text() == vb.field("transaction_id")->to_text());
+  CHECK(va.field("transaction_id")->to_text() != vc.field("transaction_id")->to_text());
+  CHECK(ka == va.field("account_number")->to_text());
+  CHECK(va.field("transaction_id")->as<std::string>()->size() == 36);
+}
+
+TEST_CASE("amounts are in [1, 1000] with two decimals and match amount_cents") {
+  TransactionGenerator g(1, 20);
+  for (std::uint64_t i = 0; i < 10000; ++i) {
+    Value v;
+    g.make(i, 0, v);
+    double amount = *v.field("amount")->as<double>();
+    CHECK(amount >= 1.0);
+    CHECK(amount <= 1000.0);
+    CHECK(static_cast<std::int64_t>(amount * 100 + 0.5) == g.amount_cents(i));
+  }
+}

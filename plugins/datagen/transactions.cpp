@@ -1,0 +1,97 @@
+#include "transactions.hpp"
+
+#include <set>
+
+namespace pipehost::datagen {
+namespace {
+
+// splitmix64: a fast, well-mixed hash of (seed, index) used as each record's randomness.
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+struct Draws {
+  std::uint64_t state;
+  std::uint64_t next() { return state = mix(state); }
+};
+
+const char kHex[] = "0123456789abcdef";
+
+std::string uuid_v4(Draws& d) {
+  std::uint64_t hi = d.next(), lo = d.next();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
+  std::string out;
+  out.reserve(36);
+  for (int i = 15; i >= 0; --i) {
+    out += kHex[(hi >> (i * 4)) & 0xf];
+    if (i == 8 || i == 4) out += '-';
+  }
+  out += '-';
+  for (int i = 15; i >= 0; --i) {
+    out += kHex[(lo >> (i * 4)) & 0xf];
+    if (i == 12) out += '-';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string iban_like(std::uint64_t bits) {
+  // GBkk BANK dddddddddddddd with real ISO 13616 check digits.
+  const char* banks[] = {"JAGO", "WEST", "NWBK", "BARC", "MIDL"};
+  std::string bank = banks[bits % 5];
+  std::string digits;
+  std::uint64_t n = bits / 5;
+  for (int i = 0; i < 14; ++i, n /= 10) digits += static_cast<char>('0' + n % 10);
+  std::string rearranged = bank + digits + "GB00";
+  int remainder = 0;
+  for (char c : rearranged) {
+    int v = (c >= 'A' && c <= 'Z') ? c - 'A' + 10 : c - '0';
+    remainder = (v >= 10 ? remainder * 100 + v : remainder * 10 + v) % 97;
+  }
+  int check = 98 - remainder;
+  return "GB" + std::string(1, static_cast<char>('0' + check / 10)) +
+         static_cast<char>('0' + check % 10) + bank + digits;
+}
+
+TransactionGenerator::TransactionGenerator(std::uint64_t seed, int accounts) : seed_(seed) {
+  std::set<std::string> seen;
+  for (std::uint64_t i = 0; static_cast<int>(accounts_.size()) < accounts; ++i) {
+    std::string a = iban_like(mix(seed ^ mix(0xacc0u + i)));
+    if (seen.insert(a).second) accounts_.push_back(a);
+  }
+  schema_ = StructSchema::make({"transaction_id", "account_number", "transaction_reference",
+                                "transaction_datetime", "amount"});
+}
+
+std::int64_t TransactionGenerator::amount_cents(std::uint64_t index) const {
+  Draws d{mix(seed_ ^ mix(index))};
+  d.next();  // account
+  return 100 + static_cast<std::int64_t>(d.next() % 99901);  // [1.00, 1000.00]
+}
+
+const std::string& TransactionGenerator::make(std::uint64_t index, std::int64_t now_micros,
+                                              Value& value) const {
+  Draws d{mix(seed_ ^ mix(index))};
+  const std::string& account = accounts_[d.next() % accounts_.size()];
+  std::int64_t cents = 100 + static_cast<std::int64_t>(d.next() % 99901);
+  std::string reference = "TRX";
+  std::uint64_t r = d.next();
+  for (int i = 0; i < 12; ++i, r /= 36) reference += "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r % 36];
+  Struct s;
+  s.schema = schema_;
+  s.fields.reserve(5);
+  s.fields.emplace_back(uuid_v4(d));
+  s.fields.emplace_back(account);
+  s.fields.emplace_back(std::move(reference));
+  s.fields.emplace_back(Timestamp{now_micros});
+  s.fields.emplace_back(static_cast<double>(cents) / 100.0);
+  value = Value(std::move(s));
+  return account;
+}
+
+}  // namespace pipehost::datagen

@@ -1,0 +1,17 @@
+// Building librdkafka configurations from the host's settings and a stage's options.
+#pragma once
+#include <librdkafka/rdkafka.h>
+
+#include <string>
+
+#include <pipehost/sdk.hpp>
+
+namespace pipehost::kafka {
+
+// Applies, in order: our defaults, the file's [kafka.properties], the stage's
+// `properties`, then bootstrap.servers. Throws FatalError naming a bad property.
+rd_kafka_conf_t* make_conf(Context& context, const StringMap& defaults, const StringMap& stage);
+
+std::string error_text(rd_kafka_resp_err_t err);
+
+}  // namespace pipehost::kafka

@@ -1,0 +1,148 @@
+#include "kafka_sink.hpp"
+
+#include <mutex>
+
+#include "kafka_config.hpp"
+
+namespace pipehost::kafka {
+namespace {
+
+// One per written batch; freed by the delivery report of its last record.
+struct BatchCompletion {
+  std::atomic<std::size_t> remaining;
+  std::atomic<bool> failed{false};
+  std::mutex error_mutex;
+  std::string error;
+  BatchDone done;
+  Counter* delivered;
+};
+
+}  // namespace
+
+KafkaSink::KafkaSink(const Options& options, Context& context)
+    : context_(context), topic_(options.string("topic")),
+      properties_(options.string_map("properties")) {
+  delivered_ = &context.counter("records_delivered");
+}
+
+KafkaSink::~KafkaSink() {
+  polling_ = false;
+  if (poller_.joinable()) poller_.join();
+  if (producer_) rd_kafka_destroy(producer_);
+}
+
+void KafkaSink::start() {
+  StringMap defaults = {
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"linger.ms", "5"},
+      {"batch.num.messages", "10000"},
+      // Bounded: librdkafka's default queue (1 GiB) breaks a small memory budget.
+      {"queue.buffering.max.kbytes", "16384"},
+      {"queue.buffering.max.messages", "100000"},
+  };
+  rd_kafka_conf_t* conf = make_conf(context_, defaults, properties_);
+  rd_kafka_conf_set_dr_msg_cb(conf, &KafkaSink::on_delivery);
+  char err[512];
+  producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  if (!producer_) throw FatalError(std::string("cannot create the Kafka producer: ") + err);
+  polling_ = true;
+  poller_ = std::thread([this] {
+    while (polling_) rd_kafka_poll(producer_, 50);
+  });
+}
+
+void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void*) {
+  auto* c = static_cast<BatchCompletion*>(message->_private);
+  if (message->err) {
+    std::lock_guard lock(c->error_mutex);
+    if (!c->failed.exchange(true))
+      c->error = std::string("delivery to ") + rd_kafka_topic_name(message->rkt) + " failed: " +
+                 rd_kafka_err2str(message->err);
+  } else {
+    c->delivered->add();
+  }
+  if (c->remaining.fetch_sub(1) == 1) {
+    c->done(c->failed ? Status::fatal(c->error) : Status::ok());
+    delete c;
+  }
+}
+
+void KafkaSink::produce(Record& r, void* completion) {
+  const std::string& topic = r.destination_topic.empty() ? topic_ : r.destination_topic;
+  if (topic.empty())
+    throw FatalError("record has no destination topic and the sink has no `topic` option");
+  rd_kafka_headers_t* headers = nullptr;
+  if (!r.headers.empty()) {
+    headers = rd_kafka_headers_new(r.headers.size());
+    for (const auto& h : r.headers)
+      rd_kafka_header_add(headers, h.key.data(), static_cast<ssize_t>(h.key.size()),
+                          h.value.data(), static_cast<ssize_t>(h.value.size()));
+  }
+  while (true) {
+    rd_kafka_resp_err_t rc = rd_kafka_producev(
+        producer_, RD_KAFKA_V_TOPIC(topic.c_str()),
+        RD_KAFKA_V_KEY(r.key.data(), r.key.size()),
+        RD_KAFKA_V_VALUE(r.payload.data(), r.payload.size()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_TIMESTAMP(r.timestamp_ms),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(completion), RD_KAFKA_V_END);
+    if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      // Backpressure: wait for deliveries to make room (the poller thread serves them).
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    if (headers) rd_kafka_headers_destroy(headers);
+    throw FatalError("cannot produce to " + topic + ": " + error_text(rc));
+  }
+}
+
+void KafkaSink::write(Batch& batch, BatchDone done) {
+  std::size_t n = 0;
+  for (const auto& r : batch.records) n += !r.dropped;
+  if (n == 0) return done(Status::ok());
+  auto* completion = new BatchCompletion{};
+  completion->remaining = n;
+  completion->done = std::move(done);
+  completion->delivered = delivered_;
+  std::size_t produced = 0;
+  try {
+    for (auto& r : batch.records) {
+      if (r.dropped) continue;
+      produce(r, completion);
+      ++produced;
+    }
+  } catch (...) {
+    // Records not handed to librdkafka will never report: count them as failed here.
+    completion->failed = true;
+    {
+      std::lock_guard lock(completion->error_mutex);
+      completion->error = "batch not fully produced";
+    }
+    std::size_t missing = n - produced;
+    if (completion->remaining.fetch_sub(missing) == missing) {
+      completion->done(Status::fatal(completion->error));
+      delete completion;
+    }
+    throw;
+  }
+}
+
+void KafkaSink::flush() {
+  if (!producer_) return;
+  // Bounded: records still undelivered after this are not acknowledged, so their source
+  // positions are not committed and they are produced again on the next run.
+  for (int second = 0; second < 30 && rd_kafka_outq_len(producer_) > 0; ++second)
+    rd_kafka_flush(producer_, 1000);
+  if (int left = rd_kafka_outq_len(producer_); left > 0)
+    context_.warn(std::to_string(left) + " records still waiting for the broker after 30 s");
+}
+
+void KafkaSink::stop() {
+  flush();
+  polling_ = false;
+  if (poller_.joinable()) poller_.join();
+}
+
+}  // namespace pipehost::kafka

@@ -1,0 +1,212 @@
+#include "kafka_source.hpp"
+
+#include <thread>
+
+#include "kafka_config.hpp"
+
+namespace pipehost::kafka {
+
+KafkaSource::KafkaSource(const Options& options, Context& context)
+    : context_(context),
+      topics_(options.strings("topics")),
+      group_(options.string("group")),
+      properties_(options.string_map("properties")),
+      start_(options.string("start")) {
+  if (topics_.empty()) throw FatalError("option 'topics' is empty: name at least one topic");
+  received_ = &context.counter("records_received");
+  commits_ = &context.counter("commits");
+}
+
+KafkaSource::~KafkaSource() {
+  if (queue_) rd_kafka_queue_destroy(queue_);
+  if (consumer_) rd_kafka_destroy(consumer_);
+}
+
+void KafkaSource::start() {
+  StringMap defaults = {
+      {"group.id", group_},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", start_},
+      {"enable.partition.eof", "true"},
+      {"partition.assignment.strategy", "cooperative-sticky"},
+      {"session.timeout.ms", "6000"},
+      {"heartbeat.interval.ms", "1000"},
+      // Bounded prefetch: the default (64 MiB per consumer) breaks a small memory budget.
+      {"queued.max.messages.kbytes", "4096"},
+      {"queued.min.messages", "10000"},
+      {"fetch.wait.max.ms", "10"},
+  };
+  rd_kafka_conf_t* conf = make_conf(context_, defaults, properties_);
+  rd_kafka_conf_set_opaque(conf, this);
+  rd_kafka_conf_set_rebalance_cb(conf, &KafkaSource::on_rebalance);
+  char err[512];
+  consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (!consumer_) throw FatalError(std::string("cannot create the Kafka consumer: ") + err);
+  rd_kafka_poll_set_consumer(consumer_);
+  queue_ = rd_kafka_queue_get_consumer(consumer_);
+  rd_kafka_topic_partition_list_t* subscription =
+      rd_kafka_topic_partition_list_new(static_cast<int>(topics_.size()));
+  for (const auto& t : topics_)
+    rd_kafka_topic_partition_list_add(subscription, t.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t rc = rd_kafka_subscribe(consumer_, subscription);
+  rd_kafka_topic_partition_list_destroy(subscription);
+  if (rc) throw FatalError("cannot subscribe to " + topics_.front() + ": " + error_text(rc));
+  context_.info("consumer of group '" + group_ + "' subscribed to " + topics_.front() +
+                (topics_.size() > 1 ? " and " + std::to_string(topics_.size() - 1) + " more" : ""));
+}
+
+std::string_view KafkaSource::intern(const char* topic) {
+  auto it = interned_.find(std::string_view(topic));
+  if (it == interned_.end()) it = interned_.emplace(topic).first;
+  return *it;
+}
+
+void KafkaSource::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                               rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  auto* self = static_cast<KafkaSource*>(opaque);
+  bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    self->assign(partitions);
+    if (cooperative) rd_kafka_incremental_assign(rk, partitions);
+    else rd_kafka_assign(rk, partitions);
+  } else {
+    self->revoke(partitions);
+    if (cooperative) rd_kafka_incremental_unassign(rk, partitions);
+    else rd_kafka_assign(rk, nullptr);
+  }
+}
+
+void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
+  assignment_seen_ = true;
+  std::string names;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    rd_kafka_topic_partition_t& p = partitions->elems[i];
+    std::string_view topic = intern(p.topic);
+    assigned_[{topic, p.partition}] = false;
+    if (auto resume = context_.resume_position(topic, p.partition)) p.offset = *resume;
+    names += (names.empty() ? "" : ", ") + std::string(topic) + "/" + std::to_string(p.partition) +
+             (p.offset >= 0 ? "@" + std::to_string(p.offset) : "");
+  }
+  if (partitions->cnt) context_.info("assigned " + names);
+}
+
+void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
+  commit_sync(partitions);
+  std::string names;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    std::string_view topic = intern(partitions->elems[i].topic);
+    assigned_.erase({topic, partitions->elems[i].partition});
+    acknowledged_.erase({topic, partitions->elems[i].partition});
+    names += (names.empty() ? "" : ", ") + std::string(topic) + "/" +
+             std::to_string(partitions->elems[i].partition);
+  }
+  if (partitions->cnt) context_.info("revoked " + names);
+}
+
+void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
+  std::string_view topic = intern(rd_kafka_topic_name(m->rkt));
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    auto it = assigned_.find({topic, m->partition});
+    if (it != assigned_.end()) it->second = true;
+    return;
+  }
+  if (m->err) {
+    if (rd_kafka_fatal_error(consumer_, nullptr, 0))
+      throw FatalError("Kafka consumer: " + error_text(m->err));
+    context_.warn("Kafka consumer: " + error_text(m->err) + " (librdkafka retries)");
+    return;
+  }
+  Record r;
+  if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) r.payload.assign(static_cast<const char*>(m->payload), m->len);
+  r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+  r.origin = {topic, m->partition, m->offset};
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* value;
+    size_t size;
+    for (size_t i = 0; !rd_kafka_header_get_all(headers, i, &name, &value, &size); ++i)
+      r.headers.push_back({name, std::string(static_cast<const char*>(value), size)});
+  }
+  auto it = assigned_.find({topic, m->partition});
+  if (it != assigned_.end()) it->second = false;
+  out.records.push_back(std::move(r));
+}
+
+PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
+  // Wait for the first message only, then take what is already there: low latency at
+  // low rates, full batches under load.
+  rd_kafka_message_t* first = rd_kafka_consumer_poll(consumer_, static_cast<int>(max_wait.count()));
+  if (first) {
+    take(first, out);
+    rd_kafka_message_destroy(first);
+    std::vector<rd_kafka_message_t*> more(out.capacity > 1 ? out.capacity - 1 : 1);
+    ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, more.data(), more.size());
+    for (ssize_t i = 0; i < n; ++i) {
+      take(more[static_cast<std::size_t>(i)], out);
+      rd_kafka_message_destroy(more[static_cast<std::size_t>(i)]);
+    }
+  }
+  received_->add(out.records.size());
+  return finish_at_end_ && caught_up() ? PollResult::end : PollResult::more;
+}
+
+bool KafkaSource::caught_up() const {
+  if (!assignment_seen_) return false;
+  for (const auto& [tp, at_end] : assigned_)
+    if (!at_end) return false;
+  return true;
+}
+
+void KafkaSource::commit(const std::vector<Position>& positions) {
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()));
+  for (const auto& p : positions) {
+    std::string_view topic = p.topic;  // points into interned_: it came from take()
+    // A partition revoked since these records were read belongs to another member now.
+    if (!assigned_.count({topic, p.partition})) continue;
+    acknowledged_[{topic, p.partition}] = p.next_offset;
+    rd_kafka_topic_partition_list_add(list, std::string(topic).c_str(), p.partition)->offset =
+        p.next_offset;
+  }
+  if (list->cnt > 0) {
+    rd_kafka_resp_err_t rc = rd_kafka_commit(consumer_, list, 1);
+    if (rc) context_.warn("offset commit: " + error_text(rc));
+    else commits_->add();
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+void KafkaSource::commit_sync(rd_kafka_topic_partition_list_t* only) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(8);
+  for (const auto& [tp, offset] : acknowledged_) {
+    bool wanted = only == nullptr;
+    for (int i = 0; only && i < only->cnt; ++i)
+      wanted = wanted || (tp.first == only->elems[i].topic && tp.second == only->elems[i].partition);
+    if (wanted)
+      rd_kafka_topic_partition_list_add(list, std::string(tp.first).c_str(), tp.second)->offset = offset;
+  }
+  if (list->cnt > 0) {
+    // Another member leaving makes commits fail while the group rebalances: retry a bit.
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      rd_kafka_resp_err_t rc = rd_kafka_commit(consumer_, list, 0);
+      if (rc == RD_KAFKA_RESP_ERR_NO_ERROR || rc == RD_KAFKA_RESP_ERR__NO_OFFSET) break;
+      if (rc != RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS) {
+        context_.warn("offset commit: " + error_text(rc));
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+void KafkaSource::stop() {
+  if (!consumer_) return;
+  commit_sync(nullptr);
+  rd_kafka_consumer_close(consumer_);
+}
+
+}  // namespace pipehost::kafka

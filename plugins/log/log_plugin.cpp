@@ -1,0 +1,137 @@
+// log: logs the tuple (key, running sum of a field) for each record, as seed 001 asks,
+// and the final totals when the pipeline ends.
+#include <cmath>
+#include <cstdio>
+
+#include <pipehost/sdk.hpp>
+
+#include "running_totals.hpp"
+
+namespace pipehost::logsink {
+
+std::string format_units(std::int64_t units, int scale) {
+  std::string sign = units < 0 ? "-" : "";
+  std::uint64_t magnitude = units < 0 ? static_cast<std::uint64_t>(-(units + 1)) + 1
+                                      : static_cast<std::uint64_t>(units);
+  std::uint64_t divisor = 1;
+  for (int i = 0; i < scale; ++i) divisor *= 10;
+  std::string whole = std::to_string(magnitude / divisor);
+  if (scale == 0) return sign + whole;
+  std::string fraction = std::to_string(magnitude % divisor);
+  fraction.insert(0, static_cast<std::size_t>(scale) - fraction.size(), '0');
+  return sign + whole + "." + fraction;
+}
+
+std::int64_t to_units(double value, int scale) {
+  return std::llround(value * std::pow(10.0, scale));
+}
+
+std::shared_ptr<RunningTotals> RunningTotals::for_pipeline(const std::string& pipeline, int scale) {
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<RunningTotals>> by_pipeline;
+  std::lock_guard lock(mutex);
+  auto existing = by_pipeline[pipeline].lock();
+  if (existing) return existing;
+  auto made = std::make_shared<RunningTotals>(scale);
+  by_pipeline[pipeline] = made;
+  return made;
+}
+
+namespace {
+
+class LogSink final : public Sink {
+ public:
+  LogSink(const Options& options, Context& context)
+      : context_(context),
+        key_(options.string("key_field")),
+        value_(options.string("sum_field")),
+        each_record_(options.boolean("each_record")),
+        to_stdout_(options.string("output") == "stdout"),
+        totals_(RunningTotals::for_pipeline(std::string(context.pipeline()),
+                                            static_cast<int>(options.integer("scale")))) {}
+
+  void write(Batch& batch, BatchDone done) override {
+    std::string lines;
+    for (std::size_t i = 0; i < batch.records.size(); ++i) {
+      const Record& r = batch.records[i];
+      const Value* key = key_.read(r.value);
+      const Value* amount = value_.read(r.value);
+      std::optional<double> number = amount ? amount->to_number() : std::nullopt;
+      if (!key || !number) {
+        batch.reject(i, "field '" + (key ? value_.name() : key_.name()) +
+                            (key && amount ? "' is not a number" : "' is missing"));
+        continue;
+      }
+      std::string k = key->to_text();
+      std::int64_t total = totals_->add(k, to_units(*number, totals_->scale()));
+      if (each_record_) lines += "(" + k + ", " + format_units(total, totals_->scale()) + ")\n";
+    }
+    emit(lines);
+    done(Status::ok());
+  }
+
+  void stop() override {
+    // The last task of the pipeline to stop prints the summary.
+    if (totals_.use_count() > 1) return;
+    auto totals = totals_->snapshot();
+    std::string lines = "final totals of pipeline " + std::string(context_.pipeline()) + " (" +
+                        std::to_string(totals.size()) + " keys, " +
+                        std::to_string(totals_->records()) + " records):\n";
+    for (const auto& [k, units] : totals)
+      lines += "  (" + k + ", " + format_units(units, totals_->scale()) + ")\n";
+    emit(lines);
+  }
+
+ private:
+  void emit(const std::string& lines) {
+    if (lines.empty()) return;
+    if (to_stdout_) {
+      std::fwrite(lines.data(), 1, lines.size(), stdout);
+      std::fflush(stdout);
+    } else {
+      std::size_t start = 0;
+      while (start < lines.size()) {
+        std::size_t end = lines.find('\n', start);
+        context_.info(std::string_view(lines).substr(start, end - start));
+        start = end + 1;
+      }
+    }
+  }
+
+  Context& context_;
+  FieldReader key_;
+  FieldReader value_;
+  bool each_record_;
+  bool to_stdout_;
+  std::shared_ptr<RunningTotals> totals_;
+};
+
+PluginSpec describe() {
+  PluginSpec p{"log", "0.1.0", "Logs running sums per key (seed 001)", {}};
+  p.add_sink<LogSink>(
+      "log",
+      "Prints (key, running sum) for each record and the final totals at the end; sums are "
+      "exact to `scale` decimals and shared by all tasks of the pipeline",
+      {
+          option("key_field", OptionType::string, std::string("account_number"),
+                 "field of the decoded value to group by"),
+          option("sum_field", OptionType::string, std::string("amount"),
+                 "numeric field to sum"),
+          with_range(option("scale", OptionType::integer, std::int64_t{2},
+                            "decimals kept exactly"),
+                     0, 9),
+          option("each_record", OptionType::boolean, true,
+                 "print the tuple for every record (false: only the final totals)"),
+          with_allowed(option("output", OptionType::string, std::string("stdout"),
+                              "where tuples go: stdout, or the log (stderr)"),
+                       {"stdout", "log"}),
+      },
+      "[pipelines.sums.sink]\nplugin = \"log\"\nkey_field = \"account_number\"\n"
+      "sum_field = \"amount\"");
+  return p;
+}
+
+}  // namespace
+}  // namespace pipehost::logsink
+
+PIPEHOST_PLUGIN(pipehost::logsink::describe)

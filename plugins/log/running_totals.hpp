@@ -1,0 +1,48 @@
+// Per-key running totals shared by every task of one pipeline in this process, so a
+// key's sum is right even after its partition moves to another task. Kept in integer
+// units of 10^-scale, so totals are exact.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace pipehost::logsink {
+
+class RunningTotals {
+ public:
+  explicit RunningTotals(int scale) : scale_(scale) {}
+  // Adds and returns the new total, in units.
+  std::int64_t add(const std::string& key, std::int64_t units) {
+    std::lock_guard lock(mutex_);
+    ++records_;
+    return totals_[key] += units;
+  }
+  std::map<std::string, std::int64_t> snapshot() const {
+    std::lock_guard lock(mutex_);
+    return totals_;
+  }
+  std::uint64_t records() const {
+    std::lock_guard lock(mutex_);
+    return records_;
+  }
+  int scale() const { return scale_; }
+
+  // One instance per pipeline name, alive while any sink of that pipeline uses it.
+  static std::shared_ptr<RunningTotals> for_pipeline(const std::string& pipeline, int scale);
+
+ private:
+  int scale_;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::int64_t> totals_;
+  std::uint64_t records_ = 0;
+};
+
+// "1234.50" for units=123450, scale=2; exact.
+std::string format_units(std::int64_t units, int scale);
+// llround(value * 10^scale)
+std::int64_t to_units(double value, int scale);
+
+}  // namespace pipehost::logsink
