@@ -1,0 +1,176 @@
+#include "redis_sum_sink.hpp"
+
+#include <charconv>
+
+#include "amounts.hpp"
+#include "sum_script.hpp"
+
+namespace pipehost::redis {
+namespace {
+
+// A conflict means another writer moved a partition's position between our read and
+// our script; re-planning settles it unless two sinks keep writing the same partition.
+constexpr int kMaxConflictRounds = 8;
+
+}  // namespace
+
+RedisSumSink::RedisSumSink(const Options& options, Context& context)
+    : RedisSumSink(make_sink_config(options, context.pipeline()), context) {}
+
+RedisSumSink::RedisSumSink(SinkConfig config, Context& context)
+    : config_(std::move(config)),
+      context_(context),
+      connection_(config_.endpoint, config_.connect_timeout, config_.command_timeout),
+      reader_(config_.key_field, config_.value_field, config_.scale),
+      records_written_(context.counter("records_written")),
+      batches_written_(context.counter("batches_written")),
+      conflicts_(context.counter("conflicts")),
+      records_already_applied_(context.counter("records_already_applied")) {}
+
+void RedisSumSink::start() {
+  std::lock_guard lock(mutex_);
+  try {
+    ensure_ready();
+  } catch (const RetriableError& e) {
+    context_.warn(std::string("redis_sum: Redis is not reachable yet, will retry: ") + e.what());
+    throw;
+  }
+  context_.info("redis_sum: totals of '" + config_.value_field + "' per '" + config_.key_field +
+                "' in redis " + config_.endpoint.describe() + " (" +
+                (config_.layout == Layout::hash ? "hash '" + config_.hash_key + "'"
+                                                : "keys '" + config_.key_prefix + "<key>'") +
+                "), positions in '" + config_.positions_key + "'");
+}
+
+void RedisSumSink::stop() {
+  std::lock_guard lock(mutex_);
+  connection_.disconnect();
+}
+
+// Connects and loads the script. After a reconnect the cached positions may be stale
+// (the last reply may have been lost), so they are read again.
+void RedisSumSink::ensure_ready() {
+  if (connection_.connected()) return;
+  positions_.clear();
+  Reply reply = connection_.command({"SCRIPT", "LOAD", kSumScript});
+  if (is_error(*reply)) connection_.throw_error(*reply, "SCRIPT LOAD");
+  script_sha_ = std::string(text_of(*reply));
+}
+
+std::optional<std::int64_t> RedisSumSink::parse_position(const std::string& field,
+                                                         const redisReply& r) const {
+  if (r.type == REDIS_REPLY_NIL) return std::nullopt;
+  std::string_view text = text_of(r);
+  std::int64_t offset = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), offset);
+  if (r.type != REDIS_REPLY_STRING || ec != std::errc() || end != text.data() + text.size())
+    throw FatalError("redis_sum: '" + config_.positions_key + "' field '" + field + "' holds '" +
+                     std::string(text) + "', not an offset");
+  return offset;
+}
+
+void RedisSumSink::load_positions(const std::vector<std::string>& fields) {
+  std::vector<std::string> command{"HMGET", config_.positions_key};
+  for (const auto& f : fields)
+    if (!positions_.contains(f)) command.push_back(f);
+  if (command.size() == 2) return;
+  Reply reply = connection_.command(command);
+  if (is_error(*reply)) connection_.throw_error(*reply, "HMGET " + config_.positions_key);
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != command.size() - 2)
+    throw FatalError("redis_sum: unexpected reply to HMGET " + config_.positions_key);
+  for (std::size_t i = 0; i < reply->elements; ++i)
+    positions_[command[i + 2]] = parse_position(command[i + 2], *reply->element[i]);
+}
+
+std::optional<std::int64_t> RedisSumSink::stored_position(std::string_view topic,
+                                                          std::int32_t partition) {
+  std::lock_guard lock(mutex_);
+  ensure_ready();
+  std::string field = position_field(topic, partition);
+  Reply reply = connection_.command({"HGET", config_.positions_key, field});
+  if (is_error(*reply)) connection_.throw_error(*reply, "HGET " + config_.positions_key);
+  auto position = parse_position(field, *reply);
+  positions_[field] = position;
+  return position;
+}
+
+void RedisSumSink::write(Batch& batch, BatchDone done) {
+  std::lock_guard lock(mutex_);
+  std::vector<ReadRecord> read;
+  read.reserve(batch.records.size());
+  for (const auto& record : batch.records) read.push_back(reader_.read(record));
+  std::vector<std::string> fields = partition_fields(batch);
+  for (int round = 1;; ++round) {
+    ensure_ready();
+    load_positions(fields);
+    WritePlan plan = plan_batch(batch, read, positions_);
+    if (plan.empty() || run_script(plan) == Outcome::applied) {
+      finish(batch, read, plan);
+      done(Status::ok());
+      return;
+    }
+    conflicts_.add();
+    for (const auto& f : fields) positions_.erase(f);
+    if (round == kMaxConflictRounds)
+      throw RetriableError("redis_sum: positions in '" + config_.positions_key +
+                           "' keep changing: is another sink writing the same partitions?");
+  }
+}
+
+void RedisSumSink::finish(Batch& batch, const std::vector<ReadRecord>& read,
+                          const WritePlan& plan) {
+  for (std::size_t i : plan.rejected) batch.reject(i, "redis_sum: " + read[i].problem);
+  for (const auto& p : plan.partitions) positions_[p.field] = p.next;
+  records_written_.add(plan.counted.size());
+  records_already_applied_.add(plan.already_applied);
+  if (!plan.empty()) batches_written_.add();
+}
+
+std::vector<std::string> RedisSumSink::script_command(const WritePlan& plan) const {
+  const bool hash = config_.layout == Layout::hash;
+  std::vector<std::string> c{"EVALSHA", script_sha_};
+  c.reserve(8 + plan.increments.size() * 2 + plan.partitions.size() * 3);
+  c.push_back(std::to_string(hash ? 2 : 1 + plan.increments.size()));
+  c.push_back(config_.positions_key);
+  if (hash) c.push_back(config_.hash_key);
+  else
+    for (const auto& [key, units] : plan.increments) c.push_back(config_.key_prefix + key);
+  c.push_back(hash ? "hash" : "string");
+  c.push_back(std::to_string(config_.scale));
+  c.push_back(std::to_string(plan.partitions.size()));
+  for (const auto& p : plan.partitions) {
+    c.push_back(p.field);
+    c.push_back(p.expected ? std::to_string(*p.expected) : "none");
+    c.push_back(std::to_string(p.next));
+  }
+  for (const auto& [key, units] : plan.increments) {
+    if (hash) c.push_back(key);
+    c.push_back(std::to_string(units));
+  }
+  return c;
+}
+
+RedisSumSink::Outcome RedisSumSink::run_script(const WritePlan& plan) {
+  std::vector<std::string> command = script_command(plan);
+  Reply reply = connection_.command(command);
+  if (is_error(*reply) && text_of(*reply).starts_with("NOSCRIPT")) {
+    // The server lost its script cache (SCRIPT FLUSH, failover): EVAL caches it again.
+    command[0] = "EVAL";
+    command[1] = kSumScript;
+    reply = connection_.command(command);
+  }
+  if (is_error(*reply)) connection_.throw_error(*reply, "redis_sum script");
+  auto element = [&](std::size_t i) { return text_of(*reply->element[i]); };
+  if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && element(0) == "ok")
+    return Outcome::applied;
+  if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 && element(0) == "conflict") {
+    context_.warn("redis_sum: position of " + std::string(element(1)) + " is " +
+                  std::string(element(2)) +
+                  " in Redis, not what this sink last saw: another writer took the partition "
+                  "over; reloading positions and redoing the batch");
+    return Outcome::conflict;
+  }
+  throw FatalError("redis_sum: unexpected reply from the script");
+}
+
+}  // namespace pipehost::redis

@@ -1,0 +1,54 @@
+// redis_sum: keeps per-key running totals of a numeric field in Redis, exactly once.
+// Each batch is summed per key in C++ and applied by one Lua script together with the
+// source positions of its records (see sum_script.hpp), so a redelivered record is
+// skipped instead of counted twice, and a sink whose idea of the positions is stale
+// (another process took the partition over) notices and re-plans.
+#pragma once
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pipehost/sdk.hpp>
+
+#include "redis_connection.hpp"
+#include "sink_config.hpp"
+#include "write_plan.hpp"
+
+namespace pipehost::redis {
+
+class RedisSumSink final : public Sink {
+ public:
+  RedisSumSink(const Options& options, Context& context);
+  RedisSumSink(SinkConfig config, Context& context);
+
+  void start() override;
+  void write(Batch& batch, BatchDone done) override;
+  void stop() override;
+  std::optional<std::int64_t> stored_position(std::string_view topic,
+                                              std::int32_t partition) override;
+
+ private:
+  enum class Outcome { applied, conflict };
+
+  void ensure_ready();
+  void load_positions(const std::vector<std::string>& fields);
+  std::optional<std::int64_t> parse_position(const std::string& field, const redisReply& r) const;
+  Outcome run_script(const WritePlan& plan);
+  std::vector<std::string> script_command(const WritePlan& plan) const;
+  void finish(Batch& batch, const std::vector<ReadRecord>& read, const WritePlan& plan);
+
+  SinkConfig config_;
+  Context& context_;
+  RedisConnection connection_;
+  RecordReader reader_;
+  std::string script_sha_;
+  PositionCache positions_;
+  std::mutex mutex_;  // write and stored_position may come from different threads
+  Counter& records_written_;
+  Counter& batches_written_;
+  Counter& conflicts_;
+  Counter& records_already_applied_;
+};
+
+}  // namespace pipehost::redis

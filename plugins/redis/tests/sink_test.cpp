@@ -1,0 +1,342 @@
+// Behaviour tests of the redis_sum sink against a real redis-server started per test.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <random>
+
+#include <pipehost/testing.hpp>
+
+#include "amounts.hpp"
+#include "redis_server.hpp"
+#include "redis_sum_sink.hpp"
+
+using namespace pipehost;
+using namespace pipehost::redis;
+using pipehost::redis::testing::RedisServer;
+
+namespace {
+
+constexpr std::string_view kTopic = "jagoTransactions";
+
+Record transaction(const std::string& account, Value amount, std::int32_t partition,
+                   std::int64_t offset) {
+  static const auto schema = StructSchema::make({"transaction_id", "account_number", "amount"});
+  Record r;
+  r.value = Struct{schema, {Value("t"), Value(account), std::move(amount)}};
+  r.origin = Origin{kTopic, partition, offset};
+  return r;
+}
+
+Record cents_record(const std::string& account, std::int64_t cents, std::int32_t partition,
+                    std::int64_t offset) {
+  return transaction(account, Value(static_cast<double>(cents) / 100.0), partition, offset);
+}
+
+struct Fixture {
+  RedisServer server;
+  pipehost::testing::TestContext context;
+  RedisConnection probe{parse_redis_url(server.url()), std::chrono::seconds(2),
+                        std::chrono::seconds(5)};
+
+  std::unique_ptr<RedisSumSink> sink(std::map<std::string, OptionValue> given = {}) {
+    given.try_emplace("url", server.url());
+    given.try_emplace("command_timeout_ms", std::int64_t{2000});
+    auto s = std::make_unique<RedisSumSink>(
+        pipehost::testing::options_for(sink_options(), std::move(given)), context);
+    s->start();
+    return s;
+  }
+
+  std::string get(const std::string& key) {
+    Reply r = probe.command({"GET", key});
+    return r->type == REDIS_REPLY_NIL ? "<nil>" : std::string(text_of(*r));
+  }
+  std::string hget(const std::string& hash, const std::string& field) {
+    Reply r = probe.command({"HGET", hash, field});
+    return r->type == REDIS_REPLY_NIL ? "<nil>" : std::string(text_of(*r));
+  }
+};
+
+// Writes and checks the sink calls done exactly once with ok.
+void write_ok(Sink& sink, Batch& batch) {
+  int calls = 0;
+  sink.write(batch, [&](Status s) {
+    ++calls;
+    CHECK(s.is_ok());
+  });
+  CHECK(calls == 1);
+}
+
+Batch batch_of(const std::vector<Record>& records, std::size_t from, std::size_t to) {
+  Batch b;
+  b.records.assign(records.begin() + static_cast<std::ptrdiff_t>(from),
+                   records.begin() + static_cast<std::ptrdiff_t>(to));
+  return b;
+}
+
+// `n` records over 20 accounts and 3 partitions, with the expected totals in cents.
+std::vector<Record> generate(int n, std::map<std::string, std::int64_t>& expected,
+                             unsigned seed = 7) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<std::int64_t> cents(-50000, 1000000);
+  std::vector<Record> out;
+  std::int64_t offsets[3] = {0, 0, 0};
+  for (int i = 0; i < n; ++i) {
+    std::string account = "ACC" + std::to_string(rng() % 20);
+    std::int64_t c = cents(rng);
+    auto partition = static_cast<std::int32_t>(rng() % 3);
+    expected[account] += c;
+    out.push_back(cents_record(account, c, partition, offsets[partition]++));
+  }
+  return out;
+}
+
+void check_totals(Fixture& f, const std::map<std::string, std::int64_t>& expected,
+                  const std::string& prefix = "") {
+  for (const auto& [account, cents] : expected) {
+    INFO(account);
+    CHECK(f.get(prefix + account) == format_units(cents, 2));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("totals are exact for many 2-decimal amounts") {
+  Fixture f;
+  auto sink = f.sink();
+  std::map<std::string, std::int64_t> expected;
+  auto records = generate(5000, expected);
+  for (std::size_t i = 0; i < records.size(); i += 512) {
+    Batch b = batch_of(records, i, std::min(records.size(), i + 512));
+    write_ok(*sink, b);
+  }
+  check_totals(f, expected);
+  CHECK(f.context.counter_value("records_written") == 5000);
+  CHECK(f.context.counter_value("batches_written") == 10);
+  CHECK(f.context.counter_value("conflicts") == 0);
+}
+
+TEST_CASE("a redelivered batch is counted once, also by a restarted sink") {
+  Fixture f;
+  std::map<std::string, std::int64_t> expected;
+  auto records = generate(300, expected);
+  auto sink = f.sink();
+  Batch first = batch_of(records, 0, records.size());
+  write_ok(*sink, first);
+  Batch again = batch_of(records, 0, records.size());
+  write_ok(*sink, again);
+  check_totals(f, expected);
+  CHECK(f.context.counter_value("records_already_applied") == 300);
+
+  auto restarted = f.sink();  // a new process: knows nothing, reads positions from Redis
+  Batch third = batch_of(records, 0, records.size());
+  write_ok(*restarted, third);
+  check_totals(f, expected);
+  CHECK(f.context.counter_value("records_written") == 300);
+  CHECK(f.context.counter_value("batches_written") == 1);
+  CHECK(f.context.counter_value("conflicts") == 0);
+}
+
+TEST_CASE("a batch overlapping the applied range counts only the new records") {
+  Fixture f;
+  auto sink = f.sink();
+  std::vector<Record> records;
+  for (int i = 0; i < 150; ++i) records.push_back(cents_record("A", 100 + i, 0, i));
+  Batch first = batch_of(records, 0, 100);
+  write_ok(*sink, first);
+  Batch overlap = batch_of(records, 50, 150);
+  write_ok(*sink, overlap);
+  std::int64_t cents = 0;
+  for (int i = 0; i < 150; ++i) cents += 100 + i;
+  CHECK(f.get("A") == format_units(cents, 2));
+  CHECK(sink->stored_position(kTopic, 0) == 150);
+  CHECK(f.context.counter_value("records_written") == 150);
+  CHECK(f.context.counter_value("records_already_applied") == 50);
+}
+
+TEST_CASE("a partition taken over by another process is detected and resolved") {
+  Fixture f;
+  std::vector<Record> records;
+  for (int i = 0; i < 30; ++i) records.push_back(cents_record("A", 1, 0, i));
+  auto a = f.sink();
+  Batch first = batch_of(records, 0, 10);  // A applies 0..9 and caches next = 10
+  write_ok(*a, first);
+
+  pipehost::testing::TestContext other_context;  // another process takes the partition
+  auto b = std::make_unique<RedisSumSink>(
+      pipehost::testing::options_for(sink_options(), {{"url", f.server.url()}}), other_context);
+  b->start();
+  Batch taken = batch_of(records, 10, 20);
+  write_ok(*b, taken);
+
+  // The partition comes back to A, whose source resumes from Kafka's older commit.
+  Batch back = batch_of(records, 10, 30);
+  write_ok(*a, back);
+  CHECK(f.get("A") == "0.30");
+  CHECK(f.context.counter_value("conflicts") == 1);
+  CHECK(f.context.counter_value("records_already_applied") == 10);
+  CHECK(f.hget("pipehost:positions:test", std::string(kTopic) + ":0") == "30");
+}
+
+TEST_CASE("positions changed behind the sink's back: nothing is applied twice") {
+  Fixture f;
+  auto sink = f.sink();
+  std::vector<Record> records;
+  for (int i = 0; i < 20; ++i) records.push_back(cents_record("B", 250, 1, i));
+  Batch first = batch_of(records, 0, 5);
+  write_ok(*sink, first);
+  // Another writer applied records 5..14 itself (totals and position in one step).
+  f.probe.command({"MULTI"});
+  f.probe.command({"SET", "B", "37.50"});
+  f.probe.command({"HSET", "pipehost:positions:test", std::string(kTopic) + ":1", "15"});
+  f.probe.command({"EXEC"});
+  Batch rest = batch_of(records, 5, 20);
+  write_ok(*sink, rest);
+  CHECK(f.get("B") == "50.00");
+  CHECK(f.context.counter_value("conflicts") == 1);
+  CHECK(f.context.counter_value("records_written") == 10);
+}
+
+TEST_CASE("hash layout keeps the totals in one hash") {
+  Fixture f;
+  auto sink = f.sink({{"layout", std::string("hash")}, {"hash_key", std::string("sums")}});
+  std::map<std::string, std::int64_t> expected;
+  auto records = generate(1000, expected, 11);
+  for (std::size_t i = 0; i < records.size(); i += 256) {
+    Batch b = batch_of(records, i, std::min(records.size(), i + 256));
+    write_ok(*sink, b);
+  }
+  Batch again = batch_of(records, 0, records.size());
+  write_ok(*sink, again);
+  for (const auto& [account, cents] : expected) CHECK(f.hget("sums", account) == format_units(cents, 2));
+  CHECK(f.get(expected.begin()->first) == "<nil>");
+}
+
+TEST_CASE("key prefix, database, scale and signs") {
+  Fixture f;
+  auto sink = f.sink({{"url", f.server.url() + "/3"},
+                      {"key_prefix", std::string("total:")},
+                      {"scale", std::int64_t{3}},
+                      {"key_field", std::string("transaction_id")}});
+  Batch b;
+  b.records.push_back(transaction("x", Value(0.001), -1, -1));
+  b.records.push_back(transaction("x", Value(-0.004), -1, -1));
+  b.records.push_back(transaction("x", Value(std::int64_t{2}), -1, -1));
+  write_ok(*sink, b);
+  f.probe.command({"SELECT", "3"});
+  CHECK(f.get("total:t") == "1.997");
+  Batch minus;
+  minus.records.push_back(transaction("x", Value("-2.5"), -1, -1));
+  write_ok(*sink, minus);
+  CHECK(f.get("total:t") == "-0.503");
+}
+
+TEST_CASE("records without an origin are applied every time, untracked") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch b;
+  b.records.push_back(cents_record("D", 199, -1, -1));
+  Batch copy = b;
+  write_ok(*sink, b);
+  write_ok(*sink, copy);
+  CHECK(f.get("D") == "3.98");
+  CHECK(f.probe.command({"EXISTS", "pipehost:positions:test"})->integer == 0);
+}
+
+TEST_CASE("a record with a missing or non-numeric field is rejected, the rest counted") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch b;
+  b.records.push_back(cents_record("E", 500, 0, 0));
+  b.records.push_back(transaction("E", Value("twelve"), 0, 1));
+  Record no_amount;
+  no_amount.value = Struct{StructSchema::make({"account_number"}), {Value("E")}};
+  no_amount.origin = Origin{kTopic, 0, 2};
+  b.records.push_back(no_amount);
+  b.records.push_back(cents_record("E", 1, 0, 3));
+  write_ok(*sink, b);
+  REQUIRE(b.rejections.size() == 2);
+  CHECK(b.rejections[0].reason.find("'amount' is not a number") != std::string::npos);
+  CHECK(b.rejections[1].reason.find("'amount' is missing") != std::string::npos);
+  CHECK(b.records[1].dropped);
+  CHECK(b.records[2].dropped);
+  CHECK(f.get("E") == "5.01");
+  CHECK(sink->stored_position(kTopic, 0) == 4);
+  CHECK(f.context.counter_value("records_written") == 2);
+}
+
+TEST_CASE("Redis down: RetriableError, then the retried batch is applied exactly") {
+  Fixture f;
+  auto sink = f.sink();
+  std::map<std::string, std::int64_t> expected;
+  auto records = generate(1024, expected, 3);
+  Batch first = batch_of(records, 0, 512);
+  write_ok(*sink, first);
+
+  f.server.shutdown();  // saves to disk and exits
+  Batch second = batch_of(records, 512, 1024);
+  bool done_called = false;
+  CHECK_THROWS_AS(sink->write(second, [&](Status) { done_called = true; }), RetriableError);
+  CHECK_THROWS_AS(sink->write(second, [&](Status) { done_called = true; }), RetriableError);
+  CHECK_FALSE(done_called);
+
+  f.server.restart();
+  write_ok(*sink, second);  // the host's retry of the same batch
+  Batch redelivered = batch_of(records, 0, 1024);
+  write_ok(*sink, redelivered);
+  f.probe.disconnect();
+  check_totals(f, expected);
+  CHECK(f.context.counter_value("records_written") == 1024);
+}
+
+TEST_CASE("start with Redis down throws RetriableError and says so") {
+  Fixture f;
+  f.server.shutdown();
+  RedisSumSink sink(pipehost::testing::options_for(sink_options(), {{"url", f.server.url()}}),
+                    f.context);
+  CHECK_THROWS_AS(sink.start(), RetriableError);
+  REQUIRE_FALSE(f.context.logs.empty());
+  CHECK(f.context.logs.back().find("not reachable") != std::string::npos);
+  f.server.restart();
+  CHECK_NOTHROW(sink.start());
+}
+
+TEST_CASE("stored_position returns the stored next offset") {
+  Fixture f;
+  auto sink = f.sink();
+  CHECK_FALSE(sink->stored_position(kTopic, 2));
+  Batch b;
+  for (int i = 40; i < 45; ++i) b.records.push_back(cents_record("F", 1, 2, i));
+  write_ok(*sink, b);
+  CHECK(sink->stored_position(kTopic, 2) == 45);
+  CHECK(f.hget("pipehost:positions:test", std::string(kTopic) + ":2") == "45");
+  auto fresh = f.sink({{"positions_key", std::string("elsewhere")}});
+  CHECK_FALSE(fresh->stored_position(kTopic, 2));
+}
+
+TEST_CASE("a flushed script cache falls back to EVAL") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch b;
+  b.records.push_back(cents_record("G", 10, 0, 0));
+  write_ok(*sink, b);
+  f.probe.command({"SCRIPT", "FLUSH"});
+  Batch next;
+  next.records.push_back(cents_record("G", 10, 0, 1));
+  write_ok(*sink, next);
+  CHECK(f.get("G") == "0.20");
+}
+
+TEST_CASE("a malformed stored total fails the batch and changes nothing") {
+  Fixture f;
+  auto sink = f.sink();
+  f.probe.command({"SET", "H", "lots"});
+  Batch b;
+  b.records.push_back(cents_record("I", 10, 0, 0));
+  b.records.push_back(cents_record("H", 10, 0, 1));
+  CHECK_THROWS_WITH_AS(sink->write(b, [](Status) {}), doctest::Contains("not a decimal total"),
+                       FatalError);
+  CHECK(f.get("I") == "<nil>");
+  CHECK(f.get("H") == "lots");
+  CHECK_FALSE(sink->stored_position(kTopic, 0));
+}

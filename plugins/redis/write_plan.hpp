@@ -1,0 +1,66 @@
+// Turns a batch into one atomic update: skips records at offsets already applied,
+// sums the rest per key, and says which source positions move from what to what.
+// Pure functions, no Redis: the sink runs the plan through the Lua script.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <pipehost/record.hpp>
+
+namespace pipehost::redis {
+
+// One record's key and amount, or why it cannot be counted.
+struct ReadRecord {
+  std::string key;
+  std::int64_t units = 0;
+  std::string problem;  // non-empty: reject the record with this reason
+};
+
+class RecordReader {
+ public:
+  RecordReader(std::string key_field, std::string value_field, int scale);
+  ReadRecord read(const Record& record);
+
+ private:
+  FieldReader key_;
+  FieldReader value_;
+  int scale_;
+};
+
+// The field of a partition in the positions hash: "<topic>:<partition>".
+std::string position_field(std::string_view topic, std::int32_t partition);
+
+// The fields of the partitions the batch's records come from, each once, in order.
+std::vector<std::string> partition_fields(const Batch& batch);
+
+// Next offset to read per partition field as Redis holds it: nullopt when Redis holds
+// none. A field absent from the map is not known yet.
+using PositionCache = std::unordered_map<std::string, std::optional<std::int64_t>>;
+
+struct PartitionUpdate {
+  std::string field;
+  std::optional<std::int64_t> expected;  // what Redis must still hold
+  std::int64_t next = 0;                 // what it holds afterwards
+};
+
+struct WritePlan {
+  std::vector<std::pair<std::string, std::int64_t>> increments;  // key -> units, first-seen order
+  std::vector<PartitionUpdate> partitions;  // only partitions that move forward
+  std::vector<std::size_t> counted;         // records summed into increments
+  std::vector<std::size_t> rejected;        // new records that cannot be counted
+  std::size_t already_applied = 0;          // records below their partition's position
+  bool empty() const { return increments.empty() && partitions.empty(); }
+};
+
+// `positions` must know every partition of the batch. A rejected record still moves
+// its partition's position: it has been handled (dead-lettered or skipped), like the
+// source's own commit. Throws FatalError if a key's sum leaves the exact range.
+WritePlan plan_batch(const Batch& batch, const std::vector<ReadRecord>& read,
+                     const PositionCache& positions);
+
+}  // namespace pipehost::redis
