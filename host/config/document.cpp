@@ -81,9 +81,18 @@ void apply_set(const std::string& assignment, toml::table& document, Diagnostics
   try {
     parsed = toml::parse("v = " + text, "--set " + assignment);
   } catch (const toml::parse_error&) {
-    toml::table quoted;
-    quoted.insert("v", text);
-    parsed = std::move(quoted);
+    // Not a TOML value: take it as a string (parsed, so it keeps a location).
+    std::string escaped;
+    for (char c : text) {
+      if (c == '"' || c == '\\') escaped += '\\';
+      escaped += c;
+    }
+    try {
+      parsed = toml::parse("v = \"" + escaped + "\"", "--set " + assignment);
+    } catch (const toml::parse_error& e) {
+      diagnostics.add(where, "", "", std::string("cannot use this value: ") + std::string(e.description()));
+      return;
+    }
   }
   toml::node* at = &document;
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {

@@ -14,6 +14,10 @@ std::optional<std::string> scalar_text(const toml::node& node) {
   return std::nullopt;
 }
 
+std::string with_article(OptionType t) {
+  return (t == OptionType::integer ? "an " : "a ") + std::string(option_type_name(t));
+}
+
 std::string describe_type(const toml::node& node) {
   switch (node.type()) {
     case toml::node_type::string: return "a string";
@@ -107,8 +111,7 @@ void check_stage_options(const std::string& pipeline, StageConfig& stage,
     auto value = convert(*spec, node);
     if (!value) {
       diagnostics.add(where, pipeline, stage.label,
-                      "option '" + name + "' must be a " +
-                          std::string(option_type_name(spec->type)) + ", not " +
+                      "option '" + name + "' must be " + with_article(spec->type) + ", not " +
                           describe_type(node));
       continue;
     }

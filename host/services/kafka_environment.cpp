@@ -23,7 +23,7 @@ bool set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value
 }  // namespace
 
 KafkaEnvironment::~KafkaEnvironment() {
-  if (cluster_) rd_kafka_mock_cluster_destroy(cluster_);
+  // The cluster belongs to its owner handle (test.mock.num.brokers) and goes with it.
   if (owner_) rd_kafka_destroy(owner_);
 }
 
@@ -36,14 +36,17 @@ bool KafkaEnvironment::start(const Config& config, std::string& error) {
   }
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
+  if (!set(conf, "test.mock.num.brokers", std::to_string(kEmbeddedBrokers), error) ||
+      !set(conf, "log_level", "4", error))
+    return false;
   owner_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!owner_) {
     error = std::string("cannot start the embedded broker: ") + err;
     return false;
   }
-  cluster_ = rd_kafka_mock_cluster_new(owner_, kEmbeddedBrokers);
+  cluster_ = rd_kafka_handle_mock_cluster(owner_);
   if (!cluster_) {
-    error = "cannot start the embedded broker (rd_kafka_mock_cluster_new failed)";
+    error = "cannot start the embedded broker (librdkafka built without the mock cluster?)";
     return false;
   }
   bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster_);

@@ -1,0 +1,58 @@
+// Test components that fail on purpose: at construction, start, or on the data path.
+#include <pipehost/sdk.hpp>
+
+namespace {
+using namespace pipehost;
+
+class FaultySource final : public Source {
+ public:
+  FaultySource(const Options& options, Context&) : when_(options.string("fail_at")) {
+    if (when_ == "construct") throw std::runtime_error("faulty source refuses to be built");
+  }
+  void start() override {
+    if (when_ == "start") throw std::runtime_error("faulty source cannot start");
+  }
+  PollResult poll(Batch& out, Millis) override {
+    if (when_ == "poll" && ++polls_ > 2) throw std::runtime_error("faulty source broke mid-run");
+    Record r;
+    r.key = "k";
+    out.records.push_back(r);
+    return PollResult::more;
+  }
+
+ private:
+  std::string when_;
+  int polls_ = 0;
+};
+
+// Rejects every `every`-th record as invalid, as a decoder does with poison input.
+class Poison final : public RecordTransform {
+ public:
+  Poison(const Options& options, Context&) : every_(options.integer("every")) {}
+  Verdict apply(Record&) override {
+    if (++seen_ % every_ == 0) throw InvalidRecord("poison record " + std::to_string(seen_));
+    return Verdict::keep;
+  }
+
+ private:
+  std::int64_t every_;
+  std::int64_t seen_ = 0;
+};
+
+PluginSpec describe() {
+  PluginSpec p{"faulty", "0.0.1", "Components that fail on purpose, for tests", {}};
+  p.add_source<FaultySource>(
+      "faulty", "Fails where told",
+      {with_allowed(required_option("fail_at", OptionType::string, "when to fail"),
+                    {"construct", "start", "poll", "never"})},
+      "[pipelines.x.source]\nplugin = \"faulty\"\nfail_at = \"start\"");
+  p.add_transform<Poison>("poison", "Rejects every n-th record",
+                          {with_range(option("every", OptionType::integer, std::int64_t{10},
+                                             "reject one record in this many"),
+                                      1, std::nullopt)},
+                          "[[pipelines.x.transforms]]\nplugin = \"poison\"\nevery = 5");
+  return p;
+}
+}  // namespace
+
+PIPEHOST_PLUGIN(describe)

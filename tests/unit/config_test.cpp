@@ -1,0 +1,128 @@
+#include <doctest/doctest.h>
+
+#include "test_support.hpp"
+
+using namespace pipehost;
+using namespace pipehost::host;
+using namespace pipehost::host::test;
+
+namespace {
+const char* kValid = R"(
+[kafka]
+brokers = "embedded"
+[kafka.topics]
+t = { partitions = 3 }
+
+[pipelines.produce]
+source = { plugin = "datagen", count = 10, seed = 1 }
+sink = { plugin = "kafka", topic = "t" }
+
+[pipelines.read]
+tasks = 2
+end_after = "produce"
+on_error = "skip"
+source = { plugin = "kafka", topics = ["t"], group = "g" }
+sink = { plugin = "log" }
+)";
+}
+
+TEST_CASE("a valid file builds pipelines with defaults filled in") {
+  auto r = load(kValid);
+  REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
+  REQUIRE(r.config.pipelines.size() == 2);
+  const PipelineConfig& read = r.config.pipelines[1];
+  CHECK(read.name == "read");
+  CHECK(read.tasks == 2);
+  CHECK(read.on_error == ErrorPolicy::skip);
+  CHECK(read.sink.options.string("key_field") == "account_number");
+  CHECK(read.source.options.string("start") == "earliest");
+  CHECK(r.config.topics.at(0).partitions == 3);
+}
+
+TEST_CASE("every problem is reported at once with file:line:column, pipeline and stage") {
+  auto r = load(R"(
+[pipelines.p]
+taks = 2
+source = { plugin = "datagen", count = "many", colour = 1 }
+sink = { plugin = "lgo" }
+)");
+  std::string text = r.text();
+  CHECK(r.diagnostics.size() == 4);
+  CHECK(text.find("config.toml:3:1: error: pipeline 'p': unknown key 'taks' in pipeline; did you mean 'tasks'?") != std::string::npos);
+  CHECK(text.find("config.toml:4:40: error: pipeline 'p', source: option 'count' must be an integer, not a string") != std::string::npos);
+  CHECK(text.find("unknown option 'colour' for plugin 'datagen'") != std::string::npos);
+  CHECK(text.find("unknown sink plugin 'lgo'; did you mean 'log'?") != std::string::npos);
+}
+
+TEST_CASE("missing required options and bad allowed values name what is allowed") {
+  auto r = load(R"(
+[pipelines.p]
+source = { plugin = "kafka", topics = ["t"], start = "earlyest" }
+sink = { plugin = "log" }
+)");
+  std::string text = r.text();
+  CHECK(text.find("plugin 'kafka' needs option 'group' (string)") != std::string::npos);
+  CHECK(text.find("option 'start' cannot be \"earlyest\"; did you mean 'earliest'? allowed: earliest, latest") != std::string::npos);
+}
+
+TEST_CASE("${VAR} and ${VAR:-default} are interpolated; an unset variable without default is an error") {
+  ::setenv("PIPEHOST_TEST_GROUP", "from-env", 1);
+  ::unsetenv("PIPEHOST_TEST_UNSET");
+  auto r = load(R"(
+[kafka]
+brokers = "${PIPEHOST_TEST_UNSET:-embedded}"
+[pipelines.p]
+source = { plugin = "kafka", topics = ["t"], group = "${PIPEHOST_TEST_GROUP}-$${literal}" }
+sink = { plugin = "log", key_field = "${PIPEHOST_TEST_UNSET}" }
+)");
+  CHECK(r.config.kafka_brokers == "embedded");
+  REQUIRE(r.config.pipelines.size() == 1);
+  CHECK(r.config.pipelines[0].source.options.string("group") == "from-env-${literal}");
+  CHECK(r.text().find("config.toml:6:38: error: environment variable PIPEHOST_TEST_UNSET is not set") != std::string::npos);
+}
+
+TEST_CASE("--set overrides values, creating tables as needed, with its own location in errors") {
+  auto r = load(kValid, {"pipeline.read.tasks=5", "pipeline.produce.source.count=77",
+                         "pipeline.read.source.group=new-group", "kafka.brokers=host:9092"});
+  REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
+  CHECK(r.config.pipelines[1].tasks == 5);
+  CHECK(r.config.pipelines[0].source.options.integer("count") == 77);
+  CHECK(r.config.pipelines[1].source.options.string("group") == "new-group");
+  CHECK(r.config.kafka_brokers == "host:9092");
+
+  auto bad = load(kValid, {"pipeline.read.tasks=zero"});
+  CHECK(bad.text().find("--set pipeline.read.tasks=zero:1:5: error: pipeline 'read': 'tasks' must be an integer >= 1") != std::string::npos);
+}
+
+TEST_CASE("--env merges <dir>/env/NAME.toml over the file; an unknown env lists the known ones") {
+  write_temp("env/prod.toml", "[kafka]\nbrokers = \"prod:9092\"\n[pipelines.read.sink]\nkey_field = \"other\"\n");
+  auto r = load(kValid, {}, "prod");
+  REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
+  CHECK(r.config.kafka_brokers == "prod:9092");
+  CHECK(r.config.pipelines[1].sink.options.string("key_field") == "other");
+  CHECK(r.config.pipelines[1].sink.plugin == "log");
+
+  auto missing = load(kValid, {}, "staging");
+  CHECK(missing.text().find("no overlay for environment 'staging'; known environments: prod") != std::string::npos);
+}
+
+TEST_CASE("end_after must name another pipeline; a file without pipelines is refused") {
+  auto r = load(R"(
+[pipelines.p]
+end_after = "prodcue"
+source = { plugin = "datagen" }
+sink = { plugin = "log" }
+[pipelines.produce]
+source = { plugin = "datagen" }
+sink = { plugin = "log" }
+)");
+  CHECK(r.text().find("end_after names no other pipeline: 'prodcue'; did you mean 'produce'?") != std::string::npos);
+  auto empty = load("[kafka]\nbrokers = \"embedded\"\n");
+  CHECK(empty.text().find("no pipelines") != std::string::npos);
+}
+
+TEST_CASE("TOML syntax errors point at the place") {
+  auto r = load("[pipelines.p\nsource = 1\n");
+  REQUIRE(r.diagnostics.size() == 1);
+  CHECK(r.text().find("config.toml:1:") != std::string::npos);
+}

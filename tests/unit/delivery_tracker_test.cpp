@@ -1,0 +1,69 @@
+#include <doctest/doctest.h>
+
+#include "runtime/delivery_tracker.hpp"
+
+using namespace pipehost;
+using namespace pipehost::host;
+
+namespace {
+Batch batch_of(std::string_view topic, std::int32_t partition, std::int64_t first, int n) {
+  Batch b;
+  for (int i = 0; i < n; ++i) {
+    Record r;
+    r.origin = {topic, partition, first + i};
+    b.records.push_back(r);
+  }
+  return b;
+}
+}  // namespace
+
+TEST_CASE("positions_of gives the next offset per partition") {
+  Batch b = batch_of("t", 0, 10, 3);
+  Batch other = batch_of("t", 1, 5, 2);
+  for (auto& r : other.records) b.records.push_back(r);
+  auto p = positions_of(b);
+  REQUIRE(p.size() == 2);
+  CHECK(p[0].next_offset == 13);
+  CHECK(p[1].next_offset == 7);
+}
+
+TEST_CASE("only the acknowledged prefix is committable, whatever order acks arrive in") {
+  DeliveryTracker t;
+  auto a = t.begin(positions_of(batch_of("t", 0, 0, 10)), 10, 100, 1);
+  auto b = t.begin(positions_of(batch_of("t", 0, 10, 10)), 10, 100, 1);
+  auto c = t.begin(positions_of(batch_of("t", 0, 20, 10)), 10, 100, 1);
+  t.complete(c, Status::ok());
+  t.complete(b, Status::ok());
+  CHECK(t.drain().positions.empty());  // a is still in flight: nothing may be committed
+  t.complete(a, Status::ok());
+  auto d = t.drain();
+  REQUIRE(d.positions.size() == 1);
+  CHECK(d.positions[0].next_offset == 30);
+  CHECK(d.records == 30);
+  CHECK(t.in_flight_records() == 0);
+}
+
+TEST_CASE("a batch needs all its parts; a failed batch blocks everything after it") {
+  DeliveryTracker t;
+  auto a = t.begin(positions_of(batch_of("t", 0, 0, 5)), 5, 50, 2);
+  auto b = t.begin(positions_of(batch_of("t", 0, 5, 5)), 5, 50, 1);
+  t.complete(a, Status::ok());
+  t.complete(b, Status::ok());
+  CHECK(t.drain().positions.empty());
+  t.complete(a, Status::fatal("delivery failed"));
+  auto d = t.drain();
+  CHECK(d.positions.empty());
+  REQUIRE(d.error);
+  CHECK(d.error->message() == "delivery failed");
+}
+
+TEST_CASE("room is bounded by records and bytes in flight") {
+  DeliveryTracker t;
+  auto a = t.begin({}, 100, 1000, 1);
+  CHECK_FALSE(t.wait_for_room(100, 1 << 20, Millis(1)));
+  CHECK_FALSE(t.wait_for_room(1000, 1000, Millis(1)));
+  CHECK(t.wait_for_room(101, 1001, Millis(1)));
+  t.complete(a, Status::ok());
+  CHECK(t.wait_for_room(100, 1000, Millis(1)));
+  CHECK(t.wait_all(Millis(1)));
+}
