@@ -66,22 +66,47 @@ local function add(current, delta, where)
   return to_text(total)
 end
 
+-- One redis.call for many keys (MGET, MSET, HMGET, HSET) instead of one per key, in
+-- chunks because unpack() is bounded by Lua's stack.
+local function call_chunked(head, tail)
+  local out = {}
+  for i = 1, #tail, 1000 do
+    local args = {unpack(head)}
+    for k = i, math.min(i + 999, #tail) do args[#args + 1] = tail[k] end
+    local reply = redis.call(unpack(args))
+    if type(reply) == 'table' then
+      for _, v in ipairs(reply) do out[#out + 1] = v end
+    end
+  end
+  return out
+end
+
 local first = 4 + 3 * nparts
-local totals = {}
+local names, deltas, where = {}, {}, {}
 if layout == 'string' then
   for k = 2, #KEYS do
-    totals[k] = add(redis.call('GET', KEYS[k]), ARGV[first + k - 2], KEYS[k])
+    names[#names + 1] = KEYS[k]
+    deltas[#deltas + 1] = ARGV[first + k - 2]
+    where[#where + 1] = KEYS[k]
   end
-  for k = 2, #KEYS do redis.call('SET', KEYS[k], totals[k]) end
 elseif layout == 'hash' then
-  local hash = KEYS[2]
   for a = first, #ARGV, 2 do
-    totals[a] = add(redis.call('HGET', hash, ARGV[a]), ARGV[a + 1], hash .. ' ' .. ARGV[a])
+    names[#names + 1] = ARGV[a]
+    deltas[#deltas + 1] = ARGV[a + 1]
+    where[#where + 1] = KEYS[2] .. ' ' .. ARGV[a]
   end
-  for a = first, #ARGV, 2 do redis.call('HSET', hash, ARGV[a], totals[a]) end
 else
   error('redis_sum: unknown layout ' .. tostring(layout))
 end
+
+local head = layout == 'string' and {'MGET'} or {'HMGET', KEYS[2]}
+local current = call_chunked(head, names)
+local writes = {}
+for i = 1, #names do
+  writes[2 * i - 1] = names[i]
+  writes[2 * i] = add(current[i], deltas[i], where[i])
+end
+if #writes > 0 then call_chunked(layout == 'string' and {'MSET'} or {'HSET', KEYS[2]}, writes) end
 
 for i = 0, nparts - 1 do
   redis.call('HSET', positions, ARGV[4 + 3 * i], ARGV[6 + 3 * i])

@@ -8,6 +8,7 @@
 
 #include "amounts.hpp"
 #include "redis_server.hpp"
+#include "reply_dropper.hpp"
 #include "redis_sum_sink.hpp"
 
 using namespace pipehost;
@@ -339,4 +340,28 @@ TEST_CASE("a malformed stored total fails the batch and changes nothing") {
   CHECK(f.get("I") == "<nil>");
   CHECK(f.get("H") == "lots");
   CHECK_FALSE(sink->stored_position(kTopic, 0));
+}
+
+TEST_CASE("a lost reply: the retry finds the batch applied and counts nothing twice") {
+  Fixture f;
+  pipehost::redis::testing::ReplyDropper proxy(f.server.port());
+  auto sink = f.sink({{"url", "127.0.0.1:" + std::to_string(proxy.port())}});
+  std::map<std::string, std::int64_t> expected;
+  auto records = generate(512, expected, 5);
+  Batch b = batch_of(records, 0, records.size());
+  proxy.drop_next_script_reply();
+  bool done_called = false;
+  CHECK_THROWS_AS(sink->write(b, [&](Status) { done_called = true; }), RetriableError);
+  CHECK_FALSE(done_called);
+  CHECK(proxy.dropped() == 1);
+  check_totals(f, expected);  // Redis did apply it
+
+  write_ok(*sink, b);  // the host's retry of the same batch
+  check_totals(f, expected);
+  CHECK(f.context.counter_value("records_already_applied") == 512);
+  CHECK(f.context.counter_value("conflicts") == 0);
+  Batch next;
+  next.records.push_back(cents_record("ACC0", 1, 0, 100000));
+  write_ok(*sink, next);
+  CHECK(f.get("ACC0") == format_units(expected["ACC0"] + 1, 2));
 }
