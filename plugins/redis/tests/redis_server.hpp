@@ -2,13 +2,15 @@
 // port in a private directory, killed and removed at the end.
 #pragma once
 #include <string>
+#include <vector>
 #include <sys/types.h>
 
 namespace pipehost::redis::testing {
 
 class RedisServer {
  public:
-  RedisServer();  // starts it and waits until it answers PING
+  // Starts it, with extra redis-server arguments, and waits until it answers PING.
+  explicit RedisServer(std::vector<std::string> extra_args = {});
   ~RedisServer();
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
@@ -26,6 +28,7 @@ class RedisServer {
   bool answers_ping() const;
   void kill_now();
 
+  std::vector<std::string> extra_args_;
   std::string dir_;
   int port_ = 0;
   pid_t pid_ = -1;

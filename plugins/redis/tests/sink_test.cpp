@@ -365,3 +365,20 @@ TEST_CASE("a lost reply: the retry finds the batch applied and counts nothing tw
   write_ok(*sink, next);
   CHECK(f.get("ACC0") == format_units(expected["ACC0"] + 1, 2));
 }
+
+TEST_CASE("a password in the url is sent with AUTH; a wrong one is a fatal start error") {
+  RedisServer server({"--requirepass", "s3cret"});
+  pipehost::testing::TestContext context;
+  std::string base = "redis://:s3cret@127.0.0.1:" + std::to_string(server.port());
+  RedisSumSink sink(pipehost::testing::options_for(sink_options(), {{"url", base + "/1"}}),
+                    context);
+  sink.start();
+  Batch b;
+  b.records.push_back(cents_record("J", 42, 0, 0));
+  write_ok(sink, b);
+  CHECK(sink.stored_position(kTopic, 0) == 1);
+
+  std::string wrong = "redis://:nope@127.0.0.1:" + std::to_string(server.port());
+  RedisSumSink refused(pipehost::testing::options_for(sink_options(), {{"url", wrong}}), context);
+  CHECK_THROWS_WITH_AS(refused.start(), doctest::Contains("AUTH failed"), FatalError);
+}
