@@ -13,7 +13,7 @@ class FileSink final : public Sink {
  public:
   FileSink(const Options& options, Context& context)
       : path_(options.string("path")), json_(options.string("format") == "json"),
-        with_key_(options.boolean("with_key")) {
+        with_key_(options.boolean("with_key")), with_headers_(options.boolean("with_headers")) {
     (void)context;
   }
   ~FileSink() override { close(); }
@@ -31,11 +31,23 @@ class FileSink final : public Sink {
     std::string lines;
     for (const auto& r : batch.records) {
       if (json_) {
-        if (with_key_) {
-          lines += "{\"key\":";
-          append_json(Value(r.key), lines);
-          lines += ",\"value\":";
+        if (with_key_ || with_headers_) {
+          lines += "{\"value\":";
           append_json(r.value, lines);
+          if (with_key_) {
+            lines += ",\"key\":";
+            append_json(Value(r.key), lines);
+          }
+          if (with_headers_) {
+            lines += ",\"headers\":{";
+            for (std::size_t i = 0; i < r.headers.size(); ++i) {
+              if (i) lines += ',';
+              append_json(Value(r.headers[i].key), lines);
+              lines += ':';
+              append_json(Value(r.headers[i].value), lines);
+            }
+            lines += '}';
+          }
           lines += '}';
         } else {
           append_json(r.value, lines);
@@ -61,6 +73,7 @@ class FileSink final : public Sink {
   std::string path_;
   bool json_;
   bool with_key_;
+  bool with_headers_;
   std::FILE* out_ = nullptr;
 };
 
@@ -74,7 +87,9 @@ PluginSpec describe() {
                               "json: the decoded value; raw: the payload bytes"),
                        {"json", "raw"}),
           option("with_key", OptionType::boolean, false,
-                 "json: {\"key\":..., \"value\":...}; raw: key, a tab, then the payload"),
+                 "json: {\"value\":..., \"key\":...}; raw: key, a tab, then the payload"),
+          option("with_headers", OptionType::boolean, false,
+                 "json only: add \"headers\": {name: value, ...}"),
       },
       "[pipelines.tap.sink]\nplugin = \"file\"\npath = \"out.jsonl\"");
   return p;

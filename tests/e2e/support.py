@@ -1,0 +1,156 @@
+"""Shared helpers for the end-to-end tests: run pipehost, start a private redis-server,
+compute reference totals independently of the pipeline under test."""
+import collections
+import contextlib
+import decimal
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+PIPEHOST = os.environ.get("PIPEHOST_BIN", "build/bin/pipehost")
+SOURCE_DIR = os.environ.get("PIPEHOST_SOURCE_DIR", os.getcwd())
+BUILD_DIR = os.environ.get("PIPEHOST_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
+TEST_PLUGIN_DIR = os.environ.get("PIPEHOST_TEST_PLUGIN_DIR", os.path.join(BUILD_DIR, "tests/plugins"))
+CONFIGS = os.path.join(SOURCE_DIR, "configs")
+
+
+def pipehost(*args, timeout=120, env=None, check=None):
+    """Runs pipehost to completion; returns the CompletedProcess (text mode)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    result = subprocess.run([PIPEHOST, *args], capture_output=True, text=True, timeout=timeout,
+                            env=full_env)
+    if check is not None and result.returncode != check:
+        raise AssertionError(f"pipehost {' '.join(args)} exited {result.returncode}, wanted {check}\n"
+                             f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-5000:]}")
+    return result
+
+
+def start_pipehost(*args, env=None, stdout=None):
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.Popen([PIPEHOST, *args], stdout=stdout or subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full_env)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(text, name="config.toml"):
+    directory = tempfile.mkdtemp(prefix="pipehost-e2e-")
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class RedisServer:
+    """A private redis-server on a free port, durable (appendonly, fsync always) so a
+    restart keeps its data."""
+
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="pipehost-redis-")
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: self.cli("PING") == "PONG", 10, f"redis-server on port {self.port}")
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=10)
+
+    def cli(self, *args):
+        """Runs redis-cli (a third-party client) and returns its output, stripped."""
+        r = subprocess.run(["redis-cli", "-p", str(self.port), "--raw", *args],
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout.strip()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def reference_transactions(seed, count, accounts=20):
+    """The generated transactions, written by datagen straight to a JSON-lines file:
+    no Kafka, no codec, no sink under test."""
+    out = os.path.join(tempfile.mkdtemp(prefix="pipehost-ref-"), "transactions.jsonl")
+    config = write_config(f"""
+[pipelines.reference]
+source = {{ plugin = "datagen", count = {count}, accounts = {accounts}, seed = {seed} }}
+sink = {{ plugin = "file", path = "{out}", format = "json" }}
+""")
+    pipehost("run", config, "--no-progress", check=0)
+    with open(out) as f:
+        return [json.loads(line) for line in f]
+
+
+def totals_of(transactions):
+    """Exact per-account sums (Decimal, 2 places), computed here."""
+    totals = collections.defaultdict(decimal.Decimal)
+    for t in transactions:
+        totals[t["account_number"]] += decimal.Decimal(repr(t["amount"])).quantize(decimal.Decimal("0.01"))
+    return dict(totals)
+
+
+def parse_tuples(stdout):
+    """The (account, sum) tuples the log sink printed, in order."""
+    tuples = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("(") and line.endswith(")") and ", " in line:
+            account, total = line[1:-1].split(", ")
+            tuples.append((account, decimal.Decimal(total)))
+    return tuples
+
+
+def run_tests(namespace):
+    """Runs every test_* function in the module; prints a closing 'N passed, N failed'."""
+    tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
+    only = sys.argv[1:]
+    passed = failed = 0
+    for name, function in tests:
+        if only and name not in only:
+            continue
+        started = time.monotonic()
+        try:
+            function()
+            passed += 1
+            print(f"PASS {name} ({time.monotonic() - started:.1f}s)", flush=True)
+        except Exception:  # noqa: BLE001 - report every failure and go on
+            failed += 1
+            print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,135 @@
+"""The command line as a user meets it: help, validation errors, plugins that fail,
+the error policies. Embedded broker only; no external service."""
+import json
+import os
+import tempfile
+
+from support import TEST_PLUGIN_DIR, pipehost, run_tests, write_config
+
+
+def test_help_and_version():
+    r = pipehost("--help", check=0)
+    assert "Exit codes" in r.stdout and "pipehost run FILE" in r.stdout
+    for command in ("run", "validate", "plugins"):
+        r = pipehost(command, "--help", check=0)
+        assert f"Usage: pipehost {command}" in r.stdout
+    assert pipehost("--version", check=0).stdout.startswith("pipehost ")
+    r = pipehost("rn", check=2)
+    assert "did you mean 'run'?" in r.stderr
+
+
+def test_plugins_lists_components_and_options():
+    r = pipehost("plugins", check=0)
+    for name in ("datagen", "kafka", "log", "file"):
+        assert f"{name} 0.1.0" in r.stdout, r.stdout
+    r = pipehost("plugins", "datagen", check=0)
+    assert "count" in r.stdout and "records in all tasks together" in r.stdout
+    assert "example:" in r.stdout
+    r = pipehost("plugins", "datagn", check=2)
+    assert "did you mean 'datagen'?" in r.stderr
+
+
+def test_unknown_plugin_and_bad_options_are_reported_together_before_anything_runs():
+    out = os.path.join(tempfile.mkdtemp(), "never.jsonl")
+    config = write_config(f"""
+[pipelines.a]
+source = {{ plugin = "datagen", count = 10, rate = "fast" }}
+sink = {{ plugin = "file", path = "{out}" }}
+
+[pipelines.b]
+source = {{ plugin = "datagn" }}
+sink = {{ plugin = "file", pth = "{out}" }}
+""")
+    r = pipehost("run", config, check=2)
+    assert f"{config}:3:" in r.stderr and "option 'rate' must be a number, not a string" in r.stderr
+    assert "unknown source plugin 'datagn'; did you mean 'datagen'?" in r.stderr
+    assert "unknown option 'pth' for plugin 'file'; did you mean 'path'?" in r.stderr
+    assert "plugin 'file' needs option 'path'" in r.stderr
+    assert "nothing was started" in r.stderr
+    assert not os.path.exists(out)
+
+
+def test_a_plugin_built_against_another_abi_is_refused_with_both_versions():
+    r = pipehost("plugins", "--plugin-path", TEST_PLUGIN_DIR, check=0)
+    line = next(l for l in r.stdout.splitlines() if "bad_abi.so" in l)
+    assert "ABI version 999" in line and "this pipehost uses ABI version" in line and "rebuild" in line
+    config = write_config("""
+[pipelines.a]
+source = { plugin = "bad_abi" }
+sink = { plugin = "log" }
+""")
+    r = pipehost("validate", config, "--plugin-path", TEST_PLUGIN_DIR, check=2)
+    assert "unknown source plugin 'bad_abi'" in r.stderr and "ABI version 999" in r.stderr
+
+
+def failing_config(fail_at, out):
+    return write_config(f"""
+plugin_path = "{TEST_PLUGIN_DIR}"
+[pipelines.good]
+source = {{ plugin = "datagen", count = 500, seed = 1 }}
+sink = {{ plugin = "file", path = "{out}" }}
+
+[pipelines.bad]
+source = {{ plugin = "faulty", fail_at = "{fail_at}" }}
+sink = {{ plugin = "file", path = "{out}.bad" }}
+""")
+
+
+def test_a_plugin_that_fails_stops_only_its_pipeline():
+    for fail_at, message in [("construct", "faulty source refuses to be built"),
+                             ("start", "faulty source cannot start"),
+                             ("poll", "faulty source broke mid-run")]:
+        out = os.path.join(tempfile.mkdtemp(), "good.jsonl")
+        r = pipehost("run", failing_config(fail_at, out), "--no-progress", check=1)
+        assert f"pipeline 'bad' stopped: source (faulty) failed: {message}" in r.stderr, r.stderr
+        assert "1 of 2 pipeline(s) failed" in r.stderr
+        with open(out) as f:
+            assert len(f.readlines()) == 500, f"good pipeline did not finish when bad failed at {fail_at}"
+
+
+def policy_config(policy, out):
+    return write_config(f"""
+plugin_path = "{TEST_PLUGIN_DIR}"
+[pipelines.main]
+on_error = "{policy}"
+source = {{ plugin = "datagen", count = 100, seed = 5 }}
+transforms = [ {{ plugin = "poison", every = 10 }} ]
+sink = {{ plugin = "file", path = "{out}" }}
+""")
+
+
+def test_error_policy_skip_fail_and_dead_letter():
+    out = os.path.join(tempfile.mkdtemp(), "skip.jsonl")
+    r = pipehost("run", policy_config("skip", out), "--no-progress", check=0)
+    assert len(open(out).readlines()) == 90
+    assert "skipped a record: poison record 10" in r.stderr
+
+    out = os.path.join(tempfile.mkdtemp(), "fail.jsonl")
+    r = pipehost("run", policy_config("fail", out), "--no-progress", check=1)
+    assert "rejected: poison record 10" in r.stderr and 'on_error = "fail"' in r.stderr
+
+
+def test_dead_letter_topic_gets_the_record_with_headers():
+    out = os.path.join(tempfile.mkdtemp(), "main.jsonl")
+    dlq = os.path.join(tempfile.mkdtemp(), "dlq.jsonl")
+    config = policy_config("dead_letter", out)
+    with open(config, "a") as f:
+        f.write(f"""
+[pipelines.dlq]
+end_after = "main"
+source = {{ plugin = "kafka", topics = ["main-dlq"], group = "dlq-reader" }}
+sink = {{ plugin = "file", path = "{dlq}", with_headers = true, with_key = true }}
+""")
+    pipehost("run", config, "--no-progress", check=0, timeout=60)
+    assert len(open(out).readlines()) == 90
+    rows = [json.loads(l) for l in open(dlq)]
+    assert len(rows) == 10, rows
+    for row in rows:
+        h = row["headers"]
+        assert h["pipehost.pipeline"] == "main"
+        assert h["pipehost.stage"] == "transforms[0]"
+        assert h["pipehost.error"].startswith("poison record ")
+        assert row["key"].startswith("GB")  # the original key, untouched
+
+
+run_tests(globals())
