@@ -1,5 +1,6 @@
 #include "cli/commands.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -24,6 +25,7 @@ struct Arguments {
   std::vector<std::string> positional;
   LoadRequest load;
   std::vector<std::string> plugin_path;
+  std::vector<std::string> only_pipelines;
   bool help = false;
   bool progress = true;
 };
@@ -49,6 +51,7 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
     else if (auto v = inline_value("--env")) out.load.env = *v;
     else if (auto v = inline_value("--set")) out.load.sets.push_back(*v);
     else if (auto v = inline_value("--plugin-path")) out.plugin_path.push_back(*v);
+    else if (auto v = inline_value("--pipeline")) out.only_pipelines.push_back(*v);
     else if (auto v = inline_value("--log-level")) {
       LogLevel level;
       if (!parse_log_level(*v, level)) return std::fprintf(stderr, "pipehost: --log-level must be debug, info, warn or error\n"), false;
@@ -61,6 +64,10 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
       const char* v = value("--set");
       if (!v) return false;
       out.load.sets.push_back(v);
+    } else if (a == "--pipeline") {
+      const char* v = value("--pipeline");
+      if (!v) return false;
+      out.only_pipelines.push_back(v);
     } else if (a == "--plugin-path") {
       const char* v = value("--plugin-path");
       if (!v) return false;
@@ -80,6 +87,23 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
   return true;
 }
 
+// Keeps only the named pipelines (--pipeline). An end_after naming a pipeline that is
+// not run here is dropped: that pipeline then runs until stopped.
+void select_pipelines(const std::vector<std::string>& names, Config& config,
+                      Diagnostics& diagnostics) {
+  std::vector<std::string> known;
+  for (const auto& p : config.pipelines) known.push_back(p.name);
+  for (const auto& n : names)
+    if (std::find(known.begin(), known.end(), n) == known.end())
+      diagnostics.add({"--pipeline " + n, 0, 0}, "", "",
+                      "no pipeline '" + n + "'; " + did_you_mean(n, known) + " pipelines: " + join(known));
+  std::erase_if(config.pipelines, [&](const PipelineConfig& p) {
+    return std::find(names.begin(), names.end(), p.name) == names.end();
+  });
+  for (auto& p : config.pipelines)
+    if (std::find(names.begin(), names.end(), p.end_after) == names.end()) p.end_after.clear();
+}
+
 // Loads the files, the plugins they need and validates everything; false with every
 // problem printed.
 bool load_config(const Arguments& args, PluginRegistry& plugins, Config& config) {
@@ -95,6 +119,7 @@ bool load_config(const Arguments& args, PluginRegistry& plugins, Config& config)
   for (const auto& p : plugin_path_of(*document, request.files.front())) extra.push_back(p);
   plugins.load_directories(plugin_search_path(extra));
   config = build_config(document, request.files, plugins, diagnostics);
+  if (!args.only_pipelines.empty()) select_pipelines(args.only_pipelines, config, diagnostics);
   if (!diagnostics.empty()) {
     std::fputs(diagnostics.format().c_str(), stderr);
     std::fprintf(stderr, "%zu problem(s); nothing was started\n", diagnostics.size());

@@ -10,7 +10,10 @@ void merge_into(toml::table& base, toml::table&& overlay) {
   // Nodes are moved, not copied: a copied toml++ node loses its source location.
   for (auto&& [key, node] : overlay) {
     toml::node* existing = base.get(key.str());
-    if (existing && existing->is_table() && node.is_table()) {
+    // A stage table naming a `plugin` replaces the stage whole (its options belong to
+    // that plugin); any other table merges key by key.
+    bool replaces_stage = node.is_table() && node.as_table()->contains("plugin");
+    if (existing && existing->is_table() && node.is_table() && !replaces_stage) {
       merge_into(*existing->as_table(), std::move(*node.as_table()));
     } else if (auto* t = node.as_table()) {
       base.insert_or_assign(key, std::move(*t));
