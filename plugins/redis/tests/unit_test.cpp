@@ -1,6 +1,10 @@
 // Unit tests without Redis: url parsing, exact amounts, the write plan, the declaration.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <limits>
+#include <map>
+
 #include <pipehost/testing.hpp>
 #include <toml++/toml.h>
 
