@@ -1,0 +1,300 @@
+#include <doctest/doctest.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <pipehost/status.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <random>
+
+#include "test_support.hpp"
+#include "wire_decoder.hpp"
+#include "wire_encoder.hpp"
+
+using namespace pipehost;
+using namespace pipehost::protobuf;
+namespace gp = google::protobuf;
+
+namespace {
+
+// An Everything with every field set, built by protobuf itself.
+std::unique_ptr<gp::Message> full_everything() {
+  auto m = test::new_message(test::test_files(), "pipehost.test.Everything");
+  const gp::Descriptor* d = m->GetDescriptor();
+  const gp::Reflection* r = m->GetReflection();
+  auto f = [&](const char* name) { return d->FindFieldByName(name); };
+  r->SetDouble(m.get(), f("d"), -2.5);
+  r->SetFloat(m.get(), f("f"), 1.25f);
+  r->SetInt32(m.get(), f("i32"), -42);
+  r->SetInt64(m.get(), f("i64"), -(std::int64_t{1} << 40));
+  r->SetUInt32(m.get(), f("u32"), 4000000000u);
+  r->SetUInt64(m.get(), f("u64"), std::numeric_limits<std::uint64_t>::max());
+  r->SetInt32(m.get(), f("s32"), -7);
+  r->SetInt64(m.get(), f("s64"), -(std::int64_t{1} << 50));
+  r->SetUInt32(m.get(), f("fx32"), 123456789u);
+  r->SetUInt64(m.get(), f("fx64"), 1234567890123ull);
+  r->SetInt32(m.get(), f("sfx32"), -99);
+  r->SetInt64(m.get(), f("sfx64"), -9999999999);
+  r->SetBool(m.get(), f("b"), true);
+  r->SetString(m.get(), f("s"), "héllo, a string longer than the small-string buffer");
+  r->SetString(m.get(), f("raw"), std::string("\0\x01\xff", 3));
+  r->SetEnumValue(m.get(), f("color"), -3);
+  gp::Message* inner = r->MutableMessage(m.get(), f("inner"));
+  inner->GetReflection()->SetString(inner, inner->GetDescriptor()->FindFieldByName("label"), "in");
+  gp::Message* child = inner->GetReflection()->MutableMessage(inner, inner->GetDescriptor()->FindFieldByName("child"));
+  child->GetReflection()->SetInt64(child, child->GetDescriptor()->FindFieldByName("value"), 5);
+  for (int v : {1, -2, 300}) r->AddInt32(m.get(), f("packed_ints"), v);
+  for (int v : {7, 8}) r->AddInt32(m.get(), f("unpacked_ints"), v);
+  for (const char* t : {"a", "", "c"}) r->AddString(m.get(), f("tags"), t);
+  for (int i = 0; i < 2; ++i) {
+    gp::Message* e = r->AddMessage(m.get(), f("inners"));
+    e->GetReflection()->SetInt64(e, e->GetDescriptor()->FindFieldByName("value"), i + 10);
+  }
+  gp::Message* entry = r->AddMessage(m.get(), f("counts"));
+  entry->GetReflection()->SetString(entry, entry->GetDescriptor()->FindFieldByName("key"), "k");
+  entry->GetReflection()->SetInt64(entry, entry->GetDescriptor()->FindFieldByName("value"), 3);
+  gp::Message* at = r->MutableMessage(m.get(), f("at"));
+  at->GetReflection()->SetInt64(at, at->GetDescriptor()->FindFieldByName("seconds"), 1700000000);
+  at->GetReflection()->SetInt32(at, at->GetDescriptor()->FindFieldByName("nanos"), 123456000);
+  r->SetInt64(m.get(), f("number"), 77);
+  r->SetInt32(m.get(), f("maybe"), 0);  // explicit presence: set to its default
+  for (double v : {0.5, -1.0}) r->AddDouble(m.get(), f("packed_doubles"), v);
+  r->SetInt32(m.get(), f("far"), 9);
+  return m;
+}
+
+struct Codec {
+  std::vector<std::unique_ptr<DecodePlans>> decode_plans;
+  EncodePlans encode_plans;
+  const DecodePlan& decoder(const std::string& name, std::vector<std::string> projection = {}) {
+    decode_plans.push_back(std::make_unique<DecodePlans>(std::move(projection)));
+    return decode_plans.back()->plan(test::test_files().find_message(name));
+  }
+  const EncodePlan& encoder(const std::string& name) {
+    return encode_plans.plan(test::test_files().find_message(name));
+  }
+};
+
+const Value& field(const Value& v, const char* name) {
+  const Value* f = v.field(name);
+  REQUIRE(f != nullptr);
+  return *f;
+}
+
+}  // namespace
+
+TEST_CASE("decode: bytes written by protobuf give the right struct") {
+  Codec codec;
+  const std::string wire = full_everything()->SerializeAsString();
+  Value v;
+  decode_message(codec.decoder("pipehost.test.Everything"), wire, v);
+  CHECK(v.as<Struct>()->schema->names().size() == 28);
+  CHECK(v.as<Struct>()->schema->names()[0] == "d");
+  CHECK(field(v, "d") == Value(-2.5));
+  CHECK(field(v, "f") == Value(1.25));
+  CHECK(field(v, "i32") == Value(-42));
+  CHECK(field(v, "i64") == Value(-(std::int64_t{1} << 40)));
+  CHECK(field(v, "u32") == Value(std::int64_t{4000000000}));
+  CHECK(field(v, "u64") == Value(std::int64_t{-1}));  // 2^64-1 wraps, losslessly
+  CHECK(field(v, "s32") == Value(-7));
+  CHECK(field(v, "s64") == Value(-(std::int64_t{1} << 50)));
+  CHECK(field(v, "fx32") == Value(123456789));
+  CHECK(field(v, "fx64") == Value(std::int64_t{1234567890123}));
+  CHECK(field(v, "sfx32") == Value(-99));
+  CHECK(field(v, "sfx64") == Value(std::int64_t{-9999999999}));
+  CHECK(field(v, "b") == Value(true));
+  CHECK(field(v, "s") == Value("héllo, a string longer than the small-string buffer"));
+  CHECK(field(v, "raw") == Value(Bytes{std::string("\0\x01\xff", 3)}));
+  CHECK(field(v, "color") == Value("ULTRAVIOLET"));
+  CHECK(field(field(v, "inner"), "label") == Value("in"));
+  CHECK(field(field(field(v, "inner"), "child"), "value") == Value(5));
+  CHECK(field(field(field(v, "inner"), "child"), "child").is_null());
+  CHECK(field(v, "packed_ints") == Value(List{1, -2, 300}));
+  CHECK(field(v, "unpacked_ints") == Value(List{7, 8}));
+  CHECK(field(v, "tags") == Value(List{"a", "", "c"}));
+  CHECK(field(field(v, "inners").as<List>()->at(1), "value") == Value(11));
+  CHECK(field(field(v, "counts").as<List>()->at(0), "key") == Value("k"));
+  CHECK(field(v, "at") == Value(Timestamp{1700000000123456}));
+  CHECK(field(v, "name").is_null());
+  CHECK(field(v, "number") == Value(77));
+  CHECK(field(v, "maybe") == Value(0));
+  CHECK(field(v, "packed_doubles") == Value(List{0.5, -1.0}));
+  CHECK(field(v, "far") == Value(9));
+}
+
+TEST_CASE("decode: absent fields get proto3 defaults, messages and oneofs null") {
+  Codec codec;
+  Value v;
+  decode_message(codec.decoder("pipehost.test.Everything"), "", v);
+  CHECK(field(v, "d") == Value(0.0));
+  CHECK(field(v, "i64") == Value(0));
+  CHECK(field(v, "b") == Value(false));
+  CHECK(field(v, "s") == Value(""));
+  CHECK(field(v, "raw") == Value(Bytes{}));
+  CHECK(field(v, "color") == Value("COLOR_UNSPECIFIED"));
+  CHECK(field(v, "inner").is_null());
+  CHECK(field(v, "at").is_null());
+  CHECK(field(v, "tags") == Value(List{}));
+  CHECK(field(v, "number").is_null());
+  CHECK(field(v, "maybe").is_null());
+}
+
+TEST_CASE("encode: same bytes as protobuf, and protobuf reads them back equal") {
+  Codec codec;
+  const auto reference = full_everything();
+  Value v;
+  decode_message(codec.decoder("pipehost.test.Everything"), reference->SerializeAsString(), v);
+  std::string out;
+  encode_message(codec.encoder("pipehost.test.Everything"), v, out);
+  CHECK(out == reference->SerializeAsString());
+  auto parsed = test::new_message(test::test_files(), "pipehost.test.Everything");
+  REQUIRE(parsed->ParseFromString(out));
+  CHECK(gp::util::MessageDifferencer::Equals(*parsed, *reference));
+}
+
+TEST_CASE("encode: timestamps, enums by name or number, struct timestamps") {
+  Codec codec;
+  const EncodePlan& plan = codec.encoder("pipehost.test.Everything");
+  const DecodePlan& back = codec.decoder("pipehost.test.Everything");
+  for (std::int64_t micros : {std::int64_t{-1}, std::int64_t{0}, std::int64_t{1}, std::int64_t{-1500001}}) {
+    std::string out;
+    encode_message(plan, test::make_struct({{"at", Timestamp{micros}}}), out);
+    Value v;
+    decode_message(back, out, v);
+    CHECK(field(v, "at") == Value(Timestamp{micros}));
+  }
+  std::string by_name, by_number, by_struct, reference;
+  encode_message(plan, test::make_struct({{"color", "GREEN"}}), by_name);
+  encode_message(plan, test::make_struct({{"color", 2}}), by_number);
+  CHECK(by_name == by_number);
+  encode_message(plan, test::make_struct({{"at", test::make_struct({{"seconds", 5}, {"nanos", 1000}})}}), by_struct);
+  encode_message(plan, test::make_struct({{"at", Timestamp{5000001}}}), reference);
+  CHECK(by_struct == reference);
+}
+
+TEST_CASE("encode: a value of the wrong type is rejected naming the field") {
+  Codec codec;
+  const EncodePlan& plan = codec.encoder("pipehost.test.Everything");
+  std::string out;
+  auto fails = [&](Value v) {
+    out.clear();
+    try {
+      encode_message(plan, v, out);
+    } catch (const InvalidRecord& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(fails(test::make_struct({{"i32", "x"}})) ==
+        "cannot encode pipehost.test.Everything: field 'i32': expected an integer, got a string");
+  CHECK(fails(test::make_struct({{"i32", std::int64_t{1} << 40}})) ==
+        "cannot encode pipehost.test.Everything: field 'i32': value 1099511627776 is out of range "
+        "[-2147483648, 2147483647]");
+  CHECK(fails(test::make_struct({{"u32", -1}})).find("out of range") != std::string::npos);
+  CHECK(fails(test::make_struct({{"inner", test::make_struct({{"value", 1.5}})}})) ==
+        "cannot encode pipehost.test.Everything: field 'inner.value': expected an integer, got a double");
+  CHECK(fails(test::make_struct({{"inners", List{test::make_struct({}), test::make_struct({{"label", 5}})}}})) ==
+        "cannot encode pipehost.test.Everything: field 'inners[1].label': expected a string, got an integer");
+  CHECK(fails(test::make_struct({{"packed_ints", List{1, "two"}}})) ==
+        "cannot encode pipehost.test.Everything: field 'packed_ints[1]': expected an integer, got a string");
+  CHECK(fails(test::make_struct({{"color", "PURPLE"}})) ==
+        "cannot encode pipehost.test.Everything: field 'color': 'PURPLE' is not a value of enum "
+        "pipehost.test.Color (COLOR_UNSPECIFIED, RED, GREEN, ULTRAVIOLET)");
+  CHECK(fails(test::make_struct({{"tags", "not a list"}})) ==
+        "cannot encode pipehost.test.Everything: field 'tags': expected a list, got a string");
+  CHECK(fails(test::make_struct({{"at", 5}})) ==
+        "cannot encode pipehost.test.Everything: field 'at': expected a timestamp or struct, got an integer");
+  CHECK(fails(Value("text")) == "cannot encode pipehost.test.Everything: the record value is a string, not a struct");
+  // Absent, null and extra fields are fine; integral doubles are integers.
+  CHECK(fails(test::make_struct({{"i32", Value()}, {"no_such_field", 1}, {"i64", 3.0}})) == "no error");
+}
+
+TEST_CASE("decode: unknown fields of every wire type are skipped") {
+  Codec codec;
+  std::string wire = test::bytes({0x72, 0x02, 'h', 'i'});  // s = "hi" (field 14)
+  wire += test::bytes({0xb8, 0x3e, 0x96, 0x01});             // field 999 varint 150
+  wire += test::bytes({0xb1, 0x3e, 1, 2, 3, 4, 5, 6, 7, 8}); // field 998 fixed64
+  wire += test::bytes({0xaa, 0x3e, 0x03, 'a', 'b', 'c'});    // field 997 length-delimited
+  wire += test::bytes({0xa5, 0x3e, 1, 2, 3, 4});             // field 996 fixed32
+  wire += test::bytes({0x9b, 0x3e, 0x08, 0x01, 0x9c, 0x3e}); // field 995 group {field 1 = 1}
+  wire += test::bytes({0x18, 0x05});                         // i32 = 5 (field 3)
+  wire += test::bytes({0x1d, 1, 2, 3, 4});                   // i32 with the wrong wire type: skipped
+  Value v;
+  decode_message(codec.decoder("pipehost.test.Everything"), wire, v);
+  CHECK(field(v, "s") == Value("hi"));
+  CHECK(field(v, "i32") == Value(5));
+}
+
+TEST_CASE("decode: packed and unpacked repeated scalars are both accepted") {
+  Codec codec;
+  // packed_ints (18) unpacked on the wire, unpacked_ints (19) packed, and both mixed.
+  const std::string wire = test::bytes({0x90, 0x01, 0x01, 0x90, 0x01, 0x02,        // 18: 1, 2
+                                        0x9a, 0x01, 0x02, 0x03, 0x04,              // 19: [3, 4]
+                                        0x92, 0x01, 0x01, 0x05,                    // 18: [5]
+                                        0xda, 0x01, 0x08, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f});  // 27: [1.0]
+  Value v;
+  decode_message(codec.decoder("pipehost.test.Everything"), wire, v);
+  CHECK(field(v, "packed_ints") == Value(List{1, 2, 5}));
+  CHECK(field(v, "unpacked_ints") == Value(List{3, 4}));
+  CHECK(field(v, "packed_doubles") == Value(List{1.0}));
+  std::string out;  // re-encoded as the schema says: 18 packed, 19 not
+  encode_message(codec.encoder("pipehost.test.Everything"),
+                 test::make_struct({{"packed_ints", List{1, 2}}, {"unpacked_ints", List{3}}}), out);
+  CHECK(out == test::bytes({0x92, 0x01, 0x02, 0x01, 0x02, 0x98, 0x01, 0x03}));
+}
+
+TEST_CASE("decode: projection keeps only the named top-level fields") {
+  Codec codec;
+  const DecodePlan& plan = codec.decoder("pipehost.test.Everything", {"s", "d"});
+  CHECK(plan.schema->names() == std::vector<std::string>{"d", "s"});  // declaration order
+  Value v;
+  decode_message(plan, full_everything()->SerializeAsString(), v);
+  CHECK(v.as<Struct>()->fields.size() == 2);
+  CHECK(field(v, "d") == Value(-2.5));
+  CHECK_THROWS_WITH_AS(codec.decoder("pipehost.test.Everything", {"s", "nope"}),
+                       doctest::Contains("option fields names 'nope', which message pipehost.test.Everything "
+                                         "does not have; its fields: d, f, i32"),
+                       std::invalid_argument);
+}
+
+TEST_CASE("decode: truncated and garbage input is rejected, never crashes") {
+  Codec codec;
+  const DecodePlan& plan = codec.decoder("pipehost.test.Everything");
+  const std::string wire = full_everything()->SerializeAsString();
+  int rejected = 0;
+  for (std::size_t n = 0; n < wire.size(); ++n) {
+    Value v;
+    try {
+      decode_message(plan, std::string_view(wire).substr(0, n), v);
+    } catch (const InvalidRecord&) {
+      ++rejected;
+    }
+  }
+  CHECK(rejected > static_cast<int>(wire.size()) / 2);
+  CHECK_THROWS_WITH_AS(decode_message(plan, test::bytes({0x72, 0x05, 'a'}), *std::make_unique<Value>()),
+                       "malformed protobuf pipehost.test.Everything: length runs past the end in field 's' at byte 2",
+                       InvalidRecord);
+  CHECK_THROWS_WITH_AS(decode_message(plan, test::bytes({0x0f}), *std::make_unique<Value>()),
+                       doctest::Contains("invalid wire type"), InvalidRecord);
+  std::mt19937 random(42);
+  for (int i = 0; i < 20000; ++i) {
+    std::string garbage = wire;
+    for (int k = 0; k < 3; ++k) garbage[random() % garbage.size()] = static_cast<char>(random());
+    Value v;
+    try {
+      decode_message(plan, garbage, v);
+    } catch (const InvalidRecord&) {
+    }
+  }
+}
+
+TEST_CASE("decode: a reused value is reset, not merged") {
+  Codec codec;
+  const DecodePlan& plan = codec.decoder("pipehost.test.Everything");
+  Value v;
+  decode_message(plan, full_everything()->SerializeAsString(), v);
+  decode_message(plan, test::bytes({0x18, 0x05}), v);
+  CHECK(field(v, "i32") == Value(5));
+  CHECK(field(v, "s") == Value(""));
+  CHECK(field(v, "tags") == Value(List{}));
+  CHECK(field(v, "inner").is_null());
+}

@@ -1,0 +1,266 @@
+#include <doctest/doctest.h>
+#include <pipehost/testing.hpp>
+#include <toml++/toml.h>
+
+#include <google/protobuf/descriptor.pb.h>
+
+#include "components.hpp"
+#include "framing.hpp"
+#include "test_support.hpp"
+
+using namespace pipehost;
+using namespace pipehost::protobuf;
+namespace gp = google::protobuf;
+
+namespace {
+
+const PluginSpec& spec() {
+  static const PluginSpec s = plugin_spec();
+  return s;
+}
+const ComponentSpec& component(const std::string& name) {
+  for (const auto& c : spec().components)
+    if (c.name == name) return c;
+  FAIL("no component " << name);
+  throw 0;
+}
+
+struct Harness {
+  testing::TestContext context;
+  Harness() { context.data_directory = PIPEHOST_TEST_DATA_DIR; }
+
+  std::unique_ptr<TransformStage> make(const std::string& name, std::map<std::string, OptionValue> given,
+                                       std::string* error_out = nullptr) {
+    std::string error;
+    auto stage = component(name).make_transform(testing::options_for(component(name).options, given),
+                                                 context, error);
+    if (error_out) *error_out = error;
+    if (stage) REQUIRE(stage->start().is_ok());
+    return stage;
+  }
+  int register_text(const std::string& text, const std::string& type = "PROTOBUF") {
+    int id = 0;
+    REQUIRE(context.registry.register_schema("s-value", type, text, id).is_ok());
+    return id;
+  }
+};
+
+Batch batch_of(std::vector<Value> values) {
+  Batch b;
+  for (auto& v : values) b.records.emplace_back().value = std::move(v);
+  return b;
+}
+
+Batch payloads(std::vector<std::string> wires) {
+  Batch b;
+  for (auto& w : wires) b.records.emplace_back().payload = std::move(w);
+  return b;
+}
+
+std::string frame(int id, const std::string& body, const MessagePath& path = MessagePath()) {
+  std::string out;
+  write_frame(out, id, path);
+  return out + body;
+}
+
+}  // namespace
+
+TEST_CASE("plugin: declares protobuf_encode and protobuf_decode with examples") {
+  CHECK(spec().name == "protobuf");
+  REQUIRE(spec().components.size() == 2);
+  const std::string example_file = test::read_text(PROTOBUF_EXAMPLE_TOML);
+  for (const auto& c : spec().components) {
+    CAPTURE(c.name);
+    CHECK(c.kind == Kind::transform);
+    CHECK(example_file.find(c.example) != std::string::npos);  // example.toml shows the same
+    const toml::table doc = toml::parse(c.example);
+    const toml::table& stage = *doc.at_path("pipelines").as_table()->begin()->second.as_table()
+                                    ->at_path("transforms").as_array()->get(0)->as_table();
+    CHECK(stage["plugin"].value_or(std::string()) == c.name);
+    for (const auto& [key, value] : stage) {
+      if (key.str() == "plugin") continue;
+      bool declared = false;
+      for (const auto& o : c.options) declared = declared || o.name == key.str();
+      CHECK_MESSAGE(declared, "example sets undeclared option " << key.str());
+    }
+    for (const auto& o : c.options)
+      if (o.required) CHECK_MESSAGE(stage.contains(o.name), "example lacks required option " << o.name);
+  }
+}
+
+TEST_CASE("plugin: a Transaction encoded then decoded equals the input") {
+  Harness h;
+  auto encode = h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "jagoTransactions"}});
+  auto decode = h.make("protobuf_decode", {});
+  REQUIRE(encode);
+  REQUIRE(decode);
+  CHECK(h.context.registry.subjects().at("jagoTransactions-value") == std::vector<int>{1});
+
+  std::vector<Value> inputs;
+  for (int i = 0; i < 100; ++i)
+    inputs.push_back(test::transaction("tx-" + std::to_string(i), "ACC" + std::to_string(i % 20), i * 1.25 - 30,
+                                       1700000000000000 + i * 1000003));
+  Batch batch = batch_of(inputs);
+  REQUIRE(encode->process(batch).is_ok());
+  CHECK(batch.rejections.empty());
+  CHECK(batch.records[0].payload.substr(0, 6) == test::bytes({0, 0, 0, 0, 1, 0}));
+  for (auto& r : batch.records) r.value = Value();
+  REQUIRE(decode->process(batch).is_ok());
+  CHECK(batch.rejections.empty());
+  for (std::size_t i = 0; i < inputs.size(); ++i) CHECK(batch.records[i].value == inputs[i]);
+}
+
+TEST_CASE("plugin: bytes written by protobuf decode into the right struct") {
+  Harness h;
+  const gp::FileDescriptor& file = *test::project_files().pool().FindFileByName("transactions.proto");
+  const int id = h.register_text(file.DebugString());
+  auto m = test::new_message(test::project_files(), "Transaction");
+  const gp::Reflection* r = m->GetReflection();
+  const gp::Descriptor* d = m->GetDescriptor();
+  r->SetString(m.get(), d->FindFieldByName("transaction_id"), "t1");
+  r->SetString(m.get(), d->FindFieldByName("account_number"), "ACC7");
+  r->SetDouble(m.get(), d->FindFieldByName("amount"), 99.5);
+  gp::Message* at = r->MutableMessage(m.get(), d->FindFieldByName("transaction_datetime"));
+  at->GetReflection()->SetInt64(at, at->GetDescriptor()->FindFieldByName("seconds"), 1);
+  at->GetReflection()->SetInt32(at, at->GetDescriptor()->FindFieldByName("nanos"), 2000);
+
+  auto decode = h.make("protobuf_decode", {});
+  Batch batch = payloads({frame(id, m->SerializeAsString())});
+  REQUIRE(decode->process(batch).is_ok());
+  CHECK(batch.rejections.empty());
+  CHECK(batch.records[0].value == test::make_struct({{"transaction_id", "t1"},
+                                                     {"account_number", "ACC7"},
+                                                     {"transaction_reference", ""},
+                                                     {"transaction_datetime", Timestamp{1000002}},
+                                                     {"amount", 99.5}}));
+}
+
+TEST_CASE("plugin: a schema registered as a base64 FileDescriptorProto decodes") {
+  Harness h;
+  gp::FileDescriptorProto proto;
+  test::project_files().pool().FindFileByName("transactions.proto")->CopyTo(&proto);
+  const int id = h.register_text(test::base64(proto.SerializeAsString()));
+  auto encode = h.make("protobuf_encode", {{"message", "Transaction"}, {"subject", "x-value"}});
+  Batch batch = batch_of({test::transaction("b64", "ACC1", 10.0)});
+  REQUIRE(encode->process(batch).is_ok());
+  std::string wire = batch.records[0].payload.substr(6);
+  auto decode = h.make("protobuf_decode", {});
+  Batch in = payloads({frame(id, wire)});
+  REQUIRE(decode->process(in).is_ok());
+  CHECK(in.rejections.empty());
+  CHECK(in.records[0].value == test::transaction("b64", "ACC1", 10.0));
+}
+
+TEST_CASE("plugin: bad payloads are rejected with clear reasons, the rest go on") {
+  Harness h;
+  const int id = h.register_text(test::project_files().pool().FindFileByName("transactions.proto")->DebugString());
+  const int avro = h.register_text("{\"type\": \"string\"}", "AVRO");
+  auto decode = h.make("protobuf_decode", {});
+  Batch batch = payloads({frame(42, ""), test::bytes({1, 0, 0, 0, 1, 0}), test::bytes({0, 0, 0}),
+                          frame(id, test::bytes({0x0a, 0x09, 'a'})), frame(avro, ""),
+                          frame(id, "", MessagePath::empty()), frame(id, test::bytes({0x0a, 0x01, 'z'}))});
+  MessagePath five = MessagePath::empty();
+  five.push(5);
+  batch.records[5].payload = frame(id, "", five);
+  REQUIRE(decode->process(batch).is_ok());
+  REQUIRE(batch.rejections.size() == 6);
+  CHECK(batch.rejections[0].reason == "unknown schema id 42: schema id 42 not found");
+  CHECK(batch.rejections[1].reason == "not Confluent framing: magic byte is 1, expected 0");
+  CHECK(batch.rejections[2].reason.starts_with("payload too short"));
+  CHECK(batch.rejections[3].reason ==
+        "malformed protobuf Transaction: length runs past the end in field 'transaction_id' at byte 2");
+  CHECK(batch.rejections[4].reason == "schema id " + std::to_string(avro) + " is AVRO, not PROTOBUF");
+  CHECK(batch.rejections[5].reason == "message index path [5] names no message in schema id 1");
+  batch.compact();
+  REQUIRE(batch.records.size() == 1);
+  CHECK(*batch.records[0].value.field("transaction_id") == Value("z"));
+}
+
+TEST_CASE("plugin: message-index paths pick nested and later messages") {
+  Harness h;
+  const gp::FileDescriptor& file = *test::test_files().pool().FindFileByName("everything.proto");
+  const int id = h.register_text(file.DebugString());
+  auto decode = h.make("protobuf_decode", {{"descriptor_set", PROTOBUF_TEST_DESCRIPTOR_SET}});
+  MessagePath second = MessagePath::empty(), deep = MessagePath::empty(), inner = MessagePath::empty();
+  second.push(1);
+  deep.push(1);
+  deep.push(0);
+  inner.push(0);
+  inner.push(0);
+  Batch batch = payloads({frame(id, test::bytes({0x0a, 0x01, 'n'}), second), frame(id, test::bytes({0x08, 0x03}), deep),
+                          frame(id, test::bytes({0x0a, 0x01, 'l'}), inner)});
+  REQUIRE(decode->process(batch).is_ok());
+  REQUIRE(batch.rejections.empty());
+  CHECK(*batch.records[0].value.field("note") == Value("n"));
+  CHECK(*batch.records[1].value.field("level") == Value(3));
+  CHECK(*batch.records[2].value.field("label") == Value("l"));
+}
+
+TEST_CASE("plugin: projection `fields` decodes only those fields") {
+  Harness h;
+  auto encode = h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "t"}});
+  auto decode = h.make("protobuf_decode", {{"fields", std::vector<std::string>{"amount", "account_number"}}});
+  Batch batch = batch_of({test::transaction("a", "ACC3", 7.5), test::transaction("b", "ACC4", 8.5)});
+  REQUIRE(encode->process(batch).is_ok());
+  for (auto& r : batch.records) r.value = Value();
+  REQUIRE(decode->process(batch).is_ok());
+  CHECK(batch.records[1].value == test::make_struct({{"account_number", "ACC4"}, {"amount", 8.5}}));
+  CHECK(batch.records[0].value.as<Struct>()->schema == batch.records[1].value.as<Struct>()->schema);
+
+  auto wrong = h.make("protobuf_decode", {{"fields", std::vector<std::string>{"amount", "amout"}}});
+  const Status status = wrong->process(batch);
+  CHECK(status.code() == Code::fatal);
+  CHECK(status.message().find("option fields names 'amout', which message Transaction does not have") !=
+        std::string::npos);
+}
+
+TEST_CASE("plugin: encoder subjects follow topic, destination topic and explicit subject") {
+  Harness h;
+  auto by_topic = h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "main"}});
+  Batch batch = batch_of({test::transaction("a", "A", 1), test::transaction("b", "B", 2)});
+  batch.records[1].destination_topic = "routed";
+  REQUIRE(by_topic->process(batch).is_ok());
+  auto subjects = h.context.registry.subjects();
+  CHECK(subjects.count("main-value") == 1);
+  CHECK(subjects.count("routed-value") == 1);
+
+  auto by_subject = h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "main"}, {"subject", "fixed"}});
+  REQUIRE(by_subject->process(batch).is_ok());
+  subjects = h.context.registry.subjects();
+  CHECK(subjects.count("fixed") == 1);
+  CHECK(subjects.count("routed-value") == 1);
+
+  auto no_subject = h.make("protobuf_encode", {{"message", "Transaction"}});
+  Batch lone = batch_of({test::transaction("c", "C", 3)});
+  REQUIRE(no_subject->process(lone).is_ok());
+  REQUIRE(lone.rejections.size() == 1);
+  CHECK(lone.rejections[0].reason.find("no subject for this record") != std::string::npos);
+}
+
+TEST_CASE("plugin: encoder start-up and per-record errors are clear") {
+  Harness h;
+  std::string error;
+  CHECK_FALSE(h.make("protobuf_encode", {{"message", "Nope"}}, &error));
+  CHECK(error == "message 'Nope' is not in the schemas; messages: Transaction");
+  CHECK_FALSE(h.make("protobuf_encode", {{"message", "Transaction"}, {"descriptor_set", "/missing.desc"}}, &error));
+  CHECK(error == "cannot open descriptor set /missing.desc");
+
+  auto encode = h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "t"}});
+  Batch batch = batch_of({test::make_struct({{"amount", "lots"}}), Value(5), test::transaction("ok", "A", 1)});
+  REQUIRE(encode->process(batch).is_ok());
+  REQUIRE(batch.rejections.size() == 2);
+  CHECK(batch.rejections[0].reason == "cannot encode Transaction: field 'amount': expected a number, got a string");
+  CHECK(batch.rejections[1].reason == "cannot encode Transaction: the record value is an integer, not a struct");
+}
+
+TEST_CASE("plugin: the registered schema is the message's .proto text") {
+  Harness h;
+  auto encode = h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "t"}});
+  RegisteredSchema s;
+  REQUIRE(h.context.registry.schema_by_id(1, s).is_ok());
+  CHECK(s.schema_type == "PROTOBUF");
+  CHECK(s.schema.find("syntax = \"proto3\";") != std::string::npos);
+  CHECK(s.schema.find("import \"google/protobuf/timestamp.proto\";") != std::string::npos);
+  CHECK(s.schema.find("message Transaction {") != std::string::npos);
+  CHECK(h.context.registry.subjects().size() == 1);  // the well-known import is not registered
+}

@@ -1,0 +1,135 @@
+// Helpers shared by the protobuf plugin's tests.
+#pragma once
+#include <fstream>
+#include <ostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/dynamic_message.h>
+#include <pipehost/value.hpp>
+
+#include "schema_loader.hpp"
+
+namespace pipehost::protobuf::test {
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The project's descriptor set (proto/*.proto) and the tests' own (tests/protos).
+inline const SchemaFiles& project_files() {
+  static const auto files = SchemaFiles::from_descriptor_set(PIPEHOST_TEST_DESCRIPTOR_SET);
+  return *files;
+}
+inline const SchemaFiles& test_files() {
+  static const auto files = SchemaFiles::from_descriptor_set(PROTOBUF_TEST_DESCRIPTOR_SET);
+  return *files;
+}
+
+inline Value make_struct(std::vector<std::pair<std::string, Value>> fields) {
+  std::vector<std::string> names;
+  Struct s;
+  for (auto& [name, value] : fields) {
+    names.push_back(name);
+    s.fields.push_back(std::move(value));
+  }
+  s.schema = StructSchema::make(std::move(names));
+  return s;
+}
+
+inline Value transaction(std::string id, std::string account, double amount,
+                         std::int64_t micros = 1700000000123456) {
+  return make_struct({{"transaction_id", std::move(id)},
+                      {"account_number", std::move(account)},
+                      {"transaction_reference", "ref-" + std::to_string(micros % 1000)},
+                      {"transaction_datetime", Timestamp{micros}},
+                      {"amount", amount}});
+}
+
+// A message of `name` in `files`, for producing reference bytes with protobuf itself.
+inline std::unique_ptr<google::protobuf::Message> new_message(const SchemaFiles& files,
+                                                              const std::string& name) {
+  static google::protobuf::DynamicMessageFactory factory;
+  return std::unique_ptr<google::protobuf::Message>(
+      factory.GetPrototype(&files.find_message(name))->New());
+}
+
+inline std::string base64(const std::string& in) {
+  static const char* const alphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const auto n = static_cast<unsigned>(static_cast<unsigned char>(in[i])) << 16 |
+                   static_cast<unsigned>(static_cast<unsigned char>(in[i + 1])) << 8 |
+                   static_cast<unsigned char>(in[i + 2]);
+    for (int k = 18; k >= 0; k -= 6) out.push_back(alphabet[(n >> k) & 63]);
+  }
+  if (i < in.size()) {
+    unsigned n = static_cast<unsigned>(static_cast<unsigned char>(in[i])) << 16;
+    if (i + 1 < in.size()) n |= static_cast<unsigned>(static_cast<unsigned char>(in[i + 1])) << 8;
+    out.push_back(alphabet[(n >> 18) & 63]);
+    out.push_back(alphabet[(n >> 12) & 63]);
+    out.push_back(i + 1 < in.size() ? alphabet[(n >> 6) & 63] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
+inline std::string bytes(std::initializer_list<int> values) {
+  std::string s;
+  for (int v : values) s.push_back(static_cast<char>(v));
+  return s;
+}
+
+}  // namespace pipehost::protobuf::test
+
+// Deep equality and printing of Values, for CHECK(a == b) in tests.
+namespace pipehost {
+inline bool operator==(const Value& a, const Value& b) {
+  if (a.variant().index() != b.variant().index()) return false;
+  if (const auto* l = a.as<List>()) {
+    const auto& r = *b.as<List>();
+    if (l->size() != r.size()) return false;
+    for (std::size_t i = 0; i < l->size(); ++i)
+      if (!((*l)[i] == r[i])) return false;
+    return true;
+  }
+  if (const auto* s = a.as<Struct>()) {
+    const auto& r = *b.as<Struct>();
+    if (!s->schema != !r.schema || (s->schema && s->schema->names() != r.schema->names())) return false;
+    if (s->fields.size() != r.fields.size()) return false;
+    for (std::size_t i = 0; i < s->fields.size(); ++i)
+      if (!(s->fields[i] == r.fields[i])) return false;
+    return true;
+  }
+  if (const auto* d = a.as<double>()) return *d == *b.as<double>();
+  if (const auto* t = a.as<Timestamp>()) return *t == *b.as<Timestamp>();
+  if (const auto* x = a.as<Bytes>()) return *x == *b.as<Bytes>();
+  return a.to_text() == b.to_text();
+}
+
+inline std::ostream& operator<<(std::ostream& os, const Value& v) {
+  if (const auto* l = v.as<List>()) {
+    os << "[";
+    for (std::size_t i = 0; i < l->size(); ++i) os << (i ? ", " : "") << (*l)[i];
+    return os << "]";
+  }
+  if (const auto* s = v.as<Struct>()) {
+    os << "{";
+    for (std::size_t i = 0; i < s->fields.size(); ++i)
+      os << (i ? ", " : "") << (s->schema ? s->schema->names()[i] : "?") << ": " << s->fields[i];
+    return os << "}";
+  }
+  if (v.is<std::string>()) return os << '"' << v.to_text() << '"';
+  if (v.is<Timestamp>()) return os << "ts(" << v.to_text() << ")";
+  return os << v.to_text();
+}
+}  // namespace pipehost

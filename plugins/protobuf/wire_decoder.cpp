@@ -1,0 +1,329 @@
+#include "wire_decoder.hpp"
+
+#include <bit>
+#include <cstring>
+#include <stdexcept>
+
+#include <pipehost/status.hpp>
+
+namespace pipehost::protobuf {
+namespace {
+
+namespace gp = google::protobuf;
+static_assert(std::endian::native == std::endian::little, "fixed-width reads assume little-endian");
+
+constexpr int kMaxDepth = 100;            // as protobuf's default recursion limit
+constexpr std::uint32_t kDenseNumbers = 4096;
+constexpr std::uint64_t kMaxFieldNumber = 536870911;
+
+struct Malformed {
+  const char* reason;
+};
+
+struct Cursor {
+  explicit Cursor(std::string_view bytes)
+      : begin(reinterpret_cast<const std::uint8_t*>(bytes.data())), p(begin), end(begin + bytes.size()) {}
+  const std::uint8_t* begin;
+  const std::uint8_t* p;
+  const std::uint8_t* end;
+  const std::string* field = nullptr;  // the field being read, for error messages
+
+  std::uint64_t varint() {
+    if (p < end && *p < 0x80) return *p++;
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+      if (p >= end) throw Malformed{"truncated varint"};
+      const std::uint8_t b = *p++;
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if (b < 0x80) return v;
+    }
+    throw Malformed{"varint longer than 10 bytes"};
+  }
+  void need(std::size_t n) const {
+    if (static_cast<std::size_t>(end - p) < n) throw Malformed{"truncated fixed-width value"};
+  }
+  std::uint32_t fixed32() {
+    need(4);
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    p += 4;
+    return v;
+  }
+  std::uint64_t fixed64() {
+    need(8);
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    p += 8;
+    return v;
+  }
+  // The end of a length-delimited value starting at p (after its length).
+  const std::uint8_t* delimited_end() {
+    const std::uint64_t n = varint();
+    if (n > static_cast<std::uint64_t>(end - p)) throw Malformed{"length runs past the end"};
+    return p + n;
+  }
+  std::string_view delimited() {
+    const std::uint8_t* stop = delimited_end();
+    std::string_view s(reinterpret_cast<const char*>(p), static_cast<std::size_t>(stop - p));
+    p = stop;
+    return s;
+  }
+};
+
+void skip(Cursor& c, std::uint32_t wire, std::uint64_t number, int depth) {
+  switch (wire) {
+    case kVarint: c.varint(); return;
+    case kFixed64: c.need(8); c.p += 8; return;
+    case kLengthDelimited: c.p = c.delimited_end(); return;
+    case kFixed32: c.need(4); c.p += 4; return;
+    case kStartGroup:
+      if (depth >= kMaxDepth) throw Malformed{"groups nested too deeply"};
+      for (;;) {
+        if (c.p >= c.end) throw Malformed{"unterminated group"};
+        const std::uint64_t tag = c.varint();
+        const auto w = static_cast<std::uint32_t>(tag & 7);
+        if (w == kEndGroup) {
+          if ((tag >> 3) != number) throw Malformed{"mismatched end of group"};
+          return;
+        }
+        skip(c, w, tag >> 3, depth + 1);
+      }
+    default: throw Malformed{"invalid wire type"};
+  }
+}
+
+void assign_string(Value& slot, std::string_view s) {
+  if (auto* str = slot.as<std::string>()) str->assign(s.data(), s.size());
+  else slot = std::string(s);
+}
+
+void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields, int depth);
+
+void read_message(const DecodePlan& plan, Cursor& c, Value& slot, int depth) {
+  if (depth >= kMaxDepth) throw Malformed{"messages nested too deeply"};
+  const std::uint8_t* stop = c.delimited_end();
+  Struct* s = slot.as<Struct>();
+  if (!s || s->schema != plan.schema) {  // a repeated occurrence merges into the same struct
+    slot = Struct{plan.schema, plan.defaults};
+    s = slot.as<Struct>();
+  }
+  const std::uint8_t* outer_end = c.end;
+  c.end = stop;
+  decode_fields(plan, c, s->fields, depth + 1);
+  c.end = outer_end;
+}
+
+void read_timestamp(Cursor& c, Value& slot) {
+  const std::uint8_t* stop = c.delimited_end();
+  const std::uint8_t* outer_end = c.end;
+  c.end = stop;
+  std::uint64_t seconds = 0, nanos = 0;  // unsigned: garbage may overflow, harmlessly
+  while (c.p < c.end) {
+    const std::uint64_t tag = c.varint();
+    if (tag == (1 << 3 | kVarint)) seconds = c.varint();
+    else if (tag == (2 << 3 | kVarint)) nanos = static_cast<std::uint64_t>(static_cast<std::int32_t>(c.varint()));
+    else skip(c, static_cast<std::uint32_t>(tag & 7), tag >> 3, 1);
+  }
+  c.end = outer_end;
+  const auto micros = seconds * 1000000u + static_cast<std::uint64_t>(static_cast<std::int64_t>(nanos) / 1000);
+  slot = Timestamp{static_cast<std::int64_t>(micros)};
+}
+
+void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {
+  switch (f.kind) {
+    case Kind::double_: slot = std::bit_cast<double>(c.fixed64()); return;
+    case Kind::float_: slot = static_cast<double>(std::bit_cast<float>(c.fixed32())); return;
+    case Kind::int64:
+    case Kind::uint64: slot = static_cast<std::int64_t>(c.varint()); return;
+    case Kind::int32: slot = std::int64_t{static_cast<std::int32_t>(c.varint())}; return;
+    case Kind::uint32: slot = std::int64_t{static_cast<std::uint32_t>(c.varint())}; return;
+    case Kind::sint32: {
+      const auto v = static_cast<std::uint32_t>(c.varint());
+      slot = std::int64_t{static_cast<std::int32_t>((v >> 1) ^ (~(v & 1) + 1))};
+      return;
+    }
+    case Kind::sint64: {
+      const std::uint64_t v = c.varint();
+      slot = static_cast<std::int64_t>((v >> 1) ^ (~(v & 1) + 1));
+      return;
+    }
+    case Kind::fixed32: slot = std::int64_t{c.fixed32()}; return;
+    case Kind::sfixed32: slot = std::int64_t{static_cast<std::int32_t>(c.fixed32())}; return;
+    case Kind::fixed64:
+    case Kind::sfixed64: slot = static_cast<std::int64_t>(c.fixed64()); return;
+    case Kind::bool_: slot = c.varint() != 0; return;
+    case Kind::string: assign_string(slot, c.delimited()); return;
+    case Kind::bytes: {
+      const std::string_view s = c.delimited();
+      if (auto* b = slot.as<Bytes>()) b->data.assign(s.data(), s.size());
+      else slot = Bytes{std::string(s)};
+      return;
+    }
+    case Kind::enumeration: {
+      const auto n = static_cast<std::int32_t>(c.varint());
+      if (const std::string* name = f.enumeration->name(n)) assign_string(slot, *name);
+      else slot = std::to_string(n);  // an open enum's value this schema does not name
+      return;
+    }
+    case Kind::message: read_message(*f.message, c, slot, depth); return;
+    case Kind::timestamp: read_timestamp(c, slot); return;
+  }
+}
+
+void read_packed(const DecodeField& f, Cursor& c, List& list, int depth) {
+  const std::uint8_t* stop = c.delimited_end();
+  const WireType wire = wire_type_of(f.kind);
+  const auto bytes = static_cast<std::size_t>(stop - c.p);
+  list.reserve(list.size() + (wire == kFixed64 ? bytes / 8 : wire == kFixed32 ? bytes / 4 : bytes));
+  const std::uint8_t* outer_end = c.end;
+  c.end = stop;
+  while (c.p < c.end) read_value(f, c, list.emplace_back(), depth);
+  c.end = outer_end;
+}
+
+void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields, int depth) {
+  while (c.p < c.end) {
+    c.field = nullptr;
+    const std::uint64_t tag = c.varint();
+    const auto wire = static_cast<std::uint32_t>(tag & 7);
+    const std::uint64_t number = tag >> 3;
+    if (number == 0 || number > kMaxFieldNumber) throw Malformed{"invalid field number"};
+    const DecodeField* f = plan.find(static_cast<std::uint32_t>(number));
+    if (!f) {
+      skip(c, wire, number, depth);  // unknown to this schema, or not in the projection
+      continue;
+    }
+    c.field = f->name;
+    Value& slot = fields[f->slot];
+    if (wire == wire_type_of(f->kind)) {
+      if (f->repeated) read_value(*f, c, slot.as<List>()->emplace_back(), depth);
+      else read_value(*f, c, slot, depth);
+    } else if (wire == kLengthDelimited && f->repeated && is_packable(f->kind)) {
+      read_packed(*f, c, *slot.as<List>(), depth);
+    } else {
+      skip(c, wire, number, depth);  // a wire type the field cannot have: unknown, as protobuf does
+    }
+  }
+}
+
+Value default_of(const gp::FieldDescriptor& f, Kind kind) {
+  using C = gp::FieldDescriptor;
+  if (f.is_repeated()) return List{};
+  if (kind == Kind::message || kind == Kind::timestamp || f.containing_oneof()) return {};
+  switch (f.cpp_type()) {
+    case C::CPPTYPE_INT32: return std::int64_t{f.default_value_int32()};
+    case C::CPPTYPE_INT64: return std::int64_t{f.default_value_int64()};
+    case C::CPPTYPE_UINT32: return std::int64_t{f.default_value_uint32()};
+    case C::CPPTYPE_UINT64: return static_cast<std::int64_t>(f.default_value_uint64());
+    case C::CPPTYPE_DOUBLE: return f.default_value_double();
+    case C::CPPTYPE_FLOAT: return static_cast<double>(f.default_value_float());
+    case C::CPPTYPE_BOOL: return f.default_value_bool();
+    case C::CPPTYPE_ENUM: return f.default_value_enum()->name();
+    case C::CPPTYPE_STRING:
+      if (kind == Kind::bytes) return Bytes{f.default_value_string()};
+      return f.default_value_string();
+    case C::CPPTYPE_MESSAGE: break;
+  }
+  return {};
+}
+
+}  // namespace
+
+const DecodePlan& DecodePlans::plan(const gp::Descriptor& message) {
+  const std::vector<std::string>& projection = projection_;
+  if (projection.empty()) return nested(message);
+  if (auto it = projected_.find(&message); it != projected_.end()) return *it->second;
+  std::string known;
+  for (int i = 0; i < message.field_count(); ++i)
+    known += (i ? ", " : "") + message.field(i)->name();
+  for (const auto& name : projection)
+    if (!message.FindFieldByName(name))
+      throw std::invalid_argument("option fields names '" + name + "', which message " +
+                               message.full_name() + " does not have; its fields: " + known);
+  auto plan = std::make_unique<DecodePlan>();
+  DecodePlan& p = *plan;
+  projected_.emplace(&message, std::move(plan));
+  try {
+    build(p, message, &projection);
+  } catch (...) {
+    projected_.erase(&message);
+    throw;
+  }
+  return p;
+}
+
+const DecodePlan& DecodePlans::nested(const gp::Descriptor& message) {
+  if (auto it = plans_.find(&message); it != plans_.end()) return *it->second;
+  auto plan = std::make_unique<DecodePlan>();
+  DecodePlan& p = *plan;
+  plans_.emplace(&message, std::move(plan));  // first, so recursive types find it
+  try {
+    build(p, message, nullptr);
+  } catch (...) {
+    plans_.erase(&message);
+    throw;
+  }
+  return p;
+}
+
+void DecodePlans::build(DecodePlan& p, const gp::Descriptor& message,
+                        const std::vector<std::string>* projection) {
+  std::vector<const gp::FieldDescriptor*> chosen;
+  for (int i = 0; i < message.field_count(); ++i) {  // declaration order
+    const gp::FieldDescriptor* f = message.field(i);
+    bool wanted = !projection;
+    for (std::size_t j = 0; projection && !wanted && j < projection->size(); ++j)
+      wanted = (*projection)[j] == f->name();
+    if (wanted) chosen.push_back(f);
+  }
+  std::vector<std::string> names;
+  std::uint32_t max_number = 0;
+  for (const auto* f : chosen) {
+    names.push_back(f->name());
+    max_number = std::max(max_number, static_cast<std::uint32_t>(f->number()));
+  }
+  p.full_name = message.full_name();
+  p.schema = StructSchema::make(std::move(names));
+  p.by_number_.assign(std::min(max_number, kDenseNumbers - 1) + 1, -1);
+  for (std::size_t slot = 0; slot < chosen.size(); ++slot) {
+    const gp::FieldDescriptor& f = *chosen[slot];
+    DecodeField d;
+    d.name = &p.schema->names()[slot];
+    d.slot = static_cast<std::uint32_t>(slot);
+    d.kind = kind_of(f);
+    d.repeated = f.is_repeated();
+    if (d.kind == Kind::message) d.message = &nested(*f.message_type());
+    if (d.kind == Kind::enumeration) d.enumeration = &enumeration(*f.enum_type());
+    p.defaults.push_back(default_of(f, d.kind));
+    const auto number = static_cast<std::uint32_t>(f.number());
+    if (number < p.by_number_.size()) p.by_number_[number] = static_cast<std::int32_t>(slot);
+    else p.sparse_.emplace(number, slot);
+    p.fields_.push_back(d);
+  }
+}
+
+const EnumInfo& DecodePlans::enumeration(const gp::EnumDescriptor& e) {
+  auto& info = enums_[&e];
+  if (!info) info = std::make_unique<EnumInfo>(e);
+  return *info;
+}
+
+void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out) {
+  Struct* s = out.as<Struct>();
+  if (s && s->schema == plan.schema) {
+    s->fields = plan.defaults;
+  } else {
+    out = Struct{plan.schema, plan.defaults};
+    s = out.as<Struct>();
+  }
+  Cursor c(bytes);
+  try {
+    decode_fields(plan, c, s->fields, 0);
+  } catch (const Malformed& m) {
+    throw InvalidRecord("malformed protobuf " + plan.full_name + ": " + m.reason +
+                        (c.field ? " in field '" + *c.field + "'" : std::string()) + " at byte " +
+                        std::to_string(c.p - c.begin));
+  }
+}
+
+}  // namespace pipehost::protobuf

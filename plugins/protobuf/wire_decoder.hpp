@@ -1,0 +1,82 @@
+// Decodes protobuf wire bytes straight into pipehost Values, without DynamicMessage: a
+// plan made once per message type maps each field number to its slot in the Struct, its
+// kind and, for messages, the nested plan. Unknown field numbers are skipped; packed
+// and unpacked repeated scalars are both accepted, as protobuf parsers must.
+#pragma once
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <google/protobuf/descriptor.h>
+#include <pipehost/value.hpp>
+
+#include "wire_common.hpp"
+
+namespace pipehost::protobuf {
+
+class DecodePlan;
+
+struct DecodeField {
+  const std::string* name = nullptr;  // for error messages
+  std::uint32_t slot = 0;             // index in the Struct
+  Kind kind = Kind::int64;
+  bool repeated = false;
+  const DecodePlan* message = nullptr;  // Kind::message
+  const EnumInfo* enumeration = nullptr;
+};
+
+class DecodePlan {
+ public:
+  std::string full_name;
+  std::shared_ptr<const StructSchema> schema;
+  // A fresh struct's fields: proto3 defaults ("" / 0 / false / first enum name), an empty
+  // List for repeated fields, null for messages and fields with explicit presence.
+  std::vector<Value> defaults;
+
+  const DecodeField* find(std::uint32_t number) const {
+    if (number < by_number_.size()) {
+      const std::int32_t i = by_number_[number];
+      return i < 0 ? nullptr : &fields_[static_cast<std::size_t>(i)];
+    }
+    auto it = sparse_.find(number);
+    return it == sparse_.end() ? nullptr : &fields_[it->second];
+  }
+
+ private:
+  friend class DecodePlans;
+  std::vector<DecodeField> fields_;
+  std::vector<std::int32_t> by_number_;  // field number -> index in fields_, -1 if none
+  std::unordered_map<std::uint32_t, std::size_t> sparse_;  // numbers past the dense table
+};
+
+// The plans of one schema's messages. Each message type gets one plan, shared by every
+// field of that type; recursive types work. Not thread-safe: one per decoder.
+class DecodePlans {
+ public:
+  // `projection`: the fields of the top-level message to decode (empty: all).
+  explicit DecodePlans(std::vector<std::string> projection = {}) : projection_(std::move(projection)) {}
+
+  // Throws std::invalid_argument when the projection names a field the message does not
+  // have, and std::runtime_error for a message it cannot decode (proto2 groups).
+  const DecodePlan& plan(const google::protobuf::Descriptor& message);
+
+ private:
+  void build(DecodePlan& plan, const google::protobuf::Descriptor& message,
+             const std::vector<std::string>* projection);
+  const DecodePlan& nested(const google::protobuf::Descriptor& message);
+  const EnumInfo& enumeration(const google::protobuf::EnumDescriptor& e);
+
+  std::vector<std::string> projection_;
+  std::unordered_map<const google::protobuf::Descriptor*, std::unique_ptr<DecodePlan>> plans_;
+  std::unordered_map<const google::protobuf::Descriptor*, std::unique_ptr<DecodePlan>> projected_;
+  std::unordered_map<const google::protobuf::EnumDescriptor*, std::unique_ptr<EnumInfo>> enums_;
+};
+
+// Decodes `bytes` (one message) into `out`, which becomes a Struct of plan.schema; a
+// Struct already there with the same schema is reused in place. Throws InvalidRecord
+// on malformed input, naming the field and byte offset.
+void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out);
+
+}  // namespace pipehost::protobuf
