@@ -70,7 +70,7 @@ struct PluginSpec {
   std::string name;
   std::string version;
   std::string description;
-  std::vector<ComponentSpec> components;
+  std::vector<ComponentSpec> components = {};
 
   // T is constructed as T(const Options&, Context&).
   template <class T>
