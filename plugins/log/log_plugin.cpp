@@ -63,11 +63,20 @@ class LogSink final : public Sink {
         continue;
       }
       std::string k = key->to_text();
-      std::int64_t total = totals_->add(k, to_units(*number, totals_->scale()));
-      if (each_record_) lines += "(" + k + ", " + format_units(total, totals_->scale()) + ")\n";
+      auto total = totals_->add(k, to_units(*number, totals_->scale()), r.origin.topic,
+                                r.origin.partition, r.origin.offset);
+      if (total && each_record_)
+        lines += "(" + k + ", " + format_units(*total, totals_->scale()) + ")\n";
     }
     emit(lines);
     done(Status::ok());
+  }
+
+  // Where this process already counted up to: a partition moving between tasks resumes
+  // there instead of at the group's last commit.
+  std::optional<std::int64_t> stored_position(std::string_view topic,
+                                              std::int32_t partition) override {
+    return totals_->next_offset(topic, partition);
   }
 
   void stop() override {

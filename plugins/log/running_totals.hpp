@@ -1,11 +1,14 @@
 // Per-key running totals shared by every task of one pipeline in this process, so a
-// key's sum is right even after its partition moves to another task. Kept in integer
-// units of 10^-scale, so totals are exact.
+// key's sum is right even after its partition moves to another task, and a record
+// redelivered by a rebalance is not counted twice. Kept in integer units of
+// 10^-scale, so totals are exact.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -14,11 +17,25 @@ namespace pipehost::logsink {
 class RunningTotals {
  public:
   explicit RunningTotals(int scale) : scale_(scale) {}
-  // Adds and returns the new total, in units.
-  std::int64_t add(const std::string& key, std::int64_t units) {
+  // Adds and returns the new total, in units; nullopt for a record from a partition
+  // position already counted (redelivered after a rebalance): counted once per process.
+  std::optional<std::int64_t> add(const std::string& key, std::int64_t units,
+                                  std::string_view topic, std::int32_t partition,
+                                  std::int64_t offset) {
     std::lock_guard lock(mutex_);
+    if (partition >= 0) {
+      auto& next = next_offsets_[{std::string(topic), partition}];
+      if (offset < next) return std::nullopt;
+      next = offset + 1;
+    }
     ++records_;
     return totals_[key] += units;
+  }
+  std::optional<std::int64_t> next_offset(std::string_view topic, std::int32_t partition) const {
+    std::lock_guard lock(mutex_);
+    auto it = next_offsets_.find({std::string(topic), partition});
+    if (it == next_offsets_.end()) return std::nullopt;
+    return it->second;
   }
   std::map<std::string, std::int64_t> snapshot() const {
     std::lock_guard lock(mutex_);
@@ -37,6 +54,7 @@ class RunningTotals {
   int scale_;
   mutable std::mutex mutex_;
   std::map<std::string, std::int64_t> totals_;
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> next_offsets_;
   std::uint64_t records_ = 0;
 };
 

@@ -39,6 +39,20 @@ class Poison final : public RecordTransform {
   std::int64_t seen_ = 0;
 };
 
+// Replaces the payload of every `every`-th record with bytes no decoder accepts.
+class Corrupt final : public RecordTransform {
+ public:
+  Corrupt(const Options& options, Context&) : every_(options.integer("every")) {}
+  Verdict apply(Record& record) override {
+    if (++seen_ % every_ == 0) record.payload = "\x07not a framed message";
+    return Verdict::keep;
+  }
+
+ private:
+  std::int64_t every_;
+  std::int64_t seen_ = 0;
+};
+
 PluginSpec describe() {
   PluginSpec p{"faulty", "0.0.1", "Components that fail on purpose, for tests", {}};
   p.add_source<FaultySource>(
@@ -51,6 +65,11 @@ PluginSpec describe() {
                                              "reject one record in this many"),
                                       1, std::nullopt)},
                           "[[pipelines.x.transforms]]\nplugin = \"poison\"\nevery = 5");
+  p.add_transform<Corrupt>("corrupt", "Garbles the payload of every n-th record",
+                           {with_range(option("every", OptionType::integer, std::int64_t{10},
+                                              "garble one record in this many"),
+                                       1, std::nullopt)},
+                           "[[pipelines.x.transforms]]\nplugin = \"corrupt\"\nevery = 5");
   return p;
 }
 }  // namespace

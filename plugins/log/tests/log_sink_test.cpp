@@ -50,3 +50,14 @@ TEST_CASE("the sink sums per key across tasks and rejects records without the fi
   CHECK(totals["A"] == 60);
   CHECK(totals["B"] == 250);
 }
+
+TEST_CASE("a record redelivered from a position already counted is counted once") {
+  auto totals = logsink::RunningTotals::for_pipeline("dedupe", 2);
+  CHECK(totals->add("A", 100, "t", 0, 0) == 100);
+  CHECK(totals->add("A", 100, "t", 0, 1) == 200);
+  CHECK_FALSE(totals->add("A", 100, "t", 0, 1));  // redelivered
+  CHECK(totals->add("A", 100, "t", 1, 0) == 300);  // another partition
+  CHECK(totals->add("A", 100, "", -1, -1) == 400);  // no origin: always counted
+  CHECK(totals->next_offset("t", 0) == 2);
+  CHECK_FALSE(totals->next_offset("t", 5));
+}
