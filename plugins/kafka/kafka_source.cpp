@@ -98,6 +98,7 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
     std::string_view topic = intern(partitions->elems[i].topic);
     assigned_.erase({topic, partitions->elems[i].partition});
     acknowledged_.erase({topic, partitions->elems[i].partition});
+    sent_.erase({topic, partitions->elems[i].partition});
     names += (names.empty() ? "" : ", ") + std::string(topic) + "/" +
              std::to_string(partitions->elems[i].partition);
   }
@@ -173,8 +174,13 @@ void KafkaSource::commit(const std::vector<Position>& positions) {
   }
   if (list->cnt > 0) {
     rd_kafka_resp_err_t rc = rd_kafka_commit(consumer_, list, 1);
-    if (rc) context_.warn("offset commit: " + error_text(rc));
-    else commits_->add();
+    if (rc) {
+      context_.warn("offset commit: " + error_text(rc));
+    } else {
+      commits_->add();
+      for (int i = 0; i < list->cnt; ++i)
+        sent_[{intern(list->elems[i].topic), list->elems[i].partition}] = list->elems[i].offset;
+    }
   }
   rd_kafka_topic_partition_list_destroy(list);
 }
@@ -185,6 +191,8 @@ void KafkaSource::commit_sync(rd_kafka_topic_partition_list_t* only) {
     bool wanted = only == nullptr;
     for (int i = 0; only && i < only->cnt; ++i)
       wanted = wanted || (tp.first == only->elems[i].topic && tp.second == only->elems[i].partition);
+    auto sent = sent_.find(tp);
+    if (sent != sent_.end() && sent->second == offset) wanted = false;  // already committed
     if (wanted)
       rd_kafka_topic_partition_list_add(list, std::string(tp.first).c_str(), tp.second)->offset = offset;
   }
@@ -192,7 +200,12 @@ void KafkaSource::commit_sync(rd_kafka_topic_partition_list_t* only) {
     // Another member leaving makes commits fail while the group rebalances: retry a bit.
     for (int attempt = 0; attempt < 10; ++attempt) {
       rd_kafka_resp_err_t rc = rd_kafka_commit(consumer_, list, 0);
-      if (rc == RD_KAFKA_RESP_ERR_NO_ERROR || rc == RD_KAFKA_RESP_ERR__NO_OFFSET) break;
+      if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < list->cnt; ++i)
+          sent_[{intern(list->elems[i].topic), list->elems[i].partition}] = list->elems[i].offset;
+        break;
+      }
+      if (rc == RD_KAFKA_RESP_ERR__NO_OFFSET) break;
       if (rc != RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS) {
         context_.warn("offset commit: " + error_text(rc));
         break;

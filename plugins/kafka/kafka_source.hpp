@@ -46,6 +46,8 @@ class KafkaSource final : public Source {
   std::map<std::pair<std::string_view, std::int32_t>, bool> assigned_;
   // Last acknowledged positions the host gave us, by partition (what revoke commits).
   std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> acknowledged_;
+  // What was last sent to the group coordinator, so closing does not commit again.
+  std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> sent_;
   bool assignment_seen_ = false;
   bool finish_at_end_ = false;
   Counter* received_ = nullptr;
