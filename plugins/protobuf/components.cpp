@@ -1,5 +1,6 @@
 #include "components.hpp"
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <stdexcept>
@@ -118,16 +119,23 @@ class ProtobufDecode final : public RecordTransform {
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr auto kNever = Clock::time_point::max();
+  static constexpr auto kUnknownIdRetry = std::chrono::seconds(30);
+
   struct Schema {
     explicit Schema(const std::vector<std::string>& projection) : plans(projection) {}
     std::unique_ptr<SchemaFiles> files;
     DecodePlans plans;
     std::vector<std::pair<MessagePath, const DecodePlan*>> by_path;
     std::string error;  // a schema that cannot be used, remembered so it is asked for once
+    // An id the registry did not know is asked for again after a while (a registry that
+    // lags behind its producers), not for every record that carries it.
+    Clock::time_point retry_after = kNever;
   };
 
   const DecodePlan& plan_for(const FrameHeader& header) {
-    if (header.schema_id != last_id_ || !last_schema_) {
+    if (header.schema_id != last_id_ || !last_schema_ || last_schema_->retry_after != kNever) {
       last_schema_ = &schema(header.schema_id);
       last_id_ = header.schema_id;
     }
@@ -153,17 +161,22 @@ class ProtobufDecode final : public RecordTransform {
 
   Schema& schema(std::int32_t id) {
     auto it = schemas_.find(id);
-    if (it != schemas_.end()) return *it->second;
+    if (it != schemas_.end() && it->second->retry_after > Clock::now())
+      return *it->second;
     RegisteredSchema registered;
     const Status status = context_.schema_registry().schema_by_id(id, registered);
     auto s = std::make_unique<Schema>(projection_);
     if (status.code() == Code::invalid) {
       s->error = "unknown schema id " + std::to_string(id) + ": " + status.message();
+      s->retry_after = Clock::now() + kUnknownIdRetry;
     } else {
       check(status, "fetching schema id " + std::to_string(id));  // retriable: not remembered
       load(id, registered, *s);
     }
-    return *schemas_.emplace(id, std::move(s)).first->second;
+    if (last_id_ == id) last_schema_ = nullptr;  // the entry it points at is replaced
+    Schema& entry = *s;
+    schemas_[id] = std::move(s);
+    return entry;
   }
 
   void load(std::int32_t id, const RegisteredSchema& registered, Schema& s) {

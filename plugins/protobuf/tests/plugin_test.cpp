@@ -156,7 +156,7 @@ TEST_CASE("plugin: bad payloads are rejected with clear reasons, the rest go on"
   const int id = h.register_text(test::project_files().pool().FindFileByName("transactions.proto")->DebugString());
   const int avro = h.register_text("{\"type\": \"string\"}", "AVRO");
   auto decode = h.make("protobuf_decode", {});
-  Batch batch = payloads({frame(42, ""), test::bytes({1, 0, 0, 0, 1, 0}), test::bytes({0, 0, 0}),
+  Batch batch = payloads({frame(3, ""), test::bytes({1, 0, 0, 0, 1, 0}), test::bytes({0, 0, 0}),
                           frame(id, test::bytes({0x0a, 0x09, 'a'})), frame(avro, ""),
                           frame(id, "", MessagePath::empty()), frame(id, test::bytes({0x0a, 0x01, 'z'}))});
   MessagePath five = MessagePath::empty();
@@ -164,7 +164,7 @@ TEST_CASE("plugin: bad payloads are rejected with clear reasons, the rest go on"
   batch.records[5].payload = frame(id, "", five);
   REQUIRE(decode->process(batch).is_ok());
   REQUIRE(batch.rejections.size() == 6);
-  CHECK(batch.rejections[0].reason == "unknown schema id 42: schema id 42 not found");
+  CHECK(batch.rejections[0].reason == "unknown schema id 3: schema id 3 not found");
   CHECK(batch.rejections[1].reason == "not Confluent framing: magic byte is 1, expected 0");
   CHECK(batch.rejections[2].reason.starts_with("payload too short"));
   CHECK(batch.rejections[3].reason ==
@@ -174,6 +174,16 @@ TEST_CASE("plugin: bad payloads are rejected with clear reasons, the rest go on"
   batch.compact();
   REQUIRE(batch.records.size() == 1);
   CHECK(*batch.records[0].value.field("transaction_id") == Value("z"));
+
+  // An unknown id is not asked for again for every record that carries it.
+  CHECK(h.register_text("syntax = \"proto3\"; message Late { string x = 1; }") == 3);
+  Batch again = payloads({frame(3, "")});
+  REQUIRE(decode->process(again).is_ok());
+  CHECK(again.rejections.size() == 1);
+  auto fresh = h.make("protobuf_decode", {});
+  Batch later = payloads({frame(3, "")});
+  REQUIRE(fresh->process(later).is_ok());
+  CHECK(later.rejections.empty());
 }
 
 TEST_CASE("plugin: message-index paths pick nested and later messages") {
