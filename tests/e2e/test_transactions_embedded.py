@@ -1,0 +1,144 @@
+"""Seeds 000 and 001 on the embedded broker: configs/transactions.toml as shipped,
+with the totals checked against sums this test computes from the generated records."""
+import json
+import os
+import signal
+import tempfile
+import time
+
+from support import (CONFIGS, TEST_PLUGIN_DIR, RedisServer, parse_tuples, pipehost,
+                     reference_transactions, run_tests, start_pipehost, totals_of, wait_until)
+
+CONFIG = os.path.join(CONFIGS, "transactions.toml")
+
+
+def sets(seed, count, *more):
+    args = ["--set", f"pipeline.produce.source.seed={seed}",
+            "--set", f"pipeline.produce.source.count={count}"]
+    for m in more:
+        args += ["--set", m]
+    return args
+
+
+def test_logged_running_sums_end_at_the_produced_totals():
+    seed, count = 11, 2000
+    expected = totals_of(reference_transactions(seed, count))
+    r = pipehost("run", CONFIG, *sets(seed, count), "--no-progress", check=0)
+    tuples = parse_tuples(r.stdout)
+    per_record = tuples[:count]
+    final = dict(tuples[count:])
+    assert len(per_record) == count, f"{len(per_record)} tuples for {count} records"
+    last = {}
+    for account, total in per_record:
+        last[account] = total
+    assert last == expected
+    assert final == expected
+    assert len(expected) == 20
+
+
+def redis_totals(redis, accounts):
+    return {a: redis.cli("GET", a) for a in accounts}
+
+
+def as_text(totals):
+    return {a: f"{t:.2f}" for a, t in totals.items()}
+
+
+def test_redis_totals_are_exact():
+    seed, count = 12, 3000
+    expected = as_text(totals_of(reference_transactions(seed, count)))
+    with RedisServer() as redis:
+        pipehost("run", CONFIG, "--env", "redis", *sets(seed, count), "--no-progress",
+                 env={"REDIS_URL": redis.url}, check=0)
+        assert redis_totals(redis, expected) == expected
+        positions = redis.cli("HGETALL", "pipehost:positions:sums").split("\n")
+        assert sorted(positions[0::2]) == ["transactions:0", "transactions:1", "transactions:2"]
+        assert sum(int(x) for x in positions[1::2]) == count
+
+
+def test_kill_9_mid_stream_then_restart_keeps_totals_exact():
+    # The same seed replays the same records at the same offsets into the fresh
+    # embedded topic, so the positions stored in Redis stay meaningful.
+    seed, count = 13, 30000
+    expected = as_text(totals_of(reference_transactions(seed, count)))
+    with RedisServer() as redis:
+        args = ["run", CONFIG, "--env", "redis", *sets(seed, count, "pipeline.produce.source.rate=6000"),
+                "--no-progress"]
+        p = start_pipehost(*args, env={"REDIS_URL": redis.url})
+
+        def applied():
+            values = redis.cli("HVALS", "pipehost:positions:sums").split()
+            return sum(int(v) for v in values) if values else 0
+        wait_until(lambda: applied() > 5000, 60, "the first records in Redis")
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        done = applied()
+        assert 0 < done < count, done
+        assert redis_totals(redis, expected) != expected
+        pipehost(*args[:-1], "--no-progress", env={"REDIS_URL": redis.url}, check=0, timeout=180)
+        assert applied() == count
+        assert redis_totals(redis, expected) == expected
+
+
+def test_redis_down_at_start_and_mid_run_loses_nothing():
+    seed, count = 14, 20000
+    expected = as_text(totals_of(reference_transactions(seed, count)))
+    redis = RedisServer()
+    args = ["run", CONFIG, "--env", "redis", *sets(seed, count, "pipeline.produce.source.rate=5000"),
+            "--no-progress"]
+    p = start_pipehost(*args, env={"REDIS_URL": redis.url})
+    try:
+        time.sleep(2)  # pipehost is up, the sink cannot reach Redis yet
+        assert p.poll() is None
+        redis.start()
+
+        def applied():
+            values = redis.cli("HVALS", "pipehost:positions:sums").split()
+            return sum(int(v) for v in values) if values else 0
+        wait_until(lambda: applied() > 3000, 60, "records in Redis after it came up")
+        redis.stop(signal.SIGKILL)
+        time.sleep(1.5)
+        redis.start()  # same port and data folder: the append-only file brings the data back
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err[-3000:]
+        assert "retrying" in err
+        assert redis_totals(redis, expected) == expected
+    finally:
+        if p.poll() is None:
+            p.kill()
+        redis.stop()
+
+
+def test_undecodable_records_under_each_policy():
+    seed, count, every = 15, 1000, 50
+    transactions = reference_transactions(seed, count)
+    kept = [t for i, t in enumerate(transactions) if (i + 1) % every != 0]
+    corrupt = ["--plugin-path", TEST_PLUGIN_DIR,
+               "--set", 'pipeline.produce.transforms=[{plugin="protobuf_encode",message="Transaction",topic="transactions"},{plugin="corrupt",every=50}]']
+
+    r = pipehost("run", CONFIG, *sets(seed, count, 'pipeline.sums.on_error="skip"'), *corrupt,
+                 "--no-progress", check=0)
+    assert dict(parse_tuples(r.stdout)[len(kept):]) == totals_of(kept)
+    assert "skipped record transactions/" in r.stderr and "magic byte" in r.stderr
+
+    dlq = os.path.join(tempfile.mkdtemp(), "dlq.jsonl")
+    reader = ('pipeline.dlq={end_after="sums", source={plugin="kafka", topics=["sums-dlq"], '
+              f'group="dlq"}}, sink={{plugin="file", path="{dlq}", with_headers=true}}}}')
+    r = pipehost("run", CONFIG, *sets(seed, count, 'pipeline.sums.on_error="dead_letter"', reader),
+                 *corrupt, "--no-progress", check=0)
+    assert dict(parse_tuples(r.stdout)[len(kept):]) == totals_of(kept)
+    rows = [json.loads(line) for line in open(dlq)]
+    assert len(rows) == count // every
+    for row in rows:
+        assert row["headers"]["pipehost.pipeline"] == "sums"
+        assert row["headers"]["pipehost.stage"] == "transforms[0]"
+        assert "magic byte" in row["headers"]["pipehost.error"]
+        assert row["headers"]["pipehost.origin.topic"] == "transactions"
+
+    r = pipehost("run", CONFIG, *sets(seed, count, 'pipeline.sums.on_error="fail"'), *corrupt,
+                 "--no-progress", check=1)
+    assert "pipeline 'sums' stopped: transforms[0]" in r.stderr
+    assert "rejected:" in r.stderr and "magic byte" in r.stderr
+
+
+run_tests(globals())
