@@ -26,9 +26,12 @@ void check(const Status& status, const std::string& doing) {
   if (status.is_ok()) return;
   const std::string message = doing + ": " + status.message();
   switch (status.code()) {
-    case Code::invalid: throw InvalidRecord(message);
-    case Code::retriable: throw RetriableError(message);
-    default: throw FatalError(message);
+    case Code::invalid:
+      throw InvalidRecord(message);
+    case Code::retriable:
+      throw RetriableError(message);
+    default:
+      throw FatalError(message);
   }
 }
 
@@ -42,8 +45,10 @@ class ProtobufEncode final : public RecordTransform {
     path_ = path_of(message);
     text_ = schema_text(*message.file());
     explicit_subject_ = options.has("subject");
-    if (explicit_subject_) default_subject_ = options.string("subject");
-    else if (options.has("topic")) default_subject_ = options.string("topic") + "-value";
+    if (explicit_subject_)
+      default_subject_ = options.string("subject");
+    else if (options.has("topic"))
+      default_subject_ = options.string("topic") + "-value";
   }
 
   void start() override {
@@ -68,15 +73,18 @@ class ProtobufEncode final : public RecordTransform {
     if (explicit_subject_ || record.destination_topic.empty()) {
       if (default_id_ < 0) {
         if (default_subject_.empty())
-          throw InvalidRecord("no subject for this record: it has no destination topic and neither "
-                              "option topic nor subject is set");
+          throw InvalidRecord(
+              "no subject for this record: it has no destination topic and neither "
+              "option topic nor subject is set");
         default_id_ = id_for(default_subject_);
       }
       return default_id_;
     }
     auto it = ids_by_topic_.find(record.destination_topic);
     if (it == ids_by_topic_.end())
-      it = ids_by_topic_.emplace(record.destination_topic, id_for(record.destination_topic + "-value")).first;
+      it = ids_by_topic_
+               .emplace(record.destination_topic, id_for(record.destination_topic + "-value"))
+               .first;
     return it->second;
   }
 
@@ -84,7 +92,8 @@ class ProtobufEncode final : public RecordTransform {
     int id = -1;
     check(context_.schema_registry().register_schema(subject, "PROTOBUF", text_, id),
           "registering " + plan_->full_name + " under subject " + subject);
-    context_.info("schema of " + plan_->full_name + " is id " + std::to_string(id) + " under subject " + subject);
+    context_.info("schema of " + plan_->full_name + " is id " + std::to_string(id) +
+                  " under subject " + subject);
     return id;
   }
 
@@ -145,13 +154,14 @@ class ProtobufDecode final : public RecordTransform {
       if (path == header.path) return *plan;
     const gp::Descriptor* message = message_at(s.files->main_file(), header.path);
     if (!message)
-      throw InvalidRecord("message index path " + header.path.to_string() + " names no message in schema id " +
-                          std::to_string(header.schema_id));
+      throw InvalidRecord("message index path " + header.path.to_string() +
+                          " names no message in schema id " + std::to_string(header.schema_id));
     const DecodePlan* plan = nullptr;
     try {
       plan = &s.plans.plan(*message);
     } catch (const std::invalid_argument& e) {  // the projection does not fit the schema
-      throw FatalError(std::string(e.what()) + " (schema id " + std::to_string(header.schema_id) + ")");
+      throw FatalError(std::string(e.what()) + " (schema id " + std::to_string(header.schema_id) +
+                       ")");
     } catch (const std::runtime_error& e) {
       throw InvalidRecord("schema id " + std::to_string(header.schema_id) + ": " + e.what());
     }
@@ -161,8 +171,7 @@ class ProtobufDecode final : public RecordTransform {
 
   Schema& schema(std::int32_t id) {
     auto it = schemas_.find(id);
-    if (it != schemas_.end() && it->second->retry_after > Clock::now())
-      return *it->second;
+    if (it != schemas_.end() && it->second->retry_after > Clock::now()) return *it->second;
     RegisteredSchema registered;
     const Status status = context_.schema_registry().schema_by_id(id, registered);
     auto s = std::make_unique<Schema>(projection_);
@@ -181,7 +190,8 @@ class ProtobufDecode final : public RecordTransform {
 
   void load(std::int32_t id, const RegisteredSchema& registered, Schema& s) {
     if (!registered.schema_type.empty() && registered.schema_type != "PROTOBUF") {
-      s.error = "schema id " + std::to_string(id) + " is " + registered.schema_type + ", not PROTOBUF";
+      s.error =
+          "schema id " + std::to_string(id) + " is " + registered.schema_type + ", not PROTOBUF";
       return;
     }
     try {
@@ -217,25 +227,31 @@ fields = ["account_number", "amount"])";
 }  // namespace
 
 PluginSpec plugin_spec() {
-  PluginSpec p{"protobuf", "0.1.0",
-               "Protobuf values in the Confluent Schema Registry wire format (magic byte, schema id, "
-               "message-index path, message)",
-               {}};
-  const std::string default_set = "the data directory's proto/pipehost.desc, compiled from proto/*.proto";
+  PluginSpec p{
+      "protobuf",
+      "0.1.0",
+      "Protobuf values in the Confluent Schema Registry wire format (magic byte, schema id, "
+      "message-index path, message)",
+      {}};
+  const std::string default_set =
+      "the data directory's proto/pipehost.desc, compiled from proto/*.proto";
   p.add_transform<ProtobufEncode>(
       "protobuf_encode",
       "Encodes each record's value (a struct) as a protobuf message into its payload, framed for "
       "the Schema Registry; registers the message's .proto file at start",
-      {required_option("message", OptionType::string,
-                       "message to write, by full name (\"pkg.Transaction\") or unique simple name"),
-       optional_option("topic", OptionType::string,
-                       "topic the records go to: the subject is \"<topic>-value\" (TopicNameStrategy); a "
-                       "record with a destination topic uses that topic's subject"),
+      {required_option(
+           "message", OptionType::string,
+           "message to write, by full name (\"pkg.Transaction\") or unique simple name"),
+       optional_option(
+           "topic", OptionType::string,
+           "topic the records go to: the subject is \"<topic>-value\" (TopicNameStrategy); a "
+           "record with a destination topic uses that topic's subject"),
        optional_option("subject", OptionType::string,
                        "subject to register under, overriding topic and destination topics"),
        optional_option("descriptor_set", OptionType::string,
                        "compiled descriptor set (protoc --include_imports) holding the message; "
-                       "default: " + default_set)},
+                       "default: " +
+                           default_set)},
       kEncodeExample);
   p.add_transform<ProtobufDecode>(
       "protobuf_decode",

@@ -14,8 +14,7 @@ std::int32_t read_zigzag(std::string_view in, std::size_t& pos) {
     if (pos >= in.size()) throw InvalidRecord("payload too short: message-index path is cut off");
     const auto byte = static_cast<unsigned char>(in[pos++]);
     raw |= static_cast<std::uint32_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0)
-      return static_cast<std::int32_t>((raw >> 1) ^ (~(raw & 1) + 1));
+    if ((byte & 0x80) == 0) return static_cast<std::int32_t>((raw >> 1) ^ (~(raw & 1) + 1));
   }
   throw InvalidRecord("not Confluent framing: message-index varint longer than 5 bytes");
 }
@@ -41,7 +40,8 @@ std::string MessagePath::to_string() const {
 }
 
 FrameHeader parse_frame(std::string_view payload) {
-  if (payload.empty()) throw InvalidRecord("payload too short: empty value, expected Confluent framing");
+  if (payload.empty())
+    throw InvalidRecord("payload too short: empty value, expected Confluent framing");
   const auto magic = static_cast<unsigned char>(payload[0]);
   if (magic != kMagicByte)
     throw InvalidRecord("not Confluent framing: magic byte is " + std::to_string(magic) +

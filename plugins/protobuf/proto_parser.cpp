@@ -1,13 +1,13 @@
 #include "proto_parser.hpp"
 
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <cstdint>
 #include <limits>
 #include <map>
 #include <stdexcept>
 #include <string>
-
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 namespace pipehost::protobuf {
 namespace {
@@ -50,7 +50,8 @@ class Errors final : public gp::io::ErrorCollector {
  public:
   void AddError(int line, gp::io::ColumnNumber column, const std::string& message) override {
     if (first.empty())
-      first = "line " + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
+      first =
+          "line " + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
   }
   std::string first;
 };
@@ -121,9 +122,9 @@ class Parser {
   }
   [[noreturn]] void fail(const std::string& what) {
     const auto& t = tok();
-    throw std::runtime_error("line " + std::to_string(t.line + 1) + ":" +
-                             std::to_string(t.column + 1) + ": " + what +
-                             (t.type == Token::TYPE_END ? ", found the end" : ", found \"" + t.text + "\""));
+    throw std::runtime_error(
+        "line " + std::to_string(t.line + 1) + ":" + std::to_string(t.column + 1) + ": " + what +
+        (t.type == Token::TYPE_END ? ", found the end" : ", found \"" + t.text + "\""));
   }
   std::string identifier() {
     if (tok().type != Token::TYPE_IDENTIFIER) fail("expected a name");
@@ -155,7 +156,8 @@ class Parser {
   }
   std::int32_t enum_number() {
     const bool negative = try_consume("-");
-    const auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()) + negative;
+    const auto max =
+        static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()) + negative;
     const auto v = static_cast<std::int64_t>(integer(max));
     return static_cast<std::int32_t>(negative ? -v : v);
   }
@@ -237,9 +239,12 @@ class Parser {
     if (try_consume("extensions")) return extensions(m);
     auto label = FieldProto::LABEL_OPTIONAL;
     bool explicit_optional = false;
-    if (try_consume("repeated")) label = FieldProto::LABEL_REPEATED;
-    else if (try_consume("required")) label = FieldProto::LABEL_REQUIRED;
-    else explicit_optional = try_consume("optional");
+    if (try_consume("repeated"))
+      label = FieldProto::LABEL_REPEATED;
+    else if (try_consume("required"))
+      label = FieldProto::LABEL_REQUIRED;
+    else
+      explicit_optional = try_consume("optional");
     if (label == FieldProto::LABEL_OPTIONAL && !explicit_optional && at("map")) {
       next();
       if (at("<")) return map_field(m);
@@ -259,8 +264,10 @@ class Parser {
       if (at("group")) fail("proto2 groups are not supported");
       type_text = full_name();
     }
-    if (auto it = scalar_types().find(type_text); it != scalar_types().end()) f.set_type(it->second);
-    else f.set_type_name(type_text);  // message or enum: resolved when the pool builds the file
+    if (auto it = scalar_types().find(type_text); it != scalar_types().end())
+      f.set_type(it->second);
+    else
+      f.set_type_name(type_text);  // message or enum: resolved when the pool builds the file
     f.set_name(identifier());
     expect("=");
     f.set_number(static_cast<std::int32_t>(integer(kMaxFieldNumber)));
@@ -276,10 +283,14 @@ class Parser {
 
   void field_option(FieldProto& f) {
     const Assignment a = assignment();
-    if (a.name == "default") f.set_default_value(a.value);
-    else if (a.name == "json_name") f.set_json_name(a.value);
-    else if (a.name == "packed") f.mutable_options()->set_packed(a.value == "true");
-    else if (a.name == "deprecated") f.mutable_options()->set_deprecated(a.value == "true");
+    if (a.name == "default")
+      f.set_default_value(a.value);
+    else if (a.name == "json_name")
+      f.set_json_name(a.value);
+    else if (a.name == "packed")
+      f.mutable_options()->set_packed(a.value == "true");
+    else if (a.name == "deprecated")
+      f.mutable_options()->set_deprecated(a.value == "true");
   }
 
   void map_field(gp::DescriptorProto& m) {
@@ -300,8 +311,10 @@ class Parser {
       e.set_name(number == 1 ? "key" : "value");
       e.set_number(number++);
       e.set_label(FieldProto::LABEL_OPTIONAL);
-      if (auto it = scalar_types().find(*type); it != scalar_types().end()) e.set_type(it->second);
-      else e.set_type_name(*type);
+      if (auto it = scalar_types().find(*type); it != scalar_types().end())
+        e.set_type(it->second);
+      else
+        e.set_type_name(*type);
     }
   }
 
@@ -384,9 +397,10 @@ class Parser {
         reserved_names_or(e, [&] {
           auto* r = e.add_reserved_range();
           r->set_start(enum_number());
-          r->set_end(try_consume("to") ? (try_consume("max") ? std::numeric_limits<std::int32_t>::max()
-                                                             : enum_number())
-                                       : r->start());
+          r->set_end(
+              try_consume("to")
+                  ? (try_consume("max") ? std::numeric_limits<std::int32_t>::max() : enum_number())
+                  : r->start());
         });
         continue;
       } else {

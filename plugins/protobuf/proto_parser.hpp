@@ -12,9 +12,9 @@
 // them. Groups are refused with a clear error. tests/parser_test.cpp checks the result
 // against protoc's own output for a schema using all of the above.
 #pragma once
-#include <string_view>
-
 #include <google/protobuf/descriptor.pb.h>
+
+#include <string_view>
 
 namespace pipehost::protobuf {
 

@@ -1,10 +1,10 @@
 #include "schema_loader.hpp"
 
+#include <google/protobuf/descriptor.pb.h>
+
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-
-#include <google/protobuf/descriptor.pb.h>
 
 #include "proto_parser.hpp"
 
@@ -92,7 +92,8 @@ std::unique_ptr<SchemaFiles> SchemaFiles::from_descriptor_set(const std::string&
   bytes << in.rdbuf();
   gp::FileDescriptorSet set;
   if (!set.ParseFromString(bytes.str()))
-    throw std::runtime_error(path + " is not a protobuf descriptor set (protoc --descriptor_set_out)");
+    throw std::runtime_error(path +
+                             " is not a protobuf descriptor set (protoc --descriptor_set_out)");
   std::unique_ptr<SchemaFiles> files(new SchemaFiles());
   // protoc writes imports before the files that use them; a set without them still builds
   // if its imports are well-known types.
@@ -165,10 +166,12 @@ const gp::Descriptor& SchemaFiles::find_message(std::string_view name) const {
 
 MessagePath path_of(const gp::Descriptor& message) {
   std::vector<int> reversed;
-  for (const gp::Descriptor* d = &message; d; d = d->containing_type()) reversed.push_back(d->index());
+  for (const gp::Descriptor* d = &message; d; d = d->containing_type())
+    reversed.push_back(d->index());
   MessagePath path = MessagePath::empty();
   for (auto it = reversed.rbegin(); it != reversed.rend(); ++it) {
-    if (path.full()) throw std::runtime_error("message " + message.full_name() + " is nested too deeply");
+    if (path.full())
+      throw std::runtime_error("message " + message.full_name() + " is nested too deeply");
     path.push(*it);
   }
   return path;
@@ -195,12 +198,18 @@ bool decode_base64(std::string_view text, std::string& out) {
   int count = 0;
   for (char c : text) {
     int v;
-    if (c >= 'A' && c <= 'Z') v = c - 'A';
-    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') v = c - '0' + 52;
-    else if (c == '+' || c == '-') v = 62;
-    else if (c == '/' || c == '_') v = 63;
-    else return false;
+    if (c >= 'A' && c <= 'Z')
+      v = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      v = c - '0' + 52;
+    else if (c == '+' || c == '-')
+      v = 62;
+    else if (c == '/' || c == '_')
+      v = 63;
+    else
+      return false;
     bits = (bits << 6) | static_cast<std::uint32_t>(v);
     if (++count == 4) {
       out.push_back(static_cast<char>(bits >> 16));

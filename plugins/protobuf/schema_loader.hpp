@@ -3,12 +3,12 @@
 // returns it (.proto text, or a base64 serialized FileDescriptorProto as
 // confluent-kafka-python registers it).
 #pragma once
+#include <google/protobuf/descriptor.h>
+
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <google/protobuf/descriptor.h>
 
 #include "framing.hpp"
 

@@ -8,22 +8,44 @@
 //   message <-> Struct; google.protobuf.Timestamp <-> Timestamp (microseconds)
 //   repeated and map fields <-> List (a map entry is a Struct {key, value})
 #pragma once
+#include <google/protobuf/descriptor.h>
+
 #include <cstdint>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-#include <google/protobuf/descriptor.h>
-
 namespace pipehost::protobuf {
 
 enum class Kind : std::uint8_t {
-  double_, float_, int64, uint64, int32, uint32, sint32, sint64,
-  fixed32, fixed64, sfixed32, sfixed64, bool_, string, bytes, enumeration, message, timestamp,
+  double_,
+  float_,
+  int64,
+  uint64,
+  int32,
+  uint32,
+  sint32,
+  sint64,
+  fixed32,
+  fixed64,
+  sfixed32,
+  sfixed64,
+  bool_,
+  string,
+  bytes,
+  enumeration,
+  message,
+  timestamp,
 };
 
-enum WireType : std::uint32_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kStartGroup = 3,
-                                kEndGroup = 4, kFixed32 = 5 };
+enum WireType : std::uint32_t {
+  kVarint = 0,
+  kFixed64 = 1,
+  kLengthDelimited = 2,
+  kStartGroup = 3,
+  kEndGroup = 4,
+  kFixed32 = 5
+};
 
 Kind kind_of(const google::protobuf::FieldDescriptor& field);
 WireType wire_type_of(Kind kind);

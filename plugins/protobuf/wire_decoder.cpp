@@ -2,9 +2,8 @@
 
 #include <bit>
 #include <cstring>
-#include <stdexcept>
-
 #include <pipehost/status.hpp>
+#include <stdexcept>
 
 namespace pipehost::protobuf {
 namespace {
@@ -12,7 +11,7 @@ namespace {
 namespace gp = google::protobuf;
 static_assert(std::endian::native == std::endian::little, "fixed-width reads assume little-endian");
 
-constexpr int kMaxDepth = 100;            // as protobuf's default recursion limit
+constexpr int kMaxDepth = 100;  // as protobuf's default recursion limit
 constexpr std::uint32_t kDenseNumbers = 4096;
 constexpr std::uint64_t kMaxFieldNumber = 536870911;
 
@@ -22,7 +21,9 @@ struct Malformed {
 
 struct Cursor {
   explicit Cursor(std::string_view bytes)
-      : begin(reinterpret_cast<const std::uint8_t*>(bytes.data())), p(begin), end(begin + bytes.size()) {}
+      : begin(reinterpret_cast<const std::uint8_t*>(bytes.data())),
+        p(begin),
+        end(begin + bytes.size()) {}
   const std::uint8_t* begin;
   const std::uint8_t* p;
   const std::uint8_t* end;
@@ -72,10 +73,20 @@ struct Cursor {
 
 void skip(Cursor& c, std::uint32_t wire, std::uint64_t number, int depth) {
   switch (wire) {
-    case kVarint: c.varint(); return;
-    case kFixed64: c.need(8); c.p += 8; return;
-    case kLengthDelimited: c.p = c.delimited_end(); return;
-    case kFixed32: c.need(4); c.p += 4; return;
+    case kVarint:
+      c.varint();
+      return;
+    case kFixed64:
+      c.need(8);
+      c.p += 8;
+      return;
+    case kLengthDelimited:
+      c.p = c.delimited_end();
+      return;
+    case kFixed32:
+      c.need(4);
+      c.p += 4;
+      return;
     case kStartGroup:
       if (depth >= kMaxDepth) throw Malformed{"groups nested too deeply"};
       for (;;) {
@@ -88,13 +99,16 @@ void skip(Cursor& c, std::uint32_t wire, std::uint64_t number, int depth) {
         }
         skip(c, w, tag >> 3, depth + 1);
       }
-    default: throw Malformed{"invalid wire type"};
+    default:
+      throw Malformed{"invalid wire type"};
   }
 }
 
 void assign_string(Value& slot, std::string_view s) {
-  if (auto* str = slot.as<std::string>()) str->assign(s.data(), s.size());
-  else slot = std::string(s);
+  if (auto* str = slot.as<std::string>())
+    str->assign(s.data(), s.size());
+  else
+    slot = std::string(s);
 }
 
 void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields, int depth);
@@ -120,23 +134,37 @@ void read_timestamp(Cursor& c, Value& slot) {
   std::uint64_t seconds = 0, nanos = 0;  // unsigned: garbage may overflow, harmlessly
   while (c.p < c.end) {
     const std::uint64_t tag = c.varint();
-    if (tag == (1 << 3 | kVarint)) seconds = c.varint();
-    else if (tag == (2 << 3 | kVarint)) nanos = static_cast<std::uint64_t>(static_cast<std::int32_t>(c.varint()));
-    else skip(c, static_cast<std::uint32_t>(tag & 7), tag >> 3, 1);
+    if (tag == (1 << 3 | kVarint))
+      seconds = c.varint();
+    else if (tag == (2 << 3 | kVarint))
+      nanos = static_cast<std::uint64_t>(static_cast<std::int32_t>(c.varint()));
+    else
+      skip(c, static_cast<std::uint32_t>(tag & 7), tag >> 3, 1);
   }
   c.end = outer_end;
-  const auto micros = seconds * 1000000u + static_cast<std::uint64_t>(static_cast<std::int64_t>(nanos) / 1000);
+  const auto micros =
+      seconds * 1000000u + static_cast<std::uint64_t>(static_cast<std::int64_t>(nanos) / 1000);
   slot = Timestamp{static_cast<std::int64_t>(micros)};
 }
 
 void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {
   switch (f.kind) {
-    case Kind::double_: slot = std::bit_cast<double>(c.fixed64()); return;
-    case Kind::float_: slot = static_cast<double>(std::bit_cast<float>(c.fixed32())); return;
+    case Kind::double_:
+      slot = std::bit_cast<double>(c.fixed64());
+      return;
+    case Kind::float_:
+      slot = static_cast<double>(std::bit_cast<float>(c.fixed32()));
+      return;
     case Kind::int64:
-    case Kind::uint64: slot = static_cast<std::int64_t>(c.varint()); return;
-    case Kind::int32: slot = std::int64_t{static_cast<std::int32_t>(c.varint())}; return;
-    case Kind::uint32: slot = std::int64_t{static_cast<std::uint32_t>(c.varint())}; return;
+    case Kind::uint64:
+      slot = static_cast<std::int64_t>(c.varint());
+      return;
+    case Kind::int32:
+      slot = std::int64_t{static_cast<std::int32_t>(c.varint())};
+      return;
+    case Kind::uint32:
+      slot = std::int64_t{static_cast<std::uint32_t>(c.varint())};
+      return;
     case Kind::sint32: {
       const auto v = static_cast<std::uint32_t>(c.varint());
       slot = std::int64_t{static_cast<std::int32_t>((v >> 1) ^ (~(v & 1) + 1))};
@@ -147,26 +175,44 @@ void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {
       slot = static_cast<std::int64_t>((v >> 1) ^ (~(v & 1) + 1));
       return;
     }
-    case Kind::fixed32: slot = std::int64_t{c.fixed32()}; return;
-    case Kind::sfixed32: slot = std::int64_t{static_cast<std::int32_t>(c.fixed32())}; return;
+    case Kind::fixed32:
+      slot = std::int64_t{c.fixed32()};
+      return;
+    case Kind::sfixed32:
+      slot = std::int64_t{static_cast<std::int32_t>(c.fixed32())};
+      return;
     case Kind::fixed64:
-    case Kind::sfixed64: slot = static_cast<std::int64_t>(c.fixed64()); return;
-    case Kind::bool_: slot = c.varint() != 0; return;
-    case Kind::string: assign_string(slot, c.delimited()); return;
+    case Kind::sfixed64:
+      slot = static_cast<std::int64_t>(c.fixed64());
+      return;
+    case Kind::bool_:
+      slot = c.varint() != 0;
+      return;
+    case Kind::string:
+      assign_string(slot, c.delimited());
+      return;
     case Kind::bytes: {
       const std::string_view s = c.delimited();
-      if (auto* b = slot.as<Bytes>()) b->data.assign(s.data(), s.size());
-      else slot = Bytes{std::string(s)};
+      if (auto* b = slot.as<Bytes>())
+        b->data.assign(s.data(), s.size());
+      else
+        slot = Bytes{std::string(s)};
       return;
     }
     case Kind::enumeration: {
       const auto n = static_cast<std::int32_t>(c.varint());
-      if (const std::string* name = f.enumeration->name(n)) assign_string(slot, *name);
-      else slot = std::to_string(n);  // an open enum's value this schema does not name
+      if (const std::string* name = f.enumeration->name(n))
+        assign_string(slot, *name);
+      else
+        slot = std::to_string(n);  // an open enum's value this schema does not name
       return;
     }
-    case Kind::message: read_message(*f.message, c, slot, depth); return;
-    case Kind::timestamp: read_timestamp(c, slot); return;
+    case Kind::message:
+      read_message(*f.message, c, slot, depth);
+      return;
+    case Kind::timestamp:
+      read_timestamp(c, slot);
+      return;
   }
 }
 
@@ -196,8 +242,10 @@ void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields
     c.field = f->name;
     Value& slot = fields[f->slot];
     if (wire == wire_type_of(f->kind)) {
-      if (f->repeated) read_value(*f, c, slot.as<List>()->emplace_back(), depth);
-      else read_value(*f, c, slot, depth);
+      if (f->repeated)
+        read_value(*f, c, slot.as<List>()->emplace_back(), depth);
+      else
+        read_value(*f, c, slot, depth);
     } else if (wire == kLengthDelimited && f->repeated && is_packable(f->kind)) {
       read_packed(*f, c, *slot.as<List>(), depth);
     } else {
@@ -211,18 +259,27 @@ Value default_of(const gp::FieldDescriptor& f, Kind kind) {
   if (f.is_repeated()) return List{};
   if (kind == Kind::message || kind == Kind::timestamp || f.containing_oneof()) return {};
   switch (f.cpp_type()) {
-    case C::CPPTYPE_INT32: return std::int64_t{f.default_value_int32()};
-    case C::CPPTYPE_INT64: return std::int64_t{f.default_value_int64()};
-    case C::CPPTYPE_UINT32: return std::int64_t{f.default_value_uint32()};
-    case C::CPPTYPE_UINT64: return static_cast<std::int64_t>(f.default_value_uint64());
-    case C::CPPTYPE_DOUBLE: return f.default_value_double();
-    case C::CPPTYPE_FLOAT: return static_cast<double>(f.default_value_float());
-    case C::CPPTYPE_BOOL: return f.default_value_bool();
-    case C::CPPTYPE_ENUM: return f.default_value_enum()->name();
+    case C::CPPTYPE_INT32:
+      return std::int64_t{f.default_value_int32()};
+    case C::CPPTYPE_INT64:
+      return std::int64_t{f.default_value_int64()};
+    case C::CPPTYPE_UINT32:
+      return std::int64_t{f.default_value_uint32()};
+    case C::CPPTYPE_UINT64:
+      return static_cast<std::int64_t>(f.default_value_uint64());
+    case C::CPPTYPE_DOUBLE:
+      return f.default_value_double();
+    case C::CPPTYPE_FLOAT:
+      return static_cast<double>(f.default_value_float());
+    case C::CPPTYPE_BOOL:
+      return f.default_value_bool();
+    case C::CPPTYPE_ENUM:
+      return f.default_value_enum()->name();
     case C::CPPTYPE_STRING:
       if (kind == Kind::bytes) return Bytes{f.default_value_string()};
       return f.default_value_string();
-    case C::CPPTYPE_MESSAGE: break;
+    case C::CPPTYPE_MESSAGE:
+      break;
   }
   return {};
 }
@@ -239,7 +296,7 @@ const DecodePlan& DecodePlans::plan(const gp::Descriptor& message) {
   for (const auto& name : projection)
     if (!message.FindFieldByName(name))
       throw std::invalid_argument("option fields names '" + name + "', which message " +
-                               message.full_name() + " does not have; its fields: " + known);
+                                  message.full_name() + " does not have; its fields: " + known);
   auto plan = std::make_unique<DecodePlan>();
   DecodePlan& p = *plan;
   projected_.emplace(&message, std::move(plan));
@@ -296,8 +353,10 @@ void DecodePlans::build(DecodePlan& p, const gp::Descriptor& message,
     if (d.kind == Kind::enumeration) d.enumeration = &enumeration(*f.enum_type());
     p.defaults.push_back(default_of(f, d.kind));
     const auto number = static_cast<std::uint32_t>(f.number());
-    if (number < p.by_number_.size()) p.by_number_[number] = static_cast<std::int32_t>(slot);
-    else p.sparse_.emplace(number, slot);
+    if (number < p.by_number_.size())
+      p.by_number_[number] = static_cast<std::int32_t>(slot);
+    else
+      p.sparse_.emplace(number, slot);
     p.fields_.push_back(d);
   }
 }

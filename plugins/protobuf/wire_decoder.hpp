@@ -3,14 +3,14 @@
 // kind and, for messages, the nested plan. Unknown field numbers are skipped; packed
 // and unpacked repeated scalars are both accepted, as protobuf parsers must.
 #pragma once
+#include <google/protobuf/descriptor.h>
+
 #include <memory>
+#include <pipehost/value.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <google/protobuf/descriptor.h>
-#include <pipehost/value.hpp>
 
 #include "wire_common.hpp"
 
@@ -56,7 +56,8 @@ class DecodePlan {
 class DecodePlans {
  public:
   // `projection`: the fields of the top-level message to decode (empty: all).
-  explicit DecodePlans(std::vector<std::string> projection = {}) : projection_(std::move(projection)) {}
+  explicit DecodePlans(std::vector<std::string> projection = {})
+      : projection_(std::move(projection)) {}
 
   // Throws std::invalid_argument when the projection names a field the message does not
   // have, and std::runtime_error for a message it cannot decode (proto2 groups).

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-
 #include <pipehost/status.hpp>
 
 namespace pipehost::protobuf {
@@ -29,8 +28,8 @@ void prefix(EncodeError& e, const std::string& segment) {
 }
 
 const char* type_name(const Value& v) {
-  static const char* const names[] = {"null", "a bool",  "an integer", "a double", "a string",
-                                      "bytes", "a timestamp", "a list", "a struct"};
+  static const char* const names[] = {"null",  "a bool",      "an integer", "a double", "a string",
+                                      "bytes", "a timestamp", "a list",     "a struct"};
   return names[v.variant().index()];
 }
 
@@ -74,13 +73,15 @@ void length_prefixed(std::string& out, Body&& body) {
 
 std::int64_t integer_of(const Value& v, std::int64_t min, std::int64_t max) {
   std::int64_t i = 0;
-  if (const auto* p = v.as<std::int64_t>()) i = *p;
+  if (const auto* p = v.as<std::int64_t>())
+    i = *p;
   else if (const auto* d = v.as<double>(); d && std::trunc(*d) == *d && std::fabs(*d) < 9.2e18)
     i = static_cast<std::int64_t>(*d);
-  else wrong_type("an integer", v);
+  else
+    wrong_type("an integer", v);
   if (i < min || i > max)
-    throw EncodeError{"", "value " + std::to_string(i) + " is out of range [" + std::to_string(min) +
-                              ", " + std::to_string(max) + "]"};
+    throw EncodeError{"", "value " + std::to_string(i) + " is out of range [" +
+                              std::to_string(min) + ", " + std::to_string(max) + "]"};
   return i;
 }
 
@@ -95,7 +96,8 @@ std::int32_t enum_number(const EncodeField& f, const Value& v) {
   if (!s) return static_cast<std::int32_t>(integer_of(v, Limits32::min(), Limits32::max()));
   std::int32_t n = 0;
   if (f.enumeration->number(*s, n)) return n;
-  const auto r = std::from_chars(s->data(), s->data() + s->size(), n);  // an unnamed number, as decoded
+  const auto r =
+      std::from_chars(s->data(), s->data() + s->size(), n);  // an unnamed number, as decoded
   if (r.ec == std::errc() && r.ptr == s->data() + s->size()) return n;
   throw EncodeError{"", "'" + *s + "' is not a value of enum " + f.enumeration->full_name() + " (" +
                             f.enumeration->names() + ")"};
@@ -104,17 +106,23 @@ std::int32_t enum_number(const EncodeField& f, const Value& v) {
 // A scalar's bits as the wire carries them (varint value, or fixed-width bits).
 std::uint64_t scalar_bits(const EncodeField& f, const Value& v) {
   switch (f.kind) {
-    case Kind::double_: return std::bit_cast<std::uint64_t>(number_of(v));
-    case Kind::float_: return std::bit_cast<std::uint32_t>(static_cast<float>(number_of(v)));
+    case Kind::double_:
+      return std::bit_cast<std::uint64_t>(number_of(v));
+    case Kind::float_:
+      return std::bit_cast<std::uint32_t>(static_cast<float>(number_of(v)));
     case Kind::int64:
     case Kind::sfixed64:
     case Kind::uint64:  // a negative int64 stands for a uint64 above 2^63-1, as decoded
-    case Kind::fixed64: return static_cast<std::uint64_t>(integer_of(v, Limits64::min(), Limits64::max()));
-    case Kind::int32: return static_cast<std::uint64_t>(integer_of(v, Limits32::min(), Limits32::max()));
+    case Kind::fixed64:
+      return static_cast<std::uint64_t>(integer_of(v, Limits64::min(), Limits64::max()));
+    case Kind::int32:
+      return static_cast<std::uint64_t>(integer_of(v, Limits32::min(), Limits32::max()));
     case Kind::sfixed32:
-      return static_cast<std::uint32_t>(static_cast<std::int32_t>(integer_of(v, Limits32::min(), Limits32::max())));
+      return static_cast<std::uint32_t>(
+          static_cast<std::int32_t>(integer_of(v, Limits32::min(), Limits32::max())));
     case Kind::uint32:
-    case Kind::fixed32: return static_cast<std::uint64_t>(integer_of(v, 0, 0xffffffffLL));
+    case Kind::fixed32:
+      return static_cast<std::uint64_t>(integer_of(v, 0, 0xffffffffLL));
     case Kind::sint32: {
       const auto i = static_cast<std::int32_t>(integer_of(v, Limits32::min(), Limits32::max()));
       return (static_cast<std::uint32_t>(i) << 1) ^ static_cast<std::uint32_t>(i >> 31);
@@ -126,8 +134,10 @@ std::uint64_t scalar_bits(const EncodeField& f, const Value& v) {
     case Kind::bool_:
       if (const auto* b = v.as<bool>()) return *b ? 1 : 0;
       wrong_type("a bool", v);
-    case Kind::enumeration: return static_cast<std::uint64_t>(std::int64_t{enum_number(f, v)});
-    default: break;
+    case Kind::enumeration:
+      return static_cast<std::uint64_t>(std::int64_t{enum_number(f, v)});
+    default:
+      break;
   }
   throw EncodeError{"", "not a scalar field"};
 }
@@ -135,14 +145,18 @@ std::uint64_t scalar_bits(const EncodeField& f, const Value& v) {
 void put_scalar(std::string& out, Kind kind, std::uint64_t bits) {
   char buf[8];
   switch (wire_type_of(kind)) {
-    case kFixed64: std::memcpy(buf, &bits, 8); out.append(buf, 8); return;
+    case kFixed64:
+      std::memcpy(buf, &bits, 8);
+      out.append(buf, 8);
+      return;
     case kFixed32: {
       const auto b32 = static_cast<std::uint32_t>(bits);
       std::memcpy(buf, &b32, 4);
       out.append(buf, 4);
       return;
     }
-    default: put_varint(out, bits);
+    default:
+      put_varint(out, bits);
   }
 }
 
@@ -182,14 +196,16 @@ void put_value(const EncodeField& f, const Value& v, std::string& out, int depth
       return;
     }
     case Kind::timestamp:
-      if (const auto* t = v.as<Timestamp>()) return length_prefixed(out, [&] { put_timestamp(*t, out); });
+      if (const auto* t = v.as<Timestamp>())
+        return length_prefixed(out, [&] { put_timestamp(*t, out); });
       [[fallthrough]];  // or a Struct {seconds, nanos}
     case Kind::message: {
       const auto* s = v.as<Struct>();
       if (!s) wrong_type(f.kind == Kind::timestamp ? "a timestamp or struct" : "a struct", v);
       return length_prefixed(out, [&] { encode_struct(*f.message, *s, out, depth + 1); });
     }
-    default: put_scalar(out, f.kind, scalar_bits(f, v));
+    default:
+      put_scalar(out, f.kind, scalar_bits(f, v));
   }
 }
 
@@ -283,7 +299,8 @@ const EncodePlan& EncodePlans::plan(const gp::Descriptor& message) {
       const auto number = static_cast<std::uint64_t>(d.number());
       f.tag_size = varint_to(f.tag, number << 3 | wire_type_of(f.kind));
       f.packed_tag_size = varint_to(f.packed_tag, number << 3 | kLengthDelimited);
-      if (f.kind == Kind::message || f.kind == Kind::timestamp) f.message = &plan(*d.message_type());
+      if (f.kind == Kind::message || f.kind == Kind::timestamp)
+        f.message = &plan(*d.message_type());
       if (f.kind == Kind::enumeration) {
         auto& info = enums_[d.enum_type()];
         if (!info) info = std::make_unique<EnumInfo>(*d.enum_type());
@@ -293,7 +310,8 @@ const EncodePlan& EncodePlans::plan(const gp::Descriptor& message) {
     }
     // protobuf's serializer writes fields by number; so do we, for identical bytes.
     std::vector<std::pair<int, std::size_t>> order;
-    for (int i = 0; i < message.field_count(); ++i) order.emplace_back(message.field(i)->number(), order.size());
+    for (int i = 0; i < message.field_count(); ++i)
+      order.emplace_back(message.field(i)->number(), order.size());
     std::sort(order.begin(), order.end());
     std::vector<EncodeField> sorted;
     for (const auto& [number, index] : order) sorted.push_back(std::move(p.fields[index]));
@@ -313,7 +331,8 @@ void encode_message(const EncodePlan& plan, const Value& value, std::string& out
   try {
     encode_struct(plan, *s, out, 0);
   } catch (EncodeError& e) {
-    throw InvalidRecord("cannot encode " + plan.full_name + ": field '" + e.path + "': " + e.reason);
+    throw InvalidRecord("cannot encode " + plan.full_name + ": field '" + e.path +
+                        "': " + e.reason);
   }
 }
 

@@ -4,13 +4,13 @@
 // serializer writes: fields by number, proto3 defaults omitted, repeated scalars packed
 // unless the schema says otherwise.
 #pragma once
+#include <google/protobuf/descriptor.h>
+
 #include <memory>
+#include <pipehost/value.hpp>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <google/protobuf/descriptor.h>
-#include <pipehost/value.hpp>
 
 #include "wire_common.hpp"
 
@@ -39,7 +39,8 @@ class EncodePlan {
 
   // slots[i]: where fields[i] sits in a Struct of `schema`, -1 when it has no such field.
   // Remembers the last schema, so a stream of same-shaped values looks names up once.
-  const std::vector<std::int32_t>& slots_for(const std::shared_ptr<const StructSchema>& schema) const;
+  const std::vector<std::int32_t>& slots_for(
+      const std::shared_ptr<const StructSchema>& schema) const;
 
  private:
   mutable std::shared_ptr<const StructSchema> cached_;  // held so its address is not reused

@@ -4,9 +4,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <string>
-
 #include <pipehost/testing.hpp>
+#include <string>
 
 #include "components.hpp"
 
@@ -15,15 +14,18 @@ using namespace pipehost;
 namespace {
 
 Value transaction(int i) {
-  static const auto schema = StructSchema::make(
-      {"transaction_id", "account_number", "transaction_reference", "transaction_datetime", "amount"});
+  static const auto schema =
+      StructSchema::make({"transaction_id", "account_number", "transaction_reference",
+                          "transaction_datetime", "amount"});
   Struct s{schema, {}};
   s.fields = {"6f1c2d4e-" + std::to_string(100000000 + i), "ACC" + std::to_string(1000 + i % 20),
-              "REF-" + std::to_string(i), Timestamp{1700000000000000 + i * 1000LL}, 10.0 + i % 1000 * 0.25};
+              "REF-" + std::to_string(i), Timestamp{1700000000000000 + i * 1000LL},
+              10.0 + i % 1000 * 0.25};
   return s;
 }
 
-std::unique_ptr<TransformStage> make(const PluginSpec& spec, int index, testing::TestContext& context,
+std::unique_ptr<TransformStage> make(const PluginSpec& spec, int index,
+                                     testing::TestContext& context,
                                      std::map<std::string, OptionValue> given) {
   const ComponentSpec& c = spec.components[static_cast<std::size_t>(index)];
   std::string error;
@@ -74,7 +76,8 @@ int main(int argc, char** argv) {
   std::size_t bytes = 0;
   for (auto& b : batches)
     for (auto& r : b.records) bytes += r.payload.size();
-  for (long decoded = 0; decoded < total; decoded += static_cast<long>(batches.size() * batch_size)) {
+  for (long decoded = 0; decoded < total;
+       decoded += static_cast<long>(batches.size() * batch_size)) {
     for (auto& b : batches)
       for (auto& r : b.records) r.value = Value();  // freed, as after a sink
     auto t0 = Clock::now();
@@ -85,7 +88,8 @@ int main(int argc, char** argv) {
   const auto rate = [&](Clock::duration d) {
     return static_cast<double>(done) / std::chrono::duration<double>(d).count();
   };
-  std::printf("records %ld, avg payload %.1f bytes\n", done, static_cast<double>(bytes) / static_cast<double>(batches.size() * batch_size));
+  std::printf("records %ld, avg payload %.1f bytes\n", done,
+              static_cast<double>(bytes) / static_cast<double>(batches.size() * batch_size));
   std::printf("encode: %.2f M records/s\n", rate(encoding) / 1e6);
   std::printf("decode: %.2f M records/s\n", rate(decoding) / 1e6);
   return 0;

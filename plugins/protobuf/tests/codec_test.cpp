@@ -1,9 +1,9 @@
 #include <doctest/doctest.h>
 #include <google/protobuf/util/message_differencer.h>
-#include <pipehost/status.hpp>
 
 #include <cstdint>
 #include <limits>
+#include <pipehost/status.hpp>
 #include <random>
 
 #include "test_support.hpp"
@@ -40,7 +40,8 @@ std::unique_ptr<gp::Message> full_everything() {
   r->SetEnumValue(m.get(), f("color"), -3);
   gp::Message* inner = r->MutableMessage(m.get(), f("inner"));
   inner->GetReflection()->SetString(inner, inner->GetDescriptor()->FindFieldByName("label"), "in");
-  gp::Message* child = inner->GetReflection()->MutableMessage(inner, inner->GetDescriptor()->FindFieldByName("child"));
+  gp::Message* child = inner->GetReflection()->MutableMessage(
+      inner, inner->GetDescriptor()->FindFieldByName("child"));
   child->GetReflection()->SetInt64(child, child->GetDescriptor()->FindFieldByName("value"), 5);
   for (int v : {1, -2, 300}) r->AddInt32(m.get(), f("packed_ints"), v);
   for (int v : {7, 8}) r->AddInt32(m.get(), f("unpacked_ints"), v);
@@ -155,7 +156,8 @@ TEST_CASE("encode: timestamps, enums by name or number, struct timestamps") {
   Codec codec;
   const EncodePlan& plan = codec.encoder("pipehost.test.Everything");
   const DecodePlan& back = codec.decoder("pipehost.test.Everything");
-  for (std::int64_t micros : {std::int64_t{-1}, std::int64_t{0}, std::int64_t{1}, std::int64_t{-1500001}}) {
+  for (std::int64_t micros :
+       {std::int64_t{-1}, std::int64_t{0}, std::int64_t{1}, std::int64_t{-1500001}}) {
     std::string out;
     encode_message(plan, test::make_struct({{"at", Timestamp{micros}}}), out);
     Value v;
@@ -166,7 +168,9 @@ TEST_CASE("encode: timestamps, enums by name or number, struct timestamps") {
   encode_message(plan, test::make_struct({{"color", "GREEN"}}), by_name);
   encode_message(plan, test::make_struct({{"color", 2}}), by_number);
   CHECK(by_name == by_number);
-  encode_message(plan, test::make_struct({{"at", test::make_struct({{"seconds", 5}, {"nanos", 1000}})}}), by_struct);
+  encode_message(plan,
+                 test::make_struct({{"at", test::make_struct({{"seconds", 5}, {"nanos", 1000}})}}),
+                 by_struct);
   encode_message(plan, test::make_struct({{"at", Timestamp{5000001}}}), reference);
   CHECK(by_struct == reference);
 }
@@ -191,33 +195,40 @@ TEST_CASE("encode: a value of the wrong type is rejected naming the field") {
         "[-2147483648, 2147483647]");
   CHECK(fails(test::make_struct({{"u32", -1}})).find("out of range") != std::string::npos);
   CHECK(fails(test::make_struct({{"inner", test::make_struct({{"value", 1.5}})}})) ==
-        "cannot encode pipehost.test.Everything: field 'inner.value': expected an integer, got a double");
-  CHECK(fails(test::make_struct({{"inners", List{test::make_struct({}), test::make_struct({{"label", 5}})}}})) ==
-        "cannot encode pipehost.test.Everything: field 'inners[1].label': expected a string, got an integer");
+        "cannot encode pipehost.test.Everything: field 'inner.value': expected an integer, got a "
+        "double");
+  CHECK(fails(test::make_struct(
+            {{"inners", List{test::make_struct({}), test::make_struct({{"label", 5}})}}})) ==
+        "cannot encode pipehost.test.Everything: field 'inners[1].label': expected a string, got "
+        "an integer");
   CHECK(fails(test::make_struct({{"packed_ints", List{1, "two"}}})) ==
-        "cannot encode pipehost.test.Everything: field 'packed_ints[1]': expected an integer, got a string");
+        "cannot encode pipehost.test.Everything: field 'packed_ints[1]': expected an integer, got "
+        "a string");
   CHECK(fails(test::make_struct({{"color", "PURPLE"}})) ==
         "cannot encode pipehost.test.Everything: field 'color': 'PURPLE' is not a value of enum "
         "pipehost.test.Color (COLOR_UNSPECIFIED, RED, GREEN, ULTRAVIOLET)");
   CHECK(fails(test::make_struct({{"tags", "not a list"}})) ==
         "cannot encode pipehost.test.Everything: field 'tags': expected a list, got a string");
   CHECK(fails(test::make_struct({{"at", 5}})) ==
-        "cannot encode pipehost.test.Everything: field 'at': expected a timestamp or struct, got an integer");
-  CHECK(fails(Value("text")) == "cannot encode pipehost.test.Everything: the record value is a string, not a struct");
+        "cannot encode pipehost.test.Everything: field 'at': expected a timestamp or struct, got "
+        "an integer");
+  CHECK(fails(Value("text")) ==
+        "cannot encode pipehost.test.Everything: the record value is a string, not a struct");
   // Absent, null and extra fields are fine; integral doubles are integers.
-  CHECK(fails(test::make_struct({{"i32", Value()}, {"no_such_field", 1}, {"i64", 3.0}})) == "no error");
+  CHECK(fails(test::make_struct({{"i32", Value()}, {"no_such_field", 1}, {"i64", 3.0}})) ==
+        "no error");
 }
 
 TEST_CASE("decode: unknown fields of every wire type are skipped") {
   Codec codec;
-  std::string wire = test::bytes({0x72, 0x02, 'h', 'i'});  // s = "hi" (field 14)
-  wire += test::bytes({0xb8, 0x3e, 0x96, 0x01});             // field 999 varint 150
-  wire += test::bytes({0xb1, 0x3e, 1, 2, 3, 4, 5, 6, 7, 8}); // field 998 fixed64
-  wire += test::bytes({0xaa, 0x3e, 0x03, 'a', 'b', 'c'});    // field 997 length-delimited
-  wire += test::bytes({0xa5, 0x3e, 1, 2, 3, 4});             // field 996 fixed32
-  wire += test::bytes({0x9b, 0x3e, 0x08, 0x01, 0x9c, 0x3e}); // field 995 group {field 1 = 1}
-  wire += test::bytes({0x18, 0x05});                         // i32 = 5 (field 3)
-  wire += test::bytes({0x1d, 1, 2, 3, 4});                   // i32 with the wrong wire type: skipped
+  std::string wire = test::bytes({0x72, 0x02, 'h', 'i'});     // s = "hi" (field 14)
+  wire += test::bytes({0xb8, 0x3e, 0x96, 0x01});              // field 999 varint 150
+  wire += test::bytes({0xb1, 0x3e, 1, 2, 3, 4, 5, 6, 7, 8});  // field 998 fixed64
+  wire += test::bytes({0xaa, 0x3e, 0x03, 'a', 'b', 'c'});     // field 997 length-delimited
+  wire += test::bytes({0xa5, 0x3e, 1, 2, 3, 4});              // field 996 fixed32
+  wire += test::bytes({0x9b, 0x3e, 0x08, 0x01, 0x9c, 0x3e});  // field 995 group {field 1 = 1}
+  wire += test::bytes({0x18, 0x05});                          // i32 = 5 (field 3)
+  wire += test::bytes({0x1d, 1, 2, 3, 4});  // i32 with the wrong wire type: skipped
   Value v;
   decode_message(codec.decoder("pipehost.test.Everything"), wire, v);
   CHECK(field(v, "s") == Value("hi"));
@@ -227,10 +238,11 @@ TEST_CASE("decode: unknown fields of every wire type are skipped") {
 TEST_CASE("decode: packed and unpacked repeated scalars are both accepted") {
   Codec codec;
   // packed_ints (18) unpacked on the wire, unpacked_ints (19) packed, and both mixed.
-  const std::string wire = test::bytes({0x90, 0x01, 0x01, 0x90, 0x01, 0x02,        // 18: 1, 2
-                                        0x9a, 0x01, 0x02, 0x03, 0x04,              // 19: [3, 4]
-                                        0x92, 0x01, 0x01, 0x05,                    // 18: [5]
-                                        0xda, 0x01, 0x08, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f});  // 27: [1.0]
+  const std::string wire =
+      test::bytes({0x90, 0x01, 0x01, 0x90, 0x01, 0x02,                         // 18: 1, 2
+                   0x9a, 0x01, 0x02, 0x03, 0x04,                               // 19: [3, 4]
+                   0x92, 0x01, 0x01, 0x05,                                     // 18: [5]
+                   0xda, 0x01, 0x08, 0,    0,    0,    0, 0, 0, 0xf0, 0x3f});  // 27: [1.0]
   Value v;
   decode_message(codec.decoder("pipehost.test.Everything"), wire, v);
   CHECK(field(v, "packed_ints") == Value(List{1, 2, 5}));
@@ -250,10 +262,11 @@ TEST_CASE("decode: projection keeps only the named top-level fields") {
   decode_message(plan, full_everything()->SerializeAsString(), v);
   CHECK(v.as<Struct>()->fields.size() == 2);
   CHECK(field(v, "d") == Value(-2.5));
-  CHECK_THROWS_WITH_AS(codec.decoder("pipehost.test.Everything", {"s", "nope"}),
-                       doctest::Contains("option fields names 'nope', which message pipehost.test.Everything "
-                                         "does not have; its fields: d, f, i32"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      codec.decoder("pipehost.test.Everything", {"s", "nope"}),
+      doctest::Contains("option fields names 'nope', which message pipehost.test.Everything "
+                        "does not have; its fields: d, f, i32"),
+      std::invalid_argument);
 }
 
 TEST_CASE("decode: truncated and garbage input is rejected, never crashes") {
@@ -270,9 +283,11 @@ TEST_CASE("decode: truncated and garbage input is rejected, never crashes") {
     }
   }
   CHECK(rejected > static_cast<int>(wire.size()) / 2);
-  CHECK_THROWS_WITH_AS(decode_message(plan, test::bytes({0x72, 0x05, 'a'}), *std::make_unique<Value>()),
-                       "malformed protobuf pipehost.test.Everything: length runs past the end in field 's' at byte 2",
-                       InvalidRecord);
+  CHECK_THROWS_WITH_AS(
+      decode_message(plan, test::bytes({0x72, 0x05, 'a'}), *std::make_unique<Value>()),
+      "malformed protobuf pipehost.test.Everything: length runs past the end in field 's' at byte "
+      "2",
+      InvalidRecord);
   CHECK_THROWS_WITH_AS(decode_message(plan, test::bytes({0x0f}), *std::make_unique<Value>()),
                        doctest::Contains("invalid wire type"), InvalidRecord);
   std::mt19937 random(42);

@@ -1,7 +1,9 @@
+#include "framing.hpp"
+
 #include <doctest/doctest.h>
+
 #include <pipehost/status.hpp>
 
-#include "framing.hpp"
 #include "test_support.hpp"
 
 using namespace pipehost;
@@ -39,10 +41,10 @@ TEST_CASE("framing: every index-path form parses and round-trips") {
     MessagePath path;
   };
   const Case cases[] = {
-      {bytes({0x00}), path({0})},                // short form of [0]
-      {bytes({0x02, 0x00}), path({0})},          // long form of [0]
-      {bytes({0x02, 0x02}), path({1})},          // [1]
-      {bytes({0x04, 0x00, 0x02}), path({0, 1})}, // [0, 1]
+      {bytes({0x00}), path({0})},                                  // short form of [0]
+      {bytes({0x02, 0x00}), path({0})},                            // long form of [0]
+      {bytes({0x02, 0x02}), path({1})},                            // [1]
+      {bytes({0x04, 0x00, 0x02}), path({0, 1})},                   // [0, 1]
       {bytes({0x06, 0x04, 0x00, 0xd8, 0x04}), path({2, 0, 300})},  // multi-byte varint
   };
   for (const auto& c : cases) {
@@ -65,8 +67,8 @@ TEST_CASE("framing: bad input is rejected with a clear message") {
                        "not Confluent framing: magic byte is 1, expected 0", InvalidRecord);
   CHECK_THROWS_WITH_AS(parse_frame(bytes({'{', '"', 'a', '"', ':', '1', '}'})),
                        doctest::Contains("magic byte is 123"), InvalidRecord);
-  CHECK_THROWS_WITH_AS(parse_frame(bytes({0, 0, 0, 1})), doctest::Contains("payload too short: 4 bytes"),
-                       InvalidRecord);
+  CHECK_THROWS_WITH_AS(parse_frame(bytes({0, 0, 0, 1})),
+                       doctest::Contains("payload too short: 4 bytes"), InvalidRecord);
   CHECK_THROWS_WITH_AS(parse_frame(bytes({0, 0, 0, 0, 1, 0x04, 0x00})),
                        doctest::Contains("message-index path is cut off"), InvalidRecord);
   CHECK_THROWS_WITH_AS(parse_frame(bytes({0, 0, 0, 0, 1, 0x01})),

@@ -43,7 +43,8 @@ TEST_CASE("parser: reads what protoc reads (proto3 and proto2 test schemas)") {
 
 TEST_CASE("parser: keeps explicit json_name and field options") {
   gp::FileDescriptorProto mine;
-  parse_proto_text(test::read_text(std::string(PROTOBUF_TEST_PROTO_DIR) + "/everything.proto"), mine);
+  parse_proto_text(test::read_text(std::string(PROTOBUF_TEST_PROTO_DIR) + "/everything.proto"),
+                   mine);
   const auto& deep = mine.message_type(1).nested_type(0);
   CHECK(deep.field(1).json_name() == "jsonNamed2");
   CHECK(mine.message_type(0).field(18).options().packed() == false);
@@ -68,16 +69,19 @@ TEST_CASE("parser: errors name the line and column") {
                     "line 3:13: expected an integer, found \";\"");
   CHECK_THROWS_WITH(parse_proto_text("message A { int32 x = 1; ", f),
                     doctest::Contains("expected \"}\", found the end"));
-  CHECK_THROWS_WITH(parse_proto_text("syntax = \"proto2\"; message A { optional group G = 1 {} }", f),
-                    doctest::Contains("groups are not supported"));
-  CHECK_THROWS_WITH(parse_proto_text("syntax = \"proto4\";", f), doctest::Contains("unknown syntax"));
+  CHECK_THROWS_WITH(
+      parse_proto_text("syntax = \"proto2\"; message A { optional group G = 1 {} }", f),
+      doctest::Contains("groups are not supported"));
+  CHECK_THROWS_WITH(parse_proto_text("syntax = \"proto4\";", f),
+                    doctest::Contains("unknown syntax"));
   CHECK_THROWS_WITH(parse_proto_text("message A { string s = 1; } \"unterminated", f),
                     doctest::Contains("line 1"));
 }
 
 TEST_CASE("schema loader: registry text and base64 descriptors, imports and lookups") {
-  const std::string text = "syntax = \"proto3\"; package p; import \"google/protobuf/timestamp.proto\";\n"
-                           "message M { google.protobuf.Timestamp at = 1; message N { int32 x = 1; } }";
+  const std::string text =
+      "syntax = \"proto3\"; package p; import \"google/protobuf/timestamp.proto\";\n"
+      "message M { google.protobuf.Timestamp at = 1; message N { int32 x = 1; } }";
   const auto files = SchemaFiles::from_registry(text, 12, nullptr);
   CHECK(files->main_file().name() == "schema-12.proto");
   CHECK(files->unresolved_imports().empty());
@@ -87,7 +91,8 @@ TEST_CASE("schema loader: registry text and base64 descriptors, imports and look
   CHECK_THROWS_WITH(files->find_message("Nope"), doctest::Contains("messages: p.M, p.M.N"));
 
   const auto unresolved = SchemaFiles::from_registry(
-      "syntax = \"proto3\"; import \"other/thing.proto\"; message A { other.Thing t = 1; }", 13, nullptr);
+      "syntax = \"proto3\"; import \"other/thing.proto\"; message A { other.Thing t = 1; }", 13,
+      nullptr);
   CHECK(unresolved->unresolved_imports() == std::vector<std::string>{"other/thing.proto"});
 
   CHECK_THROWS_WITH(SchemaFiles::from_registry("message {", 14, nullptr),

@@ -1,8 +1,8 @@
 #include <doctest/doctest.h>
-#include <pipehost/testing.hpp>
+#include <google/protobuf/descriptor.pb.h>
 #include <toml++/toml.h>
 
-#include <google/protobuf/descriptor.pb.h>
+#include <pipehost/testing.hpp>
 
 #include "components.hpp"
 #include "framing.hpp"
@@ -29,11 +29,12 @@ struct Harness {
   testing::TestContext context;
   Harness() { context.data_directory = PIPEHOST_TEST_DATA_DIR; }
 
-  std::unique_ptr<TransformStage> make(const std::string& name, std::map<std::string, OptionValue> given,
+  std::unique_ptr<TransformStage> make(const std::string& name,
+                                       std::map<std::string, OptionValue> given,
                                        std::string* error_out = nullptr) {
     std::string error;
-    auto stage = component(name).make_transform(testing::options_for(component(name).options, given),
-                                                 context, error);
+    auto stage = component(name).make_transform(
+        testing::options_for(component(name).options, given), context, error);
     if (error_out) *error_out = error;
     if (stage) REQUIRE(stage->start().is_ok());
     return stage;
@@ -74,8 +75,14 @@ TEST_CASE("plugin: declares protobuf_encode and protobuf_decode with examples") 
     CHECK(c.kind == Kind::transform);
     CHECK(example_file.find(c.example) != std::string::npos);  // example.toml shows the same
     const toml::table doc = toml::parse(c.example);
-    const toml::table& stage = *doc.at_path("pipelines").as_table()->begin()->second.as_table()
-                                    ->at_path("transforms").as_array()->get(0)->as_table();
+    const toml::table& stage = *doc.at_path("pipelines")
+                                    .as_table()
+                                    ->begin()
+                                    ->second.as_table()
+                                    ->at_path("transforms")
+                                    .as_array()
+                                    ->get(0)
+                                    ->as_table();
     CHECK(stage["plugin"].value_or(std::string()) == c.name);
     for (const auto& [key, value] : stage) {
       if (key.str() == "plugin") continue;
@@ -84,13 +91,15 @@ TEST_CASE("plugin: declares protobuf_encode and protobuf_decode with examples") 
       CHECK_MESSAGE(declared, "example sets undeclared option " << key.str());
     }
     for (const auto& o : c.options)
-      if (o.required) CHECK_MESSAGE(stage.contains(o.name), "example lacks required option " << o.name);
+      if (o.required)
+        CHECK_MESSAGE(stage.contains(o.name), "example lacks required option " << o.name);
   }
 }
 
 TEST_CASE("plugin: a Transaction encoded then decoded equals the input") {
   Harness h;
-  auto encode = h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "jagoTransactions"}});
+  auto encode =
+      h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "jagoTransactions"}});
   auto decode = h.make("protobuf_decode", {});
   REQUIRE(encode);
   REQUIRE(decode);
@@ -98,8 +107,8 @@ TEST_CASE("plugin: a Transaction encoded then decoded equals the input") {
 
   std::vector<Value> inputs;
   for (int i = 0; i < 100; ++i)
-    inputs.push_back(test::transaction("tx-" + std::to_string(i), "ACC" + std::to_string(i % 20), i * 1.25 - 30,
-                                       1700000000000000 + i * 1000003));
+    inputs.push_back(test::transaction("tx-" + std::to_string(i), "ACC" + std::to_string(i % 20),
+                                       i * 1.25 - 30, 1700000000000000 + i * 1000003));
   Batch batch = batch_of(inputs);
   REQUIRE(encode->process(batch).is_ok());
   CHECK(batch.rejections.empty());
@@ -112,7 +121,8 @@ TEST_CASE("plugin: a Transaction encoded then decoded equals the input") {
 
 TEST_CASE("plugin: bytes written by protobuf decode into the right struct") {
   Harness h;
-  const gp::FileDescriptor& file = *test::project_files().pool().FindFileByName("transactions.proto");
+  const gp::FileDescriptor& file =
+      *test::project_files().pool().FindFileByName("transactions.proto");
   const int id = h.register_text(file.DebugString());
   auto m = test::new_message(test::project_files(), "Transaction");
   const gp::Reflection* r = m->GetReflection();
@@ -153,12 +163,14 @@ TEST_CASE("plugin: a schema registered as a base64 FileDescriptorProto decodes")
 
 TEST_CASE("plugin: bad payloads are rejected with clear reasons, the rest go on") {
   Harness h;
-  const int id = h.register_text(test::project_files().pool().FindFileByName("transactions.proto")->DebugString());
+  const int id = h.register_text(
+      test::project_files().pool().FindFileByName("transactions.proto")->DebugString());
   const int avro = h.register_text("{\"type\": \"string\"}", "AVRO");
   auto decode = h.make("protobuf_decode", {});
-  Batch batch = payloads({frame(3, ""), test::bytes({1, 0, 0, 0, 1, 0}), test::bytes({0, 0, 0}),
-                          frame(id, test::bytes({0x0a, 0x09, 'a'})), frame(avro, ""),
-                          frame(id, "", MessagePath::empty()), frame(id, test::bytes({0x0a, 0x01, 'z'}))});
+  Batch batch =
+      payloads({frame(3, ""), test::bytes({1, 0, 0, 0, 1, 0}), test::bytes({0, 0, 0}),
+                frame(id, test::bytes({0x0a, 0x09, 'a'})), frame(avro, ""),
+                frame(id, "", MessagePath::empty()), frame(id, test::bytes({0x0a, 0x01, 'z'}))});
   MessagePath five = MessagePath::empty();
   five.push(5);
   batch.records[5].payload = frame(id, "", five);
@@ -168,8 +180,10 @@ TEST_CASE("plugin: bad payloads are rejected with clear reasons, the rest go on"
   CHECK(batch.rejections[1].reason == "not Confluent framing: magic byte is 1, expected 0");
   CHECK(batch.rejections[2].reason.starts_with("payload too short"));
   CHECK(batch.rejections[3].reason ==
-        "malformed protobuf Transaction: length runs past the end in field 'transaction_id' at byte 2");
-  CHECK(batch.rejections[4].reason == "schema id " + std::to_string(avro) + " is AVRO, not PROTOBUF");
+        "malformed protobuf Transaction: length runs past the end in field 'transaction_id' at "
+        "byte 2");
+  CHECK(batch.rejections[4].reason ==
+        "schema id " + std::to_string(avro) + " is AVRO, not PROTOBUF");
   CHECK(batch.rejections[5].reason == "message index path [5] names no message in schema id 1");
   batch.compact();
   REQUIRE(batch.records.size() == 1);
@@ -191,13 +205,15 @@ TEST_CASE("plugin: message-index paths pick nested and later messages") {
   const gp::FileDescriptor& file = *test::test_files().pool().FindFileByName("everything.proto");
   const int id = h.register_text(file.DebugString());
   auto decode = h.make("protobuf_decode", {{"descriptor_set", PROTOBUF_TEST_DESCRIPTOR_SET}});
-  MessagePath second = MessagePath::empty(), deep = MessagePath::empty(), inner = MessagePath::empty();
+  MessagePath second = MessagePath::empty(), deep = MessagePath::empty(),
+              inner = MessagePath::empty();
   second.push(1);
   deep.push(1);
   deep.push(0);
   inner.push(0);
   inner.push(0);
-  Batch batch = payloads({frame(id, test::bytes({0x0a, 0x01, 'n'}), second), frame(id, test::bytes({0x08, 0x03}), deep),
+  Batch batch = payloads({frame(id, test::bytes({0x0a, 0x01, 'n'}), second),
+                          frame(id, test::bytes({0x08, 0x03}), deep),
                           frame(id, test::bytes({0x0a, 0x01, 'l'}), inner)});
   REQUIRE(decode->process(batch).is_ok());
   REQUIRE(batch.rejections.empty());
@@ -209,8 +225,10 @@ TEST_CASE("plugin: message-index paths pick nested and later messages") {
 TEST_CASE("plugin: projection `fields` decodes only those fields") {
   Harness h;
   auto encode = h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "t"}});
-  auto decode = h.make("protobuf_decode", {{"fields", std::vector<std::string>{"amount", "account_number"}}});
-  Batch batch = batch_of({test::transaction("a", "ACC3", 7.5), test::transaction("b", "ACC4", 8.5)});
+  auto decode =
+      h.make("protobuf_decode", {{"fields", std::vector<std::string>{"amount", "account_number"}}});
+  Batch batch =
+      batch_of({test::transaction("a", "ACC3", 7.5), test::transaction("b", "ACC4", 8.5)});
   REQUIRE(encode->process(batch).is_ok());
   for (auto& r : batch.records) r.value = Value();
   REQUIRE(decode->process(batch).is_ok());
@@ -220,7 +238,8 @@ TEST_CASE("plugin: projection `fields` decodes only those fields") {
   auto wrong = h.make("protobuf_decode", {{"fields", std::vector<std::string>{"amount", "amout"}}});
   const Status status = wrong->process(batch);
   CHECK(status.code() == Code::fatal);
-  CHECK(status.message().find("option fields names 'amout', which message Transaction does not have") !=
+  CHECK(status.message().find(
+            "option fields names 'amout', which message Transaction does not have") !=
         std::string::npos);
 }
 
@@ -234,7 +253,8 @@ TEST_CASE("plugin: encoder subjects follow topic, destination topic and explicit
   CHECK(subjects.count("main-value") == 1);
   CHECK(subjects.count("routed-value") == 1);
 
-  auto by_subject = h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "main"}, {"subject", "fixed"}});
+  auto by_subject = h.make("protobuf_encode",
+                           {{"message", "Transaction"}, {"topic", "main"}, {"subject", "fixed"}});
   REQUIRE(by_subject->process(batch).is_ok());
   subjects = h.context.registry.subjects();
   CHECK(subjects.count("fixed") == 1);
@@ -252,15 +272,19 @@ TEST_CASE("plugin: encoder start-up and per-record errors are clear") {
   std::string error;
   CHECK_FALSE(h.make("protobuf_encode", {{"message", "Nope"}}, &error));
   CHECK(error == "message 'Nope' is not in the schemas; messages: Transaction");
-  CHECK_FALSE(h.make("protobuf_encode", {{"message", "Transaction"}, {"descriptor_set", "/missing.desc"}}, &error));
+  CHECK_FALSE(h.make("protobuf_encode",
+                     {{"message", "Transaction"}, {"descriptor_set", "/missing.desc"}}, &error));
   CHECK(error == "cannot open descriptor set /missing.desc");
 
   auto encode = h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "t"}});
-  Batch batch = batch_of({test::make_struct({{"amount", "lots"}}), Value(5), test::transaction("ok", "A", 1)});
+  Batch batch = batch_of(
+      {test::make_struct({{"amount", "lots"}}), Value(5), test::transaction("ok", "A", 1)});
   REQUIRE(encode->process(batch).is_ok());
   REQUIRE(batch.rejections.size() == 2);
-  CHECK(batch.rejections[0].reason == "cannot encode Transaction: field 'amount': expected a number, got a string");
-  CHECK(batch.rejections[1].reason == "cannot encode Transaction: the record value is an integer, not a struct");
+  CHECK(batch.rejections[0].reason ==
+        "cannot encode Transaction: field 'amount': expected a number, got a string");
+  CHECK(batch.rejections[1].reason ==
+        "cannot encode Transaction: the record value is an integer, not a struct");
 }
 
 TEST_CASE("plugin: the registered schema is the message's .proto text") {

@@ -1,16 +1,16 @@
 // Helpers shared by the protobuf plugin's tests.
 #pragma once
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/dynamic_message.h>
+
 #include <fstream>
-#include <ostream>
 #include <memory>
+#include <ostream>
+#include <pipehost/value.hpp>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <google/protobuf/descriptor.pb.h>
-#include <google/protobuf/dynamic_message.h>
-#include <pipehost/value.hpp>
 
 #include "schema_loader.hpp"
 
@@ -104,7 +104,8 @@ inline bool operator==(const Value& a, const Value& b) {
   }
   if (const auto* s = a.as<Struct>()) {
     const auto& r = *b.as<Struct>();
-    if (!s->schema != !r.schema || (s->schema && s->schema->names() != r.schema->names())) return false;
+    if (!s->schema != !r.schema || (s->schema && s->schema->names() != r.schema->names()))
+      return false;
     if (s->fields.size() != r.fields.size()) return false;
     for (std::size_t i = 0; i < s->fields.size(); ++i)
       if (!(s->fields[i] == r.fields[i])) return false;
