@@ -114,3 +114,36 @@ TEST_CASE("base64") {
   CHECK_FALSE(decode_base64("message A {}", out));
   CHECK_FALSE(decode_base64("", out));
 }
+
+TEST_CASE("parser: Confluent-style text with custom options and an unknown options import") {
+  const std::string text = R"(syntax = "proto3";
+package io.confluent.examples;
+
+import "confluent/meta.proto";
+import public "google/protobuf/timestamp.proto";
+
+option java_outer_classname = "TxProto";
+option (confluent.file_meta) = { doc: "file {doc}", params: [{ key: "k", value: "v" }] };
+
+message Tx {
+  option (confluent.message_meta).doc = "a \"quoted\" doc";
+  string id = 1 [(confluent.field_meta) = { doc: "the id" }, deprecated = false];
+  .google.protobuf.Timestamp at = 2;
+  repeated Item items = 3;
+  message Item { int64 qty = 1 [(a.b).c.d = -5, (e) = inf]; }
+  reserved 9, 10 to 12;
+  oneof kind { option (x) = 1; string a = 4; int32 b = 5; }
+  map<string, Item> by_name = 6;
+}
+)";
+  const auto files = SchemaFiles::from_registry(text, 21, nullptr);
+  CHECK(files->unresolved_imports() == std::vector<std::string>{"confluent/meta.proto"});
+  const gp::Descriptor& tx = files->find_message("io.confluent.examples.Tx");
+  CHECK(tx.field_count() == 6);
+  CHECK(tx.FindFieldByName("at")->message_type()->full_name() == "google.protobuf.Timestamp");
+  CHECK(tx.FindFieldByName("items")->message_type()->full_name() ==
+        "io.confluent.examples.Tx.Item");
+  CHECK(tx.FindFieldByName("by_name")->is_map());
+  CHECK(tx.FindFieldByName("b")->containing_oneof()->name() == "kind");
+  CHECK(message_at(files->main_file(), path_of(tx)) == &tx);
+}
