@@ -26,6 +26,7 @@ struct Arguments {
   LoadRequest load;
   std::vector<std::string> plugin_path;
   std::vector<std::string> only_pipelines;
+  std::string stats_file;
   bool help = false;
   bool progress = true;
 };
@@ -52,6 +53,7 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
     else if (auto v = inline_value("--set")) out.load.sets.push_back(*v);
     else if (auto v = inline_value("--plugin-path")) out.plugin_path.push_back(*v);
     else if (auto v = inline_value("--pipeline")) out.only_pipelines.push_back(*v);
+    else if (auto v = inline_value("--stats")) out.stats_file = *v;
     else if (auto v = inline_value("--log-level")) {
       LogLevel level;
       if (!parse_log_level(*v, level)) return std::fprintf(stderr, "pipehost: --log-level must be debug, info, warn or error\n"), false;
@@ -64,6 +66,10 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
       const char* v = value("--set");
       if (!v) return false;
       out.load.sets.push_back(v);
+    } else if (a == "--stats") {
+      const char* v = value("--stats");
+      if (!v) return false;
+      out.stats_file = v;
     } else if (a == "--pipeline") {
       const char* v = value("--pipeline");
       if (!v) return false;
@@ -147,6 +153,7 @@ int command_run(const Arguments& args, bool validate_only) {
   }
   EngineOptions options;
   options.progress_on_terminal = args.progress;
+  options.stats_file = args.stats_file;
   return run_pipelines(config, data_directory(), options);
 }
 

@@ -40,6 +40,8 @@ Options:
   --plugin-path DIR     search DIR for plugins first (repeatable)
   --log-level LEVEL     debug, info (default), warn, error
   --no-progress         no progress line on a terminal (log lines instead)
+  --stats FILE          at exit, write per-pipeline records and end-to-end latency
+                        (record timestamp to sink acknowledgement) as JSON
 )";
 
 inline constexpr const char* kValidate = R"(Usage: pipehost validate FILE... [options]

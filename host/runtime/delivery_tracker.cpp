@@ -1,14 +1,17 @@
 #include "runtime/delivery_tracker.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 namespace pipehost::host {
 
 std::uint64_t DeliveryTracker::begin(std::vector<Position> positions, std::uint64_t records,
-                                     std::uint64_t bytes, int parts) {
+                                     std::uint64_t bytes, int parts,
+                                     std::vector<std::int64_t> timestamps_ms) {
   std::lock_guard lock(mutex_);
   std::uint64_t sequence = next_sequence_++;
-  entries_.push_back({sequence, std::move(positions), records, bytes, parts, Status::ok()});
+  entries_.push_back({sequence, std::move(positions), records, bytes, parts, Status::ok(),
+                      std::move(timestamps_ms)});
   in_flight_records_ += records;
   in_flight_bytes_ += bytes;
   return sequence;
@@ -24,6 +27,15 @@ void DeliveryTracker::complete(std::uint64_t sequence, const Status& status) {
   if (e.parts_left > 0 && --e.parts_left == 0) {
     in_flight_records_ -= e.records;
     in_flight_bytes_ -= e.bytes;
+    if (latency_ && e.status.is_ok() && !e.timestamps_ms.empty()) {
+      std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+      for (std::int64_t t : e.timestamps_ms)
+        if (t > 0) latency_->add(now - t);
+      e.timestamps_ms.clear();
+      e.timestamps_ms.shrink_to_fit();
+    }
   }
   changed_.notify_all();
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pipehost/stage.hpp"
+#include "runtime/latency.hpp"
 
 namespace pipehost::host {
 
@@ -23,9 +24,13 @@ class DeliveryTracker {
     std::optional<Status> error;  // a batch that failed: nothing after it may be committed
   };
 
-  // `parts` is how many completions the batch needs before it is acknowledged.
+  // Acknowledged records' latency goes to `latency` (may be null).
+  explicit DeliveryTracker(LatencyHistogram* latency = nullptr) : latency_(latency) {}
+
+  // `parts` is how many completions the batch needs before it is acknowledged;
+  // `timestamps_ms` are the batch's record timestamps, for the latency histogram.
   std::uint64_t begin(std::vector<Position> positions, std::uint64_t records, std::uint64_t bytes,
-                      int parts);
+                      int parts, std::vector<std::int64_t> timestamps_ms = {});
   void complete(std::uint64_t sequence, const Status& status);  // any thread
   Drained drain();
 
@@ -43,7 +48,9 @@ class DeliveryTracker {
     std::uint64_t bytes;
     int parts_left;
     Status status;
+    std::vector<std::int64_t> timestamps_ms;
   };
+  LatencyHistogram* latency_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<Entry> entries_;

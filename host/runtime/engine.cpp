@@ -6,6 +6,8 @@
 
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include "log.hpp"
 #include "runtime/pipeline.hpp"
 #include "services/kafka_environment.hpp"
@@ -90,6 +92,36 @@ std::vector<TopicConfig> topics_to_create(const Config& config) {
   return topics;
 }
 
+// Per pipeline: records, rate and end-to-end latency, logged and (--stats) written as JSON.
+void report(std::vector<std::unique_ptr<Pipeline>>& pipelines, Clock::duration elapsed,
+            const std::string& stats_file) {
+  double seconds = std::chrono::duration<double>(elapsed).count();
+  nlohmann::json stats = {{"seconds", seconds}, {"pipelines", nlohmann::json::object()}};
+  for (auto& p : pipelines) {
+    PipelineState& s = p->state();
+    const LatencyHistogram& l = s.latency;
+    nlohmann::json entry = {{"records_read", s.records_read.load()},
+                            {"records_acked", s.records_acked.load()},
+                            {"records_rejected", s.records_rejected.load()},
+                            {"failed", s.failed()}};
+    if (l.count() > 0) {
+      entry["latency_ms"] = {{"count", l.count()}, {"p50", l.percentile(0.5)},
+                             {"p99", l.percentile(0.99)}, {"p999", l.percentile(0.999)},
+                             {"max", l.percentile(1.0)}};
+      log_info(s.name + ": " + std::to_string(s.records_acked.load()) + " records acknowledged; latency ms p50 " +
+               std::to_string(l.percentile(0.5)) + ", p99 " + std::to_string(l.percentile(0.99)) +
+               ", p99.9 " + std::to_string(l.percentile(0.999)));
+    }
+    stats["pipelines"][s.name] = entry;
+  }
+  if (stats_file.empty()) return;
+  std::FILE* f = std::fopen(stats_file.c_str(), "w");
+  if (!f) return log_warn("cannot write --stats file " + stats_file);
+  std::string text = stats.dump(2) + "\n";
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fclose(f);
+}
+
 }  // namespace
 
 int run_pipelines(const Config& config, const std::string& data_dir, const EngineOptions& options) {
@@ -124,6 +156,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const Engin
   log_info("running " + std::to_string(pipelines.size()) + " pipeline(s); Kafka " +
            (kafka.embedded() ? "embedded" : kafka.bootstrap()) + ", schema registry " +
            config.schema_registry);
+  auto started = Clock::now();
   for (auto& p : pipelines) p->start();
 
   Progress progress(pipelines, options);
@@ -160,6 +193,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const Engin
   progress.tick(true);
   set_log_interceptor(nullptr);
 
+  report(pipelines, Clock::now() - started, options.stats_file);
   int failed = 0;
   for (auto& p : pipelines) {
     if (p->state().failed()) {

@@ -1,6 +1,8 @@
 // Runs every pipeline of a config in one process until they end or a signal asks
 // them to stop; shows progress; returns the process exit code.
 #pragma once
+#include <string>
+
 #include "config/model.hpp"
 
 namespace pipehost::host {
@@ -8,6 +10,7 @@ namespace pipehost::host {
 struct EngineOptions {
   bool progress_on_terminal = true;
   int progress_log_interval_s = 10;  // off a terminal
+  std::string stats_file;            // --stats: JSON summary written at exit
 };
 
 // Exit codes: 0 every pipeline ended (or drained after SIGINT/SIGTERM); 1 a pipeline

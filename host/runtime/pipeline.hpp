@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/model.hpp"
+#include "runtime/latency.hpp"
 #include "runtime/services.hpp"
 
 namespace pipehost::host {
@@ -21,6 +22,7 @@ struct PipelineState {
   std::atomic<std::uint64_t> records_read{0};
   std::atomic<std::uint64_t> records_acked{0};
   std::atomic<std::uint64_t> records_rejected{0};
+  LatencyHistogram latency;  // record timestamp -> sink acknowledgement
   std::vector<std::atomic<std::uint64_t>> expected;  // per task; 0 = unbounded
   std::mutex failure_mutex;
   std::string failure;

@@ -145,11 +145,17 @@ void Task::loop() {
 
 void Task::process(Batch& batch) {
   std::uint64_t bytes = 0;
-  for (const auto& r : batch.records) bytes += r.key.size() + r.payload.size();
+  std::vector<std::int64_t> timestamps;
+  timestamps.reserve(batch.records.size());
+  for (const auto& r : batch.records) {
+    bytes += r.key.size() + r.payload.size();
+    timestamps.push_back(r.timestamp_ms);
+  }
   std::uint64_t records = batch.records.size();
   state_.records_read += records;
   // Two parts: the sink's confirmation, and this task having dealt with rejections.
-  std::uint64_t sequence = tracker_.begin(positions_of(batch), records, bytes, 2);
+  std::uint64_t sequence =
+      tracker_.begin(positions_of(batch), records, bytes, 2, std::move(timestamps));
   // A batch given up on (failure or stop) completes with an error, so nothing after it
   // is committed and the drain does not wait for it.
   auto abandon = [&](int parts) {

@@ -47,7 +47,7 @@ class Task {
   std::vector<std::unique_ptr<TransformStage>> transforms_;
   std::unique_ptr<SinkStage> sink_;
   std::unique_ptr<DeadLetterWriter> dead_letter_;
-  DeliveryTracker tracker_;
+  DeliveryTracker tracker_{&state_.latency};
   std::vector<Position> pending_commit_;
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   bool finish_sent_ = false;

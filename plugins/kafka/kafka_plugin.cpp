@@ -25,6 +25,9 @@ PluginSpec describe() {
           with_allowed(option("start", OptionType::string, std::string("earliest"),
                               "where a new group starts"),
                        {"earliest", "latest"}),
+          option("stop_at_end", OptionType::boolean, false,
+                 "end the pipeline once every assigned partition has been read to its end "
+                 "(like kcat -e); otherwise run until stopped"),
           properties_option(),
       },
       "[pipelines.sums.source]\nplugin = \"kafka\"\ntopics = [\"transactions\"]\n"

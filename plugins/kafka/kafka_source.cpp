@@ -11,7 +11,8 @@ KafkaSource::KafkaSource(const Options& options, Context& context)
       topics_(options.strings("topics")),
       group_(options.string("group")),
       properties_(options.string_map("properties")),
-      start_(options.string("start")) {
+      start_(options.string("start")),
+      finish_at_end_(options.boolean("stop_at_end")) {
   if (topics_.empty()) throw FatalError("option 'topics' is empty: name at least one topic");
   received_ = &context.counter("records_received");
   commits_ = &context.counter("commits");

@@ -136,6 +136,49 @@ def parse_tuples(stdout):
     return tuples
 
 
+def require_env(name):
+    """A variable scripts/services exports; the real-service tests cannot run without it."""
+    value = os.environ.get(name)
+    if not value:
+        raise AssertionError(f"{name} is not set: run through scripts/test, or "
+                             f'eval "$(scripts/services env)" first')
+    return value
+
+
+def unique(prefix):
+    return f"{prefix}-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
+
+
+def services(*args):
+    """Runs scripts/services (start/stop a service for restart tests)."""
+    r = subprocess.run([os.path.join(SOURCE_DIR, "scripts/services"), *args],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"scripts/services {' '.join(args)}: {r.stdout}{r.stderr}"
+    return r.stdout
+
+
+def kcat_consume(brokers, topic, fmt="%k\\n", timeout=60):
+    """Reads a whole topic with kcat (third-party client); returns its output lines."""
+    r = subprocess.run(["kcat", "-b", brokers, "-C", "-t", topic, "-e", "-q", "-f", fmt],
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+def kcat_payloads(brokers, topic, timeout=60):
+    """Every value of a topic as bytes, read with kcat (-f %R%s: a 4-byte big-endian
+    length, then the value)."""
+    r = subprocess.run(["kcat", "-b", brokers, "-C", "-t", topic, "-e", "-q", "-f", "%R%s"],
+                       capture_output=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    data, values, at = r.stdout, [], 0
+    while at < len(data):
+        size = int.from_bytes(data[at:at + 4], "big")
+        values.append(data[at + 4:at + 4 + size])
+        at += 4 + size
+    return values
+
+
 def run_tests(namespace):
     """Runs every test_* function in the module; prints a closing 'N passed, N failed'."""
     tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
