@@ -48,7 +48,9 @@ class LogSink final : public Sink {
         each_record_(options.boolean("each_record")),
         to_stdout_(options.string("output") == "stdout"),
         totals_(RunningTotals::for_pipeline(std::string(context.pipeline()),
-                                            static_cast<int>(options.integer("scale")))) {}
+                                            static_cast<int>(options.integer("scale")))) {
+    totals_->join();
+  }
 
   void write(Batch& batch, BatchDone done) override {
     std::string lines;
@@ -81,7 +83,9 @@ class LogSink final : public Sink {
 
   void stop() override {
     // The last task of the pipeline to stop prints the summary.
-    if (totals_.use_count() > 1) return;
+    if (stopped_) return;
+    stopped_ = true;
+    if (!totals_->leave_last()) return;
     auto totals = totals_->snapshot();
     std::string lines = "final totals of pipeline " + std::string(context_.pipeline()) + " (" +
                         std::to_string(totals.size()) + " keys, " +
@@ -113,6 +117,7 @@ class LogSink final : public Sink {
   bool each_record_;
   bool to_stdout_;
   std::shared_ptr<RunningTotals> totals_;
+  bool stopped_ = false;
 };
 
 PluginSpec describe() {

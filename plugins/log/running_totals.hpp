@@ -46,6 +46,15 @@ class RunningTotals {
     return records_;
   }
   int scale() const { return scale_; }
+  // Sinks sharing these totals: the last one to leave prints the summary.
+  void join() {
+    std::lock_guard lock(mutex_);
+    ++members_;
+  }
+  bool leave_last() {
+    std::lock_guard lock(mutex_);
+    return --members_ == 0;
+  }
 
   // One instance per pipeline name, alive while any sink of that pipeline uses it.
   static std::shared_ptr<RunningTotals> for_pipeline(const std::string& pipeline, int scale);
@@ -56,6 +65,7 @@ class RunningTotals {
   std::map<std::string, std::int64_t> totals_;
   std::map<std::pair<std::string, std::int32_t>, std::int64_t> next_offsets_;
   std::uint64_t records_ = 0;
+  int members_ = 0;
 };
 
 // "1234.50" for units=123450, scale=2; exact.

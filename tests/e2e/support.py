@@ -125,10 +125,14 @@ def totals_of(transactions):
     return dict(totals)
 
 
-def parse_tuples(stdout):
-    """The (account, sum) tuples the log sink printed, in order."""
+def parse_tuples(stdout, section="records"):
+    """The (account, sum) tuples the log sink printed, in order: for each record
+    (section="records") or in the final summary (section="final")."""
     tuples = []
-    for line in stdout.splitlines():
+    lines = stdout.splitlines()
+    marker = next((i for i, l in enumerate(lines) if l.startswith("final totals of pipeline")), len(lines))
+    lines = lines[:marker] if section == "records" else lines[marker + 1:]
+    for line in lines:
         line = line.strip()
         if line.startswith("(") and line.endswith(")") and ", " in line:
             account, total = line[1:-1].split(", ")
