@@ -162,6 +162,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const Engin
   Progress progress(pipelines, options);
   std::vector<bool> announced(pipelines.size(), false);
   int signals_seen = 0;
+  auto last_retention_check = Clock::now();
   while (true) {
     timespec wait{0, 100 * 1000 * 1000};
     int sig = sigtimedwait(&signals, nullptr, &wait);
@@ -185,6 +186,10 @@ int run_pipelines(const Config& config, const std::string& data_dir, const Engin
       announced[i] = true;
       for (auto& other : pipelines)
         if (other->config().end_after == pipelines[i]->config().name) other->request_finish();
+    }
+    if (Clock::now() - last_retention_check > std::chrono::seconds(1) || all_done) {
+      for (const auto& w : kafka.retention_warnings(all_done)) log_line(LogLevel::error, "pipehost", w);
+      last_retention_check = Clock::now();
     }
     progress.tick(false);
     if (all_done) break;

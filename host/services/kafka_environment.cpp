@@ -57,9 +57,36 @@ bool KafkaEnvironment::start(const Config& config, std::string& error) {
   return create_topics(config.topics, error);
 }
 
+std::vector<std::string> KafkaEnvironment::retention_warnings(bool final_report) {
+  std::vector<std::string> out;
+  if (!cluster_) return out;
+  std::string summary;
+  for (const auto& t : topics_) {
+    for (int p = 0; p < t.partitions; ++p) {
+      int64_t low = 0, high = 0;
+      if (rd_kafka_query_watermark_offsets(owner_, t.name.c_str(), p, &low, &high, 1000)) continue;
+      auto [it, first] = dropped_.try_emplace({t.name, p}, 0);
+      bool news = low > 0 && it->second == 0;
+      it->second = low;
+      std::string where = t.name + "/" + std::to_string(p);
+      if (news)
+        out.push_back("the embedded broker started dropping the oldest records of " + where +
+                      " (it keeps ~5 MiB per partition): a consumer that has not read them yet "
+                      "loses them. Use a real broker (e.g. --env real) for runs this large.");
+      if (final_report && low > 0)
+        summary += (summary.empty() ? "" : ", ") + std::to_string(low) + " of " + where;
+    }
+  }
+  if (!summary.empty())
+    out.push_back("the embedded broker dropped the oldest records: " + summary +
+                  "; compare each pipeline's acknowledged count with what was produced");
+  return out;
+}
+
 bool KafkaEnvironment::create_topics(const std::vector<TopicConfig>& topics, std::string& error) {
   if (topics.empty()) return true;
   if (cluster_) {
+    topics_.insert(topics_.end(), topics.begin(), topics.end());
     for (const auto& t : topics) {
       rd_kafka_resp_err_t rc = rd_kafka_mock_topic_create(
           cluster_, t.name.c_str(), t.partitions, std::min(t.replication_factor, kEmbeddedBrokers));

@@ -2,6 +2,7 @@
 // (librdkafka's rdkafka_mock, 3 brokers), or a real cluster, where the configured
 // topics are created when missing.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ class KafkaEnvironment {
   const std::string& bootstrap() const { return bootstrap_; }
   bool embedded() const { return cluster_ != nullptr; }
   const StringMap& properties() const { return properties_; }
+  // Embedded only: a warning the first time the mock cluster drops the oldest records
+  // of a partition (it keeps ~5 MiB per partition), and with `final_report` a summary.
+  std::vector<std::string> retention_warnings(bool final_report);
 
  private:
   std::string bootstrap_;
@@ -32,6 +36,8 @@ class KafkaEnvironment {
   bool create_missing_ = true;
   rd_kafka_s* owner_ = nullptr;
   rd_kafka_mock_cluster_s* cluster_ = nullptr;
+  std::vector<TopicConfig> topics_;
+  std::map<std::pair<std::string, int>, long long> dropped_;  // low watermark last reported
 };
 
 }  // namespace pipehost::host

@@ -16,6 +16,7 @@ KafkaSource::KafkaSource(const Options& options, Context& context)
   if (topics_.empty()) throw FatalError("option 'topics' is empty: name at least one topic");
   received_ = &context.counter("records_received");
   commits_ = &context.counter("commits");
+  skipped_ = &context.counter("offsets_skipped");
 }
 
 KafkaSource::~KafkaSource() {
@@ -85,7 +86,11 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
     rd_kafka_topic_partition_t& p = partitions->elems[i];
     std::string_view topic = intern(p.topic);
     assigned_[{topic, p.partition}] = false;
-    if (auto resume = context_.resume_position(topic, p.partition)) p.offset = *resume;
+    expected_.erase({topic, p.partition});
+    if (auto resume = context_.resume_position(topic, p.partition)) {
+      p.offset = *resume;
+      expected_[{topic, p.partition}] = *resume;
+    }
     names += (names.empty() ? "" : ", ") + std::string(topic) + "/" + std::to_string(p.partition) +
              (p.offset >= 0 ? "@" + std::to_string(p.offset) : "");
   }
@@ -98,6 +103,7 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
   for (int i = 0; i < partitions->cnt; ++i) {
     std::string_view topic = intern(partitions->elems[i].topic);
     assigned_.erase({topic, partitions->elems[i].partition});
+    expected_.erase({topic, partitions->elems[i].partition});
     acknowledged_.erase({topic, partitions->elems[i].partition});
     sent_.erase({topic, partitions->elems[i].partition});
     names += (names.empty() ? "" : ", ") + std::string(topic) + "/" +
@@ -134,6 +140,7 @@ void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
   }
   auto it = assigned_.find({topic, m->partition});
   if (it != assigned_.end()) it->second = false;
+  check_gap(topic, m->partition, m->offset);
   out.records.push_back(std::move(r));
 }
 
@@ -153,6 +160,23 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
   }
   received_->add(out.records.size());
   return finish_at_end_ && caught_up() ? PollResult::end : PollResult::more;
+}
+
+// Offsets jump when the broker no longer has the records in between: retention deleted
+// them (the embedded broker keeps only ~5 MiB per partition), or the topic is compacted
+// or transactional. Say so loudly rather than lose data silently.
+void KafkaSource::check_gap(std::string_view topic, std::int32_t partition, std::int64_t offset) {
+  auto [it, first] = expected_.try_emplace({topic, partition}, offset);
+  if (!first && offset > it->second) {
+    std::int64_t missing = offset - it->second;
+    skipped_->add(static_cast<std::uint64_t>(missing));
+    context_.error("offsets " + std::to_string(it->second) + ".." + std::to_string(offset - 1) + " of " +
+                   std::string(topic) + "/" + std::to_string(partition) +
+                   " were not delivered: the broker no longer has them (the embedded broker keeps "
+                   "only ~5 MiB per partition, so a consumer lagging further loses the oldest "
+                   "records; on a real broker: retention, compaction or transaction markers)");
+  }
+  it->second = offset + 1;
 }
 
 bool KafkaSource::caught_up() const {

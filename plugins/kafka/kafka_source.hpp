@@ -31,6 +31,7 @@ class KafkaSource final : public Source {
   void revoke(rd_kafka_topic_partition_list_t* partitions);
   void take(rd_kafka_message_t* message, Batch& out);
   bool caught_up() const;
+  void check_gap(std::string_view topic, std::int32_t partition, std::int64_t offset);
   std::string_view intern(const char* topic);
   void commit_sync(rd_kafka_topic_partition_list_t* only);
 
@@ -48,10 +49,13 @@ class KafkaSource final : public Source {
   std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> acknowledged_;
   // What was last sent to the group coordinator, so closing does not commit again.
   std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> sent_;
+  // The offset each partition should deliver next, to notice records the broker lost.
+  std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> expected_;
   bool assignment_seen_ = false;
   bool finish_at_end_ = false;
   Counter* received_ = nullptr;
   Counter* commits_ = nullptr;
+  Counter* skipped_ = nullptr;
 };
 
 }  // namespace pipehost::kafka

@@ -143,4 +143,14 @@ def test_undecodable_records_under_each_policy():
     assert "rejected:" in r.stderr and "magic byte" in r.stderr
 
 
+def test_the_embedded_broker_says_when_it_drops_records():
+    # 300k records outgrow its ~5 MiB per partition before the group has joined (3 s):
+    # records are lost, and pipehost must say so rather than stay silent.
+    r = pipehost("run", CONFIG, *sets(1, 300000, "pipeline.produce.source.rate=60000",
+                                      "pipeline.sums.sink.each_record=false"),
+                 "--no-progress", env=EMBEDDED, check=0)
+    assert "the embedded broker started dropping the oldest records of transactions/" in r.stderr
+    assert "the embedded broker dropped the oldest records:" in r.stderr
+
+
 run_tests(globals())
