@@ -25,6 +25,10 @@ PluginSpec describe() {
           with_allowed(option("start", OptionType::string, std::string("earliest"),
                               "where a new group starts"),
                        {"earliest", "latest"}),
+          option("instance_id", OptionType::string, std::string(""),
+                 "static group membership: a stable id per process (the task number is "
+                 "appended), so a restart within session.timeout.ms keeps its partitions "
+                 "without a rebalance; empty: dynamic membership"),
           option("stop_at_end", OptionType::boolean, false,
                  "end the pipeline once every assigned partition has been read to its end "
                  "(like kcat -e); otherwise run until stopped"),

@@ -12,6 +12,7 @@ KafkaSource::KafkaSource(const Options& options, Context& context)
       group_(options.string("group")),
       properties_(options.string_map("properties")),
       start_(options.string("start")),
+      instance_id_(options.string("instance_id")),
       finish_at_end_(options.boolean("stop_at_end")) {
   if (topics_.empty()) throw FatalError("option 'topics' is empty: name at least one topic");
   received_ = &context.counter("records_received");
@@ -39,6 +40,8 @@ void KafkaSource::start() {
       {"queued.min.messages", "10000"},
       {"fetch.wait.max.ms", "10"},
   };
+  if (!instance_id_.empty())  // static membership: a restart within the session keeps the partitions
+    defaults["group.instance.id"] = instance_id_ + "-" + std::to_string(context_.task_index());
   rd_kafka_conf_t* conf = make_conf(context_, defaults, properties_);
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_rebalance_cb(conf, &KafkaSource::on_rebalance);

@@ -40,6 +40,7 @@ class KafkaSource final : public Source {
   std::string group_;
   StringMap properties_;
   std::string start_;
+  std::string instance_id_;
   rd_kafka_t* consumer_ = nullptr;
   rd_kafka_queue_t* queue_ = nullptr;
   std::set<std::string, std::less<>> interned_;
