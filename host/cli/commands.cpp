@@ -27,6 +27,7 @@ struct Arguments {
   std::vector<std::string> plugin_path;
   std::vector<std::string> only_pipelines;
   std::string stats_file;
+  std::string admin;
   bool help = false;
   bool progress = true;
 };
@@ -54,6 +55,7 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
     else if (auto v = inline_value("--plugin-path")) out.plugin_path.push_back(*v);
     else if (auto v = inline_value("--pipeline")) out.only_pipelines.push_back(*v);
     else if (auto v = inline_value("--stats")) out.stats_file = *v;
+    else if (auto v = inline_value("--admin")) out.admin = *v;
     else if (auto v = inline_value("--log-level")) {
       LogLevel level;
       if (!parse_log_level(*v, level)) return std::fprintf(stderr, "pipehost: --log-level must be debug, info, warn or error\n"), false;
@@ -66,6 +68,10 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
       const char* v = value("--set");
       if (!v) return false;
       out.load.sets.push_back(v);
+    } else if (a == "--admin") {
+      const char* v = value("--admin");
+      if (!v) return false;
+      out.admin = v;
     } else if (a == "--stats") {
       const char* v = value("--stats");
       if (!v) return false;
@@ -154,6 +160,7 @@ int command_run(const Arguments& args, bool validate_only) {
   EngineOptions options;
   options.progress_on_terminal = args.progress;
   options.stats_file = args.stats_file;
+  options.admin_address = args.admin.empty() ? config.admin : args.admin;
   return run_pipelines(config, data_directory(), options);
 }
 

@@ -40,6 +40,8 @@ Options:
   --plugin-path DIR     search DIR for plugins first (repeatable)
   --log-level LEVEL     debug, info (default), warn, error
   --no-progress         no progress line on a terminal (log lines instead)
+  --admin HOST:PORT     serve /health, /metrics (Prometheus), /pipelines and
+                        POST /pipelines/NAME/pause|resume (or admin = "HOST:PORT")
   --stats FILE          at exit, write per-pipeline records and end-to-end latency
                         (record timestamp to sink acknowledgement) as JSON
 )";

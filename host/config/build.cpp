@@ -9,7 +9,7 @@ namespace pipehost::host {
 namespace {
 
 const std::vector<std::string> kTopLevelKeys = {"plugin_path", "kafka", "schema_registry",
-                                                "pipelines"};
+                                                "admin", "pipelines"};
 const std::vector<std::string> kKafkaKeys = {"brokers", "properties", "topics", "create_topics"};
 const std::vector<std::string> kTopicKeys = {"partitions", "replication_factor"};
 const std::vector<std::string> kPipelineKeys = {
@@ -228,6 +228,10 @@ Config build_config(std::shared_ptr<toml::table> document, const std::vector<std
     diagnostics.add(location_of(pp->source()), "", "", "plugin_path must be a string or an array of strings");
   config.plugin_path = plugin_path_of(doc, files.empty() ? "" : files.front());
   b.kafka(doc, config);
+  if (auto* admin = doc.get("admin")) {
+    if (auto s = admin->value_exact<std::string>()) config.admin = *s;
+    else diagnostics.add(location_of(admin->source()), "", "", "admin must be a string \"host:port\", e.g. \"127.0.0.1:9464\"");
+  }
   if (auto* sr = doc.get("schema_registry")) {
     if (auto s = sr->value_exact<std::string>()) config.schema_registry = *s;
     else diagnostics.add(location_of(sr->source()), "", "", "schema_registry must be a string: \"embedded\" or a URL");

@@ -54,6 +54,7 @@ struct Config {
   std::vector<TopicConfig> topics;
   std::string schema_registry = "embedded";
   std::vector<std::string> plugin_path;
+  std::string admin;  // "host:port" of the admin HTTP endpoint; empty: off
   std::vector<PipelineConfig> pipelines;
   std::shared_ptr<toml::table> document;  // owns what StageConfig::table points at
 };

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "admin/admin_server.hpp"
 #include "log.hpp"
 #include "runtime/pipeline.hpp"
 #include "services/kafka_environment.hpp"
@@ -156,6 +157,14 @@ int run_pipelines(const Config& config, const std::string& data_dir, const Engin
   log_info("running " + std::to_string(pipelines.size()) + " pipeline(s); Kafka " +
            (kafka.embedded() ? "embedded" : kafka.bootstrap()) + ", schema registry " +
            config.schema_registry);
+  std::unique_ptr<AdminServer> admin;
+  if (!options.admin_address.empty()) {
+    admin = std::make_unique<AdminServer>(pipelines, services);
+    if (!admin->start(options.admin_address, error)) {
+      log_error(error);
+      return 2;
+    }
+  }
   auto started = Clock::now();
   for (auto& p : pipelines) p->start();
 
@@ -206,6 +215,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const Engin
       log_error(p->state().failure);
     }
   }
+  admin.reset();
   pipelines.clear();
   if (failed) {
     log_error(std::to_string(failed) + " of " + std::to_string(config.pipelines.size()) +

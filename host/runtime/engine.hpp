@@ -11,6 +11,7 @@ struct EngineOptions {
   bool progress_on_terminal = true;
   int progress_log_interval_s = 10;  // off a terminal
   std::string stats_file;            // --stats: JSON summary written at exit
+  std::string admin_address;         // --admin / admin = "host:port": HTTP endpoint
 };
 
 // Exit codes: 0 every pipeline ended (or drained after SIGINT/SIGTERM); 1 a pipeline

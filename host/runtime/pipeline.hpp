@@ -19,6 +19,7 @@ struct PipelineState {
   std::string name;
   std::atomic<bool> stop{false};    // drain, commit and end now
   std::atomic<bool> finish{false};  // sources end once caught up (end_after)
+  std::atomic<bool> paused{false};  // admin: stop polling the source until resumed
   std::atomic<std::uint64_t> records_read{0};
   std::atomic<std::uint64_t> records_acked{0};
   std::atomic<std::uint64_t> records_rejected{0};
@@ -37,6 +38,10 @@ struct PipelineState {
   bool failed() {
     std::lock_guard lock(failure_mutex);
     return !failure.empty();
+  }
+  std::string failure_message() {
+    std::lock_guard lock(failure_mutex);
+    return failure;
   }
   std::uint64_t expected_total() const {
     std::uint64_t sum = 0;

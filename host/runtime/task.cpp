@@ -122,6 +122,10 @@ void Task::loop() {
       if (!s.is_ok()) return fail("source", s);
     }
     commit(false);
+    if (state_.paused) {
+      std::this_thread::sleep_for(kPollWait);
+      continue;
+    }
     if (!tracker_.wait_for_room(config_.max_in_flight_records, config_.max_in_flight_bytes, kPollWait))
       continue;
     Batch batch;

@@ -132,4 +132,51 @@ sink = {{ plugin = "file", path = "{dlq}", with_headers = true, with_key = true 
         assert row["key"].startswith("GB")  # the original key, untouched
 
 
+def test_admin_endpoint_health_metrics_pause_and_resume():
+    import signal
+    import time
+    import urllib.request
+
+    from support import free_port, start_pipehost, wait_until
+    port = free_port()
+    out = os.path.join(tempfile.mkdtemp(), "admin.jsonl")
+    config = write_config(f"""
+admin = "127.0.0.1:{port}"
+[pipelines.slow]
+source = {{ plugin = "datagen", count = 0, rate = 500, seed = 1 }}
+sink = {{ plugin = "file", path = "{out}" }}
+""")
+    p = start_pipehost("run", config, "--no-progress")
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path, data=None):
+        with urllib.request.urlopen(base + path, data=data, timeout=5) as r:
+            return r.status, r.read().decode()
+
+    def up():
+        try:
+            return get("/health")[0] == 200
+        except OSError:
+            return False
+    try:
+        wait_until(up, 15, "the admin endpoint")
+        status, body = get("/health")
+        assert json.loads(body)["pipelines"] == {"slow": "running"}
+        wait_until(lambda: 'pipehost_records_acknowledged_total{pipeline="slow"}' in get("/metrics")[1], 10, "metrics")
+        status, body = get("/pipelines/slow/pause", data=b"")
+        assert json.loads(body)[0]["state"] == "paused"
+        time.sleep(0.5)  # let the batch in flight land
+        before = json.loads(get("/pipelines")[1])[0]["records_read"]
+        time.sleep(1)
+        assert json.loads(get("/pipelines")[1])[0]["records_read"] == before
+        get("/pipelines/slow/resume", data=b"")
+        wait_until(lambda: json.loads(get("/pipelines")[1])[0]["records_read"] > before, 10, "resumed reading")
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 run_tests(globals())
