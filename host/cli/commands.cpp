@@ -13,6 +13,7 @@
 #include "log.hpp"
 #include "loader/plugin_registry.hpp"
 #include "runtime/engine.hpp"
+#include "services/registry_server.hpp"
 
 #ifndef PIPEHOST_VERSION
 #define PIPEHOST_VERSION "0.0.0"
@@ -28,6 +29,7 @@ struct Arguments {
   std::vector<std::string> only_pipelines;
   std::string stats_file;
   std::string admin;
+  std::string listen;
   bool help = false;
   bool progress = true;
 };
@@ -56,6 +58,7 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
     else if (auto v = inline_value("--pipeline")) out.only_pipelines.push_back(*v);
     else if (auto v = inline_value("--stats")) out.stats_file = *v;
     else if (auto v = inline_value("--admin")) out.admin = *v;
+    else if (auto v = inline_value("--listen")) out.listen = *v;
     else if (auto v = inline_value("--log-level")) {
       LogLevel level;
       if (!parse_log_level(*v, level)) return std::fprintf(stderr, "pipehost: --log-level must be debug, info, warn or error\n"), false;
@@ -68,6 +71,10 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
       const char* v = value("--set");
       if (!v) return false;
       out.load.sets.push_back(v);
+    } else if (a == "--listen") {
+      const char* v = value("--listen");
+      if (!v) return false;
+      out.listen = v;
     } else if (a == "--admin") {
       const char* v = value("--admin");
       if (!v) return false;
@@ -253,6 +260,7 @@ int main_command(int argc, char** argv) {
       if (topic == "run") return std::fputs(help::kRun, stdout), kOk;
       if (topic == "validate") return std::fputs(help::kValidate, stdout), kOk;
       if (topic == "plugins") return std::fputs(help::kPlugins, stdout), kOk;
+      if (topic == "registry") return std::fputs(help::kRegistry, stdout), kOk;
     }
     return std::fputs(help::kMain, stdout), kOk;
   }
@@ -265,7 +273,11 @@ int main_command(int argc, char** argv) {
   if (command == "run") return command_run(args, false);
   if (command == "validate") return command_run(args, true);
   if (command == "plugins") return command_plugins(args);
-  std::string hint = did_you_mean(command, {"run", "validate", "plugins"});
+  if (command == "registry") {
+    if (args.help) return std::fputs(help::kRegistry, stdout), kOk;
+    return serve_registry(args.listen.empty() ? "127.0.0.1:8081" : args.listen);
+  }
+  std::string hint = did_you_mean(command, {"run", "validate", "plugins", "registry"});
   std::fprintf(stderr, "pipehost: unknown command '%s'; %s commands: run, validate, plugins (see --help)\n",
                command.c_str(), hint.c_str());
   return kInvalidInput;

@@ -9,6 +9,7 @@ Usage:
   pipehost run FILE... [options]        run every pipeline in the files until they end
   pipehost validate FILE... [options]   check the files and their plugin options, run nothing
   pipehost plugins [NAME] [options]     list installed plugins, or show one with its options
+  pipehost registry [--listen HOST:PORT]  serve an in-memory schema registry (Confluent REST API)
   pipehost --version
   pipehost COMMAND --help               help for one command
 
@@ -60,6 +61,15 @@ inline constexpr const char* kPlugins = R"(Usage: pipehost plugins [NAME] [--plu
 Without NAME: every installed plugin with its components, and every library on the
 plugin path that was refused and why. With NAME (a plugin or a component): its
 description, options (type, default, whether required, what it does) and an example.
+)";
+
+inline constexpr const char* kRegistry = R"(Usage: pipehost registry [--listen HOST:PORT]
+
+Serves pipehost's in-memory schema registry over Confluent's REST API (default
+127.0.0.1:8081) until SIGINT/SIGTERM, for development without a real registry:
+POST /subjects/S/versions, GET /schemas/ids/ID, GET /subjects, GET /subjects/S/versions,
+GET /subjects/S/versions/(N|latest), POST /subjects/S, GET /config. Schemas are not
+kept across restarts.
 )";
 
 }  // namespace pipehost::host::help

@@ -179,4 +179,51 @@ sink = {{ plugin = "file", path = "{out}" }}
             p.kill()
 
 
+def test_registry_command_serves_the_confluent_api_to_confluent_kafka_python():
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from support import free_port, start_pipehost, wait_until
+    port = free_port()
+    p = start_pipehost("registry", "--listen", f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return urllib.request.urlopen(url + "/subjects", timeout=2).status == 200
+        except OSError:
+            return False
+    try:
+        wait_until(up, 10, "pipehost registry")
+        clients = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clients")
+        script = f"""
+import sys; sys.path.insert(0, {clients!r})
+from transactions_pb import transaction_class
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+from confluent_kafka.serialization import SerializationContext, MessageField
+T = transaction_class(); t = T(); t.account_number = "A"; t.amount = 2.5
+s = ProtobufSerializer(T, SchemaRegistryClient({{"url": {url!r}}}), {{"use.deprecated.format": False}})
+print(s(t, SerializationContext("probe", MessageField.VALUE)).hex())
+"""
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        framed = bytes.fromhex(r.stdout.strip())
+        schema_id = int.from_bytes(framed[1:5], "big")
+        assert framed[0] == 0 and schema_id > 0
+        body = json.loads(urllib.request.urlopen(f"{url}/schemas/ids/{schema_id}").read())
+        assert body["schemaType"] == "PROTOBUF" and body["schema"]
+        subjects = json.loads(urllib.request.urlopen(url + "/subjects").read())
+        assert "probe-value" in subjects
+        latest = json.loads(urllib.request.urlopen(url + "/subjects/probe-value/versions/latest").read())
+        assert latest["id"] == schema_id and latest["version"] == 1
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 run_tests(globals())

@@ -1,0 +1,119 @@
+#include "services/registry_server.hpp"
+
+#include <httplib.h>
+
+#include <csignal>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "log.hpp"
+#include "services/memory_registry.hpp"
+
+namespace pipehost::host {
+namespace {
+
+using nlohmann::json;
+
+void reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/vnd.schemaregistry.v1+json");
+}
+
+void not_found(httplib::Response& res, int code, const std::string& message) {
+  reply(res, 404, {{"error_code", code}, {"message", message}});
+}
+
+json version_json(const std::string& subject, int version, const RegisteredSchema& s) {
+  json out = {{"subject", subject}, {"version", version}, {"id", s.id}, {"schema", s.schema}};
+  if (s.schema_type != "AVRO") out["schemaType"] = s.schema_type;
+  return out;
+}
+
+void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
+  server.Post(R"(/subjects/(.+)/versions)", [&](const httplib::Request& req, httplib::Response& res) {
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.contains("schema") || !body["schema"].is_string())
+      return reply(res, 422, {{"error_code", 42201}, {"message", "body needs a \"schema\" string"}});
+    int id = 0;
+    Status s = registry.register_schema(req.matches[1].str(), body.value("schemaType", std::string("AVRO")),
+                                        body["schema"].get<std::string>(), id);
+    if (!s.is_ok()) return reply(res, 500, {{"error_code", 50001}, {"message", s.message()}});
+    reply(res, 200, {{"id", id}});
+  });
+  server.Get(R"(/schemas/ids/(\d+))", [&](const httplib::Request& req, httplib::Response& res) {
+    RegisteredSchema s;
+    if (!registry.schema_by_id(std::stoi(req.matches[1].str()), s).is_ok())
+      return not_found(res, 40403, "Schema not found");
+    json out = {{"schema", s.schema}};
+    if (s.schema_type != "AVRO") out["schemaType"] = s.schema_type;
+    reply(res, 200, out);
+  });
+  server.Get("/subjects", [&](const httplib::Request&, httplib::Response& res) {
+    reply(res, 200, registry.subjects());
+  });
+  server.Get(R"(/subjects/(.+)/versions)", [&](const httplib::Request& req, httplib::Response& res) {
+    auto ids = registry.versions(req.matches[1].str());
+    if (ids.empty()) return not_found(res, 40401, "Subject not found");
+    json versions = json::array();
+    for (std::size_t i = 1; i <= ids.size(); ++i) versions.push_back(i);
+    reply(res, 200, versions);
+  });
+  server.Get(R"(/subjects/(.+)/versions/(latest|\d+))", [&](const httplib::Request& req, httplib::Response& res) {
+    std::string subject = req.matches[1].str();
+    auto ids = registry.versions(subject);
+    if (ids.empty()) return not_found(res, 40401, "Subject not found");
+    std::size_t v = req.matches[2] == "latest" ? ids.size() : std::stoul(req.matches[2].str());
+    if (v < 1 || v > ids.size()) return not_found(res, 40402, "Version not found");
+    RegisteredSchema s;
+    registry.schema_by_id(ids[v - 1], s);
+    reply(res, 200, version_json(subject, static_cast<int>(v), s));
+  });
+  server.Post(R"(/subjects/(.+))", [&](const httplib::Request& req, httplib::Response& res) {
+    std::string subject = req.matches[1].str();
+    json body = json::parse(req.body, nullptr, false);
+    auto ids = registry.versions(subject);
+    if (ids.empty()) return not_found(res, 40401, "Subject not found");
+    for (std::size_t v = 1; v <= ids.size(); ++v) {
+      RegisteredSchema s;
+      registry.schema_by_id(ids[v - 1], s);
+      if (!body.is_discarded() && body.value("schema", std::string()) == s.schema)
+        return reply(res, 200, version_json(subject, static_cast<int>(v), s));
+    }
+    not_found(res, 40403, "Schema not found");
+  });
+  server.Get("/config", [](const httplib::Request&, httplib::Response& res) {
+    reply(res, 200, {{"compatibilityLevel", "NONE"}});
+  });
+}
+
+}  // namespace
+
+int serve_registry(const std::string& address) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto colon = address.rfind(':');
+  std::string host = colon == std::string::npos ? "127.0.0.1" : address.substr(0, colon);
+  int port = std::atoi(address.substr(colon == std::string::npos ? 0 : colon + 1).c_str());
+  MemorySchemaRegistry registry;
+  httplib::Server server;
+  routes(server, registry);
+  if (port <= 0 || !server.bind_to_port(host, port)) {
+    log_error("cannot listen on " + address + " (give HOST:PORT that is free)");
+    return 2;
+  }
+  std::thread serving([&] { server.listen_after_bind(); });
+  log_info("schema registry (Confluent REST API, in memory) on http://" + host + ":" +
+           std::to_string(port));
+  int sig = 0;
+  sigwait(&signals, &sig);
+  server.stop();
+  serving.join();
+  return 0;
+}
+
+}  // namespace pipehost::host
