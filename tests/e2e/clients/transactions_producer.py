@@ -8,13 +8,13 @@ import decimal
 import json
 import random
 import sys
+import time
 import uuid
 
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext, StringSerializer
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from transactions_pb import transaction_class
 
@@ -39,9 +39,9 @@ def main(brokers, registry_url, topic, count, accounts=20, seed=1):
         t.transaction_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         t.account_number = rng.choice(account_numbers)
         t.transaction_reference = f"REF{rng.randrange(10**9)}"
-        stamp = Timestamp()
-        stamp.GetCurrentTime()
-        t.transaction_datetime.CopyFrom(stamp)
+        now = time.time_ns()
+        t.transaction_datetime.seconds = now // 1_000_000_000
+        t.transaction_datetime.nanos = now % 1_000_000_000
         t.amount = round(rng.uniform(1, 1000), 2)
         producer.produce(topic, key=keys(t.account_number),
                          value=serializer(t, SerializationContext(topic, MessageField.VALUE)),
