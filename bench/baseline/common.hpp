@@ -1,0 +1,118 @@
+// Shared bits of the baseline contenders: argument parsing, a 1 ms latency histogram
+// (the same buckets as pipehost's --stats) and the librdkafka settings dump.
+#pragma once
+#include <librdkafka/rdkafka.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+inline std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+inline std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// --name value pairs.
+struct Args {
+  std::map<std::string, std::string> values;
+  Args(int argc, char** argv) {
+    for (int i = 1; i + 1 < argc; i += 2) {
+      std::string k = argv[i];
+      if (k.rfind("--", 0) != 0) {
+        std::fprintf(stderr, "bad argument %s\n", argv[i]);
+        std::exit(2);
+      }
+      values[k.substr(2)] = argv[i + 1];
+    }
+  }
+  std::string str(const std::string& k, const std::string& def = "") const {
+    auto it = values.find(k);
+    return it == values.end() ? def : it->second;
+  }
+  long long num(const std::string& k, long long def) const {
+    auto it = values.find(k);
+    return it == values.end() ? def : std::atoll(it->second.c_str());
+  }
+  double real(const std::string& k, double def) const {
+    auto it = values.find(k);
+    return it == values.end() ? def : std::atof(it->second.c_str());
+  }
+};
+
+struct Histogram {
+  static constexpr int kBuckets = 10001;
+  std::vector<std::uint64_t> buckets = std::vector<std::uint64_t>(kBuckets, 0);
+  void add(std::int64_t ms, std::uint64_t n = 1) {
+    if (ms < 0) ms = 0;
+    buckets[ms >= kBuckets - 1 ? kBuckets - 1 : ms] += n;
+  }
+  void merge(const Histogram& o) {
+    for (int i = 0; i < kBuckets; ++i) buckets[i] += o.buckets[i];
+  }
+  std::uint64_t count() const {
+    std::uint64_t n = 0;
+    for (auto b : buckets) n += b;
+    return n;
+  }
+  std::int64_t percentile(double f) const {
+    std::uint64_t total = count();
+    if (!total) return -1;
+    auto wanted = static_cast<std::uint64_t>(f * static_cast<double>(total) + 0.5);
+    if (!wanted) wanted = 1;
+    std::uint64_t seen = 0;
+    for (int i = 0; i < kBuckets; ++i)
+      if ((seen += buckets[i]) >= wanted) return i;
+    return kBuckets - 1;
+  }
+  std::string json() const {
+    char b[256];
+    std::snprintf(b, sizeof b, "{\"count\":%llu,\"p50\":%lld,\"p99\":%lld,\"p999\":%lld,\"max\":%lld}",
+                  static_cast<unsigned long long>(count()), static_cast<long long>(percentile(0.5)),
+                  static_cast<long long>(percentile(0.99)), static_cast<long long>(percentile(0.999)),
+                  static_cast<long long>(percentile(1.0)));
+    return b;
+  }
+};
+
+inline std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c;
+  }
+  return o;
+}
+
+inline std::string settings_json(const std::vector<std::pair<std::string, std::string>>& s) {
+  std::string o = "{";
+  for (std::size_t i = 0; i < s.size(); ++i)
+    o += (i ? "," : "") + std::string("\"") + json_escape(s[i].first) + "\":\"" +
+         json_escape(s[i].second) + "\"";
+  return o + "}";
+}
+
+inline rd_kafka_conf_t* make_conf(const std::vector<std::pair<std::string, std::string>>& s) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  for (const auto& [k, v] : s)
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      std::fprintf(stderr, "%s = %s: %s\n", k.c_str(), v.c_str(), err);
+      std::exit(2);
+    }
+  return conf;
+}
+
+}  // namespace bench
