@@ -1,5 +1,6 @@
 #include "kafka_source.hpp"
 
+#include <chrono>
 #include <thread>
 
 #include "kafka_config.hpp"
@@ -113,6 +114,9 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
              std::to_string(partitions->elems[i].partition);
   }
   if (partitions->cnt) context_.info("revoked " + names);
+  // With nothing left, whether this member is caught up is unknown until the group
+  // assigns again (after a lost session, e.g. a broker restart).
+  if (assigned_.empty()) assignment_seen_ = false;
 }
 
 void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
@@ -120,6 +124,8 @@ void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
     auto it = assigned_.find({topic, m->partition});
     if (it != assigned_.end()) it->second = true;
+    auto& next = expected_[{topic, m->partition}];
+    next = std::max(next, static_cast<std::int64_t>(m->offset));  // the end: the next offset
     return;
   }
   if (m->err) {
@@ -182,10 +188,26 @@ void KafkaSource::check_gap(std::string_view topic, std::int32_t partition, std:
   it->second = offset + 1;
 }
 
-bool KafkaSource::caught_up() const {
+bool KafkaSource::caught_up() {
   if (!assignment_seen_) return false;
   for (const auto& [tp, at_end] : assigned_)
     if (!at_end) return false;
+  // An end-of-partition event can be stale (the broker restarted, the producer went on):
+  // confirm with the broker's high watermarks, at most every 250 ms.
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_end_check_ < std::chrono::milliseconds(250)) return false;
+  last_end_check_ = now;
+  for (auto& [tp, at_end] : assigned_) {
+    int64_t low = 0, high = 0;
+    if (rd_kafka_query_watermark_offsets(consumer_, std::string(tp.first).c_str(), tp.second, &low,
+                                         &high, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      return false;
+    auto next = expected_.find(tp);
+    if (high > low && (next == expected_.end() || next->second < high)) {
+      at_end = false;  // not at the end after all: wait for the records and a fresh end event
+      return false;
+    }
+  }
   return true;
 }
 

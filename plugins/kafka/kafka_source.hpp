@@ -5,6 +5,7 @@
 #pragma once
 #include <librdkafka/rdkafka.h>
 
+#include <chrono>
 #include <map>
 #include <set>
 #include <string>
@@ -30,7 +31,7 @@ class KafkaSource final : public Source {
   void assign(rd_kafka_topic_partition_list_t* partitions);
   void revoke(rd_kafka_topic_partition_list_t* partitions);
   void take(rd_kafka_message_t* message, Batch& out);
-  bool caught_up() const;
+  bool caught_up();
   void check_gap(std::string_view topic, std::int32_t partition, std::int64_t offset);
   std::string_view intern(const char* topic);
   void commit_sync(rd_kafka_topic_partition_list_t* only);
@@ -53,6 +54,7 @@ class KafkaSource final : public Source {
   // The offset each partition should deliver next, to notice records the broker lost.
   std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> expected_;
   bool assignment_seen_ = false;
+  std::chrono::steady_clock::time_point last_end_check_{};
   bool finish_at_end_ = false;
   Counter* received_ = nullptr;
   Counter* commits_ = nullptr;

@@ -126,7 +126,7 @@ def test_broker_restart_mid_stream_loses_nothing():
             services("start", "kafka")
             _, err = p.communicate(timeout=240)
             assert p.returncode == 0, err[-3000:]
-            assert applied(redis) == count
+            assert applied(redis) == count, f"{applied(redis)} of {count} applied\n{err[-6000:]}"
             assert {a: redis.cli("GET", a) for a in expected} == expected
         finally:
             if p.poll() is None:
