@@ -1,6 +1,9 @@
 // file: writes one line per record to a file (or stdout): the decoded value as JSON,
 // or the raw payload. For inspecting a pipeline's output and for tests.
 #include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include <pipehost/sdk.hpp>
 
@@ -9,6 +12,36 @@
 namespace pipehost::file {
 namespace {
 
+// One open file per path, shared by every task writing there, so lines never interleave.
+class SharedFile {
+ public:
+  static std::shared_ptr<SharedFile> open(const std::string& path) {
+    static std::mutex registry_mutex;
+    static std::map<std::string, std::weak_ptr<SharedFile>> registry;
+    std::lock_guard lock(registry_mutex);
+    if (auto existing = registry[path].lock()) return existing;
+    std::FILE* f = path == "-" ? stdout : std::fopen(path.c_str(), "a");
+    if (!f) throw FatalError("cannot open " + path + " for appending");
+    auto made = std::make_shared<SharedFile>(f, path);
+    registry[path] = made;
+    return made;
+  }
+  SharedFile(std::FILE* f, std::string path) : file_(f), path_(std::move(path)) {}
+  ~SharedFile() {
+    if (file_ && file_ != stdout) std::fclose(file_);
+  }
+  void append(const std::string& lines) {
+    std::lock_guard lock(mutex_);
+    if (std::fwrite(lines.data(), 1, lines.size(), file_) != lines.size() || std::fflush(file_) != 0)
+      throw RetriableError("cannot write to " + path_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::FILE* file_;
+  std::string path_;
+};
+
 class FileSink final : public Sink {
  public:
   FileSink(const Options& options, Context& context)
@@ -16,16 +49,7 @@ class FileSink final : public Sink {
         with_key_(options.boolean("with_key")), with_headers_(options.boolean("with_headers")) {
     (void)context;
   }
-  ~FileSink() override { close(); }
-
-  void start() override {
-    if (path_ == "-") {
-      out_ = stdout;
-      return;
-    }
-    out_ = std::fopen(path_.c_str(), "a");
-    if (!out_) throw FatalError("cannot open " + path_ + " for appending");
-  }
+  void start() override { out_ = SharedFile::open(path_); }
 
   void write(Batch& batch, BatchDone done) override {
     std::string lines;
@@ -58,23 +82,18 @@ class FileSink final : public Sink {
       }
       lines += '\n';
     }
-    if (std::fwrite(lines.data(), 1, lines.size(), out_) != lines.size() || std::fflush(out_) != 0)
-      throw RetriableError("cannot write to " + path_);
+    out_->append(lines);
     done(Status::ok());
   }
 
-  void stop() override { close(); }
+  void stop() override { out_.reset(); }
 
  private:
-  void close() {
-    if (out_ && out_ != stdout) std::fclose(out_);
-    out_ = nullptr;
-  }
   std::string path_;
   bool json_;
   bool with_key_;
   bool with_headers_;
-  std::FILE* out_ = nullptr;
+  std::shared_ptr<SharedFile> out_;
 };
 
 PluginSpec describe() {
