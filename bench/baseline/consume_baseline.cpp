@@ -33,8 +33,25 @@ namespace {
 std::atomic<bool> stopping{false};
 void on_signal(int) { stopping = true; }
 
+// The process ends when every partition of the topic has been read to its end by
+// whichever member owns it. (Per member "my assignment is at its end" is racy: a member
+// whose first cooperative assignment is empty, or whose partitions are read while one
+// is being moved, would end early and leave a revoked partition to nobody.)
+std::mutex end_mutex;
+std::map<std::int32_t, bool> topic_at_end;  // every partition of the topic
+void mark_end(std::int32_t p, bool at_end) {
+  std::lock_guard lock(end_mutex);
+  topic_at_end[p] = at_end;
+}
+bool topic_read_to_end() {
+  std::lock_guard lock(end_mutex);
+  for (auto& [p, e] : topic_at_end)
+    if (!e) return false;
+  return !topic_at_end.empty();
+}
+
 struct Settings {
-  std::string brokers, topic, group, redis_host, positions_key;
+  std::string brokers, topic, group, redis_host, positions_key, props;
   int redis_port = 6379, redis_db = 0, batch = 512, commit_interval_ms = 1000;
   bool stop_at_end = true;
 };
@@ -133,6 +150,15 @@ struct Worker {
         {"fetch.wait.max.ms", "10"},
         {"bootstrap.servers", s.brokers},
     };
+    // --props "k=v,k=v": extra librdkafka settings, for experiments (printed with the rest).
+    for (std::size_t at = 0; at < s.props.size();) {
+      std::size_t end = s.props.find(',', at);
+      if (end == std::string::npos) end = s.props.size();
+      std::string kv = s.props.substr(at, end - at);
+      if (auto eq = kv.find('='); eq != std::string::npos)
+        kafka_settings.insert(kafka_settings.end() - 1, {kv.substr(0, eq), kv.substr(eq + 1)});
+      at = end + 1;
+    }
     redis = redisConnect(s.redis_host.c_str(), s.redis_port);
     if (!redis || redis->err) {
       std::fprintf(stderr, "cannot connect to redis\n");
@@ -160,12 +186,7 @@ struct Worker {
     rd_kafka_topic_partition_list_destroy(sub);
   }
 
-  bool caught_up() const {
-    if (!assignment_seen) return false;
-    for (auto& [p, end] : assigned)
-      if (!end) return false;
-    return true;
-  }
+  bool caught_up() const { return topic_read_to_end(); }
 
   // Confluent framing: magic 0, 4-byte id, message-index path (zig-zag varints).
   static bool strip(const unsigned char*& p, std::size_t& n) {
@@ -215,10 +236,12 @@ struct Worker {
         rd_kafka_message_t* m = msgs[i];
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
           if (auto it = assigned.find(m->partition); it != assigned.end()) it->second = true;
+          mark_end(m->partition, true);
         } else if (m->err) {
           std::fprintf(stderr, "consumer: %s\n", rd_kafka_message_errstr(m));
         } else {
           if (auto it = assigned.find(m->partition); it != assigned.end()) it->second = false;
+          mark_end(m->partition, false);
           auto pos = positions.find(m->partition);
           std::int64_t stored = pos != positions.end() ? pos->second : load_position(m->partition);
           if (m->offset >= stored) {  // below: already applied (a redelivery)
@@ -294,11 +317,27 @@ int main(int argc, char** argv) {
   s.batch = static_cast<int>(args.num("batch", 512));
   s.commit_interval_ms = static_cast<int>(args.num("commit-interval-ms", 1000));
   s.stop_at_end = args.num("stop-at-end", 1) != 0;
+  s.props = args.str("props");
   s.positions_key = args.str("positions-key", "pipehost:positions:consume");
   int threads = static_cast<int>(args.num("threads", 3));
   if (s.topic.empty() || s.group.empty()) {
     std::fprintf(stderr, "usage: consume_baseline --topic T --group G ...\n");
     return 2;
+  }
+  {  // the topic's partitions, all "not read to the end" yet
+    rd_kafka_conf_t* conf = bench::make_conf({{"bootstrap.servers", s.brokers}});
+    char err[512];
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, s.topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1) {
+      std::fprintf(stderr, "no metadata for %s\n", s.topic.c_str());
+      return 1;
+    }
+    for (int i = 0; i < md->topics[0].partition_cnt; ++i) topic_at_end[md->topics[0].partitions[i].id] = false;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
   }
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
