@@ -37,8 +37,12 @@ void KafkaSource::start() {
       {"session.timeout.ms", "6000"},
       {"heartbeat.interval.ms", "1000"},
       // Bounded prefetch: the default (64 MiB per consumer) breaks a small memory budget.
-      {"queued.max.messages.kbytes", "4096"},
-      {"queued.min.messages", "10000"},
+      // librdkafka 2.0.2 stops fetching a partition for a fixed second (not
+      // fetch.error.backoff.ms) whenever its queue passes queued.min.messages or
+      // queued.max.messages.kbytes, so a consumer slower than the network idles unless
+      // the queue holds about a second of work: these trade memory for speed (see
+      // bench/RESULTS.md). The default byte bound (64 MiB per partition) is too much.
+      {"queued.max.messages.kbytes", "16384"},
       {"fetch.wait.max.ms", "10"},
   };
   if (!instance_id_.empty())  // static membership: a restart within the session keeps the partitions
