@@ -109,10 +109,7 @@ void apply_set(const std::string& assignment, toml::table& document, Diagnostics
   if (auto* t = at->as_table()) {
     toml::table overlay;
     overlay.insert(parts.back(), std::move(*parsed.get("v")));
-    if (auto* existing = t->get(parts.back()); existing && existing->is_table() && overlay.get(parts.back())->is_table())
-      merge_into(*existing->as_table(), std::move(*overlay.get(parts.back())->as_table()));
-    else
-      merge_into(*t, std::move(overlay));
+    merge_into(*t, std::move(overlay));
   } else {
     diagnostics.add(where, "", "", "cannot set '" + parts.back() + "': its parent is not a table");
   }

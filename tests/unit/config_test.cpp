@@ -94,6 +94,13 @@ TEST_CASE("--set overrides values, creating tables as needed, with its own locat
   CHECK(bad.text().find("--set pipeline.read.tasks=zero:1:5: error: pipeline 'read': 'tasks' must be an integer >= 1") != std::string::npos);
 }
 
+TEST_CASE("a stage table naming a plugin replaces the stage, in --set as in overlays") {
+  auto r = load(kValid, {"pipeline.read.sink={plugin=\"file\", path=\"/dev/null\"}"});
+  REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
+  CHECK(r.config.pipelines[1].sink.plugin == "file");
+  CHECK(r.config.pipelines[1].sink.options.string("path") == "/dev/null");
+}
+
 TEST_CASE("--env merges <dir>/env/NAME.toml over the file; an unknown env lists the known ones") {
   write_temp("env/prod.toml", "[kafka]\nbrokers = \"prod:9092\"\n[pipelines.read.sink]\nkey_field = \"other\"\n");
   auto r = load(kValid, {}, "prod");
