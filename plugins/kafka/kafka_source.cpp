@@ -22,8 +22,10 @@ KafkaSource::KafkaSource(const Options& options, Context& context)
 }
 
 KafkaSource::~KafkaSource() {
+  if (!consumer_) return;  // see stop()
   if (queue_) rd_kafka_queue_destroy(queue_);
-  if (consumer_) rd_kafka_destroy(consumer_);
+  if (!ever_assigned_) return;  // see stop()
+  rd_kafka_destroy(consumer_);
 }
 
 void KafkaSource::start() {
@@ -89,6 +91,7 @@ void KafkaSource::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
 
 void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
   assignment_seen_ = true;
+  ever_assigned_ = true;
   std::string names;
   for (int i = 0; i < partitions->cnt; ++i) {
     rd_kafka_topic_partition_t& p = partitions->elems[i];
@@ -98,6 +101,9 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
     if (auto resume = context_.resume_position(topic, p.partition)) {
       p.offset = *resume;
       expected_[{topic, p.partition}] = *resume;
+      // What the sink holds is acknowledged: commit it, or the group's offset would lag
+      // forever when nothing is left to read (and stop_at_end would never see the end).
+      resumed_.push_back({topic, p.partition, *resume});
     }
     names += (names.empty() ? "" : ", ") + std::string(topic) + "/" + std::to_string(p.partition) +
              (p.offset >= 0 ? "@" + std::to_string(p.offset) : "");
@@ -158,6 +164,10 @@ void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
 }
 
 PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
+  if (!resumed_.empty()) {
+    commit(resumed_);
+    resumed_.clear();
+  }
   // Wait for the first message only, then take what is already there: low latency at
   // low rates, full batches under load.
   rd_kafka_message_t* first = rd_kafka_consumer_poll(consumer_, static_cast<int>(max_wait.count()));
@@ -212,7 +222,39 @@ bool KafkaSource::caught_up() {
       return false;
     }
   }
-  return true;
+  return group_done();
+}
+
+// True when the group has committed every partition of the subscribed topics up to its
+// high watermark. A member must not end on its own assignment alone: a partition being
+// moved between members (cooperative rebalancing) belongs to nobody for a moment, and
+// would be left unread if every member ended then.
+bool KafkaSource::group_done() {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(8);
+  bool done = true;
+  for (const auto& t : topics_) {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(consumer_, t.c_str(), nullptr);
+    rd_kafka_resp_err_t rc = rd_kafka_metadata(consumer_, 0, rkt, &md, 2000);
+    rd_kafka_topic_destroy(rkt);
+    if (rc || !md || md->topic_cnt != 1) done = false;
+    else
+      for (int p = 0; p < md->topics[0].partition_cnt; ++p)
+        rd_kafka_topic_partition_list_add(list, t.c_str(), md->topics[0].partitions[p].id);
+    if (md) rd_kafka_metadata_destroy(md);
+  }
+  if (done) done = rd_kafka_committed(consumer_, list, 3000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (int i = 0; done && i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& p = list->elems[i];
+    int64_t low = 0, high = 0;
+    if (p.err || rd_kafka_query_watermark_offsets(consumer_, p.topic, p.partition, &low, &high,
+                                                  2000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+      done = false;
+    else if (high > low && p.offset < high)
+      done = false;
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return done;
 }
 
 void KafkaSource::commit(const std::vector<Position>& positions) {
@@ -272,6 +314,17 @@ void KafkaSource::commit_sync(rd_kafka_topic_partition_list_t* only) {
 
 void KafkaSource::stop() {
   if (!consumer_) return;
+  // librdkafka 2.0.2 aborts (sticky assignor state, its issue #4312) when a
+  // cooperative-sticky consumer is closed before its first assignment: wait for it.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!ever_assigned_ && std::chrono::steady_clock::now() < deadline) {
+    if (rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, 100)) rd_kafka_message_destroy(m);
+  }
+  if (!ever_assigned_) {
+    context_.warn("the group never assigned this consumer; leaving it without closing");
+    consumer_ = nullptr;  // leaked on purpose: destroying it would abort the process
+    return;
+  }
   commit_sync(nullptr);
   rd_kafka_consumer_close(consumer_);
 }

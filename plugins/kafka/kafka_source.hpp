@@ -32,6 +32,7 @@ class KafkaSource final : public Source {
   void revoke(rd_kafka_topic_partition_list_t* partitions);
   void take(rd_kafka_message_t* message, Batch& out);
   bool caught_up();
+  bool group_done();
   void check_gap(std::string_view topic, std::int32_t partition, std::int64_t offset);
   std::string_view intern(const char* topic);
   void commit_sync(rd_kafka_topic_partition_list_t* only);
@@ -53,7 +54,9 @@ class KafkaSource final : public Source {
   std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> sent_;
   // The offset each partition should deliver next, to notice records the broker lost.
   std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> expected_;
+  std::vector<Position> resumed_;  // positions taken from the sink, to commit
   bool assignment_seen_ = false;
+  bool ever_assigned_ = false;
   std::chrono::steady_clock::time_point last_end_check_{};
   bool finish_at_end_ = false;
   Counter* received_ = nullptr;
