@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -34,74 +35,60 @@ struct Arguments {
   bool progress = true;
 };
 
-// Parses the options every command shares; false (with a message) on a bad one.
+// Parses the options every command shares; false (with a message) on a bad one. Each
+// option that takes a value accepts both `--name value` and `--name=value`.
 bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
   if (const char* env = std::getenv("PIPEHOST_ENV")) out.load.env = env;
+  std::string log_level;
+  const std::vector<std::pair<std::string, std::function<void(std::string)>>> valued = {
+      {"--env", [&](std::string v) { out.load.env = std::move(v); }},
+      {"--set", [&](std::string v) { out.load.sets.push_back(std::move(v)); }},
+      {"--plugin-path", [&](std::string v) { out.plugin_path.push_back(std::move(v)); }},
+      {"--pipeline", [&](std::string v) { out.only_pipelines.push_back(std::move(v)); }},
+      {"--stats", [&](std::string v) { out.stats_file = std::move(v); }},
+      {"--admin", [&](std::string v) { out.admin = std::move(v); }},
+      {"--listen", [&](std::string v) { out.listen = std::move(v); }},
+      {"--log-level", [&](std::string v) { log_level = std::move(v); }},
+  };
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
-    auto value = [&](const char* name) -> const char* {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "pipehost: %s needs a value (see --help)\n", name);
-        return nullptr;
+    if (a == "-h" || a == "--help") {
+      out.help = true;
+      continue;
+    }
+    if (a == "--no-progress") {
+      out.progress = false;
+      continue;
+    }
+    bool matched = false;
+    for (const auto& [name, store] : valued) {
+      if (a == name) {
+        if (i + 1 >= argc) {
+          std::fprintf(stderr, "pipehost: %s needs a value (see --help)\n", name.c_str());
+          return false;
+        }
+        store(argv[++i]);
+        matched = true;
+      } else if (a.rfind(name + "=", 0) == 0) {
+        store(a.substr(name.size() + 1));
+        matched = true;
       }
-      return argv[++i];
-    };
-    auto inline_value = [&](const std::string& prefix) -> std::optional<std::string> {
-      if (a.rfind(prefix + "=", 0) == 0) return a.substr(prefix.size() + 1);
-      return std::nullopt;
-    };
-    if (a == "-h" || a == "--help") out.help = true;
-    else if (a == "--no-progress") out.progress = false;
-    else if (auto v = inline_value("--env")) out.load.env = *v;
-    else if (auto v = inline_value("--set")) out.load.sets.push_back(*v);
-    else if (auto v = inline_value("--plugin-path")) out.plugin_path.push_back(*v);
-    else if (auto v = inline_value("--pipeline")) out.only_pipelines.push_back(*v);
-    else if (auto v = inline_value("--stats")) out.stats_file = *v;
-    else if (auto v = inline_value("--admin")) out.admin = *v;
-    else if (auto v = inline_value("--listen")) out.listen = *v;
-    else if (auto v = inline_value("--log-level")) {
-      LogLevel level;
-      if (!parse_log_level(*v, level)) return std::fprintf(stderr, "pipehost: --log-level must be debug, info, warn or error\n"), false;
-      set_log_level(level);
-    } else if (a == "--env") {
-      const char* v = value("--env");
-      if (!v) return false;
-      out.load.env = v;
-    } else if (a == "--set") {
-      const char* v = value("--set");
-      if (!v) return false;
-      out.load.sets.push_back(v);
-    } else if (a == "--listen") {
-      const char* v = value("--listen");
-      if (!v) return false;
-      out.listen = v;
-    } else if (a == "--admin") {
-      const char* v = value("--admin");
-      if (!v) return false;
-      out.admin = v;
-    } else if (a == "--stats") {
-      const char* v = value("--stats");
-      if (!v) return false;
-      out.stats_file = v;
-    } else if (a == "--pipeline") {
-      const char* v = value("--pipeline");
-      if (!v) return false;
-      out.only_pipelines.push_back(v);
-    } else if (a == "--plugin-path") {
-      const char* v = value("--plugin-path");
-      if (!v) return false;
-      out.plugin_path.push_back(v);
-    } else if (a == "--log-level") {
-      const char* v = value("--log-level");
-      LogLevel level;
-      if (!v || !parse_log_level(v, level)) return std::fprintf(stderr, "pipehost: --log-level must be debug, info, warn or error\n"), false;
-      set_log_level(level);
-    } else if (a.size() > 1 && a[0] == '-') {
+      if (matched) break;
+    }
+    if (matched) continue;
+    if (a.size() > 1 && a[0] == '-') {
       std::fprintf(stderr, "pipehost: unknown option %s (see --help)\n", a.c_str());
       return false;
-    } else {
-      out.positional.push_back(a);
     }
+    out.positional.push_back(a);
+  }
+  if (!log_level.empty()) {
+    LogLevel level;
+    if (!parse_log_level(log_level, level)) {
+      std::fprintf(stderr, "pipehost: --log-level must be debug, info, warn or error\n");
+      return false;
+    }
+    set_log_level(level);
   }
   return true;
 }
