@@ -130,6 +130,7 @@ void Task::loop() {
       continue;
     Batch batch;
     batch.capacity = config_.batch_size;
+    batch.records.reserve(config_.batch_size);  // no re-allocation (and moves) while filling
     bool ended = false;
     Status s = source_->poll(batch, kPollWait, ended);
     if (!s.is_ok()) {
