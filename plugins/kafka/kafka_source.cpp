@@ -174,7 +174,8 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
   if (first) {
     take(first, out);
     rd_kafka_message_destroy(first);
-    std::vector<rd_kafka_message_t*> more(out.capacity > 1 ? out.capacity - 1 : 1);
+    std::vector<rd_kafka_message_t*>& more = scratch_;  // reused: no allocation per poll
+    more.resize(out.capacity > 1 ? out.capacity - 1 : 1);
     ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, more.data(), more.size());
     for (ssize_t i = 0; i < n; ++i) {
       take(more[static_cast<std::size_t>(i)], out);

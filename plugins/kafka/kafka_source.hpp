@@ -54,7 +54,8 @@ class KafkaSource final : public Source {
   std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> sent_;
   // The offset each partition should deliver next, to notice records the broker lost.
   std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> expected_;
-  std::vector<Position> resumed_;  // positions taken from the sink, to commit
+  std::vector<Position> resumed_;
+  std::vector<rd_kafka_message_t*> scratch_;  // positions taken from the sink, to commit
   bool assignment_seen_ = false;
   bool ever_assigned_ = false;
   std::chrono::steady_clock::time_point last_end_check_{};
