@@ -275,11 +275,16 @@ void KafkaSource::commit(const std::vector<Position>& positions) {
       context_.warn("offset commit: " + error_text(rc));
     } else {
       commits_->add();
-      for (int i = 0; i < list->cnt; ++i)
-        sent_[{intern(list->elems[i].topic), list->elems[i].partition}] = list->elems[i].offset;
+      mark_sent(list);
     }
   }
   rd_kafka_topic_partition_list_destroy(list);
+}
+
+void KafkaSource::mark_sent(const rd_kafka_topic_partition_list_t* committed) {
+  for (int i = 0; i < committed->cnt; ++i)
+    sent_[{intern(committed->elems[i].topic), committed->elems[i].partition}] =
+        committed->elems[i].offset;
 }
 
 void KafkaSource::commit_sync(rd_kafka_topic_partition_list_t* only) {
@@ -298,8 +303,7 @@ void KafkaSource::commit_sync(rd_kafka_topic_partition_list_t* only) {
     for (int attempt = 0; attempt < 10; ++attempt) {
       rd_kafka_resp_err_t rc = rd_kafka_commit(consumer_, list, 0);
       if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int i = 0; i < list->cnt; ++i)
-          sent_[{intern(list->elems[i].topic), list->elems[i].partition}] = list->elems[i].offset;
+        mark_sent(list);
         break;
       }
       if (rc == RD_KAFKA_RESP_ERR__NO_OFFSET) break;

@@ -36,6 +36,9 @@ class KafkaSource final : public Source {
   void check_gap(std::string_view topic, std::int32_t partition, std::int64_t offset);
   std::string_view intern(const char* topic);
   void commit_sync(rd_kafka_topic_partition_list_t* only);
+  void mark_sent(const rd_kafka_topic_partition_list_t* committed);
+
+  using PartitionKey = std::pair<std::string_view, std::int32_t>;
 
   Context& context_;
   std::vector<std::string> topics_;
@@ -47,15 +50,15 @@ class KafkaSource final : public Source {
   rd_kafka_queue_t* queue_ = nullptr;
   std::set<std::string, std::less<>> interned_;
   // Assigned partitions and whether each has reached its end.
-  std::map<std::pair<std::string_view, std::int32_t>, bool> assigned_;
+  std::map<PartitionKey, bool> assigned_;
   // Last acknowledged positions the host gave us, by partition (what revoke commits).
-  std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> acknowledged_;
+  std::map<PartitionKey, std::int64_t> acknowledged_;
   // What was last sent to the group coordinator, so closing does not commit again.
-  std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> sent_;
+  std::map<PartitionKey, std::int64_t> sent_;
   // The offset each partition should deliver next, to notice records the broker lost.
-  std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> expected_;
-  std::vector<Position> resumed_;
-  std::vector<rd_kafka_message_t*> scratch_;  // positions taken from the sink, to commit
+  std::map<PartitionKey, std::int64_t> expected_;
+  std::vector<Position> resumed_;  // positions taken from the sink, to commit
+  std::vector<rd_kafka_message_t*> scratch_;
   bool assignment_seen_ = false;
   bool ever_assigned_ = false;
   std::chrono::steady_clock::time_point last_end_check_{};
