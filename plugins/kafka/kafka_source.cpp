@@ -245,6 +245,17 @@ bool KafkaSource::group_done() {
     if (md) rd_kafka_metadata_destroy(md);
   }
   if (done) done = rd_kafka_committed(consumer_, list, 3000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+  // An asynchronous commit can fail unseen (e.g. during a rebalance): send again what
+  // this member acknowledged but the group does not have yet.
+  rd_kafka_topic_partition_list_t* again = rd_kafka_topic_partition_list_new(4);
+  for (int i = 0; done && i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& p = list->elems[i];
+    auto mine = acknowledged_.find({intern(p.topic), p.partition});
+    if (mine != acknowledged_.end() && p.offset < mine->second && assigned_.count(mine->first))
+      rd_kafka_topic_partition_list_add(again, p.topic, p.partition)->offset = mine->second;
+  }
+  if (again->cnt > 0) rd_kafka_commit(consumer_, again, 1);
+  rd_kafka_topic_partition_list_destroy(again);
   for (int i = 0; done && i < list->cnt; ++i) {
     const rd_kafka_topic_partition_t& p = list->elems[i];
     int64_t low = 0, high = 0;
