@@ -45,7 +45,12 @@ def test_round_trip_on_the_embedded_and_the_real_broker():
         pipehost("run", round_trip_config(brokers, topic, out, count, seed), "--no-progress",
                  check=0, timeout=120)
         rows = [json.loads(line) for line in open(out)]
-        assert sorted(r["value"]["transaction_id"] for r in rows) == expected, brokers
+        # The file sink is at-least-once: a rebalance among the three tasks may deliver a
+        # record twice, never lose one.
+        ids = [r["value"]["transaction_id"] for r in rows]
+        missing = set(expected) - set(ids)
+        assert not missing, f"{brokers}: {len(missing)} records lost"
+        assert len(set(ids)) == len(expected) and len(ids) >= len(expected), brokers
         assert all(r["key"] == r["value"]["account_number"] for r in rows)
 
     # kcat reads what pipehost produced to the real broker: every record, keyed by
