@@ -6,6 +6,8 @@
 
 #include "log.hpp"
 
+#include <algorithm>
+
 namespace pipehost::host {
 namespace {
 
@@ -97,7 +99,27 @@ std::string AdminServer::pipelines_json() const {
   return out.dump(2);
 }
 
-bool AdminServer::start(const std::string& address, std::string& error) {
+std::string AdminServer::refused(const httplib::Request& req, bool changes_state, int& status) const {
+  if (!allowed_hosts_.empty()) {
+    std::string host = req.get_header_value("Host");
+    if (std::find(allowed_hosts_.begin(), allowed_hosts_.end(), host) == allowed_hosts_.end()) {
+      status = 403;
+      return "Host '" + host + "' is not this loopback endpoint";
+    }
+  }
+  if (!token_.empty() && req.get_header_value("Authorization") != "Bearer " + token_) {
+    status = 401;
+    return "this endpoint wants \"Authorization: Bearer <admin_token>\"";
+  }
+  if (changes_state && req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
+    status = 415;
+    return "send Content-Type: application/json (e.g. curl -X POST -H 'Content-Type: "
+           "application/json' -d '{}' URL)";
+  }
+  return "";
+}
+
+bool AdminServer::start(const std::string& address, const std::string& token, std::string& error) {
   auto colon = address.rfind(':');
   std::string host = colon == std::string::npos ? "127.0.0.1" : address.substr(0, colon);
   int port = std::atoi(address.substr(colon == std::string::npos ? 0 : colon + 1).c_str());
@@ -105,6 +127,21 @@ bool AdminServer::start(const std::string& address, std::string& error) {
     error = "admin address '" + address + "' needs a port, e.g. 127.0.0.1:9464";
     return false;
   }
+  token_ = token;
+  if (host == "127.0.0.1" || host == "localhost" || host == "::1" || host == "[::1]") {
+    for (const char* name : {"127.0.0.1", "localhost", "[::1]"})
+      allowed_hosts_.push_back(std::string(name) + ":" + std::to_string(port));
+  }
+  // Every request passes the checks first; /health stays open for probes.
+  server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/health" && req.method == "GET") return httplib::Server::HandlerResponse::Unhandled;
+    int status = 200;
+    std::string why = refused(req, req.method != "GET" && req.method != "HEAD", status);
+    if (why.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    res.status = status;
+    res.set_content(nlohmann::json{{"error", why}}.dump(), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     int status = 200;
     res.set_content(health(status), "application/json");

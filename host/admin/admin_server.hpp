@@ -1,5 +1,9 @@
 // The admin HTTP endpoint: /health, /metrics (Prometheus text), /pipelines (JSON),
 // POST /pipelines/NAME/pause and /resume. Off unless --admin ADDR or `admin = "ADDR"`.
+// A web page the operator's browser has open must not be able to drive it: requests
+// that change state must be JSON (a cross-site form cannot send that without the
+// browser asking first), a loopback endpoint answers only to a loopback Host header (DNS
+// rebinding), and `admin_token` requires a bearer token.
 #pragma once
 #include <memory>
 #include <string>
@@ -11,6 +15,7 @@
 
 namespace httplib {
 class Server;
+struct Request;
 }
 
 namespace pipehost::host {
@@ -19,18 +24,23 @@ class AdminServer {
  public:
   AdminServer(std::vector<std::unique_ptr<Pipeline>>& pipelines, Services& services);
   ~AdminServer();
-  // "host:port"; false with `error` when the address cannot be bound.
-  bool start(const std::string& address, std::string& error);
+  // "host:port"; false with `error` when the address cannot be bound. With a token,
+  // every endpoint but /health wants "Authorization: Bearer <token>".
+  bool start(const std::string& address, const std::string& token, std::string& error);
 
  private:
   std::string health(int& status) const;
   std::string metrics() const;
   std::string pipelines_json() const;
   Pipeline* find(const std::string& name) const;
+  // Why a request may not be served (403/401 with the reason), or "" when it may.
+  std::string refused(const httplib::Request& request, bool changes_state, int& status) const;
 
   std::vector<std::unique_ptr<Pipeline>>& pipelines_;
   Services& services_;
   std::unique_ptr<httplib::Server> server_;
+  std::string token_;
+  std::vector<std::string> allowed_hosts_;  // Host headers accepted (loopback binds only)
   std::thread thread_;
 };
 

@@ -9,7 +9,7 @@ namespace pipehost::host {
 namespace {
 
 const std::vector<std::string> kTopLevelKeys = {"plugin_path", "kafka", "schema_registry",
-                                                "admin", "pipelines"};
+                                                "admin", "admin_token", "pipelines"};
 const std::vector<std::string> kKafkaKeys = {"brokers", "properties", "topics", "create_topics"};
 const std::vector<std::string> kTopicKeys = {"partitions", "replication_factor"};
 const std::vector<std::string> kPipelineKeys = {
@@ -231,6 +231,11 @@ Config build_config(std::shared_ptr<toml::table> document, const std::vector<std
   if (auto* admin = doc.get("admin")) {
     if (auto s = admin->value_exact<std::string>()) config.admin = *s;
     else diagnostics.add(location_of(admin->source()), "", "", "admin must be a string \"host:port\", e.g. \"127.0.0.1:9464\"");
+  }
+  if (auto* token = doc.get("admin_token")) {
+    if (auto s = token->value_exact<std::string>()) config.admin_token = *s;
+    else diagnostics.add(location_of(token->source()), "", "",
+                         "admin_token must be a string, e.g. \"${PIPEHOST_ADMIN_TOKEN}\"");
   }
   if (auto* sr = doc.get("schema_registry")) {
     if (auto s = sr->value_exact<std::string>()) config.schema_registry = *s;

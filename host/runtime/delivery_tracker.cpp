@@ -17,27 +17,64 @@ std::uint64_t DeliveryTracker::begin(std::vector<Position> positions, std::uint6
   return sequence;
 }
 
+DeliveryTracker::Entry* DeliveryTracker::find(std::uint64_t sequence) {
+  if (entries_.empty()) return nullptr;
+  std::uint64_t first = entries_.front().sequence;
+  if (sequence < first || sequence - first >= entries_.size()) return nullptr;
+  return &entries_[sequence - first];
+}
+
+void DeliveryTracker::finish_part(Entry& e) {
+  if (e.parts_left == 0 || --e.parts_left > 0) return;
+  in_flight_records_ -= e.records;
+  in_flight_bytes_ -= e.bytes;
+  if (latency_ && e.status.is_ok() && !e.timestamps_ms.empty()) {
+    std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+    for (std::int64_t t : e.timestamps_ms)
+      if (t > 0) latency_->add(now - t);
+  }
+  e.timestamps_ms.clear();
+  e.timestamps_ms.shrink_to_fit();
+}
+
 void DeliveryTracker::complete(std::uint64_t sequence, const Status& status) {
   std::lock_guard lock(mutex_);
-  if (entries_.empty()) return;
-  std::uint64_t first = entries_.front().sequence;
-  if (sequence < first || sequence - first >= entries_.size()) return;
-  Entry& e = entries_[sequence - first];
-  if (!status.is_ok() && e.status.is_ok()) e.status = status;
-  if (e.parts_left > 0 && --e.parts_left == 0) {
-    in_flight_records_ -= e.records;
-    in_flight_bytes_ -= e.bytes;
-    if (latency_ && e.status.is_ok() && !e.timestamps_ms.empty()) {
-      std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-      for (std::int64_t t : e.timestamps_ms)
-        if (t > 0) latency_->add(now - t);
-      e.timestamps_ms.clear();
-      e.timestamps_ms.shrink_to_fit();
-    }
-  }
+  Entry* e = find(sequence);
+  if (!e) return;
+  if (!status.is_ok() && e->status.is_ok()) e->status = status;
+  finish_part(*e);
   changed_.notify_all();
+}
+
+void DeliveryTracker::abandon(std::uint64_t sequence) {
+  std::lock_guard lock(mutex_);
+  Entry* e = find(sequence);
+  if (!e) return;
+  if (e->status.is_ok()) e->status = Status::cancelled("abandoned");
+  while (e->parts_left > 0) finish_part(*e);
+  changed_.notify_all();
+}
+
+void DeliveryTracker::discard(std::uint64_t sequence) {
+  std::lock_guard lock(mutex_);
+  Entry* e = find(sequence);
+  if (!e) return;
+  e->timestamps_ms.clear();
+  while (e->parts_left > 0) finish_part(*e);
+  e->positions.clear();
+  e->records = 0;
+  e->status = Status::ok();
+  changed_.notify_all();
+}
+
+void DeliveryTracker::add_bytes(std::uint64_t sequence, std::uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  Entry* e = find(sequence);
+  if (!e || e->parts_left == 0) return;
+  e->bytes += bytes;
+  in_flight_bytes_ += bytes;
 }
 
 DeliveryTracker::Drained DeliveryTracker::drain() {
@@ -83,16 +120,15 @@ std::uint64_t DeliveryTracker::in_flight_records() const {
   return in_flight_records_;
 }
 
+std::uint64_t DeliveryTracker::in_flight_bytes() const {
+  std::lock_guard lock(mutex_);
+  return in_flight_bytes_;
+}
+
 std::vector<Position> positions_of(const Batch& batch) {
   std::vector<Position> out;
-  for (const auto& r : batch.records) {
-    if (r.origin.partition < 0 || r.origin.offset < 0) continue;
-    auto same = std::find_if(out.begin(), out.end(), [&](const Position& p) {
-      return p.partition == r.origin.partition && p.topic == r.origin.topic;
-    });
-    if (same == out.end()) out.push_back({r.origin.topic, r.origin.partition, r.origin.offset + 1});
-    else same->next_offset = std::max(same->next_offset, r.origin.offset + 1);
-  }
+  out.reserve(batch.spans.size());
+  for (const auto& s : batch.spans) out.push_back({s.topic, s.partition, s.next});
   return out;
 }
 

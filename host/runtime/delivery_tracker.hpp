@@ -21,7 +21,9 @@ class DeliveryTracker {
   struct Drained {
     std::vector<Position> positions;  // latest committable next offset per partition
     std::uint64_t records = 0;
-    std::optional<Status> error;  // a batch that failed: nothing after it may be committed
+    // The batch that stopped the drain because it did not complete ok: nothing after it
+    // is ever committed. Code::cancelled when the task gave it up (stopping).
+    std::optional<Status> error;
   };
 
   // Acknowledged records' latency goes to `latency` (may be null).
@@ -31,7 +33,16 @@ class DeliveryTracker {
   // `timestamps_ms` are the batch's record timestamps, for the latency histogram.
   std::uint64_t begin(std::vector<Position> positions, std::uint64_t records, std::uint64_t bytes,
                       int parts, std::vector<std::int64_t> timestamps_ms = {});
-  void complete(std::uint64_t sequence, const Status& status);  // any thread
+  // One part of the batch is done with this status (any thread).
+  void complete(std::uint64_t sequence, const Status& status);
+  // The task gave the batch up (failure elsewhere, or stopping): every part left completes
+  // as cancelled, so nothing after it is committed and draining does not wait for it.
+  void abandon(std::uint64_t sequence);
+  // The batch is read again from earlier positions (a sink's rewind): it completes
+  // without positions or records, and does not block the batches after it.
+  void discard(std::uint64_t sequence);
+  // More memory the batch holds than its raw bytes (decoded values), for the byte limit.
+  void add_bytes(std::uint64_t sequence, std::uint64_t bytes);
   Drained drain();
 
   // Waits until the in-flight records and bytes are under the limits, or the timeout.
@@ -39,6 +50,7 @@ class DeliveryTracker {
   // Waits until every registered batch is complete, or the timeout.
   bool wait_all(Millis timeout);
   std::uint64_t in_flight_records() const;
+  std::uint64_t in_flight_bytes() const;
 
  private:
   struct Entry {
@@ -50,6 +62,9 @@ class DeliveryTracker {
     Status status;
     std::vector<std::int64_t> timestamps_ms;
   };
+  Entry* find(std::uint64_t sequence);  // under the lock; null when already drained
+  void finish_part(Entry& e);           // under the lock
+
   LatencyHistogram* latency_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
@@ -59,7 +74,7 @@ class DeliveryTracker {
   std::uint64_t in_flight_bytes_ = 0;
 };
 
-// Reduces a source batch to the next offset per partition it covers.
+// The next offset per partition a batch covers: its spans' ends.
 std::vector<Position> positions_of(const Batch& batch);
 
 }  // namespace pipehost::host

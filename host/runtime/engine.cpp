@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "admin/admin_server.hpp"
+#include "pipehost/redact.hpp"
 #include "log.hpp"
 #include "runtime/pipeline.hpp"
 #include "services/kafka_environment.hpp"
@@ -156,11 +157,11 @@ int run_pipelines(const Config& config, const std::string& data_dir, const Engin
   set_log_interceptor(&clear_progress_line);
   log_info("running " + std::to_string(pipelines.size()) + " pipeline(s); Kafka " +
            (kafka.embedded() ? "embedded" : kafka.bootstrap()) + ", schema registry " +
-           config.schema_registry);
+           redact::url(config.schema_registry));
   std::unique_ptr<AdminServer> admin;
   if (!options.admin_address.empty()) {
     admin = std::make_unique<AdminServer>(pipelines, services);
-    if (!admin->start(options.admin_address, error)) {
+    if (!admin->start(options.admin_address, config.admin_token, error)) {
       log_error(error);
       return 2;
     }

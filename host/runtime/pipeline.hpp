@@ -23,6 +23,8 @@ struct PipelineState {
   std::atomic<std::uint64_t> records_read{0};
   std::atomic<std::uint64_t> records_acked{0};
   std::atomic<std::uint64_t> records_rejected{0};
+  std::atomic<std::uint64_t> records_dead_lettered{0};
+  std::atomic<std::uint64_t> rewinds{0};  // a sink's store lost writes: read again
   LatencyHistogram latency;  // record timestamp -> sink acknowledgement
   std::vector<std::atomic<std::uint64_t>> expected;  // per task; 0 = unbounded
   std::mutex failure_mutex;

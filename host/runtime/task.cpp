@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "log.hpp"
+#include "runtime/footprint.hpp"
 
 namespace pipehost::host {
 namespace {
@@ -113,6 +114,18 @@ void Task::run() noexcept {
   }
 }
 
+bool Task::apply_pause() {
+  bool paused = state_.paused;
+  if (paused != paused_) {
+    bool keep_polling = false;
+    Status s = source_->set_paused(paused, keep_polling);
+    if (!s.is_ok()) return fail("source", s), false;
+    paused_ = paused;
+    poll_while_paused_ = keep_polling;
+  }
+  return true;
+}
+
 void Task::loop() {
   int poll_attempt = 0;
   while (!stopping()) {
@@ -122,7 +135,8 @@ void Task::loop() {
       if (!s.is_ok()) return fail("source", s);
     }
     commit(false);
-    if (state_.paused) {
+    if (!apply_pause()) return;
+    if (paused_ && !poll_while_paused_) {
       std::this_thread::sleep_for(kPollWait);
       continue;
     }
@@ -140,7 +154,8 @@ void Task::loop() {
       continue;
     }
     poll_attempt = 0;
-    if (!batch.empty()) process(batch);
+    if (batch.spans.empty()) batch.spans = batch.spans_from_records();
+    if (!batch.empty() || !batch.spans.empty()) deliver(batch);
     if (ended) {
       source_ended_ = true;
       return;
@@ -148,7 +163,7 @@ void Task::loop() {
   }
 }
 
-void Task::process(Batch& batch) {
+void Task::deliver(Batch& batch) {
   std::uint64_t bytes = 0;
   std::vector<std::int64_t> timestamps;
   timestamps.reserve(batch.records.size());
@@ -158,18 +173,22 @@ void Task::process(Batch& batch) {
   }
   std::uint64_t records = batch.records.size();
   state_.records_read += records;
-  // Two parts: the sink's confirmation, and this task having dealt with rejections.
+  // Two parts: the sink's confirmation, and this task having dealt with rejections the
+  // sink made while writing.
   std::uint64_t sequence =
       tracker_.begin(positions_of(batch), records, bytes, 2, std::move(timestamps));
-  // A batch given up on (failure or stop) completes with an error, so nothing after it
-  // is committed and the drain does not wait for it.
-  auto abandon = [&](int parts) {
-    for (int i = 0; i < parts; ++i) tracker_.complete(sequence, Status::retriable("abandoned"));
-  };
   for (std::size_t i = 0; i < transforms_.size(); ++i)
-    if (!run_transform(i, batch)) return abandon(2);
-  if (!write_to_sink(batch, sequence)) return abandon(2);
-  if (!handle_rejections(batch, "sink")) return abandon(1);
+    if (!run_transform(i, batch)) return tracker_.abandon(sequence);
+  if (!prepare_sink(batch)) return tracker_.abandon(sequence);
+  std::uint64_t decoded = 0;
+  for (const auto& r : batch.records) decoded += extra_footprint(r);
+  tracker_.add_bytes(sequence, decoded);
+  switch (write_to_sink(batch, sequence)) {
+    case Written::ok: break;
+    case Written::failed: return tracker_.abandon(sequence);
+    case Written::rewound: return tracker_.discard(sequence);
+  }
+  if (!handle_rejections(batch, "sink")) return tracker_.abandon(sequence);
   tracker_.complete(sequence, Status::ok());
 }
 
@@ -187,18 +206,61 @@ bool Task::run_transform(std::size_t index, Batch& batch) {
   return true;
 }
 
-bool Task::write_to_sink(Batch& batch, std::uint64_t sequence) {
+// The sink rejects what it cannot take before it writes anything: those records are
+// dead-lettered (or skipped) before any position past them is stored.
+bool Task::prepare_sink(Batch& batch) {
+  for (int attempt = 0;; ++attempt) {
+    Status s = sink_->prepare(batch);
+    if (s.is_ok()) break;
+    if (s.code() != Code::retriable) return fail("sink", s), false;
+    log(LogLevel::warn, "sink: " + s.message() + " (retrying)");
+    batch.rejections.clear();
+    for (auto& r : batch.records) r.dropped = false;
+    if (!back_off(attempt)) return false;
+  }
+  if (!handle_rejections(batch, "sink")) return false;
+  batch.compact();
+  return true;
+}
+
+Task::Written Task::write_to_sink(Batch& batch, std::uint64_t sequence) {
   for (int attempt = 0;; ++attempt) {
     DeliveryTracker* tracker = &tracker_;
     Status s = sink_->write(batch, [tracker, sequence](Status status) {
       tracker->complete(sequence, status);
     });
-    if (s.is_ok()) break;
-    if (s.code() != Code::retriable) return fail("sink", s), false;
+    if (s.is_ok()) return Written::ok;
+    if (s.code() == Code::rewind) return rewind_source(batch, s) ? Written::rewound : Written::failed;
+    if (s.code() != Code::retriable) return fail("sink", s), Written::failed;
     log(LogLevel::warn, "sink: " + s.message() + " (retrying the batch)");
     batch.compact();
-    if (!back_off(attempt)) return false;
+    if (!back_off(attempt)) return Written::failed;
   }
+}
+
+// The sink's store lost writes: read every partition of the batch again from where the
+// sink's stored position says, instead of writing past the records it lost.
+bool Task::rewind_source(const Batch& batch, const Status& why) {
+  std::vector<Position> positions;
+  std::string where;
+  for (const Span& span : batch.spans) {
+    std::optional<std::int64_t> stored;
+    Status s = sink_->stored_position(span.topic, span.partition, stored);
+    if (!s.is_ok()) return fail("sink", s), false;
+    std::int64_t offset = stored ? *stored : span.from;
+    if (offset < 0)
+      return fail("sink", Status::fatal(why.message() + "; the sink holds no position for " +
+                                        std::string(span.topic) + "/" +
+                                        std::to_string(span.partition) + " to read again from")),
+             false;
+    positions.push_back({span.topic, span.partition, offset});
+    where += (where.empty() ? "" : ", ") + std::string(span.topic) + "/" +
+             std::to_string(span.partition) + "@" + std::to_string(offset);
+  }
+  Status s = source_->seek(positions);
+  if (!s.is_ok()) return fail("source", s), false;
+  state_.rewinds += 1;
+  log(LogLevel::warn, why.message() + "; reading again from " + where);
   return true;
 }
 
@@ -223,12 +285,13 @@ bool Task::handle_rejections(Batch& batch, const std::string& stage) {
       break;
     case ErrorPolicy::dead_letter:
       for (int attempt = 0;; ++attempt) {
-        Status s = dead_letter_->write(batch.rejections, stage);
+        Status s = dead_letter_->write(batch.rejections, stage, [this] { return stopping(); });
         if (s.is_ok()) break;
         if (s.code() != Code::retriable) return fail(stage, s), false;
         log(LogLevel::warn, s.message() + " (retrying)");
         if (!back_off(attempt)) return false;
       }
+      state_.records_dead_lettered += batch.rejections.size();
       break;
   }
   batch.rejections.clear();
@@ -245,8 +308,16 @@ void Task::commit(bool force) {
     if (same == pending_commit_.end()) pending_commit_.push_back(p);
     else same->next_offset = p.next_offset;
   }
-  // "retriable" marks a batch this task abandoned; anything else is the sink's failure.
-  if (drained.error && drained.error->code() != Code::retriable) fail("sink", *drained.error);
+  if (drained.error) {
+    const Status& e = *drained.error;
+    if (e.code() == Code::retriable)
+      fail("sink", Status::fatal("the sink reported a retriable error through done (" + e.message() +
+                                 "); a sink retries a batch by throwing RetriableError from "
+                                 "write, done takes ok, cancelled or an error that stops the "
+                                 "pipeline"));
+    else if (e.code() != Code::cancelled)
+      fail("sink", e);
+  }
   auto now = std::chrono::steady_clock::now();
   if (pending_commit_.empty()) return;
   if (!force && now - last_commit_ < Millis(config_.commit_interval_ms)) return;

@@ -24,10 +24,15 @@ class Task {
   bool build();
   bool start_stages();
   void loop();
-  void process(Batch& batch);
+  // Carries one source batch through the transforms to the sink.
+  void deliver(Batch& batch);
   bool run_transform(std::size_t index, Batch& batch);
-  bool write_to_sink(Batch& batch, std::uint64_t sequence);
+  bool prepare_sink(Batch& batch);
+  enum class Written { ok, failed, rewound };
+  Written write_to_sink(Batch& batch, std::uint64_t sequence);
+  bool rewind_source(const Batch& batch, const Status& why);
   bool handle_rejections(Batch& batch, const std::string& stage);
+  bool apply_pause();
   void commit(bool force);
   void drain_and_stop();
   bool stopping() const { return state_.stop || services_.stopping; }
@@ -52,6 +57,8 @@ class Task {
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   bool finish_sent_ = false;
   bool source_ended_ = false;
+  bool paused_ = false;             // what the source was last told
+  bool poll_while_paused_ = false;  // the source keeps its connections alive when paused
   std::uint64_t skipped_logged_ = 0;
 };
 

@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include "pipehost/redact.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace pipehost::host {
@@ -23,6 +25,7 @@ std::string error_text(long status, const std::string& body) {
 
 RestSchemaRegistry::RestSchemaRegistry(std::string base_url) : base_url_(std::move(base_url)) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+  shown_url_ = redact::url(base_url_);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   curl_ = curl_easy_init();
 }
@@ -72,10 +75,14 @@ Status RestSchemaRegistry::register_schema(std::string_view subject, std::string
     }
     nlohmann::json body = {{"schema", schema}};
     if (schema_type != "AVRO") body["schemaType"] = schema_type;
-    auto [status, text] = request("POST", "/subjects/" + std::string(subject) + "/versions", body.dump());
+    char* escaped = curl_easy_escape(static_cast<CURL*>(curl_), subject.data(),
+                                     static_cast<int>(subject.size()));
+    std::string path = "/subjects/" + std::string(escaped ? escaped : "") + "/versions";
+    curl_free(escaped);
+    auto [status, text] = request("POST", path, body.dump());
     if (status == 0)
-      return Status::retriable("schema registry " + base_url_ + " unreachable: " + text);
-    if (status >= 500) return Status::retriable("schema registry " + base_url_ + ": " + error_text(status, text));
+      return Status::retriable("schema registry " + shown_url_ + " unreachable: " + text);
+    if (status >= 500) return Status::retriable("schema registry " + shown_url_ + ": " + error_text(status, text));
     if (status != 200)
       return Status::fatal("schema registry refused subject '" + std::string(subject) + "': " + error_text(status, text));
     id = nlohmann::json::parse(text).at("id").get<int>();
@@ -94,7 +101,7 @@ Status RestSchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcept 
       return Status::ok();
     }
     auto [status, text] = request("GET", "/schemas/ids/" + std::to_string(id), "");
-    if (status == 0) return Status::retriable("schema registry " + base_url_ + " unreachable: " + text);
+    if (status == 0) return Status::retriable("schema registry " + shown_url_ + " unreachable: " + text);
     if (status == 404) return Status::invalid("schema id " + std::to_string(id) + " is not in the registry");
     if (status != 200) return Status::retriable("schema registry: " + error_text(status, text));
     auto j = nlohmann::json::parse(text);

@@ -22,6 +22,7 @@ class RestSchemaRegistry final : public SchemaRegistry {
   std::pair<long, std::string> request(const std::string& method, const std::string& path,
                                        const std::string& body);
   std::string base_url_;
+  std::string shown_url_;  // for messages: without a password
   std::mutex mutex_;
   void* curl_ = nullptr;
   std::map<int, RegisteredSchema> by_id_;

@@ -1,6 +1,10 @@
 // file: writes one line per record to a file (or stdout): the decoded value as JSON,
 // or the raw payload. For inspecting a pipeline's output and for tests.
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,10 +34,14 @@ class SharedFile {
   ~SharedFile() {
     if (file_ && file_ != stdout) std::fclose(file_);
   }
-  void append(const std::string& lines) {
+  // Durable when it returns with `sync` (fsync): only then is the batch acknowledged
+  // and its source positions committed. stdout and pipes cannot be synced.
+  void append(const std::string& lines, bool sync) {
     std::lock_guard lock(mutex_);
     if (std::fwrite(lines.data(), 1, lines.size(), file_) != lines.size() || std::fflush(file_) != 0)
-      throw RetriableError("cannot write to " + path_);
+      throw RetriableError("cannot write to " + path_ + ": " + std::strerror(errno));
+    if (sync && file_ != stdout && ::fsync(fileno(file_)) != 0 && errno != EINVAL)
+      throw RetriableError("cannot sync " + path_ + " to disk: " + std::strerror(errno));
   }
 
  private:
@@ -46,7 +54,8 @@ class FileSink final : public Sink {
  public:
   FileSink(const Options& options, Context& context)
       : path_(options.string("path")), json_(options.string("format") == "json"),
-        with_key_(options.boolean("with_key")), with_headers_(options.boolean("with_headers")) {
+        with_key_(options.boolean("with_key")), with_headers_(options.boolean("with_headers")),
+        sync_(options.boolean("fsync")) {
     (void)context;
   }
   void start() override { out_ = SharedFile::open(path_); }
@@ -82,7 +91,7 @@ class FileSink final : public Sink {
       }
       lines += '\n';
     }
-    out_->append(lines);
+    out_->append(lines, sync_);
     done(Status::ok());
   }
 
@@ -93,6 +102,7 @@ class FileSink final : public Sink {
   bool json_;
   bool with_key_;
   bool with_headers_;
+  bool sync_;
   std::shared_ptr<SharedFile> out_;
 };
 
@@ -109,6 +119,9 @@ PluginSpec describe() {
                  "json: {\"value\":..., \"key\":...}; raw: key, a tab, then the payload"),
           option("with_headers", OptionType::boolean, false,
                  "json only: add \"headers\": {name: value, ...}"),
+          option("fsync", OptionType::boolean, true,
+                 "sync each batch to disk before acknowledging it (false: a crash of the "
+                 "machine can lose lines whose source positions were committed)"),
       },
       "[pipelines.tap.sink]\nplugin = \"file\"\npath = \"out.jsonl\"");
   return p;

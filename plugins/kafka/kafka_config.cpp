@@ -1,5 +1,7 @@
 #include "kafka_config.hpp"
 
+#include <pipehost/redact.hpp>
+
 namespace pipehost::kafka {
 
 rd_kafka_conf_t* make_conf(Context& context, const StringMap& defaults, const StringMap& stage) {
@@ -9,7 +11,8 @@ rd_kafka_conf_t* make_conf(Context& context, const StringMap& defaults, const St
     for (const auto& [k, v] : props) {
       if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
         rd_kafka_conf_destroy(conf);
-        throw FatalError(std::string("librdkafka property from ") + origin + ": " + k + " = " + v +
+        throw FatalError(std::string("librdkafka property from ") + origin + ": " + k + " = " +
+                         redact::value(k, v) +
                          ": " + err);
       }
     }

@@ -7,15 +7,28 @@
 namespace pipehost::kafka {
 namespace {
 
-// One per written batch; freed by the delivery report of its last record.
+// One per written batch; freed by the delivery report of its last record (or by write,
+// for records never handed to librdkafka).
 struct BatchCompletion {
   std::atomic<std::size_t> remaining;
-  std::atomic<bool> failed{false};
-  std::mutex error_mutex;
-  std::string error;
+  std::mutex mutex;
+  Status status;  // the first failure
   BatchDone done;
   Counter* delivered;
+
+  void fail(Status s) {
+    std::lock_guard lock(mutex);
+    if (status.is_ok()) status = std::move(s);
+  }
+  // `n` records are settled; the last one calls done and frees this.
+  void settle(std::size_t n) {
+    if (remaining.fetch_sub(n) != n) return;
+    done(status);
+    delete this;
+  }
 };
+
+struct StoppedWhileFull {};
 
 }  // namespace
 
@@ -54,18 +67,12 @@ void KafkaSink::start() {
 
 void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void*) {
   auto* c = static_cast<BatchCompletion*>(message->_private);
-  if (message->err) {
-    std::lock_guard lock(c->error_mutex);
-    if (!c->failed.exchange(true))
-      c->error = std::string("delivery to ") + rd_kafka_topic_name(message->rkt) + " failed: " +
-                 rd_kafka_err2str(message->err);
-  } else {
+  if (message->err)
+    c->fail(Status::fatal(std::string("delivery to ") + rd_kafka_topic_name(message->rkt) +
+                          " failed: " + rd_kafka_err2str(message->err)));
+  else
     c->delivered->add();
-  }
-  if (c->remaining.fetch_sub(1) == 1) {
-    c->done(c->failed ? Status::fatal(c->error) : Status::ok());
-    delete c;
-  }
+  c->settle(1);
 }
 
 void KafkaSink::produce(Record& r, void* completion) {
@@ -89,7 +96,12 @@ void KafkaSink::produce(Record& r, void* completion) {
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(completion), RD_KAFKA_V_END);
     if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) return;
     if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      // Backpressure: wait for deliveries to make room (the poller thread serves them).
+      // Backpressure: wait for deliveries to make room (the poller thread serves them),
+      // unless the host is stopping (the broker may be down for good).
+      if (context_.stopping()) {
+        if (headers) rd_kafka_headers_destroy(headers);
+        throw StoppedWhileFull{};
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
@@ -99,34 +111,26 @@ void KafkaSink::produce(Record& r, void* completion) {
 }
 
 void KafkaSink::write(Batch& batch, BatchDone done) {
-  std::size_t n = 0;
-  for (const auto& r : batch.records) n += !r.dropped;
+  std::size_t n = batch.records.size();
   if (n == 0) return done(Status::ok());
   auto* completion = new BatchCompletion{};
-  completion->remaining = n;
+  completion->remaining = n + 1;  // + 1 held by this call until every record is handed over
   completion->done = std::move(done);
   completion->delivered = delivered_;
   std::size_t produced = 0;
   try {
     for (auto& r : batch.records) {
-      if (r.dropped) continue;
       produce(r, completion);
       ++produced;
     }
-  } catch (...) {
-    // Records not handed to librdkafka will never report: count them as failed here.
-    completion->failed = true;
-    {
-      std::lock_guard lock(completion->error_mutex);
-      completion->error = "batch not fully produced";
-    }
-    std::size_t missing = n - produced;
-    if (completion->remaining.fetch_sub(missing) == missing) {
-      completion->done(Status::fatal(completion->error));
-      delete completion;
-    }
-    throw;
+  } catch (const StoppedWhileFull&) {
+    completion->fail(Status::cancelled("stopping while the producer's queue is full"));
+  } catch (const std::exception& e) {
+    completion->fail(Status::fatal(e.what()));
   }
+  // Records never handed to librdkafka will not report: settle them here. done is called
+  // once, by whoever settles last, and write never throws after producing a record.
+  completion->settle(n - produced + 1);
 }
 
 void KafkaSink::flush() {

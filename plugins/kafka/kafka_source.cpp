@@ -1,5 +1,6 @@
 #include "kafka_source.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -16,9 +17,11 @@ KafkaSource::KafkaSource(const Options& options, Context& context)
       instance_id_(options.string("instance_id")),
       finish_at_end_(options.boolean("stop_at_end")) {
   if (topics_.empty()) throw FatalError("option 'topics' is empty: name at least one topic");
-  received_ = &context.counter("records_received");
+  received_ = &context.counter("records_in");
   commits_ = &context.counter("commits");
-  skipped_ = &context.counter("offsets_skipped");
+  commit_failures_ = &context.counter("commit_failures");
+  skipped_ = &context.counter("offsets_without_records");
+  lost_ = &context.counter("offsets_lost");
 }
 
 KafkaSource::~KafkaSource() {
@@ -52,6 +55,7 @@ void KafkaSource::start() {
   rd_kafka_conf_t* conf = make_conf(context_, defaults, properties_);
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_rebalance_cb(conf, &KafkaSource::on_rebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf, &KafkaSource::on_commit);
   char err[512];
   consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
   if (!consumer_) throw FatalError(std::string("cannot create the Kafka consumer: ") + err);
@@ -64,6 +68,7 @@ void KafkaSource::start() {
   rd_kafka_resp_err_t rc = rd_kafka_subscribe(consumer_, subscription);
   rd_kafka_topic_partition_list_destroy(subscription);
   if (rc) throw FatalError("cannot subscribe to " + topics_.front() + ": " + error_text(rc));
+  check_topics_exist(finish_at_end_);
   context_.info("consumer of group '" + group_ + "' subscribed to " + topics_.front() +
                 (topics_.size() > 1 ? " and " + std::to_string(topics_.size() - 1) + " more" : ""));
 }
@@ -82,6 +87,7 @@ void KafkaSource::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     self->assign(partitions);
     if (cooperative) rd_kafka_incremental_assign(rk, partitions);
     else rd_kafka_assign(rk, partitions);
+    if (self->paused_) self->pause_partitions(partitions, true);
   } else {
     self->revoke(partitions);
     if (cooperative) rd_kafka_incremental_unassign(rk, partitions);
@@ -96,11 +102,10 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
   for (int i = 0; i < partitions->cnt; ++i) {
     rd_kafka_topic_partition_t& p = partitions->elems[i];
     std::string_view topic = intern(p.topic);
-    assigned_[{topic, p.partition}] = false;
-    expected_.erase({topic, p.partition});
+    PartitionState& state = assigned_[{topic, p.partition}] = PartitionState{};
     if (auto resume = context_.resume_position(topic, p.partition)) {
       p.offset = *resume;
-      expected_[{topic, p.partition}] = *resume;
+      state.read_to = *resume;  // the first record read continues from the sink's position
       // What the sink holds is acknowledged: commit it, or the group's offset would lag
       // forever when nothing is left to read (and stop_at_end would never see the end).
       resumed_.push_back({topic, p.partition, *resume});
@@ -117,7 +122,6 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
   for (int i = 0; i < partitions->cnt; ++i) {
     std::string_view topic = intern(partitions->elems[i].topic);
     assigned_.erase({topic, partitions->elems[i].partition});
-    expected_.erase({topic, partitions->elems[i].partition});
     acknowledged_.erase({topic, partitions->elems[i].partition});
     sent_.erase({topic, partitions->elems[i].partition});
     names += (names.empty() ? "" : ", ") + std::string(topic) + "/" +
@@ -131,11 +135,12 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
 
 void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
   std::string_view topic = intern(rd_kafka_topic_name(m->rkt));
+  auto it = assigned_.find({topic, m->partition});
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-    auto it = assigned_.find({topic, m->partition});
-    if (it != assigned_.end()) it->second = true;
-    auto& next = expected_[{topic, m->partition}];
-    next = std::max(next, static_cast<std::int64_t>(m->offset));  // the end: the next offset
+    if (it == assigned_.end()) return;
+    // Every record before the end has been delivered: the consumer is at this offset.
+    it->second.at_end = true;
+    it->second.read_to = std::max(it->second.read_to, static_cast<std::int64_t>(m->offset));
     return;
   }
   if (m->err) {
@@ -144,7 +149,19 @@ void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
     context_.warn("Kafka consumer: " + error_text(m->err) + " (librdkafka retries)");
     return;
   }
-  Record r;
+  if (it == assigned_.end()) return;  // a partition revoked since it was fetched
+  PartitionState& state = it->second;
+  note_gap(topic, m->partition, state, m->offset);
+  Span* span = nullptr;
+  for (auto& s : out.spans)
+    if (s.partition == m->partition && s.topic == topic) span = &s;
+  if (!span) span = &out.spans.emplace_back(Span{topic, m->partition, state.read_to, 0});
+  span->next = m->offset + 1;
+  state.read_to = m->offset + 1;
+  state.taken_to = m->offset + 1;
+  state.at_end = false;
+
+  Record& r = out.records.emplace_back();
   if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
   if (m->payload) r.payload.assign(static_cast<const char*>(m->payload), m->len);
   r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
@@ -157,10 +174,6 @@ void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
     for (size_t i = 0; !rd_kafka_header_get_all(headers, i, &name, &value, &size); ++i)
       r.headers.push_back({name, std::string(static_cast<const char*>(value), size)});
   }
-  auto it = assigned_.find({topic, m->partition});
-  if (it != assigned_.end()) it->second = false;
-  check_gap(topic, m->partition, m->offset);
-  out.records.push_back(std::move(r));
 }
 
 PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
@@ -186,44 +199,69 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
   return finish_at_end_ && caught_up() ? PollResult::end : PollResult::more;
 }
 
-// Offsets jump when the broker no longer has the records in between: retention deleted
-// them (the embedded broker keeps only ~5 MiB per partition), or the topic is compacted
-// or transactional. Say so loudly rather than lose data silently.
-void KafkaSource::check_gap(std::string_view topic, std::int32_t partition, std::int64_t offset) {
-  auto [it, first] = expected_.try_emplace({topic, partition}, offset);
-  if (!first && offset > it->second) {
-    std::int64_t missing = offset - it->second;
-    skipped_->add(static_cast<std::uint64_t>(missing));
-    context_.error("offsets " + std::to_string(it->second) + ".." + std::to_string(offset - 1) + " of " +
-                   std::string(topic) + "/" + std::to_string(partition) +
-                   " were not delivered: the broker no longer has them (the embedded broker keeps "
-                   "only ~5 MiB per partition, so a consumer lagging further loses the oldest "
-                   "records; on a real broker: retention, compaction or transaction markers)");
+// Offsets without a record are normal: transaction markers, aborted transactions,
+// compacted keys. Offsets the broker deleted before we read them (retention; the
+// embedded broker keeps only ~5 MiB per partition) are records lost: say so loudly, and
+// claim no continuity for what follows.
+void KafkaSource::note_gap(std::string_view topic, std::int32_t partition, PartitionState& state,
+                           std::int64_t offset) {
+  if (state.read_to < 0 || offset <= state.read_to) return;
+  std::int64_t low = 0, high = 0;  // cached from the last fetch: no request
+  rd_kafka_get_watermark_offsets(consumer_, std::string(topic).c_str(), partition, &low, &high);
+  if (low > state.read_to) {
+    lost_->add(static_cast<std::uint64_t>(low - state.read_to));
+    context_.error("offsets " + std::to_string(state.read_to) + ".." + std::to_string(low - 1) +
+                   " of " + std::string(topic) + "/" + std::to_string(partition) +
+                   " were deleted by the broker before they were read (retention; the embedded "
+                   "broker keeps only ~5 MiB per partition): those records are lost");
+    state.read_to = -1;
+  } else {
+    skipped_->add(static_cast<std::uint64_t>(offset - state.read_to));
   }
-  it->second = offset + 1;
 }
 
 bool KafkaSource::caught_up() {
   if (!assignment_seen_) return false;
-  for (const auto& [tp, at_end] : assigned_)
-    if (!at_end) return false;
+  for (const auto& [tp, state] : assigned_)
+    if (!state.at_end) return false;
   // An end-of-partition event can be stale (the broker restarted, the producer went on):
   // confirm with the broker's high watermarks, at most every 250 ms.
   auto now = std::chrono::steady_clock::now();
   if (now - last_end_check_ < std::chrono::milliseconds(250)) return false;
   last_end_check_ = now;
-  for (auto& [tp, at_end] : assigned_) {
+  for (auto& [tp, state] : assigned_) {
     int64_t low = 0, high = 0;
     if (rd_kafka_query_watermark_offsets(consumer_, std::string(tp.first).c_str(), tp.second, &low,
                                          &high, 2000) != RD_KAFKA_RESP_ERR_NO_ERROR)
       return false;
-    auto next = expected_.find(tp);
-    if (high > low && (next == expected_.end() || next->second < high)) {
-      at_end = false;  // not at the end after all: wait for the records and a fresh end event
+    if (high > low && state.read_to < high) {
+      state.at_end = false;  // not at the end after all: wait for the records and a fresh end event
       return false;
     }
   }
+  commit_ends();
   return group_done();
+}
+
+// At the end of a partition whose records are all acknowledged, the end offset is the
+// position to commit, not the last record's offset + 1: the offsets after it may hold no
+// record (a transaction's commit marker), and a consumer that read nothing (start =
+// "latest") has no record to commit. Otherwise the group would never look finished.
+void KafkaSource::commit_ends() {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(4);
+  for (const auto& [tp, state] : assigned_) {
+    if (!state.at_end || state.read_to < 0) continue;
+    auto acked = acknowledged_.find(tp);
+    std::int64_t acknowledged = acked == acknowledged_.end() ? -1 : acked->second;
+    if (state.taken_to >= 0 && acknowledged < state.taken_to) continue;  // records in flight
+    if (acknowledged >= state.read_to) continue;
+    acknowledged_[tp] = state.read_to;
+    rd_kafka_topic_partition_list_add(list, std::string(tp.first).c_str(), tp.second)->offset =
+        state.read_to;
+  }
+  if (list->cnt > 0 && rd_kafka_commit(consumer_, list, 1) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    commits_->add();
+  rd_kafka_topic_partition_list_destroy(list);
 }
 
 // True when the group has committed every partition of the subscribed topics up to its
@@ -238,7 +276,13 @@ bool KafkaSource::group_done() {
     rd_kafka_topic_t* rkt = rd_kafka_topic_new(consumer_, t.c_str(), nullptr);
     rd_kafka_resp_err_t rc = rd_kafka_metadata(consumer_, 0, rkt, &md, 2000);
     rd_kafka_topic_destroy(rkt);
-    if (rc || !md || md->topic_cnt != 1) done = false;
+    if (!rc && md && md->topic_cnt == 1 &&
+        md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+      rd_kafka_metadata_destroy(md);
+      rd_kafka_topic_partition_list_destroy(list);
+      check_topics_exist(true);  // throws, naming the topic and the closest existing names
+    }
+    if (rc || !md || md->topic_cnt != 1 || md->topics[0].err) done = false;
     else
       for (int p = 0; p < md->topics[0].partition_cnt; ++p)
         rd_kafka_topic_partition_list_add(list, t.c_str(), md->topics[0].partitions[p].id);
@@ -276,20 +320,39 @@ void KafkaSource::commit(const std::vector<Position>& positions) {
     std::string_view topic = p.topic;  // points into interned_: it came from take()
     // A partition revoked since these records were read belongs to another member now.
     if (!assigned_.count({topic, p.partition})) continue;
-    acknowledged_[{topic, p.partition}] = p.next_offset;
+    auto [it, fresh] = acknowledged_.try_emplace({topic, p.partition}, p.next_offset);
+    if (!fresh && it->second >= p.next_offset) continue;  // already there (an end commit)
+    it->second = p.next_offset;
     rd_kafka_topic_partition_list_add(list, std::string(topic).c_str(), p.partition)->offset =
         p.next_offset;
   }
   if (list->cnt > 0) {
+    // Asynchronous: on_commit records what the coordinator confirmed.
     rd_kafka_resp_err_t rc = rd_kafka_commit(consumer_, list, 1);
-    if (rc) {
-      context_.warn("offset commit: " + error_text(rc));
-    } else {
-      commits_->add();
-      mark_sent(list);
-    }
+    if (rc) context_.warn("offset commit: " + error_text(rc));
+    else commits_->add();
   }
   rd_kafka_topic_partition_list_destroy(list);
+}
+
+void KafkaSource::on_commit(rd_kafka_t*, rd_kafka_resp_err_t err,
+                            rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+  auto* self = static_cast<KafkaSource*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__NO_OFFSET || !offsets) return;
+  for (int i = 0; i < offsets->cnt; ++i) {
+    const rd_kafka_topic_partition_t& p = offsets->elems[i];
+    if (err || p.err) {
+      // Not recorded as sent: revoke and close send it again.
+      self->commit_failures_->add();
+      if (self->commit_failures_->value() <= 10)
+        self->context_.warn("offset commit of " + std::string(p.topic) + "/" +
+                            std::to_string(p.partition) + " failed: " +
+                            error_text(err ? err : p.err) + " (sent again on revoke or close)");
+      continue;
+    }
+    auto& sent = self->sent_[{self->intern(p.topic), p.partition}];
+    sent = std::max(sent, static_cast<std::int64_t>(p.offset));
+  }
 }
 
 void KafkaSource::mark_sent(const rd_kafka_topic_partition_list_t* committed) {
@@ -326,6 +389,101 @@ void KafkaSource::commit_sync(rd_kafka_topic_partition_list_t* only) {
     }
   }
   rd_kafka_topic_partition_list_destroy(list);
+}
+
+void KafkaSource::seek(const std::vector<Position>& positions) {
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()));
+  for (const auto& p : positions)
+    rd_kafka_topic_partition_list_add(list, std::string(p.topic).c_str(), p.partition)->offset =
+        p.next_offset;
+  rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_, list, 10000);
+  std::string failed;
+  if (error) {
+    failed = rd_kafka_error_string(error);
+    rd_kafka_error_destroy(error);
+  }
+  for (int i = 0; failed.empty() && i < list->cnt; ++i)
+    if (list->elems[i].err)
+      failed = std::string(list->elems[i].topic) + "/" + std::to_string(list->elems[i].partition) +
+               ": " + error_text(list->elems[i].err);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (!failed.empty()) throw RetriableError("cannot seek the consumer: " + failed);
+  for (const auto& p : positions) {
+    auto it = assigned_.find({p.topic, p.partition});
+    if (it == assigned_.end()) continue;
+    it->second = PartitionState{};
+    it->second.read_to = p.next_offset;
+    auto acked = acknowledged_.find(it->first);
+    if (acked != acknowledged_.end()) acked->second = std::min(acked->second, p.next_offset);
+  }
+}
+
+void KafkaSource::pause_partitions(rd_kafka_topic_partition_list_t* partitions, bool pause) {
+  rd_kafka_resp_err_t rc = pause ? rd_kafka_pause_partitions(consumer_, partitions)
+                                 : rd_kafka_resume_partitions(consumer_, partitions);
+  if (rc) context_.warn(std::string(pause ? "pause" : "resume") + ": " + error_text(rc));
+}
+
+// While paused the host keeps polling: the consumer answers its group (heartbeats,
+// rebalances, max.poll.interval.ms) and fetches nothing.
+bool KafkaSource::set_paused(bool paused) {
+  paused_ = paused;
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(8);
+  for (const auto& [tp, state] : assigned_)
+    rd_kafka_topic_partition_list_add(list, std::string(tp.first).c_str(), tp.second);
+  if (list->cnt > 0) pause_partitions(list, paused);
+  rd_kafka_topic_partition_list_destroy(list);
+  return true;
+}
+
+namespace {
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+}  // namespace
+
+// A consumer of a topic that does not exist otherwise waits in silence (brokers here do
+// not create topics on demand). `fail`: a bounded run, which would never end.
+void KafkaSource::check_topics_exist(bool fail) {
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(consumer_, 1, nullptr, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR || !md) {
+    context_.warn("cannot list the topics of " + context_.kafka_bootstrap() +
+                  " yet: not checking that the subscribed topics exist");
+    return;
+  }
+  std::vector<std::string> existing;
+  for (int i = 0; i < md->topic_cnt; ++i)
+    if (!md->topics[i].err) existing.emplace_back(md->topics[i].topic);
+  rd_kafka_metadata_destroy(md);
+  std::string problems;
+  for (const auto& topic : topics_) {
+    if (std::find(existing.begin(), existing.end(), topic) != existing.end()) continue;
+    std::string closest;
+    std::size_t best = std::max<std::size_t>(3, topic.size() / 3) + 1;
+    for (const auto& e : existing)
+      if (e.rfind("__", 0) != 0 && edit_distance(topic, e) < best) {
+        best = edit_distance(topic, e);
+        closest = e;
+      }
+    problems += (problems.empty() ? "" : "; ") + std::string("topic '") + topic +
+                "' does not exist" + (closest.empty() ? "" : " (did you mean '" + closest + "'?)");
+  }
+  if (problems.empty()) return;
+  problems += ": create it, list it under [kafka.topics] so pipehost creates it, or fix the name";
+  if (fail) throw FatalError(problems);
+  context_.warn(problems + "; waiting for it to appear");
 }
 
 void KafkaSource::stop() {

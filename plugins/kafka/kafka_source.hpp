@@ -23,22 +23,35 @@ class KafkaSource final : public Source {
   PollResult poll(Batch& out, Millis max_wait) override;
   void commit(const std::vector<Position>& positions) override;
   void finish_at_end() override { finish_at_end_ = true; }
+  void seek(const std::vector<Position>& positions) override;
+  bool set_paused(bool paused) override;
   void stop() override;
 
  private:
+  using PartitionKey = std::pair<std::string_view, std::int32_t>;
+  struct PartitionState {
+    bool at_end = false;         // the last event was the end of the partition
+    std::int64_t read_to = -1;   // every offset before this was read (-1: start unknown)
+    std::int64_t taken_to = -1;  // the last record handed to the host + 1 (-1: none yet)
+  };
+
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions, void* opaque);
+  static void on_commit(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                        rd_kafka_topic_partition_list_t* offsets, void* opaque);
   void assign(rd_kafka_topic_partition_list_t* partitions);
   void revoke(rd_kafka_topic_partition_list_t* partitions);
   void take(rd_kafka_message_t* message, Batch& out);
+  void note_gap(std::string_view topic, std::int32_t partition, PartitionState& state,
+                std::int64_t offset);
   bool caught_up();
+  void commit_ends();
   bool group_done();
-  void check_gap(std::string_view topic, std::int32_t partition, std::int64_t offset);
+  void check_topics_exist(bool fail);
   std::string_view intern(const char* topic);
   void commit_sync(rd_kafka_topic_partition_list_t* only);
   void mark_sent(const rd_kafka_topic_partition_list_t* committed);
-
-  using PartitionKey = std::pair<std::string_view, std::int32_t>;
+  void pause_partitions(rd_kafka_topic_partition_list_t* partitions, bool pause);
 
   Context& context_;
   std::vector<std::string> topics_;
@@ -49,23 +62,24 @@ class KafkaSource final : public Source {
   rd_kafka_t* consumer_ = nullptr;
   rd_kafka_queue_t* queue_ = nullptr;
   std::set<std::string, std::less<>> interned_;
-  // Assigned partitions and whether each has reached its end.
-  std::map<PartitionKey, bool> assigned_;
+  std::map<PartitionKey, PartitionState> assigned_;
   // Last acknowledged positions the host gave us, by partition (what revoke commits).
   std::map<PartitionKey, std::int64_t> acknowledged_;
-  // What was last sent to the group coordinator, so closing does not commit again.
+  // What the group coordinator confirmed, so closing does not commit again and a failed
+  // asynchronous commit is sent again on revoke or close.
   std::map<PartitionKey, std::int64_t> sent_;
-  // The offset each partition should deliver next, to notice records the broker lost.
-  std::map<PartitionKey, std::int64_t> expected_;
   std::vector<Position> resumed_;  // positions taken from the sink, to commit
   std::vector<rd_kafka_message_t*> scratch_;
   bool assignment_seen_ = false;
   bool ever_assigned_ = false;
+  bool paused_ = false;
   std::chrono::steady_clock::time_point last_end_check_{};
   bool finish_at_end_ = false;
   Counter* received_ = nullptr;
   Counter* commits_ = nullptr;
+  Counter* commit_failures_ = nullptr;
   Counter* skipped_ = nullptr;
+  Counter* lost_ = nullptr;
 };
 
 }  // namespace pipehost::kafka

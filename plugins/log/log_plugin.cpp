@@ -1,41 +1,14 @@
 // log: logs the tuple (key, running sum of a field) for each record, as seed 001 asks,
 // and the final totals when the pipeline ends.
-#include <cmath>
 #include <cstdio>
+#include <limits>
 
+#include <pipehost/decimal.hpp>
 #include <pipehost/sdk.hpp>
 
 #include "running_totals.hpp"
 
 namespace pipehost::logsink {
-
-std::string format_units(std::int64_t units, int scale) {
-  std::string sign = units < 0 ? "-" : "";
-  std::uint64_t magnitude = units < 0 ? static_cast<std::uint64_t>(-(units + 1)) + 1
-                                      : static_cast<std::uint64_t>(units);
-  std::uint64_t divisor = 1;
-  for (int i = 0; i < scale; ++i) divisor *= 10;
-  std::string whole = std::to_string(magnitude / divisor);
-  if (scale == 0) return sign + whole;
-  std::string fraction = std::to_string(magnitude % divisor);
-  fraction.insert(0, static_cast<std::size_t>(scale) - fraction.size(), '0');
-  return sign + whole + "." + fraction;
-}
-
-std::int64_t to_units(double value, int scale) {
-  return std::llround(value * std::pow(10.0, scale));
-}
-
-std::shared_ptr<RunningTotals> RunningTotals::for_pipeline(const std::string& pipeline, int scale) {
-  static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<RunningTotals>> by_pipeline;
-  std::lock_guard lock(mutex);
-  auto existing = by_pipeline[pipeline].lock();
-  if (existing) return existing;
-  auto made = std::make_shared<RunningTotals>(scale);
-  by_pipeline[pipeline] = made;
-  return made;
-}
 
 namespace {
 
@@ -52,25 +25,46 @@ class LogSink final : public Sink {
     totals_->join();
   }
 
-  void write(Batch& batch, BatchDone done) override {
-    std::string lines;
+  // Reads every record's key and amount; rejects those without them before anything
+  // is counted.
+  void prepare(Batch& batch) override {
+    entries_.clear();
+    entries_.reserve(batch.records.size());
     for (std::size_t i = 0; i < batch.records.size(); ++i) {
       const Record& r = batch.records[i];
       const Value* key = key_.read(r.value);
-      const Value* amount = value_.read(r.value);
-      std::optional<double> number = amount ? amount->to_number() : std::nullopt;
-      if (!key || !number) {
-        batch.reject(i, "field '" + (key ? value_.name() : key_.name()) +
-                            (key && amount ? "' is not a number" : "' is missing"));
+      if (!key || key->is_null()) {
+        batch.reject(i, "field '" + key_.name() + "' is missing");
         continue;
       }
-      std::string k = key->to_text();
-      auto total = totals_->add(k, to_units(*number, totals_->scale()), r.origin.topic,
-                                r.origin.partition, r.origin.offset);
-      if (total && each_record_)
-        lines += "(" + k + ", " + format_units(*total, totals_->scale()) + ")\n";
+      const Value* amount = value_.read(r.value);
+      if (!amount) {
+        batch.reject(i, "field '" + value_.name() + "' is missing");
+        continue;
+      }
+      std::string problem;
+      auto units = decimal::to_units(*amount, totals_->scale(),
+                                     std::numeric_limits<std::int64_t>::max(), problem);
+      if (!units) {
+        batch.reject(i, "field '" + value_.name() + "' " + problem);
+        continue;
+      }
+      entries_.push_back({key->to_text(), *units});
     }
-    emit(lines);
+  }
+
+  void write(Batch& batch, BatchDone done) override {
+    if (entries_.size() != batch.records.size())
+      throw FatalError("log: write without prepare (the host calls prepare first)");
+    auto totals = totals_->apply(batch, entries_);
+    if (each_record_) {
+      std::string lines;
+      for (std::size_t i = 0; i < totals.size(); ++i)
+        if (totals[i])
+          lines += "(" + entries_[i].key + ", " + decimal::format_units(*totals[i], totals_->scale()) +
+                   ")\n";
+      emit(lines);
+    }
     done(Status::ok());
   }
 
@@ -91,7 +85,7 @@ class LogSink final : public Sink {
                         std::to_string(totals.size()) + " keys, " +
                         std::to_string(totals_->records()) + " records):\n";
     for (const auto& [k, units] : totals)
-      lines += "  (" + k + ", " + format_units(units, totals_->scale()) + ")\n";
+      lines += "  (" + k + ", " + decimal::format_units(units, totals_->scale()) + ")\n";
     emit(lines);
   }
 
@@ -117,6 +111,7 @@ class LogSink final : public Sink {
   bool each_record_;
   bool to_stdout_;
   std::shared_ptr<RunningTotals> totals_;
+  std::vector<Entry> entries_;  // from prepare: the kept records' keys and amounts
   bool stopped_ = false;
 };
 

@@ -8,69 +8,52 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include <pipehost/record.hpp>
+
 namespace pipehost::logsink {
+
+// One record's key and amount in units, read by the sink before the batch is applied.
+struct Entry {
+  std::string key;
+  std::int64_t units = 0;
+};
 
 class RunningTotals {
  public:
   explicit RunningTotals(int scale) : scale_(scale) {}
-  // Adds and returns the new total, in units; nullopt for a record from a partition
-  // position already counted (redelivered after a rebalance): counted once per process.
-  std::optional<std::int64_t> add(const std::string& key, std::int64_t units,
-                                  std::string_view topic, std::int32_t partition,
-                                  std::int64_t offset) {
-    std::lock_guard lock(mutex_);
-    if (partition >= 0) {
-      auto& next = next_offsets_[{std::string(topic), partition}];
-      if (offset < next) return std::nullopt;
-      next = offset + 1;
-    }
-    ++records_;
-    return totals_[key] += units;
-  }
-  std::optional<std::int64_t> next_offset(std::string_view topic, std::int32_t partition) const {
-    std::lock_guard lock(mutex_);
-    auto it = next_offsets_.find({std::string(topic), partition});
-    if (it == next_offsets_.end()) return std::nullopt;
-    return it->second;
-  }
-  std::map<std::string, std::int64_t> snapshot() const {
-    std::lock_guard lock(mutex_);
-    return totals_;
-  }
-  std::uint64_t records() const {
-    std::lock_guard lock(mutex_);
-    return records_;
-  }
+
+  // Adds the batch's entries (entries[i] belongs to batch.records[i]) and returns each
+  // one's new total, or nullopt for a record at an offset this process already counted
+  // (a redelivery after a rebalance). What was counted is judged against the positions
+  // before the batch, so copies of one record fanned out in the batch all count. The
+  // partitions' positions then move to the batch's span ends. Throws FatalError when a
+  // total leaves the 64-bit range; nothing of the batch is applied then.
+  std::vector<std::optional<std::int64_t>> apply(const Batch& batch,
+                                                 const std::vector<Entry>& entries);
+
+  std::optional<std::int64_t> next_offset(std::string_view topic, std::int32_t partition) const;
+  std::map<std::string, std::int64_t> snapshot() const;
+  std::uint64_t records() const;
   int scale() const { return scale_; }
   // Sinks sharing these totals: the last one to leave prints the summary.
-  void join() {
-    std::lock_guard lock(mutex_);
-    ++members_;
-  }
-  bool leave_last() {
-    std::lock_guard lock(mutex_);
-    return --members_ == 0;
-  }
+  void join();
+  bool leave_last();
 
   // One instance per pipeline name, alive while any sink of that pipeline uses it.
   static std::shared_ptr<RunningTotals> for_pipeline(const std::string& pipeline, int scale);
 
  private:
+  using PartitionKey = std::pair<std::string, std::int32_t>;
   int scale_;
   mutable std::mutex mutex_;
-  std::map<std::string, std::int64_t> totals_;
-  std::map<std::pair<std::string, std::int32_t>, std::int64_t> next_offsets_;
+  std::map<std::string, std::int64_t, std::less<>> totals_;
+  std::map<PartitionKey, std::int64_t> next_offsets_;
   std::uint64_t records_ = 0;
   int members_ = 0;
 };
-
-// "1234.50" for units=123450, scale=2; exact.
-std::string format_units(std::int64_t units, int scale);
-// llround(value * 10^scale)
-std::int64_t to_units(double value, int scale);
 
 }  // namespace pipehost::logsink

@@ -114,6 +114,8 @@ class ProtobufDecode final : public RecordTransform {
  public:
   ProtobufDecode(const Options& options, Context& context) : context_(context) {
     if (options.has("fields")) projection_ = options.strings("fields");
+    limits_.max_bytes = static_cast<std::size_t>(options.integer("max_record_bytes"));
+    limits_.max_elements = static_cast<std::uint64_t>(options.integer("max_elements"));
     imports_path_ = descriptor_set_path(options, context);
     // Only for imports that are not well-known types; the default set may be absent.
     if (options.has("descriptor_set") || std::filesystem::exists(imports_path_))
@@ -123,7 +125,8 @@ class ProtobufDecode final : public RecordTransform {
   Verdict apply(Record& record) override {
     const FrameHeader header = parse_frame(record.payload);
     const DecodePlan& plan = plan_for(header);
-    decode_message(plan, std::string_view(record.payload).substr(header.size), record.value);
+    decode_message(plan, std::string_view(record.payload).substr(header.size), record.value,
+                   limits_);
     return Verdict::keep;
   }
 
@@ -208,6 +211,7 @@ class ProtobufDecode final : public RecordTransform {
 
   Context& context_;
   std::vector<std::string> projection_;
+  DecodeLimits limits_;
   std::string imports_path_;
   std::unique_ptr<SchemaFiles> imports_;
   std::unordered_map<std::int32_t, std::unique_ptr<Schema>> schemas_;
@@ -261,7 +265,16 @@ PluginSpec plugin_spec() {
                        "top-level fields to decode, the others are skipped (default: all)"),
        optional_option("descriptor_set", OptionType::string,
                        "descriptor set for imports other than google/protobuf/*.proto; default: " +
-                           default_set + " when present")},
+                           default_set + " when present"),
+       with_range(option("max_record_bytes", OptionType::integer,
+                         static_cast<std::int64_t>(DecodeLimits{}.max_bytes),
+                         "a larger message is rejected (dead letter) instead of decoded"),
+                  1, std::nullopt),
+       with_range(option("max_elements", OptionType::integer,
+                         static_cast<std::int64_t>(DecodeLimits{}.max_elements),
+                         "a message with more list elements plus nested messages is rejected: "
+                         "bounds the time and memory one hostile record can take"),
+                  1, std::nullopt)},
       kDecodeExample);
   return p;
 }

@@ -1,8 +1,10 @@
 #include "wire_decoder.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <pipehost/status.hpp>
+#include <pipehost/utf8.hpp>
 #include <stdexcept>
 
 namespace pipehost::protobuf {
@@ -13,7 +15,6 @@ static_assert(std::endian::native == std::endian::little, "fixed-width reads ass
 
 constexpr int kMaxDepth = 100;  // as protobuf's default recursion limit
 constexpr std::uint32_t kDenseNumbers = 4096;
-constexpr std::uint64_t kMaxFieldNumber = 536870911;
 
 struct Malformed {
   const char* reason;
@@ -28,6 +29,12 @@ struct Cursor {
   const std::uint8_t* p;
   const std::uint8_t* end;
   const std::string* field = nullptr;  // the field being read, for error messages
+  std::uint64_t elements_left = 0;      // the record's budget of list elements and messages
+
+  void spend(std::uint64_t n) {
+    if (n > elements_left) throw Malformed{"more list elements and messages than max_elements"};
+    elements_left -= n;
+  }
 
   std::uint64_t varint() {
     if (p < end && *p < 0x80) return *p++;
@@ -91,7 +98,7 @@ void skip(Cursor& c, std::uint32_t wire, std::uint64_t number, int depth) {
       if (depth >= kMaxDepth) throw Malformed{"groups nested too deeply"};
       for (;;) {
         if (c.p >= c.end) throw Malformed{"unterminated group"};
-        const std::uint64_t tag = c.varint();
+        const auto tag = static_cast<std::uint32_t>(c.varint());
         const auto w = static_cast<std::uint32_t>(tag & 7);
         if (w == kEndGroup) {
           if ((tag >> 3) != number) throw Malformed{"mismatched end of group"};
@@ -115,6 +122,7 @@ void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields
 
 void read_message(const DecodePlan& plan, Cursor& c, Value& slot, int depth) {
   if (depth >= kMaxDepth) throw Malformed{"messages nested too deeply"};
+  c.spend(1);
   const std::uint8_t* stop = c.delimited_end();
   Struct* s = slot.as<Struct>();
   if (!s || s->schema != plan.schema) {  // a repeated occurrence merges into the same struct
@@ -133,7 +141,7 @@ void read_timestamp(Cursor& c, Value& slot) {
   c.end = stop;
   std::uint64_t seconds = 0, nanos = 0;  // unsigned: garbage may overflow, harmlessly
   while (c.p < c.end) {
-    const std::uint64_t tag = c.varint();
+    const auto tag = static_cast<std::uint32_t>(c.varint());
     if (tag == (1 << 3 | kVarint))
       seconds = c.varint();
     else if (tag == (2 << 3 | kVarint))
@@ -188,9 +196,12 @@ void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {
     case Kind::bool_:
       slot = c.varint() != 0;
       return;
-    case Kind::string:
-      assign_string(slot, c.delimited());
+    case Kind::string: {
+      const std::string_view s = c.delimited();
+      if (f.check_utf8 && !utf8::valid(s)) throw Malformed{"invalid UTF-8 in a string"};
+      assign_string(slot, s);
       return;
+    }
     case Kind::bytes: {
       const std::string_view s = c.delimited();
       if (auto* b = slot.as<Bytes>())
@@ -220,7 +231,13 @@ void read_packed(const DecodeField& f, Cursor& c, List& list, int depth) {
   const std::uint8_t* stop = c.delimited_end();
   const WireType wire = wire_type_of(f.kind);
   const auto bytes = static_cast<std::size_t>(stop - c.p);
-  list.reserve(list.size() + (wire == kFixed64 ? bytes / 8 : wire == kFixed32 ? bytes / 4 : bytes));
+  // At most this many values follow (a varint takes at least a byte).
+  const std::size_t most = wire == kFixed64 ? bytes / 8 : wire == kFixed32 ? bytes / 4 : bytes;
+  c.spend(most);
+  // Geometric growth: reserving exactly size + n for each of many small chunks of one
+  // field would copy the list every time (quadratic in the record's size).
+  if (list.capacity() < list.size() + most)
+    list.reserve(std::max(list.size() + most, 2 * list.capacity()));
   const std::uint8_t* outer_end = c.end;
   c.end = stop;
   while (c.p < c.end) read_value(f, c, list.emplace_back(), depth);
@@ -230,10 +247,11 @@ void read_packed(const DecodeField& f, Cursor& c, List& list, int depth) {
 void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields, int depth) {
   while (c.p < c.end) {
     c.field = nullptr;
-    const std::uint64_t tag = c.varint();
+    // Tags are 32-bit: protobuf's parser keeps the low 32 bits of a longer varint.
+    const auto tag = static_cast<std::uint32_t>(c.varint());
     const auto wire = static_cast<std::uint32_t>(tag & 7);
     const std::uint64_t number = tag >> 3;
-    if (number == 0 || number > kMaxFieldNumber) throw Malformed{"invalid field number"};
+    if (number == 0) throw Malformed{"invalid field number"};
     const DecodeField* f = plan.find(static_cast<std::uint32_t>(number));
     if (!f) {
       skip(c, wire, number, depth);  // unknown to this schema, or not in the projection
@@ -242,8 +260,10 @@ void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields
     c.field = f->name;
     Value& slot = fields[f->slot];
     if (wire == wire_type_of(f->kind)) {
-      if (f->repeated)
+      if (f->repeated) {
+        c.spend(1);
         read_value(*f, c, slot.as<List>()->emplace_back(), depth);
+      }
       else
         read_value(*f, c, slot, depth);
     } else if (wire == kLengthDelimited && f->repeated && is_packable(f->kind)) {
@@ -349,6 +369,8 @@ void DecodePlans::build(DecodePlan& p, const gp::Descriptor& message,
     d.slot = static_cast<std::uint32_t>(slot);
     d.kind = kind_of(f);
     d.repeated = f.is_repeated();
+    // As protobuf's own parser: proto3 strings must be UTF-8, proto2 ones need not be.
+    d.check_utf8 = d.kind == Kind::string && f.file()->syntax() == gp::FileDescriptor::SYNTAX_PROTO3;
     if (d.kind == Kind::message) d.message = &nested(*f.message_type());
     if (d.kind == Kind::enumeration) d.enumeration = &enumeration(*f.enum_type());
     p.defaults.push_back(default_of(f, d.kind));
@@ -367,7 +389,12 @@ const EnumInfo& DecodePlans::enumeration(const gp::EnumDescriptor& e) {
   return *info;
 }
 
-void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out) {
+void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out,
+                    const DecodeLimits& limits) {
+  if (bytes.size() > limits.max_bytes)
+    throw InvalidRecord("protobuf " + plan.full_name + " of " + std::to_string(bytes.size()) +
+                        " bytes is larger than max_record_bytes (" +
+                        std::to_string(limits.max_bytes) + ")");
   Struct* s = out.as<Struct>();
   if (s && s->schema == plan.schema) {
     s->fields = plan.defaults;
@@ -376,6 +403,7 @@ void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out) 
     s = out.as<Struct>();
   }
   Cursor c(bytes);
+  c.elements_left = limits.max_elements;
   try {
     decode_fields(plan, c, s->fields, 0);
   } catch (const Malformed& m) {

@@ -23,6 +23,7 @@ struct DecodeField {
   std::uint32_t slot = 0;             // index in the Struct
   Kind kind = Kind::int64;
   bool repeated = false;
+  bool check_utf8 = false;              // a proto3 string: invalid UTF-8 is malformed
   const DecodePlan* message = nullptr;  // Kind::message
   const EnumInfo* enumeration = nullptr;
 };
@@ -75,9 +76,18 @@ class DecodePlans {
   std::unordered_map<const google::protobuf::EnumDescriptor*, std::unique_ptr<EnumInfo>> enums_;
 };
 
+// What one record may cost to decode, so a hostile record is rejected instead of holding
+// a task for minutes (the consumer would be evicted from its group). Nesting is bounded
+// at 100 levels, as protobuf's own parser does.
+struct DecodeLimits {
+  std::size_t max_bytes = 16u << 20;       // the message's size
+  std::uint64_t max_elements = 4u << 20;   // list elements plus nested messages
+};
+
 // Decodes `bytes` (one message) into `out`, which becomes a Struct of plan.schema; a
 // Struct already there with the same schema is reused in place. Throws InvalidRecord
-// on malformed input, naming the field and byte offset.
-void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out);
+// on malformed input or input over the limits, naming the field and byte offset.
+void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out,
+                    const DecodeLimits& limits = {});
 
 }  // namespace pipehost::protobuf

@@ -94,32 +94,53 @@ std::optional<std::int64_t> RedisSumSink::stored_position(std::string_view topic
   return position;
 }
 
+// Reads every record's key and amount, rejecting those that cannot be counted before
+// anything is written: the host dead-letters them before a position past them is stored.
+void RedisSumSink::prepare(Batch& batch) {
+  std::lock_guard lock(mutex_);
+  read_.clear();
+  read_.reserve(batch.records.size());
+  for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    ReadRecord r = reader_.read(batch.records[i]);
+    if (r.problem.empty()) read_.push_back(std::move(r));
+    else batch.reject(i, "redis_sum: " + r.problem);
+  }
+}
+
 void RedisSumSink::write(Batch& batch, BatchDone done) {
   std::lock_guard lock(mutex_);
-  std::vector<ReadRecord> read;
-  read.reserve(batch.records.size());
-  for (const auto& record : batch.records) read.push_back(reader_.read(record));
+  if (read_.size() != batch.records.size())
+    throw FatalError("redis_sum: write without prepare (the host calls prepare first)");
   std::vector<std::string> fields = partition_fields(batch);
   for (int round = 1;; ++round) {
     ensure_ready();
     load_positions(fields);
-    WritePlan plan = plan_batch(batch, read, positions_);
+    WritePlan plan = plan_batch(batch, read_, positions_);
     if (plan.empty() || run_script(plan) == Outcome::applied) {
-      finish(batch, read, plan);
+      finish(plan);
       done(Status::ok());
       return;
     }
     conflicts_.add();
+    // Redis holds another position than we last saw: read them again. One that vanished
+    // means Redis lost the positions with the totals: exact totals cannot be rebuilt.
+    PositionCache seen;
+    for (const auto& f : fields) seen[f] = positions_[f];
     for (const auto& f : fields) positions_.erase(f);
+    load_positions(fields);
+    for (const auto& f : fields)
+      if (seen[f] && !positions_[f])
+        throw FatalError("redis_sum: the position of " + f + " vanished from '" +
+                         config_.positions_key + "' (it was " + std::to_string(*seen[f]) +
+                         "): Redis lost its data, so the totals cannot be made exact again; "
+                         "restore Redis, or delete the totals and reset the group's offsets");
     if (round == kMaxConflictRounds)
       throw RetriableError("redis_sum: positions in '" + config_.positions_key +
                            "' keep changing: is another sink writing the same partitions?");
   }
 }
 
-void RedisSumSink::finish(Batch& batch, const std::vector<ReadRecord>& read,
-                          const WritePlan& plan) {
-  for (std::size_t i : plan.rejected) batch.reject(i, "redis_sum: " + read[i].problem);
+void RedisSumSink::finish(const WritePlan& plan) {
   for (const auto& p : plan.partitions) positions_[p.field] = p.next;
   records_written_.add(plan.counted.size());
   records_already_applied_.add(plan.already_applied);

@@ -23,6 +23,7 @@ class RedisSumSink final : public Sink {
   RedisSumSink(SinkConfig config, Context& context);
 
   void start() override;
+  void prepare(Batch& batch) override;
   void write(Batch& batch, BatchDone done) override;
   void stop() override;
   std::optional<std::int64_t> stored_position(std::string_view topic,
@@ -36,7 +37,7 @@ class RedisSumSink final : public Sink {
   std::optional<std::int64_t> parse_position(const std::string& field, const redisReply& r) const;
   Outcome run_script(const WritePlan& plan);
   std::vector<std::string> script_command(const WritePlan& plan) const;
-  void finish(Batch& batch, const std::vector<ReadRecord>& read, const WritePlan& plan);
+  void finish(const WritePlan& plan);
 
   SinkConfig config_;
   Context& context_;
@@ -44,6 +45,7 @@ class RedisSumSink final : public Sink {
   RecordReader reader_;
   std::string script_sha_;
   PositionCache positions_;
+  std::vector<ReadRecord> read_;  // from prepare: the kept records' keys and amounts, in order
   std::mutex mutex_;  // write and stored_position may come from different threads
   Counter& records_written_;
   Counter& batches_written_;

@@ -51,68 +51,57 @@ std::string position_field(std::string_view topic, std::int32_t partition) {
   return field;
 }
 
-namespace {
-
-// Records of one partition come in runs: look a partition up once per run.
-template <class F>
-void for_each_partition_run(const Batch& batch, F&& on_new_partition) {
-  std::string_view topic;
-  std::int32_t partition = -1;
-  for (const auto& r : batch.records) {
-    if (r.origin.partition < 0) continue;
-    if (r.origin.partition == partition && r.origin.topic == topic) continue;
-    topic = r.origin.topic;
-    partition = r.origin.partition;
-    on_new_partition(position_field(topic, partition));
-  }
-}
-
-}  // namespace
-
 std::vector<std::string> partition_fields(const Batch& batch) {
   std::vector<std::string> fields;
-  for_each_partition_run(batch, [&](std::string field) {
+  for (const auto& span : batch.spans) {
+    std::string field = position_field(span.topic, span.partition);
     if (std::find(fields.begin(), fields.end(), field) == fields.end())
       fields.push_back(std::move(field));
-  });
+  }
   return fields;
 }
 
 WritePlan plan_batch(const Batch& batch, const std::vector<ReadRecord>& read,
                      const PositionCache& positions) {
   WritePlan plan;
+  // Where each span's partition stands in Redis: records below it are already applied.
+  struct Partition {
+    std::string_view topic;
+    std::int32_t partition;
+    std::optional<std::int64_t> stored;
+  };
+  std::vector<Partition> partitions;
+  for (const Span& span : batch.spans) {
+    std::string field = position_field(span.topic, span.partition);
+    const std::optional<std::int64_t> stored = positions.at(field);
+    if (stored && span.from >= 0 && *stored < span.from)
+      throw PositionMismatch("redis_sum: Redis holds position " + std::to_string(*stored) +
+                             " for " + field + " but this batch continues from " +
+                             std::to_string(span.from) +
+                             ": Redis lost writes (a restart without fsync, a failover to a "
+                             "lagging replica)");
+    partitions.push_back({span.topic, span.partition, stored});
+    if (!stored || span.next > *stored) plan.partitions.push_back({std::move(field), stored, span.next});
+  }
   std::unordered_map<std::string_view, std::size_t> key_index;
-  std::vector<bool> moved;
-  std::string_view topic;
-  std::int32_t partition = -1;
-  std::size_t part = 0;
+  std::size_t last = 0;  // records of one partition come in runs: look it up once per run
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
     const Origin& origin = batch.records[i].origin;
     if (origin.partition >= 0) {
-      if (origin.partition != partition || origin.topic != topic || plan.partitions.empty()) {
-        topic = origin.topic;
-        partition = origin.partition;
-        std::string field = position_field(topic, partition);
-        auto same = [&](const PartitionUpdate& p) { return p.field == field; };
-        auto it = std::find_if(plan.partitions.begin(), plan.partitions.end(), same);
-        part = static_cast<std::size_t>(it - plan.partitions.begin());
-        if (it == plan.partitions.end()) {
-          std::optional<std::int64_t> stored = positions.at(field);
-          plan.partitions.push_back({std::move(field), stored, stored.value_or(0)});
-          moved.push_back(false);
-        }
+      if (last >= partitions.size() || partitions[last].partition != origin.partition ||
+          partitions[last].topic != origin.topic) {
+        last = static_cast<std::size_t>(
+            std::find_if(partitions.begin(), partitions.end(),
+                         [&](const Partition& p) {
+                           return p.partition == origin.partition && p.topic == origin.topic;
+                         }) -
+            partitions.begin());
       }
-      PartitionUpdate& p = plan.partitions[part];
-      if (p.expected && origin.offset < *p.expected) {
+      if (last < partitions.size() && partitions[last].stored &&
+          origin.offset < *partitions[last].stored) {
         ++plan.already_applied;
         continue;
       }
-      p.next = std::max(p.next, origin.offset + 1);
-      moved[part] = true;
-    }
-    if (!read[i].problem.empty()) {
-      plan.rejected.push_back(i);
-      continue;
     }
     plan.counted.push_back(i);
     auto [it, added] = key_index.try_emplace(read[i].key, plan.increments.size());
@@ -123,10 +112,6 @@ WritePlan plan_batch(const Batch& batch, const std::vector<ReadRecord>& read,
       throw FatalError("redis_sum: the batch's total for key '" + read[i].key +
                        "' leaves the exact range (2^53 units)");
   }
-  std::vector<PartitionUpdate> advancing;
-  for (std::size_t k = 0; k < plan.partitions.size(); ++k)
-    if (moved[k]) advancing.push_back(std::move(plan.partitions[k]));
-  plan.partitions = std::move(advancing);
   return plan;
 }
 

@@ -35,7 +35,7 @@ class RecordReader {
 // The field of a partition in the positions hash: "<topic>:<partition>".
 std::string position_field(std::string_view topic, std::int32_t partition);
 
-// The fields of the partitions the batch's records come from, each once, in order.
+// The fields of the partitions the batch covers (its spans), each once, in order.
 std::vector<std::string> partition_fields(const Batch& batch);
 
 // Next offset to read per partition field as Redis holds it: nullopt when Redis holds
@@ -52,14 +52,16 @@ struct WritePlan {
   std::vector<std::pair<std::string, std::int64_t>> increments;  // key -> units, first-seen order
   std::vector<PartitionUpdate> partitions;  // only partitions that move forward
   std::vector<std::size_t> counted;         // records summed into increments
-  std::vector<std::size_t> rejected;        // new records that cannot be counted
   std::size_t already_applied = 0;          // records below their partition's position
   bool empty() const { return increments.empty() && partitions.empty(); }
 };
 
-// `positions` must know every partition of the batch. A rejected record still moves
-// its partition's position: it has been handled (dead-lettered or skipped), like the
-// source's own commit. Throws FatalError if a key's sum leaves the exact range.
+// `read[i]` is record i's key and amount (the sink rejected unreadable records in
+// prepare); `positions` must know every partition of the batch's spans. Positions move to
+// the spans' ends, whatever records were dropped or rejected before the sink: those were
+// dealt with by the host. Throws PositionMismatch when Redis holds a position before a
+// span's start (Redis lost writes: the records in between must be read again), and
+// FatalError if a key's sum leaves the exact range.
 WritePlan plan_batch(const Batch& batch, const std::vector<ReadRecord>& read,
                      const PositionCache& positions);
 

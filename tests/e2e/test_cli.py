@@ -135,6 +135,7 @@ sink = {{ plugin = "file", path = "{dlq}", with_headers = true, with_key = true 
 def test_admin_endpoint_health_metrics_pause_and_resume():
     import signal
     import time
+    import urllib.error
     import urllib.request
 
     from support import free_port, start_pipehost, wait_until
@@ -142,38 +143,56 @@ def test_admin_endpoint_health_metrics_pause_and_resume():
     out = os.path.join(tempfile.mkdtemp(), "admin.jsonl")
     config = write_config(f"""
 admin = "127.0.0.1:{port}"
+admin_token = "${{TEST_ADMIN_TOKEN}}"
 [pipelines.slow]
 source = {{ plugin = "datagen", count = 0, rate = 500, seed = 1 }}
 sink = {{ plugin = "file", path = "{out}" }}
 """)
-    p = start_pipehost("run", config, "--no-progress")
+    p = start_pipehost("run", config, "--no-progress", env={"TEST_ADMIN_TOKEN": "s3cret"})
     base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": "Bearer s3cret"}
+    as_json = {"Content-Type": "application/json", **auth}
 
-    def get(path, data=None):
-        with urllib.request.urlopen(base + path, data=data, timeout=5) as r:
-            return r.status, r.read().decode()
+    def call(path, data=None, headers=auth, host=None):
+        request = urllib.request.Request(base + path, data=data, headers=dict(headers))
+        if host:
+            request.add_header("Host", host)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def up():
         try:
-            return get("/health")[0] == 200
+            return call("/health", headers={})[0] == 200
         except OSError:
             return False
     try:
         wait_until(up, 15, "the admin endpoint")
-        status, body = get("/health")
+        status, body = call("/health", headers={})  # open for probes
         assert json.loads(body)["pipelines"] == {"slow": "running"}
-        wait_until(lambda: 'pipehost_records_acknowledged_total{pipeline="slow"}' in get("/metrics")[1], 10, "metrics")
-        status, body = get("/pipelines/slow/pause", data=b"")
+        wait_until(lambda: 'pipehost_records_acknowledged_total{pipeline="slow"}' in call("/metrics")[1], 10, "metrics")
+        # What a browser could send cross-site, and what it cannot pass.
+        assert call("/pipelines", headers={})[0] == 401
+        assert call("/pipelines", headers={"Authorization": "Bearer wrong"})[0] == 401
+        form = {"Content-Type": "application/x-www-form-urlencoded", **auth}
+        assert call("/pipelines/slow/pause", data=b"", headers=form)[0] == 415
+        assert call("/pipelines/slow/pause", data=b"{}", headers=as_json, host="evil.example:80")[0] == 403
+        assert json.loads(call("/pipelines")[1])[0]["state"] == "running"
+        status, body = call("/pipelines/slow/pause", data=b"{}", headers=as_json)
+        assert status == 200, body
         assert json.loads(body)[0]["state"] == "paused"
         time.sleep(0.5)  # let the batch in flight land
-        before = json.loads(get("/pipelines")[1])[0]["records_read"]
+        before = json.loads(call("/pipelines")[1])[0]["records_read"]
         time.sleep(1)
-        assert json.loads(get("/pipelines")[1])[0]["records_read"] == before
-        get("/pipelines/slow/resume", data=b"")
-        wait_until(lambda: json.loads(get("/pipelines")[1])[0]["records_read"] > before, 10, "resumed reading")
+        assert json.loads(call("/pipelines")[1])[0]["records_read"] == before
+        call("/pipelines/slow/resume", data=b"{}", headers=as_json)
+        wait_until(lambda: json.loads(call("/pipelines")[1])[0]["records_read"] > before, 10, "resumed reading")
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=30)
         assert p.returncode == 0, err
+        assert "s3cret" not in err
     finally:
         if p.poll() is None:
             p.kill()

@@ -13,6 +13,7 @@ Batch batch_of(std::string_view topic, std::int32_t partition, std::int64_t firs
     r.origin = {topic, partition, first + i};
     b.records.push_back(r);
   }
+  b.spans = b.spans_from_records();
   return b;
 }
 }  // namespace
@@ -21,6 +22,8 @@ TEST_CASE("positions_of gives the next offset per partition") {
   Batch b = batch_of("t", 0, 10, 3);
   Batch other = batch_of("t", 1, 5, 2);
   for (auto& r : other.records) b.records.push_back(r);
+  b.spans = b.spans_from_records();
+  CHECK(b.spans[0].from == -1);  // made from records: no claim about what came before
   auto p = positions_of(b);
   REQUIRE(p.size() == 2);
   CHECK(p[0].next_offset == 13);
@@ -66,4 +69,46 @@ TEST_CASE("room is bounded by records and bytes in flight") {
   t.complete(a, Status::ok());
   CHECK(t.wait_for_room(100, 1000, Millis(1)));
   CHECK(t.wait_all(Millis(1)));
+}
+
+TEST_CASE("an abandoned batch blocks later commits without being an error of the sink") {
+  DeliveryTracker t;
+  auto a = t.begin(positions_of(batch_of("t", 0, 0, 5)), 5, 50, 2);
+  auto b = t.begin(positions_of(batch_of("t", 0, 5, 5)), 5, 50, 2);
+  t.complete(a, Status::ok());
+  t.abandon(a);
+  t.complete(b, Status::ok());
+  t.complete(b, Status::ok());
+  auto d = t.drain();
+  CHECK(d.positions.empty());
+  REQUIRE(d.error);
+  CHECK(d.error->code() == Code::cancelled);
+  CHECK(t.in_flight_records() == 0);
+  CHECK(t.wait_all(Millis(1)));
+}
+
+TEST_CASE("a discarded (rewound) batch commits nothing and does not block the next ones") {
+  DeliveryTracker t;
+  auto a = t.begin(positions_of(batch_of("t", 0, 0, 5)), 5, 50, 2);
+  auto b = t.begin(positions_of(batch_of("t", 0, 5, 5)), 5, 50, 2);
+  t.complete(a, Status::ok());
+  t.complete(a, Status::ok());
+  t.discard(b);
+  auto c = t.begin(positions_of(batch_of("t", 0, 3, 4)), 4, 40, 1);  // read again from 3
+  t.complete(c, Status::ok());
+  auto d = t.drain();
+  CHECK_FALSE(d.error);
+  REQUIRE(d.positions.size() == 1);
+  CHECK(d.positions[0].next_offset == 7);
+  CHECK(d.records == 9);
+}
+
+TEST_CASE("decoded bytes count against the byte limit until the batch completes") {
+  DeliveryTracker t;
+  auto a = t.begin({}, 1, 100, 1);
+  t.add_bytes(a, 900);
+  CHECK(t.in_flight_bytes() == 1000);
+  CHECK_FALSE(t.wait_for_room(10, 1000, Millis(1)));
+  t.complete(a, Status::ok());
+  CHECK(t.in_flight_bytes() == 0);
 }

@@ -1,6 +1,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include <pipehost/testing.hpp>
 
 #include "../running_totals.hpp"
@@ -9,55 +11,138 @@ extern "C" const pipehost::PluginSpec* pipehost_plugin(const char** error) noexc
 
 using namespace pipehost;
 
-TEST_CASE("decimal formatting is exact") {
-  CHECK(logsink::format_units(123450, 2) == "1234.50");
-  CHECK(logsink::format_units(5, 2) == "0.05");
-  CHECK(logsink::format_units(-5, 2) == "-0.05");
-  CHECK(logsink::format_units(7, 0) == "7");
-  CHECK(logsink::to_units(0.1 + 0.2, 2) == 30);
-}
+namespace {
 
-TEST_CASE("the sink sums per key across tasks and rejects records without the fields") {
+const ComponentSpec& log_component() {
   const char* error = nullptr;
   const PluginSpec* spec = pipehost_plugin(&error);
   REQUIRE(spec);
-  const ComponentSpec& c = spec->components.front();
+  return spec->components.front();
+}
+
+std::unique_ptr<SinkStage> make(testing::TestContext& ctx, std::map<std::string, OptionValue> given) {
+  const ComponentSpec& c = log_component();
+  std::string why;
+  auto sink = c.make_sink(testing::options_for(c.options, std::move(given)), ctx, why);
+  REQUIRE_MESSAGE(sink, why);
+  return sink;
+}
+
+Record record(const char* account, Value amount, std::int32_t partition = -1,
+              std::int64_t offset = -1) {
+  static const auto schema = StructSchema::make({"account_number", "amount"});
+  Record r;
+  r.value = Struct{schema, {Value(account), std::move(amount)}};
+  r.origin = {"t", partition, offset};
+  return r;
+}
+
+// Drives the stage as the host does: prepare, rejections set aside, write.
+std::vector<Rejection> deliver(SinkStage& sink, Batch& batch, Status expected = Status::ok()) {
+  if (batch.spans.empty()) batch.spans = batch.spans_from_records();
+  REQUIRE(sink.prepare(batch).is_ok());
+  std::vector<Rejection> rejected = std::move(batch.rejections);
+  batch.rejections.clear();
+  batch.compact();
+  int done = 0;
+  Status s = sink.write(batch, [&](Status) { ++done; });
+  CHECK(s.code() == expected.code());
+  CHECK(done == (expected.is_ok() ? 1 : 0));
+  return rejected;
+}
+
+}  // namespace
+
+TEST_CASE("the sink sums per key across tasks and rejects records without the fields") {
   testing::TestContext ctx;
   ctx.pipeline_name = "log-test";
-  auto options = testing::options_for(c.options, {{"each_record", false}});
-  std::string why;
-  auto a = c.make_sink(options, ctx, why);
-  auto b = c.make_sink(options, ctx, why);
-  REQUIRE(a);
-  REQUIRE(b);
-  auto schema = StructSchema::make({"account_number", "amount"});
-  auto record = [&](const char* account, double amount) {
-    Record r;
-    r.value = Struct{schema, {Value(account), Value(amount)}};
-    return r;
-  };
+  auto a = make(ctx, {{"each_record", false}});
+  auto b = make(ctx, {{"each_record", false}});
   Batch one;
   one.records = {record("A", 0.1), record("B", 2.5), record("A", 0.2)};
   Batch two;
   two.records = {record("A", 0.3), Record{}};
-  int done = 0;
-  CHECK(a->write(one, [&](Status s) { done += s.is_ok(); }).is_ok());
-  CHECK(b->write(two, [&](Status s) { done += s.is_ok(); }).is_ok());
-  CHECK(done == 2);
-  REQUIRE(two.rejections.size() == 1);
-  CHECK(two.rejections[0].reason.find("account_number") != std::string::npos);
+  CHECK(deliver(*a, one).empty());
+  auto rejected = deliver(*b, two);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].reason.find("account_number") != std::string::npos);
   auto totals = logsink::RunningTotals::for_pipeline("log-test", 2)->snapshot();
-  CHECK(totals["A"] == 60);
+  CHECK(totals["A"] == 60);  // 0.1 + 0.2 + 0.3, exactly
   CHECK(totals["B"] == 250);
 }
 
+TEST_CASE("amounts that are not finite, out of range or inexact decimals are rejected") {
+  testing::TestContext ctx;
+  ctx.pipeline_name = "log-bad-amounts";
+  auto sink = make(ctx, {{"each_record", false}});
+  Batch b;
+  b.records = {record("A", std::numeric_limits<double>::quiet_NaN()),
+               record("A", std::numeric_limits<double>::infinity()),
+               record("A", 1e300),
+               record("A", "12.345"),
+               record("A", "1e3"),
+               record("A", "12.34"),
+               record("A", std::int64_t{5})};
+  auto rejected = deliver(*sink, b);
+  REQUIRE(rejected.size() == 5);
+  CHECK(rejected[0].reason == "field 'amount' is not a finite number");
+  CHECK(rejected[1].reason == "field 'amount' is not a finite number");
+  CHECK(rejected[2].reason == "field 'amount' is out of range");
+  CHECK(rejected[3].reason == "field 'amount' is not a decimal number with at most 2 decimals");
+  CHECK(rejected[4].reason == "field 'amount' is not a decimal number with at most 2 decimals");
+  CHECK(logsink::RunningTotals::for_pipeline("log-bad-amounts", 2)->snapshot()["A"] == 1734);
+}
+
+TEST_CASE("a total leaving the 64-bit range fails the batch and changes nothing") {
+  testing::TestContext ctx;
+  ctx.pipeline_name = "log-overflow";
+  auto sink = make(ctx, {{"each_record", false}, {"scale", std::int64_t{0}}});
+  const std::int64_t big = std::numeric_limits<std::int64_t>::max() - 10;
+  Batch first;
+  first.records = {record("A", big)};
+  deliver(*sink, first);
+  Batch second;
+  second.records = {record("B", std::int64_t{1}), record("A", std::int64_t{11})};
+  deliver(*sink, second, Status::fatal(""));
+  auto totals = logsink::RunningTotals::for_pipeline("log-overflow", 0)->snapshot();
+  CHECK(totals["A"] == big);
+  CHECK(totals.count("B") == 0);
+}
+
 TEST_CASE("a record redelivered from a position already counted is counted once") {
-  auto totals = logsink::RunningTotals::for_pipeline("dedupe", 2);
-  CHECK(totals->add("A", 100, "t", 0, 0) == 100);
-  CHECK(totals->add("A", 100, "t", 0, 1) == 200);
-  CHECK_FALSE(totals->add("A", 100, "t", 0, 1));  // redelivered
-  CHECK(totals->add("A", 100, "t", 1, 0) == 300);  // another partition
-  CHECK(totals->add("A", 100, "", -1, -1) == 400);  // no origin: always counted
-  CHECK(totals->next_offset("t", 0) == 2);
-  CHECK_FALSE(totals->next_offset("t", 5));
+  logsink::RunningTotals totals(2);
+  std::vector<logsink::Entry> entries(2, logsink::Entry{"A", 100});
+  Batch b;
+  b.records = {record("A", 1.0, 0, 0), record("A", 1.0, 0, 1)};
+  b.spans = b.spans_from_records();
+  auto first = totals.apply(b, entries);
+  CHECK(first[0] == 100);
+  CHECK(first[1] == 200);
+  auto again = totals.apply(b, entries);  // redelivered after a rebalance
+  CHECK_FALSE(again[0]);
+  CHECK_FALSE(again[1]);
+  CHECK(totals.next_offset("t", 0) == 2);
+  CHECK_FALSE(totals.next_offset("t", 5));
+}
+
+TEST_CASE("copies of one record fanned out in a batch are all counted") {
+  logsink::RunningTotals totals(2);
+  Batch b;
+  b.records = {record("A", 1.0, 0, 7), record("B", 1.0, 0, 7), record("A", 1.0, 0, 8)};
+  b.spans = b.spans_from_records();
+  auto out = totals.apply(b, {{"A", 100}, {"B", 100}, {"A", 100}});
+  CHECK(out[0] == 100);
+  CHECK(out[1] == 100);
+  CHECK(out[2] == 200);
+  CHECK(totals.snapshot()["A"] == 200);
+  CHECK(totals.records() == 3);
+}
+
+TEST_CASE("records dropped before the sink still move the position") {
+  logsink::RunningTotals totals(2);
+  Batch b;
+  b.records = {record("A", 1.0, 0, 3)};
+  b.spans = {{"t", 0, 0, 10}};
+  totals.apply(b, {{"A", 100}});
+  CHECK(totals.next_offset("t", 0) == 10);
 }

@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <google/protobuf/util/field_comparator.h>
 #include <google/protobuf/util/message_differencer.h>
 
 #include <cstdint>
@@ -290,16 +291,104 @@ TEST_CASE("decode: truncated and garbage input is rejected, never crashes") {
       InvalidRecord);
   CHECK_THROWS_WITH_AS(decode_message(plan, test::bytes({0x0f}), *std::make_unique<Value>()),
                        doctest::Contains("invalid wire type"), InvalidRecord);
+  // Differential: whatever protobuf's own parser accepts, the wire decoder accepts too and
+  // reads the same fields (compared by encoding the value back and parsing it).
+  gp::LogSilencer quiet;  // protobuf logs each invalid UTF-8 string it refuses
   std::mt19937 random(42);
+  int agreed = 0, lenient = 0;
   for (int i = 0; i < 20000; ++i) {
     std::string garbage = wire;
     for (int k = 0; k < 3; ++k) garbage[random() % garbage.size()] = static_cast<char>(random());
+    auto reference = test::new_message(test::test_files(), "pipehost.test.Everything");
+    const bool protobuf_accepts = reference->ParseFromString(garbage);
     Value v;
+    bool accepted = true;
+    std::string why;
     try {
       decode_message(plan, garbage, v);
-    } catch (const InvalidRecord&) {
+    } catch (const InvalidRecord& e) {
+      accepted = false;
+      why = e.what();
     }
+    if (!protobuf_accepts) {
+      lenient += accepted;  // 10-byte varints whose last byte overflows 64 bits
+      continue;
+    }
+    INFO("input " << i << ": " << why);
+    REQUIRE(accepted);
+    std::string again;
+    try {
+      encode_message(codec.encoder("pipehost.test.Everything"), v, again);
+    } catch (const InvalidRecord&) {
+      continue;  // e.g. an enum number the schema does not name, kept as text
+    }
+    auto reread = test::new_message(test::test_files(), "pipehost.test.Everything");
+    REQUIRE(reread->ParseFromString(again));
+    reference->DiscardUnknownFields();
+    // Timestamps are kept to the microsecond: compare the rest.
+    const gp::FieldDescriptor* at = reference->GetDescriptor()->FindFieldByName("at");
+    reference->GetReflection()->ClearField(reference.get(), at);
+    reread->GetReflection()->ClearField(reread.get(), at);
+    gp::util::MessageDifferencer differencer;
+    gp::util::DefaultFieldComparator comparator;
+    comparator.set_treat_nan_as_equal(true);
+    differencer.set_field_comparator(&comparator);
+    std::string differences;
+    differencer.ReportDifferencesToString(&differences);
+    INFO(differences);
+    CHECK(differencer.Compare(*reread, *reference));
+    ++agreed;
   }
+  MESSAGE(agreed << " mutated inputs decoded like protobuf; " << lenient
+                 << " accepted that protobuf refuses");
+  CHECK(agreed > 1000);
+  CHECK(lenient < 20);  // invalid UTF-8 in proto3 strings is refused like protobuf does
+}
+
+TEST_CASE("decode: many small packed chunks decode in linear time" * doctest::timeout(20)) {
+  // 200k chunks of one packed int each (field 18): reserving exactly size + n per chunk
+  // made this quadratic (minutes); amortised growth takes milliseconds.
+  Codec codec;
+  const DecodePlan& plan = codec.decoder("pipehost.test.Everything");
+  std::string wire;
+  constexpr int kChunks = 200000;
+  for (int i = 0; i < kChunks; ++i) wire += test::bytes({0x92, 0x01, 0x01, 0x07});
+  Value v;
+  decode_message(plan, wire, v);
+  const List* ints = field(v, "packed_ints").as<List>();
+  REQUIRE(ints != nullptr);
+  CHECK(ints->size() == kChunks);
+  CHECK(ints->back() == Value(7));
+}
+
+TEST_CASE("decode: records over the budget are rejected with the limit named") {
+  Codec codec;
+  const DecodePlan& plan = codec.decoder("pipehost.test.Everything");
+  std::string wire;
+  for (int i = 0; i < 100; ++i) wire += test::bytes({0x92, 0x01, 0x01, 0x07});
+  Value v;
+  CHECK_THROWS_WITH_AS(decode_message(plan, wire, v, DecodeLimits{1u << 20, 99}),
+                       doctest::Contains("more list elements and messages than max_elements"),
+                       InvalidRecord);
+  CHECK_NOTHROW(decode_message(plan, wire, v, DecodeLimits{1u << 20, 100}));
+  CHECK_THROWS_WITH_AS(decode_message(plan, wire, v, DecodeLimits{399, 1000}),
+                       doctest::Contains("larger than max_record_bytes (399)"), InvalidRecord);
+  // Nested messages count too: 200 `inners` with a budget of 100.
+  std::string many;
+  for (int i = 0; i < 200; ++i) many += test::bytes({0xaa, 0x01, 0x00});
+  CHECK_THROWS_WITH_AS(decode_message(plan, many, v, DecodeLimits{1u << 20, 100}),
+                       doctest::Contains("max_elements"), InvalidRecord);
+  // And nesting stops at 100 levels (Inner.child is recursive).
+  auto varint = [](std::size_t n) {
+    std::string out;
+    for (; n >= 0x80; n >>= 7) out += static_cast<char>((n & 0x7f) | 0x80);
+    return out + static_cast<char>(n);
+  };
+  std::string deep;
+  for (int i = 0; i < 150; ++i) deep = "\x1a" + varint(deep.size()) + deep;
+  deep = test::bytes({0x8a, 0x01}) + varint(deep.size()) + deep;
+  CHECK_THROWS_WITH_AS(decode_message(plan, deep, v), doctest::Contains("nested too deeply"),
+                       InvalidRecord);
 }
 
 TEST_CASE("decode: a reused value is reset, not merged") {

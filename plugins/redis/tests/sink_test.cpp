@@ -58,15 +58,16 @@ struct Fixture {
   }
 };
 
-// Writes and checks the sink calls done exactly once with ok.
-void write_ok(Sink& sink, Batch& batch) {
-  int calls = 0;
-  sink.write(batch, [&](Status s) {
-    ++calls;
-    CHECK(s.is_ok());
-  });
-  CHECK(calls == 1);
+// Writes as the host does and checks the sink calls done exactly once with ok.
+pipehost::testing::SinkResult write_ok(Sink& sink, Batch& batch) {
+  auto result = pipehost::testing::write_batch(sink, batch);
+  CHECK(result.done_calls == 1);
+  CHECK(result.status.is_ok());
+  return result;
 }
+
+// Writes as the host does; what write throws propagates.
+void write(Sink& sink, Batch& batch) { pipehost::testing::write_batch(sink, batch); }
 
 Batch batch_of(const std::vector<Record>& records, std::size_t from, std::size_t to) {
   Batch b;
@@ -255,15 +256,84 @@ TEST_CASE("a record with a missing or non-numeric field is rejected, the rest co
   no_amount.origin = Origin{kTopic, 0, 2};
   b.records.push_back(no_amount);
   b.records.push_back(cents_record("E", 1, 0, 3));
-  write_ok(*sink, b);
+  b.spans = b.spans_from_records();
+  // Rejected in prepare, before anything is written: no position moves past a record
+  // the host has not dead-lettered yet (it might crash, or stop on on_error = "fail").
+  sink->prepare(b);
   REQUIRE(b.rejections.size() == 2);
-  CHECK(b.rejections[0].reason.find("'amount' is not a number") != std::string::npos);
+  CHECK(b.rejections[0].reason.find("'amount' is not a decimal number") != std::string::npos);
   CHECK(b.rejections[1].reason.find("'amount' is missing") != std::string::npos);
   CHECK(b.records[1].dropped);
   CHECK(b.records[2].dropped);
+  CHECK(f.hget("pipehost:positions:test", std::string(kTopic) + ":0") == "<nil>");
+  CHECK(f.get("E") == "<nil>");
+  // The host dealt with them: the rest is written and the position covers the batch.
+  b.rejections.clear();
+  b.compact();
+  int calls = 0;
+  sink->write(b, [&](Status s) { calls += s.is_ok(); });
+  CHECK(calls == 1);
   CHECK(f.get("E") == "5.01");
   CHECK(sink->stored_position(kTopic, 0) == 4);
   CHECK(f.context.counter_value("records_written") == 2);
+}
+
+TEST_CASE("records dropped before the sink still move the position: the span does") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch b;
+  for (int i = 0; i < 10; ++i) b.records.push_back(cents_record("K", 1, 0, i));
+  b.spans = {{kTopic, 0, 0, 10}};
+  b.records.resize(5);  // a transform dropped offsets 5..9
+  write_ok(*sink, b);
+  CHECK(sink->stored_position(kTopic, 0) == 10);
+  Batch empty;  // a batch whose records were all filtered out
+  empty.spans = {{kTopic, 0, 10, 20}};
+  write_ok(*sink, empty);
+  CHECK(sink->stored_position(kTopic, 0) == 20);
+  CHECK(f.get("K") == "0.05");
+}
+
+TEST_CASE("Redis lost writes: a batch past the stored position is refused, not applied") {
+  Fixture f;
+  auto sink = f.sink();
+  std::vector<Record> records;
+  for (int i = 0; i < 30; ++i) records.push_back(cents_record("L", 100, 0, i));
+  Batch first = batch_of(records, 0, 10);
+  first.spans = {{kTopic, 0, 0, 10}};
+  write_ok(*sink, first);
+  Batch second = batch_of(records, 10, 20);
+  second.spans = {{kTopic, 0, 10, 20}};
+  write_ok(*sink, second);
+  // Redis goes back to its state after the first batch (a restart that lost the last
+  // second of an everysec AOF, a failover to a lagging replica).
+  f.probe.command({"SET", "L", "10.00"});
+  f.probe.command({"HSET", "pipehost:positions:test", std::string(kTopic) + ":0", "10"});
+  Batch third = batch_of(records, 20, 30);
+  third.spans = {{kTopic, 0, 20, 30}};
+  CHECK_THROWS_WITH_AS(write(*sink, third), doctest::Contains("Redis lost writes"),
+                       PositionMismatch);
+  CHECK(f.get("L") == "10.00");  // nothing applied
+  // The host rewinds the source to the stored position and the records come again.
+  REQUIRE(sink->stored_position(kTopic, 0) == 10);
+  Batch again = batch_of(records, 10, 30);
+  again.spans = {{kTopic, 0, 10, 30}};
+  write_ok(*sink, again);
+  CHECK(f.get("L") == "30.00");
+  CHECK(sink->stored_position(kTopic, 0) == 30);
+}
+
+TEST_CASE("positions that vanished from Redis fail the sink: totals cannot be exact") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch first;
+  first.records.push_back(cents_record("M", 100, 0, 0));
+  write_ok(*sink, first);
+  f.probe.command({"FLUSHALL"});
+  Batch next;
+  next.records.push_back(cents_record("M", 100, 0, 1));
+  next.spans = {{kTopic, 0, 1, 2}};
+  CHECK_THROWS_WITH_AS(write(*sink, next), doctest::Contains("vanished"), FatalError);
 }
 
 TEST_CASE("Redis down: RetriableError, then the retried batch is applied exactly") {
@@ -277,8 +347,8 @@ TEST_CASE("Redis down: RetriableError, then the retried batch is applied exactly
   f.server.shutdown();  // saves to disk and exits
   Batch second = batch_of(records, 512, 1024);
   bool done_called = false;
-  CHECK_THROWS_AS(sink->write(second, [&](Status) { done_called = true; }), RetriableError);
-  CHECK_THROWS_AS(sink->write(second, [&](Status) { done_called = true; }), RetriableError);
+  CHECK_THROWS_AS(write(*sink, second), RetriableError);
+  CHECK_THROWS_AS(write(*sink, second), RetriableError);
   CHECK_FALSE(done_called);
 
   f.server.restart();
@@ -335,8 +405,7 @@ TEST_CASE("a malformed stored total fails the batch and changes nothing") {
   Batch b;
   b.records.push_back(cents_record("I", 10, 0, 0));
   b.records.push_back(cents_record("H", 10, 0, 1));
-  CHECK_THROWS_WITH_AS(sink->write(b, [](Status) {}), doctest::Contains("not a decimal total"),
-                       FatalError);
+  CHECK_THROWS_WITH_AS(write(*sink, b), doctest::Contains("not a decimal total"), FatalError);
   CHECK(f.get("I") == "<nil>");
   CHECK(f.get("H") == "lots");
   CHECK_FALSE(sink->stored_position(kTopic, 0));
@@ -351,7 +420,7 @@ TEST_CASE("a lost reply: the retry finds the batch applied and counts nothing tw
   Batch b = batch_of(records, 0, records.size());
   proxy.drop_next_script_reply();
   bool done_called = false;
-  CHECK_THROWS_AS(sink->write(b, [&](Status) { done_called = true; }), RetriableError);
+  CHECK_THROWS_AS(write(*sink, b), RetriableError);
   CHECK_FALSE(done_called);
   CHECK(proxy.dropped() == 1);
   check_totals(f, expected);  // Redis did apply it

@@ -111,12 +111,18 @@ TEST_CASE("to_units converts amounts to integer units without drift") {
   CHECK(to_units(Value("19.99"), 2, problem) == 1999);
   CHECK(to_units(Value(2.5), 0, problem) == 3);  // half away from zero, like llround
   CHECK_FALSE(to_units(Value("abc"), 2, problem));
+  CHECK(problem == "is not a decimal number with at most 2 decimals");
+  CHECK_FALSE(to_units(Value("19.999"), 2, problem));  // exact: never rounded
+  CHECK(to_units(Value("0.1000000000000000055511151231257827"), 1, problem) == std::nullopt);
+  CHECK(to_units(Value("-90071992547409.91"), 2, problem) == -(kExactLimit - 1));
+  CHECK_FALSE(to_units(Value("90071992547409.92"), 2, problem));
+  CHECK_FALSE(to_units(Value(true), 2, problem));
   CHECK(problem == "is not a number");
   CHECK_FALSE(to_units(Value(), 2, problem));
   CHECK(problem == "is null");
   CHECK_FALSE(to_units(Value(std::numeric_limits<double>::infinity()), 2, problem));
   CHECK_FALSE(to_units(Value(1e14), 2, problem));  // 1e16 units >= 2^53
-  CHECK(problem == "is out of the exact range");
+  CHECK(problem == "is out of range");
   CHECK_FALSE(to_units(Value(std::int64_t{1} << 50), 2, problem));
 
   // A million typical amounts: the double path matches integer cents every time.
@@ -127,7 +133,7 @@ TEST_CASE("to_units converts amounts to integer units without drift") {
 TEST_CASE("RecordReader names the field that is wrong") {
   Batch b;
   b.records.push_back(transaction("A1", Value(1.5)));
-  b.records.push_back(transaction("A2", Value("nope")));
+  b.records.push_back(transaction("A2", Value(true)));
   b.records.push_back(transaction("", Value(1.0)));
   Record no_amount;
   no_amount.value = Struct{StructSchema::make({"account_number"}), {Value("A3")}};
@@ -154,28 +160,30 @@ TEST_CASE("plan_batch sums per key and skips what is already applied") {
   b.records.push_back(transaction("A", Value(2.20), 0, 7));
   b.records.push_back(transaction("B", Value(0.05), 1, 0));
   b.records.push_back(transaction("A", Value(-0.30), 0, 8));
-  b.records.push_back(transaction("B", Value("bad"), 1, 1));  // rejected, moves partition 1
+  b.records.push_back(transaction("B", Value(0.01), 1, 1));
   b.records.push_back(transaction("C", Value(4.0)));          // no origin: not tracked
+  b.spans = b.spans_from_records();
+  b.spans[1].next = 3;  // offset 2 of partition 1 was dropped or dead-lettered before the sink
   CHECK(partition_fields(b) == std::vector<std::string>{"tx:0", "tx:1"});
   PositionCache positions{{"tx:0", 7}, {"tx:1", std::nullopt}};
   WritePlan plan = plan_batch(b, read_all(b), positions);
   using Inc = std::pair<std::string, std::int64_t>;
-  CHECK(plan.increments == std::vector<Inc>{{"A", 190}, {"B", 5}, {"C", 400}});
+  CHECK(plan.increments == std::vector<Inc>{{"A", 190}, {"B", 6}, {"C", 400}});
   REQUIRE(plan.partitions.size() == 2);
   CHECK(plan.partitions[0].field == "tx:0");
   CHECK(plan.partitions[0].expected == 7);
   CHECK(plan.partitions[0].next == 9);
   CHECK(plan.partitions[1].field == "tx:1");
   CHECK_FALSE(plan.partitions[1].expected);
-  CHECK(plan.partitions[1].next == 2);
-  CHECK(plan.counted == std::vector<std::size_t>{1, 2, 3, 5});
-  CHECK(plan.rejected == std::vector<std::size_t>{4});
+  CHECK(plan.partitions[1].next == 3);
+  CHECK(plan.counted == std::vector<std::size_t>{1, 2, 3, 4, 5});
   CHECK(plan.already_applied == 1);
 }
 
 TEST_CASE("plan_batch of a fully applied batch is empty") {
   Batch b;
   for (int i = 0; i < 10; ++i) b.records.push_back(transaction("A", Value(1.0), 2, i));
+  b.spans = b.spans_from_records();
   PositionCache positions{{"tx:2", 10}};
   WritePlan plan = plan_batch(b, read_all(b), positions);
   CHECK(plan.empty());
@@ -186,6 +194,7 @@ TEST_CASE("plan_batch of a fully applied batch is empty") {
 TEST_CASE("plan_batch handles interleaved partitions") {
   Batch b;
   for (int i = 0; i < 6; ++i) b.records.push_back(transaction("K", Value(0.01), i % 2, 100 + i));
+  b.spans = b.spans_from_records();
   PositionCache positions{{"tx:0", 102}, {"tx:1", std::nullopt}};
   WritePlan plan = plan_batch(b, read_all(b), positions);
   REQUIRE(plan.partitions.size() == 2);
@@ -193,6 +202,28 @@ TEST_CASE("plan_batch handles interleaved partitions") {
   CHECK(plan.partitions[1].next == 106);
   CHECK(plan.already_applied == 1);  // offset 100 of partition 0
   CHECK(plan.increments == std::vector<std::pair<std::string, std::int64_t>>{{"K", 5}});
+}
+
+TEST_CASE("plan_batch refuses a batch that does not continue from the stored position") {
+  Batch b;
+  for (int i = 20; i < 25; ++i) b.records.push_back(transaction("K", Value(0.01), 0, i));
+  b.spans = {{"tx", 0, 20, 25}};
+  CHECK_THROWS_WITH_AS(plan_batch(b, read_all(b), PositionCache{{"tx:0", 15}}),
+                       doctest::Contains("Redis holds position 15 for tx:0 but this batch "
+                                         "continues from 20"),
+                       PositionMismatch);
+  // Starting exactly there, or before (a redelivery), is fine; so is an unknown start.
+  CHECK_NOTHROW(plan_batch(b, read_all(b), PositionCache{{"tx:0", 20}}));
+  CHECK(plan_batch(b, read_all(b), PositionCache{{"tx:0", 22}}).already_applied == 2);
+  b.spans[0].from = -1;
+  CHECK_NOTHROW(plan_batch(b, read_all(b), PositionCache{{"tx:0", 15}}));
+  // A gap the source vouches for (transaction markers): from 20, first record at 21.
+  Batch markers;
+  markers.records.push_back(transaction("K", Value(0.01), 0, 21));
+  markers.spans = {{"tx", 0, 20, 22}};
+  WritePlan plan = plan_batch(markers, read_all(markers), PositionCache{{"tx:0", 20}});
+  CHECK(plan.partitions.at(0).next == 22);
+  CHECK(plan.counted.size() == 1);
 }
 
 TEST_CASE("sink options: defaults, positions key from the pipeline, bad url") {

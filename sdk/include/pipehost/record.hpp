@@ -23,6 +23,21 @@ struct Origin {
   std::int64_t offset = -1;
 };
 
+// The stretch of one source partition a batch covers: the source read every offset in
+// [from, next), and the records it found there are in the batch (offsets without a record
+// — transaction markers, compacted keys — are simply absent). A sink that stores
+// positions with its data stores `next`, and may check that the batch starts where its
+// stored position is (`from`). from = -1: the source cannot vouch for what precedes the
+// batch's first record (its first read of a partition from an unknown start).
+// Spans are the batch's, not its records': dropping, rejecting or fanning out records
+// leaves them as they are, so a position never moves back or skips a record.
+struct Span {
+  std::string_view topic;  // interned by the source for the life of the pipeline
+  std::int32_t partition = -1;
+  std::int64_t from = -1;
+  std::int64_t next = 0;
+};
+
 struct Record {
   std::string key;      // raw bytes
   std::string payload;  // raw bytes of the value (the encoded form)
@@ -53,6 +68,15 @@ class Batch {
  public:
   std::vector<Record> records;
   std::vector<Rejection> rejections;
+  // Filled by the source (or by the host from the records' origins when a source with
+  // positions leaves it empty); one entry per partition.
+  std::vector<Span> spans;
+
+  const Span* span(std::string_view topic, std::int32_t partition) const {
+    for (const auto& s : spans)
+      if (s.partition == partition && s.topic == topic) return &s;
+    return nullptr;
+  }
 
   // The most records a source should put in one batch.
   std::size_t capacity = 512;
@@ -65,6 +89,21 @@ class Batch {
   void reject(std::size_t index, std::string reason) {
     records[index].dropped = true;
     rejections.push_back({records[index], std::move(reason)});
+  }
+
+  // Spans made from the records' origins, for a source that does not fill them: each
+  // partition from -1 (no claim about what precedes it) to its last offset + 1.
+  std::vector<Span> spans_from_records() const {
+    std::vector<Span> out;
+    for (const auto& r : records) {
+      if (r.origin.partition < 0 || r.origin.offset < 0) continue;
+      Span* same = nullptr;
+      for (auto& s : out)
+        if (s.partition == r.origin.partition && s.topic == r.origin.topic) same = &s;
+      if (!same) out.push_back({r.origin.topic, r.origin.partition, -1, r.origin.offset + 1});
+      else if (r.origin.offset + 1 > same->next) same->next = r.origin.offset + 1;
+    }
+    return out;
   }
 
   // Removes dropped records, keeping order. The host calls it after every stage.

@@ -40,6 +40,20 @@ class PIPEHOST_EXPORT Source {
   virtual void commit(const std::vector<Position>& positions) { (void)positions; }
   // Asks an unbounded source to end once it has read everything available now.
   virtual void finish_at_end() {}
+  // Read these partitions again from these offsets: the sink lost what was written after
+  // them. A source with positions must support it; the default refuses.
+  virtual void seek(const std::vector<Position>& positions) {
+    (void)positions;
+    throw FatalError("this source cannot rewind to a sink's stored positions");
+  }
+  // The pipeline was paused (true) or resumed (false). Return true if the source keeps
+  // its connections alive while paused: the host then keeps calling poll, which must
+  // return no records until resumed (a Kafka consumer keeps answering its group). The
+  // default returns false and the host stops calling poll while paused.
+  virtual bool set_paused(bool paused) {
+    (void)paused;
+    return false;
+  }
   virtual void stop() {}
 };
 
@@ -71,18 +85,30 @@ class PIPEHOST_EXPORT RecordTransform : public Transform {
   }
 };
 
-// Called exactly once per written batch, when every record in it is durable (or failed),
-// from any thread.
+// Called exactly once per written batch, from any thread, with
+//   ok         every record is durable;
+//   cancelled  not written because the host is stopping (Context::stopping): not a
+//              failure, and nothing from the batch on is committed;
+//   fatal or invalid: the batch failed, and the pipeline stops.
+// A sink that wants a batch retried throws RetriableError from write instead; calling
+// done with retriable is a usage error that stops the pipeline with a message saying so.
 using BatchDone = std::function<void(Status)>;
 
 class PIPEHOST_EXPORT Sink {
  public:
   virtual ~Sink() = default;
   virtual void start() {}
-  // Writes the batch; calls done once when it is durable. A synchronous sink calls it
-  // before returning. Records it cannot take may be rejected with Batch::reject before
-  // returning. Throw RetriableError (without calling done) to have the host retry the
-  // same batch later: the write must then be safe to repeat.
+  // Called before write with the same batch: reject (Batch::reject) the records this
+  // sink cannot take, without writing anything. The host deals with them per the
+  // pipeline's on_error (dead letter, skip or fail) and compacts the batch before write,
+  // so a sink that stores positions never stores one past a record the host has not
+  // dealt with yet.
+  virtual void prepare(Batch& batch) { (void)batch; }
+  // Writes the batch; calls done once when it is durable (see BatchDone). A synchronous
+  // sink calls it before returning. Throw RetriableError (without calling done, having
+  // written nothing that a repeat would double) to have the host retry the same batch
+  // later; throw PositionMismatch when the batch's spans do not continue from the
+  // positions stored with the data. Store positions from batch.spans, not from records.
   virtual void write(Batch& batch, BatchDone done) = 0;
   // Blocks until everything written so far is durable.
   virtual void flush() {}
@@ -106,6 +132,8 @@ class PIPEHOST_EXPORT SourceStage {
   virtual Status poll(Batch& out, Millis max_wait, bool& ended) noexcept = 0;
   virtual Status commit(const std::vector<Position>& positions) noexcept = 0;
   virtual Status finish_at_end() noexcept = 0;
+  virtual Status seek(const std::vector<Position>& positions) noexcept = 0;
+  virtual Status set_paused(bool paused, bool& keep_polling) noexcept = 0;
   virtual Status stop() noexcept = 0;
 };
 
@@ -121,6 +149,7 @@ class PIPEHOST_EXPORT SinkStage {
  public:
   virtual ~SinkStage() = default;
   virtual Status start() noexcept = 0;
+  virtual Status prepare(Batch& batch) noexcept = 0;
   virtual Status write(Batch& batch, BatchDone done) noexcept = 0;
   virtual Status flush() noexcept = 0;
   virtual Status stop() noexcept = 0;
@@ -139,6 +168,8 @@ Status guarded(F&& f) noexcept {
     return Status::invalid(e.what());
   } catch (const RetriableError& e) {
     return Status::retriable(e.what());
+  } catch (const PositionMismatch& e) {
+    return Status::rewind(e.what());
   } catch (const std::exception& e) {
     return Status::fatal(e.what());
   } catch (...) {
@@ -158,6 +189,12 @@ class GuardedSource final : public SourceStage {
     return guarded([&] { impl_->commit(positions); });
   }
   Status finish_at_end() noexcept override { return guarded([&] { impl_->finish_at_end(); }); }
+  Status seek(const std::vector<Position>& positions) noexcept override {
+    return guarded([&] { impl_->seek(positions); });
+  }
+  Status set_paused(bool paused, bool& keep_polling) noexcept override {
+    return guarded([&] { keep_polling = impl_->set_paused(paused); });
+  }
   Status stop() noexcept override { return guarded([&] { impl_->stop(); }); }
 
  private:
@@ -183,6 +220,7 @@ class GuardedSink final : public SinkStage {
  public:
   explicit GuardedSink(std::unique_ptr<T> impl) : impl_(std::move(impl)) {}
   Status start() noexcept override { return guarded([&] { impl_->start(); }); }
+  Status prepare(Batch& batch) noexcept override { return guarded([&] { impl_->prepare(batch); }); }
   Status write(Batch& batch, BatchDone done) noexcept override {
     return guarded([&] { impl_->write(batch, std::move(done)); });
   }

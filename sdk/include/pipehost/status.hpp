@@ -12,6 +12,8 @@ enum class Code {
   invalid,    // this record is bad: dead-letter, skip or fail per the pipeline's policy
   retriable,  // a service is unavailable: the host retries the same call with backoff
   fatal,      // the stage cannot go on: its pipeline stops
+  rewind,     // a sink's stored position is behind the batch: the source reads again from it
+  cancelled,  // given up because the host is stopping: not a failure, not committed
 };
 
 class Status {
@@ -21,6 +23,8 @@ class Status {
   static Status invalid(std::string message) { return {Code::invalid, std::move(message)}; }
   static Status retriable(std::string message) { return {Code::retriable, std::move(message)}; }
   static Status fatal(std::string message) { return {Code::fatal, std::move(message)}; }
+  static Status rewind(std::string message) { return {Code::rewind, std::move(message)}; }
+  static Status cancelled(std::string message) { return {Code::cancelled, std::move(message)}; }
 
   bool is_ok() const { return code_ == Code::ok; }
   Code code() const { return code_; }
@@ -42,6 +46,14 @@ struct RetriableError : std::runtime_error {
 struct FatalError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// Thrown by a sink that stores source positions with its data when a batch does not
+// continue from the position it holds (its store lost writes: a restart without fsync,
+// a failover to a lagging replica). Nothing of the batch may have been written. The
+// host asks the sink for its stored positions and rewinds the source to them, so the
+// lost records are read again instead of skipped.
+struct PositionMismatch : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 // Turns a host-returned Status back into the matching exception (plugin side).
 inline void throw_if_error(const Status& status) {
@@ -50,6 +62,8 @@ inline void throw_if_error(const Status& status) {
     case Code::invalid: throw InvalidRecord(status.message());
     case Code::retriable: throw RetriableError(status.message());
     case Code::fatal: throw FatalError(status.message());
+    case Code::rewind: throw PositionMismatch(status.message());
+    case Code::cancelled: throw FatalError(status.message());
   }
 }
 

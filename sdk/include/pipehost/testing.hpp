@@ -101,4 +101,29 @@ inline Options options_for(const std::vector<OptionSpec>& specs,
   return o;
 }
 
+// What a sink did with one batch when driven as the host drives it.
+struct SinkResult {
+  std::vector<Rejection> rejections;  // from prepare and from write
+  int done_calls = 0;
+  Status status;  // done's status (the first one, if called more than once)
+};
+
+// Drives a synchronous sink (one that calls done before write returns) as the host
+// does: spans from the records when the batch has none,
+// prepare, the rejections set aside, compact, write. Exceptions from write propagate.
+inline SinkResult write_batch(Sink& sink, Batch& batch) {
+  SinkResult result;
+  if (batch.spans.empty()) batch.spans = batch.spans_from_records();
+  sink.prepare(batch);
+  result.rejections = std::move(batch.rejections);
+  batch.rejections.clear();
+  batch.compact();
+  sink.write(batch, [&result](Status s) {
+    if (result.done_calls++ == 0) result.status = std::move(s);
+  });
+  for (auto& r : batch.rejections) result.rejections.push_back(std::move(r));
+  batch.rejections.clear();
+  return result;
+}
+
 }  // namespace pipehost::testing

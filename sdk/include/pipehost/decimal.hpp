@@ -1,0 +1,112 @@
+// Exact decimal amounts for sinks that sum money: an amount becomes an integer of
+// 10^-scale units, totals are sums of integers (no floating drift, and no dependence on
+// the order of additions), written back as decimal text with exactly `scale` decimals.
+#pragma once
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "pipehost/value.hpp"
+
+namespace pipehost::decimal {
+
+inline std::int64_t pow10(int scale) {  // scale in [0, 18]
+  std::int64_t p = 1;
+  for (int i = 0; i < scale; ++i) p *= 10;
+  return p;
+}
+
+// "12.5" -> 1250 at scale 2; also "12", "+12.500", "-0.05". nullopt for anything else:
+// more significant decimals than `scale`, exponents, empty parts, or a magnitude that
+// does not fit 63 bits.
+inline std::optional<std::int64_t> parse_units(std::string_view text, int scale) {
+  bool negative = false;
+  if (!text.empty() && (text.front() == '-' || text.front() == '+')) {
+    negative = text.front() == '-';
+    text.remove_prefix(1);
+  }
+  std::string_view whole = text, frac;
+  if (auto dot = text.find('.'); dot != std::string_view::npos) {
+    whole = text.substr(0, dot);
+    frac = text.substr(dot + 1);
+  }
+  auto width = static_cast<std::size_t>(scale);
+  if (frac.size() > width) {
+    if (frac.substr(width).find_first_not_of('0') != std::string_view::npos) return std::nullopt;
+    frac = frac.substr(0, width);
+  }
+  std::string digits = std::string(whole) + std::string(frac) + std::string(width - frac.size(), '0');
+  if (whole.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  std::int64_t units = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), units);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return negative ? -units : units;
+}
+
+// The amount in units of 10^-scale, with magnitude below `limit`: integers exactly,
+// decimal strings exactly (parse_units), doubles as llround(x * 10^scale) (exact for
+// amounts written with at most `scale` decimals). nullopt with `problem` filled ("is
+// not a number", "is not a finite number", "is out of range") otherwise.
+inline std::optional<std::int64_t> to_units(const Value& value, int scale, std::int64_t limit,
+                                            std::string& problem) {
+  const std::int64_t factor = pow10(scale);
+  if (const auto* i = value.as<std::int64_t>()) {
+    if (*i > -limit / factor && *i < limit / factor) return *i * factor;
+    problem = "is out of range";
+    return std::nullopt;
+  }
+  if (const auto* s = value.as<std::string>()) {
+    auto units = parse_units(*s, scale);
+    if (!units) {
+      problem = "is not a decimal number with at most " + std::to_string(scale) + " decimals";
+      return std::nullopt;
+    }
+    if (*units <= -limit || *units >= limit) {
+      problem = "is out of range";
+      return std::nullopt;
+    }
+    return units;
+  }
+  const double* d = value.as<double>();
+  if (!d) {
+    problem = value.is_null() ? "is null" : "is not a number";
+    return std::nullopt;
+  }
+  if (!std::isfinite(*d)) {
+    problem = "is not a finite number";
+    return std::nullopt;
+  }
+  double scaled = *d * static_cast<double>(factor);
+  if (!(std::fabs(scaled) < static_cast<double>(limit))) {
+    problem = "is out of range";
+    return std::nullopt;
+  }
+  return std::llround(scaled);
+}
+
+// total + units, or nullopt when the result's magnitude would reach `limit`.
+inline std::optional<std::int64_t> add(std::int64_t total, std::int64_t units, std::int64_t limit) {
+  std::int64_t sum = 0;
+  if (__builtin_add_overflow(total, units, &sum) || sum <= -limit || sum >= limit)
+    return std::nullopt;
+  return sum;
+}
+
+// "12345.67" for 1234567 units at scale 2; "-0.05" for -5; "7" at scale 0.
+inline std::string format_units(std::int64_t units, int scale) {
+  // The magnitude as unsigned covers INT64_MIN too.
+  std::uint64_t magnitude = units < 0 ? 0 - static_cast<std::uint64_t>(units)
+                                      : static_cast<std::uint64_t>(units);
+  std::string digits = std::to_string(magnitude);
+  std::string sign = units < 0 ? "-" : "";
+  if (scale == 0) return sign + digits;
+  auto width = static_cast<std::size_t>(scale);
+  if (digits.size() <= width) digits.insert(0, width + 1 - digits.size(), '0');
+  return sign + digits.substr(0, digits.size() - width) + "." + digits.substr(digits.size() - width);
+}
+
+}  // namespace pipehost::decimal

@@ -1,0 +1,44 @@
+// Keeping credentials out of logs, errors and the admin API: a URL's password and the
+// values of properties named like secrets are replaced by "***" wherever they are shown.
+#pragma once
+#include <algorithm>
+#include <cctype>
+#include <string>
+#include <string_view>
+
+namespace pipehost::redact {
+
+// "redis://user:pw@host:6379/0" -> "redis://user:***@host:6379/0"; a lone userinfo with
+// no ':' ("https://token@host") is taken as a secret too. Other text is returned as is.
+inline std::string url(std::string_view text) {
+  std::string out(text);
+  auto scheme = out.find("://");
+  std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  auto end = out.find_first_of("/?#", start);
+  auto at = out.rfind('@', end == std::string::npos ? out.size() : end);
+  if (at == std::string::npos || at < start) return out;
+  auto colon = out.find(':', start);
+  std::size_t secret = colon != std::string::npos && colon < at ? colon + 1 : start;
+  out.replace(secret, at - secret, "***");
+  return out;
+}
+
+// Whether a property's value is a secret: its name says password, secret, key (but not
+// a file location), token or credential, in any case (sasl.password, ssl.key.password,
+// basic.auth.user.info, sasl.oauthbearer.client.secret ...).
+inline bool is_secret_name(std::string_view name) {
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  auto has = [&](std::string_view word) { return lower.find(word) != std::string::npos; };
+  if (has("location") || has("file") || has("path")) return false;
+  return has("password") || has("secret") || has("key") || has("token") || has("credential") ||
+         has("user.info") || has("sasl.jaas");
+}
+
+// The value as it may be shown: "***" for secrets, URLs without their password.
+inline std::string value(std::string_view name, std::string_view text) {
+  return is_secret_name(name) ? std::string("***") : url(text);
+}
+
+}  // namespace pipehost::redact

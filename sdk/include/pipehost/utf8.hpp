@@ -1,0 +1,47 @@
+// UTF-8 validation for decoders: a string field holding invalid UTF-8 is a bad record
+// (protobuf's and Avro's own parsers refuse it, and text columns downstream would too).
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace pipehost::utf8 {
+
+// True when `s` is well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
+inline bool valid(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const unsigned char* end = p + s.size();
+  while (p < end) {
+    if (end - p >= 8) {  // ASCII runs, 8 bytes at a time
+      std::uint64_t chunk;
+      std::memcpy(&chunk, p, 8);
+      if ((chunk & 0x8080808080808080ull) == 0) {
+        p += 8;
+        continue;
+      }
+    }
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    int extra;
+    std::uint32_t code;
+    if (c >= 0xc2 && c <= 0xdf) extra = 1, code = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef) extra = 2, code = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4) extra = 3, code = c & 0x07;
+    else return false;
+    if (end - p <= extra) return false;
+    for (int i = 1; i <= extra; ++i) {
+      if ((p[i] & 0xc0) != 0x80) return false;
+      code = (code << 6) | (p[i] & 0x3f);
+    }
+    if ((extra == 2 && (code < 0x800 || (code >= 0xd800 && code <= 0xdfff))) ||
+        (extra == 3 && (code < 0x10000 || code > 0x10ffff)))
+      return false;
+    p += extra + 1;
+  }
+  return true;
+}
+
+}  // namespace pipehost::utf8

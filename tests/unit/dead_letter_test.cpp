@@ -1,0 +1,90 @@
+// The dead-letter writer against librdkafka's mock cluster.
+#include <doctest/doctest.h>
+
+#include <atomic>
+
+#include "../support/mock_kafka.hpp"
+#include "runtime/dead_letter.hpp"
+
+using namespace pipehost;
+using namespace pipehost::host;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::vector<Rejection> rejection(const std::string& value) {
+  Record r;
+  r.key = "k";
+  r.payload = value;
+  r.origin = {"source-topic", 2, 41};
+  return {Rejection{r, "bad " + value}};
+}
+
+}  // namespace
+
+TEST_CASE("dead letters carry the record and headers naming pipeline, stage, error, origin") {
+  testing::MockKafka kafka;
+  kafka.create_topic("dlq");
+  Services services;
+  services.kafka_bootstrap = kafka.bootstrap();
+  DeadLetterWriter writer(services, "dlq", "orders");
+  REQUIRE(writer.write(rejection("v1"), "transforms[0]").is_ok());
+  auto messages = kafka.read_all("dlq");
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].value == "v1");
+  CHECK(messages[0].key == "k");
+  using H = std::pair<std::string, std::string>;
+  CHECK(messages[0].headers == std::vector<H>{{"pipehost.pipeline", "orders"},
+                                              {"pipehost.stage", "transforms[0]"},
+                                              {"pipehost.error", "bad v1"},
+                                              {"pipehost.origin.topic", "source-topic"},
+                                              {"pipehost.origin.partition", "2"},
+                                              {"pipehost.origin.offset", "41"}});
+}
+
+// The defect: every message carried the address of a stack variable of write(); a write
+// that gave up returned while its messages were queued, and their reports later wrote
+// through the dangling pointer (into the next write's outcome, or anywhere).
+TEST_CASE("a report arriving after write() gave up belongs to that write, not the next") {
+  testing::MockKafka kafka;
+  kafka.create_topic("dlq");
+  Services services;
+  services.kafka_bootstrap = kafka.bootstrap();
+  services.kafka_properties = {{"reconnect.backoff.max.ms", "100"}};
+  DeadLetterWriter writer(services, "dlq", "p", DeadLetterTimeouts{20000, 1500});
+
+  kafka.broker_down();
+  auto started = Clock::now();
+  Status first = writer.write(rejection("lost"), "sink",
+                              [&] { return Clock::now() - started > std::chrono::milliseconds(300); });
+  CHECK(first.code() == Code::retriable);
+  // The first record times out inside librdkafka (message.timeout.ms 1.5 s, checked every
+  // second); its failure report waits in the queue for the writer's next poll.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  kafka.broker_up();
+  Status second = writer.write(rejection("kept"), "sink");
+  CHECK_MESSAGE(second.is_ok(), second.message());
+  auto messages = kafka.read_all("dlq");
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].value == "kept");
+}
+
+TEST_CASE("a write that cannot reach the broker gives up as retriable when told to stop") {
+  testing::MockKafka kafka;
+  kafka.create_topic("dlq");
+  Services services;
+  services.kafka_bootstrap = kafka.bootstrap();
+  DeadLetterWriter writer(services, "dlq", "p");
+  kafka.broker_down();
+  std::atomic<bool> stop{false};
+  auto started = Clock::now();
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    stop = true;
+  });
+  Status s = writer.write(rejection("x"), "sink", [&] { return stop.load(); });
+  stopper.join();
+  CHECK(s.code() == Code::retriable);
+  CHECK(Clock::now() - started < std::chrono::seconds(5));
+  kafka.broker_up();  // the queued record then arrives before the writer goes
+}

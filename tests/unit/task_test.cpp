@@ -1,0 +1,292 @@
+// Task: one worker carrying batches from a scripted source through transforms to a
+// scripted sink, and committing only what is acknowledged. No broker: the stages are
+// test components declared like a plugin's.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <map>
+#include <mutex>
+
+#include "runtime/pipeline.hpp"
+#include "runtime/task.hpp"
+
+using namespace pipehost;
+using namespace pipehost::host;
+
+namespace {
+
+// What a test scripts and observes; one at a time (tests run sequentially).
+struct Script {
+  std::mutex mutex;
+  // The source: a log of offsets per partition of topic "t", read in batches.
+  std::map<std::int32_t, std::int64_t> log_end;  // partition -> offsets 0..end-1
+  std::map<std::int32_t, std::int64_t> cursor;   // next offset to read
+  std::size_t per_poll = 4;
+  std::vector<std::vector<Position>> commits;
+  std::vector<std::vector<Position>> seeks;
+  // The transform: offsets to drop and to reject.
+  std::vector<std::int64_t> drop, reject_in_transform;
+  // The sink.
+  std::vector<std::int64_t> reject_in_prepare, reject_in_write;
+  std::vector<std::int64_t> written;              // offsets the sink wrote, in order
+  std::map<std::int32_t, std::int64_t> stored;    // positions the sink keeps
+  bool store_positions = false;
+  std::int64_t rewind_at = -1;  // a batch starting here finds the store gone back ...
+  std::int64_t lose_to = -1;    // ... to this position: PositionMismatch, once
+  bool done_retriable = false;
+  bool async = false;                             // done later, newest batch first
+  std::vector<std::pair<BatchDone, Status>> pending;
+  int fatal_at_batch = -1;
+  int batches = 0;
+
+  std::int64_t last_commit(std::int32_t partition) {
+    std::lock_guard lock(mutex);
+    std::int64_t out = -1;
+    for (const auto& c : commits)
+      for (const auto& p : c)
+        if (p.partition == partition) out = p.next_offset;
+    return out;
+  }
+};
+Script* script = nullptr;
+const std::string_view kTopic = "t";
+
+bool in(const std::vector<std::int64_t>& v, std::int64_t x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+class LogSource final : public Source {
+ public:
+  LogSource(const Options&, Context&) {}
+  PollResult poll(Batch& out, Millis) override {
+    std::lock_guard lock(script->mutex);
+    bool more = false;
+    for (auto& [partition, end] : script->log_end) {
+      std::int64_t& next = script->cursor[partition];
+      if (next >= end) continue;
+      Span span{kTopic, partition, next, next};
+      for (std::size_t n = 0; n < script->per_poll && next < end; ++n, ++next) {
+        Record& r = out.records.emplace_back();
+        r.origin = {kTopic, partition, next};
+        r.payload = std::to_string(next);
+      }
+      span.next = next;
+      out.spans.push_back(span);
+      more = more || next < end;
+    }
+    return more || !out.records.empty() ? PollResult::more : PollResult::end;
+  }
+  void commit(const std::vector<Position>& positions) override {
+    std::lock_guard lock(script->mutex);
+    script->commits.push_back(positions);
+  }
+  void seek(const std::vector<Position>& positions) override {
+    std::lock_guard lock(script->mutex);
+    script->seeks.push_back(positions);
+    for (const auto& p : positions) script->cursor[p.partition] = p.next_offset;
+  }
+};
+
+class ScriptedTransform final : public Transform {
+ public:
+  ScriptedTransform(const Options&, Context&) {}
+  void process(Batch& batch) override {
+    for (std::size_t i = 0; i < batch.records.size(); ++i) {
+      std::int64_t offset = batch.records[i].origin.offset;
+      if (in(script->drop, offset)) batch.drop(i);
+      else if (in(script->reject_in_transform, offset)) batch.reject(i, "transform says no");
+    }
+  }
+};
+
+class ScriptedSink final : public Sink {
+ public:
+  ScriptedSink(const Options&, Context&) {}
+  void prepare(Batch& batch) override {
+    for (std::size_t i = 0; i < batch.records.size(); ++i)
+      if (in(script->reject_in_prepare, batch.records[i].origin.offset))
+        batch.reject(i, "sink cannot take it");
+  }
+  void write(Batch& batch, BatchDone done) override {
+    std::lock_guard lock(script->mutex);
+    if (script->batches++ == script->fatal_at_batch) throw FatalError("sink broke");
+    if (!batch.records.empty() && batch.records.front().origin.offset == script->rewind_at) {
+      script->rewind_at = -1;
+      for (auto& [p, stored] : script->stored) stored = std::min(stored, script->lose_to);
+      throw PositionMismatch("store lost writes");
+    }
+    for (std::size_t i = 0; i < batch.records.size(); ++i) {
+      std::int64_t offset = batch.records[i].origin.offset;
+      if (in(script->reject_in_write, offset)) batch.reject(i, "refused while writing");
+      else script->written.push_back(offset);
+    }
+    if (script->store_positions)
+      for (const auto& s : batch.spans) script->stored[s.partition] = s.next;
+    Status status = script->done_retriable ? Status::retriable("try again") : Status::ok();
+    if (script->async) script->pending.emplace_back(std::move(done), status);
+    else done(status);
+  }
+  std::optional<std::int64_t> stored_position(std::string_view, std::int32_t partition) override {
+    std::lock_guard lock(script->mutex);
+    if (!script->store_positions) return std::nullopt;
+    auto it = script->stored.find(partition);
+    if (it == script->stored.end()) return std::nullopt;
+    return it->second;
+  }
+};
+
+struct Fixture {
+  Script s;
+  PluginSpec plugin{"test", "1", "test stages"};
+  PipelineConfig config;
+  Services services;
+
+  Fixture() {
+    script = &s;
+    plugin.add_source<LogSource>("log", "", {});
+    plugin.add_transform<ScriptedTransform>("scripted", "", {});
+    plugin.add_sink<ScriptedSink>("scripted", "", {});
+    config.name = "p";
+    config.batch_size = 4;
+    config.commit_interval_ms = 0;
+    config.source = {"source", "log", {}, nullptr, {}, &plugin.components[0]};
+    config.transforms.push_back({"transforms[0]", "scripted", {}, nullptr, {}, &plugin.components[1]});
+    config.sink = {"sink", "scripted", {}, nullptr, {}, &plugin.components[2]};
+  }
+  ~Fixture() { script = nullptr; }
+
+  // Runs one task until the source ends or the pipeline fails; returns the failure.
+  std::string run() {
+    PipelineState state(config.name, 1);
+    std::thread settle;
+    std::atomic<bool> running{true};
+    if (s.async)  // completes pending batches newest first, as an out-of-order sink would
+      settle = std::thread([&] {
+        while (running) {
+          std::vector<std::pair<BatchDone, Status>> now;
+          {
+            std::lock_guard lock(s.mutex);
+            now.swap(s.pending);
+          }
+          for (auto it = now.rbegin(); it != now.rend(); ++it) it->first(it->second);
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+      });
+    {
+      Task task(config, services, state, 0);
+      task.run();
+    }
+    running = false;
+    if (settle.joinable()) settle.join();
+    return state.failure_message();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("task: everything read is written once and committed to the end") {
+  Fixture f;
+  f.s.log_end = {{0, 10}, {1, 7}};
+  CHECK(f.run().empty());
+  CHECK(f.s.written.size() == 17);
+  CHECK(f.s.last_commit(0) == 10);
+  CHECK(f.s.last_commit(1) == 7);
+}
+
+TEST_CASE("task: a batch emptied by transforms still reaches the sink and is committed") {
+  Fixture f;
+  f.s.log_end = {{0, 8}};
+  f.s.drop = {0, 1, 2, 3, 4, 5, 6, 7};
+  f.s.store_positions = true;
+  CHECK(f.run().empty());
+  CHECK(f.s.written.empty());
+  CHECK(f.s.stored[0] == 8);  // the sink stored the spans' ends, records or not
+  CHECK(f.s.last_commit(0) == 8);
+}
+
+TEST_CASE("task: rejections under skip are committed past; under fail nothing past them is") {
+  SUBCASE("skip") {
+    Fixture f;
+    f.s.log_end = {{0, 8}};
+    f.config.on_error = ErrorPolicy::skip;
+    f.s.reject_in_transform = {1};
+    f.s.reject_in_prepare = {5};
+    f.s.reject_in_write = {6};
+    CHECK(f.run().empty());
+    CHECK(f.s.written == std::vector<std::int64_t>{0, 2, 3, 4, 7});
+    CHECK(f.s.last_commit(0) == 8);
+  }
+  SUBCASE("fail, rejected before the sink wrote: the sink stored nothing past it") {
+    Fixture f;
+    f.s.log_end = {{0, 8}};
+    f.s.store_positions = true;
+    f.s.reject_in_prepare = {5};
+    std::string failure = f.run();
+    CHECK(failure.find("record t/0@5 rejected: sink cannot take it") != std::string::npos);
+    CHECK(f.s.written == std::vector<std::int64_t>{0, 1, 2, 3});
+    CHECK(f.s.stored[0] == 4);  // a restart reads offset 5 again
+    CHECK(f.s.last_commit(0) == 4);
+  }
+  SUBCASE("fail, rejected while writing: not committed") {
+    Fixture f;
+    f.s.log_end = {{0, 8}};
+    f.s.reject_in_write = {6};
+    CHECK_FALSE(f.run().empty());
+    CHECK(f.s.last_commit(0) == 4);
+  }
+}
+
+TEST_CASE("task: acknowledgements out of order across partitions commit only the prefix") {
+  Fixture f;
+  f.s.log_end = {{0, 40}, {1, 40}};
+  f.s.async = true;
+  CHECK(f.run().empty());
+  CHECK(f.s.written.size() == 80);
+  CHECK(f.s.last_commit(0) == 40);
+  CHECK(f.s.last_commit(1) == 40);
+  // Every commit is a prefix: positions never go back, whatever order batches completed in.
+  std::map<std::int32_t, std::int64_t> seen;
+  for (const auto& c : f.s.commits)
+    for (const auto& p : c) {
+      CHECK(p.next_offset >= seen[p.partition]);
+      seen[p.partition] = p.next_offset;
+    }
+}
+
+TEST_CASE("task: a sink failure abandons the batch and nothing after it is committed") {
+  Fixture f;
+  f.s.log_end = {{0, 20}};
+  f.s.fatal_at_batch = 2;
+  std::string failure = f.run();
+  CHECK(failure.find("sink broke") != std::string::npos);
+  CHECK(f.s.last_commit(0) == 8);
+}
+
+TEST_CASE("task: done(retriable) is a usage error that stops the pipeline and says why") {
+  Fixture f;
+  f.s.log_end = {{0, 4}};
+  f.s.done_retriable = true;
+  std::string failure = f.run();
+  CHECK(failure.find("retriable error through done") != std::string::npos);
+  CHECK(f.s.last_commit(0) == -1);
+}
+
+TEST_CASE("task: a sink whose store lost writes rewinds the source and nothing is skipped") {
+  Fixture f;
+  f.s.log_end = {{0, 20}};
+  f.s.store_positions = true;
+  f.s.rewind_at = 12;  // after writing up to 12, the store goes back to 6
+  f.s.lose_to = 6;
+  CHECK(f.run().empty());
+  REQUIRE(f.s.seeks.size() == 1);
+  CHECK(f.s.seeks[0].at(0).next_offset == 6);
+  // 0..11 written, then the batch from 12 refused; 6..19 written again after the seek.
+  std::vector<std::int64_t> expected;
+  for (std::int64_t o = 0; o < 12; ++o) expected.push_back(o);
+  for (std::int64_t o = 6; o < 20; ++o) expected.push_back(o);
+  CHECK(f.s.written == expected);
+  CHECK(f.s.stored[0] == 20);
+  CHECK(f.s.last_commit(0) == 20);
+}
