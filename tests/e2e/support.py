@@ -67,15 +67,19 @@ class RedisServer:
     """A private redis-server on a free port, durable (appendonly, fsync always) so a
     restart keeps its data."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, durable=True):
         self.port = port or free_port()
         self.dir = tempfile.mkdtemp(prefix="pipehost-redis-")
         self.process = None
+        # durable=False: no append-only file, snapshots only when asked (SAVE), so a test
+        # can roll Redis back to an older snapshot.
+        self.persistence = (["--appendonly", "yes", "--appendfsync", "always"] if durable
+                            else ["--appendonly", "no"])
 
     def start(self):
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+             "--save", "", *self.persistence],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: self.cli("PING") == "PONG", 10, f"redis-server on port {self.port}")
         return self

@@ -53,6 +53,29 @@ class Corrupt final : public RecordTransform {
   std::int64_t seen_ = 0;
 };
 
+// Sets `field` of the decoded value to null when `when_field` ends with `suffix`: a
+// record a sink must reject, chosen by content so every run picks the same ones.
+class NullField final : public RecordTransform {
+ public:
+  NullField(const Options& options, Context&)
+      : field_(options.string("field")), when_(options.string("when_field")),
+        suffix_(options.string("suffix")) {}
+  Verdict apply(Record& record) override {
+    const Value* when = when_.read(record.value);
+    Struct* s = record.value.as<Struct>();
+    if (!when || !s) return Verdict::keep;
+    std::string text = when->to_text();
+    if (text.size() >= suffix_.size() && text.compare(text.size() - suffix_.size(), suffix_.size(), suffix_) == 0)
+      if (Value* v = s->get(field_)) *v = Value();
+    return Verdict::keep;
+  }
+
+ private:
+  std::string field_;
+  FieldReader when_;
+  std::string suffix_;
+};
+
 PluginSpec describe() {
   PluginSpec p{"faulty", "0.0.1", "Components that fail on purpose, for tests", {}};
   p.add_source<FaultySource>(
@@ -70,6 +93,13 @@ PluginSpec describe() {
                                               "garble one record in this many"),
                                        1, std::nullopt)},
                            "[[pipelines.x.transforms]]\nplugin = \"corrupt\"\nevery = 5");
+  p.add_transform<NullField>(
+      "null_field", "Nulls a field of records whose other field ends with a suffix",
+      {required_option("field", OptionType::string, "field to null"),
+       required_option("when_field", OptionType::string, "field to test"),
+       required_option("suffix", OptionType::string, "text the tested field ends with")},
+      "[[pipelines.x.transforms]]\nplugin = \"null_field\"\nfield = \"amount\"\n"
+      "when_field = \"transaction_id\"\nsuffix = \"7\"");
   return p;
 }
 }  // namespace

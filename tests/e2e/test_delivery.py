@@ -1,0 +1,213 @@
+"""Delivery promises under the failures the review found: a store that loses writes, a
+record a sink rejects, transactional topics, consumers that read nothing, missing
+topics, a paused consumer. Checked with redis-cli, kcat and totals computed here."""
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+
+from support import (CONFIGS, TEST_PLUGIN_DIR, RedisServer, pipehost, reference_transactions,
+                     require_env, run_tests, start_pipehost, totals_of, unique, wait_until,
+                     write_config)
+
+CONFIG = os.path.join(CONFIGS, "transactions.toml")
+EMBEDDED = {"KAFKA_BROKERS": "", "SCHEMA_REGISTRY_URL": ""}
+
+
+def sets(seed, count, *more):
+    args = ["--set", f"pipeline.produce.source.seed={seed}",
+            "--set", f"pipeline.produce.source.count={count}"]
+    for m in more:
+        args += ["--set", m]
+    return args
+
+
+def as_text(totals):
+    return {a: f"{t:.2f}" for a, t in totals.items()}
+
+
+def applied(redis):
+    values = redis.cli("HVALS", "pipehost:positions:sums").split()
+    return sum(int(v) for v in values) if values else 0
+
+
+def test_redis_rolled_back_to_an_older_snapshot_rereads_what_it_lost():
+    # Redis restarts from a snapshot older than what the sink wrote (no append-only file:
+    # the writes since the snapshot are gone). The sink finds its positions behind the
+    # batches, the source rewinds, and the lost records are counted again from Kafka.
+    seed, count = 21, 40000
+    expected = as_text(totals_of(reference_transactions(seed, count)))
+    redis = RedisServer(durable=False).start()
+    snapshot = os.path.join(tempfile.mkdtemp(), "older.rdb")
+    args = ["run", CONFIG, "--env", "redis",
+            *sets(seed, count, "pipeline.produce.source.rate=8000", "pipeline.sums.tasks=1"),
+            "--no-progress"]
+    p = start_pipehost(*args, env={**EMBEDDED, "REDIS_URL": redis.url})
+    try:
+        wait_until(lambda: applied(redis) > 8000, 60, "the first records in Redis")
+        assert redis.cli("SAVE") == "OK"
+        older = applied(redis)
+        shutil.copy(os.path.join(redis.dir, "dump.rdb"), snapshot)
+        wait_until(lambda: applied(redis) > older + 8000, 60, "more records after the snapshot")
+        redis.stop(signal.SIGKILL)
+        shutil.copy(snapshot, os.path.join(redis.dir, "dump.rdb"))
+        redis.start()
+        _, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err[-3000:]
+        assert "Redis lost writes" in err and "reading again from" in err, err[-3000:]
+        assert {a: redis.cli("GET", a) for a in expected} == expected
+        assert applied(redis) == count
+    finally:
+        if p.poll() is None:
+            p.kill()
+        redis.stop()
+
+
+def test_a_record_the_sink_rejects_is_not_skipped_by_a_restart():
+    # Run 1 stops on the first record the Redis sink rejects (on_error = "fail"). Run 2
+    # dead-letters them: every rejected record must be read again and land in the
+    # dead-letter topic, and every other record be counted exactly once.
+    seed, count = 22, 3000
+    transactions = reference_transactions(seed, count)
+    bad = [t for t in transactions if t["transaction_id"].endswith("7")]
+    expected = as_text(totals_of([t for t in transactions if not t["transaction_id"].endswith("7")]))
+    nulling = ('pipeline.sums.transforms=[{plugin="protobuf_decode"},{plugin="null_field",'
+               'field="amount",when_field="transaction_id",suffix="7"}]')
+    with RedisServer() as redis:
+        env = {**EMBEDDED, "REDIS_URL": redis.url}
+        r = pipehost("run", CONFIG, "--env", "redis", "--plugin-path", TEST_PLUGIN_DIR,
+                     *sets(seed, count, nulling), "--no-progress", env=env, check=1)
+        assert "rejected: redis_sum: value field 'amount' is null" in r.stderr, r.stderr[-3000:]
+        assert applied(redis) < count
+
+        dlq = os.path.join(tempfile.mkdtemp(), "dlq.jsonl")
+        reader = ('pipeline.dlq={end_after="sums", source={plugin="kafka", topics=["sums-dlq"], '
+                  f'group="dlq"}}, sink={{plugin="file", path="{dlq}", with_headers=true}}}}')
+        pipehost("run", CONFIG, "--env", "redis", "--plugin-path", TEST_PLUGIN_DIR,
+                 *sets(seed, count, nulling, 'pipeline.sums.on_error="dead_letter"', reader),
+                 "--no-progress", env=env, check=0, timeout=180)
+        assert {a: redis.cli("GET", a) for a in expected} == expected
+        rows = [json.loads(line) for line in open(dlq)]
+        assert len(rows) == len(bad), (len(rows), len(bad))
+        assert all(row["headers"]["pipehost.stage"] == "sink" for row in rows)
+        assert applied(redis) == count
+
+
+def test_a_topic_that_does_not_exist_is_named_at_start():
+    config = write_config("""
+[kafka.topics]
+transactions = { partitions = 1 }
+[pipelines.read]
+source = { plugin = "kafka", topics = ["transaction"], group = "g", stop_at_end = true }
+sink = { plugin = "file", path = "-" }
+""")
+    started = time.monotonic()
+    r = pipehost("run", config, "--no-progress", check=1, timeout=60)
+    assert "topic 'transaction' does not exist (did you mean 'transactions'?)" in r.stderr, r.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_stop_at_end_ends_for_a_consumer_that_reads_nothing_and_for_transactions():
+    # start = "latest" on a topic with records: nothing is read, and the run must still end.
+    # A topic written by a transactional producer ends with a commit marker, not a record.
+    brokers = require_env("KAFKA_BROKERS")
+    import confluent_kafka
+    import confluent_kafka.admin
+    topic = unique("txn")
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([confluent_kafka.admin.NewTopic(topic, 2, 1)])[topic].result(30)
+    producer = confluent_kafka.Producer({"bootstrap.servers": brokers,
+                                         "transactional.id": unique("txn-producer")})
+    producer.init_transactions(30)
+    for batch in range(3):
+        producer.begin_transaction()
+        for i in range(50):
+            producer.produce(topic, key=str(i), value=f"{batch}-{i}")
+        producer.commit_transaction(30)
+    producer.begin_transaction()
+    producer.produce(topic, key="x", value="aborted")
+    producer.abort_transaction(30)
+
+    out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+    config = write_config(f"""
+[kafka]
+brokers = "{brokers}"
+properties = {{ "isolation.level" = "read_committed" }}
+[pipelines.read]
+source = {{ plugin = "kafka", topics = ["{topic}"], group = "{unique('g')}", stop_at_end = true }}
+sink = {{ plugin = "file", path = "{out}", format = "raw" }}
+""")
+    pipehost("run", config, "--no-progress", check=0, timeout=90)
+    values = open(out).read().split()
+    assert len(values) == 150 and "aborted" not in values
+
+    config = write_config(f"""
+[kafka]
+brokers = "{brokers}"
+[pipelines.read]
+source = {{ plugin = "kafka", topics = ["{topic}"], group = "{unique('g')}", start = "latest", stop_at_end = true }}
+sink = {{ plugin = "file", path = "-" }}
+""")
+    r = pipehost("run", config, "--no-progress", check=0, timeout=90)
+    assert r.stdout == ""
+
+
+def test_a_paused_consumer_keeps_its_partitions():
+    # Paused longer than max.poll.interval.ms, a consumer that stopped polling would be
+    # thrown out of its group; pipehost keeps polling (fetching nothing) while paused.
+    import urllib.request
+    from support import free_port
+    port = free_port()
+    out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+    config = write_config(f"""
+admin = "127.0.0.1:{port}"
+[kafka.topics]
+events = {{ partitions = 2 }}
+[pipelines.produce]
+source = {{ plugin = "datagen", count = 0, rate = 200, seed = 1 }}
+transforms = [{{ plugin = "protobuf_encode", message = "Transaction", topic = "events" }}]
+sink = {{ plugin = "kafka", topic = "events" }}
+[pipelines.read.source]
+plugin = "kafka"
+topics = ["events"]
+group = "g"
+properties = {{ "max.poll.interval.ms" = "7000", "session.timeout.ms" = "6000" }}
+[pipelines.read.sink]
+plugin = "file"
+path = "{out}"
+format = "raw"
+""")
+    p = start_pipehost("run", config, "--no-progress", env=EMBEDDED)
+
+    def call(path, data=None):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return json.loads(r.read())
+
+    def read_count():
+        try:
+            return next(x for x in call("/pipelines") if x["name"] == "read")["records_read"]
+        except OSError:
+            return 0
+    try:
+        wait_until(lambda: read_count() > 100, 60, "records read")
+        call("/pipelines/read/pause", b"{}")
+        time.sleep(10)  # longer than max.poll.interval.ms
+        before = read_count()
+        call("/pipelines/read/resume", b"{}")
+        wait_until(lambda: read_count() > before + 100, 30, "reading after resume")
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err[-3000:]
+        before_stop = err[:err.index("SIGTERM")]
+        assert before_stop.count("assigned") == 1, err[-3000:]  # no rebalance while paused
+        assert "revoked" not in before_stop and "max.poll.interval" not in err, err[-3000:]
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+run_tests(globals())
