@@ -10,15 +10,10 @@ namespace gp = google::protobuf;
 
 namespace {
 
-// What protoc made of a file, less what the text parser deliberately skips: file
-// options, services and extensions. (Loading a descriptor set keeps only the json_name
-// values a .proto spelled out, as the parser does.)
+// What protoc made of a file.
 gp::FileDescriptorProto protoc_view(const std::string& name) {
   gp::FileDescriptorProto p;
   test::test_files().pool().FindFileByName(name)->CopyTo(&p);
-  p.clear_options();
-  p.clear_service();
-  p.clear_extension();
   return p;
 }
 
@@ -42,13 +37,14 @@ TEST_CASE("parser: reads what protoc reads (proto3 and proto2 test schemas)") {
 }
 
 TEST_CASE("parser: keeps explicit json_name and field options") {
-  gp::FileDescriptorProto mine;
-  parse_proto_text(test::read_text(std::string(PROTOBUF_TEST_PROTO_DIR) + "/everything.proto"),
-                   mine);
-  const auto& deep = mine.message_type(1).nested_type(0);
-  CHECK(deep.field(1).json_name() == "jsonNamed2");
-  CHECK(mine.message_type(0).field(18).options().packed() == false);
-  CHECK(mine.message_type(0).field(18).options().has_packed());
+  const auto files = SchemaFiles::from_registry(
+      test::read_text(std::string(PROTOBUF_TEST_PROTO_DIR) + "/everything.proto"), 2, nullptr);
+  CHECK(files->find_message("pipehost.test.Second.Deep").FindFieldByName("json_named")->json_name() ==
+        "jsonNamed2");
+  const gp::FieldDescriptor* unpacked =
+      files->find_message("pipehost.test.Everything").FindFieldByName("unpacked_ints");
+  CHECK(unpacked->options().has_packed());
+  CHECK_FALSE(unpacked->is_packed());
 }
 
 TEST_CASE("parser: the text the encoder registers parses back to the same descriptors") {
@@ -66,14 +62,11 @@ TEST_CASE("parser: the text the encoder registers parses back to the same descri
 TEST_CASE("parser: errors name the line and column") {
   gp::FileDescriptorProto f;
   CHECK_THROWS_WITH(parse_proto_text("syntax = \"proto3\";\nmessage A {\n  int32 x = ;\n}", f),
-                    "line 3:13: expected an integer, found \";\"");
-  CHECK_THROWS_WITH(parse_proto_text("message A { int32 x = 1; ", f),
-                    doctest::Contains("expected \"}\", found the end"));
-  CHECK_THROWS_WITH(
-      parse_proto_text("syntax = \"proto2\"; message A { optional group G = 1 {} }", f),
-      doctest::Contains("groups are not supported"));
+                    "line 3:13: Expected field number.");
+  CHECK_THROWS_WITH(parse_proto_text("syntax = \"proto3\"; message A { int32 x = 1; ", f),
+                    doctest::Contains("Reached end of input"));
   CHECK_THROWS_WITH(parse_proto_text("syntax = \"proto4\";", f),
-                    doctest::Contains("unknown syntax"));
+                    doctest::Contains("proto4"));
   CHECK_THROWS_WITH(parse_proto_text("message A { string s = 1; } \"unterminated", f),
                     doctest::Contains("line 1"));
 }
@@ -97,7 +90,7 @@ TEST_CASE("schema loader: registry text and base64 descriptors, imports and look
 
   CHECK_THROWS_WITH(SchemaFiles::from_registry("message {", 14, nullptr),
                     doctest::Contains("schema id 14 is not valid .proto text: line 1:9"));
-  CHECK_THROWS_WITH(SchemaFiles::from_registry("message A { B b = 1; }", 15, nullptr),
+  CHECK_THROWS_WITH(SchemaFiles::from_registry("syntax = \"proto3\"; message A { B b = 1; }", 15, nullptr),
                     doctest::Contains("\"B\" is not defined"));
   CHECK_THROWS_WITH(SchemaFiles::from_descriptor_set("/nonexistent.desc"),
                     "cannot open descriptor set /nonexistent.desc");
