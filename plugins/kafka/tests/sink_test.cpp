@@ -1,0 +1,112 @@
+// The kafka sink against librdkafka's mock cluster: acknowledged on delivery, cancelled
+// (not failed) when stopping with the broker gone, failed when delivery fails.
+#include <atomic>
+#include <chrono>
+#include <mutex>
+
+#include "kafka_test_support.hpp"
+
+using namespace pipehost;
+using namespace pipehost::kafka::test;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Done {
+  std::mutex mutex;
+  std::vector<Status> statuses;
+  BatchDone callback() {
+    return [this](Status s) {
+      std::lock_guard lock(mutex);
+      statuses.push_back(std::move(s));
+    };
+  }
+  std::size_t count() {
+    std::lock_guard lock(mutex);
+    return statuses.size();
+  }
+};
+
+Batch records(int n, const std::string& prefix) {
+  Batch b;
+  for (int i = 0; i < n; ++i) {
+    Record& r = b.records.emplace_back();
+    r.key = prefix + std::to_string(i);
+    r.payload = "value " + std::to_string(i);
+    r.headers.push_back({"h", "x"});
+  }
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("sink: a batch is acknowledged once every record is delivered") {
+  testing::MockKafka kafka;
+  kafka.create_topic("out", 2);
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  auto sink = kafka::test::sink(context, {{"topic", std::string("out")}});
+  REQUIRE(sink->start().is_ok());
+  Done done;
+  Batch b = records(100, "k");
+  b.records[7].destination_topic = "elsewhere";
+  kafka.create_topic("elsewhere", 1);
+  REQUIRE(sink->write(b, done.callback()).is_ok());
+  REQUIRE(testing::eventually([&] { return done.count() == 1; }));
+  CHECK(done.statuses[0].is_ok());
+  auto out = kafka.read_all("out", 2);
+  CHECK(out.size() == 99);
+  auto moved = kafka.read_all("elsewhere", 1);
+  REQUIRE(moved.size() == 1);
+  CHECK(moved[0].key == "k7");
+  CHECK(moved[0].headers.at(0).second == "x");
+  REQUIRE(sink->stop().is_ok());
+}
+
+TEST_CASE("sink: stopping with the broker gone and the queue full cancels, promptly") {
+  testing::MockKafka kafka;
+  kafka.create_topic("out", 1);
+  kafka.broker_down();
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  auto sink = kafka::test::sink(
+      context, {{"topic", std::string("out")},
+                {"properties", StringMap{{"queue.buffering.max.messages", "10"}}}});
+  REQUIRE(sink->start().is_ok());
+  Done done;
+  std::atomic<bool> returned{false};
+  Batch b = records(50, "k");
+  std::thread writer([&] {
+    CHECK(sink->write(b, done.callback()).is_ok());
+    returned = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK_FALSE(returned);  // waiting for room, as backpressure should
+  context.stop_requested = true;
+  auto asked = Clock::now();
+  writer.join();
+  CHECK(Clock::now() - asked < std::chrono::seconds(2));
+  kafka.broker_up();  // the 10 queued records are delivered, then done is called
+  REQUIRE(testing::eventually([&] { return done.count() == 1; }));
+  CHECK(done.statuses[0].code() == Code::cancelled);
+  REQUIRE(sink->stop().is_ok());
+}
+
+TEST_CASE("sink: a record that cannot be delivered fails the batch") {
+  testing::MockKafka kafka;
+  kafka.create_topic("out", 1);
+  kafka.broker_down();
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  auto sink = kafka::test::sink(
+      context, {{"topic", std::string("out")},
+                {"properties", StringMap{{"message.timeout.ms", "500"}}}});
+  REQUIRE(sink->start().is_ok());
+  Done done;
+  Batch b = records(3, "k");
+  REQUIRE(sink->write(b, done.callback()).is_ok());
+  REQUIRE(testing::eventually([&] { return done.count() == 1; }));
+  CHECK(done.statuses[0].code() == Code::fatal);
+  CHECK(done.statuses[0].message().find("delivery to out failed") != std::string::npos);
+  REQUIRE(sink->stop().is_ok());
+}

@@ -1,0 +1,195 @@
+// The kafka source against librdkafka's mock cluster: spans, commits, resume, seek,
+// pause, the end of a bounded read, missing topics. Waits poll until a condition holds.
+#include <chrono>
+#include <map>
+
+#include "kafka_test_support.hpp"
+
+using namespace pipehost;
+using namespace pipehost::kafka::test;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Reader {
+  explicit Reader(SourceStage& s) : source(s) {}
+  SourceStage& source;
+  std::vector<Batch> batches;
+  std::map<std::int32_t, std::vector<std::int64_t>> offsets;  // per partition, in order
+  bool ended = false;
+
+  std::size_t records() const {
+    std::size_t n = 0;
+    for (const auto& [p, o] : offsets) n += o.size();
+    return n;
+  }
+  // Polls until `done` or 30 s; each poll's batch is kept.
+  bool until(const std::function<bool()>& done) {
+    auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (!done() && Clock::now() < deadline && !ended) {
+      Batch b;
+      b.capacity = 16;
+      Status s = source.poll(b, Millis(100), ended);
+      REQUIRE_MESSAGE(s.is_ok(), s.message());
+      for (const auto& r : b.records) offsets[r.origin.partition].push_back(r.origin.offset);
+      if (!b.records.empty() || !b.spans.empty()) batches.push_back(std::move(b));
+    }
+    return done();
+  }
+  std::vector<Position> next_positions() const {
+    std::vector<Position> out;
+    for (const auto& [p, o] : offsets) out.push_back({"events", p, o.back() + 1});
+    return out;
+  }
+};
+
+std::int64_t committed(testing::MockKafka& kafka, const std::string& group, std::int32_t partition) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", kafka.bootstrap().c_str(), err, sizeof err);
+  rd_kafka_conf_set(conf, "group.id", group.c_str(), err, sizeof err);
+  rd_kafka_t* c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, "events", partition);
+  rd_kafka_committed(c, list, 10000);
+  std::int64_t offset = list->elems[0].offset;
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_destroy(c);
+  return offset;
+}
+
+}  // namespace
+
+TEST_CASE("source: spans chain batch to batch and commits are the acknowledged positions") {
+  testing::MockKafka kafka;
+  kafka.create_topic("events", 2);
+  produce(kafka.bootstrap(), "events", 0, 40);
+  produce(kafka.bootstrap(), "events", 1, 25);
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  auto source = kafka::test::source(context, {{"topics", std::vector<std::string>{"events"}},
+                                               {"group", std::string("g1")}});
+  REQUIRE(source->start().is_ok());
+  Reader reader(*source);
+  REQUIRE(reader.until([&] { return reader.records() == 65; }));
+  CHECK(reader.offsets[0].size() == 40);
+  CHECK(reader.offsets[1].size() == 25);
+  // The first span of a partition read from an unknown start claims nothing; every later
+  // one starts where the previous ended.
+  std::map<std::int32_t, std::int64_t> last_next;
+  for (const auto& b : reader.batches)
+    for (const auto& span : b.spans) {
+      auto it = last_next.find(span.partition);
+      if (it == last_next.end()) CHECK(span.from == -1);
+      else CHECK(span.from == it->second);
+      last_next[span.partition] = span.next;
+    }
+  CHECK(last_next[0] == 40);
+  CHECK(last_next[1] == 25);
+
+  REQUIRE(source->commit(reader.next_positions()).is_ok());
+  CHECK(testing::eventually([&] { return committed(kafka, "g1", 0) == 40; }));
+  CHECK(committed(kafka, "g1", 1) == 25);
+  REQUIRE(source->stop().is_ok());
+}
+
+TEST_CASE("source: resumes where the sink says, and the first span starts there") {
+  testing::MockKafka kafka;
+  kafka.create_topic("events", 1);
+  produce(kafka.bootstrap(), "events", 0, 30);
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  context.resume_positions["events:0"] = 12;
+  auto source = kafka::test::source(context, {{"topics", std::vector<std::string>{"events"}},
+                                               {"group", std::string("g2")}});
+  REQUIRE(source->start().is_ok());
+  Reader reader(*source);
+  REQUIRE(reader.until([&] { return reader.records() == 18; }));
+  CHECK(reader.offsets[0].front() == 12);
+  CHECK(reader.batches.front().spans.front().from == 12);
+  // What the sink holds is committed to the group too.
+  CHECK(testing::eventually([&] { return committed(kafka, "g2", 0) == 12; }));
+  REQUIRE(source->stop().is_ok());
+}
+
+TEST_CASE("source: seek reads a partition again from the given offset") {
+  testing::MockKafka kafka;
+  kafka.create_topic("events", 1);
+  produce(kafka.bootstrap(), "events", 0, 20);
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  auto source = kafka::test::source(context, {{"topics", std::vector<std::string>{"events"}},
+                                               {"group", std::string("g3")}});
+  REQUIRE(source->start().is_ok());
+  Reader reader(*source);
+  REQUIRE(reader.until([&] { return reader.records() == 20; }));
+  REQUIRE(source->seek({{"events", 0, 5}}).is_ok());
+  Reader again(*source);
+  REQUIRE(again.until([&] { return again.records() == 15; }));
+  CHECK(again.offsets[0].front() == 5);
+  CHECK(again.offsets[0].back() == 19);
+  CHECK(again.batches.front().spans.front().from == 5);
+  REQUIRE(source->stop().is_ok());
+}
+
+TEST_CASE("source: paused, it reads nothing but stays in the group; resumed, it goes on") {
+  testing::MockKafka kafka;
+  kafka.create_topic("events", 1);
+  produce(kafka.bootstrap(), "events", 0, 10);
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  auto source = kafka::test::source(context, {{"topics", std::vector<std::string>{"events"}},
+                                               {"group", std::string("g4")}});
+  REQUIRE(source->start().is_ok());
+  Reader reader(*source);
+  REQUIRE(reader.until([&] { return reader.records() == 10; }));
+  bool keep_polling = false;
+  REQUIRE(source->set_paused(true, keep_polling).is_ok());
+  CHECK(keep_polling);
+  produce(kafka.bootstrap(), "events", 0, 10, 10);
+  auto until = Clock::now() + std::chrono::seconds(2);
+  reader.until([&] { return Clock::now() > until; });
+  CHECK(reader.records() == 10);
+  REQUIRE(source->set_paused(false, keep_polling).is_ok());
+  REQUIRE(reader.until([&] { return reader.records() == 20; }));
+  CHECK(reader.offsets[0][10] == 10);
+  REQUIRE(source->stop().is_ok());
+}
+
+TEST_CASE("source: stop_at_end ends a consumer that reads nothing (start = latest)") {
+  testing::MockKafka kafka;
+  kafka.create_topic("events", 2);
+  produce(kafka.bootstrap(), "events", 0, 10);
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  auto source = kafka::test::source(context, {{"topics", std::vector<std::string>{"events"}},
+                                               {"group", std::string("g5")},
+                                               {"start", std::string("latest")},
+                                               {"stop_at_end", true}});
+  REQUIRE(source->start().is_ok());
+  Reader reader(*source);
+  reader.until([&] { return reader.ended; });
+  CHECK(reader.ended);
+  CHECK(reader.records() == 0);
+  CHECK(committed(kafka, "g5", 0) == 10);  // its position, though it read no record
+  REQUIRE(source->stop().is_ok());
+}
+
+TEST_CASE("source: a missing topic is named, with the closest existing one") {
+  testing::MockKafka kafka;
+  kafka.create_topic("events", 1);
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  auto bounded = kafka::test::source(context, {{"topics", std::vector<std::string>{"event"}},
+                                                {"group", std::string("g6")},
+                                                {"stop_at_end", true}});
+  Status s = bounded->start();
+  CHECK(s.code() == Code::fatal);
+  CHECK(s.message().find("topic 'event' does not exist (did you mean 'events'?)") != std::string::npos);
+  auto unbounded = kafka::test::source(context, {{"topics", std::vector<std::string>{"nothing"}},
+                                                  {"group", std::string("g7")}});
+  REQUIRE(unbounded->start().is_ok());
+  bool warned = false;
+  for (const auto& line : context.logs) warned = warned || line.find("'nothing' does not exist") != std::string::npos;
+  CHECK(warned);
+}
