@@ -9,11 +9,15 @@
 #include <vector>
 
 #include "cli/help.hpp"
+#include "cli/reference.hpp"
 #include "config/build.hpp"
 #include "config/document.hpp"
 #include "log.hpp"
 #include "loader/plugin_registry.hpp"
-#include "runtime/engine.hpp"
+#include "cli/run_command.hpp"
+#include "config/stage_checks.hpp"
+#include "services/memory_registry.hpp"
+#include "services/rest_registry.hpp"
 #include "services/registry_server.hpp"
 
 #ifndef PIPEHOST_VERSION
@@ -33,6 +37,8 @@ struct Arguments {
   std::string listen;
   bool help = false;
   bool progress = true;
+  bool connect = false;        // validate --connect: the stages' service checks too
+  bool markdown = false;       // plugins --markdown: the reference as docs/plugins.md
 };
 
 // Parses the options every command shares; false (with a message) on a bad one. Each
@@ -58,6 +64,14 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
     }
     if (a == "--no-progress") {
       out.progress = false;
+      continue;
+    }
+    if (a == "--connect") {
+      out.connect = true;
+      continue;
+    }
+    if (a == "--markdown") {
+      out.markdown = true;
       continue;
     }
     bool matched = false;
@@ -145,65 +159,53 @@ int command_run(const Arguments& args, bool validate_only) {
   Config config;
   if (!load_config(args, plugins, config)) return kInvalidInput;
   if (validate_only) {
+    // Each stage's own checks; with --connect, the services they need too.
+    CheckServices services;
+    services.kafka_bootstrap = args.connect ? config.kafka_brokers : "embedded";
+    services.kafka_properties = config.kafka_properties;
+    services.data_dir = data_directory();
+    std::unique_ptr<SchemaRegistry> registry;
+    if (args.connect) {
+      if (config.schema_registry == "embedded") registry = std::make_unique<MemorySchemaRegistry>();
+      else registry = std::make_unique<RestSchemaRegistry>(config.schema_registry);
+      services.registry = registry.get();
+    }
+    Diagnostics problems;
+    std::vector<std::string> unreachable;
+    check_stages(config, services, args.connect, problems, unreachable);
+    if (!problems.empty()) {
+      std::fputs(problems.format().c_str(), stderr);
+      std::fprintf(stderr, "%zu problem(s); nothing was started\n", problems.size());
+      return kInvalidInput;
+    }
+    for (const auto& u : unreachable) std::fprintf(stderr, "pipehost: %s\n", u.c_str());
+    if (!unreachable.empty()) return kServicesUnavailable;
     std::string names;
     for (const auto& p : config.pipelines) names += (names.empty() ? "" : ", ") + p.name;
-    std::printf("%s: valid (%zu pipeline(s): %s)\n", join(args.positional).c_str(),
-                config.pipelines.size(), names.c_str());
+    std::printf("%s: valid (%zu pipeline(s): %s)%s\n", join(args.positional).c_str(),
+                config.pipelines.size(), names.c_str(),
+                args.connect ? "; every service answered" : "");
     return kOk;
   }
-  EngineOptions options;
+  RunOptions options;
   options.progress_on_terminal = args.progress;
   options.stats_file = args.stats_file;
   options.admin_address = args.admin.empty() ? config.admin : args.admin;
   return run_pipelines(config, data_directory(), options);
 }
 
-std::string default_text(const OptionSpec& o) {
-  if (!o.default_value) return o.required ? "(required)" : "(none)";
-  return std::visit(
-      [](const auto& v) -> std::string {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, std::string>) return "\"" + v + "\"";
-        else if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
-        else if constexpr (std::is_same_v<T, std::int64_t>) return std::to_string(v);
-        else if constexpr (std::is_same_v<T, double>) {
-          std::string s = std::to_string(v);
-          while (s.size() > 1 && s.back() == '0' && s[s.size() - 2] != '.') s.pop_back();
-          return s;
-        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) return "[" + join(v) + "]";
-        else return "{}";
-      },
-      *o.default_value);
-}
-
-void print_component(const LoadedPlugin& plugin, const ComponentSpec& c) {
-  std::printf("%s (%s) - %s\n  plugin %s %s, %s\n", c.name.c_str(),
-              std::string(kind_name(c.kind)).c_str(), c.description.c_str(),
-              plugin.spec->name.c_str(), plugin.spec->version.c_str(), plugin.file.c_str());
-  std::printf("  options:\n");
-  if (c.options.empty()) std::printf("    (none)\n");
-  for (const auto& o : c.options) {
-    std::printf("    %-24s %-16s %-14s %s", o.name.c_str(),
-                std::string(option_type_name(o.type)).c_str(), default_text(o).c_str(),
-                o.doc.c_str());
-    if (!o.allowed.empty()) std::printf(" [one of: %s]", join(o.allowed).c_str());
-    std::printf("\n");
-  }
-  if (!c.example.empty()) std::printf("  example:\n%s\n", c.example.c_str());
-  std::printf("\n");
-}
-
 int command_plugins(const Arguments& args) {
   if (args.help) return std::fputs(help::kPlugins, stdout), kOk;
   PluginRegistry plugins;
   plugins.load_directories(plugin_search_path(args.plugin_path));
+  if (args.markdown) return std::fputs(reference_markdown(plugins).c_str(), stdout), kOk;
   if (!args.positional.empty()) {
     const std::string& name = args.positional.front();
     bool found = false;
     for (const auto& p : plugins.plugins())
       for (const auto& c : p.spec->components)
         if (c.name == name || p.spec->name == name) {
-          print_component(p, c);
+          std::printf("%s\n", component_text(p, c).c_str());
           found = true;
         }
     if (!found) {

@@ -17,7 +17,7 @@ Exit codes:
   0  success (every pipeline ended, or drained cleanly after SIGINT/SIGTERM)
   1  a pipeline failed (its message is printed at the end; the others ran on)
   2  invalid command line or config (every problem is printed with file:line:column)
-  3  a service could not be reached at start (Kafka broker, schema registry)
+  3  a service could not be reached at start (Kafka broker, schema registry, Redis...)
 
 Environment:
   PIPEHOST_PLUGIN_PATH   colon-separated folders searched for plugins before the built-in one
@@ -50,17 +50,25 @@ Options:
 inline constexpr const char* kValidate = R"(Usage: pipehost validate FILE... [options]
 
 Loads the files like `run` does (overlay, --set, ${VAR} interpolation), checks every
-pipeline, stage and option against the installed plugins, and prints every problem
-with file:line:column. Runs nothing. Exit code 0 when valid, 2 otherwise.
+pipeline, stage and option against the installed plugins and each stage's own checks
+(a Redis URL that does not parse, a protobuf message that is not in the schemas, empty
+topics...), and prints every problem with file:line:column. Runs nothing.
 
 Options: --env NAME, --set PATH=VALUE, --plugin-path DIR (as for run)
+  --connect             also run the checks that need services: Kafka answers, Redis
+                        answers, ... (`run` always does them before starting)
+
+Exit code 0 when valid, 2 on a problem in the files, 3 when --connect finds a service
+that cannot be used.
 )";
 
-inline constexpr const char* kPlugins = R"(Usage: pipehost plugins [NAME] [--plugin-path DIR]
+inline constexpr const char* kPlugins = R"(Usage: pipehost plugins [NAME] [--plugin-path DIR] [--markdown]
 
 Without NAME: every installed plugin with its components, and every library on the
 plugin path that was refused and why. With NAME (a plugin or a component): its
 description, options (type, default, whether required, what it does) and an example.
+--markdown: the whole configuration reference (the file's own keys and every
+component's options) as Markdown, as in docs/plugins.md.
 )";
 
 inline constexpr const char* kRegistry = R"(Usage: pipehost registry [--listen HOST:PORT]

@@ -4,71 +4,41 @@
 #include <set>
 
 #include "config/options_check.hpp"
+#include "config/settings.hpp"
 
 namespace pipehost::host {
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"plugin_path", "kafka", "schema_registry",
-                                                "admin", "admin_token", "pipelines"};
-const std::vector<std::string> kKafkaKeys = {"brokers", "properties", "topics", "create_topics"};
-const std::vector<std::string> kTopicKeys = {"partitions", "replication_factor"};
-const std::vector<std::string> kPipelineKeys = {
-    "tasks",       "batch_size",        "max_in_flight_records", "max_in_flight_bytes",
-    "commit_interval_ms", "on_error",   "dead_letter_topic",     "end_after",
-    "source",      "transforms",        "sink",                  "description"};
+// Reads `table` into the settings struct S through S's declaration.
+template <class S>
+S read_settings(const toml::table& table, OptionsPlace place, Diagnostics& diagnostics) {
+  OptionList<S> list;
+  S::declare(list);
+  place.noun = "key";
+  Options values = check_options(table, list.specs(), place, diagnostics);
+  S out{};
+  list.fill(out, values);
+  return out;
+}
+
+OptionsPlace place(std::string owner, std::string owner_name, const toml::node& node,
+                   std::string pipeline = "", std::vector<std::string> other_keys = {}) {
+  OptionsPlace p;
+  p.pipeline = std::move(pipeline);
+  p.owner = std::move(owner);
+  p.owner_name = std::move(owner_name);
+  p.where = location_of(node.source());
+  p.other_keys = std::move(other_keys);
+  return p;
+}
 
 class Builder {
  public:
   Builder(Diagnostics& d) : diagnostics_(d) {}
 
-  void unknown_keys(const toml::table& table, const std::vector<std::string>& allowed,
-                    const std::string& pipeline, const std::string& what) {
-    for (auto&& [key, node] : table) {
-      std::string name(key.str());
-      if (std::find(allowed.begin(), allowed.end(), name) != allowed.end()) continue;
-      std::string hint = did_you_mean(name, allowed);
-      Location where = location_of(key.source());
-      if (where.file.empty()) where = location_of(node.source());
-      diagnostics_.add(where, pipeline, "",
-                       "unknown key '" + name + "' in " + what + "; " +
-                           (hint.empty() ? "" : hint + " ") + "allowed: " + join(allowed));
-    }
-  }
-
-  template <class T>
-  void read(const toml::table& table, const char* key, T& out, const std::string& pipeline,
-            const char* type_name, std::int64_t min = 0) {
-    const toml::node* node = table.get(key);
-    if (!node) return;
-    if constexpr (std::is_same_v<T, std::string>) {
-      if (auto s = node->value_exact<std::string>()) {
-        out = *s;
-        return;
-      }
-    } else if constexpr (std::is_same_v<T, bool>) {
-      if (auto b = node->value_exact<bool>()) {
-        out = *b;
-        return;
-      }
-    } else {
-      if (auto i = node->value_exact<std::int64_t>(); i && *i >= min) {
-        out = static_cast<T>(*i);
-        return;
-      }
-    }
-    diagnostics_.add(location_of(node->source()), pipeline, "",
-                     std::string("'") + key + "' must be " + type_name);
-  }
-
-  const toml::table* table_at(const toml::table& parent, const char* key,
-                              const std::string& pipeline, bool required) {
+  const toml::table* table_at(const toml::table& parent, const char* key, const std::string& pipeline) {
     const toml::node* node = parent.get(key);
-    if (!node) {
-      if (required)
-        diagnostics_.add(location_of(parent.source()), pipeline, "",
-                         std::string("missing '") + key + "' table");
-      return nullptr;
-    }
+    if (!node) return nullptr;
     if (!node->is_table()) {
       diagnostics_.add(location_of(node->source()), pipeline, "",
                        std::string("'") + key + "' must be a table");
@@ -78,37 +48,33 @@ class Builder {
   }
 
   void kafka(const toml::table& doc, Config& config) {
-    const toml::table* kafka = table_at(doc, "kafka", "", false);
+    const toml::table* kafka = table_at(doc, "kafka", "");
     if (!kafka) return;
-    unknown_keys(*kafka, kKafkaKeys, "", "[kafka]");
-    read(*kafka, "brokers", config.kafka_brokers, "", "a string: \"embedded\" or host:port,...");
-    read(*kafka, "create_topics", config.create_topics, "", "true or false");
-    if (const toml::table* props = table_at(*kafka, "properties", "", false)) {
-      for (auto&& [k, v] : *props) {
-        if (auto s = v.value<std::string>()) config.kafka_properties[std::string(k.str())] = *s;
-        else if (v.is_integer()) config.kafka_properties[std::string(k.str())] = std::to_string(*v.value<std::int64_t>());
-        else if (v.is_boolean()) config.kafka_properties[std::string(k.str())] = *v.value<bool>() ? "true" : "false";
-        else diagnostics_.add(location_of(v.source()), "", "", "[kafka.properties] values must be strings, integers or booleans");
+    auto settings = read_settings<KafkaSettings>(*kafka, place("in [kafka]", "[kafka]", *kafka, "", {"topics"}),
+                                                 diagnostics_);
+    config.kafka_brokers = settings.brokers;
+    config.kafka_properties = settings.properties;
+    config.create_topics = settings.create_topics;
+    const toml::table* topics = table_at(*kafka, "topics", "");
+    if (!topics) return;
+    for (auto&& [name, node] : *topics) {
+      TopicConfig topic{std::string(name.str())};
+      if (!node.is_table()) {
+        diagnostics_.add(location_of(node.source()), "", "",
+                         "topic '" + topic.name + "' must be a table, e.g. { partitions = 3 }");
+        continue;
       }
-    }
-    if (const toml::table* topics = table_at(*kafka, "topics", "", false)) {
-      for (auto&& [name, node] : *topics) {
-        TopicConfig topic{std::string(name.str())};
-        if (!node.is_table()) {
-          diagnostics_.add(location_of(node.source()), "", "",
-                           "topic '" + topic.name + "' must be a table, e.g. { partitions = 3 }");
-          continue;
-        }
-        unknown_keys(*node.as_table(), kTopicKeys, "", "topic '" + topic.name + "'");
-        read(*node.as_table(), "partitions", topic.partitions, "", "an integer >= 1", 1);
-        read(*node.as_table(), "replication_factor", topic.replication_factor, "", "an integer >= 1", 1);
-        config.topics.push_back(topic);
-      }
+      std::string owner = "topic '" + topic.name + "'";
+      auto t = read_settings<TopicSettings>(*node.as_table(), place("in " + owner, owner, node), diagnostics_);
+      topic.partitions = t.partitions;
+      topic.replication_factor = t.replication_factor;
+      config.topics.push_back(topic);
     }
   }
 
   bool stage(const toml::node& node, const std::string& pipeline, const std::string& label,
-             Kind kind, const ComponentCatalog& catalog, StageConfig& out) {
+             Kind kind, const ComponentCatalog& catalog, const StringMap& connections,
+             StageConfig& out) {
     out.label = label;
     out.where = location_of(node.source());
     if (!node.is_table()) {
@@ -137,7 +103,7 @@ class Builder {
                            " (see `pipehost plugins`; plugin_path or PIPEHOST_PLUGIN_PATH add folders)");
       return false;
     }
-    check_stage_options(pipeline, out, diagnostics_);
+    check_stage_options(pipeline, out, connections, diagnostics_);
     return true;
   }
 
@@ -151,38 +117,32 @@ class Builder {
       return;
     }
     const toml::table& t = *node.as_table();
-    unknown_keys(t, kPipelineKeys, name, "pipeline");
-    read(t, "tasks", p.tasks, name, "an integer >= 1", 1);
-    read(t, "batch_size", p.batch_size, name, "an integer >= 1", 1);
-    read(t, "max_in_flight_records", p.max_in_flight_records, name, "an integer >= 1", 1);
-    read(t, "max_in_flight_bytes", p.max_in_flight_bytes, name, "an integer >= 1", 1);
-    read(t, "commit_interval_ms", p.commit_interval_ms, name, "an integer >= 0", 0);
-    read(t, "end_after", p.end_after, name, "the name of another pipeline");
+    auto settings = read_settings<PipelineSettings>(
+        t, place("in pipeline", "pipeline '" + name + "'", node, name, {"source", "transforms", "sink"}),
+        diagnostics_);
+    p.tasks = settings.tasks;
+    p.batch_size = static_cast<std::size_t>(settings.batch_size);
+    p.max_in_flight_records = static_cast<std::size_t>(settings.max_in_flight_records);
+    p.max_in_flight_bytes = static_cast<std::size_t>(settings.max_in_flight_bytes);
+    p.commit_interval_ms = settings.commit_interval_ms;
+    p.on_error = settings.on_error == "skip"          ? ErrorPolicy::skip
+                 : settings.on_error == "dead_letter" ? ErrorPolicy::dead_letter
+                                                      : ErrorPolicy::fail;
+    p.dead_letter_topic = settings.dead_letter_topic.empty() ? name + "-dlq" : settings.dead_letter_topic;
+    p.end_after = settings.end_after;
     if (auto* n = t.get("end_after")) p.end_after_where = location_of(n->source());
-    std::string policy = "fail";
-    read(t, "on_error", policy, name, "\"fail\", \"skip\" or \"dead_letter\"");
-    if (policy == "fail") p.on_error = ErrorPolicy::fail;
-    else if (policy == "skip") p.on_error = ErrorPolicy::skip;
-    else if (policy == "dead_letter") p.on_error = ErrorPolicy::dead_letter;
-    else {
-      std::string hint = did_you_mean(policy, {"fail", "skip", "dead_letter"});
-      diagnostics_.add(location_of(t.get("on_error")->source()), name, "",
-                       "on_error cannot be \"" + policy + "\"; " + (hint.empty() ? "" : hint + " ") +
-                           "allowed: fail, skip, dead_letter");
-    }
-    p.dead_letter_topic = name + "-dlq";
-    read(t, "dead_letter_topic", p.dead_letter_topic, name, "a topic name");
 
-    if (auto* source = t.get("source")) stage(*source, name, "source", Kind::source, catalog, p.source);
+    const StringMap& connections = config.connections;
+    if (auto* source = t.get("source")) stage(*source, name, "source", Kind::source, catalog, connections, p.source);
     else diagnostics_.add(p.where, name, "", "missing [pipelines." + name + ".source]");
-    if (auto* sink = t.get("sink")) stage(*sink, name, "sink", Kind::sink, catalog, p.sink);
+    if (auto* sink = t.get("sink")) stage(*sink, name, "sink", Kind::sink, catalog, connections, p.sink);
     else diagnostics_.add(p.where, name, "", "missing [pipelines." + name + ".sink]");
     if (auto* transforms = t.get("transforms")) {
       if (auto* a = transforms->as_array()) {
         for (std::size_t i = 0; i < a->size(); ++i) {
           StageConfig s;
           stage(*a->get(i), name, "transforms[" + std::to_string(i) + "]", Kind::transform,
-                catalog, s);
+                catalog, connections, s);
           p.transforms.push_back(std::move(s));
         }
       } else {
@@ -223,24 +183,14 @@ Config build_config(std::shared_ptr<toml::table> document, const std::vector<std
   config.document = document;
   const toml::table& doc = *document;
   Builder b(diagnostics);
-  b.unknown_keys(doc, kTopLevelKeys, "", "the top level");
-  if (auto* pp = doc.get("plugin_path"); pp && !pp->is_string() && !pp->is_array())
-    diagnostics.add(location_of(pp->source()), "", "", "plugin_path must be a string or an array of strings");
+  auto file = read_settings<FileSettings>(doc, place("at the top level", "the file", doc, "", {"kafka", "pipelines"}),
+                                          diagnostics);
   config.plugin_path = plugin_path_of(doc, files.empty() ? "" : files.front());
+  config.schema_registry = file.schema_registry;
+  config.admin = file.admin;
+  config.admin_token = file.admin_token;
+  config.connections = file.connections;
   b.kafka(doc, config);
-  if (auto* admin = doc.get("admin")) {
-    if (auto s = admin->value_exact<std::string>()) config.admin = *s;
-    else diagnostics.add(location_of(admin->source()), "", "", "admin must be a string \"host:port\", e.g. \"127.0.0.1:9464\"");
-  }
-  if (auto* token = doc.get("admin_token")) {
-    if (auto s = token->value_exact<std::string>()) config.admin_token = *s;
-    else diagnostics.add(location_of(token->source()), "", "",
-                         "admin_token must be a string, e.g. \"${PIPEHOST_ADMIN_TOKEN}\"");
-  }
-  if (auto* sr = doc.get("schema_registry")) {
-    if (auto s = sr->value_exact<std::string>()) config.schema_registry = *s;
-    else diagnostics.add(location_of(sr->source()), "", "", "schema_registry must be a string: \"embedded\" or a URL");
-  }
   const toml::node* pipelines = doc.get("pipelines");
   if (!pipelines || !pipelines->is_table() || pipelines->as_table()->empty()) {
     diagnostics.add({files.empty() ? "" : files.front(), 0, 0}, "", "",

@@ -1,5 +1,7 @@
 #include "config/document.hpp"
 
+#include <algorithm>
+
 #include <cstdlib>
 #include <filesystem>
 
@@ -188,12 +190,28 @@ std::shared_ptr<toml::table> load_document(const LoadRequest& request, Diagnosti
       std::error_code ec;
       for (const auto& e : fs::directory_iterator(dir, ec))
         if (e.path().extension() == ".toml") known.push_back(e.path().stem().string());
+      std::sort(known.begin(), known.end());
       diagnostics.add({overlay.string(), 0, 0}, "", "",
                       "no overlay for environment '" + request.env + "'" +
                           (known.empty() ? "" : "; known environments: " + join(known)));
       return nullptr;
     }
-    if (!parse_file_into(overlay.string(), *document, diagnostics)) return nullptr;
+    // An environment swaps connection facts, never a pipeline's shape: one overlay must
+    // fit every config of the folder.
+    try {
+      toml::table parsed = toml::parse_file(overlay.string());
+      if (const toml::node* p = parsed.get("pipelines")) {
+        diagnostics.add(location_of(p->source()), "", "",
+                        "an environment overlay sets connections ([kafka] brokers and properties, "
+                        "schema_registry, [connections]), not pipelines: move this into the "
+                        "config file, or into a [connections] entry its stages use");
+        return nullptr;
+      }
+      merge_into(*document, std::move(parsed));
+    } catch (const toml::parse_error& e) {
+      diagnostics.add(location_of(e.source()), "", "", std::string(e.description()));
+      return nullptr;
+    }
   }
   for (const auto& s : request.sets) apply_set(s, *document, diagnostics);
   interpolate(*document, diagnostics);

@@ -56,6 +56,7 @@ struct Config {
   std::vector<std::string> plugin_path;
   std::string admin;  // "host:port" of the admin HTTP endpoint; empty: off
   std::string admin_token;  // when set, the admin API wants "Authorization: Bearer <token>"
+  StringMap connections;    // [connections]: what stages leave out of their connection options
   std::vector<PipelineConfig> pipelines;
   std::shared_ptr<toml::table> document;  // owns what StageConfig::table points at
 };

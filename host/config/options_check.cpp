@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "pipehost/detail/validate.hpp"
+
 namespace pipehost::host {
 namespace {
 
@@ -47,6 +49,7 @@ std::optional<OptionValue> convert(const OptionSpec& spec, const toml::node& nod
       if (auto b = node.value_exact<bool>()) return *b;
       return std::nullopt;
     case OptionType::string_list: {
+      if (auto s = node.value_exact<std::string>()) return std::vector<std::string>{*s};
       const toml::array* a = node.as_array();
       if (!a) return std::nullopt;
       std::vector<std::string> out;
@@ -72,82 +75,100 @@ std::optional<OptionValue> convert(const OptionSpec& spec, const toml::node& nod
   return std::nullopt;
 }
 
-std::string range_text(const OptionSpec& spec) {
-  auto num = [](double d) {
-    return d == std::floor(d) ? std::to_string(static_cast<long long>(d)) : std::to_string(d);
-  };
-  if (spec.min && spec.max) return "between " + num(*spec.min) + " and " + num(*spec.max);
-  if (spec.min) return "at least " + num(*spec.min);
-  return "at most " + num(*spec.max);
-}
-
 }  // namespace
 
-void check_stage_options(const std::string& pipeline, StageConfig& stage,
-                         Diagnostics& diagnostics) {
-  const ComponentSpec& component = *stage.component;
+Options check_options(const toml::table& table, const std::vector<OptionSpec>& specs,
+                      const OptionsPlace& place, Diagnostics& diagnostics) {
+  Options out;
+  auto report = [&](const Location& where, std::string message) {
+    diagnostics.add(where, place.pipeline, place.stage, std::move(message));
+  };
+  // Messages from the SDK say "option"; host settings are "keys".
+  auto noun = [&](std::string message) {
+    if (place.noun != "option" && message.rfind("option '", 0) == 0)
+      message.replace(0, 6, place.noun);
+    return message;
+  };
   std::vector<std::string> declared;
-  for (const auto& o : component.options) declared.push_back(o.name);
+  for (const auto& o : specs) declared.push_back(o.name);
+  std::vector<std::string> allowed_keys = declared;
+  allowed_keys.insert(allowed_keys.end(), place.other_keys.begin(), place.other_keys.end());
 
   std::vector<std::string> present;
-  for (auto&& [key, node] : *stage.table) {
+  for (auto&& [key, node] : table) {
     std::string name(key.str());
-    if (name == "plugin") continue;
     present.push_back(name);
-    auto spec = std::find_if(component.options.begin(), component.options.end(),
+    if (std::find(place.other_keys.begin(), place.other_keys.end(), name) != place.other_keys.end())
+      continue;
+    auto spec = std::find_if(specs.begin(), specs.end(),
                              [&](const OptionSpec& o) { return o.name == name; });
     Location where = location_of(key.source());
     if (where.file.empty()) where = location_of(node.source());
-    if (spec == component.options.end()) {
-      std::string hint = did_you_mean(name, declared);
-      diagnostics.add(where, pipeline, stage.label,
-                      "unknown option '" + name + "' for plugin '" + component.name + "'; " +
-                          (hint.empty() ? "" : hint + " ") +
-                          (declared.empty() ? "it takes no options"
-                                            : "allowed: " + join(declared)));
+    if (spec == specs.end()) {
+      std::string hint = did_you_mean(name, allowed_keys);
+      report(where, "unknown " + place.noun + " '" + name + "' " + place.owner + "; " +
+                        (hint.empty() ? "" : hint + " ") +
+                        (allowed_keys.empty() ? "it takes no " + place.noun + "s"
+                                              : "allowed: " + join(allowed_keys)));
       continue;
     }
     if (Location at = location_of(node.source()); !at.file.empty()) where = at;
     auto value = convert(*spec, node);
     if (!value) {
-      diagnostics.add(where, pipeline, stage.label,
-                      "option '" + name + "' must be " + with_article(spec->type) + ", not " +
-                          describe_type(node));
+      report(where, place.noun + " '" + name + "' must be " + with_article(spec->type) + ", not " +
+                        describe_type(node));
       continue;
     }
-    if (!spec->allowed.empty()) {
-      const auto& s = std::get<std::string>(*value);
-      if (std::find(spec->allowed.begin(), spec->allowed.end(), s) == spec->allowed.end()) {
-        std::string hint = did_you_mean(s, spec->allowed);
-        diagnostics.add(where, pipeline, stage.label,
-                        "option '" + name + "' cannot be \"" + s + "\"; " +
-                            (hint.empty() ? "" : hint + " ") + "allowed: " + join(spec->allowed));
-        continue;
-      }
+    if (std::string problem = detail::value_problem(*spec, *value); !problem.empty()) {
+      std::string hint;
+      if (const auto* text = std::get_if<std::string>(&*value); text && !spec->allowed.empty())
+        hint = did_you_mean(*text, spec->allowed);
+      if (!hint.empty()) problem.replace(problem.find("; allowed"), 2, "; " + hint + " ");
+      report(where, noun(problem));
+      continue;
     }
-    if (spec->min || spec->max) {
-      double d = std::holds_alternative<std::int64_t>(*value)
-                     ? static_cast<double>(std::get<std::int64_t>(*value))
-                     : std::holds_alternative<double>(*value) ? std::get<double>(*value) : 0.0;
-      if ((spec->min && d < *spec->min) || (spec->max && d > *spec->max)) {
-        diagnostics.add(where, pipeline, stage.label,
-                        "option '" + name + "' must be " + range_text(*spec));
-        continue;
-      }
-    }
-    stage.options.values[name] = std::move(*value);
+    out.values[name] = std::move(*value);
   }
 
-  for (const auto& spec : component.options) {
+  for (const auto& spec : specs) {
     if (std::find(present.begin(), present.end(), spec.name) != present.end()) continue;
+    if (!spec.connection.empty() && place.connections) {
+      if (auto c = place.connections->find(spec.connection); c != place.connections->end()) {
+        std::string problem = detail::value_problem(spec, c->second);
+        if (!problem.empty())
+          report(place.where, noun(problem) + " (from [connections] " + spec.connection + ")");
+        else
+          out.values[spec.name] = c->second;
+        continue;
+      }
+    }
     if (spec.default_value) {
-      stage.options.values[spec.name] = *spec.default_value;
+      out.values[spec.name] = *spec.default_value;
     } else if (spec.required) {
-      diagnostics.add(stage.where, pipeline, stage.label,
-                      "plugin '" + component.name + "' needs option '" + spec.name + "' (" +
-                          std::string(option_type_name(spec.type)) + "): " + spec.doc);
+      report(place.where, place.owner_name + " needs " + place.noun + " '" + spec.name + "' (" +
+                              std::string(option_type_name(spec.type)) + "): " + spec.doc +
+                              (spec.connection.empty()
+                                   ? ""
+                                   : "; or set " + spec.connection +
+                                         " under [connections] at the top of the file, for "
+                                         "every stage that uses it"));
     }
   }
+  return out;
+}
+
+void check_stage_options(const std::string& pipeline, StageConfig& stage,
+                         const StringMap& connections, Diagnostics& diagnostics) {
+  const ComponentSpec& component = *stage.component;
+  OptionsPlace place;
+  place.pipeline = pipeline;
+  place.stage = stage.label;
+  place.owner = "for plugin '" + component.name + "'";
+  place.owner_name = "plugin '" + component.name + "'";
+  place.where = stage.where;
+  place.connections = &connections;
+  place.other_keys = {"plugin"};
+  stage.options = check_options(*stage.table, component.options, place, diagnostics);
 }
 
 }  // namespace pipehost::host

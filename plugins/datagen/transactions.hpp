@@ -7,17 +7,17 @@
 #include <string>
 #include <vector>
 
-#include "pipehost/value.hpp"
+#include "generator.hpp"
 
 namespace pipehost::datagen {
 
-class TransactionGenerator {
+class TransactionGenerator final : public Generator {
  public:
   TransactionGenerator(std::uint64_t seed, int accounts);
   // The account numbers, IBAN-like with valid check digits, all distinct.
   const std::vector<std::string>& accounts() const { return accounts_; }
   // Fills `value` with transaction number `index` and returns its account number.
-  const std::string& make(std::uint64_t index, std::int64_t now_micros, Value& value) const;
+  const std::string& make(std::uint64_t index, std::int64_t now_micros, Value& value) const override;
   // The amount of transaction `index` in cents, as make() would give it.
   std::int64_t amount_cents(std::uint64_t index) const;
 

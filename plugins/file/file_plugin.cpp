@@ -1,133 +1,18 @@
-// file: writes one line per record to a file (or stdout): the decoded value as JSON,
-// or the raw payload. For inspecting a pipeline's output and for tests.
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <map>
-#include <memory>
-#include <mutex>
-
+// file: writes records to a file, one line each.
 #include <pipehost/sdk.hpp>
 
-#include "json_value.hpp"
+#include "file_sink.hpp"
 
-namespace pipehost::file {
 namespace {
 
-// One open file per path, shared by every task writing there, so lines never interleave.
-class SharedFile {
- public:
-  static std::shared_ptr<SharedFile> open(const std::string& path) {
-    static std::mutex registry_mutex;
-    static std::map<std::string, std::weak_ptr<SharedFile>> registry;
-    std::lock_guard lock(registry_mutex);
-    if (auto existing = registry[path].lock()) return existing;
-    std::FILE* f = path == "-" ? stdout : std::fopen(path.c_str(), "a");
-    if (!f) throw FatalError("cannot open " + path + " for appending");
-    auto made = std::make_shared<SharedFile>(f, path);
-    registry[path] = made;
-    return made;
-  }
-  SharedFile(std::FILE* f, std::string path) : file_(f), path_(std::move(path)) {}
-  ~SharedFile() {
-    if (file_ && file_ != stdout) std::fclose(file_);
-  }
-  // Durable when it returns with `sync` (fsync): only then is the batch acknowledged
-  // and its source positions committed. stdout and pipes cannot be synced.
-  void append(const std::string& lines, bool sync) {
-    std::lock_guard lock(mutex_);
-    if (std::fwrite(lines.data(), 1, lines.size(), file_) != lines.size() || std::fflush(file_) != 0)
-      throw RetriableError("cannot write to " + path_ + ": " + std::strerror(errno));
-    if (sync && file_ != stdout && ::fsync(fileno(file_)) != 0 && errno != EINVAL)
-      throw RetriableError("cannot sync " + path_ + " to disk: " + std::strerror(errno));
-  }
-
- private:
-  std::mutex mutex_;
-  std::FILE* file_;
-  std::string path_;
-};
-
-class FileSink final : public Sink {
- public:
-  FileSink(const Options& options, Context& context)
-      : path_(options.string("path")), json_(options.string("format") == "json"),
-        with_key_(options.boolean("with_key")), with_headers_(options.boolean("with_headers")),
-        sync_(options.boolean("fsync")) {
-    (void)context;
-  }
-  void start() override { out_ = SharedFile::open(path_); }
-
-  void write(Batch& batch, BatchDone done) override {
-    std::string lines;
-    for (const auto& r : batch.records) {
-      if (json_) {
-        if (with_key_ || with_headers_) {
-          lines += "{\"value\":";
-          append_json(r.value, lines);
-          if (with_key_) {
-            lines += ",\"key\":";
-            append_json(Value(r.key), lines);
-          }
-          if (with_headers_) {
-            lines += ",\"headers\":{";
-            for (std::size_t i = 0; i < r.headers.size(); ++i) {
-              if (i) lines += ',';
-              append_json(Value(r.headers[i].key), lines);
-              lines += ':';
-              append_json(Value(r.headers[i].value), lines);
-            }
-            lines += '}';
-          }
-          lines += '}';
-        } else {
-          append_json(r.value, lines);
-        }
-      } else {
-        if (with_key_) lines += r.key + '\t';
-        lines += r.payload;
-      }
-      lines += '\n';
-    }
-    out_->append(lines, sync_);
-    done(Status::ok());
-  }
-
-  void stop() override { out_.reset(); }
-
- private:
-  std::string path_;
-  bool json_;
-  bool with_key_;
-  bool with_headers_;
-  bool sync_;
-  std::shared_ptr<SharedFile> out_;
-};
-
-PluginSpec describe() {
-  PluginSpec p{"file", "0.1.0", "Writes records to a file, one line each", {}};
-  p.add_sink<FileSink>(
+pipehost::PluginSpec describe() {
+  pipehost::PluginSpec p{"file", "0.2.0", "Writes records to a file, one line each"};
+  p.add_sink<pipehost::file::FileSink>(
       "file", "Appends one line per record: the decoded value as JSON, or the raw payload",
-      {
-          required_option("path", OptionType::string, "file to append to; \"-\" for stdout"),
-          with_allowed(option("format", OptionType::string, std::string("json"),
-                              "json: the decoded value; raw: the payload bytes"),
-                       {"json", "raw"}),
-          option("with_key", OptionType::boolean, false,
-                 "json: {\"value\":..., \"key\":...}; raw: key, a tab, then the payload"),
-          option("with_headers", OptionType::boolean, false,
-                 "json only: add \"headers\": {name: value, ...}"),
-          option("fsync", OptionType::boolean, true,
-                 "sync each batch to disk before acknowledging it (false: a crash of the "
-                 "machine can lose lines whose source positions were committed)"),
-      },
       "[pipelines.tap.sink]\nplugin = \"file\"\npath = \"out.jsonl\"");
   return p;
 }
 
 }  // namespace
-}  // namespace pipehost::file
 
-PIPEHOST_PLUGIN(pipehost::file::describe)
+PIPEHOST_PLUGIN(describe)

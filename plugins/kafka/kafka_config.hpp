@@ -14,4 +14,10 @@ rd_kafka_conf_t* make_conf(Context& context, const StringMap& defaults, const St
 
 std::string error_text(rd_kafka_resp_err_t err);
 
+// Config checks shared by the source and the sink: every property of `properties` is one
+// librdkafka accepts; the brokers answer (a real cluster; the embedded one starts with
+// the run).
+void check_properties(const StringMap& properties, Checker& checker);
+void check_broker(Checker& checker);
+
 }  // namespace pipehost::kafka

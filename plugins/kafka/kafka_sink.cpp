@@ -32,10 +32,21 @@ struct StoppedWhileFull {};
 
 }  // namespace
 
-KafkaSink::KafkaSink(const Options& options, Context& context)
-    : context_(context), topic_(options.string("topic")),
-      properties_(options.string_map("properties")) {
-  delivered_ = &context.counter("records_delivered");
+void KafkaSinkConfig::declare(OptionList<KafkaSinkConfig>& o) {
+  o.add("topic", &KafkaSinkConfig::topic,
+        "topic to write to (a record's destination topic, set by a transform, overrides it)");
+  o.add("properties", &KafkaSinkConfig::properties,
+        "extra librdkafka producer properties for this stage, e.g. { \"linger.ms\" = 20 }");
+}
+
+void KafkaSinkConfig::check(Checker& c) const {
+  check_properties(properties, c);
+  if (c.connect()) check_broker(c);
+}
+
+KafkaSink::KafkaSink(const Config& config, Context& context)
+    : context_(context), topic_(config.topic), properties_(config.properties) {
+  delivered_ = &context.counter("records_out");
 }
 
 KafkaSink::~KafkaSink() {

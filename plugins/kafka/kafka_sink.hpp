@@ -12,9 +12,18 @@
 
 namespace pipehost::kafka {
 
+struct KafkaSinkConfig {
+  std::string topic;
+  StringMap properties;
+
+  static void declare(OptionList<KafkaSinkConfig>& o);
+  void check(Checker& c) const;
+};
+
 class KafkaSink final : public Sink {
  public:
-  KafkaSink(const Options& options, Context& context);
+  using Config = KafkaSinkConfig;
+  KafkaSink(const Config& config, Context& context);
   ~KafkaSink() override;
   void start() override;
   void write(Batch& batch, BatchDone done) override;

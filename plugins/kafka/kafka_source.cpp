@@ -8,15 +8,38 @@
 
 namespace pipehost::kafka {
 
-KafkaSource::KafkaSource(const Options& options, Context& context)
+void KafkaSourceConfig::declare(OptionList<KafkaSourceConfig>& o) {
+  o.required("topics", &KafkaSourceConfig::topics, "topics to consume");
+  o.required("group", &KafkaSourceConfig::group, "consumer group id");
+  o.add("start", &KafkaSourceConfig::start, "where a group without committed offsets starts")
+      .one_of({"earliest", "latest"});
+  o.add("instance_id", &KafkaSourceConfig::instance_id,
+        "static group membership: a stable id per process (the task number is appended), so a "
+        "restart within session.timeout.ms keeps its partitions without a rebalance; empty: "
+        "dynamic membership");
+  o.add("stop_at_end", &KafkaSourceConfig::stop_at_end,
+        "end the pipeline once the group has read every partition to its end (like kcat -e); "
+        "otherwise run until stopped");
+  o.add("properties", &KafkaSourceConfig::properties,
+        "extra librdkafka consumer properties for this stage, e.g. { \"fetch.wait.max.ms\" = 5 }");
+}
+
+void KafkaSourceConfig::check(Checker& c) const {
+  if (topics.empty()) c.problem("topics", "is empty: name at least one topic");
+  for (const auto& t : topics)
+    if (t.empty()) c.problem("topics", "holds an empty topic name");
+  check_properties(properties, c);
+  if (c.connect()) check_broker(c);
+}
+
+KafkaSource::KafkaSource(const Config& config, Context& context)
     : context_(context),
-      topics_(options.strings("topics")),
-      group_(options.string("group")),
-      properties_(options.string_map("properties")),
-      start_(options.string("start")),
-      instance_id_(options.string("instance_id")),
-      finish_at_end_(options.boolean("stop_at_end")) {
-  if (topics_.empty()) throw FatalError("option 'topics' is empty: name at least one topic");
+      topics_(config.topics),
+      group_(config.group),
+      properties_(config.properties),
+      start_(config.start),
+      instance_id_(config.instance_id),
+      finish_at_end_(config.stop_at_end) {
   received_ = &context.counter("records_in");
   commits_ = &context.counter("commits");
   commit_failures_ = &context.counter("commit_failures");

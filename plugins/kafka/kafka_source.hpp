@@ -15,9 +15,22 @@
 
 namespace pipehost::kafka {
 
+struct KafkaSourceConfig {
+  std::vector<std::string> topics;
+  std::string group;
+  std::string start = "earliest";
+  std::string instance_id;
+  bool stop_at_end = false;
+  StringMap properties;
+
+  static void declare(OptionList<KafkaSourceConfig>& o);
+  void check(Checker& c) const;
+};
+
 class KafkaSource final : public Source {
  public:
-  KafkaSource(const Options& options, Context& context);
+  using Config = KafkaSourceConfig;
+  KafkaSource(const Config& config, Context& context);
   ~KafkaSource() override;
   void start() override;
   PollResult poll(Batch& out, Millis max_wait) override;

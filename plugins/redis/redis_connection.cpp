@@ -1,5 +1,7 @@
 #include "redis_connection.hpp"
 
+#include <pipehost/redact.hpp>
+
 #include <charconv>
 #include <stdexcept>
 #include <sys/time.h>
@@ -15,7 +17,7 @@ int parse_int(std::string_view text, int min, int max, std::string_view what,
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < min ||
       value > max)
-    throw std::invalid_argument("redis url '" + std::string(url) + "': " + std::string(what) +
+    throw std::invalid_argument("redis url '" + redact::url(url) + "': " + std::string(what) +
                                 " must be an integer from " + std::to_string(min) + " to " +
                                 std::to_string(max));
   return value;
@@ -40,7 +42,7 @@ RedisEndpoint parse_redis_url(std::string_view url) {
   std::string_view rest = url;
   if (auto scheme = rest.find("://"); scheme != std::string_view::npos) {
     if (rest.substr(0, scheme) != "redis")
-      throw std::invalid_argument("redis url '" + std::string(url) +
+      throw std::invalid_argument("redis url '" + redact::url(url) +
                                   "': only the redis:// scheme is supported");
     rest.remove_prefix(scheme + 3);
   }
@@ -64,11 +66,11 @@ RedisEndpoint parse_redis_url(std::string_view url) {
   if (!rest.empty() && rest.front() == '[') {  // [::1]:6379
     auto close = rest.find(']');
     if (close == std::string_view::npos)
-      throw std::invalid_argument("redis url '" + std::string(url) + "': unclosed '['");
+      throw std::invalid_argument("redis url '" + redact::url(url) + "': unclosed '['");
     e.host = rest.substr(1, close - 1);
     std::string_view after = rest.substr(close + 1);
     if (!after.empty() && after.front() != ':')
-      throw std::invalid_argument("redis url '" + std::string(url) + "': expected ':' after ']'");
+      throw std::invalid_argument("redis url '" + redact::url(url) + "': expected ':' after ']'");
     if (!after.empty()) port = after.substr(1);
   } else if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
     e.host = rest.substr(0, colon);
@@ -77,7 +79,7 @@ RedisEndpoint parse_redis_url(std::string_view url) {
     e.host = rest;
   }
   if (e.host.empty())
-    throw std::invalid_argument("redis url '" + std::string(url) + "': missing host");
+    throw std::invalid_argument("redis url '" + redact::url(url) + "': missing host");
   if (!port.empty() || rest.ends_with(':')) e.port = parse_int(port, 1, 65535, "the port", url);
   return e;
 }

@@ -14,16 +14,13 @@ constexpr int kMaxConflictRounds = 8;
 
 }  // namespace
 
-RedisSumSink::RedisSumSink(const Options& options, Context& context)
-    : RedisSumSink(make_sink_config(options, context.pipeline()), context) {}
-
-RedisSumSink::RedisSumSink(SinkConfig config, Context& context)
-    : config_(std::move(config)),
+RedisSumSink::RedisSumSink(const Config& config, Context& context)
+    : config_(resolve(config, context.pipeline())),
       context_(context),
       connection_(config_.endpoint, config_.connect_timeout, config_.command_timeout),
       reader_(config_.key_field, config_.value_field, config_.scale),
-      records_written_(context.counter("records_written")),
-      batches_written_(context.counter("batches_written")),
+      records_written_(context.counter("records_out")),
+      batches_written_(context.counter("batches_out")),
       conflicts_(context.counter("conflicts")),
       records_already_applied_(context.counter("records_already_applied")) {}
 

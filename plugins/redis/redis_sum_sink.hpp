@@ -19,8 +19,8 @@ namespace pipehost::redis {
 
 class RedisSumSink final : public Sink {
  public:
-  RedisSumSink(const Options& options, Context& context);
-  RedisSumSink(SinkConfig config, Context& context);
+  using Config = RedisSumConfig;
+  RedisSumSink(const Config& config, Context& context);
 
   void start() override;
   void prepare(Batch& batch) override;

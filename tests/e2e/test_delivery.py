@@ -12,13 +12,13 @@ from support import (CONFIGS, TEST_PLUGIN_DIR, RedisServer, pipehost, reference_
                      require_env, run_tests, start_pipehost, totals_of, unique, wait_until,
                      write_config)
 
-CONFIG = os.path.join(CONFIGS, "transactions.toml")
+JAGO = os.path.join(CONFIGS, "jago.toml")
 EMBEDDED = {"KAFKA_BROKERS": "", "SCHEMA_REGISTRY_URL": ""}
 
 
 def sets(seed, count, *more):
-    args = ["--set", f"pipeline.produce.source.seed={seed}",
-            "--set", f"pipeline.produce.source.count={count}"]
+    args = ["--set", f"pipeline.producer.source.seed={seed}",
+            "--set", f"pipeline.producer.source.count={count}"]
     for m in more:
         args += ["--set", m]
     return args
@@ -29,7 +29,7 @@ def as_text(totals):
 
 
 def applied(redis):
-    values = redis.cli("HVALS", "pipehost:positions:sums").split()
+    values = redis.cli("HVALS", "pipehost:positions:consumer").split()
     return sum(int(v) for v in values) if values else 0
 
 
@@ -41,8 +41,8 @@ def test_redis_rolled_back_to_an_older_snapshot_rereads_what_it_lost():
     expected = as_text(totals_of(reference_transactions(seed, count)))
     redis = RedisServer(durable=False).start()
     snapshot = os.path.join(tempfile.mkdtemp(), "older.rdb")
-    args = ["run", CONFIG, "--env", "redis",
-            *sets(seed, count, "pipeline.produce.source.rate=8000", "pipeline.sums.tasks=1"),
+    args = ["run", JAGO,
+            *sets(seed, count, "pipeline.producer.source.rate=8000", "pipeline.consumer.tasks=1"),
             "--no-progress"]
     p = start_pipehost(*args, env={**EMBEDDED, "REDIS_URL": redis.url})
     try:
@@ -73,20 +73,21 @@ def test_a_record_the_sink_rejects_is_not_skipped_by_a_restart():
     transactions = reference_transactions(seed, count)
     bad = [t for t in transactions if t["transaction_id"].endswith("7")]
     expected = as_text(totals_of([t for t in transactions if not t["transaction_id"].endswith("7")]))
-    nulling = ('pipeline.sums.transforms=[{plugin="protobuf_decode"},{plugin="null_field",'
+    nulling = ('pipeline.consumer.transforms=[{plugin="protobuf_decode"},{plugin="null_field",'
                'field="amount",when_field="transaction_id",suffix="7"}]')
     with RedisServer() as redis:
         env = {**EMBEDDED, "REDIS_URL": redis.url}
-        r = pipehost("run", CONFIG, "--env", "redis", "--plugin-path", TEST_PLUGIN_DIR,
-                     *sets(seed, count, nulling), "--no-progress", env=env, check=1)
+        r = pipehost("run", JAGO, "--plugin-path", TEST_PLUGIN_DIR,
+                     *sets(seed, count, nulling, 'pipeline.consumer.on_error="fail"'),
+                     "--no-progress", env=env, check=1)
         assert "rejected: redis_sum: value field 'amount' is null" in r.stderr, r.stderr[-3000:]
         assert applied(redis) < count
 
         dlq = os.path.join(tempfile.mkdtemp(), "dlq.jsonl")
-        reader = ('pipeline.dlq={end_after="sums", source={plugin="kafka", topics=["sums-dlq"], '
+        reader = ('pipeline.dlq={end_after="consumer", source={plugin="kafka", topics=["consumer-dlq"], '
                   f'group="dlq"}}, sink={{plugin="file", path="{dlq}", with_headers=true}}}}')
-        pipehost("run", CONFIG, "--env", "redis", "--plugin-path", TEST_PLUGIN_DIR,
-                 *sets(seed, count, nulling, 'pipeline.sums.on_error="dead_letter"', reader),
+        pipehost("run", JAGO, "--plugin-path", TEST_PLUGIN_DIR,
+                 *sets(seed, count, nulling, 'pipeline.consumer.on_error="dead_letter"', reader),
                  "--no-progress", env=env, check=0, timeout=180)
         assert {a: redis.cli("GET", a) for a in expected} == expected
         rows = [json.loads(line) for line in open(dlq)]

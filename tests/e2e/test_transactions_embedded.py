@@ -9,15 +9,16 @@ import time
 from support import (CONFIGS, TEST_PLUGIN_DIR, RedisServer, parse_tuples, pipehost,
                      reference_transactions, run_tests, start_pipehost, totals_of, wait_until)
 
-CONFIG = os.path.join(CONFIGS, "transactions.toml")
+CONFIG = os.path.join(CONFIGS, "transactions.toml")  # seed 001: sums logged
+JAGO = os.path.join(CONFIGS, "jago.toml")            # seed 000: sums in Redis
 # The shipped config reads ${KAFKA_BROKERS:-embedded}: blank them so the real services
 # that scripts/test exported do not take over.
 EMBEDDED = {"KAFKA_BROKERS": "", "SCHEMA_REGISTRY_URL": ""}
 
 
-def sets(seed, count, *more):
-    args = ["--set", f"pipeline.produce.source.seed={seed}",
-            "--set", f"pipeline.produce.source.count={count}"]
+def sets(seed, count, *more, producer="produce"):
+    args = ["--set", f"pipeline.{producer}.source.seed={seed}",
+            "--set", f"pipeline.{producer}.source.count={count}"]
     for m in more:
         args += ["--set", m]
     return args
@@ -50,11 +51,11 @@ def test_redis_totals_are_exact():
     seed, count = 12, 3000
     expected = as_text(totals_of(reference_transactions(seed, count)))
     with RedisServer() as redis:
-        pipehost("run", CONFIG, "--env", "redis", *sets(seed, count), "--no-progress",
+        pipehost("run", JAGO, *sets(seed, count, producer="producer"), "--no-progress",
                  env={**EMBEDDED, "REDIS_URL": redis.url}, check=0)
         assert redis_totals(redis, expected) == expected
-        positions = redis.cli("HGETALL", "pipehost:positions:sums").split("\n")
-        assert sorted(positions[0::2]) == ["transactions:0", "transactions:1", "transactions:2"]
+        positions = redis.cli("HGETALL", "pipehost:positions:consumer").split("\n")
+        assert sorted(positions[0::2]) == ["jagoTransactions:0", "jagoTransactions:1", "jagoTransactions:2"]
         assert sum(int(x) for x in positions[1::2]) == count
 
 
@@ -64,12 +65,12 @@ def test_kill_9_mid_stream_then_restart_keeps_totals_exact():
     seed, count = 13, 30000
     expected = as_text(totals_of(reference_transactions(seed, count)))
     with RedisServer() as redis:
-        args = ["run", CONFIG, "--env", "redis", *sets(seed, count, "pipeline.produce.source.rate=6000"),
+        args = ["run", JAGO, *sets(seed, count, "pipeline.producer.source.rate=6000", producer="producer"),
                 "--no-progress"]
         p = start_pipehost(*args, env={**EMBEDDED, "REDIS_URL": redis.url})
 
         def applied():
-            values = redis.cli("HVALS", "pipehost:positions:sums").split()
+            values = redis.cli("HVALS", "pipehost:positions:consumer").split()
             return sum(int(v) for v in values) if values else 0
         wait_until(lambda: applied() > 5000, 60, "the first records in Redis")
         p.send_signal(signal.SIGKILL)
@@ -82,22 +83,23 @@ def test_kill_9_mid_stream_then_restart_keeps_totals_exact():
         assert redis_totals(redis, expected) == expected
 
 
-def test_redis_down_at_start_and_mid_run_loses_nothing():
+def test_redis_down_at_start_is_exit_3_and_down_mid_run_loses_nothing():
     seed, count = 14, 20000
     expected = as_text(totals_of(reference_transactions(seed, count)))
     redis = RedisServer()
-    args = ["run", CONFIG, "--env", "redis", *sets(seed, count, "pipeline.produce.source.rate=5000"),
+    args = ["run", JAGO, *sets(seed, count, "pipeline.producer.source.rate=5000", producer="producer"),
             "--no-progress"]
+    # Checked before anything starts: a clear message and exit code 3.
+    r = pipehost(*args, env={**EMBEDDED, "REDIS_URL": redis.url}, check=3)
+    assert f"pipeline 'consumer', sink (redis_sum): redis 127.0.0.1:{redis.port}/0" in r.stderr, r.stderr
+    assert "nothing was started" in r.stderr
+    redis.start()
     p = start_pipehost(*args, env={**EMBEDDED, "REDIS_URL": redis.url})
     try:
-        time.sleep(2)  # pipehost is up, the sink cannot reach Redis yet
-        assert p.poll() is None
-        redis.start()
-
         def applied():
-            values = redis.cli("HVALS", "pipehost:positions:sums").split()
+            values = redis.cli("HVALS", "pipehost:positions:consumer").split()
             return sum(int(v) for v in values) if values else 0
-        wait_until(lambda: applied() > 3000, 60, "records in Redis after it came up")
+        wait_until(lambda: applied() > 3000, 60, "records in Redis")
         redis.stop(signal.SIGKILL)
         time.sleep(1.5)
         redis.start()  # same port and data folder: the append-only file brings the data back

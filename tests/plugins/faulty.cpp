@@ -4,9 +4,18 @@
 namespace {
 using namespace pipehost;
 
+struct FaultyConfig {
+  std::string fail_at;
+  static void declare(OptionList<FaultyConfig>& o) {
+    o.required("fail_at", &FaultyConfig::fail_at, "when to fail")
+        .one_of({"construct", "start", "poll", "never"});
+  }
+};
+
 class FaultySource final : public Source {
  public:
-  FaultySource(const Options& options, Context&) : when_(options.string("fail_at")) {
+  using Config = FaultyConfig;
+  FaultySource(const Config& config, Context&) : when_(config.fail_at) {
     if (when_ == "construct") throw std::runtime_error("faulty source refuses to be built");
   }
   void start() override {
@@ -25,10 +34,18 @@ class FaultySource final : public Source {
   int polls_ = 0;
 };
 
+struct EveryConfig {
+  std::int64_t every = 10;
+  static void declare(OptionList<EveryConfig>& o) {
+    o.add("every", &EveryConfig::every, "one record in this many").at_least(1);
+  }
+};
+
 // Rejects every `every`-th record as invalid, as a decoder does with poison input.
 class Poison final : public RecordTransform {
  public:
-  Poison(const Options& options, Context&) : every_(options.integer("every")) {}
+  using Config = EveryConfig;
+  Poison(const Config& config, Context&) : every_(config.every) {}
   Verdict apply(Record&) override {
     if (++seen_ % every_ == 0) throw InvalidRecord("poison record " + std::to_string(seen_));
     return Verdict::keep;
@@ -42,7 +59,8 @@ class Poison final : public RecordTransform {
 // Replaces the payload of every `every`-th record with bytes no decoder accepts.
 class Corrupt final : public RecordTransform {
  public:
-  Corrupt(const Options& options, Context&) : every_(options.integer("every")) {}
+  using Config = EveryConfig;
+  Corrupt(const Config& config, Context&) : every_(config.every) {}
   Verdict apply(Record& record) override {
     if (++seen_ % every_ == 0) record.payload = "\x07not a framed message";
     return Verdict::keep;
@@ -53,19 +71,29 @@ class Corrupt final : public RecordTransform {
   std::int64_t seen_ = 0;
 };
 
+struct NullFieldConfig {
+  std::string field, when_field, suffix;
+  static void declare(OptionList<NullFieldConfig>& o) {
+    o.required("field", &NullFieldConfig::field, "field to null");
+    o.required("when_field", &NullFieldConfig::when_field, "field to test");
+    o.required("suffix", &NullFieldConfig::suffix, "text the tested field ends with");
+  }
+};
+
 // Sets `field` of the decoded value to null when `when_field` ends with `suffix`: a
 // record a sink must reject, chosen by content so every run picks the same ones.
 class NullField final : public RecordTransform {
  public:
-  NullField(const Options& options, Context&)
-      : field_(options.string("field")), when_(options.string("when_field")),
-        suffix_(options.string("suffix")) {}
+  using Config = NullFieldConfig;
+  NullField(const Config& config, Context&)
+      : field_(config.field), when_(config.when_field), suffix_(config.suffix) {}
   Verdict apply(Record& record) override {
     const Value* when = when_.read(record.value);
     Struct* s = record.value.as<Struct>();
     if (!when || !s) return Verdict::keep;
     std::string text = when->to_text();
-    if (text.size() >= suffix_.size() && text.compare(text.size() - suffix_.size(), suffix_.size(), suffix_) == 0)
+    if (text.size() >= suffix_.size() &&
+        text.compare(text.size() - suffix_.size(), suffix_.size(), suffix_) == 0)
       if (Value* v = s->get(field_)) *v = Value();
     return Verdict::keep;
   }
@@ -77,27 +105,15 @@ class NullField final : public RecordTransform {
 };
 
 PluginSpec describe() {
-  PluginSpec p{"faulty", "0.0.1", "Components that fail on purpose, for tests", {}};
-  p.add_source<FaultySource>(
-      "faulty", "Fails where told",
-      {with_allowed(required_option("fail_at", OptionType::string, "when to fail"),
-                    {"construct", "start", "poll", "never"})},
-      "[pipelines.x.source]\nplugin = \"faulty\"\nfail_at = \"start\"");
+  PluginSpec p{"faulty", "0.0.1", "Components that fail on purpose, for tests"};
+  p.add_source<FaultySource>("faulty", "Fails where told",
+                             "[pipelines.x.source]\nplugin = \"faulty\"\nfail_at = \"start\"");
   p.add_transform<Poison>("poison", "Rejects every n-th record",
-                          {with_range(option("every", OptionType::integer, std::int64_t{10},
-                                             "reject one record in this many"),
-                                      1, std::nullopt)},
                           "[[pipelines.x.transforms]]\nplugin = \"poison\"\nevery = 5");
   p.add_transform<Corrupt>("corrupt", "Garbles the payload of every n-th record",
-                           {with_range(option("every", OptionType::integer, std::int64_t{10},
-                                              "garble one record in this many"),
-                                       1, std::nullopt)},
                            "[[pipelines.x.transforms]]\nplugin = \"corrupt\"\nevery = 5");
   p.add_transform<NullField>(
       "null_field", "Nulls a field of records whose other field ends with a suffix",
-      {required_option("field", OptionType::string, "field to null"),
-       required_option("when_field", OptionType::string, "field to test"),
-       required_option("suffix", OptionType::string, "text the tested field ends with")},
       "[[pipelines.x.transforms]]\nplugin = \"null_field\"\nfield = \"amount\"\n"
       "when_field = \"transaction_id\"\nsuffix = \"7\"");
   return p;

@@ -16,14 +16,15 @@ namespace fs = std::filesystem;
 namespace {
 std::uint64_t sdk_hash() {
   std::vector<fs::path> headers;
-  for (const auto& e : fs::directory_iterator(fs::path(PIPEHOST_SOURCE_DIR) / "sdk/include/pipehost"))
-    if (e.path().filename() != "testing.hpp") headers.push_back(e.path());
+  for (const auto& e :
+       fs::recursive_directory_iterator(fs::path(PIPEHOST_SOURCE_DIR) / "sdk/include/pipehost"))
+    if (e.is_regular_file() && e.path().filename() != "testing.hpp") headers.push_back(e.path());
   std::sort(headers.begin(), headers.end());
   std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
   for (const auto& p : headers) {
     std::ifstream in(p, std::ios::binary);
     std::string text((std::istreambuf_iterator<char>(in)), {});
-    text = p.filename().string() + "\n" + text;
+    text = fs::relative(p, fs::path(PIPEHOST_SOURCE_DIR) / "sdk/include").string() + "\n" + text;
     for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
   }
   return h;

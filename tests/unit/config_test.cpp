@@ -7,6 +7,9 @@ using namespace pipehost::host;
 using namespace pipehost::host::test;
 
 namespace {
+std::string text(const Options& o, const char* name) { return std::get<std::string>(o.values.at(name)); }
+std::int64_t integer(const Options& o, const char* name) { return std::get<std::int64_t>(o.values.at(name)); }
+
 const char* kValid = R"(
 [kafka]
 brokers = "embedded"
@@ -34,8 +37,8 @@ TEST_CASE("a valid file builds pipelines with defaults filled in") {
   CHECK(read.name == "read");
   CHECK(read.tasks == 2);
   CHECK(read.on_error == ErrorPolicy::skip);
-  CHECK(read.sink.options.string("key_field") == "account_number");
-  CHECK(read.source.options.string("start") == "earliest");
+  CHECK(text(read.sink.options, "key_field") == "account_number");
+  CHECK(text(read.source.options, "start") == "earliest");
   CHECK(r.config.topics.at(0).partitions == 3);
 }
 
@@ -77,7 +80,7 @@ sink = { plugin = "log", key_field = "${PIPEHOST_TEST_UNSET}" }
 )");
   CHECK(r.config.kafka_brokers == "embedded");
   REQUIRE(r.config.pipelines.size() == 1);
-  CHECK(r.config.pipelines[0].source.options.string("group") == "from-env-${literal}");
+  CHECK(text(r.config.pipelines[0].source.options, "group") == "from-env-${literal}");
   CHECK(r.text().find("config.toml:6:38: error: environment variable PIPEHOST_TEST_UNSET is not set") != std::string::npos);
 }
 
@@ -86,31 +89,37 @@ TEST_CASE("--set overrides values, creating tables as needed, with its own locat
                          "pipeline.read.source.group=new-group", "kafka.brokers=host:9092"});
   REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
   CHECK(r.config.pipelines[1].tasks == 5);
-  CHECK(r.config.pipelines[0].source.options.integer("count") == 77);
-  CHECK(r.config.pipelines[1].source.options.string("group") == "new-group");
+  CHECK(integer(r.config.pipelines[0].source.options, "count") == 77);
+  CHECK(text(r.config.pipelines[1].source.options, "group") == "new-group");
   CHECK(r.config.kafka_brokers == "host:9092");
 
   auto bad = load(kValid, {"pipeline.read.tasks=zero"});
-  CHECK(bad.text().find("--set pipeline.read.tasks=zero:1:5: error: pipeline 'read': 'tasks' must be an integer >= 1") != std::string::npos);
+  CHECK(bad.text().find("--set pipeline.read.tasks=zero:1:5: error: pipeline 'read': key 'tasks' must be an integer, not a string") != std::string::npos);
+  auto negative = load(kValid, {"pipeline.read.tasks=0"});
+  CHECK(negative.text().find("pipeline 'read': key 'tasks' must be at least 1") != std::string::npos);
 }
 
 TEST_CASE("a stage table naming a plugin replaces the stage, in --set as in overlays") {
   auto r = load(kValid, {"pipeline.read.sink={plugin=\"file\", path=\"/dev/null\"}"});
   REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
   CHECK(r.config.pipelines[1].sink.plugin == "file");
-  CHECK(r.config.pipelines[1].sink.options.string("path") == "/dev/null");
+  CHECK(text(r.config.pipelines[1].sink.options, "path") == "/dev/null");
 }
 
 TEST_CASE("--env merges <dir>/env/NAME.toml over the file; an unknown env lists the known ones") {
-  write_temp("env/prod.toml", "[kafka]\nbrokers = \"prod:9092\"\n[pipelines.read.sink]\nkey_field = \"other\"\n");
+  write_temp("env/prod.toml", "[kafka]\nbrokers = \"prod:9092\"\n[connections]\nredis = \"redis://prod:6379\"\n");
   auto r = load(kValid, {}, "prod");
   REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
   CHECK(r.config.kafka_brokers == "prod:9092");
-  CHECK(r.config.pipelines[1].sink.options.string("key_field") == "other");
+  CHECK(r.config.connections.at("redis") == "redis://prod:6379");
   CHECK(r.config.pipelines[1].sink.plugin == "log");
 
+  write_temp("env/shape.toml", "[pipelines.read.sink]\nkey_field = \"other\"\n");
+  auto shape = load(kValid, {}, "shape");
+  CHECK(shape.text().find("an environment overlay sets connections") != std::string::npos);
+
   auto missing = load(kValid, {}, "staging");
-  CHECK(missing.text().find("no overlay for environment 'staging'; known environments: prod") != std::string::npos);
+  CHECK(missing.text().find("no overlay for environment 'staging'; known environments: prod, shape") != std::string::npos);
 }
 
 TEST_CASE("end_after must name another pipeline; a file without pipelines is refused") {
@@ -132,4 +141,20 @@ TEST_CASE("TOML syntax errors point at the place") {
   auto r = load("[pipelines.p\nsource = 1\n");
   REQUIRE(r.diagnostics.size() == 1);
   CHECK(r.text().find("config.toml:1:") != std::string::npos);
+}
+
+TEST_CASE("an option declared as a connection comes from [connections] when the stage leaves it out") {
+  auto r = load(R"(
+[connections]
+redis = "redis://from-connections:6379"
+[pipelines.p]
+source = { plugin = "datagen" }
+sink = { plugin = "redis_sum" }
+[pipelines.q]
+source = { plugin = "datagen" }
+sink = { plugin = "redis_sum", url = "redis://own:6379" }
+)");
+  REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
+  CHECK(text(r.config.pipelines[0].sink.options, "url") == "redis://from-connections:6379");
+  CHECK(text(r.config.pipelines[1].sink.options, "url") == "redis://own:6379");
 }

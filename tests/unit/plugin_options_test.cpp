@@ -32,7 +32,7 @@ Diagnostics check(const ComponentSpec& c, toml::table& stage) {
   s.table = &stage;
   s.component = &c;
   Diagnostics d;
-  check_stage_options("p", s, d);
+  check_stage_options("p", s, {}, d);
   return d;
 }
 

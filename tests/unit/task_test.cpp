@@ -59,7 +59,8 @@ bool in(const std::vector<std::int64_t>& v, std::int64_t x) {
 
 class LogSource final : public Source {
  public:
-  LogSource(const Options&, Context&) {}
+  using Config = NoOptions;
+  LogSource(const Config&, Context&) {}
   PollResult poll(Batch& out, Millis) override {
     std::lock_guard lock(script->mutex);
     bool more = false;
@@ -91,7 +92,8 @@ class LogSource final : public Source {
 
 class ScriptedTransform final : public Transform {
  public:
-  ScriptedTransform(const Options&, Context&) {}
+  using Config = NoOptions;
+  ScriptedTransform(const Config&, Context&) {}
   void process(Batch& batch) override {
     for (std::size_t i = 0; i < batch.records.size(); ++i) {
       std::int64_t offset = batch.records[i].origin.offset;
@@ -103,7 +105,8 @@ class ScriptedTransform final : public Transform {
 
 class ScriptedSink final : public Sink {
  public:
-  ScriptedSink(const Options&, Context&) {}
+  using Config = NoOptions;
+  ScriptedSink(const Config&, Context&) {}
   void prepare(Batch& batch) override {
     for (std::size_t i = 0; i < batch.records.size(); ++i)
       if (in(script->reject_in_prepare, batch.records[i].origin.offset))

@@ -7,7 +7,7 @@
 #include <pipehost/testing.hpp>
 #include <string>
 
-#include "components.hpp"
+#include "protobuf_plugin.hpp"
 
 using namespace pipehost;
 

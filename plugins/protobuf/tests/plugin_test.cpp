@@ -4,7 +4,7 @@
 
 #include <pipehost/testing.hpp>
 
-#include "components.hpp"
+#include "protobuf_plugin.hpp"
 #include "framing.hpp"
 #include "test_support.hpp"
 

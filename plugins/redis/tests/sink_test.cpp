@@ -42,8 +42,7 @@ struct Fixture {
   std::unique_ptr<RedisSumSink> sink(std::map<std::string, OptionValue> given = {}) {
     given.try_emplace("url", server.url());
     given.try_emplace("command_timeout_ms", std::int64_t{2000});
-    auto s = std::make_unique<RedisSumSink>(
-        pipehost::testing::options_for(sink_options(), std::move(given)), context);
+    auto s = pipehost::testing::make<RedisSumSink>(std::move(given), context);
     s->start();
     return s;
   }
@@ -113,8 +112,8 @@ TEST_CASE("totals are exact for many 2-decimal amounts") {
     write_ok(*sink, b);
   }
   check_totals(f, expected);
-  CHECK(f.context.counter_value("records_written") == 5000);
-  CHECK(f.context.counter_value("batches_written") == 10);
+  CHECK(f.context.counter_value("records_out") == 5000);
+  CHECK(f.context.counter_value("batches_out") == 10);
   CHECK(f.context.counter_value("conflicts") == 0);
 }
 
@@ -134,8 +133,8 @@ TEST_CASE("a redelivered batch is counted once, also by a restarted sink") {
   Batch third = batch_of(records, 0, records.size());
   write_ok(*restarted, third);
   check_totals(f, expected);
-  CHECK(f.context.counter_value("records_written") == 300);
-  CHECK(f.context.counter_value("batches_written") == 1);
+  CHECK(f.context.counter_value("records_out") == 300);
+  CHECK(f.context.counter_value("batches_out") == 1);
   CHECK(f.context.counter_value("conflicts") == 0);
 }
 
@@ -152,7 +151,7 @@ TEST_CASE("a batch overlapping the applied range counts only the new records") {
   for (int i = 0; i < 150; ++i) cents += 100 + i;
   CHECK(f.get("A") == format_units(cents, 2));
   CHECK(sink->stored_position(kTopic, 0) == 150);
-  CHECK(f.context.counter_value("records_written") == 150);
+  CHECK(f.context.counter_value("records_out") == 150);
   CHECK(f.context.counter_value("records_already_applied") == 50);
 }
 
@@ -165,8 +164,7 @@ TEST_CASE("a partition taken over by another process is detected and resolved") 
   write_ok(*a, first);
 
   pipehost::testing::TestContext other_context;  // another process takes the partition
-  auto b = std::make_unique<RedisSumSink>(
-      pipehost::testing::options_for(sink_options(), {{"url", f.server.url()}}), other_context);
+  auto b = pipehost::testing::make<RedisSumSink>({{"url", f.server.url()}}, other_context);
   b->start();
   Batch taken = batch_of(records, 10, 20);
   write_ok(*b, taken);
@@ -196,7 +194,7 @@ TEST_CASE("positions changed behind the sink's back: nothing is applied twice") 
   write_ok(*sink, rest);
   CHECK(f.get("B") == "50.00");
   CHECK(f.context.counter_value("conflicts") == 1);
-  CHECK(f.context.counter_value("records_written") == 10);
+  CHECK(f.context.counter_value("records_out") == 10);
 }
 
 TEST_CASE("hash layout keeps the totals in one hash") {
@@ -275,7 +273,7 @@ TEST_CASE("a record with a missing or non-numeric field is rejected, the rest co
   CHECK(calls == 1);
   CHECK(f.get("E") == "5.01");
   CHECK(sink->stored_position(kTopic, 0) == 4);
-  CHECK(f.context.counter_value("records_written") == 2);
+  CHECK(f.context.counter_value("records_out") == 2);
 }
 
 TEST_CASE("records dropped before the sink still move the position: the span does") {
@@ -357,14 +355,14 @@ TEST_CASE("Redis down: RetriableError, then the retried batch is applied exactly
   write_ok(*sink, redelivered);
   f.probe.disconnect();
   check_totals(f, expected);
-  CHECK(f.context.counter_value("records_written") == 1024);
+  CHECK(f.context.counter_value("records_out") == 1024);
 }
 
 TEST_CASE("start with Redis down throws RetriableError and says so") {
   Fixture f;
   f.server.shutdown();
-  RedisSumSink sink(pipehost::testing::options_for(sink_options(), {{"url", f.server.url()}}),
-                    f.context);
+  auto made = pipehost::testing::make<RedisSumSink>({{"url", f.server.url()}}, f.context);
+  RedisSumSink& sink = *made;
   CHECK_THROWS_AS(sink.start(), RetriableError);
   REQUIRE_FALSE(f.context.logs.empty());
   CHECK(f.context.logs.back().find("not reachable") != std::string::npos);
@@ -439,8 +437,8 @@ TEST_CASE("a password in the url is sent with AUTH; a wrong one is a fatal start
   RedisServer server({"--requirepass", "s3cret"});
   pipehost::testing::TestContext context;
   std::string base = "redis://:s3cret@127.0.0.1:" + std::to_string(server.port());
-  RedisSumSink sink(pipehost::testing::options_for(sink_options(), {{"url", base + "/1"}}),
-                    context);
+  auto made = pipehost::testing::make<RedisSumSink>({{"url", base + "/1"}}, context);
+  RedisSumSink& sink = *made;
   sink.start();
   Batch b;
   b.records.push_back(cents_record("J", 42, 0, 0));
@@ -448,6 +446,7 @@ TEST_CASE("a password in the url is sent with AUTH; a wrong one is a fatal start
   CHECK(sink.stored_position(kTopic, 0) == 1);
 
   std::string wrong = "redis://:nope@127.0.0.1:" + std::to_string(server.port());
-  RedisSumSink refused(pipehost::testing::options_for(sink_options(), {{"url", wrong}}), context);
+  auto refused_sink = pipehost::testing::make<RedisSumSink>({{"url", wrong}}, context);
+  RedisSumSink& refused = *refused_sink;
   CHECK_THROWS_WITH_AS(refused.start(), doctest::Contains("AUTH failed"), FatalError);
 }

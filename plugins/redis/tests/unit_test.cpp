@@ -10,6 +10,7 @@
 
 #include "amounts.hpp"
 #include "redis_connection.hpp"
+#include "redis_sum_sink.hpp"
 #include "sink_config.hpp"
 #include "write_plan.hpp"
 
@@ -227,9 +228,7 @@ TEST_CASE("plan_batch refuses a batch that does not continue from the stored pos
 }
 
 TEST_CASE("sink options: defaults, positions key from the pipeline, bad url") {
-  auto specs = sink_options();
-  auto options = pipehost::testing::options_for(specs, {});
-  SinkConfig c = make_sink_config(options, "transactions");
+  SinkConfig c = resolve(RedisSumConfig{}, "transactions");
   CHECK(c.endpoint.host == "127.0.0.1");
   CHECK(c.endpoint.port == 6379);
   CHECK(c.key_field == "account_number");
@@ -238,39 +237,20 @@ TEST_CASE("sink options: defaults, positions key from the pipeline, bad url") {
   CHECK(c.scale == 2);
   CHECK(c.hash_key == "totals");
   CHECK(c.positions_key == "pipehost:positions:transactions");
-  options = pipehost::testing::options_for(
-      specs, {{"layout", std::string("hash")}, {"positions_key", std::string("p")}});
-  c = make_sink_config(options, "x");
+  RedisSumConfig hash;
+  hash.layout = "hash";
+  hash.positions_key = "p";
+  c = resolve(hash, "x");
   CHECK(c.layout == Layout::hash);
   CHECK(c.positions_key == "p");
-  options = pipehost::testing::options_for(specs, {{"url", std::string("redis://h:bad")}});
-  CHECK_THROWS_AS(make_sink_config(options, "x"), std::invalid_argument);
-}
-
-TEST_CASE("the example stage table uses only declared options with their types") {
-  auto specs = sink_options();
-  toml::table doc = toml::parse(kSinkExample);
-  const toml::table* stage = doc["pipelines"]["transactions"]["sink"].as_table();
-  REQUIRE(stage);
-  CHECK(stage->get("plugin")->value<std::string>() == "redis_sum");
-  std::map<std::string, OptionValue> given;
-  for (auto&& [key, node] : *stage) {
-    if (key.str() == "plugin") continue;
-    auto spec = std::find_if(specs.begin(), specs.end(),
-                             [&](const OptionSpec& s) { return s.name == key.str(); });
-    INFO(key.str());
-    REQUIRE(spec != specs.end());
-    if (spec->type == OptionType::string) {
-      REQUIRE(node.is_string());
-      std::string v = *node.value<std::string>();
-      if (!spec->allowed.empty())
-        CHECK(std::find(spec->allowed.begin(), spec->allowed.end(), v) != spec->allowed.end());
-      given[spec->name] = v;
-    } else {
-      REQUIRE(spec->type == OptionType::integer);
-      REQUIRE(node.is_integer());
-      given[spec->name] = *node.value<std::int64_t>();
-    }
-  }
-  CHECK_NOTHROW(make_sink_config(pipehost::testing::options_for(specs, given), "transactions"));
+  using H = pipehost::testing::StageHarness<RedisSumSink>;
+  auto problems = H::problems({{"url", std::string("redis://h:bad")}});
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("option 'url'") == 0);
+  CHECK(H::problems({{"layout", std::string("list")}}).at(0) ==
+        "option 'layout' cannot be \"list\"; allowed: string, hash");
+  CHECK(H::problems({{"scale", std::int64_t{12}}}).at(0) == "option 'scale' must be between 0 and 9");
+  CHECK(H::problems({{"key_field", std::string("")}}).at(0).find("does not match") != std::string::npos);
+  CHECK(H::problems({{"colour", std::string("red")}}).at(0) == "unknown option 'colour'");
+  CHECK(H::problems({}).empty());
 }

@@ -85,4 +85,23 @@ class PIPEHOST_EXPORT Context {
   virtual std::string data_dir() const noexcept = 0;
 };
 
+// What a component's config check reports to. A config struct may define
+//   void check(pipehost::Checker& c) const;
+// which the host runs at `pipehost validate` and before `run` starts anything.
+class PIPEHOST_EXPORT Checker {
+ public:
+  virtual ~Checker() = default;
+  // A problem with the stage's configuration, shown at the option's place in the file
+  // (option "" : the stage itself). Exit code 2.
+  virtual void problem(std::string_view option, std::string_view message) noexcept = 0;
+  // A service the stage needs cannot be used (unreachable, refuses us, lacks a schema).
+  // Exit code 3 at run; at validate only with --connect.
+  virtual void unreachable(std::string_view message) noexcept = 0;
+  // True when checks that need services should run: `pipehost validate --connect`, and
+  // always before `run`.
+  virtual bool connect() const noexcept = 0;
+  // The pipeline's context: its name, data_dir, the schema registry, Kafka bootstrap.
+  virtual Context& context() noexcept = 0;
+};
+
 }  // namespace pipehost

@@ -1,10 +1,11 @@
-// How a plugin library declares itself. One declaration drives config validation,
-// `pipehost plugins NAME` and the generated docs.
+// How a plugin library declares itself: its components, each with the options struct
+// it is built from. One declaration drives validation, `pipehost plugins NAME`, the
+// generated docs/plugins.md and construction.
 //
 //   pipehost::PluginSpec describe() {
 //     pipehost::PluginSpec p{"hello", "1.0.0", "Says hello"};
-//     p.add_source<HelloSource>("hello", "Emits greetings", {
-//         pipehost::option("count", pipehost::OptionType::integer, std::int64_t{10}, "how many")});
+//     p.add_transform<Shout>("shout", "Upper-cases a string field",
+//                            "[[pipelines.demo.transforms]]\nplugin = \"shout\"\nfield = \"name\"");
 //     return p;
 //   }
 //   PIPEHOST_PLUGIN(describe)
@@ -15,6 +16,7 @@
 
 #include "pipehost/abi.hpp"
 #include "pipehost/context.hpp"
+#include "pipehost/detail/factory.hpp"
 #include "pipehost/options.hpp"
 #include "pipehost/stage.hpp"
 
@@ -31,40 +33,17 @@ inline std::string_view kind_name(Kind k) {
   return "?";
 }
 
-// Factories run in the plugin: they build the author's class and wrap it in a guard.
-// On failure they return nullptr and fill `error`.
-using SourceFactory = std::unique_ptr<SourceStage> (*)(const Options&, Context&,
-                                                       std::string& error) noexcept;
-using TransformFactory = std::unique_ptr<TransformStage> (*)(const Options&, Context&,
-                                                             std::string& error) noexcept;
-using SinkFactory = std::unique_ptr<SinkStage> (*)(const Options&, Context&,
-                                                   std::string& error) noexcept;
-
 struct ComponentSpec {
   std::string name;  // what a config names in `plugin = "..."`
   Kind kind = Kind::source;
   std::string description;
   std::vector<OptionSpec> options;
   std::string example;  // a TOML stage table that validates, shown by `pipehost plugins NAME`
-  SourceFactory make_source = nullptr;
-  TransformFactory make_transform = nullptr;
-  SinkFactory make_sink = nullptr;
+  detail::SourceFactory make_source = nullptr;
+  detail::TransformFactory make_transform = nullptr;
+  detail::SinkFactory make_sink = nullptr;
+  detail::CheckFunction check = nullptr;  // the config struct's check(), if it has one
 };
-
-namespace detail {
-template <class Stage, template <class> class Guard, class T>
-std::unique_ptr<Stage> construct(const Options& options, Context& context,
-                                 std::string& error) noexcept {
-  try {
-    return std::make_unique<Guard<T>>(std::make_unique<T>(options, context));
-  } catch (const std::exception& e) {
-    error = e.what();
-  } catch (...) {
-    error = "unknown exception";
-  }
-  return nullptr;
-}
-}  // namespace detail
 
 struct PluginSpec {
   std::string name;
@@ -72,41 +51,36 @@ struct PluginSpec {
   std::string description;
   std::vector<ComponentSpec> components = {};
 
-  // T is constructed as T(const Options&, Context&).
+  // T derives from Source and is built as T(const T::Config&, Context&).
   template <class T>
-  ComponentSpec& add_source(std::string component, std::string about,
-                            std::vector<OptionSpec> options, std::string example = {}) {
-    auto& c = add(std::move(component), Kind::source, std::move(about), std::move(options),
-                  std::move(example));
+  ComponentSpec& add_source(std::string component, std::string about, std::string example = {}) {
+    auto& c = add<T>(std::move(component), Kind::source, std::move(about), std::move(example));
     c.make_source = &detail::construct<SourceStage, detail::GuardedSource, T>;
     return c;
   }
   template <class T>
-  ComponentSpec& add_transform(std::string component, std::string about,
-                               std::vector<OptionSpec> options, std::string example = {}) {
-    auto& c = add(std::move(component), Kind::transform, std::move(about), std::move(options),
-                  std::move(example));
+  ComponentSpec& add_transform(std::string component, std::string about, std::string example = {}) {
+    auto& c = add<T>(std::move(component), Kind::transform, std::move(about), std::move(example));
     c.make_transform = &detail::construct<TransformStage, detail::GuardedTransform, T>;
     return c;
   }
   template <class T>
-  ComponentSpec& add_sink(std::string component, std::string about,
-                          std::vector<OptionSpec> options, std::string example = {}) {
-    auto& c = add(std::move(component), Kind::sink, std::move(about), std::move(options),
-                  std::move(example));
+  ComponentSpec& add_sink(std::string component, std::string about, std::string example = {}) {
+    auto& c = add<T>(std::move(component), Kind::sink, std::move(about), std::move(example));
     c.make_sink = &detail::construct<SinkStage, detail::GuardedSink, T>;
     return c;
   }
 
  private:
-  ComponentSpec& add(std::string component, Kind kind, std::string about,
-                     std::vector<OptionSpec> options, std::string example) {
+  template <class T>
+  ComponentSpec& add(std::string component, Kind kind, std::string about, std::string example) {
     ComponentSpec c;
     c.name = std::move(component);
     c.kind = kind;
     c.description = std::move(about);
-    c.options = std::move(options);
+    c.options = detail::declared_options<typename T::Config>();
     c.example = std::move(example);
+    c.check = detail::check_function<typename T::Config>();
     components.push_back(std::move(c));
     return components.back();
   }
@@ -114,26 +88,4 @@ struct PluginSpec {
 
 }  // namespace pipehost
 
-// The three symbols every plugin exports. The host reads pipehost_abi_version and
-// pipehost_build_info (plain C types) before it touches pipehost_plugin.
-#define PIPEHOST_PLUGIN(describe_fn)                                                   \
-  extern "C" PIPEHOST_EXPORT std::uint32_t pipehost_abi_version() noexcept {           \
-    return PIPEHOST_ABI_VERSION;                                                       \
-  }                                                                                    \
-  extern "C" PIPEHOST_EXPORT const char* pipehost_build_info() noexcept {              \
-    return PIPEHOST_BUILD_INFO;                                                        \
-  }                                                                                    \
-  extern "C" PIPEHOST_EXPORT const ::pipehost::PluginSpec* pipehost_plugin(            \
-      const char** error) noexcept {                                                   \
-    try {                                                                              \
-      static const ::pipehost::PluginSpec spec = describe_fn();                        \
-      return &spec;                                                                    \
-    } catch (const std::exception& e) {                                                \
-      static std::string message;                                                      \
-      message = e.what();                                                              \
-      *error = message.c_str();                                                        \
-    } catch (...) {                                                                    \
-      *error = "unknown exception while describing the plugin";                        \
-    }                                                                                  \
-    return nullptr;                                                                    \
-  }
+#include "pipehost/detail/entry.hpp"

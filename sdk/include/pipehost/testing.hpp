@@ -3,13 +3,37 @@
 // Not part of the ABI; include it only from tests.
 #pragma once
 #include <deque>
+#include <functional>
+#include <stdexcept>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "pipehost/detail/validate.hpp"
 #include "pipehost/sdk.hpp"
+
+namespace pipehost {
+// Values print readably in test failures.
+inline std::ostream& operator<<(std::ostream& os, const Value& v) {
+  if (const auto* l = v.as<List>()) {
+    os << "[";
+    for (std::size_t i = 0; i < l->size(); ++i) os << (i ? ", " : "") << (*l)[i];
+    return os << "]";
+  }
+  if (const auto* s = v.as<Struct>()) {
+    os << "{";
+    for (std::size_t i = 0; i < s->fields.size(); ++i)
+      os << (i ? ", " : "") << (s->schema ? s->schema->names()[i] : "?") << ": " << s->fields[i];
+    return os << "}";
+  }
+  if (v.is<std::string>()) return os << '"' << v.to_text() << '"';
+  if (v.is<Timestamp>()) return os << "ts(" << v.to_text() << ")";
+  return os << v.to_text();
+}
+}  // namespace pipehost
 
 namespace pipehost::testing {
 
@@ -90,8 +114,62 @@ class TestContext final : public Context {
   std::map<std::string, Counter> counters_;
 };
 
+// Collects what a config check reports.
+class TestChecker final : public Checker {
+ public:
+  TestChecker(Context& context, bool connect) : context_(context), connect_(connect) {}
+  void problem(std::string_view option, std::string_view message) noexcept override {
+    problems.push_back((option.empty() ? "" : "option '" + std::string(option) + "': ") +
+                       std::string(message));
+  }
+  void unreachable(std::string_view message) noexcept override {
+    unreachable_services.emplace_back(message);
+  }
+  bool connect() const noexcept override { return connect_; }
+  Context& context() noexcept override { return context_; }
+  std::vector<std::string> problems;
+  std::vector<std::string> unreachable_services;
+
+ private:
+  Context& context_;
+  bool connect_;
+};
+
+// Validates given option values against a declaration as the host does (unknown
+// options, types, allowed values, ranges, patterns, required ones) and adds the
+// defaults. Problems are returned, one line each.
+inline std::vector<std::string> validate_options(const std::vector<OptionSpec>& specs,
+                                                 std::map<std::string, OptionValue> given,
+                                                 Options& out) {
+  std::vector<std::string> problems;
+  for (auto& [name, value] : given) {
+    const OptionSpec* spec = nullptr;
+    for (const auto& s : specs)
+      if (s.name == name) spec = &s;
+    if (!spec) {
+      problems.push_back("unknown option '" + name + "'");
+      continue;
+    }
+    if (!detail::has_type(value, spec->type)) {
+      problems.push_back("option '" + name + "' must be a " + std::string(option_type_name(spec->type)));
+      continue;
+    }
+    if (std::string p = detail::value_problem(*spec, value); !p.empty()) {
+      problems.push_back(p);
+      continue;
+    }
+    out.values[name] = std::move(value);
+  }
+  for (const auto& s : specs) {
+    if (out.has(s.name) || given.count(s.name)) continue;
+    if (s.default_value) out.values[s.name] = *s.default_value;
+    else if (s.required) problems.push_back("option '" + s.name + "' is required");
+  }
+  return problems;
+}
+
 // Builds the options of a component from its declaration, like the host does:
-// defaults first, then the given values.
+// defaults first, then the given values (not validated: see validate_options).
 inline Options options_for(const std::vector<OptionSpec>& specs,
                            std::map<std::string, OptionValue> given) {
   Options o;
@@ -109,8 +187,8 @@ struct SinkResult {
 };
 
 // Drives a synchronous sink (one that calls done before write returns) as the host
-// does: spans from the records when the batch has none,
-// prepare, the rejections set aside, compact, write. Exceptions from write propagate.
+// does: spans from the records when the batch has none, prepare, the rejections set
+// aside, compact, write. Exceptions from write propagate.
 inline SinkResult write_batch(Sink& sink, Batch& batch) {
   SinkResult result;
   if (batch.spans.empty()) batch.spans = batch.spans_from_records();
@@ -125,5 +203,97 @@ inline SinkResult write_batch(Sink& sink, Batch& batch) {
   batch.rejections.clear();
   return result;
 }
+
+// A component built through its declaration from validated options, with a context of
+// the caller's (several components may share one). Problems throw std::invalid_argument.
+template <class T>
+std::unique_ptr<T> make(std::map<std::string, OptionValue> given, Context& context) {
+  using Config = typename T::Config;
+  OptionList<Config> list;
+  Config::declare(list);
+  Options options;
+  std::vector<std::string> problems = validate_options(list.specs(), std::move(given), options);
+  if (!problems.empty()) {
+    std::string all;
+    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
+    throw std::invalid_argument(all);
+  }
+  Config config{};
+  list.fill(config, options);
+  return std::make_unique<T>(config, context);
+}
+
+// One component built the way the host builds it: the given options validated against
+// its declaration (a problem throws std::invalid_argument listing them all), its config
+// struct filled through the declaration, its check() run, then T(config, context).
+// Exceptions from the component propagate, so tests can CHECK_THROWS them.
+//
+//   StageHarness<RedisSumSink> h({{"url", server.url()}});
+//   auto result = h.write(batch);
+template <class T>
+class StageHarness {
+ public:
+  using Config = typename T::Config;
+
+  explicit StageHarness(std::map<std::string, OptionValue> given = {},
+                        const std::function<void(TestContext&)>& setup = {}) {
+    if (setup) setup(context);
+    OptionList<Config> list;
+    Config::declare(list);
+    std::vector<std::string> problems = validate_options(list.specs(), std::move(given), options);
+    list.fill(config, options);
+    if constexpr (requires(const Config& c, Checker& k) { c.check(k); }) {
+      TestChecker checker(context, false);
+      config.check(checker);
+      problems.insert(problems.end(), checker.problems.begin(), checker.problems.end());
+    }
+    if (!problems.empty()) {
+      std::string all;
+      for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
+      throw std::invalid_argument(all);
+    }
+    component_ = std::make_unique<T>(config, context);
+  }
+
+  // The problems `pipehost validate` would report for these options (empty: none).
+  static std::vector<std::string> problems(std::map<std::string, OptionValue> given) {
+    TestContext context;
+    OptionList<Config> list;
+    Config::declare(list);
+    Options options;
+    std::vector<std::string> out = validate_options(list.specs(), std::move(given), options);
+    if (!out.empty()) return out;
+    Config config{};
+    list.fill(config, options);
+    if constexpr (requires(const Config& c, Checker& k) { c.check(k); }) {
+      TestChecker checker(context, false);
+      config.check(checker);
+      out = checker.problems;
+    }
+    return out;
+  }
+
+  T& component() { return *component_; }
+  T* operator->() { return component_.get(); }
+
+  // A sink: prepare, rejections set aside, write (synchronous sinks).
+  SinkResult write(Batch& batch) { return write_batch(*component_, batch); }
+
+  // A transform: process, then the rejections taken out and the batch compacted.
+  std::vector<Rejection> process(Batch& batch) {
+    component_->process(batch);
+    std::vector<Rejection> rejected = std::move(batch.rejections);
+    batch.rejections.clear();
+    batch.compact();
+    return rejected;
+  }
+
+  TestContext context;  // declared before the component, which may keep a reference
+  Options options;      // what the host would pass: validated values and defaults
+  Config config{};
+
+ private:
+  std::unique_ptr<T> component_;
+};
 
 }  // namespace pipehost::testing

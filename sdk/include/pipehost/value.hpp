@@ -142,6 +142,32 @@ class FieldReader {
 #include <array>
 
 namespace pipehost {
+// Deep equality: same kind and same content; structs also need the same field names.
+inline bool operator==(const Value& a, const Value& b) {
+  if (a.variant().index() != b.variant().index()) return false;
+  if (const auto* l = a.as<List>()) {
+    const auto& r = *b.as<List>();
+    if (l->size() != r.size()) return false;
+    for (std::size_t i = 0; i < l->size(); ++i)
+      if (!((*l)[i] == r[i])) return false;
+    return true;
+  }
+  if (const auto* s = a.as<Struct>()) {
+    const auto& r = *b.as<Struct>();
+    if (!s->schema != !r.schema || (s->schema && s->schema->names() != r.schema->names()))
+      return false;
+    if (s->fields.size() != r.fields.size()) return false;
+    for (std::size_t i = 0; i < s->fields.size(); ++i)
+      if (!(s->fields[i] == r.fields[i])) return false;
+    return true;
+  }
+  if (const auto* d = a.as<double>()) return *d == *b.as<double>();
+  if (const auto* t = a.as<Timestamp>()) return *t == *b.as<Timestamp>();
+  if (const auto* x = a.as<Bytes>()) return *x == *b.as<Bytes>();
+  return a.to_text() == b.to_text();
+}
+
+
 inline std::string Value::to_text() const {
   if (auto s = as<std::string>()) return *s;
   if (auto i = as<std::int64_t>()) return std::to_string(*i);

@@ -1,5 +1,5 @@
-// Runs every pipeline of a config in one process until they end or a signal asks
-// them to stop; shows progress; returns the process exit code.
+// `pipehost run`: starts the runtime, checks every stage with its services, serves the
+// admin endpoint, shows progress, turns SIGINT/SIGTERM into a drain, reports at the end.
 #pragma once
 #include <string>
 
@@ -7,7 +7,7 @@
 
 namespace pipehost::host {
 
-struct EngineOptions {
+struct RunOptions {
   bool progress_on_terminal = true;
   int progress_log_interval_s = 10;  // off a terminal
   std::string stats_file;            // --stats: JSON summary written at exit
@@ -15,7 +15,7 @@ struct EngineOptions {
 };
 
 // Exit codes: 0 every pipeline ended (or drained after SIGINT/SIGTERM); 1 a pipeline
-// failed; 3 the services could not start (broker, registry).
-int run_pipelines(const Config& config, const std::string& data_dir, const EngineOptions& options);
+// failed; 2 a stage's config check failed; 3 a service could not be used.
+int run_pipelines(const Config& config, const std::string& data_dir, const RunOptions& options);
 
 }  // namespace pipehost::host

@@ -1,4 +1,4 @@
-#include "runtime/engine.hpp"
+#include "cli/run_command.hpp"
 
 #include <csignal>
 #include <cstdio>
@@ -9,12 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "admin/admin_server.hpp"
-#include "pipehost/redact.hpp"
+#include "cli/commands.hpp"
+#include "config/stage_checks.hpp"
 #include "log.hpp"
-#include "runtime/pipeline.hpp"
-#include "services/kafka_environment.hpp"
-#include "services/memory_registry.hpp"
-#include "services/rest_registry.hpp"
+#include "runtime/runtime.hpp"
 
 namespace pipehost::host {
 namespace {
@@ -36,7 +34,7 @@ std::string rate_text(double per_second) {
 
 class Progress {
  public:
-  Progress(std::vector<std::unique_ptr<Pipeline>>& pipelines, const EngineOptions& options)
+  Progress(std::vector<std::unique_ptr<Pipeline>>& pipelines, const RunOptions& options)
       : pipelines_(pipelines), options_(options), terminal_(isatty(STDERR_FILENO)),
         last_(pipelines.size(), 0) {}
 
@@ -76,23 +74,12 @@ class Progress {
 
  private:
   std::vector<std::unique_ptr<Pipeline>>& pipelines_;
-  EngineOptions options_;
+  RunOptions options_;
   bool terminal_;
   std::vector<std::uint64_t> last_;
   Clock::time_point last_time_ = Clock::now();
   Clock::time_point last_log_ = Clock::now();
 };
-
-std::vector<TopicConfig> topics_to_create(const Config& config) {
-  std::vector<TopicConfig> topics = config.topics;
-  for (const auto& p : config.pipelines) {
-    if (p.on_error != ErrorPolicy::dead_letter) continue;
-    bool known = false;
-    for (const auto& t : topics) known = known || t.name == p.dead_letter_topic;
-    if (!known) topics.push_back({p.dead_letter_topic, 1, 1});
-  }
-  return topics;
-}
 
 // Per pipeline: records, rate and end-to-end latency, logged and (--stats) written as JSON.
 void report(std::vector<std::unique_ptr<Pipeline>>& pipelines, Clock::duration elapsed,
@@ -126,53 +113,50 @@ void report(std::vector<std::unique_ptr<Pipeline>>& pipelines, Clock::duration e
 
 }  // namespace
 
-int run_pipelines(const Config& config, const std::string& data_dir, const EngineOptions& options) {
-  // Signals are taken by one thread with sigwait-style polling; every other thread
-  // inherits the blocked mask.
+int run_pipelines(const Config& config, const std::string& data_dir, const RunOptions& options) {
+  // Signals are taken by this thread with sigtimedwait; every other thread inherits the
+  // blocked mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  Config with_topics = config;
-  with_topics.topics = topics_to_create(config);
-  KafkaEnvironment kafka;
+  Runtime runtime(config, data_dir);
   std::string error;
-  if (!kafka.start(with_topics, error)) {
+  if (!runtime.start_services(error)) {
     log_error(error);
-    return 3;
+    return kServicesUnavailable;
   }
-  Services services;
-  services.kafka_bootstrap = kafka.bootstrap();
-  services.kafka_properties = config.kafka_properties;
-  services.data_dir = data_dir;
-  std::unique_ptr<SchemaRegistry> registry;
-  if (config.schema_registry == "embedded") registry = std::make_unique<MemorySchemaRegistry>();
-  else registry = std::make_unique<RestSchemaRegistry>(config.schema_registry);
-  services.registry = registry.get();
+  // Every stage's own checks, services included, before anything runs.
+  Diagnostics problems;
+  std::vector<std::string> unreachable;
+  check_stages(config, runtime.check_services(), true, problems, unreachable);
+  if (!problems.empty()) {
+    std::fputs(problems.format().c_str(), stderr);
+    std::fprintf(stderr, "%zu problem(s); nothing was started\n", problems.size());
+    return kInvalidInput;
+  }
+  for (const auto& u : unreachable) log_error(u);
+  if (!unreachable.empty()) {
+    log_error("a service a stage needs cannot be used; nothing was started");
+    return kServicesUnavailable;
+  }
 
-  std::vector<std::unique_ptr<Pipeline>> pipelines;
-  for (const auto& p : config.pipelines) pipelines.push_back(std::make_unique<Pipeline>(p, services));
   set_log_interceptor(&clear_progress_line);
-  log_info("running " + std::to_string(pipelines.size()) + " pipeline(s); Kafka " +
-           (kafka.embedded() ? "embedded" : kafka.bootstrap()) + ", schema registry " +
-           redact::url(config.schema_registry));
   std::unique_ptr<AdminServer> admin;
   if (!options.admin_address.empty()) {
-    admin = std::make_unique<AdminServer>(pipelines, services);
+    admin = std::make_unique<AdminServer>(runtime.pipelines(), runtime.services());
     if (!admin->start(options.admin_address, config.admin_token, error)) {
       log_error(error);
-      return 2;
+      return kInvalidInput;
     }
   }
   auto started = Clock::now();
-  for (auto& p : pipelines) p->start();
+  runtime.start_pipelines();
 
-  Progress progress(pipelines, options);
-  std::vector<bool> announced(pipelines.size(), false);
+  Progress progress(runtime.pipelines(), options);
   int signals_seen = 0;
-  auto last_retention_check = Clock::now();
   while (true) {
     timespec wait{0, 100 * 1000 * 1000};
     int sig = sigtimedwait(&signals, nullptr, &wait);
@@ -184,47 +168,32 @@ int run_pipelines(const Config& config, const std::string& data_dir, const Engin
       }
       log_info(std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") +
                ": draining in-flight records, flushing sinks and committing (again to force exit)");
-      services.stopping = true;
+      runtime.stop();
     }
-    bool all_done = true;
-    for (std::size_t i = 0; i < pipelines.size(); ++i) {
-      if (!pipelines[i]->done()) {
-        all_done = false;
-        continue;
-      }
-      if (announced[i]) continue;
-      announced[i] = true;
-      for (auto& other : pipelines)
-        if (other->config().end_after == pipelines[i]->config().name) other->request_finish();
-    }
-    if (Clock::now() - last_retention_check > std::chrono::seconds(1) || all_done) {
-      for (const auto& w : kafka.retention_warnings(all_done)) log_line(LogLevel::error, "pipehost", w);
-      last_retention_check = Clock::now();
-    }
+    bool all_done = runtime.supervise();
     progress.tick(false);
     if (all_done) break;
   }
-  for (auto& p : pipelines) p->join();
+  runtime.join();
   progress.tick(true);
   set_log_interceptor(nullptr);
 
-  report(pipelines, Clock::now() - started, options.stats_file);
+  report(runtime.pipelines(), Clock::now() - started, options.stats_file);
   int failed = 0;
-  for (auto& p : pipelines) {
+  for (auto& p : runtime.pipelines()) {
     if (p->state().failed()) {
       ++failed;
       log_error(p->state().failure);
     }
   }
   admin.reset();
-  pipelines.clear();
   if (failed) {
     log_error(std::to_string(failed) + " of " + std::to_string(config.pipelines.size()) +
               " pipeline(s) failed");
-    return 1;
+    return kPipelineFailed;
   }
-  log_info(services.stopping ? "stopped cleanly" : "all pipelines ended");
-  return 0;
+  log_info(runtime.services().stopping ? "stopped cleanly" : "all pipelines ended");
+  return kOk;
 }
 
 }  // namespace pipehost::host

@@ -1,0 +1,51 @@
+// Everything one `pipehost run` runs: the Kafka it talks to (the embedded cluster or a
+// real one, topics created), the schema registry client, and the pipelines. The CLI
+// drives it (signals, progress, the admin endpoint); runtime/ knows none of those.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/model.hpp"
+#include "config/stage_checks.hpp"
+#include "runtime/pipeline.hpp"
+#include "runtime/services.hpp"
+
+namespace pipehost::host {
+
+class KafkaEnvironment;
+
+class Runtime {
+ public:
+  Runtime(const Config& config, std::string data_dir);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Starts Kafka (in-process, or topics made on a real cluster) and the registry
+  // client. False with `error` when a service cannot be reached.
+  bool start_services(std::string& error);
+  // What the stages' config checks use, once the services are up.
+  CheckServices check_services() const;
+  void start_pipelines();
+  // One round of supervision: pipelines ending others (end_after), the embedded
+  // broker's retention warnings. True once every pipeline has ended.
+  bool supervise();
+  void stop();  // drain, flush, commit and end every pipeline
+  void join();
+
+  std::vector<std::unique_ptr<Pipeline>>& pipelines() { return pipelines_; }
+  Services& services() { return services_; }
+  bool embedded_kafka() const;
+
+ private:
+  const Config& config_;
+  Services services_;
+  std::unique_ptr<KafkaEnvironment> kafka_;
+  std::unique_ptr<SchemaRegistry> registry_;
+  std::vector<std::unique_ptr<Pipeline>> pipelines_;
+  std::vector<bool> announced_;
+  std::chrono::steady_clock::time_point last_retention_check_{};
+};
+
+}  // namespace pipehost::host

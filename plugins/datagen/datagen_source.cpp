@@ -1,0 +1,85 @@
+#include "datagen_source.hpp"
+
+#include <random>
+#include <thread>
+
+#include "transactions.hpp"
+
+namespace pipehost::datagen {
+namespace {
+
+std::int64_t now_micros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::unique_ptr<Generator> make_generator(const DatagenConfig& c) {
+  const auto seed = c.seed ? static_cast<std::uint64_t>(*c.seed) : std::random_device{}();
+  return std::make_unique<TransactionGenerator>(seed, c.accounts);
+}
+
+}  // namespace
+
+void DatagenConfig::declare(OptionList<DatagenConfig>& o) {
+  o.add("kind", &DatagenConfig::kind,
+        "transactions: seed 000's Transaction (transaction_id uuid, account_number IBAN-like, "
+        "transaction_reference, transaction_datetime now, amount in [1, 1000] with 2 decimals; "
+        "key = account_number)")
+      .one_of({"transactions"});
+  o.add("count", &DatagenConfig::count, "records in all tasks together; 0 = endless").at_least(0);
+  o.add("rate", &DatagenConfig::rate,
+        "records per second in all tasks together; 0 = as fast as possible")
+      .at_least(0);
+  o.add("accounts", &DatagenConfig::accounts, "distinct account numbers").range(1, 1000000);
+  o.add("seed", &DatagenConfig::seed,
+        "same seed, same records (but the wall-clock timestamps); absent = random");
+}
+
+DatagenSource::DatagenSource(const Config& config, Context& context)
+    : context_(context),
+      generator_(make_generator(config)),
+      count_(static_cast<std::uint64_t>(config.count)),
+      rate_(config.rate),
+      task_(static_cast<std::uint64_t>(context.task_index())),
+      tasks_(static_cast<std::uint64_t>(context.task_count())) {
+  if (count_ > 0) context.set_expected_total(share());
+  out_ = &context.counter("records_out");
+}
+
+PollResult DatagenSource::poll(Batch& out, Millis max_wait) {
+  std::uint64_t n = out.capacity;
+  if (count_ > 0) n = std::min(n, share() - made_);
+  if (rate_ > 0) n = std::min(n, allowed_now(max_wait));
+  std::int64_t now = now_micros();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    Record& r = out.records.emplace_back();
+    std::uint64_t index = task_ + (made_ + i) * tasks_;
+    r.key = generator_->make(index, now, r.value);
+    r.timestamp_ms = now / 1000;
+  }
+  made_ += n;
+  out_->add(n);
+  return count_ > 0 && made_ >= share() ? PollResult::end : PollResult::more;
+}
+
+std::uint64_t DatagenSource::share() const {
+  return count_ / tasks_ + (task_ < count_ % tasks_ ? 1 : 0);
+}
+
+// Records the rate allows by now, waiting (at most max_wait) for at least one.
+std::uint64_t DatagenSource::allowed_now(Millis max_wait) {
+  double per_task = rate_ / static_cast<double>(tasks_);
+  auto deadline = std::chrono::steady_clock::now() + max_wait;
+  while (true) {
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    auto allowed = static_cast<std::uint64_t>(elapsed * per_task) + 1;
+    if (allowed > made_) return allowed - made_;
+    if (std::chrono::steady_clock::now() >= deadline || context_.stopping()) return 0;
+    std::this_thread::sleep_for(std::chrono::microseconds(
+        std::max<long>(100, static_cast<long>(1e6 / per_task))));
+  }
+}
+
+}  // namespace pipehost::datagen

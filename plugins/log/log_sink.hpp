@@ -1,0 +1,138 @@
+// log sink: logs the tuple (key, running sum of a field) for each record, as seed 001
+// asks, and the final totals when the pipeline ends. Sums are exact decimals, shared by
+// every task of the pipeline in this process.
+#pragma once
+#include <cstdio>
+#include <limits>
+#include <memory>
+
+#include <pipehost/decimal.hpp>
+#include <pipehost/sdk.hpp>
+
+#include "running_totals.hpp"
+
+namespace pipehost::logsink {
+
+struct LogConfig {
+  std::string key_field = "account_number";
+  std::string sum_field = "amount";
+  int scale = 2;
+  bool each_record = true;
+  std::string output = "stdout";
+
+  static void declare(OptionList<LogConfig>& o) {
+    o.add("key_field", &LogConfig::key_field, "field of the decoded value to group by");
+    o.add("sum_field", &LogConfig::sum_field,
+          "numeric field to sum (integers, doubles, or decimal strings)");
+    o.add("scale", &LogConfig::scale, "decimals kept exactly").range(0, 9);
+    o.add("each_record", &LogConfig::each_record,
+          "print the tuple for every record (false: only the final totals)");
+    o.add("output", &LogConfig::output, "where tuples go: stdout, or the log (stderr)")
+        .one_of({"stdout", "log"});
+  }
+};
+
+class LogSink final : public Sink {
+ public:
+  using Config = LogConfig;
+  LogSink(const Config& config, Context& context)
+      : context_(context),
+        key_(config.key_field),
+        value_(config.sum_field),
+        each_record_(config.each_record),
+        to_stdout_(config.output == "stdout"),
+        totals_(RunningTotals::for_pipeline(std::string(context.pipeline()), config.scale)) {
+    totals_->join();
+  }
+
+  // Reads every record's key and amount; rejects those without them before anything
+  // is counted.
+  void prepare(Batch& batch) override {
+    entries_.clear();
+    entries_.reserve(batch.records.size());
+    for (std::size_t i = 0; i < batch.records.size(); ++i) {
+      const Record& r = batch.records[i];
+      const Value* key = key_.read(r.value);
+      if (!key || key->is_null()) {
+        batch.reject(i, "field '" + key_.name() + "' is missing");
+        continue;
+      }
+      const Value* amount = value_.read(r.value);
+      if (!amount) {
+        batch.reject(i, "field '" + value_.name() + "' is missing");
+        continue;
+      }
+      std::string problem;
+      auto units = decimal::to_units(*amount, totals_->scale(),
+                                     std::numeric_limits<std::int64_t>::max(), problem);
+      if (!units) {
+        batch.reject(i, "field '" + value_.name() + "' " + problem);
+        continue;
+      }
+      entries_.push_back({key->to_text(), *units});
+    }
+  }
+
+  void write(Batch& batch, BatchDone done) override {
+    if (entries_.size() != batch.records.size())
+      throw FatalError("log: write without prepare (the host calls prepare first)");
+    auto totals = totals_->apply(batch, entries_);
+    if (each_record_) {
+      std::string lines;
+      for (std::size_t i = 0; i < totals.size(); ++i)
+        if (totals[i])
+          lines += "(" + entries_[i].key + ", " + decimal::format_units(*totals[i], totals_->scale()) +
+                   ")\n";
+      emit(lines);
+    }
+    done(Status::ok());
+  }
+
+  // Where this process already counted up to: a partition moving between tasks resumes
+  // there instead of at the group's last commit.
+  std::optional<std::int64_t> stored_position(std::string_view topic,
+                                              std::int32_t partition) override {
+    return totals_->next_offset(topic, partition);
+  }
+
+  void stop() override {
+    // The last task of the pipeline to stop prints the summary.
+    if (stopped_) return;
+    stopped_ = true;
+    if (!totals_->leave_last()) return;
+    auto totals = totals_->snapshot();
+    std::string lines = "final totals of pipeline " + std::string(context_.pipeline()) + " (" +
+                        std::to_string(totals.size()) + " keys, " +
+                        std::to_string(totals_->records()) + " records):\n";
+    for (const auto& [k, units] : totals)
+      lines += "  (" + k + ", " + decimal::format_units(units, totals_->scale()) + ")\n";
+    emit(lines);
+  }
+
+ private:
+  void emit(const std::string& lines) {
+    if (lines.empty()) return;
+    if (to_stdout_) {
+      std::fwrite(lines.data(), 1, lines.size(), stdout);
+      std::fflush(stdout);
+    } else {
+      std::size_t start = 0;
+      while (start < lines.size()) {
+        std::size_t end = lines.find('\n', start);
+        context_.info(std::string_view(lines).substr(start, end - start));
+        start = end + 1;
+      }
+    }
+  }
+
+  Context& context_;
+  FieldReader key_;
+  FieldReader value_;
+  bool each_record_;
+  bool to_stdout_;
+  std::shared_ptr<RunningTotals> totals_;
+  std::vector<Entry> entries_;  // from prepare: the kept records' keys and amounts
+  bool stopped_ = false;
+};
+
+}  // namespace pipehost::logsink

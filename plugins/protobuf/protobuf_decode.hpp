@@ -1,0 +1,144 @@
+// protobuf_decode: each record's payload (Confluent framing) decoded into its value, a
+// struct, with the writer's schema fetched from the Schema Registry by the frame's id.
+#pragma once
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <pipehost/sdk.hpp>
+
+#include "framing.hpp"
+#include "registry_errors.hpp"
+#include "schema_loader.hpp"
+#include "wire_decoder.hpp"
+
+namespace pipehost::protobuf {
+
+struct ProtobufDecodeConfig {
+  std::vector<std::string> fields;
+  std::optional<std::string> descriptor_set;
+  std::int64_t max_record_bytes = static_cast<std::int64_t>(DecodeLimits{}.max_bytes);
+  std::int64_t max_elements = static_cast<std::int64_t>(DecodeLimits{}.max_elements);
+
+  static void declare(OptionList<ProtobufDecodeConfig>& o);
+  void check(Checker& c) const;
+};
+
+namespace gp = google::protobuf;
+
+class ProtobufDecode final : public RecordTransform {
+ public:
+  using Config = ProtobufDecodeConfig;
+  ProtobufDecode(const Config& config, Context& context) : context_(context) {
+    projection_ = config.fields;
+    limits_.max_bytes = static_cast<std::size_t>(config.max_record_bytes);
+    limits_.max_elements = static_cast<std::uint64_t>(config.max_elements);
+    imports_path_ = config.descriptor_set.value_or(context.data_dir() + "/proto/pipehost.desc");
+    // Only for imports that are not well-known types; the default set may be absent.
+    if (config.descriptor_set || std::filesystem::exists(imports_path_))
+      imports_ = SchemaFiles::from_descriptor_set(imports_path_);
+  }
+
+  Verdict apply(Record& record) override {
+    const FrameHeader header = parse_frame(record.payload);
+    const DecodePlan& plan = plan_for(header);
+    decode_message(plan, std::string_view(record.payload).substr(header.size), record.value,
+                   limits_);
+    return Verdict::keep;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr auto kNever = Clock::time_point::max();
+  static constexpr auto kUnknownIdRetry = std::chrono::seconds(30);
+
+  struct Schema {
+    explicit Schema(const std::vector<std::string>& projection) : plans(projection) {}
+    std::unique_ptr<SchemaFiles> files;
+    DecodePlans plans;
+    std::vector<std::pair<MessagePath, const DecodePlan*>> by_path;
+    std::string error;  // a schema that cannot be used, remembered so it is asked for once
+    // An id the registry did not know is asked for again after a while (a registry that
+    // lags behind its producers), not for every record that carries it.
+    Clock::time_point retry_after = kNever;
+  };
+
+  const DecodePlan& plan_for(const FrameHeader& header) {
+    if (header.schema_id != last_id_ || !last_schema_ || last_schema_->retry_after != kNever) {
+      last_schema_ = &schema(header.schema_id);
+      last_id_ = header.schema_id;
+    }
+    Schema& s = *last_schema_;
+    if (!s.error.empty()) throw InvalidRecord(s.error);
+    for (const auto& [path, plan] : s.by_path)
+      if (path == header.path) return *plan;
+    const gp::Descriptor* message = message_at(s.files->main_file(), header.path);
+    if (!message)
+      throw InvalidRecord("message index path " + header.path.to_string() +
+                          " names no message in schema id " + std::to_string(header.schema_id));
+    const DecodePlan* plan = nullptr;
+    try {
+      plan = &s.plans.plan(*message);
+    } catch (const std::invalid_argument& e) {  // the projection does not fit the schema
+      throw FatalError(std::string(e.what()) + " (schema id " + std::to_string(header.schema_id) +
+                       ")");
+    } catch (const std::runtime_error& e) {
+      throw InvalidRecord("schema id " + std::to_string(header.schema_id) + ": " + e.what());
+    }
+    s.by_path.emplace_back(header.path, plan);
+    return *plan;
+  }
+
+  Schema& schema(std::int32_t id) {
+    auto it = schemas_.find(id);
+    if (it != schemas_.end() && it->second->retry_after > Clock::now()) return *it->second;
+    RegisteredSchema registered;
+    const Status status = context_.schema_registry().schema_by_id(id, registered);
+    auto s = std::make_unique<Schema>(projection_);
+    if (status.code() == Code::invalid) {
+      s->error = "unknown schema id " + std::to_string(id) + ": " + status.message();
+      s->retry_after = Clock::now() + kUnknownIdRetry;
+    } else {
+      check(status, "fetching schema id " + std::to_string(id));  // retriable: not remembered
+      load(id, registered, *s);
+    }
+    if (last_id_ == id) last_schema_ = nullptr;  // the entry it points at is replaced
+    Schema& entry = *s;
+    schemas_[id] = std::move(s);
+    return entry;
+  }
+
+  void load(std::int32_t id, const RegisteredSchema& registered, Schema& s) {
+    if (!registered.schema_type.empty() && registered.schema_type != "PROTOBUF") {
+      s.error =
+          "schema id " + std::to_string(id) + " is " + registered.schema_type + ", not PROTOBUF";
+      return;
+    }
+    try {
+      s.files = SchemaFiles::from_registry(registered.schema, id, imports_.get());
+    } catch (const std::exception& e) {
+      s.error = e.what();
+      return;
+    }
+    for (const auto& name : s.files->unresolved_imports())
+      context_.warn("schema id " + std::to_string(id) + " imports " + name +
+                    ", found neither among the well-known types nor in " + imports_path_ +
+                    ": fields of its types decode as empty structs");
+  }
+
+  Context& context_;
+  std::vector<std::string> projection_;
+  DecodeLimits limits_;
+  std::string imports_path_;
+  std::unique_ptr<SchemaFiles> imports_;
+  std::unordered_map<std::int32_t, std::unique_ptr<Schema>> schemas_;
+  std::int32_t last_id_ = -1;
+  Schema* last_schema_ = nullptr;
+};
+
+
+}  // namespace pipehost::protobuf
