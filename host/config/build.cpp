@@ -129,6 +129,13 @@ class Builder {
                  : settings.on_error == "dead_letter" ? ErrorPolicy::dead_letter
                                                       : ErrorPolicy::fail;
     p.dead_letter_topic = settings.dead_letter_topic.empty() ? name + "-dlq" : settings.dead_letter_topic;
+    if (p.on_error == ErrorPolicy::dead_letter) {
+      p.dead_letter_sink = catalog.find("kafka", Kind::sink);
+      if (!p.dead_letter_sink)
+        diagnostics_.add(location_of(t.get("on_error")->source()), name, "",
+                         "on_error = \"dead_letter\" writes with the kafka plugin's sink, which "
+                         "is not installed; " + catalog.explain_missing("kafka"));
+    }
     p.end_after = settings.end_after;
     if (auto* n = t.get("end_after")) p.end_after_where = location_of(n->source());
 

@@ -33,6 +33,7 @@ struct PipelineConfig {
   int commit_interval_ms = 1000;
   ErrorPolicy on_error = ErrorPolicy::fail;
   std::string dead_letter_topic;
+  const ComponentSpec* dead_letter_sink = nullptr;  // the kafka sink, for on_error = dead_letter
   std::string end_after;  // ends once that pipeline has ended and this source is caught up
   Location end_after_where;
   StageConfig source;

@@ -1,31 +1,30 @@
 // Writes rejected records to a pipeline's dead-letter topic, with headers saying where
 // they came from and why: pipehost.pipeline, pipehost.stage, pipehost.error and
-// pipehost.origin.{topic,partition,offset}. Synchronous: a rejected record is on the
-// topic before the batch that carried it is acknowledged.
+// pipehost.origin.{topic,partition,offset}. It writes through the kafka plugin's own
+// sink, so dead letters are produced with the same settings as any other record.
+// Synchronous: a rejected record is on the topic before the batch that carried it is
+// acknowledged.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "pipehost/plugin.hpp"
 #include "pipehost/record.hpp"
 #include "pipehost/status.hpp"
-#include "runtime/services.hpp"
-
-struct rd_kafka_s;
 
 namespace pipehost::host {
 
 struct DeadLetterTimeouts {
   int write_ms = 30000;    // write() gives up (retriable) after this
-  int message_ms = 60000;  // librdkafka's message.timeout.ms for dead letters
+  int message_ms = 60000;  // the producer's message.timeout.ms for dead letters
 };
 
 class DeadLetterWriter {
  public:
-  using Timeouts = DeadLetterTimeouts;
-  struct Outcome;
-
-  DeadLetterWriter(const Services& services, std::string topic, std::string pipeline,
-                   Timeouts timeouts = {});
+  // `sink` is the kafka plugin's sink component; `context` outlives the writer.
+  DeadLetterWriter(const ComponentSpec& sink, Context& context, std::string topic,
+                   std::string pipeline, DeadLetterTimeouts timeouts = {});
   ~DeadLetterWriter();
   DeadLetterWriter(const DeadLetterWriter&) = delete;
   DeadLetterWriter& operator=(const DeadLetterWriter&) = delete;
@@ -40,11 +39,12 @@ class DeadLetterWriter {
  private:
   Status connect();
 
-  const Services& services_;
+  const ComponentSpec& spec_;
+  Context& context_;
   std::string topic_;
   std::string pipeline_;
-  Timeouts timeouts_;
-  rd_kafka_s* producer_ = nullptr;
+  DeadLetterTimeouts timeouts_;
+  std::unique_ptr<SinkStage> sink_;
 };
 
 }  // namespace pipehost::host

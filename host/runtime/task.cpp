@@ -23,6 +23,7 @@ Task::Task(const PipelineConfig& config, Services& services, PipelineState& stat
 
 Task::~Task() {
   // Plugin objects go before their contexts.
+  dead_letter_.reset();
   source_.reset();
   transforms_.clear();
   sink_.reset();
@@ -82,8 +83,11 @@ bool Task::build() {
   source_context_ = make_context("source", resume);
   source_ = config_.source.component->make_source(config_.source.options, *source_context_, error);
   if (!source_) return fail("source", Status::fatal(error)), false;
-  if (config_.on_error == ErrorPolicy::dead_letter)
-    dead_letter_ = std::make_unique<DeadLetterWriter>(services_, config_.dead_letter_topic, state_.name);
+  if (config_.on_error == ErrorPolicy::dead_letter) {
+    dead_letter_context_ = make_context("dead_letter");
+    dead_letter_ = std::make_unique<DeadLetterWriter>(*config_.dead_letter_sink, *dead_letter_context_,
+                                                      config_.dead_letter_topic, state_.name);
+  }
   return true;
 }
 

@@ -48,6 +48,7 @@ class Task {
   std::unique_ptr<StageContext> source_context_;
   std::vector<std::unique_ptr<StageContext>> transform_contexts_;
   std::unique_ptr<StageContext> sink_context_;
+  std::unique_ptr<StageContext> dead_letter_context_;
   std::unique_ptr<SourceStage> source_;
   std::vector<std::unique_ptr<TransformStage>> transforms_;
   std::unique_ptr<SinkStage> sink_;

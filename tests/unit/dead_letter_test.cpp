@@ -4,7 +4,9 @@
 #include <atomic>
 
 #include "../support/mock_kafka.hpp"
+#include "pipehost/testing.hpp"
 #include "runtime/dead_letter.hpp"
+#include "test_support.hpp"
 
 using namespace pipehost;
 using namespace pipehost::host;
@@ -12,11 +14,18 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+const ComponentSpec& kafka_sink() {
+  const ComponentSpec* spec = test::plugins().find("kafka", Kind::sink);
+  REQUIRE(spec);
+  return *spec;
+}
+
 std::vector<Rejection> rejection(const std::string& value) {
   Record r;
   r.key = "k";
   r.payload = value;
   r.origin = {"source-topic", 2, 41};
+  r.headers.push_back({"original", "header"});
   return {Rejection{r, "bad " + value}};
 }
 
@@ -25,16 +34,17 @@ std::vector<Rejection> rejection(const std::string& value) {
 TEST_CASE("dead letters carry the record and headers naming pipeline, stage, error, origin") {
   testing::MockKafka kafka;
   kafka.create_topic("dlq");
-  Services services;
-  services.kafka_bootstrap = kafka.bootstrap();
-  DeadLetterWriter writer(services, "dlq", "orders");
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  DeadLetterWriter writer(kafka_sink(), context, "dlq", "orders");
   REQUIRE(writer.write(rejection("v1"), "transforms[0]").is_ok());
   auto messages = kafka.read_all("dlq");
   REQUIRE(messages.size() == 1);
   CHECK(messages[0].value == "v1");
   CHECK(messages[0].key == "k");
   using H = std::pair<std::string, std::string>;
-  CHECK(messages[0].headers == std::vector<H>{{"pipehost.pipeline", "orders"},
+  CHECK(messages[0].headers == std::vector<H>{{"original", "header"},
+                                              {"pipehost.pipeline", "orders"},
                                               {"pipehost.stage", "transforms[0]"},
                                               {"pipehost.error", "bad v1"},
                                               {"pipehost.origin.topic", "source-topic"},
@@ -48,10 +58,10 @@ TEST_CASE("dead letters carry the record and headers naming pipeline, stage, err
 TEST_CASE("a report arriving after write() gave up belongs to that write, not the next") {
   testing::MockKafka kafka;
   kafka.create_topic("dlq");
-  Services services;
-  services.kafka_bootstrap = kafka.bootstrap();
-  services.kafka_properties = {{"reconnect.backoff.max.ms", "100"}};
-  DeadLetterWriter writer(services, "dlq", "p", DeadLetterTimeouts{20000, 1500});
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  context.properties = {{"reconnect.backoff.max.ms", "100"}};
+  DeadLetterWriter writer(kafka_sink(), context, "dlq", "p", DeadLetterTimeouts{20000, 1500});
 
   kafka.broker_down();
   auto started = Clock::now();
@@ -72,9 +82,9 @@ TEST_CASE("a report arriving after write() gave up belongs to that write, not th
 TEST_CASE("a write that cannot reach the broker gives up as retriable when told to stop") {
   testing::MockKafka kafka;
   kafka.create_topic("dlq");
-  Services services;
-  services.kafka_bootstrap = kafka.bootstrap();
-  DeadLetterWriter writer(services, "dlq", "p");
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  DeadLetterWriter writer(kafka_sink(), context, "dlq", "p");
   kafka.broker_down();
   std::atomic<bool> stop{false};
   auto started = Clock::now();
