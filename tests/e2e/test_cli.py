@@ -215,6 +215,19 @@ def test_every_environment_overlay_fits_every_shipped_config():
             assert r.stdout.split(": valid")[1] == plain.split(": valid")[1], (config, name)
 
 
+def test_every_plugin_folder_has_an_example_that_validates_and_runs():
+    import glob
+    from support import SOURCE_DIR
+    examples = sorted(glob.glob(os.path.join(SOURCE_DIR, "plugins", "*", "example.toml")))
+    folders = sorted(glob.glob(os.path.join(SOURCE_DIR, "plugins", "*", "CMakeLists.txt")))
+    assert len(examples) == len(folders), (examples, folders)
+    embedded = {"KAFKA_BROKERS": "", "SCHEMA_REGISTRY_URL": "", "REDIS_URL": ""}
+    for example in examples:
+        pipehost("validate", example, env=embedded, check=0)
+        if "redis" not in example:  # the rest need no server
+            pipehost("run", example, "--no-progress", env=embedded, check=0, timeout=60)
+
+
 def test_registry_command_serves_the_confluent_api_to_confluent_kafka_python():
     import signal
     import subprocess
