@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
+#include <mutex>
 
 #include <dlfcn.h>
 
@@ -22,6 +24,16 @@ std::string stdlib_release_of(const std::string& build_info) {
   if (at == std::string::npos) return "";
   auto start = at + 10;
   return build_info.substr(start, build_info.find(',', start) - start);
+}
+
+// Libraries are never unloaded: objects a plugin made must never outlive its code. Their
+// handles stay reachable here for the life of the process, so LeakSanitizer does not
+// report them as leaks.
+boost::dll::shared_library& new_library() {
+  static std::mutex mutex;
+  static auto* const libraries = new std::deque<boost::dll::shared_library>();
+  std::lock_guard lock(mutex);
+  return libraries->emplace_back();
 }
 }  // namespace
 
@@ -68,8 +80,7 @@ void PluginRegistry::load_file(const std::string& path) {
     return;
   loaded_files_.push_back(canonical);
 
-  // Never unloaded: objects a plugin made must never outlive its code.
-  auto* library = new boost::dll::shared_library();
+  auto* library = &new_library();
   std::error_code load_error;
   library->load(path, load_error,
                 boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);

@@ -88,7 +88,7 @@ class FileSink final : public Sink {
           append_json(r.value, lines);
           if (with_key_) {
             lines += ",\"key\":";
-            append_json(Value(r.key), lines);
+            append_json(Value(std::string(r.key.view())), lines);
           }
           if (with_headers_) {
             lines += ",\"headers\":{";
@@ -105,8 +105,8 @@ class FileSink final : public Sink {
           append_json(r.value, lines);
         }
       } else {
-        if (with_key_) lines += r.key + '\t';
-        lines += r.payload;
+        if (with_key_) (lines += r.key.view()) += '\t';
+        lines += r.payload.view();
       }
       lines += '\n';
     }

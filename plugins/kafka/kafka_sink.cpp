@@ -100,8 +100,8 @@ void KafkaSink::produce(Record& r, void* completion) {
   while (true) {
     rd_kafka_resp_err_t rc = rd_kafka_producev(
         producer_, RD_KAFKA_V_TOPIC(topic.c_str()),
-        RD_KAFKA_V_KEY(r.key.data(), r.key.size()),
-        RD_KAFKA_V_VALUE(r.payload.data(), r.payload.size()),
+        RD_KAFKA_V_KEY(const_cast<char*>(r.key.data()), r.key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(r.payload.data()), r.payload.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_TIMESTAMP(r.timestamp_ms),
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(completion), RD_KAFKA_V_END);

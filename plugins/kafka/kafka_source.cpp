@@ -157,6 +157,15 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
 }
 
 void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
+  bool kept = false;  // a record's message lives as long as the batch
+  take_message(m, out, kept);
+  if (kept)
+    out.hold(m, [](void* message) { rd_kafka_message_destroy(static_cast<rd_kafka_message_t*>(message)); });
+  else
+    rd_kafka_message_destroy(m);
+}
+
+void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   std::string_view topic = intern(rd_kafka_topic_name(m->rkt));
   auto it = assigned_.find({topic, m->partition});
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -185,8 +194,10 @@ void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
   state.at_end = false;
 
   Record& r = out.records.emplace_back();
-  if (m->key) r.key.assign(static_cast<const char*>(m->key), m->key_len);
-  if (m->payload) r.payload.assign(static_cast<const char*>(m->payload), m->len);
+  kept = true;
+  // No copy: the bytes stay in librdkafka's message, which the batch holds.
+  if (m->key) r.key.borrow({static_cast<const char*>(m->key), m->key_len});
+  if (m->payload) r.payload.borrow({static_cast<const char*>(m->payload), m->len});
   r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
   r.origin = {topic, m->partition, m->offset};
   rd_kafka_headers_t* headers = nullptr;
@@ -209,14 +220,10 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
   rd_kafka_message_t* first = rd_kafka_consumer_poll(consumer_, static_cast<int>(max_wait.count()));
   if (first) {
     take(first, out);
-    rd_kafka_message_destroy(first);
     std::vector<rd_kafka_message_t*>& more = scratch_;  // reused: no allocation per poll
     more.resize(out.capacity > 1 ? out.capacity - 1 : 1);
     ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, more.data(), more.size());
-    for (ssize_t i = 0; i < n; ++i) {
-      take(more[static_cast<std::size_t>(i)], out);
-      rd_kafka_message_destroy(more[static_cast<std::size_t>(i)]);
-    }
+    for (ssize_t i = 0; i < n; ++i) take(more[static_cast<std::size_t>(i)], out);
   }
   received_->add(out.records.size());
   return finish_at_end_ && caught_up() ? PollResult::end : PollResult::more;

@@ -55,6 +55,7 @@ class KafkaSource final : public Source {
   void assign(rd_kafka_topic_partition_list_t* partitions);
   void revoke(rd_kafka_topic_partition_list_t* partitions);
   void take(rd_kafka_message_t* message, Batch& out);
+  void take_message(rd_kafka_message_t* message, Batch& out, bool& kept);
   void note_gap(std::string_view topic, std::int32_t partition, PartitionState& state,
                 std::int64_t offset);
   bool caught_up();

@@ -53,7 +53,7 @@ class ProtobufEncode final : public RecordTransform {
 
   Verdict apply(Record& record) override {
     const std::int32_t id = schema_id(record);
-    std::string& out = record.payload;
+    std::string& out = record.payload.edit();
     out.clear();
     out.reserve(size_hint_);
     write_frame(out, id, path_);

@@ -95,19 +95,22 @@ std::optional<std::int64_t> RedisSumSink::stored_position(std::string_view topic
 // anything is written: the host dead-letters them before a position past them is stored.
 void RedisSumSink::prepare(Batch& batch) {
   std::lock_guard lock(mutex_);
-  read_.clear();
-  read_.reserve(batch.records.size());
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
     ReadRecord r = reader_.read(batch.records[i]);
-    if (r.problem.empty()) read_.push_back(std::move(r));
-    else batch.reject(i, "redis_sum: " + r.problem);
+    if (!r.problem.empty()) batch.reject(i, "redis_sum: " + r.problem);
   }
 }
 
 void RedisSumSink::write(Batch& batch, BatchDone done) {
   std::lock_guard lock(mutex_);
-  if (read_.size() != batch.records.size())
-    throw FatalError("redis_sum: write without prepare (the host calls prepare first)");
+  // Read again after the host compacted the batch: the keys are views into the values.
+  read_.clear();
+  read_.reserve(batch.records.size());
+  for (const auto& record : batch.records) {
+    read_.push_back(reader_.read(record));
+    if (!read_.back().problem.empty())
+      throw FatalError("redis_sum: write of a record prepare did not accept (" + read_.back().problem + ")");
+  }
   std::vector<std::string> fields = partition_fields(batch);
   for (int round = 1;; ++round) {
     ensure_ready();

@@ -45,7 +45,7 @@ class RedisSumSink final : public Sink {
   RecordReader reader_;
   std::string script_sha_;
   PositionCache positions_;
-  std::vector<ReadRecord> read_;  // from prepare: the kept records' keys and amounts, in order
+  std::vector<ReadRecord> read_;  // the batch's keys and amounts, reused from write to write
   std::mutex mutex_;  // write and stored_position may come from different threads
   Counter& records_written_;
   Counter& batches_written_;

@@ -28,8 +28,9 @@ ReadRecord RecordReader::read(const Record& record) {
     out.problem = "key field '" + key_.name() + "' is " + (key->is_null() ? "null" : "not a scalar");
     return out;
   }
-  out.key = key->to_text();
-  if (out.key.empty()) {
+  if (const auto* text = key->as<std::string>()) out.key_view = *text;
+  else out.key_text = key->to_text();
+  if (out.key().empty()) {
     out.problem = "key field '" + key_.name() + "' is empty";
     return out;
   }
@@ -104,12 +105,12 @@ WritePlan plan_batch(const Batch& batch, const std::vector<ReadRecord>& read,
       }
     }
     plan.counted.push_back(i);
-    auto [it, added] = key_index.try_emplace(read[i].key, plan.increments.size());
-    if (added) plan.increments.emplace_back(read[i].key, 0);
+    auto [it, added] = key_index.try_emplace(read[i].key(), plan.increments.size());
+    if (added) plan.increments.emplace_back(std::string(read[i].key()), 0);
     std::int64_t& sum = plan.increments[it->second].second;
     sum += read[i].units;  // each |units| < 2^53: no overflow before the check below
     if (std::llabs(sum) >= kExactLimit)
-      throw FatalError("redis_sum: the batch's total for key '" + read[i].key +
+      throw FatalError("redis_sum: the batch's total for key '" + std::string(read[i].key()) +
                        "' leaves the exact range (2^53 units)");
   }
   return plan;

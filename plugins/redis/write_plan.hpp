@@ -14,11 +14,14 @@
 
 namespace pipehost::redis {
 
-// One record's key and amount, or why it cannot be counted.
+// One record's key and amount, or why it cannot be counted. A string key is a view
+// into the record's value (no copy): valid while the batch is not changed.
 struct ReadRecord {
-  std::string key;
+  std::string_view key_view;
+  std::string key_text;  // a key that is not a string (an integer...), as text
   std::int64_t units = 0;
   std::string problem;  // non-empty: reject the record with this reason
+  std::string_view key() const { return key_text.empty() ? key_view : std::string_view(key_text); }
 };
 
 class RecordReader {

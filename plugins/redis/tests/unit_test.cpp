@@ -145,13 +145,13 @@ TEST_CASE("RecordReader names the field that is wrong") {
   b.records.push_back(int_key);
   auto read = read_all(b);
   CHECK(read[0].problem.empty());
-  CHECK(read[0].key == "A1");
+  CHECK(read[0].key() == "A1");
   CHECK(read[0].units == 150);
   CHECK(read[1].problem == "value field 'amount' is not a number");
   CHECK(read[2].problem == "key field 'account_number' is empty");
   CHECK(read[3].problem == "value field 'amount' is missing");
   CHECK(read[4].problem.find("no decoded struct value") != std::string::npos);
-  CHECK(read[5].key == "77");
+  CHECK(read[5].key() == "77");
   CHECK(read[5].units == 200);
 }
 

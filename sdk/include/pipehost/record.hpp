@@ -10,6 +10,69 @@
 
 namespace pipehost {
 
+// Bytes a record holds: borrowed from the source's own buffer (no copy: valid while the
+// batch holds what the source gave it, see Batch::hold) or owned. Read it as a
+// string_view; write with = or edit().
+class Blob {
+ public:
+  Blob() = default;
+  Blob(std::string s) : owned_(std::move(s)) {}
+  Blob(const char* s) : owned_(s) {}
+  Blob(const Blob& o) : owned_(o.owned_), borrowed_(o.borrowed_), view_(o.view_) {}
+  Blob(Blob&& o) noexcept
+      : owned_(std::move(o.owned_)), borrowed_(o.borrowed_), view_(o.view_) {}
+  Blob& operator=(const Blob& o) {
+    owned_ = o.owned_;
+    borrowed_ = o.borrowed_;
+    view_ = o.view_;
+    return *this;
+  }
+  Blob& operator=(Blob&& o) noexcept {
+    owned_ = std::move(o.owned_);
+    borrowed_ = o.borrowed_;
+    view_ = o.view_;
+    return *this;
+  }
+  Blob& operator=(std::string s) {
+    owned_ = std::move(s);
+    borrowed_ = false;
+    return *this;
+  }
+  Blob& operator=(std::string_view s) {
+    owned_.assign(s);
+    borrowed_ = false;
+    return *this;
+  }
+  Blob& operator=(const char* s) { return *this = std::string_view(s); }
+
+  // Points at memory the batch keeps alive (Batch::hold): no copy.
+  void borrow(std::string_view bytes) {
+    view_ = bytes;
+    borrowed_ = true;
+  }
+  std::string_view view() const { return borrowed_ ? view_ : std::string_view(owned_); }
+  operator std::string_view() const { return view(); }
+  const char* data() const { return view().data(); }
+  std::size_t size() const { return view().size(); }
+  bool empty() const { return size() == 0; }
+  bool borrowed() const { return borrowed_; }
+  // The bytes as a string of the record's own, to change in place (a borrowed view is
+  // copied first); its capacity is kept when the record is reused.
+  std::string& edit() {
+    if (borrowed_) {
+      owned_.assign(view_);
+      borrowed_ = false;
+    }
+    return owned_;
+  }
+  friend bool operator==(const Blob& a, std::string_view b) { return a.view() == b; }
+
+ private:
+  std::string owned_;
+  bool borrowed_ = false;
+  std::string_view view_;
+};
+
 struct Header {
   std::string key;
   std::string value;
@@ -39,8 +102,8 @@ struct Span {
 };
 
 struct Record {
-  std::string key;      // raw bytes
-  std::string payload;  // raw bytes of the value (the encoded form)
+  Blob key;      // raw bytes
+  Blob payload;  // raw bytes of the value (the encoded form)
   std::vector<Header> headers;
   std::int64_t timestamp_ms = 0;
   Origin origin;
@@ -66,6 +129,33 @@ struct Rejection {
 // out records never loses or duplicates an acknowledgement.
 class Batch {
  public:
+  Batch() = default;
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+  Batch(Batch&& o) noexcept
+      : records(std::move(o.records)), rejections(std::move(o.rejections)),
+        spans(std::move(o.spans)), capacity(o.capacity), held_(std::move(o.held_)) {
+    o.held_.clear();
+  }
+  Batch& operator=(Batch&& o) noexcept {
+    if (this == &o) return *this;
+    records.clear();
+    rejections.clear();
+    release();
+    records = std::move(o.records);
+    rejections = std::move(o.rejections);
+    spans = std::move(o.spans);
+    capacity = o.capacity;
+    held_ = std::move(o.held_);
+    o.held_.clear();
+    return *this;
+  }
+  ~Batch() {
+    records.clear();  // before what their borrowed bytes point into
+    rejections.clear();
+    release();
+  }
+
   std::vector<Record> records;
   std::vector<Rejection> rejections;
   // Filled by the source (or by the host from the records' origins when a source with
@@ -106,6 +196,15 @@ class Batch {
     return out;
   }
 
+  // Keeps `resource` alive until the batch is released: what borrowed Blobs point into
+  // (e.g. the source's message buffers). `release` is called once with it.
+  void hold(void* resource, void (*release)(void*)) { held_.push_back({resource, release}); }
+  // Gives back what the batch holds; records with borrowed bytes must be gone by then.
+  void release() {
+    for (auto& h : held_) h.release(h.resource);
+    held_.clear();
+  }
+
   // Removes dropped records, keeping order. The host calls it after every stage.
   void compact() {
     std::size_t out = 0;
@@ -116,6 +215,13 @@ class Batch {
     }
     records.resize(out);
   }
+
+ private:
+  struct Held {
+    void* resource;
+    void (*release)(void*);
+  };
+  std::vector<Held> held_;
 };
 
 }  // namespace pipehost
