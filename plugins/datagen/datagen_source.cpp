@@ -3,6 +3,7 @@
 #include <random>
 #include <thread>
 
+#include "trades.hpp"
 #include "transactions.hpp"
 
 namespace pipehost::datagen {
@@ -16,6 +17,7 @@ std::int64_t now_micros() {
 
 std::unique_ptr<Generator> make_generator(const DatagenConfig& c) {
   const auto seed = c.seed ? static_cast<std::uint64_t>(*c.seed) : std::random_device{}();
+  if (c.kind == "trades") return std::make_unique<TradeGenerator>(seed, c.key_by_id);
   return std::make_unique<TransactionGenerator>(seed, c.accounts);
 }
 
@@ -25,8 +27,10 @@ void DatagenConfig::declare(OptionList<DatagenConfig>& o) {
   o.add("kind", &DatagenConfig::kind,
         "transactions: seed 000's Transaction (transaction_id uuid, account_number IBAN-like, "
         "transaction_reference, transaction_datetime now, amount in [1, 1000] with 2 decimals; "
-        "key = account_number)")
-      .one_of({"transactions"});
+        "key = account_number). trades: seed 002's trade (id T0-T99999, version 0-99, "
+        "counter_party CP-0-CP-99, book B0-B99, expired, matures_at and created_at as RFC 3339 "
+        "strings with nanoseconds; no key)")
+      .one_of({"transactions", "trades"});
   o.add("count", &DatagenConfig::count, "records in all tasks together; 0 = endless").at_least(0);
   o.add("rate", &DatagenConfig::rate,
         "records per second in all tasks together; 0 = as fast as possible")
@@ -34,6 +38,7 @@ void DatagenConfig::declare(OptionList<DatagenConfig>& o) {
   o.add("accounts", &DatagenConfig::accounts, "distinct account numbers").range(1, 1000000);
   o.add("seed", &DatagenConfig::seed,
         "same seed, same records (but the wall-clock timestamps); absent = random");
+  o.add("key_by_id", &DatagenConfig::key_by_id, "trades: the record's key is its id (default: no key)");
 }
 
 DatagenSource::DatagenSource(const Config& config, Context& context)

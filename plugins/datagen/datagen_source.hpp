@@ -17,6 +17,7 @@ struct DatagenConfig {
   double rate = 0;
   int accounts = 20;
   std::optional<std::int64_t> seed;
+  bool key_by_id = false;
 
   static void declare(OptionList<DatagenConfig>& o);
 };

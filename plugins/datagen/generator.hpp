@@ -12,7 +12,22 @@ class Generator {
  public:
   virtual ~Generator() = default;
   // Fills `value` with record number `index` and returns its key ("" for none).
-  virtual const std::string& make(std::uint64_t index, std::int64_t now_micros, Value& value) const = 0;
+  virtual std::string make(std::uint64_t index, std::int64_t now_micros, Value& value) const = 0;
+};
+
+// splitmix64: a fast, well-mixed hash of (seed, index), each record's randomness.
+inline std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// A record's stream of draws: Draws{mix(seed ^ mix(index))}.
+struct Draws {
+  std::uint64_t state;
+  std::uint64_t next() { return state = mix(state); }
+  std::uint64_t below(std::uint64_t n) { return next() % n; }
 };
 
 }  // namespace pipehost::datagen

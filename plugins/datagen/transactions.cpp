@@ -5,19 +5,6 @@
 namespace pipehost::datagen {
 namespace {
 
-// splitmix64: a fast, well-mixed hash of (seed, index) used as each record's randomness.
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-struct Draws {
-  std::uint64_t state;
-  std::uint64_t next() { return state = mix(state); }
-};
-
 const char kHex[] = "0123456789abcdef";
 
 std::string uuid_v4(Draws& d) {
@@ -74,8 +61,8 @@ std::int64_t TransactionGenerator::amount_cents(std::uint64_t index) const {
   return 100 + static_cast<std::int64_t>(d.next() % 99901);  // [1.00, 1000.00]
 }
 
-const std::string& TransactionGenerator::make(std::uint64_t index, std::int64_t now_micros,
-                                              Value& value) const {
+std::string TransactionGenerator::make(std::uint64_t index, std::int64_t now_micros,
+                                      Value& value) const {
   Draws d{mix(seed_ ^ mix(index))};
   const std::string& account = accounts_[d.next() % accounts_.size()];
   std::int64_t cents = 100 + static_cast<std::int64_t>(d.next() % 99901);

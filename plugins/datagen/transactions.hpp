@@ -17,7 +17,7 @@ class TransactionGenerator final : public Generator {
   // The account numbers, IBAN-like with valid check digits, all distinct.
   const std::vector<std::string>& accounts() const { return accounts_; }
   // Fills `value` with transaction number `index` and returns its account number.
-  const std::string& make(std::uint64_t index, std::int64_t now_micros, Value& value) const override;
+  std::string make(std::uint64_t index, std::int64_t now_micros, Value& value) const override;
   // The amount of transaction `index` in cents, as make() would give it.
   std::int64_t amount_cents(std::uint64_t index) const;
 

@@ -12,7 +12,7 @@
 
 #include <pipehost/sdk.hpp>
 
-#include "json_value.hpp"
+#include <pipehost/json.hpp>
 
 namespace pipehost::file {
 
@@ -85,24 +85,24 @@ class FileSink final : public Sink {
       if (json_) {
         if (with_key_ || with_headers_) {
           lines += "{\"value\":";
-          append_json(r.value, lines);
+          json::append(r.value, lines);
           if (with_key_) {
             lines += ",\"key\":";
-            append_json(Value(std::string(r.key.view())), lines);
+            json::append(Value(std::string(r.key.view())), lines);
           }
           if (with_headers_) {
             lines += ",\"headers\":{";
             for (std::size_t i = 0; i < r.headers.size(); ++i) {
               if (i) lines += ',';
-              append_json(Value(r.headers[i].key), lines);
+              json::append(Value(r.headers[i].key), lines);
               lines += ':';
-              append_json(Value(r.headers[i].value), lines);
+              json::append(Value(r.headers[i].value), lines);
             }
             lines += '}';
           }
           lines += '}';
         } else {
-          append_json(r.value, lines);
+          json::append(r.value, lines);
         }
       } else {
         if (with_key_) (lines += r.key.view()) += '\t';

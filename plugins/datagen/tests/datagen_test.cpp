@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "trades.hpp"
 #include "transactions.hpp"
 
 using namespace pipehost;
@@ -28,7 +29,7 @@ TEST_CASE("account numbers are distinct IBAN-like strings with valid check digit
 TEST_CASE("same seed gives the same records; the key is the account number") {
   TransactionGenerator a(42, 20), b(42, 20), c(43, 20);
   Value va, vb, vc;
-  const std::string& ka = a.make(5, 1, va);
+  const std::string ka = a.make(5, 1, va);
   b.make(5, 1, vb);
   c.make(5, 1, vc);
   CHECK(va.field("transaction_id")->to_text() == vb.field("transaction_id")->to_text());
@@ -47,4 +48,29 @@ TEST_CASE("amounts are in [1, 1000] with two decimals and match amount_cents") {
     CHECK(amount <= 1000.0);
     CHECK(static_cast<std::int64_t>(amount * 100 + 0.5) == g.amount_cents(i));
   }
+}
+
+TEST_CASE("trades: seed 002's shape, repeatable, timestamps RFC 3339 with nanoseconds") {
+  TradeGenerator a(9, false), b(9, false), keyed(9, true);
+  Value va, vb, vk;
+  CHECK(a.make(3, 0, va).empty());
+  b.make(3, 0, vb);
+  CHECK(va == vb);
+  CHECK(keyed.make(3, 0, vk) == *va.field("id")->as<std::string>());
+  for (std::uint64_t i = 0; i < 2000; ++i) {
+    Value v;
+    a.make(i, 0, v);
+    const std::string& id = *v.field("id")->as<std::string>();
+    CHECK(id[0] == 'T');
+    CHECK(std::stoi(id.substr(1)) < 100000);
+    CHECK(*v.field("version")->as<std::int64_t>() < 100);
+    CHECK(v.field("counter_party")->as<std::string>()->rfind("CP-", 0) == 0);
+    CHECK(v.field("expired")->is<bool>());
+    const std::string& created = *v.field("created_at")->as<std::string>();
+    const std::string& matures = *v.field("matures_at")->as<std::string>();
+    REQUIRE(created.size() == 30);
+    CHECK(created.back() == 'Z');
+    CHECK(created < matures);  // same format: text order is time order
+  }
+  CHECK(rfc3339_nanos(1714566896123456789) == "2024-05-01T12:34:56.123456789Z");
 }

@@ -1,14 +1,20 @@
-#include "json_value.hpp"
-
+// Writing the neutral value as JSON: structs as objects (field order kept), lists as
+// arrays, bytes as base64, timestamps as RFC 3339 strings (UTC, microseconds), doubles
+// in shortest round-trip form (non-finite ones as null).
+#pragma once
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <ctime>
+#include <cstdio>
+#include <string>
+#include <string_view>
 
-namespace pipehost::file {
-namespace {
+#include "pipehost/time.hpp"
+#include "pipehost/value.hpp"
 
-void append_string(std::string_view s, std::string& out) {
+namespace pipehost::json {
+
+inline void append_string(std::string_view s, std::string& out) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
@@ -30,7 +36,7 @@ void append_string(std::string_view s, std::string& out) {
   out += '"';
 }
 
-void append_base64(std::string_view bytes, std::string& out) {
+inline void append_base64(std::string_view bytes, std::string& out) {
   static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   out += '"';
   std::size_t i = 0;
@@ -57,26 +63,7 @@ void append_base64(std::string_view bytes, std::string& out) {
   out += '"';
 }
 
-void append_timestamp(const Timestamp& t, std::string& out) {
-  std::int64_t seconds = t.micros_since_epoch / 1000000;
-  std::int64_t micros = t.micros_since_epoch % 1000000;
-  if (micros < 0) {
-    micros += 1000000;
-    seconds -= 1;
-  }
-  std::time_t tt = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ\"", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(micros));
-  out += buf;
-}
-
-}  // namespace
-
-void append_json(const Value& value, std::string& out) {
+inline void append(const Value& value, std::string& out) {
   std::visit(
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
@@ -93,12 +80,16 @@ void append_json(const Value& value, std::string& out) {
           }
         } else if constexpr (std::is_same_v<T, std::string>) append_string(v, out);
         else if constexpr (std::is_same_v<T, Bytes>) append_base64(v.data, out);
-        else if constexpr (std::is_same_v<T, Timestamp>) append_timestamp(v, out);
+        else if constexpr (std::is_same_v<T, Timestamp>) {
+          out += '"';
+          out += time::format_rfc3339(v.micros_since_epoch);
+          out += '"';
+        }
         else if constexpr (std::is_same_v<T, List>) {
           out += '[';
           for (std::size_t i = 0; i < v.size(); ++i) {
             if (i) out += ',';
-            append_json(v[i], out);
+            append(v[i], out);
           }
           out += ']';
         } else if constexpr (std::is_same_v<T, Struct>) {
@@ -107,7 +98,7 @@ void append_json(const Value& value, std::string& out) {
             if (i) out += ',';
             append_string(v.schema ? v.schema->names()[i] : std::to_string(i), out);
             out += ':';
-            append_json(v.fields[i], out);
+            append(v.fields[i], out);
           }
           out += '}';
         }
@@ -115,4 +106,4 @@ void append_json(const Value& value, std::string& out) {
       value.variant());
 }
 
-}  // namespace pipehost::file
+}  // namespace pipehost::json

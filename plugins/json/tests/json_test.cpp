@@ -1,0 +1,116 @@
+// json_decode and json_encode through StageHarness: types kept, bad input rejected with
+// the reason, round trips, and a catalogue of malformed payloads that must never crash.
+#include <doctest/doctest.h>
+
+#include <random>
+
+#include <pipehost/testing.hpp>
+
+#include "json_decode.hpp"
+#include "json_encode.hpp"
+
+using namespace pipehost;
+using pipehost::testing::StageHarness;
+
+namespace {
+
+Batch of(std::vector<std::string> payloads) {
+  Batch b;
+  for (auto& p : payloads) b.records.emplace_back().payload = std::move(p);
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("json_decode: a trade becomes a struct, integers stay integers") {
+  StageHarness<json::JsonDecode> h;
+  Batch b = of({R"({"id":"T47654","version":73,"counter_party":"CP-12","book":"B34","expired":true,)"
+                R"("matures_at":"2024-05-01T12:34:56.123456789Z","price":12.5,"tags":["a",null],"x":{"y":-3}})"});
+  auto rejected = h.process(b);
+  REQUIRE(rejected.empty());
+  const Value& v = b.records[0].value;
+  CHECK(*v.field("id") == Value("T47654"));
+  CHECK(*v.field("version") == Value(std::int64_t{73}));
+  CHECK(v.field("version")->is<std::int64_t>());
+  CHECK(*v.field("expired") == Value(true));
+  CHECK(*v.field("price") == Value(12.5));
+  CHECK(*v.field("tags") == Value(List{Value("a"), Value()}));
+  CHECK(*v.field("x")->field("y") == Value(std::int64_t{-3}));
+  CHECK(v.as<Struct>()->schema->names().front() == "id");  // field order kept
+}
+
+TEST_CASE("json_decode: records of one shape share one schema; a projection skips the rest") {
+  StageHarness<json::JsonDecode> h({{"fields", std::vector<std::string>{"id", "version"}}});
+  Batch b = of({R"({"id":"a","version":1,"big":[1,2,3]})", R"({"version":2,"id":"b","zzz":{}})",
+                R"({"id":"c","version":3})"});
+  REQUIRE(h.process(b).empty());
+  CHECK(b.records[0].value.as<Struct>()->fields.size() == 2);
+  CHECK(b.records[0].value.as<Struct>()->schema == b.records[2].value.as<Struct>()->schema);
+  CHECK(*b.records[1].value.field("id") == Value("b"));
+}
+
+TEST_CASE("json_decode: what is not a JSON object is rejected with the reason") {
+  StageHarness<json::JsonDecode> h({{"max_depth", std::int64_t{3}}, {"max_record_bytes", std::int64_t{64}}});
+  struct Case {
+    std::string payload;
+    const char* reason;
+  };
+  std::vector<Case> cases = {
+      {"", "not valid JSON"},
+      {"not json", "not a JSON object"},
+      {"[1,2]", "not a JSON object"},
+      {"\"text\"", "not a JSON object"},
+      {"{\"a\":1", "not valid JSON"},
+      {"{\"a\":1} trailing", "not valid JSON"},
+      {"{\"a\":1,\"a\":2}", "duplicate key 'a'"},
+      {"{\"a\":{\"b\":{\"c\":{\"d\":1}}}}", "nested deeper than max_depth"},
+      {"{\"a\":\"\xff\xfe\"}", "not valid JSON"},
+      {"{\"a\":18446744073709551615}", "an integer above 2^63-1"},
+      {"{\"a\":\"" + std::string(100, 'x') + "\"}", "larger than max_record_bytes"},
+      {"{\"a\":tru}", "not valid JSON"},
+      {"{\"a\":1}{\"b\":2}", "JSON"},
+  };
+  std::vector<std::string> payloads;
+  for (const auto& c : cases) payloads.push_back(c.payload);
+  Batch b = of(payloads);
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    INFO(cases[i].payload << " -> " << rejected[i].reason);
+    CHECK(rejected[i].reason.find(cases[i].reason) != std::string::npos);
+  }
+}
+
+TEST_CASE("json_encode then json_decode gives the same value back") {
+  StageHarness<json::JsonEncode> encode;
+  StageHarness<json::JsonDecode> decode;
+  auto schema = StructSchema::make({"s", "i", "d", "b", "n", "l", "esc"});
+  Batch b;
+  b.records.emplace_back().value = Struct{
+      schema, {Value("héllo"), Value(std::int64_t{-5}), Value(0.1), Value(false), Value(),
+               Value(List{Value(std::int64_t{1}), Value("x")}), Value("q\"\\\n\t\x01")}};
+  Value original = b.records[0].value;
+  encode.process(b);
+  CHECK(b.records[0].payload.view().find("\"s\":\"héllo\"") != std::string_view::npos);
+  b.records[0].value = Value();
+  REQUIRE(decode.process(b).empty());
+  CHECK(b.records[0].value == original);
+}
+
+TEST_CASE("json_decode: mutated payloads are decoded or rejected, never a crash") {
+  StageHarness<json::JsonDecode> h;
+  const std::string seed = R"({"id":"T1","version":7,"nested":{"a":[1,2.5,"x",{"b":null}],"c":true}})";
+  std::mt19937 random(7);
+  int decoded = 0, rejected = 0;
+  for (int round = 0; round < 5000; ++round) {
+    std::string p = seed;
+    for (int k = 0; k < 3; ++k) p[random() % p.size()] = static_cast<char>(random());
+    Batch b = of({p});
+    auto r = h.process(b);
+    rejected += static_cast<int>(r.size());
+    decoded += static_cast<int>(b.records.size());
+    if (!r.empty()) CHECK(r[0].reason.rfind("json_decode: ", 0) == 0);
+  }
+  CHECK(decoded + rejected == 5000);
+  CHECK(rejected > 1000);
+}

@@ -1,0 +1,73 @@
+#include <doctest/doctest.h>
+
+#include <pipehost/testing.hpp>
+
+#include "field_rules.hpp"
+
+using namespace pipehost;
+using pipehost::testing::StageHarness;
+
+namespace {
+
+const std::map<std::string, OptionValue> kTradeRules = {
+    {"required", std::vector<std::string>{"id", "version", "counter_party", "book", "expired",
+                                          "matures_at", "created_at"}},
+    {"types", StringMap{{"version", "integer"}, {"expired", "boolean"},
+                        {"matures_at", "timestamp"}, {"created_at", "timestamp"}}},
+    {"patterns", StringMap{{"id", "T[0-9]+"}, {"counter_party", "CP-[0-9]+"}, {"book", "B[0-9]+"}}},
+    {"minimum", StringMap{{"version", "0"}}},
+    {"maximum", StringMap{{"version", "99"}}},
+};
+
+Record trade(Value id, Value version, Value matures = Value("2030-01-01T00:00:00.123456789Z")) {
+  static const auto schema = StructSchema::make(
+      {"id", "version", "counter_party", "book", "expired", "matures_at", "created_at"});
+  Record r;
+  r.value = Struct{schema, {std::move(id), std::move(version), Value("CP-1"), Value("B2"), Value(false),
+                            std::move(matures), Value("2024-01-01T00:00:00Z")}};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("field_rules: a valid trade passes; each broken rule is named") {
+  StageHarness<rules::FieldRules> h(kTradeRules);
+  Batch b;
+  b.records.push_back(trade(Value("T47654"), Value(std::int64_t{73})));
+  b.records.push_back(trade(Value("X1"), Value(std::int64_t{1})));
+  b.records.push_back(trade(Value("T1"), Value(std::int64_t{-1})));
+  b.records.push_back(trade(Value("T1"), Value("73")));
+  b.records.push_back(trade(Value(), Value(std::int64_t{1})));
+  b.records.push_back(trade(Value("T1"), Value(std::int64_t{100})));
+  b.records.push_back(trade(Value("T1"), Value(std::int64_t{1}), Value("yesterday")));
+  auto rejected = h.process(b);
+  REQUIRE(b.records.size() == 1);
+  CHECK(*b.records[0].value.field("id") == Value("T47654"));
+  REQUIRE(rejected.size() == 6);
+  CHECK(rejected[0].reason == "field_rules: field 'id' is \"X1\", which does not match T[0-9]+");
+  CHECK(rejected[1].reason == "field_rules: field 'version' is -1, below the minimum 0");
+  CHECK(rejected[2].reason == "field_rules: field 'version' is \"73\", not an integer");
+  CHECK(rejected[3].reason == "field_rules: field 'id' is missing");
+  CHECK(rejected[4].reason == "field_rules: field 'version' is 100, above the maximum 99");
+  CHECK(rejected[5].reason == "field_rules: field 'matures_at' is \"yesterday\", not a timestamp");
+}
+
+TEST_CASE("field_rules: nested paths and allowed values") {
+  StageHarness<rules::FieldRules> h({{"one_of", StringMap{{"order.side", "buy, sell"}}}});
+  auto inner = StructSchema::make({"side"});
+  auto outer = StructSchema::make({"order"});
+  Batch b;
+  b.records.emplace_back().value = Struct{outer, {Value(Struct{inner, {Value("buy")}})}};
+  b.records.emplace_back().value = Struct{outer, {Value(Struct{inner, {Value("hold")}})}};
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].reason == "field_rules: field 'order.side' is \"hold\", not one of the allowed values");
+}
+
+TEST_CASE("field_rules: bad rules are reported at validate") {
+  using H = StageHarness<rules::FieldRules>;
+  CHECK(H::problems({{"types", StringMap{{"a", "date"}}}}).at(0).find("has type 'date'") != std::string::npos);
+  CHECK(H::problems({{"patterns", StringMap{{"a", "("}}}}).at(0).find("not a regular expression") != std::string::npos);
+  CHECK(H::problems({{"minimum", StringMap{{"a", "zero"}}}}).at(0).find("not a number") != std::string::npos);
+  CHECK(H::problems({}).at(0).find("no rules") != std::string::npos);
+}
