@@ -149,6 +149,9 @@ std::string expand(const std::string& text, const toml::source_region& where,
     const char* value = std::getenv(name.c_str());
     if (value && *value) {
       out += value;
+    } else if (name == "PIPEHOST_CONFIG_DIR" && where.path) {
+      // The folder of the file this value is written in: paths next to the config.
+      out += fs::path(*where.path).parent_path().lexically_normal().string();
     } else if (fallback) {
       out += *fallback;
     } else {

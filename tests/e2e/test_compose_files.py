@@ -22,7 +22,7 @@ from support import PIPEHOST, SOURCE_DIR, run_tests
 
 COMPOSE_DIR = os.path.join(SOURCE_DIR, "compose")
 DOCKERFILE = os.path.join(SOURCE_DIR, "Dockerfile")
-EXPECTED_FILES = ("transactions-redis.yml", "transactions-log.yml", "scale-out.yml")
+EXPECTED_FILES = ("transactions-redis.yml", "transactions-log.yml", "scale-out.yml", "trades.yml")
 
 # Images the compose files may pull. They are published on Docker Hub and cannot be pulled
 # here (no Docker engine, no access to Docker Hub), so this list and the tag rules below
@@ -34,7 +34,7 @@ ALLOWED_BASE_IMAGES = {"debian"}
 # The connection variables configs/ reads; cleared from the test's own environment before
 # `pipehost validate` so that only the compose file's values count (scripts/test exports
 # them for the real-service tests).
-SERVICE_VARIABLES = ("KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "REDIS_URL", "PIPEHOST_ENV")
+SERVICE_VARIABLES = ("KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "REDIS_URL", "DATABASE_URL", "PIPEHOST_ENV")
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 
 
@@ -186,7 +186,8 @@ def variables_used(config_file, pipelines):
 
     def walk(value):
         if isinstance(value, str):
-            names.update(VARIABLE.findall(value.replace("$$", "")))
+            # PIPEHOST_CONFIG_DIR is pipehost's own: the folder of the file itself.
+            names.update(set(VARIABLE.findall(value.replace("$$", ""))) - {"PIPEHOST_CONFIG_DIR"})
         elif isinstance(value, dict):
             for v in value.values():
                 walk(v)
@@ -369,7 +370,7 @@ def test_the_variables_the_configs_read_are_set_and_name_services_of_the_file():
                 f"{rel(path)}: {name}: {', '.join(map(rel, loaded))} read ${{{variable}}}, " \
                 f"which the service does not set (its default would bypass the containers)"
         services = doc["services"]
-        for variable in ("KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "REDIS_URL"):
+        for variable in ("KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "REDIS_URL", "DATABASE_URL"):
             if not env.get(variable):
                 continue
             for address in env[variable].split(","):

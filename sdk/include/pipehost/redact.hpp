@@ -8,8 +8,9 @@
 
 namespace pipehost::redact {
 
-// "redis://user:pw@host:6379/0" -> "redis://user:***@host:6379/0"; a lone userinfo with
-// no ':' ("https://token@host") is taken as a secret too. Other text is returned as is.
+// "redis://user:pw@host:6379/0" -> "redis://user:***@host:6379/0". A lone userinfo
+// with no ':' is a user name for databases ("postgresql://postgres@host") and a secret
+// elsewhere ("https://token@host"). Other text is returned as is.
 inline std::string url(std::string_view text) {
   std::string out(text);
   auto scheme = out.find("://");
@@ -18,8 +19,14 @@ inline std::string url(std::string_view text) {
   auto at = out.rfind('@', end == std::string::npos ? out.size() : end);
   if (at == std::string::npos || at < start) return out;
   auto colon = out.find(':', start);
-  std::size_t secret = colon != std::string::npos && colon < at ? colon + 1 : start;
-  out.replace(secret, at - secret, "***");
+  if (colon == std::string::npos || colon > at) {
+    const std::string_view name = std::string_view(out).substr(0, scheme == std::string::npos ? 0 : scheme);
+    for (std::string_view db : {"postgresql", "postgres", "redis", "rediss", "mysql"})
+      if (name == db) return out;
+    out.replace(start, at - start, "***");
+    return out;
+  }
+  out.replace(colon + 1, at - colon - 1, "***");
   return out;
 }
 

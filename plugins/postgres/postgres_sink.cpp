@@ -1,0 +1,394 @@
+#include "postgres_sink.hpp"
+
+#include <pqxx/pqxx>
+#include <pqxx/tablewriter>
+
+#include <fstream>
+#include <sstream>
+
+#include <pipehost/redact.hpp>
+
+namespace pipehost::postgres {
+namespace {
+
+std::string with_timeout(const std::string& url, int timeout_ms) {
+  const std::string seconds = std::to_string(std::max(1, timeout_ms / 1000));
+  if (url.find("://") == std::string::npos) return url + " connect_timeout=" + seconds;
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + seconds;
+}
+
+// "{column}" placeholders of a log_each template, in order.
+std::vector<std::string> placeholders(const std::string& text) {
+  std::vector<std::string> out;
+  for (std::size_t at = text.find('{'); at != std::string::npos; at = text.find('{', at + 1)) {
+    std::size_t end = text.find('}', at);
+    if (end == std::string::npos) break;
+    out.push_back(text.substr(at + 1, end - at - 1));
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : separator) + i;
+  return out;
+}
+
+std::string position_key(std::string_view topic, std::int32_t partition) {
+  return std::string(topic) + ":" + std::to_string(partition);
+}
+
+}  // namespace
+
+void PostgresConfig::declare(OptionList<PostgresConfig>& o) {
+  o.add("url", &PostgresConfig::url,
+        "PostgreSQL connection: postgresql://[user[:password]@]host[:port]/database or a "
+        "libpq key=value string")
+      .connection("postgres");
+  o.required("table", &PostgresConfig::table, "the table rows go to; its columns and primary key are read at start");
+  o.add("columns", &PostgresConfig::columns,
+        "field = column, for fields stored under another name (e.g. { book = \"book_id\" }); "
+        "every other column takes the field of its own name (null when the record has none)");
+  o.add("on_conflict", &PostgresConfig::on_conflict,
+        "a row whose primary key is already there: ignore keeps the first write (seed 002), "
+        "update replaces it (last write wins)")
+      .one_of({"ignore", "update"});
+  o.add("positions_table", &PostgresConfig::positions_table,
+        "table of the source positions stored with the rows (pipeline, topic, partition, "
+        "next_offset), created when missing");
+  o.add("schema_file", &PostgresConfig::schema_file,
+        "SQL run at start when the table does not exist yet (its CREATE TABLE)");
+  o.add("log_each", &PostgresConfig::log_each,
+        "a line logged per row stored, {column} replaced by its value, e.g. \"Stored trade "
+        "with ID {id} and version {version}\" (empty: only a summary every 10 s)");
+  o.add("connect_timeout_ms", &PostgresConfig::connect_timeout_ms, "how long to wait for a connection")
+      .range(1000, 600000);
+}
+
+void PostgresConfig::check(Checker& c) const {
+  if (!schema_file.empty() && !std::ifstream(schema_file)) c.problem("schema_file", "cannot read " + schema_file);
+  if (!c.connect()) return;
+  try {
+    pqxx::connection connection(with_timeout(url, connect_timeout_ms));
+    pqxx::work tx(connection);
+    auto r = tx.exec("SELECT to_regclass(" + tx.quote(table) + ") IS NOT NULL");
+    if (!r[0][0].as<bool>() && schema_file.empty())
+      c.problem("table", "table " + table + " does not exist in " + redact::url(url) +
+                             " (create it, or set schema_file to its CREATE TABLE)");
+  } catch (const std::exception& e) {
+    c.unreachable("PostgreSQL at " + redact::url(url) + ": " + e.what() +
+                  " (is it running? set DATABASE_URL, or [connections] postgres; "
+                  "scripts/services start starts one)");
+  }
+}
+
+PostgresSink::PostgresSink(const Config& config, Context& context)
+    : config_(config), context_(context), rows_out_(context.counter("records_out")),
+      rows_already_there_(context.counter("rows_already_there")),
+      records_already_applied_(context.counter("records_already_applied")) {
+  log_columns_ = placeholders(config_.log_each);
+}
+
+PostgresSink::~PostgresSink() = default;
+
+void PostgresSink::start() {
+  std::lock_guard lock(mutex_);
+  connection();
+  context_.info("postgres: rows into " + config_.table + " (" + join([&] {
+                  std::vector<std::string> names;
+                  for (const auto& col : layout_.columns) names.push_back(col.name);
+                  return names;
+                }(), ", ") + ") at " + redact::url(config_.url) + ", on conflict " +
+                config_.on_conflict + "; positions in " + config_.positions_table);
+}
+
+void PostgresSink::stop() {
+  std::lock_guard lock(mutex_);
+  connection_.reset();
+}
+
+[[noreturn]] void PostgresSink::rethrow(const std::exception& e, const std::string& doing) {
+  const std::string what = "postgres " + redact::url(config_.url) + ": " + doing + ": " + e.what();
+  if (dynamic_cast<const pqxx::broken_connection*>(&e) ||
+      dynamic_cast<const pqxx::transaction_rollback*>(&e) ||  // deadlock, serialization failure
+      dynamic_cast<const pqxx::in_doubt_error*>(&e)) {
+    connection_.reset();
+    throw RetriableError(what);
+  }
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
+    const std::string state = sql->sqlstate();
+    // Connection lost, server shutting down, serialization failure, deadlock: try again.
+    if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0 || state == "40001" || state == "40P01") {
+      connection_.reset();
+      throw RetriableError(what);
+    }
+  }
+  throw FatalError(what);
+}
+
+pqxx::connection& PostgresSink::connection() {
+  if (connection_ && connection_->is_open()) return *connection_;
+  connection_.reset();
+  try {
+    auto c = std::make_unique<pqxx::connection>(with_timeout(config_.url, config_.connect_timeout_ms));
+    pqxx::work tx(*c);
+    // Tasks start together: creating tables at once races in PostgreSQL's catalog.
+    tx.exec("SELECT pg_advisory_xact_lock(hashtext('pipehost schema'))");
+    tx.exec("CREATE TABLE IF NOT EXISTS " + tx.quote_name(config_.positions_table) +
+            " (pipeline text, topic text, partition integer, next_offset bigint NOT NULL, "
+            "PRIMARY KEY (pipeline, topic, partition))");
+    if (!tx.exec("SELECT to_regclass(" + tx.quote(config_.table) + ") IS NOT NULL")[0][0].as<bool>()) {
+      if (config_.schema_file.empty())
+        throw FatalError("table " + config_.table + " does not exist (create it, or set schema_file)");
+      std::ifstream in(config_.schema_file);
+      std::stringstream sql;
+      sql << in.rdbuf();
+      tx.exec(sql.str());
+    }
+    tx.commit();
+    load_layout(*c);
+    connection_ = std::move(c);
+  } catch (const FatalError&) {
+    throw;
+  } catch (const std::exception& e) {
+    rethrow(e, "connecting");
+  }
+  return *connection_;
+}
+
+void PostgresSink::load_layout(pqxx::connection& c) {
+  pqxx::work tx(c);
+  const std::string regclass = "to_regclass(" + tx.quote(config_.table) + ")";
+  auto columns = tx.exec(
+      "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+      "WHERE a.attrelid = " + regclass + " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum");
+  auto key = tx.exec(
+      "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
+      "a.attnum = ANY(i.indkey) WHERE i.indrelid = " + regclass + " AND i.indisprimary "
+      "ORDER BY array_position(i.indkey::int2[], a.attnum)");
+  TableLayout layout;
+  layout.table = config_.table;
+  std::map<std::string, std::string> field_of_column;
+  for (const auto& [field, column] : config_.columns) field_of_column[column] = field;
+  std::vector<std::string> names;
+  for (const auto& row : columns) {
+    Column col;
+    col.name = row[0].as<std::string>();
+    col.type_name = row[1].as<std::string>();
+    auto type = column_type(col.type_name);
+    if (!type)
+      throw FatalError("postgres: column " + col.name + " of " + config_.table + " has type " +
+                       col.type_name + ", which the sink cannot write (text, integers, floats, "
+                       "numeric, boolean, timestamps, date, json, bytea, uuid)");
+    col.type = *type;
+    auto mapped = field_of_column.find(col.name);
+    col.field = mapped == field_of_column.end() ? col.name : mapped->second;
+    col.reader = FieldReader(col.field);
+    names.push_back(col.name);
+    layout.columns.push_back(std::move(col));
+  }
+  for (const auto& [field, column] : config_.columns)
+    if (std::find(names.begin(), names.end(), column) == names.end())
+      throw FatalError("postgres: option columns maps field '" + field + "' to column '" + column +
+                       "', which table " + config_.table + " does not have; its columns: " + join(names, ", "));
+  for (const auto& row : key) layout.primary_key.push_back(row[0].as<std::string>());
+  if (config_.on_conflict == "update" && layout.primary_key.empty())
+    throw FatalError("postgres: on_conflict = \"update\" needs a primary key, and " + config_.table +
+                     " has none");
+  for (const auto& name : log_columns_)
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      throw FatalError("postgres: log_each names {" + name + "}, which is not a column of " + config_.table);
+  std::vector<std::string> quoted;
+  for (const auto& col : layout.columns) quoted.push_back(tx.quote_name(col.name));
+  tx.exec("CREATE TEMP TABLE IF NOT EXISTS pipehost_load ON COMMIT DELETE ROWS AS SELECT " +
+          join(quoted, ", ") + ", 0::bigint AS pipehost_row FROM " + tx.quote_name(config_.table) +
+          " WITH NO DATA");
+  tx.commit();
+  layout_ = std::move(layout);
+}
+
+// Every record becomes a COPY line now, so a value its column cannot take is rejected
+// before anything is written.
+void PostgresSink::prepare(Batch& batch) {
+  std::lock_guard lock(mutex_);
+  connection();
+  lines_.resize(batch.records.size());
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    std::string& line = lines_[kept];
+    line.clear();
+    std::string problem;
+    if (!batch.records[i].value.is<Struct>())
+      problem = "the record has no decoded struct value (is a decoder configured before the sink?)";
+    for (std::size_t k = 0; problem.empty() && k < layout_.columns.size(); ++k) {
+      if (k > 0) line += '\t';
+      Column& col = layout_.columns[k];
+      const Value* v = col.reader.read(batch.records[i].value);
+      problem = append_copy_text(col, v ? *v : Value(), line);
+    }
+    if (problem.empty()) ++kept;
+    else batch.reject(i, "postgres: " + problem);
+  }
+  lines_.resize(kept);
+}
+
+void PostgresSink::write(Batch& batch, BatchDone done) {
+  std::lock_guard lock(mutex_);
+  if (lines_.size() != batch.records.size())
+    throw FatalError("postgres: write without prepare (the host calls prepare first)");
+  write_batch(batch);
+  done(Status::ok());
+}
+
+void PostgresSink::write_batch(const Batch& batch) {
+  pqxx::connection& c = connection();
+  try {
+    pqxx::work tx(c);
+    const std::string pipeline = tx.quote(std::string(context_.pipeline()));
+    const std::string positions = tx.quote_name(config_.positions_table);
+    // Lock and read the positions of the batch's partitions: the compare of compare-and-set.
+    std::map<std::string, std::int64_t> stored;
+    if (!batch.spans.empty()) {
+      std::string which;
+      for (const auto& s : batch.spans)
+        which += (which.empty() ? "" : ", ") + std::string("(") + tx.quote(std::string(s.topic)) +
+                 ", " + std::to_string(s.partition) + ")";
+      for (const auto& row : tx.exec("SELECT topic, partition, next_offset FROM " + positions +
+                                     " WHERE pipeline = " + pipeline + " AND (topic, partition) IN (" +
+                                     which + ") FOR UPDATE"))
+        stored[position_key(row[0].as<std::string>(), row[1].as<int>())] = row[2].as<std::int64_t>();
+    }
+    for (const auto& s : batch.spans) {
+      const std::string key = position_key(s.topic, s.partition);
+      auto at = stored.find(key);
+      if (at == stored.end() && seen_positions_.count(key))
+        throw FatalError("postgres: the position of " + key + " vanished from " + config_.positions_table +
+                         " (it was " + std::to_string(seen_positions_[key]) +
+                         "): the database lost data, so rows cannot be written exactly once "
+                         "any more; restore it, or clear the table and reset the group's offsets");
+      if (at != stored.end() && s.from >= 0 && at->second < s.from)
+        throw PositionMismatch("postgres: " + config_.positions_table + " holds position " +
+                               std::to_string(at->second) + " for " + key +
+                               " but this batch continues from " + std::to_string(s.from) +
+                               ": the database lost writes (restored from a backup, a failover)");
+    }
+    // Records at offsets already stored were written by an earlier transaction. The
+    // lines are escaped for COPY's text format already (table_layout.cpp); libpqxx 6.4's
+    // stream_to keeps its raw-line write private, so its deprecated tablewriter, which
+    // has it public, sends them.
+    std::vector<std::string> load_columns;
+    for (const auto& col : layout_.columns) load_columns.push_back(col.name);
+    load_columns.push_back("pipehost_row");
+    std::uint64_t rows = 0, applied_before = 0;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    {
+      pqxx::tablewriter copy(tx, "pipehost_load", load_columns.begin(), load_columns.end());
+      for (std::size_t i = 0; i < batch.records.size(); ++i) {
+        const Origin& o = batch.records[i].origin;
+        if (o.partition >= 0) {
+          auto at = stored.find(position_key(o.topic, o.partition));
+          if (at != stored.end() && o.offset < at->second) {
+            ++applied_before;
+            continue;
+          }
+        }
+        copy.write_raw_line(lines_[i] + '\t' + std::to_string(i));
+        ++rows;
+      }
+      copy.complete();
+    }
+#pragma GCC diagnostic pop
+    std::vector<std::string> cols, keys;
+    for (const auto& col : layout_.columns) cols.push_back(tx.quote_name(col.name));
+    for (const auto& k : layout_.primary_key) keys.push_back(tx.quote_name(k));
+    std::string returning;
+    if (!log_columns_.empty()) {
+      std::vector<std::string> q;
+      for (const auto& l : log_columns_) q.push_back(tx.quote_name(l));
+      returning = " RETURNING " + join(q, ", ");
+    }
+    std::string insert = "INSERT INTO " + tx.quote_name(config_.table) + " (" + join(cols, ", ") + ") ";
+    if (config_.on_conflict == "update") {
+      std::vector<std::string> set;
+      for (const auto& col : cols)
+        if (std::find(keys.begin(), keys.end(), col) == keys.end()) set.push_back(col + " = EXCLUDED." + col);
+      insert += "SELECT DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") +
+                " FROM pipehost_load ORDER BY " + join(keys, ", ") + ", pipehost_row DESC ON CONFLICT (" +
+                join(keys, ", ") + ") " + (set.empty() ? "DO NOTHING" : "DO UPDATE SET " + join(set, ", "));
+    } else {
+      // The first of each key in the batch, inserted in key order: tasks writing the same
+      // keys then lock them in one order and cannot deadlock.
+      if (keys.empty())
+        insert += "SELECT " + join(cols, ", ") + " FROM pipehost_load ORDER BY pipehost_row";
+      else
+        insert += "SELECT DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") +
+                  " FROM pipehost_load ORDER BY " + join(keys, ", ") + ", pipehost_row";
+      insert += " ON CONFLICT DO NOTHING";
+    }
+    pqxx::result inserted = rows ? tx.exec(insert + returning) : pqxx::result();
+    std::string values;
+    for (const auto& s : batch.spans) {
+      auto at = stored.find(position_key(s.topic, s.partition));
+      if (at != stored.end() && at->second >= s.next) continue;
+      values += (values.empty() ? "" : ", ") + std::string("(") + pipeline + ", " +
+                tx.quote(std::string(s.topic)) + ", " + std::to_string(s.partition) + ", " +
+                std::to_string(s.next) + ")";
+    }
+    if (!values.empty())
+      tx.exec("INSERT INTO " + positions + " (pipeline, topic, partition, next_offset) VALUES " + values +
+              " ON CONFLICT (pipeline, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset");
+    tx.commit();
+    for (const auto& s : batch.spans) {
+      std::int64_t& seen = seen_positions_[position_key(s.topic, s.partition)];
+      seen = std::max(seen, s.next);
+    }
+    const std::uint64_t written = rows ? static_cast<std::uint64_t>(inserted.affected_rows()) : 0;
+    rows_out_.add(written);
+    rows_already_there_.add(rows - std::min(rows, written));
+    records_already_applied_.add(applied_before);
+    for (const auto& row : inserted) {
+      std::string line = config_.log_each;
+      for (std::size_t k = 0; k < log_columns_.size(); ++k) {
+        const std::string placeholder = "{" + log_columns_[k] + "}";
+        line.replace(line.find(placeholder), placeholder.size(), row[static_cast<int>(k)].c_str());
+      }
+      context_.info(line);
+    }
+    summary_rows_ += written;
+    summary_ignored_ += rows - std::min(rows, written);
+    if (std::chrono::steady_clock::now() - last_summary_ > std::chrono::seconds(10)) {
+      context_.info("postgres: stored " + std::to_string(summary_rows_) + " rows in " + config_.table +
+                    " in the last 10 s (" + std::to_string(summary_ignored_) + " already there)");
+      summary_rows_ = summary_ignored_ = 0;
+      last_summary_ = std::chrono::steady_clock::now();
+    }
+  } catch (const PositionMismatch&) {
+    throw;
+  } catch (const FatalError&) {
+    throw;
+  } catch (const std::exception& e) {
+    rethrow(e, "writing " + std::to_string(batch.records.size()) + " rows");
+  }
+}
+
+std::optional<std::int64_t> PostgresSink::stored_position(std::string_view topic, std::int32_t partition) {
+  std::lock_guard lock(mutex_);
+  pqxx::connection& c = connection();
+  try {
+    pqxx::work tx(c);
+    auto r = tx.exec("SELECT next_offset FROM " + tx.quote_name(config_.positions_table) +
+                     " WHERE pipeline = " + tx.quote(std::string(context_.pipeline())) +
+                     " AND topic = " + tx.quote(std::string(topic)) +
+                     " AND partition = " + std::to_string(partition));
+    tx.commit();
+    if (r.empty()) return std::nullopt;
+    const auto offset = r[0][0].as<std::int64_t>();
+    seen_positions_[position_key(topic, partition)] = offset;
+    return offset;
+  } catch (const std::exception& e) {
+    rethrow(e, "reading the stored position of " + position_key(topic, partition));
+  }
+}
+
+}  // namespace pipehost::postgres

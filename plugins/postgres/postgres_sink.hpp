@@ -1,0 +1,71 @@
+// postgres sink: rows into a PostgreSQL table, exactly once. Each batch is one
+// transaction: the source positions of its partitions are locked and checked, the rows
+// are loaded with COPY into a temporary table and inserted with ON CONFLICT (first write
+// wins, or last), and the new positions are stored in pipehost_offsets — all or nothing.
+// The Kafka source resumes from those positions, so a redelivered record is never
+// written twice, and a database that lost writes makes the source read them again.
+#pragma once
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pqxx/connection>
+
+#include <pipehost/sdk.hpp>
+
+#include "table_layout.hpp"
+
+namespace pipehost::postgres {
+
+struct PostgresConfig {
+  std::string url = "postgresql://127.0.0.1:5432/postgres";
+  std::string table;
+  StringMap columns;
+  std::string on_conflict = "ignore";
+  std::string positions_table = "pipehost_offsets";
+  std::string schema_file;
+  std::string log_each;
+  int connect_timeout_ms = 5000;
+
+  static void declare(OptionList<PostgresConfig>& o);
+  void check(Checker& c) const;
+};
+
+class PostgresSink final : public Sink {
+ public:
+  using Config = PostgresConfig;
+  PostgresSink(const Config& config, Context& context);
+  ~PostgresSink() override;
+
+  void start() override;
+  void prepare(Batch& batch) override;
+  void write(Batch& batch, BatchDone done) override;
+  void stop() override;
+  std::optional<std::int64_t> stored_position(std::string_view topic, std::int32_t partition) override;
+
+ private:
+  pqxx::connection& connection();  // connects (and prepares) when needed; RetriableError if it cannot
+  void load_layout(pqxx::connection& c);
+  void write_batch(const Batch& batch);
+  [[noreturn]] void rethrow(const std::exception& e, const std::string& doing);
+
+  Config config_;
+  Context& context_;
+  std::unique_ptr<pqxx::connection> connection_;
+  TableLayout layout_;
+  std::vector<std::string> lines_;  // COPY text of the batch's kept records, in order
+  std::map<std::string, std::int64_t> seen_positions_;  // "topic:partition" -> what we stored
+  std::vector<std::string> log_columns_;  // the columns log_each names
+  std::mutex mutex_;
+  Counter& rows_out_;
+  Counter& rows_already_there_;
+  Counter& records_already_applied_;
+  std::chrono::steady_clock::time_point last_summary_ = std::chrono::steady_clock::now();
+  std::uint64_t summary_rows_ = 0, summary_ignored_ = 0;
+};
+
+}  // namespace pipehost::postgres

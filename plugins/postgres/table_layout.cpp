@@ -1,0 +1,137 @@
+#include "table_layout.hpp"
+
+#include <cmath>
+#include <map>
+
+#include <pipehost/json.hpp>
+#include <pipehost/time.hpp>
+
+namespace pipehost::postgres {
+namespace {
+
+// COPY's text format: backslash escapes for the characters that separate fields/rows.
+void append_escaped(std::string_view s, std::string& out) {
+  for (char c : s) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += c;
+    }
+  }
+}
+
+std::string kind_of(const Value& v) {
+  if (v.is<std::string>()) return "a string";
+  if (v.is<std::int64_t>()) return "an integer";
+  if (v.is<double>()) return "a number";
+  if (v.is<bool>()) return "a boolean";
+  if (v.is<Timestamp>()) return "a timestamp";
+  if (v.is<Bytes>()) return "bytes";
+  if (v.is<List>()) return "a list";
+  return "a struct";
+}
+
+}  // namespace
+
+std::optional<ColumnType> column_type(const std::string& udt) {
+  static const std::map<std::string, ColumnType> kTypes = {
+      {"text", ColumnType::text},          {"varchar", ColumnType::text},
+      {"bpchar", ColumnType::text},        {"name", ColumnType::text},
+      {"int2", ColumnType::integer},       {"int4", ColumnType::integer},
+      {"int8", ColumnType::integer},       {"float4", ColumnType::floating},
+      {"float8", ColumnType::floating},    {"numeric", ColumnType::numeric},
+      {"bool", ColumnType::boolean},       {"timestamptz", ColumnType::timestamptz},
+      {"timestamp", ColumnType::timestamp}, {"date", ColumnType::date},
+      {"json", ColumnType::json},          {"jsonb", ColumnType::json},
+      {"bytea", ColumnType::bytea},        {"uuid", ColumnType::uuid},
+  };
+  auto it = kTypes.find(udt);
+  if (it == kTypes.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string append_copy_text(const Column& column, const Value& v, std::string& out) {
+  if (v.is_null()) {
+    out += "\\N";
+    return "";
+  }
+  auto refuse = [&] {
+    return "field '" + column.field + "' is " + kind_of(v) + ", which column " + column.name +
+           " (" + column.type_name + ") cannot take";
+  };
+  switch (column.type) {
+    case ColumnType::text:
+    case ColumnType::uuid:
+      if (v.is<List>() || v.is<Struct>() || v.is<Bytes>()) return refuse();
+      append_escaped(v.to_text(), out);
+      return "";
+    case ColumnType::integer:
+      if (!v.is<std::int64_t>()) return refuse();
+      out += v.to_text();
+      return "";
+    case ColumnType::floating:
+    case ColumnType::numeric:
+      if (const auto* d = v.as<double>(); d && !std::isfinite(*d) && column.type == ColumnType::numeric)
+        return "field '" + column.field + "' is not a finite number";
+      if (v.is<std::int64_t>() || v.is<double>()) {
+        out += v.to_text();
+        return "";
+      }
+      if (const auto* s = v.as<std::string>(); s && column.type == ColumnType::numeric &&
+                                                !s->empty() &&
+                                                s->find_first_not_of("+-0123456789.") == std::string::npos) {
+        out += *s;
+        return "";
+      }
+      return refuse();
+    case ColumnType::boolean:
+      if (!v.is<bool>()) return refuse();
+      out += *v.as<bool>() ? "t" : "f";
+      return "";
+    case ColumnType::timestamptz:
+    case ColumnType::timestamp:
+    case ColumnType::date: {
+      std::int64_t micros = 0;
+      if (const auto* t = v.as<Timestamp>()) {
+        micros = t->micros_since_epoch;
+      } else if (const auto* s = v.as<std::string>()) {
+        auto parsed = time::parse_rfc3339(*s);
+        if (!parsed)
+          return "field '" + column.field + "' is \"" + s->substr(0, 40) +
+                 "\", not an RFC 3339 timestamp for column " + column.name;
+        micros = parsed->micros_since_epoch;
+      } else {
+        return refuse();
+      }
+      std::string text = time::format_rfc3339(micros);  // UTC, "Z"
+      if (column.type == ColumnType::timestamp) text.pop_back();  // as UTC wall time
+      if (column.type == ColumnType::date) text.resize(10);
+      out += text;
+      return "";
+    }
+    case ColumnType::json: {
+      std::string text;
+      json::append(v, text);
+      append_escaped(text, out);
+      return "";
+    }
+    case ColumnType::bytea: {
+      std::string_view bytes;
+      if (const auto* b = v.as<Bytes>()) bytes = b->data;
+      else if (const auto* s = v.as<std::string>()) bytes = *s;
+      else return refuse();
+      static const char* hex = "0123456789abcdef";
+      out += "\\\\x";
+      for (unsigned char c : bytes) {
+        out += hex[c >> 4];
+        out += hex[c & 15];
+      }
+      return "";
+    }
+  }
+  return refuse();
+}
+
+}  // namespace pipehost::postgres

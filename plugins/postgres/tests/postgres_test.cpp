@@ -1,0 +1,221 @@
+// The postgres sink against a real PostgreSQL (DATABASE_URL, as scripts/services
+// exports it), each test in its own tables, checked with SQL of its own.
+#include <doctest/doctest.h>
+
+#include <pqxx/pqxx>
+
+#include <cstdlib>
+#include <random>
+
+#include <pipehost/testing.hpp>
+
+#include "postgres_sink.hpp"
+
+using namespace pipehost;
+using namespace pipehost::postgres;
+
+namespace {
+
+std::string database_url() {
+  const char* url = std::getenv("DATABASE_URL");
+  REQUIRE_MESSAGE(url, "DATABASE_URL is not set: run through scripts/test, or eval \"$(scripts/services env)\"");
+  return url;
+}
+
+// A fresh trades table (seed 002's DDL) and positions table per test.
+struct Fixture {
+  std::string url = database_url();
+  std::string table = "trades_" + std::to_string(std::random_device{}() % 1000000000);
+  std::string positions = table + "_positions";
+  testing::TestContext context;
+
+  Fixture() {
+    sql("CREATE TABLE " + table + " (id text, version bigint, counter_party text, book_id text, "
+        "expired boolean, matures_at timestamptz, created_at timestamptz, PRIMARY KEY (id, version))");
+  }
+  ~Fixture() {
+    try {
+      sql("DROP TABLE IF EXISTS " + table + ", " + positions);
+    } catch (...) {
+    }
+  }
+  pqxx::result sql(const std::string& text) {
+    pqxx::connection c(url);
+    pqxx::work tx(c);
+    auto r = tx.exec(text);
+    tx.commit();
+    return r;
+  }
+  std::unique_ptr<PostgresSink> sink(std::map<std::string, OptionValue> more = {}) {
+    more.try_emplace("url", url);
+    more.try_emplace("table", table);
+    more.try_emplace("positions_table", positions);
+    more.try_emplace("columns", StringMap{{"book", "book_id"}});
+    auto s = testing::make<PostgresSink>(std::move(more), context);
+    s->start();
+    return s;
+  }
+};
+
+Record trade(const std::string& id, std::int64_t version, const std::string& book = "B1",
+             std::int32_t partition = 0, std::int64_t offset = -1) {
+  static const auto schema = StructSchema::make(
+      {"id", "version", "counter_party", "book", "expired", "matures_at", "created_at"});
+  Record r;
+  r.value = Struct{schema,
+                   {Value(id), Value(version), Value("CP-7"), Value(book), Value(true),
+                    Value("2031-02-03T04:05:06.123456789Z"), Value("2024-01-02T03:04:05.5+01:00")}};
+  r.origin = {"trades", offset < 0 ? -1 : partition, offset};
+  return r;
+}
+
+testing::SinkResult write(Sink& sink, Batch& batch) { return testing::write_batch(sink, batch); }
+
+}  // namespace
+
+TEST_CASE("postgres: one trade becomes one identical row; timestamps to the microsecond") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch b;
+  b.records.push_back(trade("T47654", 73, "B34", 0, 0));
+  auto r = write(*sink, b);
+  REQUIRE(r.done_calls == 1);
+  CHECK(r.status.is_ok());
+  auto rows = f.sql("SELECT id, version, counter_party, book_id, expired, "
+                    "to_char(matures_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), "
+                    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') FROM " + f.table);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0][0].as<std::string>() == "T47654");
+  CHECK(rows[0][1].as<std::int64_t>() == 73);
+  CHECK(rows[0][2].as<std::string>() == "CP-7");
+  CHECK(rows[0][3].as<std::string>() == "B34");
+  CHECK(rows[0][4].as<bool>());
+  CHECK(rows[0][5].as<std::string>() == "2031-02-03 04:05:06.123456");  // nanoseconds truncated
+  CHECK(rows[0][6].as<std::string>() == "2024-01-02 02:04:05.500000");  // offset applied
+  CHECK(sink->stored_position("trades", 0) == 1);
+}
+
+TEST_CASE("postgres: the first write of an (id, version) wins; another version is another row") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch b;
+  b.records.push_back(trade("T1", 1, "first", 0, 0));
+  b.records.push_back(trade("T1", 1, "second", 0, 1));  // in the same batch
+  b.records.push_back(trade("T1", 2, "other version", 0, 2));
+  write(*sink, b);
+  Batch later;
+  later.records.push_back(trade("T1", 1, "third", 0, 3));  // in a later batch
+  write(*sink, later);
+  auto rows = f.sql("SELECT version, book_id FROM " + f.table + " ORDER BY version");
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0][1].as<std::string>() == "first");
+  CHECK(rows[1][1].as<std::string>() == "other version");
+  CHECK(f.context.counter_value("rows_already_there") == 2);
+
+  auto update = f.sink({{"on_conflict", std::string("update")}, {"positions_table", f.positions + "_u"}});
+  Batch again;
+  again.records.push_back(trade("T1", 1, "updated", 0, 0));
+  again.records.push_back(trade("T1", 1, "updated twice", 0, 1));
+  write(*update, again);
+  CHECK(f.sql("SELECT book_id FROM " + f.table + " WHERE version = 1")[0][0].as<std::string>() == "updated twice");
+  f.sql("DROP TABLE " + f.positions + "_u");
+}
+
+TEST_CASE("postgres: a redelivered batch is written once, also by a restarted sink") {
+  Fixture f;
+  std::vector<Record> records;
+  for (int i = 0; i < 100; ++i) records.push_back(trade("T" + std::to_string(i), i, "B", i % 2, i / 2));
+  auto sink = f.sink();
+  Batch first;
+  first.records = records;
+  write(*sink, first);
+  auto restarted = f.sink();
+  Batch again;
+  again.records = records;
+  write(*restarted, again);
+  CHECK(f.sql("SELECT count(*) FROM " + f.table)[0][0].as<int>() == 100);
+  CHECK(f.context.counter_value("records_already_applied") == 100);
+  CHECK(restarted->stored_position("trades", 0) == 50);
+  CHECK(restarted->stored_position("trades", 1) == 50);
+}
+
+TEST_CASE("postgres: a value its column cannot take is rejected before anything is written") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch b;
+  b.records.push_back(trade("T1", 1, "B", 0, 0));
+  Record bad = trade("T2", 2, "B", 0, 1);
+  bad.value.as<Struct>()->fields[1] = Value("seventy-three");
+  b.records.push_back(bad);
+  Record late = trade("T3", 3, "B", 0, 2);
+  late.value.as<Struct>()->fields[5] = Value("next tuesday");
+  b.records.push_back(late);
+  b.spans = b.spans_from_records();
+  sink->prepare(b);
+  REQUIRE(b.rejections.size() == 2);
+  CHECK(b.rejections[0].reason ==
+        "postgres: field 'version' is a string, which column version (int8) cannot take");
+  CHECK(b.rejections[1].reason.find("not an RFC 3339 timestamp for column matures_at") != std::string::npos);
+  CHECK(f.sql("SELECT count(*) FROM " + f.table)[0][0].as<int>() == 0);
+  CHECK_FALSE(sink->stored_position("trades", 0));
+  b.rejections.clear();
+  b.compact();
+  int done = 0;
+  sink->write(b, [&](Status s) { done += s.is_ok(); });
+  CHECK(done == 1);
+  CHECK(f.sql("SELECT count(*) FROM " + f.table)[0][0].as<int>() == 1);
+  CHECK(sink->stored_position("trades", 0) == 3);
+}
+
+TEST_CASE("postgres: a database that lost writes makes the batch refused, not applied") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch first;
+  for (int i = 0; i < 10; ++i) first.records.push_back(trade("T" + std::to_string(i), 1, "B", 0, i));
+  first.spans = {{"trades", 0, 0, 10}};
+  write(*sink, first);
+  f.sql("UPDATE " + f.positions + " SET next_offset = 4");  // restored from an older backup
+  f.sql("DELETE FROM " + f.table + " WHERE id IN ('T4','T5','T6','T7','T8','T9')");
+  Batch next;
+  next.records.push_back(trade("T10", 1, "B", 0, 10));
+  next.spans = {{"trades", 0, 10, 11}};
+  CHECK_THROWS_AS(write(*sink, next), PositionMismatch);
+  CHECK(f.sql("SELECT count(*) FROM " + f.table)[0][0].as<int>() == 4);
+  CHECK(sink->stored_position("trades", 0) == 4);
+}
+
+TEST_CASE("postgres: start-up errors name the table, the column and the fix") {
+  Fixture f;
+  CHECK_THROWS_WITH_AS(f.sink({{"columns", StringMap{{"book", "book_idx"}}}}),
+                       doctest::Contains("maps field 'book' to column 'book_idx', which table"),
+                       FatalError);
+  CHECK_THROWS_WITH_AS(f.sink({{"table", std::string("no_such_table")}}),
+                       doctest::Contains("table no_such_table does not exist"), FatalError);
+  CHECK_THROWS_WITH_AS(f.sink({{"log_each", std::string("Stored {nope}")}}),
+                       doctest::Contains("log_each names {nope}"), FatalError);
+  auto unreachable = testing::StageHarness<PostgresSink>::problems(
+      {{"table", std::string("t")}, {"url", std::string("postgresql://u:secret@127.0.0.1:1/db")}});
+  CHECK(unreachable.empty());  // offline checks only; --connect and run reach the database
+  testing::TestContext context;
+  testing::TestChecker checker(context, true);
+  PostgresConfig config;
+  config.table = "t";
+  config.url = "postgresql://u:secret@127.0.0.1:1/db";
+  config.connect_timeout_ms = 1000;
+  config.check(checker);
+  REQUIRE(checker.unreachable_services.size() == 1);
+  CHECK(checker.unreachable_services[0].find("postgresql://u:***@127.0.0.1:1/db") != std::string::npos);
+  CHECK(checker.unreachable_services[0].find("secret") == std::string::npos);
+}
+
+TEST_CASE("postgres: log_each prints the seed's line for each row stored") {
+  Fixture f;
+  auto sink = f.sink({{"log_each", std::string("Stored trade with ID {id} and version {version}")}});
+  Batch b;
+  b.records.push_back(trade("T47654", 73, "B", 0, 0));
+  b.records.push_back(trade("T47654", 73, "B", 0, 1));  // already there: not "stored"
+  write(*sink, b);
+  int lines = 0;
+  for (const auto& l : f.context.logs) lines += l == "Stored trade with ID T47654 and version 73";
+  CHECK(lines == 1);
+}
