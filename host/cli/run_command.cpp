@@ -11,6 +11,7 @@
 #include "admin/admin_server.hpp"
 #include "cli/commands.hpp"
 #include "config/stage_checks.hpp"
+#include "http/route_server.hpp"
 #include "log.hpp"
 #include "runtime/runtime.hpp"
 
@@ -152,6 +153,14 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
       return kInvalidInput;
     }
   }
+  std::unique_ptr<RouteServer> routes;
+  if (!config.http.listen.empty()) {
+    routes = std::make_unique<RouteServer>(config.http, runtime.services());
+    if (!routes->start(error)) {
+      log_error(error);
+      return kServicesUnavailable;
+    }
+  }
   auto started = Clock::now();
   runtime.start_pipelines();
 
@@ -187,6 +196,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
     }
   }
   admin.reset();
+  routes.reset();
   if (failed) {
     log_error(std::to_string(failed) + " of " + std::to_string(config.pipelines.size()) +
               " pipeline(s) failed");

@@ -74,7 +74,7 @@ class Builder {
 
   bool stage(const toml::node& node, const std::string& pipeline, const std::string& label,
              Kind kind, const ComponentCatalog& catalog, const StringMap& connections,
-             StageConfig& out) {
+             StageConfig& out, std::vector<std::string> host_keys = {}) {
     out.label = label;
     out.where = location_of(node.source());
     if (!node.is_table()) {
@@ -103,8 +103,42 @@ class Builder {
                            " (see `pipehost plugins`; plugin_path or PIPEHOST_PLUGIN_PATH add folders)");
       return false;
     }
-    check_stage_options(pipeline, out, connections, diagnostics_);
+    check_stage_options(pipeline, out, connections, diagnostics_, host_keys);
     return true;
+  }
+
+  void http(const toml::table& doc, const ComponentCatalog& catalog, Config& config) {
+    const toml::table* http = table_at(doc, "http", "");
+    if (!http) return;
+    auto settings = read_settings<HttpSettings>(*http, place("in [http]", "[http]", *http, "", {"routes"}),
+                                                diagnostics_);
+    config.http.listen = settings.listen;
+    const toml::node* routes = http->get("routes");
+    if (!routes) return;
+    const toml::array* list = routes->as_array();
+    if (!list) {
+      diagnostics_.add(location_of(routes->source()), "", "", "'routes' must be an array of tables ([[http.routes]])");
+      return;
+    }
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const toml::node& node = *list->get(i);
+      RouteConfig route;
+      const std::string label = "http.routes[" + std::to_string(i) + "]";
+      if (!node.is_table()) {
+        diagnostics_.add(location_of(node.source()), "", label, "must be a table with path and plugin");
+        continue;
+      }
+      // The route's own keys, then the plugin's options in the same table.
+      OptionsPlace where = place("in " + label, label, node);
+      where.other_keys = {"plugin"};
+      for (auto&& [key, value] : *node.as_table())
+        if (key.str() != "path" && key.str() != "methods") where.other_keys.emplace_back(key.str());
+      auto settings = read_settings<RouteSettings>(*node.as_table(), where, diagnostics_);
+      route.path = settings.path;
+      route.methods = settings.methods;
+      if (stage(node, "", label, Kind::route, catalog, config.connections, route.stage, {"path", "methods"}))
+        config.http.routes.push_back(std::move(route));
+    }
   }
 
   void pipeline(const std::string& name, const toml::node& node, const ComponentCatalog& catalog,
@@ -190,7 +224,7 @@ Config build_config(std::shared_ptr<toml::table> document, const std::vector<std
   config.document = document;
   const toml::table& doc = *document;
   Builder b(diagnostics);
-  auto file = read_settings<FileSettings>(doc, place("at the top level", "the file", doc, "", {"kafka", "pipelines"}),
+  auto file = read_settings<FileSettings>(doc, place("at the top level", "the file", doc, "", {"kafka", "pipelines", "http"}),
                                           diagnostics);
   config.plugin_path = plugin_path_of(doc, files.empty() ? "" : files.front());
   config.schema_registry = file.schema_registry;
@@ -198,7 +232,9 @@ Config build_config(std::shared_ptr<toml::table> document, const std::vector<std
   config.admin_token = file.admin_token;
   config.connections = file.connections;
   b.kafka(doc, config);
+  b.http(doc, catalog, config);
   const toml::node* pipelines = doc.get("pipelines");
+  if (!config.http.routes.empty() && !pipelines) return config;  // a file that only serves routes
   if (!pipelines || !pipelines->is_table() || pipelines->as_table()->empty()) {
     diagnostics.add({files.empty() ? "" : files.front(), 0, 0}, "", "",
                     "no pipelines: define at least one [pipelines.NAME] with a source and a sink");

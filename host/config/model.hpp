@@ -41,6 +41,18 @@ struct PipelineConfig {
   StageConfig sink;
 };
 
+// [[http.routes]]: a route component mounted on the [http] server.
+struct RouteConfig {
+  std::string path;
+  std::vector<std::string> methods;
+  StageConfig stage;  // label "http.routes[i]"
+};
+
+struct HttpConfig {
+  std::string listen;  // "host:port"; empty: no [http] server
+  std::vector<RouteConfig> routes;
+};
+
 struct TopicConfig {
   std::string name;
   int partitions = 1;
@@ -59,6 +71,7 @@ struct Config {
   std::string admin_token;  // when set, the admin API wants "Authorization: Bearer <token>"
   StringMap connections;    // [connections]: what stages leave out of their connection options
   std::vector<PipelineConfig> pipelines;
+  HttpConfig http;
   std::shared_ptr<toml::table> document;  // owns what StageConfig::table points at
 };
 

@@ -158,7 +158,8 @@ Options check_options(const toml::table& table, const std::vector<OptionSpec>& s
 }
 
 void check_stage_options(const std::string& pipeline, StageConfig& stage,
-                         const StringMap& connections, Diagnostics& diagnostics) {
+                         const StringMap& connections, Diagnostics& diagnostics,
+                         const std::vector<std::string>& host_keys) {
   const ComponentSpec& component = *stage.component;
   OptionsPlace place;
   place.pipeline = pipeline;
@@ -168,6 +169,7 @@ void check_stage_options(const std::string& pipeline, StageConfig& stage,
   place.where = stage.where;
   place.connections = &connections;
   place.other_keys = {"plugin"};
+  place.other_keys.insert(place.other_keys.end(), host_keys.begin(), host_keys.end());
   stage.options = check_options(*stage.table, component.options, place, diagnostics);
 }
 

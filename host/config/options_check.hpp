@@ -27,7 +27,9 @@ Options check_options(const toml::table& table, const std::vector<OptionSpec>& s
 
 // A stage's table against its component's declaration; options declared as connections
 // that the stage leaves out come from `connections` (the file's [connections]).
+// `host_keys`: keys of the same table the host reads itself (a route's path).
 void check_stage_options(const std::string& pipeline, StageConfig& stage,
-                         const StringMap& connections, Diagnostics& diagnostics);
+                         const StringMap& connections, Diagnostics& diagnostics,
+                         const std::vector<std::string>& host_keys = {});
 
 }  // namespace pipehost::host

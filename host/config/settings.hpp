@@ -65,6 +65,27 @@ struct TopicSettings {
   }
 };
 
+// [http]: the server the config's routes are mounted on.
+struct HttpSettings {
+  std::string listen;
+
+  static void declare(OptionList<HttpSettings>& o) {
+    o.required("listen", &HttpSettings::listen, "\"host:port\" the routes are served on")
+        .pattern(".*:[0-9]+");
+  }
+};
+
+// [[http.routes]]: one route, besides its `plugin` and that plugin's options.
+struct RouteSettings {
+  std::string path;
+  std::vector<std::string> methods = {"GET"};
+
+  static void declare(OptionList<RouteSettings>& o) {
+    o.required("path", &RouteSettings::path, "the URL path, e.g. \"/aggregated\"").pattern("/.*");
+    o.add("methods", &RouteSettings::methods, "HTTP methods answered (others get 405)");
+  }
+};
+
 // [pipelines.NAME]: one pipeline's keys besides its source, transforms and sink.
 struct PipelineSettings {
   int tasks = 1;

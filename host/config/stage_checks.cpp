@@ -101,6 +101,14 @@ void check_stages(const Config& config, const CheckServices& services, bool conn
       stage->component->check(stage->options, checker);
     }
   }
+  PipelineConfig http;
+  http.name = "http";
+  for (const auto& route : config.http.routes) {
+    if (!route.stage.component || !route.stage.component->check) continue;
+    CheckContext context(http, route.stage, services);
+    HostChecker checker(http, route.stage, context, connect, diagnostics, unreachable);
+    route.stage.component->check(route.stage.options, checker);
+  }
 }
 
 }  // namespace pipehost::host

@@ -3,6 +3,7 @@
 #include <random>
 #include <thread>
 
+#include "foods.hpp"
 #include "trades.hpp"
 #include "transactions.hpp"
 
@@ -18,6 +19,7 @@ std::int64_t now_micros() {
 std::unique_ptr<Generator> make_generator(const DatagenConfig& c) {
   const auto seed = c.seed ? static_cast<std::uint64_t>(*c.seed) : std::random_device{}();
   if (c.kind == "trades") return std::make_unique<TradeGenerator>(seed, c.key_by_id);
+  if (c.kind == "food") return std::make_unique<FoodGenerator>(seed);
   return std::make_unique<TransactionGenerator>(seed, c.accounts);
 }
 
@@ -29,8 +31,9 @@ void DatagenConfig::declare(OptionList<DatagenConfig>& o) {
         "transaction_reference, transaction_datetime now, amount in [1, 1000] with 2 decimals; "
         "key = account_number). trades: seed 002's trade (id T0-T99999, version 0-99, "
         "counter_party CP-0-CP-99, book B0-B99, expired, matures_at and created_at as RFC 3339 "
-        "strings with nanoseconds; no key)")
-      .one_of({"transactions", "trades"});
+        "strings with nanoseconds; no key). food: seed 003's feed, {\"food\": \"<one of 107 "
+        "names>\"}, no key")
+      .one_of({"transactions", "trades", "food"});
   o.add("count", &DatagenConfig::count, "records in all tasks together; 0 = endless").at_least(0);
   o.add("rate", &DatagenConfig::rate,
         "records per second in all tasks together; 0 = as fast as possible")

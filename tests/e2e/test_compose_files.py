@@ -22,7 +22,8 @@ from support import PIPEHOST, SOURCE_DIR, run_tests
 
 COMPOSE_DIR = os.path.join(SOURCE_DIR, "compose")
 DOCKERFILE = os.path.join(SOURCE_DIR, "Dockerfile")
-EXPECTED_FILES = ("transactions-redis.yml", "transactions-log.yml", "scale-out.yml", "trades.yml")
+EXPECTED_FILES = ("transactions-redis.yml", "transactions-log.yml", "scale-out.yml", "trades.yml",
+                  "food.yml")
 
 # Images the compose files may pull. They are published on Docker Hub and cannot be pulled
 # here (no Docker engine, no access to Docker Hub), so this list and the tag rules below
@@ -34,7 +35,8 @@ ALLOWED_BASE_IMAGES = {"debian"}
 # The connection variables configs/ reads; cleared from the test's own environment before
 # `pipehost validate` so that only the compose file's values count (scripts/test exports
 # them for the real-service tests).
-SERVICE_VARIABLES = ("KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "REDIS_URL", "DATABASE_URL", "PIPEHOST_ENV")
+SERVICE_VARIABLES = ("KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "REDIS_URL", "DATABASE_URL", "FOOD_DB",
+                     "FOOD_API", "PIPEHOST_ENV")
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 
 

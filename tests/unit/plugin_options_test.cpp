@@ -32,7 +32,10 @@ Diagnostics check(const ComponentSpec& c, toml::table& stage) {
   s.table = &stage;
   s.component = &c;
   Diagnostics d;
-  check_stage_options("p", s, {}, d);
+  // A route's table also holds the route's own keys.
+  std::vector<std::string> host_keys;
+  if (c.kind == Kind::route) host_keys = {"path", "methods"};
+  check_stage_options("p", s, {}, d, host_keys);
   return d;
 }
 

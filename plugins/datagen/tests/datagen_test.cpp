@@ -1,7 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 
+#include "foods.hpp"
 #include "trades.hpp"
 #include "transactions.hpp"
 
@@ -73,4 +76,19 @@ TEST_CASE("trades: seed 002's shape, repeatable, timestamps RFC 3339 with nanose
     CHECK(created < matures);  // same format: text order is time order
   }
   CHECK(rfc3339_nanos(1714566896123456789) == "2024-05-01T12:34:56.123456789Z");
+}
+
+TEST_CASE("food: seed 003's 107 names, uniformly, no key") {
+  FoodGenerator g(3);
+  CHECK(FoodGenerator::names().size() == 107);
+  CHECK(std::find(FoodGenerator::names().begin(), FoodGenerator::names().end(), "foie-gras") !=
+        FoodGenerator::names().end());
+  std::map<std::string, int> seen;
+  for (std::uint64_t i = 0; i < 107000; ++i) {
+    Value v;
+    CHECK(g.make(i, 0, v).empty());
+    seen[*v.field("food")->as<std::string>()]++;
+  }
+  CHECK(seen.size() == 107);
+  for (const auto& [name, n] : seen) CHECK(n > 700);  // ~1000 each
 }

@@ -22,13 +22,14 @@
 
 namespace pipehost {
 
-enum class Kind { source, transform, sink };
+enum class Kind { source, transform, sink, route };
 
 inline std::string_view kind_name(Kind k) {
   switch (k) {
     case Kind::source: return "source";
     case Kind::transform: return "transform";
     case Kind::sink: return "sink";
+    case Kind::route: return "route";
   }
   return "?";
 }
@@ -42,6 +43,7 @@ struct ComponentSpec {
   detail::SourceFactory make_source = nullptr;
   detail::TransformFactory make_transform = nullptr;
   detail::SinkFactory make_sink = nullptr;
+  detail::RouteFactory make_route = nullptr;
   detail::CheckFunction check = nullptr;  // the config struct's check(), if it has one
 };
 
@@ -68,6 +70,13 @@ struct PluginSpec {
   ComponentSpec& add_sink(std::string component, std::string about, std::string example = {}) {
     auto& c = add<T>(std::move(component), Kind::sink, std::move(about), std::move(example));
     c.make_sink = &detail::construct<SinkStage, detail::GuardedSink, T>;
+    return c;
+  }
+  // T derives from Route: an HTTP route for the [http] section of a config.
+  template <class T>
+  ComponentSpec& add_route(std::string component, std::string about, std::string example = {}) {
+    auto& c = add<T>(std::move(component), Kind::route, std::move(about), std::move(example));
+    c.make_route = &detail::construct<RouteStage, detail::GuardedRoute, T>;
     return c;
   }
 

@@ -5,6 +5,7 @@
 #include "pipehost/options.hpp"
 #include "pipehost/plugin.hpp"
 #include "pipehost/record.hpp"
+#include "pipehost/route.hpp"
 #include "pipehost/stage.hpp"
 #include "pipehost/status.hpp"
 #include "pipehost/value.hpp"

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pipehost/route.hpp"
 #include "pipehost/stage.hpp"
 
 namespace pipehost {
@@ -41,6 +42,14 @@ class PIPEHOST_EXPORT SinkStage {
   virtual Status stop() noexcept = 0;
   virtual Status stored_position(std::string_view topic, std::int32_t partition,
                                  std::optional<std::int64_t>& out) noexcept = 0;
+};
+
+class PIPEHOST_EXPORT RouteStage {
+ public:
+  virtual ~RouteStage() = default;
+  virtual Status start() noexcept = 0;
+  virtual Status handle(const HttpRequest& request, HttpResponse& response) noexcept = 0;
+  virtual Status stop() noexcept = 0;
 };
 
 namespace detail {
@@ -116,6 +125,20 @@ class GuardedSink final : public SinkStage {
                          std::optional<std::int64_t>& out) noexcept override {
     return guarded([&] { out = impl_->stored_position(topic, partition); });
   }
+
+ private:
+  std::unique_ptr<T> impl_;
+};
+
+template <class T>
+class GuardedRoute final : public RouteStage {
+ public:
+  explicit GuardedRoute(std::unique_ptr<T> impl) : impl_(std::move(impl)) {}
+  Status start() noexcept override { return guarded([&] { impl_->start(); }); }
+  Status handle(const HttpRequest& request, HttpResponse& response) noexcept override {
+    return guarded([&] { response = impl_->handle(request); });
+  }
+  Status stop() noexcept override { return guarded([&] { impl_->stop(); }); }
 
  private:
   std::unique_ptr<T> impl_;

@@ -19,6 +19,8 @@ using TransformFactory = std::unique_ptr<TransformStage> (*)(const Options&, Con
                                                              std::string& error) noexcept;
 using SinkFactory = std::unique_ptr<SinkStage> (*)(const Options&, Context&,
                                                    std::string& error) noexcept;
+using RouteFactory = std::unique_ptr<RouteStage> (*)(const Options&, Context&,
+                                                     std::string& error) noexcept;
 using CheckFunction = void (*)(const Options&, Checker&) noexcept;
 
 template <class Config>

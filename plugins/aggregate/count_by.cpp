@@ -1,0 +1,72 @@
+#include "count_by.hpp"
+
+#include <unordered_map>
+
+namespace pipehost::aggregate {
+
+void CountByConfig::declare(OptionList<CountByConfig>& o) {
+  o.required("group_by", &CountByConfig::group_by, "the field whose values are counted");
+  o.add("sum_field", &CountByConfig::sum_field,
+        "sum this numeric field per value instead of counting records");
+  o.add("as", &CountByConfig::as, "the name of the output field holding the count (or sum)")
+      .pattern(".+");
+}
+
+CountBy::CountBy(const Config& config, Context& context)
+    : group_by_(config.group_by),
+      schema_(StructSchema::make({config.group_by, config.as})),
+      out_(context.counter("records_out")) {
+  if (config.sum_field) sum_.emplace(*config.sum_field);
+}
+
+void CountBy::process(Batch& batch) {
+  struct Group {
+    Value key;
+    std::int64_t count = 0;
+    double sum = 0;
+    bool integral = true;
+  };
+  std::vector<Group> groups;  // first-seen order
+  std::unordered_map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    const Value* key = group_by_.read(batch.records[i].value);
+    if (!key || key->is_null() || key->is<List>() || key->is<Struct>()) {
+      batch.reject(i, "count_by: field '" + group_by_.name() + "' is " +
+                          (!key || key->is_null() ? "missing" : "not a scalar"));
+      continue;
+    }
+    std::int64_t add = 1;
+    double add_double = 1;
+    bool integral = true;
+    if (sum_) {
+      const Value* amount = sum_->read(batch.records[i].value);
+      if (const auto* n = amount ? amount->as<std::int64_t>() : nullptr) {
+        add = *n;
+        add_double = static_cast<double>(*n);
+      } else if (const auto* d = amount ? amount->as<double>() : nullptr) {
+        add_double = *d;
+        integral = false;
+      } else {
+        batch.reject(i, "count_by: field '" + sum_->name() + "' is not a number");
+        continue;
+      }
+    }
+    auto [it, fresh] = index.try_emplace(key->to_text(), groups.size());
+    if (fresh) groups.push_back({*key});
+    Group& g = groups[it->second];
+    g.count += add;
+    g.sum += add_double;
+    g.integral = g.integral && integral;
+  }
+  // The batch's records become the groups; spans (its positions) stay as they are.
+  batch.compact();
+  batch.records.clear();
+  for (auto& g : groups) {
+    Record& r = batch.records.emplace_back();
+    Value total = !sum_ || g.integral ? Value(g.count) : Value(g.sum);
+    r.value = Struct{schema_, {std::move(g.key), std::move(total)}};
+  }
+  out_.add(groups.size());
+}
+
+}  // namespace pipehost::aggregate

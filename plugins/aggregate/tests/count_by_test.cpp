@@ -1,0 +1,48 @@
+#include <doctest/doctest.h>
+
+#include <pipehost/testing.hpp>
+
+#include "count_by.hpp"
+
+using namespace pipehost;
+using pipehost::testing::StageHarness;
+
+namespace {
+Record food(Value name, Value amount = Value()) {
+  static const auto schema = StructSchema::make({"food", "grams"});
+  Record r;
+  r.value = Struct{schema, {std::move(name), std::move(amount)}};
+  return r;
+}
+}  // namespace
+
+TEST_CASE("count_by: one record per value with its count; spans untouched") {
+  StageHarness<aggregate::CountBy> h({{"group_by", std::string("food")}});
+  Batch b;
+  for (const char* f : {"mayo", "butter", "mayo", "mayo"}) b.records.push_back(food(Value(f)));
+  b.records.push_back(food(Value()));
+  b.records.push_back(food(Value(std::int64_t{3})));
+  b.spans = {{"message", 0, 10, 16}};
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].reason == "count_by: field 'food' is missing");
+  REQUIRE(b.records.size() == 3);
+  CHECK(*b.records[0].value.field("food") == Value("mayo"));
+  CHECK(*b.records[0].value.field("count") == Value(std::int64_t{3}));
+  CHECK(*b.records[1].value.field("food") == Value("butter"));
+  CHECK(*b.records[2].value.field("food") == Value(std::int64_t{3}));  // kept as it was
+  CHECK(b.spans.at(0).next == 16);
+}
+
+TEST_CASE("count_by: sums a field instead, integers exactly") {
+  StageHarness<aggregate::CountBy> h(
+      {{"group_by", std::string("food")}, {"sum_field", std::string("grams")}, {"as", std::string("total")}});
+  Batch b;
+  b.records.push_back(food(Value("rice"), Value(std::int64_t{100})));
+  b.records.push_back(food(Value("rice"), Value(std::int64_t{250})));
+  b.records.push_back(food(Value("rice"), Value("heavy")));
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 1);
+  REQUIRE(b.records.size() == 1);
+  CHECK(*b.records[0].value.field("total") == Value(std::int64_t{350}));
+}

@@ -1,0 +1,69 @@
+#include "database.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace pipehost::sqlite {
+
+namespace fs = std::filesystem;
+
+void copy_if_missing(const std::string& path, const std::string& template_file) {
+  std::error_code ec;
+  if (fs::exists(path, ec)) return;
+  if (!fs::exists(template_file, ec))
+    throw std::runtime_error("sqlite: neither " + path + " nor its template " + template_file + " exists");
+  if (auto dir = fs::path(path).parent_path(); !dir.empty()) fs::create_directories(dir, ec);
+  const std::string partial = path + ".copying-" + std::to_string(::getpid());
+  fs::copy_file(template_file, partial, fs::copy_options::overwrite_existing, ec);
+  if (ec) throw std::runtime_error("sqlite: cannot copy " + template_file + " to " + path + ": " + ec.message());
+  // The copy is the one written to, whatever the template's own mode (a read-only seed).
+  fs::permissions(partial, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add, ec);
+  // link + remove: fails when another process made the file meanwhile, which is fine.
+  if (::link(partial.c_str(), path.c_str()) != 0 && !fs::exists(path))
+    throw std::runtime_error("sqlite: cannot create " + path);
+  fs::remove(partial, ec);
+}
+
+Database::Database(const std::string& path, const std::optional<std::string>& template_file,
+                   int busy_timeout_ms, bool read_only)
+    : path_(path) {
+  if (template_file) copy_if_missing(path, *template_file);
+  int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+  if (sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw std::runtime_error("sqlite: cannot open " + path + ": " + why +
+                             (read_only ? "" : " (it must exist: set `template` to create it from a copy)"));
+  }
+  sqlite3_busy_timeout(db_, busy_timeout_ms);
+  // WAL: readers (the API, another process) never block the writer nor see half a
+  // transaction. The mode is a property of the file, kept once set.
+  if (!read_only) exec("PRAGMA journal_mode = WAL");
+}
+
+Database::~Database() { sqlite3_close(db_); }
+
+std::string Database::error(std::string_view doing) const {
+  return "sqlite " + path_ + ": " + std::string(doing) + ": " + sqlite3_errmsg(db_);
+}
+
+void Database::exec(const std::string& sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string why = message ? message : sqlite3_errmsg(db_);
+    sqlite3_free(message);
+    throw std::runtime_error("sqlite " + path_ + ": " + why + " (in: " + sql.substr(0, 80) + ")");
+  }
+}
+
+Statement Database::prepare(const std::string& sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &s, nullptr) != SQLITE_OK)
+    throw std::runtime_error(error("preparing " + sql.substr(0, 80)));
+  return Statement(s);
+}
+
+}  // namespace pipehost::sqlite

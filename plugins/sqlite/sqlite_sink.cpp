@@ -1,0 +1,226 @@
+#include "sqlite_sink.hpp"
+
+#include <filesystem>
+
+#include <pipehost/json.hpp>
+#include <pipehost/time.hpp>
+
+namespace pipehost::sqlite {
+namespace {
+
+std::string identifier(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string key_of(std::string_view topic, std::int32_t partition) {
+  return std::string(topic) + ":" + std::to_string(partition);
+}
+
+}  // namespace
+
+void SqliteConfig::declare(OptionList<SqliteConfig>& o) {
+  o.required("database", &SqliteConfig::database, "the SQLite database file").connection("sqlite");
+  o.add("template", &SqliteConfig::template_file,
+        "a database file copied to `database` when that does not exist yet");
+  o.required("table", &SqliteConfig::table, "the table rows go to; it must exist, with a primary key");
+  o.add("columns", &SqliteConfig::columns,
+        "field = column, for fields stored under another name; every other column takes the "
+        "field of its own name (null when the record has none)");
+  o.add("add", &SqliteConfig::add,
+        "columns summed on conflict (count = count + excluded.count); the others are replaced");
+  o.add("positions_table", &SqliteConfig::positions_table,
+        "table of the source positions, in the same file, created when missing");
+  o.add("busy_timeout_ms", &SqliteConfig::busy_timeout_ms,
+        "how long a write waits for another writer before trying again")
+      .range(0, 600000);
+}
+
+void SqliteConfig::check(Checker& c) const {
+  std::error_code ec;
+  if (!std::filesystem::exists(database, ec) && !(template_file && std::filesystem::exists(*template_file, ec)))
+    c.problem(template_file ? "template" : "database",
+              "neither " + database + (template_file ? " nor " + *template_file : std::string()) +
+                  " exists: point database at the file, or template at a file to copy it from");
+}
+
+SqliteSink::SqliteSink(const Config& config, Context& context)
+    : config_(config), context_(context), rows_out_(context.counter("records_out")),
+      batches_already_applied_(context.counter("batches_already_applied")) {}
+
+SqliteSink::~SqliteSink() = default;
+
+[[noreturn]] void SqliteSink::fail(const std::string& doing) {
+  const int code = sqlite3_errcode(db_->handle());
+  std::string what = db_->error(doing);
+  if (code == SQLITE_BUSY || code == SQLITE_LOCKED) throw RetriableError(what + " (another writer holds the file)");
+  throw FatalError(what);
+}
+
+void SqliteSink::open() {
+  db_ = std::make_unique<Database>(config_.database, config_.template_file, config_.busy_timeout_ms, false);
+  db_->exec("CREATE TABLE IF NOT EXISTS " + identifier(config_.positions_table) +
+            " (pipeline TEXT, topic TEXT, partition INTEGER, next_offset INTEGER NOT NULL, "
+            "PRIMARY KEY (pipeline, topic, partition))");
+  Statement info = db_->prepare("PRAGMA table_info(" + identifier(config_.table) + ")");
+  std::vector<std::string> names, keys;
+  while (sqlite3_step(info.get()) == SQLITE_ROW) {
+    names.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 1)));
+    if (sqlite3_column_int(info.get(), 5) > 0) keys.push_back(names.back());
+  }
+  if (names.empty())
+    throw FatalError("sqlite: table " + config_.table + " does not exist in " + config_.database);
+  if (keys.empty())
+    throw FatalError("sqlite: table " + config_.table + " has no primary key to upsert on");
+  std::map<std::string, std::string> field_of;
+  for (const auto& [field, column] : config_.columns) {
+    if (std::find(names.begin(), names.end(), column) == names.end())
+      throw FatalError("sqlite: option columns maps field '" + field + "' to column '" + column +
+                       "', which table " + config_.table + " does not have");
+    field_of[column] = field;
+  }
+  for (const auto& a : config_.add)
+    if (std::find(names.begin(), names.end(), a) == names.end())
+      throw FatalError("sqlite: option add names column '" + a + "', which table " + config_.table +
+                       " does not have");
+  columns_.clear();
+  std::string cols, marks, updates, conflict;
+  for (const auto& name : names) {
+    auto f = field_of.find(name);
+    columns_.push_back({name, FieldReader(f == field_of.end() ? name : f->second)});
+    cols += (cols.empty() ? "" : ", ") + identifier(name);
+    marks += marks.empty() ? "?" : ", ?";
+    if (std::find(keys.begin(), keys.end(), name) != keys.end()) continue;
+    const bool add = std::find(config_.add.begin(), config_.add.end(), name) != config_.add.end();
+    updates += (updates.empty() ? "" : ", ") + identifier(name) + " = " +
+               (add ? "coalesce(" + identifier(name) + ", 0) + excluded." + identifier(name)
+                    : "excluded." + identifier(name));
+  }
+  for (const auto& k : keys) conflict += (conflict.empty() ? "" : ", ") + identifier(k);
+  upsert_ = db_->prepare("INSERT INTO " + identifier(config_.table) + " (" + cols + ") VALUES (" + marks +
+                         ") ON CONFLICT (" + conflict + ") DO " +
+                         (updates.empty() ? "NOTHING" : "UPDATE SET " + updates));
+  read_position_ = db_->prepare("SELECT next_offset FROM " + identifier(config_.positions_table) +
+                                " WHERE pipeline = ? AND topic = ? AND partition = ?");
+  store_position_ = db_->prepare("INSERT INTO " + identifier(config_.positions_table) +
+                                 " (pipeline, topic, partition, next_offset) VALUES (?, ?, ?, ?) "
+                                 "ON CONFLICT (pipeline, topic, partition) DO UPDATE SET next_offset = excluded.next_offset");
+}
+
+void SqliteSink::start() {
+  std::lock_guard lock(mutex_);
+  try {
+    open();
+  } catch (const FatalError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw FatalError(e.what());
+  }
+  context_.info("sqlite: rows into " + config_.table + " of " + config_.database + "; positions in " +
+                config_.positions_table);
+}
+
+void SqliteSink::stop() {
+  std::lock_guard lock(mutex_);
+  upsert_.reset();
+  read_position_.reset();
+  store_position_.reset();
+  db_.reset();
+}
+
+std::optional<std::int64_t> SqliteSink::read_position(std::string_view topic, std::int32_t partition) {
+  sqlite3_stmt* s = read_position_.get();
+  sqlite3_reset(s);
+  const std::string pipeline(context_.pipeline()), t(topic);
+  sqlite3_bind_text(s, 1, pipeline.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s, 2, t.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(s, 3, partition);
+  const int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) return sqlite3_column_int64(s, 0);
+  if (rc != SQLITE_DONE) fail("reading the position of " + key_of(topic, partition));
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> SqliteSink::stored_position(std::string_view topic, std::int32_t partition) {
+  std::lock_guard lock(mutex_);
+  auto p = read_position(topic, partition);
+  if (p) seen_positions_[key_of(topic, partition)] = *p;
+  return p;
+}
+
+void SqliteSink::bind(sqlite3_stmt* s, int i, const Value* v) {
+  if (!v || v->is_null()) sqlite3_bind_null(s, i);
+  else if (const auto* n = v->as<std::int64_t>()) sqlite3_bind_int64(s, i, *n);
+  else if (const auto* d = v->as<double>()) sqlite3_bind_double(s, i, *d);
+  else if (const auto* b = v->as<bool>()) sqlite3_bind_int(s, i, *b ? 1 : 0);
+  else if (const auto* t = v->as<std::string>()) sqlite3_bind_text(s, i, t->data(), static_cast<int>(t->size()), SQLITE_TRANSIENT);
+  else if (const auto* x = v->as<Bytes>()) sqlite3_bind_blob(s, i, x->data.data(), static_cast<int>(x->data.size()), SQLITE_TRANSIENT);
+  else if (const auto* ts = v->as<Timestamp>()) {
+    std::string text = time::format_rfc3339(ts->micros_since_epoch);
+    sqlite3_bind_text(s, i, text.c_str(), -1, SQLITE_TRANSIENT);
+  } else {
+    std::string text;
+    json::append(*v, text);
+    sqlite3_bind_text(s, i, text.c_str(), -1, SQLITE_TRANSIENT);
+  }
+}
+
+void SqliteSink::write(Batch& batch, BatchDone done) {
+  std::lock_guard lock(mutex_);
+  if (sqlite3_exec(db_->handle(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+    fail("beginning a transaction");
+  try {
+    // Every partition must continue exactly where its stored position says; a batch that
+    // every partition has applied already is skipped whole.
+    bool all_applied = !batch.spans.empty();
+    for (const Span& span : batch.spans) {
+      const std::string key = key_of(span.topic, span.partition);
+      auto stored = read_position(span.topic, span.partition);
+      if (!stored && seen_positions_.count(key))
+        throw FatalError("sqlite: the position of " + key + " vanished from " + config_.positions_table +
+                         " (it was " + std::to_string(seen_positions_[key]) +
+                         "): the file lost data, so counts cannot be exact any more");
+      if (stored && *stored >= span.next) continue;
+      all_applied = false;
+      if (stored && *stored != span.from)
+        throw PositionMismatch("sqlite: " + config_.positions_table + " holds position " +
+                               std::to_string(*stored) + " for " + key + " but this batch covers " +
+                               std::to_string(span.from) + ".." + std::to_string(span.next) +
+                               ": reading again from the stored position");
+    }
+    if (all_applied) {
+      sqlite3_exec(db_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+      batches_already_applied_.add();
+      done(Status::ok());
+      return;
+    }
+    for (const auto& r : batch.records) {
+      sqlite3_stmt* s = upsert_.get();
+      sqlite3_reset(s);
+      for (std::size_t c = 0; c < columns_.size(); ++c)
+        bind(s, static_cast<int>(c + 1), columns_[c].field.read(r.value));
+      if (sqlite3_step(s) != SQLITE_DONE) fail("writing a row of " + config_.table);
+    }
+    const std::string pipeline(context_.pipeline());
+    for (const Span& span : batch.spans) {
+      sqlite3_stmt* s = store_position_.get();
+      sqlite3_reset(s);
+      const std::string topic(span.topic);
+      sqlite3_bind_text(s, 1, pipeline.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s, 2, topic.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int(s, 3, span.partition);
+      sqlite3_bind_int64(s, 4, span.next);
+      if (sqlite3_step(s) != SQLITE_DONE) fail("storing the position of " + key_of(span.topic, span.partition));
+    }
+    if (sqlite3_exec(db_->handle(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) fail("committing");
+  } catch (...) {
+    sqlite3_exec(db_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  for (const Span& span : batch.spans) seen_positions_[key_of(span.topic, span.partition)] = span.next;
+  rows_out_.add(batch.records.size());
+  done(Status::ok());
+}
+
+}  // namespace pipehost::sqlite

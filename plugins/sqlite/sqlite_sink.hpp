@@ -1,0 +1,69 @@
+// sqlite sink: each record upserted into a table of an existing SQLite file — columns
+// listed in `add` are summed on conflict (count = count + excluded.count), the others
+// replaced — exactly once: the batch's source positions are stored in a pipehost table
+// of the same file, in the same transaction. The structure of the user's tables is never
+// changed. WAL and a busy timeout let another process read at any time and two writers
+// (two pipehost processes of one consumer group) take turns without losing an increment.
+//
+// Positions are checked per batch, not per record (a count_by stage before the sink has
+// folded records into counts): a batch whose partitions do not all continue exactly from
+// the stored positions is refused, and the source reads again from them.
+#pragma once
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pipehost/sdk.hpp>
+
+#include "database.hpp"
+
+namespace pipehost::sqlite {
+
+struct SqliteConfig {
+  std::string database;
+  std::optional<std::string> template_file;
+  std::string table;
+  StringMap columns;
+  std::vector<std::string> add;
+  std::string positions_table = "pipehost_offsets";
+  int busy_timeout_ms = 10000;
+
+  static void declare(OptionList<SqliteConfig>& o);
+  void check(Checker& c) const;
+};
+
+class SqliteSink final : public Sink {
+ public:
+  using Config = SqliteConfig;
+  SqliteSink(const Config& config, Context& context);
+  ~SqliteSink() override;
+  void start() override;
+  void write(Batch& batch, BatchDone done) override;
+  void stop() override;
+  std::optional<std::int64_t> stored_position(std::string_view topic, std::int32_t partition) override;
+
+ private:
+  struct Column {
+    std::string name;
+    FieldReader field{""};
+  };
+  void open();
+  std::optional<std::int64_t> read_position(std::string_view topic, std::int32_t partition);
+  void bind(sqlite3_stmt* s, int index, const Value* v);
+  [[noreturn]] void fail(const std::string& doing);
+
+  Config config_;
+  Context& context_;
+  std::unique_ptr<Database> db_;
+  std::vector<Column> columns_;
+  Statement upsert_, read_position_, store_position_;
+  std::map<std::string, std::int64_t> seen_positions_;
+  std::mutex mutex_;
+  Counter& rows_out_;
+  Counter& batches_already_applied_;
+};
+
+}  // namespace pipehost::sqlite

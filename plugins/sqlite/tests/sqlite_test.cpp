@@ -1,0 +1,156 @@
+// The sqlite sink and query route on copies of seed 003's table, checked with SQL of
+// the test's own through a separate connection.
+#include <doctest/doctest.h>
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <thread>
+
+#include <pipehost/testing.hpp>
+
+#include "sqlite_query.hpp"
+#include "sqlite_sink.hpp"
+
+using namespace pipehost;
+using namespace pipehost::sqlite;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kDdl =
+    "CREATE TABLE IF NOT EXISTS \"aggregated\" (\n\t\"food\"\tTEXT,\n\t\"count\"\tINTEGER,\n\tPRIMARY KEY(\"food\")\n)";
+
+struct Fixture {
+  std::string path = (fs::temp_directory_path() / ("pipehost-sqlite-" + std::to_string(::getpid()) + "-" +
+                                                   std::to_string(counter++) + ".sqlite")).string();
+  testing::TestContext context;
+  static inline int counter = 0;
+
+  Fixture() {
+    fs::remove(path);
+    sql(kDdl);
+  }
+  ~Fixture() {
+    for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix);
+  }
+  std::string sql(const std::string& text) {
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    sqlite3_busy_timeout(db, 5000);
+    std::string out;
+    sqlite3_exec(db, text.c_str(), [](void* o, int n, char** values, char**) {
+      auto& s = *static_cast<std::string*>(o);
+      for (int i = 0; i < n; ++i) s += std::string(i ? "|" : "") + (values[i] ? values[i] : "NULL");
+      s += "\n";
+      return 0;
+    }, &out, nullptr);
+    sqlite3_close(db);
+    return out;
+  }
+  std::unique_ptr<SqliteSink> sink() {
+    auto s = testing::make<SqliteSink>({{"database", path}, {"table", std::string("aggregated")},
+                                        {"add", std::vector<std::string>{"count"}}},
+                                       context);
+    s->start();
+    return s;
+  }
+};
+
+Batch counts(std::vector<std::pair<std::string, std::int64_t>> rows, std::int32_t partition,
+             std::int64_t from, std::int64_t next) {
+  static const auto schema = StructSchema::make({"food", "count"});
+  Batch b;
+  for (auto& [food, n] : rows) b.records.emplace_back().value = Struct{schema, {Value(food), Value(n)}};
+  b.spans = {{"message", partition, from, next}};
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("sqlite: counts are added to existing rows and new foods start at their count") {
+  Fixture f;
+  f.sql("INSERT INTO aggregated VALUES ('X', 41)");
+  const std::string ddl = f.sql("SELECT sql FROM sqlite_master WHERE name = 'aggregated'");
+  auto sink = f.sink();
+  Batch b = counts({{"X", 1}, {"mayo", 3}, {"butter", 1}}, 0, 0, 5);
+  CHECK(testing::write_batch(*sink, b).status.is_ok());
+  CHECK(f.sql("SELECT food, count FROM aggregated ORDER BY food") == "X|42\nbutter|1\nmayo|3\n");
+  CHECK(sink->stored_position("message", 0) == 5);
+  // The structure of the user's table is unchanged, byte for byte.
+  CHECK(f.sql("SELECT sql FROM sqlite_master WHERE name = 'aggregated'") == ddl);
+  CHECK(ddl.find("\"count\"\tINTEGER") != std::string::npos);
+}
+
+TEST_CASE("sqlite: a batch already applied is skipped; one not continuing is refused") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch first = counts({{"mayo", 2}}, 0, 0, 10);
+  testing::write_batch(*sink, first);
+  Batch again = counts({{"mayo", 2}}, 0, 0, 10);  // redelivered
+  CHECK(testing::write_batch(*sink, again).status.is_ok());
+  CHECK(f.context.counter_value("batches_already_applied") == 1);
+  Batch gap = counts({{"mayo", 1}}, 0, 12, 13);  // the file lost writes 10..11
+  CHECK_THROWS_AS(testing::write_batch(*sink, gap), PositionMismatch);
+  Batch overlap = counts({{"mayo", 1}}, 0, 5, 15);  // cannot be split after count_by
+  CHECK_THROWS_AS(testing::write_batch(*sink, overlap), PositionMismatch);
+  CHECK(f.sql("SELECT count FROM aggregated") == "2\n");
+  Batch next = counts({{"mayo", 1}}, 0, 10, 11);
+  testing::write_batch(*sink, next);
+  CHECK(f.sql("SELECT count FROM aggregated") == "3\n");
+}
+
+TEST_CASE("sqlite: two writers on one file lose no increment") {
+  Fixture f;
+  auto a = f.sink();
+  testing::TestContext other;
+  other.pipeline_name = "test";
+  auto b = testing::make<SqliteSink>({{"database", f.path}, {"table", std::string("aggregated")},
+                                      {"add", std::vector<std::string>{"count"}}},
+                                     other);
+  b->start();
+  auto work = [](SqliteSink& sink, std::int32_t partition) {
+    for (int i = 0; i < 200; ++i) {
+      Batch batch = counts({{"mayo", 1}, {"butter", 2}}, partition, i, i + 1);
+      testing::write_batch(sink, batch);
+    }
+  };
+  std::thread ta([&] { work(*a, 0); });
+  std::thread tb([&] { work(*b, 1); });
+  ta.join();
+  tb.join();
+  CHECK(f.sql("SELECT food, count FROM aggregated ORDER BY food") == "butter|800\nmayo|400\n");
+}
+
+TEST_CASE("sqlite: a missing file is created from its template, writable") {
+  Fixture f;
+  const std::string copy = f.path + ".copy";
+  fs::permissions(f.path, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  auto sink = testing::make<SqliteSink>({{"database", copy}, {"template", f.path},
+                                         {"table", std::string("aggregated")},
+                                         {"add", std::vector<std::string>{"count"}}},
+                                        f.context);
+  sink->start();
+  Batch b = counts({{"mayo", 1}}, 0, 0, 1);
+  CHECK(testing::write_batch(*sink, b).status.is_ok());
+  sink->stop();
+  fs::permissions(f.path, fs::perms::owner_write, fs::perm_options::add);
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(copy + suffix);
+}
+
+TEST_CASE("sqlite_query: the rows as the seed's API answered them, keys sorted") {
+  Fixture f;
+  testing::StageHarness<SqliteQuery> empty(
+      {{"database", f.path}, {"query", std::string("SELECT * FROM aggregated ORDER BY food")}});
+  empty->start();
+  CHECK(empty->handle({}).body == "[]");
+  f.sql("INSERT INTO aggregated VALUES ('mayo', 3), ('butter', 1), ('q\"uote', NULL)");
+  HttpResponse r = empty->handle({});
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  CHECK(r.body == "[{\"count\":1,\"food\":\"butter\"},{\"count\":3,\"food\":\"mayo\"},"
+                  "{\"count\":null,\"food\":\"q\\\"uote\"}]");
+  testing::StageHarness<SqliteQuery> writes(
+      {{"database", f.path}, {"query", std::string("DELETE FROM aggregated")}});
+  CHECK_THROWS_WITH_AS(writes->start(), doctest::Contains("a route may only read"), FatalError);
+}
