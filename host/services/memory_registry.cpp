@@ -37,6 +37,19 @@ Status MemorySchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcep
   }
 }
 
+Status MemorySchemaRegistry::latest_schema(std::string_view subject, RegisteredSchema& out) noexcept {
+  try {
+    std::lock_guard lock(mutex_);
+    auto it = subjects_.find(subject);
+    if (it == subjects_.end() || it->second.empty())
+      return Status::invalid("subject " + std::string(subject) + " has no schema in the registry");
+    out = by_id_.at(it->second.back());
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::fatal(e.what());
+  }
+}
+
 std::vector<int> MemorySchemaRegistry::versions(const std::string& subject) const {
   std::lock_guard lock(mutex_);
   auto it = subjects_.find(subject);

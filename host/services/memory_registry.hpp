@@ -14,6 +14,7 @@ class MemorySchemaRegistry final : public SchemaRegistry {
   Status register_schema(std::string_view subject, std::string_view schema_type,
                          std::string_view schema, int& id) noexcept override;
   Status schema_by_id(int id, RegisteredSchema& out) noexcept override;
+  Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept override;
   // The ids registered under a subject, oldest version first.
   std::vector<int> versions(const std::string& subject) const;
   std::vector<std::string> subjects() const;

@@ -117,4 +117,25 @@ Status RestSchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcept 
   }
 }
 
+Status RestSchemaRegistry::latest_schema(std::string_view subject, RegisteredSchema& out) noexcept {
+  try {
+    std::lock_guard lock(mutex_);
+    char* escaped = curl_easy_escape(static_cast<CURL*>(curl_), subject.data(), static_cast<int>(subject.size()));
+    std::string path = "/subjects/" + std::string(escaped ? escaped : "") + "/versions/latest";
+    curl_free(escaped);
+    auto [status, text] = request("GET", path, "");
+    if (status == 0) return Status::retriable("schema registry " + shown_url_ + " unreachable: " + text);
+    if (status == 404) return Status::invalid("subject " + std::string(subject) + " has no schema in the registry");
+    if (status != 200) return Status::retriable("schema registry: " + error_text(status, text));
+    auto j = nlohmann::json::parse(text);
+    out.id = j.at("id").get<int>();
+    out.schema = j.at("schema").get<std::string>();
+    out.schema_type = j.value("schemaType", std::string("AVRO"));
+    by_id_[out.id] = out;
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::fatal(std::string("schema registry answer not understood: ") + e.what());
+  }
+}
+
 }  // namespace pipehost::host

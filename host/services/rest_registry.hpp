@@ -16,6 +16,7 @@ class RestSchemaRegistry final : public SchemaRegistry {
   Status register_schema(std::string_view subject, std::string_view schema_type,
                          std::string_view schema, int& id) noexcept override;
   Status schema_by_id(int id, RegisteredSchema& out) noexcept override;
+  Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept override;
 
  private:
   // HTTP status and body; status 0 means the request did not reach the server.

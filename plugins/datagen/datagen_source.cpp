@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "foods.hpp"
+#include "tenants.hpp"
 #include "trades.hpp"
 #include "transactions.hpp"
 
@@ -20,6 +21,9 @@ std::unique_ptr<Generator> make_generator(const DatagenConfig& c) {
   const auto seed = c.seed ? static_cast<std::uint64_t>(*c.seed) : std::random_device{}();
   if (c.kind == "trades") return std::make_unique<TradeGenerator>(seed, c.key_by_id);
   if (c.kind == "food") return std::make_unique<FoodGenerator>(seed);
+  if (c.kind == "tenant_events")
+    return std::make_unique<TenantEventGenerator>(seed, c.origin_service_id, c.origin_service_type,
+                                                  c.destinations);
   return std::make_unique<TransactionGenerator>(seed, c.accounts);
 }
 
@@ -32,8 +36,11 @@ void DatagenConfig::declare(OptionList<DatagenConfig>& o) {
         "key = account_number). trades: seed 002's trade (id T0-T99999, version 0-99, "
         "counter_party CP-0-CP-99, book B0-B99, expired, matures_at and created_at as RFC 3339 "
         "strings with nanoseconds; no key). food: seed 003's feed, {\"food\": \"<one of 107 "
-        "names>\"}, no key")
-      .one_of({"transactions", "trades", "food"});
+        "names>\"}, no key. tenant_events: seed 004's producer (origin_service_id, "
+        "origin_service_type, destination_service_type, event_timestamp epoch ms, payload "
+        "\"dummy-payload <uuid>\"; event i to destination i mod n; key "
+        "\"<origin_service_id>:<DESTINATION>\")")
+      .one_of({"transactions", "trades", "food", "tenant_events"});
   o.add("count", &DatagenConfig::count, "records in all tasks together; 0 = endless").at_least(0);
   o.add("rate", &DatagenConfig::rate,
         "records per second in all tasks together; 0 = as fast as possible")
@@ -42,6 +49,16 @@ void DatagenConfig::declare(OptionList<DatagenConfig>& o) {
   o.add("seed", &DatagenConfig::seed,
         "same seed, same records (but the wall-clock timestamps); absent = random");
   o.add("key_by_id", &DatagenConfig::key_by_id, "trades: the record's key is its id (default: no key)");
+  o.add("origin_service_id", &DatagenConfig::origin_service_id, "tenant_events: the producer's id");
+  o.add("origin_service_type", &DatagenConfig::origin_service_type,
+        "tenant_events: the producer's service type");
+  o.add("destinations", &DatagenConfig::destinations,
+        "tenant_events: destination service types, taken in turn (upper-cased)");
+}
+
+void DatagenConfig::check(Checker& c) const {
+  if (kind == "tenant_events" && destinations.empty())
+    c.problem("destinations", "tenant_events needs at least one destination");
 }
 
 DatagenSource::DatagenSource(const Config& config, Context& context)

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include <pipehost/sdk.hpp>
 
@@ -18,8 +20,12 @@ struct DatagenConfig {
   int accounts = 20;
   std::optional<std::int64_t> seed;
   bool key_by_id = false;
+  std::string origin_service_id = "123456";
+  std::string origin_service_type = "financial";
+  std::vector<std::string> destinations = {"FINANCE", "MARKETING"};
 
   static void declare(OptionList<DatagenConfig>& o);
+  void check(Checker& c) const;
 };
 
 class DatagenSource final : public Source {

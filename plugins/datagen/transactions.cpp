@@ -3,29 +3,6 @@
 #include <set>
 
 namespace pipehost::datagen {
-namespace {
-
-const char kHex[] = "0123456789abcdef";
-
-std::string uuid_v4(Draws& d) {
-  std::uint64_t hi = d.next(), lo = d.next();
-  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
-  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
-  std::string out;
-  out.reserve(36);
-  for (int i = 15; i >= 0; --i) {
-    out += kHex[(hi >> (i * 4)) & 0xf];
-    if (i == 8 || i == 4) out += '-';
-  }
-  out += '-';
-  for (int i = 15; i >= 0; --i) {
-    out += kHex[(lo >> (i * 4)) & 0xf];
-    if (i == 12) out += '-';
-  }
-  return out;
-}
-
-}  // namespace
 
 std::string iban_like(std::uint64_t bits) {
   // GBkk BANK dddddddddddddd with real ISO 13616 check digits.

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "foods.hpp"
+#include "tenants.hpp"
 #include "trades.hpp"
 #include "transactions.hpp"
 
@@ -91,4 +92,28 @@ TEST_CASE("food: seed 003's 107 names, uniformly, no key") {
   }
   CHECK(seen.size() == 107);
   for (const auto& [name, n] : seen) CHECK(n > 700);  // ~1000 each
+}
+
+TEST_CASE("tenant events: destinations upper-cased and taken in turn, keyed <id>:<DESTINATION>") {
+  TenantEventGenerator g(3, "123456", "financial", {"FINANCE", "marketing"});
+  std::map<std::string, int> per_key;
+  std::set<std::string> payloads;
+  for (std::uint64_t i = 0; i < 8; ++i) {
+    Value v;
+    const std::string key = g.make(i, 1733011200123456, v);
+    ++per_key[key];
+    const std::string dest = v.field("destination_service_type")->to_text();
+    CHECK(dest == (i % 2 == 0 ? "FINANCE" : "MARKETING"));
+    CHECK(key == "123456:" + dest);
+    CHECK(*v.field("origin_service_id") == Value("123456"));
+    CHECK(*v.field("origin_service_type") == Value("financial"));
+    CHECK(*v.field("event_timestamp") == Value(std::int64_t{1733011200123}));
+    const std::string payload = v.field("payload")->to_text();
+    CHECK(payload.rfind("dummy-payload ", 0) == 0);
+    CHECK(payload.size() == 14 + 36);
+    payloads.insert(payload);
+  }
+  CHECK(per_key["123456:FINANCE"] == 4);
+  CHECK(per_key["123456:MARKETING"] == 4);
+  CHECK(payloads.size() == 8);
 }

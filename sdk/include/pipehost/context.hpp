@@ -41,6 +41,8 @@ class PIPEHOST_EXPORT SchemaRegistry {
                                  std::string_view schema, int& id) noexcept = 0;
   // GET /schemas/ids/{id}
   virtual Status schema_by_id(int id, RegisteredSchema& out) noexcept = 0;
+  // GET /subjects/{subject}/versions/latest; invalid when the subject has no version.
+  virtual Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept = 0;
 };
 
 class PIPEHOST_EXPORT Context {

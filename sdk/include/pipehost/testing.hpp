@@ -61,6 +61,14 @@ class MemorySchemaRegistry final : public SchemaRegistry {
     out = it->second;
     return Status::ok();
   }
+  Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept override {
+    std::lock_guard lock(mutex_);
+    auto it = subjects_.find(std::string(subject));
+    if (it == subjects_.end() || it->second.empty())
+      return Status::invalid("subject " + std::string(subject) + " has no schema");
+    out = by_id_.at(it->second.back());
+    return Status::ok();
+  }
   std::map<std::string, std::vector<int>> subjects() const {
     std::lock_guard lock(mutex_);
     return subjects_;

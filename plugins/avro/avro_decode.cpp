@@ -1,0 +1,161 @@
+#include "avro_decode.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "confluent_frame.hpp"
+
+namespace pipehost::avro {
+
+namespace {
+constexpr auto kUnknownIdRetry = std::chrono::seconds(30);
+}
+
+// A schema the registry does not know, or one Avro cannot use, is remembered with its
+// error so it is not asked for on every record; an unknown id is asked for again after a
+// while (a registry that lags behind its producers).
+struct AvroDecode::Writer {
+  Schema schema;
+  Iface iface;           // the writer's generic class, or the resolved writer
+  Iface reader_iface;    // with a reader schema: the reader's generic class
+  std::unique_ptr<OwnedValue> result;     // with a reader schema: the reader's value
+  std::unique_ptr<OwnedValue> read_into;  // what avro_value_read fills (freed first)
+  std::string error;
+  Clock::time_point retry_after = Clock::time_point::max();
+};
+
+Schema load_schema_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read Avro schema file " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return parse_schema(text.str());
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+}
+
+void AvroDecodeConfig::declare(OptionList<AvroDecodeConfig>& o) {
+  o.add("reader_schema_file", &AvroDecodeConfig::reader_schema_file,
+        "an .avsc file: values are read as this schema, resolved against the writer's "
+        "(fields it lacks dropped, numbers promoted; every field it has must be in the "
+        "writer's schema); default: as written");
+  o.add("max_record_bytes", &AvroDecodeConfig::max_record_bytes,
+        "larger payloads are rejected without being decoded")
+      .at_least(5);
+  o.add("max_elements", &AvroDecodeConfig::max_elements,
+        "most array items plus map entries in one record; more is rejected")
+      .at_least(1);
+}
+
+void AvroDecodeConfig::check(Checker& c) const {
+  if (!reader_schema_file) return;
+  try {
+    load_schema_file(*reader_schema_file);
+  } catch (const std::exception& e) {
+    c.problem("reader_schema_file", e.what());
+  }
+}
+
+AvroDecode::AvroDecode(const Config& config, Context& context)
+    : context_(context),
+      reader_schema_file_(config.reader_schema_file.value_or("")),
+      max_record_bytes_(static_cast<std::size_t>(config.max_record_bytes)) {
+  limits_.max_elements = static_cast<std::uint64_t>(config.max_elements);
+  if (config.reader_schema_file) reader_schema_ = load_schema_file(*config.reader_schema_file);
+  reader_ = avro_reader_memory("", 0);
+  if (!reader_) throw std::runtime_error("avro: " + avro_error());
+}
+
+AvroDecode::~AvroDecode() {
+  writers_.clear();
+  if (reader_) avro_reader_free(reader_);
+}
+
+RecordTransform::Verdict AvroDecode::apply(Record& record) {
+  const std::string_view payload = record.payload;
+  if (payload.size() > max_record_bytes_)
+    throw InvalidRecord("payload of " + std::to_string(payload.size()) +
+                        " bytes is larger than max_record_bytes (" +
+                        std::to_string(max_record_bytes_) + ")");
+  const std::int32_t id = frame_schema_id(payload);
+  if (id != last_id_ || !last_ || last_->retry_after != Clock::time_point::max()) {
+    last_ = &writer(id);
+    last_id_ = id;
+  }
+  Writer& w = *last_;
+  if (!w.error.empty()) throw InvalidRecord(w.error);
+  const std::string_view data = payload.substr(kFrameHeaderSize);
+  check_binary(w.schema.get(), data, limits_);
+  avro_reader_memory_set_source(reader_, data.data(), static_cast<int64_t>(data.size()));
+  avro_value_t& into = w.read_into->get();
+  if (w.result) avro_value_reset(&w.result->get());
+  else avro_value_reset(&into);
+  if (avro_value_read(reader_, &into) != 0)
+    throw InvalidRecord("schema id " + std::to_string(id) + ": " + avro_error());
+  record.value = to_value_(w.result ? w.result->get() : into);
+  return Verdict::keep;
+}
+
+AvroDecode::Writer& AvroDecode::writer(std::int32_t id) {
+  auto it = writers_.find(id);
+  if (it != writers_.end() && it->second->retry_after > Clock::now()) return *it->second;
+  RegisteredSchema registered;
+  const Status status = context_.schema_registry().schema_by_id(id, registered);
+  auto w = std::make_unique<Writer>();
+  if (status.code() == Code::invalid) {
+    w->error = "unknown schema id " + std::to_string(id) + ": " + status.message();
+    w->retry_after = Clock::now() + kUnknownIdRetry;
+  } else {
+    check(status, "fetching schema id " + std::to_string(id));  // retriable: not remembered
+    load(id, registered, *w);
+  }
+  if (last_id_ == id) last_ = nullptr;  // the entry it points at is replaced
+  Writer& entry = *w;
+  writers_[id] = std::move(w);
+  return entry;
+}
+
+void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered, Writer& w) {
+  const std::string which = "schema id " + std::to_string(id);
+  if (!registered.schema_type.empty() && registered.schema_type != "AVRO") {
+    w.error = which + " is " + registered.schema_type + ", not AVRO";
+    return;
+  }
+  try {
+    w.schema = parse_schema(registered.schema);
+  } catch (const std::exception& e) {
+    w.error = which + ": " + e.what();
+    return;
+  }
+  if (!reader_schema_) {
+    w.iface.reset(avro_generic_class_from_schema(w.schema.get()));
+    if (!w.iface) {
+      w.error = which + ": " + avro_error();
+      return;
+    }
+    w.read_into = std::make_unique<OwnedValue>(w.iface.get());
+    return;
+  }
+  w.iface.reset(avro_resolved_writer_new(w.schema.get(), reader_schema_.get()));
+  if (!w.iface) {
+    w.error = which + " cannot be read as the schema of " + reader_schema_file_ + ": " + avro_error();
+    return;
+  }
+  w.reader_iface.reset(avro_generic_class_from_schema(reader_schema_.get()));
+  if (!w.reader_iface) {
+    w.error = reader_schema_file_ + ": " + avro_error();
+    return;
+  }
+  w.result = std::make_unique<OwnedValue>(w.reader_iface.get());
+  avro_value_t resolved;
+  if (avro_resolved_writer_new_value(w.iface.get(), &resolved) != 0) {
+    w.error = which + ": " + avro_error();
+    return;
+  }
+  w.read_into = std::make_unique<OwnedValue>(resolved);
+  avro_resolved_writer_set_dest(&w.read_into->get(), &w.result->get());
+}
+
+}  // namespace pipehost::avro

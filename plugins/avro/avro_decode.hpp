@@ -1,0 +1,60 @@
+// avro_decode: each record's payload (Confluent framing: magic 0, 4-byte schema id, Avro
+// binary) decoded into its value, with the writer's schema fetched from the Schema
+// Registry by the frame's id and cached. With reader_schema_file the value is read as
+// that schema by Avro C's schema resolution: fields the reader lacks are skipped,
+// promotions (int -> long -> float -> double) and unions resolve. Avro C 1.11 does not
+// fill a reader field the writer lacks from its default: values of such a writer schema
+// are rejected saying so.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include <pipehost/sdk.hpp>
+
+#include "avro_value.hpp"
+#include "binary_check.hpp"
+
+namespace pipehost::avro {
+
+struct AvroDecodeConfig {
+  std::optional<std::string> reader_schema_file;
+  std::int64_t max_record_bytes = 16 * 1024 * 1024;
+  std::int64_t max_elements = static_cast<std::int64_t>(BinaryLimits{}.max_elements);
+
+  static void declare(OptionList<AvroDecodeConfig>& o);
+  void check(Checker& c) const;
+};
+
+class AvroDecode final : public RecordTransform {
+ public:
+  using Config = AvroDecodeConfig;
+  AvroDecode(const Config& config, Context& context);
+  ~AvroDecode() override;
+  Verdict apply(Record& record) override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Writer;  // one writer schema, ready to read values of it
+
+  Writer& writer(std::int32_t id);
+  void load(std::int32_t id, const RegisteredSchema& registered, Writer& w);
+
+  Context& context_;
+  Schema reader_schema_;  // empty: values are read as the writer wrote them
+  std::string reader_schema_file_;
+  std::size_t max_record_bytes_;
+  BinaryLimits limits_;
+  avro_reader_t reader_ = nullptr;
+  ToValue to_value_;
+  std::unordered_map<std::int32_t, std::unique_ptr<Writer>> writers_;
+  std::int32_t last_id_ = -1;
+  Writer* last_ = nullptr;
+};
+
+// Reads a whole .avsc file and parses it; throws std::runtime_error naming the file.
+Schema load_schema_file(const std::string& path);
+
+}  // namespace pipehost::avro

@@ -1,0 +1,146 @@
+#include "avro_encode.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "avro_decode.hpp"
+#include "confluent_frame.hpp"
+
+namespace pipehost::avro {
+
+struct AvroEncode::Target {
+  std::int32_t id = -1;
+  Schema schema;
+  Iface iface;
+  std::unique_ptr<OwnedValue> value;
+};
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read Avro schema file " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+void AvroEncodeConfig::declare(OptionList<AvroEncodeConfig>& o) {
+  o.add("subject", &AvroEncodeConfig::subject,
+        "Schema Registry subject whose schema the values are written with (a record's "
+        "pipehost.subject header, set by the router, takes precedence)");
+  o.add("topic", &AvroEncodeConfig::topic,
+        "topic the records go to: the subject is \"<topic>-value\" (TopicNameStrategy); a "
+        "record with a destination topic uses that topic's subject");
+  o.add("schema_file", &AvroEncodeConfig::schema_file,
+        "an .avsc file: its schema is registered under each subject used (kept if already "
+        "there); default: the subject's latest version, which must exist");
+}
+
+void AvroEncodeConfig::check(Checker& c) const {
+  if (!schema_file) return;
+  try {
+    load_schema_file(*schema_file);
+  } catch (const std::exception& e) {
+    c.problem("schema_file", e.what());
+  }
+}
+
+AvroEncode::AvroEncode(const Config& config, Context& context) : context_(context) {
+  if (config.schema_file) {
+    schema_text_ = read_file(*config.schema_file);
+    parse_schema(schema_text_);  // throws naming what is wrong
+  }
+  explicit_subject_ = config.subject.has_value();
+  if (config.subject) default_subject_ = *config.subject;
+  else if (config.topic) default_subject_ = *config.topic + "-value";
+  writer_ = avro_writer_memory(nullptr, 0);
+  if (!writer_) throw std::runtime_error("avro: " + avro_error());
+}
+
+AvroEncode::~AvroEncode() {
+  targets_.clear();
+  if (writer_) avro_writer_free(writer_);
+}
+
+void AvroEncode::start() {
+  if (!default_subject_.empty()) targets_.emplace(default_subject_, resolve(default_subject_));
+}
+
+RecordTransform::Verdict AvroEncode::apply(Record& record) {
+  std::string from_header;
+  auto h = std::find_if(record.headers.begin(), record.headers.end(),
+                        [](const Header& x) { return x.key == kSubjectHeader; });
+  if (h != record.headers.end()) {
+    from_header = std::move(h->value);
+    record.headers.erase(h);
+  }
+  Target& t = target(record, from_header);
+  avro_value_t& value = t.value->get();
+  avro_value_reset(&value);
+  from_value(record.value, value, "");
+  std::size_t size = 0;
+  if (avro_value_sizeof(&value, &size) != 0) throw InvalidRecord("avro: " + avro_error());
+  std::string& out = record.payload.edit();
+  out.clear();
+  out.reserve(kFrameHeaderSize + size);
+  write_frame_header(out, t.id);
+  out.resize(kFrameHeaderSize + size);
+  avro_writer_memory_set_dest(writer_, out.data() + kFrameHeaderSize, static_cast<int64_t>(size));
+  if (avro_value_write(writer_, &value) != 0) throw InvalidRecord("avro: " + avro_error());
+  return Verdict::keep;
+}
+
+AvroEncode::Target& AvroEncode::target(const Record& record, std::string_view from_header) {
+  std::string subject;
+  if (!from_header.empty()) subject = from_header;
+  else if (!explicit_subject_ && !record.destination_topic.empty())
+    subject = record.destination_topic + "-value";
+  else subject = default_subject_;
+  if (subject.empty())
+    throw InvalidRecord(
+        "no subject for this record: it has no pipehost.subject header and no destination "
+        "topic, and neither option subject nor topic is set");
+  if (last_ && subject == last_subject_) return *last_;
+  auto it = targets_.find(subject);
+  if (it == targets_.end()) it = targets_.emplace(subject, resolve(subject)).first;
+  last_subject_ = subject;
+  last_ = it->second.get();
+  return *last_;
+}
+
+std::unique_ptr<AvroEncode::Target> AvroEncode::resolve(const std::string& subject) {
+  auto t = std::make_unique<Target>();
+  std::string text = schema_text_;
+  if (text.empty()) {
+    RegisteredSchema latest;
+    const Status s = context_.schema_registry().latest_schema(subject, latest);
+    if (s.code() == Code::invalid)
+      throw FatalError("subject " + subject +
+                       " has no schema in the registry: register one, or set schema_file so it "
+                       "is registered at start");
+    check(s, "fetching the latest schema of subject " + subject);
+    if (!latest.schema_type.empty() && latest.schema_type != "AVRO")
+      throw FatalError("subject " + subject + " holds a " + latest.schema_type +
+                       " schema, not AVRO");
+    t->id = latest.id;
+    text = latest.schema;
+  } else {
+    int id = -1;
+    check(context_.schema_registry().register_schema(subject, "AVRO", text, id),
+          "registering the schema under subject " + subject);
+    t->id = id;
+  }
+  t->schema = parse_schema(text);
+  t->iface.reset(avro_generic_class_from_schema(t->schema.get()));
+  if (!t->iface) throw FatalError("subject " + subject + ": " + avro_error());
+  t->value = std::make_unique<OwnedValue>(t->iface.get());
+  context_.info("values for subject " + subject + " are written with schema id " +
+                std::to_string(t->id));
+  return t;
+}
+
+}  // namespace pipehost::avro

@@ -1,0 +1,288 @@
+#include "avro_value.hpp"
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include <pipehost/status.hpp>
+
+namespace pipehost::avro {
+
+OwnedValue::OwnedValue(avro_value_iface_t* iface) {
+  if (avro_generic_value_new(iface, &value_) != 0) throw std::runtime_error("avro: " + avro_error());
+}
+
+std::string avro_error() {
+  const char* e = avro_strerror();
+  return e && *e ? e : "unknown Avro error";
+}
+
+Schema parse_schema(std::string_view json) {
+  avro_schema_t s = nullptr;
+  if (avro_schema_from_json_length(json.data(), json.size(), &s) != 0)
+    throw std::runtime_error("not an Avro schema: " + avro_error());
+  return Schema(s);
+}
+
+std::shared_ptr<const StructSchema> ToValue::record_schema(avro_schema_t s) {
+  auto it = records_.find(s);
+  if (it != records_.end()) return it->second.second;
+  std::vector<std::string> names;
+  const size_t n = avro_schema_record_size(s);
+  for (size_t i = 0; i < n; ++i) names.emplace_back(avro_schema_record_field_name(s, static_cast<int>(i)));
+  auto made = StructSchema::make(std::move(names));
+  records_.emplace(s, std::make_pair(Schema(avro_schema_incref(s)), made));
+  return made;
+}
+
+Value ToValue::operator()(avro_value_t& v) {
+  switch (avro_value_get_type(&v)) {
+    case AVRO_STRING: {
+      const char* s = nullptr;
+      size_t size = 0;
+      avro_value_get_string(&v, &s, &size);
+      return std::string(s, size ? size - 1 : 0);  // size counts the NUL
+    }
+    case AVRO_BYTES: {
+      const void* b = nullptr;
+      size_t size = 0;
+      avro_value_get_bytes(&v, &b, &size);
+      return Bytes{std::string(static_cast<const char*>(b), size)};
+    }
+    case AVRO_FIXED: {
+      const void* b = nullptr;
+      size_t size = 0;
+      avro_value_get_fixed(&v, &b, &size);
+      return Bytes{std::string(static_cast<const char*>(b), size)};
+    }
+    case AVRO_INT32: {
+      int32_t i = 0;
+      avro_value_get_int(&v, &i);
+      return std::int64_t{i};
+    }
+    case AVRO_INT64: {
+      int64_t i = 0;
+      avro_value_get_long(&v, &i);
+      return static_cast<std::int64_t>(i);
+    }
+    case AVRO_FLOAT: {
+      float f = 0;
+      avro_value_get_float(&v, &f);
+      return static_cast<double>(f);
+    }
+    case AVRO_DOUBLE: {
+      double d = 0;
+      avro_value_get_double(&v, &d);
+      return d;
+    }
+    case AVRO_BOOLEAN: {
+      int b = 0;
+      avro_value_get_boolean(&v, &b);
+      return b != 0;
+    }
+    case AVRO_NULL:
+      return Value();
+    case AVRO_ENUM: {
+      int symbol = 0;
+      avro_value_get_enum(&v, &symbol);
+      const char* name = avro_schema_enum_get(avro_value_get_schema(&v), symbol);
+      return name ? std::string(name) : std::to_string(symbol);
+    }
+    case AVRO_ARRAY: {
+      size_t n = 0;
+      avro_value_get_size(&v, &n);
+      List list;
+      list.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        avro_value_t child;
+        avro_value_get_by_index(&v, i, &child, nullptr);
+        list.push_back((*this)(child));
+      }
+      return list;
+    }
+    case AVRO_MAP: {
+      size_t n = 0;
+      avro_value_get_size(&v, &n);
+      std::vector<std::string> keys;
+      std::vector<Value> values;
+      for (size_t i = 0; i < n; ++i) {
+        avro_value_t child;
+        const char* key = nullptr;
+        avro_value_get_by_index(&v, i, &child, &key);
+        keys.emplace_back(key);
+        values.push_back((*this)(child));
+      }
+      auto it = maps_.find(keys);
+      if (it == maps_.end()) {
+        if (maps_.size() > 1024) maps_.clear();
+        it = maps_.emplace(keys, StructSchema::make(keys)).first;
+      }
+      return Struct{it->second, std::move(values)};
+    }
+    case AVRO_RECORD: {
+      size_t n = 0;
+      avro_value_get_size(&v, &n);
+      std::vector<Value> fields;
+      fields.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        avro_value_t child;
+        avro_value_get_by_index(&v, i, &child, nullptr);
+        fields.push_back((*this)(child));
+      }
+      return Struct{record_schema(avro_value_get_schema(&v)), std::move(fields)};
+    }
+    case AVRO_UNION: {
+      avro_value_t branch;
+      avro_value_get_current_branch(&v, &branch);
+      return (*this)(branch);
+    }
+    default:
+      throw InvalidRecord("avro: a value of an unknown Avro type");
+  }
+}
+
+namespace {
+
+bool fits(const Value& in, avro_type_t type) {
+  switch (type) {
+    case AVRO_NULL: return in.is_null();
+    case AVRO_STRING: return in.is<std::string>();
+    case AVRO_BYTES:
+    case AVRO_FIXED: return in.is<Bytes>() || in.is<std::string>();
+    case AVRO_INT32:
+    case AVRO_INT64: return in.is<std::int64_t>() || in.is<Timestamp>();
+    case AVRO_FLOAT:
+    case AVRO_DOUBLE: return in.is<double>() || in.is<std::int64_t>();
+    case AVRO_BOOLEAN: return in.is<bool>();
+    case AVRO_ENUM: return in.is<std::string>();
+    case AVRO_ARRAY: return in.is<List>();
+    case AVRO_MAP:
+    case AVRO_RECORD: return in.is<Struct>();
+    default: return false;
+  }
+}
+
+[[noreturn]] void refuse(const std::string& where, const char* wanted) {
+  throw InvalidRecord("avro: " + (where.empty() ? std::string("the value") : "field '" + where + "'") +
+                      " is not " + wanted);
+}
+
+std::string child_path(const std::string& where, const std::string& name) {
+  return where.empty() ? name : where + "." + name;
+}
+
+}  // namespace
+
+void from_value(const Value& in, avro_value_t& out, const std::string& where) {
+  switch (avro_value_get_type(&out)) {
+    case AVRO_NULL:
+      if (!in.is_null()) refuse(where, "null");
+      avro_value_set_null(&out);
+      return;
+    case AVRO_STRING:
+      if (const auto* s = in.as<std::string>()) {
+        avro_value_set_string_len(&out, s->c_str(), s->size() + 1);
+        return;
+      }
+      refuse(where, "a string");
+    case AVRO_BYTES:
+    case AVRO_FIXED: {
+      const std::string* b = in.is<Bytes>() ? &in.as<Bytes>()->data : in.as<std::string>();
+      if (!b) refuse(where, "bytes");
+      if (avro_value_get_type(&out) == AVRO_BYTES)
+        avro_value_set_bytes(&out, const_cast<char*>(b->data()), b->size());
+      else if (avro_value_set_fixed(&out, const_cast<char*>(b->data()), b->size()) != 0)
+        refuse(where, "bytes of the fixed size");
+      return;
+    }
+    case AVRO_INT32:
+    case AVRO_INT64: {
+      std::int64_t n = 0;
+      if (const auto* i = in.as<std::int64_t>()) n = *i;
+      else if (const auto* t = in.as<Timestamp>()) n = t->micros_since_epoch / 1000;  // epoch ms
+      else refuse(where, "an integer");
+      if (avro_value_get_type(&out) == AVRO_INT64) {
+        avro_value_set_long(&out, n);
+      } else {
+        if (n < std::numeric_limits<int32_t>::min() || n > std::numeric_limits<int32_t>::max())
+          refuse(where, "an integer that fits 32 bits");
+        avro_value_set_int(&out, static_cast<int32_t>(n));
+      }
+      return;
+    }
+    case AVRO_FLOAT:
+    case AVRO_DOUBLE: {
+      double d = 0;
+      if (const auto* x = in.as<double>()) d = *x;
+      else if (const auto* i = in.as<std::int64_t>()) d = static_cast<double>(*i);
+      else refuse(where, "a number");
+      if (avro_value_get_type(&out) == AVRO_DOUBLE) avro_value_set_double(&out, d);
+      else avro_value_set_float(&out, static_cast<float>(d));
+      return;
+    }
+    case AVRO_BOOLEAN:
+      if (const auto* b = in.as<bool>()) {
+        avro_value_set_boolean(&out, *b ? 1 : 0);
+        return;
+      }
+      refuse(where, "a boolean");
+    case AVRO_ENUM: {
+      const auto* s = in.as<std::string>();
+      const int symbol = s ? avro_schema_enum_get_by_name(avro_value_get_schema(&out), s->c_str()) : -1;
+      if (symbol < 0) refuse(where, "one of the enum's symbols");
+      avro_value_set_enum(&out, symbol);
+      return;
+    }
+    case AVRO_ARRAY: {
+      const List* list = in.as<List>();
+      if (!list) refuse(where, "a list");
+      for (std::size_t i = 0; i < list->size(); ++i) {
+        avro_value_t child;
+        avro_value_append(&out, &child, nullptr);
+        from_value((*list)[i], child, where + "[" + std::to_string(i) + "]");
+      }
+      return;
+    }
+    case AVRO_MAP: {
+      const Struct* s = in.as<Struct>();
+      if (!s) refuse(where, "a struct (a map)");
+      for (std::size_t i = 0; i < s->fields.size(); ++i) {
+        avro_value_t child;
+        const std::string& key = s->schema->names()[i];
+        avro_value_add(&out, key.c_str(), &child, nullptr, nullptr);
+        from_value(s->fields[i], child, child_path(where, key));
+      }
+      return;
+    }
+    case AVRO_RECORD: {
+      if (!in.is<Struct>()) refuse(where, "a struct");
+      avro_schema_t schema = avro_value_get_schema(&out);
+      const size_t n = avro_schema_record_size(schema);
+      for (size_t i = 0; i < n; ++i) {
+        const std::string name = avro_schema_record_field_name(schema, static_cast<int>(i));
+        avro_value_t child;
+        avro_value_get_by_index(&out, i, &child, nullptr);
+        const Value* field = in.field(name);
+        static const Value kNull;
+        from_value(field ? *field : kNull, child, child_path(where, name));
+      }
+      return;
+    }
+    case AVRO_UNION: {
+      avro_schema_t schema = avro_value_get_schema(&out);
+      const size_t branches = avro_schema_union_size(schema);
+      for (size_t b = 0; b < branches; ++b) {
+        if (!fits(in, avro_typeof(avro_schema_union_branch(schema, static_cast<int>(b))))) continue;
+        avro_value_t branch;
+        avro_value_set_branch(&out, static_cast<int>(b), &branch);
+        from_value(in, branch, where);
+        return;
+      }
+      refuse(where, "any branch of the union");
+    }
+    default:
+      refuse(where, "of a supported Avro type");
+  }
+}
+
+}  // namespace pipehost::avro

@@ -1,0 +1,66 @@
+// Small RAII wrappers over Avro C (Debian's libavro-dev; there is no Avro C++ in Debian)
+// and the conversions between Avro values and the SDK's Value. Records become Structs
+// (one StructSchema per Avro record schema), arrays Lists, maps Structs keyed by the map
+// keys, unions their branch, enums their symbol, bytes and fixed Bytes, longs and ints
+// integers: `"logicalType"` written beside a field's type is not part of the type in
+// Avro, so such timestamps stay plain longs of epoch milliseconds.
+#pragma once
+#include <avro.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <pipehost/value.hpp>
+
+namespace pipehost::avro {
+
+struct SchemaDeleter {
+  void operator()(avro_schema_t s) const { avro_schema_decref(s); }
+};
+using Schema = std::unique_ptr<std::remove_pointer_t<avro_schema_t>, SchemaDeleter>;
+
+struct IfaceDeleter {
+  void operator()(avro_value_iface_t* i) const { avro_value_iface_decref(i); }
+};
+using Iface = std::unique_ptr<avro_value_iface_t, IfaceDeleter>;
+
+// One Avro value of a class, owned.
+class OwnedValue {
+ public:
+  explicit OwnedValue(avro_value_iface_t* iface);
+  explicit OwnedValue(avro_value_t adopted) : value_(adopted) {}
+  ~OwnedValue() { avro_value_decref(&value_); }
+  OwnedValue(const OwnedValue&) = delete;
+  OwnedValue& operator=(const OwnedValue&) = delete;
+  avro_value_t& get() { return value_; }
+
+ private:
+  avro_value_t value_{};
+};
+
+// Throws std::runtime_error with Avro's message.
+Schema parse_schema(std::string_view json);
+// The last error Avro C reported, for messages.
+std::string avro_error();
+
+// Avro value -> Value. Record schemas' StructSchemas are kept in `schemas`.
+class ToValue {
+ public:
+  Value operator()(avro_value_t& v);
+
+ private:
+  std::shared_ptr<const StructSchema> record_schema(avro_schema_t s);
+  // Each record schema is held (a reference) so its address cannot be reused by another.
+  std::map<avro_schema_t, std::pair<Schema, std::shared_ptr<const StructSchema>>> records_;
+  std::map<std::vector<std::string>, std::shared_ptr<const StructSchema>> maps_;
+};
+
+// Value -> Avro value of the given class; throws InvalidRecord naming the field that
+// does not fit.
+void from_value(const Value& in, avro_value_t& out, const std::string& where);
+
+}  // namespace pipehost::avro

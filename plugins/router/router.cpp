@@ -1,0 +1,110 @@
+#include "router.hpp"
+
+#include <chrono>
+#include <set>
+
+namespace pipehost::router {
+
+void RouterConfig::declare(OptionList<RouterConfig>& o) {
+  o.required("field", &RouterConfig::field,
+             "the field of the value whose text picks the destination (case-sensitive)");
+  o.required("topics", &RouterConfig::topics,
+             "destination -> output topic; a record whose field is none of these is rejected");
+  o.add("subjects", &RouterConfig::subjects,
+        "destination -> Schema Registry subject the encoder writes with (every destination "
+        "of topics needs one when this is set)");
+  o.add("fields", &RouterConfig::fields,
+        "output field -> input field it is copied from; with fields, constants or now_ms the "
+        "value is rebuilt from these alone (default: the value is kept as it is)");
+  o.add("constants", &RouterConfig::constants, "output field -> a constant string");
+  o.add("now_ms", &RouterConfig::now_ms, "output fields set to the time of routing, epoch ms");
+}
+
+void RouterConfig::check(Checker& c) const {
+  if (topics.empty()) c.problem("topics", "no destination: add at least one, e.g. { A = \"topic.a\" }");
+  for (const auto& [name, topic] : topics) {
+    if (topic.empty())
+      c.problem("topics", "destination " + name + " has an empty output topic");
+    if (!subjects.empty() && !subjects.count(name))
+      c.problem("subjects", "destination " + name + " has an output topic but no output subject: add " +
+                                name + " = \"<subject>\" to subjects");
+  }
+  for (const auto& [name, subject] : subjects)
+    if (!topics.count(name))
+      c.problem("topics", "destination " + name + " has an output subject but no output topic: add " +
+                              name + " = \"<topic>\" to topics");
+  std::set<std::string> outputs;
+  auto output = [&](const std::string& option, const std::string& name) {
+    if (!outputs.insert(name).second)
+      c.problem(option, "output field " + name + " is set twice (fields, constants and now_ms "
+                        "must name different output fields)");
+  };
+  for (const auto& [to, from] : fields) output("fields", to);
+  for (const auto& [to, text] : constants) output("constants", to);
+  for (const auto& to : now_ms) output("now_ms", to);
+}
+
+Router::Router(const Config& config, Context& context) : field_(config.field) {
+  for (const auto& [name, topic] : config.topics) {
+    Destination d{name, topic, "", &context.counter("routed_" + name)};
+    if (auto s = config.subjects.find(name); s != config.subjects.end()) d.subject = s->second;
+    known_ += (known_.empty() ? "" : ", ") + name;
+    destinations_.push_back(std::move(d));
+  }
+  reshape_ = !config.fields.empty() || !config.constants.empty() || !config.now_ms.empty();
+  std::vector<std::string> names;
+  for (const auto& [to, from] : config.fields) {
+    copies_.push_back({from, names.size()});
+    names.push_back(to);
+  }
+  for (const auto& [to, text] : config.constants) {
+    constants_.emplace_back(names.size(), text);
+    names.push_back(to);
+  }
+  for (const auto& to : config.now_ms) {
+    now_fields_.push_back(names.size());
+    names.push_back(to);
+  }
+  schema_ = StructSchema::make(std::move(names));
+}
+
+const Router::Destination* Router::find(std::string_view name) const {
+  for (const auto& d : destinations_)
+    if (d.name == name) return &d;
+  return nullptr;
+}
+
+RecordTransform::Verdict Router::apply(Record& record) {
+  const Value* v = record.value.field(field_);
+  if (!v) throw InvalidRecord("no field " + field_ + " to route by");
+  const auto* text = v->as<std::string>();
+  if (!text) throw InvalidRecord("field " + field_ + " is not a string: " + v->to_text());
+  const Destination* d = find(*text);
+  if (!d)
+    throw InvalidRecord(field_ + " '" + *text + "' is not a routed destination (" + known_ +
+                        "): add it to the router's topics");
+  if (reshape_) record.value = reshape(record.value);
+  record.destination_topic = d->topic;
+  if (!d->subject.empty()) record.headers.push_back({std::string(kSubjectHeader), d->subject});
+  d->routed->add();
+  return Verdict::keep;
+}
+
+Value Router::reshape(const Value& in) const {
+  std::vector<Value> out(schema_->names().size());
+  for (const auto& c : copies_) {
+    const Value* v = in.field(c.from);
+    if (!v) throw InvalidRecord("no field " + c.from + " to copy into " + schema_->names()[c.to]);
+    out[c.to] = *v;
+  }
+  for (const auto& [to, text] : constants_) out[to] = Value(text);
+  if (!now_fields_.empty()) {
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+    for (auto to : now_fields_) out[to] = Value(now);
+  }
+  return Struct{schema_, std::move(out)};
+}
+
+}  // namespace pipehost::router

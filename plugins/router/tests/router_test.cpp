@@ -1,0 +1,126 @@
+// router: seed 004's layout declared in config, unknown destinations rejected with the
+// reason, and the destination table validated as a whole.
+#include <doctest/doctest.h>
+
+#include <chrono>
+
+#include <pipehost/testing.hpp>
+
+#include "router.hpp"
+
+using namespace pipehost;
+using pipehost::testing::StageHarness;
+
+namespace {
+
+std::map<std::string, OptionValue> seed_layout() {
+  return {{"field", std::string("destination_service_type")},
+          {"topics", StringMap{{"FINANCE", "processor.to.finance"},
+                               {"MARKETING", "processor.to.marketing"},
+                               {"LOGISTICS", "processor.to.logistics"}}},
+          {"subjects", StringMap{{"FINANCE", "processor.to.consumer-value"},
+                                 {"MARKETING", "processor.to.consumer-value"},
+                                 {"LOGISTICS", "processor.to.consumer-value"}}},
+          {"fields", StringMap{{"producer_service_id", "origin_service_id"},
+                               {"destination_type", "destination_service_type"},
+                               {"producer_event_timestamp", "event_timestamp"},
+                               {"payload", "payload"}}},
+          {"constants", StringMap{{"processor_service_id", "event-processor-1"}}},
+          {"now_ms", std::vector<std::string>{"processor_event_timestamp"}}};
+}
+
+Record event(const std::string& destination, std::int64_t ts) {
+  static auto schema = StructSchema::make({"origin_service_id", "origin_service_type",
+                                           "destination_service_type", "event_timestamp", "payload"});
+  Record r;
+  r.key = std::string("123456:") + destination;
+  r.value = Struct{schema, {Value("123456"), Value("financial"), Value(destination), Value(ts),
+                            Value("dummy-payload " + destination)}};
+  return r;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+TEST_CASE("router: seed 004's event processor, declared in config") {
+  StageHarness<router::Router> h(seed_layout());
+  Batch b;
+  const std::int64_t before = now_ms();
+  b.records.push_back(event("FINANCE", 1000));
+  b.records.push_back(event("MARKETING", 2000));
+  REQUIRE(h.process(b).empty());
+  REQUIRE(b.records.size() == 2);
+  const Record& r = b.records[0];
+  CHECK(r.destination_topic == "processor.to.finance");
+  CHECK(std::string_view(r.key) == "123456:FINANCE");
+  REQUIRE(r.header("pipehost.subject"));
+  CHECK(*r.header("pipehost.subject") == "processor.to.consumer-value");
+  CHECK(*r.value.field("producer_service_id") == Value("123456"));
+  CHECK(*r.value.field("processor_service_id") == Value("event-processor-1"));
+  CHECK(*r.value.field("destination_type") == Value("FINANCE"));
+  CHECK(*r.value.field("producer_event_timestamp") == Value(std::int64_t{1000}));
+  CHECK(*r.value.field("payload") == Value("dummy-payload FINANCE"));
+  CHECK(r.value.field("origin_service_type") == nullptr);
+  CHECK(r.value.field("processor_event_timestamp")->as<std::int64_t>());
+  CHECK(*r.value.field("processor_event_timestamp")->as<std::int64_t>() >= before);
+  CHECK(b.records[1].destination_topic == "processor.to.marketing");
+  CHECK(h.context.counter_value("routed_FINANCE") == 1);
+}
+
+TEST_CASE("router: an unknown destination is rejected with the reason, the rest go on") {
+  StageHarness<router::Router> h(seed_layout());
+  Batch b;
+  b.records.push_back(event("HR", 1));
+  b.records.push_back(event("marketing", 1));  // case-sensitive, as in the seed
+  b.records.push_back(event("LOGISTICS", 1));
+  b.records.emplace_back().value = Struct{StructSchema::make({"x"}), {Value("y")}};
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 3);
+  CHECK(rejected[0].reason ==
+        "destination_service_type 'HR' is not a routed destination (FINANCE, LOGISTICS, "
+        "MARKETING): add it to the router's topics");
+  CHECK(rejected[1].reason.find("'marketing'") != std::string::npos);
+  CHECK(rejected[2].reason == "no field destination_service_type to route by");
+  REQUIRE(b.records.size() == 1);
+  CHECK(b.records[0].destination_topic == "processor.to.logistics");
+}
+
+TEST_CASE("router: without a reshape the value is kept as it is; no subjects, no header") {
+  StageHarness<router::Router> h({{"field", std::string("destination_service_type")},
+                                  {"topics", StringMap{{"FINANCE", "f"}}}});
+  Batch b;
+  b.records.push_back(event("FINANCE", 7));
+  REQUIRE(h.process(b).empty());
+  CHECK(b.records[0].destination_topic == "f");
+  CHECK(b.records[0].headers.empty());
+  CHECK(*b.records[0].value.field("origin_service_type") == Value("financial"));
+}
+
+TEST_CASE("router: a destination without its topic or subject is a validation problem") {
+  auto layout = seed_layout();
+  std::get<StringMap>(layout["subjects"]).erase("MARKETING");
+  auto problems = StageHarness<router::Router>::problems(layout);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0] ==
+        "option 'subjects': destination MARKETING has an output topic but no output subject: add "
+        "MARKETING = \"<subject>\" to subjects");
+
+  layout = seed_layout();
+  std::get<StringMap>(layout["subjects"])["HR"] = "hr-value";
+  problems = StageHarness<router::Router>::problems(layout);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("destination HR has an output subject but no output topic") != std::string::npos);
+
+  layout = seed_layout();
+  std::get<StringMap>(layout["constants"])["payload"] = "x";
+  problems = StageHarness<router::Router>::problems(layout);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("output field payload is set twice") != std::string::npos);
+
+  CHECK(!StageHarness<router::Router>::problems({{"field", std::string("x")}}).empty());
+}
