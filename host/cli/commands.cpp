@@ -121,7 +121,9 @@ void select_pipelines(const std::vector<std::string>& names, Config& config,
     return std::find(names.begin(), names.end(), p.name) == names.end();
   });
   for (auto& p : config.pipelines)
-    if (std::find(names.begin(), names.end(), p.end_after) == names.end()) p.end_after.clear();
+    std::erase_if(p.end_after, [&](const std::string& after) {
+      return std::find(names.begin(), names.end(), after) == names.end();
+    });
 }
 
 // Loads the files, the plugins they need and validates everything; false with every

@@ -246,12 +246,12 @@ Config build_config(std::shared_ptr<toml::table> document, const std::vector<std
   std::set<std::string> names;
   for (const auto& p : config.pipelines) names.insert(p.name);
   for (const auto& p : config.pipelines) {
-    if (p.end_after.empty()) continue;
-    if (p.end_after == p.name || !names.count(p.end_after)) {
+    for (const auto& after : p.end_after) {
+      if (after != p.name && names.count(after)) continue;
       std::vector<std::string> others(names.begin(), names.end());
-      std::string hint = did_you_mean(p.end_after, others);
+      std::string hint = did_you_mean(after, others);
       diagnostics.add(p.end_after_where, p.name, "",
-                      "end_after names no other pipeline: '" + p.end_after + "'; " +
+                      "end_after names no other pipeline: '" + after + "'; " +
                           (hint.empty() ? "" : hint + " ") + "pipelines: " + join(others));
     }
   }

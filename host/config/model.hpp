@@ -34,7 +34,8 @@ struct PipelineConfig {
   ErrorPolicy on_error = ErrorPolicy::fail;
   std::string dead_letter_topic;
   const ComponentSpec* dead_letter_sink = nullptr;  // the kafka sink, for on_error = dead_letter
-  std::string end_after;  // ends once that pipeline has ended and this source is caught up
+  // Ends once these pipelines have all ended and this source is caught up.
+  std::vector<std::string> end_after;
   Location end_after_where;
   StageConfig source;
   std::vector<StageConfig> transforms;

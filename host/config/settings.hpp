@@ -95,7 +95,7 @@ struct PipelineSettings {
   int commit_interval_ms = 1000;
   std::string on_error = "fail";
   std::string dead_letter_topic;
-  std::string end_after;
+  std::vector<std::string> end_after;
   std::string description;
 
   static void declare(OptionList<PipelineSettings>& o) {
@@ -120,7 +120,8 @@ struct PipelineSettings {
     o.add("dead_letter_topic", &PipelineSettings::dead_letter_topic,
           "topic for on_error = \"dead_letter\" (default: <pipeline>-dlq)");
     o.add("end_after", &PipelineSettings::end_after,
-          "end once that pipeline has ended and this one's source has read everything");
+          "end once that pipeline (or each of these pipelines) has ended and this one's source "
+          "has read everything");
     o.add("description", &PipelineSettings::description, "free text, shown by the admin API");
   }
 };

@@ -1,5 +1,7 @@
 #include "runtime/runtime.hpp"
 
+#include <algorithm>
+
 #include "log.hpp"
 #include "pipehost/redact.hpp"
 #include "services/kafka_environment.hpp"
@@ -71,8 +73,13 @@ bool Runtime::supervise() {
     }
     if (announced_[i]) continue;
     announced_[i] = true;
-    for (auto& other : pipelines_)
-      if (other->config().end_after == pipelines_[i]->config().name) other->request_finish();
+    ended_.insert(pipelines_[i]->config().name);
+    for (auto& other : pipelines_) {
+      const auto& after = other->config().end_after;
+      if (!after.empty() && std::all_of(after.begin(), after.end(),
+                                        [&](const std::string& n) { return ended_.count(n) > 0; }))
+        other->request_finish();
+    }
   }
   auto now = std::chrono::steady_clock::now();
   if (now - last_retention_check_ > std::chrono::seconds(1) || all_done) {

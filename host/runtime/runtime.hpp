@@ -3,6 +3,7 @@
 // drives it (signals, progress, the admin endpoint); runtime/ knows none of those.
 #pragma once
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,7 @@ class Runtime {
   std::unique_ptr<SchemaRegistry> registry_;
   std::vector<std::unique_ptr<Pipeline>> pipelines_;
   std::vector<bool> announced_;
+  std::set<std::string> ended_;  // names of the pipelines that have ended
   std::chrono::steady_clock::time_point last_retention_check_{};
 };
 

@@ -28,8 +28,6 @@ struct BatchCompletion {
   }
 };
 
-struct StoppedWhileFull {};
-
 }  // namespace
 
 void KafkaSinkConfig::declare(OptionList<KafkaSinkConfig>& o) {
@@ -37,6 +35,12 @@ void KafkaSinkConfig::declare(OptionList<KafkaSinkConfig>& o) {
         "topic to write to (a record's destination topic, set by a transform, overrides it)");
   o.add("properties", &KafkaSinkConfig::properties,
         "extra librdkafka producer properties for this stage, e.g. { \"linger.ms\" = 20 }");
+  o.add("exactly_once", &KafkaSinkConfig::exactly_once,
+        "Kafka transactions: each batch's records and its consumed offsets commit together "
+        "(the pipeline's source must be the kafka source; readers use read_committed)");
+  o.add("transactional_id", &KafkaSinkConfig::transactional_id,
+        "exactly_once: prefix of the producers' transactional.id (the task number is "
+        "appended); one per process running the pipeline (default: pipehost-<pipeline>)");
 }
 
 void KafkaSinkConfig::check(Checker& c) const {
@@ -45,8 +49,18 @@ void KafkaSinkConfig::check(Checker& c) const {
 }
 
 KafkaSink::KafkaSink(const Config& config, Context& context)
-    : context_(context), topic_(config.topic), properties_(config.properties) {
+    : context_(context),
+      topic_(config.topic),
+      properties_(config.properties),
+      exactly_once_(config.exactly_once) {
   delivered_ = &context.counter("records_out");
+  if (exactly_once_) {
+    transactional_id_ = config.transactional_id.value_or("pipehost-" + std::string(context.pipeline())) +
+                        "-" + std::to_string(context.task_index());
+    link_ = task_link(context.pipeline(), context.task_index());
+    std::lock_guard lock(link_->mutex);
+    link_->offsets_in_transactions = true;
+  }
 }
 
 KafkaSink::~KafkaSink() {
@@ -65,7 +79,9 @@ void KafkaSink::start() {
       {"queue.buffering.max.kbytes", "16384"},
       {"queue.buffering.max.messages", "100000"},
   };
+  if (exactly_once_) defaults["transactional.id"] = transactional_id_;
   rd_kafka_conf_t* conf = make_conf(context_, defaults, properties_);
+  rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_dr_msg_cb(conf, &KafkaSink::on_delivery);
   char err[512];
   producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
@@ -74,10 +90,15 @@ void KafkaSink::start() {
   poller_ = std::thread([this] {
     while (polling_) rd_kafka_poll(producer_, 50);
   });
+  if (exactly_once_) start_transactions();
 }
 
-void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void*) {
+void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
   auto* c = static_cast<BatchCompletion*>(message->_private);
+  if (!c) {  // in a transaction: committing it reports a failed delivery
+    if (!message->err) static_cast<KafkaSink*>(opaque)->delivered_->add();
+    return;
+  }
   if (message->err)
     c->fail(Status::fatal(std::string("delivery to ") + rd_kafka_topic_name(message->rkt) +
                           " failed: " + rd_kafka_err2str(message->err)));
@@ -122,6 +143,7 @@ void KafkaSink::produce(Record& r, void* completion) {
 }
 
 void KafkaSink::write(Batch& batch, BatchDone done) {
+  if (exactly_once_) return write_transaction(batch, std::move(done));
   std::size_t n = batch.records.size();
   if (n == 0) return done(Status::ok());
   auto* completion = new BatchCompletion{};

@@ -1,24 +1,39 @@
 // kafka sink: an idempotent producer. A batch is acknowledged when the delivery report
 // of its last record arrives; a record that cannot be delivered fails the pipeline
 // rather than being lost.
+//
+// exactly_once = true (a Kafka -> Kafka pipeline): a transactional producer per task.
+// Each batch is one transaction holding its records and the consumed offsets of the
+// task's Kafka source (sent with the consumer's group metadata, so a member fenced by a
+// rebalance cannot commit); a failed transaction is aborted and the source reads again
+// from the group's committed offsets. Readers of the output use read_committed.
 #pragma once
 #include <librdkafka/rdkafka.h>
 
 #include <atomic>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include <pipehost/sdk.hpp>
+
+#include "task_link.hpp"
 
 namespace pipehost::kafka {
 
 struct KafkaSinkConfig {
   std::string topic;
   StringMap properties;
+  bool exactly_once = false;
+  std::optional<std::string> transactional_id;
 
   static void declare(OptionList<KafkaSinkConfig>& o);
   void check(Checker& c) const;
 };
+
+// Thrown by produce when the host stops while librdkafka's queue is full.
+struct StoppedWhileFull {};
 
 class KafkaSink final : public Sink {
  public:
@@ -29,10 +44,18 @@ class KafkaSink final : public Sink {
   void write(Batch& batch, BatchDone done) override;
   void flush() override;
   void stop() override;
+  std::optional<std::int64_t> stored_position(std::string_view topic,
+                                              std::int32_t partition) override;
 
  private:
   static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   void produce(Record& record, void* completion);
+  // exactly_once (kafka_transactions.cpp)
+  void start_transactions();
+  void write_transaction(Batch& batch, BatchDone done);
+  rd_kafka_consumer_group_metadata_t* group_metadata();
+  rd_kafka_topic_partition_list_t* consumed_offsets(const Batch& batch) const;
+  void settle(rd_kafka_error_t* error, const std::string& doing);
 
   Context& context_;
   std::string topic_;
@@ -41,6 +64,11 @@ class KafkaSink final : public Sink {
   std::atomic<bool> polling_{false};
   std::thread poller_;
   Counter* delivered_ = nullptr;
+  bool exactly_once_ = false;
+  std::string transactional_id_;
+  std::shared_ptr<TaskLink> link_;
+  Counter* transactions_ = nullptr;
+  Counter* aborts_ = nullptr;
 };
 
 }  // namespace pipehost::kafka

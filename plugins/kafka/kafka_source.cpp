@@ -45,9 +45,11 @@ KafkaSource::KafkaSource(const Config& config, Context& context)
   commit_failures_ = &context.counter("commit_failures");
   skipped_ = &context.counter("offsets_without_records");
   lost_ = &context.counter("offsets_lost");
+  link_ = task_link(context.pipeline(), context.task_index());
 }
 
 KafkaSource::~KafkaSource() {
+  unlink();
   if (!consumer_) return;  // see stop()
   if (queue_) rd_kafka_queue_destroy(queue_);
   if (!ever_assigned_) return;  // see stop()
@@ -83,6 +85,10 @@ void KafkaSource::start() {
   consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
   if (!consumer_) throw FatalError(std::string("cannot create the Kafka consumer: ") + err);
   rd_kafka_poll_set_consumer(consumer_);
+  {
+    std::lock_guard lock(link_->mutex);
+    link_->consumer = consumer_;
+  }
   queue_ = rd_kafka_queue_get_consumer(consumer_);
   rd_kafka_topic_partition_list_t* subscription =
       rd_kafka_topic_partition_list_new(static_cast<int>(topics_.size()));
@@ -126,7 +132,8 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
     rd_kafka_topic_partition_t& p = partitions->elems[i];
     std::string_view topic = intern(p.topic);
     PartitionState& state = assigned_[{topic, p.partition}] = PartitionState{};
-    if (auto resume = context_.resume_position(topic, p.partition)) {
+    // A transactional sink's positions are the group's offsets: nothing to ask.
+    if (auto resume = sink_commits() ? std::nullopt : context_.resume_position(topic, p.partition)) {
       p.offset = *resume;
       state.read_to = *resume;  // the first record read continues from the sink's position
       // What the sink holds is acknowledged: commit it, or the group's offset would lag
@@ -289,8 +296,13 @@ void KafkaSource::commit_ends() {
     rd_kafka_topic_partition_list_add(list, std::string(tp.first).c_str(), tp.second)->offset =
         state.read_to;
   }
-  if (list->cnt > 0 && rd_kafka_commit(consumer_, list, 1) == RD_KAFKA_RESP_ERR_NO_ERROR)
+  // With a transactional sink the commit is synchronous: it is done before the next
+  // transaction commits offsets of its own, so it cannot land after one and undo it.
+  const int async = sink_commits() ? 0 : 1;
+  if (list->cnt > 0 && rd_kafka_commit(consumer_, list, async) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     commits_->add();
+    if (!async) mark_sent(list);
+  }
   rd_kafka_topic_partition_list_destroy(list);
 }
 
@@ -356,7 +368,9 @@ void KafkaSource::commit(const std::vector<Position>& positions) {
     rd_kafka_topic_partition_list_add(list, std::string(topic).c_str(), p.partition)->offset =
         p.next_offset;
   }
-  if (list->cnt > 0) {
+  if (list->cnt > 0 && sink_commits()) {
+    mark_sent(list);  // committed already, in the sink's transaction
+  } else if (list->cnt > 0) {
     // Asynchronous: on_commit records what the coordinator confirmed.
     rd_kafka_resp_err_t rc = rd_kafka_commit(consumer_, list, 1);
     if (rc) context_.warn("offset commit: " + error_text(rc));
@@ -424,9 +438,12 @@ void KafkaSource::commit_sync(rd_kafka_topic_partition_list_t* only) {
 void KafkaSource::seek(const std::vector<Position>& positions) {
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()));
+  // A partition revoked meanwhile is read again by its new owner, from the group's offset.
   for (const auto& p : positions)
-    rd_kafka_topic_partition_list_add(list, std::string(p.topic).c_str(), p.partition)->offset =
-        p.next_offset;
+    if (assigned_.count({p.topic, p.partition}))
+      rd_kafka_topic_partition_list_add(list, std::string(p.topic).c_str(), p.partition)->offset =
+          p.next_offset;
+  if (list->cnt == 0) return rd_kafka_topic_partition_list_destroy(list);
   rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_, list, 10000);
   std::string failed;
   if (error) {
@@ -516,7 +533,18 @@ void KafkaSource::check_topics_exist(bool fail) {
   context_.warn(problems + "; waiting for it to appear");
 }
 
+void KafkaSource::unlink() {
+  std::lock_guard lock(link_->mutex);
+  if (link_->consumer == consumer_) link_->consumer = nullptr;
+}
+
+bool KafkaSource::sink_commits() {
+  std::lock_guard lock(link_->mutex);
+  return link_->offsets_in_transactions;
+}
+
 void KafkaSource::stop() {
+  unlink();
   if (!consumer_) return;
   // librdkafka 2.0.2 aborts (sticky assignor state, its issue #4312) when a
   // cooperative-sticky consumer is closed before its first assignment: wait for it.

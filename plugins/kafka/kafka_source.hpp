@@ -7,11 +7,14 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <pipehost/sdk.hpp>
+
+#include "task_link.hpp"
 
 namespace pipehost::kafka {
 
@@ -66,6 +69,8 @@ class KafkaSource final : public Source {
   void commit_sync(rd_kafka_topic_partition_list_t* only);
   void mark_sent(const rd_kafka_topic_partition_list_t* committed);
   void pause_partitions(rd_kafka_topic_partition_list_t* partitions, bool pause);
+  bool sink_commits();  // the task's sink commits offsets in its transactions
+  void unlink();
 
   Context& context_;
   std::vector<std::string> topics_;
@@ -74,6 +79,7 @@ class KafkaSource final : public Source {
   std::string start_;
   std::string instance_id_;
   rd_kafka_t* consumer_ = nullptr;
+  std::shared_ptr<TaskLink> link_;
   rd_kafka_queue_t* queue_ = nullptr;
   std::set<std::string, std::less<>> interned_;
   std::map<PartitionKey, PartitionState> assigned_;

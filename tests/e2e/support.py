@@ -188,7 +188,10 @@ def kcat_payloads(brokers, topic, timeout=60):
 
 
 def run_tests(namespace):
-    """Runs every test_* function in the module; prints a closing 'N passed, N failed'."""
+    """Runs every test_* function in the module; prints a closing 'N passed, N failed'.
+    Nothing when the module is imported (by a campaign or a probe)."""
+    if namespace.get("__name__") != "__main__":
+        return
     tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
     only = sys.argv[1:]
     passed = failed = 0

@@ -23,7 +23,7 @@ from support import PIPEHOST, SOURCE_DIR, run_tests
 COMPOSE_DIR = os.path.join(SOURCE_DIR, "compose")
 DOCKERFILE = os.path.join(SOURCE_DIR, "Dockerfile")
 EXPECTED_FILES = ("transactions-redis.yml", "transactions-log.yml", "scale-out.yml", "trades.yml",
-                  "food.yml")
+                  "food.yml", "tenants.yml")
 
 # Images the compose files may pull. They are published on Docker Hub and cannot be pulled
 # here (no Docker engine, no access to Docker Hub), so this list and the tag rules below

@@ -1,0 +1,151 @@
+// The kafka sink's exactly_once mode: one Kafka transaction per batch, holding the
+// batch's records and the offsets its source consumed (KIP-447: sent with the consumer's
+// group metadata, so a member that lost its partitions in a rebalance is fenced).
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "kafka_config.hpp"
+#include "kafka_sink.hpp"
+
+namespace pipehost::kafka {
+namespace {
+
+constexpr int kTimeoutMs = 60000;
+
+struct ErrorFacts {
+  std::string text;
+  bool fatal, abortable, retriable;
+};
+
+ErrorFacts facts(rd_kafka_error_t* e) {
+  ErrorFacts f{rd_kafka_error_string(e), rd_kafka_error_is_fatal(e) != 0,
+               rd_kafka_error_txn_requires_abort(e) != 0, rd_kafka_error_is_retriable(e) != 0};
+  rd_kafka_error_destroy(e);
+  return f;
+}
+
+}  // namespace
+
+void KafkaSink::start_transactions() {
+  for (int attempt = 0;; ++attempt) {
+    rd_kafka_error_t* e = rd_kafka_init_transactions(producer_, kTimeoutMs);
+    if (!e) break;
+    ErrorFacts f = facts(e);
+    if (!f.retriable || attempt >= 5)
+      throw FatalError("cannot start the transactional producer " + transactional_id_ + ": " + f.text);
+    context_.warn("starting the transactional producer: " + f.text + " (retrying)");
+  }
+  transactions_ = &context_.counter("transactions");
+  aborts_ = &context_.counter("transactions_aborted");
+  context_.info("exactly once: transactional producer " + transactional_id_);
+}
+
+// The consumed offsets of the batch: for each partition, the next offset to read.
+rd_kafka_topic_partition_list_t* KafkaSink::consumed_offsets(const Batch& batch) const {
+  std::map<std::pair<std::string_view, std::int32_t>, std::int64_t> next;
+  for (const Span& s : batch.spans) {
+    auto& n = next[{s.topic, s.partition}];
+    n = std::max(n, s.next);
+  }
+  auto* list = rd_kafka_topic_partition_list_new(static_cast<int>(next.size()));
+  for (const auto& [tp, offset] : next)
+    rd_kafka_topic_partition_list_add(list, std::string(tp.first).c_str(), tp.second)->offset = offset;
+  return list;
+}
+
+rd_kafka_consumer_group_metadata_t* KafkaSink::group_metadata() {
+  std::lock_guard lock(link_->mutex);
+  if (!link_->consumer)
+    throw FatalError(
+        "exactly_once needs the pipeline's source to be the kafka source (its consumed offsets "
+        "commit in the sink's transactions); this pipeline's source is not, or has stopped");
+  return rd_kafka_consumer_group_metadata(link_->consumer);
+}
+
+// An error of a transactional call: fatal ones (fenced by another producer with this
+// transactional.id) stop the pipeline; the rest abort the transaction and have the host
+// rewind the source to the group's committed offsets. Retriable ones are retried by the
+// caller before they come here.
+void KafkaSink::settle(rd_kafka_error_t* error, const std::string& doing) {
+  ErrorFacts f = facts(error);
+  if (f.fatal)
+    throw FatalError("transactional producer " + transactional_id_ + ", " + doing + ": " + f.text +
+                     " (a producer with the same transactional.id fences this one: give each "
+                     "process running this pipeline its own transactional_id)");
+  rd_kafka_error_t* aborted = rd_kafka_abort_transaction(producer_, kTimeoutMs);
+  if (aborted) {
+    ErrorFacts a = facts(aborted);
+    throw FatalError("transactional producer " + transactional_id_ + ": " + doing + " failed (" +
+                     f.text + ") and so did the abort: " + a.text);
+  }
+  aborts_->add();
+  throw PositionMismatch(doing + " failed (" + f.text + "): transaction aborted");
+}
+
+void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
+  auto call = [&](const std::string& doing, auto&& fn) {
+    for (int attempt = 0;; ++attempt) {
+      rd_kafka_error_t* e = fn();
+      if (!e) return;
+      if (rd_kafka_error_is_retriable(e) && attempt < 5 && !context_.stopping()) {
+        context_.warn(doing + ": " + rd_kafka_error_string(e) + " (retrying)");
+        rd_kafka_error_destroy(e);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
+        continue;
+      }
+      settle(e, doing);
+    }
+  };
+  if (batch.records.empty() && batch.spans.empty()) return done(Status::ok());
+  rd_kafka_consumer_group_metadata_t* group = group_metadata();
+  rd_kafka_topic_partition_list_t* offsets = consumed_offsets(batch);
+  struct Cleanup {
+    rd_kafka_consumer_group_metadata_t* group;
+    rd_kafka_topic_partition_list_t* offsets;
+    ~Cleanup() {
+      rd_kafka_consumer_group_metadata_destroy(group);
+      rd_kafka_topic_partition_list_destroy(offsets);
+    }
+  } cleanup{group, offsets};
+
+  call("beginning a transaction", [&] { return rd_kafka_begin_transaction(producer_); });
+  try {
+    for (auto& r : batch.records) produce(r, nullptr);
+  } catch (const StoppedWhileFull&) {
+    rd_kafka_error_t* e = rd_kafka_abort_transaction(producer_, kTimeoutMs);
+    if (e) rd_kafka_error_destroy(e);
+    return done(Status::cancelled("stopping while the producer's queue is full (transaction aborted)"));
+  } catch (const FatalError& e) {
+    rd_kafka_error_t* a = rd_kafka_abort_transaction(producer_, kTimeoutMs);
+    if (a) rd_kafka_error_destroy(a);
+    throw;
+  }
+  if (offsets->cnt > 0)
+    call("sending the consumed offsets to the transaction", [&] {
+      return rd_kafka_send_offsets_to_transaction(producer_, offsets, group, kTimeoutMs);
+    });
+  call("committing the transaction", [&] { return rd_kafka_commit_transaction(producer_, kTimeoutMs); });
+  transactions_->add();
+  done(Status::ok());
+}
+
+// The group's committed offset: where the source reads again after an aborted transaction.
+std::optional<std::int64_t> KafkaSink::stored_position(std::string_view topic,
+                                                       std::int32_t partition) {
+  if (!exactly_once_) return std::nullopt;
+  std::lock_guard lock(link_->mutex);
+  if (!link_->consumer) return std::nullopt;
+  auto* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, std::string(topic).c_str(), partition);
+  rd_kafka_resp_err_t rc = rd_kafka_committed(link_->consumer, list, 10000);
+  const std::int64_t offset = list->elems[0].offset;
+  const rd_kafka_resp_err_t err = list->elems[0].err;
+  rd_kafka_topic_partition_list_destroy(list);
+  if (rc || err) throw RetriableError("reading the group's committed offset of " + std::string(topic) +
+                                      "/" + std::to_string(partition) + ": " + error_text(rc ? rc : err));
+  if (offset < 0) return std::nullopt;
+  return offset;
+}
+
+}  // namespace pipehost::kafka

@@ -1,0 +1,265 @@
+"""Seed 004 on real Kafka and the real Schema Registry: configs/tenants.toml, with Python
+confluent-kafka's AvroSerializer / AvroDeserializer on the other side. Events are routed
+by destination to processor.to.<destination>, re-encoded with the output schema; unknown
+destinations are dead-lettered with the reason; kill -9 mid-stream loses nothing
+(at least once) and duplicates nothing with exactly_once = true (read_committed)."""
+import collections
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+
+from support import (CONFIGS, pipehost, require_env, run_tests, start_pipehost, unique,
+                     wait_until, write_config)
+
+TENANTS = os.path.join(CONFIGS, "tenants.toml")
+REAL = os.path.join(CONFIGS, "env", "real.toml")
+DESTINATIONS = ("finance", "marketing", "logistics")
+
+
+def schema_text(name):
+    return open(os.path.join(CONFIGS, "schemas", name)).read()
+
+
+def tenant_config(prefix, exactly_once=False):
+    """configs/tenants.toml on topics, group and subjects of the test's own."""
+    text = open(TENANTS).read()
+    text = text.replace("${PIPEHOST_CONFIG_DIR}", CONFIGS)
+    text = text.replace('"producer.to.processor', f'"{prefix}.producer.to.processor')
+    text = text.replace('"processor.', f'"{prefix}.processor.')
+    text = text.replace('group = "event_processor"', f'group = "{prefix}-event_processor"')
+    if exactly_once:
+        text = text.replace('[pipelines.processor.sink]\nplugin = "kafka"',
+                            f'[pipelines.processor.sink]\nplugin = "kafka"\nexactly_once = true\n'
+                            f'transactional_id = "{prefix}"')
+        assert "exactly_once = true" in text
+    return write_config(text, "tenants.toml")
+
+
+def processor_args(config, *extra):
+    return ["run", config, REAL, "--pipeline", "processor", "--no-progress", *extra]
+
+
+def registry():
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    return SchemaRegistryClient({"url": require_env("SCHEMA_REGISTRY_URL")})
+
+
+def create_topic(topic, partitions=3):
+    import confluent_kafka.admin
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": require_env("KAFKA_BROKERS")})
+    admin.create_topics([confluent_kafka.admin.NewTopic(topic, partitions, 1)])[topic].result(30)
+
+
+def produce_events(topic, events, per_second=None):
+    """Events as the seed's Python producer sent them: AvroSerializer (subject
+    <topic>-value, registered automatically), key "<id>:<DESTINATION>"; at most
+    per_second of them a second when given."""
+    import confluent_kafka
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    serialize = AvroSerializer(registry(), schema_text("producer-to-processor.avsc"))
+    producer = confluent_kafka.Producer({"bootstrap.servers": require_env("KAFKA_BROKERS"),
+                                         "enable.idempotence": True})
+    context = SerializationContext(topic, MessageField.VALUE)
+    started = time.monotonic()
+    for i, e in enumerate(events):
+        key = f"{e['origin_service_id']}:{e['destination_service_type']}"
+        producer.produce(topic, key=key.encode(), value=serialize(e, context))
+        producer.poll(0)
+        if per_second and i % 100 == 99:
+            ahead = (i + 1) / per_second - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    assert producer.flush(60) == 0
+
+
+def event(service_id, destination, n, ts=None):
+    return {"origin_service_id": service_id, "origin_service_type": "financial",
+            "destination_service_type": destination,
+            "event_timestamp": ts if ts is not None else int(time.time() * 1000),
+            "payload": f"dummy-payload {n} {uuid.uuid4()}"}
+
+
+def read_topic(topic, committed_only=True, raw=False):
+    """Every record of a topic, read with AvroDeserializer: (partition, key, value dict)."""
+    import confluent_kafka
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+    deserialize = AvroDeserializer(registry())
+    consumer = confluent_kafka.Consumer({
+        "bootstrap.servers": require_env("KAFKA_BROKERS"), "group.id": unique("reader"),
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "isolation.level": "read_committed" if committed_only else "read_uncommitted"})
+    metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+    partitions = len(metadata.partitions)
+    consumer.subscribe([topic])
+    out, ended, deadline = [], set(), time.monotonic() + 120
+    while len(ended) < partitions and time.monotonic() < deadline:
+        m = consumer.poll(1.0)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                ended.add(m.partition())
+                continue
+            raise AssertionError(m.error())
+        ended.discard(m.partition())
+        value = m.value() if raw else deserialize(m.value(), SerializationContext(topic, MessageField.VALUE))
+        out.append((m.partition(), m.key().decode() if m.key() else None, value, m.headers() or []))
+    consumer.close()
+    assert len(ended) == partitions, f"{topic}: not read to the end"
+    return out
+
+
+def test_python_producer_events_routed_and_read_back_with_python_deserializer():
+    prefix = unique("tenants")
+    topic = f"{prefix}.producer.to.processor"
+    create_topic(topic)
+    # The seed's run: -origin_service_id 123456 -list_of_destinations FINANCE marketing
+    # -amount_of_messages 8; the producer upper-cases the destinations.
+    events = [event("123456", ("FINANCE", "MARKETING")[i % 2], i) for i in range(8)]
+    unknown = event("123456", "HR", 99)
+    produce_events(topic, events + [unknown])
+    import confluent_kafka
+    p = confluent_kafka.Producer({"bootstrap.servers": require_env("KAFKA_BROKERS")})
+    p.produce(topic, key=b"garbage", value=b"\x00\x7f\xff\xff\xf0not avro at all")
+    p.produce(topic, key=b"plain", value=b"plain text")
+    assert p.flush(30) == 0
+
+    config = tenant_config(prefix)
+    started = int(time.time() * 1000)
+    pipehost(*processor_args(config, "--set", "pipeline.processor.source.stop_at_end=true"),
+             check=0, timeout=180)
+
+    finance = read_topic(f"{prefix}.processor.to.finance")
+    marketing = read_topic(f"{prefix}.processor.to.marketing")
+    assert read_topic(f"{prefix}.processor.to.logistics") == []
+    assert len(finance) == 4 and len(marketing) == 4, (finance, marketing)
+    by_payload = {e["payload"]: e for e in events}
+    for records, destination in ((finance, "FINANCE"), (marketing, "MARKETING")):
+        for _, key, value, headers in records:
+            assert key == f"123456:{destination}"
+            source = by_payload[value["payload"]]
+            assert value == {
+                "producer_service_id": "123456", "processor_service_id": "event-processor-1",
+                "destination_type": destination,
+                "producer_event_timestamp": source["event_timestamp"],
+                "processor_event_timestamp": value["processor_event_timestamp"],
+                "payload": source["payload"]}, value
+            assert value["processor_event_timestamp"] >= value["producer_event_timestamp"]
+            assert value["processor_event_timestamp"] >= started - 1000
+            assert all(k != "pipehost.subject" for k, _ in headers)
+        # one key per destination: one partition, in the order produced
+        assert [v["payload"] for _, _, v, _ in records] == \
+            [e["payload"] for e in events if e["destination_service_type"] == destination]
+
+    latest = registry().get_latest_version(f"{prefix}.processor.to.consumer-value")
+    assert json.loads(latest.schema.schema_str)["name"] == "ProcessorToConsumer"
+
+    dead = read_topic(f"{prefix}.processor.dead-letters", raw=True)
+    assert len(dead) == 3, dead
+    reasons = "\n".join(v.decode(errors="replace") for _, _, _, headers in dead
+                        for k, v in headers if k == "pipehost.error")
+    assert "destination_service_type 'HR' is not a routed destination" in reasons, reasons
+    assert "does not start with the Schema Registry magic byte" in reasons, reasons
+    assert "unknown schema id 2147483632" in reasons, reasons
+
+
+def test_both_producers_and_the_processor_of_tenants_toml():
+    prefix = unique("tenants")
+    config = tenant_config(prefix)
+    r = pipehost("run", config, REAL, "--no-progress", check=0, timeout=180)
+    outputs = {d: read_topic(f"{prefix}.processor.to.{d}") for d in DESTINATIONS}
+    # 123456 sends FINANCE, MARKETING in turn; 654321 sends LOGISTICS, FINANCE (upper-cased)
+    assert {d: len(v) for d, v in outputs.items()} == {"finance": 8, "marketing": 4, "logistics": 4}, r.stderr
+    keys = collections.Counter(key for d in DESTINATIONS for _, key, _, _ in outputs[d])
+    assert keys == {"123456:FINANCE": 4, "123456:MARKETING": 4, "654321:LOGISTICS": 4,
+                    "654321:FINANCE": 4}
+    for d in DESTINATIONS:
+        for _, _, v, _ in outputs[d]:
+            assert v["destination_type"] == d.upper() and v["payload"].startswith("dummy-payload ")
+
+
+def kill_and_restart(exactly_once):
+    prefix = unique("tenants-kill")
+    topic = f"{prefix}.producer.to.processor"
+    create_topic(topic)
+    ids = [str(100000 + i) for i in range(4)]
+    events = [event(ids[i % 4], ("FINANCE", "MARKETING", "LOGISTICS")[(i // 4) % 3], i, ts=1700000000000 + i)
+              for i in range(30000)]
+    config = tenant_config(prefix, exactly_once)
+    processor = start_pipehost(*processor_args(config))
+    # The events arrive while the processor runs (6 s), so the kills land mid-stream.
+    producing = threading.Thread(target=produce_events, args=(topic, events, 5000))
+    producing.start()
+    try:
+        def routed():
+            import confluent_kafka
+            c = confluent_kafka.Consumer({"bootstrap.servers": require_env("KAFKA_BROKERS"),
+                                          "group.id": unique("probe")})
+            total = 0
+            for d in DESTINATIONS:
+                for p in range(3):
+                    try:
+                        lo, hi = c.get_watermark_offsets(
+                            confluent_kafka.TopicPartition(f"{prefix}.processor.to.{d}", p), timeout=10)
+                    except confluent_kafka.KafkaException:  # not created yet
+                        lo = hi = 0
+                    total += hi - lo
+            c.close()
+            return total
+        for kill in range(2):
+            wait_until(lambda: routed() > 8000 * (kill + 1), 120, "events routed", interval=0.2)
+            processor.send_signal(signal.SIGKILL)
+            processor.wait()
+            if kill == 0:
+                processor = start_pipehost(*processor_args(config))
+        producing.join()
+        pipehost(*processor_args(config, "--set", "pipeline.processor.source.stop_at_end=true"),
+                 check=0, timeout=300)
+    finally:
+        producing.join()
+        if processor.poll() is None:
+            processor.kill()
+
+    read = {d: read_topic(f"{prefix}.processor.to.{d}", committed_only=exactly_once)
+            for d in DESTINATIONS}
+    expected = {e["payload"]: e for e in events}
+    counts = collections.Counter(v["payload"] for d in DESTINATIONS for _, _, v, _ in read[d])
+    assert set(counts) == set(expected), f"{len(set(expected) - set(counts))} events never routed"
+    for d in DESTINATIONS:
+        for _, key, v, _ in read[d]:
+            e = expected[v["payload"]]
+            assert v["destination_type"] == e["destination_service_type"] == d.upper()
+            assert key == f"{e['origin_service_id']}:{d.upper()}"
+    duplicates = sum(n - 1 for n in counts.values())
+    if exactly_once:
+        assert duplicates == 0, f"{duplicates} duplicates under exactly_once"
+    # Per key, each output partition holds the events in the order they were produced
+    # (after a replay, the first copies are in order).
+    for d in DESTINATIONS:
+        seen, order = set(), collections.defaultdict(list)
+        for partition, key, v, _ in read[d]:
+            if v["payload"] in seen:
+                continue
+            seen.add(v["payload"])
+            order[(partition, key)].append(v["producer_event_timestamp"])
+        for k, stamps in order.items():
+            assert stamps == sorted(stamps), f"{d} {k}: out of order"
+    return duplicates
+
+
+def test_kill_9_twice_every_event_routed_at_least_once():
+    duplicates = kill_and_restart(exactly_once=False)
+    print(f"  at least once: {duplicates} duplicates after two kill -9")
+
+
+def test_kill_9_twice_with_exactly_once_every_event_routed_once():
+    kill_and_restart(exactly_once=True)
+
+
+run_tests(globals())
