@@ -157,6 +157,7 @@ int command_run(const Arguments& args, bool validate_only) {
                  validate_only ? "validate" : "run");
     return kInvalidInput;
   }
+  if (!validate_only) block_stop_signals();
   PluginRegistry plugins;
   Config config;
   if (!load_config(args, plugins, config)) return kInvalidInput;

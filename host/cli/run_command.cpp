@@ -114,14 +114,22 @@ void report(std::vector<std::unique_ptr<Pipeline>>& pipelines, Clock::duration e
 
 }  // namespace
 
-int run_pipelines(const Config& config, const std::string& data_dir, const RunOptions& options) {
-  // Signals are taken by this thread with sigtimedwait; every other thread inherits the
-  // blocked mask.
+void block_stop_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+int run_pipelines(const Config& config, const std::string& data_dir, const RunOptions& options) {
+  // Signals are taken by this thread with sigtimedwait; every other thread inherits the
+  // blocked mask.
+  block_stop_signals();
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
 
   Runtime runtime(config, data_dir);
   std::string error;

@@ -18,4 +18,9 @@ struct RunOptions {
 // failed; 2 a stage's config check failed; 3 a service could not be used.
 int run_pipelines(const Config& config, const std::string& data_dir, const RunOptions& options);
 
+// Blocks SIGINT and SIGTERM in the calling thread (and the threads it starts): run takes
+// them with sigtimedwait. Called before plugins load, so a signal that arrives while
+// they do waits for the run, which then drains at once, instead of killing the process.
+void block_stop_signals();
+
 }  // namespace pipehost::host
