@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include <pipehost/sdk.hpp>
 
@@ -50,6 +51,7 @@ class KafkaSink final : public Sink {
  private:
   static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   void produce(Record& record, void* completion);
+  void know_topic(const std::string& topic);
   // exactly_once (kafka_transactions.cpp)
   void start_transactions();
   void write_transaction(Batch& batch, BatchDone done);
@@ -64,6 +66,8 @@ class KafkaSink final : public Sink {
   std::atomic<bool> polling_{false};
   std::thread poller_;
   Counter* delivered_ = nullptr;
+  // Topics this producer has asked metadata for, with their handles (kept for its life).
+  std::unordered_map<std::string, rd_kafka_topic_t*> topics_;
   bool exactly_once_ = false;
   std::string transactional_id_;
   std::shared_ptr<TaskLink> link_;
