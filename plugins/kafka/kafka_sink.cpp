@@ -72,14 +72,16 @@ KafkaSink::~KafkaSink() {
 
 // librdkafka (2.0.2) asks for the metadata of a topic it first hears of after start-up
 // only on its one-second topic scan: the first records to a new topic would wait ~1 s
-// in its unassigned queue. Asking at once (blocking, once per topic) saves that second.
+// in its unassigned queue. Asking at once (blocking, once per topic) saves that second;
+// the wait is short so that a broker that is down holds nobody up for long (the records
+// then wait for librdkafka's own scan, as before).
 void KafkaSink::know_topic(const std::string& topic) {
   if (topics_.count(topic)) return;
   rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_, topic.c_str(), nullptr);
   if (!handle) throw FatalError("cannot use topic " + topic + ": " + error_text(rd_kafka_last_error()));
   topics_.emplace(topic, handle);
   const rd_kafka_metadata_t* md = nullptr;
-  if (rd_kafka_metadata(producer_, 0, handle, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
+  if (rd_kafka_metadata(producer_, 0, handle, &md, 1500) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
     if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
       context_.warn("topic " + topic + " does not exist (yet): records to it wait for it; declare it "
                     "in [kafka.topics] to have it created at start");
