@@ -1,6 +1,6 @@
-"""bench/run's harness: the two benchmark pipelines, four contenders each, on the real
-services from scripts/services. See bench/README.md. Speed figures live here and in
-bench/RESULTS.md only; no test asserts timings."""
+"""bench/run's harness: the three benchmark pipelines (produce, consume, route), four
+contenders each, on the real services from scripts/services. See bench/README.md. Speed
+figures live here and in bench/RESULTS.md only; no test asserts timings."""
 import argparse
 import datetime
 import json
@@ -20,7 +20,8 @@ from decimal import Decimal
 import confluent_kafka
 import redis
 import requests
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -82,6 +83,7 @@ class Bench:
         self.tmp = tempfile.mkdtemp(prefix="pipehost-bench-")
         self.schema_text = None
         self.baseline_settings = {}
+        self.ran_route = False
 
     # ------------------------------------------------------------ services helpers
     def topic(self, name, partitions=3):
@@ -184,7 +186,7 @@ class Bench:
         if proc.returncode != 0:
             log(f"{os.path.basename(cmd[0])} {' '.join(cmd[1:3])} exited {proc.returncode}: {stderr[-1500:]}")
         ok = proc.returncode == 0 and b1 == b1 and r1 == r1  # nan: a service restarted meanwhile
-        return {"seconds": t_end - t0, "cpu": usage.ru_utime + usage.ru_stime,
+        return {"seconds": t_end - t0, "exit_seconds": now - t0, "cpu": usage.ru_utime + usage.ru_stime,
                 "broker_cpu": b1 - b0, "redis_cpu": r1 - r0, "peak_rss_mb": usage.ru_maxrss / 1024,
                 "steady_rss_mb": statistics.median(samples) / 1024 if samples else None,
                 "stdout": stdout, "stderr": stderr, "rc": proc.returncode, "ok": ok}
@@ -342,12 +344,261 @@ class Bench:
             self.delete_topics([t])
         return out
 
+    # ------------------------------------------------------------ pipeline 3 (route)
+    def route_preload(self, name, count, rate=0.0, topic=None):
+        """Writes count tenant events into a topic (3 partitions) with pipehost itself
+        (bench/configs/route_preload.toml: three tenants, each a third of count); before
+        any timed window, or as the live driver of the latency phase (rate > 0)."""
+        t = topic or self.topic(name)
+        shares = [count // 3 + (1 if i < count % 3 else 0) for i in range(3)]
+        cmd = [os.path.join(BIN, "pipehost"), "run", "bench/configs/route_preload.toml", "--no-progress"]
+        for tenant, n in zip(("tenant_a", "tenant_b", "tenant_c"), shares):
+            cmd += ["--set", f"pipeline.{tenant}.source.count={n}",
+                    "--set", f"pipeline.{tenant}.source.rate={float(rate) / 3}"]
+        t0 = time.monotonic()
+        self.run_cmd(cmd, {"BENCH_TOPIC": t})
+        if not rate:
+            log(f"preloaded {t}: {count:,} tenant events in {time.monotonic() - t0:.1f}s")
+        return t
+
+    def route_outputs(self, prefix):
+        topics = [f"{prefix}.processor.to.{d}" for d in ROUTE_DESTINATIONS]
+        fs = self.admin.create_topics([NewTopic(t, 3, 1) for t in topics] +
+                                      [NewTopic(f"{prefix}.processor.dead-letters", 1, 1)])
+        for f in fs.values():
+            f.result()
+        deadline = time.monotonic() + 10  # leaders elected and known (see retrying)
+        while time.monotonic() < deadline:
+            md = self.admin.list_topics(timeout=5).topics
+            if all(t in md and len(md[t].partitions) == 3 and all(p.leader >= 0 for p in md[t].partitions.values())
+                   for t in topics):
+                break
+            time.sleep(0.1)
+        return topics
+
+    def retrying(self, ask, attempts=5):
+        """An admin answer. librdkafka's admin client can keep a topic created a moment ago
+        in its metadata cache without partition leaders ("No leaders found" on every
+        ListOffsets until the next refresh): on an error the metadata is fetched again."""
+        for attempt in range(attempts):
+            try:
+                return ask()
+            except confluent_kafka.KafkaException:
+                if attempt == attempts - 1:
+                    raise
+                self.admin.list_topics(timeout=5)
+                time.sleep(0.2)
+
+    def end_offsets(self, topics, partitions=3, attempts=5):
+        def ask():
+            fs = self.admin.list_offsets({TopicPartition(t, p): OffsetSpec.latest()
+                                          for t in topics for p in range(partitions)}, request_timeout=10)
+            return {(tp.topic, tp.partition): f.result().offset for tp, f in fs.items()}
+        return self.retrying(ask, attempts)
+
+    def committed(self, group, topic, partitions=3, attempts=5):
+        def ask():
+            f = self.admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])],
+                request_timeout=10)[group]
+            return {(tp.topic, tp.partition): tp.offset for tp in f.result().topic_partitions}
+        return self.retrying(ask, attempts)
+
+    def committed_to_end(self, group, topic, ends=None, attempts=5):
+        ends = ends or self.end_offsets([topic], attempts=attempts)
+        got = self.committed(group, topic, attempts=attempts)
+        return all(got.get(k, -1) >= v for k, v in ends.items() if v > 0)
+
+    def route_done(self, exactly_once, topic, group, outputs, count):
+        """Every input event is on the output topics and its consumption is committed.
+        At least once: the output high watermarks sum to count (at least: a rebalance while
+        the group forms can make a member read records again) and the group has committed
+        every input partition to its end (duplicates alone must not stop the clock early).
+        Exactly once (the high watermarks also count transaction markers): the group has
+        committed every input partition to its end, which happens in the transaction that
+        wrote the partition's last outputs. Checked at most every 100 ms."""
+        ends = self.end_offsets([topic])
+        last = [0.0]
+
+        def check():
+            now = time.monotonic()
+            if now - last[0] < 0.1:
+                return False
+            last[0] = now
+            try:
+                if not exactly_once and sum(self.end_offsets(outputs, attempts=1).values()) < count:
+                    return False
+                return self.committed_to_end(group, topic, ends, attempts=1)
+            except Exception:  # noqa: BLE001  (a transient admin error: ask again)
+                return False
+        return check
+
+    def route_check(self, prefix, outputs):
+        """Reads the first record of every non-empty output partition (read_committed) with
+        confluent-kafka's AvroDeserializer and checks its key, fields and subject."""
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+        from confluent_kafka.schema_registry.avro import AvroDeserializer
+        from confluent_kafka.serialization import MessageField, SerializationContext
+        registry = SchemaRegistryClient({"url": self.registry})
+        deserialize = AvroDeserializer(registry)
+        consumer = confluent_kafka.Consumer({"bootstrap.servers": self.brokers, "group.id": "bench-check",
+                                             "enable.auto.commit": False, "isolation.level": "read_committed"})
+        problems = []
+        try:
+            for t, d in zip(outputs, ROUTE_DESTINATIONS):
+                for p in range(3):
+                    low, high = consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)
+                    if high <= low:
+                        continue
+                    consumer.assign([TopicPartition(t, p, low)])
+                    m = consumer.poll(10)
+                    if m is None or m.error():
+                        problems.append(f"{t}/{p}: no record")
+                        continue
+                    v = deserialize(m.value(), SerializationContext(t, MessageField.VALUE))
+                    want = {"processor_service_id": "event-processor-1", "destination_type": d.upper()}
+                    if ({k: v.get(k) for k in want} != want or not v["payload"].startswith("dummy-payload ")
+                            or m.key().decode() != f"{v['producer_service_id']}:{d.upper()}"
+                            or v["processor_event_timestamp"] < v["producer_event_timestamp"]):
+                        problems.append(f"{t}/{p}: {m.key()} {v}")
+            latest = registry.get_latest_version(f"{prefix}.processor.to.consumer-value")
+            if json.loads(latest.schema.schema_str)["name"] != "ProcessorToConsumer":
+                problems.append("output subject holds another schema")
+        finally:
+            consumer.close()
+        return problems
+
+    def route_cmd(self, who, topic, group, prefix, live=False):
+        stats = os.path.join(self.tmp, "stats.json")
+        if who in ("pipehost", "pipehost-eos"):
+            if os.path.exists(stats):
+                os.unlink(stats)
+            cmd = [os.path.join(BIN, "pipehost"), "run", "bench/configs/route.toml", "--no-progress",
+                   "--stats", stats]
+            if who == "pipehost-eos":
+                cmd += ["--set", "pipeline.processor.sink.exactly_once=true",
+                        "--set", f"pipeline.processor.sink.transactional_id={prefix}"]
+            if live:
+                cmd += ["--set", "pipeline.processor.source.stop_at_end=false"]
+            if self.o.route_tasks != 3:
+                cmd += ["--set", f"pipeline.processor.tasks={self.o.route_tasks}"]
+            return cmd, {"BENCH_TOPIC": topic, "BENCH_GROUP": group, "BENCH_PREFIX": prefix}
+        if who == "baseline":
+            return ([os.path.join(BIN, "route_baseline"), "--brokers", self.brokers, "--registry", self.registry,
+                     "--topic", topic, "--group", group, "--prefix", prefix,
+                     "--out-schema", "configs/schemas/processor-to-consumer.avsc",
+                     "--threads", str(self.o.route_tasks),
+                     "--batch", "512", "--stop-at-end", "0" if live else "1"], {})
+        return ([PY, "bench/python/route_per_message.py", "--brokers", self.brokers, "--registry", self.registry,
+                 "--topic", topic, "--group", group, "--prefix", prefix, "--commit-every", "5",
+                 "--live", "1" if live else "0"], {})
+
+    def route_phase(self, big, small):
+        o = self.o
+
+        def one(c):
+            topic, count = small if c == "py-per-message" else big
+            tag = f"{c}-{uuid.uuid4().hex[:4]}"
+            prefix, group = f"bench-{self.run_id}-route-{tag}", f"bench-{self.run_id}-route-{tag}"
+            outputs = self.route_outputs(prefix)
+            eos = c == "pipehost-eos"
+            cmd, env = self.route_cmd(c, topic, group, prefix)
+            res = self.launch(cmd, env, done=self.route_done(eos, topic, group, outputs, count),
+                              timeout=o.timeout)
+            res["records"] = count
+            try:
+                written = sum(self.end_offsets(outputs).values())
+                committed = self.committed_to_end(group, topic)
+            except confluent_kafka.KafkaException as e:
+                written, committed = 0, False
+                log(f"  {c}: cannot check the run: {e}")
+            if not committed:
+                res["ok"] = False
+                log(f"  {c}: the group did not commit every input partition to its end")
+            if eos:
+                acked = self.pipehost_records(res)
+                if acked != count:
+                    res["ok"] = False
+                    log(f"  {c}: pipehost acknowledged {acked} records, not {count}")
+            elif written < count:
+                res["ok"] = False
+                log(f"  {c}: {written} records on the output topics, not {count}")
+            elif written > count:
+                res["duplicates"] = written - count
+                kept = os.path.join(self.tmp, f"route-{tag}.stderr")
+                with open(kept, "w") as f:
+                    f.write(res["stderr"])
+                log(f"  {c}: {written - count} duplicates on the output topics (at least once); its log: {kept}")
+            problems = self.route_check(prefix, outputs) if res["ok"] else []
+            if problems:
+                res["ok"] = False
+                log(f"  {c}: wrong output: {problems[:3]}")
+            self.route_latency(c, res)
+            self.delete_topics(outputs + [f"{prefix}.processor.dead-letters"])
+            return res
+
+        log("pipeline 3 (route): throughput")
+        return self.throughput(ROUTE_CONTENDERS, one, o.rounds + 1)
+
+    def route_latency(self, who, result):
+        if who.startswith("pipehost"):
+            return self.latency_of("pipehost", result, "processor")  # the pipeline's name in route.toml
+        return self.latency_of(who, result, "route")
+
+    def pipehost_records(self, result):
+        try:
+            return json.load(open(os.path.join(self.tmp, "stats.json")))["pipelines"]["processor"]["records_acked"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def latency_route(self, rate, eos_rate):
+        """Each contender runs live on a fresh topic; pipehost's preload config feeds it at
+        rate (three tenants, a third each; pipehost exactly once at eos_rate, half of its
+        own median); latency = input CreateTime -> delivery acknowledged (pipehost:
+        --stats; exactly once: the transaction committed)."""
+        out = {}
+        for c in ROUTE_CONTENDERS:
+            r = eos_rate if c == "pipehost-eos" else rate
+            count = max(1, int(r * self.o.latency_seconds))  # datagen's count = 0 would never end
+            topic = self.topic(f"l3-{c}")
+            prefix = group = f"bench-{self.run_id}-lat-route-{c}"
+            outputs = self.route_outputs(prefix)
+            cmd, env = self.route_cmd(c, topic, group, prefix, live=True)
+            out_f = open(os.path.join(self.tmp, "lat-out.txt"), "w+")
+            err_f = open(os.path.join(self.tmp, "lat-err.txt"), "w+")
+            contender = subprocess.Popen(cmd, cwd=ROOT, env={**self.env, **env}, stdout=out_f, stderr=err_f)
+            time.sleep(6)  # group join and assignment of all 3 partitions
+            self.route_preload(None, count, r, topic=topic)
+            done = self.route_done(c == "pipehost-eos", topic, group, outputs, count)
+            deadline = time.monotonic() + (20 if c == "py-per-message" else 60)
+            caught_up = False
+            while time.monotonic() < deadline and not caught_up:
+                time.sleep(0.05)
+                caught_up = done()
+            contender.send_signal(signal.SIGTERM)
+            try:
+                contender.wait(60)
+            except subprocess.TimeoutExpired:
+                contender.kill()
+                contender.wait()
+            out_f.seek(0)
+            res = {"stdout": out_f.read()}
+            out[c] = {"latency": self.route_latency(c, res), "caught_up": caught_up}
+            log(f"  latency route {c} @ {r:,.0f}/s: {out[c]}")
+            self.delete_topics([topic] + outputs + [f"{prefix}.processor.dead-letters"])
+        return out
+
 
 # The consume config's `properties` (bench/configs/consume.toml), given to the baseline too.
 CONSUME_PROPS = "queued.min.messages=100000,queued.max.messages.kbytes=16384"
 CONTENDERS = ["baseline", "py-per-message", "py-batched", "pipehost"]
 LABEL = {"baseline": "(a) C++ librdkafka baseline", "py-per-message": "(b) Python per-message (seed style)",
-         "py-batched": "(b) Python batched", "pipehost": "(c) pipehost"}
+         "py-batched": "(b) Python batched", "pipehost": "(c) pipehost",
+         "pipehost-eos": "(c) pipehost exactly once"}
+# Pipeline 3 has no batched Python contender (the seed's processor is per message); the
+# exactly-once row is pipehost with exactly_once = true on its kafka sink.
+ROUTE_CONTENDERS = ["baseline", "py-per-message", "pipehost", "pipehost-eos"]
+ROUTE_DESTINATIONS = ("finance", "marketing", "logistics")
 
 
 def summarize(results):
@@ -362,6 +613,7 @@ def summarize(results):
         s[c] = {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "runs": len(good),
                 "failed": len(runs) - len(good), "records": good[0]["records"],
                 "cpu": per_m("cpu"), "broker_cpu": per_m("broker_cpu"), "redis_cpu": per_m("redis_cpu"),
+                "exit_median": statistics.median(r["records"] / r["exit_seconds"] for r in good),
                 "peak_rss": max(r["peak_rss_mb"] for r in good),
                 "steady_rss": statistics.median(r["steady_rss_mb"] for r in good if r["steady_rss_mb"])}
     return s
@@ -379,12 +631,12 @@ def fmt_lat(lat):
     return f"{lt['p50']} / {lt['p99']} / {lt['p999']}{extra}"
 
 
-def table(name, summary, latency, redis_relevant):
+def table(name, summary, latency, redis_relevant, contenders=CONTENDERS):
     rows = [f"### {name}", "",
             "| contender | records/run | records/s median | spread (min–max) | CPU s per M records: contender "
             "| broker | redis | peak RSS MB | steady RSS MB | latency ms p50 / p99 / p99.9 (half load) |",
             "|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
-    for c in CONTENDERS:
+    for c in contenders:
         s = summary.get(c)
         if not s:
             rows.append(f"| {LABEL[c]} | failed | | | | | | | | |")
@@ -396,10 +648,10 @@ def table(name, summary, latency, redis_relevant):
     return rows
 
 
-def ratios(summary):
+def ratios(summary, contenders=("baseline", "py-per-message", "py-batched")):
     p = summary.get("pipehost")
     out = {}
-    for c in ("baseline", "py-per-message", "py-batched"):
+    for c in contenders:
         if p and summary.get(c):
             out[c] = p["median"] / summary[c]["median"]
     return out
@@ -419,6 +671,11 @@ def versions(bench):
     v["Python"] = platform.python_version()
     import google.protobuf
     v["protobuf (Python)"] = google.protobuf.__version__
+    if bench.ran_route:
+        v["Avro C (pipehost, baseline)"] = subprocess.run(["pkg-config", "--modversion", "avro-c"],
+                                                          capture_output=True, text=True).stdout.strip() or "?"
+        import fastavro
+        v["fastavro (Python)"] = fastavro.__version__
     v["pipehost"] = subprocess.run([os.path.join(BIN, "pipehost"), "--version"], capture_output=True,
                                    text=True).stdout.strip()
     v["git commit"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -440,18 +697,22 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="measured rounds (one more warm-up round is discarded)")
     ap.add_argument("--latency-seconds", type=float, default=20)
     ap.add_argument("--skip-latency", action="store_true")
-    ap.add_argument("--only", choices=["produce", "consume"])
+    ap.add_argument("--only", choices=["produce", "consume", "route"])
+    ap.add_argument("--route-tasks", type=int, default=3,
+                    help="route: pipehost's tasks and the baseline's threads (consumer-group members)")
     ap.add_argument("--timeout", type=float, default=300, help="per run")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     o = ap.parse_args()
     b = Bench(o)
     started = time.monotonic()
     log(f"run {b.run_id}: {o.records:,} records, {o.rounds} rounds + 1 warm-up; temp {b.tmp}")
+    os.makedirs(os.path.dirname(os.path.abspath(o.out)), exist_ok=True)
     b.delete_old_bench_topics()
-    b.learn_schema_text()
+    if o.only != "route":
+        b.learn_schema_text()
     results, latency, summary = {}, {}, {}
 
-    if o.only != "consume":
+    if o.only in (None, "produce"):
         results["produce"] = b.produce_phase()
         summary["produce"] = summarize(results["produce"])
         if not o.skip_latency and summary["produce"].get("pipehost"):
@@ -460,7 +721,7 @@ def main():
             latency["produce"] = b.latency_produce(rate)
             latency["produce_rate"] = rate
 
-    if o.only != "produce":
+    if o.only in (None, "consume"):
         big = b.preload("preload", o.records, os.path.join(b.tmp, "sums.json"))
         small = b.preload("preload-pm", o.pm_records, os.path.join(b.tmp, "sums-pm.json"))
         results["consume"] = b.consume_phase((*big, o.records), (*small, o.pm_records))
@@ -472,31 +733,72 @@ def main():
             latency["consume_rate"] = rate
         b.delete_topics([big[0], small[0]])
 
+    if o.only in (None, "route"):
+        b.ran_route = True
+        big = b.route_preload("route-preload", o.records)
+        small = b.route_preload("route-preload-pm", o.pm_records)
+        results["route"] = b.route_phase((big, o.records), (small, o.pm_records))
+        summary["route"] = summarize(results["route"])
+        if not o.skip_latency and o.latency_seconds > 0 and summary["route"].get("pipehost"):
+            rate = summary["route"]["pipehost"]["median"] / 2
+            eos = summary["route"].get("pipehost-eos")
+            eos_rate = eos["median"] / 2 if eos else rate
+            log(f"pipeline 3 (route): latency at {rate:,.0f}/s (exactly once: {eos_rate:,.0f}/s)")
+            latency["route"] = b.latency_route(rate, eos_rate)
+            latency["route_rate"] = rate
+            latency["route_eos_rate"] = eos_rate
+        b.delete_topics([big, small])
+
     lines = ["# pipehost benchmark results", "",
              f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}  ",
              f"Machine: {machine()}  ",
              f"Command: `bench/run {' '.join(sys.argv[1:])}` ({(time.monotonic() - started) / 60:.1f} min)  ",
              f"Records per run: {o.records:,} (per-message Python: the first {o.pm_records:,} of the same "
-             f"generator); {o.rounds} measured rounds, contenders interleaved, one warm-up round discarded.", ""]
+             f"generator); {o.rounds} measured rounds, contenders interleaved, one warm-up round discarded."
+             + (f" Route: {o.route_tasks} consumer-group member(s) for pipehost and the baseline."
+                if o.only in (None, "route") else ""), ""]
     lines += ["Versions: " + "; ".join(f"{k} {v}" for k, v in versions(b).items()), ""]
     lines += ["Baseline librdkafka settings (printed by the baseline programs; pipehost's kafka plugin defaults):", ""]
-    for k in ("produce", "consume"):
+    for k in ("produce", "consume", "route"):
         if k in b.baseline_settings:
             lines.append(f"- {k}: `{json.dumps(b.baseline_settings[k])}`")
     lines.append("")
     for key, title, redis_relevant in (("produce", "Pipeline 1: datagen → protobuf → Kafka (3 partitions)", False),
                                        ("consume", "Pipeline 2: Kafka (3 partitions, group) → protobuf decode → "
-                                                   "redis_sum (exactly once)", True)):
+                                                   "redis_sum (exactly once)", True),
+                                       ("route", "Pipeline 3: Kafka (3 partitions, group) → Avro decode → route by "
+                                                 "destination → Avro encode → Kafka (3 topics × 3 partitions), "
+                                                 "at least once (and exactly once)", False)):
         if key not in summary:
             continue
-        lines += table(title, summary[key], latency.get(key), redis_relevant)
-        r = ratios(summary[key])
+        route = key == "route"
+        lines += table(title, summary[key], latency.get(key), redis_relevant,
+                       ROUTE_CONTENDERS if route else CONTENDERS)
+        r = ratios(summary[key], ("baseline", "py-per-message") if route else
+                   ("baseline", "py-per-message", "py-batched"))
         lines.append("")
         if f"{key}_rate" in latency:
             lines.append(f"Latency driven at {latency[key + '_rate']:,.0f} records/s (half of pipehost's median) "
-                         f"for {o.latency_seconds:.0f} s.  ")
+                         f"for {o.latency_seconds:.0f} s" +
+                         (f"; pipehost exactly once at {latency['route_eos_rate']:,.0f} records/s (half of its own "
+                          f"median)" if route and "route_eos_rate" in latency else "") + ".  ")
         lines.append("Ratios (pipehost median / contender median): " +
                      ", ".join(f"pipehost/{LABEL[c]} = {v:.2f}×" for c, v in r.items()))
+        dups = ({c: [run.get("duplicates", 0) for run in results[key][c]] for c in ROUTE_CONTENDERS}
+                if route else {})
+        if any(any(d) for d in dups.values()):
+            lines.append("")
+            lines.append("Duplicates on the output topics (at least once; measured rounds, a member that read "
+                         "records before the group settled): " +
+                         ", ".join(f"{LABEL[c]} {sum(d):,} in {sum(1 for x in d if x)} of {len(d)} runs"
+                                   for c, d in dups.items() if c != "pipehost-eos" and any(d)) + ".")
+        alo, eos = summary[key].get("pipehost"), summary[key].get("pipehost-eos")
+        if route and alo and eos:
+            lines.append("")
+            lines.append(f"Exactly once / at least once (pipehost medians): {eos['median'] / alo['median']:.2f}× "
+                         f"(the clock stops when every event is on the output topics and every input partition is "
+                         f"committed; exactly once: committed, i.e. in a committed transaction); "
+                         f"{eos['exit_median'] / alo['exit_median']:.2f}× with both clocks at process exit.")
         lines.append("")
     text = "\n".join(lines) + "\n"
     print(text)
