@@ -37,6 +37,7 @@ class CheckContext final : public Context {
   std::optional<std::int64_t> resume_position(std::string_view, std::int32_t) noexcept override {
     return std::nullopt;
   }
+  std::vector<Position> take_acknowledged() noexcept override { return {}; }
   void set_expected_total(std::uint64_t) noexcept override {}
   bool stopping() const noexcept override { return false; }
   std::string data_dir() const noexcept override { return services_.data_dir; }

@@ -11,11 +11,12 @@ namespace pipehost::host {
 class StageContext final : public Context {
  public:
   using ResumeLookup = std::function<std::optional<std::int64_t>(std::string_view, std::int32_t)>;
+  using TakeAcknowledged = std::function<std::vector<Position>()>;
 
   StageContext(Services& services, PipelineState& state, std::string stage, int task_index,
-               int task_count, ResumeLookup resume)
+               int task_count, ResumeLookup resume, TakeAcknowledged acknowledged = {})
       : services_(services), state_(state), stage_(std::move(stage)), task_index_(task_index),
-        task_count_(task_count), resume_(std::move(resume)),
+        task_count_(task_count), resume_(std::move(resume)), acknowledged_(std::move(acknowledged)),
         prefix_(state.name + "/" + stage_ + (task_count > 1 ? "#" + std::to_string(task_index) : "")) {}
 
   std::string_view pipeline() const noexcept override { return state_.name; }
@@ -37,6 +38,13 @@ class StageContext final : public Context {
       return std::nullopt;
     }
   }
+  std::vector<Position> take_acknowledged() noexcept override {
+    try {
+      return acknowledged_ ? acknowledged_() : std::vector<Position>{};
+    } catch (...) {
+      return {};
+    }
+  }
   void set_expected_total(std::uint64_t total) noexcept override {
     state_.expected[static_cast<std::size_t>(task_index_)] = total;
   }
@@ -51,6 +59,7 @@ class StageContext final : public Context {
   int task_index_;
   int task_count_;
   ResumeLookup resume_;
+  TakeAcknowledged acknowledged_;
   std::string prefix_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <utility>
 
 #include "log.hpp"
 #include "runtime/footprint.hpp"
@@ -55,8 +56,10 @@ bool Task::back_off(int attempt) {
 
 bool Task::build() {
   int n = config_.tasks;
-  auto make_context = [&](const std::string& stage, StageContext::ResumeLookup resume = {}) {
-    return std::make_unique<StageContext>(services_, state_, stage, index_, n, std::move(resume));
+  auto make_context = [&](const std::string& stage, StageContext::ResumeLookup resume = {},
+                          StageContext::TakeAcknowledged acknowledged = {}) {
+    return std::make_unique<StageContext>(services_, state_, stage, index_, n, std::move(resume),
+                                          std::move(acknowledged));
   };
   std::string error;
   sink_context_ = make_context("sink");
@@ -80,7 +83,7 @@ bool Task::build() {
     }
     return std::optional<std::int64_t>{};
   };
-  source_context_ = make_context("source", resume);
+  source_context_ = make_context("source", resume, [this] { return take_acknowledged(); });
   source_ = config_.source.component->make_source(config_.source.options, *source_context_, error);
   if (!source_) return fail("source", Status::fatal(error)), false;
   if (config_.on_error == ErrorPolicy::dead_letter) {
@@ -302,7 +305,24 @@ bool Task::handle_rejections(Batch& batch, const std::string& stage) {
   return true;
 }
 
+// Called by the source, on this task's thread, from within poll (a rebalance).
+std::vector<Position> Task::take_acknowledged() {
+  collect_acknowledged();
+  return std::exchange(pending_commit_, {});
+}
+
 void Task::commit(bool force) {
+  collect_acknowledged();
+  auto now = std::chrono::steady_clock::now();
+  if (pending_commit_.empty()) return;
+  if (!force && now - last_commit_ < Millis(config_.commit_interval_ms)) return;
+  Status s = source_->commit(pending_commit_);
+  if (!s.is_ok()) log(LogLevel::warn, "source commit failed (will retry): " + s.message());
+  else pending_commit_.clear();
+  last_commit_ = now;
+}
+
+void Task::collect_acknowledged() {
   DeliveryTracker::Drained drained = tracker_.drain();
   state_.records_acked += drained.records;
   for (const auto& p : drained.positions) {
@@ -322,13 +342,6 @@ void Task::commit(bool force) {
     else if (e.code() != Code::cancelled)
       fail("sink", e);
   }
-  auto now = std::chrono::steady_clock::now();
-  if (pending_commit_.empty()) return;
-  if (!force && now - last_commit_ < Millis(config_.commit_interval_ms)) return;
-  Status s = source_->commit(pending_commit_);
-  if (!s.is_ok()) log(LogLevel::warn, "source commit failed (will retry): " + s.message());
-  else pending_commit_.clear();
-  last_commit_ = now;
 }
 
 void Task::drain_and_stop() {

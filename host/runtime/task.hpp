@@ -34,6 +34,8 @@ class Task {
   bool handle_rejections(Batch& batch, const std::string& stage);
   bool apply_pause();
   void commit(bool force);
+  void collect_acknowledged();  // drained acknowledgements into pending_commit_
+  std::vector<Position> take_acknowledged();
   void drain_and_stop();
   bool stopping() const { return state_.stop || services_.stopping; }
   void fail(const std::string& stage, const Status& status);

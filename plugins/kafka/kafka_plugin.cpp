@@ -11,7 +11,7 @@ pipehost::PluginSpec describe() {
   p.add_source<pipehost::kafka::KafkaSource>(
       "kafka",
       "Consumes topics as a member of a consumer group (tasks share the partitions; "
-      "cooperative-sticky assignment); commits only acknowledged offsets; resumes from the "
+      "roundrobin assignment); commits only acknowledged offsets; resumes from the "
       "sink's stored positions when the sink keeps them, and reads again from them when the "
       "sink's store lost writes",
       "[pipelines.sums.source]\nplugin = \"kafka\"\ntopics = [\"transactions\"]\n"

@@ -67,6 +67,7 @@ class KafkaSource final : public Source {
   void check_topics_exist(bool fail);
   std::string_view intern(const char* topic);
   void commit_sync(rd_kafka_topic_partition_list_t* only);
+  rd_kafka_topic_partition_list_t* accept(const std::vector<Position>& positions);
   void mark_sent(const rd_kafka_topic_partition_list_t* committed);
   void pause_partitions(rd_kafka_topic_partition_list_t* partitions, bool pause);
   bool sink_commits();  // the task's sink commits offsets in its transactions

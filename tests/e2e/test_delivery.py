@@ -155,6 +155,50 @@ sink = {{ plugin = "file", path = "-" }}
     assert r.stdout == ""
 
 
+def test_a_member_losing_partitions_commits_what_was_acknowledged_first():
+    # The host hands acknowledged positions to the source every commit_interval_ms (here
+    # never): a member that loses partitions to a newcomer takes them from the task and
+    # commits them in the rebalance, so the newcomer reads nothing again.
+    brokers = require_env("KAFKA_BROKERS")
+    import confluent_kafka
+    import confluent_kafka.admin
+    topic = unique("handover")
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([confluent_kafka.admin.NewTopic(topic, 4, 1)])[topic].result(30)
+    producer = confluent_kafka.Producer({"bootstrap.servers": brokers})
+    for i in range(4000):
+        producer.produce(topic, value=str(i), partition=i % 4)
+    assert producer.flush(30) == 0
+    group = unique("g")
+    outs = [os.path.join(tempfile.mkdtemp(), f"out{i}.txt") for i in range(2)]
+    configs = [write_config(f"""
+[kafka]
+brokers = "{brokers}"
+[pipelines.read]
+commit_interval_ms = 3600000
+source = {{ plugin = "kafka", topics = ["{topic}"], group = "{group}" }}
+sink = {{ plugin = "file", path = "{out}", format = "raw" }}
+""") for out in outs]
+
+    def lines(path):
+        return len(open(path).read().split()) if os.path.exists(path) else 0
+    first = start_pipehost("run", configs[0], "--no-progress")
+    second = None
+    try:
+        wait_until(lambda: lines(outs[0]) == 4000, 60, "the first member to read everything")
+        second = start_pipehost("run", configs[1], "--no-progress")
+        time.sleep(8)  # the rebalance, and time for a wrong re-read to show
+    finally:
+        for p in (first, second):
+            if p and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        errs = [p.communicate(timeout=60)[1] if p else "" for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, errs
+    assert "revoked" in errs[0] and "assigned" in errs[1], errs  # partitions did move
+    assert lines(outs[1]) == 0, f"the newcomer read {lines(outs[1])} records again"
+    assert lines(outs[0]) == 4000
+
+
 def test_a_paused_consumer_keeps_its_partitions():
     # Paused longer than max.poll.interval.ms, a consumer that stopped polling would be
     # thrown out of its group; pipehost keeps polling (fetching nothing) while paused.

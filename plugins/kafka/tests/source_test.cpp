@@ -24,17 +24,18 @@ struct Reader {
     return n;
   }
   // Polls until `done` or 30 s; each poll's batch is kept.
-  bool until(const std::function<bool()>& done) {
-    auto deadline = Clock::now() + std::chrono::seconds(30);
-    while (!done() && Clock::now() < deadline && !ended) {
-      Batch b;
-      b.capacity = 16;
-      Status s = source.poll(b, Millis(100), ended);
-      REQUIRE_MESSAGE(s.is_ok(), s.message());
-      for (const auto& r : b.records) offsets[r.origin.partition].push_back(r.origin.offset);
-      if (!b.records.empty() || !b.spans.empty()) batches.push_back(std::move(b));
-    }
+  bool until(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+    auto deadline = Clock::now() + limit;
+    while (!done() && Clock::now() < deadline && !ended) poll_once();
     return done();
+  }
+  void poll_once() {
+    Batch b;
+    b.capacity = 16;
+    Status s = source.poll(b, Millis(100), ended);
+    REQUIRE_MESSAGE(s.is_ok(), s.message());
+    for (const auto& r : b.records) offsets[r.origin.partition].push_back(r.origin.offset);
+    if (!b.records.empty() || !b.spans.empty()) batches.push_back(std::move(b));
   }
   std::vector<Position> next_positions() const {
     std::vector<Position> out;

@@ -11,6 +11,7 @@
 
 #include "pipehost/abi.hpp"
 #include "pipehost/options.hpp"
+#include "pipehost/record.hpp"
 #include "pipehost/status.hpp"
 
 namespace pipehost {
@@ -76,6 +77,13 @@ class PIPEHOST_EXPORT Context {
   // when the sink stores positions with its data; nullopt when it does not.
   virtual std::optional<std::int64_t> resume_position(std::string_view topic,
                                                       std::int32_t partition) noexcept = 0;
+
+  // For a source: the positions the sink has acknowledged since the last Source::commit,
+  // handed over now as if commit had been called with them (the host does not pass them
+  // again). A source about to lose partitions (a rebalance) takes and commits them first,
+  // so the next owner does not read again what was already acknowledged. Empty for
+  // other stages.
+  virtual std::vector<Position> take_acknowledged() noexcept = 0;
 
   // A bounded source tells how many records it will produce, for progress display.
   virtual void set_expected_total(std::uint64_t total) noexcept = 0;

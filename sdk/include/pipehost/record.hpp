@@ -101,6 +101,13 @@ struct Span {
   std::int64_t next = 0;
 };
 
+// A committable source position: the next offset to read in a partition.
+struct Position {
+  std::string_view topic;
+  std::int32_t partition = 0;
+  std::int64_t next_offset = 0;
+};
+
 struct Record {
   Blob key;      // raw bytes
   Blob payload;  // raw bytes of the value (the encoded form)

@@ -20,13 +20,6 @@ namespace pipehost {
 
 using Millis = std::chrono::milliseconds;
 
-// A committable source position: the next offset to read in a partition.
-struct Position {
-  std::string_view topic;
-  std::int32_t partition = 0;
-  std::int64_t next_offset = 0;
-};
-
 enum class PollResult { more, end };
 
 class PIPEHOST_EXPORT Source {

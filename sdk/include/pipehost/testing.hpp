@@ -10,6 +10,7 @@
 #include <ostream>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pipehost/detail/validate.hpp"
@@ -114,6 +115,8 @@ class TestContext final : public Context {
     if (it == resume_positions.end()) return std::nullopt;
     return it->second;
   }
+  std::vector<Position> acknowledged;  // what take_acknowledged hands over (then cleared)
+  std::vector<Position> take_acknowledged() noexcept override { return std::exchange(acknowledged, {}); }
   void set_expected_total(std::uint64_t total) noexcept override { expected_total = total; }
   bool stopping() const noexcept override { return stop_requested; }
   std::string data_dir() const noexcept override { return data_directory; }
