@@ -1,14 +1,20 @@
-"""bench/run's harness: the three benchmark pipelines (produce, consume, route), four
-contenders each, on the real services from scripts/services. See bench/README.md. Speed
-figures live here and in bench/RESULTS.md only; no test asserts timings."""
+"""bench/run's harness: the five benchmark pipelines (produce, consume, route, trades,
+food), three to four contenders each, on the real services from scripts/services. See
+bench/README.md. Speed figures live here and in bench/RESULTS.md only; no test asserts
+timings."""
 import argparse
 import datetime
 import json
 import os
 import platform
+import hashlib
+import random
 import re
 import resource
+import shutil
 import signal
+import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -36,7 +42,8 @@ def log(*a):
 
 
 def services_env():
-    out = subprocess.run([os.path.join(ROOT, "scripts/services"), "env", "kafka", "registry", "redis"],
+    out = subprocess.run([os.path.join(ROOT, "scripts/services"), "env", "kafka", "registry", "redis",
+                          "postgres"],
                          capture_output=True, text=True, check=True).stdout
     env = {}
     for line in out.splitlines():
@@ -58,14 +65,54 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
+def postgres_pid(env):
+    """The postmaster's pid (scripts/services keeps PostgreSQL's own pid file), or None."""
+    path = os.path.join(env.get("PIPEHOST_SERVICES_DIR", "/tmp/pipehost-services"), "data", "postgres",
+                        "postmaster.pid")
+    try:
+        return int(open(path).readline())
+    except (OSError, ValueError):
+        return None
+
+
+def tree_cpu_seconds(pid):
+    """CPU seconds of a process, its reaped children (cutime, cstime) and its live children:
+    PostgreSQL's postmaster and its backends, one per connection. A backend that starts and
+    ends inside a window is in the postmaster's cutime at its end; the delta of this sum over
+    a window is the cluster's CPU in it (other sessions' queries included, as for the broker)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    ticks = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(f[1]) == pid:
+            ticks += int(f[11]) + int(f[12])
+    return ticks / TICK
+
+
 def rss_kb(pid):
+    """(VmRSS, VmHWM) in kB, or (None, None). VmHWM is the process's own peak RSS: wait4's
+    ru_maxrss is not, as Linux carries the parent's peak over fork and exec into the child
+    (a contender would never show less than the harness's own ~60 MB)."""
+    rss = hwm = None
     try:
         for line in open(f"/proc/{pid}/status"):
             if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
     except OSError:
         pass
-    return None
+    return rss, hwm
 
 
 class Bench:
@@ -84,6 +131,9 @@ class Bench:
         self.schema_text = None
         self.baseline_settings = {}
         self.ran_route = False
+        self.ran = set()
+        self.pg_pid = postgres_pid(self.env)
+        self.versions = {}
 
     # ------------------------------------------------------------ services helpers
     def topic(self, name, partitions=3):
@@ -152,10 +202,13 @@ class Bench:
         err = open(os.path.join(self.tmp, "err.txt"), "w+")
         self.broker_pid = pid_of(self.env, "kafka")
         self.redis_pid = pid_of(self.env, "redis")
-        b0, r0 = cpu_seconds(self.broker_pid), cpu_seconds(self.redis_pid)
+        self.pg_pid = postgres_pid(self.env)
+        b0, r0, p0 = cpu_seconds(self.broker_pid), cpu_seconds(self.redis_pid), tree_cpu_seconds(self.pg_pid)
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=out, stderr=err)
-        samples, t_end, b1, r1, status, usage = [], None, None, None, None, None
+        samples, t_end, b1, r1, p1, status, usage = [], None, None, None, None, None, None
+        reached = False  # done() said so (not a timeout)
+        peak_kb = 0  # VmHWM, sampled every 20 ms (VmRSS every 100 ms)
         next_sample = t0
         while True:
             now = time.monotonic()
@@ -164,14 +217,19 @@ class Bench:
                 status, usage = st, ru
                 if t_end is None:
                     t_end, b1, r1 = now, cpu_seconds(self.broker_pid), cpu_seconds(self.redis_pid)
+                    p1 = tree_cpu_seconds(self.pg_pid)
                 break
+            kb, hwm = rss_kb(proc.pid)  # every 20 ms: a short run's peak too
+            if hwm:
+                peak_kb = max(peak_kb, hwm)
             if now >= next_sample:
-                kb = rss_kb(proc.pid)
                 if kb:
                     samples.append(kb)
                 next_sample += 0.1
             if t_end is None and done is not None and done():
+                reached = True
                 t_end, b1, r1 = time.monotonic(), cpu_seconds(self.broker_pid), cpu_seconds(self.redis_pid)
+                p1 = tree_cpu_seconds(self.pg_pid)
                 if stop_on_done:
                     proc.send_signal(signal.SIGTERM)
             if now - t0 > timeout:
@@ -183,11 +241,15 @@ class Bench:
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-        if proc.returncode != 0:
+        if proc.returncode != 0 and not (stop_on_done and reached):
             log(f"{os.path.basename(cmd[0])} {' '.join(cmd[1:3])} exited {proc.returncode}: {stderr[-1500:]}")
-        ok = proc.returncode == 0 and b1 == b1 and r1 == r1  # nan: a service restarted meanwhile
+        # nan: a service restarted meanwhile. A contender stopped with SIGTERM once done
+        # (Kafka Connect, which never ends by itself) may exit 143.
+        stopped = stop_on_done and reached and proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM)
+        ok = (proc.returncode == 0 or stopped) and b1 == b1 and r1 == r1 and p1 == p1
         return {"seconds": t_end - t0, "exit_seconds": now - t0, "cpu": usage.ru_utime + usage.ru_stime,
-                "broker_cpu": b1 - b0, "redis_cpu": r1 - r0, "peak_rss_mb": usage.ru_maxrss / 1024,
+                "broker_cpu": b1 - b0, "redis_cpu": r1 - r0, "pg_cpu": p1 - p0,
+                "peak_rss_mb": (peak_kb or usage.ru_maxrss) / 1024, "ru_maxrss_mb": usage.ru_maxrss / 1024,
                 "steady_rss_mb": statistics.median(samples) / 1024 if samples else None,
                 "stdout": stdout, "stderr": stderr, "rc": proc.returncode, "ok": ok}
 
@@ -251,6 +313,7 @@ class Bench:
                 tag = "warm-up" if rnd == 0 else f"round {rnd}"
                 log(f"  {tag} {c}: {res['records'] / res['seconds']:,.0f} rec/s in {res['seconds']:.2f}s "
                     f"(cpu {res['cpu']:.2f}s, broker {res['broker_cpu']:.2f}s, redis {res['redis_cpu']:.2f}s, "
+                    f"postgres {res.get('pg_cpu', 0):.2f}s, "
                     f"peak {res['peak_rss_mb']:.0f} MB){'' if res['ok'] else ' FAILED'}")
                 if rnd > 0:
                     results[c].append(res)
@@ -545,9 +608,9 @@ class Bench:
             return self.latency_of("pipehost", result, "processor")  # the pipeline's name in route.toml
         return self.latency_of(who, result, "route")
 
-    def pipehost_records(self, result):
+    def pipehost_records(self, result, pipeline="processor"):
         try:
-            return json.load(open(os.path.join(self.tmp, "stats.json")))["pipelines"]["processor"]["records_acked"]
+            return json.load(open(os.path.join(self.tmp, "stats.json")))["pipelines"][pipeline]["records_acked"]
         except (OSError, ValueError, KeyError):
             return None
 
@@ -588,6 +651,416 @@ class Bench:
             self.delete_topics([topic] + outputs + [f"{prefix}.processor.dead-letters"])
         return out
 
+    # ------------------------------------------------------------ pipelines 4 and 5 (trades, food)
+    def produce_lines(self, topic, lines):
+        """Writes an iterable of JSON texts (no key) to topic with confluent-kafka, before
+        any timed window; checks the high watermarks add up."""
+        p = confluent_kafka.Producer({"bootstrap.servers": self.brokers, "linger.ms": 20,
+                                      "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
+                                      "queue.buffering.max.kbytes": 262144, "enable.idempotence": True})
+        n = 0
+        for line in lines:
+            while True:
+                try:
+                    p.produce(topic, line)
+                    break
+                except BufferError:
+                    p.poll(0.05)
+            n += 1
+            if n % 10000 == 0:
+                p.poll(0)
+        if p.flush(120):
+            raise RuntimeError(f"preloading {topic}: records still queued after 120 s")
+        got = sum(self.end_offsets([topic]).values())
+        if got != n:
+            raise RuntimeError(f"preloading {topic}: {got} records on the topic, not {n}")
+        return n
+
+    def wait_group_done(self, group, topic, ends):
+        """A done() for launch: the group has committed every input partition to its end
+        (checked at most every 100 ms), then the destination's own test."""
+        last = [0.0]
+
+        def check(destination_full):
+            now = time.monotonic()
+            if now - last[0] < 0.1:
+                return False
+            last[0] = now
+            try:
+                return self.committed_to_end(group, topic, ends, attempts=1) and destination_full()
+            except Exception:  # noqa: BLE001  (a transient admin or database error: ask again)
+                return False
+        return check
+
+    # ------------------------------------------------------------ pipeline 4 (trades)
+    def pg_connect(self, dbname=None):
+        import psycopg
+        url = self.env["DATABASE_URL"]
+        if dbname:
+            url = url.rsplit("/", 1)[0] + "/" + dbname
+        return psycopg.connect(url, autocommit=True)
+
+    def trades_setup(self):
+        """The bench's own database (pipehost_bench, next to the tests' one) with an empty
+        trades table from configs/sql/trades.sql."""
+        with self.pg_connect() as c:
+            if not c.execute("SELECT 1 FROM pg_database WHERE datname = 'pipehost_bench'").fetchone():
+                c.execute("CREATE DATABASE pipehost_bench")
+        self.bench_db_url = self.env["DATABASE_URL"].rsplit("/", 1)[0] + "/pipehost_bench"
+        self.pg = self.pg_connect("pipehost_bench")
+        self.pg.execute("DROP TABLE IF EXISTS trades, pipehost_offsets, baseline_offsets")
+        self.pg.execute(open(os.path.join(ROOT, "configs", "sql", "trades.sql")).read())
+        self.versions["PostgreSQL"] = self.pg.execute("SHOW server_version").fetchone()[0]
+
+    def trades_reset(self):
+        self.pg.execute("TRUNCATE trades")
+        for t in ("pipehost_offsets", "baseline_offsets"):
+            if self.pg.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]:
+                self.pg.execute(f"TRUNCATE {t}")
+
+    def trades_preload(self, name, count, connect=False):
+        """count trades (3 partitions, no key) with unique (id, version), and for Kafka
+        Connect the same trades in its JSON-with-schema envelope on a second topic."""
+        t = self.topic(name)
+        t0 = time.monotonic()
+        self.produce_lines(t, (trade_json(i) for i in range(count)))
+        tc = None
+        if connect:
+            tc = self.topic(name + "-connect")
+            self.produce_lines(tc, (CONNECT_ENVELOPE % trade_json(i) for i in range(count)))
+        log(f"preloaded {t}{' and ' + tc if tc else ''}: {count:,} trades in {time.monotonic() - t0:.1f}s")
+        return t, tc
+
+    def trades_count(self):
+        return self.pg.execute("SELECT count(*) FROM trades").fetchone()[0]
+
+    def trades_check(self, count):
+        """The table holds count rows, and sampled ones hold their trade's fields."""
+        problems = []
+        got = self.trades_count()
+        if got != count:
+            problems.append(f"{got} rows in trades, not {count}")
+        rng = random.Random(count)
+        for i in sorted({0, count - 1, *(rng.randrange(count) for _ in range(30))}):
+            want = trade_fields(i)
+            row = self.pg.execute("SELECT counter_party, book_id, expired, matures_at, created_at FROM trades "
+                                  "WHERE id = %s AND version = %s", (want["id"], want["version"])).fetchone()
+            if row is None:
+                problems.append(f"no row for {want['id']} version {want['version']}")
+                continue
+            ok = (row[0], row[1], row[2]) == (want["counter_party"], want["book"], want["expired"])
+            for got_ts, ns in ((row[3], want["matures_ns"]), (row[4], want["created_ns"])):
+                micros = (got_ts - EPOCH) // datetime.timedelta(microseconds=1)
+                ok = ok and abs(micros * 1000 - ns) <= 1000  # PostgreSQL keeps microseconds
+            if not ok:
+                problems.append(f"{want['id']}/{want['version']}: {row}")
+        return problems
+
+    def connect_setup(self):
+        """Kafka Connect's worker classpath and the Debezium JDBC plugin folder from Maven
+        Central (bench/connect/*.xml), once: cached under ~/.cache/pipehost/bench-connect/
+        by the poms' hash. Returns None (and the reason in self.connect_problem) when it
+        cannot be had."""
+        poms = [os.path.join(ROOT, "bench", "connect", f) for f in ("runtime-pom.xml", "plugin-pom.xml")]
+        h = hashlib.sha256(b"".join(open(f, "rb").read() for f in poms) +
+                           " ".join(CONNECT_PLUGIN_EXCLUDES).encode()).hexdigest()[:16]
+        cache = os.path.join(os.path.expanduser("~"), ".cache", "pipehost", "bench-connect", h)
+        cp_file, plugins = os.path.join(cache, "runtime-classpath.txt"), os.path.join(cache, "plugins")
+        if not (os.path.exists(cp_file) and os.path.isdir(os.path.join(plugins, "debezium-jdbc"))):
+            if not shutil.which("mvn"):
+                self.connect_problem = "mvn not found (scripts/install-deps installs maven)"
+                return None
+            log("resolving Kafka Connect and the Debezium JDBC sink with Maven (once)")
+            os.makedirs(cache, exist_ok=True)
+            mlog = os.path.join(self.tmp, "connect-maven.log")
+            with open(mlog, "w") as f:
+                r1 = subprocess.run(["mvn", "-B", "-f", poms[0], "dependency:build-classpath",
+                                     f"-Dmdep.outputFile={cp_file}.tmp"], stdout=f, stderr=subprocess.STDOUT)
+                r2 = subprocess.run(["mvn", "-B", "-f", poms[1], "dependency:copy-dependencies",
+                                     f"-DoutputDirectory={plugins}/debezium-jdbc.tmp", "-DincludeScope=runtime",
+                                     *CONNECT_PLUGIN_EXCLUDES],
+                                    stdout=f, stderr=subprocess.STDOUT)
+            if r1.returncode or r2.returncode:
+                self.connect_problem = f"Maven could not resolve Kafka Connect or the connector (log: {mlog})"
+                return None
+            os.replace(cp_file + ".tmp", cp_file)
+            shutil.rmtree(os.path.join(plugins, "debezium-jdbc"), ignore_errors=True)
+            os.replace(os.path.join(plugins, "debezium-jdbc.tmp"), os.path.join(plugins, "debezium-jdbc"))
+        self.versions["Kafka Connect"] = re.search(r"connect-runtime-([^/]+)\.jar", open(cp_file).read()).group(1)
+        self.versions["Debezium JDBC sink"] = next(
+            (f[len("debezium-connector-jdbc-"):-4] for f in os.listdir(os.path.join(plugins, "debezium-jdbc"))
+             if f.startswith("debezium-connector-jdbc-")), "?")
+        return {"classpath": open(cp_file).read().strip(), "plugins": plugins}
+
+    def connect_cmd(self, topic, name, live=False):
+        """Kafka Connect standalone: the worker (JsonConverter with schemas, offsets flushed
+        every second) and the Debezium JDBC sink (upsert on (id, version) from the record
+        value, book renamed to book_id with ReplaceField, 3 tasks)."""
+        d = os.path.join(self.tmp, name)
+        os.makedirs(d, exist_ok=True)
+        with socket.socket() as s:  # a free port for the worker's REST listener
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        host_port = re.match(r"postgresql://[^@]*@([^/]+)/", self.env["DATABASE_URL"]).group(1)
+        worker = {"bootstrap.servers": self.brokers,
+                  "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+                  "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+                  "value.converter.schemas.enable": "true",
+                  "offset.storage.file.filename": os.path.join(d, "connect.offsets"),
+                  "offset.flush.interval.ms": "1000",
+                  "plugin.path": self.connect["plugins"],
+                  "listeners": f"http://127.0.0.1:{port}"}
+        connector = {"name": name, "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+                     "tasks.max": "3", "topics": topic,
+                     "connection.url": f"jdbc:postgresql://{host_port}/pipehost_bench",
+                     "connection.username": "postgres", "connection.password": "",
+                     "insert.mode": "upsert", "primary.key.mode": "record_value",
+                     "primary.key.fields": "id,version", "schema.evolution": "none",
+                     "collection.name.format": "trades", "use.time.zone": "UTC",
+                     "transforms": "rename",
+                     "transforms.rename.type": "org.apache.kafka.connect.transforms.ReplaceField$Value",
+                     "transforms.rename.renames": "book:book_id"}
+        for fname, props in (("worker.properties", worker), ("connector.properties", connector)):
+            with open(os.path.join(d, fname), "w") as f:
+                f.writelines(f"{k}={v}\n" for k, v in props.items())
+        with open(os.path.join(d, "log4j2.properties"), "w") as f:
+            f.write("status = error\nappender.err.type = Console\nappender.err.name = STDERR\n"
+                    "appender.err.target = SYSTEM_ERR\nappender.err.layout.type = PatternLayout\n"
+                    "appender.err.layout.pattern = [%d] %p %m (%c)%n\nrootLogger.level = WARN\n"
+                    "rootLogger.appenderRef.err.ref = STDERR\n")
+        # connect-standalone.sh's heap and kafka-run-class.sh's JVM options
+        return ["java", "-Xms256M", "-Xmx2G", "-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+                "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={d}/log4j2.properties",
+                "-cp", self.connect["classpath"], "org.apache.kafka.connect.cli.ConnectStandalone",
+                os.path.join(d, "worker.properties"), os.path.join(d, "connector.properties")], {}
+
+    def trades_cmd(self, who, topic, group, live=False):
+        stats = os.path.join(self.tmp, "stats.json")
+        if who == "pipehost":
+            if os.path.exists(stats):
+                os.unlink(stats)
+            cmd = [os.path.join(BIN, "pipehost"), "run", "bench/configs/trades.toml", "--no-progress",
+                   "--stats", stats]
+            if live:
+                cmd += ["--set", "pipeline.consumer.source.stop_at_end=false"]
+            return cmd, {"BENCH_TOPIC": topic, "BENCH_GROUP": group, "BENCH_DLQ": self.dlq,
+                         "DATABASE_URL": self.bench_db_url}
+        if who == "baseline":
+            return ([os.path.join(BIN, "trades_baseline"), "--brokers", self.brokers, "--topic", topic,
+                     "--group", group, "--pg", self.bench_db_url, "--threads", "3", "--batch", "512",
+                     "--stop-at-end", "0" if live else "1"], {})
+        return ([PY, "bench/python/trades_per_message.py", "--brokers", self.brokers, "--topic", topic,
+                 "--group", group, "--pg", self.bench_db_url, "--live", "1" if live else "0"], {})
+
+    def trades_phase(self, big, small):
+        o = self.o
+        contenders = [c for c in TRADES_CONTENDERS if c != "connect" or self.connect]
+
+        def one(c):
+            topic, count = small if c == "py-per-message" else big
+            if c == "connect":
+                topic = self.trades_connect_topic
+            self.trades_reset()
+            tag = f"{c}-{uuid.uuid4().hex[:4]}"
+            name = f"bench-{self.run_id}-trades-{tag}"
+            group = f"connect-{name}" if c == "connect" else name
+            if c == "connect":
+                cmd, env = self.connect_cmd(topic, name)
+            else:
+                cmd, env = self.trades_cmd(c, topic, group)
+            ends = self.end_offsets([topic])
+            check = self.wait_group_done(group, topic, ends)
+            res = self.launch(cmd, env, done=lambda: check(lambda: self.trades_count() >= count),
+                              timeout=o.timeout, stop_on_done=c == "connect")
+            res["records"] = count
+            problems = self.trades_check(count)
+            if not self.committed_to_end(group, topic, ends):
+                problems.append("the group did not commit every input partition to its end")
+            if c in ("pipehost", "baseline"):
+                table = "pipehost_offsets" if c == "pipehost" else "baseline_offsets"
+                stored = {}
+                if self.pg.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]:
+                    stored = dict(self.pg.execute(f"SELECT partition, next_offset FROM {table} WHERE topic = %s",
+                                                  (topic,)).fetchall())
+                if {p: stored.get(p) for (_, p) in ends} != {p: v for (_, p), v in ends.items()}:
+                    problems.append(f"positions in {table}: {stored}, not the ends {ends}")
+            if c == "pipehost":
+                acked = self.pipehost_records(res, "consumer")
+                if acked != count:
+                    problems.append(f"pipehost acknowledged {acked} records, not {count}")
+            if problems:
+                res["ok"] = False
+                kept = os.path.join(self.tmp, f"trades-{tag}.stderr")
+                with open(kept, "w") as f:
+                    f.write(res["stderr"])
+                log(f"  {c}: wrong result: {problems[:3]} (its log: {kept})")
+            if c in ("baseline", "py-per-message"):
+                self.latency_of(c, res, "trades")  # the baseline's settings for RESULTS.md
+            return res
+
+        log("pipeline 4 (trades): throughput")
+        return self.throughput(contenders, one, o.rounds + 1)
+
+    # ------------------------------------------------------------ pipeline 5 (food)
+    def food_setup(self):
+        """An emptied copy of the seed's database (configs/data/food-seed.sqlite)."""
+        self.food_template = os.path.join(self.tmp, "food-empty.sqlite")
+        shutil.copyfile(os.path.join(ROOT, "configs", "data", "food-seed.sqlite"), self.food_template)
+        c = sqlite3.connect(self.food_template)
+        c.execute("DELETE FROM aggregated")
+        c.commit()
+        c.execute("VACUUM")
+        c.close()
+        self.versions["SQLite (Python)"] = sqlite3.sqlite_version
+
+    def food_preload(self, name, count):
+        """count {"food": "<name>"} events (3 partitions, no key); returns the topic and
+        the expected count per food."""
+        names = food_names()
+        rng = random.Random(3)
+        picks = [names[rng.randrange(len(names))] for _ in range(count)]
+        t = self.topic(name)
+        t0 = time.monotonic()
+        self.produce_lines(t, (f'{{"food": "{f}"}}' for f in picks))
+        expected = {}
+        for f in picks:
+            expected[f] = expected.get(f, 0) + 1
+        log(f"preloaded {t}: {count:,} food events in {time.monotonic() - t0:.1f}s")
+        return t, expected
+
+    def food_db_total(self, path):
+        c = sqlite3.connect(path, timeout=30)
+        try:
+            return c.execute("SELECT coalesce(sum(count), 0) FROM aggregated").fetchone()[0]
+        finally:
+            c.close()
+
+    def food_cmd(self, who, topic, group, db, live=False):
+        stats = os.path.join(self.tmp, "stats.json")
+        if who == "pipehost":
+            if os.path.exists(stats):
+                os.unlink(stats)
+            cmd = [os.path.join(BIN, "pipehost"), "run", "bench/configs/food.toml", "--no-progress",
+                   "--stats", stats]
+            if live:
+                cmd += ["--set", "pipeline.counter.source.stop_at_end=false"]
+            return cmd, {"BENCH_TOPIC": topic, "BENCH_GROUP": group, "BENCH_DLQ": self.dlq, "FOOD_DB": db}
+        if who == "baseline":
+            return ([os.path.join(BIN, "food_baseline"), "--brokers", self.brokers, "--topic", topic,
+                     "--group", group, "--db", db, "--batch", "512", "--stop-at-end", "0" if live else "1"], {})
+        return ([PY, "bench/python/food_per_message.py", "--brokers", self.brokers, "--topic", topic,
+                 "--group", group, "--db", db, "--live", "1" if live else "0"], {})
+
+    def food_phase(self, big, small):
+        o = self.o
+
+        def one(c):
+            topic, expected = small if c == "py-per-message" else big
+            count = sum(expected.values())
+            tag = f"{c}-{uuid.uuid4().hex[:4]}"
+            group = f"bench-{self.run_id}-food-{tag}"
+            db = os.path.join(self.tmp, f"food-{tag}.sqlite")
+            shutil.copyfile(self.food_template, db)
+            cmd, env = self.food_cmd(c, topic, group, db)
+            ends = self.end_offsets([topic])
+            check = self.wait_group_done(group, topic, ends)
+            res = self.launch(cmd, env, done=lambda: check(lambda: self.food_db_total(db) >= count),
+                              timeout=o.timeout)
+            res["records"] = count
+            committed = self.committed_to_end(group, topic, ends)
+            c_db = sqlite3.connect(db)
+            got = dict(c_db.execute("SELECT food, count FROM aggregated").fetchall())
+            positions = {}
+            if c in ("pipehost", "baseline"):
+                table = "pipehost_offsets" if c == "pipehost" else "baseline_offsets"
+                try:
+                    positions = dict(c_db.execute(f"SELECT partition, next_offset FROM {table} WHERE topic = ?",
+                                                  (topic,)).fetchall())
+                except sqlite3.OperationalError:  # no such table: the contender wrote nothing
+                    pass
+            c_db.close()
+            problems = [] if committed else ["the group did not commit every input partition to its end"]
+            if got != expected:
+                diff = {k: (got.get(k), expected.get(k)) for k in set(got) | set(expected)
+                        if got.get(k) != expected.get(k)}
+                problems.append(f"{len(diff)} foods differ (got, expected): {dict(list(diff.items())[:3])}")
+            if c in ("pipehost", "baseline") and positions != {p: v for (_, p), v in ends.items() if v > 0}:
+                problems.append(f"positions {positions}, not the ends {ends}")
+            if c == "pipehost":
+                acked = self.pipehost_records(res, "counter")
+                if acked is None:
+                    problems.append("pipehost wrote no --stats")
+            if problems:
+                res["ok"] = False
+                kept = os.path.join(self.tmp, f"food-{tag}.stderr")
+                with open(kept, "w") as f:
+                    f.write(res["stderr"])
+                log(f"  {c}: wrong result: {problems[:3]} (its log: {kept})")
+            else:
+                if c in ("baseline", "py-per-message"):
+                    self.latency_of(c, res, "food")  # the baseline's settings for RESULTS.md
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(db + suffix):
+                        os.unlink(db + suffix)
+            return res
+
+        log("pipeline 5 (food): throughput")
+        return self.throughput(FOOD_CONTENDERS, one, o.rounds + 1)
+
+    # ------------------------------------------------------------ latency, pipelines 4 and 5
+    def latency_sink(self, kind, rate):
+        """Each contender (not Kafka Connect: it reports no per-record latency) runs live on
+        a fresh topic; pipehost's datagen (bench/configs/feed.toml, pipeline trades or food)
+        feeds it at rate; latency = input CreateTime -> the destination's commit (pipehost:
+        --stats; the baseline: its COMMIT; Python: the INSERT's reply / the SQLite commit).
+        The feed's trades are datagen's (random ids: some (id, version) repeat, and the
+        first write wins)."""
+        out = {}
+        for c in (TRADES_CONTENDERS if kind == "trades" else FOOD_CONTENDERS):
+            if c == "connect":
+                continue
+            count = max(1, int(rate * self.o.latency_seconds))
+            topic = self.topic(f"l-{kind}-{c}")
+            group = f"bench-{self.run_id}-lat-{kind}-{c}"
+            if kind == "trades":
+                self.trades_reset()
+                cmd, env = self.trades_cmd(c, topic, group, live=True)
+            else:
+                db = os.path.join(self.tmp, f"food-lat-{c}.sqlite")
+                shutil.copyfile(self.food_template, db)
+                cmd, env = self.food_cmd(c, topic, group, db, live=True)
+            out_f = open(os.path.join(self.tmp, "lat-out.txt"), "w+")
+            err_f = open(os.path.join(self.tmp, "lat-err.txt"), "w+")
+            contender = subprocess.Popen(cmd, cwd=ROOT, env={**self.env, **env}, stdout=out_f, stderr=err_f)
+            time.sleep(6)  # group join and assignment of all 3 partitions
+            self.run_cmd([os.path.join(BIN, "pipehost"), "run", "bench/configs/feed.toml", "--no-progress",
+                          "--pipeline", kind, "--set", f"pipeline.{kind}.source.count={count}",
+                          "--set", f"pipeline.{kind}.source.rate={float(rate)}"], {"BENCH_TOPIC": topic})
+            ends = self.end_offsets([topic])
+            deadline = time.monotonic() + (20 if c == "py-per-message" else 60)
+            caught_up = False
+            while time.monotonic() < deadline and not caught_up:
+                time.sleep(0.1)
+                try:
+                    caught_up = self.committed_to_end(group, topic, ends, attempts=1)
+                except Exception:  # noqa: BLE001
+                    pass
+            contender.send_signal(signal.SIGTERM)
+            try:
+                contender.wait(60)
+            except subprocess.TimeoutExpired:
+                contender.kill()
+                contender.wait()
+            out_f.seek(0)
+            res = {"stdout": out_f.read()}
+            pipeline = {"trades": "consumer", "food": "counter"}[kind]
+            out[c] = {"latency": self.latency_of(c, res, pipeline if c == "pipehost" else kind),
+                      "caught_up": caught_up}
+            log(f"  latency {kind} {c} @ {rate:,.0f}/s: {out[c]}")
+            self.delete_topics([topic])
+        return out
+
 
 # The consume config's `properties` (bench/configs/consume.toml), given to the baseline too.
 CONSUME_PROPS = "queued.min.messages=100000,queued.max.messages.kbytes=16384"
@@ -599,6 +1072,68 @@ LABEL = {"baseline": "(a) C++ librdkafka baseline", "py-per-message": "(b) Pytho
 # exactly-once row is pipehost with exactly_once = true on its kafka sink.
 ROUTE_CONTENDERS = ["baseline", "py-per-message", "pipehost", "pipehost-eos"]
 ROUTE_DESTINATIONS = ("finance", "marketing", "logistics")
+# Pipeline 4 (trades, seed 002): (d) is Kafka Connect with the Debezium JDBC sink, when
+# Maven Central gives its jars (--skip-connect leaves it out). Pipeline 5 (food, seed 003).
+TRADES_CONTENDERS = ["baseline", "py-per-message", "pipehost", "connect"]
+FOOD_CONTENDERS = ["baseline", "py-per-message", "pipehost"]
+LABEL["connect"] = "(d) Kafka Connect + Debezium JDBC sink"
+# What the connector's plugin folder leaves to the worker: the Connect API and Kafka
+# clients (the worker's own), slf4j, and Jackson's core jars. With its own jackson-databind
+# the plugin's Hibernate fails at start: ObjectMapper.findAndRegisterModules() finds the
+# worker's jackson-module-jakarta-xmlbind-annotations through ServiceLoader ("Module ... not
+# a subtype").
+CONNECT_PLUGIN_EXCLUDES = ("-DexcludeGroupIds=org.apache.kafka,org.slf4j",
+                           "-DexcludeArtifactIds=jackson-core,jackson-databind,jackson-annotations")
+
+# ---------------------------------------------------------------- the trades of pipeline 4
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+TRADES_START = 1672531200  # 2023-01-01T00:00:00Z, as datagen's trades
+YEAR = 365 * 86400
+
+
+def trade_fields(i):
+    """Trade i: id T<i // 4>, version i % 4 (so (id, version) is unique), the other fields
+    drawn from a hash of i as datagen's trades draw them; timestamps in nanoseconds."""
+    h = hashlib.blake2b(i.to_bytes(8, "little"), digest_size=24).digest()
+    a, b, c = (int.from_bytes(h[k:k + 8], "little") for k in (0, 8, 16))
+    created = (TRADES_START + a % (2 * YEAR)) * 1_000_000_000 + b % 1_000_000_000
+    matures = created + (c % (10 * YEAR)) * 1_000_000_000 + (a >> 32) % 1_000_000_000
+    return {"id": f"T{i // 4}", "version": i % 4, "counter_party": f"CP-{(b >> 32) % 100}",
+            "book": f"B{(c >> 32) % 100}", "expired": bool((c >> 40) & 1),
+            "matures_ns": matures, "created_ns": created}
+
+
+def rfc3339_ns(ns):
+    s, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + f".{frac:09d}Z"
+
+
+def trade_json(i):
+    t = trade_fields(i)
+    return (f'{{"id":"{t["id"]}","version":{t["version"]},"counter_party":"{t["counter_party"]}",'
+            f'"book":"{t["book"]}","expired":{"true" if t["expired"] else "false"},'
+            f'"matures_at":"{rfc3339_ns(t["matures_ns"])}","created_at":"{rfc3339_ns(t["created_ns"])}"}}')
+
+
+# Kafka Connect's JsonConverter envelope (schemas.enable = true) around a trade: the JDBC
+# sink needs the schema. The timestamps are strings named io.debezium.time.ZonedTimestamp,
+# which the Debezium sink binds as timestamptz.
+_TS = '"type":"string","optional":false,"name":"io.debezium.time.ZonedTimestamp"'
+CONNECT_ENVELOPE = ('{"schema":{"type":"struct","name":"trade","optional":false,"fields":['
+                    '{"field":"id","type":"string","optional":false},'
+                    '{"field":"version","type":"int64","optional":false},'
+                    '{"field":"counter_party","type":"string","optional":false},'
+                    '{"field":"book","type":"string","optional":false},'
+                    '{"field":"expired","type":"boolean","optional":false},'
+                    '{"field":"matures_at",' + _TS + '},{"field":"created_at",' + _TS + '}]},'
+                    '"payload":%s}')
+
+
+def food_names():
+    """Seed 003's foods as datagen sends them (plugins/datagen/foods.cpp; spaces as '-')."""
+    text = open(os.path.join(ROOT, "plugins", "datagen", "foods.cpp")).read()
+    body = text[text.index("kNames = {"):text.index("};", text.index("kNames = {"))]
+    return re.findall(r'"([^"]+)"', body)
 
 
 def summarize(results):
@@ -609,10 +1144,11 @@ def summarize(results):
             s[c] = None
             continue
         rates = [r["records"] / r["seconds"] for r in good]
-        per_m = lambda key: statistics.median(r[key] / r["records"] * 1e6 for r in good)  # noqa: E731
+        per_m = lambda key: statistics.median(r.get(key, 0.0) / r["records"] * 1e6 for r in good)  # noqa: E731
         s[c] = {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "runs": len(good),
                 "failed": len(runs) - len(good), "records": good[0]["records"],
                 "cpu": per_m("cpu"), "broker_cpu": per_m("broker_cpu"), "redis_cpu": per_m("redis_cpu"),
+                "pg_cpu": per_m("pg_cpu"),
                 "exit_median": statistics.median(r["records"] / r["exit_seconds"] for r in good),
                 "peak_rss": max(r["peak_rss_mb"] for r in good),
                 "steady_rss": statistics.median(r["steady_rss_mb"] for r in good if r["steady_rss_mb"])}
@@ -631,17 +1167,23 @@ def fmt_lat(lat):
     return f"{lt['p50']} / {lt['p99']} / {lt['p999']}{extra}"
 
 
-def table(name, summary, latency, redis_relevant, contenders=CONTENDERS):
+def table(name, summary, latency, redis_relevant, contenders=CONTENDERS, service="redis", missing=None):
+    """service: the third CPU column (redis, or postgres: summary key pg_cpu); missing:
+    contender -> why it did not run."""
     rows = [f"### {name}", "",
             "| contender | records/run | records/s median | spread (min–max) | CPU s per M records: contender "
-            "| broker | redis | peak RSS MB | steady RSS MB | latency ms p50 / p99 / p99.9 (half load) |",
+            f"| broker | {service} | peak RSS MB | steady RSS MB | latency ms p50 / p99 / p99.9 (half load) |",
             "|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
     for c in contenders:
         s = summary.get(c)
+        if missing and c in missing:
+            rows.append(f"| {LABEL[c]} | not run: {missing[c]} | | | | | | | | |")
+            continue
         if not s:
             rows.append(f"| {LABEL[c]} | failed | | | | | | | | |")
             continue
-        redis_cpu = f"{s['redis_cpu']:.2f}" if redis_relevant else "–"
+        key = "pg_cpu" if service == "postgres" else "redis_cpu"
+        redis_cpu = f"{s[key]:.2f}" if redis_relevant else "–"
         rows.append(f"| {LABEL[c]} | {s['records']:,} | {s['median']:,.0f} | {s['min']:,.0f}–{s['max']:,.0f} "
                     f"| {s['cpu']:.2f} | {s['broker_cpu']:.2f} | {redis_cpu} | {s['peak_rss']:.1f} "
                     f"| {s['steady_rss']:.1f} | {fmt_lat((latency or {}).get(c))} |")
@@ -655,6 +1197,27 @@ def ratios(summary, contenders=("baseline", "py-per-message", "py-batched")):
         if p and summary.get(c):
             out[c] = p["median"] / summary[c]["median"]
     return out
+
+
+def targets(s, key):
+    """The targets of pipelines 4 and 5, reported (not asserted)."""
+    p = s.get("pipehost")
+    if not p:
+        return ["Targets: pipehost failed."]
+    out = []
+    for c, want in (("baseline", 0.9), ("py-per-message", 20.0)):
+        if s.get(c):
+            r = p["median"] / s[c]["median"]
+            out.append(f"pipehost/{LABEL[c]} {r:.2f}× (target ≥ {want:g}×: {'met' if r >= want else 'NOT met'})")
+    k = s.get("connect")
+    if key == "trades" and k:
+        cpu_p = p["cpu"] + p["broker_cpu"] + p["pg_cpu"]
+        cpu_k = k["cpu"] + k["broker_cpu"] + k["pg_cpu"]
+        out.append(f"vs {LABEL['connect']}: rows/s {p['median'] / k['median']:.2f}×, contender CPU s per M rows "
+                   f"{p['cpu']:.2f} vs {k['cpu']:.2f} (with broker and postgres {cpu_p:.2f} vs {cpu_k:.2f}), "
+                   f"peak RSS {p['peak_rss']:.0f} vs {k['peak_rss']:.0f} MB (target: ahead on all three: "
+                   f"{'met' if p['median'] > k['median'] and p['cpu'] < k['cpu'] and p['peak_rss'] < k['peak_rss'] else 'NOT met'})")
+    return ["Targets (reported, not asserted): " + "; ".join(out) + "."]
 
 
 def versions(bench):
@@ -671,6 +1234,20 @@ def versions(bench):
     v["Python"] = platform.python_version()
     import google.protobuf
     v["protobuf (Python)"] = google.protobuf.__version__
+    if bench.ran & {"trades", "food"}:
+        v["simdjson (pipehost, baseline)"] = subprocess.run(["pkg-config", "--modversion", "simdjson"],
+                                                            capture_output=True, text=True).stdout.strip() or "?"
+    if "trades" in bench.ran:
+        v["libpqxx (pipehost)"] = subprocess.run(["pkg-config", "--modversion", "libpqxx"],
+                                                 capture_output=True, text=True).stdout.strip() or "?"
+        v["libpq (baseline)"] = subprocess.run(["pkg-config", "--modversion", "libpq"],
+                                               capture_output=True, text=True).stdout.strip() or "?"
+        import psycopg
+        v["psycopg (Python)"] = f"{psycopg.__version__} ({psycopg.pq.__impl__})"
+    if "food" in bench.ran:
+        v["SQLite (pipehost, baseline)"] = subprocess.run(["pkg-config", "--modversion", "sqlite3"],
+                                                          capture_output=True, text=True).stdout.strip() or "?"
+    v.update(bench.versions)
     if bench.ran_route:
         v["Avro C (pipehost, baseline)"] = subprocess.run(["pkg-config", "--modversion", "avro-c"],
                                                           capture_output=True, text=True).stdout.strip() or "?"
@@ -697,7 +1274,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="measured rounds (one more warm-up round is discarded)")
     ap.add_argument("--latency-seconds", type=float, default=20)
     ap.add_argument("--skip-latency", action="store_true")
-    ap.add_argument("--only", choices=["produce", "consume", "route"])
+    ap.add_argument("--only", choices=["produce", "consume", "route", "trades", "food"])
+    ap.add_argument("--food-pm-records", type=int, default=5_000,
+                    help="food: records for the per-message Python contender (at most --pm-records); it "
+                         "commits SQLite per message, ~100 records/s on this machine's disk")
+    ap.add_argument("--skip-connect", action="store_true", help="trades: leave out Kafka Connect (contender d)")
     ap.add_argument("--route-tasks", type=int, default=3,
                     help="route: pipehost's tasks and the baseline's threads (consumer-group members)")
     ap.add_argument("--timeout", type=float, default=300, help="per run")
@@ -708,7 +1289,7 @@ def main():
     log(f"run {b.run_id}: {o.records:,} records, {o.rounds} rounds + 1 warm-up; temp {b.tmp}")
     os.makedirs(os.path.dirname(os.path.abspath(o.out)), exist_ok=True)
     b.delete_old_bench_topics()
-    if o.only != "route":
+    if o.only in (None, "produce", "consume"):
         b.learn_schema_text()
     results, latency, summary = {}, {}, {}
 
@@ -749,6 +1330,46 @@ def main():
             latency["route_eos_rate"] = eos_rate
         b.delete_topics([big, small])
 
+    missing = {}
+    if o.only in (None, "trades"):
+        b.ran.add("trades")
+        b.trades_setup()
+        b.connect, b.connect_problem = None, None
+        if o.skip_connect:
+            missing["connect"] = "--skip-connect"
+        else:
+            b.connect = b.connect_setup()
+            if not b.connect:
+                missing["connect"] = b.connect_problem
+                log(f"pipeline 4 (trades): no Kafka Connect: {b.connect_problem}")
+        b.dlq = b.topic("trades-dlq", 1)
+        big, b.trades_connect_topic = b.trades_preload("trades-preload", o.records, connect=bool(b.connect))
+        small, _ = b.trades_preload("trades-preload-pm", o.pm_records)
+        results["trades"] = b.trades_phase((big, o.records), (small, o.pm_records))
+        summary["trades"] = summarize(results["trades"])
+        if not o.skip_latency and o.latency_seconds > 0 and summary["trades"].get("pipehost"):
+            rate = summary["trades"]["pipehost"]["median"] / 2
+            log(f"pipeline 4 (trades): latency at {rate:,.0f}/s")
+            latency["trades"] = b.latency_sink("trades", rate)
+            latency["trades_rate"] = rate
+        b.delete_topics([t for t in (big, small, b.trades_connect_topic, b.dlq) if t])
+
+    if o.only in (None, "food"):
+        b.ran.add("food")
+        b.food_setup()
+        b.dlq = b.topic("food-dlq", 1)
+        pm = min(o.pm_records, o.food_pm_records)
+        big = b.food_preload("food-preload", o.records)
+        small = b.food_preload("food-preload-pm", pm)
+        results["food"] = b.food_phase(big, small)
+        summary["food"] = summarize(results["food"])
+        if not o.skip_latency and o.latency_seconds > 0 and summary["food"].get("pipehost"):
+            rate = summary["food"]["pipehost"]["median"] / 2
+            log(f"pipeline 5 (food): latency at {rate:,.0f}/s")
+            latency["food"] = b.latency_sink("food", rate)
+            latency["food_rate"] = rate
+        b.delete_topics([big[0], small[0], b.dlq])
+
     lines = ["# pipehost benchmark results", "",
              f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}  ",
              f"Machine: {machine()}  ",
@@ -756,10 +1377,12 @@ def main():
              f"Records per run: {o.records:,} (per-message Python: the first {o.pm_records:,} of the same "
              f"generator); {o.rounds} measured rounds, contenders interleaved, one warm-up round discarded."
              + (f" Route: {o.route_tasks} consumer-group member(s) for pipehost and the baseline."
-                if o.only in (None, "route") else ""), ""]
+                if o.only in (None, "route") else "")
+             + (f" Food: the per-message Python contender runs on {min(o.pm_records, o.food_pm_records):,} "
+                f"records (it commits SQLite per message)." if o.only in (None, "food") else ""), ""]
     lines += ["Versions: " + "; ".join(f"{k} {v}" for k, v in versions(b).items()), ""]
     lines += ["Baseline librdkafka settings (printed by the baseline programs; pipehost's kafka plugin defaults):", ""]
-    for k in ("produce", "consume", "route"):
+    for k in ("produce", "consume", "route", "trades", "food"):
         if k in b.baseline_settings:
             lines.append(f"- {k}: `{json.dumps(b.baseline_settings[k])}`")
     lines.append("")
@@ -768,14 +1391,23 @@ def main():
                                                    "redis_sum (exactly once)", True),
                                        ("route", "Pipeline 3: Kafka (3 partitions, group) → Avro decode → route by "
                                                  "destination → Avro encode → Kafka (3 topics × 3 partitions), "
-                                                 "at least once (and exactly once)", False)):
+                                                 "at least once (and exactly once)", False),
+                                       ("trades", "Pipeline 4 (trades, seed 002): Kafka (3 partitions, group) → JSON "
+                                                  "decode → checks → PostgreSQL table trades, first write wins, "
+                                                  "exactly once (rows/s = records/s: every (id, version) is unique)",
+                                        True),
+                                       ("food", "Pipeline 5 (food, seed 003): Kafka (3 partitions, group) → JSON "
+                                                "decode → count per food → SQLite aggregated(food, count), exactly "
+                                                "once", False)):
         if key not in summary:
             continue
         route = key == "route"
-        lines += table(title, summary[key], latency.get(key), redis_relevant,
-                       ROUTE_CONTENDERS if route else CONTENDERS)
-        r = ratios(summary[key], ("baseline", "py-per-message") if route else
-                   ("baseline", "py-per-message", "py-batched"))
+        contenders = {"route": ROUTE_CONTENDERS, "trades": TRADES_CONTENDERS, "food": FOOD_CONTENDERS}.get(key,
+                                                                                                        CONTENDERS)
+        lines += table(title, summary[key], latency.get(key), redis_relevant, contenders,
+                       service="postgres" if key == "trades" else "redis",
+                       missing=missing if key == "trades" else None)
+        r = ratios(summary[key], [c for c in contenders if c not in ("pipehost", "pipehost-eos")])
         lines.append("")
         if f"{key}_rate" in latency:
             lines.append(f"Latency driven at {latency[key + '_rate']:,.0f} records/s (half of pipehost's median) "
@@ -792,6 +1424,8 @@ def main():
                          "records before the group settled): " +
                          ", ".join(f"{LABEL[c]} {sum(d):,} in {sum(1 for x in d if x)} of {len(d)} runs"
                                    for c, d in dups.items() if c != "pipehost-eos" and any(d)) + ".")
+        if key in ("trades", "food"):
+            lines += [""] + targets(summary[key], key)
         alo, eos = summary[key].get("pipehost"), summary[key].get("pipehost-eos")
         if route and alo and eos:
             lines.append("")
