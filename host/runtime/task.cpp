@@ -315,7 +315,12 @@ void Task::commit(bool force) {
   collect_acknowledged();
   auto now = std::chrono::steady_clock::now();
   if (pending_commit_.empty()) return;
-  if (!force && now - last_commit_ < Millis(config_.commit_interval_ms)) return;
+  // At most every commit_interval_ms under load; at once when nothing is in flight any
+  // more (an idle pipeline, the end of a bounded read), so the group's offsets, its lag
+  // and the end of a stop_at_end run do not wait for the interval.
+  if (!force && now - last_commit_ < Millis(config_.commit_interval_ms) &&
+      tracker_.in_flight_records() > 0)
+    return;
   Status s = source_->commit(pending_commit_);
   if (!s.is_ok()) log(LogLevel::warn, "source commit failed (will retry): " + s.message());
   else pending_commit_.clear();

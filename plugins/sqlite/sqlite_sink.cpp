@@ -137,9 +137,15 @@ std::optional<std::int64_t> SqliteSink::read_position(std::string_view topic, st
   sqlite3_bind_text(s, 2, t.c_str(), -1, SQLITE_TRANSIENT);
   sqlite3_bind_int(s, 3, partition);
   const int rc = sqlite3_step(s);
-  if (rc == SQLITE_ROW) return sqlite3_column_int64(s, 0);
-  if (rc != SQLITE_DONE) fail("reading the position of " + key_of(topic, partition));
-  return std::nullopt;
+  std::optional<std::int64_t> position;
+  if (rc == SQLITE_ROW) position = sqlite3_column_int64(s, 0);
+  // Reset at once: a statement left on its row keeps a read transaction, and with it an
+  // old snapshot, open; this connection's next BEGIN IMMEDIATE then fails with
+  // SQLITE_BUSY_SNAPSHOT ("database is locked") for as long as another process has written
+  // since — forever, as two processes sharing a file found out.
+  sqlite3_reset(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) fail("reading the position of " + key_of(topic, partition));
+  return position;
 }
 
 std::optional<std::int64_t> SqliteSink::stored_position(std::string_view topic, std::int32_t partition) {

@@ -21,7 +21,7 @@ EMBEDDED = {"KAFKA_BROKERS": ""}
 
 
 def sqlite(db, sql):
-    r = subprocess.run(["sqlite3", db, sql], capture_output=True, text=True, timeout=30)
+    r = subprocess.run(["sqlite3", "-cmd", ".timeout 10000", db, sql], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 

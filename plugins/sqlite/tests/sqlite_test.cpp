@@ -122,6 +122,26 @@ TEST_CASE("sqlite: two writers on one file lose no increment") {
   CHECK(f.sql("SELECT food, count FROM aggregated ORDER BY food") == "butter|800\nmayo|400\n");
 }
 
+TEST_CASE("sqlite: asking a stored position leaves no read open to block this writer later") {
+  // A statement left on its row kept an old snapshot: after another writer committed,
+  // this connection's every BEGIN IMMEDIATE failed as "database is locked", forever.
+  Fixture f;
+  auto a = f.sink();
+  testing::TestContext other;
+  auto b = testing::make<SqliteSink>({{"database", f.path}, {"table", std::string("aggregated")},
+                                      {"add", std::vector<std::string>{"count"}}},
+                                     other);
+  b->start();
+  Batch first = counts({{"mayo", 1}}, 0, 0, 1);
+  CHECK(testing::write_batch(*a, first).status.is_ok());
+  CHECK(a->stored_position("message", 0) == 1);  // a row: the statement stops on it
+  Batch by_b = counts({{"mayo", 1}}, 1, 0, 1);
+  CHECK(testing::write_batch(*b, by_b).status.is_ok());
+  Batch second = counts({{"mayo", 1}}, 0, 1, 2);
+  CHECK_NOTHROW(testing::write_batch(*a, second));
+  CHECK(f.sql("SELECT count FROM aggregated") == "3\n");
+}
+
 TEST_CASE("sqlite: a missing file is created from its template, writable") {
   Fixture f;
   const std::string copy = f.path + ".copy";
