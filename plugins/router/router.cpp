@@ -1,5 +1,6 @@
 #include "router.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -57,6 +58,9 @@ Router::Router(const Config& config, Context& context) : field_(config.field) {
     copies_.push_back({from, names.size()});
     names.push_back(to);
   }
+  for (auto& c : copies_)
+    c.only = std::count_if(copies_.begin(), copies_.end(),
+                           [&](const Copy& o) { return o.from == c.from; }) == 1;
   for (const auto& [to, text] : config.constants) {
     constants_.emplace_back(names.size(), text);
     names.push_back(to);
@@ -90,12 +94,17 @@ RecordTransform::Verdict Router::apply(Record& record) {
   return Verdict::keep;
 }
 
-Value Router::reshape(const Value& in) const {
+Value Router::reshape(Value& in) const {
   std::vector<Value> out(schema_->names().size());
+  Struct* s = in.as<Struct>();
+  // Every input field is found before any is moved: a rejected record keeps its value.
+  for (const auto& c : copies_)
+    if (!s || !s->get(c.from))
+      throw InvalidRecord("no field " + c.from + " to copy into " + schema_->names()[c.to]);
   for (const auto& c : copies_) {
-    const Value* v = in.field(c.from);
-    if (!v) throw InvalidRecord("no field " + c.from + " to copy into " + schema_->names()[c.to]);
-    out[c.to] = *v;
+    Value& v = *s->get(c.from);
+    if (c.only) out[c.to] = std::move(v);
+    else out[c.to] = v;
   }
   for (const auto& [to, text] : constants_) out[to] = Value(text);
   if (!now_fields_.empty()) {

@@ -50,11 +50,12 @@ class Router final : public RecordTransform {
   };
   struct Copy {
     std::string from;
-    std::size_t to;  // index in the output struct
+    std::size_t to;     // index in the output struct
+    bool only = false;  // the only copy of its input field: moved, not copied
   };
 
   const Destination* find(std::string_view name) const;
-  Value reshape(const Value& in) const;
+  Value reshape(Value& in) const;  // takes from `in`, which is replaced
 
   std::string field_;
   std::vector<Destination> destinations_;
