@@ -108,7 +108,7 @@ AvroDecode::Writer& AvroDecode::writer(std::int32_t id) {
     w->error = "unknown schema id " + std::to_string(id) + ": " + status.message();
     w->retry_after = Clock::now() + kUnknownIdRetry;
   } else {
-    check(status, "fetching schema id " + std::to_string(id));  // retriable: not remembered
+    throw_if_error(status, "fetching schema id " + std::to_string(id));  // retriable: not remembered
     load(id, registered, *w);
   }
   if (last_id_ == id) last_ = nullptr;  // the entry it points at is replaced

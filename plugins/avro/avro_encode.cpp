@@ -122,7 +122,7 @@ std::unique_ptr<AvroEncode::Target> AvroEncode::resolve(const std::string& subje
       throw FatalError("subject " + subject +
                        " has no schema in the registry: register one, or set schema_file so it "
                        "is registered at start");
-    check(s, "fetching the latest schema of subject " + subject);
+    throw_if_error(s, "fetching the latest schema of subject " + subject);
     if (!latest.schema_type.empty() && latest.schema_type != "AVRO")
       throw FatalError("subject " + subject + " holds a " + latest.schema_type +
                        " schema, not AVRO");
@@ -130,7 +130,7 @@ std::unique_ptr<AvroEncode::Target> AvroEncode::resolve(const std::string& subje
     text = latest.schema;
   } else {
     int id = -1;
-    check(context_.schema_registry().register_schema(subject, "AVRO", text, id),
+    throw_if_error(context_.schema_registry().register_schema(subject, "AVRO", text, id),
           "registering the schema under subject " + subject);
     t->id = id;
   }

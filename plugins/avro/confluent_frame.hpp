@@ -33,15 +33,4 @@ inline void write_frame_header(std::string& out, std::int32_t schema_id) {
   out.push_back(static_cast<char>(id));
 }
 
-// A Schema Registry status as the exception the host expects, with what we were doing.
-inline void check(const Status& status, const std::string& doing) {
-  if (status.is_ok()) return;
-  const std::string message = doing + ": " + status.message();
-  switch (status.code()) {
-    case Code::invalid: throw InvalidRecord(message);
-    case Code::retriable: throw RetriableError(message);
-    default: throw FatalError(message);
-  }
-}
-
 }  // namespace pipehost::avro

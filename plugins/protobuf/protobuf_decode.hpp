@@ -12,7 +12,6 @@
 #include <pipehost/sdk.hpp>
 
 #include "framing.hpp"
-#include "registry_errors.hpp"
 #include "schema_loader.hpp"
 #include "wire_decoder.hpp"
 
@@ -103,7 +102,7 @@ class ProtobufDecode final : public RecordTransform {
       s->error = "unknown schema id " + std::to_string(id) + ": " + status.message();
       s->retry_after = Clock::now() + kUnknownIdRetry;
     } else {
-      check(status, "fetching schema id " + std::to_string(id));  // retriable: not remembered
+      throw_if_error(status, "fetching schema id " + std::to_string(id));  // retriable: not remembered
       load(id, registered, *s);
     }
     if (last_id_ == id) last_schema_ = nullptr;  // the entry it points at is replaced

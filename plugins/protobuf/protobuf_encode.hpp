@@ -9,7 +9,6 @@
 #include <pipehost/sdk.hpp>
 
 #include "framing.hpp"
-#include "registry_errors.hpp"
 #include "schema_loader.hpp"
 #include "wire_encoder.hpp"
 
@@ -86,7 +85,7 @@ class ProtobufEncode final : public RecordTransform {
 
   std::int32_t id_for(const std::string& subject) {
     int id = -1;
-    check(context_.schema_registry().register_schema(subject, "PROTOBUF", text_, id),
+    throw_if_error(context_.schema_registry().register_schema(subject, "PROTOBUF", text_, id),
           "registering " + plan_->full_name + " under subject " + subject);
     context_.info("schema of " + plan_->full_name + " is id " + std::to_string(id) +
                   " under subject " + subject);

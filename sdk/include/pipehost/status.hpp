@@ -3,6 +3,7 @@
 #pragma once
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace pipehost {
@@ -55,15 +56,19 @@ struct PositionMismatch : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Turns a host-returned Status back into the matching exception (plugin side).
-inline void throw_if_error(const Status& status) {
+// Turns a host-returned Status back into the matching exception (plugin side), its
+// message prefixed with what the plugin was doing when given: "fetching schema id 7: ...".
+inline void throw_if_error(const Status& status, std::string_view doing = {}) {
+  if (status.is_ok()) return;
+  const std::string message =
+      doing.empty() ? status.message() : std::string(doing) + ": " + status.message();
   switch (status.code()) {
     case Code::ok: return;
-    case Code::invalid: throw InvalidRecord(status.message());
-    case Code::retriable: throw RetriableError(status.message());
-    case Code::fatal: throw FatalError(status.message());
-    case Code::rewind: throw PositionMismatch(status.message());
-    case Code::cancelled: throw FatalError(status.message());
+    case Code::invalid: throw InvalidRecord(message);
+    case Code::retriable: throw RetriableError(message);
+    case Code::rewind: throw PositionMismatch(message);
+    case Code::fatal:
+    case Code::cancelled: throw FatalError(message);
   }
 }
 
