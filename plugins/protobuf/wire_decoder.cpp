@@ -320,24 +320,35 @@ const DecodePlan& DecodePlans::plan(const gp::Descriptor& message) {
   auto plan = std::make_unique<DecodePlan>();
   DecodePlan& p = *plan;
   projected_.emplace(&message, std::move(plan));
+  const std::size_t mark = created_.size();
   try {
     build(p, message, &projection);
   } catch (...) {
     projected_.erase(&message);
+    forget_since(mark);
     throw;
   }
   return p;
+}
+
+// A build that failed may have completed plans pointing at the half-built one it freed
+// (a recursive type: M -> N -> M): every plan made since it began goes with it.
+void DecodePlans::forget_since(std::size_t mark) {
+  for (std::size_t i = created_.size(); i-- > mark;) plans_.erase(created_[i]);
+  created_.resize(mark);
 }
 
 const DecodePlan& DecodePlans::nested(const gp::Descriptor& message) {
   if (auto it = plans_.find(&message); it != plans_.end()) return *it->second;
   auto plan = std::make_unique<DecodePlan>();
   DecodePlan& p = *plan;
+  const std::size_t mark = created_.size();
   plans_.emplace(&message, std::move(plan));  // first, so recursive types find it
+  created_.push_back(&message);
   try {
     build(p, message, nullptr);
   } catch (...) {
-    plans_.erase(&message);
+    forget_since(mark);
     throw;
   }
   return p;

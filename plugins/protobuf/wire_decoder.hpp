@@ -68,10 +68,12 @@ class DecodePlans {
   void build(DecodePlan& plan, const google::protobuf::Descriptor& message,
              const std::vector<std::string>* projection);
   const DecodePlan& nested(const google::protobuf::Descriptor& message);
+  void forget_since(std::size_t mark);
   const EnumInfo& enumeration(const google::protobuf::EnumDescriptor& e);
 
   std::vector<std::string> projection_;
   std::unordered_map<const google::protobuf::Descriptor*, std::unique_ptr<DecodePlan>> plans_;
+  std::vector<const google::protobuf::Descriptor*> created_;  // plans_' keys, oldest first
   std::unordered_map<const google::protobuf::Descriptor*, std::unique_ptr<DecodePlan>> projected_;
   std::unordered_map<const google::protobuf::EnumDescriptor*, std::unique_ptr<EnumInfo>> enums_;
 };

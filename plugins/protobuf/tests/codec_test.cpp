@@ -402,3 +402,16 @@ TEST_CASE("decode: a reused value is reset, not merged") {
   CHECK(field(v, "tags") == Value(List{}));
   CHECK(field(v, "inner").is_null());
 }
+
+TEST_CASE("plans: a message that cannot be planned leaves no plan pointing at it") {
+  // M -> N -> M, and M has a proto2 group: building M fails after N was built pointing at
+  // M's half-built plan. N must not stay cached (it was used after M's plan was freed).
+  auto files = SchemaFiles::from_registry(
+      "syntax = \"proto2\";\n"
+      "message M { optional N n = 1; optional group G = 2 {} }\n"
+      "message N { optional M m = 1; }\n",
+      1, nullptr);
+  DecodePlans plans;
+  CHECK_THROWS_AS(plans.plan(files->find_message("M")), std::runtime_error);
+  CHECK_THROWS_AS(plans.plan(files->find_message("N")), std::runtime_error);
+}
