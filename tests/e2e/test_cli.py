@@ -268,6 +268,27 @@ print(s(t, SerializationContext("probe", MessageField.VALUE)).hex())
         assert "probe-value" in subjects
         latest = json.loads(urllib.request.urlopen(url + "/subjects/probe-value/versions/latest").read())
         assert latest["id"] == schema_id and latest["version"] == 1
+        # Avro too: confluent-kafka's AvroSerializer registers the seed 004 schema, and its
+        # AvroDeserializer reads the value back through the same registry.
+        avsc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs", "schemas",
+                            "producer-to-processor.avsc")
+        script = f"""
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer, AvroDeserializer
+from confluent_kafka.serialization import SerializationContext, MessageField
+registry = SchemaRegistryClient({{"url": {url!r}}})
+context = SerializationContext("avro-probe", MessageField.VALUE)
+event = {{"origin_service_id": "1", "origin_service_type": "t", "destination_service_type": "FINANCE",
+          "event_timestamp": 1733011200123, "payload": "p"}}
+framed = AvroSerializer(registry, open({avsc!r}).read())(event, context)
+assert AvroDeserializer(registry)(framed, context) == event
+print(framed.hex())
+"""
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        avro_id = int.from_bytes(bytes.fromhex(r.stdout.strip())[1:5], "big")
+        body = json.loads(urllib.request.urlopen(f"{url}/schemas/ids/{avro_id}").read())
+        assert body.get("schemaType", "AVRO") == "AVRO" and "ProducerToProcessor" in body["schema"]
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=10) == 0
     finally:
