@@ -272,7 +272,10 @@ void from_value(const Value& in, avro_value_t& out, const std::string& where) {
       avro_schema_t schema = avro_value_get_schema(&out);
       const size_t branches = avro_schema_union_size(schema);
       for (size_t b = 0; b < branches; ++b) {
-        if (!fits(in, avro_typeof(avro_schema_union_branch(schema, static_cast<int>(b))))) continue;
+        avro_schema_t branch_schema = avro_schema_union_branch(schema, static_cast<int>(b));
+        while (avro_typeof(branch_schema) == AVRO_LINK)  // a named type used again (recursion)
+          branch_schema = avro_schema_link_target(branch_schema);
+        if (!fits(in, avro_typeof(branch_schema))) continue;
         avro_value_t branch;
         avro_value_set_branch(&out, static_cast<int>(b), &branch);
         from_value(in, branch, where);

@@ -51,9 +51,11 @@ struct Setup {
       ids.push_back(id);
       auto enc = std::make_unique<testing::StageHarness<avro::AvroEncode>>(
           std::map<std::string, OptionValue>{{"subject", subject}},
-          [&](testing::TestContext& c) {
-            int same = -1;
-            (void)c.registry.register_schema(subject, "AVRO", kSchemas[i], same);
+          [&](testing::TestContext& c) {  // every schema, in order: the ids are the decoder's
+            for (std::size_t j = 0; j < kSchemas.size(); ++j) {
+              int same = -1;
+              (void)c.registry.register_schema("s" + std::to_string(j) + "-value", "AVRO", kSchemas[j], same);
+            }
           });
       (*enc)->start();
       encoders.push_back(std::move(enc));

@@ -367,3 +367,30 @@ TEST_CASE("avro options: a schema file that is missing or not Avro is a validati
   CHECK(problems[0].find(path) != std::string::npos);
   std::remove(path.c_str());
 }
+
+TEST_CASE("avro: a recursive record round-trips (its union branch is a link to itself)") {
+  const std::string schema = R"({"type":"record","name":"Node","fields":[{"name":"v","type":"int"},
+    {"name":"next","type":["null","Node"]},{"name":"kids","type":{"type":"array","items":"Node"}}]})";
+  StageHarness<avro::AvroDecode> dec;
+  const int id = register_text(dec.context, "node-value", schema);
+  std::string body;
+  put_long(body, 1);  // v
+  put_long(body, 1);  // next: branch Node
+  put_long(body, 2);
+  put_long(body, 0);  // next.next: null
+  put_long(body, 0);  // next.kids: empty
+  put_long(body, 1);  // kids: one
+  put_long(body, 3);
+  put_long(body, 0);
+  put_long(body, 0);
+  put_long(body, 0);  // end of kids
+  Batch b = of({framed(id, body)});
+  REQUIRE(dec.process(b).empty());
+  CHECK(*b.records[0].value.field("next")->field("v") == Value(std::int64_t{2}));
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("node-value")}},
+                                     [&](TestContext& c) { register_text(c, "node-value", schema); });
+  enc->start();
+  auto rejected = enc.process(b);
+  REQUIRE_MESSAGE(rejected.empty(), (rejected.empty() ? "" : rejected[0].reason));
+  CHECK(std::string(b.records[0].payload) == framed(1, body));
+}

@@ -114,3 +114,18 @@ TEST_CASE("json_decode: mutated payloads are decoded or rejected, never a crash"
   CHECK(decoded + rejected == 5000);
   CHECK(rejected > 1000);
 }
+
+TEST_CASE("json_encode: a double that happens to be whole stays a double when read back") {
+  StageHarness<json::JsonEncode> enc;
+  StageHarness<json::JsonDecode> dec;
+  Batch b;
+  auto schema = StructSchema::make({"d", "i", "e"});
+  b.records.emplace_back().value =
+      Struct{schema, {Value(-2500.0), Value(std::int64_t{-2500}), Value(1e300)}};
+  REQUIRE(enc.process(b).empty());
+  CHECK(std::string(b.records[0].payload) == R"({"d":-2500.0,"i":-2500,"e":1e+300})");
+  const Value before = b.records[0].value;
+  REQUIRE(dec.process(b).empty());
+  CHECK(b.records[0].value == before);
+  CHECK(b.records[0].value.field("d")->is<double>());
+}

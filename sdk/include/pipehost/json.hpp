@@ -2,6 +2,7 @@
 // arrays, bytes as base64, timestamps as RFC 3339 strings (UTC, microseconds), doubles
 // in shortest round-trip form (non-finite ones as null).
 #pragma once
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -77,6 +78,9 @@ inline void append(const Value& value, std::string& out) {
             std::array<char, 32> buf{};
             auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
             out.append(buf.data(), r.ptr);
+            // A double stays a double when read back: 2500.0, not 2500 (an integer).
+            if (std::find_if(buf.data(), r.ptr, [](char c) { return c == '.' || c == 'e'; }) == r.ptr)
+              out += ".0";
           }
         } else if constexpr (std::is_same_v<T, std::string>) append_string(v, out);
         else if constexpr (std::is_same_v<T, Bytes>) append_base64(v.data, out);
