@@ -11,6 +11,7 @@ namespace pipehost::host {
 namespace {
 std::atomic<int> threshold{static_cast<int>(LogLevel::info)};
 std::atomic<void (*)()> interceptor{nullptr};
+std::atomic<LogFormat> format{LogFormat::text};
 std::mutex output_mutex;
 
 const char* level_name(LogLevel level) {
@@ -22,9 +23,71 @@ const char* level_name(LogLevel level) {
   }
   return "?";
 }
+void append_json_string(std::string& out, std::string_view text) {
+  out += '"';
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+          out += escaped;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+// "sums/source#0" -> pipeline sums, stage source, task 0; "sums#1" -> pipeline, task;
+// "pipehost" -> the host itself.
+void append_json_origin(std::string& out, std::string_view prefix) {
+  if (prefix == "pipehost") {
+    out += ",\"component\":\"pipehost\"";
+    return;
+  }
+  std::string_view task;
+  if (auto hash = prefix.rfind('#'); hash != std::string_view::npos) {
+    task = prefix.substr(hash + 1);
+    prefix = prefix.substr(0, hash);
+  }
+  std::string_view stage;
+  if (auto slash = prefix.find('/'); slash != std::string_view::npos) {
+    stage = prefix.substr(slash + 1);
+    prefix = prefix.substr(0, slash);
+  }
+  out += ",\"pipeline\":";
+  append_json_string(out, prefix);
+  if (!stage.empty()) {
+    out += ",\"stage\":";
+    append_json_string(out, stage);
+  }
+  if (!task.empty() && task.find_first_not_of("0123456789") == std::string_view::npos) {
+    out += ",\"task\":";
+    out += task;
+  }
+}
 }  // namespace
 
 void set_log_level(LogLevel level) { threshold = static_cast<int>(level); }
+LogLevel log_level() { return static_cast<LogLevel>(threshold.load()); }
+void set_log_format(LogFormat f) { format = f; }
+
+const char* log_level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::debug: return "debug";
+    case LogLevel::info: return "info";
+    case LogLevel::warn: return "warn";
+    case LogLevel::error: return "error";
+  }
+  return "?";
+}
 
 bool parse_log_level(std::string_view text, LogLevel& out) {
   if (text == "debug") out = LogLevel::debug;
@@ -45,8 +108,28 @@ void log_line(LogLevel level, std::string_view prefix, std::string_view message)
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
   std::time_t t = std::chrono::system_clock::to_time_t(now);
   std::tm tm{};
-  localtime_r(&t, &tm);
   char stamp[32];
+  if (format.load() == LogFormat::json) {
+    gmtime_r(&t, &tm);
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::string line = "{\"time\":\"";
+    line += stamp;
+    char millis[8];
+    std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms.count()));
+    line += millis;
+    line += "\",\"level\":\"";
+    line += log_level_name(level);
+    line += '"';
+    append_json_origin(line, prefix);
+    line += ",\"message\":";
+    append_json_string(line, message);
+    line += "}\n";
+    std::lock_guard lock(output_mutex);
+    if (auto f = interceptor.load()) f();
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    return;
+  }
+  localtime_r(&t, &tm);
   std::strftime(stamp, sizeof stamp, "%H:%M:%S", &tm);
   std::lock_guard lock(output_mutex);
   if (auto f = interceptor.load()) f();

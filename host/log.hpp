@@ -1,5 +1,5 @@
 // Process-wide logging: one line per event on stderr, with time, level and a prefix
-// naming the pipeline and stage.
+// naming the pipeline and stage ("pipeline/stage#task", "pipeline#task" or "pipehost").
 #pragma once
 #include <string_view>
 
@@ -8,7 +8,15 @@
 namespace pipehost::host {
 
 void set_log_level(LogLevel level);
+LogLevel log_level();
 bool parse_log_level(std::string_view text, LogLevel& out);
+const char* log_level_name(LogLevel level);  // "debug", "info", "warn", "error"
+
+// text: "18:09:15.518 INFO  [sums/source#0] message". json: one object per line,
+// {"time":"2026-12-01T18:09:15.518Z","level":"info","pipeline":"sums","stage":"source",
+// "task":0,"message":"..."}, for log shippers (Vector, Fluent Bit, Loki).
+enum class LogFormat { text, json };
+void set_log_format(LogFormat format);
 bool log_enabled(LogLevel level);
 void log_line(LogLevel level, std::string_view prefix, std::string_view message);
 

@@ -4,9 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "log.hpp"
-
 #include <algorithm>
+
+#include "admin/exposition.hpp"
+#include "log.hpp"
 
 namespace pipehost::host {
 namespace {
@@ -14,13 +15,6 @@ namespace {
 const char* state_of(Pipeline& p) {
   if (p.done()) return p.state().failed() ? "failed" : "ended";
   return p.state().paused ? "paused" : "running";
-}
-
-// Prometheus metric names allow [a-zA-Z0-9_:] only.
-std::string metric_name(const std::string& name) {
-  std::string out = "pipehost_";
-  for (char c : name) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  return out;
 }
 
 }  // namespace
@@ -53,33 +47,140 @@ std::string AdminServer::health(int& status) const {
 }
 
 std::string AdminServer::metrics() const {
-  std::string out;
-  auto family = [&](const char* name, const char* type, const char* help) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  Exposition e;
+  auto per_pipeline = [&](const char* name, const char* type, const char* help, auto value) {
+    e.family(name, type, help);
+    for (auto& p : pipelines_) e.sample(name, {{"pipeline", p->config().name}}, value(*p));
   };
-  family("pipehost_records_read_total", "counter", "Records read by the pipeline's sources.");
-  for (auto& p : pipelines_)
-    out += "pipehost_records_read_total{pipeline=\"" + p->config().name + "\"} " +
-           std::to_string(p->state().records_read.load()) + "\n";
-  family("pipehost_records_acknowledged_total", "counter", "Records the sink confirmed.");
-  for (auto& p : pipelines_)
-    out += "pipehost_records_acknowledged_total{pipeline=\"" + p->config().name + "\"} " +
-           std::to_string(p->state().records_acked.load()) + "\n";
-  family("pipehost_records_rejected_total", "counter", "Records rejected by a stage.");
-  for (auto& p : pipelines_)
-    out += "pipehost_records_rejected_total{pipeline=\"" + p->config().name + "\"} " +
-           std::to_string(p->state().records_rejected.load()) + "\n";
-  family("pipehost_latency_ms", "gauge", "Record timestamp to sink acknowledgement, by quantile.");
+  per_pipeline("pipehost_pipeline_running", "gauge", "1 while the pipeline runs, 0 once it ended or failed.",
+               [](Pipeline& p) { return std::uint64_t{p.done() ? 0u : 1u}; });
+  per_pipeline("pipehost_records_read_total", "counter", "Records read by the pipeline's sources.",
+               [](Pipeline& p) { return p.state().records_read.load(); });
+  per_pipeline("pipehost_records_acknowledged_total", "counter", "Records the sink confirmed.",
+               [](Pipeline& p) { return p.state().records_acked.load(); });
+  per_pipeline("pipehost_records_rejected_total", "counter", "Records rejected by any stage.",
+               [](Pipeline& p) { return p.state().records_rejected.load(); });
+  per_pipeline("pipehost_records_dead_lettered_total", "counter",
+               "Rejected records written to the dead-letter topic.",
+               [](Pipeline& p) { return p.state().records_dead_lettered.load(); });
+  per_pipeline("pipehost_in_flight_records", "gauge", "Records read and not yet acknowledged by the sink.",
+               [](Pipeline& p) {
+                 std::uint64_t n = 0;
+                 for (const auto& t : p.state().in_flight_records) n += t.load();
+                 return n;
+               });
+  per_pipeline("pipehost_in_flight_bytes", "gauge",
+               "Bytes (keys, payloads, decoded values) of the records in flight.", [](Pipeline& p) {
+                 std::uint64_t n = 0;
+                 for (const auto& t : p.state().in_flight_bytes) n += t.load();
+                 return n;
+               });
+  per_pipeline("pipehost_commits_total", "counter", "Acknowledged positions handed to the source to commit.",
+               [](Pipeline& p) { return p.state().commits.load(); });
+  per_pipeline("pipehost_rewinds_total", "counter",
+               "Times a sink's store had lost writes and the source read again from its position.",
+               [](Pipeline& p) { return p.state().rewinds.load(); });
+  per_pipeline("pipehost_restarts_total", "counter", "Restarts after a failure.",
+               [](Pipeline& p) { return p.state().restarts.load(); });
+
+  auto per_stage = [&](const char* name, const char* type, const char* help, auto value) {
+    e.family(name, type, help);
+    for (auto& p : pipelines_)
+      for (const StageStats& s : p->state().stages)
+        e.sample(name, {{"pipeline", p->config().name}, {"stage", s.label}}, value(*p, s));
+  };
+  per_stage("pipehost_stage_records_in_total", "counter", "Records handed to the stage (transforms, sink).",
+            [](Pipeline&, const StageStats& s) { return s.records_in.load(); });
+  per_stage("pipehost_stage_records_out_total", "counter",
+            "Records the stage passed on (the source: read; the sink: acknowledged).",
+            [](Pipeline& p, const StageStats& s) {
+              return &s == &p.state().stages.back() ? p.state().records_acked.load() : s.records_out.load();
+            });
+  per_stage("pipehost_stage_records_rejected_total", "counter", "Records the stage rejected.",
+            [](Pipeline&, const StageStats& s) { return s.records_rejected.load(); });
+  per_stage("pipehost_stage_retries_total", "counter", "Calls of the stage retried after a retriable error.",
+            [](Pipeline&, const StageStats& s) { return s.retries.load(); });
+  per_stage("pipehost_stage_cpu_seconds_total", "counter", "Thread CPU time spent in the stage's calls.",
+            [](Pipeline&, const StageStats& s) { return static_cast<double>(s.cpu_ns.load()) / 1e9; });
+
+  e.family("pipehost_end_to_end_latency_seconds", "histogram",
+           "Record timestamp (Kafka CreateTime, or when the source made it) to the sink's acknowledgement.");
   for (auto& p : pipelines_) {
     const LatencyHistogram& l = p->state().latency;
-    if (l.count() == 0) continue;
-    for (auto [q, label] : {std::pair{0.5, "0.5"}, {0.99, "0.99"}, {0.999, "0.999"}})
-      out += "pipehost_latency_ms{pipeline=\"" + p->config().name + "\",quantile=\"" + label +
-             "\"} " + std::to_string(l.percentile(q)) + "\n";
+    const std::string& name = p->config().name;
+    for (double bound : {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0})
+      e.sample("pipehost_end_to_end_latency_seconds_bucket", {{"pipeline", name}, {"le", Exposition::number(bound)}},
+               l.count_at_most(static_cast<std::int64_t>(bound * 1000 + 0.5)));
+    std::uint64_t count = l.count();
+    e.sample("pipehost_end_to_end_latency_seconds_bucket", {{"pipeline", name}, {"le", "+Inf"}}, count);
+    e.sample("pipehost_end_to_end_latency_seconds_sum", {{"pipeline", name}}, static_cast<double>(l.sum_ms()) / 1000);
+    e.sample("pipehost_end_to_end_latency_seconds_count", {{"pipeline", name}}, count);
   }
-  for (const auto& [name, value] : services_.metrics.snapshot())
-    out += metric_name(name) + "_total " + std::to_string(value) + "\n";
-  return out;
+  e.family("pipehost_batch_duration_seconds", "histogram",
+           "One batch from the source through the transforms into the sink's hands.");
+  for (auto& p : pipelines_) {
+    const DurationHistogram& h = p->state().batch_duration;
+    const std::string& name = p->config().name;
+    for (std::size_t i = 0; i < DurationHistogram::kBounds.size(); ++i)
+      e.sample("pipehost_batch_duration_seconds_bucket",
+               {{"pipeline", name}, {"le", Exposition::number(DurationHistogram::kBounds[i])}}, h.cumulative(i));
+    std::uint64_t count = h.cumulative(DurationHistogram::kBounds.size());
+    e.sample("pipehost_batch_duration_seconds_bucket", {{"pipeline", name}, {"le", "+Inf"}}, count);
+    e.sample("pipehost_batch_duration_seconds_sum", {{"pipeline", name}}, h.sum_seconds());
+    e.sample("pipehost_batch_duration_seconds_count", {{"pipeline", name}}, count);
+  }
+
+  // What the plugins count and measure, one family per name.
+  auto counters = services_.metrics.counters();
+  std::stable_sort(counters.begin(), counters.end(),
+                   [](const auto& a, const auto& b) { return a.first.name < b.first.name; });
+  for (std::size_t i = 0; i < counters.size(); ++i) {
+    const MetricKey& key = counters[i].first;
+    std::string name = Exposition::metric_name("pipehost_plugin_" + key.name) + "_total";
+    if (i == 0 || counters[i - 1].first.name != key.name)
+      e.family(name, "counter", "Counted by the stage's plugin.");
+    Labels labels = {{"pipeline", key.pipeline}, {"stage", key.stage}};
+    labels.insert(labels.end(), key.labels.begin(), key.labels.end());
+    e.sample(name, labels, counters[i].second);
+  }
+  auto gauges = services_.metrics.gauges();
+  std::stable_sort(gauges.begin(), gauges.end(),
+                   [](const auto& a, const auto& b) { return a.first.name < b.first.name; });
+  for (std::size_t i = 0; i < gauges.size(); ++i) {
+    const MetricKey& key = gauges[i].first;
+    std::string name = Exposition::metric_name("pipehost_plugin_" + key.name);
+    if (i == 0 || gauges[i - 1].first.name != key.name) e.family(name, "gauge", "Measured by the stage's plugin.");
+    Labels labels = {{"pipeline", key.pipeline}, {"stage", key.stage}};
+    labels.insert(labels.end(), key.labels.begin(), key.labels.end());
+    e.sample(name, labels, gauges[i].second);
+  }
+  return e.text();
+}
+
+// Ready: every pipeline still running has all its tasks started and no stage waiting
+// (a consumer not yet assigned by its group, a sink not yet connected). Pipelines that
+// ended do not count against it; a failed one does.
+std::string AdminServer::ready(int& status) const {
+  nlohmann::json out = {{"ready", true}, {"pipelines", nlohmann::json::object()}};
+  status = 200;
+  for (auto& p : pipelines_) {
+    PipelineState& s = p->state();
+    std::string why;
+    if (s.failed()) why = "failed: " + s.failure_message();
+    else if (p->done()) why = "";
+    else if (s.paused) why = "";
+    else if (s.tasks_started.load() < p->config().tasks)
+      why = "starting: " + std::to_string(s.tasks_started.load()) + " of " +
+            std::to_string(p->config().tasks) + " tasks running";
+    else if (s.stages_not_ready.load() > 0)
+      why = std::to_string(s.stages_not_ready.load()) + " stage(s) waiting (e.g. for partitions)";
+    out["pipelines"][s.name] = why.empty() ? nlohmann::json("ready") : nlohmann::json(why);
+    if (!why.empty()) {
+      out["ready"] = false;
+      status = 503;
+    }
+  }
+  return out.dump();
 }
 
 std::string AdminServer::pipelines_json() const {
@@ -134,7 +235,8 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
   }
   // Every request passes the checks first; /health stays open for probes.
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path == "/health" && req.method == "GET") return httplib::Server::HandlerResponse::Unhandled;
+    if ((req.path == "/health" || req.path == "/ready") && req.method == "GET")
+      return httplib::Server::HandlerResponse::Unhandled;
     int status = 200;
     std::string why = refused(req, req.method != "GET" && req.method != "HEAD", status);
     if (why.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -146,6 +248,28 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     int status = 200;
     res.set_content(health(status), "application/json");
     res.status = status;
+  });
+  server_->Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
+    int status = 200;
+    res.set_content(ready(status), "application/json");
+    res.status = status;
+  });
+  server_->Get("/log-level", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(nlohmann::json{{"level", log_level_name(log_level())}}.dump(), "application/json");
+  });
+  server_->Put("/log-level", [](const httplib::Request& req, httplib::Response& res) {
+    auto body = nlohmann::json::parse(req.body, nullptr, false);
+    LogLevel level;
+    if (!body.is_object() || !body.contains("level") || !body["level"].is_string() ||
+        !parse_log_level(body["level"].get<std::string>(), level)) {
+      res.status = 400;
+      res.set_content(nlohmann::json{{"error", "send {\"level\": \"debug\"|\"info\"|\"warn\"|\"error\"}"}}.dump(),
+                      "application/json");
+      return;
+    }
+    set_log_level(level);
+    log_line(LogLevel::warn, "pipehost", std::string("admin: log level set to ") + log_level_name(level));
+    res.set_content(nlohmann::json{{"level", log_level_name(level)}}.dump(), "application/json");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics(), "text/plain; version=0.0.4");
@@ -173,7 +297,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   log_info("admin endpoint on http://" + host + ":" + std::to_string(port) +
-           " (/health, /metrics, /pipelines)");
+           " (/health, /ready, /metrics, /pipelines, /log-level)");
   return true;
 }
 

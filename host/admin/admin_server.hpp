@@ -1,5 +1,6 @@
-// The admin HTTP endpoint: /health, /metrics (Prometheus text), /pipelines (JSON),
-// POST /pipelines/NAME/pause and /resume. Off unless --admin ADDR or `admin = "ADDR"`.
+// The admin HTTP endpoint: /health (alive), /ready (every running pipeline started and
+// its stages ready), /metrics (Prometheus text), /pipelines (JSON), POST
+// /pipelines/NAME/pause and /resume, GET and PUT /log-level. Off unless --admin ADDR or `admin = "ADDR"`.
 // A web page the operator's browser has open must not be able to drive it: requests
 // that change state must be JSON (a cross-site form cannot send that without the
 // browser asking first), a loopback endpoint answers only to a loopback Host header (DNS
@@ -30,6 +31,7 @@ class AdminServer {
 
  private:
   std::string health(int& status) const;
+  std::string ready(int& status) const;
   std::string metrics() const;
   std::string pipelines_json() const;
   Pipeline* find(const std::string& name) const;

@@ -45,7 +45,7 @@ struct Arguments {
 // option that takes a value accepts both `--name value` and `--name=value`.
 bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
   if (const char* env = std::getenv("PIPEHOST_ENV")) out.load.env = env;
-  std::string log_level;
+  std::string log_level, log_format;
   const std::vector<std::pair<std::string, std::function<void(std::string)>>> valued = {
       {"--env", [&](std::string v) { out.load.env = std::move(v); }},
       {"--set", [&](std::string v) { out.load.sets.push_back(std::move(v)); }},
@@ -55,6 +55,7 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
       {"--admin", [&](std::string v) { out.admin = std::move(v); }},
       {"--listen", [&](std::string v) { out.listen = std::move(v); }},
       {"--log-level", [&](std::string v) { log_level = std::move(v); }},
+      {"--log-format", [&](std::string v) { log_format = std::move(v); }},
   };
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
@@ -103,6 +104,11 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
       return false;
     }
     set_log_level(level);
+  }
+  if (log_format == "json") set_log_format(LogFormat::json);
+  else if (!log_format.empty() && log_format != "text") {
+    std::fprintf(stderr, "pipehost: --log-format must be text or json\n");
+    return false;
   }
   return true;
 }

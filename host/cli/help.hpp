@@ -39,7 +39,10 @@ Options:
   --pipeline NAME       run only this pipeline (repeatable); e.g. a second process
                         running just the consumer to share its group's partitions
   --plugin-path DIR     search DIR for plugins first (repeatable)
-  --log-level LEVEL     debug, info (default), warn, error
+  --log-level LEVEL     debug, info (default), warn, error (changeable while running:
+                        PUT /log-level on the admin endpoint)
+  --log-format FORMAT   text (default) or json: one object per line with time, level,
+                        pipeline, stage, task and message, for log shippers
   --no-progress         no progress line on a terminal (log lines instead)
   --admin HOST:PORT     serve /health, /metrics (Prometheus), /pipelines and
                         POST /pipelines/NAME/pause|resume (or admin = "HOST:PORT")

@@ -41,8 +41,11 @@ class CheckContext final : public Context {
   void set_expected_total(std::uint64_t) noexcept override {}
   bool stopping() const noexcept override { return false; }
   std::string data_dir() const noexcept override { return services_.data_dir; }
+  Gauge& gauge(std::string_view, const MetricLabels&) noexcept override { return gauge_; }
+  void set_ready(bool) noexcept override {}
 
  private:
+  Gauge gauge_;
   const PipelineConfig& pipeline_;
   const StageConfig& stage_;
   const CheckServices& services_;

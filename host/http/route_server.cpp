@@ -27,7 +27,7 @@ class RouteContext final : public Context {
     }
   }
   Counter& counter(std::string_view name) noexcept override {
-    return services_.metrics.counter("http." + label_ + "." + std::string(name));
+    return services_.metrics.counter({"http", label_, std::string(name), {}});
   }
   SchemaRegistry& schema_registry() noexcept override { return *services_.registry; }
   std::string kafka_bootstrap() const noexcept override { return services_.kafka_bootstrap; }
@@ -39,6 +39,10 @@ class RouteContext final : public Context {
   void set_expected_total(std::uint64_t) noexcept override {}
   bool stopping() const noexcept override { return services_.stopping; }
   std::string data_dir() const noexcept override { return services_.data_dir; }
+  Gauge& gauge(std::string_view name, const MetricLabels& labels) noexcept override {
+    return services_.metrics.gauge({"http", label_, std::string(name), labels});
+  }
+  void set_ready(bool) noexcept override {}
 
  private:
   Services& services_;

@@ -7,7 +7,7 @@
 namespace pipehost::host {
 
 Pipeline::Pipeline(const PipelineConfig& config, Services& services)
-    : config_(config), services_(services), state_(config.name, config.tasks),
+    : config_(config), services_(services), state_(config),
       tasks_left_(config.tasks) {}
 
 Pipeline::~Pipeline() {

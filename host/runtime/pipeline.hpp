@@ -2,6 +2,7 @@
 // sharing one stop/finish state and one set of progress counters.
 #pragma once
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -14,8 +15,25 @@
 
 namespace pipehost::host {
 
+// What one stage of a pipeline did, summed over its tasks.
+struct StageStats {
+  explicit StageStats(std::string l) : label(std::move(l)) {}
+  std::string label;  // "source", "transforms[0]" (or its name), "sink"
+  std::atomic<std::uint64_t> records_in{0};
+  std::atomic<std::uint64_t> records_out{0};
+  std::atomic<std::uint64_t> records_rejected{0};
+  std::atomic<std::uint64_t> retries{0};
+  std::atomic<std::uint64_t> cpu_ns{0};  // thread CPU time spent in the stage's calls
+};
+
 struct PipelineState {
-  explicit PipelineState(std::string n, int tasks) : name(std::move(n)), expected(tasks) {}
+  explicit PipelineState(const PipelineConfig& config)
+      : name(config.name), in_flight_records(config.tasks), in_flight_bytes(config.tasks),
+        expected(config.tasks) {
+    stages.emplace_back("source");
+    for (const auto& t : config.transforms) stages.emplace_back(t.label);
+    stages.emplace_back("sink");
+  }
   std::string name;
   std::atomic<bool> stop{false};    // drain, commit and end now
   std::atomic<bool> finish{false};  // sources end once caught up (end_after)
@@ -25,7 +43,15 @@ struct PipelineState {
   std::atomic<std::uint64_t> records_rejected{0};
   std::atomic<std::uint64_t> records_dead_lettered{0};
   std::atomic<std::uint64_t> rewinds{0};  // a sink's store lost writes: read again
+  std::atomic<int> tasks_started{0};       // tasks whose stages all started
+  std::atomic<int> stages_not_ready{0};    // stages that said set_ready(false)
+  std::atomic<std::uint64_t> commits{0};   // positions handed to the source to commit
+  std::atomic<std::uint64_t> restarts{0};  // restarts after a failure (restart policy)
   LatencyHistogram latency;  // record timestamp -> sink acknowledgement
+  DurationHistogram batch_duration;  // one batch through the transforms to the sink's hands
+  std::deque<StageStats> stages;     // source, transforms in order, sink
+  std::vector<std::atomic<std::uint64_t>> in_flight_records;  // per task
+  std::vector<std::atomic<std::uint64_t>> in_flight_bytes;    // per task
   std::vector<std::atomic<std::uint64_t>> expected;  // per task; 0 = unbounded
   std::mutex failure_mutex;
   std::string failure;

@@ -11,24 +11,46 @@
 
 namespace pipehost::host {
 
+// Counters and gauges the stages register; the admin endpoint exposes them with the
+// pipeline and stage as labels.
+struct MetricKey {
+  std::string pipeline, stage, name;
+  MetricLabels labels;
+  auto operator<=>(const MetricKey&) const = default;
+};
+
 class Metrics {
  public:
-  Counter& counter(const std::string& name) {
+  Counter& counter(const MetricKey& key) {
     std::lock_guard lock(mutex_);
-    auto& slot = counters_[name];
+    auto& slot = counters_[key];
     if (!slot) slot = std::make_unique<Counter>();
     return *slot;
   }
-  std::vector<std::pair<std::string, std::uint64_t>> snapshot() const {
+  Gauge& gauge(const MetricKey& key) {
     std::lock_guard lock(mutex_);
-    std::vector<std::pair<std::string, std::uint64_t>> out;
-    for (const auto& [name, c] : counters_) out.emplace_back(name, c->value());
+    auto& slot = gauges_[key];
+    if (!slot) slot = std::make_unique<Gauge>();
+    return *slot;
+  }
+  std::vector<std::pair<MetricKey, std::uint64_t>> counters() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::pair<MetricKey, std::uint64_t>> out;
+    for (const auto& [key, c] : counters_) out.emplace_back(key, c->value());
+    return out;
+  }
+  std::vector<std::pair<MetricKey, std::int64_t>> gauges() const {
+    std::lock_guard lock(mutex_);
+    std::vector<std::pair<MetricKey, std::int64_t>> out;
+    for (const auto& [key, g] : gauges_)
+      if (g->present()) out.emplace_back(key, g->value());
     return out;
   }
 
  private:
   mutable std::mutex mutex_;
-  std::map<std::string, std::unique_ptr<Counter>> counters_;
+  std::map<MetricKey, std::unique_ptr<Counter>> counters_;
+  std::map<MetricKey, std::unique_ptr<Gauge>> gauges_;
 };
 
 struct Services {

@@ -25,7 +25,7 @@ class StageContext final : public Context {
   int task_count() const noexcept override { return task_count_; }
   void log(LogLevel level, std::string_view message) noexcept override;
   Counter& counter(std::string_view name) noexcept override {
-    return services_.metrics.counter(state_.name + "." + stage_ + "." + std::string(name));
+    return services_.metrics.counter({state_.name, stage_, std::string(name), {}});
   }
   SchemaRegistry& schema_registry() noexcept override { return *services_.registry; }
   std::string kafka_bootstrap() const noexcept override { return services_.kafka_bootstrap; }
@@ -50,6 +50,17 @@ class StageContext final : public Context {
   }
   bool stopping() const noexcept override { return state_.stop || services_.stopping; }
   std::string data_dir() const noexcept override { return services_.data_dir; }
+  Gauge& gauge(std::string_view name, const MetricLabels& labels) noexcept override {
+    return services_.metrics.gauge({state_.name, stage_, std::string(name), labels});
+  }
+  void set_ready(bool ready) noexcept override {
+    if (ready == ready_) return;
+    ready_ = ready;
+    state_.stages_not_ready += ready ? -1 : 1;
+  }
+  ~StageContext() override {
+    if (!ready_) state_.stages_not_ready -= 1;
+  }
   const std::string& prefix() const { return prefix_; }
 
  private:
@@ -61,6 +72,7 @@ class StageContext final : public Context {
   ResumeLookup resume_;
   TakeAcknowledged acknowledged_;
   std::string prefix_;
+  bool ready_ = true;
 };
 
 }  // namespace pipehost::host

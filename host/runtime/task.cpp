@@ -1,5 +1,7 @@
 #include "runtime/task.hpp"
 
+#include <time.h>
+
 #include <algorithm>
 #include <thread>
 #include <utility>
@@ -11,6 +13,26 @@ namespace pipehost::host {
 namespace {
 constexpr Millis kPollWait{100};
 constexpr Millis kDrainTimeout{30000};
+
+// CPU time of the calling thread: what a stage's call cost, whatever else runs.
+std::uint64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Adds the thread CPU time of a scope to a stage's total.
+class CpuTimer {
+ public:
+  explicit CpuTimer(StageStats& stats) : stats_(stats), start_(thread_cpu_ns()) {}
+  ~CpuTimer() { stats_.cpu_ns += thread_cpu_ns() - start_; }
+  CpuTimer(const CpuTimer&) = delete;
+  CpuTimer& operator=(const CpuTimer&) = delete;
+
+ private:
+  StageStats& stats_;
+  std::uint64_t start_;
+};
 
 std::string origin_text(const Record& r) {
   if (r.origin.partition < 0) return "a record";
@@ -114,8 +136,14 @@ bool Task::start_stages() {
 
 void Task::run() noexcept {
   try {
-    if (build() && start_stages()) loop();
+    if (build() && start_stages()) {
+      state_.tasks_started += 1;
+      loop();
+      state_.tasks_started -= 1;
+    }
     drain_and_stop();
+    state_.in_flight_records[static_cast<std::size_t>(index_)] = 0;
+    state_.in_flight_bytes[static_cast<std::size_t>(index_)] = 0;
   } catch (const std::exception& e) {
     state_.fail("pipeline '" + state_.name + "' stopped: internal error: " + e.what());
   }
@@ -142,6 +170,8 @@ void Task::loop() {
       if (!s.is_ok()) return fail("source", s);
     }
     commit(false);
+    state_.in_flight_records[static_cast<std::size_t>(index_)] = tracker_.in_flight_records();
+    state_.in_flight_bytes[static_cast<std::size_t>(index_)] = tracker_.in_flight_bytes();
     if (!apply_pause()) return;
     if (paused_ && !poll_while_paused_) {
       std::this_thread::sleep_for(kPollWait);
@@ -153,9 +183,16 @@ void Task::loop() {
     batch.capacity = config_.batch_size;
     batch.records.reserve(config_.batch_size);  // no re-allocation (and moves) while filling
     bool ended = false;
-    Status s = source_->poll(batch, kPollWait, ended);
+    StageStats& source_stats = state_.stages.front();
+    Status s;
+    {
+      CpuTimer timer(source_stats);
+      s = source_->poll(batch, kPollWait, ended);
+    }
+    source_stats.records_out += batch.records.size();
     if (!s.is_ok()) {
       if (s.code() != Code::retriable) return fail("source", s);
+      source_stats.retries += 1;
       log(LogLevel::warn, "source: " + s.message() + " (retrying)");
       if (!back_off(poll_attempt++)) return;
       continue;
@@ -184,6 +221,15 @@ void Task::deliver(Batch& batch) {
   // sink made while writing.
   std::uint64_t sequence =
       tracker_.begin(positions_of(batch), records, bytes, 2, std::move(timestamps));
+  auto started = std::chrono::steady_clock::now();
+  struct Timed {  // however deliver returns
+    PipelineState& state;
+    std::chrono::steady_clock::time_point started;
+    ~Timed() {
+      state.batch_duration.add(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
+  } timed{state_, started};
   for (std::size_t i = 0; i < transforms_.size(); ++i)
     if (!run_transform(i, batch)) return tracker_.abandon(sequence);
   if (!prepare_sink(batch)) return tracker_.abandon(sequence);
@@ -195,36 +241,54 @@ void Task::deliver(Batch& batch) {
     case Written::failed: return tracker_.abandon(sequence);
     case Written::rewound: return tracker_.discard(sequence);
   }
+  state_.stages.back().records_rejected += batch.rejections.size();
   if (!handle_rejections(batch, "sink")) return tracker_.abandon(sequence);
   tracker_.complete(sequence, Status::ok());
 }
 
 bool Task::run_transform(std::size_t index, Batch& batch) {
   const std::string& label = config_.transforms[index].label;
+  StageStats& stats = state_.stages[index + 1];
+  stats.records_in += batch.records.size();
   for (int attempt = 0;; ++attempt) {
-    Status s = transforms_[index]->process(batch);
+    Status s;
+    {
+      CpuTimer timer(stats);
+      s = transforms_[index]->process(batch);
+    }
     if (s.is_ok()) break;
     if (s.code() != Code::retriable) return fail(label, s), false;
+    stats.retries += 1;
     log(LogLevel::warn, label + ": " + s.message() + " (retrying)");
     if (!back_off(attempt)) return false;
   }
+  stats.records_rejected += batch.rejections.size();
   if (!handle_rejections(batch, label)) return false;
   batch.compact();
+  stats.records_out += batch.records.size();
   return true;
 }
 
 // The sink rejects what it cannot take before it writes anything: those records are
 // dead-lettered (or skipped) before any position past them is stored.
 bool Task::prepare_sink(Batch& batch) {
+  StageStats& stats = state_.stages.back();
+  stats.records_in += batch.records.size();
   for (int attempt = 0;; ++attempt) {
-    Status s = sink_->prepare(batch);
+    Status s;
+    {
+      CpuTimer timer(stats);
+      s = sink_->prepare(batch);
+    }
     if (s.is_ok()) break;
     if (s.code() != Code::retriable) return fail("sink", s), false;
+    stats.retries += 1;
     log(LogLevel::warn, "sink: " + s.message() + " (retrying)");
     batch.rejections.clear();
     for (auto& r : batch.records) r.dropped = false;
     if (!back_off(attempt)) return false;
   }
+  stats.records_rejected += batch.rejections.size();
   if (!handle_rejections(batch, "sink")) return false;
   batch.compact();
   return true;
@@ -233,10 +297,16 @@ bool Task::prepare_sink(Batch& batch) {
 Task::Written Task::write_to_sink(Batch& batch, std::uint64_t sequence) {
   for (int attempt = 0;; ++attempt) {
     DeliveryTracker* tracker = &tracker_;
-    Status s = sink_->write(batch, [tracker, sequence](Status status) {
-      tracker->complete(sequence, status);
-    });
+    StageStats& stats = state_.stages.back();
+    Status s;
+    {
+      CpuTimer timer(stats);
+      s = sink_->write(batch, [tracker, sequence](Status status) {
+        tracker->complete(sequence, status);
+      });
+    }
     if (s.is_ok()) return Written::ok;
+    if (s.code() == Code::retriable) stats.retries += 1;
     if (s.code() == Code::rewind) return rewind_source(batch, s) ? Written::rewound : Written::failed;
     if (s.code() != Code::retriable) return fail("sink", s), Written::failed;
     log(LogLevel::warn, "sink: " + s.message() + " (retrying the batch)");
@@ -322,8 +392,19 @@ void Task::commit(bool force) {
       tracker_.in_flight_records() > 0)
     return;
   Status s = source_->commit(pending_commit_);
-  if (!s.is_ok()) log(LogLevel::warn, "source commit failed (will retry): " + s.message());
-  else pending_commit_.clear();
+  if (!s.is_ok()) {
+    log(LogLevel::warn, "source commit failed (will retry): " + s.message());
+  } else {
+    if (log_enabled(LogLevel::debug)) {
+      std::string where;
+      for (const auto& p : pending_commit_)
+        where += (where.empty() ? "" : ", ") + std::string(p.topic) + "/" + std::to_string(p.partition) +
+                 "@" + std::to_string(p.next_offset);
+      log(LogLevel::debug, "acknowledged up to " + where + " (handed to the source to commit)");
+    }
+    pending_commit_.clear();
+    state_.commits += 1;
+  }
   last_commit_ = now;
 }
 

@@ -99,6 +99,7 @@ void KafkaSource::start() {
       rd_kafka_topic_partition_list_new(static_cast<int>(topics_.size()));
   for (const auto& t : topics_)
     rd_kafka_topic_partition_list_add(subscription, t.c_str(), RD_KAFKA_PARTITION_UA);
+  context_.set_ready(false);  // until the group assigns partitions
   rd_kafka_resp_err_t rc = rd_kafka_subscribe(consumer_, subscription);
   rd_kafka_topic_partition_list_destroy(subscription);
   if (rc) throw FatalError("cannot subscribe to " + topics_.front() + ": " + error_text(rc));
@@ -137,6 +138,8 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
     rd_kafka_topic_partition_t& p = partitions->elems[i];
     std::string_view topic = intern(p.topic);
     PartitionState& state = assigned_[{topic, p.partition}] = PartitionState{};
+    state.lag = &context_.gauge("consumer_lag", {{"topic", std::string(topic)},
+                                                 {"partition", std::to_string(p.partition)}});
     // A transactional sink's positions are the group's offsets: nothing to ask.
     if (auto resume = sink_commits() ? std::nullopt : context_.resume_position(topic, p.partition)) {
       p.offset = *resume;
@@ -149,6 +152,7 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
              (p.offset >= 0 ? "@" + std::to_string(p.offset) : "");
   }
   if (partitions->cnt) context_.info("assigned " + names);
+  context_.set_ready(true);  // an empty assignment too: the group has answered
 }
 
 void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
@@ -159,6 +163,8 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
   std::string names;
   for (int i = 0; i < partitions->cnt; ++i) {
     std::string_view topic = intern(partitions->elems[i].topic);
+    auto it = assigned_.find({topic, partitions->elems[i].partition});
+    if (it != assigned_.end() && it->second.lag) it->second.lag->clear();
     assigned_.erase({topic, partitions->elems[i].partition});
     acknowledged_.erase({topic, partitions->elems[i].partition});
     sent_.erase({topic, partitions->elems[i].partition});
@@ -168,7 +174,10 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
   if (partitions->cnt) context_.info("revoked " + names);
   // With nothing left, whether this member is caught up is unknown until the group
   // assigns again (after a lost session, e.g. a broker restart).
-  if (assigned_.empty()) assignment_seen_ = false;
+  if (assigned_.empty()) {
+    assignment_seen_ = false;
+    context_.set_ready(false);  // until the group assigns again
+  }
 }
 
 void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
@@ -241,7 +250,28 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
     for (ssize_t i = 0; i < n; ++i) take(more[static_cast<std::size_t>(i)], out);
   }
   received_->add(out.records.size());
+  update_lag();
   return finish_at_end_ && caught_up() ? PollResult::end : PollResult::more;
+}
+
+// Lag per partition for the metrics: the records after what the sink acknowledged (or,
+// before any acknowledgement, after what was read), from the high watermarks librdkafka
+// cached with its last fetch. At most once a second.
+void KafkaSource::update_lag() {
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_lag_update_ < std::chrono::seconds(1)) return;
+  last_lag_update_ = now;
+  for (auto& [tp, state] : assigned_) {
+    if (!state.lag) continue;
+    std::int64_t low = 0, high = -1;
+    if (rd_kafka_get_watermark_offsets(consumer_, std::string(tp.first).c_str(), tp.second, &low,
+                                       &high) != RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
+      continue;
+    auto acked = acknowledged_.find(tp);
+    std::int64_t position = acked != acknowledged_.end() ? acked->second : state.read_to;
+    if (position < 0) continue;
+    state.lag->set(std::max<std::int64_t>(0, high - position));
+  }
 }
 
 // Offsets without a record are normal: transaction markers, aborted transactions,

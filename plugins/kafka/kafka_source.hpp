@@ -49,6 +49,7 @@ class KafkaSource final : public Source {
     bool at_end = false;         // the last event was the end of the partition
     std::int64_t read_to = -1;   // every offset before this was read (-1: start unknown)
     std::int64_t taken_to = -1;  // the last record handed to the host + 1 (-1: none yet)
+    Gauge* lag = nullptr;        // records after the acknowledged position (metrics)
   };
 
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -58,6 +59,7 @@ class KafkaSource final : public Source {
   void assign(rd_kafka_topic_partition_list_t* partitions);
   void revoke(rd_kafka_topic_partition_list_t* partitions);
   void take(rd_kafka_message_t* message, Batch& out);
+  void update_lag();
   void take_message(rd_kafka_message_t* message, Batch& out, bool& kept);
   void note_gap(std::string_view topic, std::int32_t partition, PartitionState& state,
                 std::int64_t offset);
@@ -95,6 +97,7 @@ class KafkaSource final : public Source {
   bool ever_assigned_ = false;
   bool paused_ = false;
   std::chrono::steady_clock::time_point last_end_check_{};
+  std::chrono::steady_clock::time_point last_lag_update_{};
   bool finish_at_end_ = false;
   Counter* received_ = nullptr;
   Counter* commits_ = nullptr;

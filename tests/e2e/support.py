@@ -19,14 +19,23 @@ SOURCE_DIR = os.environ.get("PIPEHOST_SOURCE_DIR", os.getcwd())
 BUILD_DIR = os.environ.get("PIPEHOST_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 TEST_PLUGIN_DIR = os.environ.get("PIPEHOST_TEST_PLUGIN_DIR", os.path.join(BUILD_DIR, "tests/plugins"))
 CONFIGS = os.path.join(SOURCE_DIR, "configs")
+# scripts/test --sanitize sets this: everything runs several times slower under ASan.
+TIME_SCALE = float(os.environ.get("PIPEHOST_TEST_TIME_SCALE", "1"))
 
 
 def pipehost(*args, timeout=120, env=None, check=None):
     """Runs pipehost to completion; returns the CompletedProcess (text mode)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    result = subprocess.run([PIPEHOST, *args], capture_output=True, text=True, timeout=timeout,
-                            env=full_env)
+    try:
+        result = subprocess.run([PIPEHOST, *args], capture_output=True, text=True,
+                                timeout=timeout * TIME_SCALE, env=full_env)
+    except subprocess.TimeoutExpired as e:
+        def tail(data, n):
+            text = data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
+            return text[-n:]
+        raise AssertionError(f"pipehost {' '.join(args)} still running after {timeout * TIME_SCALE:.0f} s\n"
+                             f"--- stdout\n{tail(e.stdout, 3000)}\n--- stderr\n{tail(e.stderr, 8000)}")
     if check is not None and result.returncode != check:
         raise AssertionError(f"pipehost {' '.join(args)} exited {result.returncode}, wanted {check}\n"
                              f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-5000:]}")
@@ -55,7 +64,7 @@ def write_config(text, name="config.toml"):
 
 
 def wait_until(predicate, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * TIME_SCALE
     while time.monotonic() < deadline:
         if predicate():
             return

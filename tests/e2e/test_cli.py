@@ -52,7 +52,7 @@ sink = {{ plugin = "file", pth = "{out}" }}
 def test_a_plugin_built_against_another_abi_is_refused_with_both_versions():
     r = pipehost("plugins", "--plugin-path", TEST_PLUGIN_DIR, check=0)
     line = next(l for l in r.stdout.splitlines() if "bad_abi.so" in l)
-    assert "ABI version 1," in line and "this pipehost uses ABI version 2" in line and "rebuild" in line
+    assert "ABI version 1," in line and "this pipehost uses ABI version 3" in line and "rebuild" in line
     config = write_config("""
 [pipelines.a]
 source = { plugin = "bad_abi" }

@@ -162,7 +162,7 @@ struct Fixture {
 
   // Runs one task until the source ends or the pipeline fails; returns the failure.
   std::string run() {
-    PipelineState state(config.name, 1);
+    PipelineState state(config);
     std::thread settle;
     std::atomic<bool> running{true};
     if (s.async)  // completes pending batches newest first, as an out-of-order sink would

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pipehost/abi.hpp"
@@ -26,6 +27,26 @@ class Counter {
  private:
   std::atomic<std::uint64_t> value_{0};
 };
+
+// A value that goes up and down (a consumer's lag, a queue's depth), shown in the host's
+// metrics while set; clear() removes the series (e.g. a partition this task lost).
+class Gauge {
+ public:
+  void set(std::int64_t v) noexcept {
+    value_.store(v, std::memory_order_relaxed);
+    present_.store(true, std::memory_order_relaxed);
+  }
+  void clear() noexcept { present_.store(false, std::memory_order_relaxed); }
+  bool present() const noexcept { return present_.load(std::memory_order_relaxed); }
+  std::int64_t value() const noexcept { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::int64_t> value_{0};
+  std::atomic<bool> present_{false};
+};
+
+// Label names and values of one metric series, e.g. {{"topic", "t"}, {"partition", "0"}}.
+using MetricLabels = std::vector<std::pair<std::string, std::string>>;
 
 struct RegisteredSchema {
   int id = 0;
@@ -62,8 +83,8 @@ class PIPEHOST_EXPORT Context {
   void warn(std::string_view m) noexcept { log(LogLevel::warn, m); }
   void error(std::string_view m) noexcept { log(LogLevel::error, m); }
 
-  // A counter named `<pipeline>.<stage>.<name>` in the host's metrics, alive as long as
-  // the pipeline.
+  // A counter in the host's metrics, exposed as pipehost_<name>_total{pipeline, stage},
+  // alive as long as the process.
   virtual Counter& counter(std::string_view name) noexcept = 0;
 
   virtual SchemaRegistry& schema_registry() noexcept = 0;
@@ -93,6 +114,16 @@ class PIPEHOST_EXPORT Context {
 
   // The directory holding the host's shared data (e.g. compiled schema descriptor sets).
   virtual std::string data_dir() const noexcept = 0;
+
+  // A gauge exposed as pipehost_<name>{pipeline, stage, task, <labels>}; the same name and
+  // labels give the same gauge.
+  virtual Gauge& gauge(std::string_view name, const MetricLabels& labels) noexcept = 0;
+
+  // For a source or sink whose readiness the host cannot see by itself (a consumer
+  // waiting for its group to assign partitions): false until it can do its work. The
+  // host's /ready answers 503 while any stage of a running pipeline says false. Stages
+  // that never call it are ready once started.
+  virtual void set_ready(bool ready) noexcept = 0;
 };
 
 // What a component's config check reports to. A config struct may define

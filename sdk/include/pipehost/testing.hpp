@@ -120,9 +120,22 @@ class TestContext final : public Context {
   void set_expected_total(std::uint64_t total) noexcept override { expected_total = total; }
   bool stopping() const noexcept override { return stop_requested; }
   std::string data_dir() const noexcept override { return data_directory; }
+  Gauge& gauge(std::string_view name, const MetricLabels& labels) noexcept override {
+    std::string key(name);
+    for (const auto& [k, v] : labels) key += "," + k + "=" + v;
+    return gauges_[key];
+  }
+  // "name" or "name,label=value,..." in the order the stage gave the labels.
+  const Gauge* find_gauge(const std::string& key) const {
+    auto it = gauges_.find(key);
+    return it == gauges_.end() ? nullptr : &it->second;
+  }
+  bool ready = true;
+  void set_ready(bool r) noexcept override { ready = r; }
 
  private:
   std::map<std::string, Counter> counters_;
+  std::map<std::string, Gauge> gauges_;
 };
 
 // Collects what a config check reports.

@@ -1,0 +1,165 @@
+"""The operations surface with third-party clients on the other side: /ready and /health
+as a probe sees them, /metrics read by Prometheus's own tools (promtool, and the Python
+client's parser), the log level changed while running, and JSON logs a shipper can read."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from support import CONFIGS, free_port, run_tests, start_pipehost, wait_until, write_config
+
+CONFIG = os.path.join(CONFIGS, "transactions.toml")
+EMBEDDED = {"KAFKA_BROKERS": "", "SCHEMA_REGISTRY_URL": ""}
+
+
+def call(base, path, data=None, headers=None, method=None):
+    request = urllib.request.Request(base + path, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def samples(text):
+    """{(name, frozenset(labels)): value} from the exposition, parsed by prometheus_client."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def value(parsed, name, **labels):
+    return parsed.get((name, frozenset(labels.items())))
+
+
+def test_ready_metrics_log_level_and_json_logs_of_a_running_process():
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    count = 60000  # 100 s at 600/s: still running when the checks are done (then SIGTERM)
+    p = start_pipehost("run", CONFIG, "--admin", f"127.0.0.1:{port}", "--log-format", "json",
+                       "--set", f"pipeline.produce.source.count={count}",
+                       "--set", "pipeline.produce.source.rate=600",
+                       "--set", "pipeline.sums.sink.each_record=false", "--no-progress",
+                       env=EMBEDDED)
+    try:
+        def answering():
+            try:
+                return call(base, "/health")[0] == 200
+            except OSError:
+                return False
+        wait_until(answering, 15, "the admin endpoint")
+        # The embedded broker's group waits 3 s for members before it assigns: not ready yet.
+        status, body = call(base, "/ready")
+        assert status == 503, body
+        assert json.loads(body)["ready"] is False
+        assert "waiting" in json.loads(body)["pipelines"]["sums"]
+        wait_until(lambda: call(base, "/ready")[0] == 200, 20, "ready once the group assigned")
+        assert json.loads(call(base, "/ready")[1]) == {"ready": True, "pipelines": {"produce": "ready", "sums": "ready"}}
+
+        # The log level, changed through the API: JSON only, then debug lines appear.
+        assert call(base, "/log-level", data=b'{"level":"debug"}', method="PUT",
+                    headers={"Content-Type": "text/plain"})[0] == 415
+        assert call(base, "/log-level", data=b'{"level":"loud"}', method="PUT",
+                    headers={"Content-Type": "application/json"})[0] == 400
+        status, body = call(base, "/log-level", data=b'{"level":"debug"}', method="PUT",
+                            headers={"Content-Type": "application/json"})
+        assert status == 200 and json.loads(body) == {"level": "debug"}
+        assert json.loads(call(base, "/log-level")[1]) == {"level": "debug"}
+
+        wait_until(lambda: (value(samples(call(base, "/metrics")[1]), "pipehost_records_read_total",
+                                  pipeline="sums") or 0) > 500, 30, "records consumed")
+        def lag_partitions():
+            parsed = samples(call(base, "/metrics")[1])
+            return {dict(k[1])["partition"] for k in parsed if k[0] == "pipehost_plugin_consumer_lag"}
+        # A gauge per assigned partition (gone while a rebalance moves it).
+        wait_until(lambda: lag_partitions() == {"0", "1", "2"}, 20, "a lag gauge per partition")
+        text = call(base, "/metrics")[1]
+        promtool = shutil.which("promtool")
+        if promtool:  # Debian's prometheus package; scripts/install-deps installs it
+            check = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
+                                   capture_output=True)
+            # promtool lints too (e.g. counters that lack _total); only errors fail.
+            assert check.returncode == 0 or "error" not in check.stderr.lower(), check.stderr
+        parsed = samples(text)
+        for stage in ("source", "transforms[0]", "sink"):
+            assert value(parsed, "pipehost_stage_cpu_seconds_total", pipeline="sums", stage=stage) is not None
+        assert value(parsed, "pipehost_end_to_end_latency_seconds_bucket", pipeline="sums", le="+Inf") > 0
+
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err[-3000:]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]  # every line is JSON
+    assert all({"time", "level", "message"} <= set(line) for line in lines)
+    assigned = [line for line in lines if line["message"].startswith("assigned transactions/")]
+    assert assigned and all(line["pipeline"] == "sums" and line["stage"] == "source"
+                            and line["task"] in (0, 1, 2) for line in assigned), assigned
+    assert any(line["level"] == "debug" for line in lines), "no debug line after PUT /log-level"
+    assert any(line.get("component") == "pipehost" and "log level set to debug" in line["message"]
+               for line in lines)
+
+
+def test_metrics_count_what_each_stage_did_and_escape_label_values():
+    # A bounded pipeline whose rules reject about half of the trades, in a process kept
+    # alive by a second pipeline; its pipeline name needs escaping in a label value. Once
+    # it ended, each stage's counters must add up, and agree with the lines in the file.
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+    name = 'checked "trades"'
+    path = write_config(f"""
+admin = "127.0.0.1:{port}"
+[pipelines.'{name}']
+on_error = "skip"
+source = {{ plugin = "datagen", kind = "trades", count = 2000, seed = 3 }}
+transforms = [ {{ plugin = "json_encode" }}, {{ plugin = "json_decode" }}, {{ plugin = "field_rules", minimum = {{ version = "50" }} }} ]
+sink = {{ plugin = "file", path = "{out}" }}
+[pipelines.alive]
+source = {{ plugin = "datagen", count = 0, rate = 100, seed = 3 }}
+sink = {{ plugin = "log" }}
+""")
+    p = start_pipehost("run", path, "--no-progress", env=EMBEDDED, stdout=subprocess.DEVNULL)
+    try:
+        def answering():
+            try:
+                return call(base, "/health")[0] == 200
+            except OSError:
+                return False
+        wait_until(answering, 15, "the admin endpoint")
+        wait_until(lambda: value(samples(call(base, "/metrics")[1]), "pipehost_pipeline_running",
+                                 pipeline=name) == 0, 30, "the bounded pipeline to end")
+        text = call(base, "/metrics")[1]
+        assert 'pipeline="checked \\"trades\\""' in text  # the quotes escaped in the text
+        m = samples(text)
+        written = sum(1 for _ in open(out))
+        assert value(m, "pipehost_records_read_total", pipeline=name) == 2000
+        assert value(m, "pipehost_stage_records_out_total", pipeline=name, stage="source") == 2000
+        for stage in ("transforms[0]", "transforms[1]"):
+            assert value(m, "pipehost_stage_records_in_total", pipeline=name, stage=stage) == 2000
+            assert value(m, "pipehost_stage_records_out_total", pipeline=name, stage=stage) == 2000
+        rejected = value(m, "pipehost_stage_records_rejected_total", pipeline=name, stage="transforms[2]")
+        assert 600 < rejected < 1400, rejected  # versions 0-49 of 0-99
+        assert value(m, "pipehost_stage_records_out_total", pipeline=name, stage="transforms[2]") == 2000 - rejected
+        assert value(m, "pipehost_stage_records_in_total", pipeline=name, stage="sink") == written == 2000 - rejected
+        assert value(m, "pipehost_records_acknowledged_total", pipeline=name) == 2000
+        assert value(m, "pipehost_records_rejected_total", pipeline=name) == rejected
+        assert value(m, "pipehost_in_flight_records", pipeline=name) == 0
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+run_tests(globals())
