@@ -14,6 +14,7 @@ namespace {
 
 const char* state_of(Pipeline& p) {
   if (p.done()) return p.state().failed() ? "failed" : "ended";
+  if (p.state().restarting) return "restarting";
   return p.state().paused ? "paused" : "running";
 }
 
@@ -38,7 +39,8 @@ std::string AdminServer::health(int& status) const {
   status = 200;
   for (auto& p : pipelines_) {
     out["pipelines"][p->config().name] = state_of(*p);
-    if (p->state().failed()) {
+    // A pipeline waiting to restart is not a reason to restart the process.
+    if (p->state().failed() && !p->state().restarting) {
       out["status"] = "failing";
       status = 503;
     }
@@ -166,7 +168,7 @@ std::string AdminServer::ready(int& status) const {
   for (auto& p : pipelines_) {
     PipelineState& s = p->state();
     std::string why;
-    if (s.failed()) why = "failed: " + s.failure_message();
+    if (s.failed()) why = (s.restarting ? "restarting after: " : "failed: ") + s.failure_message();
     else if (p->done()) why = "";
     else if (s.paused) why = "";
     else if (s.tasks_started.load() < p->config().tasks)
@@ -195,7 +197,9 @@ std::string AdminServer::pipelines_json() const {
                    {"records_read", s.records_read.load()},
                    {"records_acknowledged", s.records_acked.load()},
                    {"records_rejected", s.records_rejected.load()},
-                   {"failure", s.failed() ? s.failure_message() : ""}});
+                   {"failure", s.failed() ? s.failure_message() : ""},
+                   {"restarts", s.restarts.load()},
+                   {"last_failure", s.last_failure_message()}});
   }
   return out.dump(2);
 }

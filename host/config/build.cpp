@@ -1,5 +1,6 @@
 #include "config/build.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -159,6 +160,9 @@ class Builder {
     p.max_in_flight_records = static_cast<std::size_t>(settings.max_in_flight_records);
     p.max_in_flight_bytes = static_cast<std::size_t>(settings.max_in_flight_bytes);
     p.commit_interval_ms = settings.commit_interval_ms;
+    p.restart_attempts = settings.restart_attempts;
+    p.restart_backoff_ms = settings.restart_backoff_ms;
+    p.restart_backoff_max_ms = std::max(settings.restart_backoff_max_ms, settings.restart_backoff_ms);
     p.on_error = settings.on_error == "skip"          ? ErrorPolicy::skip
                  : settings.on_error == "dead_letter" ? ErrorPolicy::dead_letter
                                                       : ErrorPolicy::fail;

@@ -32,6 +32,9 @@ struct PipelineConfig {
   std::size_t max_in_flight_bytes = 32u << 20;
   int commit_interval_ms = 1000;
   ErrorPolicy on_error = ErrorPolicy::fail;
+  int restart_attempts = 0;  // see PipelineSettings
+  int restart_backoff_ms = 1000;
+  int restart_backoff_max_ms = 60000;
   std::string dead_letter_topic;
   const ComponentSpec* dead_letter_sink = nullptr;  // the kafka sink, for on_error = dead_letter
   // Ends once these pipelines have all ended and this source is caught up.

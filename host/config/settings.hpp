@@ -97,6 +97,9 @@ struct PipelineSettings {
   std::string dead_letter_topic;
   std::vector<std::string> end_after;
   std::string description;
+  int restart_attempts = 0;
+  int restart_backoff_ms = 1000;
+  int restart_backoff_max_ms = 60000;
 
   static void declare(OptionList<PipelineSettings>& o) {
     o.add("tasks", &PipelineSettings::tasks,
@@ -123,6 +126,17 @@ struct PipelineSettings {
           "end once that pipeline (or each of these pipelines) has ended and this one's source "
           "has read everything");
     o.add("description", &PipelineSettings::description, "free text, shown by the admin API");
+    o.add("restart_attempts", &PipelineSettings::restart_attempts,
+          "restarts of a failed pipeline (its tasks built and started again, reading on from the "
+          "committed positions) before it stays failed; the count starts again once it has run "
+          "restart_backoff_max_ms without failing. 0: a failure is final")
+        .at_least(0);
+    o.add("restart_backoff_ms", &PipelineSettings::restart_backoff_ms,
+          "wait before the first restart; doubled for each further one, with jitter (half to all of it)")
+        .at_least(1);
+    o.add("restart_backoff_max_ms", &PipelineSettings::restart_backoff_max_ms,
+          "the longest wait between restarts")
+        .at_least(1);
   }
 };
 

@@ -1,5 +1,9 @@
 #include "runtime/pipeline.hpp"
 
+#include <algorithm>
+#include <functional>
+#include <random>
+
 #include "log.hpp"
 #include "runtime/stage_context.hpp"
 #include "runtime/task.hpp"
@@ -7,8 +11,7 @@
 namespace pipehost::host {
 
 Pipeline::Pipeline(const PipelineConfig& config, Services& services)
-    : config_(config), services_(services), state_(config),
-      tasks_left_(config.tasks) {}
+    : config_(config), services_(services), state_(config) {}
 
 Pipeline::~Pipeline() {
   request_stop();
@@ -16,20 +19,72 @@ Pipeline::~Pipeline() {
 }
 
 void Pipeline::start() {
-  for (int i = 0; i < config_.tasks; ++i) {
-    threads_.emplace_back([this, i] {
-      {
-        Task task(config_, services_, state_, i);
-        task.run();
-      }
-      --tasks_left_;
-    });
-  }
+  supervisor_ = std::thread([this] { supervise(); });
 }
 
 void Pipeline::join() {
-  for (auto& t : threads_)
-    if (t.joinable()) t.join();
+  if (supervisor_.joinable()) supervisor_.join();
+}
+
+void Pipeline::run_tasks() {
+  std::vector<std::thread> threads;
+  for (int i = 0; i < config_.tasks; ++i)
+    threads.emplace_back([this, i] {
+      Task task(config_, services_, state_, i);
+      task.run();
+    });
+  for (auto& t : threads) t.join();
+}
+
+// Runs the tasks; after a failure, and while restart_attempts allow, builds and starts
+// them again after an exponential backoff with jitter (so pipelines that failed together,
+// e.g. on a database restart, do not come back in lockstep). The sources resume from the
+// committed (or sink-stored) positions, so nothing acknowledged is lost and what was in
+// flight is read again.
+void Pipeline::supervise() {
+  int attempt = 0;
+  std::minstd_rand jitter(static_cast<unsigned>(
+      std::hash<std::string>{}(config_.name) ^
+      static_cast<std::size_t>(std::chrono::steady_clock::now().time_since_epoch().count())));
+  const auto healthy_after = std::chrono::milliseconds(config_.restart_backoff_max_ms);
+  for (;;) {
+    auto started = std::chrono::steady_clock::now();
+    run_tasks();
+    if (!state_.failed() || stop_requested_ || services_.stopping || config_.restart_attempts == 0)
+      break;
+    if (std::chrono::steady_clock::now() - started >= healthy_after) attempt = 0;
+    if (attempt >= config_.restart_attempts) {
+      log_line(LogLevel::error, config_.name,
+               "failed again after " + std::to_string(attempt) + " restart(s); it stays failed");
+      break;
+    }
+    ++attempt;
+    long long backoff = std::min<long long>(config_.restart_backoff_max_ms,
+                                            static_cast<long long>(config_.restart_backoff_ms)
+                                                << std::min(attempt - 1, 30));
+    long long wait = backoff / 2 + static_cast<long long>(jitter() % static_cast<unsigned>(backoff / 2 + 1));
+    state_.restarting = true;
+    log_line(LogLevel::warn, config_.name,
+             state_.failure_message() + "; restart " + std::to_string(attempt) + " of " +
+                 std::to_string(config_.restart_attempts) + " in " + std::to_string(wait) + " ms");
+    if (!wait_to_restart(std::chrono::milliseconds(wait))) {
+      state_.restarting = false;
+      break;
+    }
+    state_.clear_failure();
+    state_.restarts += 1;
+    state_.restarting = false;
+  }
+  done_ = true;
+}
+
+bool Pipeline::wait_to_restart(std::chrono::milliseconds wait) {
+  auto until = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < until) {
+    if (stop_requested_ || services_.stopping) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
 }
 
 void StageContext::log(LogLevel level, std::string_view message) noexcept {

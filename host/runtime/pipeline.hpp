@@ -2,11 +2,13 @@
 // sharing one stop/finish state and one set of progress counters.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "config/model.hpp"
@@ -38,6 +40,7 @@ struct PipelineState {
   std::atomic<bool> stop{false};    // drain, commit and end now
   std::atomic<bool> finish{false};  // sources end once caught up (end_after)
   std::atomic<bool> paused{false};  // admin: stop polling the source until resumed
+  std::atomic<bool> restarting{false};  // failed, waiting to start again (restart_attempts)
   std::atomic<std::uint64_t> records_read{0};
   std::atomic<std::uint64_t> records_acked{0};
   std::atomic<std::uint64_t> records_rejected{0};
@@ -55,6 +58,7 @@ struct PipelineState {
   std::vector<std::atomic<std::uint64_t>> expected;  // per task; 0 = unbounded
   std::mutex failure_mutex;
   std::string failure;
+  std::string last_failure;  // the failure a restart recovered from
 
   void fail(const std::string& message) {
     {
@@ -70,6 +74,16 @@ struct PipelineState {
   std::string failure_message() {
     std::lock_guard lock(failure_mutex);
     return failure;
+  }
+  std::string last_failure_message() {
+    std::lock_guard lock(failure_mutex);
+    return failure.empty() ? last_failure : failure;
+  }
+  // Before a restart: the failure becomes the last one, and the tasks may run again.
+  void clear_failure() {
+    std::lock_guard lock(failure_mutex);
+    last_failure = std::exchange(failure, {});
+    stop = false;
   }
   std::uint64_t expected_total() const {
     std::uint64_t sum = 0;
@@ -87,8 +101,11 @@ class Pipeline {
   ~Pipeline();
   void start();
   void join();
-  bool done() const { return tasks_left_ == 0; }
-  void request_stop() { state_.stop = true; }
+  bool done() const { return done_; }
+  void request_stop() {
+    stop_requested_ = true;
+    state_.stop = true;
+  }
   void request_finish() { state_.finish = true; }
   PipelineState& state() { return state_; }
   const PipelineConfig& config() const { return config_; }
@@ -97,8 +114,14 @@ class Pipeline {
   const PipelineConfig& config_;
   Services& services_;
   PipelineState state_;
-  std::atomic<int> tasks_left_;
-  std::vector<std::thread> threads_;
+  void supervise();
+  void run_tasks();
+  // Waits up to `wait`; false when asked to stop meanwhile.
+  bool wait_to_restart(std::chrono::milliseconds wait);
+
+  std::atomic<bool> done_{false};
+  std::atomic<bool> stop_requested_{false};
+  std::thread supervisor_;
 };
 
 }  // namespace pipehost::host

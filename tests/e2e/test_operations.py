@@ -162,4 +162,66 @@ sink = {{ plugin = "log" }}
             p.kill()
 
 
+def test_a_failed_pipeline_restarts_with_backoff_and_heals_once_the_fault_is_gone():
+    from support import TEST_PLUGIN_DIR
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    folder = tempfile.mkdtemp()
+    fault = os.path.join(folder, "fault")
+    open(fault, "w").close()
+    out = os.path.join(folder, "out.jsonl")
+    path = write_config(f"""
+admin = "127.0.0.1:{port}"
+[pipelines.flaky]
+restart_attempts = 20
+restart_backoff_ms = 200
+restart_backoff_max_ms = 400
+source = {{ plugin = "faulty", fail_at = "poll", while_exists = "{fault}" }}
+sink = {{ plugin = "file", path = "{out}" }}
+[pipelines.doomed]
+restart_attempts = 2
+restart_backoff_ms = 50
+source = {{ plugin = "faulty", fail_at = "poll" }}
+sink = {{ plugin = "file", path = "{out}.2" }}
+""")
+    p = start_pipehost("run", path, "--plugin-path", TEST_PLUGIN_DIR, "--no-progress", env=EMBEDDED)
+    try:
+        def answering():
+            try:
+                return call(base, "/health")[0] == 200
+            except OSError:
+                return False
+        wait_until(answering, 15, "the admin endpoint")
+
+        def flaky():
+            return {x["name"]: x for x in json.loads(call(base, "/pipelines")[1])}["flaky"]
+        wait_until(lambda: flaky()["restarts"] >= 2, 20, "two restarts")
+        assert "faulty source broke mid-run" in flaky()["last_failure"]
+        status, body = call(base, "/health")  # restarting is not a reason to kill the process
+        assert json.loads(body)["pipelines"]["flaky"] in ("running", "restarting"), body
+        os.remove(fault)  # the fault goes away: the next restart stays up
+        wait_until(lambda: flaky()["state"] == "running" and flaky()["records_acknowledged"] > 100, 20,
+                   "the pipeline running again")
+        restarts = flaky()["restarts"]
+        time_before = flaky()["records_acknowledged"]
+        wait_until(lambda: flaky()["records_acknowledged"] > time_before + 100, 10, "more records")
+        assert flaky()["restarts"] == restarts
+        m = samples(call(base, "/metrics")[1])
+        assert value(m, "pipehost_restarts_total", pipeline="flaky") == restarts
+        assert value(m, "pipehost_restarts_total", pipeline="doomed") == 2
+        assert value(m, "pipehost_pipeline_running", pipeline="doomed") == 0
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            _, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise
+    assert p.returncode == 1, err[-3000:]  # doomed stayed failed
+    assert "[doomed] pipeline 'doomed' stopped: source (faulty) failed" in err
+    assert "restart 1 of 2 in" in err and "restart 2 of 2 in" in err
+    assert "[doomed] failed again after 2 restart(s); it stays failed" in err
+    assert "restart 1 of 20 in" in err
+
+
 run_tests(globals())

@@ -1,14 +1,19 @@
 // Test components that fail on purpose: at construction, start, or on the data path.
 #include <pipehost/sdk.hpp>
 
+#include <filesystem>
+
 namespace {
 using namespace pipehost;
 
 struct FaultyConfig {
   std::string fail_at;
+  std::string while_exists;
   static void declare(OptionList<FaultyConfig>& o) {
     o.required("fail_at", &FaultyConfig::fail_at, "when to fail")
         .one_of({"construct", "start", "poll", "never"});
+    o.add("while_exists", &FaultyConfig::while_exists,
+          "fail only while this file exists (a fault that goes away); empty: always");
   }
 };
 
@@ -16,6 +21,7 @@ class FaultySource final : public Source {
  public:
   using Config = FaultyConfig;
   FaultySource(const Config& config, Context&) : when_(config.fail_at) {
+    if (!config.while_exists.empty() && !std::filesystem::exists(config.while_exists)) when_ = "never";
     if (when_ == "construct") throw std::runtime_error("faulty source refuses to be built");
   }
   void start() override {
