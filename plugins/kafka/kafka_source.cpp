@@ -296,12 +296,20 @@ void KafkaSource::note_gap(std::string_view topic, std::int32_t partition, Parti
 }
 
 bool KafkaSource::caught_up() {
-  if (!assignment_seen_) return false;
+  auto now = std::chrono::steady_clock::now();
+  if (!assignment_seen_) {
+    // No partitions: revoked in a rebalance that has not assigned again (the other
+    // members may have ended and left). Nothing of this member's is in flight, so it is
+    // done when the group is: every partition committed to its end. Otherwise it would
+    // wait for an assignment that a group with nothing left to read may never make.
+    if (!ever_assigned_ || now - last_end_check_ < std::chrono::milliseconds(250)) return false;
+    last_end_check_ = now;
+    return group_done();
+  }
   for (const auto& [tp, state] : assigned_)
     if (!state.at_end) return false;
   // An end-of-partition event can be stale (the broker restarted, the producer went on):
   // confirm with the broker's high watermarks, at most every 250 ms.
-  auto now = std::chrono::steady_clock::now();
   if (now - last_end_check_ < std::chrono::milliseconds(250)) return false;
   last_end_check_ = now;
   for (auto& [tp, state] : assigned_) {
