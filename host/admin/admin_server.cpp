@@ -24,6 +24,7 @@ AdminServer::AdminServer(std::vector<std::unique_ptr<Pipeline>>& pipelines, Serv
     : pipelines_(pipelines), services_(services), server_(std::make_unique<httplib::Server>()) {}
 
 AdminServer::~AdminServer() {
+  closing_ = true;  // open taps end their responses
   server_->stop();
   if (thread_.joinable()) thread_.join();
 }
@@ -280,6 +281,58 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
   });
   server_->Get("/pipelines", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(pipelines_json(), "application/json");
+  });
+  // Live records at a stage as JSON lines (pipehost tap): ?stage=sink&limit=10&timeout_ms=30000.
+  server_->Get(R"(/pipelines/([^/]+)/tap)", [this](const httplib::Request& req, httplib::Response& res) {
+    Pipeline* p = find(req.matches[1]);
+    if (!p) {
+      std::string known;
+      for (auto& q : pipelines_) known += (known.empty() ? "" : ", ") + q->config().name;
+      res.status = 404;
+      res.set_content(nlohmann::json{{"error", "no pipeline '" + std::string(req.matches[1]) +
+                                                   "'; pipelines: " + known}}.dump(),
+                      "application/json");
+      return;
+    }
+    std::string stage = req.has_param("stage") ? req.get_param_value("stage") : "sink";
+    std::vector<std::string> labels;
+    for (const StageStats& s : p->state().stages) labels.push_back(s.label);
+    if (std::find(labels.begin(), labels.end(), stage) == labels.end()) {
+      std::string known;
+      for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
+      res.status = 400;
+      res.set_content(nlohmann::json{{"error", "pipeline '" + p->config().name + "' has no stage '" +
+                                                   stage + "'; its stages: " + known}}.dump(),
+                      "application/json");
+      return;
+    }
+    long limit = req.has_param("limit") ? std::atol(req.get_param_value("limit").c_str()) : 10;
+    long timeout_ms = req.has_param("timeout_ms") ? std::atol(req.get_param_value("timeout_ms").c_str()) : 30000;
+    if (limit < 1 || limit > 100000 || timeout_ms < 1) {
+      res.status = 400;
+      res.set_content("{\"error\":\"limit must be 1 to 100000, timeout_ms at least 1\"}", "application/json");
+      return;
+    }
+    PipelineState* state = &p->state();
+    auto tap = state->taps.open(stage, static_cast<std::size_t>(limit));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    res.set_chunked_content_provider(
+        "application/x-ndjson",
+        [this, state, tap, deadline](std::size_t, httplib::DataSink& sink) {
+          if (closing_) {
+            sink.done();
+            return true;
+          }
+          std::vector<std::string> lines;
+          bool more = state->taps.take(*tap, lines, std::chrono::milliseconds(200));
+          for (auto& line : lines) {
+            line += '\n';
+            if (!sink.write(line.data(), line.size())) return false;
+          }
+          if (!more || std::chrono::steady_clock::now() > deadline) sink.done();
+          return true;
+        },
+        [state, tap](bool) { state->taps.close(tap); });
   });
   server_->Post(R"(/pipelines/([^/]+)/(pause|resume))",
                 [this](const httplib::Request& req, httplib::Response& res) {

@@ -6,6 +6,7 @@
 // browser asking first), a loopback endpoint answers only to a loopback Host header (DNS
 // rebinding), and `admin_token` requires a bearer token.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -44,6 +45,7 @@ class AdminServer {
   std::string token_;
   std::vector<std::string> allowed_hosts_;  // Host headers accepted (loopback binds only)
   std::thread thread_;
+  std::atomic<bool> closing_{false};
 };
 
 }  // namespace pipehost::host

@@ -1,6 +1,9 @@
 #include "cli/commands.hpp"
 
+#include <httplib.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -39,6 +42,9 @@ struct Arguments {
   bool progress = true;
   bool connect = false;        // validate --connect: the stages' service checks too
   bool markdown = false;       // plugins --markdown: the reference as docs/plugins.md
+  std::string stage = "sink";  // tap --stage
+  std::string limit = "10";    // tap --limit
+  std::string timeout = "30";  // tap --timeout (seconds)
 };
 
 // Parses the options every command shares; false (with a message) on a bad one. Each
@@ -56,6 +62,9 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
       {"--listen", [&](std::string v) { out.listen = std::move(v); }},
       {"--log-level", [&](std::string v) { log_level = std::move(v); }},
       {"--log-format", [&](std::string v) { log_format = std::move(v); }},
+      {"--stage", [&](std::string v) { out.stage = std::move(v); }},
+      {"--limit", [&](std::string v) { out.limit = std::move(v); }},
+      {"--timeout", [&](std::string v) { out.timeout = std::move(v); }},
   };
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
@@ -244,6 +253,60 @@ int command_plugins(const Arguments& args) {
   return kOk;
 }
 
+// Prints the records passing a stage of a running pipehost as JSON lines, through its
+// admin endpoint (GET /pipelines/NAME/tap).
+int command_tap(const Arguments& args) {
+  if (args.help) return std::fputs(help::kTap, stdout), kOk;
+  if (args.positional.size() != 1) {
+    std::fputs("pipehost tap: name one pipeline, e.g. pipehost tap sums --admin 127.0.0.1:9464\n", stderr);
+    return kInvalidInput;
+  }
+  std::string address = args.admin.empty() ? "127.0.0.1:9464" : args.admin;
+  auto colon = address.rfind(':');
+  int port = colon == std::string::npos ? 0 : std::atoi(address.c_str() + colon + 1);
+  long limit = std::atol(args.limit.c_str());
+  long timeout = std::atol(args.timeout.c_str());
+  if (port <= 0 || limit < 1 || timeout < 1) {
+    std::fputs("pipehost tap: --admin wants HOST:PORT, --limit and --timeout positive numbers\n", stderr);
+    return kInvalidInput;
+  }
+  httplib::Client client(address.substr(0, colon), port);
+  client.set_read_timeout(std::chrono::seconds(timeout + 10));
+  httplib::Headers headers;
+  if (const char* token = std::getenv("PIPEHOST_ADMIN_TOKEN"))
+    headers.emplace("Authorization", std::string("Bearer ") + token);
+  std::string path = "/pipelines/" + httplib::detail::encode_query_param(args.positional[0]) +
+                     "/tap?stage=" + httplib::detail::encode_query_param(args.stage) +
+                     "&limit=" + std::to_string(limit) + "&timeout_ms=" + std::to_string(timeout * 1000);
+  std::string error_body;
+  int status = 0;
+  auto result = client.Get(
+      path, headers,
+      [&](const httplib::Response& r) {
+        status = r.status;
+        return true;
+      },
+      [&](const char* data, std::size_t size) {
+        if (status == 200) {
+          std::fwrite(data, 1, size, stdout);
+          std::fflush(stdout);
+        } else {
+          error_body.append(data, size);
+        }
+        return true;
+      });
+  if (!result) {
+    std::fprintf(stderr, "pipehost tap: cannot reach the admin endpoint at %s (%s): is pipehost running "
+                 "with --admin %s?\n", address.c_str(), httplib::to_string(result.error()).c_str(), address.c_str());
+    return kServicesUnavailable;
+  }
+  if (status != 200) {
+    std::fprintf(stderr, "pipehost tap: %d %s\n", status, error_body.c_str());
+    return status == 401 || status == 403 || status == 404 || status == 400 ? kInvalidInput : kPipelineFailed;
+  }
+  return kOk;
+}
+
 }  // namespace
 
 int main_command(int argc, char** argv) {
@@ -259,6 +322,7 @@ int main_command(int argc, char** argv) {
       if (topic == "validate") return std::fputs(help::kValidate, stdout), kOk;
       if (topic == "plugins") return std::fputs(help::kPlugins, stdout), kOk;
       if (topic == "registry") return std::fputs(help::kRegistry, stdout), kOk;
+      if (topic == "tap") return std::fputs(help::kTap, stdout), kOk;
     }
     return std::fputs(help::kMain, stdout), kOk;
   }
@@ -271,12 +335,13 @@ int main_command(int argc, char** argv) {
   if (command == "run") return command_run(args, false);
   if (command == "validate") return command_run(args, true);
   if (command == "plugins") return command_plugins(args);
+  if (command == "tap") return command_tap(args);
   if (command == "registry") {
     if (args.help) return std::fputs(help::kRegistry, stdout), kOk;
     return serve_registry(args.listen.empty() ? "127.0.0.1:8081" : args.listen);
   }
-  std::string hint = did_you_mean(command, {"run", "validate", "plugins", "registry"});
-  std::fprintf(stderr, "pipehost: unknown command '%s'; %s commands: run, validate, plugins (see --help)\n",
+  std::string hint = did_you_mean(command, {"run", "validate", "plugins", "registry", "tap"});
+  std::fprintf(stderr, "pipehost: unknown command '%s'; %s commands: run, validate, plugins, registry, tap (see --help)\n",
                command.c_str(), hint.c_str());
   return kInvalidInput;
 }

@@ -10,6 +10,8 @@ Usage:
   pipehost validate FILE... [options]   check the files and their plugin options, run nothing
   pipehost plugins [NAME] [options]     list installed plugins, or show one with its options
   pipehost registry [--listen HOST:PORT]  serve an in-memory schema registry (Confluent REST API)
+  pipehost tap PIPELINE [--stage S] [--limit N] [--admin HOST:PORT]
+                                        print records passing a stage of a running pipehost
   pipehost --version
   pipehost COMMAND --help               help for one command
 
@@ -72,6 +74,22 @@ plugin path that was refused and why. With NAME (a plugin or a component): its
 description, options (type, default, whether required, what it does) and an example.
 --markdown: the whole configuration reference (the file's own keys and every
 component's options) as Markdown, as in docs/plugins.md.
+)";
+
+inline constexpr const char* kTap = R"(Usage: pipehost tap PIPELINE [--stage STAGE] [--limit N] [--timeout SECONDS] [--admin HOST:PORT]
+
+Prints the next N records (default 10) that leave STAGE of PIPELINE in a running
+pipehost, one JSON object per line: stage, task, topic/partition/offset, timestamp, key,
+headers, and the decoded value (or the payload: a string when it is UTF-8, else base64).
+STAGE is source, transforms[i] or sink (default: sink, what the sink is handed). Gives up
+after --timeout seconds (default 30) when fewer records pass.
+
+It asks the process's admin endpoint (GET /pipelines/PIPELINE/tap), so that process must
+run with --admin HOST:PORT (default here: 127.0.0.1:9464). With admin_token set, export
+PIPEHOST_ADMIN_TOKEN.
+
+Exit code 0 when done, 2 for an unknown pipeline or stage, 3 when the endpoint cannot be
+reached.
 )";
 
 inline constexpr const char* kRegistry = R"(Usage: pipehost registry [--listen HOST:PORT]

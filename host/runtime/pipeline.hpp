@@ -14,6 +14,7 @@
 #include "config/model.hpp"
 #include "runtime/latency.hpp"
 #include "runtime/services.hpp"
+#include "runtime/tap.hpp"
 
 namespace pipehost::host {
 
@@ -53,6 +54,7 @@ struct PipelineState {
   LatencyHistogram latency;  // record timestamp -> sink acknowledgement
   DurationHistogram batch_duration;  // one batch through the transforms to the sink's hands
   std::deque<StageStats> stages;     // source, transforms in order, sink
+  TapPoint taps;                     // live samples for `pipehost tap`
   std::vector<std::atomic<std::uint64_t>> in_flight_records;  // per task
   std::vector<std::atomic<std::uint64_t>> in_flight_bytes;    // per task
   std::vector<std::atomic<std::uint64_t>> expected;  // per task; 0 = unbounded

@@ -190,6 +190,7 @@ void Task::loop() {
       s = source_->poll(batch, kPollWait, ended);
     }
     source_stats.records_out += batch.records.size();
+    if (state_.taps.active() && !batch.records.empty()) state_.taps.offer("source", index_, batch);
     if (!s.is_ok()) {
       if (s.code() != Code::retriable) return fail("source", s);
       source_stats.retries += 1;
@@ -266,6 +267,7 @@ bool Task::run_transform(std::size_t index, Batch& batch) {
   if (!handle_rejections(batch, label)) return false;
   batch.compact();
   stats.records_out += batch.records.size();
+  if (state_.taps.active()) state_.taps.offer(stats.label, index_, batch);
   return true;
 }
 
@@ -291,6 +293,7 @@ bool Task::prepare_sink(Batch& batch) {
   stats.records_rejected += batch.rejections.size();
   if (!handle_rejections(batch, "sink")) return false;
   batch.compact();
+  if (state_.taps.active()) state_.taps.offer("sink", index_, batch);
   return true;
 }
 

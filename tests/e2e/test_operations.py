@@ -224,4 +224,55 @@ sink = {{ plugin = "file", path = "{out}.2" }}
     assert "restart 1 of 20 in" in err
 
 
+def test_tap_prints_live_records_at_a_stage_as_json_lines():
+    import base64
+    from support import PIPEHOST, reference_transactions
+    port = free_port()
+    seed = 21
+    reference = {(t["account_number"], t["amount"]) for t in reference_transactions(seed, 60000)}
+    p = start_pipehost("run", CONFIG, "--admin", f"127.0.0.1:{port}",
+                       "--set", f"pipeline.produce.source.seed={seed}",
+                       "--set", "pipeline.produce.source.count=60000",
+                       "--set", "pipeline.produce.source.rate=500",
+                       "--set", "pipeline.sums.sink.each_record=false", "--no-progress",
+                       env=EMBEDDED)
+
+    def tap(*args):
+        return subprocess.run([PIPEHOST, "tap", *args, "--admin", f"127.0.0.1:{port}"],
+                              capture_output=True, text=True, timeout=60)
+    try:
+        wait_until(lambda: tap("sums", "--limit", "1", "--timeout", "2").returncode == 0, 30,
+                   "records passing sums")
+        # After the decoder: the decoded transaction, where it came from.
+        r = tap("sums", "--stage", "transforms[0]", "--limit", "5")
+        assert r.returncode == 0, r.stderr
+        lines = [json.loads(line) for line in r.stdout.splitlines()]
+        assert len(lines) == 5
+        for line in lines:
+            assert line["stage"] == "transforms[0]" and line["topic"] == "transactions"
+            assert line["partition"] in (0, 1, 2) and line["offset"] >= 0
+            assert (line["value"]["account_number"], line["value"]["amount"]) in reference, line
+        # At the source: the bytes as Kafka holds them, Confluent framing (magic byte 0).
+        r = tap("sums", "--stage", "source", "--limit", "3")
+        for line in map(json.loads, r.stdout.splitlines()):
+            assert base64.b64decode(line["payload_base64"])[0] == 0
+            assert line["key"] == line["key"].strip() and line["key"]  # keyed by account
+        # Mistakes are named.
+        r = tap("sums", "--stage", "transforms[7]")
+        assert r.returncode == 2 and "its stages: source, transforms[0], sink" in r.stderr
+        r = tap("summs")
+        assert r.returncode == 2 and "pipelines: produce, sums" in r.stderr
+        r = subprocess.run([PIPEHOST, "tap", "sums", "--admin", f"127.0.0.1:{free_port()}"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 3 and "is pipehost running with --admin" in r.stderr
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise
+    assert p.returncode == 0
+
+
 run_tests(globals())

@@ -1,0 +1,115 @@
+#include "runtime/tap.hpp"
+
+#include <algorithm>
+
+#include "pipehost/json.hpp"
+
+namespace pipehost::host {
+namespace {
+
+// Well-formed sequences of 1 to 4 bytes (overlong forms and surrogates not refused:
+// this only decides between a readable string and base64).
+bool is_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t more = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 4;
+    if (more == 4 || i + more >= s.size()) return false;
+    for (std::size_t k = 1; k <= more; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += more + 1;
+  }
+  return true;
+}
+
+void append_bytes(const char* name, std::string_view bytes, std::string& out) {
+  out += ",\"";
+  out += name;
+  if (is_utf8(bytes)) {
+    out += "\":";
+    json::append_string(bytes, out);
+  } else {
+    out += "_base64\":";
+    json::append_base64(bytes, out);
+  }
+}
+
+}  // namespace
+
+std::string TapPoint::record_json(const std::string& stage, int task, const Record& r) {
+  std::string out = "{\"stage\":";
+  json::append_string(stage, out);
+  out += ",\"task\":" + std::to_string(task);
+  if (r.origin.partition >= 0) {
+    out += ",\"topic\":";
+    json::append_string(r.origin.topic, out);
+    out += ",\"partition\":" + std::to_string(r.origin.partition);
+    out += ",\"offset\":" + std::to_string(r.origin.offset);
+  }
+  out += ",\"timestamp_ms\":" + std::to_string(r.timestamp_ms);
+  if (r.key.size() > 0) append_bytes("key", r.key.view(), out);
+  if (!r.headers.empty()) {
+    out += ",\"headers\":{";
+    for (std::size_t i = 0; i < r.headers.size(); ++i) {
+      if (i) out += ',';
+      json::append_string(r.headers[i].key, out);
+      out += ':';
+      json::append_string(r.headers[i].value, out);
+    }
+    out += '}';
+  }
+  if (!r.destination_topic.empty()) {
+    out += ",\"destination_topic\":";
+    json::append_string(r.destination_topic, out);
+  }
+  if (!r.value.is_null()) {
+    out += ",\"value\":";
+    json::append(r.value, out);
+  }
+  if (r.payload.size() > 0 || r.value.is_null()) append_bytes("payload", r.payload.view(), out);
+  out += '}';
+  return out;
+}
+
+std::shared_ptr<TapPoint::Tap> TapPoint::open(std::string stage, std::size_t limit) {
+  auto tap = std::make_shared<Tap>();
+  tap->stage = std::move(stage);
+  tap->remaining = limit;
+  std::lock_guard lock(mutex_);
+  taps_.push_back(tap);
+  open_taps_ = static_cast<int>(taps_.size());
+  return tap;
+}
+
+void TapPoint::close(const std::shared_ptr<Tap>& tap) {
+  std::lock_guard lock(mutex_);
+  std::erase(taps_, tap);
+  open_taps_ = static_cast<int>(taps_.size());
+}
+
+void TapPoint::offer(const std::string& stage, int task, const Batch& batch) {
+  std::lock_guard lock(mutex_);
+  bool any = false;
+  for (auto& tap : taps_) {
+    if (tap->stage != stage) continue;
+    for (const Record& r : batch.records) {
+      if (tap->remaining == 0) break;
+      if (r.dropped) continue;
+      tap->lines.push_back(record_json(stage, task, r));
+      --tap->remaining;
+      any = true;
+    }
+  }
+  if (any) changed_.notify_all();
+}
+
+bool TapPoint::take(Tap& tap, std::vector<std::string>& out, std::chrono::milliseconds wait) {
+  std::unique_lock lock(mutex_);
+  changed_.wait_for(lock, wait, [&] { return !tap.lines.empty() || tap.remaining == 0; });
+  while (!tap.lines.empty()) {
+    out.push_back(std::move(tap.lines.front()));
+    tap.lines.pop_front();
+  }
+  return tap.remaining > 0 || !out.empty();
+}
+
+}  // namespace pipehost::host
