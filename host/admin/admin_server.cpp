@@ -85,6 +85,9 @@ std::string AdminServer::metrics() const {
                [](Pipeline& p) { return p.state().rewinds.load(); });
   per_pipeline("pipehost_restarts_total", "counter", "Restarts after a failure.",
                [](Pipeline& p) { return p.state().restarts.load(); });
+  per_pipeline("pipehost_stalls_total", "counter",
+               "Stage calls, or records in flight, that made no progress for stall_timeout_ms.",
+               [](Pipeline& p) { return p.state().stalls.load(); });
 
   auto per_stage = [&](const char* name, const char* type, const char* help, auto value) {
     e.family(name, type, help);
@@ -200,6 +203,7 @@ std::string AdminServer::pipelines_json() const {
                    {"records_rejected", s.records_rejected.load()},
                    {"failure", s.failed() ? s.failure_message() : ""},
                    {"restarts", s.restarts.load()},
+                   {"stalled", s.current_stall()},
                    {"last_failure", s.last_failure_message()}});
   }
   return out.dump(2);

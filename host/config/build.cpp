@@ -163,6 +163,9 @@ class Builder {
     p.restart_attempts = settings.restart_attempts;
     p.restart_backoff_ms = settings.restart_backoff_ms;
     p.restart_backoff_max_ms = std::max(settings.restart_backoff_max_ms, settings.restart_backoff_ms);
+    p.max_error_rate = settings.max_error_rate;
+    p.error_rate_window = static_cast<std::size_t>(settings.error_rate_window);
+    p.stall_timeout_ms = settings.stall_timeout_ms;
     p.on_error = settings.on_error == "skip"          ? ErrorPolicy::skip
                  : settings.on_error == "dead_letter" ? ErrorPolicy::dead_letter
                                                       : ErrorPolicy::fail;

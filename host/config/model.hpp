@@ -35,6 +35,9 @@ struct PipelineConfig {
   int restart_attempts = 0;  // see PipelineSettings
   int restart_backoff_ms = 1000;
   int restart_backoff_max_ms = 60000;
+  double max_error_rate = 1.0;  // 1: the breaker is off
+  std::size_t error_rate_window = 1000;
+  int stall_timeout_ms = 0;     // 0: no stall detection
   std::string dead_letter_topic;
   const ComponentSpec* dead_letter_sink = nullptr;  // the kafka sink, for on_error = dead_letter
   // Ends once these pipelines have all ended and this source is caught up.

@@ -100,6 +100,9 @@ struct PipelineSettings {
   int restart_attempts = 0;
   int restart_backoff_ms = 1000;
   int restart_backoff_max_ms = 60000;
+  double max_error_rate = 1.0;
+  std::int64_t error_rate_window = 1000;
+  int stall_timeout_ms = 0;
 
   static void declare(OptionList<PipelineSettings>& o) {
     o.add("tasks", &PipelineSettings::tasks,
@@ -137,6 +140,18 @@ struct PipelineSettings {
     o.add("restart_backoff_max_ms", &PipelineSettings::restart_backoff_max_ms,
           "the longest wait between restarts")
         .at_least(1);
+    o.add("max_error_rate", &PipelineSettings::max_error_rate,
+          "a breaker: the pipeline fails when more than this share of the last error_rate_window "
+          "records of a task were rejected (whatever on_error says), e.g. 0.2; 1: off")
+        .range(0, 1);
+    o.add("error_rate_window", &PipelineSettings::error_rate_window,
+          "records per task the error rate is measured over")
+        .at_least(1);
+    o.add("stall_timeout_ms", &PipelineSettings::stall_timeout_ms,
+          "a stage call that has not returned, or records in flight that the sink has not "
+          "acknowledged, for this long is reported (log, /pipelines, pipehost_stalls_total); "
+          "unacknowledged records also fail the pipeline, so restart_attempts can restart it. 0: off")
+        .at_least(0);
   }
 };
 

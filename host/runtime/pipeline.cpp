@@ -27,13 +27,49 @@ void Pipeline::join() {
 }
 
 void Pipeline::run_tasks() {
+  std::atomic<int> running{config_.tasks};
   std::vector<std::thread> threads;
   for (int i = 0; i < config_.tasks; ++i)
-    threads.emplace_back([this, i] {
-      Task task(config_, services_, state_, i);
-      task.run();
+    threads.emplace_back([this, i, &running] {
+      {
+        Task task(config_, services_, state_, i);
+        task.run();
+      }
+      --running;
     });
+  while (running > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    watch_for_stalls();
+  }
   for (auto& t : threads) t.join();
+  state_.set_stall("");
+}
+
+// A call into a stage that has not returned for stall_timeout_ms (a sink waiting on a
+// lock, a transform looping) is reported once, and shown until it returns: a thread
+// cannot be stopped from outside, so restarting is left to the operator.
+void Pipeline::watch_for_stalls() {
+  if (config_.stall_timeout_ms <= 0) return;
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+  std::string stall;
+  for (std::size_t t = 0; t < state_.busy_since_ms.size(); ++t) {
+    std::int64_t since = state_.busy_since_ms[t];
+    if (since == 0 || now - since < config_.stall_timeout_ms) continue;
+    const std::string& stage = state_.stages[static_cast<std::size_t>(state_.busy_stage[t].load())].label;
+    stall = stage + " of task " + std::to_string(t) + " has been in one call for " +
+            std::to_string((now - since) / 1000) + " s";
+  }
+  bool known = !state_.current_stall().empty();
+  if (!stall.empty() && !known) {
+    state_.stalls += 1;
+    log_line(LogLevel::error, config_.name,
+             "stalled: " + stall + " (stall_timeout_ms = " + std::to_string(config_.stall_timeout_ms) + ")");
+  } else if (stall.empty() && known) {
+    log_line(LogLevel::warn, config_.name, "no longer stalled");
+  }
+  state_.set_stall(stall);
 }
 
 // Runs the tasks; after a failure, and while restart_attempts allow, builds and starts

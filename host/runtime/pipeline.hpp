@@ -32,7 +32,7 @@ struct StageStats {
 struct PipelineState {
   explicit PipelineState(const PipelineConfig& config)
       : name(config.name), in_flight_records(config.tasks), in_flight_bytes(config.tasks),
-        expected(config.tasks) {
+        busy_since_ms(config.tasks), busy_stage(config.tasks), expected(config.tasks) {
     stages.emplace_back("source");
     for (const auto& t : config.transforms) stages.emplace_back(t.label);
     stages.emplace_back("sink");
@@ -57,6 +57,21 @@ struct PipelineState {
   TapPoint taps;                     // live samples for `pipehost tap`
   std::vector<std::atomic<std::uint64_t>> in_flight_records;  // per task
   std::vector<std::atomic<std::uint64_t>> in_flight_bytes;    // per task
+  // Per task: when the call into a stage now running began (steady clock ms; 0: none),
+  // and which stage (an index into `stages`), for stall detection.
+  std::vector<std::atomic<std::int64_t>> busy_since_ms;
+  std::vector<std::atomic<int>> busy_stage;
+  std::atomic<std::uint64_t> stalls{0};
+  std::mutex stall_mutex;
+  std::string stall;  // the stall now seen, "" when none
+  void set_stall(std::string what) {
+    std::lock_guard lock(stall_mutex);
+    stall = std::move(what);
+  }
+  std::string current_stall() {
+    std::lock_guard lock(stall_mutex);
+    return stall;
+  }
   std::vector<std::atomic<std::uint64_t>> expected;  // per task; 0 = unbounded
   std::mutex failure_mutex;
   std::string failure;
@@ -118,6 +133,7 @@ class Pipeline {
   PipelineState state_;
   void supervise();
   void run_tasks();
+  void watch_for_stalls();
   // Waits up to `wait`; false when asked to stop meanwhile.
   bool wait_to_restart(std::chrono::milliseconds wait);
 

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <thread>
 #include <utility>
 
@@ -21,16 +22,32 @@ std::uint64_t thread_cpu_ns() {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
-// Adds the thread CPU time of a scope to a stage's total.
-class CpuTimer {
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// One call into a stage: adds its thread CPU time to the stage's total, and says while
+// it lasts which stage this task is in (the supervisor reports a call that never returns).
+class StageCall {
  public:
-  explicit CpuTimer(StageStats& stats) : stats_(stats), start_(thread_cpu_ns()) {}
-  ~CpuTimer() { stats_.cpu_ns += thread_cpu_ns() - start_; }
-  CpuTimer(const CpuTimer&) = delete;
-  CpuTimer& operator=(const CpuTimer&) = delete;
+  StageCall(PipelineState& state, int task, std::size_t stage)
+      : stats_(state.stages[stage]), busy_since_(state.busy_since_ms[static_cast<std::size_t>(task)]),
+        start_(thread_cpu_ns()) {
+    state.busy_stage[static_cast<std::size_t>(task)] = static_cast<int>(stage);
+    busy_since_ = steady_ms();
+  }
+  ~StageCall() {
+    busy_since_ = 0;
+    stats_.cpu_ns += thread_cpu_ns() - start_;
+  }
+  StageCall(const StageCall&) = delete;
+  StageCall& operator=(const StageCall&) = delete;
 
  private:
   StageStats& stats_;
+  std::atomic<std::int64_t>& busy_since_;
   std::uint64_t start_;
 };
 
@@ -170,6 +187,7 @@ void Task::loop() {
       if (!s.is_ok()) return fail("source", s);
     }
     commit(false);
+    if (!check_acknowledgements()) return;
     state_.in_flight_records[static_cast<std::size_t>(index_)] = tracker_.in_flight_records();
     state_.in_flight_bytes[static_cast<std::size_t>(index_)] = tracker_.in_flight_bytes();
     if (!apply_pause()) return;
@@ -186,7 +204,7 @@ void Task::loop() {
     StageStats& source_stats = state_.stages.front();
     Status s;
     {
-      CpuTimer timer(source_stats);
+      StageCall call(state_, index_, 0);
       s = source_->poll(batch, kPollWait, ended);
     }
     source_stats.records_out += batch.records.size();
@@ -200,7 +218,10 @@ void Task::loop() {
     }
     poll_attempt = 0;
     if (batch.spans.empty()) batch.spans = batch.spans_from_records();
+    std::size_t records = batch.records.size();
+    batch_rejected_ = 0;
     if (!batch.empty() || !batch.spans.empty()) deliver(batch);
+    if (records > 0 && !check_error_rate(records)) return;
     if (ended) {
       source_ended_ = true;
       return;
@@ -254,7 +275,7 @@ bool Task::run_transform(std::size_t index, Batch& batch) {
   for (int attempt = 0;; ++attempt) {
     Status s;
     {
-      CpuTimer timer(stats);
+      StageCall call(state_, index_, index + 1);
       s = transforms_[index]->process(batch);
     }
     if (s.is_ok()) break;
@@ -279,7 +300,7 @@ bool Task::prepare_sink(Batch& batch) {
   for (int attempt = 0;; ++attempt) {
     Status s;
     {
-      CpuTimer timer(stats);
+      StageCall call(state_, index_, state_.stages.size() - 1);
       s = sink_->prepare(batch);
     }
     if (s.is_ok()) break;
@@ -303,7 +324,7 @@ Task::Written Task::write_to_sink(Batch& batch, std::uint64_t sequence) {
     StageStats& stats = state_.stages.back();
     Status s;
     {
-      CpuTimer timer(stats);
+      StageCall call(state_, index_, state_.stages.size() - 1);
       s = sink_->write(batch, [tracker, sequence](Status status) {
         tracker->complete(sequence, status);
       });
@@ -346,6 +367,7 @@ bool Task::rewind_source(const Batch& batch, const Status& why) {
 
 bool Task::handle_rejections(Batch& batch, const std::string& stage) {
   if (batch.rejections.empty()) return true;
+  batch_rejected_ += batch.rejections.size();
   state_.records_rejected += batch.rejections.size();
   switch (config_.on_error) {
     case ErrorPolicy::fail: {
@@ -414,6 +436,7 @@ void Task::commit(bool force) {
 void Task::collect_acknowledged() {
   DeliveryTracker::Drained drained = tracker_.drain();
   state_.records_acked += drained.records;
+  if (drained.records > 0) acknowledged_since_check_ = true;
   for (const auto& p : drained.positions) {
     auto same = std::find_if(pending_commit_.begin(), pending_commit_.end(), [&](const Position& q) {
       return q.partition == p.partition && q.topic == p.topic;
@@ -433,9 +456,50 @@ void Task::collect_acknowledged() {
   }
 }
 
+bool Task::check_error_rate(std::size_t records) {
+  if (config_.max_error_rate >= 1.0) return true;
+  error_window_.emplace_back(records, batch_rejected_);
+  window_records_ += records;
+  window_rejected_ += batch_rejected_;
+  while (window_records_ - error_window_.front().first >= config_.error_rate_window) {
+    window_records_ -= error_window_.front().first;
+    window_rejected_ -= error_window_.front().second;
+    error_window_.pop_front();
+  }
+  if (window_records_ < config_.error_rate_window) return true;
+  double rate = static_cast<double>(window_rejected_) / static_cast<double>(window_records_);
+  if (rate <= config_.max_error_rate) return true;
+  char share[32], limit[32];
+  std::snprintf(share, sizeof share, "%.0f%%", rate * 100);
+  std::snprintf(limit, sizeof limit, "%g", config_.max_error_rate);
+  state_.fail("pipeline '" + state_.name + "' stopped by its breaker: " + std::to_string(window_rejected_) +
+              " of the last " + std::to_string(window_records_) + " records rejected (" + share +
+              "), over max_error_rate = " + limit +
+              "; the last reason is in the log above");
+  return false;
+}
+
+bool Task::check_acknowledgements() {
+  if (config_.stall_timeout_ms <= 0) return true;
+  auto now = std::chrono::steady_clock::now();
+  if (tracker_.in_flight_records() == 0 || acknowledged_since_check_) {
+    last_progress_ = now;
+    acknowledged_since_check_ = false;
+    return true;
+  }
+  auto waited = std::chrono::duration_cast<Millis>(now - last_progress_).count();
+  if (waited < config_.stall_timeout_ms) return true;
+  state_.stalls += 1;
+  stalled_ = true;  // no use waiting for acknowledgements when draining
+  fail("sink", Status::fatal("stalled: nothing acknowledged for " + std::to_string(waited) + " ms with " +
+                             std::to_string(tracker_.in_flight_records()) +
+                             " records in flight (stall_timeout_ms)"));
+  return false;
+}
+
 void Task::drain_and_stop() {
   if (source_ && sink_) {
-    auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+    auto deadline = std::chrono::steady_clock::now() + (stalled_ ? Millis(0) : kDrainTimeout);
     while (!tracker_.wait_all(kPollWait)) {
       commit(false);
       if (std::chrono::steady_clock::now() > deadline) {

@@ -2,6 +2,9 @@
 // transforms, hands it to the sink, and commits the source once the sink acknowledged.
 #pragma once
 #include <chrono>
+#include <deque>
+#include <utility>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -42,6 +45,18 @@ class Task {
   // Sleeps for the next backoff step (100 ms doubling to 5 s); false when stopping.
   bool back_off(int attempt);
   void log(LogLevel level, const std::string& message);
+  // The breaker (max_error_rate) after a batch of `records`; false when it tripped.
+  bool check_error_rate(std::size_t records);
+  // stall_timeout_ms: false when records in flight went unacknowledged too long.
+  bool check_acknowledgements();
+
+  std::deque<std::pair<std::size_t, std::size_t>> error_window_;  // (records, rejected) per batch
+  std::size_t window_records_ = 0;
+  std::size_t window_rejected_ = 0;
+  std::size_t batch_rejected_ = 0;
+  bool acknowledged_since_check_ = false;
+  bool stalled_ = false;
+  std::chrono::steady_clock::time_point last_progress_ = std::chrono::steady_clock::now();
 
   const PipelineConfig& config_;
   Services& services_;

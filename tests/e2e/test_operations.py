@@ -275,4 +275,75 @@ def test_tap_prints_live_records_at_a_stage_as_json_lines():
     assert p.returncode == 0
 
 
+def test_the_error_rate_breaker_stops_a_pipeline_that_rejects_too_much():
+    from support import TEST_PLUGIN_DIR, pipehost
+
+    def run(rate):
+        out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+        path = write_config(f"""
+[pipelines.checked]
+on_error = "skip"
+max_error_rate = {rate}
+error_rate_window = 200
+source = {{ plugin = "datagen", count = 3000, seed = 4 }}
+transforms = [ {{ plugin = "poison", every = 2 }} ]
+sink = {{ plugin = "file", path = "{out}" }}
+""")
+        return pipehost("run", path, "--plugin-path", TEST_PLUGIN_DIR, "--no-progress"), out
+    r, out = run(0.2)  # half rejected: over 20 %
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "pipeline 'checked' stopped by its breaker: " in r.stderr
+    assert "records rejected (50%), over max_error_rate = 0.2" in r.stderr
+    assert sum(1 for _ in open(out)) < 1500  # stopped early, not at the end
+    r, out = run(0.6)  # under 60 %: runs to the end
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert sum(1 for _ in open(out)) == 1500
+
+
+def test_a_stalled_stage_and_a_sink_that_never_acknowledges_are_reported():
+    from support import TEST_PLUGIN_DIR
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    path = write_config(f"""
+admin = "127.0.0.1:{port}"
+[pipelines.slow]
+stall_timeout_ms = 500
+source = {{ plugin = "datagen", count = 0, rate = 100, seed = 4 }}
+transforms = [ {{ plugin = "sleepy", ms = 3000 }} ]
+sink = {{ plugin = "file", path = "/dev/null" }}
+[pipelines.mute]
+stall_timeout_ms = 500
+restart_attempts = 1
+restart_backoff_ms = 100
+source = {{ plugin = "datagen", count = 0, rate = 100, seed = 4 }}
+sink = {{ plugin = "silent" }}
+""")
+    p = start_pipehost("run", path, "--plugin-path", TEST_PLUGIN_DIR, "--no-progress", env=EMBEDDED)
+    try:
+        def answering():
+            try:
+                return call(base, "/health")[0] == 200
+            except OSError:
+                return False
+        wait_until(answering, 15, "the admin endpoint")
+
+        def pipeline(name):
+            return {x["name"]: x for x in json.loads(call(base, "/pipelines")[1])}[name]
+        wait_until(lambda: pipeline("slow")["stalled"].startswith("transforms[0] of task 0 has been in one call"),
+                   10, "the stalled transform shown")
+        wait_until(lambda: pipeline("mute")["state"] == "failed", 20, "the mute sink's pipeline to fail for good")
+        assert "stalled: nothing acknowledged for" in pipeline("mute")["failure"]
+        m = samples(call(base, "/metrics")[1])
+        assert value(m, "pipehost_stalls_total", pipeline="slow") >= 1
+        assert value(m, "pipehost_stalls_total", pipeline="mute") == 2  # the first run and its restart
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            _, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise
+    assert "[slow] stalled: transforms[0] of task 0 has been in one call for" in err
+
+
 run_tests(globals())

@@ -1,7 +1,9 @@
 // Test components that fail on purpose: at construction, start, or on the data path.
 #include <pipehost/sdk.hpp>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 namespace {
 using namespace pipehost;
@@ -110,6 +112,36 @@ class NullField final : public RecordTransform {
   std::string suffix_;
 };
 
+struct SleepConfig {
+  std::int64_t ms = 1000;
+  static void declare(OptionList<SleepConfig>& o) {
+    o.add("ms", &SleepConfig::ms, "how long each batch takes").at_least(0);
+  }
+};
+
+// Takes `ms` per batch: a stage call that looks stuck.
+class Sleepy final : public Transform {
+ public:
+  using Config = SleepConfig;
+  Sleepy(const Config& config, Context&) : ms_(config.ms) {}
+  void process(Batch&) override { std::this_thread::sleep_for(std::chrono::milliseconds(ms_)); }
+
+ private:
+  std::int64_t ms_;
+};
+
+struct NoOptions {
+  static void declare(OptionList<NoOptions>&) {}
+};
+
+// Takes every batch and never says it is durable: a sink whose acknowledgements stall.
+class Silent final : public Sink {
+ public:
+  using Config = NoOptions;
+  Silent(const Config&, Context&) {}
+  void write(Batch&, BatchDone) override {}
+};
+
 PluginSpec describe() {
   PluginSpec p{"faulty", "0.0.1", "Components that fail on purpose, for tests"};
   p.add_source<FaultySource>("faulty", "Fails where told",
@@ -122,6 +154,9 @@ PluginSpec describe() {
       "null_field", "Nulls a field of records whose other field ends with a suffix",
       "[[pipelines.x.transforms]]\nplugin = \"null_field\"\nfield = \"amount\"\n"
       "when_field = \"transaction_id\"\nsuffix = \"7\"");
+  p.add_transform<Sleepy>("sleepy", "Sleeps in every batch",
+                          "[[pipelines.x.transforms]]\nplugin = \"sleepy\"\nms = 2000");
+  p.add_sink<Silent>("silent", "Never acknowledges", "[pipelines.x.sink]\nplugin = \"silent\"");
   return p;
 }
 }  // namespace
