@@ -17,6 +17,7 @@
 #include "config/document.hpp"
 #include "log.hpp"
 #include "loader/plugin_registry.hpp"
+#include "cli/positions_command.hpp"
 #include "cli/run_command.hpp"
 #include "config/stage_checks.hpp"
 #include "services/memory_registry.hpp"
@@ -45,6 +46,8 @@ struct Arguments {
   std::string stage = "sink";  // tap --stage
   std::string limit = "10";    // tap --limit
   std::string timeout = "30";  // tap --timeout (seconds)
+  std::string reset_to;        // positions --reset-to
+  bool execute = false;        // positions --execute
 };
 
 // Parses the options every command shares; false (with a message) on a bad one. Each
@@ -65,6 +68,7 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
       {"--stage", [&](std::string v) { out.stage = std::move(v); }},
       {"--limit", [&](std::string v) { out.limit = std::move(v); }},
       {"--timeout", [&](std::string v) { out.timeout = std::move(v); }},
+      {"--reset-to", [&](std::string v) { out.reset_to = std::move(v); }},
   };
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
@@ -82,6 +86,10 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
     }
     if (a == "--markdown") {
       out.markdown = true;
+      continue;
+    }
+    if (a == "--execute") {
+      out.execute = true;
       continue;
     }
     bool matched = false;
@@ -253,6 +261,22 @@ int command_plugins(const Arguments& args) {
   return kOk;
 }
 
+int command_positions(const Arguments& args) {
+  if (args.help) return std::fputs(help::kPositions, stdout), kOk;
+  if (args.positional.empty() || args.only_pipelines.size() != 1) {
+    std::fputs("pipehost positions: give the config FILE and one --pipeline NAME (see --help)\n", stderr);
+    return kInvalidInput;
+  }
+  if (args.execute && args.reset_to.empty()) {
+    std::fputs("pipehost positions: --execute commits what --reset-to says: give --reset-to too\n", stderr);
+    return kInvalidInput;
+  }
+  PluginRegistry plugins;
+  Config config;
+  if (!load_config(args, plugins, config)) return kInvalidInput;
+  return positions_command(config, config.pipelines.front(), args.reset_to, args.execute);
+}
+
 // Prints the records passing a stage of a running pipehost as JSON lines, through its
 // admin endpoint (GET /pipelines/NAME/tap).
 int command_tap(const Arguments& args) {
@@ -323,6 +347,7 @@ int main_command(int argc, char** argv) {
       if (topic == "plugins") return std::fputs(help::kPlugins, stdout), kOk;
       if (topic == "registry") return std::fputs(help::kRegistry, stdout), kOk;
       if (topic == "tap") return std::fputs(help::kTap, stdout), kOk;
+      if (topic == "positions") return std::fputs(help::kPositions, stdout), kOk;
     }
     return std::fputs(help::kMain, stdout), kOk;
   }
@@ -336,12 +361,13 @@ int main_command(int argc, char** argv) {
   if (command == "validate") return command_run(args, true);
   if (command == "plugins") return command_plugins(args);
   if (command == "tap") return command_tap(args);
+  if (command == "positions") return command_positions(args);
   if (command == "registry") {
     if (args.help) return std::fputs(help::kRegistry, stdout), kOk;
     return serve_registry(args.listen.empty() ? "127.0.0.1:8081" : args.listen);
   }
-  std::string hint = did_you_mean(command, {"run", "validate", "plugins", "registry", "tap"});
-  std::fprintf(stderr, "pipehost: unknown command '%s'; %s commands: run, validate, plugins, registry, tap (see --help)\n",
+  std::string hint = did_you_mean(command, {"run", "validate", "plugins", "registry", "tap", "positions"});
+  std::fprintf(stderr, "pipehost: unknown command '%s'; %s commands: run, validate, plugins, registry, tap, positions (see --help)\n",
                command.c_str(), hint.c_str());
   return kInvalidInput;
 }

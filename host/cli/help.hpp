@@ -12,6 +12,8 @@ Usage:
   pipehost registry [--listen HOST:PORT]  serve an in-memory schema registry (Confluent REST API)
   pipehost tap PIPELINE [--stage S] [--limit N] [--admin HOST:PORT]
                                         print records passing a stage of a running pipehost
+  pipehost positions FILE... --pipeline NAME [--reset-to WHERE [--execute]]
+                                        a Kafka-sourced pipeline's offsets and lag; reset them
   pipehost --version
   pipehost COMMAND --help               help for one command
 
@@ -90,6 +92,24 @@ PIPEHOST_ADMIN_TOKEN.
 
 Exit code 0 when done, 2 for an unknown pipeline or stage, 3 when the endpoint cannot be
 reached.
+)";
+
+inline constexpr const char* kPositions = R"(Usage: pipehost positions FILE... --pipeline NAME [--reset-to WHERE [--execute]] [--env NAME] [--set PATH=VALUE]
+
+For a pipeline whose source is the kafka source, prints each partition of its topics:
+the consumer group's committed offset, the partition's start and end, and the lag (end
+minus committed). Reads the cluster of the file's [kafka] brokers; running or stopped.
+
+--reset-to WHERE shows where the group would resume instead: earliest, latest, an offset
+(e.g. 1500, clamped to each partition's range) or an RFC 3339 time (e.g.
+2026-12-01T09:00:00Z: the first record at or after it). Nothing changes without
+--execute, which commits those offsets and is refused while the group has an active
+member (stop every process running the pipeline first) — as kafka-consumer-groups
+--reset-offsets does. A sink that stores positions with its data (redis_sum, sqlite,
+postgres exactly-once) resumes from those instead.
+
+Exit code 0 when done, 1 when the group is active or the commit failed, 2 for a bad
+argument or a pipeline without a Kafka source, 3 when the cluster cannot be reached.
 )";
 
 inline constexpr const char* kRegistry = R"(Usage: pipehost registry [--listen HOST:PORT]

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
@@ -344,6 +345,83 @@ sink = {{ plugin = "silent" }}
             p.kill()
             raise
     assert "[slow] stalled: transforms[0] of task 0 has been in one call for" in err
+
+
+def test_positions_show_the_group_on_a_real_cluster_and_reset_it_when_stopped():
+    import uuid
+    import confluent_kafka
+    import confluent_kafka.admin
+    from support import PIPEHOST, pipehost, require_env
+    brokers = require_env("KAFKA_BROKERS")
+    topic, group = f"positions-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([confluent_kafka.admin.NewTopic(topic, 2, 1)])[topic].result(30)
+    producer = confluent_kafka.Producer({"bootstrap.servers": brokers})
+    for i in range(300):
+        producer.produce(topic, key=str(i), value=f"v{i}", partition=i % 2)
+    producer.flush(30)
+
+    out = os.path.join(tempfile.mkdtemp(), "out.txt")
+    path = write_config(f"""
+[kafka]
+brokers = "{brokers}"
+[pipelines.read]
+source = {{ plugin = "kafka", topics = ["{topic}"], group = "{group}", stop_at_end = true }}
+sink = {{ plugin = "file", path = "{out}", format = "raw" }}
+""")
+
+    def positions(*more):
+        return subprocess.run([PIPEHOST, "positions", path, "--pipeline", "read", *more],
+                              capture_output=True, text=True, timeout=60)
+
+    def committed():  # what the group holds, read by another client
+        consumer = confluent_kafka.Consumer({"bootstrap.servers": brokers, "group.id": group})
+        try:
+            parts = [confluent_kafka.TopicPartition(topic, p) for p in (0, 1)]
+            return [tp.offset for tp in consumer.committed(parts, timeout=30)]
+        finally:
+            consumer.close()
+
+    def rows(stdout):
+        return [line.split() for line in stdout.splitlines() if line.startswith(topic)]
+
+    r = positions()
+    assert r.returncode == 0, r.stderr
+    assert [row[2] for row in rows(r.stdout)] == ["-", "-"]  # nothing committed yet
+    pipehost("run", path, "--no-progress", check=0, timeout=90)
+    assert sum(1 for _ in open(out)) == 300
+    r = positions()
+    assert [(row[1], row[2], row[4], row[5]) for row in rows(r.stdout)] == [("0", "150", "150", "0"),
+                                                                         ("1", "150", "150", "0")]
+    # A dry run changes nothing; --execute commits, as another client sees.
+    r = positions("--reset-to", "earliest")
+    assert r.returncode == 0 and "dry run" in r.stdout and [row[6] for row in rows(r.stdout)] == ["0", "0"]
+    assert committed() == [150, 150]
+    r = positions("--reset-to", "100", "--execute")
+    assert r.returncode == 0, r.stderr
+    assert committed() == [100, 100]
+    pipehost("run", path, "--no-progress", check=0, timeout=90)  # reads the last 50 of each again
+    assert sum(1 for _ in open(out)) == 400
+    # Refused while a member runs; named mistakes.
+    live = write_config(f"""
+[kafka]
+brokers = "{brokers}"
+[pipelines.read]
+source = {{ plugin = "kafka", topics = ["{topic}"], group = "{group}" }}
+sink = {{ plugin = "file", path = "{out}.live", format = "raw" }}
+""")
+    p = start_pipehost("run", live, "--no-progress")
+    try:
+        # Refused as soon as the member has joined (before, the reset may go through).
+        wait_until(lambda: "active member(s)" in positions("--reset-to", "earliest", "--execute").stderr,
+                   30, "a reset refused while the member runs")
+        r = positions("--reset-to", "latest", "--execute")
+        assert r.returncode == 1 and "stop every process running pipeline 'read'" in r.stderr, r.stderr
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=60)
+    r = positions("--reset-to", "yesterday")
+    assert r.returncode == 2 and "RFC 3339 time" in r.stderr
 
 
 run_tests(globals())

@@ -1,0 +1,175 @@
+#include "cli/positions_command.hpp"
+
+#include <librdkafka/rdkafka.h>
+
+#include <charconv>
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "cli/commands.hpp"
+#include "pipehost/time.hpp"
+
+namespace pipehost::host {
+namespace {
+
+using Handle = std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)>;
+using List = std::unique_ptr<rd_kafka_topic_partition_list_t, decltype(&rd_kafka_topic_partition_list_destroy)>;
+
+struct Row {
+  std::string topic;
+  int partition = 0;
+  std::int64_t committed = -1, low = -1, high = -1, target = -1;
+};
+
+std::string offset_text(std::int64_t offset) { return offset < 0 ? "-" : std::to_string(offset); }
+
+// A consumer handle of the group that never subscribes: it reads and commits offsets,
+// as kafka-consumer-groups does, without joining the group.
+Handle group_client(const Config& config, const std::string& group, std::string& error) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  auto set = [&](const std::string& k, const std::string& v) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      error = k + ": " + err;
+      return false;
+    }
+    return true;
+  };
+  bool ok = true;
+  for (const auto& [k, v] : config.kafka_properties) ok = ok && set(k, v);
+  ok = ok && set("bootstrap.servers", config.kafka_brokers) && set("group.id", group) &&
+       set("enable.auto.commit", "false") && set("log_level", "3");
+  if (!ok) {
+    rd_kafka_conf_destroy(conf);
+    return Handle(nullptr, rd_kafka_destroy);
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (!rk) error = err;
+  return Handle(rk, rd_kafka_destroy);
+}
+
+// Members of the group now: a reset under a running member would be undone by its commits.
+int active_members(rd_kafka_t* rk, const std::string& group, std::string& error) {
+  const rd_kafka_group_list* groups = nullptr;
+  rd_kafka_resp_err_t rc = rd_kafka_list_groups(rk, group.c_str(), &groups, 10000);
+  if (rc) {
+    error = rd_kafka_err2str(rc);
+    return -1;
+  }
+  int members = groups->group_cnt > 0 ? groups->groups[0].member_cnt : 0;
+  rd_kafka_group_list_destroy(groups);
+  return members;
+}
+
+}  // namespace
+
+int positions_command(const Config& config, const PipelineConfig& pipeline, const std::string& reset_to,
+                      bool execute) {
+  auto fail = [](const std::string& message, int code) {
+    std::fprintf(stderr, "pipehost positions: %s\n", message.c_str());
+    return code;
+  };
+  if (pipeline.source.plugin != "kafka")
+    return fail("pipeline '" + pipeline.name + "' reads with '" + pipeline.source.plugin +
+                    "', not the kafka source: it has no consumer group positions",
+                kInvalidInput);
+  if (config.kafka_brokers == "embedded")
+    return fail("the embedded broker lives inside a running pipehost: positions reads a real "
+                "cluster ([kafka] brokers, or --env real)",
+                kInvalidInput);
+  const auto& values = pipeline.source.options.values;
+  std::string group = std::get<std::string>(values.at("group"));
+  auto topics = std::get<std::vector<std::string>>(values.at("topics"));
+
+  std::optional<std::int64_t> fixed_offset, at_time_ms;
+  if (!reset_to.empty() && reset_to != "earliest" && reset_to != "latest") {
+    std::int64_t n = 0;
+    auto [end, ec] = std::from_chars(reset_to.data(), reset_to.data() + reset_to.size(), n);
+    if (ec == std::errc() && end == reset_to.data() + reset_to.size() && n >= 0) fixed_offset = n;
+    else if (auto t = time::parse_rfc3339(reset_to)) at_time_ms = t->micros_since_epoch / 1000;
+    else
+      return fail("--reset-to '" + reset_to + "': give earliest, latest, an offset (e.g. 1500) or an "
+                  "RFC 3339 time (e.g. 2026-12-01T09:00:00Z)",
+                  kInvalidInput);
+  }
+
+  std::string error;
+  Handle rk = group_client(config, group, error);
+  if (!rk) return fail("cannot create a Kafka client: " + error, kInvalidInput);
+
+  std::vector<Row> rows;
+  for (const auto& topic : topics) {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
+    rd_kafka_resp_err_t rc = rd_kafka_metadata(rk.get(), 0, rkt, &md, 10000);
+    rd_kafka_topic_destroy(rkt);
+    if (rc) return fail("cannot reach " + config.kafka_brokers + ": " + rd_kafka_err2str(rc), kServicesUnavailable);
+    if (md->topic_cnt != 1 || md->topics[0].err) {
+      rd_kafka_metadata_destroy(md);
+      return fail("topic '" + topic + "' does not exist on " + config.kafka_brokers, kInvalidInput);
+    }
+    for (int p = 0; p < md->topics[0].partition_cnt; ++p) rows.push_back({topic, md->topics[0].partitions[p].id});
+    rd_kafka_metadata_destroy(md);
+  }
+  List list(rd_kafka_topic_partition_list_new(static_cast<int>(rows.size())), rd_kafka_topic_partition_list_destroy);
+  for (const auto& r : rows) rd_kafka_topic_partition_list_add(list.get(), r.topic.c_str(), r.partition);
+  if (rd_kafka_resp_err_t rc = rd_kafka_committed(rk.get(), list.get(), 10000))
+    return fail(std::string("cannot read the group's offsets: ") + rd_kafka_err2str(rc), kServicesUnavailable);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    Row& r = rows[i];
+    r.committed = list->elems[i].offset;
+    if (rd_kafka_resp_err_t rc =
+            rd_kafka_query_watermark_offsets(rk.get(), r.topic.c_str(), r.partition, &r.low, &r.high, 10000))
+      return fail(std::string("cannot read the partitions' ends: ") + rd_kafka_err2str(rc), kServicesUnavailable);
+  }
+
+  if (!reset_to.empty()) {
+    List targets(rd_kafka_topic_partition_list_new(static_cast<int>(rows.size())),
+                 rd_kafka_topic_partition_list_destroy);
+    for (auto& r : rows) {
+      auto* t = rd_kafka_topic_partition_list_add(targets.get(), r.topic.c_str(), r.partition);
+      if (reset_to == "earliest") t->offset = r.low;
+      else if (reset_to == "latest") t->offset = r.high;
+      else if (fixed_offset) t->offset = std::clamp(*fixed_offset, r.low, r.high);
+      else t->offset = *at_time_ms;
+    }
+    if (at_time_ms) {
+      if (rd_kafka_resp_err_t rc = rd_kafka_offsets_for_times(rk.get(), targets.get(), 10000))
+        return fail(std::string("cannot look up offsets by time: ") + rd_kafka_err2str(rc), kServicesUnavailable);
+      for (int i = 0; i < targets->cnt; ++i)  // after the last record: the partition's end
+        if (targets->elems[i].offset < 0) targets->elems[i].offset = rows[static_cast<std::size_t>(i)].high;
+    }
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i].target = targets->elems[i].offset;
+    if (execute) {
+      int members = active_members(rk.get(), group, error);
+      if (members < 0) return fail("cannot describe group '" + group + "': " + error, kServicesUnavailable);
+      if (members > 0)
+        return fail("group '" + group + "' has " + std::to_string(members) +
+                        " active member(s): stop every process running pipeline '" + pipeline.name +
+                        "' first (its commits would undo the reset)",
+                    kPipelineFailed);
+      if (rd_kafka_resp_err_t rc = rd_kafka_commit(rk.get(), targets.get(), 0))
+        return fail(std::string("the commit failed: ") + rd_kafka_err2str(rc), kPipelineFailed);
+    }
+  }
+
+  std::printf("%-24s %9s %12s %12s %12s %10s%s\n", "TOPIC", "PARTITION", "COMMITTED", "START", "END", "LAG",
+              reset_to.empty() ? "" : (execute ? "  NOW AT" : "  WOULD BE"));
+  for (const auto& r : rows) {
+    std::int64_t lag = r.committed >= 0 ? r.high - r.committed : r.high - r.low;
+    std::printf("%-24s %9d %12s %12s %12s %10lld", r.topic.c_str(), r.partition, offset_text(r.committed).c_str(),
+                offset_text(r.low).c_str(), offset_text(r.high).c_str(), static_cast<long long>(lag));
+    if (!reset_to.empty()) std::printf("  %s", offset_text(r.target).c_str());
+    std::printf("\n");
+  }
+  std::printf("group '%s' on %s\n", group.c_str(), config.kafka_brokers.c_str());
+  if (!reset_to.empty()) {
+    if (!execute) std::printf("dry run: add --execute to commit these offsets (stop the pipeline first)\n");
+    std::printf("a sink that stores positions with its data (redis_sum, sqlite, postgres's exactly-once "
+                "mode) resumes from those, not from these offsets\n");
+  }
+  return kOk;
+}
+
+}  // namespace pipehost::host
