@@ -20,8 +20,8 @@ const char* state_of(Pipeline& p) {
 
 }  // namespace
 
-AdminServer::AdminServer(std::vector<std::unique_ptr<Pipeline>>& pipelines, Services& services)
-    : pipelines_(pipelines), services_(services), server_(std::make_unique<httplib::Server>()) {}
+AdminServer::AdminServer(std::function<PipelineList()> pipelines, Services& services)
+    : pipelines_(std::move(pipelines)), services_(services), server_(std::make_unique<httplib::Server>()) {}
 
 AdminServer::~AdminServer() {
   closing_ = true;  // open taps end their responses
@@ -29,16 +29,16 @@ AdminServer::~AdminServer() {
   if (thread_.joinable()) thread_.join();
 }
 
-Pipeline* AdminServer::find(const std::string& name) const {
-  for (auto& p : pipelines_)
-    if (p->config().name == name) return p.get();
+std::shared_ptr<Pipeline> AdminServer::find(const std::string& name) const {
+  for (auto& p : pipelines_())
+    if (p->config().name == name) return p;
   return nullptr;
 }
 
 std::string AdminServer::health(int& status) const {
   nlohmann::json out = {{"status", "ok"}, {"pipelines", nlohmann::json::object()}};
   status = 200;
-  for (auto& p : pipelines_) {
+  for (auto& p : pipelines_()) {
     out["pipelines"][p->config().name] = state_of(*p);
     // A pipeline waiting to restart is not a reason to restart the process.
     if (p->state().failed() && !p->state().restarting) {
@@ -53,7 +53,7 @@ std::string AdminServer::metrics() const {
   Exposition e;
   auto per_pipeline = [&](const char* name, const char* type, const char* help, auto value) {
     e.family(name, type, help);
-    for (auto& p : pipelines_) e.sample(name, {{"pipeline", p->config().name}}, value(*p));
+    for (auto& p : pipelines_()) e.sample(name, {{"pipeline", p->config().name}}, value(*p));
   };
   per_pipeline("pipehost_pipeline_running", "gauge", "1 while the pipeline runs, 0 once it ended or failed.",
                [](Pipeline& p) { return std::uint64_t{p.done() ? 0u : 1u}; });
@@ -91,7 +91,7 @@ std::string AdminServer::metrics() const {
 
   auto per_stage = [&](const char* name, const char* type, const char* help, auto value) {
     e.family(name, type, help);
-    for (auto& p : pipelines_)
+    for (auto& p : pipelines_())
       for (const StageStats& s : p->state().stages)
         e.sample(name, {{"pipeline", p->config().name}, {"stage", s.label}}, value(*p, s));
   };
@@ -111,7 +111,7 @@ std::string AdminServer::metrics() const {
 
   e.family("pipehost_end_to_end_latency_seconds", "histogram",
            "Record timestamp (Kafka CreateTime, or when the source made it) to the sink's acknowledgement.");
-  for (auto& p : pipelines_) {
+  for (auto& p : pipelines_()) {
     const LatencyHistogram& l = p->state().latency;
     const std::string& name = p->config().name;
     for (double bound : {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0})
@@ -124,7 +124,7 @@ std::string AdminServer::metrics() const {
   }
   e.family("pipehost_batch_duration_seconds", "histogram",
            "One batch from the source through the transforms into the sink's hands.");
-  for (auto& p : pipelines_) {
+  for (auto& p : pipelines_()) {
     const DurationHistogram& h = p->state().batch_duration;
     const std::string& name = p->config().name;
     for (std::size_t i = 0; i < DurationHistogram::kBounds.size(); ++i)
@@ -169,7 +169,7 @@ std::string AdminServer::metrics() const {
 std::string AdminServer::ready(int& status) const {
   nlohmann::json out = {{"ready", true}, {"pipelines", nlohmann::json::object()}};
   status = 200;
-  for (auto& p : pipelines_) {
+  for (auto& p : pipelines_()) {
     PipelineState& s = p->state();
     std::string why;
     if (s.failed()) why = (s.restarting ? "restarting after: " : "failed: ") + s.failure_message();
@@ -191,7 +191,7 @@ std::string AdminServer::ready(int& status) const {
 
 std::string AdminServer::pipelines_json() const {
   nlohmann::json out = nlohmann::json::array();
-  for (auto& p : pipelines_) {
+  for (auto& p : pipelines_()) {
     PipelineState& s = p->state();
     out.push_back({{"name", s.name},
                    {"state", state_of(*p)},
@@ -288,10 +288,10 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
   });
   // Live records at a stage as JSON lines (pipehost tap): ?stage=sink&limit=10&timeout_ms=30000.
   server_->Get(R"(/pipelines/([^/]+)/tap)", [this](const httplib::Request& req, httplib::Response& res) {
-    Pipeline* p = find(req.matches[1]);
+    std::shared_ptr<Pipeline> p = find(req.matches[1]);
     if (!p) {
       std::string known;
-      for (auto& q : pipelines_) known += (known.empty() ? "" : ", ") + q->config().name;
+      for (auto& q : pipelines_()) known += (known.empty() ? "" : ", ") + q->config().name;
       res.status = 404;
       res.set_content(nlohmann::json{{"error", "no pipeline '" + std::string(req.matches[1]) +
                                                    "'; pipelines: " + known}}.dump(),
@@ -317,12 +317,12 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
       res.set_content("{\"error\":\"limit must be 1 to 100000, timeout_ms at least 1\"}", "application/json");
       return;
     }
-    PipelineState* state = &p->state();
+    PipelineState* state = &p->state();  // alive with `p`, which the provider holds
     auto tap = state->taps.open(stage, static_cast<std::size_t>(limit));
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     res.set_chunked_content_provider(
         "application/x-ndjson",
-        [this, state, tap, deadline](std::size_t, httplib::DataSink& sink) {
+        [this, p, state, tap, deadline](std::size_t, httplib::DataSink& sink) {
           if (closing_) {
             sink.done();
             return true;
@@ -336,11 +336,11 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
           if (!more || std::chrono::steady_clock::now() > deadline) sink.done();
           return true;
         },
-        [state, tap](bool) { state->taps.close(tap); });
+        [p, state, tap](bool) { state->taps.close(tap); });
   });
   server_->Post(R"(/pipelines/([^/]+)/(pause|resume))",
                 [this](const httplib::Request& req, httplib::Response& res) {
-                  Pipeline* p = find(req.matches[1]);
+                  std::shared_ptr<Pipeline> p = find(req.matches[1]);
                   if (!p) {
                     res.status = 404;
                     res.set_content("{\"error\":\"no such pipeline\"}", "application/json");

@@ -7,6 +7,7 @@
 // rebinding), and `admin_token` requires a bearer token.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,7 +25,8 @@ namespace pipehost::host {
 
 class AdminServer {
  public:
-  AdminServer(std::vector<std::unique_ptr<Pipeline>>& pipelines, Services& services);
+  using PipelineList = std::vector<std::shared_ptr<Pipeline>>;
+  AdminServer(std::function<PipelineList()> pipelines, Services& services);
   ~AdminServer();
   // "host:port"; false with `error` when the address cannot be bound. With a token,
   // every endpoint but /health wants "Authorization: Bearer <token>".
@@ -35,11 +37,11 @@ class AdminServer {
   std::string ready(int& status) const;
   std::string metrics() const;
   std::string pipelines_json() const;
-  Pipeline* find(const std::string& name) const;
+  std::shared_ptr<Pipeline> find(const std::string& name) const;
   // Why a request may not be served (403/401 with the reason), or "" when it may.
   std::string refused(const httplib::Request& request, bool changes_state, int& status) const;
 
-  std::vector<std::unique_ptr<Pipeline>>& pipelines_;
+  std::function<PipelineList()> pipelines_;  // the pipelines now (a reload replaces them)
   Services& services_;
   std::unique_ptr<httplib::Server> server_;
   std::string token_;

@@ -217,6 +217,12 @@ int command_run(const Arguments& args, bool validate_only) {
   options.progress_on_terminal = args.progress;
   options.stats_file = args.stats_file;
   options.admin_address = args.admin.empty() ? config.admin : args.admin;
+  options.reload = [args]() -> std::unique_ptr<LoadedConfig> {
+    auto next = std::make_unique<LoadedConfig>();
+    next->plugins = std::make_unique<PluginRegistry>();
+    if (!load_config(args, *next->plugins, next->config)) return nullptr;
+    return next;
+  };
   return run_pipelines(config, data_directory(), options);
 }
 

@@ -33,7 +33,9 @@ inline constexpr const char* kRun = R"(Usage: pipehost run FILE... [options]
 Runs every pipeline defined in FILE... (merged in order). A bounded source (e.g.
 datagen with count = 1000) ends its pipeline; pipehost exits when every pipeline has
 ended. SIGINT/SIGTERM drain in-flight records, flush sinks and commit; a second signal
-exits at once.
+exits at once. SIGHUP reads the files again: pipelines whose definition changed restart,
+new ones start, removed ones stop, the others run on; a file with a problem changes
+nothing (docs/operations.md).
 
 Options:
   --env NAME            merge <folder of the first FILE>/env/NAME.toml over the files

@@ -1,6 +1,7 @@
 #include "cli/run_command.hpp"
 
 #include <csignal>
+#include <map>
 #include <cstdio>
 #include <thread>
 
@@ -35,11 +36,11 @@ std::string rate_text(double per_second) {
 
 class Progress {
  public:
-  Progress(std::vector<std::unique_ptr<Pipeline>>& pipelines, const RunOptions& options)
-      : pipelines_(pipelines), options_(options), terminal_(isatty(STDERR_FILENO)),
-        last_(pipelines.size(), 0) {}
+  Progress(Runtime& runtime, const RunOptions& options)
+      : runtime_(runtime), options_(options), terminal_(isatty(STDERR_FILENO)) {}
 
   void tick(bool final_tick) {
+    PipelineList pipelines_ = runtime_.pipelines();
     auto now = Clock::now();
     double seconds = std::chrono::duration<double>(now - last_time_).count();
     bool log_due = now - last_log_ >= std::chrono::seconds(options_.progress_log_interval_s);
@@ -49,8 +50,9 @@ class Progress {
       PipelineState& s = pipelines_[i]->state();
       std::uint64_t acked = s.records_acked;
       std::uint64_t total = s.expected_total();
-      double rate = seconds > 0 ? static_cast<double>(acked - last_[i]) / seconds : 0;
-      last_[i] = acked;
+      std::uint64_t& last = last_[pipelines_[i].get()];  // 0 for a pipeline a reload started
+      double rate = seconds > 0 && acked >= last ? static_cast<double>(acked - last) / seconds : 0;
+      last = acked;
       std::string part = s.name + " " + std::to_string(acked);
       if (total) part += "/" + std::to_string(total) + " (" + std::to_string(acked * 100 / total) + "%)";
       part += " " + rate_text(rate);
@@ -74,16 +76,16 @@ class Progress {
   }
 
  private:
-  std::vector<std::unique_ptr<Pipeline>>& pipelines_;
+  Runtime& runtime_;
   RunOptions options_;
   bool terminal_;
-  std::vector<std::uint64_t> last_;
+  std::map<const Pipeline*, std::uint64_t> last_;
   Clock::time_point last_time_ = Clock::now();
   Clock::time_point last_log_ = Clock::now();
 };
 
 // Per pipeline: records, rate and end-to-end latency, logged and (--stats) written as JSON.
-void report(std::vector<std::unique_ptr<Pipeline>>& pipelines, Clock::duration elapsed,
+void report(const PipelineList& pipelines, Clock::duration elapsed,
             const std::string& stats_file) {
   double seconds = std::chrono::duration<double>(elapsed).count();
   nlohmann::json stats = {{"seconds", seconds}, {"pipelines", nlohmann::json::object()}};
@@ -119,8 +121,42 @@ void block_stop_signals() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 }
+
+namespace {
+
+// SIGHUP: the files read and checked again like at start; only then are the pipelines
+// whose definition changed restarted. Anything wrong keeps the running ones as they are.
+void reload(Runtime& runtime, const RunOptions& options, std::vector<std::unique_ptr<LoadedConfig>>& generations) {
+  if (!options.reload) return;
+  log_info("SIGHUP: reading the config files again");
+  std::unique_ptr<LoadedConfig> next = options.reload();
+  if (!next) {
+    log_error("reload refused: the files have the problems printed above; the running pipelines go on unchanged");
+    return;
+  }
+  std::string fixed = runtime.fixed_settings_changed(next->config);
+  if (!fixed.empty()) {
+    log_error("reload refused: " + fixed + " changed, which only a restart of pipehost applies; the "
+              "running pipelines go on unchanged");
+    return;
+  }
+  Diagnostics problems;
+  std::vector<std::string> unreachable;
+  check_stages(next->config, runtime.check_services(), true, problems, unreachable);
+  if (!problems.empty() || !unreachable.empty()) {
+    std::fputs(problems.format().c_str(), stderr);
+    for (const auto& u : unreachable) log_error(u);
+    log_error("reload refused: a stage's check failed (above); the running pipelines go on unchanged");
+    return;
+  }
+  log_info("reload: " + runtime.apply(next->config));
+  generations.push_back(std::move(next));
+}
+
+}  // namespace
 
 int run_pipelines(const Config& config, const std::string& data_dir, const RunOptions& options) {
   // Signals are taken by this thread with sigtimedwait; every other thread inherits the
@@ -130,6 +166,8 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  std::vector<std::unique_ptr<LoadedConfig>> generations;  // configs reloads started pipelines from
 
   Runtime runtime(config, data_dir);
   std::string error;
@@ -155,7 +193,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   set_log_interceptor(&clear_progress_line);
   std::unique_ptr<AdminServer> admin;
   if (!options.admin_address.empty()) {
-    admin = std::make_unique<AdminServer>(runtime.pipelines(), runtime.services());
+    admin = std::make_unique<AdminServer>([&runtime] { return runtime.pipelines(); }, runtime.services());
     if (!admin->start(options.admin_address, config.admin_token, error)) {
       log_error(error);
       return kInvalidInput;
@@ -172,11 +210,12 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   auto started = Clock::now();
   runtime.start_pipelines();
 
-  Progress progress(runtime.pipelines(), options);
+  Progress progress(runtime, options);
   int signals_seen = 0;
   while (true) {
     timespec wait{0, 100 * 1000 * 1000};
     int sig = sigtimedwait(&signals, nullptr, &wait);
+    if (sig == SIGHUP && !runtime.services().stopping) reload(runtime, options, generations);
     if (sig == SIGINT || sig == SIGTERM) {
       if (++signals_seen > 1) {
         clear_progress_line();
@@ -206,7 +245,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   admin.reset();
   routes.reset();
   if (failed) {
-    log_error(std::to_string(failed) + " of " + std::to_string(config.pipelines.size()) +
+    log_error(std::to_string(failed) + " of " + std::to_string(runtime.pipelines().size()) +
               " pipeline(s) failed");
     return kPipelineFailed;
   }

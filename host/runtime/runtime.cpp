@@ -34,6 +34,7 @@ Runtime::Runtime(const Config& config, std::string data_dir)
 Runtime::~Runtime() {
   stop();
   join();
+  std::lock_guard lock(pipelines_mutex_);
   pipelines_.clear();  // before the services they use
 }
 
@@ -58,23 +59,108 @@ CheckServices Runtime::check_services() const {
 bool Runtime::embedded_kafka() const { return kafka_->embedded(); }
 
 void Runtime::start_pipelines() {
-  for (const auto& p : config_.pipelines) pipelines_.push_back(std::make_unique<Pipeline>(p, services_));
-  announced_.assign(pipelines_.size(), false);
+  {
+    std::lock_guard lock(pipelines_mutex_);
+    for (const auto& p : config_.pipelines) pipelines_.push_back(std::make_shared<Pipeline>(p, services_));
+  }
   log_info("running " + std::to_string(pipelines_.size()) + " pipeline(s)");
   for (auto& p : pipelines_) p->start();
 }
 
+bool same_definition(const PipelineConfig& a, const PipelineConfig& b) {
+  auto same_stage = [](const StageConfig& x, const StageConfig& y) {
+    return x.plugin == y.plugin && x.label == y.label && x.options.values == y.options.values;
+  };
+  if (a.transforms.size() != b.transforms.size()) return false;
+  for (std::size_t i = 0; i < a.transforms.size(); ++i)
+    if (!same_stage(a.transforms[i], b.transforms[i])) return false;
+  return a.name == b.name && a.tasks == b.tasks && a.batch_size == b.batch_size &&
+         a.max_in_flight_records == b.max_in_flight_records &&
+         a.max_in_flight_bytes == b.max_in_flight_bytes && a.commit_interval_ms == b.commit_interval_ms &&
+         a.on_error == b.on_error && a.restart_attempts == b.restart_attempts &&
+         a.restart_backoff_ms == b.restart_backoff_ms && a.restart_backoff_max_ms == b.restart_backoff_max_ms &&
+         a.max_error_rate == b.max_error_rate && a.error_rate_window == b.error_rate_window &&
+         a.stall_timeout_ms == b.stall_timeout_ms && a.dead_letter_topic == b.dead_letter_topic &&
+         a.end_after == b.end_after && same_stage(a.source, b.source) && same_stage(a.sink, b.sink);
+}
+
+std::string Runtime::fixed_settings_changed(const Config& next) const {
+  std::string changed;
+  auto note = [&](bool differs, const char* what) {
+    if (differs) changed += (changed.empty() ? "" : ", ") + std::string(what);
+  };
+  note(next.kafka_brokers != config_.kafka_brokers, "[kafka] brokers");
+  note(next.kafka_properties != config_.kafka_properties, "[kafka] properties");
+  note(next.schema_registry != config_.schema_registry, "schema_registry");
+  note(next.admin != config_.admin || next.admin_token != config_.admin_token, "admin");
+  note(next.http.listen != config_.http.listen || next.http.routes.size() != config_.http.routes.size(),
+       "[http]");
+  return changed;
+}
+
+std::string Runtime::apply(const Config& next) {
+  PipelineList now = pipelines();
+  PipelineList keep, retire;
+  std::vector<const PipelineConfig*> start;
+  std::string added, changed, removed;
+  auto add = [](std::string& list, const std::string& name) { list += (list.empty() ? "" : ", ") + name; };
+  for (const auto& p : now) {
+    auto it = std::find_if(next.pipelines.begin(), next.pipelines.end(),
+                           [&](const PipelineConfig& c) { return c.name == p->config().name; });
+    if (it == next.pipelines.end()) {
+      retire.push_back(p);
+      add(removed, p->config().name);
+    } else if (!same_definition(p->config(), *it)) {
+      retire.push_back(p);
+      start.push_back(&*it);
+      add(changed, it->name);
+    } else {
+      keep.push_back(p);
+    }
+  }
+  for (const auto& c : next.pipelines)
+    if (std::none_of(now.begin(), now.end(), [&](const auto& p) { return p->config().name == c.name; })) {
+      start.push_back(&c);
+      add(added, c.name);
+    }
+  // Drain the old ones first: a changed pipeline's new tasks join the same consumer group.
+  for (auto& p : retire) p->request_stop();
+  for (auto& p : retire) p->join();
+  PipelineList started;
+  for (const PipelineConfig* c : start) started.push_back(std::make_shared<Pipeline>(*c, services_));
+  {
+    std::lock_guard lock(pipelines_mutex_);
+    pipelines_ = keep;
+    pipelines_.insert(pipelines_.end(), started.begin(), started.end());
+  }
+  for (auto& p : retire) announced_.erase(p.get());
+  for (auto& p : started) {
+    const auto& after = p->config().end_after;
+    if (!after.empty() && std::all_of(after.begin(), after.end(),
+                                      [&](const std::string& n) { return ended_.count(n) > 0; }))
+      p->request_finish();
+    p->start();
+  }
+  if (added.empty() && changed.empty() && removed.empty()) return "nothing changed";
+  std::string summary;
+  if (!added.empty()) summary += "started " + added;
+  if (!changed.empty()) summary += (summary.empty() ? "" : "; ") + std::string("restarted ") + changed;
+  if (!removed.empty()) summary += (summary.empty() ? "" : "; ") + std::string("stopped ") + removed;
+  return summary + "; " + std::to_string(keep.size()) + " kept running";
+}
+
 bool Runtime::supervise() {
   bool all_done = true;
-  for (std::size_t i = 0; i < pipelines_.size(); ++i) {
-    if (!pipelines_[i]->done()) {
+  PipelineList list = pipelines();
+  for (auto& p : list) {
+    if (!p->done()) {
       all_done = false;
       continue;
     }
-    if (announced_[i]) continue;
-    announced_[i] = true;
-    ended_.insert(pipelines_[i]->config().name);
-    for (auto& other : pipelines_) {
+    if (announced_.count(p.get())) continue;
+    announced_.insert(p.get());
+    ended_.insert(p->config().name);
+    for (auto& other : list) {
       const auto& after = other->config().end_after;
       if (!after.empty() && std::all_of(after.begin(), after.end(),
                                         [&](const std::string& n) { return ended_.count(n) > 0; }))
@@ -92,7 +178,7 @@ bool Runtime::supervise() {
 void Runtime::stop() { services_.stopping = true; }
 
 void Runtime::join() {
-  for (auto& p : pipelines_) p->join();
+  for (auto& p : pipelines()) p->join();
 }
 
 }  // namespace pipehost::host

@@ -3,6 +3,7 @@
 // drives it (signals, progress, the admin endpoint); runtime/ knows none of those.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,6 +16,11 @@
 namespace pipehost::host {
 
 class KafkaEnvironment;
+
+using PipelineList = std::vector<std::shared_ptr<Pipeline>>;
+
+// Whether two definitions of a pipeline would run the same way (a reload keeps it).
+bool same_definition(const PipelineConfig& a, const PipelineConfig& b);
 
 class Runtime {
  public:
@@ -35,7 +41,17 @@ class Runtime {
   void stop();  // drain, flush, commit and end every pipeline
   void join();
 
-  std::vector<std::unique_ptr<Pipeline>>& pipelines() { return pipelines_; }
+  // The pipelines now (a copy: a reload may replace them while the caller looks).
+  PipelineList pipelines() const {
+    std::lock_guard lock(pipelines_mutex_);
+    return pipelines_;
+  }
+  // A reload: pipelines gone from `next` or defined differently are drained and stopped,
+  // new and changed ones started, the others keep running untouched. `next` must outlive
+  // the pipelines started from it. Returns what changed, for the log.
+  std::string apply(const Config& next);
+  // Settings only a restart of the process applies; "" when `next` changes none.
+  std::string fixed_settings_changed(const Config& next) const;
   Services& services() { return services_; }
   bool embedded_kafka() const;
 
@@ -44,8 +60,9 @@ class Runtime {
   Services services_;
   std::unique_ptr<KafkaEnvironment> kafka_;
   std::unique_ptr<SchemaRegistry> registry_;
-  std::vector<std::unique_ptr<Pipeline>> pipelines_;
-  std::vector<bool> announced_;
+  mutable std::mutex pipelines_mutex_;
+  PipelineList pipelines_;
+  std::set<const Pipeline*> announced_;  // ended, and end_after applied
   std::set<std::string> ended_;  // names of the pipelines that have ended
   std::chrono::steady_clock::time_point last_retention_check_{};
 };

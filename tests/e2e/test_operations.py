@@ -424,4 +424,65 @@ sink = {{ plugin = "file", path = "{out}.live", format = "raw" }}
     assert r.returncode == 2 and "RFC 3339 time" in r.stderr
 
 
+def test_sighup_reloads_only_the_pipelines_whose_definition_changed():
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, "pipelines.toml")
+
+    def write(pipelines, extra=""):
+        text = f'admin = "127.0.0.1:{port}"\n{extra}\n'
+        for name, rate in pipelines:
+            text += (f'[pipelines.{name}]\nsource = {{ plugin = "datagen", count = 0, rate = {rate}, seed = 1 }}\n'
+                     f'sink = {{ plugin = "file", path = "{folder}/{name}.jsonl" }}\n')
+        with open(path, "w") as f:
+            f.write(text)
+    write([("steady", 200), ("changed", 200), ("removed", 200)])
+    p = start_pipehost("run", path, "--no-progress", env=EMBEDDED)
+    try:
+        def answering():
+            try:
+                return call(base, "/health")[0] == 200
+            except OSError:
+                return False
+        wait_until(answering, 15, "the admin endpoint")
+
+        def pipelines():
+            return {x["name"]: x for x in json.loads(call(base, "/pipelines")[1])}
+        wait_until(lambda: all(x["records_acknowledged"] > 50 for x in pipelines().values()), 20, "records")
+        steady_before = pipelines()["steady"]["records_acknowledged"]
+
+        write([("steady", 200), ("changed", 300), ("added", 200)])
+        p.send_signal(signal.SIGHUP)
+        wait_until(lambda: set(pipelines()) == {"steady", "changed", "added"}, 20, "the reload")
+        now = pipelines()
+        assert now["steady"]["records_acknowledged"] >= steady_before  # kept: not restarted
+        assert now["changed"]["records_acknowledged"] < 200  # a new pipeline, counting from 0
+        removed_lines = sum(1 for _ in open(f"{folder}/removed.jsonl"))
+        wait_until(lambda: pipelines()["added"]["records_acknowledged"] > 20, 20, "the added pipeline")
+
+        # An invalid file, or a setting only a restart applies: refused, nothing changes.
+        with open(path, "a") as f:
+            f.write('[pipelines.broken]\nsource = { plugin = "datagen", count = "many" }\nsink = { plugin = "log" }\n')
+        p.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        write([("steady", 200), ("changed", 300), ("added", 200)], extra='schema_registry = "http://127.0.0.1:1"')
+        p.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        assert set(pipelines()) == {"steady", "changed", "added"}
+        assert all(x["state"] == "running" for x in pipelines().values())
+        assert sum(1 for _ in open(f"{folder}/removed.jsonl")) == removed_lines  # stopped for good
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            _, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise
+    assert p.returncode == 0, err[-3000:]
+    assert "reload: started added; restarted changed; stopped removed; 1 kept running" in err
+    assert "option 'count'" in err and "reload refused: the files have the problems printed above" in err
+    assert "reload refused: schema_registry changed, which only a restart of pipehost applies" in err
+
+
 run_tests(globals())
