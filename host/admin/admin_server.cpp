@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <map>
 
 #include "admin/exposition.hpp"
 #include "log.hpp"
@@ -190,9 +191,23 @@ std::string AdminServer::ready(int& status) const {
 }
 
 std::string AdminServer::pipelines_json() const {
+  // Lag per pipeline: the sum of its stages' consumer_lag gauges (Kafka sources).
+  std::map<std::string, std::int64_t> lag;
+  for (const auto& [key, value] : services_.metrics.gauges())
+    if (key.name == "consumer_lag") lag[key.pipeline] += value;
   nlohmann::json out = nlohmann::json::array();
   for (auto& p : pipelines_()) {
     PipelineState& s = p->state();
+    std::uint64_t in_flight = 0;
+    for (const auto& t : s.in_flight_records) in_flight += t.load();
+    nlohmann::json stages = nlohmann::json::array();
+    for (const StageStats& st : s.stages)
+      stages.push_back({{"stage", st.label},
+                        {"records_in", st.records_in.load()},
+                        {"records_out", &st == &s.stages.back() ? s.records_acked.load() : st.records_out.load()},
+                        {"records_rejected", st.records_rejected.load()},
+                        {"cpu_seconds", static_cast<double>(st.cpu_ns.load()) / 1e9}});
+    auto l = lag.find(s.name);
     out.push_back({{"name", s.name},
                    {"state", state_of(*p)},
                    {"tasks", p->config().tasks},
@@ -201,10 +216,14 @@ std::string AdminServer::pipelines_json() const {
                    {"records_read", s.records_read.load()},
                    {"records_acknowledged", s.records_acked.load()},
                    {"records_rejected", s.records_rejected.load()},
+                   {"records_dead_lettered", s.records_dead_lettered.load()},
+                   {"in_flight_records", in_flight},
+                   {"lag", l == lag.end() ? nlohmann::json(nullptr) : nlohmann::json(l->second)},
                    {"failure", s.failed() ? s.failure_message() : ""},
                    {"restarts", s.restarts.load()},
                    {"stalled", s.current_stall()},
-                   {"last_failure", s.last_failure_message()}});
+                   {"last_failure", s.last_failure_message()},
+                   {"stages", stages}});
   }
   return out.dump(2);
 }

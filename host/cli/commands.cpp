@@ -19,6 +19,7 @@
 #include "loader/plugin_registry.hpp"
 #include "cli/positions_command.hpp"
 #include "cli/run_command.hpp"
+#include "cli/top_command.hpp"
 #include "config/stage_checks.hpp"
 #include "services/memory_registry.hpp"
 #include "services/rest_registry.hpp"
@@ -48,6 +49,8 @@ struct Arguments {
   std::string timeout = "30";  // tap --timeout (seconds)
   std::string reset_to;        // positions --reset-to
   bool execute = false;        // positions --execute
+  bool once = false;           // top --once
+  std::string interval = "1";  // top --interval (seconds)
 };
 
 // Parses the options every command shares; false (with a message) on a bad one. Each
@@ -69,6 +72,7 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
       {"--limit", [&](std::string v) { out.limit = std::move(v); }},
       {"--timeout", [&](std::string v) { out.timeout = std::move(v); }},
       {"--reset-to", [&](std::string v) { out.reset_to = std::move(v); }},
+      {"--interval", [&](std::string v) { out.interval = std::move(v); }},
   };
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
@@ -90,6 +94,10 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
     }
     if (a == "--execute") {
       out.execute = true;
+      continue;
+    }
+    if (a == "--once") {
+      out.once = true;
       continue;
     }
     bool matched = false;
@@ -354,6 +362,7 @@ int main_command(int argc, char** argv) {
       if (topic == "registry") return std::fputs(help::kRegistry, stdout), kOk;
       if (topic == "tap") return std::fputs(help::kTap, stdout), kOk;
       if (topic == "positions") return std::fputs(help::kPositions, stdout), kOk;
+      if (topic == "top") return std::fputs(help::kTop, stdout), kOk;
     }
     return std::fputs(help::kMain, stdout), kOk;
   }
@@ -368,12 +377,17 @@ int main_command(int argc, char** argv) {
   if (command == "plugins") return command_plugins(args);
   if (command == "tap") return command_tap(args);
   if (command == "positions") return command_positions(args);
+  if (command == "top") {
+    if (args.help) return std::fputs(help::kTop, stdout), kOk;
+    return top_command(args.admin.empty() ? "127.0.0.1:9464" : args.admin, std::atof(args.interval.c_str()),
+                       args.once);
+  }
   if (command == "registry") {
     if (args.help) return std::fputs(help::kRegistry, stdout), kOk;
     return serve_registry(args.listen.empty() ? "127.0.0.1:8081" : args.listen);
   }
-  std::string hint = did_you_mean(command, {"run", "validate", "plugins", "registry", "tap", "positions"});
-  std::fprintf(stderr, "pipehost: unknown command '%s'; %s commands: run, validate, plugins, registry, tap, positions (see --help)\n",
+  std::string hint = did_you_mean(command, {"run", "validate", "plugins", "registry", "tap", "positions", "top"});
+  std::fprintf(stderr, "pipehost: unknown command '%s'; %s commands: run, validate, plugins, registry, tap, positions, top (see --help)\n",
                command.c_str(), hint.c_str());
   return kInvalidInput;
 }

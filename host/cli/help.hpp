@@ -14,6 +14,8 @@ Usage:
                                         print records passing a stage of a running pipehost
   pipehost positions FILE... --pipeline NAME [--reset-to WHERE [--execute]]
                                         a Kafka-sourced pipeline's offsets and lag; reset them
+  pipehost top [--admin HOST:PORT] [--interval S] [--once]
+                                        live rates, lag and CPU per pipeline and stage
   pipehost --version
   pipehost COMMAND --help               help for one command
 
@@ -112,6 +114,18 @@ postgres exactly-once) resumes from those instead.
 
 Exit code 0 when done, 1 when the group is active or the commit failed, 2 for a bad
 argument or a pipeline without a Kafka source, 3 when the cluster cannot be reached.
+)";
+
+inline constexpr const char* kTop = R"(Usage: pipehost top [--admin HOST:PORT] [--interval SECONDS] [--once]
+
+A live view of a running pipehost (as `vector top`): per pipeline its state, records
+read and acknowledged per second, rejected, in flight, Kafka lag and restarts; per stage
+records in and out per second, rejected and the share of a CPU it used; a failure or a
+stall underneath. Refreshed every --interval seconds (default 1) until Ctrl-C; --once
+prints one table (the rates over one interval) and exits.
+
+It reads the process's admin endpoint (default 127.0.0.1:9464, the address given to
+`run --admin`); with admin_token set, export PIPEHOST_ADMIN_TOKEN.
 )";
 
 inline constexpr const char* kRegistry = R"(Usage: pipehost registry [--listen HOST:PORT]

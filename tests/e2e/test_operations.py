@@ -485,4 +485,33 @@ def test_sighup_reloads_only_the_pipelines_whose_definition_changed():
     assert "reload refused: schema_registry changed, which only a restart of pipehost applies" in err
 
 
+def test_top_shows_rates_per_pipeline_and_stage():
+    from support import PIPEHOST
+    port = free_port()
+    path = write_config(f"""
+admin = "127.0.0.1:{port}"
+[pipelines.steady]
+source = {{ plugin = "datagen", count = 0, rate = 400, seed = 1 }}
+transforms = [ {{ plugin = "protobuf_encode", message = "Transaction", topic = "t" }} ]
+sink = {{ plugin = "file", path = "/dev/null", format = "raw" }}
+""")
+    p = start_pipehost("run", path, "--no-progress", env=EMBEDDED)
+    try:
+        def top():
+            return subprocess.run([PIPEHOST, "top", "--once", "--interval", "1", "--admin", f"127.0.0.1:{port}"],
+                                  capture_output=True, text=True, timeout=30)
+        wait_until(lambda: top().returncode == 0, 15, "the admin endpoint")
+        r = top()
+        lines = r.stdout.splitlines()
+        row = next(line.split() for line in lines if line.startswith("steady"))
+        assert row[1] == "running" and 250 < float(row[2]) < 550, lines  # ~400 read/s
+        stages = [line.split()[0] for line in lines if line.startswith("  ")]
+        assert stages == ["source", "transforms[0]", "sink"], lines
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=60)
+    r = top()
+    assert r.returncode == 3 and "is pipehost running with --admin" in r.stderr
+
+
 run_tests(globals())
