@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <mutex>
 #include <string>
 
@@ -12,6 +13,8 @@ namespace {
 std::atomic<int> threshold{static_cast<int>(LogLevel::info)};
 std::atomic<void (*)()> interceptor{nullptr};
 std::atomic<LogFormat> format{LogFormat::text};
+std::mutex problems_mutex;
+std::deque<LoggedProblem> problems;  // the last 50 warnings and errors
 std::mutex output_mutex;
 
 const char* level_name(LogLevel level) {
@@ -102,13 +105,29 @@ bool log_enabled(LogLevel level) { return static_cast<int>(level) >= threshold.l
 
 void set_log_interceptor(void (*before_line)()) { interceptor = before_line; }
 
+std::vector<LoggedProblem> recent_problems() {
+  std::lock_guard lock(problems_mutex);
+  return {problems.begin(), problems.end()};
+}
+
 void log_line(LogLevel level, std::string_view prefix, std::string_view message) {
-  if (!log_enabled(level)) return;
+  if (!log_enabled(level) && level < LogLevel::warn) return;
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
   std::time_t t = std::chrono::system_clock::to_time_t(now);
   std::tm tm{};
   char stamp[32];
+  if (level >= LogLevel::warn) {
+    gmtime_r(&t, &tm);
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    char millis[8];
+    std::snprintf(millis, sizeof millis, ".%03dZ", static_cast<int>(ms.count()));
+    std::lock_guard lock(problems_mutex);
+    problems.push_back({std::string(stamp) + millis, log_level_name(level), std::string(prefix),
+                        std::string(message.substr(0, 2000))});
+    if (problems.size() > 50) problems.pop_front();
+  }
+  if (!log_enabled(level)) return;
   if (format.load() == LogFormat::json) {
     gmtime_r(&t, &tm);
     std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);

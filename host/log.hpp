@@ -1,7 +1,9 @@
 // Process-wide logging: one line per event on stderr, with time, level and a prefix
 // naming the pipeline and stage ("pipeline/stage#task", "pipeline#task" or "pipehost").
 #pragma once
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "pipehost/context.hpp"
 
@@ -23,6 +25,15 @@ void log_line(LogLevel level, std::string_view prefix, std::string_view message)
 inline void log_info(std::string_view m) { log_line(LogLevel::info, "pipehost", m); }
 inline void log_warn(std::string_view m) { log_line(LogLevel::warn, "pipehost", m); }
 inline void log_error(std::string_view m) { log_line(LogLevel::error, "pipehost", m); }
+
+// The last warnings and errors (at most 50, oldest first), for the admin status page.
+struct LoggedProblem {
+  std::string time;  // UTC, RFC 3339 to the millisecond
+  std::string level;
+  std::string origin;  // "pipehost" or "pipeline/stage#task"
+  std::string message;
+};
+std::vector<LoggedProblem> recent_problems();
 
 // Called while a progress line is on the terminal, so a log line can clear it first.
 void set_log_interceptor(void (*before_line)());

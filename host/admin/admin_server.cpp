@@ -8,6 +8,7 @@
 #include <map>
 
 #include "admin/exposition.hpp"
+#include "admin/status_page.hpp"
 #include "log.hpp"
 
 namespace pipehost::host {
@@ -225,7 +226,7 @@ std::string AdminServer::pipelines_json() const {
                    {"last_failure", s.last_failure_message()},
                    {"stages", stages}});
   }
-  return out.dump(2);
+  return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string AdminServer::refused(const httplib::Request& req, bool changes_state, int& status) const {
@@ -263,7 +264,8 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
   }
   // Every request passes the checks first; /health stays open for probes.
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if ((req.path == "/health" || req.path == "/ready") && req.method == "GET")
+    // Probes, and the status page's HTML (no data in it: its requests carry the token).
+    if ((req.path == "/health" || req.path == "/ready" || req.path == "/") && req.method == "GET")
       return httplib::Server::HandlerResponse::Unhandled;
     int status = 200;
     std::string why = refused(req, req.method != "GET" && req.method != "HEAD", status);
@@ -276,6 +278,16 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     int status = 200;
     res.set_content(health(status), "application/json");
     res.status = status;
+  });
+  server_->Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(kStatusPage, "text/html; charset=utf-8");
+  });
+  server_->Get("/logs/recent", [](const httplib::Request&, httplib::Response& res) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& p : recent_problems())
+      out.push_back({{"time", p.time}, {"level", p.level}, {"origin", p.origin}, {"message", p.message}});
+    // Messages may quote record bytes: invalid UTF-8 is replaced, not thrown on.
+    res.set_content(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
   });
   server_->Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
     int status = 200;
@@ -377,7 +389,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   log_info("admin endpoint on http://" + host + ":" + std::to_string(port) +
-           " (/health, /ready, /metrics, /pipelines, /log-level)");
+           " (status page at /; /health, /ready, /metrics, /pipelines, /log-level)");
   return true;
 }
 

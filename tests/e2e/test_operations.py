@@ -514,4 +514,61 @@ sink = {{ plugin = "file", path = "/dev/null", format = "raw" }}
     assert r.returncode == 3 and "is pipehost running with --admin" in r.stderr
 
 
+def test_the_status_page_shows_in_headless_chromium_what_the_api_says():
+    import re
+    from support import TEST_PLUGIN_DIR
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is not installed: scripts/install-deps installs it"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    path = write_config(f"""
+admin = "127.0.0.1:{port}"
+admin_token = "${{TEST_ADMIN_TOKEN}}"
+[pipelines.steady]
+on_error = "skip"
+source = {{ plugin = "datagen", count = 0, rate = 300, seed = 1 }}
+transforms = [ {{ plugin = "poison", every = 100 }} ]
+sink = {{ plugin = "file", path = "/dev/null" }}
+""")
+    p = start_pipehost("run", path, "--plugin-path", TEST_PLUGIN_DIR, "--no-progress",
+                       env={**EMBEDDED, "TEST_ADMIN_TOKEN": "t0k3n"})
+    auth = {"Authorization": "Bearer t0k3n"}
+
+    def page(fragment):
+        profile = tempfile.mkdtemp()
+        r = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
+                            f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom",
+                            f"{base}/{fragment}"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+
+    def api():
+        return {x["name"]: x for x in json.loads(call(base, "/pipelines", headers=auth)[1])}
+    try:
+        def answering():
+            try:
+                return call(base, "/health")[0] == 200
+            except OSError:
+                return False
+        wait_until(answering, 15, "the admin endpoint")
+        wait_until(lambda: api()["steady"]["records_rejected"] >= 3, 20, "rejected records")
+        before = api()["steady"]["records_rejected"]
+        dom = page("#token=t0k3n")
+        after = api()["steady"]["records_rejected"]
+        row = re.search(r'<tr data-pipeline="steady">(.*?)</tr>', dom)
+        assert row, dom[-3000:]
+        assert 'data-field="state">running<' in row.group(1)
+        shown = int(re.search(r'data-field="rejected">(\d+)<', row.group(1)).group(1))
+        assert before <= shown <= after, (before, shown, after)
+        assert re.findall(r'<tr class="stage"><td>([^<]+)</td>', dom)[:3] == ["source", "transforms[0]", "sink"]
+        assert "skipped a record: poison record" in dom  # the last warnings
+        assert "<canvas" in dom
+        # Without the token the page loads, but shows the API's refusal instead of data.
+        dom = page("")
+        assert "cannot reach pipehost: 401" in dom and 'data-pipeline="steady"' not in dom
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=60)
+
+
 run_tests(globals())
