@@ -1,5 +1,7 @@
 #include "log.hpp"
 
+#include "pipehost/json.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -26,27 +28,7 @@ const char* level_name(LogLevel level) {
   }
   return "?";
 }
-void append_json_string(std::string& out, std::string_view text) {
-  out += '"';
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-          out += escaped;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
+void append_json_string(std::string& out, std::string_view text) { json::append_string(text, out); }
 
 // "sums/source#0" -> pipeline sums, stage source, task 0; "sums#1" -> pipeline, task;
 // "pipehost" -> the host itself.

@@ -28,6 +28,15 @@ def call(base, path, data=None, headers=None, method=None):
         return e.code, e.read().decode()
 
 
+def wait_for_admin(base):
+    def answering():
+        try:
+            return call(base, "/health")[0] == 200
+        except OSError:
+            return False
+    wait_until(answering, 15, "the admin endpoint")
+
+
 def samples(text):
     """{(name, frozenset(labels)): value} from the exposition, parsed by prometheus_client."""
     out = {}
@@ -45,18 +54,18 @@ def test_ready_metrics_log_level_and_json_logs_of_a_running_process():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     count = 60000  # 100 s at 600/s: still running when the checks are done (then SIGTERM)
-    p = start_pipehost("run", CONFIG, "--admin", f"127.0.0.1:{port}", "--log-format", "json",
-                       "--set", f"pipeline.produce.source.count={count}",
-                       "--set", "pipeline.produce.source.rate=600",
-                       "--set", "pipeline.sums.sink.each_record=false", "--no-progress",
-                       env=EMBEDDED)
+    # stderr to a file: with debug on, an undrained pipe would fill and block the logging tasks.
+    log_path = os.path.join(tempfile.mkdtemp(), "stderr.jsonl")
+    log_file = open(log_path, "w")
+    from support import PIPEHOST
+    p = subprocess.Popen([PIPEHOST, "run", CONFIG, "--admin", f"127.0.0.1:{port}", "--log-format", "json",
+                          "--set", f"pipeline.produce.source.count={count}",
+                          "--set", "pipeline.produce.source.rate=600",
+                          "--set", "pipeline.sums.sink.each_record=false", "--no-progress"],
+                         stdout=subprocess.DEVNULL, stderr=log_file, text=True,
+                         env={**os.environ, **EMBEDDED})
     try:
-        def answering():
-            try:
-                return call(base, "/health")[0] == 200
-            except OSError:
-                return False
-        wait_until(answering, 15, "the admin endpoint")
+        wait_for_admin(base)
         # The embedded broker's group waits 3 s for members before it assigns: not ready yet.
         status, body = call(base, "/ready")
         assert status == 503, body
@@ -95,7 +104,9 @@ def test_ready_metrics_log_level_and_json_logs_of_a_running_process():
         assert value(parsed, "pipehost_end_to_end_latency_seconds_bucket", pipeline="sums", le="+Inf") > 0
 
         p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=60)
+        p.wait(timeout=60)
+        log_file.close()
+        err = open(log_path).read()
         assert p.returncode == 0, err[-3000:]
     finally:
         if p.poll() is None:
@@ -131,12 +142,7 @@ sink = {{ plugin = "log" }}
 """)
     p = start_pipehost("run", path, "--no-progress", env=EMBEDDED, stdout=subprocess.DEVNULL)
     try:
-        def answering():
-            try:
-                return call(base, "/health")[0] == 200
-            except OSError:
-                return False
-        wait_until(answering, 15, "the admin endpoint")
+        wait_for_admin(base)
         wait_until(lambda: value(samples(call(base, "/metrics")[1]), "pipehost_pipeline_running",
                                  pipeline=name) == 0, 30, "the bounded pipeline to end")
         text = call(base, "/metrics")[1]
@@ -187,12 +193,7 @@ sink = {{ plugin = "file", path = "{out}.2" }}
 """)
     p = start_pipehost("run", path, "--plugin-path", TEST_PLUGIN_DIR, "--no-progress", env=EMBEDDED)
     try:
-        def answering():
-            try:
-                return call(base, "/health")[0] == 200
-            except OSError:
-                return False
-        wait_until(answering, 15, "the admin endpoint")
+        wait_for_admin(base)
 
         def flaky():
             return {x["name"]: x for x in json.loads(call(base, "/pipelines")[1])}["flaky"]
@@ -321,12 +322,7 @@ sink = {{ plugin = "silent" }}
 """)
     p = start_pipehost("run", path, "--plugin-path", TEST_PLUGIN_DIR, "--no-progress", env=EMBEDDED)
     try:
-        def answering():
-            try:
-                return call(base, "/health")[0] == 200
-            except OSError:
-                return False
-        wait_until(answering, 15, "the admin endpoint")
+        wait_for_admin(base)
 
         def pipeline(name):
             return {x["name"]: x for x in json.loads(call(base, "/pipelines")[1])}[name]
@@ -440,12 +436,7 @@ def test_sighup_reloads_only_the_pipelines_whose_definition_changed():
     write([("steady", 200), ("changed", 200), ("removed", 200)])
     p = start_pipehost("run", path, "--no-progress", env=EMBEDDED)
     try:
-        def answering():
-            try:
-                return call(base, "/health")[0] == 200
-            except OSError:
-                return False
-        wait_until(answering, 15, "the admin endpoint")
+        wait_for_admin(base)
 
         def pipelines():
             return {x["name"]: x for x in json.loads(call(base, "/pipelines")[1])}
@@ -545,12 +536,7 @@ sink = {{ plugin = "file", path = "/dev/null" }}
     def api():
         return {x["name"]: x for x in json.loads(call(base, "/pipelines", headers=auth)[1])}
     try:
-        def answering():
-            try:
-                return call(base, "/health")[0] == 200
-            except OSError:
-                return False
-        wait_until(answering, 15, "the admin endpoint")
+        wait_for_admin(base)
         wait_until(lambda: api()["steady"]["records_rejected"] >= 3, 20, "rejected records")
         before = api()["steady"]["records_rejected"]
         dom = page("#token=t0k3n")
