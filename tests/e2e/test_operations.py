@@ -37,6 +37,17 @@ def wait_for_admin(base):
     wait_until(answering, 15, "the admin endpoint")
 
 
+def stop(p, timeout=60):
+    """SIGTERM, then the process's stderr once it has drained and exited (killed if it hangs)."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        _, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+    return err
+
+
 def samples(text):
     """{(name, frozenset(labels)): value} from the exposition, parsed by prometheus_client."""
     out = {}
@@ -162,11 +173,7 @@ sink = {{ plugin = "log" }}
         assert value(m, "pipehost_records_rejected_total", pipeline=name) == rejected
         assert value(m, "pipehost_in_flight_records", pipeline=name) == 0
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
+        stop(p, timeout=30)
 
 
 def test_a_failed_pipeline_restarts_with_backoff_and_heals_once_the_fault_is_gone():
@@ -213,12 +220,7 @@ sink = {{ plugin = "file", path = "{out}.2" }}
         assert value(m, "pipehost_restarts_total", pipeline="doomed") == 2
         assert value(m, "pipehost_pipeline_running", pipeline="doomed") == 0
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            _, err = p.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            raise
+        err = stop(p, timeout=30)
     assert p.returncode == 1, err[-3000:]  # doomed stayed failed
     assert "[doomed] pipeline 'doomed' stopped: source (faulty) failed" in err
     assert "restart 1 of 2 in" in err and "restart 2 of 2 in" in err
@@ -268,12 +270,7 @@ def test_tap_prints_live_records_at_a_stage_as_json_lines():
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 3 and "is pipehost running with --admin" in r.stderr
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            raise
+        stop(p, timeout=60)
     assert p.returncode == 0
 
 
@@ -334,12 +331,7 @@ sink = {{ plugin = "silent" }}
         assert value(m, "pipehost_stalls_total", pipeline="slow") >= 1
         assert value(m, "pipehost_stalls_total", pipeline="mute") == 2  # the first run and its restart
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            _, err = p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            raise
+        err = stop(p, timeout=60)
     assert "[slow] stalled: transforms[0] of task 0 has been in one call for" in err
 
 
@@ -414,8 +406,7 @@ sink = {{ plugin = "file", path = "{out}.live", format = "raw" }}
         r = positions("--reset-to", "latest", "--execute")
         assert r.returncode == 1 and "stop every process running pipeline 'read'" in r.stderr, r.stderr
     finally:
-        p.send_signal(signal.SIGTERM)
-        p.communicate(timeout=60)
+        stop(p)
     r = positions("--reset-to", "yesterday")
     assert r.returncode == 2 and "RFC 3339 time" in r.stderr
 
@@ -464,12 +455,7 @@ def test_sighup_reloads_only_the_pipelines_whose_definition_changed():
         assert all(x["state"] == "running" for x in pipelines().values())
         assert sum(1 for _ in open(f"{folder}/removed.jsonl")) == removed_lines  # stopped for good
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            _, err = p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            raise
+        err = stop(p, timeout=60)
     assert p.returncode == 0, err[-3000:]
     assert "reload: started added; restarted changed; stopped removed; 1 kept running" in err
     assert "option 'count'" in err and "reload refused: the files have the problems printed above" in err
@@ -499,8 +485,7 @@ sink = {{ plugin = "file", path = "/dev/null", format = "raw" }}
         stages = [line.split()[0] for line in lines if line.startswith("  ")]
         assert stages == ["source", "transforms[0]", "sink"], lines
     finally:
-        p.send_signal(signal.SIGTERM)
-        p.communicate(timeout=60)
+        stop(p)
     r = top()
     assert r.returncode == 3 and "is pipehost running with --admin" in r.stderr
 
@@ -553,8 +538,7 @@ sink = {{ plugin = "file", path = "/dev/null" }}
         dom = page("")
         assert "cannot reach pipehost: 401" in dom and 'data-pipeline="steady"' not in dom
     finally:
-        p.send_signal(signal.SIGTERM)
-        p.communicate(timeout=60)
+        stop(p)
 
 
 run_tests(globals())
