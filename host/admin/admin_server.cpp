@@ -369,7 +369,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
         },
         [p, state, tap](bool) { state->taps.close(tap); });
   });
-  server_->Post(R"(/pipelines/([^/]+)/(pause|resume))",
+  server_->Post(R"(/pipelines/([^/]+)/(pause|resume|restart))",
                 [this](const httplib::Request& req, httplib::Response& res) {
                   std::shared_ptr<Pipeline> p = find(req.matches[1]);
                   if (!p) {
@@ -377,9 +377,14 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
                     res.set_content("{\"error\":\"no such pipeline\"}", "application/json");
                     return;
                   }
-                  p->state().paused = req.matches[2] == "pause";
-                  log_info("admin: pipeline '" + p->config().name + "' " +
-                           (p->state().paused ? "paused" : "resumed"));
+                  if (req.matches[2] == "restart") {
+                    log_info("admin: pipeline '" + p->config().name + "' restarting");
+                    p->restart();
+                  } else {
+                    p->state().paused = req.matches[2] == "pause";
+                    log_info("admin: pipeline '" + p->config().name + "' " +
+                             (p->state().paused ? "paused" : "resumed"));
+                  }
                   res.set_content(pipelines_json(), "application/json");
                 });
   server_->set_keep_alive_timeout(1);  // so stopping does not wait on idle clients

@@ -1,6 +1,7 @@
 // The admin HTTP endpoint: /health (alive), /ready (every running pipeline started and
 // its stages ready), /metrics (Prometheus text), /pipelines (JSON), POST
-// /pipelines/NAME/pause and /resume, GET and PUT /log-level. Off unless --admin ADDR or `admin = "ADDR"`.
+// /pipelines/NAME/pause, /resume and /restart, GET and PUT /log-level, the status page
+// at / and /logs/recent, GET /pipelines/NAME/tap. Off unless --admin ADDR or `admin = "ADDR"`.
 // A web page the operator's browser has open must not be able to drive it: requests
 // that change state must be JSON (a cross-site form cannot send that without the
 // browser asking first), a loopback endpoint answers only to a loopback Host header (DNS

@@ -23,7 +23,23 @@ void Pipeline::start() {
 }
 
 void Pipeline::join() {
+  std::lock_guard lock(supervisor_mutex_);
   if (supervisor_.joinable()) supervisor_.join();
+}
+
+void Pipeline::restart() {
+  if (stop_requested_ || services_.stopping) return;
+  if (!done_) {
+    restart_requested_ = true;
+    state_.stop = true;  // the tasks drain; supervise() starts them again
+    return;
+  }
+  std::lock_guard lock(supervisor_mutex_);
+  if (supervisor_.joinable()) supervisor_.join();
+  state_.clear_failure();
+  state_.restarts += 1;
+  done_ = false;
+  supervisor_ = std::thread([this] { supervise(); });
 }
 
 void Pipeline::run_tasks() {
@@ -86,6 +102,11 @@ void Pipeline::supervise() {
   for (;;) {
     auto started = std::chrono::steady_clock::now();
     run_tasks();
+    if (restart_requested_.exchange(false) && !stop_requested_ && !services_.stopping) {
+      state_.clear_failure();
+      state_.restarts += 1;
+      continue;
+    }
     if (!state_.failed() || stop_requested_ || services_.stopping || config_.restart_attempts == 0)
       break;
     if (std::chrono::steady_clock::now() - started >= healthy_after) attempt = 0;

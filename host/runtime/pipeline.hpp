@@ -124,6 +124,9 @@ class Pipeline {
     state_.stop = true;
   }
   void request_finish() { state_.finish = true; }
+  // Admin: drain the tasks and start them again (a failed pipeline too, once its cause is
+  // fixed); they resume from the committed positions.
+  void restart();
   PipelineState& state() { return state_; }
   const PipelineConfig& config() const { return config_; }
 
@@ -139,6 +142,8 @@ class Pipeline {
 
   std::atomic<bool> done_{false};
   std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> restart_requested_{false};
+  std::mutex supervisor_mutex_;  // restart() of an ended pipeline starts a new supervisor
   std::thread supervisor_;
 };
 

@@ -219,12 +219,28 @@ sink = {{ plugin = "file", path = "{out}.2" }}
         assert value(m, "pipehost_restarts_total", pipeline="flaky") == restarts
         assert value(m, "pipehost_restarts_total", pipeline="doomed") == 2
         assert value(m, "pipehost_pipeline_running", pipeline="doomed") == 0
+        # Restarted by hand: a running pipeline drains and starts again, counting on.
+        as_json = {"Content-Type": "application/json"}
+        status, _ = call(base, "/pipelines/flaky/restart", data=b"{}", headers=as_json)
+        assert status == 200
+        wait_until(lambda: flaky()["restarts"] == restarts + 1 and flaky()["state"] == "running", 20,
+                   "the restart by hand")
+        acked = flaky()["records_acknowledged"]
+        wait_until(lambda: flaky()["records_acknowledged"] > acked + 50, 20, "records after the restart")
+        assert call(base, "/pipelines/flaky/restart", data=b"{}", headers={})[0] == 415
+        # One that failed for good starts again too (here to fail again: its fault stays).
+        assert call(base, "/pipelines/doomed/restart", data=b"{}", headers=as_json)[0] == 200
+        doomed = lambda: {x["name"]: x for x in json.loads(call(base, "/pipelines")[1])}["doomed"]
+        # 2 restarts, 1 by hand, 2 more: then it has failed for good again.
+        wait_until(lambda: doomed()["restarts"] == 5 and doomed()["state"] == "failed", 20,
+                   "the failed pipeline started again, and failed again")
     finally:
         err = stop(p, timeout=30)
     assert p.returncode == 1, err[-3000:]  # doomed stayed failed
     assert "[doomed] pipeline 'doomed' stopped: source (faulty) failed" in err
     assert "restart 1 of 2 in" in err and "restart 2 of 2 in" in err
     assert "[doomed] failed again after 2 restart(s); it stays failed" in err
+    assert "admin: pipeline 'flaky' restarting" in err
     assert "restart 1 of 20 in" in err
 
 
