@@ -78,9 +78,17 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
     return fail("the embedded broker lives inside a running pipehost: positions reads a real "
                 "cluster ([kafka] brokers, or --env real)",
                 kInvalidInput);
+  // The kafka source's own option names (required there, so validation filled them).
   const auto& values = pipeline.source.options.values;
-  std::string group = std::get<std::string>(values.at("group"));
-  auto topics = std::get<std::vector<std::string>>(values.at("topics"));
+  auto group_value = values.find("group");
+  auto topics_value = values.find("topics");
+  if (group_value == values.end() || topics_value == values.end() ||
+      !std::holds_alternative<std::string>(group_value->second) ||
+      !std::holds_alternative<std::vector<std::string>>(topics_value->second))
+    return fail("this kafka plugin's source has no group and topics options: is it another version?",
+                kInvalidInput);
+  std::string group = std::get<std::string>(group_value->second);
+  auto topics = std::get<std::vector<std::string>>(topics_value->second);
 
   std::optional<std::int64_t> fixed_offset, at_time_ms;
   if (!reset_to.empty() && reset_to != "earliest" && reset_to != "latest") {

@@ -28,7 +28,7 @@ void Pipeline::join() {
 }
 
 void Pipeline::restart() {
-  if (stop_requested_ || services_.stopping) return;
+  if (stop_requested_ || services_.stopping || state_.restarting) return;  // restarting already
   if (!done_) {
     restart_requested_ = true;
     state_.stop = true;  // the tasks drain; supervise() starts them again
