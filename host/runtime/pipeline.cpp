@@ -43,6 +43,7 @@ void Pipeline::restart() {
 }
 
 void Pipeline::run_tasks() {
+  state_.tasks_before_source = 0;
   std::atomic<int> running{config_.tasks};
   std::vector<std::thread> threads;
   for (int i = 0; i < config_.tasks; ++i)

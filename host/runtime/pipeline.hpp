@@ -48,6 +48,10 @@ struct PipelineState {
   std::atomic<std::uint64_t> records_dead_lettered{0};
   std::atomic<std::uint64_t> rewinds{0};  // a sink's store lost writes: read again
   std::atomic<int> tasks_started{0};       // tasks whose stages all started
+  // Tasks whose sink and transforms have started: the sources start together once all
+  // have, so a consumer group's members join in one rebalance (not one, then a second
+  // when the later ones join). Reset for each run of the tasks.
+  std::atomic<int> tasks_before_source{0};
   std::atomic<int> stages_not_ready{0};    // stages that said set_ready(false)
   std::atomic<std::uint64_t> commits{0};   // positions handed to the source to commit
   std::atomic<std::uint64_t> restarts{0};  // restarts after a failure (restart policy)

@@ -146,6 +146,14 @@ bool Task::start_stages() {
     Status s = transforms_[i]->start();
     if (!s.is_ok()) return fail(config_.transforms[i].label, s), false;
   }
+  // Every task's source subscribes at about the same moment: with a consumer group, the
+  // members then join the group's first rebalance together (measured: one consumer
+  // joining alone took all partitions and a second rebalance ~3 s later spread them).
+  state_.tasks_before_source += 1;
+  while (state_.tasks_before_source.load() < config_.tasks) {
+    if (stopping()) return false;  // another task failed to start: this one stops too
+    std::this_thread::sleep_for(Millis(2));
+  }
   Status s = source_->start();
   if (!s.is_ok()) return fail("source", s), false;
   return true;
