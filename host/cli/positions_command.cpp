@@ -2,13 +2,19 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <memory>
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "loader/plugin_registry.hpp"
 #include "pipehost/time.hpp"
+#include "runtime/pipeline.hpp"
+#include "runtime/stage_context.hpp"
+#include "services/memory_registry.hpp"
+#include "services/rest_registry.hpp"
 
 namespace pipehost::host {
 namespace {
@@ -20,7 +26,38 @@ struct Row {
   std::string topic;
   int partition = 0;
   std::int64_t committed = -1, low = -1, high = -1, target = -1;
+  std::optional<std::int64_t> stored;  // the sink's own position, when it keeps one
 };
+
+// The positions a sink stores with its data (exactly-once sinks: redis_sum, sqlite,
+// postgres), read through the sink itself, built and started as a pipeline task would.
+// Empty when the sink keeps none; `error` when it cannot be asked.
+bool read_sink_positions(const Config& config, const PipelineConfig& pipeline, std::vector<Row>& rows,
+                         std::string& error) {
+  Services services;
+  services.kafka_bootstrap = config.kafka_brokers;
+  services.kafka_properties = config.kafka_properties;
+  services.data_dir = data_directory();
+  std::unique_ptr<SchemaRegistry> registry;
+  if (config.schema_registry == "embedded") registry = std::make_unique<MemorySchemaRegistry>();
+  else registry = std::make_unique<RestSchemaRegistry>(config.schema_registry);
+  services.registry = registry.get();
+  PipelineState state(pipeline);
+  StageContext context(services, state, "sink", 0, pipeline.tasks, {});
+  auto sink = pipeline.sink.component->make_sink(pipeline.sink.options, context, error);
+  if (!sink) return false;
+  if (Status s = sink->start(); !s.is_ok()) {
+    error = s.message();
+    return false;
+  }
+  for (auto& r : rows)
+    if (Status s = sink->stored_position(r.topic, r.partition, r.stored); !s.is_ok()) {
+      error = s.message();
+      break;
+    }
+  sink->stop();
+  return error.empty();
+}
 
 std::string offset_text(std::int64_t offset) { return offset < 0 ? "-" : std::to_string(offset); }
 
@@ -117,7 +154,11 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
       rd_kafka_metadata_destroy(md);
       return fail("topic '" + topic + "' does not exist on " + config.kafka_brokers, kInvalidInput);
     }
-    for (int p = 0; p < md->topics[0].partition_cnt; ++p) rows.push_back({topic, md->topics[0].partitions[p].id});
+    for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
+      Row& row = rows.emplace_back();
+      row.topic = topic;
+      row.partition = md->topics[0].partitions[p].id;
+    }
     rd_kafka_metadata_destroy(md);
   }
   List list(rd_kafka_topic_partition_list_new(static_cast<int>(rows.size())), rd_kafka_topic_partition_list_destroy);
@@ -131,6 +172,12 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
             rd_kafka_query_watermark_offsets(rk.get(), r.topic.c_str(), r.partition, &r.low, &r.high, 10000))
       return fail(std::string("cannot read the partitions' ends: ") + rd_kafka_err2str(rc), kServicesUnavailable);
   }
+
+  std::string sink_error;
+  if (!read_sink_positions(config, pipeline, rows, sink_error))
+    std::fprintf(stderr, "pipehost positions: cannot ask the sink (%s) for its stored positions: %s\n",
+                 pipeline.sink.plugin.c_str(), sink_error.c_str());
+  bool sink_stores = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.stored.has_value(); });
 
   if (!reset_to.empty()) {
     List targets(rd_kafka_topic_partition_list_new(static_cast<int>(rows.size())),
@@ -162,11 +209,15 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
     }
   }
 
-  std::printf("%-24s %9s %12s %12s %12s %10s%s\n", "TOPIC", "PARTITION", "COMMITTED", "START", "END", "LAG",
-              reset_to.empty() ? "" : (execute ? "  NOW AT" : "  WOULD BE"));
+  // With a sink that stores positions, those are where the pipeline resumes: the lag is
+  // measured from them.
+  std::printf("%-24s %9s %12s %12s %12s %12s %10s%s\n", "TOPIC", "PARTITION", "COMMITTED", "SINK STORED",
+              "START", "END", "LAG", reset_to.empty() ? "" : (execute ? "  NOW AT" : "  WOULD BE"));
   for (const auto& r : rows) {
-    std::int64_t lag = r.committed >= 0 ? r.high - r.committed : r.high - r.low;
-    std::printf("%-24s %9d %12s %12s %12s %10lld", r.topic.c_str(), r.partition, offset_text(r.committed).c_str(),
+    std::int64_t from = sink_stores ? r.stored.value_or(-1) : r.committed;
+    std::int64_t lag = from >= 0 ? r.high - from : r.high - r.low;
+    std::printf("%-24s %9d %12s %12s %12s %12s %10lld", r.topic.c_str(), r.partition,
+                offset_text(r.committed).c_str(), offset_text(r.stored.value_or(-1)).c_str(),
                 offset_text(r.low).c_str(), offset_text(r.high).c_str(), static_cast<long long>(lag));
     if (!reset_to.empty()) std::printf("  %s", offset_text(r.target).c_str());
     std::printf("\n");
@@ -174,8 +225,10 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
   std::printf("group '%s' on %s\n", group.c_str(), config.kafka_brokers.c_str());
   if (!reset_to.empty()) {
     if (!execute) std::printf("dry run: add --execute to commit these offsets (stop the pipeline first)\n");
-    std::printf("a sink that stores positions with its data (redis_sum, sqlite, postgres's exactly-once "
-                "mode) resumes from those, not from these offsets\n");
+    if (sink_stores)
+      std::printf("this pipeline's sink (%s) stores positions with its data and resumes from those "
+                  "(SINK STORED), not from the group's offsets: reset them in its store\n",
+                  pipeline.sink.plugin.c_str());
   }
   return kOk;
 }

@@ -396,11 +396,12 @@ sink = {{ plugin = "file", path = "{out}", format = "raw" }}
     pipehost("run", path, "--no-progress", check=0, timeout=90)
     assert sum(1 for _ in open(out)) == 300
     r = positions()
-    assert [(row[1], row[2], row[4], row[5]) for row in rows(r.stdout)] == [("0", "150", "150", "0"),
-                                                                         ("1", "150", "150", "0")]
+    # partition, committed, sink stored (the file sink keeps none), end, lag
+    assert [(row[1], row[2], row[3], row[5], row[6]) for row in rows(r.stdout)] == [
+        ("0", "150", "-", "150", "0"), ("1", "150", "-", "150", "0")]
     # A dry run changes nothing; --execute commits, as another client sees.
     r = positions("--reset-to", "earliest")
-    assert r.returncode == 0 and "dry run" in r.stdout and [row[6] for row in rows(r.stdout)] == ["0", "0"]
+    assert r.returncode == 0 and "dry run" in r.stdout and [row[7] for row in rows(r.stdout)] == ["0", "0"]
     assert committed() == [150, 150]
     r = positions("--reset-to", "100", "--execute")
     assert r.returncode == 0, r.stderr
@@ -426,6 +427,35 @@ sink = {{ plugin = "file", path = "{out}.live", format = "raw" }}
         stop(p)
     r = positions("--reset-to", "yesterday")
     assert r.returncode == 2 and "RFC 3339 time" in r.stderr
+
+
+def test_positions_show_what_an_exactly_once_sink_stored():
+    # Seed 000 on the real services, its Redis private: the redis_sum sink keeps its own
+    # positions with the totals, and positions shows them beside the group's offsets.
+    import uuid
+    import confluent_kafka.admin
+    from support import PIPEHOST, RedisServer, pipehost, require_env
+    brokers = require_env("KAFKA_BROKERS")
+    topic, group = f"jago-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([confluent_kafka.admin.NewTopic(topic, 3, 1)])[topic].result(30)
+    jago = os.path.join(CONFIGS, "jago.toml")
+    args = ["--env", "real", "--set", "pipeline.producer.source.count=300",
+            "--set", f'pipeline.producer.sink.topic="{topic}"',
+            "--set", f'pipeline.consumer.source.topics=["{topic}"]',
+            "--set", f'pipeline.consumer.source.group="{group}"']
+    with RedisServer() as redis:
+        env = {"REDIS_URL": redis.url}
+        pipehost("run", jago, *args, "--no-progress", env=env, check=0, timeout=120)
+        stored = {k: int(v) for k, v in zip(*[iter(redis.cli("HGETALL", "pipehost:positions:consumer").split())] * 2)}
+        r = subprocess.run([PIPEHOST, "positions", jago, *args, "--pipeline", "consumer", "--reset-to", "earliest"],
+                           capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if line.startswith(topic)]
+    assert len(rows) == 3
+    assert sum(int(row[3]) for row in rows) == 300 == sum(stored.values())  # what Redis holds
+    assert all(row[6] == "0" for row in rows)  # lag from the sink's positions
+    assert "this pipeline's sink (redis_sum) stores positions with its data" in r.stdout
 
 
 def test_sighup_reloads_only_the_pipelines_whose_definition_changed():
