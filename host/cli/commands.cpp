@@ -19,6 +19,7 @@
 #include "loader/plugin_registry.hpp"
 #include "cli/positions_command.hpp"
 #include "cli/run_command.hpp"
+#include "replay/replay_source.hpp"
 #include "cli/top_command.hpp"
 #include "config/stage_checks.hpp"
 #include "services/memory_registry.hpp"
@@ -291,6 +292,49 @@ int command_positions(const Arguments& args) {
   return positions_command(config, config.pipelines.front(), args.reset_to, args.execute);
 }
 
+// Feeds a pipeline's dead letters back through its stages (pipehost replay).
+int command_replay(const Arguments& args) {
+  if (args.help) return std::fputs(help::kReplay, stdout), kOk;
+  if (args.positional.empty() || args.only_pipelines.size() != 1) {
+    std::fputs("pipehost replay: give the config FILE and one --pipeline NAME (see --help)\n", stderr);
+    return kInvalidInput;
+  }
+  block_stop_signals();
+  PluginRegistry plugins;
+  Config config;
+  if (!load_config(args, plugins, config)) return kInvalidInput;
+  const PipelineConfig& pipeline = config.pipelines.front();
+  if (pipeline.on_error != ErrorPolicy::dead_letter) {
+    std::fprintf(stderr, "pipehost replay: pipeline '%s' has no dead-letter topic (its on_error is not "
+                 "\"dead_letter\")\n", pipeline.name.c_str());
+    return kInvalidInput;
+  }
+  if (config.kafka_brokers == "embedded") {
+    std::fputs("pipehost replay: the embedded broker lived inside the pipehost that wrote the dead "
+               "letters; replay reads a real cluster ([kafka] brokers, or --env real)\n", stderr);
+    return kInvalidInput;
+  }
+  // The pipeline as it is, reading its dead-letter topic instead of its source; records
+  // that fail again go back to that topic, after the end this replay reads to.
+  PipelineConfig replay = pipeline;
+  replay.tasks = 1;
+  replay.end_after.clear();
+  replay.restart_attempts = 0;
+  replay.source = StageConfig{};
+  replay.source.label = "source";
+  replay.source.plugin = "replay";
+  replay.source.component = &ReplaySource::component();
+  replay.source.options.values["topic"] = pipeline.dead_letter_topic;
+  replay.source.options.values["group"] = pipeline.name + "-replay";
+  Config replay_config = config;
+  replay_config.pipelines = {replay};
+  replay_config.topics.clear();
+  RunOptions options;
+  options.progress_on_terminal = args.progress;
+  options.stats_file = args.stats_file;
+  return run_pipelines(replay_config, data_directory(), options);
+}
+
 // Prints the records passing a stage of a running pipehost as JSON lines, through its
 // admin endpoint (GET /pipelines/NAME/tap).
 int command_tap(const Arguments& args) {
@@ -363,6 +407,7 @@ int main_command(int argc, char** argv) {
       if (topic == "tap") return std::fputs(help::kTap, stdout), kOk;
       if (topic == "positions") return std::fputs(help::kPositions, stdout), kOk;
       if (topic == "top") return std::fputs(help::kTop, stdout), kOk;
+      if (topic == "replay") return std::fputs(help::kReplay, stdout), kOk;
     }
     return std::fputs(help::kMain, stdout), kOk;
   }
@@ -377,6 +422,7 @@ int main_command(int argc, char** argv) {
   if (command == "plugins") return command_plugins(args);
   if (command == "tap") return command_tap(args);
   if (command == "positions") return command_positions(args);
+  if (command == "replay") return command_replay(args);
   if (command == "top") {
     if (args.help) return std::fputs(help::kTop, stdout), kOk;
     return top_command(args.admin.empty() ? "127.0.0.1:9464" : args.admin, std::atof(args.interval.c_str()),
@@ -386,8 +432,8 @@ int main_command(int argc, char** argv) {
     if (args.help) return std::fputs(help::kRegistry, stdout), kOk;
     return serve_registry(args.listen.empty() ? "127.0.0.1:8081" : args.listen);
   }
-  std::string hint = did_you_mean(command, {"run", "validate", "plugins", "registry", "tap", "positions", "top"});
-  std::fprintf(stderr, "pipehost: unknown command '%s'; %s commands: run, validate, plugins, registry, tap, positions, top (see --help)\n",
+  std::string hint = did_you_mean(command, {"run", "validate", "plugins", "registry", "tap", "positions", "top", "replay"});
+  std::fprintf(stderr, "pipehost: unknown command '%s'; %s commands: run, validate, plugins, registry, tap, positions, top, replay (see --help)\n",
                command.c_str(), hint.c_str());
   return kInvalidInput;
 }

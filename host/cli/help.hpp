@@ -16,6 +16,8 @@ Usage:
                                         a Kafka-sourced pipeline's offsets and lag; reset them
   pipehost top [--admin HOST:PORT] [--interval S] [--once]
                                         live rates, lag and CPU per pipeline and stage
+  pipehost replay FILE... --pipeline NAME
+                                        feed a pipeline's dead letters back through it
   pipehost --version
   pipehost COMMAND --help               help for one command
 
@@ -126,6 +128,23 @@ prints one table (the rates over one interval) and exits.
 
 It reads the process's admin endpoint (default 127.0.0.1:9464, the address given to
 `run --admin`); with admin_token set, export PIPEHOST_ADMIN_TOKEN.
+)";
+
+inline constexpr const char* kReplay = R"(Usage: pipehost replay FILE... --pipeline NAME [--env NAME] [--set PATH=VALUE]
+
+Feeds the records of pipeline NAME's dead-letter topic back through its transforms and
+sink, as if its source had read them again — after the cause that rejected them is fixed
+(a schema registered, a table widened, a rule corrected). It reads from where the last
+replay stopped (group NAME-replay; an exactly-once sink's own stored positions first) up
+to the topic's end when it started, then exits. A record that fails again goes back to
+the dead-letter topic with its new reason, for a later replay; nothing is read twice.
+
+A dead letter whose payload a stage had replaced before the one that rejected it
+(header pipehost.payload = "stage") cannot be fed to the first stage again: it is left in
+the topic and counted. Run it while the pipeline is stopped or running: it is a separate
+consumer. Needs a real cluster (the embedded broker lived in the process that wrote them).
+
+Exit codes as for run.
 )";
 
 inline constexpr const char* kRegistry = R"(Usage: pipehost registry [--listen HOST:PORT]

@@ -57,6 +57,10 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
     add("pipehost.pipeline", pipeline_);
     add("pipehost.stage", stage);
     add("pipehost.error", r.reason);
+    // "source": the payload is the one the source read (a stage decoded it, or rejected
+    // it as it was), so `pipehost replay` can feed it to the first stage again; "stage":
+    // a stage replaced it before the one that rejected the record.
+    add("pipehost.payload", r.record.payload.borrowed() && r.record.origin.partition >= 0 ? "source" : "stage");
     if (r.record.origin.partition >= 0) {
       add("pipehost.origin.topic", std::string(r.record.origin.topic));
       add("pipehost.origin.partition", std::to_string(r.record.origin.partition));

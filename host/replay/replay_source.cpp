@@ -1,0 +1,169 @@
+#include "replay/replay_source.hpp"
+
+#include <algorithm>
+
+namespace pipehost::host {
+namespace {
+
+std::string error_text(rd_kafka_resp_err_t err) { return rd_kafka_err2str(err); }
+
+}  // namespace
+
+ReplaySource::ReplaySource(const Config& config, Context& context) : config_(config), context_(context) {}
+
+ReplaySource::~ReplaySource() {
+  if (queue_) rd_kafka_queue_destroy(queue_);
+  if (consumer_) {
+    rd_kafka_consumer_close(consumer_);
+    rd_kafka_destroy(consumer_);
+  }
+  if (consumer_ || replayed_ || not_replayable_)
+    context_.info("replayed " + std::to_string(replayed_) + " dead letter(s); " +
+                  std::to_string(not_replayable_) +
+                  " left in the topic (their payload was replaced by a stage before the one that "
+                  "rejected them, so they cannot be fed to the first stage again)");
+}
+
+void ReplaySource::start() {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  StringMap settings = context_.kafka_properties();
+  settings["bootstrap.servers"] = context_.kafka_bootstrap();
+  settings["group.id"] = config_.group;
+  settings["enable.auto.commit"] = "false";
+  settings["enable.auto.offset.store"] = "false";
+  for (const auto& [k, v] : settings)
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw FatalError("replay consumer: " + k + ": " + err);
+    }
+  consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+  if (!consumer_) throw FatalError(std::string("cannot create the replay consumer: ") + err);
+  rd_kafka_poll_set_consumer(consumer_);
+  queue_ = rd_kafka_queue_get_consumer(consumer_);
+
+  // Every partition of the topic, assigned directly (no group membership): where the
+  // replay stopped (the sink's stored position first, then the group's offset, then the
+  // start), up to the end now.
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(consumer_, config_.topic.c_str(), nullptr);
+  rd_kafka_resp_err_t rc = rd_kafka_metadata(consumer_, 0, rkt, &md, 10000);
+  rd_kafka_topic_destroy(rkt);
+  if (rc) throw RetriableError("cannot read the metadata of " + config_.topic + ": " + error_text(rc));
+  if (md->topic_cnt != 1 || md->topics[0].err) {
+    rd_kafka_metadata_destroy(md);
+    throw FatalError("dead-letter topic '" + config_.topic + "' does not exist: nothing was ever dead-lettered");
+  }
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+  for (int i = 0; i < md->topics[0].partition_cnt; ++i)
+    rd_kafka_topic_partition_list_add(list, config_.topic.c_str(), md->topics[0].partitions[i].id);
+  rd_kafka_metadata_destroy(md);
+  if ((rc = rd_kafka_committed(consumer_, list, 10000))) {
+    rd_kafka_topic_partition_list_destroy(list);
+    throw RetriableError("cannot read the replay group's offsets: " + error_text(rc));
+  }
+  for (int i = 0; i < list->cnt; ++i) {
+    auto& e = list->elems[i];
+    std::int64_t low = 0, high = 0;
+    if ((rc = rd_kafka_query_watermark_offsets(consumer_, e.topic, e.partition, &low, &high, 10000))) {
+      rd_kafka_topic_partition_list_destroy(list);
+      throw RetriableError("cannot read the end of " + config_.topic + ": " + error_text(rc));
+    }
+    std::int64_t from = e.offset >= 0 ? e.offset : low;
+    if (auto stored = context_.resume_position(config_.topic, e.partition)) from = *stored;
+    from = std::clamp(from, low, high);
+    e.offset = from;
+    partitions_[e.partition] = {from, high};
+  }
+  rc = rd_kafka_assign(consumer_, list);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (rc) throw FatalError("cannot assign " + config_.topic + ": " + error_text(rc));
+  std::uint64_t waiting = 0;
+  for (const auto& [p, part] : partitions_) waiting += static_cast<std::uint64_t>(part.end - part.next);
+  context_.info(std::to_string(waiting) + " dead letter(s) to replay from " + config_.topic);
+  context_.set_expected_total(waiting);
+}
+
+PollResult ReplaySource::poll(Batch& out, Millis max_wait) {
+  auto done = [&] {
+    return std::all_of(partitions_.begin(), partitions_.end(),
+                       [](const auto& p) { return p.second.next >= p.second.end; });
+  };
+  if (done()) return PollResult::end;
+  rd_kafka_message_t* first = rd_kafka_consumer_poll(consumer_, static_cast<int>(max_wait.count()));
+  if (!first) return PollResult::more;
+  take(first, out);
+  std::vector<rd_kafka_message_t*> more(out.capacity > 1 ? out.capacity - 1 : 1);
+  ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, more.data(), more.size());
+  for (ssize_t i = 0; i < n; ++i) take(more[static_cast<std::size_t>(i)], out);
+  return PollResult::more;
+}
+
+void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
+  auto it = partitions_.find(m->partition);
+  if (m->err || it == partitions_.end() || m->offset < it->second.next || m->offset >= it->second.end) {
+    if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+      context_.warn("replay consumer: " + error_text(m->err) + " (librdkafka retries)");
+    rd_kafka_message_destroy(m);
+    return;
+  }
+  Partition& part = it->second;
+  Span* span = nullptr;
+  for (auto& s : out.spans)
+    if (s.partition == m->partition) span = &s;
+  if (!span) span = &out.spans.emplace_back(Span{config_.topic, m->partition, part.next, part.next});
+  span->next = m->offset + 1;
+  part.next = m->offset + 1;
+
+  std::string payload_from;
+  std::vector<Header> headers;
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* value;
+    size_t size;
+    for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &value, &size); ++i) {
+      std::string v(static_cast<const char*>(value), size);
+      if (std::string_view(name) == "pipehost.payload") payload_from = v;
+      if (std::string_view(name).rfind("pipehost.", 0) == 0) continue;
+      headers.push_back({name, std::move(v)});
+    }
+  }
+  if (payload_from != "source") {  // covered by the span: committed past, left in the topic
+    ++not_replayable_;
+    rd_kafka_message_destroy(m);
+    return;
+  }
+  // Borrowed like the kafka source's: still the bytes as read, so a record that fails
+  // again is marked replayable in its next dead letter too.
+  Record& r = out.records.emplace_back();
+  if (m->key) r.key.borrow({static_cast<const char*>(m->key), m->key_len});
+  if (m->payload) r.payload.borrow({static_cast<const char*>(m->payload), m->len});
+  r.headers = std::move(headers);
+  r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+  r.origin = {config_.topic, m->partition, m->offset};
+  ++replayed_;
+  out.hold(m, [](void* message) { rd_kafka_message_destroy(static_cast<rd_kafka_message_t*>(message)); });
+}
+
+// Standalone commits (the consumer is not a group member): the replay group has no
+// members, so the coordinator takes them.
+void ReplaySource::commit(const std::vector<Position>& positions) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()));
+  for (const auto& p : positions)
+    rd_kafka_topic_partition_list_add(list, std::string(p.topic).c_str(), p.partition)->offset = p.next_offset;
+  rd_kafka_resp_err_t rc = rd_kafka_commit(consumer_, list, 0);
+  rd_kafka_topic_partition_list_destroy(list);
+  if (rc) throw RetriableError("committing the replay's progress: " + error_text(rc));
+}
+
+const ComponentSpec& ReplaySource::component() {
+  static const PluginSpec spec = [] {
+    PluginSpec p{"replay", "0", "pipehost replay's dead-letter source"};
+    p.add_source<ReplaySource>("replay", "Reads a dead-letter topic back");
+    return p;
+  }();
+  return spec.components.front();
+}
+
+}  // namespace pipehost::host

@@ -1,0 +1,54 @@
+// The source of `pipehost replay`: the records of a pipeline's dead-letter topic, read
+// from where the replay last stopped up to the topic's end when the replay started, so
+// records that fail again (written back to the same topic) wait for the next replay.
+// The pipehost.* headers the dead-letter writer added are taken off; a record whose
+// payload is not the one its source read (a stage before the one that rejected it
+// replaced it) cannot be fed back to the first stage: it is left in the topic, counted.
+#pragma once
+#include <librdkafka/rdkafka.h>
+
+#include <map>
+#include <string>
+
+#include <pipehost/sdk.hpp>
+
+namespace pipehost::host {
+
+struct ReplaySourceConfig {
+  std::string topic;
+  std::string group;
+  static void declare(OptionList<ReplaySourceConfig>& o) {
+    o.required("topic", &ReplaySourceConfig::topic, "the dead-letter topic to replay");
+    o.required("group", &ReplaySourceConfig::group, "the consumer group keeping the replay's progress");
+  }
+};
+
+class ReplaySource final : public Source {
+ public:
+  using Config = ReplaySourceConfig;
+  ReplaySource(const Config& config, Context& context);
+  ~ReplaySource() override;
+  void start() override;
+  PollResult poll(Batch& out, Millis max_wait) override;
+  void commit(const std::vector<Position>& positions) override;
+
+  // The component, for a pipeline the replay command builds.
+  static const ComponentSpec& component();
+
+ private:
+  struct Partition {
+    std::int64_t next = 0;  // the next offset to read
+    std::int64_t end = 0;   // the topic's end when the replay started
+  };
+  void take(rd_kafka_message_t* m, Batch& out);
+
+  Config config_;
+  Context& context_;
+  rd_kafka_t* consumer_ = nullptr;
+  rd_kafka_queue_t* queue_ = nullptr;
+  std::map<std::int32_t, Partition> partitions_;
+  std::uint64_t replayed_ = 0;
+  std::uint64_t not_replayable_ = 0;
+};
+
+}  // namespace pipehost::host
