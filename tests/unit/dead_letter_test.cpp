@@ -31,6 +31,24 @@ std::vector<Rejection> rejection(const std::string& value) {
 
 }  // namespace
 
+TEST_CASE("a dead letter says whether its payload is the one its source read") {
+  testing::MockKafka kafka;
+  kafka.create_topic("dlq");
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  DeadLetterWriter writer(kafka_sink(), context, "dlq", "orders");
+  static const std::string read_bytes = "as read";
+  auto rejections = rejection("ignored");
+  rejections[0].record.payload.borrow(read_bytes);  // what a source hands over, unchanged
+  REQUIRE(writer.write(rejections, "transforms[1]").is_ok());
+  auto messages = kafka.read_all("dlq");
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].value == "as read");
+  bool source = false;
+  for (const auto& [name, value] : messages[0].headers) source = source || (name == "pipehost.payload" && value == "source");
+  CHECK(source);
+}
+
 TEST_CASE("dead letters carry the record and headers naming pipeline, stage, error, origin") {
   testing::MockKafka kafka;
   kafka.create_topic("dlq");
@@ -47,6 +65,7 @@ TEST_CASE("dead letters carry the record and headers naming pipeline, stage, err
                                               {"pipehost.pipeline", "orders"},
                                               {"pipehost.stage", "transforms[0]"},
                                               {"pipehost.error", "bad v1"},
+                                              {"pipehost.payload", "stage"},  // set, not as read
                                               {"pipehost.origin.topic", "source-topic"},
                                               {"pipehost.origin.partition", "2"},
                                               {"pipehost.origin.offset", "41"}});
