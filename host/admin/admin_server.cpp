@@ -317,6 +317,35 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
   server_->Get("/pipelines", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(pipelines_json(), "application/json");
   });
+  // Where each source partition is: acknowledged (handed to the source to commit) and lag.
+  server_->Get(R"(/pipelines/([^/]+)/positions)", [this](const httplib::Request& req, httplib::Response& res) {
+    std::shared_ptr<Pipeline> p = find(req.matches[1]);
+    if (!p) {
+      res.status = 404;
+      res.set_content(nlohmann::json{{"error", "no pipeline '" + std::string(req.matches[1]) + "'"}}.dump(),
+                      "application/json");
+      return;
+    }
+    std::map<std::pair<std::string, std::string>, std::int64_t> lag;  // (topic, partition)
+    for (const auto& [key, value] : services_.metrics.gauges()) {
+      if (key.pipeline != p->config().name || key.name != "consumer_lag") continue;
+      std::string topic, partition;
+      for (const auto& [k, v] : key.labels) {
+        if (k == "topic") topic = v;
+        else if (k == "partition") partition = v;
+      }
+      lag[{topic, partition}] = value;
+    }
+    nlohmann::json out = nlohmann::json::array();
+    PipelineState& s = p->state();
+    std::lock_guard lock(s.positions_mutex);
+    for (const auto& [tp, offset] : s.acknowledged_positions) {
+      auto l = lag.find({tp.first, std::to_string(tp.second)});
+      out.push_back({{"topic", tp.first}, {"partition", tp.second}, {"acknowledged", offset},
+                     {"lag", l == lag.end() ? nlohmann::json(nullptr) : nlohmann::json(l->second)}});
+    }
+    res.set_content(out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+  });
   // Live records at a stage as JSON lines (pipehost tap): ?stage=sink&limit=10&timeout_ms=30000.
   server_->Get(R"(/pipelines/([^/]+)/tap)", [this](const httplib::Request& req, httplib::Response& res) {
     std::shared_ptr<Pipeline> p = find(req.matches[1]);

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,6 +67,10 @@ struct PipelineState {
   std::vector<std::atomic<std::int64_t>> busy_since_ms;
   std::vector<std::atomic<int>> busy_stage;
   std::atomic<std::uint64_t> stalls{0};
+  // The acknowledged position of each source partition, as last handed to the source to
+  // commit ("topic/partition" -> next offset), for GET /pipelines/NAME/positions.
+  std::mutex positions_mutex;
+  std::map<std::pair<std::string, std::int32_t>, std::int64_t> acknowledged_positions;
   std::mutex stall_mutex;
   std::string stall;  // the stall now seen, "" when none
   void set_stall(std::string what) {

@@ -435,6 +435,11 @@ void Task::commit(bool force) {
                  "@" + std::to_string(p.next_offset);
       log(LogLevel::debug, "acknowledged up to " + where + " (handed to the source to commit)");
     }
+    {
+      std::lock_guard lock(state_.positions_mutex);
+      for (const auto& p : pending_commit_)
+        state_.acknowledged_positions[{std::string(p.topic), p.partition}] = p.next_offset;
+    }
     pending_commit_.clear();
     state_.commits += 1;
   }

@@ -281,6 +281,12 @@ def test_tap_prints_live_records_at_a_stage_as_json_lines():
                        else line["payload"].encode())
             assert payload[0] == 0
             assert line["key"] == line["key"].strip() and line["key"]  # keyed by account
+        # Where each partition is, as the admin API says.
+        positions = json.loads(call(f"http://127.0.0.1:{port}", "/pipelines/sums/positions")[1])
+        assert sorted(x["partition"] for x in positions) == [0, 1, 2]
+        acked = {x["name"]: x for x in json.loads(call(f"http://127.0.0.1:{port}", "/pipelines")[1])}
+        assert 0 < sum(x["acknowledged"] for x in positions) <= acked["sums"]["records_acknowledged"]
+        assert all(x["topic"] == "transactions" and (x["lag"] is None or x["lag"] >= 0) for x in positions)
         # Mistakes are named.
         r = tap("sums", "--stage", "transforms[7]")
         assert r.returncode == 2 and "its stages: source, transforms[0], sink" in r.stderr
