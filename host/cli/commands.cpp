@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <string>
@@ -51,6 +52,7 @@ struct Arguments {
   std::string reset_to;        // positions --reset-to
   bool execute = false;        // positions --execute
   bool once = false;           // top --once
+  bool watch = false;          // run --watch
   std::string interval = "1";  // top --interval (seconds)
 };
 
@@ -99,6 +101,10 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
     }
     if (a == "--once") {
       out.once = true;
+      continue;
+    }
+    if (a == "--watch") {
+      out.watch = true;
       continue;
     }
     bool matched = false;
@@ -226,6 +232,12 @@ int command_run(const Arguments& args, bool validate_only) {
   options.progress_on_terminal = args.progress;
   options.stats_file = args.stats_file;
   options.admin_address = args.admin.empty() ? config.admin : args.admin;
+  if (args.watch) {
+    options.watched_files = args.positional;
+    if (!args.load.env.empty())  // the overlay, where run reads it
+      options.watched_files.push_back(
+          (std::filesystem::path(args.positional.front()).parent_path() / "env" / (args.load.env + ".toml")).string());
+  }
   options.reload = [args]() -> std::unique_ptr<LoadedConfig> {
     auto next = std::make_unique<LoadedConfig>();
     next->plugins = std::make_unique<PluginRegistry>();

@@ -49,6 +49,8 @@ Options:
   --pipeline NAME       run only this pipeline (repeatable); e.g. a second process
                         running just the consumer to share its group's partitions
   --plugin-path DIR     search DIR for plugins first (repeatable)
+  --watch               reload when a config file changes (as SIGHUP does), checked
+                        every second
   --log-level LEVEL     debug, info (default), warn, error (changeable while running:
                         PUT /log-level on the admin endpoint)
   --log-format FORMAT   text (default) or json: one object per line with time, level,

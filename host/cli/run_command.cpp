@@ -1,6 +1,7 @@
 #include "cli/run_command.hpp"
 
 #include <csignal>
+#include <filesystem>
 #include <map>
 #include <cstdio>
 #include <thread>
@@ -129,9 +130,50 @@ namespace {
 
 // SIGHUP: the files read and checked again like at start; only then are the pipelines
 // whose definition changed restarted. Anything wrong keeps the running ones as they are.
+// --watch: the files' last modification times; a change (after it has settled for a
+// second, so an editor's partial write is not read) is a reload.
+class FileWatch {
+ public:
+  explicit FileWatch(std::vector<std::string> files) : files_(std::move(files)) { seen_ = stamps(); }
+  bool changed() {
+    if (files_.empty()) return false;
+    auto now = Clock::now();
+    if (now - last_check_ < std::chrono::seconds(1)) return false;
+    last_check_ = now;
+    auto current = stamps();
+    if (current == seen_) {
+      pending_ = false;
+      return false;
+    }
+    if (!pending_ || current != candidate_) {  // wait one more check for it to settle
+      pending_ = true;
+      candidate_ = current;
+      return false;
+    }
+    pending_ = false;
+    seen_ = current;
+    return true;
+  }
+
+ private:
+  std::vector<std::int64_t> stamps() const {
+    std::vector<std::int64_t> out;
+    for (const auto& f : files_) {
+      std::error_code ec;
+      auto t = std::filesystem::last_write_time(f, ec);
+      out.push_back(ec ? -1 : static_cast<std::int64_t>(t.time_since_epoch().count()));
+    }
+    return out;
+  }
+  std::vector<std::string> files_;
+  std::vector<std::int64_t> seen_, candidate_;
+  bool pending_ = false;
+  Clock::time_point last_check_ = Clock::now();
+};
+
 void reload(Runtime& runtime, const RunOptions& options, std::vector<std::unique_ptr<LoadedConfig>>& generations) {
   if (!options.reload) return;
-  log_info("SIGHUP: reading the config files again");
+  log_info("reading the config files again");
   std::unique_ptr<LoadedConfig> next = options.reload();
   if (!next) {
     log_error("reload refused: the files have the problems printed above; the running pipelines go on unchanged");
@@ -211,11 +253,18 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   runtime.start_pipelines();
 
   Progress progress(runtime, options);
+  FileWatch watch(options.watched_files);
   int signals_seen = 0;
   while (true) {
     timespec wait{0, 100 * 1000 * 1000};
     int sig = sigtimedwait(&signals, nullptr, &wait);
-    if (sig == SIGHUP && !runtime.services().stopping) reload(runtime, options, generations);
+    if (sig == SIGHUP && !runtime.services().stopping) {
+      log_info("SIGHUP");
+      reload(runtime, options, generations);
+    } else if (watch.changed() && !runtime.services().stopping) {
+      log_info("--watch: a config file changed");
+      reload(runtime, options, generations);
+    }
     if (sig == SIGINT || sig == SIGTERM) {
       if (++signals_seen > 1) {
         clear_progress_line();

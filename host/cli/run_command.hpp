@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/model.hpp"
 #include "loader/plugin_registry.hpp"
@@ -24,6 +25,9 @@ struct RunOptions {
   std::string admin_address;         // --admin / admin = "host:port": HTTP endpoint
   // SIGHUP: reads and validates the files again (problems printed); null when invalid.
   std::function<std::unique_ptr<LoadedConfig>()> reload;
+  // --watch: these files' modification times are checked every second; a change
+  // reloads as SIGHUP does.
+  std::vector<std::string> watched_files;
 };
 
 // Exit codes: 0 every pipeline ended (or drained after SIGINT/SIGTERM); 1 a pipeline

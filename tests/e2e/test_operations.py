@@ -587,6 +587,29 @@ def test_sighup_reloads_only_the_pipelines_whose_definition_changed():
     assert "reload refused: schema_registry changed, which only a restart of pipehost applies" in err
 
 
+def test_watch_reloads_when_a_config_file_changes():
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, "pipelines.toml")
+    first = (f'admin = "127.0.0.1:{port}"\n[pipelines.one]\n'
+             f'source = {{ plugin = "datagen", count = 0, rate = 100, seed = 1 }}\n'
+             f'sink = {{ plugin = "file", path = "{folder}/one.jsonl" }}\n')
+    with open(path, "w") as f:
+        f.write(first)
+    p = start_pipehost("run", path, "--watch", "--no-progress", env=EMBEDDED)
+    try:
+        wait_for_admin(base)
+        names = lambda: {x["name"] for x in json.loads(call(base, "/pipelines")[1])}
+        assert names() == {"one"}
+        with open(path, "w") as f:
+            f.write(first.replace("[pipelines.one]", "[pipelines.two]").replace("one.jsonl", "two.jsonl"))
+        wait_until(lambda: names() == {"two"}, 20, "the edited file to be applied")
+    finally:
+        err = stop(p)
+    assert "--watch: a config file changed" in err and "reload: started two; stopped one; 0 kept running" in err
+
+
 def test_top_shows_rates_per_pipeline_and_stage():
     from support import PIPEHOST
     port = free_port()
