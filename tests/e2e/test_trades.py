@@ -118,7 +118,7 @@ def test_kill_9_and_a_postgresql_restart_mid_stream_store_every_trade_exactly_on
     producer = ["run", TRADES, "--env", "real", "--pipeline", "producer", "--no-progress",
                 "--set", f"pipeline.producer.source.count={count}",
                 "--set", f"pipeline.producer.source.seed={seed}",
-                "--set", "pipeline.producer.source.rate=5000",
+                "--set", "pipeline.producer.source.rate=2000",
                 "--set", f"pipeline.producer.sink.topic={topic}",
                 "--set", f'kafka.topics={{"{topic}" = {{ partitions = 3 }}}}']
     p = start_pipehost(*producer)
@@ -128,6 +128,7 @@ def test_kill_9_and_a_postgresql_restart_mid_stream_store_every_trade_exactly_on
         consumer.send_signal(signal.SIGKILL)
         consumer.wait()
         consumer = start_pipehost(*consumer_args(topic, table))
+        # Mid-stream: at 2000/s the producer has 9 s to go when PostgreSQL stops.
         wait_until(lambda: int(psql(f"SELECT count(*) FROM {table}")) > 12000, 90, "rows after the restart")
         services("stop", "postgres")
         time.sleep(2)
