@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 
 #include "admin/exposition.hpp"
@@ -55,7 +56,7 @@ std::string AdminServer::metrics() const {
   Exposition e;
   auto per_pipeline = [&](const char* name, const char* type, const char* help, auto value) {
     e.family(name, type, help);
-    for (auto& p : pipelines_()) e.sample(name, {{"pipeline", p->config().name}}, value(*p));
+    for (auto& p : pipelines_()) e.sample({{"pipeline", p->config().name}}, static_cast<double>(value(*p)));
   };
   per_pipeline("pipehost_pipeline_running", "gauge", "1 while the pipeline runs, 0 once it ended or failed.",
                [](Pipeline& p) { return std::uint64_t{p.done() ? 0u : 1u}; });
@@ -95,7 +96,7 @@ std::string AdminServer::metrics() const {
     e.family(name, type, help);
     for (auto& p : pipelines_())
       for (const StageStats& s : p->state().stages)
-        e.sample(name, {{"pipeline", p->config().name}, {"stage", s.label}}, value(*p, s));
+        e.sample({{"pipeline", p->config().name}, {"stage", s.label}}, static_cast<double>(value(*p, s)));
   };
   per_stage("pipehost_stage_records_in_total", "counter", "Records handed to the stage (transforms, sink).",
             [](Pipeline&, const StageStats& s) { return s.records_in.load(); });
@@ -115,27 +116,23 @@ std::string AdminServer::metrics() const {
            "Record timestamp (Kafka CreateTime, or when the source made it) to the sink's acknowledgement.");
   for (auto& p : pipelines_()) {
     const LatencyHistogram& l = p->state().latency;
-    const std::string& name = p->config().name;
-    for (double bound : {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0})
-      e.sample("pipehost_end_to_end_latency_seconds_bucket", {{"pipeline", name}, {"le", Exposition::number(bound)}},
-               l.count_at_most(static_cast<std::int64_t>(bound * 1000 + 0.5)));
     std::uint64_t count = l.count();
-    e.sample("pipehost_end_to_end_latency_seconds_bucket", {{"pipeline", name}, {"le", "+Inf"}}, count);
-    e.sample("pipehost_end_to_end_latency_seconds_sum", {{"pipeline", name}}, static_cast<double>(l.sum_ms()) / 1000);
-    e.sample("pipehost_end_to_end_latency_seconds_count", {{"pipeline", name}}, count);
+    std::vector<std::pair<double, std::uint64_t>> buckets;
+    for (double bound : {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0})
+      buckets.emplace_back(bound, l.count_at_most(static_cast<std::int64_t>(bound * 1000 + 0.5)));
+    buckets.emplace_back(std::numeric_limits<double>::infinity(), count);
+    e.histogram({{"pipeline", p->config().name}}, buckets, static_cast<double>(l.sum_ms()) / 1000, count);
   }
   e.family("pipehost_batch_duration_seconds", "histogram",
            "One batch from the source through the transforms into the sink's hands.");
   for (auto& p : pipelines_()) {
     const DurationHistogram& h = p->state().batch_duration;
-    const std::string& name = p->config().name;
-    for (std::size_t i = 0; i < DurationHistogram::kBounds.size(); ++i)
-      e.sample("pipehost_batch_duration_seconds_bucket",
-               {{"pipeline", name}, {"le", Exposition::number(DurationHistogram::kBounds[i])}}, h.cumulative(i));
     std::uint64_t count = h.cumulative(DurationHistogram::kBounds.size());
-    e.sample("pipehost_batch_duration_seconds_bucket", {{"pipeline", name}, {"le", "+Inf"}}, count);
-    e.sample("pipehost_batch_duration_seconds_sum", {{"pipeline", name}}, h.sum_seconds());
-    e.sample("pipehost_batch_duration_seconds_count", {{"pipeline", name}}, count);
+    std::vector<std::pair<double, std::uint64_t>> buckets;
+    for (std::size_t i = 0; i < DurationHistogram::kBounds.size(); ++i)
+      buckets.emplace_back(DurationHistogram::kBounds[i], h.cumulative(i));
+    buckets.emplace_back(std::numeric_limits<double>::infinity(), count);
+    e.histogram({{"pipeline", p->config().name}}, buckets, h.sum_seconds(), count);
   }
 
   // What the plugins count and measure, one family per name.
@@ -149,7 +146,7 @@ std::string AdminServer::metrics() const {
       e.family(name, "counter", "Counted by the stage's plugin.");
     Labels labels = {{"pipeline", key.pipeline}, {"stage", key.stage}};
     labels.insert(labels.end(), key.labels.begin(), key.labels.end());
-    e.sample(name, labels, counters[i].second);
+    e.sample(labels, static_cast<double>(counters[i].second));
   }
   auto gauges = services_.metrics.gauges();
   std::stable_sort(gauges.begin(), gauges.end(),
@@ -160,7 +157,7 @@ std::string AdminServer::metrics() const {
     if (i == 0 || gauges[i - 1].first.name != key.name) e.family(name, "gauge", "Measured by the stage's plugin.");
     Labels labels = {{"pipeline", key.pipeline}, {"stage", key.stage}};
     labels.insert(labels.end(), key.labels.begin(), key.labels.end());
-    e.sample(name, labels, gauges[i].second);
+    e.sample(labels, static_cast<double>(gauges[i].second));
   }
   return e.text();
 }

@@ -1,8 +1,8 @@
 #include "admin/exposition.hpp"
 
+#include <prometheus/text_serializer.h>
+
 #include <cctype>
-#include <cmath>
-#include <cstdio>
 
 namespace pipehost::host {
 
@@ -16,83 +16,40 @@ std::string Exposition::metric_name(std::string_view name) {
   return out;
 }
 
-std::string Exposition::escape_label_value(std::string_view value) {
-  std::string out;
-  for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
-  }
-  return out;
-}
-
-std::string Exposition::number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", value);
-  return text;
-}
-
 void Exposition::family(std::string_view name, std::string_view type, std::string_view help) {
-  std::string escaped_help;
-  for (char c : help) {
-    if (c == '\\') escaped_help += "\\\\";
-    else if (c == '\n') escaped_help += "\\n";
-    else escaped_help += c;
+  prometheus::MetricFamily f;
+  f.name = std::string(name);
+  f.help = std::string(help);
+  f.type = type == "counter"     ? prometheus::MetricType::Counter
+           : type == "gauge"     ? prometheus::MetricType::Gauge
+           : type == "histogram" ? prometheus::MetricType::Histogram
+                                 : prometheus::MetricType::Untyped;
+  families_.push_back(std::move(f));
+}
+
+prometheus::ClientMetric& Exposition::add(const Labels& labels) {
+  prometheus::ClientMetric& m = families_.back().metric.emplace_back();
+  for (const auto& [k, v] : labels) m.label.push_back({metric_name(k), v});
+  return m;
+}
+
+void Exposition::sample(const Labels& labels, double value) {
+  prometheus::ClientMetric& m = add(labels);
+  switch (families_.back().type) {
+    case prometheus::MetricType::Counter: m.counter.value = value; break;
+    case prometheus::MetricType::Gauge: m.gauge.value = value; break;
+    default: m.untyped.value = value; break;
   }
-  out_ += "# HELP ";
-  out_ += name;
-  out_ += ' ';
-  out_ += escaped_help;
-  out_ += "\n# TYPE ";
-  out_ += name;
-  out_ += ' ';
-  out_ += type;
-  out_ += '\n';
 }
 
-void Exposition::begin_sample(std::string_view name, const Labels& labels) {
-  out_ += name;
-  if (!labels.empty()) {
-    out_ += '{';
-    bool first = true;
-    for (const auto& [k, v] : labels) {
-      if (!first) out_ += ',';
-      first = false;
-      out_ += metric_name(k);
-      out_ += "=\"";
-      out_ += escape_label_value(v);
-      out_ += '"';
-    }
-    out_ += '}';
-  }
-  out_ += ' ';
+void Exposition::histogram(const Labels& labels, const std::vector<std::pair<double, std::uint64_t>>& buckets,
+                           double sum, std::uint64_t count) {
+  prometheus::ClientMetric& m = add(labels);
+  m.histogram.sample_count = count;
+  m.histogram.sample_sum = sum;
+  for (const auto& [bound, cumulative] : buckets) m.histogram.bucket.push_back({cumulative, bound});
 }
 
-void Exposition::sample(std::string_view name, const Labels& labels, double value) {
-  begin_sample(name, labels);
-  if (std::isinf(value)) {
-    out_ += value > 0 ? "+Inf" : "-Inf";
-  } else if (std::isnan(value)) {
-    out_ += "NaN";
-  } else {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.9g", value);
-    out_ += text;
-  }
-  out_ += '\n';
-}
-
-void Exposition::sample(std::string_view name, const Labels& labels, std::uint64_t value) {
-  begin_sample(name, labels);
-  out_ += std::to_string(value);
-  out_ += '\n';
-}
-
-void Exposition::sample(std::string_view name, const Labels& labels, std::int64_t value) {
-  begin_sample(name, labels);
-  out_ += std::to_string(value);
-  out_ += '\n';
-}
+std::string Exposition::text() const { return prometheus::TextSerializer().Serialize(families_); }
 
 }  // namespace pipehost::host
