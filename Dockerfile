@@ -17,7 +17,7 @@ RUN apt-get update -q \
       librdkafka-dev libprotobuf-dev libprotoc-dev protobuf-compiler libboost-dev \
       libtomlplusplus-dev libhiredis-dev libpqxx-dev libsqlite3-dev doctest-dev \
       libcurl4-openssl-dev nlohmann-json3-dev libcpp-httplib-dev libsimdjson-dev libavro-dev \
-      libmimalloc-dev \
+      libmimalloc-dev prometheus-cpp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -40,11 +40,11 @@ FROM debian:bookworm-slim
 # What `readelf -d` lists as NEEDED by bin/pipehost and lib/pipehost/plugins/*.so, besides
 # libc/libstdc++/libgcc: librdkafka.so.1, libprotobuf.so.32, libprotoc.so.32,
 # libhiredis.so.0.14, libtomlplusplus.so.3, libcurl.so.4, libsimdjson.so.14,
-# libpqxx-6.4.so (and libpq.so.5), libsqlite3.so.0, libavro.so.23, libmimalloc.so.2. ca-certificates for https registry URLs.
+# libpqxx-6.4.so (and libpq.so.5), libsqlite3.so.0, libavro.so.23, libmimalloc.so.2, libprometheus-cpp-core.so.1.0. ca-certificates for https registry URLs.
 RUN apt-get update -q \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       librdkafka1 libprotobuf32 libprotoc32 libhiredis0.14 libtomlplusplus3 libcurl4 \
-      libsimdjson14 libpqxx-6.4 libpq5 libsqlite3-0 libavro23 libmimalloc2.0 ca-certificates \
+      libsimdjson14 libpqxx-6.4 libpq5 libsqlite3-0 libavro23 libmimalloc2.0 libprometheus-cpp-core1.0 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --create-home --home-dir /var/lib/pipehost --shell /usr/sbin/nologin pipehost
 COPY --from=build /opt/pipehost /opt/pipehost
