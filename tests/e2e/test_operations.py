@@ -461,7 +461,8 @@ def test_positions_show_what_an_exactly_once_sink_stored():
                            capture_output=True, text=True, timeout=60, env={**os.environ, **env})
     assert r.returncode == 0, r.stderr
     rows = [line.split() for line in r.stdout.splitlines() if line.startswith(topic)]
-    assert len(rows) == 3
+    assert len(rows) == 3, r.stdout + r.stderr
+    assert all(row[3] != "-" for row in rows), (r.stdout, r.stderr, stored)
     assert sum(int(row[3]) for row in rows) == 300 == sum(stored.values())  # what Redis holds
     assert all(row[6] == "0" for row in rows)  # lag from the sink's positions
     assert "this pipeline's sink (redis_sum) stores positions with its data" in r.stdout
