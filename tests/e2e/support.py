@@ -50,9 +50,19 @@ def start_pipehost(*args, env=None, stdout=None):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, below Linux's ephemeral range (32768-60999): one bound with port 0
+    was handed out again before pipehost bound it (to an embedded broker's listener or an
+    outgoing connection), and the admin endpoint could not listen."""
+    import random
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise AssertionError("no free port between 20000 and 32000")
 
 
 def write_config(text, name="config.toml"):
