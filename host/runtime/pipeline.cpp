@@ -1,6 +1,7 @@
 #include "runtime/pipeline.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <functional>
 #include <random>
 
@@ -43,20 +44,31 @@ void Pipeline::restart() {
 }
 
 void Pipeline::run_tasks() {
-  state_.tasks_before_source = 0;
-  std::atomic<int> running{config_.tasks};
+  {
+    std::lock_guard lock(state_.start_mutex);
+    state_.tasks_before_source = 0;
+  }
+  std::mutex ended_mutex;
+  std::condition_variable ended;
+  int running = config_.tasks;
   std::vector<std::thread> threads;
   for (int i = 0; i < config_.tasks; ++i)
-    threads.emplace_back([this, i, &running] {
+    threads.emplace_back([&, i] {
       {
         Task task(config_, services_, state_, i);
         task.run();
       }
+      std::lock_guard lock(ended_mutex);
       --running;
+      ended.notify_all();
     });
-  while (running > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    watch_for_stalls();
+  if (config_.stall_timeout_ms > 0) {  // woken by the tasks' end; every 100 ms for the watch
+    std::unique_lock lock(ended_mutex);
+    while (!ended.wait_for(lock, std::chrono::milliseconds(100), [&] { return running == 0; })) {
+      lock.unlock();
+      watch_for_stalls();
+      lock.lock();
+    }
   }
   for (auto& t : threads) t.join();
   state_.set_stall("");

@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
@@ -52,7 +53,9 @@ struct PipelineState {
   // Tasks whose sink and transforms have started: the sources start together once all
   // have, so a consumer group's members join in one rebalance (not one, then a second
   // when the later ones join). Reset for each run of the tasks.
-  std::atomic<int> tasks_before_source{0};
+  std::mutex start_mutex;
+  std::condition_variable start_changed;  // a task arrived, or the pipeline failed
+  int tasks_before_source = 0;            // guarded by start_mutex
   std::atomic<int> stages_not_ready{0};    // stages that said set_ready(false)
   std::atomic<std::uint64_t> commits{0};   // positions handed to the source to commit
   std::atomic<std::uint64_t> restarts{0};  // restarts after a failure (restart policy)
@@ -91,7 +94,11 @@ struct PipelineState {
       std::lock_guard lock(failure_mutex);
       if (failure.empty()) failure = message;
     }
-    stop = true;
+    {
+      std::lock_guard lock(start_mutex);  // tasks waiting to start their sources stop
+      stop = true;
+    }
+    start_changed.notify_all();
   }
   bool failed() {
     std::lock_guard lock(failure_mutex);

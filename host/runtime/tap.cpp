@@ -3,28 +3,15 @@
 #include <algorithm>
 
 #include "pipehost/json.hpp"
+#include "pipehost/utf8.hpp"
 
 namespace pipehost::host {
 namespace {
 
-// Well-formed sequences of 1 to 4 bytes (overlong forms and surrogates not refused:
-// this only decides between a readable string and base64).
-bool is_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t more = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 4;
-    if (more == 4 || i + more >= s.size()) return false;
-    for (std::size_t k = 1; k <= more; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    i += more + 1;
-  }
-  return true;
-}
-
 void append_bytes(const char* name, std::string_view bytes, std::string& out) {
   out += ",\"";
   out += name;
-  if (is_utf8(bytes)) {
+  if (utf8::valid(bytes)) {
     out += "\":";
     json::append_string(bytes, out);
   } else {

@@ -149,10 +149,15 @@ bool Task::start_stages() {
   // Every task's source subscribes at about the same moment: with a consumer group, the
   // members then join the group's first rebalance together (measured: one consumer
   // joining alone took all partitions and a second rebalance ~3 s later spread them).
-  state_.tasks_before_source += 1;
-  while (state_.tasks_before_source.load() < config_.tasks) {
-    if (stopping()) return false;  // another task failed to start: this one stops too
-    std::this_thread::sleep_for(Millis(2));
+  {
+    std::unique_lock lock(state_.start_mutex);
+    ++state_.tasks_before_source;
+    state_.start_changed.notify_all();
+    // Woken when the last task arrives or the pipeline fails; SIGINT is seen within kPollWait.
+    while (state_.tasks_before_source < config_.tasks) {
+      if (stopping()) return false;  // another task failed to start: this one stops too
+      state_.start_changed.wait_for(lock, kPollWait);
+    }
   }
   Status s = source_->start();
   if (!s.is_ok()) return fail("source", s), false;
