@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <tuple>
 
 #include "admin/exposition.hpp"
 #include "admin/status_page.hpp"
@@ -188,11 +189,25 @@ std::string AdminServer::ready(int& status) const {
   return out.dump();
 }
 
+// The Kafka sources' consumer_lag gauges: (pipeline, topic, partition) -> records.
+std::map<std::tuple<std::string, std::string, std::string>, std::int64_t> AdminServer::consumer_lags() const {
+  std::map<std::tuple<std::string, std::string, std::string>, std::int64_t> out;
+  for (const auto& [key, value] : services_.metrics.gauges()) {
+    if (key.name != "consumer_lag") continue;
+    std::string topic, partition;
+    for (const auto& [k, v] : key.labels) {
+      if (k == "topic") topic = v;
+      else if (k == "partition") partition = v;
+    }
+    out[{key.pipeline, topic, partition}] = value;
+  }
+  return out;
+}
+
 std::string AdminServer::pipelines_json() const {
-  // Lag per pipeline: the sum of its stages' consumer_lag gauges (Kafka sources).
+  // Lag per pipeline: the sum of its partitions' (Kafka sources).
   std::map<std::string, std::int64_t> lag;
-  for (const auto& [key, value] : services_.metrics.gauges())
-    if (key.name == "consumer_lag") lag[key.pipeline] += value;
+  for (const auto& [where, value] : consumer_lags()) lag[std::get<0>(where)] += value;
   nlohmann::json out = nlohmann::json::array();
   for (auto& p : pipelines_()) {
     PipelineState& s = p->state();
@@ -323,21 +338,12 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
                       "application/json");
       return;
     }
-    std::map<std::pair<std::string, std::string>, std::int64_t> lag;  // (topic, partition)
-    for (const auto& [key, value] : services_.metrics.gauges()) {
-      if (key.pipeline != p->config().name || key.name != "consumer_lag") continue;
-      std::string topic, partition;
-      for (const auto& [k, v] : key.labels) {
-        if (k == "topic") topic = v;
-        else if (k == "partition") partition = v;
-      }
-      lag[{topic, partition}] = value;
-    }
+    auto lag = consumer_lags();
     nlohmann::json out = nlohmann::json::array();
     PipelineState& s = p->state();
     std::lock_guard lock(s.positions_mutex);
     for (const auto& [tp, offset] : s.acknowledged_positions) {
-      auto l = lag.find({tp.first, std::to_string(tp.second)});
+      auto l = lag.find({p->config().name, tp.first, std::to_string(tp.second)});
       out.push_back({{"topic", tp.first}, {"partition", tp.second}, {"acknowledged", offset},
                      {"lag", l == lag.end() ? nlohmann::json(nullptr) : nlohmann::json(l->second)}});
     }

@@ -9,9 +9,11 @@
 #pragma once
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "runtime/pipeline.hpp"
@@ -38,6 +40,7 @@ class AdminServer {
   std::string ready(int& status) const;
   std::string metrics() const;
   std::string pipelines_json() const;
+  std::map<std::tuple<std::string, std::string, std::string>, std::int64_t> consumer_lags() const;
   std::shared_ptr<Pipeline> find(const std::string& name) const;
   // Why a request may not be served (403/401 with the reason), or "" when it may.
   std::string refused(const httplib::Request& request, bool changes_state, int& status) const;

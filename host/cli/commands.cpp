@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/admin_client.hpp"
 #include "cli/help.hpp"
 #include "cli/reference.hpp"
 #include "config/build.hpp"
@@ -356,19 +357,16 @@ int command_tap(const Arguments& args) {
     return kInvalidInput;
   }
   std::string address = args.admin.empty() ? "127.0.0.1:9464" : args.admin;
-  auto colon = address.rfind(':');
-  int port = colon == std::string::npos ? 0 : std::atoi(address.c_str() + colon + 1);
+  AdminClient admin = admin_client(address);
   long limit = std::atol(args.limit.c_str());
   long timeout = std::atol(args.timeout.c_str());
-  if (port <= 0 || limit < 1 || timeout < 1) {
+  if (!admin.client || limit < 1 || timeout < 1) {
     std::fputs("pipehost tap: --admin wants HOST:PORT, --limit and --timeout positive numbers\n", stderr);
     return kInvalidInput;
   }
-  httplib::Client client(address.substr(0, colon), port);
+  httplib::Client& client = *admin.client;
   client.set_read_timeout(std::chrono::seconds(timeout + 10));
-  httplib::Headers headers;
-  if (const char* token = std::getenv("PIPEHOST_ADMIN_TOKEN"))
-    headers.emplace("Authorization", std::string("Bearer ") + token);
+  const httplib::Headers& headers = admin.headers;
   std::string path = "/pipelines/" + httplib::detail::encode_query_param(args.positional[0]) +
                      "/tap?stage=" + httplib::detail::encode_query_param(args.stage) +
                      "&limit=" + std::to_string(limit) + "&timeout_ms=" + std::to_string(timeout * 1000);

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/admin_client.hpp"
 #include "cli/commands.hpp"
 
 namespace pipehost::host {
@@ -94,17 +95,14 @@ std::string table(const Sample& before, const Sample& now, const std::string& ad
 }  // namespace
 
 int top_command(const std::string& address, double interval_s, bool once) {
-  auto colon = address.rfind(':');
-  int port = colon == std::string::npos ? 0 : std::atoi(address.c_str() + colon + 1);
-  if (port <= 0 || interval_s <= 0) {
+  AdminClient admin = admin_client(address);
+  if (!admin.client || interval_s <= 0) {
     std::fputs("pipehost top: --admin wants HOST:PORT and --interval a positive number of seconds\n", stderr);
     return kInvalidInput;
   }
-  httplib::Client client(address.substr(0, colon), port);
+  httplib::Client& client = *admin.client;
   client.set_read_timeout(std::chrono::seconds(10));
-  httplib::Headers headers;
-  if (const char* token = std::getenv("PIPEHOST_ADMIN_TOKEN"))
-    headers.emplace("Authorization", std::string("Bearer ") + token);
+  const httplib::Headers& headers = admin.headers;
   bool terminal = isatty(STDOUT_FILENO) && !once;
   Sample before, now;
   std::string error;

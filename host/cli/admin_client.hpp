@@ -1,0 +1,28 @@
+// A client of a running pipehost's admin endpoint, for `tap` and `top`: HOST:PORT, and
+// the bearer token from PIPEHOST_ADMIN_TOKEN when set.
+#pragma once
+#include <httplib.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+namespace pipehost::host {
+
+struct AdminClient {
+  std::unique_ptr<httplib::Client> client;  // null when the address has no port
+  httplib::Headers headers;
+};
+
+inline AdminClient admin_client(const std::string& address) {
+  AdminClient out;
+  auto colon = address.rfind(':');
+  int port = colon == std::string::npos ? 0 : std::atoi(address.c_str() + colon + 1);
+  if (port <= 0 || port > 65535) return out;
+  out.client = std::make_unique<httplib::Client>(address.substr(0, colon), port);
+  if (const char* token = std::getenv("PIPEHOST_ADMIN_TOKEN"))
+    out.headers.emplace("Authorization", std::string("Bearer ") + token);
+  return out;
+}
+
+}  // namespace pipehost::host
