@@ -14,6 +14,7 @@
 #include "runtime/pipeline.hpp"
 #include "runtime/stage_context.hpp"
 #include "services/memory_registry.hpp"
+#include "services/kafka_environment.hpp"
 #include "services/rest_registry.hpp"
 
 namespace pipehost::host {
@@ -64,23 +65,14 @@ std::string offset_text(std::int64_t offset) { return offset < 0 ? "-" : std::to
 // A consumer handle of the group that never subscribes: it reads and commits offsets,
 // as kafka-consumer-groups does, without joining the group.
 Handle group_client(const Config& config, const std::string& group, std::string& error) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  StringMap settings = config.kafka_properties;
+  settings["bootstrap.servers"] = config.kafka_brokers;
+  settings["group.id"] = group;
+  settings["enable.auto.commit"] = "false";
+  settings["log_level"] = "3";
+  rd_kafka_conf_t* conf = kafka_conf(settings, error);
+  if (!conf) return Handle(nullptr, rd_kafka_destroy);
   char err[512];
-  auto set = [&](const std::string& k, const std::string& v) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      error = k + ": " + err;
-      return false;
-    }
-    return true;
-  };
-  bool ok = true;
-  for (const auto& [k, v] : config.kafka_properties) ok = ok && set(k, v);
-  ok = ok && set("bootstrap.servers", config.kafka_brokers) && set("group.id", group) &&
-       set("enable.auto.commit", "false") && set("log_level", "3");
-  if (!ok) {
-    rd_kafka_conf_destroy(conf);
-    return Handle(nullptr, rd_kafka_destroy);
-  }
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
   if (!rk) error = err;
   return Handle(rk, rd_kafka_destroy);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "services/kafka_environment.hpp"
+
 namespace pipehost::host {
 namespace {
 
@@ -25,18 +27,15 @@ ReplaySource::~ReplaySource() {
 }
 
 void ReplaySource::start() {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char err[512];
   StringMap settings = context_.kafka_properties();
   settings["bootstrap.servers"] = context_.kafka_bootstrap();
   settings["group.id"] = config_.group;
   settings["enable.auto.commit"] = "false";
   settings["enable.auto.offset.store"] = "false";
-  for (const auto& [k, v] : settings)
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      throw FatalError("replay consumer: " + k + ": " + err);
-    }
+  std::string error;
+  rd_kafka_conf_t* conf = kafka_conf(settings, error);
+  if (!conf) throw FatalError("replay consumer: " + error);
+  char err[512];
   consumer_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
   if (!consumer_) throw FatalError(std::string("cannot create the replay consumer: ") + err);
   rd_kafka_poll_set_consumer(consumer_);

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "log.hpp"
+#include "pipehost/redact.hpp"
 
 namespace pipehost::host {
 namespace {
@@ -15,12 +16,22 @@ bool set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value
          std::string& error) {
   char err[512];
   if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-    error = "kafka property " + key + "=" + value + ": " + err;
+    error = "kafka property " + key + "=" + redact::value(key, value) + ": " + err;
     return false;
   }
   return true;
 }
 }  // namespace
+
+rd_kafka_conf_t* kafka_conf(const StringMap& properties, std::string& error) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  for (const auto& [k, v] : properties)
+    if (!set(conf, k, v, error)) {
+      rd_kafka_conf_destroy(conf);
+      return nullptr;
+    }
+  return conf;
+}
 
 KafkaEnvironment::~KafkaEnvironment() {
   // The cluster belongs to its owner handle (test.mock.num.brokers) and goes with it.
@@ -99,10 +110,10 @@ bool KafkaEnvironment::create_topics(const std::vector<TopicConfig>& topics, std
   }
   if (!create_missing_) return true;
 
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  for (const auto& [k, v] : properties_)
-    if (!set(conf, k, v, error)) return rd_kafka_conf_destroy(conf), false;
-  if (!set(conf, "bootstrap.servers", bootstrap_, error)) return rd_kafka_conf_destroy(conf), false;
+  StringMap settings = properties_;
+  settings["bootstrap.servers"] = bootstrap_;
+  rd_kafka_conf_t* conf = kafka_conf(settings, error);
+  if (!conf) return false;
   char err[512];
   std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)> admin(
       rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err), &rd_kafka_destroy);

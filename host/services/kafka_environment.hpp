@@ -6,12 +6,18 @@
 #include <string>
 #include <vector>
 
+#include <librdkafka/rdkafka.h>
+
 #include "config/model.hpp"
 
 struct rd_kafka_s;
 struct rd_kafka_mock_cluster_s;
 
 namespace pipehost::host {
+
+// A librdkafka configuration holding these properties; null with `error` naming the
+// property librdkafka refused (a secret's value is not shown). The caller owns it.
+rd_kafka_conf_t* kafka_conf(const StringMap& properties, std::string& error);
 
 class KafkaEnvironment {
  public:
