@@ -83,6 +83,15 @@ void KafkaSource::start() {
   if (!instance_id_.empty())  // static membership: a restart within the session keeps the partitions
     defaults["group.instance.id"] = instance_id_ + "-" + std::to_string(context_.task_index());
   rd_kafka_conf_t* conf = make_conf(context_, defaults, properties_);
+  // Known from the configuration, not asked in the rebalance callback: during
+  // rd_kafka_consumer_close, librdkafka 2.0.2's rd_kafka_rebalance_protocol() waits for an
+  // answer from the group thread that is waiting for the close (a hang, seen in CI), or
+  // returns NULL. librdkafka refuses to mix eager and cooperative assignors.
+  char strategy[256] = "";
+  size_t strategy_size = sizeof strategy;
+  if (rd_kafka_conf_get(conf, "partition.assignment.strategy", strategy, &strategy_size) ==
+      RD_KAFKA_CONF_OK)
+    cooperative_ = std::string_view(strategy).find("cooperative") != std::string_view::npos;
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_rebalance_cb(conf, &KafkaSource::on_rebalance);
   rd_kafka_conf_set_offset_commit_cb(conf, &KafkaSource::on_commit);
@@ -117,7 +126,7 @@ std::string_view KafkaSource::intern(const char* topic) {
 void KafkaSource::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                rd_kafka_topic_partition_list_t* partitions, void* opaque) {
   auto* self = static_cast<KafkaSource*>(opaque);
-  bool cooperative = std::string_view(rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE";
+  const bool cooperative = self->cooperative_;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     self->assign(partitions);
     if (cooperative) rd_kafka_incremental_assign(rk, partitions);

@@ -96,6 +96,7 @@ class KafkaSource final : public Source {
   bool assignment_seen_ = false;
   bool ever_assigned_ = false;
   bool paused_ = false;
+  bool cooperative_ = false;  // the group's rebalance protocol (from the configuration)
   std::chrono::steady_clock::time_point last_end_check_{};
   std::chrono::steady_clock::time_point last_lag_update_{};
   bool finish_at_end_ = false;
