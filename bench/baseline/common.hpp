@@ -115,4 +115,29 @@ inline rd_kafka_conf_t* make_conf(const std::vector<std::pair<std::string, std::
   return conf;
 }
 
+// Confluent framing: magic 0, 4-byte id, message-index path (zig-zag varints).
+inline bool strip_framing(const unsigned char*& p, std::size_t& n) {
+  if (n < 6 || p[0] != 0) return false;
+  std::size_t i = 5;
+  auto varint = [&](std::uint64_t& v) {
+    v = 0;
+    for (int shift = 0; i < n && shift < 64; shift += 7) {
+      unsigned char b = p[i++];
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  };
+  std::uint64_t count;
+  if (!varint(count)) return false;
+  count = (count >> 1) ^ -(count & 1);
+  for (std::uint64_t k = 0; k < count; ++k) {
+    std::uint64_t ignored;
+    if (!varint(ignored)) return false;
+  }
+  p += i;
+  n -= i;
+  return true;
+}
+
 }  // namespace bench

@@ -188,30 +188,6 @@ struct Worker {
 
   bool caught_up() const { return topic_read_to_end(); }
 
-  // Confluent framing: magic 0, 4-byte id, message-index path (zig-zag varints).
-  static bool strip(const unsigned char*& p, std::size_t& n) {
-    if (n < 6 || p[0] != 0) return false;
-    std::size_t i = 5;
-    auto varint = [&](std::uint64_t& v) {
-      v = 0;
-      for (int shift = 0; i < n && shift < 64; shift += 7) {
-        unsigned char b = p[i++];
-        v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
-        if (!(b & 0x80)) return true;
-      }
-      return false;
-    };
-    std::uint64_t count;
-    if (!varint(count)) return false;
-    count = (count >> 1) ^ -(count & 1);
-    for (std::uint64_t k = 0; k < count; ++k) {
-      std::uint64_t ignored;
-      if (!varint(ignored)) return false;
-    }
-    p += i;
-    n -= i;
-    return true;
-  }
 
   void run() {
     std::vector<rd_kafka_message_t*> msgs(static_cast<std::size_t>(s.batch));
@@ -247,7 +223,7 @@ struct Worker {
           if (m->offset >= stored) {  // below: already applied (a redelivery)
             auto* p = static_cast<const unsigned char*>(m->payload);
             std::size_t len = m->len;
-            if (!strip(p, len) || !t.ParseFromArray(p, static_cast<int>(len))) {
+            if (!bench::strip_framing(p, len) || !t.ParseFromArray(p, static_cast<int>(len))) {
               std::fprintf(stderr, "undecodable record at %d/%lld\n", m->partition, static_cast<long long>(m->offset));
               std::exit(1);
             }

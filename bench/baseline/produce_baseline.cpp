@@ -7,12 +7,17 @@
 //
 // usage: produce_baseline --brokers B --topic T --schema-id N [--count 2000000]
 //          [--seed 42] [--accounts 20] [--rate 0] [--sums FILE]
+//        produce_baseline --dry-run 1 [--decode 1] --schema-id N [--count ...]
+// --dry-run generates and encodes without Kafka (bench/instructions counts its
+// instructions per record); --decode 1 also strips the framing, parses each payload and
+// sums it per account, as consume_baseline does for each record it reads.
 // Prints one JSON line: records, seconds, delivery latency (generation to delivery
 // report) percentiles, librdkafka version and settings. --sums writes the per-account
 // totals in cents of what was delivered, as JSON.
 #include <librdkafka/rdkafka.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -83,6 +88,69 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void*) {
   latency.add(bench::now_ms() - rd_kafka_message_timestamp(m, nullptr));
 }
 
+// One transaction of the generator, encoded and framed into `payload`.
+struct Encoder {
+  Encoder(std::uint64_t seed, const std::vector<std::string>& accounts, std::uint32_t schema_id)
+      : seed(seed),
+        accounts(accounts),
+        framing{0, static_cast<char>(schema_id >> 24), static_cast<char>(schema_id >> 16),
+                static_cast<char>(schema_id >> 8), static_cast<char>(schema_id), 0} {}
+  // Returns the account's index; `cents` is the amount.
+  std::size_t make(std::uint64_t index, std::int64_t now_us, std::int64_t& cents) {
+    Draws d{mix(seed ^ mix(index))};
+    std::size_t a = d.next() % accounts.size();
+    cents = 100 + static_cast<std::int64_t>(d.next() % 99901);
+    reference = "TRX";
+    std::uint64_t r = d.next();
+    for (int k = 0; k < 12; ++k, r /= 36) reference += "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r % 36];
+    uuid_v4(d, uuid);
+    t.set_transaction_id(uuid);
+    t.set_account_number(accounts[a]);
+    t.set_transaction_reference(reference);
+    t.mutable_transaction_datetime()->set_seconds(now_us / 1000000);
+    t.mutable_transaction_datetime()->set_nanos(static_cast<int>(now_us % 1000000) * 1000);
+    t.set_amount(static_cast<double>(cents) / 100.0);
+    payload.assign(framing, sizeof framing);
+    t.AppendToString(&payload);
+    return a;
+  }
+  std::uint64_t seed;
+  const std::vector<std::string>& accounts;
+  char framing[6];
+  Transaction t;
+  std::string uuid, reference, payload;
+};
+
+// --dry-run: the generator and encoder without Kafka, in batches of 512 as datagen makes
+// them; --decode: each payload then read back as consume_baseline reads a record (strip
+// the framing, parse, sum per account in cents, per batch). Prints the records made.
+int dry_run_main(std::uint64_t count, std::uint64_t seed, const std::vector<std::string>& accounts,
+                 std::uint32_t schema_id, bool decode) {
+  Encoder encoder(seed, accounts, schema_id);
+  Transaction read;
+  std::unordered_map<std::string, std::int64_t> sums;
+  std::int64_t total = 0;
+  for (std::uint64_t made = 0; made < count;) {
+    std::uint64_t n = std::min<std::uint64_t>(512, count - made);
+    std::int64_t now = bench::now_us();
+    sums.clear();
+    for (std::uint64_t i = 0; i < n; ++i) {
+      std::int64_t cents = 0;
+      encoder.make(made + i, now, cents);
+      if (!decode) continue;
+      auto* p = reinterpret_cast<const unsigned char*>(encoder.payload.data());
+      std::size_t len = encoder.payload.size();
+      if (!bench::strip_framing(p, len) || !read.ParseFromArray(p, static_cast<int>(len))) return 1;
+      sums[read.account_number()] += std::llround(read.amount() * 100.0);
+    }
+    for (const auto& [account, sum] : sums) total += sum;
+    made += n;
+  }
+  std::printf("{\"records\":%llu,\"total_cents\":%lld}\n", static_cast<unsigned long long>(count),
+              static_cast<long long>(total));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -93,11 +161,21 @@ int main(int argc, char** argv) {
   const int accounts_n = static_cast<int>(args.num("accounts", 20));
   const double rate = args.real("rate", 0);
   const auto schema_id = static_cast<std::uint32_t>(args.num("schema-id", -1));
-  if (topic.empty() || args.num("schema-id", -1) < 0) {
+  const bool dry_run = args.num("dry-run", 0) != 0, decode = args.num("decode", 0) != 0;
+  if ((topic.empty() && !dry_run) || args.num("schema-id", -1) < 0) {
     std::fprintf(stderr, "usage: produce_baseline --brokers B --topic T --schema-id N ...\n");
     return 2;
   }
   measure_latency = rate > 0;
+  std::vector<std::string> accounts;
+  {
+    std::set<std::string> seen;
+    for (std::uint64_t i = 0; static_cast<int>(accounts.size()) < accounts_n; ++i) {
+      std::string a = iban_like(mix(seed ^ mix(0xacc0u + i)));
+      if (seen.insert(a).second) accounts.push_back(a);
+    }
+  }
+  if (dry_run) return dry_run_main(count, seed, accounts, schema_id, decode);
 
   // Exactly the kafka sink's defaults (plugins/kafka/kafka_sink.cpp).
   std::vector<std::pair<std::string, std::string>> settings = {
@@ -118,20 +196,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  std::vector<std::string> accounts;
-  {
-    std::set<std::string> seen;
-    for (std::uint64_t i = 0; static_cast<int>(accounts.size()) < accounts_n; ++i) {
-      std::string a = iban_like(mix(seed ^ mix(0xacc0u + i)));
-      if (seen.insert(a).second) accounts.push_back(a);
-    }
-  }
   std::vector<std::int64_t> sums(accounts.size(), 0);
 
-  Transaction t;
-  std::string uuid, reference, payload;
-  const char framing[6] = {0, static_cast<char>(schema_id >> 24), static_cast<char>(schema_id >> 16),
-                           static_cast<char>(schema_id >> 8), static_cast<char>(schema_id), 0};
+  Encoder encoder(seed, accounts, schema_id);
   auto start = std::chrono::steady_clock::now();
   std::uint64_t made = 0;
   while (made < count) {
@@ -151,22 +218,9 @@ int main(int argc, char** argv) {
     }
     std::int64_t now = bench::now_us();
     for (std::uint64_t i = 0; i < n; ++i) {
-      std::uint64_t index = made + i;
-      Draws d{mix(seed ^ mix(index))};
-      std::size_t a = d.next() % accounts.size();
-      std::int64_t cents = 100 + static_cast<std::int64_t>(d.next() % 99901);
-      reference = "TRX";
-      std::uint64_t r = d.next();
-      for (int k = 0; k < 12; ++k, r /= 36) reference += "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r % 36];
-      uuid_v4(d, uuid);
-      t.set_transaction_id(uuid);
-      t.set_account_number(accounts[a]);
-      t.set_transaction_reference(reference);
-      t.mutable_transaction_datetime()->set_seconds(now / 1000000);
-      t.mutable_transaction_datetime()->set_nanos(static_cast<int>(now % 1000000) * 1000);
-      t.set_amount(static_cast<double>(cents) / 100.0);
-      payload.assign(framing, sizeof framing);
-      t.AppendToString(&payload);
+      std::int64_t cents = 0;
+      std::size_t a = encoder.make(made + i, now, cents);
+      std::string& payload = encoder.payload;
       sums[a] += cents;
       while (true) {
         rd_kafka_resp_err_t rc = rd_kafka_producev(

@@ -30,24 +30,26 @@ struct Draws {
   std::uint64_t below(std::uint64_t n) { return next() % n; }
 };
 
-// A version 4 UUID from the record's draws, "8-4-4-4-12" lower-case hex.
+// A version 4 UUID from the record's draws, "8-4-4-4-12" lower-case hex. Written into a
+// fixed buffer: appending character by character cost ~880 instructions per record
+// (callgrind, bench/instructions.py), a fifth of generating and encoding a transaction.
 inline std::string uuid_v4(Draws& d) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::uint64_t hi = d.next(), lo = d.next();
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
-  std::string out;
-  out.reserve(36);
+  char out[36];
+  std::size_t n = 0;
   for (int i = 15; i >= 0; --i) {
-    out += kHex[(hi >> (i * 4)) & 0xf];
-    if (i == 8 || i == 4) out += '-';
+    out[n++] = kHex[(hi >> (i * 4)) & 0xf];
+    if (i == 8 || i == 4) out[n++] = '-';
   }
-  out += '-';
+  out[n++] = '-';
   for (int i = 15; i >= 0; --i) {
-    out += kHex[(lo >> (i * 4)) & 0xf];
-    if (i == 12) out += '-';
+    out[n++] = kHex[(lo >> (i * 4)) & 0xf];
+    if (i == 12) out[n++] = '-';
   }
-  return out;
+  return std::string(out, n);
 }
 
 }  // namespace pipehost::datagen

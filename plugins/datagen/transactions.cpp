@@ -43,15 +43,15 @@ std::string TransactionGenerator::make(std::uint64_t index, std::int64_t now_mic
   Draws d{mix(seed_ ^ mix(index))};
   const std::string& account = accounts_[d.next() % accounts_.size()];
   std::int64_t cents = 100 + static_cast<std::int64_t>(d.next() % 99901);
-  std::string reference = "TRX";
+  char reference[15] = {'T', 'R', 'X'};
   std::uint64_t r = d.next();
-  for (int i = 0; i < 12; ++i, r /= 36) reference += "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r % 36];
+  for (int i = 3; i < 15; ++i, r /= 36) reference[i] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r % 36];
   Struct s;
   s.schema = schema_;
   s.fields.reserve(5);
   s.fields.emplace_back(uuid_v4(d));
   s.fields.emplace_back(account);
-  s.fields.emplace_back(std::move(reference));
+  s.fields.emplace_back(std::string(reference, sizeof reference));
   s.fields.emplace_back(Timestamp{now_micros});
   s.fields.emplace_back(static_cast<double>(cents) / 100.0);
   value = Value(std::move(s));
