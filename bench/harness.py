@@ -29,6 +29,8 @@ import requests
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
+import instructions  # bench/instructions.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
 BIN = os.path.join(BUILD, "bin")
@@ -1282,6 +1284,8 @@ def main():
     ap.add_argument("--route-tasks", type=int, default=3,
                     help="route: pipehost's tasks and the baseline's threads (consumer-group members)")
     ap.add_argument("--timeout", type=float, default=300, help="per run")
+    ap.add_argument("--skip-instructions", action="store_true",
+                    help="leave out the instructions-per-record count (bench/instructions.py, callgrind)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     o = ap.parse_args()
     b = Bench(o)
@@ -1370,6 +1374,11 @@ def main():
             latency["food_rate"] = rate
         b.delete_topics([big[0], small[0], b.dlq])
 
+    counted = None
+    if not o.skip_instructions and o.only in (None, "produce", "consume"):
+        log("instructions per record (callgrind, bench/instructions.py)")
+        counted = instructions.measure(log=log)
+
     lines = ["# pipehost benchmark results", "",
              f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}  ",
              f"Machine: {machine()}  ",
@@ -1434,11 +1443,13 @@ def main():
                          f"committed; exactly once: committed, i.e. in a committed transaction); "
                          f"{eos['exit_median'] / alo['exit_median']:.2f}× with both clocks at process exit.")
         lines.append("")
+    if counted:
+        lines += instructions.markdown(counted) + [""]
     text = "\n".join(lines) + "\n"
     print(text)
     raw = os.path.join(os.path.dirname(o.out), "results.json")
     with open(raw, "w") as f:
-        json.dump({"summary": summary, "latency": latency,
+        json.dump({"summary": summary, "latency": latency, "instructions": counted,
                    "runs": {k: {c: [{x: y for x, y in r.items() if x not in ("stdout", "stderr")} for r in rs]
                                 for c, rs in v.items()} for k, v in results.items()}}, f, indent=1)
     notes = os.path.join(os.path.dirname(o.out), "NOTES.md")
