@@ -1268,6 +1268,18 @@ def machine():
     return f"{os.cpu_count()} cores ({model}), {mem / 1024 / 1024:.1f} GiB memory, {platform.platform()}"
 
 
+PIPELINES = ("produce", "consume", "route", "trades", "food")
+
+
+def pipelines_list(text):
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PIPELINES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown pipeline(s) {', '.join(unknown) or '(none)'}: "
+                                         f"choose from {', '.join(PIPELINES)}")
+    return names
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--records", type=int, default=2_000_000, help="records per run (preloaded topic size)")
@@ -1276,7 +1288,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="measured rounds (one more warm-up round is discarded)")
     ap.add_argument("--latency-seconds", type=float, default=20)
     ap.add_argument("--skip-latency", action="store_true")
-    ap.add_argument("--only", choices=["produce", "consume", "route", "trades", "food"])
+    ap.add_argument("--only", type=pipelines_list, default=None, metavar="PIPELINE[,PIPELINE...]",
+                    help="run only these of: " + ", ".join(PIPELINES))
     ap.add_argument("--food-pm-records", type=int, default=5_000,
                     help="food: records for the per-message Python contender (at most --pm-records); it "
                          "commits SQLite per message, ~100 records/s on this machine's disk")
@@ -1293,11 +1306,14 @@ def main():
     log(f"run {b.run_id}: {o.records:,} records, {o.rounds} rounds + 1 warm-up; temp {b.tmp}")
     os.makedirs(os.path.dirname(os.path.abspath(o.out)), exist_ok=True)
     b.delete_old_bench_topics()
-    if o.only in (None, "produce", "consume"):
+    def wanted(*names):
+        return o.only is None or any(n in o.only for n in names)
+
+    if wanted("produce", "consume"):
         b.learn_schema_text()
     results, latency, summary = {}, {}, {}
 
-    if o.only in (None, "produce"):
+    if wanted("produce"):
         results["produce"] = b.produce_phase()
         summary["produce"] = summarize(results["produce"])
         if not o.skip_latency and summary["produce"].get("pipehost"):
@@ -1306,7 +1322,7 @@ def main():
             latency["produce"] = b.latency_produce(rate)
             latency["produce_rate"] = rate
 
-    if o.only in (None, "consume"):
+    if wanted("consume"):
         big = b.preload("preload", o.records, os.path.join(b.tmp, "sums.json"))
         small = b.preload("preload-pm", o.pm_records, os.path.join(b.tmp, "sums-pm.json"))
         results["consume"] = b.consume_phase((*big, o.records), (*small, o.pm_records))
@@ -1318,7 +1334,7 @@ def main():
             latency["consume_rate"] = rate
         b.delete_topics([big[0], small[0]])
 
-    if o.only in (None, "route"):
+    if wanted("route"):
         b.ran_route = True
         big = b.route_preload("route-preload", o.records)
         small = b.route_preload("route-preload-pm", o.pm_records)
@@ -1335,7 +1351,7 @@ def main():
         b.delete_topics([big, small])
 
     missing = {}
-    if o.only in (None, "trades"):
+    if wanted("trades"):
         b.ran.add("trades")
         b.trades_setup()
         b.connect, b.connect_problem = None, None
@@ -1358,7 +1374,7 @@ def main():
             latency["trades_rate"] = rate
         b.delete_topics([t for t in (big, small, b.trades_connect_topic, b.dlq) if t])
 
-    if o.only in (None, "food"):
+    if wanted("food"):
         b.ran.add("food")
         b.food_setup()
         b.dlq = b.topic("food-dlq", 1)
@@ -1375,7 +1391,7 @@ def main():
         b.delete_topics([big[0], small[0], b.dlq])
 
     counted = None
-    if not o.skip_instructions and o.only in (None, "produce", "consume"):
+    if not o.skip_instructions and wanted("produce", "consume"):
         log("instructions per record (callgrind, bench/instructions.py)")
         counted = instructions.measure(log=log)
 
@@ -1386,9 +1402,9 @@ def main():
              f"Records per run: {o.records:,} (per-message Python: the first {o.pm_records:,} of the same "
              f"generator); {o.rounds} measured rounds, contenders interleaved, one warm-up round discarded."
              + (f" Route: {o.route_tasks} consumer-group member(s) for pipehost and the baseline."
-                if o.only in (None, "route") else "")
+                if wanted("route") else "")
              + (f" Food: the per-message Python contender runs on {min(o.pm_records, o.food_pm_records):,} "
-                f"records (it commits SQLite per message)." if o.only in (None, "food") else ""), ""]
+                f"records (it commits SQLite per message)." if wanted("food") else ""), ""]
     lines += ["Versions: " + "; ".join(f"{k} {v}" for k, v in versions(b).items()), ""]
     lines += ["Baseline librdkafka settings (printed by the baseline programs; pipehost's kafka plugin defaults):", ""]
     for k in ("produce", "consume", "route", "trades", "food"):
