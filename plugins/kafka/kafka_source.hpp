@@ -44,7 +44,10 @@ class KafkaSource final : public Source {
   void stop() override;
 
  private:
-  using PartitionKey = std::pair<std::string_view, std::int32_t>;
+  using PartitionKey = std::pair<std::string_view, std::int32_t>;  // topic from intern()
+  // A fetcher with records to fetch answers within fetch.wait.max.ms (10 by default).
+  static constexpr int kStallWaitMs = 12;
+  static constexpr int kWakeIntervalMs = 5;  // see wake_stalled_fetchers
   struct PartitionState {
     bool at_end = false;         // the last event was the end of the partition
     std::int64_t read_to = -1;   // every offset before this was read (-1: start unknown)
@@ -60,6 +63,9 @@ class KafkaSource final : public Source {
   void revoke(rd_kafka_topic_partition_list_t* partitions);
   void take(rd_kafka_message_t* message, Batch& out);
   void update_lag();
+  bool records_waiting();
+  bool behind_high_watermark(const PartitionKey& tp, const PartitionState& state);
+  void wake_stalled_fetchers();
   void take_message(rd_kafka_message_t* message, Batch& out, bool& kept);
   void note_gap(std::string_view topic, std::int32_t partition, PartitionState& state,
                 std::int64_t offset);
@@ -99,12 +105,14 @@ class KafkaSource final : public Source {
   bool cooperative_ = false;  // the group's rebalance protocol (from the configuration)
   std::chrono::steady_clock::time_point last_end_check_{};
   std::chrono::steady_clock::time_point last_lag_update_{};
+  std::chrono::steady_clock::time_point last_wake_{};
   bool finish_at_end_ = false;
   Counter* received_ = nullptr;
   Counter* commits_ = nullptr;
   Counter* commit_failures_ = nullptr;
   Counter* skipped_ = nullptr;
   Counter* lost_ = nullptr;
+  Counter* fetcher_wakes_ = nullptr;
 };
 
 }  // namespace pipehost::kafka
