@@ -66,6 +66,7 @@ class KafkaSource final : public Source {
   bool records_waiting();
   bool behind_high_watermark(const PartitionKey& tp, const PartitionState& state);
   void wake_stalled_fetchers();
+  void leave_group();
   void take_message(rd_kafka_message_t* message, Batch& out, bool& kept);
   void note_gap(std::string_view topic, std::int32_t partition, PartitionState& state,
                 std::int64_t offset);
