@@ -1487,6 +1487,9 @@ def main():
         if os.path.exists(notes):
             f.write("\n" + open(notes).read())
     log(f"wrote {o.out} and {raw}")
+    if os.path.abspath(o.out) == os.path.join(ROOT, "bench", "RESULTS.md"):
+        subprocess.run([sys.executable, os.path.join(ROOT, "bench", "readme_table.py"), "--results", raw],
+                       check=True)
 
 
 if __name__ == "__main__":
