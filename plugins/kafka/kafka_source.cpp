@@ -51,6 +51,7 @@ KafkaSource::KafkaSource(const Config& config, Context& context)
 
 KafkaSource::~KafkaSource() {
   unlink();
+  stop_waker();  // stop() was not called (a failed start)
   if (!consumer_) return;  // see stop()
   if (queue_) rd_kafka_queue_destroy(queue_);
   if (!ever_assigned_) return;  // see stop()
@@ -104,6 +105,7 @@ void KafkaSource::start() {
     link_->consumer = consumer_;
   }
   queue_ = rd_kafka_queue_get_consumer(consumer_);
+  start_waker();
   rd_kafka_topic_partition_list_t* subscription =
       rd_kafka_topic_partition_list_new(static_cast<int>(topics_.size()));
   for (const auto& t : topics_)
@@ -255,7 +257,9 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
   const int wait = static_cast<int>(max_wait.count());
   const int stall_wait = std::min(wait, kStallWaitMs);
   rd_kafka_message_t* first = nullptr;
-  if (stall_wait < wait && !paused_ && records_waiting()) {
+  const bool recently_backlogged =
+      std::chrono::steady_clock::now() - backlogged_at_ < std::chrono::seconds(2);
+  if (stall_wait < wait && !paused_ && (recently_backlogged || records_waiting())) {
     first = rd_kafka_consumer_poll(consumer_, stall_wait);
     if (!first) {
       wake_stalled_fetchers();
@@ -270,14 +274,14 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
     more.resize(out.capacity > 1 ? out.capacity - 1 : 1);
     ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, more.data(), more.size());
     for (ssize_t i = 0; i < n; ++i) take(more[static_cast<std::size_t>(i)], out);
-    // The queue is empty now: if the broker holds more, make sure the fetchers know.
-    if (n < static_cast<ssize_t>(more.size()) && !paused_) {
-      auto now = std::chrono::steady_clock::now();
-      if (now - last_wake_ > std::chrono::milliseconds(kWakeIntervalMs) && records_waiting()) {
-        last_wake_ = now;
-        wake_stalled_fetchers();
-      }
-    }
+    // Catching up, the queue just ran dry: if the broker holds more, its fetcher may
+    // have stopped (a consumer keeping up with live records never gets here).
+    const bool full = n == static_cast<ssize_t>(more.size());
+    if (full) backlogged_at_ = std::chrono::steady_clock::now();
+    if (!full && backlogged_ && !paused_) wake_stalled_fetchers();
+    backlogged_ = full;
+  } else {
+    backlogged_ = false;
   }
   received_->add(out.records.size());
   update_lag();
@@ -309,14 +313,15 @@ void KafkaSource::update_lag() {
 // partition's broker thread wakes up: on network or internal activity, else after a
 // second (later releases made that second `fetch.queue.backoff.ms`). A consumer that
 // empties its queue meanwhile sits idle for the rest of the second with records waiting
-// on the broker, unless the queue holds a second of records (memory). So whenever this
-// source empties its queue, or a poll finds nothing for kStallWaitMs, while a partition
-// is behind its high watermark (cached from the last fetch), it asks the broker for that
-// partition's offsets: the request is served by that broker's thread, which wakes up,
-// decides again and fetches. At most every kWakeIntervalMs from an emptied queue, and
-// only while records wait on the broker: a caught-up or idle consumer sends nothing.
-// Measured (2M records, 1 task, bench/NOTES.md): 9.7-11.7 s to drain with a 16 MiB queue
-// without it, 1.3-2.4 s with a 1-2 MiB queue with it.
+// on the broker, unless the queue holds a second of records (memory). Only a queue that
+// held a full batch can have passed a threshold. So when this source empties its queue
+// after a full batch, or a poll finds nothing for kStallWaitMs within 2 s of a full
+// batch (or while a partition is behind its cached high watermark), the waker thread
+// asks the leaders for the latest offsets: the request is served by each leader's
+// broker thread, which wakes up, decides again and fetches. One round at a time; never
+// from a consumer that is caught up or gets short batches (no threshold passed).
+// Measured (2M records, 1 task, bench/NOTES.md): 9.7-11.7 s to drain with a 16 MiB
+// queue without it, 1.3-2.5 s with a 1 MiB queue with it.
 bool KafkaSource::records_waiting() {
   for (const auto& [tp, state] : assigned_)
     if (behind_high_watermark(tp, state)) return true;
@@ -333,14 +338,44 @@ bool KafkaSource::behind_high_watermark(const PartitionKey& tp, const PartitionS
 }
 
 void KafkaSource::wake_stalled_fetchers() {
-  for (const auto& [tp, state] : assigned_) {
-    if (!behind_high_watermark(tp, state)) continue;
-    // The answer is not needed, only the wake-up: a short timeout bounds the wait when
-    // the broker is slow or gone (the request is queued to its thread either way).
-    std::int64_t low = 0, high = 0;
-    rd_kafka_query_watermark_offsets(consumer_, tp.first.data(), tp.second, &low, &high, 50);
-    fetcher_wakes_->add();
+  std::lock_guard lock(wake_mutex_);
+  if (!waker_.joinable() || !wake_partitions_.empty()) return;  // one round at a time
+  for (const auto& [tp, state] : assigned_)
+    if (!state.at_end) wake_partitions_.emplace_back(tp.first, tp.second);
+  if (wake_partitions_.empty()) return;
+  fetcher_wakes_->add();
+  wake_changed_.notify_one();
+}
+
+// The waker thread: asks the leaders for the partitions' latest offsets, one request per
+// leader (the answer is not needed, only the request reaching each leader's broker
+// thread). The query waits for the answers, so it runs here rather than in poll.
+void KafkaSource::start_waker() {
+  waker_ = std::thread([this] {
+    std::unique_lock lock(wake_mutex_);
+    while (true) {
+      wake_changed_.wait(lock, [&] { return waker_stopping_ || !wake_partitions_.empty(); });
+      if (waker_stopping_) return;
+      rd_kafka_topic_partition_list_t* list =
+          rd_kafka_topic_partition_list_new(static_cast<int>(wake_partitions_.size()));
+      for (const auto& [topic, partition] : wake_partitions_)
+        rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = -1;  // latest
+      lock.unlock();
+      rd_kafka_offsets_for_times(consumer_, list, 1000);
+      rd_kafka_topic_partition_list_destroy(list);
+      lock.lock();
+      wake_partitions_.clear();
+    }
+  });
+}
+
+void KafkaSource::stop_waker() {
+  {
+    std::lock_guard lock(wake_mutex_);
+    waker_stopping_ = true;
   }
+  wake_changed_.notify_one();
+  if (waker_.joinable()) waker_.join();
 }
 
 // Offsets without a record are normal: transaction markers, aborted transactions,
@@ -666,6 +701,7 @@ bool KafkaSource::sink_commits() {
 
 void KafkaSource::stop() {
   unlink();
+  stop_waker();  // before the consumer closes: its queries use the consumer
   if (!consumer_) return;
   // librdkafka 2.0.2 aborts (sticky assignor state, its issue #4312) when a
   // cooperative-sticky consumer is closed before its first assignment: wait for it.

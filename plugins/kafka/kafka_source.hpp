@@ -6,10 +6,13 @@
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <pipehost/sdk.hpp>
@@ -47,7 +50,6 @@ class KafkaSource final : public Source {
   using PartitionKey = std::pair<std::string_view, std::int32_t>;  // topic from intern()
   // A fetcher with records to fetch answers within fetch.wait.max.ms (10 by default).
   static constexpr int kStallWaitMs = 12;
-  static constexpr int kWakeIntervalMs = 5;  // see wake_stalled_fetchers
   struct PartitionState {
     bool at_end = false;         // the last event was the end of the partition
     std::int64_t read_to = -1;   // every offset before this was read (-1: start unknown)
@@ -66,6 +68,8 @@ class KafkaSource final : public Source {
   bool records_waiting();
   bool behind_high_watermark(const PartitionKey& tp, const PartitionState& state);
   void wake_stalled_fetchers();
+  void start_waker();
+  void stop_waker();
   void leave_group();
   void take_message(rd_kafka_message_t* message, Batch& out, bool& kept);
   void note_gap(std::string_view topic, std::int32_t partition, PartitionState& state,
@@ -106,7 +110,15 @@ class KafkaSource final : public Source {
   bool cooperative_ = false;  // the group's rebalance protocol (from the configuration)
   std::chrono::steady_clock::time_point last_end_check_{};
   std::chrono::steady_clock::time_point last_lag_update_{};
-  std::chrono::steady_clock::time_point last_wake_{};
+  // wake_stalled_fetchers: the partitions to ask for their offsets, handed to the waker
+  // thread so that the poll never waits for the broker's answer.
+  std::thread waker_;
+  std::mutex wake_mutex_;
+  std::condition_variable wake_changed_;
+  std::vector<std::pair<std::string, std::int32_t>> wake_partitions_;
+  bool waker_stopping_ = false;
+  bool backlogged_ = false;  // the last poll took a full batch: the queue had more
+  std::chrono::steady_clock::time_point backlogged_at_{};  // the last full batch
   bool finish_at_end_ = false;
   Counter* received_ = nullptr;
   Counter* commits_ = nullptr;
