@@ -298,9 +298,7 @@ void KafkaSource::update_lag() {
   for (auto& [tp, state] : assigned_) {
     if (!state.lag) continue;
     std::int64_t low = 0, high = -1;
-    if (rd_kafka_get_watermark_offsets(consumer_, std::string(tp.first).c_str(), tp.second, &low,
-                                       &high) != RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
-      continue;
+    if (!cached_watermarks(tp.first, tp.second, low, high) || high < 0) continue;
     auto acked = acknowledged_.find(tp);
     std::int64_t position = acked != acknowledged_.end() ? acked->second : state.read_to;
     if (position < 0) continue;
@@ -323,18 +321,20 @@ void KafkaSource::update_lag() {
 // Measured (2M records, 1 task, bench/NOTES.md): 9.7-11.7 s to drain with a 16 MiB
 // queue without it, 1.3-2.5 s with a 1 MiB queue with it.
 bool KafkaSource::records_waiting() {
-  for (const auto& [tp, state] : assigned_)
-    if (behind_high_watermark(tp, state)) return true;
+  for (const auto& [tp, state] : assigned_) {
+    if (state.read_to < 0 || state.at_end) continue;
+    std::int64_t low = 0, high = -1;
+    if (cached_watermarks(tp.first, tp.second, low, high) && high > state.read_to) return true;
+  }
   return false;
 }
 
-bool KafkaSource::behind_high_watermark(const PartitionKey& tp, const PartitionState& state) {
-  if (state.read_to < 0 || state.at_end) return false;
-  std::int64_t low = 0, high = -1;  // cached from the last fetch: no request
-  // tp.first views an interned std::string: its data() ends with a NUL.
-  return rd_kafka_get_watermark_offsets(consumer_, tp.first.data(), tp.second, &low, &high) ==
-             RD_KAFKA_RESP_ERR_NO_ERROR &&
-         high > state.read_to;
+// The watermarks librdkafka cached with its last fetch: no request. `topic` comes from
+// intern(), so its data() ends with a NUL.
+bool KafkaSource::cached_watermarks(std::string_view topic, std::int32_t partition,
+                                    std::int64_t& low, std::int64_t& high) {
+  return rd_kafka_get_watermark_offsets(consumer_, topic.data(), partition, &low, &high) ==
+         RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 void KafkaSource::wake_stalled_fetchers() {
@@ -385,8 +385,8 @@ void KafkaSource::stop_waker() {
 void KafkaSource::note_gap(std::string_view topic, std::int32_t partition, PartitionState& state,
                            std::int64_t offset) {
   if (state.read_to < 0 || offset <= state.read_to) return;
-  std::int64_t low = 0, high = 0;  // cached from the last fetch: no request
-  rd_kafka_get_watermark_offsets(consumer_, std::string(topic).c_str(), partition, &low, &high);
+  std::int64_t low = 0, high = 0;
+  cached_watermarks(topic, partition, low, high);
   if (low > state.read_to) {
     lost_->add(static_cast<std::uint64_t>(low - state.read_to));
     context_.error("offsets " + std::to_string(state.read_to) + ".." + std::to_string(low - 1) +

@@ -66,7 +66,8 @@ class KafkaSource final : public Source {
   void take(rd_kafka_message_t* message, Batch& out);
   void update_lag();
   bool records_waiting();
-  bool behind_high_watermark(const PartitionKey& tp, const PartitionState& state);
+  bool cached_watermarks(std::string_view topic, std::int32_t partition, std::int64_t& low,
+                         std::int64_t& high);
   void wake_stalled_fetchers();
   void start_waker();
   void stop_waker();
