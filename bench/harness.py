@@ -289,6 +289,8 @@ class Bench:
                      "--group", group, "--redis-host", u.get("host", "127.0.0.1"),
                      "--redis-port", str(u.get("port", 6379)), "--redis-db", str(u.get("db", 0)),
                      "--threads", "3", "--batch", "512", "--props", CONSUME_PROPS, "--stop-at-end", "0" if live else "1"], {})
+        if who == "benthos":
+            return ([self.benthos, "-c", "bench/benthos/consume.yaml"], {"BENCH_TOPIC": topic, "BENCH_GROUP": group})
         script = "consume_batched.py" if who == "py-batched" else "consume_per_message.py"
         return ([PY, f"bench/python/{script}", "--brokers", self.brokers, "--topic", topic, "--group", group,
                  "--redis", self.redis_url, "--live", "1" if live else "0"], {})
@@ -348,7 +350,9 @@ class Bench:
             self.redis.flushdb()
             group = f"bench-{self.run_id}-{c}-{uuid.uuid4().hex[:6]}"
             cmd, env = self.consume_cmd(c, topic, group)
-            res = self.launch(cmd, env, done=lambda: self.redis_matches(expected), timeout=o.timeout)
+            # Benthos never ends by itself: stopped (SIGTERM) once Redis holds the totals.
+            res = self.launch(cmd, env, done=lambda: self.redis_matches(expected), timeout=o.timeout,
+                              stop_on_done=c == "benthos")
             if not self.redis_matches(expected):
                 res["ok"] = False
                 log(f"  {c}: Redis does not hold the expected totals")
@@ -357,7 +361,8 @@ class Bench:
             return res
 
         log("pipeline 2 (consume): throughput")
-        return self.throughput(CONSUME_CONTENDERS, one, o.rounds + 1)
+        return self.throughput([c for c in CONSUME_CONTENDERS if c != "benthos" or self.benthos], one,
+                               o.rounds + 1)
 
     def run_one(self, cmd, env):
         return self.launch(cmd, env, timeout=self.o.timeout)
@@ -796,6 +801,34 @@ class Bench:
              if f.startswith("debezium-connector-jdbc-")), "?")
         return {"classpath": open(cp_file).read().strip(), "plugins": plugins}
 
+    def benthos_setup(self):
+        """Benthos (bench/benthos: the stock CLI with the Kafka, Redis, Confluent and pure
+        components) built with Go from the Go module proxy, once: cached under
+        ~/.cache/pipehost/bench-benthos/ by the sources' hash. Returns the binary's path, or
+        None (and the reason in self.benthos_problem)."""
+        src = os.path.join(ROOT, "bench", "benthos")
+        files = [os.path.join(src, f) for f in ("go.mod", "go.sum", "main.go")]
+        h = hashlib.sha256(b"".join(open(f, "rb").read() for f in files)).hexdigest()[:16]
+        binary = os.path.join(os.path.expanduser("~"), ".cache", "pipehost", "bench-benthos", h, "benthos")
+        version = re.search(r"github.com/benthosdev/benthos/v4 (v\S+)", open(files[0]).read()).group(1)
+        if not os.path.exists(binary):
+            go = shutil.which("go") or ("/usr/local/go/bin/go" if os.path.exists("/usr/local/go/bin/go") else None)
+            if not go:
+                self.benthos_problem = "no Go toolchain (go) on PATH"
+                return None
+            log(f"building Benthos {version} with Go (once; a few minutes)")
+            os.makedirs(os.path.dirname(binary), exist_ok=True)
+            blog = os.path.join(self.tmp, "benthos-build.log")
+            with open(blog, "w") as f:
+                r = subprocess.run([go, "build", "-trimpath", "-o", binary + ".tmp", "."], cwd=src,
+                                   stdout=f, stderr=subprocess.STDOUT)
+            if r.returncode:
+                self.benthos_problem = f"go build failed (log: {blog})"
+                return None
+            os.replace(binary + ".tmp", binary)
+        self.versions["Benthos"] = version
+        return binary
+
     def connect_cmd(self, topic, name, live=False):
         """Kafka Connect standalone: the worker (JsonConverter with schemas, offsets flushed
         every second) and the Debezium JDBC sink (upsert on (id, version) from the record
@@ -1075,7 +1108,9 @@ LABEL = {"baseline": "(a) C++ librdkafka baseline", "py-per-message": "(b) Pytho
          "pipehost-projected": "(c) pipehost, projected decode (fields = [account_number, amount])"}
 # Pipeline 2 also runs pipehost decoding only the fields the sink uses, as the shipped
 # configs do; the plain row decodes every field, like the baseline, for a fair comparison.
-CONSUME_CONTENDERS = CONTENDERS + ["pipehost-projected"]
+# (e) is Benthos, the open-source core of Redpanda Connect (--skip-benthos leaves it out).
+CONSUME_CONTENDERS = CONTENDERS + ["pipehost-projected", "benthos"]
+LABEL["benthos"] = "(e) Benthos (Redpanda Connect's core), batch folded per account"
 # Pipeline 3 has no batched Python contender (the seed's processor is per message); the
 # exactly-once row is pipehost with exactly_once = true on its kafka sink.
 ROUTE_CONTENDERS = ["baseline", "py-per-message", "pipehost", "pipehost-eos"]
@@ -1300,6 +1335,7 @@ def main():
                     help="food: records for the per-message Python contender (at most --pm-records); it "
                          "commits SQLite per message, ~100 records/s on this machine's disk")
     ap.add_argument("--skip-connect", action="store_true", help="trades: leave out Kafka Connect (contender d)")
+    ap.add_argument("--skip-benthos", action="store_true", help="consume: leave out Benthos (contender e)")
     ap.add_argument("--route-tasks", type=int, default=3,
                     help="route: pipehost's tasks and the baseline's threads (consumer-group members)")
     ap.add_argument("--timeout", type=float, default=300, help="per run")
@@ -1317,7 +1353,7 @@ def main():
 
     if wanted("produce", "consume"):
         b.learn_schema_text()
-    results, latency, summary = {}, {}, {}
+    results, latency, summary, missing = {}, {}, {}, {}
 
     if wanted("produce"):
         results["produce"] = b.produce_phase()
@@ -1329,6 +1365,14 @@ def main():
             latency["produce_rate"] = rate
 
     if wanted("consume"):
+        b.benthos = None
+        if o.skip_benthos:
+            missing["benthos"] = "--skip-benthos"
+        else:
+            b.benthos = b.benthos_setup()
+            if not b.benthos:
+                missing["benthos"] = b.benthos_problem
+                log(f"pipeline 2 (consume): no Benthos: {b.benthos_problem}")
         big = b.preload("preload", o.records, os.path.join(b.tmp, "sums.json"))
         small = b.preload("preload-pm", o.pm_records, os.path.join(b.tmp, "sums-pm.json"))
         results["consume"] = b.consume_phase((*big, o.records), (*small, o.pm_records))
@@ -1356,7 +1400,6 @@ def main():
             latency["route_eos_rate"] = eos_rate
         b.delete_topics([big, small])
 
-    missing = {}
     if wanted("trades"):
         b.ran.add("trades")
         b.trades_setup()
@@ -1437,7 +1480,7 @@ def main():
                       "food": FOOD_CONTENDERS}.get(key, CONTENDERS)
         lines += table(title, summary[key], latency.get(key), redis_relevant, contenders,
                        service="postgres" if key == "trades" else "redis",
-                       missing=missing if key == "trades" else None)
+                       missing=missing if key in ("trades", "consume") else None)
         r = ratios(summary[key], [c for c in contenders
                                   if c not in ("pipehost", "pipehost-eos", "pipehost-projected")])
         lines.append("")
