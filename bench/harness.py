@@ -1342,6 +1342,8 @@ def main():
     ap.add_argument("--skip-instructions", action="store_true",
                     help="leave out the instructions-per-record count (bench/instructions.py, callgrind)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 when a measured run of a contender failed (CI's slice: the bench cannot rot)")
     o = ap.parse_args()
     b = Bench(o)
     started = time.monotonic()
@@ -1533,6 +1535,12 @@ def main():
     if os.path.abspath(o.out) == os.path.join(ROOT, "bench", "RESULTS.md"):
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "readme_table.py"), "--results", raw],
                        check=True)
+    failed = [f"{key}/{c}: {sum(not r['ok'] for r in runs)} of {len(runs)}"
+              for key, per in results.items() for c, runs in per.items() if any(not r["ok"] for r in runs)]
+    if failed:
+        log("failed runs (see the log above): " + "; ".join(failed))
+        if o.strict:
+            sys.exit(1)
 
 
 if __name__ == "__main__":

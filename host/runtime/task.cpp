@@ -221,6 +221,7 @@ void Task::loop() {
       s = source_->poll(batch, kPollWait, ended);
     }
     source_stats.records_out += batch.records.size();
+    last_poll_full_ = batch.records.size() >= config_.batch_size;
     if (state_.taps.active() && !batch.records.empty()) state_.taps.offer("source", index_, batch);
     if (!s.is_ok()) {
       if (s.code() != Code::retriable) return fail("source", s);
@@ -423,11 +424,14 @@ void Task::commit(bool force) {
   collect_acknowledged();
   auto now = std::chrono::steady_clock::now();
   if (pending_commit_.empty()) return;
-  // At most every commit_interval_ms under load; at once when nothing is in flight any
-  // more (an idle pipeline, the end of a bounded read), so the group's offsets, its lag
-  // and the end of a stop_at_end run do not wait for the interval.
+  // At most every commit_interval_ms under load; at once when the source has caught up
+  // and nothing is in flight any more (an idle pipeline, the end of a bounded read), so
+  // the group's offsets, its lag and the end of a stop_at_end run do not wait for the
+  // interval. A synchronous sink has nothing in flight after every batch: while the
+  // source still fills whole batches that alone would commit once per batch (~10 thread
+  // wake-ups each in librdkafka).
   if (!force && now - last_commit_ < Millis(config_.commit_interval_ms) &&
-      tracker_.in_flight_records() > 0)
+      (tracker_.in_flight_records() > 0 || last_poll_full_))
     return;
   Status s = source_->commit(pending_commit_);
   if (!s.is_ok()) {
