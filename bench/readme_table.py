@@ -48,7 +48,24 @@ def table(results):
             lines.append(row(title + ", decoding only the summed fields", s["pipehost-projected"],
                              s.get("baseline"), ratio({**s, "pipehost": s["pipehost-projected"]}, "py-per-message"),
                              None))
-    return lines
+    return lines + tools(results)
+
+
+# Tools a team would pick instead of pipehost: pipeline -> (contender key, name).
+TOOLS = {"consume": ("benthos", "Benthos"), "trades": ("connect", "Kafka Connect")}
+
+
+def tools(results):
+    """One line under the table: pipehost against the other tools that ran."""
+    out = []
+    for key, (c, name) in TOOLS.items():
+        s = results["summary"].get(key) or {}
+        p, t = s.get("pipehost"), s.get(c)
+        if p and t:
+            out.append(f"{key} against {name}: {p['median'] / t['median']:.2f}× its records/s, "
+                       f"{p['cpu'] / t['cpu']:.2f}× its CPU per record, peak RSS {p['peak_rss']:.0f} MB "
+                       f"against {t['peak_rss']:.0f} MB")
+    return ["", "Against other tools (pipehost / tool): " + "; ".join(out) + "."] if out else []
 
 
 def main():
