@@ -2,6 +2,9 @@
 tests/e2e/clients/transactions_producer.py): fake transactions built one at a time,
 confluent-kafka's ProtobufSerializer (registers its schema, Confluent framing), one
 produce() + poll(0) per message, per-message delivery callback, flush at the end.
+Unlike the seed, it waits for room when librdkafka's queue is full (BufferError: poll and
+produce again, confluent-kafka's documented idiom): the seed's code crashes there whenever
+the broker falls behind, which on this machine was every run of 200,000 records.
 
 usage: produce_per_message.py --brokers B --registry URL --topic T --count N [--seed 42]
          [--accounts 20] [--rate 0]
@@ -54,9 +57,14 @@ def main(a):
         t.transaction_datetime.seconds = now // 1_000_000_000
         t.transaction_datetime.nanos = now % 1_000_000_000
         t.amount = round(rng.uniform(1, 1000), 2)
-        producer.produce(topic, key=keys(t.account_number),
-                         value=serializer(t, SerializationContext(topic, MessageField.VALUE)),
-                         on_delivery=on_delivery)
+        key = keys(t.account_number)
+        value = serializer(t, SerializationContext(topic, MessageField.VALUE))
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
+                break
+            except BufferError:  # queue full: serve delivery reports until there is room
+                producer.poll(0.1)
         producer.poll(0)
     producer.flush(120)
     if failures:
