@@ -62,10 +62,10 @@ def tools(results):
         s = results["summary"].get(key) or {}
         p, t = s.get("pipehost"), s.get(c)
         if p and t:
-            out.append(f"{key} against {name}: {p['median'] / t['median']:.2f}× its records/s, "
-                       f"{p['cpu'] / t['cpu']:.2f}× its CPU per record, peak RSS {p['peak_rss']:.0f} MB "
-                       f"against {t['peak_rss']:.0f} MB")
-    return ["", "Against other tools (pipehost / tool): " + "; ".join(out) + "."] if out else []
+            out.append(f"on {key}, pipehost runs at {p['median'] / t['median']:.2f}× {name}'s records/s, "
+                       f"using {p['cpu'] / t['cpu']:.3f}× its CPU per record and a peak RSS of "
+                       f"{p['peak_rss']:.0f} MB against its {t['peak_rss']:.0f} MB")
+    return ["", "Against other tools: " + "; ".join(out) + "."] if out else []
 
 
 def main():
