@@ -25,6 +25,22 @@ inline std::int64_t now_us() {
       .count();
 }
 
+// Closes a consumer group member. librdkafka 2.0.2 aborts (rd_kafka_sticky_assignor_state_
+// destroy: Assertion `assignor_state' failed, its issue #4312) when a cooperative-sticky
+// consumer that was never assigned is closed or destroyed, as a member can be when the
+// others read a small topic to its end first: serve the group until its first assignment
+// (up to 10 s; records polled then were read by the others), as pipehost's kafka source
+// does. A member still unassigned is left open: the process is ending.
+inline void close_member(rd_kafka_t* rk, rd_kafka_queue_t* queue, const bool& ever_assigned) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!ever_assigned && std::chrono::steady_clock::now() < deadline)
+    if (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100)) rd_kafka_message_destroy(m);
+  if (!ever_assigned) return;
+  rd_kafka_consumer_close(rk);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_destroy(rk);
+}
+
 // --name value pairs.
 struct Args {
   std::map<std::string, std::string> values;

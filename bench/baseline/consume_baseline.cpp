@@ -272,9 +272,7 @@ struct Worker {
       if (s.stop_at_end && caught_up()) break;
     }
     commit(nullptr, false);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_queue_destroy(queue);
-    rd_kafka_destroy(rk);
+    bench::close_member(rk, queue, assignment_seen);
     redisFree(redis);
   }
 };

@@ -96,6 +96,7 @@ struct Consumer {
   Statement upsert, read_position, store_position;
   std::map<std::int32_t, bool> at_end;  // every partition of the topic
   std::set<std::int32_t> assigned;
+  bool ever_assigned = false;  // see bench::close_member
   std::map<std::int32_t, std::int64_t> acked;
   od::parser parser;
   std::string padded;
@@ -138,6 +139,7 @@ struct Consumer {
                            void* opaque) {
     auto* c = static_cast<Consumer*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      c->ever_assigned = true;
       for (int i = 0; i < parts->cnt; ++i) {
         auto& p = parts->elems[i];
         c->assigned.insert(p.partition);
@@ -294,9 +296,7 @@ struct Consumer {
       if (s.stop_at_end && read_to_end()) break;
     }
     commit(false);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_queue_destroy(queue);
-    rd_kafka_destroy(rk);
+    bench::close_member(rk, queue, ever_assigned);
   }
 };
 

@@ -238,6 +238,7 @@ struct Worker {
   std::deque<std::unique_ptr<Batch>> batches;  // in poll order
   std::size_t in_flight = 0;
   std::set<std::int32_t> assigned;
+  bool ever_assigned = false;  // see bench::close_member
   std::map<std::int32_t, std::int64_t> acked;  // next offset whose records are all delivered
   std::map<std::int32_t, std::int64_t> to_commit;
   bench::Histogram latency;
@@ -297,6 +298,7 @@ struct Worker {
                            void* opaque) {
     auto* w = static_cast<Worker*>(opaque);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      w->ever_assigned = true;
       for (int i = 0; i < parts->cnt; ++i) w->assigned.insert(parts->elems[i].partition);
       rd_kafka_incremental_assign(rk, parts);
     } else {
@@ -452,9 +454,7 @@ struct Worker {
       if (s.stop_at_end && in_flight == 0 && topic_read_to_end()) break;
     }
     drain(nullptr);
-    rd_kafka_consumer_close(consumer);
-    rd_kafka_queue_destroy(queue);
-    rd_kafka_destroy(consumer);
+    bench::close_member(consumer, queue, ever_assigned);
     for (auto* t : outputs) rd_kafka_topic_destroy(t);
     rd_kafka_destroy(producer);
     writers.clear();

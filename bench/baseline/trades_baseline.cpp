@@ -194,6 +194,7 @@ struct Worker {
   PGconn* pg = nullptr;
   std::string insert_sql, positions_sql_prefix;
   std::set<std::int32_t> assigned;
+  bool ever_assigned = false;  // see bench::close_member
   std::map<std::int32_t, std::int64_t> acked;  // next offset stored with the rows
   od::parser parser;
   std::string padded;
@@ -243,6 +244,7 @@ struct Worker {
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       std::vector<std::int32_t> ps;
       for (int i = 0; i < parts->cnt; ++i) ps.push_back(parts->elems[i].partition);
+      w->ever_assigned = true;
       auto stored = w->stored_positions(ps, false);
       for (int i = 0; i < parts->cnt; ++i) {
         auto& p = parts->elems[i];
@@ -339,9 +341,7 @@ struct Worker {
       if (s.stop_at_end && topic_read_to_end()) break;
     }
     commit(nullptr, false);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_queue_destroy(queue);
-    rd_kafka_destroy(rk);
+    bench::close_member(rk, queue, ever_assigned);
     PQfinish(pg);
   }
 
