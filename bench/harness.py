@@ -316,6 +316,11 @@ class Bench:
         for rnd in range(rounds):
             for c in contenders:
                 res = one_run(c)
+                if not res["ok"] and rnd > 0 and self.o.strict:
+                    # CI's slice: a contender that fails twice has rotted; once can be a
+                    # flake of the machine or of a third-party client.
+                    log(f"  round {rnd} {c}: failed; --strict runs it once more")
+                    res = one_run(c)
                 tag = "warm-up" if rnd == 0 else f"round {rnd}"
                 log(f"  {tag} {c}: {res['records'] / res['seconds']:,.0f} rec/s in {res['seconds']:.2f}s "
                     f"(cpu {res['cpu']:.2f}s, broker {res['broker_cpu']:.2f}s, redis {res['redis_cpu']:.2f}s, "
@@ -1343,7 +1348,7 @@ def main():
                     help="leave out the instructions-per-record count (bench/instructions.py, callgrind)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     ap.add_argument("--strict", action="store_true",
-                    help="exit 1 when a measured run of a contender failed (CI's slice: the bench cannot rot)")
+                    help="run a failed measured run once more and exit 1 if it fails again (CI's slice: the bench cannot rot)")
     o = ap.parse_args()
     b = Bench(o)
     started = time.monotonic()
