@@ -1326,6 +1326,19 @@ def pipelines_list(text):
     return names
 
 
+def optional_contender(missing, key, skipped, flag, setup, problem, what):
+    """A contender built or fetched on first use (Benthos, Kafka Connect): what setup()
+    returns, or None with the reason in missing[key]."""
+    if skipped:
+        missing[key] = flag
+        return None
+    got = setup()
+    if not got:
+        missing[key] = problem()
+        log(f"{what}: {missing[key]}")
+    return got
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--records", type=int, default=2_000_000, help="records per run (preloaded topic size)")
@@ -1372,14 +1385,8 @@ def main():
             latency["produce_rate"] = rate
 
     if wanted("consume"):
-        b.benthos = None
-        if o.skip_benthos:
-            missing["benthos"] = "--skip-benthos"
-        else:
-            b.benthos = b.benthos_setup()
-            if not b.benthos:
-                missing["benthos"] = b.benthos_problem
-                log(f"pipeline 2 (consume): no Benthos: {b.benthos_problem}")
+        b.benthos = optional_contender(missing, "benthos", o.skip_benthos, "--skip-benthos", b.benthos_setup,
+                                       lambda: b.benthos_problem, "pipeline 2 (consume): no Benthos")
         big = b.preload("preload", o.records, os.path.join(b.tmp, "sums.json"))
         small = b.preload("preload-pm", o.pm_records, os.path.join(b.tmp, "sums-pm.json"))
         results["consume"] = b.consume_phase((*big, o.records), (*small, o.pm_records))
@@ -1410,14 +1417,8 @@ def main():
     if wanted("trades"):
         b.ran.add("trades")
         b.trades_setup()
-        b.connect, b.connect_problem = None, None
-        if o.skip_connect:
-            missing["connect"] = "--skip-connect"
-        else:
-            b.connect = b.connect_setup()
-            if not b.connect:
-                missing["connect"] = b.connect_problem
-                log(f"pipeline 4 (trades): no Kafka Connect: {b.connect_problem}")
+        b.connect = optional_contender(missing, "connect", o.skip_connect, "--skip-connect", b.connect_setup,
+                                       lambda: b.connect_problem, "pipeline 4 (trades): no Kafka Connect")
         b.dlq = b.topic("trades-dlq", 1)
         big, b.trades_connect_topic = b.trades_preload("trades-preload", o.records, connect=bool(b.connect))
         small, _ = b.trades_preload("trades-preload-pm", o.pm_records)
