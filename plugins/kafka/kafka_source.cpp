@@ -52,8 +52,8 @@ KafkaSource::KafkaSource(const Config& config, Context& context)
 KafkaSource::~KafkaSource() {
   unlink();
   stop_waker();  // stop() was not called (a failed start)
+  if (queue_) rd_kafka_queue_destroy(queue_);  // a handle: even a consumer left open frees it
   if (!consumer_) return;  // see stop()
-  if (queue_) rd_kafka_queue_destroy(queue_);
   if (!ever_assigned_) return;  // see stop()
   rd_kafka_destroy(consumer_);
 }
@@ -106,6 +106,9 @@ void KafkaSource::start() {
   }
   queue_ = rd_kafka_queue_get_consumer(consumer_);
   start_waker();
+  // Before subscribing: a subscription's metadata request names its topics, and a broker
+  // that creates topics on demand (the embedded one) would create a misspelled one.
+  check_topics_exist(finish_at_end_);
   rd_kafka_topic_partition_list_t* subscription =
       rd_kafka_topic_partition_list_new(static_cast<int>(topics_.size()));
   for (const auto& t : topics_)
@@ -114,7 +117,6 @@ void KafkaSource::start() {
   rd_kafka_resp_err_t rc = rd_kafka_subscribe(consumer_, subscription);
   rd_kafka_topic_partition_list_destroy(subscription);
   if (rc) throw FatalError("cannot subscribe to " + topics_.front() + ": " + error_text(rc));
-  check_topics_exist(finish_at_end_);
   context_.info("consumer of group '" + group_ + "' subscribed to " + topics_.front() +
                 (topics_.size() > 1 ? " and " + std::to_string(topics_.size() - 1) + " more" : ""));
 }
