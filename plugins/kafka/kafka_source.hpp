@@ -5,6 +5,7 @@
 #pragma once
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -71,6 +72,8 @@ class KafkaSource final : public Source {
   void wake_stalled_fetchers();
   void start_waker();
   void stop_waker();
+  void set_joining(bool joining);
+  void nudge_group();
   void leave_group();
   void take_message(rd_kafka_message_t* message, Batch& out, bool& kept);
   void note_gap(std::string_view topic, std::int32_t partition, PartitionState& state,
@@ -118,6 +121,9 @@ class KafkaSource final : public Source {
   std::condition_variable wake_changed_;
   std::vector<std::pair<std::string, std::int32_t>> wake_partitions_;
   bool waker_stopping_ = false;
+  // Between subscribing (or losing every partition) and the group's next assignment:
+  // the waker then nudges librdkafka's group state machine (see nudge_group).
+  std::atomic<bool> joining_{false};
   bool backlogged_ = false;  // the last poll took a full batch: the queue had more
   std::chrono::steady_clock::time_point backlogged_at_{};  // the last full batch
   bool finish_at_end_ = false;
