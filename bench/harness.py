@@ -388,38 +388,45 @@ class Bench:
         return out
 
     def latency_consume(self, rate):
-        out = {}
+        """Each contender live at rate, o.latency_rounds rounds interleaved: one run's p99 on
+        this shared machine swings 2-6x between runs of the same contender, so the table
+        gives the median of the rounds' percentiles and the p99 spread."""
+        runs = {c: [] for c in CONTENDERS}
+        for rnd in range(self.o.latency_rounds):
+            for c in CONTENDERS:
+                runs[c].append(self.latency_consume_once(c, rate, rnd))
+                log(f"  latency consume {c} @ {rate:,.0f}/s, round {rnd + 1}: {runs[c][-1]}")
+        return {c: merge_latency_runs(r) for c, r in runs.items()}
+
+    def latency_consume_once(self, c, rate, rnd):
         count = int(rate * self.o.latency_seconds)
-        for c in CONTENDERS:
-            t = self.topic(f"l2-{c}")
-            group = f"bench-{self.run_id}-lat-{c}"
-            self.redis.flushdb()
-            cmd, env = self.consume_cmd(c, t, group, live=True)
-            out_f = open(os.path.join(self.tmp, "lat-out.txt"), "w+")
-            err_f = open(os.path.join(self.tmp, "lat-err.txt"), "w+")
-            consumer = subprocess.Popen(cmd, cwd=ROOT, env={**self.env, **env}, stdout=out_f, stderr=err_f)
-            time.sleep(6)  # group join and assignment of all 3 partitions
-            sums = os.path.join(self.tmp, "lat-sums.json")
-            self.run_cmd([os.path.join(BIN, "produce_baseline"), "--brokers", self.brokers, "--topic", t,
-                          "--schema-id", str(self.register(t)), "--count", str(count), "--seed", "7",
-                          "--rate", str(rate), "--sums", sums])
-            expected = {k: int(v) for k, v in json.load(open(sums)).items()}
-            deadline = time.monotonic() + (20 if c == "py-per-message" else 60)
-            while time.monotonic() < deadline and not self.redis_matches(expected):
-                time.sleep(0.1)
-            caught_up = self.redis_matches(expected)
-            consumer.send_signal(signal.SIGTERM)
-            try:
-                consumer.wait(60)
-            except subprocess.TimeoutExpired:
-                consumer.kill()
-                consumer.wait()
-            out_f.seek(0)
-            res = {"stdout": out_f.read()}
-            out[c] = {"latency": self.latency_of(c, res, "consume"), "caught_up": caught_up}
-            log(f"  latency consume {c} @ {rate:,.0f}/s: {out[c]}")
-            self.delete_topics([t])
-        return out
+        t = self.topic(f"l2-{c}-{rnd}")
+        group = f"bench-{self.run_id}-lat-{c}-{rnd}"
+        self.redis.flushdb()
+        cmd, env = self.consume_cmd(c, t, group, live=True)
+        out_f = open(os.path.join(self.tmp, "lat-out.txt"), "w+")
+        err_f = open(os.path.join(self.tmp, "lat-err.txt"), "w+")
+        consumer = subprocess.Popen(cmd, cwd=ROOT, env={**self.env, **env}, stdout=out_f, stderr=err_f)
+        time.sleep(6)  # group join and assignment of all 3 partitions
+        sums = os.path.join(self.tmp, "lat-sums.json")
+        self.run_cmd([os.path.join(BIN, "produce_baseline"), "--brokers", self.brokers, "--topic", t,
+                      "--schema-id", str(self.register(t)), "--count", str(count), "--seed", "7",
+                      "--rate", str(rate), "--sums", sums])
+        expected = {k: int(v) for k, v in json.load(open(sums)).items()}
+        deadline = time.monotonic() + (20 if c == "py-per-message" else 60)
+        while time.monotonic() < deadline and not self.redis_matches(expected):
+            time.sleep(0.1)
+        caught_up = self.redis_matches(expected)
+        consumer.send_signal(signal.SIGTERM)
+        try:
+            consumer.wait(60)
+        except subprocess.TimeoutExpired:
+            consumer.kill()
+            consumer.wait()
+        out_f.seek(0)
+        res = {"stdout": out_f.read()}
+        self.delete_topics([t])
+        return {"latency": self.latency_of(c, res, "consume"), "caught_up": caught_up}
 
     # ------------------------------------------------------------ pipeline 3 (route)
     def route_preload(self, name, count, rate=0.0, topic=None):
@@ -1203,6 +1210,16 @@ def summarize(results):
     return s
 
 
+def merge_latency_runs(runs):
+    """Median of each percentile over the runs that reported one; p99_runs keeps every run's p99."""
+    lats = [r["latency"] for r in runs if r.get("latency")]
+    if not lats:
+        return {"latency": None, "caught_up": all(r["caught_up"] for r in runs)}
+    merged = {k: statistics.median(l[k] for l in lats) for k in ("p50", "p99", "p999")}
+    merged["p99_runs"] = [l["p99"] for l in lats]
+    return {"latency": merged, "caught_up": all(r["caught_up"] for r in runs)}
+
+
 def fmt_lat(lat):
     if not lat or not lat.get("latency"):
         return "n/a"
@@ -1212,7 +1229,9 @@ def fmt_lat(lat):
         extra = " (did not keep up)"
     if lat.get("achieved") is not None:
         extra = f" @ {lat['achieved']:,.0f}/s"
-    return f"{lt['p50']} / {lt['p99']} / {lt['p999']}{extra}"
+    if len(lt.get("p99_runs", [])) > 1:
+        extra = f" (median of {len(lt['p99_runs'])} runs; p99 {min(lt['p99_runs']):g}–{max(lt['p99_runs']):g})" + extra
+    return f"{lt['p50']:g} / {lt['p99']:g} / {lt['p999']:g}{extra}"
 
 
 def table(name, summary, latency, redis_relevant, contenders=CONTENDERS, service="redis", missing=None):
@@ -1347,6 +1366,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5, help="measured rounds (one more warm-up round is discarded)")
     ap.add_argument("--latency-seconds", type=float, default=20)
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--latency-rounds", type=int, default=3,
+                    help="consume: live latency runs per contender, interleaved (the table gives their medians)")
     ap.add_argument("--only", type=pipelines_list, default=None, metavar="PIPELINE[,PIPELINE...]",
                     help="run only these of: " + ", ".join(PIPELINES))
     ap.add_argument("--food-pm-records", type=int, default=5_000,
