@@ -417,14 +417,7 @@ class Bench:
         while time.monotonic() < deadline and not self.redis_matches(expected):
             time.sleep(0.1)
         caught_up = self.redis_matches(expected)
-        consumer.send_signal(signal.SIGTERM)
-        try:
-            consumer.wait(60)
-        except subprocess.TimeoutExpired:
-            consumer.kill()
-            consumer.wait()
-        out_f.seek(0)
-        res = {"stdout": out_f.read()}
+        res = {"stdout": stop_live(consumer, out_f)}
         self.delete_topics([t])
         return {"latency": self.latency_of(c, res, "consume"), "caught_up": caught_up}
 
@@ -659,14 +652,7 @@ class Bench:
             while time.monotonic() < deadline and not caught_up:
                 time.sleep(0.05)
                 caught_up = done()
-            contender.send_signal(signal.SIGTERM)
-            try:
-                contender.wait(60)
-            except subprocess.TimeoutExpired:
-                contender.kill()
-                contender.wait()
-            out_f.seek(0)
-            res = {"stdout": out_f.read()}
+            res = {"stdout": stop_live(contender, out_f)}
             out[c] = {"latency": self.route_latency(c, res), "caught_up": caught_up}
             log(f"  latency route {c} @ {r:,.0f}/s: {out[c]}")
             self.delete_topics([topic] + outputs + [f"{prefix}.processor.dead-letters"])
@@ -1095,14 +1081,7 @@ class Bench:
                     caught_up = self.committed_to_end(group, topic, ends, attempts=1)
                 except Exception:  # noqa: BLE001
                     pass
-            contender.send_signal(signal.SIGTERM)
-            try:
-                contender.wait(60)
-            except subprocess.TimeoutExpired:
-                contender.kill()
-                contender.wait()
-            out_f.seek(0)
-            res = {"stdout": out_f.read()}
+            res = {"stdout": stop_live(contender, out_f)}
             pipeline = {"trades": "consumer", "food": "counter"}[kind]
             out[c] = {"latency": self.latency_of(c, res, pipeline if c == "pipehost" else kind),
                       "caught_up": caught_up}
@@ -1208,6 +1187,18 @@ def summarize(results):
                 "peak_rss": max(r["peak_rss_mb"] for r in good),
                 "steady_rss": statistics.median(r["steady_rss_mb"] for r in good if r["steady_rss_mb"])}
     return s
+
+
+def stop_live(proc, out_f):
+    """Stops a live contender (SIGTERM, then kill after 60 s) and returns what it printed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    out_f.seek(0)
+    return out_f.read()
 
 
 def merge_latency_runs(runs):
