@@ -135,7 +135,7 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
   }
   // Borrowed like the kafka source's: still the bytes as read, so a record that fails
   // again is marked replayable in its next dead letter too.
-  Record& r = out.records.emplace_back();
+  Record& r = out.add();
   if (m->key) r.key.borrow({static_cast<const char*>(m->key), m->key_len});
   if (m->payload) r.payload.borrow({static_cast<const char*>(m->payload), m->len});
   r.headers = std::move(headers);

@@ -193,6 +193,15 @@ bool Task::apply_pause() {
 
 void Task::loop() {
   int poll_attempt = 0;
+  // One batch, recycled after every poll: the records' storage (decoded values above all)
+  // is reused by the next poll instead of freed and allocated again.
+  Batch batch;
+  batch.capacity = config_.batch_size;
+  batch.records.reserve(config_.batch_size);  // no re-allocation (and moves) while filling
+  struct Recycle {  // however the iteration ends
+    Batch& batch;
+    ~Recycle() { batch.recycle(); }
+  };
   while (!stopping()) {
     if (state_.finish && !finish_sent_) {
       finish_sent_ = true;
@@ -210,9 +219,7 @@ void Task::loop() {
     }
     if (!tracker_.wait_for_room(config_.max_in_flight_records, config_.max_in_flight_bytes, kPollWait))
       continue;
-    Batch batch;
-    batch.capacity = config_.batch_size;
-    batch.records.reserve(config_.batch_size);  // no re-allocation (and moves) while filling
+    Recycle recycle{batch};
     bool ended = false;
     StageStats& source_stats = state_.stages.front();
     Status s;

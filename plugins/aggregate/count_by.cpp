@@ -58,11 +58,12 @@ void CountBy::process(Batch& batch) {
     g.sum += add_double;
     g.integral = g.integral && integral;
   }
-  // The batch's records become the groups; spans (its positions) stay as they are.
+  // The batch's records become the groups (dropped, their storage goes back to the
+  // batch for reuse); spans (its positions) stay as they are.
+  for (std::size_t i = 0; i < batch.records.size(); ++i) batch.drop(i);
   batch.compact();
-  batch.records.clear();
   for (auto& g : groups) {
-    Record& r = batch.records.emplace_back();
+    Record& r = batch.add();
     Value total = !sum_ || g.integral ? Value(g.count) : Value(g.sum);
     r.value = Struct{schema_, {std::move(g.key), std::move(total)}};
   }

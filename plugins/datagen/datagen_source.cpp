@@ -78,9 +78,9 @@ PollResult DatagenSource::poll(Batch& out, Millis max_wait) {
   if (rate_ > 0) n = std::min(n, allowed_now(max_wait));
   std::int64_t now = now_micros();
   for (std::uint64_t i = 0; i < n; ++i) {
-    Record& r = out.records.emplace_back();
+    Record& r = out.add();
     std::uint64_t index = task_ + (made_ + i) * tasks_;
-    r.key = generator_->make(index, now, r.value);
+    r.key = generator_->make(index, now, r.value_to_overwrite());
     r.timestamp_ms = now / 1000;
   }
   made_ += n;

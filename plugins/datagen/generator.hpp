@@ -11,7 +11,8 @@ namespace pipehost::datagen {
 class Generator {
  public:
   virtual ~Generator() = default;
-  // Fills `value` with record number `index` and returns its key ("" for none).
+  // Fills `value` with record number `index` and returns its key ("" for none). `value`
+  // may hold an earlier record's storage (Record::value_to_overwrite): overwrite it whole.
   virtual std::string make(std::uint64_t index, std::int64_t now_micros, Value& value) const = 0;
 };
 
@@ -33,12 +34,12 @@ struct Draws {
 // A version 4 UUID from the record's draws, "8-4-4-4-12" lower-case hex. Written into a
 // fixed buffer: appending character by character cost ~880 instructions per record
 // (callgrind, bench/instructions.py), a fifth of generating and encoding a transaction.
-inline std::string uuid_v4(Draws& d) {
+// Writes the 36 characters of a random (version 4) UUID.
+inline void uuid_v4(Draws& d, char (&out)[36]) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::uint64_t hi = d.next(), lo = d.next();
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
-  char out[36];
   std::size_t n = 0;
   for (int i = 15; i >= 0; --i) {
     out[n++] = kHex[(hi >> (i * 4)) & 0xf];
@@ -49,7 +50,12 @@ inline std::string uuid_v4(Draws& d) {
     out[n++] = kHex[(lo >> (i * 4)) & 0xf];
     if (i == 12) out[n++] = '-';
   }
-  return std::string(out, n);
+}
+
+inline std::string uuid_v4(Draws& d) {
+  char out[36];
+  uuid_v4(d, out);
+  return std::string(out, sizeof out);
 }
 
 }  // namespace pipehost::datagen

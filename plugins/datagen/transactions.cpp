@@ -46,15 +46,15 @@ std::string TransactionGenerator::make(std::uint64_t index, std::int64_t now_mic
   char reference[15] = {'T', 'R', 'X'};
   std::uint64_t r = d.next();
   for (int i = 3; i < 15; ++i, r /= 36) reference[i] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r % 36];
-  Struct s;
-  s.schema = schema_;
-  s.fields.reserve(5);
-  s.fields.emplace_back(uuid_v4(d));
-  s.fields.emplace_back(account);
-  s.fields.emplace_back(std::string(reference, sizeof reference));
-  s.fields.emplace_back(Timestamp{now_micros});
-  s.fields.emplace_back(static_cast<double>(cents) / 100.0);
-  value = Value(std::move(s));
+  char id[36];
+  uuid_v4(d, id);
+  // In place: a record reused from an earlier batch keeps its strings' storage.
+  std::vector<Value>& fields = value.overwrite_struct(schema_, 5).fields;
+  fields[0].assign_string({id, sizeof id});
+  fields[1].assign_string(account);
+  fields[2].assign_string({reference, sizeof reference});
+  fields[3] = Timestamp{now_micros};
+  fields[4] = static_cast<double>(cents) / 100.0;
   return account;
 }
 

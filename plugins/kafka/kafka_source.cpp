@@ -233,7 +233,7 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   state.taken_to = m->offset + 1;
   state.at_end = false;
 
-  Record& r = out.records.emplace_back();
+  Record& r = out.add();
   kept = true;
   // No copy: the bytes stay in librdkafka's message, which the batch holds.
   if (m->key) r.key.borrow({static_cast<const char*>(m->key), m->key_len});

@@ -45,8 +45,8 @@ class ProtobufDecode final : public RecordTransform {
   Verdict apply(Record& record) override {
     const FrameHeader header = parse_frame(record.payload);
     const DecodePlan& plan = plan_for(header);
-    decode_message(plan, std::string_view(record.payload).substr(header.size), record.value,
-                   limits_);
+    decode_message(plan, std::string_view(record.payload).substr(header.size),
+                   record.value_to_overwrite(), limits_);
     return Verdict::keep;
   }
 

@@ -111,12 +111,6 @@ void skip(Cursor& c, std::uint32_t wire, std::uint64_t number, int depth) {
   }
 }
 
-void assign_string(Value& slot, std::string_view s) {
-  if (auto* str = slot.as<std::string>())
-    str->assign(s.data(), s.size());
-  else
-    slot = std::string(s);
-}
 
 void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields, int depth);
 
@@ -199,7 +193,7 @@ void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {
     case Kind::string: {
       const std::string_view s = c.delimited();
       if (f.check_utf8 && !utf8::valid(s)) throw Malformed{"invalid UTF-8 in a string"};
-      assign_string(slot, s);
+      slot.assign_string(s);
       return;
     }
     case Kind::bytes: {
@@ -213,7 +207,7 @@ void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {
     case Kind::enumeration: {
       const auto n = static_cast<std::int32_t>(c.varint());
       if (const std::string* name = f.enumeration->name(n))
-        assign_string(slot, *name);
+        slot.assign_string(*name);
       else
         slot = std::to_string(n);  // an open enum's value this schema does not name
       return;
@@ -406,8 +400,11 @@ void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out,
     throw InvalidRecord("protobuf " + plan.full_name + " of " + std::to_string(bytes.size()) +
                         " bytes is larger than max_record_bytes (" +
                         std::to_string(limits.max_bytes) + ")");
+  // A struct already there is overwritten in place: its fields' strings and lists keep
+  // their storage (Record::value_to_overwrite hands decoders an earlier record's).
   Struct* s = out.as<Struct>();
-  if (s && s->schema == plan.schema) {
+  if (s) {
+    if (s->schema != plan.schema) s->schema = plan.schema;
     s->fields = plan.defaults;
   } else {
     out = Struct{plan.schema, plan.defaults};
@@ -418,9 +415,13 @@ void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out,
   try {
     decode_fields(plan, c, s->fields, 0);
   } catch (const Malformed& m) {
+    out = Value();  // half decoded (into reused storage: see Record::value_to_overwrite)
     throw InvalidRecord("malformed protobuf " + plan.full_name + ": " + m.reason +
                         (c.field ? " in field '" + *c.field + "'" : std::string()) + " at byte " +
                         std::to_string(c.p - c.begin));
+  } catch (...) {
+    out = Value();
+    throw;
   }
 }
 

@@ -403,6 +403,22 @@ TEST_CASE("decode: a reused value is reset, not merged") {
   CHECK(field(v, "inner").is_null());
 }
 
+TEST_CASE("decode: a struct of another shape (reused storage) is overwritten whole") {
+  // Records from Batch::add hand the decoder an earlier record's struct, of any shape.
+  Codec codec;
+  const DecodePlan& plan = codec.decoder("pipehost.test.Everything");
+  const std::string bytes = full_everything()->SerializeAsString();
+  Value fresh;
+  decode_message(plan, bytes, fresh);
+  Value reused = Struct{StructSchema::make({"a", "s", "b"}),
+                        {Value(std::string(64, 'x')), Value(List{Value(1)}), Value(true)}};
+  decode_message(plan, bytes, reused);
+  CHECK(reused == fresh);
+  // Half decoded into reused storage is not left behind by a malformed record.
+  CHECK_THROWS_AS(decode_message(plan, bytes.substr(0, bytes.size() - 1), reused), InvalidRecord);
+  CHECK(reused.is_null());
+}
+
 TEST_CASE("plans: a message that cannot be planned leaves no plan pointing at it") {
   // M -> N -> M, and M has a proto2 group: building M fails after N was built pointing at
   // M's half-built plan. N must not stay cached (it was used after M's plan was freed).

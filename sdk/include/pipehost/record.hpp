@@ -108,6 +108,19 @@ struct Position {
   std::int64_t next_offset = 0;
 };
 
+// Storage an earlier record's decoded struct had (see Batch::add): never data. A copy of
+// a record starts without it, so copies cost nothing extra.
+class RecycledStruct {
+ public:
+  RecycledStruct() = default;
+  RecycledStruct(const RecycledStruct&) noexcept {}
+  RecycledStruct& operator=(const RecycledStruct&) noexcept { return *this; }
+  RecycledStruct(RecycledStruct&&) noexcept = default;
+  RecycledStruct& operator=(RecycledStruct&&) noexcept = default;
+  bool empty() const { return s.fields.capacity() == 0; }
+  Struct s;
+};
+
 struct Record {
   Blob key;      // raw bytes
   Blob payload;  // raw bytes of the value (the encoded form)
@@ -123,6 +136,27 @@ struct Record {
       if (h.key == name) return &h.value;
     return nullptr;
   }
+
+  // `value`, for a decoder that overwrites it whole: when it is null, it takes the storage
+  // of a struct an earlier record in this slot decoded into (a record from Batch::add), so
+  // decoding the same shape again allocates nothing. What it holds then is not this
+  // record's data: the decoder must set every part of it (schema, every field) or reset
+  // the value before returning.
+  Value& value_to_overwrite() {
+    if (value.is_null() && !recycled_.empty()) value = std::move(recycled_.s);
+    return value;
+  }
+
+  // For Batch: the storage of this record's decoded struct (or of the one it was given),
+  // taken away; and storage handed to a new record, for value_to_overwrite.
+  Struct take_storage() {
+    if (Struct* s = value.as<Struct>()) return std::move(*s);
+    return std::move(recycled_.s);
+  }
+  void give_storage(Struct&& storage) { recycled_.s = std::move(storage); }
+
+ private:
+  RecycledStruct recycled_;
 };
 
 // A record a stage set aside as bad, with why. The host dead-letters it, skips it or
@@ -141,25 +175,29 @@ class Batch {
   Batch& operator=(const Batch&) = delete;
   Batch(Batch&& o) noexcept
       : records(std::move(o.records)), rejections(std::move(o.rejections)),
-        spans(std::move(o.spans)), capacity(o.capacity), held_(std::move(o.held_)) {
+        spans(std::move(o.spans)), capacity(o.capacity), held_(std::move(o.held_)),
+        spare_(std::move(o.spare_)) {
     o.held_.clear();
   }
   Batch& operator=(Batch&& o) noexcept {
     if (this == &o) return *this;
     records.clear();
     rejections.clear();
+    spare_.clear();
     release();
     records = std::move(o.records);
     rejections = std::move(o.rejections);
     spans = std::move(o.spans);
     capacity = o.capacity;
     held_ = std::move(o.held_);
+    spare_ = std::move(o.spare_);
     o.held_.clear();
     return *this;
   }
   ~Batch() {
     records.clear();  // before what their borrowed bytes point into
     rejections.clear();
+    spare_.clear();
     release();
   }
 
@@ -180,6 +218,29 @@ class Batch {
 
   std::size_t size() const { return records.size(); }
   bool empty() const { return records.empty(); }
+
+  // A record to fill, appended to records. When the host recycles batches, it comes with
+  // the storage an earlier record's decoded value had, which a decoder reuses through
+  // Record::value_to_overwrite. Sources should prefer it to records.emplace_back().
+  Record& add() {
+    Record& r = records.emplace_back();
+    if (!spare_.empty()) {
+      r.give_storage(std::move(spare_.back()));
+      spare_.pop_back();
+    }
+    return r;
+  }
+
+  // Empties the batch as destroying it would (records first, then what they borrowed is
+  // released), keeping the storage of up to `capacity` decoded structs for add(). The
+  // host calls it between polls; nothing of the batch may be used after it.
+  void recycle() {
+    for (auto& r : records) keep_spare(r);
+    records.clear();
+    rejections.clear();
+    spans.clear();
+    release();
+  }
 
   void drop(std::size_t index) { records[index].dropped = true; }
 
@@ -216,7 +277,10 @@ class Batch {
   void compact() {
     std::size_t out = 0;
     for (std::size_t i = 0; i < records.size(); ++i) {
-      if (records[i].dropped) continue;
+      if (records[i].dropped) {
+        keep_spare(records[i]);
+        continue;
+      }
       if (out != i) records[out] = std::move(records[i]);
       ++out;
     }
@@ -229,6 +293,17 @@ class Batch {
     void (*release)(void*);
   };
   std::vector<Held> held_;
+
+  // A big record's storage is given back, not kept: spares must not hold memory that
+  // the host's in-flight byte limit no longer counts.
+  static constexpr std::size_t kMostRecycledBytes = 16 * 1024;
+  void keep_spare(Record& r) {
+    if (spare_.size() < capacity && r.key.size() + r.payload.size() <= kMostRecycledBytes) {
+      Struct storage = r.take_storage();
+      if (storage.fields.capacity()) spare_.push_back(std::move(storage));
+    }
+  }
+  std::vector<Struct> spare_;  // storage for add(), never read
 };
 
 }  // namespace pipehost

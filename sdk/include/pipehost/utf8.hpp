@@ -9,13 +9,25 @@ namespace pipehost::utf8 {
 
 // True when `s` is well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
 inline bool valid(std::string_view s) {
+  constexpr std::uint64_t kHigh = 0x8080808080808080ull;
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const unsigned char* end = p + s.size();
-  while (p < end) {
+  if (s.size() >= 8) {  // all ASCII, the common case: words, the last one overlapping
+    std::uint64_t chunk;
+    for (; end - p > 8; p += 8) {
+      std::memcpy(&chunk, p, 8);
+      if (chunk & kHigh) break;
+    }
+    if (end - p <= 8) {
+      std::memcpy(&chunk, end - 8, 8);
+      if ((chunk & kHigh) == 0) return true;
+    }
+  }
+  while (p < end) {  // from the first word holding a non-ASCII byte
     if (end - p >= 8) {  // ASCII runs, 8 bytes at a time
       std::uint64_t chunk;
       std::memcpy(&chunk, p, 8);
-      if ((chunk & 0x8080808080808080ull) == 0) {
+      if ((chunk & kHigh) == 0) {
         p += 8;
         continue;
       }

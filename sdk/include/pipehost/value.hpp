@@ -101,6 +101,24 @@ class Value {
   // Text form for keys and logs: strings as-is, numbers in shortest round-trip form.
   std::string to_text() const;
 
+  // Overwriting in place, for a decoder or generator that fills a value whole (see
+  // Record::value_to_overwrite): a string keeps its storage.
+  void assign_string(std::string_view s) {
+    if (auto* str = as<std::string>())
+      str->assign(s.data(), s.size());
+    else
+      v_ = std::string(s);
+  }
+  // This value made a struct of `schema` with `size` fields, keeping the fields (and
+  // their storage) it held: the caller must then set every field.
+  Struct& overwrite_struct(const std::shared_ptr<const StructSchema>& schema, std::size_t size) {
+    Struct* s = as<Struct>();
+    if (!s) s = &v_.emplace<Struct>();
+    if (s->schema != schema) s->schema = schema;
+    s->fields.resize(size);
+    return *s;
+  }
+
  private:
   Variant v_;
 };

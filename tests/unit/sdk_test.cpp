@@ -1,0 +1,145 @@
+// SDK pieces every plugin leans on: UTF-8 validation and the recycling of records'
+// storage between batches.
+#include <doctest/doctest.h>
+
+#include <pipehost/record.hpp>
+#include <pipehost/utf8.hpp>
+
+using namespace pipehost;
+
+namespace {
+
+// Unicode's table of well-formed byte sequences (3-7), one code point at a time: slow,
+// and independent of utf8::valid's word-at-a-time scan.
+bool reference_valid(std::string_view s) {
+  std::size_t i = 0;
+  auto in = [&](std::size_t k, unsigned lo, unsigned hi) {
+    if (i + k >= s.size()) return false;
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    return b >= lo && b <= hi;
+  };
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c <= 0x7f) i += 1;
+    else if (c >= 0xc2 && c <= 0xdf && in(1, 0x80, 0xbf)) i += 2;
+    else if (c == 0xe0 && in(1, 0xa0, 0xbf) && in(2, 0x80, 0xbf)) i += 3;
+    else if (((c >= 0xe1 && c <= 0xec) || c == 0xee || c == 0xef) && in(1, 0x80, 0xbf) && in(2, 0x80, 0xbf)) i += 3;
+    else if (c == 0xed && in(1, 0x80, 0x9f) && in(2, 0x80, 0xbf)) i += 3;
+    else if (c == 0xf0 && in(1, 0x90, 0xbf) && in(2, 0x80, 0xbf) && in(3, 0x80, 0xbf)) i += 4;
+    else if (c >= 0xf1 && c <= 0xf3 && in(1, 0x80, 0xbf) && in(2, 0x80, 0xbf) && in(3, 0x80, 0xbf)) i += 4;
+    else if (c == 0xf4 && in(1, 0x80, 0x8f) && in(2, 0x80, 0xbf) && in(3, 0x80, 0xbf)) i += 4;
+    else return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("utf8: agrees with Unicode's table at every length and position") {
+  // Sequences well- and ill-formed, at every offset of ASCII text of every length up to
+  // past three words, so each lands before, across and inside the overlapping last word.
+  const std::vector<std::string> pieces = {
+      "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xed\x9f\xbf",  // é € 😀 U+D7FF
+      "\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\xff", "\xf0\x9f\x98"};
+  int checked = 0;
+  for (std::size_t length = 0; length <= 27; ++length)
+    for (std::size_t at = 0; at <= length; ++at)
+      for (const auto& piece : pieces) {
+        std::string s(length, 'a');
+        s.insert(at, piece);
+        INFO("length ", length, " at ", at);
+        CHECK(utf8::valid(s) == reference_valid(s));
+        ++checked;
+      }
+  for (std::size_t length = 0; length <= 27; ++length) CHECK(utf8::valid(std::string(length, 'z')));
+  CHECK(checked > 4000);
+  CHECK_FALSE(utf8::valid(std::string(30, 'a') + "\xc3"));  // truncated at the very end
+}
+
+namespace {
+
+std::shared_ptr<const StructSchema> two_fields() { return StructSchema::make({"id", "n"}); }
+
+Value decoded(const std::shared_ptr<const StructSchema>& schema, std::string id) {
+  return Struct{schema, {Value(std::move(id)), Value(1)}};
+}
+
+}  // namespace
+
+TEST_CASE("batch: recycled records come back empty, with their decoded storage for a decoder") {
+  const auto schema = two_fields();
+  const std::string long_id(100, 'x');  // on the heap, not in the string's own buffer
+  Batch batch;
+  batch.capacity = 4;
+  Record& first = batch.add();
+  first.payload = std::string("payload");
+  first.key = std::string("key");
+  first.headers.push_back({"h", "v"});
+  first.destination_topic = "elsewhere";
+  first.value = decoded(schema, long_id);
+  const Value* storage = &first.value.as<Struct>()->fields[0];
+  const char* text = first.value.as<Struct>()->fields[0].as<std::string>()->data();
+  batch.recycle();
+  CHECK(batch.records.empty());
+
+  Record& r = batch.add();
+  CHECK(r.value.is_null());  // nothing of the earlier record shows
+  CHECK(r.payload.empty());
+  CHECK(r.key.empty());
+  CHECK(r.headers.empty());
+  CHECK(r.destination_topic.empty());
+  // A copy (a rejection, a fan-out) carries no storage.
+  Record copy = r;
+  CHECK(copy.value_to_overwrite().is_null());
+  // The decoder gets the earlier struct's storage: same fields, same string buffer.
+  Value& v = r.value_to_overwrite();
+  REQUIRE(v.as<Struct>());
+  CHECK(&v.as<Struct>()->fields[0] == storage);
+  v.as<Struct>()->fields[0].assign_string("short");
+  CHECK(v.as<Struct>()->fields[0].as<std::string>()->data() == text);
+  // Once the record has a value, value_to_overwrite hands back that value.
+  CHECK(&r.value_to_overwrite() == &r.value);
+  // A record beyond the spares is new.
+  CHECK(batch.add().value_to_overwrite().is_null());
+}
+
+TEST_CASE("batch: dropped records' storage is kept; big records and spares beyond capacity are not") {
+  const auto schema = two_fields();
+  Batch batch;
+  batch.capacity = 2;
+  for (int i = 0; i < 3; ++i) batch.add().value = decoded(schema, "r" + std::to_string(i));
+  batch.drop(0);
+  batch.compact();  // the dropped record's struct becomes a spare
+  REQUIRE(batch.records.size() == 2);
+  CHECK(batch.records[0].value == decoded(schema, "r1"));  // order and data kept
+  batch.recycle();  // one more spare: capacity (2) reached, the third record's goes
+  CHECK(batch.add().value_to_overwrite().as<Struct>());
+  CHECK(batch.add().value_to_overwrite().as<Struct>());
+  CHECK(batch.add().value_to_overwrite().is_null());
+  batch.recycle();
+
+  Record& big = batch.add();  // takes one of the two spares
+  big.payload = std::string(64 * 1024, 'b');
+  big.value = decoded(schema, "big");
+  batch.recycle();  // its storage is freed, not kept: one spare left
+  CHECK(batch.add().value_to_overwrite().as<Struct>());
+  CHECK(batch.add().value_to_overwrite().is_null());
+}
+
+TEST_CASE("batch: recycling releases what the records borrowed, once, after the records") {
+  int released = 0;
+  {
+    Batch batch;
+    Record& r = batch.add();
+    static const char bytes[] = "borrowed";
+    r.payload.borrow(bytes);
+    r.value = decoded(two_fields(), "v");
+    batch.hold(&released, [](void* n) { ++*static_cast<int*>(n); });
+    batch.recycle();
+    CHECK(released == 1);
+    CHECK(batch.records.empty());
+    CHECK(batch.spans.empty());
+    batch.add();
+  }
+  CHECK(released == 1);  // not again when the batch goes
+}
