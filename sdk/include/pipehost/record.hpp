@@ -294,13 +294,17 @@ class Batch {
   };
   std::vector<Held> held_;
 
-  // A big record's storage is given back, not kept: spares must not hold memory that
-  // the host's in-flight byte limit no longer counts.
-  static constexpr std::size_t kMostRecycledBytes = 16 * 1024;
-  void keep_spare(Record& r) {
-    if (spare_.size() < capacity && r.key.size() + r.payload.size() <= kMostRecycledBytes) {
-      Struct storage = r.take_storage();
-      if (storage.fields.capacity()) spare_.push_back(std::move(storage));
+  // Spares hold at most what one batch's decoded structs held (which the in-flight byte
+  // limit counted moments before), and nothing of a big record: a struct decoded from a
+  // few KiB is small, while one from a big payload would keep its size for good.
+  static constexpr std::size_t kMostRecycledBytes = 4 * 1024;
+  void keep_spare(Record& r) noexcept {
+    if (spare_.size() >= capacity || r.key.size() + r.payload.size() > kMostRecycledBytes) return;
+    Struct storage = r.take_storage();
+    if (!storage.fields.capacity()) return;
+    try {
+      spare_.push_back(std::move(storage));
+    } catch (...) {  // out of memory: a spare is only an optimisation
     }
   }
   std::vector<Struct> spare_;  // storage for add(), never read
