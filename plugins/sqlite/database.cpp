@@ -2,8 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <stdexcept>
+#include <thread>
 
 namespace pipehost::sqlite {
 
@@ -41,7 +44,37 @@ Database::Database(const std::string& path, const std::optional<std::string>& te
   sqlite3_busy_timeout(db_, busy_timeout_ms);
   // WAL: readers (the API, another process) never block the writer nor see half a
   // transaction. The mode is a property of the file, kept once set.
-  if (!read_only) exec("PRAGMA journal_mode = WAL");
+  try {
+    if (!read_only) use_wal(busy_timeout_ms);
+  } catch (...) {
+    sqlite3_close(db_);  // the destructor does not run for a constructor that throws
+    db_ = nullptr;
+    throw;
+  }
+}
+
+// Switching a file to WAL needs it alone for a moment. While another connection writes
+// in rollback-journal mode (a fresh template copy that another process opened first, or
+// is switching too), SQLite answers SQLITE_BUSY at once instead of calling the busy
+// handler (a lock upgrade that could deadlock), so the switch is retried here until
+// busy_timeout_ms has passed.
+void Database::use_wal(int busy_timeout_ms) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
+  for (auto pause = std::chrono::milliseconds(5);; pause = std::min(pause * 2, std::chrono::milliseconds(100))) {
+    char* message = nullptr;
+    const int rc = sqlite3_exec(db_, "PRAGMA journal_mode = WAL", nullptr, nullptr, &message);
+    if (rc == SQLITE_OK) return;
+    std::string why = message ? message : sqlite3_errmsg(db_);
+    sqlite3_free(message);
+    const bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+    if (!busy)
+      throw std::runtime_error("sqlite " + path_ + ": " + why + " (in: PRAGMA journal_mode = WAL)");
+    if (std::chrono::steady_clock::now() >= give_up)
+      throw std::runtime_error("sqlite " + path_ + ": " + why +
+                               " (in: PRAGMA journal_mode = WAL): another connection held it for " +
+                               std::to_string(busy_timeout_ms) + " ms; raise busy_timeout_ms");
+    std::this_thread::sleep_for(pause);
+  }
 }
 
 Database::~Database() { sqlite3_close(db_); }

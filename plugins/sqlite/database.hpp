@@ -35,6 +35,8 @@ class Database {
   std::string error(std::string_view doing) const;
 
  private:
+  void use_wal(int busy_timeout_ms);
+
   std::string path_;
   sqlite3* db_ = nullptr;
 };

@@ -158,6 +158,34 @@ TEST_CASE("sqlite: a missing file is created from its template, writable") {
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(copy + suffix);
 }
 
+TEST_CASE("sqlite: opening a new file waits while another process writes to it") {
+  // Two processes starting on a fresh template copy (the food system's kill -9 test):
+  // while one writes in the copy's rollback-journal mode (or switches it to WAL), the
+  // other's switch to WAL is answered "database is locked" at once, without SQLite's busy
+  // handler.
+  Fixture f;  // a rollback-journal file, as a template copy starts
+  sqlite3* writer = nullptr;
+  REQUIRE(sqlite3_open(f.path.c_str(), &writer) == SQLITE_OK);
+  const char* write = "BEGIN IMMEDIATE; INSERT OR REPLACE INTO aggregated VALUES ('mayo', 1);";
+  REQUIRE(sqlite3_exec(writer, write, nullptr, nullptr, nullptr) == SQLITE_OK);
+  std::thread finish([writer] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    sqlite3_exec(writer, "COMMIT", nullptr, nullptr, nullptr);
+  });
+  CHECK_NOTHROW(Database(f.path, std::nullopt, 5000, false));
+  finish.join();
+  CHECK(f.sql("PRAGMA journal_mode") == "wal\n");
+  CHECK(f.sql("SELECT food, count FROM aggregated") == "mayo|1\n");
+
+  // Past busy_timeout_ms it gives up, naming the file and the setting to raise.
+  CHECK(f.sql("PRAGMA journal_mode = DELETE") == "delete\n");
+  REQUIRE(sqlite3_exec(writer, write, nullptr, nullptr, nullptr) == SQLITE_OK);
+  CHECK_THROWS_WITH_AS(Database(f.path, std::nullopt, 200, false),
+                       doctest::Contains("busy_timeout_ms"), std::runtime_error);
+  sqlite3_exec(writer, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(writer);
+}
+
 TEST_CASE("sqlite_query: the rows as the seed's API answered them, keys sorted") {
   Fixture f;
   testing::StageHarness<SqliteQuery> empty(
