@@ -46,17 +46,37 @@ bool parse_file_into(const std::string& path, toml::table& into, Diagnostics& di
   }
 }
 
-// "a.b.0.c" -> {"a","b","0","c"}; "pipeline." is accepted for "pipelines.".
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (true) {
-    std::size_t dot = path.find('.', start);
-    parts.push_back(path.substr(start, dot - start));
-    if (dot == std::string::npos) break;
-    start = dot + 1;
+// "a.b.0.c" -> {"a","b","0","c"}; a quoted part keeps its dots, as in TOML keys
+// ('source.properties."fetch.wait.max.ms"'); "pipeline." is accepted for "pipelines.".
+// Stops at the first '=' outside quotes: `end` is its index (npos if none). Empty on an
+// unclosed quote or an empty part.
+std::vector<std::string> split_path(const std::string& assignment, std::size_t& end) {
+  std::vector<std::string> parts(1);
+  end = std::string::npos;
+  bool quoted_part = false;
+  for (std::size_t i = 0; i < assignment.size(); ++i) {
+    char c = assignment[i];
+    if ((c == '"' || c == '\'') && parts.back().empty() && !quoted_part) {
+      std::size_t close = assignment.find(c, i + 1);
+      if (close == std::string::npos) return {};
+      parts.back() = assignment.substr(i + 1, close - i - 1);
+      quoted_part = true;
+      i = close;
+    } else if (c == '.' || c == '=') {
+      if (parts.back().empty() && !quoted_part) return {};
+      if (c == '=') {
+        end = i;
+        break;
+      }
+      parts.emplace_back();
+      quoted_part = false;
+    } else if (quoted_part) {
+      return {};  // text after a closing quote
+    } else {
+      parts.back() += c;
+    }
   }
-  if (!parts.empty() && parts[0] == "pipeline") parts[0] = "pipelines";
+  if (parts[0] == "pipeline") parts[0] = "pipelines";
   return parts;
 }
 
@@ -75,12 +95,13 @@ toml::node_view<toml::node> step(toml::node& at, const std::string& part, bool c
 
 void apply_set(const std::string& assignment, toml::table& document, Diagnostics& diagnostics) {
   Location where{"--set " + assignment, 0, 0};
-  std::size_t eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0) {
-    diagnostics.add(where, "", "", "expected PATH=VALUE, e.g. --set pipeline.sums.tasks=3");
+  std::size_t eq = std::string::npos;
+  std::vector<std::string> parts = split_path(assignment, eq);
+  if (eq == std::string::npos || parts.empty()) {
+    diagnostics.add(where, "", "", "expected PATH=VALUE, e.g. --set pipeline.sums.tasks=3 (quote a key "
+                    "holding dots: --set 'pipeline.sums.source.properties.\"fetch.wait.max.ms\"=5')");
     return;
   }
-  std::vector<std::string> parts = split_path(assignment.substr(0, eq));
   std::string text = assignment.substr(eq + 1);
   toml::table parsed;
   try {

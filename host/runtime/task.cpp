@@ -228,7 +228,7 @@ void Task::loop() {
       s = source_->poll(batch, kPollWait, ended);
     }
     source_stats.records_out += batch.records.size();
-    last_poll_full_ = batch.records.size() >= config_.batch_size;
+    last_poll_empty_ = batch.records.empty();
     if (state_.taps.active() && !batch.records.empty()) state_.taps.offer("source", index_, batch);
     if (!s.is_ok()) {
       if (s.code() != Code::retriable) return fail("source", s);
@@ -431,14 +431,14 @@ void Task::commit(bool force) {
   collect_acknowledged();
   auto now = std::chrono::steady_clock::now();
   if (pending_commit_.empty()) return;
-  // At most every commit_interval_ms under load; at once when the source has caught up
-  // and nothing is in flight any more (an idle pipeline, the end of a bounded read), so
-  // the group's offsets, its lag and the end of a stop_at_end run do not wait for the
-  // interval. A synchronous sink has nothing in flight after every batch: while the
-  // source still fills whole batches that alone would commit once per batch (~10 thread
-  // wake-ups each in librdkafka).
+  // At most every commit_interval_ms while records flow; at once when the source found
+  // nothing and nothing is in flight any more (an idle pipeline, the end of a bounded
+  // read), so the group's offsets, its lag and the end of a stop_at_end run do not wait
+  // for the interval. A synchronous sink has nothing in flight after every batch: a
+  // commit per batch would be a request to the group coordinator per batch (measured at
+  // 400k records/s live: ~400 commits/s that the broker serves instead of fetches).
   if (!force && now - last_commit_ < Millis(config_.commit_interval_ms) &&
-      (tracker_.in_flight_records() > 0 || last_poll_full_))
+      (tracker_.in_flight_records() > 0 || !last_poll_empty_))
     return;
   Status s = source_->commit(pending_commit_);
   if (!s.is_ok()) {

@@ -74,7 +74,7 @@ class Task {
   std::vector<Position> pending_commit_;
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   bool finish_sent_ = false;
-  bool last_poll_full_ = false;  // the source filled the last batch: it has a backlog
+  bool last_poll_empty_ = false;  // the source had nothing: it has caught up
   bool source_ended_ = false;
   bool paused_ = false;             // what the source was last told
   bool poll_while_paused_ = false;  // the source keeps its connections alive when paused

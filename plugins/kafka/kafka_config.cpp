@@ -1,5 +1,7 @@
 #include "kafka_config.hpp"
 
+#include <cstdlib>
+
 #include <pipehost/redact.hpp>
 
 namespace pipehost::kafka {
@@ -25,6 +27,15 @@ rd_kafka_conf_t* make_conf(Context& context, const StringMap& defaults, const St
 }
 
 std::string error_text(rd_kafka_resp_err_t err) { return rd_kafka_err2str(err); }
+
+long long conf_number(const rd_kafka_conf_t* conf, const char* name, long long otherwise) {
+  char value[64] = "";
+  size_t size = sizeof value;
+  if (rd_kafka_conf_get(conf, name, value, &size) != RD_KAFKA_CONF_OK) return otherwise;
+  char* end = nullptr;
+  long long n = std::strtoll(value, &end, 10);
+  return end != value ? n : otherwise;
+}
 
 void check_properties(const StringMap& properties, Checker& checker) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();

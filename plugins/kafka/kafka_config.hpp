@@ -14,6 +14,9 @@ rd_kafka_conf_t* make_conf(Context& context, const StringMap& defaults, const St
 
 std::string error_text(rd_kafka_resp_err_t err);
 
+// A numeric property of `conf` (as librdkafka holds it), or `otherwise`.
+long long conf_number(const rd_kafka_conf_t* conf, const char* name, long long otherwise);
+
 // Config checks shared by the source and the sink: every property of `properties` is one
 // librdkafka accepts; the brokers answer (a real cluster; the embedded one starts with
 // the run).

@@ -124,8 +124,13 @@ class KafkaSource final : public Source {
   // Between subscribing (or losing every partition) and the group's next assignment:
   // the waker then nudges librdkafka's group state machine (see nudge_group).
   std::atomic<bool> joining_{false};
-  bool backlogged_ = false;  // the last poll took a full batch: the queue had more
-  std::chrono::steady_clock::time_point backlogged_at_{};  // the last full batch
+  // What this consumer took since its queue was last seen empty: only a run that reached
+  // librdkafka's thresholds can have stopped a fetcher (see wake_stalled_fetchers).
+  std::size_t run_bytes_ = 0;
+  std::size_t run_messages_ = 0;
+  std::size_t stall_bytes_ = 0;     // half of queued.max.messages.kbytes
+  std::size_t stall_messages_ = 0;  // half of queued.min.messages
+  std::chrono::steady_clock::time_point stall_possible_at_{};  // the last such run
   bool finish_at_end_ = false;
   Counter* received_ = nullptr;
   Counter* commits_ = nullptr;

@@ -111,7 +111,6 @@ void skip(Cursor& c, std::uint32_t wire, std::uint64_t number, int depth) {
   }
 }
 
-
 void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields, int depth);
 
 void read_message(const DecodePlan& plan, Cursor& c, Value& slot, int depth) {

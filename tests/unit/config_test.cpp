@@ -99,6 +99,19 @@ TEST_CASE("--set overrides values, creating tables as needed, with its own locat
   CHECK(negative.text().find("pipeline 'read': key 'tasks' must be at least 1") != std::string::npos);
 }
 
+TEST_CASE("--set takes a quoted key holding dots whole, as TOML does") {
+  auto r = load(kValid, {"pipeline.read.source.properties.\"fetch.wait.max.ms\"=\"5\"",
+                         "pipeline.read.source.properties.'queued.min.messages'=1000",
+                         "pipeline.read.source.\"group\"=g=2"});
+  REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
+  const auto& props = std::get<StringMap>(r.config.pipelines[1].source.options.values.at("properties"));
+  CHECK(props.at("fetch.wait.max.ms") == "5");
+  CHECK(props.at("queued.min.messages") == "1000");
+  CHECK(text(r.config.pipelines[1].source.options, "group") == "g=2");
+  for (const char* bad : {"pipeline.read.\"tasks=2", "pipeline..tasks=2", "pipeline.read.\"tasks\"x=2", "=2"})
+    CHECK_MESSAGE(load(kValid, {bad}).text().find("expected PATH=VALUE") != std::string::npos, bad);
+}
+
 TEST_CASE("a stage table naming a plugin replaces the stage, in --set as in overlays") {
   auto r = load(kValid, {"pipeline.read.sink={plugin=\"file\", path=\"/dev/null\"}"});
   REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());

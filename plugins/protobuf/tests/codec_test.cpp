@@ -419,6 +419,34 @@ TEST_CASE("decode: a struct of another shape (reused storage) is overwritten who
   CHECK(reused.is_null());
 }
 
+TEST_CASE("decode: fields a record leaves out get their defaults in reused storage") {
+  // The same schema's struct from a full record: a record that sets fewer fields (proto3
+  // leaves zeros out), repeats, nests differently or carries a field with a wire type it
+  // cannot have must decode exactly as into a fresh value.
+  Codec codec;
+  const DecodePlan& plan = codec.decoder("pipehost.test.Everything");
+  auto sparse = test::new_message(test::test_files(), "pipehost.test.Everything");
+  const gp::Descriptor* d = sparse->GetDescriptor();
+  const gp::Reflection* r = sparse->GetReflection();
+  r->SetInt32(sparse.get(), d->FindFieldByName("i32"), 9);
+  r->AddInt32(sparse.get(), d->FindFieldByName("packed_ints"), 4);
+  r->AddString(sparse.get(), d->FindFieldByName("tags"), "only");
+  gp::Message* inner = r->MutableMessage(sparse.get(), d->FindFieldByName("inner"));
+  inner->GetReflection()->SetInt64(inner, inner->GetDescriptor()->FindFieldByName("value"), 1);
+  std::string mismatched = sparse->SerializeAsString();
+  mismatched += std::string("\x72\x01\x41", 3);              // s = "A"
+  mismatched += std::string("\x68\x05", 2);                  // b = true
+  mismatched += std::string("\x0d\x00\x00\x00\x00", 5);  // d as a fixed32: skipped, d stays 0
+  for (const std::string& bytes : {sparse->SerializeAsString(), std::string(), mismatched}) {
+    Value fresh;
+    decode_message(plan, bytes, fresh);
+    Value reused;
+    decode_message(plan, full_everything()->SerializeAsString(), reused);
+    decode_message(plan, bytes, reused);
+    CHECK(reused == fresh);
+  }
+}
+
 TEST_CASE("plans: a message that cannot be planned leaves no plan pointing at it") {
   // M -> N -> M, and M has a proto2 group: building M fails after N was built pointing at
   // M's half-built plan. N must not stay cached (it was used after M's plan was freed).
