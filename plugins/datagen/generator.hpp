@@ -34,7 +34,6 @@ struct Draws {
 // A version 4 UUID from the record's draws, "8-4-4-4-12" lower-case hex. Written into a
 // fixed buffer: appending character by character cost ~880 instructions per record
 // (callgrind, bench/instructions.py), a fifth of generating and encoding a transaction.
-// Writes the 36 characters of a random (version 4) UUID.
 inline void uuid_v4(Draws& d, char (&out)[36]) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::uint64_t hi = d.next(), lo = d.next();

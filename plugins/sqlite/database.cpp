@@ -61,11 +61,9 @@ Database::Database(const std::string& path, const std::optional<std::string>& te
 void Database::use_wal(int busy_timeout_ms) {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
   for (auto pause = std::chrono::milliseconds(5);; pause = std::min(pause * 2, std::chrono::milliseconds(100))) {
-    char* message = nullptr;
-    const int rc = sqlite3_exec(db_, "PRAGMA journal_mode = WAL", nullptr, nullptr, &message);
+    std::string why;
+    const int rc = run("PRAGMA journal_mode = WAL", why);
     if (rc == SQLITE_OK) return;
-    std::string why = message ? message : sqlite3_errmsg(db_);
-    sqlite3_free(message);
     const bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
     if (!busy)
       throw std::runtime_error("sqlite " + path_ + ": " + why + " (in: PRAGMA journal_mode = WAL)");
@@ -83,13 +81,18 @@ std::string Database::error(std::string_view doing) const {
   return "sqlite " + path_ + ": " + std::string(doing) + ": " + sqlite3_errmsg(db_);
 }
 
-void Database::exec(const std::string& sql) {
+int Database::run(const std::string& sql, std::string& why) {
   char* message = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
-    std::string why = message ? message : sqlite3_errmsg(db_);
-    sqlite3_free(message);
+  const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
+  if (rc != SQLITE_OK) why = message ? message : sqlite3_errmsg(db_);
+  sqlite3_free(message);
+  return rc;
+}
+
+void Database::exec(const std::string& sql) {
+  std::string why;
+  if (run(sql, why) != SQLITE_OK)
     throw std::runtime_error("sqlite " + path_ + ": " + why + " (in: " + sql.substr(0, 80) + ")");
-  }
 }
 
 Statement Database::prepare(const std::string& sql) {

@@ -35,6 +35,8 @@ class Database {
   std::string error(std::string_view doing) const;
 
  private:
+  // sqlite3_exec's result code; `why` gets its message when it is not SQLITE_OK.
+  int run(const std::string& sql, std::string& why);
   void use_wal(int busy_timeout_ms);
 
   std::string path_;
