@@ -209,29 +209,41 @@ void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
 }
 
 void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
-  std::string_view topic = intern(rd_kafka_topic_name(m->rkt));
-  auto it = assigned_.find({topic, m->partition});
-  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-    if (it == assigned_.end()) return;
-    // Every record before the end has been delivered: the consumer is at this offset.
-    it->second.at_end = true;
-    it->second.read_to = std::max(it->second.read_to, static_cast<std::int64_t>(m->offset));
-    return;
-  }
-  if (m->err) {
+  // Before the partition's lookup: an error need not name a topic (rkt is null when all
+  // brokers are down, for one).
+  if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
     if (rd_kafka_fatal_error(consumer_, nullptr, 0))
       throw FatalError("Kafka consumer: " + error_text(m->err));
     context_.warn("Kafka consumer: " + error_text(m->err) + " (librdkafka retries)");
     return;
   }
-  if (it == assigned_.end()) return;  // a partition revoked since it was fetched
-  PartitionState& state = it->second;
+  if (m->rkt != last_.topic_handle || m->partition != last_.partition) {
+    last_.topic_handle = m->rkt;
+    last_.partition = m->partition;
+    last_.topic = intern(rd_kafka_topic_name(m->rkt));
+    auto it = assigned_.find({last_.topic, m->partition});
+    last_.state = it != assigned_.end() ? &it->second : nullptr;
+    last_.span = LastPartition::kNoSpan;
+  }
+  const std::string_view topic = last_.topic;
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    if (!last_.state) return;
+    // Every record before the end has been delivered: the consumer is at this offset.
+    last_.state->at_end = true;
+    last_.state->read_to = std::max(last_.state->read_to, static_cast<std::int64_t>(m->offset));
+    return;
+  }
+  if (!last_.state) return;  // a partition revoked since it was fetched
+  PartitionState& state = *last_.state;
   note_gap(topic, m->partition, state, m->offset);
-  Span* span = nullptr;
-  for (auto& s : out.spans)
-    if (s.partition == m->partition && s.topic == topic) span = &s;
-  if (!span) span = &out.spans.emplace_back(Span{topic, m->partition, state.read_to, 0});
-  span->next = m->offset + 1;
+  if (last_.span == LastPartition::kNoSpan) {
+    auto span = std::find_if(out.spans.begin(), out.spans.end(), [&](const Span& s) {
+      return s.partition == m->partition && s.topic == topic;
+    });
+    if (span == out.spans.end()) span = out.spans.insert(span, Span{topic, m->partition, state.read_to, 0});
+    last_.span = static_cast<std::size_t>(span - out.spans.begin());
+  }
+  out.spans[last_.span].next = m->offset + 1;
   state.read_to = m->offset + 1;
   state.taken_to = m->offset + 1;
   state.at_end = false;
@@ -280,12 +292,14 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
     std::vector<rd_kafka_message_t*>& more = scratch_;  // reused: no allocation per poll
     more.resize(out.capacity > 1 ? out.capacity - 1 : 1);
     ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, more.data(), more.size());
-    run_bytes_ += first->len + first->key_len;
-    for (ssize_t i = 0; i < n; ++i)
-      run_bytes_ += more[static_cast<std::size_t>(i)]->len + more[static_cast<std::size_t>(i)]->key_len;
+    last_ = {};  // a rebalance may have come with the messages
+    auto count_and_take = [&](rd_kafka_message_t* m) {
+      run_bytes_ += m->len + m->key_len;  // before take(), which may destroy m
+      take(m, out);
+    };
+    count_and_take(first);
+    for (ssize_t i = 0; i < n; ++i) count_and_take(more[static_cast<std::size_t>(i)]);
     run_messages_ += static_cast<std::size_t>(n) + 1;
-    take(first, out);
-    for (ssize_t i = 0; i < n; ++i) take(more[static_cast<std::size_t>(i)], out);
     const bool stall_possible = run_bytes_ >= stall_bytes_ || run_messages_ >= stall_messages_;
     if (stall_possible) stall_possible_at_ = std::chrono::steady_clock::now();
     if (n < static_cast<ssize_t>(more.size())) {

@@ -108,6 +108,19 @@ class KafkaSource final : public Source {
   std::map<PartitionKey, std::int64_t> sent_;
   std::vector<Position> resumed_;  // positions taken from the sink, to commit
   std::vector<rd_kafka_message_t*> scratch_;
+  // The partition of the message taken before: a poll's messages come in runs from one
+  // partition, so the topic's name and the partition's state are looked up once per run,
+  // not per message (a hash, a map search and string compares). Reset before each poll's
+  // messages are taken: only a rebalance, which cannot happen while they are taken,
+  // changes assigned_.
+  struct LastPartition {
+    rd_kafka_topic_t* topic_handle = nullptr;
+    std::int32_t partition = -1;
+    std::string_view topic;
+    PartitionState* state = nullptr;  // nullptr: not assigned
+    std::size_t span = kNoSpan;       // its span in the batch being filled
+    static constexpr std::size_t kNoSpan = ~std::size_t{0};
+  } last_;
   bool assignment_seen_ = false;
   bool ever_assigned_ = false;
   bool paused_ = false;
