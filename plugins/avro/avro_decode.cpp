@@ -94,7 +94,13 @@ RecordTransform::Verdict AvroDecode::apply(Record& record) {
   else avro_value_reset(&into);
   if (avro_value_read(reader_, &into) != 0)
     throw InvalidRecord("schema id " + std::to_string(id) + ": " + avro_error());
-  record.value = to_value_(w.result ? w.result->get() : into);
+  // Into the storage an earlier record decoded into (see Record::value_to_overwrite).
+  try {
+    to_value_.into(w.result ? w.result->get() : into, record.value_to_overwrite());
+  } catch (...) {
+    record.value = Value();  // half written
+    throw;
+  }
   return Verdict::keep;
 }
 

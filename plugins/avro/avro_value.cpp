@@ -143,6 +143,129 @@ Value ToValue::operator()(avro_value_t& v) {
 
 namespace {
 
+template <class T>
+void set(Value& out, T v) {
+  if (T* held = out.as<T>())
+    *held = v;
+  else
+    out = v;
+}
+
+void set_bytes(Value& out, const void* data, std::size_t size) {
+  if (auto* b = out.as<Bytes>())
+    b->data.assign(static_cast<const char*>(data), size);
+  else
+    out = Bytes{std::string(static_cast<const char*>(data), size)};
+}
+
+}  // namespace
+
+void ToValue::into(avro_value_t& v, Value& out) {
+  switch (avro_value_get_type(&v)) {
+    case AVRO_STRING: {
+      const char* s = nullptr;
+      size_t size = 0;
+      avro_value_get_string(&v, &s, &size);
+      out.assign_string({s, size ? size - 1 : 0});  // size counts the NUL
+      return;
+    }
+    case AVRO_BYTES: {
+      const void* b = nullptr;
+      size_t size = 0;
+      avro_value_get_bytes(&v, &b, &size);
+      set_bytes(out, b, size);
+      return;
+    }
+    case AVRO_FIXED: {
+      const void* b = nullptr;
+      size_t size = 0;
+      avro_value_get_fixed(&v, &b, &size);
+      set_bytes(out, b, size);
+      return;
+    }
+    case AVRO_INT32: {
+      int32_t i = 0;
+      avro_value_get_int(&v, &i);
+      set(out, std::int64_t{i});
+      return;
+    }
+    case AVRO_INT64: {
+      int64_t i = 0;
+      avro_value_get_long(&v, &i);
+      set(out, static_cast<std::int64_t>(i));
+      return;
+    }
+    case AVRO_FLOAT: {
+      float f = 0;
+      avro_value_get_float(&v, &f);
+      set(out, static_cast<double>(f));
+      return;
+    }
+    case AVRO_DOUBLE: {
+      double d = 0;
+      avro_value_get_double(&v, &d);
+      set(out, d);
+      return;
+    }
+    case AVRO_BOOLEAN: {
+      int b = 0;
+      avro_value_get_boolean(&v, &b);
+      set(out, b != 0);
+      return;
+    }
+    case AVRO_NULL:
+      if (!out.is_null()) out = Value();
+      return;
+    case AVRO_ENUM: {
+      int symbol = 0;
+      avro_value_get_enum(&v, &symbol);
+      if (const char* name = avro_schema_enum_get(avro_value_get_schema(&v), symbol))
+        out.assign_string(name);
+      else
+        out = std::to_string(symbol);
+      return;
+    }
+    case AVRO_ARRAY: {
+      size_t n = 0;
+      avro_value_get_size(&v, &n);
+      List* list = out.as<List>();
+      if (!list) {
+        out = List();
+        list = out.as<List>();
+      }
+      list->resize(n);  // elements it keeps keep their storage
+      for (size_t i = 0; i < n; ++i) {
+        avro_value_t child;
+        avro_value_get_by_index(&v, i, &child, nullptr);
+        into(child, (*list)[i]);
+      }
+      return;
+    }
+    case AVRO_RECORD: {
+      size_t n = 0;
+      avro_value_get_size(&v, &n);
+      Struct& s = out.overwrite_struct(record_schema(avro_value_get_schema(&v)), n);
+      for (size_t i = 0; i < n; ++i) {
+        avro_value_t child;
+        avro_value_get_by_index(&v, i, &child, nullptr);
+        into(child, s.fields[i]);
+      }
+      return;
+    }
+    case AVRO_UNION: {
+      avro_value_t branch;
+      avro_value_get_current_branch(&v, &branch);
+      into(branch, out);
+      return;
+    }
+    default:  // a map (its keys make its schema) and anything else: built anew
+      out = (*this)(v);
+      return;
+  }
+}
+
+namespace {
+
 bool fits(const Value& in, avro_type_t type) {
   switch (type) {
     case AVRO_NULL: return in.is_null();

@@ -51,6 +51,10 @@ std::string avro_error();
 class ToValue {
  public:
   Value operator()(avro_value_t& v);
+  // The same value written into `out` in place: strings, lists and structs it already
+  // holds keep their storage (for Record::value_to_overwrite). On a throw `out` is left
+  // half written: the caller resets it.
+  void into(avro_value_t& v, Value& out);
 
  private:
   std::shared_ptr<const StructSchema> record_schema(avro_schema_t s);

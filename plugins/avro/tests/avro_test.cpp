@@ -74,6 +74,17 @@ int register_text(TestContext& c, const std::string& subject, const std::string&
   return id;
 }
 
+const char* const kAllTypes = R"({"type":"record","name":"All","fields":[
+    {"name":"n","type":"null"},{"name":"b","type":"boolean"},{"name":"i","type":"int"},
+    {"name":"l","type":"long"},{"name":"f","type":"float"},{"name":"d","type":"double"},
+    {"name":"by","type":"bytes"},{"name":"s","type":"string"},
+    {"name":"e","type":{"type":"enum","name":"Color","symbols":["RED","GREEN"]}},
+    {"name":"fx","type":{"type":"fixed","name":"Two","size":2}},
+    {"name":"a","type":{"type":"array","items":"long"}},
+    {"name":"m","type":{"type":"map","values":"string"}},
+    {"name":"u","type":["null","string"]},
+    {"name":"r","type":{"type":"record","name":"Inner","fields":[{"name":"x","type":"int"}]}}]})";
+
 Batch of(std::vector<std::string> payloads) {
   Batch b;
   for (auto& p : payloads) b.records.emplace_back().payload = std::move(p);
@@ -121,16 +132,7 @@ TEST_CASE("avro_encode then avro_decode: the bytes are Avro's and the values com
 }
 
 TEST_CASE("avro_decode: every Avro type the schema can hold") {
-  const std::string schema = R"({"type":"record","name":"All","fields":[
-    {"name":"n","type":"null"},{"name":"b","type":"boolean"},{"name":"i","type":"int"},
-    {"name":"l","type":"long"},{"name":"f","type":"float"},{"name":"d","type":"double"},
-    {"name":"by","type":"bytes"},{"name":"s","type":"string"},
-    {"name":"e","type":{"type":"enum","name":"Color","symbols":["RED","GREEN"]}},
-    {"name":"fx","type":{"type":"fixed","name":"Two","size":2}},
-    {"name":"a","type":{"type":"array","items":"long"}},
-    {"name":"m","type":{"type":"map","values":"string"}},
-    {"name":"u","type":["null","string"]},
-    {"name":"r","type":{"type":"record","name":"Inner","fields":[{"name":"x","type":"int"}]}}]})";
+  const std::string schema = kAllTypes;
   StageHarness<avro::AvroDecode> h;
   const int id = register_text(h.context, "all-value", schema);
   std::string body;
@@ -190,6 +192,58 @@ TEST_CASE("avro_decode: every Avro type the schema can hold") {
   enc->start();
   REQUIRE(enc.process(b).empty());
   CHECK(std::string(b.records[0].payload) == framed(1, written));
+}
+
+TEST_CASE("avro_decode: a value decoded into an earlier record's storage equals a fresh decode") {
+  // Batch::add hands each record the struct an earlier record decoded into: every part of
+  // it must be overwritten (a shorter array, a union now null, shorter strings, another
+  // enum symbol), nothing of the earlier record may show.
+  auto body_of = [](bool big) {
+    std::string body;
+    body.push_back(big ? 1 : 0);                          // b
+    put_long(body, big ? -7 : 5);                         // i
+    put_long(body, big ? 1LL << 40 : 3);                  // l
+    const float f = big ? 1.5f : -0.5f;
+    body.append(reinterpret_cast<const char*>(&f), 4);
+    const double d = big ? -2.25 : 8.0;
+    body.append(reinterpret_cast<const char*>(&d), 8);
+    put_string(body, big ? std::string("\0\xff\x01", 3) : std::string("z"));  // bytes
+    put_string(body, big ? "a string longer than the small-string buffer" : "s");
+    put_long(body, big ? 1 : 0);                          // enum GREEN / RED
+    body.append(big ? "xy" : "ab");                       // fixed
+    if (big) {                                            // array: 3 elements, or none
+      put_long(body, 3);
+      put_long(body, 3);
+      put_long(body, -4);
+      put_long(body, 5);
+    }
+    put_long(body, 0);
+    put_long(body, big ? 2 : 1);                          // map
+    put_string(body, "k");
+    put_string(body, big ? "v" : "w");
+    if (big) {
+      put_string(body, "k2");
+      put_string(body, "v2");
+    }
+    put_long(body, 0);
+    put_long(body, big ? 1 : 0);                          // union: string, or null
+    if (big) put_string(body, "u");
+    put_long(body, big ? 42 : -1);                        // r.x
+    return body;
+  };
+  StageHarness<avro::AvroDecode> h;
+  const int id = register_text(h.context, "all-value", kAllTypes);
+  for (bool second : {false, true}) {
+    Batch fresh = of({framed(id, body_of(second))});
+    REQUIRE(h.process(fresh).empty());
+    Batch reused;
+    reused.add().payload = framed(id, body_of(true));
+    REQUIRE(h.process(reused).empty());
+    reused.recycle();
+    reused.add().payload = framed(id, body_of(second));
+    REQUIRE(h.process(reused).empty());
+    CHECK(reused.records[0].value == fresh.records[0].value);
+  }
 }
 
 TEST_CASE("avro_decode: a reader schema resolves the writer's (dropped fields, promotion)") {
