@@ -35,112 +35,6 @@ std::shared_ptr<const StructSchema> ToValue::record_schema(avro_schema_t s) {
   return made;
 }
 
-Value ToValue::operator()(avro_value_t& v) {
-  switch (avro_value_get_type(&v)) {
-    case AVRO_STRING: {
-      const char* s = nullptr;
-      size_t size = 0;
-      avro_value_get_string(&v, &s, &size);
-      return std::string(s, size ? size - 1 : 0);  // size counts the NUL
-    }
-    case AVRO_BYTES: {
-      const void* b = nullptr;
-      size_t size = 0;
-      avro_value_get_bytes(&v, &b, &size);
-      return Bytes{std::string(static_cast<const char*>(b), size)};
-    }
-    case AVRO_FIXED: {
-      const void* b = nullptr;
-      size_t size = 0;
-      avro_value_get_fixed(&v, &b, &size);
-      return Bytes{std::string(static_cast<const char*>(b), size)};
-    }
-    case AVRO_INT32: {
-      int32_t i = 0;
-      avro_value_get_int(&v, &i);
-      return std::int64_t{i};
-    }
-    case AVRO_INT64: {
-      int64_t i = 0;
-      avro_value_get_long(&v, &i);
-      return static_cast<std::int64_t>(i);
-    }
-    case AVRO_FLOAT: {
-      float f = 0;
-      avro_value_get_float(&v, &f);
-      return static_cast<double>(f);
-    }
-    case AVRO_DOUBLE: {
-      double d = 0;
-      avro_value_get_double(&v, &d);
-      return d;
-    }
-    case AVRO_BOOLEAN: {
-      int b = 0;
-      avro_value_get_boolean(&v, &b);
-      return b != 0;
-    }
-    case AVRO_NULL:
-      return Value();
-    case AVRO_ENUM: {
-      int symbol = 0;
-      avro_value_get_enum(&v, &symbol);
-      const char* name = avro_schema_enum_get(avro_value_get_schema(&v), symbol);
-      return name ? std::string(name) : std::to_string(symbol);
-    }
-    case AVRO_ARRAY: {
-      size_t n = 0;
-      avro_value_get_size(&v, &n);
-      List list;
-      list.reserve(n);
-      for (size_t i = 0; i < n; ++i) {
-        avro_value_t child;
-        avro_value_get_by_index(&v, i, &child, nullptr);
-        list.push_back((*this)(child));
-      }
-      return list;
-    }
-    case AVRO_MAP: {
-      size_t n = 0;
-      avro_value_get_size(&v, &n);
-      std::vector<std::string> keys;
-      std::vector<Value> values;
-      for (size_t i = 0; i < n; ++i) {
-        avro_value_t child;
-        const char* key = nullptr;
-        avro_value_get_by_index(&v, i, &child, &key);
-        keys.emplace_back(key);
-        values.push_back((*this)(child));
-      }
-      auto it = maps_.find(keys);
-      if (it == maps_.end()) {
-        if (maps_.size() > 1024) maps_.clear();
-        it = maps_.emplace(keys, StructSchema::make(keys)).first;
-      }
-      return Struct{it->second, std::move(values)};
-    }
-    case AVRO_RECORD: {
-      size_t n = 0;
-      avro_value_get_size(&v, &n);
-      std::vector<Value> fields;
-      fields.reserve(n);
-      for (size_t i = 0; i < n; ++i) {
-        avro_value_t child;
-        avro_value_get_by_index(&v, i, &child, nullptr);
-        fields.push_back((*this)(child));
-      }
-      return Struct{record_schema(avro_value_get_schema(&v)), std::move(fields)};
-    }
-    case AVRO_UNION: {
-      avro_value_t branch;
-      avro_value_get_current_branch(&v, &branch);
-      return (*this)(branch);
-    }
-    default:
-      throw InvalidRecord("avro: a value of an unknown Avro type");
-  }
-}
-
 namespace {
 
 template <class T>
@@ -241,6 +135,26 @@ void ToValue::into(avro_value_t& v, Value& out) {
       }
       return;
     }
+    case AVRO_MAP: {
+      size_t n = 0;
+      avro_value_get_size(&v, &n);
+      std::vector<std::string> keys;
+      std::vector<Value> values;
+      for (size_t i = 0; i < n; ++i) {
+        avro_value_t child;
+        const char* key = nullptr;
+        avro_value_get_by_index(&v, i, &child, &key);
+        keys.emplace_back(key);
+        into(child, values.emplace_back());
+      }
+      auto it = maps_.find(keys);
+      if (it == maps_.end()) {
+        if (maps_.size() > 1024) maps_.clear();
+        it = maps_.emplace(keys, StructSchema::make(keys)).first;
+      }
+      out = Struct{it->second, std::move(values)};  // its keys make its schema: built anew
+      return;
+    }
     case AVRO_RECORD: {
       size_t n = 0;
       avro_value_get_size(&v, &n);
@@ -258,9 +172,8 @@ void ToValue::into(avro_value_t& v, Value& out) {
       into(branch, out);
       return;
     }
-    default:  // a map (its keys make its schema) and anything else: built anew
-      out = (*this)(v);
-      return;
+    default:
+      throw InvalidRecord("avro: a value of an unknown Avro type");
   }
 }
 

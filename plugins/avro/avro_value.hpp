@@ -50,10 +50,9 @@ std::string avro_error();
 // Avro value -> Value. Record schemas' StructSchemas are kept in `schemas`.
 class ToValue {
  public:
-  Value operator()(avro_value_t& v);
-  // The same value written into `out` in place: strings, lists and structs it already
-  // holds keep their storage (for Record::value_to_overwrite). On a throw `out` is left
-  // half written: the caller resets it.
+  // Writes the value into `out` in place: strings, lists and structs it already holds
+  // keep their storage (for Record::value_to_overwrite); a map is built anew. On a throw
+  // `out` is left half written: the caller resets it.
   void into(avro_value_t& v, Value& out);
 
  private:
