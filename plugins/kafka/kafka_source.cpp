@@ -237,11 +237,12 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   PartitionState& state = *last_.state;
   note_gap(topic, m->partition, state, m->offset);
   if (last_.span == LastPartition::kNoSpan) {
-    auto span = std::find_if(out.spans.begin(), out.spans.end(), [&](const Span& s) {
-      return s.partition == m->partition && s.topic == topic;
-    });
-    if (span == out.spans.end()) span = out.spans.insert(span, Span{topic, m->partition, state.read_to, 0});
-    last_.span = static_cast<std::size_t>(span - out.spans.begin());
+    if (const Span* span = out.span(topic, m->partition)) {
+      last_.span = static_cast<std::size_t>(span - out.spans.data());
+    } else {
+      last_.span = out.spans.size();
+      out.spans.push_back(Span{topic, m->partition, state.read_to, 0});
+    }
   }
   out.spans[last_.span].next = m->offset + 1;
   state.read_to = m->offset + 1;
