@@ -117,12 +117,20 @@ void report(const PipelineList& pipelines, Clock::duration elapsed,
 
 }  // namespace
 
+namespace {
+// Sent by a pipeline's supervisor to the main thread (never to the process) when the
+// pipeline ends: the main thread's wait returns at once instead of after up to 100 ms
+// (a run's end used to wait for it: ~50 ms of a 2-second benchmark run).
+constexpr int kPipelineEndedSignal = SIGUSR2;
+}  // namespace
+
 void block_stop_signals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, kPipelineEndedSignal);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 }
 
@@ -209,6 +217,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, kPipelineEndedSignal);
   std::vector<std::unique_ptr<LoadedConfig>> generations;  // configs reloads started pipelines from
 
   Runtime runtime(config, data_dir);
@@ -249,6 +258,8 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
       return kServicesUnavailable;
     }
   }
+  const pthread_t main_thread = pthread_self();
+  runtime.services().pipeline_ended = [main_thread] { pthread_kill(main_thread, kPipelineEndedSignal); };
   auto started = Clock::now();
   runtime.start_pipelines();
 

@@ -146,6 +146,7 @@ void Pipeline::supervise() {
     state_.restarting = false;
   }
   done_ = true;
+  if (services_.pipeline_ended) services_.pipeline_ended();
 }
 
 bool Pipeline::wait_to_restart(std::chrono::milliseconds wait) {

@@ -1,6 +1,7 @@
 // What every pipeline shares in one process.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -60,6 +61,9 @@ struct Services {
   std::string data_dir;
   Metrics metrics;
   std::atomic<bool> stopping{false};  // SIGINT/SIGTERM: every pipeline drains and stops
+  // Called by a pipeline's supervisor thread when the pipeline has ended (for good), so
+  // that whoever waits for the pipelines learns it at once rather than at its next check.
+  std::function<void()> pipeline_ended;
 };
 
 }  // namespace pipehost::host

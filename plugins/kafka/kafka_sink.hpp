@@ -51,6 +51,7 @@ class KafkaSink final : public Sink {
  private:
   static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   void produce(Record& record, void* completion);
+  void stop_poller();
   void know_topic(const std::string& topic);
   // exactly_once (kafka_transactions.cpp)
   void start_transactions();

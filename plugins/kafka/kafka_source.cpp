@@ -294,21 +294,27 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
     more.resize(out.capacity > 1 ? out.capacity - 1 : 1);
     ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, more.data(), more.size());
     last_ = {};  // a rebalance may have come with the messages
+    std::size_t payload_bytes = 0;  // what librdkafka counts against its byte threshold
     auto count_and_take = [&](rd_kafka_message_t* m) {
-      run_bytes_ += m->len + m->key_len;  // before take(), which may destroy m
+      payload_bytes += m->len;  // before take(), which may destroy m
+      run_bytes_ += m->len + m->key_len;
       take(m, out);
     };
     count_and_take(first);
     for (ssize_t i = 0; i < n; ++i) count_and_take(more[static_cast<std::size_t>(i)]);
-    run_messages_ += static_cast<std::size_t>(n) + 1;
+    const std::size_t taken = static_cast<std::size_t>(n) + 1;
+    run_messages_ += taken;
     const bool stall_possible = run_bytes_ >= stall_bytes_ || run_messages_ >= stall_messages_;
     if (stall_possible) stall_possible_at_ = std::chrono::steady_clock::now();
     if (n < static_cast<ssize_t>(more.size())) {
       // The queue just ran dry after a run that may have passed a threshold: if the
       // broker holds more, its fetcher may have stopped. A consumer keeping up with live
       // records takes short runs and never wakes anything.
-      if (stall_possible && !paused_) wake_stalled_fetchers();
+      if ((stall_possible || queue_was_high_) && !paused_) wake_stalled_fetchers();
       run_bytes_ = run_messages_ = 0;
+      queue_was_high_ = false;
+    } else {
+      wake_below_half_full(taken, payload_bytes);
     }
   }
   received_->add(out.records.size());
@@ -368,14 +374,36 @@ bool KafkaSource::cached_watermarks(std::string_view topic, std::int32_t partiti
          RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
-void KafkaSource::wake_stalled_fetchers() {
+// A backlog fills the queue with whole fetch responses and stops the fetcher at the
+// threshold; waiting for the queue to run dry before waking it leaves the consumer idle
+// for the fetch's round trip, with records waiting on the broker. So, while full batches
+// come, the queue's size is estimated (its message count from librdkafka, times this
+// poll's mean payload: librdkafka keeps the byte count to itself), and the fetcher is
+// woken once the queue, seen at half a threshold or more, falls below half: the other
+// half is still queued while the fetch travels. One wake per such crossing, at most one
+// per fetch response that filled the queue.
+void KafkaSource::wake_below_half_full(std::size_t taken, std::size_t payload_bytes) {
+  const std::size_t queued = static_cast<std::size_t>(rd_kafka_queue_length(queue_));
+  const std::size_t queued_bytes = queued * (payload_bytes / taken);
+  const bool high = queued_bytes >= stall_bytes_ || queued >= stall_messages_;
+  if (high) {
+    queue_was_high_ = true;
+  } else if (queue_was_high_ && !paused_) {
+    queue_was_high_ = !wake_stalled_fetchers();  // else the next poll tries again
+  }
+}
+
+// False while a round is still under way: one round at a time.
+bool KafkaSource::wake_stalled_fetchers() {
   std::lock_guard lock(wake_mutex_);
-  if (!waker_.joinable() || !wake_partitions_.empty()) return;  // one round at a time
+  if (!waker_.joinable()) return true;
+  if (!wake_partitions_.empty()) return false;
   for (const auto& [tp, state] : assigned_)
     if (!state.at_end) wake_partitions_.emplace_back(tp.first, tp.second);
-  if (wake_partitions_.empty()) return;
+  if (wake_partitions_.empty()) return true;
   fetcher_wakes_->add();
   wake_changed_.notify_one();
+  return true;
 }
 
 // The waker thread: asks the leaders for the partitions' latest offsets, one request per

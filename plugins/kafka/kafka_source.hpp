@@ -69,7 +69,8 @@ class KafkaSource final : public Source {
   bool records_waiting();
   bool cached_watermarks(std::string_view topic, std::int32_t partition, std::int64_t& low,
                          std::int64_t& high);
-  void wake_stalled_fetchers();
+  bool wake_stalled_fetchers();
+  void wake_below_half_full(std::size_t taken, std::size_t payload_bytes);
   void start_waker();
   void stop_waker();
   void set_joining(bool joining);
@@ -144,6 +145,7 @@ class KafkaSource final : public Source {
   std::size_t stall_bytes_ = 0;     // half of queued.max.messages.kbytes
   std::size_t stall_messages_ = 0;  // half of queued.min.messages
   std::chrono::steady_clock::time_point stall_possible_at_{};  // the last such run
+  bool queue_was_high_ = false;  // seen at half a threshold since the last wake (wake_below_half_full)
   bool finish_at_end_ = false;
   Counter* received_ = nullptr;
   Counter* commits_ = nullptr;
