@@ -258,10 +258,13 @@ class Bench:
     # ------------------------------------------------------------ contenders, pipeline 1
     def produce_cmd(self, who, topic, count, rate=0.0):
         stats = os.path.join(self.tmp, "stats.json")
-        if who == "pipehost":
-            return ([os.path.join(BIN, "pipehost"), "run", "bench/configs/produce.toml", "--no-progress",
-                     "--stats", stats, "--set", f"pipeline.produce.source.count={count}",
-                     "--set", f"pipeline.produce.source.rate={float(rate)}"], {"BENCH_TOPIC": topic})
+        if who in ("pipehost", "pipehost-2tasks"):
+            cmd = [os.path.join(BIN, "pipehost"), "run", "bench/configs/produce.toml", "--no-progress",
+                   "--stats", stats, "--set", f"pipeline.produce.source.count={count}",
+                   "--set", f"pipeline.produce.source.rate={float(rate)}"]
+            if who == "pipehost-2tasks":  # two generating and producing threads (datagen splits the records)
+                cmd += ["--set", "pipeline.produce.tasks=2"]
+            return cmd, {"BENCH_TOPIC": topic}
         if who == "baseline":
             return ([os.path.join(BIN, "produce_baseline"), "--brokers", self.brokers, "--topic", topic,
                      "--schema-id", str(self.register(topic)), "--count", str(count), "--seed", str(SEED),
@@ -332,8 +335,8 @@ class Bench:
 
     def produce_phase(self):
         o = self.o
-        counts = {"pipehost": o.records, "baseline": o.records, "py-batched": o.records,
-                  "py-per-message": o.pm_records}
+        counts = {"pipehost": o.records, "pipehost-2tasks": o.records, "baseline": o.records,
+                  "py-batched": o.records, "py-per-message": o.pm_records}
 
         def one(c):
             t = self.topic(f"p1-{c}-{uuid.uuid4().hex[:4]}")
@@ -345,7 +348,7 @@ class Bench:
             return res
 
         log("pipeline 1 (produce): throughput")
-        return self.throughput(CONTENDERS, one, o.rounds + 1)
+        return self.throughput(PRODUCE_CONTENDERS, one, o.rounds + 1)
 
     def consume_phase(self, big, small):
         o = self.o
@@ -1108,6 +1111,11 @@ LABEL = {"baseline": "(a) C++ librdkafka baseline", "py-per-message": "(b) Pytho
 # configs do; the plain row decodes every field, like the baseline, for a fair comparison.
 # (e) is Benthos, the open-source core of Redpanda Connect (--skip-benthos leaves it out).
 CONSUME_CONTENDERS = CONTENDERS + ["pipehost-projected", "benthos"]
+# Pipeline 1 also runs pipehost with `tasks = 2`: a user's answer when one thread
+# (generate, encode, hand to librdkafka) is the limit; the like-for-like row is tasks = 1,
+# as the baseline's one generating thread.
+PRODUCE_CONTENDERS = CONTENDERS + ["pipehost-2tasks"]
+LABEL["pipehost-2tasks"] = "(c) pipehost, tasks = 2 (two producing threads; the baseline has one)"
 LABEL["benthos"] = "(e) Benthos (Redpanda Connect's core), batch folded per account"
 # Pipeline 3 has no batched Python contender (the seed's processor is per message); the
 # exactly-once row is pipehost with exactly_once = true on its kafka sink.
@@ -1503,13 +1511,13 @@ def main():
         if key not in summary:
             continue
         route = key == "route"
-        contenders = {"consume": CONSUME_CONTENDERS, "route": ROUTE_CONTENDERS, "trades": TRADES_CONTENDERS,
-                      "food": FOOD_CONTENDERS}.get(key, CONTENDERS)
+        contenders = {"produce": PRODUCE_CONTENDERS, "consume": CONSUME_CONTENDERS, "route": ROUTE_CONTENDERS,
+                      "trades": TRADES_CONTENDERS, "food": FOOD_CONTENDERS}.get(key, CONTENDERS)
         lines += table(title, summary[key], latency.get(key), redis_relevant, contenders,
                        service="postgres" if key == "trades" else "redis",
                        missing=missing if key in ("trades", "consume") else None)
         r = ratios(summary[key], [c for c in contenders
-                                  if c not in ("pipehost", "pipehost-eos", "pipehost-projected")])
+                                  if c not in ("pipehost", "pipehost-eos", "pipehost-projected", "pipehost-2tasks")])
         lines.append("")
         if f"{key}_rate" in latency:
             lines.append(f"Latency driven at {latency[key + '_rate']:,.0f} records/s (half of pipehost's median) "
@@ -1534,6 +1542,16 @@ def main():
             lines.append(f"Projected / all fields (pipehost medians): "
                          f"{projected['median'] / summary[key]['pipehost']['median']:.2f}× records/s, "
                          f"{projected['cpu'] / summary[key]['pipehost']['cpu']:.2f}× CPU per record.")
+        two = summary[key].get("pipehost-2tasks")
+        if two and summary[key].get("pipehost"):
+            py = summary[key].get("py-per-message")
+            lines.append("")
+            lines.append(f"tasks = 2 / tasks = 1 (pipehost medians): "
+                         f"{two['median'] / summary[key]['pipehost']['median']:.2f}× records/s, "
+                         f"{two['cpu'] / summary[key]['pipehost']['cpu']:.2f}× CPU per record"
+                         + (f"; tasks = 2 / (b) per-message Python = {two['median'] / py['median']:.2f}×" if py else "")
+                         + (f"; tasks = 2 / (a) baseline = {two['median'] / summary[key]['baseline']['median']:.2f}×"
+                            if summary[key].get("baseline") else "") + ".")
         alo, eos = summary[key].get("pipehost"), summary[key].get("pipehost-eos")
         if route and alo and eos:
             lines.append("")

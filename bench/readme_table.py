@@ -44,6 +44,9 @@ def table(results):
         lat = ((results.get("latency") or {}).get(key) or {}).get("pipehost") or {}
         p99 = (lat.get("latency") or {}).get("p99")
         lines.append(row(title, s["pipehost"], s.get("baseline"), ratio(s, "py-per-message"), p99))
+        if s.get("pipehost-2tasks"):
+            lines.append(row(title + ", `tasks = 2`", s["pipehost-2tasks"], s.get("baseline"),
+                             ratio({**s, "pipehost": s["pipehost-2tasks"]}, "py-per-message"), None))
         if s.get("pipehost-projected"):
             lines.append(row(title + ", decoding only the summed fields", s["pipehost-projected"],
                              s.get("baseline"), ratio({**s, "pipehost": s["pipehost-projected"]}, "py-per-message"),

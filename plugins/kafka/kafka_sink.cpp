@@ -74,8 +74,8 @@ KafkaSink::~KafkaSink() {
 // in its unassigned queue. Asking at once (blocking, once per topic) saves that second;
 // the wait is short so that a broker that is down holds nobody up for long (the records
 // then wait for librdkafka's own scan, as before).
-void KafkaSink::know_topic(const std::string& topic) {
-  if (topics_.count(topic)) return;
+rd_kafka_topic_t* KafkaSink::know_topic(const std::string& topic) {
+  if (auto known = topics_.find(topic); known != topics_.end()) return known->second;
   rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_, topic.c_str(), nullptr);
   if (!handle) throw FatalError("cannot use topic " + topic + ": " + error_text(rd_kafka_last_error()));
   topics_.emplace(topic, handle);
@@ -86,6 +86,7 @@ void KafkaSink::know_topic(const std::string& topic) {
                     "in [kafka.topics] to have it created at start");
     rd_kafka_metadata_destroy(md);
   }
+  return handle;
 }
 
 void KafkaSink::start() {
@@ -110,7 +111,7 @@ void KafkaSink::start() {
     while (polling_) rd_kafka_poll(producer_, 50);
   });
   if (exactly_once_) start_transactions();
-  if (!topic_.empty()) know_topic(topic_);
+  if (!topic_.empty()) topic_handle_ = know_topic(topic_);
 }
 
 void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
@@ -128,10 +129,13 @@ void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void
 }
 
 void KafkaSink::produce(Record& r, void* completion) {
-  const std::string& topic = r.destination_topic.empty() ? topic_ : r.destination_topic;
-  if (topic.empty())
+  // By handle, not by name: librdkafka would look the name up (under its lock) per record.
+  rd_kafka_topic_t* handle = topic_handle_;
+  if (!r.destination_topic.empty()) {
+    handle = know_topic(r.destination_topic);
+  } else if (!handle) {
     throw FatalError("record has no destination topic and the sink has no `topic` option");
-  know_topic(topic);
+  }
   rd_kafka_headers_t* headers = nullptr;
   if (!r.headers.empty()) {
     headers = rd_kafka_headers_new(r.headers.size());
@@ -141,7 +145,7 @@ void KafkaSink::produce(Record& r, void* completion) {
   }
   while (true) {
     rd_kafka_resp_err_t rc = rd_kafka_producev(
-        producer_, RD_KAFKA_V_TOPIC(topic.c_str()),
+        producer_, RD_KAFKA_V_RKT(handle),
         RD_KAFKA_V_KEY(const_cast<char*>(r.key.data()), r.key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(r.payload.data()), r.payload.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -159,7 +163,7 @@ void KafkaSink::produce(Record& r, void* completion) {
       continue;
     }
     if (headers) rd_kafka_headers_destroy(headers);
-    throw FatalError("cannot produce to " + topic + ": " + error_text(rc));
+    throw FatalError(std::string("cannot produce to ") + rd_kafka_topic_name(handle) + ": " + error_text(rc));
   }
 }
 

@@ -52,7 +52,7 @@ class KafkaSink final : public Sink {
   static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   void produce(Record& record, void* completion);
   void stop_poller();
-  void know_topic(const std::string& topic);
+  rd_kafka_topic_t* know_topic(const std::string& topic);
   // exactly_once (kafka_transactions.cpp)
   void start_transactions();
   void write_transaction(Batch& batch, BatchDone done);
@@ -69,6 +69,7 @@ class KafkaSink final : public Sink {
   Counter* delivered_ = nullptr;
   // Topics this producer has asked metadata for, with their handles (kept for its life).
   std::unordered_map<std::string, rd_kafka_topic_t*> topics_;
+  rd_kafka_topic_t* topic_handle_ = nullptr;  // the `topic` option's (owned by topics_)
   bool exactly_once_ = false;
   std::string transactional_id_;
   std::shared_ptr<TaskLink> link_;
