@@ -114,7 +114,7 @@ struct PipelineSettings {
           "backpressure: the source waits while this many records are not yet acknowledged")
         .at_least(1);
     o.add("max_in_flight_bytes", &PipelineSettings::max_in_flight_bytes,
-          "backpressure: ... or while they hold this many bytes (raw and decoded)")
+          "backpressure: ... or while they hold this many bytes of keys and payloads (decoded values: one batch per task at most)")
         .at_least(1);
     o.add("commit_interval_ms", &PipelineSettings::commit_interval_ms,
           "how often acknowledged source positions are committed")

@@ -69,14 +69,6 @@ void DeliveryTracker::discard(std::uint64_t sequence) {
   changed_.notify_all();
 }
 
-void DeliveryTracker::add_bytes(std::uint64_t sequence, std::uint64_t bytes) {
-  std::lock_guard lock(mutex_);
-  Entry* e = find(sequence);
-  if (!e || e->parts_left == 0) return;
-  e->bytes += bytes;
-  in_flight_bytes_ += bytes;
-}
-
 DeliveryTracker::Drained DeliveryTracker::drain() {
   Drained out;
   std::lock_guard lock(mutex_);

@@ -41,8 +41,6 @@ class DeliveryTracker {
   // The batch is read again from earlier positions (a sink's rewind): it completes
   // without positions or records, and does not block the batches after it.
   void discard(std::uint64_t sequence);
-  // More memory the batch holds than its raw bytes (decoded values), for the byte limit.
-  void add_bytes(std::uint64_t sequence, std::uint64_t bytes);
   Drained drain();
 
   // Waits until the in-flight records and bytes are under the limits, or the timeout.

@@ -8,7 +8,6 @@
 #include <utility>
 
 #include "log.hpp"
-#include "runtime/footprint.hpp"
 
 namespace pipehost::host {
 namespace {
@@ -276,9 +275,9 @@ void Task::deliver(Batch& batch) {
   for (std::size_t i = 0; i < transforms_.size(); ++i)
     if (!run_transform(i, batch)) return tracker_.abandon(sequence);
   if (!prepare_sink(batch)) return tracker_.abandon(sequence);
-  std::uint64_t decoded = 0;
-  for (const auto& r : batch.records) decoded += extra_footprint(r);
-  tracker_.add_bytes(sequence, decoded);
+  // Decoded values are not counted in flight: they live only while deliver runs (the
+  // batch is recycled when it returns, and no sink keeps its records), so a task holds
+  // one batch of them at most, whatever the sink has outstanding.
   switch (write_to_sink(batch, sequence)) {
     case Written::ok: break;
     case Written::failed: return tracker_.abandon(sequence);
