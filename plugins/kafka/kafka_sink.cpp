@@ -115,9 +115,15 @@ void KafkaSink::start() {
 }
 
 void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+  auto* sink = static_cast<KafkaSink*>(opaque);
+  sink->reports_.fetch_add(1);
+  if (sink->waiting_for_room_.load()) {
+    { std::lock_guard lock(sink->room_mutex_); }  // the waiter is waiting, or sees reports_
+    sink->room_.notify_all();
+  }
   auto* c = static_cast<BatchCompletion*>(message->_private);
   if (!c) {  // in a transaction: committing it reports a failed delivery
-    if (!message->err) static_cast<KafkaSink*>(opaque)->delivered_->add();
+    if (!message->err) sink->delivered_->add();
     return;
   }
   if (message->err)
@@ -144,6 +150,7 @@ void KafkaSink::produce(Record& r, void* completion) {
                           h.value.data(), static_cast<ssize_t>(h.value.size()));
   }
   while (true) {
+    const std::uint64_t reports_before = reports_.load();
     rd_kafka_resp_err_t rc = rd_kafka_producev(
         producer_, RD_KAFKA_V_RKT(handle),
         RD_KAFKA_V_KEY(const_cast<char*>(r.key.data()), r.key.size()),
@@ -159,12 +166,23 @@ void KafkaSink::produce(Record& r, void* completion) {
         if (headers) rd_kafka_headers_destroy(headers);
         throw StoppedWhileFull{};
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      wait_for_room(reports_before);
       continue;
     }
     if (headers) rd_kafka_headers_destroy(headers);
     throw FatalError(std::string("cannot produce to ") + rd_kafka_topic_name(handle) + ": " + error_text(rc));
   }
+}
+
+// Until a delivery report came after reports_before (the report that frees room may
+// have come between the full queue and here: then no wait), or 100 ms pass, so that a
+// stop request is seen while the broker is away.
+void KafkaSink::wait_for_room(std::uint64_t reports_before) {
+  std::unique_lock lock(room_mutex_);
+  waiting_for_room_.store(true);
+  room_.wait_for(lock, std::chrono::milliseconds(100),
+                 [&] { return reports_.load() != reports_before || context_.stopping(); });
+  waiting_for_room_.store(false);
 }
 
 void KafkaSink::write(Batch& batch, BatchDone done) {

@@ -14,6 +14,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -52,6 +54,7 @@ class KafkaSink final : public Sink {
   static void on_delivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   void produce(Record& record, void* completion);
   void stop_poller();
+  void wait_for_room(std::uint64_t reports_before);
   rd_kafka_topic_t* know_topic(const std::string& topic);
   // exactly_once (kafka_transactions.cpp)
   void start_transactions();
@@ -67,6 +70,13 @@ class KafkaSink final : public Sink {
   std::atomic<bool> polling_{false};
   std::thread poller_;
   Counter* delivered_ = nullptr;
+  // A producer whose queue is full waits for librdkafka's next delivery report (which
+  // frees room), not for a timer: reports_ counts them, and on_delivery wakes room_
+  // while someone waits.
+  std::atomic<std::uint64_t> reports_{0};
+  std::atomic<bool> waiting_for_room_{false};
+  std::mutex room_mutex_;
+  std::condition_variable room_;
   // Topics this producer has asked metadata for, with their handles (kept for its life).
   std::unordered_map<std::string, rd_kafka_topic_t*> topics_;
   rd_kafka_topic_t* topic_handle_ = nullptr;  // the `topic` option's (owned by topics_)
