@@ -35,25 +35,6 @@ std::shared_ptr<const StructSchema> ToValue::record_schema(avro_schema_t s) {
   return made;
 }
 
-namespace {
-
-template <class T>
-void set(Value& out, T v) {
-  if (T* held = out.as<T>())
-    *held = v;
-  else
-    out = v;
-}
-
-void set_bytes(Value& out, const void* data, std::size_t size) {
-  if (auto* b = out.as<Bytes>())
-    b->data.assign(static_cast<const char*>(data), size);
-  else
-    out = Bytes{std::string(static_cast<const char*>(data), size)};
-}
-
-}  // namespace
-
 void ToValue::into(avro_value_t& v, Value& out) {
   switch (avro_value_get_type(&v)) {
     case AVRO_STRING: {
@@ -67,44 +48,44 @@ void ToValue::into(avro_value_t& v, Value& out) {
       const void* b = nullptr;
       size_t size = 0;
       avro_value_get_bytes(&v, &b, &size);
-      set_bytes(out, b, size);
+      out.assign_bytes({static_cast<const char*>(b), size});
       return;
     }
     case AVRO_FIXED: {
       const void* b = nullptr;
       size_t size = 0;
       avro_value_get_fixed(&v, &b, &size);
-      set_bytes(out, b, size);
+      out.assign_bytes({static_cast<const char*>(b), size});
       return;
     }
     case AVRO_INT32: {
       int32_t i = 0;
       avro_value_get_int(&v, &i);
-      set(out, std::int64_t{i});
+      out.set(std::int64_t{i});
       return;
     }
     case AVRO_INT64: {
       int64_t i = 0;
       avro_value_get_long(&v, &i);
-      set(out, static_cast<std::int64_t>(i));
+      out.set(static_cast<std::int64_t>(i));
       return;
     }
     case AVRO_FLOAT: {
       float f = 0;
       avro_value_get_float(&v, &f);
-      set(out, static_cast<double>(f));
+      out.set(static_cast<double>(f));
       return;
     }
     case AVRO_DOUBLE: {
       double d = 0;
       avro_value_get_double(&v, &d);
-      set(out, d);
+      out.set(d);
       return;
     }
     case AVRO_BOOLEAN: {
       int b = 0;
       avro_value_get_boolean(&v, &b);
-      set(out, b != 0);
+      out.set(b != 0);
       return;
     }
     case AVRO_NULL:

@@ -111,21 +111,11 @@ void skip(Cursor& c, std::uint32_t wire, std::uint64_t number, int depth) {
   }
 }
 
-// `slot = v` for a scalar, without std::variant's generic assignment (an indirect call)
-// when the slot already holds a T, as a recycled record's field does.
-template <class T>
-void set(Value& slot, T v) {
-  if (T* held = slot.as<T>())
-    *held = v;
-  else
-    slot = v;
-}
-
 void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields, int depth);
 
 // `fields = defaults` for a recycled struct about to be decoded again (see
 // decode_message), field by field without std::variant's generic copy-assignment (an
-// indirect call per field, _M_replace for each string): with `set` below, decoding the
+// indirect call per field, _M_replace for each string): with Value::set, decoding the
 // seed's Transaction went from 1,958 to 1,802 instructions per record (bench/NOTES.md).
 void reset_to_defaults(std::vector<Value>& fields, const std::vector<Value>& defaults) {
   if (fields.size() != defaults.size()) {
@@ -194,49 +184,49 @@ void read_timestamp(Cursor& c, Value& slot) {
   c.end = outer_end;
   const auto micros =
       seconds * 1000000u + static_cast<std::uint64_t>(static_cast<std::int64_t>(nanos) / 1000);
-  set(slot, Timestamp{static_cast<std::int64_t>(micros)});
+  slot.set(Timestamp{static_cast<std::int64_t>(micros)});
 }
 
 void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {
   switch (f.kind) {
     case Kind::double_:
-      set(slot, std::bit_cast<double>(c.fixed64()));
+      slot.set(std::bit_cast<double>(c.fixed64()));
       return;
     case Kind::float_:
-      set(slot, static_cast<double>(std::bit_cast<float>(c.fixed32())));
+      slot.set(static_cast<double>(std::bit_cast<float>(c.fixed32())));
       return;
     case Kind::int64:
     case Kind::uint64:
-      set(slot, static_cast<std::int64_t>(c.varint()));
+      slot.set(static_cast<std::int64_t>(c.varint()));
       return;
     case Kind::int32:
-      set(slot, std::int64_t{static_cast<std::int32_t>(c.varint())});
+      slot.set(std::int64_t{static_cast<std::int32_t>(c.varint())});
       return;
     case Kind::uint32:
-      set(slot, std::int64_t{static_cast<std::uint32_t>(c.varint())});
+      slot.set(std::int64_t{static_cast<std::uint32_t>(c.varint())});
       return;
     case Kind::sint32: {
       const auto v = static_cast<std::uint32_t>(c.varint());
-      set(slot, std::int64_t{static_cast<std::int32_t>((v >> 1) ^ (~(v & 1) + 1))});
+      slot.set(std::int64_t{static_cast<std::int32_t>((v >> 1) ^ (~(v & 1) + 1))});
       return;
     }
     case Kind::sint64: {
       const std::uint64_t v = c.varint();
-      set(slot, static_cast<std::int64_t>((v >> 1) ^ (~(v & 1) + 1)));
+      slot.set(static_cast<std::int64_t>((v >> 1) ^ (~(v & 1) + 1)));
       return;
     }
     case Kind::fixed32:
-      set(slot, std::int64_t{c.fixed32()});
+      slot.set(std::int64_t{c.fixed32()});
       return;
     case Kind::sfixed32:
-      set(slot, std::int64_t{static_cast<std::int32_t>(c.fixed32())});
+      slot.set(std::int64_t{static_cast<std::int32_t>(c.fixed32())});
       return;
     case Kind::fixed64:
     case Kind::sfixed64:
-      set(slot, static_cast<std::int64_t>(c.fixed64()));
+      slot.set(static_cast<std::int64_t>(c.fixed64()));
       return;
     case Kind::bool_:
-      set(slot, c.varint() != 0);
+      slot.set(c.varint() != 0);
       return;
     case Kind::string: {
       const std::string_view s = c.delimited();
@@ -245,11 +235,7 @@ void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {
       return;
     }
     case Kind::bytes: {
-      const std::string_view s = c.delimited();
-      if (auto* b = slot.as<Bytes>())
-        b->data.assign(s.data(), s.size());
-      else
-        slot = Bytes{std::string(s)};
+      slot.assign_bytes(c.delimited());
       return;
     }
     case Kind::enumeration: {

@@ -109,6 +109,22 @@ class Value {
     else
       v_ = std::string(s);
   }
+  void assign_bytes(std::string_view s) {
+    if (auto* b = as<Bytes>())
+      b->data.assign(s.data(), s.size());
+    else
+      v_ = Bytes{std::string(s)};
+  }
+  // `*this = v` for a scalar (bool, std::int64_t, double, Timestamp), without
+  // std::variant's generic assignment (an indirect call) when this already holds a T, as
+  // a recycled record's field does.
+  template <class T>
+  void set(T v) {
+    if (T* held = as<T>())
+      *held = v;
+    else
+      v_ = v;
+  }
   // This value made a struct of `schema` with `size` fields, keeping the fields (and
   // their storage) it held: the caller must then set every field.
   Struct& overwrite_struct(const std::shared_ptr<const StructSchema>& schema, std::size_t size) {
