@@ -669,9 +669,12 @@ class Bench:
         return out
 
     # ------------------------------------------------------------ pipelines 4 and 5 (trades, food)
-    def produce_lines(self, topic, lines):
+    def produce_lines(self, topic, lines, partitions=3):
         """Writes an iterable of JSON texts (no key) to topic with confluent-kafka, before
-        any timed window; checks the high watermarks add up."""
+        any timed window, round-robin over its partitions (librdkafka's sticky partitioner
+        puts keyless records on one partition per linger window: a small preload on a fast
+        machine landed 19,999 of 20,000 trades on one partition); checks the high
+        watermarks add up."""
         p = confluent_kafka.Producer({"bootstrap.servers": self.brokers, "linger.ms": 20,
                                       "batch.num.messages": 10000, "queue.buffering.max.messages": 500000,
                                       "queue.buffering.max.kbytes": 262144, "enable.idempotence": True})
@@ -679,7 +682,7 @@ class Bench:
         for line in lines:
             while True:
                 try:
-                    p.produce(topic, line)
+                    p.produce(topic, line, partition=n % partitions)
                     break
                 except BufferError:
                     p.poll(0.05)
@@ -928,7 +931,10 @@ class Bench:
                 if self.pg.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]:
                     stored = dict(self.pg.execute(f"SELECT partition, next_offset FROM {table} WHERE topic = %s",
                                                   (topic,)).fetchall())
-                if {p: stored.get(p) for (_, p) in ends} != {p: v for (_, p), v in ends.items()}:
+                # An empty partition has nothing to store a position for.
+                if ({p: stored.get(p) for (_, p), v in ends.items() if v > 0} !=
+                        {p: v for (_, p), v in ends.items() if v > 0} or
+                        any(stored.get(p) not in (None, 0) for (_, p), v in ends.items() if v == 0)):
                     problems.append(f"positions in {table}: {stored}, not the ends {ends}")
             if c == "pipehost":
                 acked = self.pipehost_records(res, "consumer")
