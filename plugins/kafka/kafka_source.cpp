@@ -76,8 +76,8 @@ void KafkaSource::start() {
       // Small prefetch: librdkafka's default (64 MiB) breaks a small memory budget, and
       // this source wakes a stopped fetcher once its queue is down to half (see
       // wake_below_half_full) or empty (wake_stalled_fetchers), so the queue need not
-      // hold a second of records to keep them busy. 1 MiB: ~60 MB peak for 3 tasks draining a 2M backlog, as fast as
-      // 16 MiB (bench/NOTES.md).
+      // hold a second of records to keep them busy. 1 MiB: ~60 MB peak for 3 tasks
+      // draining a 2M backlog, as fast as 16 MiB (bench/NOTES.md).
       {"queued.max.messages.kbytes", "1024"},
       {"fetch.wait.max.ms", "10"},
   };
