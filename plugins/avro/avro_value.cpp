@@ -121,17 +121,23 @@ void ToValue::into(avro_value_t& v, Value& out) {
       avro_value_get_size(&v, &n);
       std::vector<std::string> keys;
       std::vector<Value> values;
+      std::size_t key_bytes = 0;
       for (size_t i = 0; i < n; ++i) {
         avro_value_t child;
         const char* key = nullptr;
         avro_value_get_by_index(&v, i, &child, &key);
-        keys.emplace_back(key);
+        key_bytes += keys.emplace_back(key).size() + sizeof(std::string);
         into(child, values.emplace_back());
       }
       auto it = maps_.find(keys);
       if (it == maps_.end()) {
-        if (maps_.size() > 1024) maps_.clear();
+        // Few key sets are the common case; many big ones must not pile up (each a copy).
+        if (maps_.size() > 1024 || maps_bytes_ + key_bytes > kMostMapKeyBytes) {
+          maps_.clear();
+          maps_bytes_ = 0;
+        }
         it = maps_.emplace(keys, StructSchema::make(keys)).first;
+        maps_bytes_ += 2 * key_bytes;  // the map's key and the schema's names
       }
       out = Struct{it->second, std::move(values)};  // its keys make its schema: built anew
       return;

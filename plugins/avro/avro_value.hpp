@@ -60,6 +60,8 @@ class ToValue {
   // Each record schema is held (a reference) so its address cannot be reused by another.
   std::map<avro_schema_t, std::pair<Schema, std::shared_ptr<const StructSchema>>> records_;
   std::map<std::vector<std::string>, std::shared_ptr<const StructSchema>> maps_;
+  std::size_t maps_bytes_ = 0;
+  static constexpr std::size_t kMostMapKeyBytes = 16 << 20;
 };
 
 // Value -> Avro value of the given class; throws InvalidRecord naming the field that

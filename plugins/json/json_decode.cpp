@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <unordered_set>
 
 namespace pipehost::json {
 namespace {
@@ -23,6 +24,29 @@ void check(simdjson::error_code e, const char* reading) {
 
 }  // namespace
 
+// Whether an object repeats a key, in time linear in its keys: a scan while it has few,
+// a hash set beyond (a scan of every earlier key made a 1 MiB object of short keys take
+// seconds to decode). The views point into simdjson's buffer for the current document.
+class KeySet {
+ public:
+  void clear() {
+    few_.clear();
+    many_.clear();
+  }
+  bool insert(std::string_view key) {  // false: already there
+    if (!many_.empty()) return many_.insert(key).second;
+    if (std::find(few_.begin(), few_.end(), key) != few_.end()) return false;
+    few_.push_back(key);
+    if (few_.size() > kFew) many_.insert(few_.begin(), few_.end());
+    return true;
+  }
+
+ private:
+  static constexpr std::size_t kFew = 16;
+  std::vector<std::string_view> few_;
+  std::unordered_set<std::string_view> many_;
+};
+
 // The parser, a padded copy of the payload (simdjson reads past the end) and the field
 // name lists seen, so records of one shape share one StructSchema.
 struct JsonDecode::Parser {
@@ -36,36 +60,129 @@ struct JsonDecode::Parser {
   std::vector<std::string> projection;
   std::string padded;
   std::map<std::vector<std::string>, std::shared_ptr<const StructSchema>> schemas;
+  // The top-level object: the last record's shape, and this record's keys so far.
+  std::shared_ptr<const StructSchema> last_shape;
+  std::vector<std::string_view> keys;
+  KeySet seen;
+
+  std::size_t schemas_bytes = 0;
 
   std::shared_ptr<const StructSchema> schema_of(std::vector<std::string>& names) {
     auto it = schemas.find(names);
     if (it != schemas.end()) return it->second;
-    if (schemas.size() > 4096) schemas.clear();  // many shapes: do not grow without bound
+    std::size_t bytes = 0;
+    for (const auto& n : names) bytes += n.size() + sizeof(std::string);
+    // Many shapes, or a few big ones (each kept twice): do not grow without bound.
+    if (schemas.size() > 4096 || schemas_bytes + bytes > kMostSchemaBytes) {
+      schemas.clear();
+      schemas_bytes = 0;
+    }
     auto made = StructSchema::make(names);
     schemas.emplace(names, made);
+    schemas_bytes += 2 * bytes;
     return made;
   }
+  static constexpr std::size_t kMostSchemaBytes = 16 << 20;
 
   bool wanted(std::string_view key, int depth) const {
     if (depth > 0 || projection.empty()) return true;
     return std::find(projection.begin(), projection.end(), key) != projection.end();
   }
 
+  static std::string_view key_of(od::field& field) {
+    std::string_view key;
+    check(field.unescaped_key().get(key), "a key");
+    return key;
+  }
+
+  // A nested object, built anew.
   Value object(od::object obj, int depth) {
     std::vector<std::string> names;
     std::vector<Value> values;
-    for (auto field : obj) {
-      std::string_view key;
-      check(field.unescaped_key().get(key), "a key");
-      if (!wanted(key, depth)) continue;  // skipped by On-Demand without building it
-      if (std::find(names.begin(), names.end(), key) != names.end())
-        throw Reject{"duplicate key '" + std::string(key) + "'"};
+    KeySet nested_seen;
+    for (auto field_or_error : obj) {
+      od::field field;
+      check(std::move(field_or_error).get(field), "a key");
+      const std::string_view key = key_of(field);
+      if (!nested_seen.insert(key)) throw Reject{"duplicate key '" + std::string(key) + "'"};
       names.emplace_back(key);
-      od::value v;
-      check(field.value().get(v), "a value");
-      values.push_back(value(v, depth + 1));
+      values.push_back(value(field.value(), depth + 1));
     }
     return Struct{schema_of(names), std::move(values)};
+  }
+
+  // The top-level object, written over `out`'s fields in place: a recycled record's
+  // strings keep their storage (Record::value_to_overwrite), and a record of the last
+  // record's shape takes its schema without building its names.
+  void top_object(od::object obj, Value& out) {
+    Struct* s = out.as<Struct>();
+    if (!s) {
+      out = Struct{};
+      s = out.as<Struct>();
+    }
+    std::vector<Value>& fields = s->fields;
+    const std::vector<std::string>* last_names = last_shape ? &last_shape->names() : nullptr;
+    bool same = last_names != nullptr;  // every key so far as in the last shape (all distinct)
+    keys.clear();
+    seen.clear();
+    for (auto field_or_error : obj) {
+      od::field field;
+      check(std::move(field_or_error).get(field), "a key");
+      const std::string_view key = key_of(field);
+      if (!wanted(key, 0)) continue;  // skipped by On-Demand without building it
+      const std::size_t n = keys.size();
+      if (same && (n >= last_names->size() || (*last_names)[n] != key)) {
+        same = false;
+        for (std::string_view k : keys) seen.insert(k);
+      }
+      if (!same && !seen.insert(key)) throw Reject{"duplicate key '" + std::string(key) + "'"};
+      keys.push_back(key);
+      if (n == fields.size()) fields.emplace_back();
+      value_into(field.value(), 1, fields[n]);
+    }
+    fields.resize(keys.size());
+    if (!same || keys.size() != last_names->size()) {
+      std::vector<std::string> names(keys.begin(), keys.end());
+      last_shape = schema_of(names);
+    }
+    if (s->schema != last_shape) s->schema = last_shape;
+  }
+
+  // A value into a slot that may hold an earlier record's: scalars and strings in place.
+  void value_into(od::value v, int depth, Value& slot) {
+    od::json_type type{};
+    check(v.type().get(type), "a value");
+    switch (type) {
+      case od::json_type::string: {
+        std::string_view text;
+        check(v.get_string().get(text), "a string");
+        slot.assign_string(text);
+        return;
+      }
+      case od::json_type::boolean: {
+        bool b = false;
+        check(v.get_bool().get(b), "a boolean");
+        slot.set(b);
+        return;
+      }
+      case od::json_type::number: {
+        od::number_type kind{};
+        check(v.get_number_type().get(kind), "a number");
+        if (kind == od::number_type::signed_integer) {
+          std::int64_t i = 0;
+          check(v.get_int64().get(i), "an integer");
+          slot.set(i);
+          return;
+        }
+        if (kind == od::number_type::unsigned_integer) throw Reject{"an integer above 2^63-1"};
+        double d = 0;
+        check(v.get_double().get(d), "a number");
+        slot.set(d);
+        return;
+      }
+      default:
+        slot = value(v, depth);
+    }
   }
 
   Value value(od::value v, int depth) {
@@ -89,49 +206,36 @@ struct JsonDecode::Parser {
         }
         return list;
       }
-      case od::json_type::string: {
-        std::string_view s;
-        check(v.get_string().get(s), "a string");
-        return std::string(s);
-      }
-      case od::json_type::boolean: {
-        bool b = false;
-        check(v.get_bool().get(b), "a boolean");
-        return b;
-      }
       case od::json_type::null:
         return Value();
-      case od::json_type::number: {
-        od::number_type kind{};
-        check(v.get_number_type().get(kind), "a number");
-        if (kind == od::number_type::signed_integer) {
-          std::int64_t i = 0;
-          check(v.get_int64().get(i), "an integer");
-          return i;
-        }
-        if (kind == od::number_type::unsigned_integer)
-          throw Reject{"an integer above 2^63-1"};
-        double d = 0;
-        check(v.get_double().get(d), "a number");
-        return d;
+      default: {
+        Value scalar;
+        value_into(v, depth, scalar);
+        return scalar;
       }
     }
-    throw Reject{"an unknown JSON type"};
   }
 
+  // Into `out`, which may hold an earlier record's struct; on failure it is left null
+  // rather than half written.
   void decode(std::string_view payload, Value& out) {
-    padded.assign(payload.data(), payload.size());
-    padded.reserve(payload.size() + simdjson::SIMDJSON_PADDING);
-    od::document doc;
-    check(parser.iterate(padded.data(), payload.size(), padded.capacity()).get(doc), "the document");
-    od::json_type type{};
-    check(doc.type().get(type), "the document");
-    if (type != od::json_type::object) throw Reject{"not a JSON object"};
-    od::object obj;
-    check(doc.get_object().get(obj), "the top-level object");
-    out = object(obj, 0);
-    // At the end, the document has no current location; anything else is left over.
-    if (!doc.current_location().error()) throw Reject{"text after the JSON object"};
+    try {
+      padded.assign(payload.data(), payload.size());
+      padded.reserve(payload.size() + simdjson::SIMDJSON_PADDING);
+      od::document doc;
+      check(parser.iterate(padded.data(), payload.size(), padded.capacity()).get(doc), "the document");
+      od::json_type type{};
+      check(doc.type().get(type), "the document");
+      if (type != od::json_type::object) throw Reject{"not a JSON object"};
+      od::object obj;
+      check(doc.get_object().get(obj), "the top-level object");
+      top_object(obj, out);
+      // At the end, the document has no current location; anything else is left over.
+      if (!doc.current_location().error()) throw Reject{"text after the JSON object"};
+    } catch (...) {
+      out = Value();
+      throw;
+    }
   }
 };
 
@@ -161,7 +265,7 @@ void JsonDecode::process(Batch& batch) {
       continue;
     }
     try {
-      parser_->decode(r.payload.view(), r.value);
+      parser_->decode(r.payload.view(), r.value_to_overwrite());
       ++decoded;
     } catch (const Reject& e) {
       batch.reject(i, "json_decode: " + e.reason);

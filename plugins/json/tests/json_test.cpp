@@ -129,3 +129,62 @@ TEST_CASE("json_encode: a double that happens to be whole stays a double when re
   CHECK(b.records[0].value == before);
   CHECK(b.records[0].value.field("d")->is<double>());
 }
+
+TEST_CASE("json_decode: an object with many keys is decoded, and a duplicate among them found") {
+  // A duplicate check that compares each key with every earlier one makes a 1 MiB object
+  // of short keys take seconds per record: it must stay linear.
+  constexpr int kKeys = 60000;
+  std::string many = "{";
+  for (int i = 0; i < kKeys; ++i) many += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":" + std::to_string(i);
+  std::string duplicated = many + ",\"k123\":0}";
+  many += "}";
+  StageHarness<json::JsonDecode> h({{"max_record_bytes", std::int64_t{2} << 20}});
+  Batch b = of({many, duplicated, many});
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].reason == "json_decode: duplicate key 'k123'");
+  REQUIRE(b.records.size() == 2);
+  for (const auto& r : b.records) {
+    const Struct* s = r.value.as<Struct>();
+    REQUIRE(s);
+    CHECK(s->fields.size() == kKeys);
+    CHECK(*r.value.field("k59999") == Value(std::int64_t{59999}));
+  }
+}
+
+TEST_CASE("json_decode: recycled records of changing shapes decode as fresh ones") {
+  // Each payload decoded into a fresh record and into the storage of an earlier record
+  // (the host recycles batches): values, field names and rejections must be the same.
+  const std::vector<std::string> payloads = {
+      R"({"id":"T1","version":1,"book":"B1"})",
+      R"({"id":"T2","version":2,"book":"B2"})",         // the same shape
+      R"({"id":"T3","version":3})",                     // a prefix of it
+      R"({"version":4,"id":"T4","book":"B4"})",         // its keys in another order
+      R"({"id":"T5","version":5,"book":"B5","x":[1]})",  // one more
+      R"({"id":"T6","version":6,"id":"again"})",        // the last shape's prefix, then a repeat
+      R"({"id":7,"version":"seven","book":null})",      // other types in the same slots
+      R"({"id":"T8","version":8,"book":"B8"})",
+  };
+  StageHarness<json::JsonDecode> fresh_h, recycled_h;
+  Batch fresh = of(payloads);
+  auto fresh_rejected = fresh_h.process(fresh);
+  Batch recycled;
+  recycled.capacity = 16;
+  for (int round = 0; round < 3; ++round) {  // rounds 2 and 3 reuse storage, in another order
+    for (std::size_t i = 0; i < payloads.size(); ++i)
+      recycled.add().payload = payloads[round == 1 ? payloads.size() - 1 - i : i];
+    auto rejected = recycled_h.process(recycled);
+    if (round != 1) {
+      REQUIRE(rejected.size() == fresh_rejected.size());
+      CHECK(rejected[0].reason == fresh_rejected[0].reason);
+      REQUIRE(recycled.records.size() == fresh.records.size());
+      for (std::size_t i = 0; i < fresh.records.size(); ++i) {
+        CHECK(recycled.records[i].value == fresh.records[i].value);
+        CHECK(recycled.records[i].value.as<Struct>()->schema->names() ==
+              fresh.records[i].value.as<Struct>()->schema->names());
+      }
+    }
+    recycled.recycle();
+  }
+  CHECK(fresh_rejected[0].reason == "json_decode: duplicate key 'id'");
+}
