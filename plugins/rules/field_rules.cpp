@@ -61,7 +61,8 @@ void FieldRulesConfig::declare(OptionList<FieldRulesConfig>& o) {
         "field = type: string, integer, number (integer or not), boolean, timestamp (a "
         "timestamp, or an RFC 3339 string), list or struct");
   o.add("patterns", &FieldRulesConfig::patterns,
-        "field = ECMAScript regular expression the whole string must match");
+        "field = regular expression the whole string must match (RE2 syntax: Perl's without "
+        "look-around or back-references; matched in time linear in the string)");
   o.add("minimum", &FieldRulesConfig::minimum, "field = the smallest number allowed");
   o.add("maximum", &FieldRulesConfig::maximum, "field = the largest number allowed");
   o.add("one_of", &FieldRulesConfig::one_of, "field = the allowed values, comma-separated");
@@ -73,11 +74,10 @@ void FieldRulesConfig::check(Checker& c) const {
       c.problem("types", "field '" + field + "' has type '" + type +
                              "'; types: string, integer, number, boolean, timestamp, list, struct");
   for (const auto& [field, pattern] : patterns) {
-    try {
-      std::regex check(pattern);
-    } catch (const std::regex_error& e) {
-      c.problem("patterns", "field '" + field + "': '" + pattern + "' is not a regular expression: " + e.what());
-    }
+    re2::RE2 check(pattern, re2::RE2::Quiet);
+    if (!check.ok())
+      c.problem("patterns", "field '" + field + "': '" + pattern + "' is not a regular expression RE2 accepts (" +
+                                check.error() + "); RE2 has Perl's syntax without look-around or back-references");
   }
   for (const auto* bounds : {&minimum, &maximum})
     for (const auto& [field, text] : *bounds)
@@ -102,8 +102,11 @@ FieldRules::FieldRules(const Config& config, Context& context)
     : rejected_(context.counter("records_rejected")) {
   for (const auto& f : config.required) rule(f).required = true;
   for (const auto& [f, type] : config.types) rule(f).type = type;
+  // RE2, not std::regex: libstdc++'s matcher recurses once per character, so a field of
+  // ~50 KB overflowed the stack (a crash on every restart, at the same record); RE2 matches
+  // in time linear in the string, without recursion.
   for (const auto& [f, pattern] : config.patterns) {
-    rule(f).pattern.emplace(pattern);
+    rule(f).pattern = std::make_unique<re2::RE2>(pattern, re2::RE2::Quiet);
     rule(f).pattern_text = pattern;
   }
   for (const auto& [f, text] : config.minimum) {
@@ -133,7 +136,7 @@ std::string FieldRules::broken(const Rule& r, const Value* v) const {
     return field + " is " + shown(*v) + ", not " + (r.type == "integer" ? "an " : "a ") + r.type;
   if (r.pattern) {
     const auto* s = v->as<std::string>();
-    if (!s || !std::regex_match(*s, *r.pattern))
+    if (!s || !re2::RE2::FullMatch(*s, *r.pattern))
       return field + " is " + shown(*v) + ", which does not match " + r.pattern_text;
   }
   if (r.minimum || r.maximum) {

@@ -2,12 +2,13 @@
 // required fields, types, patterns, ranges, allowed values — and rejects a record that
 // breaks one with the rule it broke (dead letter), keeping the rest going.
 #pragma once
+#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include <pipehost/sdk.hpp>
+#include <re2/re2.h>
 
 namespace pipehost::rules {
 
@@ -35,7 +36,7 @@ class FieldRules final : public RecordTransform {
     std::vector<std::string> path;  // "a.b" reads field b of struct field a
     bool required = false;
     std::string type;  // "" when not checked
-    std::optional<std::regex> pattern;
+    std::unique_ptr<re2::RE2> pattern;
     std::string pattern_text;
     std::optional<double> minimum, maximum;
     std::string minimum_text, maximum_text;

@@ -71,3 +71,25 @@ TEST_CASE("field_rules: bad rules are reported at validate") {
   CHECK(H::problems({{"minimum", StringMap{{"a", "zero"}}}}).at(0).find("not a number") != std::string::npos);
   CHECK(H::problems({}).at(0).find("no rules") != std::string::npos);
 }
+
+TEST_CASE("field_rules: a huge string is matched against a pattern without a crash") {
+  // std::regex recursed once per character: a 50 KB id overflowed the thread's stack.
+  StageHarness<rules::FieldRules> h(kTradeRules);
+  Batch b;
+  b.records.push_back(trade(Value("T" + std::string(4 << 20, '7')), Value(std::int64_t{1})));
+  b.records.push_back(trade(Value("T" + std::string(4 << 20, '7') + "x"), Value(std::int64_t{1})));
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].reason.find("which does not match T[0-9]+") != std::string::npos);
+  CHECK(rejected[0].reason.size() < 200);
+  REQUIRE(b.records.size() == 1);
+  CHECK(b.records[0].value.field("id")->as<std::string>()->size() == (4u << 20) + 1);
+}
+
+TEST_CASE("field_rules: a pattern RE2 cannot run is reported at validate, naming RE2") {
+  using H = StageHarness<rules::FieldRules>;
+  auto problems = H::problems({{"patterns", StringMap{{"id", "T(?=[0-9])"}}}});
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("field 'id'") != std::string::npos);
+  CHECK(problems[0].find("RE2") != std::string::npos);
+}
