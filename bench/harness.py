@@ -1337,6 +1337,48 @@ def versions(bench):
     return v
 
 
+def git_commit():
+    return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+
+
+def keep_earlier_sections(o, raw, summary, latency, results, baseline_settings, sections):
+    """With --only, the pipelines this run left out keep their figures from the results file
+    it replaces (summary, latency, runs, the baseline's settings and the run they came from);
+    so does the instructions count when this run did not measure it. Results files written
+    before sections were recorded take their provenance from the RESULTS.md beside them."""
+    kept = {"sections": {}, "instructions": None}
+    if o.only is None or not os.path.exists(raw):
+        return kept
+    old = json.load(open(raw))
+    fallback = {}
+    try:
+        header = open(os.path.join(os.path.dirname(raw), "RESULTS.md")).read(4000)
+        date = re.search(r"^Date: (\S+)", header, re.M)
+        command = re.search(r"^Command: `([^`]*)`", header, re.M)
+        commit = re.search(r"git commit (\w+)", header)
+        fallback = {"date": date and date.group(1), "command": command and command.group(1),
+                    "commit": commit and commit.group(1)}
+        for key, text in re.findall(r"^- (\w+): `(\{.*\})`$", header, re.M):
+            baseline_settings.setdefault(key, json.loads(text))
+    except (OSError, ValueError):
+        pass
+    for key, s in (old.get("summary") or {}).items():
+        if key in summary:
+            continue
+        summary[key] = s
+        for name, value in (old.get("latency") or {}).items():
+            if name == key or name.startswith(key + "_"):
+                latency[name] = value
+        results[key] = (old.get("runs") or {}).get(key, {})
+        if key in (old.get("baseline_settings") or {}):
+            baseline_settings[key] = old["baseline_settings"][key]
+        sections[key] = (old.get("sections") or {}).get(key) or fallback
+        kept["sections"][key] = sections[key]
+    kept["instructions"] = old.get("instructions")
+    return kept
+
+
 def machine():
     model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
@@ -1483,6 +1525,16 @@ def main():
         log("instructions per record (callgrind, bench/instructions.py)")
         counted = instructions.measure(log=log)
 
+    # This run's sections, and (with --only) the other pipelines' sections kept from the
+    # results file this run replaces, each with the run it came from.
+    raw = os.path.join(os.path.dirname(o.out), "results.json")
+    this_run = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "command": "bench/run " + " ".join(sys.argv[1:]), "commit": git_commit()}
+    sections = {key: dict(this_run) for key in summary}
+    kept = keep_earlier_sections(o, raw, summary, latency, results, b.baseline_settings, sections)
+    if counted is None and kept.get("instructions"):
+        counted = kept["instructions"]
+
     lines = ["# pipehost benchmark results", "",
              f"Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}  ",
              f"Machine: {machine()}  ",
@@ -1517,9 +1569,14 @@ def main():
         route = key == "route"
         contenders = {"produce": PRODUCE_CONTENDERS, "consume": CONSUME_CONTENDERS, "route": ROUTE_CONTENDERS,
                       "trades": TRADES_CONTENDERS, "food": FOOD_CONTENDERS}.get(key, CONTENDERS)
-        lines += table(title, summary[key], latency.get(key), redis_relevant, contenders,
-                       service="postgres" if key == "trades" else "redis",
-                       missing=missing if key in ("trades", "consume") else None)
+        section = table(title, summary[key], latency.get(key), redis_relevant, contenders,
+                        service="postgres" if key == "trades" else "redis",
+                        missing=missing if key in ("trades", "consume") else None)
+        if key in kept["sections"]:  # under the title
+            k = kept["sections"][key]
+            section[2:2] = [f"*Kept from an earlier run ({k.get('date', '?')}, `{k.get('command', '?')}`, "
+                            f"commit {k.get('commit', '?')}): this run (`--only`) did not include it.*", ""]
+        lines += section
         r = ratios(summary[key], [c for c in contenders
                                   if c not in ("pipehost", "pipehost-eos", "pipehost-projected", "pipehost-2tasks")])
         lines.append("")
@@ -1565,12 +1622,14 @@ def main():
                          f"{eos['exit_median'] / alo['exit_median']:.2f}× with both clocks at process exit.")
         lines.append("")
     if counted:
+        if counted is kept.get("instructions"):
+            lines += ["*Instructions per record: kept from an earlier run (this run did not count them).*", ""]
         lines += instructions.markdown(counted) + [""]
     text = "\n".join(lines) + "\n"
     print(text)
-    raw = os.path.join(os.path.dirname(o.out), "results.json")
     with open(raw, "w") as f:
-        json.dump({"summary": summary, "latency": latency, "instructions": counted,
+        json.dump({"summary": summary, "latency": latency, "instructions": counted, "sections": sections,
+                   "baseline_settings": b.baseline_settings,
                    "runs": {k: {c: [{x: y for x, y in r.items() if x not in ("stdout", "stderr")} for r in rs]
                                 for c, rs in v.items()} for k, v in results.items()}}, f, indent=1)
     notes = os.path.join(os.path.dirname(o.out), "NOTES.md")
@@ -1583,7 +1642,8 @@ def main():
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "readme_table.py"), "--results", raw],
                        check=True)
     failed = [f"{key}/{c}: {sum(not r['ok'] for r in runs)} of {len(runs)}"
-              for key, per in results.items() for c, runs in per.items() if any(not r["ok"] for r in runs)]
+              for key, per in results.items() if key not in kept["sections"]
+              for c, runs in per.items() if any(not r["ok"] for r in runs)]
     if failed:
         log("failed runs (see the log above): " + "; ".join(failed))
         if o.strict:
