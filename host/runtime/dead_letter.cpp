@@ -89,4 +89,13 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
   return Status::fatal("dead-letter topic " + topic_ + ": " + outcome->status.message());
 }
 
+void clip_reason(std::string& reason) {
+  if (reason.size() <= kMostReasonBytes) return;
+  std::size_t cut = kMostReasonBytes;
+  while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80) --cut;
+  const std::size_t more = reason.size() - cut;
+  reason.resize(cut);
+  reason += "... (" + std::to_string(more) + " bytes more)";
+}
+
 }  // namespace pipehost::host

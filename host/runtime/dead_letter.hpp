@@ -47,4 +47,11 @@ class DeadLetterWriter {
   std::unique_ptr<SinkStage> sink_;
 };
 
+// A rejection's reason cut to kMostReasonBytes (at a UTF-8 boundary, saying how much was
+// cut) before it is logged or written as a letter's header: a stage that put a whole value
+// into its reason would make the letter too large for the broker, and a dead letter that
+// cannot be written stops the pipeline.
+constexpr std::size_t kMostReasonBytes = 1024;
+void clip_reason(std::string& reason);
+
 }  // namespace pipehost::host

@@ -387,6 +387,7 @@ bool Task::rewind_source(const Batch& batch, const Status& why) {
 
 bool Task::handle_rejections(Batch& batch, const std::string& stage) {
   if (batch.rejections.empty()) return true;
+  for (auto& r : batch.rejections) clip_reason(r.reason);
   batch_rejected_ += batch.rejections.size();
   state_.records_rejected += batch.rejections.size();
   switch (config_.on_error) {

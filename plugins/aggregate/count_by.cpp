@@ -1,5 +1,7 @@
 #include "count_by.hpp"
 
+#include <cmath>
+
 #include <unordered_map>
 
 namespace pipehost::aggregate {
@@ -51,10 +53,20 @@ void CountBy::process(Batch& batch) {
         continue;
       }
     }
+    if (!std::isfinite(add_double)) {  // only a summed double can be
+      batch.reject(i, "count_by: field '" + sum_->name() + "' is not a finite number");
+      continue;
+    }
     auto [it, fresh] = index.try_emplace(key->to_text(), groups.size());
     if (fresh) groups.push_back({*key});
     Group& g = groups[it->second];
-    g.count += add;
+    std::int64_t count = 0;
+    if (__builtin_add_overflow(g.count, add, &count) || !std::isfinite(g.sum + add_double)) {
+      batch.reject(i, "count_by: the " + (sum_ ? "sum of '" + sum_->name() + "'" : std::string("count")) +
+                          " for this key would pass the largest number a total can hold");
+      continue;
+    }
+    g.count = count;
     g.sum += add_double;
     g.integral = g.integral && integral;
   }

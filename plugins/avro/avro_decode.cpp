@@ -45,7 +45,7 @@ void AvroDecodeConfig::declare(OptionList<AvroDecodeConfig>& o) {
         "larger payloads are rejected without being decoded")
       .at_least(5);
   o.add("max_elements", &AvroDecodeConfig::max_elements,
-        "most array items plus map entries in one record; more is rejected")
+        "most array items plus map entries plus record fields in one record; more is rejected")
       .at_least(1);
 }
 
@@ -118,6 +118,12 @@ AvroDecode::Writer& AvroDecode::writer(std::int32_t id) {
     load(id, registered, *w);
   }
   if (last_id_ == id) last_ = nullptr;  // the entry it points at is replaced
+  if (!w->error.empty() && ++unknown_ids_ > kMostUnknownIds) {
+    // Records with ever-new ids (garbage framing) must not grow the cache without bound.
+    std::erase_if(writers_, [](const auto& e) { return !e.second->error.empty(); });
+    last_ = nullptr;
+    unknown_ids_ = 1;
+  }
   Writer& entry = *w;
   writers_[id] = std::move(w);
   return entry;

@@ -52,6 +52,8 @@ class AvroDecode final : public RecordTransform {
   std::unordered_map<std::int32_t, std::unique_ptr<Writer>> writers_;
   std::int32_t last_id_ = -1;
   Writer* last_ = nullptr;
+  std::size_t unknown_ids_ = 0;  // error entries added since the cache last forgot them
+  static constexpr std::size_t kMostUnknownIds = 1024;
 };
 
 // Reads a whole .avsc file and parses it; throws std::runtime_error naming the file.

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include <pipehost/status.hpp>
+#include <pipehost/utf8.hpp>
 
 namespace pipehost::avro {
 
@@ -41,7 +42,10 @@ void ToValue::into(avro_value_t& v, Value& out) {
       const char* s = nullptr;
       size_t size = 0;
       avro_value_get_string(&v, &s, &size);
-      out.assign_string({s, size ? size - 1 : 0});  // size counts the NUL
+      const std::string_view text(s, size ? size - 1 : 0);  // size counts the NUL
+      // Avro C does not check: invalid UTF-8 would reach JSON output and text columns.
+      if (!utf8::valid(text)) throw InvalidRecord("avro: a string that is not valid UTF-8");
+      out.assign_string(text);
       return;
     }
     case AVRO_BYTES: {
@@ -127,6 +131,7 @@ void ToValue::into(avro_value_t& v, Value& out) {
         const char* key = nullptr;
         avro_value_get_by_index(&v, i, &child, &key);
         key_bytes += keys.emplace_back(key).size() + sizeof(std::string);
+        if (!utf8::valid(keys.back())) throw InvalidRecord("avro: a map key that is not valid UTF-8");
         into(child, values.emplace_back());
       }
       auto it = maps_.find(keys);

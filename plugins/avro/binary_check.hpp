@@ -2,7 +2,7 @@
 // reads it. Avro C trusts the lengths and block counts it reads: a string length of 2^40
 // is malloc'ed before the bytes are found missing, and an array of nulls claiming 2^62
 // items loops appending them. The walk checks every length against the bytes left,
-// bounds the total of array and map items, the nesting depth, union branches and enum
+// bounds the total of array and map items and record fields, the nesting depth, union branches and enum
 // symbols, and that no bytes trail the value — so what reaches Avro C is well formed.
 #pragma once
 #include <avro.h>
@@ -13,7 +13,7 @@
 namespace pipehost::avro {
 
 struct BinaryLimits {
-  std::uint64_t max_elements = 1'000'000;  // array items plus map entries, per record
+  std::uint64_t max_elements = 1'000'000;  // array items, map entries and record fields, per record
   int max_depth = 100;                     // nested records, arrays, maps and unions
 };
 

@@ -22,7 +22,13 @@ void check(simdjson::error_code e, const char* reading) {
   if (e) throw Reject{std::string("not valid JSON (reading ") + reading + "): " + simdjson::error_message(e)};
 }
 
-}  // namespace
+// A key in a rejection's reason: the start of it (a dead letter carries the reason).
+std::string shown(std::string_view key) {
+  if (key.size() <= 60) return std::string(key);
+  std::size_t cut = 57;
+  while (cut > 0 && (static_cast<unsigned char>(key[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
+  return std::string(key.substr(0, cut)) + "...";
+}
 
 // Whether an object repeats a key, in time linear in its keys: a scan while it has few,
 // a hash set beyond (a scan of every earlier key made a 1 MiB object of short keys take
@@ -46,6 +52,8 @@ class KeySet {
   std::vector<std::string_view> few_;
   std::unordered_set<std::string_view> many_;
 };
+
+}  // namespace
 
 // The parser, a padded copy of the payload (simdjson reads past the end) and the field
 // name lists seen, so records of one shape share one StructSchema.
@@ -104,7 +112,7 @@ struct JsonDecode::Parser {
       od::field field;
       check(std::move(field_or_error).get(field), "a key");
       const std::string_view key = key_of(field);
-      if (!nested_seen.insert(key)) throw Reject{"duplicate key '" + std::string(key) + "'"};
+      if (!nested_seen.insert(key)) throw Reject{"duplicate key '" + shown(key) + "'"};
       names.emplace_back(key);
       values.push_back(value(field.value(), depth + 1));
     }
@@ -135,7 +143,7 @@ struct JsonDecode::Parser {
         same = false;
         for (std::string_view k : keys) seen.insert(k);
       }
-      if (!same && !seen.insert(key)) throw Reject{"duplicate key '" + std::string(key) + "'"};
+      if (!same && !seen.insert(key)) throw Reject{"duplicate key '" + shown(key) + "'"};
       keys.push_back(key);
       if (n == fields.size()) fields.emplace_back();
       value_into(field.value(), 1, fields[n]);

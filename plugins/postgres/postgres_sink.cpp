@@ -160,7 +160,7 @@ void PostgresSink::load_layout(pqxx::connection& c) {
   pqxx::work tx(c);
   const std::string regclass = "to_regclass(" + tx.quote(config_.table) + ")";
   auto columns = tx.exec(
-      "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+      "SELECT a.attname, t.typname, a.attnotnull FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
       "WHERE a.attrelid = " + regclass + " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum");
   auto key = tx.exec(
       "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
@@ -181,6 +181,7 @@ void PostgresSink::load_layout(pqxx::connection& c) {
                        col.type_name + ", which the sink cannot write (text, integers, floats, "
                        "numeric, boolean, timestamps, date, json, bytea, uuid)");
     col.type = *type;
+    col.not_null = row[2].as<bool>();
     auto mapped = field_of_column.find(col.name);
     col.field = mapped == field_of_column.end() ? col.name : mapped->second;
     col.reader = FieldReader(col.field);

@@ -1,6 +1,9 @@
 #include "table_layout.hpp"
 
+#include <cctype>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <map>
 
 #include <pipehost/json.hpp>
@@ -33,6 +36,40 @@ std::string kind_of(const Value& v) {
   return "a struct";
 }
 
+// PostgreSQL's numeric input: digits with an optional sign, point and exponent, or NaN /
+// Infinity. Anything else would fail the batch's COPY instead of one record.
+bool numeric_text(std::string_view s) {
+  std::size_t i = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  const std::string_view rest = s.substr(i);
+  if (rest == "NaN" || rest == "Infinity" || rest == "inf") return true;
+  std::size_t digits = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++digits;
+  }
+  if (digits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    std::size_t exponent = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i, ++exponent;
+    if (exponent == 0) return false;
+  }
+  return i == s.size();
+}
+
+// 32 hex digits, hyphens and braces aside: what PostgreSQL's uuid input can take at most.
+bool uuid_text(std::string_view s) {
+  std::size_t hex = 0;
+  for (char c : s) {
+    if (std::isxdigit(static_cast<unsigned char>(c))) ++hex;
+    else if (c != '-' && c != '{' && c != '}') return false;
+  }
+  return hex == 32;
+}
+
 }  // namespace
 
 std::optional<ColumnType> column_type(const std::string& udt) {
@@ -54,6 +91,8 @@ std::optional<ColumnType> column_type(const std::string& udt) {
 
 std::string append_copy_text(const Column& column, const Value& v, std::string& out) {
   if (v.is_null()) {
+    if (column.not_null)
+      return "field '" + column.field + "' is missing, and column " + column.name + " is NOT NULL";
     out += "\\N";
     return "";
   }
@@ -63,14 +102,27 @@ std::string append_copy_text(const Column& column, const Value& v, std::string& 
   };
   switch (column.type) {
     case ColumnType::text:
-    case ColumnType::uuid:
+    case ColumnType::uuid: {
       if (v.is<List>() || v.is<Struct>() || v.is<Bytes>()) return refuse();
-      append_escaped(v.to_text(), out);
+      const std::string text = v.to_text();
+      if (text.find('\0') != std::string::npos)
+        return "field '" + column.field + "' holds a NUL character, which PostgreSQL text cannot store";
+      if (column.type == ColumnType::uuid && !uuid_text(text))
+        return "field '" + column.field + "' is not a UUID for column " + column.name;
+      append_escaped(text, out);
       return "";
-    case ColumnType::integer:
-      if (!v.is<std::int64_t>()) return refuse();
+    }
+    case ColumnType::integer: {
+      const auto* n = v.as<std::int64_t>();
+      if (!n) return refuse();
+      const bool fits = column.type_name == "int2"   ? *n >= -32768 && *n <= 32767
+                        : column.type_name == "int4" ? *n >= INT32_MIN && *n <= INT32_MAX
+                                                     : true;
+      if (!fits) return "field '" + column.field + "' is " + v.to_text() + ", out of range for column " +
+                        column.name + " (" + column.type_name + ")";
       out += v.to_text();
       return "";
+    }
     case ColumnType::floating:
     case ColumnType::numeric:
       if (const auto* d = v.as<double>(); d && !std::isfinite(*d) && column.type == ColumnType::numeric)
@@ -79,9 +131,7 @@ std::string append_copy_text(const Column& column, const Value& v, std::string& 
         out += v.to_text();
         return "";
       }
-      if (const auto* s = v.as<std::string>(); s && column.type == ColumnType::numeric &&
-                                                !s->empty() &&
-                                                s->find_first_not_of("+-0123456789.") == std::string::npos) {
+      if (const auto* s = v.as<std::string>(); s && column.type == ColumnType::numeric && numeric_text(*s)) {
         out += *s;
         return "";
       }
@@ -105,6 +155,9 @@ std::string append_copy_text(const Column& column, const Value& v, std::string& 
       } else {
         return refuse();
       }
+      // Years 1-9999: what RFC 3339 text can say (PostgreSQL's range is wider, ours is not).
+      if (micros < -62135596800000000 || micros > 253402300799999999)
+        return "field '" + column.field + "' is a time outside years 1-9999 (column " + column.name + ")";
       std::string text = time::format_rfc3339(micros);  // UTC, "Z"
       if (column.type == ColumnType::timestamp) text.pop_back();  // as UTC wall time
       if (column.type == ColumnType::date) text.resize(10);
@@ -114,6 +167,8 @@ std::string append_copy_text(const Column& column, const Value& v, std::string& 
     case ColumnType::json: {
       std::string text;
       json::append(v, text);
+      if (column.type_name == "jsonb" && text.find("\\u0000") != std::string::npos)
+        return "field '" + column.field + "' holds a NUL character, which jsonb cannot store";
       append_escaped(text, out);
       return "";
     }

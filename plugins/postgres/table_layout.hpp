@@ -18,6 +18,7 @@ struct Column {
   std::string field;  // the record's field written into it
   std::string type_name;  // as PostgreSQL names it (udt_name): "int8", "timestamptz", ...
   ColumnType type = ColumnType::text;
+  bool not_null = false;  // NOT NULL (a primary key's columns are)
   FieldReader reader{""};
 };
 

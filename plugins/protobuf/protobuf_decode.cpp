@@ -12,7 +12,7 @@ void ProtobufDecodeConfig::declare(OptionList<ProtobufDecodeConfig>& o) {
         "a larger message is rejected (dead letter) instead of decoded")
       .at_least(1);
   o.add("max_elements", &ProtobufDecodeConfig::max_elements,
-        "a message with more list elements plus nested messages is rejected: bounds the time "
+        "a message with more list elements plus nested messages' fields is rejected: bounds the time "
         "and memory one hostile record can take")
       .at_least(1);
 }

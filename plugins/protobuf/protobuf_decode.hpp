@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -61,6 +62,7 @@ class ProtobufDecode final : public RecordTransform {
     DecodePlans plans;
     std::vector<std::pair<MessagePath, const DecodePlan*>> by_path;
     std::string error;  // a schema that cannot be used, remembered so it is asked for once
+    std::set<std::string> projection_warned;  // message paths the projection does not fit
     // An id the registry did not know is asked for again after a while (a registry that
     // lags behind its producers), not for every record that carries it.
     Clock::time_point retry_after = kNever;
@@ -82,9 +84,14 @@ class ProtobufDecode final : public RecordTransform {
     const DecodePlan* plan = nullptr;
     try {
       plan = &s.plans.plan(*message);
-    } catch (const std::invalid_argument& e) {  // the projection does not fit the schema
-      throw FatalError(std::string(e.what()) + " (schema id " + std::to_string(header.schema_id) +
-                       ")");
+    } catch (const std::invalid_argument& e) {
+      // The projection does not fit the message this record's frame names. The frame is
+      // the record's (another message of the file, another topic's schema id), so the
+      // record is rejected under on_error; said once per message, as it may be a typo.
+      const std::string what = std::string(e.what()) + " (schema id " + std::to_string(header.schema_id) +
+                               ", message index path " + header.path.to_string() + ")";
+      if (s.projection_warned.insert(header.path.to_string()).second) context_.warn("protobuf_decode: " + what);
+      throw InvalidRecord(what);
     } catch (const std::runtime_error& e) {
       throw InvalidRecord("schema id " + std::to_string(header.schema_id) + ": " + e.what());
     }
@@ -106,6 +113,12 @@ class ProtobufDecode final : public RecordTransform {
       load(id, registered, *s);
     }
     if (last_id_ == id) last_schema_ = nullptr;  // the entry it points at is replaced
+    if (!s->error.empty() && ++unknown_ids_ > kMostUnknownIds) {
+      // Records with ever-new ids (garbage framing) must not grow the cache without bound.
+      std::erase_if(schemas_, [](const auto& e) { return !e.second->error.empty(); });
+      last_schema_ = nullptr;
+      unknown_ids_ = 1;
+    }
     Schema& entry = *s;
     schemas_[id] = std::move(s);
     return entry;
@@ -137,6 +150,8 @@ class ProtobufDecode final : public RecordTransform {
   std::unordered_map<std::int32_t, std::unique_ptr<Schema>> schemas_;
   std::int32_t last_id_ = -1;
   Schema* last_schema_ = nullptr;
+  std::size_t unknown_ids_ = 0;  // error entries added since the cache last forgot them
+  static constexpr std::size_t kMostUnknownIds = 1024;
 };
 
 

@@ -29,10 +29,10 @@ struct Cursor {
   const std::uint8_t* p;
   const std::uint8_t* end;
   const std::string* field = nullptr;  // the field being read, for error messages
-  std::uint64_t elements_left = 0;      // the record's budget of list elements and messages
+  std::uint64_t elements_left = 0;      // the record's budget of list elements and message fields
 
   void spend(std::uint64_t n) {
-    if (n > elements_left) throw Malformed{"more list elements and messages than max_elements"};
+    if (n > elements_left) throw Malformed{"more list elements and message fields than max_elements"};
     elements_left -= n;
   }
 
@@ -154,7 +154,9 @@ void reset_to_defaults(std::vector<Value>& fields, const std::vector<Value>& def
 
 void read_message(const DecodePlan& plan, Cursor& c, Value& slot, int depth) {
   if (depth >= kMaxDepth) throw Malformed{"messages nested too deeply"};
-  c.spend(1);
+  // A message costs its fields: an empty one on the wire (2 bytes) still becomes a struct
+  // of every field (48 bytes each), so 1 MB of them made ~1 GB when it cost 1.
+  c.spend(1 + plan.defaults.size());
   const std::uint8_t* stop = c.delimited_end();
   Struct* s = slot.as<Struct>();
   if (!s || s->schema != plan.schema) {  // a repeated occurrence merges into the same struct
@@ -182,9 +184,13 @@ void read_timestamp(Cursor& c, Value& slot) {
       skip(c, static_cast<std::uint32_t>(tag & 7), tag >> 3, 1);
   }
   c.end = outer_end;
-  const auto micros =
-      seconds * 1000000u + static_cast<std::uint64_t>(static_cast<std::int64_t>(nanos) / 1000);
-  slot.set(Timestamp{static_cast<std::int64_t>(micros)});
+  // google.protobuf.Timestamp's own range (years 1-9999, nanos below a second): outside it
+  // the microseconds would wrap into a meaningless time.
+  const auto secs = static_cast<std::int64_t>(seconds);
+  const auto nano = static_cast<std::int64_t>(nanos);
+  if (secs < -62135596800 || secs > 253402300799 || nano < 0 || nano > 999999999)
+    throw Malformed{"timestamp outside years 1-9999, or nanos not in 0-999999999"};
+  slot.set(Timestamp{secs * 1000000 + nano / 1000});
 }
 
 void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {

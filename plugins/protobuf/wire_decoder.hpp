@@ -83,7 +83,7 @@ class DecodePlans {
 // at 100 levels, as protobuf's own parser does.
 struct DecodeLimits {
   std::size_t max_bytes = 16u << 20;       // the message's size
-  std::uint64_t max_elements = 4u << 20;   // list elements plus nested messages
+  std::uint64_t max_elements = 4u << 20;   // list elements plus nested messages' fields (+1 each)
 };
 
 // Decodes `bytes` (one message) into `out`, which becomes a Struct of plan.schema; a

@@ -78,17 +78,31 @@ const Router::Destination* Router::find(std::string_view name) const {
   return nullptr;
 }
 
+namespace {
+// A value in a rejection's reason: the start of it (the reason travels as a dead letter's
+// header, and a whole value there could make the letter too large to write).
+std::string shown(std::string text) {
+  if (text.size() <= 60) return text;
+  std::size_t cut = 57;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
+  return text.substr(0, cut) + "...";
+}
+}  // namespace
+
 RecordTransform::Verdict Router::apply(Record& record) {
   const Value* v = record.value.field(field_);
   if (!v) throw InvalidRecord("no field " + field_ + " to route by");
   const auto* text = v->as<std::string>();
-  if (!text) throw InvalidRecord("field " + field_ + " is not a string: " + v->to_text());
+  if (!text) throw InvalidRecord("field " + field_ + " is not a string: " + shown(v->to_text()));
   const Destination* d = find(*text);
   if (!d)
-    throw InvalidRecord(field_ + " '" + *text + "' is not a routed destination (" + known_ +
+    throw InvalidRecord(field_ + " '" + shown(*text) + "' is not a routed destination (" + known_ +
                         "): add it to the router's topics");
   if (reshape_) record.value = reshape(record.value);
   record.destination_topic = d->topic;
+  // The subject is the router's to say: one the input record carried is dropped, or the
+  // encoder would take that one (and a record could pick its own schema).
+  std::erase_if(record.headers, [](const Header& h) { return h.key == kSubjectHeader; });
   if (!d->subject.empty()) record.headers.push_back({std::string(kSubjectHeader), d->subject});
   d->routed->add();
   return Verdict::keep;

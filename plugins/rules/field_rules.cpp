@@ -1,5 +1,7 @@
 #include "field_rules.hpp"
 
+#include <cmath>
+
 #include <pipehost/time.hpp>
 
 namespace pipehost::rules {
@@ -144,6 +146,7 @@ std::string FieldRules::broken(const Rule& r, const Value* v) const {
     if (const auto* i = v->as<std::int64_t>()) d = static_cast<double>(*i);
     else if (const auto* x = v->as<double>()) d = *x;
     if (!d) return field + " is " + shown(*v) + ", not a number";
+    if (!std::isfinite(*d)) return field + " is " + shown(*v) + ", not a finite number";  // NaN compares false
     if (r.minimum && *d < *r.minimum) return field + " is " + shown(*v) + ", below the minimum " + r.minimum_text;
     if (r.maximum && *d > *r.maximum) return field + " is " + shown(*v) + ", above the maximum " + r.maximum_text;
   }

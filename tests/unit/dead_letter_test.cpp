@@ -117,3 +117,15 @@ TEST_CASE("a write that cannot reach the broker gives up as retriable when told 
   CHECK(Clock::now() - started < std::chrono::seconds(5));
   kafka.broker_up();  // the queued record then arrives before the writer goes
 }
+
+TEST_CASE("dead letter: a long reason is cut at a UTF-8 boundary, saying how much") {
+  std::string reason = "field 'x' is '" + std::string(kMostReasonBytes - 15, 'a') + "\xc3\xa9" + std::string(5000, 'b');
+  const std::size_t before = reason.size();
+  clip_reason(reason);
+  CHECK(reason.size() < kMostReasonBytes + 40);
+  CHECK(reason.find("\xc3") == std::string::npos);  // the two-byte é is not split
+  CHECK(reason.ends_with("... (" + std::to_string(before - (kMostReasonBytes - 1)) + " bytes more)"));
+  std::string short_one = "short";
+  clip_reason(short_one);
+  CHECK(short_one == "short");
+}

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <limits>
+
 #include <pipehost/testing.hpp>
 
 #include "count_by.hpp"
@@ -45,4 +48,22 @@ TEST_CASE("count_by: sums a field instead, integers exactly") {
   REQUIRE(rejected.size() == 1);
   REQUIRE(b.records.size() == 1);
   CHECK(*b.records[0].value.field("total") == Value(std::int64_t{350}));
+}
+
+TEST_CASE("count_by: a sum that would overflow, or is not finite, rejects the record that did it") {
+  StageHarness<aggregate::CountBy> h({{"group_by", std::string("food")}, {"sum_field", std::string("grams")}});
+  Batch b;
+  const std::int64_t big = std::numeric_limits<std::int64_t>::max();
+  b.records.push_back(food(Value("rice"), Value(big)));
+  b.records.push_back(food(Value("rice"), Value(big)));                 // would wrap
+  b.records.push_back(food(Value("rice"), Value(std::int64_t{-1})));
+  b.records.push_back(food(Value("oats"), Value(std::nan(""))));
+  b.records.push_back(food(Value("oats"), Value(2.5)));
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 2);
+  CHECK(rejected[0].reason.find("would pass the largest number a total can hold") != std::string::npos);
+  CHECK(rejected[1].reason == "count_by: field 'grams' is not a finite number");
+  REQUIRE(b.records.size() == 2);
+  CHECK(*b.records[0].value.field("count") == Value(big - 1));
+  CHECK(*b.records[1].value.field("count") == Value(2.5));
 }

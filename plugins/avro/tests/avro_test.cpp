@@ -281,6 +281,17 @@ TEST_CASE("avro_decode: malformed values are rejected with the reason") {
   const int nulls = register_text(h.context, "n-value", R"({"type":"array","items":"null"})");
   const int deep = register_text(h.context, "d-value",
       R"({"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]})");
+  const int wide = register_text(h.context, "w-value", [] {  // records of 50 null fields
+    std::string fields;
+    for (int i = 0; i < 50; ++i) fields += std::string(i ? "," : "") + R"({"name":"f)" + std::to_string(i) + R"(","type":"null"})";
+    return R"({"type":"array","items":{"type":"record","name":"W","fields":[)" + fields + "]}}";
+  }());
+  std::string wide_items;  // 100 items of no bytes: 100 + 100 x 50 over a budget of 1000
+  put_long(wide_items, 100);
+  put_long(wide_items, 0);
+  std::string not_utf8;
+  put_long(not_utf8, 2);
+  not_utf8 += "\xff\xfe";
   const int color = register_text(h.context, "c-value",
       R"({"type":"enum","name":"C","symbols":["A"]})");
   const int text = register_text(h.context, "s-value", R"("string")");
@@ -316,6 +327,8 @@ TEST_CASE("avro_decode: malformed values are rejected with the reason") {
       {framed(seed, huge_len), "runs past the end"},
       {framed(text, negative_len), "negative length"},
       {framed(nulls, many_nulls), "max_elements"},
+      {framed(wide, wide_items), "record fields (option max_elements)"},
+      {framed(text, not_utf8), "not valid UTF-8"},
       {framed(deep, deep_body), "nested deeper"},
       {framed(seed, trailing), "bytes after the end"},
       {framed(color, bad_enum), "names no symbol"},

@@ -5,6 +5,7 @@
 #include <pqxx/pqxx>
 
 #include <cstdlib>
+#include <functional>
 #include <random>
 
 #include <pipehost/testing.hpp>
@@ -218,4 +219,62 @@ TEST_CASE("postgres: log_each prints the seed's line for each row stored") {
   int lines = 0;
   for (const auto& l : f.context.logs) lines += l == "Stored trade with ID T47654 and version 73";
   CHECK(lines == 1);
+}
+
+TEST_CASE("postgres: values PostgreSQL would refuse are rejected at prepare, the rest written") {
+  // Each of these failed the whole batch's COPY (a fatal error, again after every restart).
+  Fixture f;
+  f.sql("DROP TABLE " + f.table);
+  f.sql("CREATE TABLE " + f.table + " (id text PRIMARY KEY, n int4, small int2, amount numeric, "
+        "u uuid, doc jsonb, at timestamptz)");
+  testing::TestContext context;
+  auto sink = testing::make<PostgresSink>(
+      {{"url", f.url}, {"table", f.table}, {"positions_table", f.positions}}, context);
+  sink->start();
+  static const auto schema = StructSchema::make({"id", "n", "small", "amount", "u", "doc", "at"});
+  auto row = [&](std::int64_t offset, std::function<void(std::vector<Value>&)> edit) {
+    Record r;
+    std::vector<Value> v = {Value("K" + std::to_string(offset)), Value(std::int64_t{7}), Value(std::int64_t{1}),
+                            Value("12.50"), Value("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+                            Value(Struct{StructSchema::make({"x"}), {Value("y")}}), Value(Timestamp{0})};
+    edit(v);
+    r.value = Struct{schema, std::move(v)};
+    r.origin = {"t", 0, offset};
+    return r;
+  };
+  struct Case {
+    std::function<void(std::vector<Value>&)> edit;
+    const char* reason;
+  };
+  const std::vector<Case> cases = {
+      {[](auto& v) { v[0] = Value(); }, "field 'id' is missing, and column id is NOT NULL"},
+      {[](auto& v) { v[0] = Value(std::string("a\0b", 3)); }, "holds a NUL character, which PostgreSQL text"},
+      {[](auto& v) { v[1] = Value(std::int64_t{1} << 40); }, "out of range for column n (int4)"},
+      {[](auto& v) { v[2] = Value(std::int64_t{40000}); }, "out of range for column small (int2)"},
+      {[](auto& v) { v[3] = Value("1-2"); }, "field 'amount' is a string"},
+      {[](auto& v) { v[3] = Value("1e"); }, "field 'amount' is a string"},
+      {[](auto& v) { v[4] = Value("not-a-uuid"); }, "not a UUID for column u"},
+      {[](auto& v) { v[5] = Value(Struct{StructSchema::make({"x"}), {Value(std::string("\0", 1))}}); },
+       "which jsonb cannot store"},
+      {[](auto& v) { v[6] = Value("0000-01-01T00:00:00Z"); }, "column at"},
+      {[](auto& v) { v[6] = Value(Timestamp{std::int64_t{1} << 62}); }, "outside years 1-9999"},
+  };
+  Batch b;
+  for (std::size_t i = 0; i < cases.size(); ++i) b.records.push_back(row(static_cast<std::int64_t>(i), cases[i].edit));
+  b.records.push_back(row(100, [](auto& v) { v[3] = Value("-1.5e3"); }));  // valid, as the rest
+  b.records.push_back(row(101, [](auto&) {}));
+  b.spans = b.spans_from_records();
+  sink->prepare(b);
+  REQUIRE(b.rejections.size() == cases.size());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    CAPTURE(cases[i].reason);
+    CHECK(b.rejections[i].reason.find(cases[i].reason) != std::string::npos);
+  }
+  b.rejections.clear();
+  b.compact();
+  int done = 0;
+  sink->write(b, [&](Status s) { done += s.is_ok(); });
+  CHECK(done == 1);
+  CHECK(f.sql("SELECT count(*) FROM " + f.table)[0][0].as<int>() == 2);
+  CHECK(f.sql("SELECT amount FROM " + f.table + " WHERE id = 'K100'")[0][0].as<std::string>() == "-1500");
 }

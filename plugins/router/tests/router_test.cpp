@@ -124,3 +124,21 @@ TEST_CASE("router: a destination without its topic or subject is a validation pr
 
   CHECK(!StageHarness<router::Router>::problems({{"field", std::string("x")}}).empty());
 }
+
+TEST_CASE("router: a subject header the input carried is replaced; a long value is cut in the reason") {
+  StageHarness<router::Router> h(seed_layout());
+  Batch b;
+  Record r = event("FINANCE", 1);
+  r.headers.push_back({"pipehost.subject", "chosen-by-the-sender"});
+  b.records.push_back(std::move(r));
+  b.records.push_back(event(std::string(600000, 'X'), 1));
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].reason.size() < 300);
+  CHECK(rejected[0].reason.find("XXX...' is not a routed destination") != std::string::npos);
+  REQUIRE(b.records.size() == 1);
+  std::vector<std::string> subjects;
+  for (const auto& header : b.records[0].headers)
+    if (header.key == "pipehost.subject") subjects.push_back(header.value);
+  CHECK(subjects == std::vector<std::string>{"processor.to.consumer-value"});
+}

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include <pipehost/testing.hpp>
 
 #include "field_rules.hpp"
@@ -92,4 +94,15 @@ TEST_CASE("field_rules: a pattern RE2 cannot run is reported at validate, naming
   REQUIRE(problems.size() == 1);
   CHECK(problems[0].find("field 'id'") != std::string::npos);
   CHECK(problems[0].find("RE2") != std::string::npos);
+}
+
+TEST_CASE("field_rules: NaN is outside every range") {
+  StageHarness<rules::FieldRules> h({{"minimum", StringMap{{"version", "0"}}}});
+  Batch b;
+  b.records.push_back(trade(Value("T1"), Value(std::nan(""))));
+  b.records.push_back(trade(Value("T2"), Value(1.5)));
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].reason.find("not a finite number") != std::string::npos);
+  CHECK(b.records.size() == 1);
 }
