@@ -1,9 +1,13 @@
-// SDK pieces every plugin leans on: UTF-8 validation and the recycling of records'
+// SDK pieces every plugin leans on: UTF-8 validation, RFC 3339 formatting and the recycling of records'
 // storage between batches.
 #include <doctest/doctest.h>
 
 #include <pipehost/record.hpp>
+#include <pipehost/time.hpp>
 #include <pipehost/utf8.hpp>
+
+#include <cstdio>
+#include <ctime>
 
 using namespace pipehost;
 
@@ -142,4 +146,29 @@ TEST_CASE("batch: recycling releases what the records borrowed, once, after the 
     batch.add();
   }
   CHECK(released == 1);  // not again when the batch goes
+}
+
+TEST_CASE("sdk time: format_rfc3339 writes what gmtime_r and snprintf wrote, day by day") {
+  auto reference = [](std::int64_t micros_since_epoch) {
+    std::int64_t seconds = micros_since_epoch / 1000000, micros = micros_since_epoch % 1000000;
+    if (micros < 0) micros += 1000000, seconds -= 1;
+    std::time_t tt = static_cast<std::time_t>(seconds);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(micros));
+    return std::string(buf);
+  };
+  // The last and first microsecond of every day from year -100 to 10100, and noon.
+  int differ = 0;
+  for (std::int64_t day = -756000; day < 2970000; ++day)
+    for (std::int64_t at : {std::int64_t{0}, std::int64_t{43200123456}, std::int64_t{86399999999}}) {
+      const std::int64_t micros = day * 86400000000 + at;
+      if (pipehost::time::format_rfc3339(micros) != reference(micros) && ++differ < 5)
+        CHECK(pipehost::time::format_rfc3339(micros) == reference(micros));
+    }
+  CHECK(differ == 0);
+  CHECK(pipehost::time::format_rfc3339(951827696000001) == "2000-02-29T12:34:56.000001Z");
+  CHECK(pipehost::time::format_rfc3339(-1) == "1969-12-31T23:59:59.999999Z");
 }
