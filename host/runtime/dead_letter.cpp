@@ -4,6 +4,8 @@
 #include <condition_variable>
 #include <mutex>
 
+#include <pipehost/utf8.hpp>
+
 namespace pipehost::host {
 namespace {
 
@@ -91,8 +93,7 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
 
 void clip_reason(std::string& reason) {
   if (reason.size() <= kMostReasonBytes) return;
-  std::size_t cut = kMostReasonBytes;
-  while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80) --cut;
+  const std::size_t cut = utf8::prefix(reason, kMostReasonBytes).size();
   const std::size_t more = reason.size() - cut;
   reason.resize(cut);
   reason += "... (" + std::to_string(more) + " bytes more)";

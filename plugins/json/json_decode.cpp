@@ -7,6 +7,8 @@
 #include <limits>
 #include <unordered_set>
 
+#include <pipehost/utf8.hpp>
+
 namespace pipehost::json {
 namespace {
 
@@ -23,12 +25,7 @@ void check(simdjson::error_code e, const char* reading) {
 }
 
 // A key in a rejection's reason: the start of it (a dead letter carries the reason).
-std::string shown(std::string_view key) {
-  if (key.size() <= 60) return std::string(key);
-  std::size_t cut = 57;
-  while (cut > 0 && (static_cast<unsigned char>(key[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
-  return std::string(key.substr(0, cut)) + "...";
-}
+std::string shown(std::string_view key) { return utf8::abbreviated(key, 60); }
 
 // Whether an object repeats a key, in time linear in its keys: a scan while it has few,
 // a hash set beyond (a scan of every earlier key made a 1 MiB object of short keys take

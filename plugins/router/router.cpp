@@ -4,6 +4,8 @@
 #include <chrono>
 #include <set>
 
+#include <pipehost/utf8.hpp>
+
 namespace pipehost::router {
 
 void RouterConfig::declare(OptionList<RouterConfig>& o) {
@@ -81,12 +83,7 @@ const Router::Destination* Router::find(std::string_view name) const {
 namespace {
 // A value in a rejection's reason: the start of it (the reason travels as a dead letter's
 // header, and a whole value there could make the letter too large to write).
-std::string shown(std::string text) {
-  if (text.size() <= 60) return text;
-  std::size_t cut = 57;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
-  return text.substr(0, cut) + "...";
-}
+std::string shown(std::string_view text) { return utf8::abbreviated(text, 60); }
 }  // namespace
 
 RecordTransform::Verdict Router::apply(Record& record) {

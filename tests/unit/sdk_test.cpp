@@ -60,6 +60,28 @@ TEST_CASE("utf8: agrees with Unicode's table at every length and position") {
   CHECK_FALSE(utf8::valid(std::string(30, 'a') + "\xc3"));  // truncated at the very end
 }
 
+TEST_CASE("utf8::prefix and abbreviated never split a character") {
+  const std::string text = "ab\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z";  // a b é € 😀 z
+  for (std::size_t most = 0; most <= text.size() + 1; ++most) {
+    const std::string_view p = utf8::prefix(text, most);
+    INFO("most ", most);
+    CHECK(p.size() <= most);
+    CHECK(text.starts_with(p));
+    CHECK(utf8::valid(p));
+    // The longest such start: one more character would not fit.
+    if (p.size() < text.size()) {
+      std::size_t next = p.size() + 1;
+      while (next < text.size() && (static_cast<unsigned char>(text[next]) & 0xC0) == 0x80) ++next;
+      CHECK(next > most);
+    }
+  }
+  CHECK(utf8::prefix(text, 4) == "ab\xc3\xa9");
+  CHECK(utf8::prefix(text, 5) == "ab\xc3\xa9");  // € needs 3 bytes
+  CHECK(utf8::abbreviated("short", 60) == "short");
+  CHECK(utf8::abbreviated(text, 8) == "ab\xc3\xa9...");
+  CHECK(utf8::abbreviated(std::string(100, 'x'), 60) == std::string(57, 'x') + "...");
+}
+
 namespace {
 
 std::shared_ptr<const StructSchema> two_fields() { return StructSchema::make({"id", "n"}); }

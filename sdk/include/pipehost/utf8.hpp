@@ -1,8 +1,11 @@
 // UTF-8 validation for decoders: a string field holding invalid UTF-8 is a bad record
 // (protobuf's and Avro's own parsers refuse it, and text columns downstream would too).
+// And cutting text to a byte limit without splitting a character, for messages.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <string_view>
 
 namespace pipehost::utf8 {
@@ -54,6 +57,22 @@ inline bool valid(std::string_view s) {
     p += extra + 1;
   }
   return true;
+}
+
+// The longest start of `s` of at most `most` bytes that does not end inside a UTF-8
+// sequence (bytes 10xxxxxx continue one).
+inline std::string_view prefix(std::string_view s, std::size_t most) {
+  if (s.size() <= most) return s;
+  std::size_t cut = most;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+  return s.substr(0, cut);
+}
+
+// `s` when it has at most `most` bytes, else its start and "..." in at most `most`
+// bytes: for showing a value inside an error message.
+inline std::string abbreviated(std::string_view s, std::size_t most) {
+  if (s.size() <= most) return std::string(s);
+  return std::string(prefix(s, most < 3 ? 0 : most - 3)) + "...";
 }
 
 }  // namespace pipehost::utf8
