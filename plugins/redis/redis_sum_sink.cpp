@@ -1,6 +1,8 @@
 #include "redis_sum_sink.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdlib>
 
 #include "amounts.hpp"
 #include "sum_script.hpp"
@@ -11,6 +13,10 @@ namespace {
 // A conflict means another writer moved a partition's position between our read and
 // our script; re-planning settles it unless two sinks keep writing the same partition.
 constexpr int kMaxConflictRounds = 8;
+
+// Refused records not seen again (their partition went to another process) are
+// forgotten beyond this many: if one comes back, write finds it again.
+constexpr std::size_t kMostRefused = 4096;
 
 }  // namespace
 
@@ -96,6 +102,15 @@ std::optional<std::int64_t> RedisSumSink::stored_position(std::string_view topic
 void RedisSumSink::prepare(Batch& batch) {
   std::lock_guard lock(mutex_);
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    if (!refused_.empty()) {
+      const Origin& o = batch.records[i].origin;
+      auto it = refused_.find(RecordId(o.topic, o.partition, o.offset));
+      if (it != refused_.end()) {
+        batch.reject(i, std::move(it->second));
+        refused_.erase(it);
+        continue;
+      }
+    }
     ReadRecord r = reader_.read(batch.records[i]);
     if (!r.problem.empty()) batch.reject(i, "redis_sum: " + r.problem);
   }
@@ -116,11 +131,17 @@ void RedisSumSink::write(Batch& batch, BatchDone done) {
     ensure_ready();
     load_positions(fields);
     WritePlan plan = plan_batch(batch, read_, positions_);
-    if (plan.empty() || run_script(plan) == Outcome::applied) {
+    if (!plan.out_of_range.empty())
+      refuse(batch, plan.out_of_range, "the batch's sum for its key so far");
+    std::vector<Overflow> overflows;
+    const Outcome outcome = plan.empty() ? Outcome::applied : run_script(plan, overflows);
+    if (outcome == Outcome::applied) {
       finish(plan);
       done(Status::ok());
       return;
     }
+    if (outcome == Outcome::overflow)
+      refuse(batch, over_the_limit(plan, overflows), "the total stored in Redis");
     conflicts_.add();
     // Redis holds another position than we last saw: read them again. One that vanished
     // means Redis lost the positions with the totals: exact totals cannot be rebuilt.
@@ -138,6 +159,53 @@ void RedisSumSink::write(Batch& batch, BatchDone done) {
       throw RetriableError("redis_sum: positions in '" + config_.positions_key +
                            "' keep changing: is another sink writing the same partitions?");
   }
+}
+
+// The counted records that would take a reported total out of range, in the order the
+// script would add them: each is left out, and the ones after it still count.
+std::vector<std::size_t> RedisSumSink::over_the_limit(const WritePlan& plan,
+                                                      const std::vector<Overflow>& overflows) const {
+  std::vector<std::size_t> out;
+  for (const Overflow& o : overflows) {
+    if (o.increment >= plan.increments.size())
+      throw FatalError("redis_sum: the script named total " + std::to_string(o.increment + 1) +
+                       " of " + std::to_string(plan.increments.size()));
+    const std::string& key = plan.increments[o.increment].first;
+    auto stored = o.stored.empty() ? std::optional<std::int64_t>(0)
+                                   : parse_units(o.stored, config_.scale);
+    if (!stored) throw FatalError("redis_sum: the total of '" + key + "' is '" + o.stored + "'");
+    std::int64_t total = *stored;
+    for (std::size_t i : plan.counted) {
+      if (read_[i].key() != key) continue;
+      if (std::llabs(total + read_[i].units) >= kExactLimit) out.push_back(i);
+      else total += read_[i].units;
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Has `records` rejected without writing anything: remembered by origin, then the batch
+// is read again (a rewind) so that prepare rejects them and the host dead-letters them
+// before any position past them is stored.
+void RedisSumSink::refuse(const Batch& batch, const std::vector<std::size_t>& records,
+                          const std::string& why) {
+  const std::string limit = format_units(kExactLimit - 1, config_.scale);
+  if (refused_.size() + records.size() > kMostRefused) refused_.clear();
+  for (std::size_t i : records) {
+    const Record& r = batch.records[i];
+    const std::string reason = "redis_sum: adding " + format_units(read_[i].units, config_.scale) +
+                               " to " + std::string(read_[i].key()) + " (" + why +
+                               ") would leave the exact range of totals, -" + limit + " to " +
+                               limit + " (2^53 - 1 units at scale " +
+                               std::to_string(config_.scale) + ")";
+    if (r.origin.partition < 0)  // no position to read it again from
+      throw FatalError(reason);
+    refused_[RecordId(r.origin.topic, r.origin.partition, r.origin.offset)] = reason;
+  }
+  throw PositionMismatch("redis_sum: " + std::to_string(records.size()) +
+                         " record(s) would take a total out of the exact range (2^53 units); "
+                         "the batch is read again so that they are rejected before it is written");
 }
 
 void RedisSumSink::finish(const WritePlan& plan) {
@@ -171,7 +239,8 @@ std::vector<std::string> RedisSumSink::script_command(const WritePlan& plan) con
   return c;
 }
 
-RedisSumSink::Outcome RedisSumSink::run_script(const WritePlan& plan) {
+RedisSumSink::Outcome RedisSumSink::run_script(const WritePlan& plan,
+                                               std::vector<Overflow>& overflows) {
   std::vector<std::string> command = script_command(plan);
   Reply reply = connection_.command(command);
   if (is_error(*reply) && text_of(*reply).starts_with("NOSCRIPT")) {
@@ -184,6 +253,18 @@ RedisSumSink::Outcome RedisSumSink::run_script(const WritePlan& plan) {
   auto element = [&](std::size_t i) { return text_of(*reply->element[i]); };
   if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && element(0) == "ok")
     return Outcome::applied;
+  if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 && reply->elements % 2 == 1 &&
+      element(0) == "overflow") {
+    for (std::size_t i = 1; i + 1 < reply->elements; i += 2) {
+      std::size_t index = 0;
+      std::string_view text = element(i);
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), index);
+      if (ec != std::errc() || end != text.data() + text.size() || index == 0)
+        throw FatalError("redis_sum: unexpected reply from the script");
+      overflows.push_back({index - 1, std::string(element(i + 1))});
+    }
+    return Outcome::overflow;
+  }
   if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 && element(0) == "conflict") {
     context_.warn("redis_sum: position of " + std::string(element(1)) + " is " +
                   std::string(element(2)) +

@@ -4,7 +4,9 @@
 // skipped instead of counted twice, and a sink whose idea of the positions is stale
 // (another process took the partition over) notices and re-plans.
 #pragma once
+#include <map>
 #include <mutex>
+#include <tuple>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,12 +32,24 @@ class RedisSumSink final : public Sink {
                                               std::int32_t partition) override;
 
  private:
-  enum class Outcome { applied, conflict };
+  enum class Outcome { applied, conflict, overflow };
+  // A record by where the source read it.
+  using RecordId = std::tuple<std::string, std::int32_t, std::int64_t>;
+  // A total the script would take out of range: its index in the plan's increments and
+  // the total Redis holds ("" for none).
+  struct Overflow {
+    std::size_t increment;
+    std::string stored;
+  };
 
   void ensure_ready();
   void load_positions(const std::vector<std::string>& fields);
   std::optional<std::int64_t> parse_position(const std::string& field, const redisReply& r) const;
-  Outcome run_script(const WritePlan& plan);
+  Outcome run_script(const WritePlan& plan, std::vector<Overflow>& overflows);
+  std::vector<std::size_t> over_the_limit(const WritePlan& plan,
+                                          const std::vector<Overflow>& overflows) const;
+  [[noreturn]] void refuse(const Batch& batch, const std::vector<std::size_t>& records,
+                           const std::string& why);
   std::vector<std::string> script_command(const WritePlan& plan) const;
   void finish(const WritePlan& plan);
 
@@ -46,6 +60,11 @@ class RedisSumSink final : public Sink {
   std::string script_sha_;
   PositionCache positions_;
   std::vector<ReadRecord> read_;  // the batch's keys and amounts, reused from write to write
+  // Records whose amount would take a total out of the exact range (2^53 units), found
+  // while writing. Rejecting them there would store positions past records the host has
+  // not dead-lettered yet, so write has the batch read again (PositionMismatch: a
+  // rewind), and prepare rejects them when they come back. Reason by record.
+  std::map<RecordId, std::string> refused_;
   std::mutex mutex_;  // write and stored_position may come from different threads
   Counter& records_written_;
   Counter& batches_written_;

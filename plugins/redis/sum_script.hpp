@@ -11,7 +11,10 @@
 //   then           string layout: one increment (integer units) per total key;
 //                  hash layout: field, increment pairs
 //
-// Returns {"ok"}, or {"conflict", field, stored value or "none"} having changed nothing.
+// Returns {"ok"}; or {"conflict", field, stored value or "none"}; or {"overflow", i,
+// stored total or "", ...}, one pair per total (i counts from 1 in the increments'
+// order) that its increment would take out of the exact range; both having changed
+// nothing.
 // Lua numbers are doubles: integers below 2^53 are exact, so totals are parsed from
 // their decimal text into integer units, summed, checked against 2^53 and formatted back
 // with exactly `scale` decimals. All reads and checks happen before the first write, so
@@ -56,13 +59,14 @@ local function to_text(units)
   return sign .. string.sub(digits, 1, -scale - 1) .. '.' .. string.sub(digits, -scale)
 end
 
+-- The new total's text, or nil when it would leave the exact range.
 local function add(current, delta, where)
   local d = tonumber(delta)
   if not d or d ~= math.floor(d) or math.abs(d) >= LIMIT then
     error('redis_sum: bad increment "' .. tostring(delta) .. '" for ' .. where)
   end
   local total = to_units(current, where) + d
-  if math.abs(total) >= LIMIT then error('redis_sum: total of ' .. where .. ' leaves exact range (2^53 units)') end
+  if math.abs(total) >= LIMIT then return nil end
   return to_text(total)
 end
 
@@ -101,11 +105,16 @@ end
 
 local head = layout == 'string' and {'MGET'} or {'HMGET', KEYS[2]}
 local current = call_chunked(head, names)
-local writes = {}
+local writes, overflow = {}, {'overflow'}
 for i = 1, #names do
   writes[2 * i - 1] = names[i]
   writes[2 * i] = add(current[i], deltas[i], where[i])
+  if not writes[2 * i] then
+    overflow[#overflow + 1] = tostring(i)
+    overflow[#overflow + 1] = current[i] or ''
+  end
 end
+if #overflow > 1 then return overflow end
 if #writes > 0 then call_chunked(layout == 'string' and {'MSET'} or {'HSET', KEYS[2]}, writes) end
 
 for i = 0, nparts - 1 do

@@ -104,14 +104,16 @@ WritePlan plan_batch(const Batch& batch, const std::vector<ReadRecord>& read,
         continue;
       }
     }
-    plan.counted.push_back(i);
     auto [it, added] = key_index.try_emplace(read[i].key(), plan.increments.size());
     if (added) plan.increments.emplace_back(std::string(read[i].key()), 0);
     std::int64_t& sum = plan.increments[it->second].second;
-    sum += read[i].units;  // each |units| < 2^53: no overflow before the check below
-    if (std::llabs(sum) >= kExactLimit)
-      throw FatalError("redis_sum: the batch's total for key '" + std::string(read[i].key()) +
-                       "' leaves the exact range (2^53 units)");
+    // |sum| and |units| are below 2^53: their sum cannot overflow.
+    if (std::llabs(sum + read[i].units) >= kExactLimit) {
+      plan.out_of_range.push_back(i);
+      continue;
+    }
+    sum += read[i].units;
+    plan.counted.push_back(i);
   }
   return plan;
 }

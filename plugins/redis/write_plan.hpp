@@ -56,6 +56,9 @@ struct WritePlan {
   std::vector<PartitionUpdate> partitions;  // only partitions that move forward
   std::vector<std::size_t> counted;         // records summed into increments
   std::size_t already_applied = 0;          // records below their partition's position
+  // Records that would take their key's sum in the batch out of the exact range (2^53
+  // units): not summed; the sink has them rejected (see RedisSumSink::refuse).
+  std::vector<std::size_t> out_of_range;
   bool empty() const { return increments.empty() && partitions.empty(); }
 };
 
@@ -64,7 +67,7 @@ struct WritePlan {
 // the spans' ends, whatever records were dropped or rejected before the sink: those were
 // dealt with by the host. Throws PositionMismatch when Redis holds a position before a
 // span's start (Redis lost writes: the records in between must be read again), and
-// FatalError if a key's sum leaves the exact range.
+// puts a record that would take its key's sum out of the exact range in out_of_range.
 WritePlan plan_batch(const Batch& batch, const std::vector<ReadRecord>& read,
                      const PositionCache& positions);
 

@@ -277,6 +277,54 @@ TEST_CASE("a record with a missing or non-numeric field is rejected, the rest co
   CHECK(f.context.counter_value("records_out") == 2);
 }
 
+TEST_CASE("a record that would take the batch's sum out of range is rejected after a rewind") {
+  Fixture f;
+  auto sink = f.sink();
+  // 6e13 each: two are 1.2e16 units, beyond 2^53 (9.007e15) at scale 2.
+  std::vector<Record> records = {transaction("X", Value("60000000000000.00"), 0, 0),
+                                 transaction("X", Value("60000000000000.00"), 0, 1),
+                                 cents_record("X", 5, 0, 2), cents_record("Y", 7, 0, 3)};
+  Batch first = batch_of(records, 0, 4);
+  // Rejecting it while writing would store position 4 before the host dead-letters it:
+  // the sink has the batch read again instead, having written nothing.
+  CHECK_THROWS_AS(write(*sink, first), PositionMismatch);
+  CHECK(f.get("X") == "<nil>");
+  CHECK(f.hget("pipehost:positions:test", std::string(kTopic) + ":0") == "<nil>");
+  Batch again = batch_of(records, 0, 4);  // what the rewound source reads
+  auto result = write_ok(*sink, again);
+  REQUIRE(result.rejections.size() == 1);
+  CHECK(result.rejections[0].record.origin.offset == 1);
+  CHECK(result.rejections[0].reason.find("adding 60000000000000.00 to X") != std::string::npos);
+  CHECK(result.rejections[0].reason.find("90071992547409.91") != std::string::npos);
+  CHECK(f.get("X") == "60000000000000.05");
+  CHECK(f.get("Y") == "0.07");
+  CHECK(sink->stored_position(kTopic, 0) == 4);
+}
+
+TEST_CASE("a record that would take a stored total out of range is rejected after a rewind") {
+  Fixture f;
+  auto sink = f.sink({{"layout", std::string("hash")}, {"hash_key", std::string("sums")}});
+  f.probe.command({"HSET", "sums", "Z", "90071992547000.00"});
+  std::vector<Record> records = {cents_record("Z", 50000, 1, 10), cents_record("Z", -1000, 1, 11),
+                                 cents_record("W", 1, 1, 12), cents_record("Z", 50000, 1, 13)};
+  Batch first = batch_of(records, 0, 4);
+  first.spans = {{kTopic, 1, 10, 14}};
+  CHECK_THROWS_AS(write(*sink, first), PositionMismatch);
+  CHECK(f.hget("sums", "Z") == "90071992547000.00");  // nothing changed
+  CHECK(f.hget("sums", "W") == "<nil>");
+  Batch again = batch_of(records, 0, 4);
+  again.spans = {{kTopic, 1, 10, 14}};
+  auto result = write_ok(*sink, again);
+  // 500.00 does not fit on 90071992547000.00; after -10.00, the next 500.00 still does not.
+  REQUIRE(result.rejections.size() == 2);
+  CHECK(result.rejections[0].record.origin.offset == 10);
+  CHECK(result.rejections[1].record.origin.offset == 13);
+  CHECK(result.rejections[0].reason.find("the total stored in Redis") != std::string::npos);
+  CHECK(f.hget("sums", "Z") == "90071992546990.00");
+  CHECK(f.hget("sums", "W") == "0.01");
+  CHECK(sink->stored_position(kTopic, 1) == 14);
+}
+
 TEST_CASE("records dropped before the sink still move the position: the span does") {
   Fixture f;
   auto sink = f.sink();
