@@ -250,6 +250,20 @@ void Task::loop() {
 }
 
 void Task::deliver(Batch& batch) {
+  first_polled_.clear();
+  for (const Span& span : batch.spans) {
+    if (span.from >= 0) {
+      first_polled_.push_back(-1);
+      continue;
+    }
+    std::int64_t first = -1;  // records of a partition come in offset order
+    for (const auto& r : batch.records)
+      if (r.origin.partition == span.partition && r.origin.topic == span.topic) {
+        first = r.origin.offset;
+        break;
+      }
+    first_polled_.push_back(first);
+  }
   std::uint64_t bytes = 0;
   std::vector<std::int64_t> timestamps;
   timestamps.reserve(batch.records.size());
@@ -364,11 +378,16 @@ Task::Written Task::write_to_sink(Batch& batch, std::uint64_t sequence) {
 bool Task::rewind_source(const Batch& batch, const Status& why) {
   std::vector<Position> positions;
   std::string where;
-  for (const Span& span : batch.spans) {
+  for (std::size_t i = 0; i < batch.spans.size(); ++i) {
+    const Span& span = batch.spans[i];
     std::optional<std::int64_t> stored;
     Status s = sink_->stored_position(span.topic, span.partition, stored);
     if (!s.is_ok()) return fail("sink", s), false;
-    std::int64_t offset = stored ? *stored : span.from;
+    // Nothing stored yet: from where this batch began (it is the partition's first read).
+    std::int64_t offset = stored                     ? *stored
+                          : span.from >= 0           ? span.from
+                          : i < first_polled_.size() ? first_polled_[i]
+                                                     : -1;
     if (offset < 0)
       return fail("sink", Status::fatal(why.message() + "; the sink holds no position for " +
                                         std::string(span.topic) + "/" +

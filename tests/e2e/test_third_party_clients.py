@@ -2,17 +2,27 @@
 clients on the other side: a confluent-kafka Python producer (ProtobufSerializer) feeding
 pipehost's consumer, and pipehost's producer read by a confluent-kafka Python consumer
 (ProtobufDeserializer)."""
+import decimal
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
+
+from confluent_kafka import Consumer
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 from support import (CONFIGS, RedisServer, pipehost, reference_transactions, require_env,
                      run_tests, start_pipehost, totals_of, unique, wait_until)
 
 JAGO = os.path.join(CONFIGS, "jago.toml")
 CLIENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clients")
+sys.path.insert(0, CLIENTS)
+from transactions_pb import transaction_class  # noqa: E402
+from transactions_producer import EXTRA_ACCOUNT  # noqa: E402
 
 
 def client(script, *args, timeout=180):
@@ -70,6 +80,98 @@ def test_pipehost_producer_then_python_consumer_decodes_every_record():
     assert all(r["key"] == r["account_number"] and r["seconds"] > 1_600_000_000 for r in rows)
     decoded = totals_of([{"account_number": r["account_number"], "amount": r["amount"]} for r in rows])
     assert decoded == totals_of(reference)
+
+
+def test_amounts_that_would_take_a_total_past_2_53_units_are_dead_lettered():
+    # Hand-sent transactions whose amounts would take one account's total past 2^53
+    # cents, the exact range of redis_sum's Lua script. Each such record goes to the
+    # dead-letter topic and stops nothing; the account keeps every other amount, and the
+    # other accounts are counted exactly once. Round 1 is sent before pipehost starts
+    # (the overflow is in a partition's first batch, read from no stored position);
+    # round 2 overflows the total already stored in Redis.
+    brokers, registry = require_env("KAFKA_BROKERS"), require_env("SCHEMA_REGISTRY_URL")
+    topic, count = unique("overflow"), 1500
+    dlq = f"{topic}-dlq"
+    rounds = [["60000000000000.00", "60000000000000.00", "5.00"],
+              ["30000000000000.00", "20000000000000.00", "1000.00"]]
+    limit = decimal.Decimal(2 ** 53) / 100
+    total, refused = decimal.Decimal(0), []
+    for a in map(decimal.Decimal, rounds[0] + rounds[1]):
+        if abs(total + a) >= limit:
+            refused.append(a)
+        else:
+            total += a
+    assert refused == [decimal.Decimal("60000000000000.00"), decimal.Decimal("20000000000000.00")]
+    expected = {}
+
+    def send(extra, seed):
+        sent = json.loads(client("transactions_producer.py", brokers, registry, topic, count,
+                                 20, seed, ",".join(extra)))
+        for account, text in sent.items():
+            expected[account] = expected.get(account, decimal.Decimal(0)) + decimal.Decimal(text)
+
+    with RedisServer() as redis:
+        args = topic_args(topic) + [
+            "--set", f"kafka.topics={{\"{topic}\"={{partitions=3}},\"{dlq}\"={{partitions=1}}}}",
+            "--set", f"pipeline.consumer.dead_letter_topic=\"{dlq}\""]
+        admin = AdminClient({"bootstrap.servers": brokers})
+        for future in admin.create_topics([NewTopic(topic, 3, 1)]).values():
+            future.result(30)
+        send(rounds[0], 9)
+        consumer = start_pipehost("run", JAGO, "--pipeline", "consumer", *args,
+                                  env={"REDIS_URL": redis.url})
+
+        def applied():
+            values = redis.cli("HVALS", "pipehost:positions:consumer").split()
+            return sum(int(v) for v in values) if values else 0
+        try:
+            for n, extra in enumerate(rounds):
+                if n == 1:
+                    send(extra, 10)
+                try:
+                    wait_until(lambda: applied() == (n + 1) * count + sum(map(len, rounds[:n + 1])),
+                               120, f"pipehost to read every record of round {n + 1}")
+                except AssertionError:
+                    consumer.kill()
+                    raise AssertionError(f"round {n + 1}: applied {applied()}:\n"
+                                         f"{consumer.communicate()[1][-3000:]}") from None
+            expected[EXTRA_ACCOUNT] = total
+            assert {a: redis.cli("GET", a) for a in expected} == \
+                {a: f"{t:.2f}" for a, t in expected.items()}
+            consumer.send_signal(signal.SIGTERM)
+            _, err = consumer.communicate(timeout=60)
+            assert consumer.returncode == 0, err[-3000:]
+            assert err.count("reading again from") == 2, err[-3000:]
+        finally:
+            if consumer.poll() is None:
+                consumer.kill()
+    letters = read_topic(brokers, dlq, len(refused))
+    assert len(letters) == len(refused), letters
+    deserializer = ProtobufDeserializer(transaction_class(), {"use.deprecated.format": False})
+    context = SerializationContext(topic, MessageField.VALUE)
+    amounts = [decimal.Decimal(repr(deserializer(value, context).amount)) for value, _ in letters]
+    assert amounts == refused
+    for _, headers in letters:
+        assert headers["pipehost.stage"] == "sink"
+        assert "would leave the exact range" in headers["pipehost.error"], headers
+
+
+def read_topic(brokers, topic, count, idle_s=20):
+    """(value, headers) of the first `count` records of a topic, read with confluent-kafka."""
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": unique("reader"),
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    out, last = [], time.monotonic()
+    try:
+        while len(out) < count and time.monotonic() - last < idle_s:
+            msg = consumer.poll(1.0)
+            if msg is None or msg.error():
+                continue
+            last = time.monotonic()
+            out.append((msg.value(), {k: (v or b"").decode() for k, v in (msg.headers() or [])}))
+    finally:
+        consumer.close()
+    return out
 
 
 run_tests(globals())

@@ -35,6 +35,7 @@ struct Script {
   bool store_positions = false;
   std::int64_t rewind_at = -1;  // a batch starting here finds the store gone back ...
   std::int64_t lose_to = -1;    // ... to this position: PositionMismatch, once
+  std::int64_t unknown_from = -1;  // a span starting here has from = -1 (start unknown)
   bool done_retriable = false;
   bool async = false;                             // done later, newest batch first
   std::vector<std::pair<BatchDone, Status>> pending;
@@ -67,7 +68,7 @@ class LogSource final : public Source {
     for (auto& [partition, end] : script->log_end) {
       std::int64_t& next = script->cursor[partition];
       if (next >= end) continue;
-      Span span{kTopic, partition, next, next};
+      Span span{kTopic, partition, next == script->unknown_from ? -1 : next, next};
       for (std::size_t n = 0; n < script->per_poll && next < end; ++n, ++next) {
         Record& r = out.records.emplace_back();
         r.origin = {kTopic, partition, next};
@@ -274,6 +275,27 @@ TEST_CASE("task: done(retriable) is a usage error that stops the pipeline and sa
   std::string failure = f.run();
   CHECK(failure.find("retriable error through done") != std::string::npos);
   CHECK(f.s.last_commit(0) == -1);
+}
+
+TEST_CASE("task: a rewind with nothing stored reads a first batch again from where it began") {
+  // The partition's first read from an unknown start (span.from = -1) and a sink with no
+  // position yet (it refused the batch to have it read again): the source is sent back
+  // to the batch's first record as polled, though a transform dropped that record.
+  Fixture f;
+  f.s.log_end = {{0, 20}};
+  f.s.cursor = {{0, 5}};
+  f.s.unknown_from = 5;
+  f.s.drop = {5};
+  f.s.store_positions = true;
+  f.s.rewind_at = 6;
+  CHECK(f.run().empty());
+  REQUIRE(f.s.seeks.size() == 1);
+  CHECK(f.s.seeks[0].at(0).next_offset == 5);
+  std::vector<std::int64_t> expected;
+  for (std::int64_t o = 6; o < 20; ++o) expected.push_back(o);
+  CHECK(f.s.written == expected);
+  CHECK(f.s.stored[0] == 20);
+  CHECK(f.s.last_commit(0) == 20);
 }
 
 TEST_CASE("task: a sink whose store lost writes rewinds the source and nothing is skipped") {
