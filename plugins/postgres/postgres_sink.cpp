@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <pipehost/redact.hpp>
+#include <pipehost/utf8.hpp>
 
 namespace pipehost::postgres {
 namespace {
@@ -36,6 +37,19 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
 
 std::string position_key(std::string_view topic, std::int32_t partition) {
   return std::string(topic) + ":" + std::to_string(partition);
+}
+
+// The server's message without its "ERROR:  " prefix, on one line: the message, then
+// its DETAIL (e.g. the failing row), shortened.
+std::string server_message(std::string text) {
+  if (text.rfind("ERROR:", 0) == 0) text.erase(0, text.find_first_not_of(' ', 6));
+  std::string out = text.substr(0, text.find('\n'));
+  const std::size_t detail = text.find("\nDETAIL:");
+  if (detail != std::string::npos) {
+    std::size_t from = text.find_first_not_of(' ', detail + 8);
+    out += " (" + text.substr(from, text.find('\n', from) - from) + ")";
+  }
+  return utf8::abbreviated(out, 300);
 }
 
 }  // namespace
@@ -216,6 +230,14 @@ void PostgresSink::prepare(Batch& batch) {
   lines_.resize(batch.records.size());
   std::size_t kept = 0;
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    if (!refused_.empty()) {
+      const Origin& o = batch.records[i].origin;
+      auto it = refused_.find(RecordId(o.topic, o.partition, o.offset));
+      if (it != refused_.end()) {
+        batch.reject(i, it->second);
+        continue;
+      }
+    }
     std::string& line = lines_[kept];
     line.clear();
     std::string problem;
@@ -243,6 +265,7 @@ void PostgresSink::write(Batch& batch, BatchDone done) {
 
 void PostgresSink::write_batch(const Batch& batch) {
   pqxx::connection& c = connection();
+  std::vector<std::size_t> to_write;  // the records not written before, in order
   try {
     pqxx::work tx(c);
     const std::string pipeline = tx.quote(std::string(context_.pipeline()));
@@ -273,61 +296,28 @@ void PostgresSink::write_batch(const Batch& batch) {
                                " but this batch continues from " + std::to_string(s.from) +
                                ": the database lost writes (restored from a backup, a failover)");
     }
-    // Records at offsets already stored were written by an earlier transaction. The
-    // lines are escaped for COPY's text format already (table_layout.cpp); libpqxx 6.4's
-    // stream_to keeps its raw-line write private, so its deprecated tablewriter, which
-    // has it public, sends them.
-    std::vector<std::string> load_columns;
-    for (const auto& col : layout_.columns) load_columns.push_back(col.name);
-    load_columns.push_back("pipehost_row");
-    std::uint64_t rows = 0, applied_before = 0;
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    {
-      pqxx::tablewriter copy(tx, "pipehost_load", load_columns.begin(), load_columns.end());
-      for (std::size_t i = 0; i < batch.records.size(); ++i) {
-        const Origin& o = batch.records[i].origin;
-        if (o.partition >= 0) {
-          auto at = stored.find(position_key(o.topic, o.partition));
-          if (at != stored.end() && o.offset < at->second) {
-            ++applied_before;
-            continue;
-          }
+    // Records at offsets already stored were written by an earlier transaction.
+    std::uint64_t applied_before = 0;
+    for (std::size_t i = 0; i < batch.records.size(); ++i) {
+      const Origin& o = batch.records[i].origin;
+      if (o.partition >= 0) {
+        auto at = stored.find(position_key(o.topic, o.partition));
+        if (at != stored.end() && o.offset < at->second) {
+          ++applied_before;
+          continue;
         }
-        copy.write_raw_line(lines_[i] + '\t' + std::to_string(i));
-        ++rows;
       }
-      copy.complete();
+      to_write.push_back(i);
     }
-#pragma GCC diagnostic pop
-    std::vector<std::string> cols, keys;
-    for (const auto& col : layout_.columns) cols.push_back(tx.quote_name(col.name));
-    for (const auto& k : layout_.primary_key) keys.push_back(tx.quote_name(k));
+    const std::uint64_t rows = to_write.size();
+    copy_rows(tx, to_write);
     std::string returning;
     if (!log_columns_.empty()) {
       std::vector<std::string> q;
       for (const auto& l : log_columns_) q.push_back(tx.quote_name(l));
       returning = " RETURNING " + join(q, ", ");
     }
-    std::string insert = "INSERT INTO " + tx.quote_name(config_.table) + " (" + join(cols, ", ") + ") ";
-    if (config_.on_conflict == "update") {
-      std::vector<std::string> set;
-      for (const auto& col : cols)
-        if (std::find(keys.begin(), keys.end(), col) == keys.end()) set.push_back(col + " = EXCLUDED." + col);
-      insert += "SELECT DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") +
-                " FROM pipehost_load ORDER BY " + join(keys, ", ") + ", pipehost_row DESC ON CONFLICT (" +
-                join(keys, ", ") + ") " + (set.empty() ? "DO NOTHING" : "DO UPDATE SET " + join(set, ", "));
-    } else {
-      // The first of each key in the batch, inserted in key order: tasks writing the same
-      // keys then lock them in one order and cannot deadlock.
-      if (keys.empty())
-        insert += "SELECT " + join(cols, ", ") + " FROM pipehost_load ORDER BY pipehost_row";
-      else
-        insert += "SELECT DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") +
-                  " FROM pipehost_load ORDER BY " + join(keys, ", ") + ", pipehost_row";
-      insert += " ON CONFLICT DO NOTHING";
-    }
-    pqxx::result inserted = rows ? tx.exec(insert + returning) : pqxx::result();
+    pqxx::result inserted = rows ? tx.exec(insert_statement(tx) + returning) : pqxx::result();
     std::string values;
     for (const auto& s : batch.spans) {
       auto at = stored.find(position_key(s.topic, s.partition));
@@ -340,6 +330,7 @@ void PostgresSink::write_batch(const Batch& batch) {
       tx.exec("INSERT INTO " + positions + " (pipeline, topic, partition, next_offset) VALUES " + values +
               " ON CONFLICT (pipeline, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset");
     tx.commit();
+    refused_.clear();  // they were rejected; a rewind that reads them again finds them again
     for (const auto& s : batch.spans) {
       std::int64_t& seen = seen_positions_[position_key(s.topic, s.partition)];
       seen = std::max(seen, s.next);
@@ -368,9 +359,111 @@ void PostgresSink::write_batch(const Batch& batch) {
     throw;
   } catch (const FatalError&) {
     throw;
+  } catch (const pqxx::sql_error& e) {
+    if (refused_by_table(e)) {
+      auto refused = find_refused_rows(batch, to_write);
+      if (!refused.empty()) refuse(batch, refused);
+    }
+    rethrow(e, "writing " + std::to_string(batch.records.size()) + " rows");
   } catch (const std::exception& e) {
     rethrow(e, "writing " + std::to_string(batch.records.size()) + " rows");
   }
+}
+
+// The lines of `rows` into the temporary table, each with its index in the batch. The
+// lines are escaped for COPY's text format already (table_layout.cpp); libpqxx 6.4's
+// stream_to keeps its raw-line write private, so its deprecated tablewriter, which has
+// it public, sends them.
+void PostgresSink::copy_rows(pqxx::transaction_base& tx, const std::vector<std::size_t>& rows) {
+  std::vector<std::string> load_columns;
+  for (const auto& col : layout_.columns) load_columns.push_back(col.name);
+  load_columns.push_back("pipehost_row");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  pqxx::tablewriter copy(tx, "pipehost_load", load_columns.begin(), load_columns.end());
+  for (std::size_t i : rows) copy.write_raw_line(lines_[i] + '\t' + std::to_string(i));
+  copy.complete();
+#pragma GCC diagnostic pop
+}
+
+// From the temporary table into the table, per on_conflict.
+std::string PostgresSink::insert_statement(pqxx::transaction_base& tx) const {
+  std::vector<std::string> cols, keys;
+  for (const auto& col : layout_.columns) cols.push_back(tx.quote_name(col.name));
+  for (const auto& k : layout_.primary_key) keys.push_back(tx.quote_name(k));
+  std::string insert = "INSERT INTO " + tx.quote_name(config_.table) + " (" + join(cols, ", ") + ") ";
+  if (config_.on_conflict == "update") {
+    std::vector<std::string> set;
+    for (const auto& col : cols)
+      if (std::find(keys.begin(), keys.end(), col) == keys.end()) set.push_back(col + " = EXCLUDED." + col);
+    insert += "SELECT DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") +
+              " FROM pipehost_load ORDER BY " + join(keys, ", ") + ", pipehost_row DESC ON CONFLICT (" +
+              join(keys, ", ") + ") " + (set.empty() ? "DO NOTHING" : "DO UPDATE SET " + join(set, ", "));
+  } else {
+    // The first of each key in the batch, inserted in key order: tasks writing the same
+    // keys then lock them in one order and cannot deadlock.
+    if (keys.empty())
+      insert += "SELECT " + join(cols, ", ") + " FROM pipehost_load ORDER BY pipehost_row";
+    else
+      insert += "SELECT DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") +
+                " FROM pipehost_load ORDER BY " + join(keys, ", ") + ", pipehost_row";
+    insert += " ON CONFLICT DO NOTHING";
+  }
+  return insert;
+}
+
+// A data exception (a value too long for varchar(n), numeric(p, s) overflow) or an
+// integrity violation (CHECK, foreign key, a unique index besides the conflict target):
+// the table refuses a row for what it holds, and the other rows may be fine.
+bool PostgresSink::refused_by_table(const pqxx::sql_error& e) {
+  const std::string state = e.sqlstate();
+  return state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0;
+}
+
+// Which rows the table refuses: each is written alone under a savepoint, in a
+// transaction that is rolled back, so nothing is kept. Constraints are checked at once
+// (deferred ones too). Rare, so one row at a time (a few round trips each) is fine.
+std::vector<std::pair<std::size_t, std::string>> PostgresSink::find_refused_rows(
+    const Batch& batch, const std::vector<std::size_t>& rows) {
+  std::vector<std::pair<std::size_t, std::string>> refused;
+  try {
+    pqxx::work tx(connection());
+    tx.exec("SET CONSTRAINTS ALL IMMEDIATE");
+    const std::string insert = insert_statement(tx);
+    for (std::size_t i : rows) {
+      if (batch.records[i].origin.partition < 0) continue;  // cannot be read again
+      try {
+        pqxx::subtransaction row(tx, "pipehost_row");
+        copy_rows(row, {i});
+        row.exec(insert);
+        row.exec("DELETE FROM pipehost_load");
+        row.commit();
+      } catch (const pqxx::sql_error& e) {
+        if (!refused_by_table(e)) throw;
+        refused.emplace_back(i, server_message(e.what()));
+      }
+    }
+    tx.abort();
+  } catch (const std::exception& e) {
+    rethrow(e, "finding the rows " + config_.table + " refuses");
+  }
+  return refused;
+}
+
+// Has the refused rows rejected without writing anything: remembered by origin, then the
+// batch is read again (a rewind) so that prepare rejects them and the host dead-letters
+// them before any position past them is stored.
+void PostgresSink::refuse(const Batch& batch,
+                          const std::vector<std::pair<std::size_t, std::string>>& refused) {
+  for (const auto& [i, message] : refused) {
+    const Origin& o = batch.records[i].origin;
+    refused_[RecordId(o.topic, o.partition, o.offset)] =
+        "postgres: table " + config_.table + " refused the row: " + message;
+  }
+  throw PositionMismatch("postgres: table " + config_.table + " refused " +
+                         std::to_string(refused.size()) +
+                         " row(s); the batch is read again so that they are rejected before it "
+                         "is written");
 }
 
 std::optional<std::int64_t> PostgresSink::stored_position(std::string_view topic, std::int32_t partition) {

@@ -11,9 +11,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <pqxx/connection>
+#include <pqxx/except>
+#include <pqxx/transaction_base>
 
 #include <pipehost/sdk.hpp>
 
@@ -51,6 +55,13 @@ class PostgresSink final : public Sink {
   pqxx::connection& connection();  // connects (and prepares) when needed; RetriableError if it cannot
   void load_layout(pqxx::connection& c);
   void write_batch(const Batch& batch);
+  void copy_rows(pqxx::transaction_base& tx, const std::vector<std::size_t>& rows);
+  std::string insert_statement(pqxx::transaction_base& tx) const;
+  static bool refused_by_table(const pqxx::sql_error& e);
+  std::vector<std::pair<std::size_t, std::string>> find_refused_rows(
+      const Batch& batch, const std::vector<std::size_t>& rows);
+  [[noreturn]] void refuse(const Batch& batch,
+                           const std::vector<std::pair<std::size_t, std::string>>& refused);
   [[noreturn]] void rethrow(const std::exception& e, const std::string& doing);
 
   Config config_;
@@ -60,6 +71,14 @@ class PostgresSink final : public Sink {
   std::vector<std::string> lines_;  // COPY text of the batch's kept records, in order
   std::map<std::string, std::int64_t> seen_positions_;  // "topic:partition" -> what we stored
   std::vector<std::string> log_columns_;  // the columns log_each names
+  // Rows the table refused (a CHECK, a foreign key, varchar(n)...), found while writing.
+  // Rejecting them there would store positions past records the host has not
+  // dead-lettered yet, so write has the batch read again (PositionMismatch: a rewind),
+  // and prepare rejects them when they come back (each pass adds what it finds, so a
+  // batch read again with more records still ends). Kept until the next batch is written.
+  // Reason by (topic, partition, offset).
+  using RecordId = std::tuple<std::string, std::int32_t, std::int64_t>;
+  std::map<RecordId, std::string> refused_;
   std::mutex mutex_;
   Counter& rows_out_;
   Counter& rows_already_there_;

@@ -14,9 +14,6 @@ namespace {
 // our script; re-planning settles it unless two sinks keep writing the same partition.
 constexpr int kMaxConflictRounds = 8;
 
-// Refused records not seen again (their partition went to another process) are
-// forgotten beyond this many: if one comes back, write finds it again.
-constexpr std::size_t kMostRefused = 4096;
 
 }  // namespace
 
@@ -106,8 +103,7 @@ void RedisSumSink::prepare(Batch& batch) {
       const Origin& o = batch.records[i].origin;
       auto it = refused_.find(RecordId(o.topic, o.partition, o.offset));
       if (it != refused_.end()) {
-        batch.reject(i, std::move(it->second));
-        refused_.erase(it);
+        batch.reject(i, it->second);
         continue;
       }
     }
@@ -191,7 +187,6 @@ std::vector<std::size_t> RedisSumSink::over_the_limit(const WritePlan& plan,
 void RedisSumSink::refuse(const Batch& batch, const std::vector<std::size_t>& records,
                           const std::string& why) {
   const std::string limit = format_units(kExactLimit - 1, config_.scale);
-  if (refused_.size() + records.size() > kMostRefused) refused_.clear();
   for (std::size_t i : records) {
     const Record& r = batch.records[i];
     const std::string reason = "redis_sum: adding " + format_units(read_[i].units, config_.scale) +
@@ -209,6 +204,7 @@ void RedisSumSink::refuse(const Batch& batch, const std::vector<std::size_t>& re
 }
 
 void RedisSumSink::finish(const WritePlan& plan) {
+  refused_.clear();  // they were rejected; a rewind that reads them again finds them again
   for (const auto& p : plan.partitions) positions_[p.field] = p.next;
   records_written_.add(plan.counted.size());
   records_already_applied_.add(plan.already_applied);

@@ -63,7 +63,9 @@ class RedisSumSink final : public Sink {
   // Records whose amount would take a total out of the exact range (2^53 units), found
   // while writing. Rejecting them there would store positions past records the host has
   // not dead-lettered yet, so write has the batch read again (PositionMismatch: a
-  // rewind), and prepare rejects them when they come back. Reason by record.
+  // rewind), and prepare rejects them when they come back (each pass adds what it finds,
+  // so a batch read again with more records still ends). Kept until the next batch is
+  // written. Reason by record.
   std::map<RecordId, std::string> refused_;
   std::mutex mutex_;  // write and stored_position may come from different threads
   Counter& records_written_;

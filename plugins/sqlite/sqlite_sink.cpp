@@ -18,6 +18,12 @@ std::string key_of(std::string_view topic, std::int32_t partition) {
   return std::string(topic) + ":" + std::to_string(partition);
 }
 
+// A row the table refuses for what it holds, where the other rows may be fine.
+bool refused_by_table(int extended_code) {
+  const int code = extended_code & 0xff;
+  return code == SQLITE_CONSTRAINT || code == SQLITE_MISMATCH || code == SQLITE_TOOBIG;
+}
+
 }  // namespace
 
 void SqliteConfig::declare(OptionList<SqliteConfig>& o) {
@@ -85,9 +91,11 @@ void SqliteSink::open() {
       throw FatalError("sqlite: option add names column '" + a + "', which table " + config_.table +
                        " does not have");
   columns_.clear();
+  key_columns_.clear();
   std::string cols, marks, updates, conflict;
   for (const auto& name : names) {
     auto f = field_of.find(name);
+    if (std::find(keys.begin(), keys.end(), name) != keys.end()) key_columns_.push_back(columns_.size());
     columns_.push_back({name, FieldReader(f == field_of.end() ? name : f->second)});
     cols += (cols.empty() ? "" : ", ") + identifier(name);
     marks += marks.empty() ? "?" : ", ?";
@@ -172,6 +180,29 @@ void SqliteSink::bind(sqlite3_stmt* s, int i, const Value* v) {
   }
 }
 
+std::string SqliteSink::identity(const Record& r) {
+  if (r.origin.partition >= 0)
+    return "origin " + std::string(r.origin.topic) + "/" + std::to_string(r.origin.partition) + "@" +
+           std::to_string(r.origin.offset);
+  std::string key = "key";
+  for (std::size_t c : key_columns_) {
+    const Value* v = columns_[c].field.read(r.value);
+    key += ' ';
+    if (v) json::append(*v, key);
+    else key += "null";
+  }
+  return key;
+}
+
+void SqliteSink::prepare(Batch& batch) {
+  std::lock_guard lock(mutex_);
+  if (refused_.empty()) return;
+  for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    auto it = refused_.find(identity(batch.records[i]));
+    if (it != refused_.end()) batch.reject(i, it->second);
+  }
+}
+
 void SqliteSink::write(Batch& batch, BatchDone done) {
   std::lock_guard lock(mutex_);
   if (sqlite3_exec(db_->handle(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
@@ -201,12 +232,28 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
       done(Status::ok());
       return;
     }
+    // A row the table refuses fails only its own statement: the others go on, so that
+    // every refused row of the batch is found in one pass.
+    std::map<std::string, std::string> refused;
     for (const auto& r : batch.records) {
       sqlite3_stmt* s = upsert_.get();
       sqlite3_reset(s);
       for (std::size_t c = 0; c < columns_.size(); ++c)
         bind(s, static_cast<int>(c + 1), columns_[c].field.read(r.value));
-      if (sqlite3_step(s) != SQLITE_DONE) fail("writing a row of " + config_.table);
+      if (sqlite3_step(s) == SQLITE_DONE) continue;
+      if (!refused_by_table(sqlite3_extended_errcode(db_->handle())))
+        fail("writing a row of " + config_.table);
+      const std::string id = identity(r);
+      refused[id] = "sqlite: table " + config_.table + " refused the row" +
+                    (r.origin.partition < 0 ? " with " + id : std::string()) + ": " +
+                    sqlite3_errmsg(db_->handle());
+    }
+    if (!refused.empty()) {
+      const std::size_t count = refused.size();
+      refused_.merge(refused);
+      throw PositionMismatch("sqlite: table " + config_.table + " refused " + std::to_string(count) +
+                             " row(s); the batch is read again so that they are rejected before "
+                             "it is written");
     }
     const std::string pipeline(context_.pipeline());
     for (const Span& span : batch.spans) {
@@ -225,6 +272,7 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
     throw;
   }
   for (const Span& span : batch.spans) seen_positions_[key_of(span.topic, span.partition)] = span.next;
+  refused_.clear();  // they were rejected; a rewind that reads them again finds them again
   rows_out_.add(batch.records.size());
   done(Status::ok());
 }

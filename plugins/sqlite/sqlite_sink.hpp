@@ -41,6 +41,7 @@ class SqliteSink final : public Sink {
   SqliteSink(const Config& config, Context& context);
   ~SqliteSink() override;
   void start() override;
+  void prepare(Batch& batch) override;
   void write(Batch& batch, BatchDone done) override;
   void stop() override;
   std::optional<std::int64_t> stored_position(std::string_view topic, std::int32_t partition) override;
@@ -53,12 +54,22 @@ class SqliteSink final : public Sink {
   void open();
   std::optional<std::int64_t> read_position(std::string_view topic, std::int32_t partition);
   void bind(sqlite3_stmt* s, int index, const Value* v);
+  std::string identity(const Record& r);
   [[noreturn]] void fail(const std::string& doing);
 
   Config config_;
   Context& context_;
   std::unique_ptr<Database> db_;
   std::vector<Column> columns_;
+  std::vector<std::size_t> key_columns_;  // indices in columns_ of the primary key
+  // Rows the table refused (a CHECK, NOT NULL, a STRICT type...), found while writing.
+  // Rejecting them there would store positions past records the host has not
+  // dead-lettered yet, so write has the batch read again (PositionMismatch: a rewind),
+  // and prepare rejects them when they come back (each pass adds what it finds, so a
+  // batch read again with other records still ends). Kept until the next batch is
+  // written. Reason by identity(): the record's origin, or its primary key for a record
+  // made by a stage (count_by's counts).
+  std::map<std::string, std::string> refused_;
   Statement upsert_, read_position_, store_position_;
   std::map<std::string, std::int64_t> seen_positions_;
   std::mutex mutex_;

@@ -278,3 +278,61 @@ TEST_CASE("postgres: values PostgreSQL would refuse are rejected at prepare, the
   CHECK(f.sql("SELECT count(*) FROM " + f.table)[0][0].as<int>() == 2);
   CHECK(f.sql("SELECT amount FROM " + f.table + " WHERE id = 'K100'")[0][0].as<std::string>() == "-1500");
 }
+
+TEST_CASE("postgres: rows the table refuses are found, and rejected when the batch is read again") {
+  // varchar(n), numeric(p, s), CHECK and foreign keys: only PostgreSQL knows. The batch
+  // fails; the sink finds which rows (each alone, rolled back), and has the batch read
+  // again so that they are rejected before any position past them is stored.
+  Fixture f;
+  const std::string books = f.table + "_books";
+  f.sql("DROP TABLE " + f.table);
+  f.sql("CREATE TABLE " + books + " (name text PRIMARY KEY)");
+  f.sql("INSERT INTO " + books + " VALUES ('B1')");
+  f.sql("CREATE TABLE " + f.table + " (id varchar(5) PRIMARY KEY, version bigint CHECK (version >= 0), "
+        "amount numeric(5, 2), book text REFERENCES " + books + " (name) DEFERRABLE INITIALLY DEFERRED)");
+  testing::TestContext context;
+  auto sink = testing::make<PostgresSink>(
+      {{"url", f.url}, {"table", f.table}, {"positions_table", f.positions}}, context);
+  sink->start();
+  static const auto schema = StructSchema::make({"id", "version", "amount", "book"});
+  auto row = [&](std::int64_t offset, std::string id, std::int64_t version, std::string amount,
+                 std::string book) {
+    Record r;
+    r.value = Struct{schema, {Value(std::move(id)), Value(version), Value(std::move(amount)),
+                              Value(std::move(book))}};
+    r.origin = {"t", 0, offset};
+    return r;
+  };
+  std::vector<Record> records = {
+      row(0, "K0", 1, "1.50", "B1"),      row(1, "TOOLONG", 1, "1.00", "B1"),
+      row(2, "K2", -4, "1.00", "B1"),     row(3, "K3", 1, "12345.67", "B1"),
+      row(4, "K4", 1, "1.00", "nowhere"), row(5, "K5", 2, "999.99", "B1")};
+  auto batch = [&] {
+    Batch b;
+    b.records = records;
+    b.spans = {{"t", 0, 0, 6}};
+    return b;
+  };
+  Batch first = batch();
+  CHECK_THROWS_AS(write(*sink, first), PositionMismatch);
+  CHECK(f.sql("SELECT count(*) FROM " + f.table)[0][0].as<int>() == 0);
+  CHECK_FALSE(sink->stored_position("t", 0));
+
+  Batch again = batch();  // what the rewound source reads
+  auto result = write(*sink, again);
+  CHECK(result.status.is_ok());
+  REQUIRE(result.rejections.size() == 4);
+  const std::vector<std::string> reasons = {"value too long for type character varying(5)",
+                                            "violates check constraint",
+                                            "numeric field overflow",
+                                            "violates foreign key constraint"};
+  for (std::size_t k = 0; k < reasons.size(); ++k) {
+    CAPTURE(result.rejections[k].reason);
+    CHECK(result.rejections[k].record.origin.offset == static_cast<std::int64_t>(k + 1));
+    CHECK(result.rejections[k].reason.find("postgres: table " + f.table + " refused the row: ") == 0);
+    CHECK(result.rejections[k].reason.find(reasons[k]) != std::string::npos);
+  }
+  CHECK(f.sql("SELECT string_agg(id, ',' ORDER BY id) FROM " + f.table)[0][0].as<std::string>() == "K0,K5");
+  CHECK(sink->stored_position("t", 0) == 6);
+  f.sql("DROP TABLE " + f.table + ", " + books);
+}

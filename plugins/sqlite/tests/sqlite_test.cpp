@@ -100,6 +100,52 @@ TEST_CASE("sqlite: a batch already applied is skipped; one not continuing is ref
   CHECK(f.sql("SELECT count FROM aggregated") == "3\n");
 }
 
+TEST_CASE("sqlite: rows the table refuses are rejected when the batch is read again") {
+  // CHECK constraints only SQLite knows: the batch is refused with nothing written, and
+  // the rows are rejected when the source reads it again (by origin, or for counts made
+  // by count_by, which have none, by primary key).
+  Fixture f;
+  f.sql("DROP TABLE aggregated");
+  f.sql("CREATE TABLE aggregated (food TEXT PRIMARY KEY CHECK (length(food) <= 10), "
+        "count INTEGER CHECK (count >= 0))");
+  auto sink = f.sink();
+  static const auto schema = StructSchema::make({"food", "count"});
+  auto read = [&] {
+    Batch b;
+    const std::vector<std::pair<std::string, std::int64_t>> rows = {
+        {"mayo", 2}, {"a very long food name", 1}, {"butter", -3}, {"ham", 4}};
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      Record& r = b.records.emplace_back();
+      r.value = Struct{schema, {Value(rows[i].first), Value(rows[i].second)}};
+      r.origin = {"message", 0, static_cast<std::int64_t>(i)};
+    }
+    b.spans = {{"message", 0, 0, 4}};
+    return b;
+  };
+  Batch first = read();
+  CHECK_THROWS_AS(testing::write_batch(*sink, first), PositionMismatch);
+  CHECK(f.sql("SELECT count(*) FROM aggregated") == "0\n");
+  CHECK_FALSE(sink->stored_position("message", 0));
+  Batch again = read();
+  auto result = testing::write_batch(*sink, again);
+  CHECK(result.status.is_ok());
+  REQUIRE(result.rejections.size() == 2);
+  CHECK(result.rejections[0].record.origin.offset == 1);
+  CHECK(result.rejections[1].record.origin.offset == 2);
+  CHECK(result.rejections[0].reason.find("sqlite: table aggregated refused the row: CHECK constraint failed") == 0);
+  CHECK(f.sql("SELECT food, count FROM aggregated ORDER BY food") == "ham|4\nmayo|2\n");
+  CHECK(sink->stored_position("message", 0) == 4);
+
+  Batch folded = counts({{"eggs", 1}, {"another very long one", 5}}, 0, 4, 9);  // no origins
+  CHECK_THROWS_AS(testing::write_batch(*sink, folded), PositionMismatch);
+  Batch folded_again = counts({{"eggs", 1}, {"another very long one", 5}}, 0, 4, 9);
+  result = testing::write_batch(*sink, folded_again);
+  REQUIRE(result.rejections.size() == 1);
+  CHECK(result.rejections[0].reason.find("CHECK constraint failed") != std::string::npos);
+  CHECK(f.sql("SELECT food, count FROM aggregated ORDER BY food") == "eggs|1\nham|4\nmayo|2\n");
+  CHECK(sink->stored_position("message", 0) == 9);
+}
+
 TEST_CASE("sqlite: two writers on one file lose no increment") {
   Fixture f;
   auto a = f.sink();
