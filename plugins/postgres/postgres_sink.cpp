@@ -229,15 +229,9 @@ void PostgresSink::prepare(Batch& batch) {
   connection();
   lines_.resize(batch.records.size());
   std::size_t kept = 0;
+  refused_.reject_in(batch);
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
-    if (!refused_.empty()) {
-      const Origin& o = batch.records[i].origin;
-      auto it = refused_.find(RecordId(o.topic, o.partition, o.offset));
-      if (it != refused_.end()) {
-        batch.reject(i, it->second);
-        continue;
-      }
-    }
+    if (batch.records[i].dropped) continue;  // refused while writing it before
     std::string& line = lines_[kept];
     line.clear();
     std::string problem;
@@ -330,7 +324,7 @@ void PostgresSink::write_batch(const Batch& batch) {
       tx.exec("INSERT INTO " + positions + " (pipeline, topic, partition, next_offset) VALUES " + values +
               " ON CONFLICT (pipeline, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset");
     tx.commit();
-    refused_.clear();  // they were rejected; a rewind that reads them again finds them again
+    refused_.written(batch);
     for (const auto& s : batch.spans) {
       std::int64_t& seen = seen_positions_[position_key(s.topic, s.partition)];
       seen = std::max(seen, s.next);
@@ -450,16 +444,11 @@ std::vector<std::pair<std::size_t, std::string>> PostgresSink::find_refused_rows
   return refused;
 }
 
-// Has the refused rows rejected without writing anything: remembered by origin, then the
-// batch is read again (a rewind) so that prepare rejects them and the host dead-letters
-// them before any position past them is stored.
+// Has the refused rows rejected without writing anything (see refused.hpp).
 void PostgresSink::refuse(const Batch& batch,
                           const std::vector<std::pair<std::size_t, std::string>>& refused) {
-  for (const auto& [i, message] : refused) {
-    const Origin& o = batch.records[i].origin;
-    refused_[RecordId(o.topic, o.partition, o.offset)] =
-        "postgres: table " + config_.table + " refused the row: " + message;
-  }
+  for (const auto& [i, message] : refused)
+    refused_.remember(batch.records[i], "postgres: table " + config_.table + " refused the row: " + message);
   throw PositionMismatch("postgres: table " + config_.table + " refused " +
                          std::to_string(refused.size()) +
                          " row(s); the batch is read again so that they are rejected before it "

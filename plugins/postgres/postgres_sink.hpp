@@ -11,7 +11,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -19,6 +18,7 @@
 #include <pqxx/except>
 #include <pqxx/transaction_base>
 
+#include <pipehost/refused.hpp>
 #include <pipehost/sdk.hpp>
 
 #include "table_layout.hpp"
@@ -71,14 +71,9 @@ class PostgresSink final : public Sink {
   std::vector<std::string> lines_;  // COPY text of the batch's kept records, in order
   std::map<std::string, std::int64_t> seen_positions_;  // "topic:partition" -> what we stored
   std::vector<std::string> log_columns_;  // the columns log_each names
-  // Rows the table refused (a CHECK, a foreign key, varchar(n)...), found while writing.
-  // Rejecting them there would store positions past records the host has not
-  // dead-lettered yet, so write has the batch read again (PositionMismatch: a rewind),
-  // and prepare rejects them when they come back (each pass adds what it finds, so a
-  // batch read again with more records still ends). Kept until the next batch is written.
-  // Reason by (topic, partition, offset).
-  using RecordId = std::tuple<std::string, std::int32_t, std::int64_t>;
-  std::map<RecordId, std::string> refused_;
+  // Rows the table refused (a CHECK, a foreign key, varchar(n)...), found while writing;
+  // rejected when the batch is read again (see refused.hpp).
+  RefusedRecords refused_;
   std::mutex mutex_;
   Counter& rows_out_;
   Counter& rows_already_there_;

@@ -98,15 +98,9 @@ std::optional<std::int64_t> RedisSumSink::stored_position(std::string_view topic
 // anything is written: the host dead-letters them before a position past them is stored.
 void RedisSumSink::prepare(Batch& batch) {
   std::lock_guard lock(mutex_);
+  refused_.reject_in(batch);
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
-    if (!refused_.empty()) {
-      const Origin& o = batch.records[i].origin;
-      auto it = refused_.find(RecordId(o.topic, o.partition, o.offset));
-      if (it != refused_.end()) {
-        batch.reject(i, it->second);
-        continue;
-      }
-    }
+    if (batch.records[i].dropped) continue;  // refused while writing it before
     ReadRecord r = reader_.read(batch.records[i]);
     if (!r.problem.empty()) batch.reject(i, "redis_sum: " + r.problem);
   }
@@ -132,7 +126,7 @@ void RedisSumSink::write(Batch& batch, BatchDone done) {
     std::vector<Overflow> overflows;
     const Outcome outcome = plan.empty() ? Outcome::applied : run_script(plan, overflows);
     if (outcome == Outcome::applied) {
-      finish(plan);
+      finish(batch, plan);
       done(Status::ok());
       return;
     }
@@ -194,17 +188,15 @@ void RedisSumSink::refuse(const Batch& batch, const std::vector<std::size_t>& re
                                ") would leave the exact range of totals, -" + limit + " to " +
                                limit + " (2^53 - 1 units at scale " +
                                std::to_string(config_.scale) + ")";
-    if (r.origin.partition < 0)  // no position to read it again from
-      throw FatalError(reason);
-    refused_[RecordId(r.origin.topic, r.origin.partition, r.origin.offset)] = reason;
+    if (!refused_.remember(r, reason)) throw FatalError(reason);  // it cannot be read again
   }
   throw PositionMismatch("redis_sum: " + std::to_string(records.size()) +
                          " record(s) would take a total out of the exact range (2^53 units); "
                          "the batch is read again so that they are rejected before it is written");
 }
 
-void RedisSumSink::finish(const WritePlan& plan) {
-  refused_.clear();  // they were rejected; a rewind that reads them again finds them again
+void RedisSumSink::finish(const Batch& batch, const WritePlan& plan) {
+  refused_.written(batch);
   for (const auto& p : plan.partitions) positions_[p.field] = p.next;
   records_written_.add(plan.counted.size());
   records_already_applied_.add(plan.already_applied);

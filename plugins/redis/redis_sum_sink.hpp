@@ -4,13 +4,12 @@
 // skipped instead of counted twice, and a sink whose idea of the positions is stale
 // (another process took the partition over) notices and re-plans.
 #pragma once
-#include <map>
 #include <mutex>
-#include <tuple>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <pipehost/refused.hpp>
 #include <pipehost/sdk.hpp>
 
 #include "redis_connection.hpp"
@@ -33,8 +32,6 @@ class RedisSumSink final : public Sink {
 
  private:
   enum class Outcome { applied, conflict, overflow };
-  // A record by where the source read it.
-  using RecordId = std::tuple<std::string, std::int32_t, std::int64_t>;
   // A total the script would take out of range: its index in the plan's increments and
   // the total Redis holds ("" for none).
   struct Overflow {
@@ -51,7 +48,7 @@ class RedisSumSink final : public Sink {
   [[noreturn]] void refuse(const Batch& batch, const std::vector<std::size_t>& records,
                            const std::string& why);
   std::vector<std::string> script_command(const WritePlan& plan) const;
-  void finish(const WritePlan& plan);
+  void finish(const Batch& batch, const WritePlan& plan);
 
   SinkConfig config_;
   Context& context_;
@@ -61,12 +58,8 @@ class RedisSumSink final : public Sink {
   PositionCache positions_;
   std::vector<ReadRecord> read_;  // the batch's keys and amounts, reused from write to write
   // Records whose amount would take a total out of the exact range (2^53 units), found
-  // while writing. Rejecting them there would store positions past records the host has
-  // not dead-lettered yet, so write has the batch read again (PositionMismatch: a
-  // rewind), and prepare rejects them when they come back (each pass adds what it finds,
-  // so a batch read again with more records still ends). Kept until the next batch is
-  // written. Reason by record.
-  std::map<RecordId, std::string> refused_;
+  // while writing; rejected when the batch is read again (see refused.hpp).
+  RefusedRecords refused_;
   std::mutex mutex_;  // write and stored_position may come from different threads
   Counter& records_written_;
   Counter& batches_written_;

@@ -180,14 +180,12 @@ void SqliteSink::bind(sqlite3_stmt* s, int i, const Value* v) {
   }
 }
 
-std::string SqliteSink::identity(const Record& r) {
-  if (r.origin.partition >= 0)
-    return "origin " + std::string(r.origin.topic) + "/" + std::to_string(r.origin.partition) + "@" +
-           std::to_string(r.origin.offset);
-  std::string key = "key";
+// A row of a record a stage made (no source position), by its primary key.
+std::string SqliteSink::row_key(const Record& r) {
+  std::string key;
   for (std::size_t c : key_columns_) {
     const Value* v = columns_[c].field.read(r.value);
-    key += ' ';
+    if (!key.empty()) key += ", ";
     if (v) json::append(*v, key);
     else key += "null";
   }
@@ -196,11 +194,7 @@ std::string SqliteSink::identity(const Record& r) {
 
 void SqliteSink::prepare(Batch& batch) {
   std::lock_guard lock(mutex_);
-  if (refused_.empty()) return;
-  for (std::size_t i = 0; i < batch.records.size(); ++i) {
-    auto it = refused_.find(identity(batch.records[i]));
-    if (it != refused_.end()) batch.reject(i, it->second);
-  }
+  refused_.reject_in(batch, [this](const Record& r) { return row_key(r); });
 }
 
 void SqliteSink::write(Batch& batch, BatchDone done) {
@@ -234,7 +228,7 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
     }
     // A row the table refuses fails only its own statement: the others go on, so that
     // every refused row of the batch is found in one pass.
-    std::map<std::string, std::string> refused;
+    std::size_t refused = 0;
     for (const auto& r : batch.records) {
       sqlite3_stmt* s = upsert_.get();
       sqlite3_reset(s);
@@ -243,15 +237,16 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
       if (sqlite3_step(s) == SQLITE_DONE) continue;
       if (!refused_by_table(sqlite3_extended_errcode(db_->handle())))
         fail("writing a row of " + config_.table);
-      const std::string id = identity(r);
-      refused[id] = "sqlite: table " + config_.table + " refused the row" +
-                    (r.origin.partition < 0 ? " with " + id : std::string()) + ": " +
-                    sqlite3_errmsg(db_->handle());
+      ++refused;
+      const std::string why = "sqlite: table " + config_.table + " refused the row";
+      const std::string what = sqlite3_errmsg(db_->handle());
+      if (!refused_.remember(r, why + ": " + what)) {
+        const std::string key = row_key(r);
+        refused_.remember_key(key, why + " with key " + key + ": " + what);
+      }
     }
-    if (!refused.empty()) {
-      const std::size_t count = refused.size();
-      refused_.merge(refused);
-      throw PositionMismatch("sqlite: table " + config_.table + " refused " + std::to_string(count) +
+    if (refused > 0) {
+      throw PositionMismatch("sqlite: table " + config_.table + " refused " + std::to_string(refused) +
                              " row(s); the batch is read again so that they are rejected before "
                              "it is written");
     }
@@ -272,7 +267,7 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
     throw;
   }
   for (const Span& span : batch.spans) seen_positions_[key_of(span.topic, span.partition)] = span.next;
-  refused_.clear();  // they were rejected; a rewind that reads them again finds them again
+  refused_.written(batch);
   rows_out_.add(batch.records.size());
   done(Status::ok());
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include <pipehost/refused.hpp>
 #include <pipehost/sdk.hpp>
 
 #include "database.hpp"
@@ -54,7 +55,7 @@ class SqliteSink final : public Sink {
   void open();
   std::optional<std::int64_t> read_position(std::string_view topic, std::int32_t partition);
   void bind(sqlite3_stmt* s, int index, const Value* v);
-  std::string identity(const Record& r);
+  std::string row_key(const Record& r);
   [[noreturn]] void fail(const std::string& doing);
 
   Config config_;
@@ -62,14 +63,10 @@ class SqliteSink final : public Sink {
   std::unique_ptr<Database> db_;
   std::vector<Column> columns_;
   std::vector<std::size_t> key_columns_;  // indices in columns_ of the primary key
-  // Rows the table refused (a CHECK, NOT NULL, a STRICT type...), found while writing.
-  // Rejecting them there would store positions past records the host has not
-  // dead-lettered yet, so write has the batch read again (PositionMismatch: a rewind),
-  // and prepare rejects them when they come back (each pass adds what it finds, so a
-  // batch read again with other records still ends). Kept until the next batch is
-  // written. Reason by identity(): the record's origin, or its primary key for a record
-  // made by a stage (count_by's counts).
-  std::map<std::string, std::string> refused_;
+  // Rows the table refused (a CHECK, NOT NULL, a STRICT type...), found while writing;
+  // rejected when the batch is read again (see refused.hpp). count_by's counts have no
+  // source position: they are remembered by primary key (row_key).
+  RefusedRecords refused_;
   Statement upsert_, read_position_, store_position_;
   std::map<std::string, std::int64_t> seen_positions_;
   std::mutex mutex_;

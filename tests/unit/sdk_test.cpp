@@ -4,6 +4,7 @@
 
 #include <pipehost/record.hpp>
 #include <pipehost/time.hpp>
+#include <pipehost/refused.hpp>
 #include <pipehost/utf8.hpp>
 
 #include <cstdio>
@@ -58,6 +59,45 @@ TEST_CASE("utf8: agrees with Unicode's table at every length and position") {
   for (std::size_t length = 0; length <= 27; ++length) CHECK(utf8::valid(std::string(length, 'z')));
   CHECK(checked > 4000);
   CHECK_FALSE(utf8::valid(std::string(30, 'a') + "\xc3"));  // truncated at the very end
+}
+
+TEST_CASE("RefusedRecords: rejects what was remembered until a written batch passes it") {
+  RefusedRecords refused;
+  auto record = [](std::int32_t partition, std::int64_t offset, std::string key) {
+    Record r;
+    r.origin = {"t", partition, offset};
+    r.key = std::move(key);
+    return r;
+  };
+  CHECK(refused.remember(record(0, 5, ""), "five"));
+  CHECK(refused.remember(record(1, 9, ""), "nine"));
+  CHECK_FALSE(refused.remember(record(-1, -1, "k"), "no position"));
+  refused.remember_key("k", "by key");
+  auto key_of = [](const Record& r) { return std::string(r.key.view()); };
+
+  Batch b;  // read again: 0@4..6, a made record with key k, 1@9
+  for (std::int64_t o = 4; o <= 6; ++o) b.records.push_back(record(0, o, ""));
+  b.records.push_back(record(-1, -1, "k"));
+  b.records.push_back(record(1, 9, ""));
+  b.spans = {{"t", 0, 4, 7}, {"t", 1, 9, 10}};
+  refused.reject_in(b, key_of);
+  REQUIRE(b.rejections.size() == 3);
+  CHECK(b.rejections[0].reason == "five");
+  CHECK(b.rejections[1].reason == "by key");
+  CHECK(b.rejections[2].reason == "nine");
+
+  // A shorter read that stops before 0@5 is written: 0@5 stays remembered.
+  Batch shorter;
+  shorter.spans = {{"t", 0, 4, 5}};
+  refused.written(shorter);
+  Batch later;
+  later.records.push_back(record(0, 5, ""));
+  later.records.push_back(record(-1, -1, "k"));
+  refused.reject_in(later, key_of);
+  REQUIRE(later.rejections.size() == 1);  // keys are forgotten by any written batch
+  CHECK(later.rejections[0].reason == "five");
+  refused.written(b);
+  CHECK(refused.empty());
 }
 
 TEST_CASE("utf8::prefix and abbreviated never split a character") {
