@@ -244,6 +244,9 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
         const std::string key = row_key(r);
         refused_.remember_key(key, why + " with key " + key + ": " + what);
       }
+      // A constraint declared ON CONFLICT ROLLBACK ended the transaction: a row written
+      // now would be committed on its own.
+      if (sqlite3_get_autocommit(db_->handle())) break;
     }
     if (refused > 0) {
       throw PositionMismatch("sqlite: table " + config_.table + " refused " + std::to_string(refused) +

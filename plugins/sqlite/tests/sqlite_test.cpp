@@ -146,6 +146,28 @@ TEST_CASE("sqlite: rows the table refuses are rejected when the batch is read ag
   CHECK(sink->stored_position("message", 0) == 9);
 }
 
+TEST_CASE("sqlite: a constraint that rolls the transaction back writes nothing on its own") {
+  Fixture f;
+  f.sql("DROP TABLE aggregated");
+  f.sql("CREATE TABLE aggregated (food TEXT PRIMARY KEY, count INTEGER NOT NULL ON CONFLICT ROLLBACK)");
+  auto sink = f.sink();
+  auto read = [] {
+    Batch b = counts({{"mayo", 1}, {"ham", 1}, {"eggs", 2}}, 0, 0, 3);
+    b.records[1].value.as<Struct>()->fields[1] = Value();  // count null: NOT NULL refuses it
+    for (std::int64_t i = 0; i < 3; ++i) b.records[static_cast<std::size_t>(i)].origin = {"message", 0, i};
+    return b;
+  };
+  Batch first = read();
+  CHECK_THROWS_AS(testing::write_batch(*sink, first), PositionMismatch);
+  CHECK(f.sql("SELECT count(*) FROM aggregated") == "0\n");  // eggs was not written alone
+  Batch again = read();
+  auto result = testing::write_batch(*sink, again);
+  REQUIRE(result.rejections.size() == 1);
+  CHECK(result.rejections[0].reason.find("NOT NULL constraint failed") != std::string::npos);
+  CHECK(f.sql("SELECT food, count FROM aggregated ORDER BY food") == "eggs|2\nmayo|1\n");
+  CHECK(sink->stored_position("message", 0) == 3);
+}
+
 TEST_CASE("sqlite: two writers on one file lose no increment") {
   Fixture f;
   auto a = f.sink();
