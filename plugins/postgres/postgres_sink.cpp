@@ -45,10 +45,8 @@ std::string server_message(std::string text) {
   if (text.rfind("ERROR:", 0) == 0) text.erase(0, text.find_first_not_of(' ', 6));
   std::string out = text.substr(0, text.find('\n'));
   const std::size_t detail = text.find("\nDETAIL:");
-  if (detail != std::string::npos) {
-    std::size_t from = text.find_first_not_of(' ', detail + 8);
-    out += " (" + text.substr(from, text.find('\n', from) - from) + ")";
-  }
+  const std::size_t from = detail == std::string::npos ? detail : text.find_first_not_of(' ', detail + 8);
+  if (from != std::string::npos) out += " (" + text.substr(from, text.find('\n', from) - from) + ")";
   return utf8::abbreviated(out, 300);
 }
 

@@ -14,7 +14,6 @@ namespace {
 // our script; re-planning settles it unless two sinks keep writing the same partition.
 constexpr int kMaxConflictRounds = 8;
 
-
 }  // namespace
 
 RedisSumSink::RedisSumSink(const Config& config, Context& context)
@@ -180,6 +179,9 @@ std::vector<std::size_t> RedisSumSink::over_the_limit(const WritePlan& plan,
 // before any position past them is stored.
 void RedisSumSink::refuse(const Batch& batch, const std::vector<std::size_t>& records,
                           const std::string& why) {
+  if (records.empty())  // a read again would find the same: never rewind for nothing
+    throw FatalError("redis_sum: the script reported a total out of range (" + why +
+                     ") that no record of the batch takes there");
   const std::string limit = format_units(kExactLimit - 1, config_.scale);
   for (std::size_t i : records) {
     const Record& r = batch.records[i];
