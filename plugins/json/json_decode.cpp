@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <unordered_set>
+#include <set>
 
 #include <pipehost/utf8.hpp>
 
@@ -27,9 +27,11 @@ void check(simdjson::error_code e, const char* reading) {
 // A key in a rejection's reason: the start of it (a dead letter carries the reason).
 std::string shown(std::string_view key) { return utf8::abbreviated(key, 60); }
 
-// Whether an object repeats a key, in time linear in its keys: a scan while it has few,
-// a hash set beyond (a scan of every earlier key made a 1 MiB object of short keys take
-// seconds to decode). The views point into simdjson's buffer for the current document.
+// Whether an object repeats a key, in O(n log n) of its keys at worst: a scan while it
+// has few, an ordered set beyond (a scan of every earlier key made a 1 MiB object of
+// short keys take seconds to decode). Not a hash set: std::hash of a string is unseeded
+// MurmurHash, so a sender could pick keys that all collide and make it quadratic again.
+// The views point into simdjson's buffer for the current document.
 class KeySet {
  public:
   void clear() {
@@ -47,7 +49,7 @@ class KeySet {
  private:
   static constexpr std::size_t kFew = 16;
   std::vector<std::string_view> few_;
-  std::unordered_set<std::string_view> many_;
+  std::set<std::string_view> many_;
 };
 
 }  // namespace
