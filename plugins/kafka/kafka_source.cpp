@@ -20,6 +20,11 @@ void KafkaSourceConfig::declare(OptionList<KafkaSourceConfig>& o) {
   o.add("stop_at_end", &KafkaSourceConfig::stop_at_end,
         "end the pipeline once the group has read every partition to its end (like kcat -e); "
         "otherwise run until stopped");
+  o.add("headers", &KafkaSourceConfig::headers,
+        "copy each record's Kafka headers into it, for stages that read them, the kafka sink "
+        "and dead letters; false skips them, for pipelines that use none (librdkafka 2.0.2 "
+        "allocates a parse buffer even for a record without headers: ~9 % of a live "
+        "consumer's thread)");
   o.add("properties", &KafkaSourceConfig::properties,
         "extra librdkafka consumer properties for this stage, e.g. { \"fetch.wait.max.ms\" = 5 }");
 }
@@ -39,7 +44,8 @@ KafkaSource::KafkaSource(const Config& config, Context& context)
       properties_(config.properties),
       start_(config.start),
       instance_id_(config.instance_id),
-      finish_at_end_(config.stop_at_end) {
+      finish_at_end_(config.stop_at_end),
+      headers_(config.headers) {
   received_ = &context.counter("records_in");
   commits_ = &context.counter("commits");
   commit_failures_ = &context.counter("commit_failures");
@@ -257,7 +263,7 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
   r.origin = {topic, m->partition, m->offset};
   rd_kafka_headers_t* headers = nullptr;
-  if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (headers_ && rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     const char* name;
     const void* value;
     size_t size;

@@ -28,6 +28,7 @@ struct KafkaSourceConfig {
   std::string start = "earliest";
   std::string instance_id;
   bool stop_at_end = false;
+  bool headers = true;
   StringMap properties;
 
   static void declare(OptionList<KafkaSourceConfig>& o);
@@ -147,6 +148,7 @@ class KafkaSource final : public Source {
   std::chrono::steady_clock::time_point stall_possible_at_{};  // the last such run
   bool queue_was_high_ = false;  // seen at half a threshold since the last wake (wake_below_half_full)
   bool finish_at_end_ = false;
+  bool headers_ = true;
   Counter* received_ = nullptr;
   Counter* commits_ = nullptr;
   Counter* commit_failures_ = nullptr;

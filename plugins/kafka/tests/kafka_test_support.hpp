@@ -39,7 +39,8 @@ inline std::unique_ptr<SinkStage> sink(testing::TestContext& context,
   return s;
 }
 
-// A producer writing `n` records "<i>" keyed "k<i>" to one partition.
+// A producer writing `n` records "<i>" keyed "k<i>" to one partition; odd ones carry a
+// header "n" = "<i>".
 inline void produce(const std::string& bootstrap, const std::string& topic, std::int32_t partition,
                     int n, int first = 0) {
   char err[512];
@@ -48,9 +49,12 @@ inline void produce(const std::string& bootstrap, const std::string& topic, std:
   rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   for (int i = first; i < first + n; ++i) {
     std::string key = "k" + std::to_string(i), value = std::to_string(i);
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(1);
+    if (i % 2) rd_kafka_header_add(headers, "n", -1, value.data(), static_cast<ssize_t>(value.size()));
     rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
                       RD_KAFKA_V_KEY(key.data(), key.size()),
                       RD_KAFKA_V_VALUE(value.data(), value.size()),
+                      RD_KAFKA_V_HEADERS(headers),  // owned by the message from here
                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
   }
   rd_kafka_flush(p, 10000);

@@ -96,6 +96,35 @@ TEST_CASE("source: spans chain batch to batch and commits are the acknowledged p
   REQUIRE(source->stop().is_ok());
 }
 
+TEST_CASE("source: records carry their headers, unless headers = false") {
+  testing::MockKafka kafka;
+  kafka.create_topic("events", 1);
+  produce(kafka.bootstrap(), "events", 0, 10);
+  for (bool wanted : {true, false}) {
+    CAPTURE(wanted);
+    testing::TestContext context;
+    context.bootstrap = kafka.bootstrap();
+    auto source = kafka::test::source(
+        context, {{"topics", std::vector<std::string>{"events"}},
+                  {"group", std::string(wanted ? "with" : "without")}, {"headers", wanted}});
+    REQUIRE(source->start().is_ok());
+    Reader reader(*source);
+    REQUIRE(reader.until([&] { return reader.records() == 10; }));
+    for (const auto& b : reader.batches)
+      for (const auto& r : b.records) {
+        const std::string value(r.payload.view());
+        if (wanted && std::stoi(value) % 2) {
+          REQUIRE(r.headers.size() == 1);
+          CHECK(r.headers[0].key == "n");
+          CHECK(r.headers[0].value == value);
+        } else {
+          CHECK(r.headers.empty());
+        }
+      }
+    REQUIRE(source->stop().is_ok());
+  }
+}
+
 TEST_CASE("source: resumes where the sink says, and the first span starts there") {
   testing::MockKafka kafka;
   kafka.create_topic("events", 1);
