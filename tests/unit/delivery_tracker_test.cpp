@@ -1,6 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <chrono>
+
 #include "runtime/delivery_tracker.hpp"
+#include "runtime/latency.hpp"
 
 using namespace pipehost;
 using namespace pipehost::host;
@@ -110,4 +113,24 @@ TEST_CASE("a batch's bytes count against the byte limit until the batch complete
   CHECK_FALSE(t.wait_for_room(10, 1000, Millis(1)));
   t.complete(a, Status::ok());
   CHECK(t.in_flight_bytes() == 0);
+}
+
+TEST_CASE("latency: each acknowledged record counts once, from its own timestamp") {
+  LatencyHistogram latency;
+  DeliveryTracker t(&latency);
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  // Runs of equal stamps, a stamp that comes back after another, and records without one.
+  std::vector<std::int64_t> stamps{now - 5000, now - 5000, now - 5000, 0,          now - 3000,
+                                   now - 3000, now - 5000, -1,         now - 3000};
+  auto a = t.begin(positions_of(batch_of("t", 0, 0, 9)), 9, 90, 1, stamps);
+  auto failed = t.begin(positions_of(batch_of("t", 0, 9, 2)), 2, 20, 1, {now - 100, now - 100});
+  t.complete(a, Status::ok());
+  t.complete(failed, Status::fatal("not acknowledged: not counted"));
+  CHECK(latency.count() == 7);
+  // The acknowledgement comes a little after `now`: allow for it.
+  CHECK(latency.count_at_most(2999) == 0);
+  CHECK(latency.count_at_most(4500) == 3);
+  CHECK(latency.count_at_most(9999) == 7);
 }
