@@ -1,5 +1,6 @@
 #include "runtime/dead_letter.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -7,6 +8,40 @@
 #include <pipehost/utf8.hpp>
 
 namespace pipehost::host {
+
+void RewoundDeadLetters::written_to_topic(const std::vector<Rejection>& rejections) {
+  for (const auto& r : rejections)
+    if (r.record.origin.partition >= 0 && r.record.origin.offset >= 0)
+      this_batch_.push_back({r.record.origin.topic, r.record.origin.partition, r.record.origin.offset});
+}
+
+void RewoundDeadLetters::rewound() {
+  before_rewind_.insert(before_rewind_.end(), this_batch_.begin(), this_batch_.end());
+  this_batch_.clear();
+}
+
+std::size_t RewoundDeadLetters::remove_written(std::vector<Rejection>& rejections) const {
+  if (before_rewind_.empty()) return 0;
+  const auto known = [&](const Rejection& r) {
+    return std::any_of(before_rewind_.begin(), before_rewind_.end(),
+                       [&](const Letter& l) { return same(l, r.record.origin); });
+  };
+  const auto kept = std::remove_if(rejections.begin(), rejections.end(), known);
+  const auto removed = static_cast<std::size_t>(rejections.end() - kept);
+  rejections.erase(kept, rejections.end());
+  return removed;
+}
+
+void RewoundDeadLetters::batch_written(const std::vector<Span>& spans) {
+  this_batch_.clear();
+  if (before_rewind_.empty()) return;
+  std::erase_if(before_rewind_, [&](const Letter& l) {
+    return std::any_of(spans.begin(), spans.end(), [&](const Span& s) {
+      return s.partition == l.partition && s.topic == l.topic && l.offset < s.next;
+    });
+  });
+}
+
 namespace {
 
 // One per write(), shared with the sink's done callback: the callback may come after

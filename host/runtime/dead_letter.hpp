@@ -5,9 +5,12 @@
 // Synchronous: a rejected record is on the topic before the batch that carried it is
 // acknowledged.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "pipehost/plugin.hpp"
 #include "pipehost/record.hpp"
@@ -18,6 +21,36 @@ namespace pipehost::host {
 struct DeadLetterTimeouts {
   int write_ms = 30000;    // write() gives up (retriable) after this
   int message_ms = 60000;  // the producer's message.timeout.ms for dead letters
+};
+
+// The records a task dead-lettered in batches that a sink then had read again (a rewind:
+// a row the store refused, or a store that lost writes). The read again rejects them
+// again, and they are not dead-lettered twice. Entries are forgotten once a written
+// batch passes them; a crash in between still writes them again (at least once).
+class RewoundDeadLetters {
+ public:
+  void batch_started() { this_batch_.clear(); }
+  // Rejections of the batch being delivered that are now on the dead-letter topic.
+  void written_to_topic(const std::vector<Rejection>& rejections);
+  // The batch is read again: what it dead-lettered is not written again.
+  void rewound();
+  // Removes the rejections dead-lettered before a rewind; returns how many it removed.
+  std::size_t remove_written(std::vector<Rejection>& rejections) const;
+  // The batch with these spans is written: records it passed are not read again.
+  void batch_written(const std::vector<Span>& spans);
+  bool empty() const { return before_rewind_.empty(); }
+
+ private:
+  struct Letter {
+    std::string_view topic;  // the source's interned name
+    std::int32_t partition;
+    std::int64_t offset;
+  };
+  static bool same(const Letter& l, const Origin& o) {
+    return l.offset == o.offset && l.partition == o.partition && l.topic == o.topic;
+  }
+  std::vector<Letter> this_batch_;
+  std::vector<Letter> before_rewind_;
 };
 
 class DeadLetterWriter {

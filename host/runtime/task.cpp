@@ -251,6 +251,7 @@ void Task::loop() {
 
 void Task::deliver(Batch& batch) {
   first_polled_.clear();
+  rewound_letters_.batch_started();
   for (const Span& span : batch.spans) {
     if (span.from >= 0) {
       first_polled_.push_back(-1);
@@ -295,10 +296,13 @@ void Task::deliver(Batch& batch) {
   switch (write_to_sink(batch, sequence)) {
     case Written::ok: break;
     case Written::failed: return tracker_.abandon(sequence);
-    case Written::rewound: return tracker_.discard(sequence);
+    case Written::rewound:
+      rewound_letters_.rewound();
+      return tracker_.discard(sequence);
   }
   state_.stages.back().records_rejected += batch.rejections.size();
   if (!handle_rejections(batch, "sink")) return tracker_.abandon(sequence);
+  rewound_letters_.batch_written(batch.spans);
   tracker_.complete(sequence, Status::ok());
 }
 
@@ -426,6 +430,12 @@ bool Task::handle_rejections(Batch& batch, const std::string& stage) {
       }
       break;
     case ErrorPolicy::dead_letter:
+      if (std::size_t again = rewound_letters_.remove_written(batch.rejections)) {
+        log(LogLevel::info, stage + ": " + std::to_string(again) +
+                                " record(s) rejected again after the batch was read again; "
+                                "already on the dead-letter topic, not written twice");
+        if (batch.rejections.empty()) break;
+      }
       for (int attempt = 0;; ++attempt) {
         Status s = dead_letter_->write(batch.rejections, stage, [this] { return stopping(); });
         if (s.is_ok()) break;
@@ -434,6 +444,7 @@ bool Task::handle_rejections(Batch& batch, const std::string& stage) {
         if (!back_off(attempt)) return false;
       }
       state_.records_dead_lettered += batch.rejections.size();
+      rewound_letters_.written_to_topic(batch.rejections);
       break;
   }
   batch.rejections.clear();

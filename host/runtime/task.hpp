@@ -76,6 +76,7 @@ class Task {
   // = -1, a partition's first read from an unknown start): the offset of its first record
   // as polled, where a rewind reads it again from when the sink holds no position.
   std::vector<std::int64_t> first_polled_;
+  RewoundDeadLetters rewound_letters_;
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   bool finish_sent_ = false;
   bool last_poll_empty_ = false;  // the source had nothing: it has caught up

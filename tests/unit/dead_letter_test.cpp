@@ -129,3 +129,40 @@ TEST_CASE("dead letter: a long reason is cut at a UTF-8 boundary, saying how muc
   clip_reason(short_one);
   CHECK(short_one == "short");
 }
+
+TEST_CASE("rewound dead letters: what a batch read again dead-lettered is not written twice") {
+  auto letter = [](std::int32_t partition, std::int64_t offset) {
+    Record r;
+    r.origin = {"t", partition, offset};
+    return Rejection{r, "bad"};
+  };
+  RewoundDeadLetters letters;
+  // A batch dead-letters offsets 5 and 7 of t/0, and one record with no origin; it is
+  // written: nothing is remembered.
+  letters.batch_started();
+  letters.written_to_topic({letter(0, 5), letter(0, 7), letter(-1, -1)});
+  letters.batch_written({{"t", 0, 0, 10}});
+  std::vector<Rejection> again{letter(0, 5)};
+  CHECK(letters.remove_written(again) == 0);
+  CHECK(letters.empty());
+
+  // The next batch dead-letters the same, then a sink has it read again.
+  letters.batch_started();
+  letters.written_to_topic({letter(0, 5), letter(0, 7), letter(-1, -1)});
+  letters.rewound();
+  // The read again rejects 5 and 7 again, and 8 (new) and 5 of another partition.
+  letters.batch_started();
+  std::vector<Rejection> rejected{letter(0, 5), letter(0, 8), letter(1, 5), letter(0, 7)};
+  CHECK(letters.remove_written(rejected) == 2);
+  REQUIRE(rejected.size() == 2);
+  CHECK(rejected[0].record.origin.offset == 8);
+  CHECK(rejected[1].record.origin.partition == 1);
+  // A written batch that ends before 7 forgets 5 only; one of another partition, nothing.
+  letters.batch_written({{"t", 0, 0, 6}, {"t", 1, 0, 100}});
+  std::vector<Rejection> both{letter(0, 5), letter(0, 7)};
+  CHECK(letters.remove_written(both) == 1);
+  REQUIRE(both.size() == 1);
+  CHECK(both[0].record.origin.offset == 5);
+  letters.batch_written({{"t", 0, 6, 8}});
+  CHECK(letters.empty());
+}
