@@ -404,12 +404,13 @@ std::string PostgresSink::insert_statement(pqxx::transaction_base& tx) const {
   return insert;
 }
 
-// A data exception (a value too long for varchar(n), numeric(p, s) overflow) or an
-// integrity violation (CHECK, foreign key, a unique index besides the conflict target):
-// the table refuses a row for what it holds, and the other rows may be fine.
+// A data exception (a value too long for varchar(n), numeric(p, s) overflow), an
+// integrity violation (CHECK, foreign key, a unique index besides the conflict target) or
+// a trigger's RAISE EXCEPTION (P0001): the table refuses a row for what it holds, and the
+// other rows may be fine. If no row is refused alone, the error stays fatal (write).
 bool PostgresSink::refused_by_table(const pqxx::sql_error& e) {
   const std::string state = e.sqlstate();
-  return state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0;
+  return state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0 || state == "P0001";
 }
 
 // Which rows the table refuses: each is written alone under a savepoint, in a

@@ -336,3 +336,37 @@ TEST_CASE("postgres: rows the table refuses are found, and rejected when the bat
   CHECK(sink->stored_position("t", 0) == 6);
   f.sql("DROP TABLE " + f.table + ", " + books);
 }
+
+TEST_CASE("postgres: a row a trigger raises an exception for is refused; a trigger failing every batch is fatal") {
+  // RAISE EXCEPTION (SQLSTATE P0001) for one row's values: that row is refused, as a
+  // CHECK would. One that no row raises alone (here: on the batch's size) stays fatal.
+  Fixture f;
+  f.sql("CREATE FUNCTION " + f.table + "_guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.book_id = 'blocked' THEN RAISE EXCEPTION 'book % is blocked', NEW.book_id; END IF; "
+        "IF (SELECT count(*) FROM pipehost_load) > 100 THEN RAISE EXCEPTION 'batch too big'; END IF; "
+        "RETURN NEW; END $$");
+  f.sql("CREATE TRIGGER guard BEFORE INSERT ON " + f.table + " FOR EACH ROW EXECUTE FUNCTION " +
+        f.table + "_guard()");
+  auto sink = f.sink();
+  auto batch = [&](std::int64_t first, int n, std::int64_t blocked) {
+    Batch b;
+    for (int k = 0; k < n; ++k)
+      b.records.push_back(trade("T" + std::to_string(first + k), 1,
+                                first + k == blocked ? "blocked" : "B1", 0, first + k));
+    b.spans = {{"trades", 0, first, first + n}};
+    return b;
+  };
+  Batch first = batch(0, 5, 3);
+  CHECK_THROWS_AS(write(*sink, first), PositionMismatch);
+  Batch again = batch(0, 5, 3);  // what the rewound source reads
+  auto result = write(*sink, again);
+  CHECK(result.status.is_ok());
+  REQUIRE(result.rejections.size() == 1);
+  CHECK(result.rejections[0].record.origin.offset == 3);
+  CHECK(result.rejections[0].reason.find("book blocked is blocked") != std::string::npos);
+  CHECK(f.sql("SELECT count(*) FROM " + f.table)[0][0].as<int>() == 4);
+  Batch big = batch(5, 101, -1);
+  CHECK_THROWS_WITH_AS(write(*sink, big), doctest::Contains("batch too big"), FatalError);
+  CHECK(sink->stored_position("trades", 0) == 5);
+  f.sql("DROP TABLE " + f.table + "; DROP FUNCTION " + f.table + "_guard()");
+}
