@@ -41,6 +41,9 @@ void SqliteConfig::declare(OptionList<SqliteConfig>& o) {
   o.add("busy_timeout_ms", &SqliteConfig::busy_timeout_ms,
         "how long a write waits for another writer before trying again")
       .range(0, 600000);
+  o.add("foreign_keys", &SqliteConfig::foreign_keys,
+        "enforce the table's foreign keys (PRAGMA foreign_keys, off by SQLite's default): a "
+        "row that breaks one is rejected like any refused row, deferred ones too");
 }
 
 void SqliteConfig::check(Checker& c) const {
@@ -66,6 +69,7 @@ SqliteSink::~SqliteSink() = default;
 
 void SqliteSink::open() {
   db_ = std::make_unique<Database>(config_.database, config_.template_file, config_.busy_timeout_ms, false);
+  if (config_.foreign_keys) db_->exec("PRAGMA foreign_keys = ON");
   db_->exec("CREATE TABLE IF NOT EXISTS " + identifier(config_.positions_table) +
             " (pipeline TEXT, topic TEXT, partition INTEGER, next_offset INTEGER NOT NULL, "
             "PRIMARY KEY (pipeline, topic, partition))");
@@ -197,6 +201,57 @@ void SqliteSink::prepare(Batch& batch) {
   refused_.reject_in(batch, [this](const Record& r) { return row_key(r); });
 }
 
+// A deferred foreign key fails the COMMIT, not the row that broke it. Which rows did:
+// in a transaction that is rolled back, each row is written under a savepoint and undone
+// if SQLite then counts an unresolved foreign key (the rows kept before it left none).
+// A row whose parent comes later in the batch (what deferring is for) is undone too, so
+// the undone rows are tried again after the others, until a pass keeps none: what is
+// left is refused. Throws PositionMismatch having remembered them (see refused.hpp);
+// returns, with no transaction open, when no row breaks one alone.
+void SqliteSink::refuse_deferred(const Batch& batch, const std::string& what) {
+  sqlite3* db = db_->handle();
+  const std::string doing = "finding the rows that break a foreign key";
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) fail(doing);
+  std::vector<std::size_t> pending(batch.records.size());
+  for (std::size_t i = 0; i < pending.size(); ++i) pending[i] = i;
+  for (bool kept_some = true; kept_some && !pending.empty();) {
+    kept_some = false;
+    std::vector<std::size_t> undone;
+    for (std::size_t i : pending) {
+      if (sqlite3_exec(db, "SAVEPOINT pipehost_row", nullptr, nullptr, nullptr) != SQLITE_OK) fail(doing);
+      sqlite3_stmt* s = upsert_.get();
+      sqlite3_reset(s);
+      for (std::size_t c = 0; c < columns_.size(); ++c)
+        bind(s, static_cast<int>(c + 1), columns_[c].field.read(batch.records[i].value));
+      if (sqlite3_step(s) != SQLITE_DONE) fail("writing a row of " + config_.table);
+      int unresolved = 0, highest = 0;
+      sqlite3_db_status(db, SQLITE_DBSTATUS_DEFERRED_FKS, &unresolved, &highest, 0);
+      if (unresolved) {
+        if (sqlite3_exec(db, "ROLLBACK TO pipehost_row", nullptr, nullptr, nullptr) != SQLITE_OK) fail(doing);
+        undone.push_back(i);
+      } else {
+        kept_some = true;
+      }
+      if (sqlite3_exec(db, "RELEASE pipehost_row", nullptr, nullptr, nullptr) != SQLITE_OK) fail(doing);
+    }
+    pending.swap(undone);
+  }
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  if (pending.empty()) return;
+  const std::string why = "sqlite: table " + config_.table + " refused the row";
+  for (std::size_t i : pending) {
+    const Record& r = batch.records[i];
+    if (!refused_.remember(r, why + ": " + what)) {
+      const std::string key = row_key(r);
+      refused_.remember_key(key, why + " with key " + key + ": " + what);
+    }
+  }
+  throw PositionMismatch("sqlite: table " + config_.table + " refused " + std::to_string(pending.size()) +
+                         " row(s) at commit (a deferred foreign key); the batch is read again so "
+                         "that they are rejected before it is written");
+}
+
 void SqliteSink::write(Batch& batch, BatchDone done) {
   std::lock_guard lock(mutex_);
   if (sqlite3_exec(db_->handle(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
@@ -264,7 +319,15 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
       sqlite3_bind_int64(s, 4, span.next);
       if (sqlite3_step(s) != SQLITE_DONE) fail("storing the position of " + key_of(span.topic, span.partition));
     }
-    if (sqlite3_exec(db_->handle(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) fail("committing");
+    if (sqlite3_exec(db_->handle(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      if (sqlite3_extended_errcode(db_->handle()) == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        const std::string what = sqlite3_errmsg(db_->handle());
+        refuse_deferred(batch, what);  // PositionMismatch when rows break it alone
+        throw FatalError("sqlite " + config_.database + ": committing to " + config_.table + ": " +
+                         what + " (no row of the batch breaks it alone)");
+      }
+      fail("committing");
+    }
   } catch (...) {
     sqlite3_exec(db_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
     throw;

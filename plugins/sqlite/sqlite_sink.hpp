@@ -31,6 +31,7 @@ struct SqliteConfig {
   std::vector<std::string> add;
   std::string positions_table = "pipehost_offsets";
   int busy_timeout_ms = 10000;
+  bool foreign_keys = false;
 
   static void declare(OptionList<SqliteConfig>& o);
   void check(Checker& c) const;
@@ -56,6 +57,7 @@ class SqliteSink final : public Sink {
   std::optional<std::int64_t> read_position(std::string_view topic, std::int32_t partition);
   void bind(sqlite3_stmt* s, int index, const Value* v);
   std::string row_key(const Record& r);
+  void refuse_deferred(const Batch& batch, const std::string& what);
   [[noreturn]] void fail(const std::string& doing);
 
   Config config_;

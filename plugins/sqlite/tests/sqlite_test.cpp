@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <thread>
+#include <tuple>
 
 #include <pipehost/testing.hpp>
 
@@ -166,6 +167,69 @@ TEST_CASE("sqlite: a constraint that rolls the transaction back writes nothing o
   CHECK(result.rejections[0].reason.find("NOT NULL constraint failed") != std::string::npos);
   CHECK(f.sql("SELECT food, count FROM aggregated ORDER BY food") == "eggs|2\nmayo|1\n");
   CHECK(sink->stored_position("message", 0) == 3);
+}
+
+TEST_CASE("sqlite: with foreign_keys, rows breaking one are rejected, deferred ones at commit too") {
+  // SQLite enforces foreign keys only when asked (foreign_keys = true). An immediate one
+  // fails its row; a deferred one fails the COMMIT, and the sink finds which rows broke
+  // it. A row whose parent comes later in the batch (what deferring is for) is kept.
+  for (const std::string when : {"", " DEFERRABLE INITIALLY DEFERRED"}) {
+    CAPTURE(when);
+    Fixture f;
+    f.sql("DROP TABLE aggregated");
+    f.sql("CREATE TABLE foods (name TEXT PRIMARY KEY); INSERT INTO foods VALUES ('mayo'), ('eggs')");
+    f.sql("CREATE TABLE aggregated (food TEXT PRIMARY KEY REFERENCES foods (name)" + when +
+          ", count INTEGER, parent TEXT REFERENCES aggregated (food)" + when + ")");
+    auto sink = testing::make<SqliteSink>({{"database", f.path}, {"table", std::string("aggregated")},
+                                           {"add", std::vector<std::string>{"count"}},
+                                           {"foreign_keys", true}},
+                                          f.context);
+    sink->start();
+    static const auto schema = StructSchema::make({"food", "count", "parent"});
+    auto read = [&] {
+      Batch b;
+      const std::vector<std::tuple<std::string, std::int64_t, Value>> rows = {
+          {"mayo", 1, Value("eggs")}, {"spam", 2, Value()}, {"eggs", 3, Value()}};
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        Record& r = b.records.emplace_back();
+        r.value = Struct{schema, {Value(std::get<0>(rows[i])), Value(std::get<1>(rows[i])), std::get<2>(rows[i])}};
+        r.origin = {"message", 0, static_cast<std::int64_t>(i)};
+      }
+      b.spans = {{"message", 0, 0, 3}};
+      return b;
+    };
+    if (when.empty()) {
+      // mayo's parent, eggs, comes after it: an immediate key refuses mayo too.
+      Batch first = read();
+      CHECK_THROWS_AS(testing::write_batch(*sink, first), PositionMismatch);
+      Batch again = read();
+      auto result = testing::write_batch(*sink, again);
+      REQUIRE(result.rejections.size() == 2);
+      CHECK(f.sql("SELECT food, count FROM aggregated") == "eggs|3\n");
+      continue;
+    }
+    Batch first = read();
+    CHECK_THROWS_WITH_AS(testing::write_batch(*sink, first), doctest::Contains("at commit"), PositionMismatch);
+    CHECK(f.sql("SELECT count(*) FROM aggregated") == "0\n");
+    Batch again = read();
+    auto result = testing::write_batch(*sink, again);
+    REQUIRE(result.rejections.size() == 1);
+    CHECK(result.rejections[0].record.origin.offset == 1);
+    CHECK(result.rejections[0].reason.find("FOREIGN KEY constraint failed") != std::string::npos);
+    CHECK(f.sql("SELECT food, count, parent FROM aggregated ORDER BY food") == "eggs|3|NULL\nmayo|1|eggs\n");
+    CHECK(sink->stored_position("message", 0) == 3);
+  }
+}
+
+TEST_CASE("sqlite: without foreign_keys, SQLite's default, a foreign key is not enforced") {
+  Fixture f;
+  f.sql("DROP TABLE aggregated");
+  f.sql("CREATE TABLE foods (name TEXT PRIMARY KEY)");
+  f.sql("CREATE TABLE aggregated (food TEXT PRIMARY KEY REFERENCES foods (name), count INTEGER)");
+  auto sink = f.sink();
+  Batch b = counts({{"spam", 2}}, 0, 0, 1);
+  CHECK(testing::write_batch(*sink, b).rejections.empty());
+  CHECK(f.sql("SELECT food, count FROM aggregated") == "spam|2\n");
 }
 
 TEST_CASE("sqlite: two writers on one file lose no increment") {
