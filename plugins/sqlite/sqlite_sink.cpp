@@ -201,6 +201,15 @@ void SqliteSink::prepare(Batch& batch) {
   refused_.reject_in(batch, [this](const Record& r) { return row_key(r); });
 }
 
+// A refused row, to be rejected when its batch is read again: by its source position, or
+// by its primary key when it has none (a row count_by made).
+void SqliteSink::remember_refused(const Record& r, const std::string& what) {
+  const std::string why = "sqlite: table " + config_.table + " refused the row";
+  if (refused_.remember(r, why + ": " + what)) return;
+  const std::string key = row_key(r);
+  refused_.remember_key(key, why + " with key " + key + ": " + what);
+}
+
 // A deferred foreign key fails the COMMIT, not the row that broke it. Which rows did:
 // in a transaction that is rolled back, each row is written under a savepoint and undone
 // if SQLite then counts an unresolved foreign key (the rows kept before it left none).
@@ -239,14 +248,7 @@ void SqliteSink::refuse_deferred(const Batch& batch, const std::string& what) {
   }
   sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
   if (pending.empty()) return;
-  const std::string why = "sqlite: table " + config_.table + " refused the row";
-  for (std::size_t i : pending) {
-    const Record& r = batch.records[i];
-    if (!refused_.remember(r, why + ": " + what)) {
-      const std::string key = row_key(r);
-      refused_.remember_key(key, why + " with key " + key + ": " + what);
-    }
-  }
+  for (std::size_t i : pending) remember_refused(batch.records[i], what);
   throw PositionMismatch("sqlite: table " + config_.table + " refused " + std::to_string(pending.size()) +
                          " row(s) at commit (a deferred foreign key); the batch is read again so "
                          "that they are rejected before it is written");
@@ -293,12 +295,7 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
       if (!refused_by_table(sqlite3_extended_errcode(db_->handle())))
         fail("writing a row of " + config_.table);
       ++refused;
-      const std::string why = "sqlite: table " + config_.table + " refused the row";
-      const std::string what = sqlite3_errmsg(db_->handle());
-      if (!refused_.remember(r, why + ": " + what)) {
-        const std::string key = row_key(r);
-        refused_.remember_key(key, why + " with key " + key + ": " + what);
-      }
+      remember_refused(r, sqlite3_errmsg(db_->handle()));
       // A constraint declared ON CONFLICT ROLLBACK ended the transaction: a row written
       // now would be committed on its own.
       if (sqlite3_get_autocommit(db_->handle())) break;
