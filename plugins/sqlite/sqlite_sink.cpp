@@ -201,6 +201,15 @@ void SqliteSink::prepare(Batch& batch) {
   refused_.reject_in(batch, [this](const Record& r) { return row_key(r); });
 }
 
+// Writes one record's row (insert, or update on its primary key); SQLite's result code.
+int SqliteSink::upsert(const Record& r) {
+  sqlite3_stmt* s = upsert_.get();
+  sqlite3_reset(s);
+  for (std::size_t c = 0; c < columns_.size(); ++c)
+    bind(s, static_cast<int>(c + 1), columns_[c].field.read(r.value));
+  return sqlite3_step(s);
+}
+
 // A refused row, to be rejected when its batch is read again: by its source position, or
 // by its primary key when it has none (a row count_by made).
 void SqliteSink::remember_refused(const Record& r, const std::string& what) {
@@ -229,11 +238,7 @@ void SqliteSink::refuse_deferred(const Batch& batch, const std::string& what) {
     std::vector<std::size_t> undone;
     for (std::size_t i : pending) {
       if (sqlite3_exec(db, "SAVEPOINT pipehost_row", nullptr, nullptr, nullptr) != SQLITE_OK) fail(doing);
-      sqlite3_stmt* s = upsert_.get();
-      sqlite3_reset(s);
-      for (std::size_t c = 0; c < columns_.size(); ++c)
-        bind(s, static_cast<int>(c + 1), columns_[c].field.read(batch.records[i].value));
-      if (sqlite3_step(s) != SQLITE_DONE) fail("writing a row of " + config_.table);
+      if (upsert(batch.records[i]) != SQLITE_DONE) fail("writing a row of " + config_.table);
       int unresolved = 0, highest = 0;
       sqlite3_db_status(db, SQLITE_DBSTATUS_DEFERRED_FKS, &unresolved, &highest, 0);
       if (unresolved) {
@@ -287,11 +292,7 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
     // every refused row of the batch is found in one pass.
     std::size_t refused = 0;
     for (const auto& r : batch.records) {
-      sqlite3_stmt* s = upsert_.get();
-      sqlite3_reset(s);
-      for (std::size_t c = 0; c < columns_.size(); ++c)
-        bind(s, static_cast<int>(c + 1), columns_[c].field.read(r.value));
-      if (sqlite3_step(s) == SQLITE_DONE) continue;
+      if (upsert(r) == SQLITE_DONE) continue;
       if (!refused_by_table(sqlite3_extended_errcode(db_->handle())))
         fail("writing a row of " + config_.table);
       ++refused;

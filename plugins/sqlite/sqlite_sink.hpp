@@ -57,6 +57,7 @@ class SqliteSink final : public Sink {
   std::optional<std::int64_t> read_position(std::string_view topic, std::int32_t partition);
   void bind(sqlite3_stmt* s, int index, const Value* v);
   std::string row_key(const Record& r);
+  int upsert(const Record& r);
   void remember_refused(const Record& r, const std::string& what);
   void refuse_deferred(const Batch& batch, const std::string& what);
   [[noreturn]] void fail(const std::string& doing);
