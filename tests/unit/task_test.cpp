@@ -38,7 +38,19 @@ struct Script {
   std::int64_t unknown_from = -1;  // a span starting here has from = -1 (start unknown)
   bool done_retriable = false;
   bool async = false;                             // done later, newest batch first
-  std::vector<std::pair<BatchDone, Status>> pending;
+  Millis async_delay{0};                          // ... and no sooner than this after write
+  struct Pending {
+    BatchDone done;
+    Status status;
+    std::chrono::steady_clock::time_point written;
+  };
+  std::vector<Pending> pending;
+  // The source takes the acknowledged positions within this poll (as a rebalance
+  // revoking its partitions does), noting how far it had read.
+  int revoke_at_poll = -1;
+  int polls = 0;
+  std::vector<Position> taken_at_revoke;
+  std::int64_t read_at_revoke = -1;
   int fatal_at_batch = -1;
   int batches = 0;
 
@@ -61,8 +73,12 @@ bool in(const std::vector<std::int64_t>& v, std::int64_t x) {
 class LogSource final : public Source {
  public:
   using Config = NoOptions;
-  LogSource(const Config&, Context&) {}
+  LogSource(const Config&, Context& context) : context_(context) {}
   PollResult poll(Batch& out, Millis) override {
+    if (script->polls++ == script->revoke_at_poll) {  // not under the mutex: the sink's acks need it
+      script->read_at_revoke = script->cursor[0];
+      script->taken_at_revoke = context_.take_acknowledged();
+    }
     std::lock_guard lock(script->mutex);
     bool more = false;
     for (auto& [partition, end] : script->log_end) {
@@ -89,6 +105,9 @@ class LogSource final : public Source {
     script->seeks.push_back(positions);
     for (const auto& p : positions) script->cursor[p.partition] = p.next_offset;
   }
+
+ private:
+  Context& context_;
 };
 
 class ScriptedTransform final : public Transform {
@@ -129,7 +148,7 @@ class ScriptedSink final : public Sink {
     if (script->store_positions)
       for (const auto& s : batch.spans) script->stored[s.partition] = s.next;
     Status status = script->done_retriable ? Status::retriable("try again") : Status::ok();
-    if (script->async) script->pending.emplace_back(std::move(done), status);
+    if (script->async) script->pending.push_back({std::move(done), status, std::chrono::steady_clock::now()});
     else done(status);
   }
   std::optional<std::int64_t> stored_position(std::string_view, std::int32_t partition) override {
@@ -169,12 +188,16 @@ struct Fixture {
     if (s.async)  // completes pending batches newest first, as an out-of-order sink would
       settle = std::thread([&] {
         while (running) {
-          std::vector<std::pair<BatchDone, Status>> now;
+          std::vector<Script::Pending> now;
           {
             std::lock_guard lock(s.mutex);
-            now.swap(s.pending);
+            auto due = std::chrono::steady_clock::now() - s.async_delay;
+            auto first_later = std::find_if(s.pending.begin(), s.pending.end(),
+                                            [&](const auto& p) { return p.written > due; });
+            now.assign(std::make_move_iterator(s.pending.begin()), std::make_move_iterator(first_later));
+            s.pending.erase(s.pending.begin(), first_later);
           }
-          for (auto it = now.rbegin(); it != now.rend(); ++it) it->first(it->second);
+          for (auto it = now.rbegin(); it != now.rend(); ++it) it->done(it->status);
           std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
       });
@@ -314,4 +337,22 @@ TEST_CASE("task: a sink whose store lost writes rewinds the source and nothing i
   CHECK(f.s.written == expected);
   CHECK(f.s.stored[0] == 20);
   CHECK(f.s.last_commit(0) == 20);
+}
+
+TEST_CASE("task: a source losing its partitions gets what was in flight, once the sink confirms it") {
+  // An asynchronous sink (as the kafka sink's delivery reports) confirms each batch 150 ms
+  // after writing it; the source takes the acknowledged positions in its sixth poll, as a
+  // rebalance revoking its partitions does. It gets everything read before that poll, so
+  // the next owner would not read any of it again.
+  Fixture f;
+  f.s.log_end = {{0, 40}};
+  f.s.async = true;
+  f.s.async_delay = Millis(150);
+  f.s.revoke_at_poll = 5;
+  f.config.max_in_flight_records = 1000;
+  CHECK(f.run().empty());
+  CHECK(f.s.read_at_revoke == 20);
+  REQUIRE(f.s.taken_at_revoke.size() == 1);
+  CHECK(f.s.taken_at_revoke[0].next_offset == 20);
+  CHECK(f.s.last_commit(0) == 40);
 }

@@ -102,8 +102,9 @@ class PIPEHOST_EXPORT Context {
   // For a source: the positions the sink has acknowledged since the last Source::commit,
   // handed over now as if commit had been called with them (the host does not pass them
   // again). A source about to lose partitions (a rebalance) takes and commits them first,
-  // so the next owner does not read again what was already acknowledged. Empty for
-  // other stages.
+  // so the next owner does not read again what was already acknowledged: the host first
+  // waits, 5 s at most, for the batches an asynchronous sink still has in flight. Empty
+  // for other stages.
   virtual std::vector<Position> take_acknowledged() noexcept = 0;
 
   // A bounded source tells how many records it will produce, for progress display.
