@@ -461,9 +461,17 @@ bool Task::handle_rejections(Batch& batch, const std::string& stage) {
 // not read it again (3,584 duplicates in a 2 M-record route run without the wait, when
 // the group's first rebalance moved the partitions). Past the wait, at least once.
 std::vector<Position> Task::take_acknowledged() {
-  const auto until = std::chrono::steady_clock::now() + kRevokeWait;
-  while (!stopping() && std::chrono::steady_clock::now() < until && !tracker_.wait_all(kPollWait)) {
-  }
+  const auto started = std::chrono::steady_clock::now();
+  bool confirmed = tracker_.wait_all(Millis(0));
+  while (!confirmed && !stopping() && std::chrono::steady_clock::now() < started + kRevokeWait)
+    confirmed = tracker_.wait_all(kPollWait);
+  const auto waited = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started);
+  if (waited >= Millis(100))
+    log(confirmed ? LogLevel::info : LogLevel::warn,
+        "source giving up partitions: waited " + std::to_string(waited.count()) + " ms for the sink" +
+            (confirmed ? " to confirm what was in flight"
+                       : "; " + std::to_string(tracker_.in_flight_records()) +
+                             " records still in flight will be read again by the partitions' next owner"));
   collect_acknowledged();
   return std::exchange(pending_commit_, {});
 }
