@@ -471,7 +471,8 @@ std::vector<Position> Task::take_acknowledged() {
         "source giving up partitions: waited " + std::to_string(waited.count()) + " ms for the sink" +
             (confirmed ? " to confirm what was in flight"
                        : "; " + std::to_string(tracker_.in_flight_records()) +
-                             " records still in flight will be read again by the partitions' next owner"));
+                             " records still in flight; those of the partitions given up will be "
+                             "read again by their next owner"));
   collect_acknowledged();
   return std::exchange(pending_commit_, {});
 }
