@@ -1,5 +1,6 @@
 #include "runtime/task.hpp"
 
+#include <pthread.h>
 #include <time.h>
 
 #include <algorithm>
@@ -166,7 +167,14 @@ bool Task::start_stages() {
   return true;
 }
 
+// "top -H", perf and /proc show "<pipeline>/<task>" (the kernel keeps 15 bytes).
+static void name_this_thread(const std::string& pipeline, int index) {
+  std::string name = pipeline.substr(0, 11) + "/" + std::to_string(index);
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+}
+
 void Task::run() noexcept {
+  name_this_thread(state_.name, index_);
   try {
     if (build() && start_stages()) {
       state_.tasks_started += 1;

@@ -1,5 +1,7 @@
 #include "kafka_sink.hpp"
 
+#include <pthread.h>
+
 #include <mutex>
 
 #include "kafka_config.hpp"
@@ -110,6 +112,7 @@ void KafkaSink::start() {
   if (!producer_) throw FatalError(std::string("cannot create the Kafka producer: ") + err);
   polling_ = true;
   poller_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "kafka-reports");
     while (polling_) rd_kafka_poll(producer_, 50);
   });
   if (exactly_once_) start_transactions();

@@ -1,5 +1,7 @@
 #include "kafka_source.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -419,6 +421,7 @@ bool KafkaSource::wake_stalled_fetchers() {
 // the member is joining the group it also nudges the group every kGroupNudge.
 void KafkaSource::start_waker() {
   waker_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "kafka-waker");
     constexpr auto kGroupNudge = std::chrono::milliseconds(100);
     std::unique_lock lock(wake_mutex_);
     auto work = [&] { return waker_stopping_ || !wake_partitions_.empty(); };
