@@ -256,3 +256,24 @@ TEST_CASE("sdk time: format_rfc3339 writes what gmtime_r and snprintf wrote, day
   CHECK(pipehost::time::format_rfc3339(951827696000001) == "2000-02-29T12:34:56.000001Z");
   CHECK(pipehost::time::format_rfc3339(-1) == "1969-12-31T23:59:59.999999Z");
 }
+
+TEST_CASE("FieldReader: a shape dropped and another made at its address is read by name") {
+  // json_decode drops its shapes past 4096 of them; the allocator then hands a new shape
+  // of the same size the address of one just freed. A reader that remembered only the
+  // address read the field at the old shape's index.
+  FieldReader reader("b");
+  int reused = 0;
+  const void* last = nullptr;
+  for (int i = 0; i < 50; ++i) {
+    const bool b_first = i % 2 == 1;
+    auto schema = StructSchema::make(b_first ? std::vector<std::string>{"b", "a"}
+                                             : std::vector<std::string>{"a", "b"});
+    if (schema.get() == last) ++reused;
+    last = schema.get();
+    Value v = Struct{schema, {Value(std::int64_t{b_first ? 2 : 1}), Value(std::int64_t{b_first ? 1 : 2})}};
+    const Value* got = reader.read(v);
+    REQUIRE(got);
+    CHECK(*got->as<std::int64_t>() == 2);
+  }
+  MESSAGE("shapes made at the address of the one before: " << reused);
+}

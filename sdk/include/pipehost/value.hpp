@@ -157,8 +157,8 @@ class FieldReader {
   const Value* read(const Value& value) {
     const Struct* s = value.as<Struct>();
     if (!s || !s->schema) return nullptr;
-    if (s->schema.get() != cached_schema_) {
-      cached_schema_ = s->schema.get();
+    if (s->schema != cached_schema_) {
+      cached_schema_ = s->schema;
       cached_index_ = s->schema->index_of(name_);
     }
     return cached_index_ && *cached_index_ < s->fields.size() ? &s->fields[*cached_index_] : nullptr;
@@ -166,7 +166,9 @@ class FieldReader {
 
  private:
   std::string name_;
-  const StructSchema* cached_schema_ = nullptr;
+  // Held, not just its address: a decoder may drop a shape (json_decode past 4096 of
+  // them) and make another at the same address, whose fields are in another order.
+  std::shared_ptr<const StructSchema> cached_schema_;
   std::optional<std::size_t> cached_index_;
 };
 
