@@ -254,9 +254,10 @@ void encode_field(const EncodeField& f, const Value& v, std::string& out, int de
 void encode_struct(const EncodePlan& plan, const Struct& s, std::string& out, int depth) {
   if (depth >= kMaxDepth) throw EncodeError{"", "messages nested too deeply"};
   if (!s.schema) throw EncodeError{"", "the struct has no field names"};
-  const auto& slots = plan.slots_for(s.schema);
   for (std::size_t i = 0; i < plan.fields.size(); ++i) {
-    const std::int32_t slot = slots[i];
+    // Asked again for every field: a nested message of the same type (a recursive one)
+    // with another shape refills the plan's one cached set of slots.
+    const std::int32_t slot = plan.slots_for(s.schema)[i];
     if (slot < 0 || static_cast<std::size_t>(slot) >= s.fields.size()) continue;
     const Value& v = s.fields[static_cast<std::size_t>(slot)];
     if (v.is_null()) continue;

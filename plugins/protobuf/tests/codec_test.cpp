@@ -492,3 +492,18 @@ TEST_CASE("decode: a Timestamp outside years 1-9999 is rejected, not wrapped") {
     CHECK_THROWS_WITH_AS(decode_message(plan, at(seconds, nanos), v), doctest::Contains("years 1-9999"),
                          InvalidRecord);
 }
+
+TEST_CASE("encode: a nested struct of another shape leaves its parent's later fields in place") {
+  // JSON gives each object its own field order; the plan's cached field slots once
+  // belonged to whichever struct was encoded last, so the parent's name and size were
+  // read at the child's slots after the child was written.
+  Codec codec;
+  Value child = test::make_struct({{"size", Value(std::int64_t{2})}, {"name", Value("child")}});
+  Value parent = test::make_struct(
+      {{"first", std::move(child)}, {"size", Value(std::int64_t{1})}, {"name", Value("parent")}});
+  std::string out;
+  encode_message(codec.encoder("pipehost.test.Node"), parent, out);
+  auto parsed = test::new_message(test::test_files(), "pipehost.test.Node");
+  REQUIRE(parsed->ParseFromString(out));
+  CHECK(parsed->ShortDebugString() == R"(first { name: "child" size: 2 } name: "parent" size: 1)");
+}
