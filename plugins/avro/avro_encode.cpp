@@ -71,17 +71,14 @@ void AvroEncode::start() {
 }
 
 RecordTransform::Verdict AvroEncode::apply(Record& record) {
-  std::string from_header;
   auto h = std::find_if(record.headers.begin(), record.headers.end(),
                         [](const Header& x) { return x.key == kSubjectHeader; });
-  if (h != record.headers.end()) {
-    from_header = std::move(h->value);
-    record.headers.erase(h);
-  }
-  Target& t = target(record, from_header);
+  const bool has_header = h != record.headers.end();
+  Target& t = target(record, has_header ? std::string_view(h->value) : std::string_view());
+  if (has_header) record.headers.erase(h);
   avro_value_t& value = t.value->get();
   avro_value_reset(&value);
-  from_value(record.value, value, "");
+  from_value_.into(record.value, value);
   std::size_t size = 0;
   if (avro_value_sizeof(&value, &size) != 0) throw InvalidRecord("avro: " + avro_error());
   std::string& out = record.payload.edit();
@@ -95,19 +92,29 @@ RecordTransform::Verdict AvroEncode::apply(Record& record) {
 }
 
 AvroEncode::Target& AvroEncode::target(const Record& record, std::string_view from_header) {
-  std::string subject;
-  if (!from_header.empty()) subject = from_header;
-  else if (!explicit_subject_ && !record.destination_topic.empty())
-    subject = record.destination_topic + "-value";
-  else subject = default_subject_;
-  if (subject.empty())
+  // The subject is the header's, else "<destination topic>-value", else the option's;
+  // compared with the last one before it is spelled (no string per record).
+  constexpr std::string_view kSuffix = "-value";
+  std::string_view base = default_subject_;
+  std::string_view suffix;
+  if (!from_header.empty()) {
+    base = from_header;
+  } else if (!explicit_subject_ && !record.destination_topic.empty()) {
+    base = record.destination_topic;
+    suffix = kSuffix;
+  }
+  if (base.empty())
     throw InvalidRecord(
         "no subject for this record: it has no pipehost.subject header and no destination "
         "topic, and neither option subject nor topic is set");
-  if (last_ && subject == last_subject_) return *last_;
+  const std::string_view last = last_subject_;
+  if (last_ && last.size() == base.size() + suffix.size() && last.starts_with(base) &&
+      last.ends_with(suffix))
+    return *last_;
+  std::string subject = std::string(base) + std::string(suffix);
   auto it = targets_.find(subject);
   if (it == targets_.end()) it = targets_.emplace(subject, resolve(subject)).first;
-  last_subject_ = subject;
+  last_subject_ = std::move(subject);
   last_ = it->second.get();
   return *last_;
 }

@@ -50,6 +50,7 @@ class AvroEncode final : public RecordTransform {
   std::unordered_map<std::string, std::unique_ptr<Target>> targets_;
   std::string last_subject_;
   Target* last_ = nullptr;
+  FromValue from_value_;
   avro_writer_t writer_ = nullptr;
 };
 

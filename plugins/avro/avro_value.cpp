@@ -190,18 +190,53 @@ bool fits(const Value& in, avro_type_t type) {
   }
 }
 
-[[noreturn]] void refuse(const std::string& where, const char* wanted) {
-  throw InvalidRecord("avro: " + (where.empty() ? std::string("the value") : "field '" + where + "'") +
+}  // namespace
+
+// Where a value is being written, from the top: spelled only for an error's message.
+struct FromValue::Path {
+  const Path* parent;
+  avro_schema_t record = nullptr;  // a record's field: its schema and index
+  std::size_t index = 0;           // or an array's item
+  const std::string* key = nullptr;  // or a map's key
+  bool item = false;
+};
+
+void FromValue::refuse(const Path* where, const char* wanted) {
+  std::vector<const Path*> chain;
+  for (const Path* p = where; p; p = p->parent) chain.push_back(p);
+  std::string path;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    const Path& p = **it;
+    if (p.item) {
+      path += "[" + std::to_string(p.index) + "]";
+      continue;
+    }
+    if (!path.empty()) path += ".";
+    if (p.key) path += *p.key;
+    else path += avro_schema_record_field_name(p.record, static_cast<int>(p.index));
+  }
+  throw InvalidRecord("avro: " + (path.empty() ? std::string("the value") : "field '" + path + "'") +
                       " is not " + wanted);
 }
 
-std::string child_path(const std::string& where, const std::string& name) {
-  return where.empty() ? name : where + "." + name;
+const std::vector<int>& FromValue::order(avro_schema_t record, const Struct& from) {
+  if (last_ < orders_.size() && orders_[last_].record == record && orders_[last_].from == from.schema)
+    return orders_[last_].field_of;
+  for (std::size_t i = 0; i < orders_.size(); ++i)
+    if (orders_[i].record == record && orders_[i].from == from.schema) return orders_[last_ = i].field_of;
+  Order o{record, from.schema, {}};
+  const size_t n = avro_schema_record_size(record);
+  for (size_t i = 0; i < n; ++i) {
+    const char* name = avro_schema_record_field_name(record, static_cast<int>(i));
+    const auto at = from.schema ? from.schema->index_of(name) : std::nullopt;
+    o.field_of.push_back(at ? static_cast<int>(*at) : -1);
+  }
+  orders_.push_back(std::move(o));
+  last_ = orders_.size() - 1;
+  return orders_.back().field_of;
 }
 
-}  // namespace
-
-void from_value(const Value& in, avro_value_t& out, const std::string& where) {
+void FromValue::write(const Value& in, avro_value_t& out, const Path* where) {
   switch (avro_value_get_type(&out)) {
     case AVRO_NULL:
       if (!in.is_null()) refuse(where, "null");
@@ -267,7 +302,8 @@ void from_value(const Value& in, avro_value_t& out, const std::string& where) {
       for (std::size_t i = 0; i < list->size(); ++i) {
         avro_value_t child;
         avro_value_append(&out, &child, nullptr);
-        from_value((*list)[i], child, where + "[" + std::to_string(i) + "]");
+        const Path item{where, nullptr, i, nullptr, true};
+        write((*list)[i], child, &item);
       }
       return;
     }
@@ -278,21 +314,24 @@ void from_value(const Value& in, avro_value_t& out, const std::string& where) {
         avro_value_t child;
         const std::string& key = s->schema->names()[i];
         avro_value_add(&out, key.c_str(), &child, nullptr, nullptr);
-        from_value(s->fields[i], child, child_path(where, key));
+        const Path entry{where, nullptr, 0, &key};
+        write(s->fields[i], child, &entry);
       }
       return;
     }
     case AVRO_RECORD: {
-      if (!in.is<Struct>()) refuse(where, "a struct");
+      const Struct* s = in.as<Struct>();
+      if (!s) refuse(where, "a struct");
       avro_schema_t schema = avro_value_get_schema(&out);
-      const size_t n = avro_schema_record_size(schema);
-      for (size_t i = 0; i < n; ++i) {
-        const std::string name = avro_schema_record_field_name(schema, static_cast<int>(i));
+      const std::vector<int>& field_of = order(schema, *s);
+      static const Value kNull;
+      for (size_t i = 0; i < field_of.size(); ++i) {
         avro_value_t child;
         avro_value_get_by_index(&out, i, &child, nullptr);
-        const Value* field = in.field(name);
-        static const Value kNull;
-        from_value(field ? *field : kNull, child, child_path(where, name));
+        const int from = field_of[i];
+        const Path field{where, schema, i};
+        write(from >= 0 && static_cast<std::size_t>(from) < s->fields.size() ? s->fields[from] : kNull,
+              child, &field);
       }
       return;
     }
@@ -306,7 +345,7 @@ void from_value(const Value& in, avro_value_t& out, const std::string& where) {
         if (!fits(in, avro_typeof(branch_schema))) continue;
         avro_value_t branch;
         avro_value_set_branch(&out, static_cast<int>(b), &branch);
-        from_value(in, branch, where);
+        write(in, branch, where);
         return;
       }
       refuse(where, "any branch of the union");

@@ -7,6 +7,7 @@
 #pragma once
 #include <avro.h>
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -65,7 +66,31 @@ class ToValue {
 };
 
 // Value -> Avro value of the given class; throws InvalidRecord naming the field that
-// does not fit.
-void from_value(const Value& in, avro_value_t& out, const std::string& where);
+// does not fit. Per record it allocates nothing of its own: which struct field feeds
+// which Avro field is worked out once per pair of schemas, and a field's path is spelled
+// only for an error (per-field names and paths were ~10 allocations a record in seed
+// 004's router, bench/NOTES.md).
+class FromValue {
+ public:
+  void into(const Value& in, avro_value_t& out) {
+    // Shapes made per record must not pile up; cleared only here, between values, as a
+    // write holds a reference to its record's order while it writes the fields.
+    if (orders_.size() > 64) orders_.clear();
+    write(in, out, nullptr);
+  }
+
+ private:
+  struct Path;
+  struct Order {
+    avro_schema_t record;
+    std::shared_ptr<const StructSchema> from;  // held: its address cannot be reused
+    std::vector<int> field_of;  // Avro field i <- struct field field_of[i], -1: none (null)
+  };
+  void write(const Value& in, avro_value_t& out, const Path* where);
+  const std::vector<int>& order(avro_schema_t record, const Struct& from);
+  [[noreturn]] static void refuse(const Path* where, const char* wanted);
+  std::deque<Order> orders_;  // few, one per record schema and input shape; grows in place
+  std::size_t last_ = 0;
+};
 
 }  // namespace pipehost::avro

@@ -47,7 +47,8 @@ void RouterConfig::check(Checker& c) const {
   for (const auto& to : now_ms) output("now_ms", to);
 }
 
-Router::Router(const Config& config, Context& context) : field_(config.field) {
+Router::Router(const Config& config, Context& context)
+    : field_reader_(config.field), field_(config.field) {
   for (const auto& [name, topic] : config.topics) {
     Destination d{name, topic, "", &context.counter("routed_" + name)};
     if (auto s = config.subjects.find(name); s != config.subjects.end()) d.subject = s->second;
@@ -87,7 +88,7 @@ std::string shown(std::string_view text) { return utf8::abbreviated(text, 60); }
 }  // namespace
 
 RecordTransform::Verdict Router::apply(Record& record) {
-  const Value* v = record.value.field(field_);
+  const Value* v = field_reader_.read(record.value);
   if (!v) throw InvalidRecord("no field " + field_ + " to route by");
   const auto* text = v->as<std::string>();
   if (!text) throw InvalidRecord("field " + field_ + " is not a string: " + shown(v->to_text()));

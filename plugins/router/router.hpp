@@ -57,6 +57,7 @@ class Router final : public RecordTransform {
   const Destination* find(std::string_view name) const;
   Value reshape(Value& in) const;  // takes from `in`, which is replaced
 
+  FieldReader field_reader_;  // field_, its index remembered per input shape
   std::string field_;
   std::vector<Destination> destinations_;
   std::string known_;  // "FINANCE, MARKETING" for messages

@@ -461,3 +461,51 @@ TEST_CASE("avro: a recursive record round-trips (its union branch is a link to i
   REQUIRE_MESSAGE(rejected.empty(), (rejected.empty() ? "" : rejected[0].reason));
   CHECK(std::string(b.records[0].payload) == framed(1, body));
 }
+
+TEST_CASE("avro_encode: nested values of other shapes, and the path of a field that does not fit") {
+  const std::string schema = R"({"type":"record","name":"Node","fields":[
+    {"name":"next","type":["null","Node"]},{"name":"v","type":"int"},
+    {"name":"kids","type":{"type":"array","items":"Node"}},
+    {"name":"tags","type":{"type":"map","values":"string"}}]})";
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("node-value")}},
+                                     [&](TestContext& c) { register_text(c, "node-value", schema); });
+  enc->start();
+  auto node = [](std::vector<std::pair<std::string, Value>> fields) {
+    std::vector<std::string> names;
+    Struct s;
+    for (auto& [n, v] : fields) names.push_back(n), s.fields.push_back(std::move(v));
+    s.schema = StructSchema::make(std::move(names));
+    return Value(std::move(s));
+  };
+  auto tags = [&](Value v) { return node({{"k", std::move(v)}}); };
+  // The child's fields are in another order than its parent's: the parent's v, kids and
+  // tags, written after the child, must still be found by name.
+  Value child = node({{"tags", tags(Value("c"))}, {"kids", List{}}, {"v", Value(std::int64_t{2})}});
+  Batch b;
+  b.records.emplace_back().value =
+      node({{"v", Value(std::int64_t{1})}, {"kids", List{}}, {"next", std::move(child)}, {"tags", tags(Value("p"))}});
+  REQUIRE(enc.process(b).empty());
+  StageHarness<avro::AvroDecode> dec({}, [&](TestContext& c) { register_text(c, "node-value", schema); });
+  Batch back = of({std::string(b.records[0].payload)});
+  REQUIRE(dec.process(back).empty());
+  const Value& v = back.records[0].value;
+  CHECK(*v.field("v") == Value(std::int64_t{1}));
+  CHECK(*v.field("tags")->field("k") == Value("p"));
+  CHECK(*v.field("next")->field("v") == Value(std::int64_t{2}));
+  CHECK(*v.field("next")->field("tags")->field("k") == Value("c"));
+
+  auto reason = [&](Value value) {
+    Batch c;
+    c.records.emplace_back().value = std::move(value);
+    auto r = enc.process(c);
+    return r.size() == 1 ? r[0].reason : std::string("accepted");
+  };
+  Value bad_kid = node({{"v", Value("two")}, {"kids", List{}}, {"tags", tags(Value("x"))}});
+  List kids;
+  kids.push_back(node({{"v", Value(std::int64_t{1})}, {"kids", List{}}, {"tags", tags(Value("x"))}}));
+  kids.push_back(std::move(bad_kid));
+  CHECK(reason(node({{"v", Value(std::int64_t{1})}, {"kids", std::move(kids)}, {"tags", tags(Value("x"))}})).find(
+            "field 'kids[1].v' is not an integer") != std::string::npos);
+  CHECK(reason(node({{"v", Value(std::int64_t{1})}, {"kids", List{}}, {"tags", tags(Value(std::int64_t{5}))}}))
+            .find("field 'tags.k' is not a string") != std::string::npos);
+}
