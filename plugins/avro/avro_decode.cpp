@@ -87,6 +87,15 @@ RecordTransform::Verdict AvroDecode::apply(Record& record) {
   Writer& w = *last_;
   if (!w.error.empty()) throw InvalidRecord(w.error);
   const std::string_view data = payload.substr(kFrameHeaderSize);
+  if (!w.result) {  // read as written: one pass of our own (see read_binary)
+    try {
+      read_binary(w.schema.get(), data, limits_, to_value_, record.value_to_overwrite());
+    } catch (...) {
+      record.value = Value();  // half written
+      throw;
+    }
+    return Verdict::keep;
+  }
   check_binary(w.schema.get(), data, limits_);
   avro_reader_memory_set_source(reader_, data.data(), static_cast<int64_t>(data.size()));
   avro_value_t& into = w.read_into->get();

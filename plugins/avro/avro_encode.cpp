@@ -12,8 +12,6 @@ namespace pipehost::avro {
 struct AvroEncode::Target {
   std::int32_t id = -1;
   Schema schema;
-  Iface iface;
-  std::unique_ptr<OwnedValue> value;
 };
 
 namespace {
@@ -57,13 +55,10 @@ AvroEncode::AvroEncode(const Config& config, Context& context) : context_(contex
   explicit_subject_ = config.subject.has_value();
   if (config.subject) default_subject_ = *config.subject;
   else if (config.topic) default_subject_ = *config.topic + "-value";
-  writer_ = avro_writer_memory(nullptr, 0);
-  if (!writer_) throw std::runtime_error("avro: " + avro_error());
 }
 
 AvroEncode::~AvroEncode() {
   targets_.clear();
-  if (writer_) avro_writer_free(writer_);
 }
 
 void AvroEncode::start() {
@@ -76,18 +71,12 @@ RecordTransform::Verdict AvroEncode::apply(Record& record) {
   const bool has_header = h != record.headers.end();
   Target& t = target(record, has_header ? std::string_view(h->value) : std::string_view());
   if (has_header) record.headers.erase(h);
-  avro_value_t& value = t.value->get();
-  avro_value_reset(&value);
-  from_value_.into(record.value, value);
-  std::size_t size = 0;
-  if (avro_value_sizeof(&value, &size) != 0) throw InvalidRecord("avro: " + avro_error());
   std::string& out = record.payload.edit();
   out.clear();
-  out.reserve(kFrameHeaderSize + size);
+  out.reserve(kFrameHeaderSize + last_size_);  // records of a topic are alike in size
   write_frame_header(out, t.id);
-  out.resize(kFrameHeaderSize + size);
-  avro_writer_memory_set_dest(writer_, out.data() + kFrameHeaderSize, static_cast<int64_t>(size));
-  if (avro_value_write(writer_, &value) != 0) throw InvalidRecord("avro: " + avro_error());
+  from_value_.binary(record.value, t.schema.get(), out);
+  last_size_ = out.size() - kFrameHeaderSize;
   return Verdict::keep;
 }
 
@@ -142,9 +131,6 @@ std::unique_ptr<AvroEncode::Target> AvroEncode::resolve(const std::string& subje
     t->id = id;
   }
   t->schema = parse_schema(text);
-  t->iface.reset(avro_generic_class_from_schema(t->schema.get()));
-  if (!t->iface) throw FatalError("subject " + subject + ": " + avro_error());
-  t->value = std::make_unique<OwnedValue>(t->iface.get());
   context_.info("values for subject " + subject + " are written with schema id " +
                 std::to_string(t->id));
   return t;

@@ -51,7 +51,7 @@ class AvroEncode final : public RecordTransform {
   std::string last_subject_;
   Target* last_ = nullptr;
   FromValue from_value_;
-  avro_writer_t writer_ = nullptr;
+  std::size_t last_size_ = 0;  // the last record's Avro bytes
 };
 
 }  // namespace pipehost::avro

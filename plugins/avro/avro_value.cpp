@@ -1,5 +1,6 @@
 #include "avro_value.hpp"
 
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -34,6 +35,20 @@ std::shared_ptr<const StructSchema> ToValue::record_schema(avro_schema_t s) {
   auto made = StructSchema::make(std::move(names));
   records_.emplace(s, std::make_pair(Schema(avro_schema_incref(s)), made));
   return made;
+}
+
+std::shared_ptr<const StructSchema> ToValue::map_schema(const std::vector<std::string>& keys) {
+  auto it = maps_.find(keys);
+  if (it != maps_.end()) return it->second;
+  std::size_t key_bytes = 0;
+  for (const auto& k : keys) key_bytes += k.size() + sizeof(std::string);
+  // Few key sets are the common case; many big ones must not pile up (each a copy).
+  if (maps_.size() > 1024 || maps_bytes_ + key_bytes > kMostMapKeyBytes) {
+    maps_.clear();
+    maps_bytes_ = 0;
+  }
+  maps_bytes_ += 2 * key_bytes;  // the map's key and the schema's names
+  return maps_.emplace(keys, StructSchema::make(keys)).first->second;
 }
 
 void ToValue::into(avro_value_t& v, Value& out) {
@@ -125,26 +140,15 @@ void ToValue::into(avro_value_t& v, Value& out) {
       avro_value_get_size(&v, &n);
       std::vector<std::string> keys;
       std::vector<Value> values;
-      std::size_t key_bytes = 0;
       for (size_t i = 0; i < n; ++i) {
         avro_value_t child;
         const char* key = nullptr;
         avro_value_get_by_index(&v, i, &child, &key);
-        key_bytes += keys.emplace_back(key).size() + sizeof(std::string);
+        keys.emplace_back(key);
         if (!utf8::valid(keys.back())) throw InvalidRecord("avro: a map key that is not valid UTF-8");
         into(child, values.emplace_back());
       }
-      auto it = maps_.find(keys);
-      if (it == maps_.end()) {
-        // Few key sets are the common case; many big ones must not pile up (each a copy).
-        if (maps_.size() > 1024 || maps_bytes_ + key_bytes > kMostMapKeyBytes) {
-          maps_.clear();
-          maps_bytes_ = 0;
-        }
-        it = maps_.emplace(keys, StructSchema::make(keys)).first;
-        maps_bytes_ += 2 * key_bytes;  // the map's key and the schema's names
-      }
-      out = Struct{it->second, std::move(values)};  // its keys make its schema: built anew
+      out = Struct{map_schema(keys), std::move(values)};  // its keys make its schema: built anew
       return;
     }
     case AVRO_RECORD: {
@@ -236,26 +240,44 @@ const std::vector<int>& FromValue::order(avro_schema_t record, const Struct& fro
   return orders_.back().field_of;
 }
 
-void FromValue::write(const Value& in, avro_value_t& out, const Path* where) {
-  switch (avro_value_get_type(&out)) {
+namespace {
+
+// Avro's zig-zag varint.
+void put_long(std::string& out, std::int64_t v) {
+  auto u = (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+  char buf[10];
+  std::size_t n = 0;
+  while (u >= 0x80) {
+    buf[n++] = static_cast<char>((u & 0x7f) | 0x80);
+    u >>= 7;
+  }
+  buf[n++] = static_cast<char>(u);
+  out.append(buf, n);
+}
+
+void put_bytes(std::string& out, std::string_view b) {
+  put_long(out, static_cast<std::int64_t>(b.size()));
+  out.append(b);
+}
+
+}  // namespace
+
+void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string& out, const Path* where) {
+  switch (avro_typeof(schema)) {
     case AVRO_NULL:
       if (!in.is_null()) refuse(where, "null");
-      avro_value_set_null(&out);
       return;
     case AVRO_STRING:
-      if (const auto* s = in.as<std::string>()) {
-        avro_value_set_string_len(&out, s->c_str(), s->size() + 1);
-        return;
-      }
+      if (const auto* s = in.as<std::string>()) return put_bytes(out, *s);
       refuse(where, "a string");
     case AVRO_BYTES:
     case AVRO_FIXED: {
       const std::string* b = in.is<Bytes>() ? &in.as<Bytes>()->data : in.as<std::string>();
       if (!b) refuse(where, "bytes");
-      if (avro_value_get_type(&out) == AVRO_BYTES)
-        avro_value_set_bytes(&out, const_cast<char*>(b->data()), b->size());
-      else if (avro_value_set_fixed(&out, const_cast<char*>(b->data()), b->size()) != 0)
+      if (avro_typeof(schema) == AVRO_BYTES) return put_bytes(out, *b);
+      if (static_cast<std::int64_t>(b->size()) != avro_schema_fixed_size(schema))
         refuse(where, "bytes of the fixed size");
+      out.append(*b);
       return;
     }
     case AVRO_INT32:
@@ -264,14 +286,10 @@ void FromValue::write(const Value& in, avro_value_t& out, const Path* where) {
       if (const auto* i = in.as<std::int64_t>()) n = *i;
       else if (const auto* t = in.as<Timestamp>()) n = t->micros_since_epoch / 1000;  // epoch ms
       else refuse(where, "an integer");
-      if (avro_value_get_type(&out) == AVRO_INT64) {
-        avro_value_set_long(&out, n);
-      } else {
-        if (n < std::numeric_limits<int32_t>::min() || n > std::numeric_limits<int32_t>::max())
-          refuse(where, "an integer that fits 32 bits");
-        avro_value_set_int(&out, static_cast<int32_t>(n));
-      }
-      return;
+      if (avro_typeof(schema) == AVRO_INT32 &&
+          (n < std::numeric_limits<int32_t>::min() || n > std::numeric_limits<int32_t>::max()))
+        refuse(where, "an integer that fits 32 bits");
+      return put_long(out, n);
     }
     case AVRO_FLOAT:
     case AVRO_DOUBLE: {
@@ -279,77 +297,77 @@ void FromValue::write(const Value& in, avro_value_t& out, const Path* where) {
       if (const auto* x = in.as<double>()) d = *x;
       else if (const auto* i = in.as<std::int64_t>()) d = static_cast<double>(*i);
       else refuse(where, "a number");
-      if (avro_value_get_type(&out) == AVRO_DOUBLE) avro_value_set_double(&out, d);
-      else avro_value_set_float(&out, static_cast<float>(d));
+      static_assert(std::endian::native == std::endian::little, "Avro's floats and doubles are little-endian");
+      if (avro_typeof(schema) == AVRO_DOUBLE) {
+        out.append(reinterpret_cast<const char*>(&d), sizeof d);
+      } else {
+        const float f = static_cast<float>(d);
+        out.append(reinterpret_cast<const char*>(&f), sizeof f);
+      }
       return;
     }
     case AVRO_BOOLEAN:
       if (const auto* b = in.as<bool>()) {
-        avro_value_set_boolean(&out, *b ? 1 : 0);
+        out.push_back(*b ? 1 : 0);
         return;
       }
       refuse(where, "a boolean");
     case AVRO_ENUM: {
       const auto* s = in.as<std::string>();
-      const int symbol = s ? avro_schema_enum_get_by_name(avro_value_get_schema(&out), s->c_str()) : -1;
+      const int symbol = s ? avro_schema_enum_get_by_name(schema, s->c_str()) : -1;
       if (symbol < 0) refuse(where, "one of the enum's symbols");
-      avro_value_set_enum(&out, symbol);
-      return;
+      return put_long(out, symbol);
     }
     case AVRO_ARRAY: {
       const List* list = in.as<List>();
       if (!list) refuse(where, "a list");
+      avro_schema_t items = avro_schema_array_items(schema);
+      if (!list->empty()) put_long(out, static_cast<std::int64_t>(list->size()));  // one block
       for (std::size_t i = 0; i < list->size(); ++i) {
-        avro_value_t child;
-        avro_value_append(&out, &child, nullptr);
         const Path item{where, nullptr, i, nullptr, true};
-        write((*list)[i], child, &item);
+        write_binary((*list)[i], items, out, &item);
       }
-      return;
+      return put_long(out, 0);
     }
     case AVRO_MAP: {
       const Struct* s = in.as<Struct>();
-      if (!s) refuse(where, "a struct (a map)");
+      if (!s || !s->schema || s->schema->names().size() < s->fields.size()) refuse(where, "a struct (a map)");
+      avro_schema_t values = avro_schema_map_values(schema);
+      if (!s->fields.empty()) put_long(out, static_cast<std::int64_t>(s->fields.size()));
       for (std::size_t i = 0; i < s->fields.size(); ++i) {
-        avro_value_t child;
         const std::string& key = s->schema->names()[i];
-        avro_value_add(&out, key.c_str(), &child, nullptr, nullptr);
+        put_bytes(out, key);
         const Path entry{where, nullptr, 0, &key};
-        write(s->fields[i], child, &entry);
+        write_binary(s->fields[i], values, out, &entry);
       }
-      return;
+      return put_long(out, 0);
     }
     case AVRO_RECORD: {
       const Struct* s = in.as<Struct>();
       if (!s) refuse(where, "a struct");
-      avro_schema_t schema = avro_value_get_schema(&out);
       const std::vector<int>& field_of = order(schema, *s);
       static const Value kNull;
       for (size_t i = 0; i < field_of.size(); ++i) {
-        avro_value_t child;
-        avro_value_get_by_index(&out, i, &child, nullptr);
         const int from = field_of[i];
         const Path field{where, schema, i};
-        write(from >= 0 && static_cast<std::size_t>(from) < s->fields.size() ? s->fields[from] : kNull,
-              child, &field);
+        write_binary(from >= 0 && static_cast<std::size_t>(from) < s->fields.size() ? s->fields[from] : kNull,
+                     avro_schema_record_field_get_by_index(schema, static_cast<int>(i)), out, &field);
       }
       return;
     }
     case AVRO_UNION: {
-      avro_schema_t schema = avro_value_get_schema(&out);
       const size_t branches = avro_schema_union_size(schema);
       for (size_t b = 0; b < branches; ++b) {
-        avro_schema_t branch_schema = avro_schema_union_branch(schema, static_cast<int>(b));
-        while (avro_typeof(branch_schema) == AVRO_LINK)  // a named type used again (recursion)
-          branch_schema = avro_schema_link_target(branch_schema);
-        if (!fits(in, avro_typeof(branch_schema))) continue;
-        avro_value_t branch;
-        avro_value_set_branch(&out, static_cast<int>(b), &branch);
-        write(in, branch, where);
-        return;
+        avro_schema_t branch = avro_schema_union_branch(schema, static_cast<int>(b));
+        while (avro_typeof(branch) == AVRO_LINK) branch = avro_schema_link_target(branch);
+        if (!fits(in, avro_typeof(branch))) continue;
+        put_long(out, static_cast<std::int64_t>(b));
+        return write_binary(in, branch, out, where);
       }
       refuse(where, "any branch of the union");
     }
+    case AVRO_LINK:
+      return write_binary(in, avro_schema_link_target(schema), out, where);
     default:
       refuse(where, "of a supported Avro type");
   }

@@ -56,8 +56,11 @@ class ToValue {
   // `out` is left half written: the caller resets it.
   void into(avro_value_t& v, Value& out);
 
- private:
+  // The StructSchema of an Avro record schema, and of a map with these keys (kept).
   std::shared_ptr<const StructSchema> record_schema(avro_schema_t s);
+  std::shared_ptr<const StructSchema> map_schema(const std::vector<std::string>& keys);
+
+ private:
   // Each record schema is held (a reference) so its address cannot be reused by another.
   std::map<avro_schema_t, std::pair<Schema, std::shared_ptr<const StructSchema>>> records_;
   std::map<std::vector<std::string>, std::shared_ptr<const StructSchema>> maps_;
@@ -65,18 +68,21 @@ class ToValue {
   static constexpr std::size_t kMostMapKeyBytes = 16 << 20;
 };
 
-// Value -> Avro value of the given class; throws InvalidRecord naming the field that
-// does not fit. Per record it allocates nothing of its own: which struct field feeds
+// Value -> Avro binary of a schema; throws InvalidRecord naming the field that does not
+// fit. Written straight, not through Avro C's value and avro_value_write: with them (and
+// a path string per field) seed 004's output events cost 5,375 instructions per record
+// to encode, now 1,615 (callgrind, bench/NOTES.md). The bytes are Avro C's, tested
+// against it. Which struct field feeds
 // which Avro field is worked out once per pair of schemas, and a field's path is spelled
-// only for an error (per-field names and paths were ~10 allocations a record in seed
-// 004's router, bench/NOTES.md).
+// only for an error.
 class FromValue {
  public:
-  void into(const Value& in, avro_value_t& out) {
+  // Appends the value's Avro binary to `out`.
+  void binary(const Value& in, avro_schema_t schema, std::string& out) {
     // Shapes made per record must not pile up; cleared only here, between values, as a
     // write holds a reference to its record's order while it writes the fields.
     if (orders_.size() > 64) orders_.clear();
-    write(in, out, nullptr);
+    write_binary(in, schema, out, nullptr);
   }
 
  private:
@@ -86,7 +92,7 @@ class FromValue {
     std::shared_ptr<const StructSchema> from;  // held: its address cannot be reused
     std::vector<int> field_of;  // Avro field i <- struct field field_of[i], -1: none (null)
   };
-  void write(const Value& in, avro_value_t& out, const Path* where);
+  void write_binary(const Value& in, avro_schema_t schema, std::string& out, const Path* where);
   const std::vector<int>& order(avro_schema_t record, const Struct& from);
   [[noreturn]] static void refuse(const Path* where, const char* wanted);
   std::deque<Order> orders_;  // few, one per record schema and input shape; grows in place
