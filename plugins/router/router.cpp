@@ -96,7 +96,7 @@ RecordTransform::Verdict Router::apply(Record& record) {
   if (!d)
     throw InvalidRecord(field_ + " '" + shown(*text) + "' is not a routed destination (" + known_ +
                         "): add it to the router's topics");
-  if (reshape_) record.value = reshape(record.value);
+  if (reshape_) reshape(record.value);
   record.destination_topic = d->topic;
   // The subject is the router's to say: one the input record carried is dropped, or the
   // encoder would take that one (and a record could pick its own schema).
@@ -106,26 +106,55 @@ RecordTransform::Verdict Router::apply(Record& record) {
   return Verdict::keep;
 }
 
-Value Router::reshape(Value& in) const {
-  std::vector<Value> out(schema_->names().size());
-  Struct* s = in.as<Struct>();
-  // Every input field is found before any is moved: a rejected record keeps its value.
-  for (const auto& c : copies_)
-    if (!s || !s->get(c.from))
-      throw InvalidRecord("no field " + c.from + " to copy into " + schema_->names()[c.to]);
-  for (const auto& c : copies_) {
-    Value& v = *s->get(c.from);
-    if (c.only) out[c.to] = std::move(v);
-    else out[c.to] = v;
+// Every input field is found before any is moved: a rejected record keeps its value.
+const std::vector<std::size_t>& Router::sources(const Struct& in) {
+  auto missing = [&](const Copy& c) {
+    return InvalidRecord("no field " + c.from + " to copy into " + schema_->names()[c.to]);
+  };
+  if (!in.schema || in.schema != input_schema_) {
+    std::vector<std::size_t> found;
+    for (const auto& c : copies_) {
+      const auto at = in.schema ? in.schema->index_of(c.from) : std::nullopt;
+      if (!at) throw missing(c);
+      found.push_back(*at);
+    }
+    sources_ = std::move(found);
+    input_schema_ = in.schema;
   }
-  for (const auto& [to, text] : constants_) out[to] = Value(text);
+  for (std::size_t i = 0; i < sources_.size(); ++i)
+    if (sources_[i] >= in.fields.size()) throw missing(copies_[i]);  // a struct short of its names
+  return sources_;
+}
+
+// Rebuilt in the input's own struct, the copied fields moved aside and back into their
+// output places (strings trade buffers): once the storage has grown, a record costs no
+// allocation here, and the decoder gets this struct back for the next batch.
+void Router::reshape(Value& in) {
+  Struct* s = in.as<Struct>();
+  if (!s) {
+    if (!copies_.empty())
+      throw InvalidRecord("no field " + copies_.front().from + " to copy into " +
+                          schema_->names()[copies_.front().to]);
+    in = Struct{schema_, {}};
+    s = in.as<Struct>();
+  }
+  const std::vector<std::size_t>& from = copies_.empty() ? sources_ : sources(*s);
+  moved_.resize(copies_.size());
+  for (std::size_t i = 0; i < copies_.size(); ++i) {
+    Value& source = s->fields[from[i]];
+    if (copies_[i].only) moved_[i] = std::move(source);
+    else moved_[i] = source;
+  }
+  s->fields.resize(schema_->names().size());
+  for (std::size_t i = 0; i < copies_.size(); ++i) s->fields[copies_[i].to] = std::move(moved_[i]);
+  for (const auto& [to, text] : constants_) s->fields[to].assign_string(text);
   if (!now_fields_.empty()) {
     const std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
-    for (auto to : now_fields_) out[to] = Value(now);
+    for (auto to : now_fields_) s->fields[to].set(now);
   }
-  return Struct{schema_, std::move(out)};
+  if (s->schema != schema_) s->schema = schema_;
 }
 
 }  // namespace pipehost::router

@@ -55,7 +55,8 @@ class Router final : public RecordTransform {
   };
 
   const Destination* find(std::string_view name) const;
-  Value reshape(Value& in) const;  // takes from `in`, which is replaced
+  void reshape(Value& in);  // in place: the input's storage becomes the output's
+  const std::vector<std::size_t>& sources(const Struct& in);
 
   FieldReader field_reader_;  // field_, its index remembered per input shape
   std::string field_;
@@ -66,6 +67,11 @@ class Router final : public RecordTransform {
   std::vector<Copy> copies_;
   std::vector<std::pair<std::size_t, std::string>> constants_;
   std::vector<std::size_t> now_fields_;
+  // copies_[i] comes from input field sources_[i] of input_schema_'s shape (held: its
+  // address cannot be reused by another shape).
+  std::shared_ptr<const StructSchema> input_schema_;
+  std::vector<std::size_t> sources_;
+  std::vector<Value> moved_;  // the copied fields while the output is laid out
 };
 
 }  // namespace pipehost::router

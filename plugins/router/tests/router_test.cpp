@@ -142,3 +142,38 @@ TEST_CASE("router: a subject header the input carried is replaced; a long value 
     if (header.key == "pipehost.subject") subjects.push_back(header.value);
   CHECK(subjects == std::vector<std::string>{"processor.to.consumer-value"});
 }
+
+TEST_CASE("router: reshaped in place, whatever the input's shape; a record it rejects keeps its value") {
+  StageHarness<router::Router> h({{"field", std::string("to")},
+                                  {"topics", StringMap{{"A", "topic.a"}}},
+                                  {"fields", StringMap{{"first", "x"}, {"again", "x"}, {"other", "y"}}},
+                                  {"constants", StringMap{{"made_by", "a constant longer than sixteen"}}}});
+  auto one = StructSchema::make({"to", "x", "y", "z"});
+  auto two = StructSchema::make({"y", "to", "x"});  // another order: the cached places change
+  Batch b;
+  for (int i = 0; i < 6; ++i) {
+    const std::string n = std::to_string(i);
+    if (i % 2 == 0)
+      b.records.emplace_back().value = Struct{one, {Value("A"), Value("x-long-enough-for-the-heap " + n), Value(std::int64_t{i}), Value("z")}};
+    else
+      b.records.emplace_back().value = Struct{two, {Value(std::int64_t{i}), Value("A"), Value("x-long-enough-for-the-heap " + n)}};
+  }
+  Value short_of_y = Struct{StructSchema::make({"to", "x"}), {Value("A"), Value("kept")}};
+  b.records.emplace_back().value = short_of_y;
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].reason == "no field y to copy into other");
+  CHECK(rejected[0].record.value == short_of_y);
+  REQUIRE(b.records.size() == 6);
+  for (int i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    const Value& v = b.records[static_cast<std::size_t>(i)].value;
+    const Value x("x-long-enough-for-the-heap " + std::to_string(i));
+    CHECK(*v.field("first") == x);
+    CHECK(*v.field("again") == x);
+    CHECK(*v.field("other") == Value(std::int64_t{i}));
+    CHECK(*v.field("made_by") == Value("a constant longer than sixteen"));
+    CHECK(v.as<Struct>()->fields.size() == 4);
+    CHECK(v.field("to") == nullptr);
+  }
+}
