@@ -217,6 +217,13 @@ void PostgresSink::load_layout(pqxx::connection& c) {
           join(quoted, ", ") + ", 0::bigint AS pipehost_row FROM " + tx.quote_name(config_.table) +
           " WITH NO DATA");
   tx.commit();
+  auto shape = [](const TableLayout& l) {
+    std::string text;
+    for (const auto& col : l.columns) text += col.name + ' ' + col.type_name + (col.not_null ? "!" : "") + ',';
+    for (const auto& k : l.primary_key) text += k + ';';
+    return text;
+  };
+  if (shape(layout) != shape(layout_)) ++layout_version_;
   layout_ = std::move(layout);
 }
 
@@ -225,6 +232,7 @@ void PostgresSink::load_layout(pqxx::connection& c) {
 void PostgresSink::prepare(Batch& batch) {
   std::lock_guard lock(mutex_);
   connection();
+  lines_layout_ = layout_version_;
   lines_.resize(batch.records.size());
   std::size_t kept = 0;
   refused_.reject_in(batch);
@@ -257,6 +265,11 @@ void PostgresSink::write(Batch& batch, BatchDone done) {
 
 void PostgresSink::write_batch(const Batch& batch) {
   pqxx::connection& c = connection();
+  // A reconnect since prepare (a retry after the connection broke) found the table
+  // altered: the COPY lines were made for its old columns.
+  if (lines_layout_ != layout_version_)
+    throw PositionMismatch("postgres: the columns of " + config_.table +
+                           " changed while a batch was being written; the batch is read again");
   std::vector<std::size_t> to_write;  // the records not written before, in order
   try {
     pqxx::work tx(c);

@@ -68,6 +68,10 @@ class PostgresSink final : public Sink {
   Context& context_;
   std::unique_ptr<pqxx::connection> connection_;
   TableLayout layout_;
+  // Bumped when a reconnect reads a layout other than the last: lines_ were made for
+  // lines_layout_, and a batch prepared for another layout is read again, not written.
+  std::uint64_t layout_version_ = 0;
+  std::uint64_t lines_layout_ = 0;
   std::vector<std::string> lines_;  // COPY text of the batch's kept records, in order
   std::map<std::string, std::int64_t> seen_positions_;  // "topic:partition" -> what we stored
   std::vector<std::string> log_columns_;  // the columns log_each names
