@@ -3,6 +3,7 @@
 #include <csignal>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <cstdio>
 #include <thread>
 
@@ -51,7 +52,7 @@ class Progress {
       PipelineState& s = pipelines_[i]->state();
       std::uint64_t acked = s.records_acked;
       std::uint64_t total = s.expected_total();
-      std::uint64_t& last = last_[pipelines_[i].get()];  // 0 for a pipeline a reload started
+      std::uint64_t& last = last_[pipelines_[i]];  // 0 for a pipeline a reload started
       double rate = seconds > 0 && acked >= last ? static_cast<double>(acked - last) / seconds : 0;
       last = acked;
       std::string part = s.name + " " + std::to_string(acked);
@@ -62,6 +63,7 @@ class Progress {
       line += part;
     }
     last_time_ = now;
+    std::erase_if(last_, [](const auto& entry) { return entry.first.expired(); });  // retired by a reload
     if (terminal_ && options_.progress_on_terminal) {
       clear_progress_line();
       std::fprintf(stderr, "%s", line.c_str());
@@ -80,7 +82,8 @@ class Progress {
   Runtime& runtime_;
   RunOptions options_;
   bool terminal_;
-  std::map<const Pipeline*, std::uint64_t> last_;
+  // By owner, not address: a pipeline a reload starts can be made where a retired one was.
+  std::map<std::weak_ptr<Pipeline>, std::uint64_t, std::owner_less<>> last_;
   Clock::time_point last_time_ = Clock::now();
   Clock::time_point last_log_ = Clock::now();
 };
