@@ -1,4 +1,4 @@
-// avro: Avro values in the Confluent Schema Registry wire format, on Avro C.
+// avro: Avro values in the Confluent Schema Registry wire format; schemas parsed by Avro C.
 #include <pipehost/sdk.hpp>
 
 #include "avro_decode.hpp"
@@ -7,9 +7,9 @@
 namespace {
 
 pipehost::PluginSpec describe() {
-  pipehost::PluginSpec p{"avro", "0.2.0",
+  pipehost::PluginSpec p{"avro", "0.3.0",
                          "Avro values in the Confluent Schema Registry wire format (magic byte, "
-                         "schema id, Avro binary), on Avro C"};
+                         "schema id, Avro binary); schemas parsed by Avro C"};
   p.add_transform<pipehost::avro::AvroDecode>(
       "avro_decode",
       "Decodes each record's payload into its value, with the writer's schema fetched from the "
