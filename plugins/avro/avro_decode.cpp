@@ -90,13 +90,20 @@ RecordTransform::Verdict AvroDecode::apply(Record& record) {
   if (!w.result) {  // read as written: one pass of our own (see read_binary)
     try {
       read_binary(w.schema.get(), data, limits_, to_value_, record.value_to_overwrite());
-    } catch (...) {
+    } catch (const InvalidRecord& e) {
       record.value = Value();  // half written
+      throw InvalidRecord("schema id " + std::to_string(id) + ": " + e.what());
+    } catch (...) {
+      record.value = Value();
       throw;
     }
     return Verdict::keep;
   }
-  check_binary(w.schema.get(), data, limits_);
+  try {
+    check_binary(w.schema.get(), data, limits_);
+  } catch (const InvalidRecord& e) {
+    throw InvalidRecord("schema id " + std::to_string(id) + ": " + e.what());
+  }
   avro_reader_memory_set_source(reader_, data.data(), static_cast<int64_t>(data.size()));
   avro_value_t& into = w.read_into->get();
   if (w.result) avro_value_reset(&w.result->get());

@@ -71,12 +71,14 @@ RecordTransform::Verdict AvroEncode::apply(Record& record) {
   const bool has_header = h != record.headers.end();
   Target& t = target(record, has_header ? std::string_view(h->value) : std::string_view());
   if (has_header) record.headers.erase(h);
-  std::string& out = record.payload.edit();
-  out.clear();
+  // Into a string of its own, which becomes the payload only once the value is written
+  // whole: a rejected record keeps the payload it came with (its dead letter shows it).
+  std::string out;
   out.reserve(kFrameHeaderSize + last_size_);  // records of a topic are alike in size
   write_frame_header(out, t.id);
   from_value_.binary(record.value, t.schema.get(), out);
   last_size_ = out.size() - kFrameHeaderSize;
+  record.payload = std::move(out);
   return Verdict::keep;
 }
 

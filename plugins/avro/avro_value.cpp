@@ -3,6 +3,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 
 #include <pipehost/status.hpp>
@@ -194,7 +195,67 @@ bool fits(const Value& in, avro_type_t type) {
   }
 }
 
+void put_long(std::string& out, std::int64_t v);
+
+// The branch a value of this kind is written as when a union offers it: a string as a
+// string rather than bytes, a double as a double rather than a float, an integer as an
+// int only when it fits.
+bool exact(const Value& in, avro_schema_t branch) {
+  switch (avro_typeof(branch)) {
+    case AVRO_NULL: return in.is_null();
+    case AVRO_STRING: return in.is<std::string>();
+    case AVRO_BYTES: return in.is<Bytes>();
+    case AVRO_FIXED: {
+      const Bytes* b = in.as<Bytes>();
+      return b && static_cast<std::int64_t>(b->data.size()) == avro_schema_fixed_size(branch);
+    }
+    case AVRO_INT32: {
+      const auto* i = in.as<std::int64_t>();
+      return i && *i >= std::numeric_limits<int32_t>::min() && *i <= std::numeric_limits<int32_t>::max();
+    }
+    case AVRO_INT64: return in.is<std::int64_t>() || in.is<Timestamp>();
+    case AVRO_DOUBLE: return in.is<double>();
+    case AVRO_BOOLEAN: return in.is<bool>();
+    case AVRO_ENUM: {
+      const auto* s = in.as<std::string>();
+      return s && avro_schema_enum_get_by_name(branch, s->c_str()) >= 0;
+    }
+    case AVRO_ARRAY: return in.is<List>();
+    case AVRO_MAP:
+    case AVRO_RECORD: return in.is<Struct>();
+    default: return false;
+  }
+}
+
 }  // namespace
+
+// The first branch (in the schema's order) the value is exactly, else the first it can be
+// converted to (a float, bytes from a string...); a branch that refuses the value (a
+// record missing a field, a fixed of another size) makes way for the next.
+void FromValue::write_union(const Value& in, avro_schema_t schema, std::string& out, const Path* where) {
+  const size_t branches = avro_schema_union_size(schema);
+  std::optional<InvalidRecord> first_refusal;
+  for (const bool exactly : {true, false}) {
+    for (size_t b = 0; b < branches; ++b) {
+      avro_schema_t branch = avro_schema_union_branch(schema, static_cast<int>(b));
+      while (avro_typeof(branch) == AVRO_LINK) branch = avro_schema_link_target(branch);
+      if (exact(in, branch) != exactly || !fits(in, avro_typeof(branch))) continue;
+      const std::size_t mark = out.size();
+      try {
+        put_long(out, static_cast<std::int64_t>(b));
+        return write_binary(in, branch, out, where);
+      } catch (const InvalidRecord& e) {
+        // Bounded: nested unions of records that all refuse would try every combination.
+        if (refusals_left_ == 0) throw;
+        --refusals_left_;
+        out.resize(mark);
+        if (!first_refusal) first_refusal.emplace(e);
+      }
+    }
+  }
+  if (first_refusal) throw *first_refusal;
+  refuse(where, "any branch of the union");
+}
 
 // Where a value is being written, from the top: spelled only for an error's message.
 struct FromValue::Path {
@@ -224,20 +285,22 @@ void FromValue::refuse(const Path* where, const char* wanted) {
 }
 
 const std::vector<int>& FromValue::order(avro_schema_t record, const Struct& from) {
-  if (last_ < orders_.size() && orders_[last_].record == record && orders_[last_].from == from.schema)
-    return orders_[last_].field_of;
-  for (std::size_t i = 0; i < orders_.size(); ++i)
-    if (orders_[i].record == record && orders_[i].from == from.schema) return orders_[last_ = i].field_of;
-  Order o{record, from.schema, {}};
-  const size_t n = avro_schema_record_size(record);
-  for (size_t i = 0; i < n; ++i) {
-    const char* name = avro_schema_record_field_name(record, static_cast<int>(i));
-    const auto at = from.schema ? from.schema->index_of(name) : std::nullopt;
-    o.field_of.push_back(at ? static_cast<int>(*at) : -1);
+  const OrderKey key{record, from.schema.get()};
+  if (last_ && key == last_key_) return last_->field_of;
+  auto it = orders_.find(key);
+  if (it == orders_.end()) {
+    Order o{from.schema, {}};
+    const size_t n = avro_schema_record_size(record);
+    for (size_t i = 0; i < n; ++i) {
+      const char* name = avro_schema_record_field_name(record, static_cast<int>(i));
+      const auto at = from.schema ? from.schema->index_of(name) : std::nullopt;
+      o.field_of.push_back(at ? static_cast<int>(*at) : -1);
+    }
+    it = orders_.emplace(key, std::move(o)).first;
   }
-  orders_.push_back(std::move(o));
-  last_ = orders_.size() - 1;
-  return orders_.back().field_of;
+  last_ = &it->second;
+  last_key_ = key;
+  return last_->field_of;
 }
 
 namespace {
@@ -355,17 +418,8 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
       }
       return;
     }
-    case AVRO_UNION: {
-      const size_t branches = avro_schema_union_size(schema);
-      for (size_t b = 0; b < branches; ++b) {
-        avro_schema_t branch = avro_schema_union_branch(schema, static_cast<int>(b));
-        while (avro_typeof(branch) == AVRO_LINK) branch = avro_schema_link_target(branch);
-        if (!fits(in, avro_typeof(branch))) continue;
-        put_long(out, static_cast<std::int64_t>(b));
-        return write_binary(in, branch, out, where);
-      }
-      refuse(where, "any branch of the union");
-    }
+    case AVRO_UNION:
+      return write_union(in, schema, out, where);
     case AVRO_LINK:
       return write_binary(in, avro_schema_link_target(schema), out, where);
     default:

@@ -7,11 +7,11 @@
 #pragma once
 #include <avro.h>
 
-#include <deque>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -81,22 +81,37 @@ class FromValue {
   void binary(const Value& in, avro_schema_t schema, std::string& out) {
     // Shapes made per record must not pile up; cleared only here, between values, as a
     // write holds a reference to its record's order while it writes the fields.
-    if (orders_.size() > 64) orders_.clear();
+    if (orders_.size() > 64) {
+      orders_.clear();
+      last_ = nullptr;
+    }
+    refusals_left_ = kMostRefusals;
     write_binary(in, schema, out, nullptr);
   }
 
  private:
   struct Path;
   struct Order {
-    avro_schema_t record;
     std::shared_ptr<const StructSchema> from;  // held: its address cannot be reused
     std::vector<int> field_of;  // Avro field i <- struct field field_of[i], -1: none (null)
   };
+  using OrderKey = std::pair<avro_schema_t, const StructSchema*>;
+  struct OrderHash {
+    std::size_t operator()(const OrderKey& k) const {
+      return std::hash<const void*>()(k.first) * 31 + std::hash<const void*>()(k.second);
+    }
+  };
   void write_binary(const Value& in, avro_schema_t schema, std::string& out, const Path* where);
+  void write_union(const Value& in, avro_schema_t schema, std::string& out, const Path* where);
   const std::vector<int>& order(avro_schema_t record, const Struct& from);
   [[noreturn]] static void refuse(const Path* where, const char* wanted);
-  std::deque<Order> orders_;  // few, one per record schema and input shape; grows in place
-  std::size_t last_ = 0;
+  // One per record schema and input shape (few; a value of many shapes, e.g. JSON objects
+  // of varying keys, many): found by hash, and its elements stay where they are as it grows.
+  std::unordered_map<OrderKey, Order, OrderHash> orders_;
+  const Order* last_ = nullptr;
+  OrderKey last_key_{};
+  static constexpr int kMostRefusals = 256;  // union branches tried in vain, per value
+  int refusals_left_ = kMostRefusals;
 };
 
 }  // namespace pipehost::avro

@@ -70,7 +70,7 @@ class Walk {
         if (!out) return;
         if (avro_typeof(s) == AVRO_BYTES) return out->assign_bytes(bytes);
         // Avro C does not check: invalid UTF-8 would reach JSON output and text columns.
-        if (!utf8::valid(bytes)) throw InvalidRecord("avro: a string that is not valid UTF-8");
+        if (!utf8::valid(bytes)) fail("a string that is not valid UTF-8");
         return out->assign_string(bytes);
       }
       case AVRO_FIXED: {
@@ -144,9 +144,11 @@ class Walk {
     }
     std::size_t used = 0;
     while (const std::uint64_t count = block()) {
-      if (list && list->size() < used + count) list->resize(used + count);  // items it keeps keep their storage
-      for (std::uint64_t i = 0; i < count; ++i) value(items, depth + 1, list ? &(*list)[used + i] : nullptr);
-      used += count;
+      for (std::uint64_t i = 0; i < count; ++i, ++used) {
+        // Grown as items are read (a count is only a claim), keeping the items it has.
+        if (list && list->size() <= used) list->emplace_back();
+        value(items, depth + 1, list ? &(*list)[used] : nullptr);
+      }
     }
     if (list) list->resize(used);
   }
@@ -169,7 +171,7 @@ class Walk {
           value(items, depth + 1, nullptr);
           continue;
         }
-        if (!utf8::valid(key)) throw InvalidRecord("avro: a map key that is not valid UTF-8");
+        if (!utf8::valid(key)) fail("a map key that is not valid UTF-8");
         // A key written twice keeps its first place and takes the later value, as Avro C's
         // map does (found by hash past a few keys: a big map must not cost its size squared).
         std::size_t entry = seen.size();

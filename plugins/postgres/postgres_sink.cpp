@@ -219,8 +219,10 @@ void PostgresSink::load_layout(pqxx::connection& c) {
   tx.commit();
   auto shape = [](const TableLayout& l) {
     std::string text;
-    for (const auto& col : l.columns) text += col.name + ' ' + col.type_name + (col.not_null ? "!" : "") + ',';
-    for (const auto& k : l.primary_key) text += k + ';';
+    // Each name with its length: a quoted identifier may hold any separator.
+    auto add = [&](const std::string& part) { text += std::to_string(part.size()) + ':' + part; };
+    for (const auto& col : l.columns) add(col.name), add(col.type_name), add(col.not_null ? "!" : "");
+    for (const auto& k : l.primary_key) add(k);
     return text;
   };
   if (shape(layout) != shape(layout_)) ++layout_version_;

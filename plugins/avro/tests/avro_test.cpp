@@ -719,3 +719,62 @@ TEST_CASE("avro_encode: writes Avro C's bytes for every value avro_decode reads"
   }
   CHECK(compared > 1000);
 }
+
+TEST_CASE("avro_encode: a union gets the branch the value is, and a refusing branch makes way") {
+  const std::string schema = R"({"type":"record","name":"U","fields":[
+    {"name":"s","type":["bytes","string"]},
+    {"name":"fx","type":[{"type":"fixed","name":"F16","size":16},"string"]},
+    {"name":"big","type":["int","long"]},
+    {"name":"e","type":[{"type":"enum","name":"E","symbols":["A"]},"string"]},
+    {"name":"sym","type":[{"type":"enum","name":"E2","symbols":["A"]},"string"]},
+    {"name":"d","type":["float","double"]},
+    {"name":"r","type":[{"type":"record","name":"R1","fields":[{"name":"a","type":"int"}]},
+                        {"type":"record","name":"R2","fields":[{"name":"b","type":"string"}]}]}]})";
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("u-value")}},
+                                     [&](TestContext& c) { register_text(c, "u-value", schema); });
+  enc->start();
+  auto names = [](std::vector<std::string> n) { return StructSchema::make(std::move(n)); };
+  Batch b;
+  b.records.emplace_back().value =
+      Struct{names({"s", "fx", "big", "e", "sym", "d", "r"}),
+             {Value("hi"), Value("hello"), Value(std::int64_t{1} << 40), Value("zzz"), Value("A"),
+              Value(0.1), Value(Struct{names({"b"}), {Value("x")}})}};
+  auto rejected = enc.process(b);
+  REQUIRE_MESSAGE(rejected.empty(), (rejected.empty() ? "" : rejected[0].reason));
+  StageHarness<avro::AvroDecode> dec({}, [&](TestContext& c) { register_text(c, "u-value", schema); });
+  Batch back = of({std::string(b.records[0].payload)});
+  REQUIRE(dec.process(back).empty());
+  const Value& v = back.records[0].value;
+  CHECK(*v.field("s") == Value("hi"));  // not bytes
+  CHECK(*v.field("fx") == Value("hello"));  // the fixed branch refused 5 bytes
+  CHECK(*v.field("big") == Value(std::int64_t{1} << 40));
+  CHECK(*v.field("e") == Value("zzz"));
+  CHECK(*v.field("sym") == Value("A"));
+  CHECK(*v.field("d") == Value(0.1));  // not narrowed to a float
+  CHECK(*v.field("r")->field("b") == Value("x"));  // R1 refused: no a
+  const std::string body = std::string(b.records[0].payload).substr(5);
+  CHECK(body[0] == 2);  // s: branch 1 (zig-zag)
+}
+
+TEST_CASE("avro: a rejected record keeps its payload; rejections name the schema id") {
+  StageHarness<avro::AvroEncode> enc({{"schema_file", kConsumerSchema}, {"subject", std::string("c-value")}});
+  enc->start();
+  Batch b;
+  Record& r = b.records.emplace_back();
+  r.payload = std::string(R"({"producer_service_id": 7})");
+  r.value = Struct{StructSchema::make({"producer_service_id"}), {Value(std::int64_t{7})}};
+  auto rejected = enc.process(b);
+  REQUIRE(rejected.size() == 1);
+  CHECK(std::string(rejected[0].record.payload) == R"({"producer_service_id": 7})");
+
+  StageHarness<avro::AvroDecode> dec;
+  const int id = register_text(dec.context, "s-value", R"("string")");
+  std::string bad;
+  put_long(bad, 2);
+  bad += "\xff\xfe";
+  Batch c = of({framed(id, bad)});
+  auto refused = dec.process(c);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].reason.find("schema id " + std::to_string(id) + ": ") != std::string::npos);
+  CHECK(refused[0].reason.find("not valid UTF-8 (at byte 3") != std::string::npos);
+}
