@@ -17,8 +17,9 @@ constexpr auto kUnknownIdRetry = std::chrono::seconds(30);
 struct AvroDecode::Writer {
   Schema schema;
   Iface iface;           // the writer's generic class, or the resolved writer
-  Iface reader_iface;    // with a reader schema: the reader's generic class
-  std::unique_ptr<OwnedValue> result;     // with a reader schema: the reader's value
+  // With a reader schema (else null, and read_binary reads the value):
+  Iface reader_iface;    // the reader's generic class
+  std::unique_ptr<OwnedValue> result;     // the reader's value
   std::unique_ptr<OwnedValue> read_into;  // what avro_value_read fills (freed first)
   std::string error;
   Clock::time_point retry_after = Clock::time_point::max();
@@ -87,32 +88,34 @@ RecordTransform::Verdict AvroDecode::apply(Record& record) {
   Writer& w = *last_;
   if (!w.error.empty()) throw InvalidRecord(w.error);
   const std::string_view data = payload.substr(kFrameHeaderSize);
+  auto refused = [&](const InvalidRecord& e) {
+    return InvalidRecord("schema id " + std::to_string(id) + ": " + e.what());
+  };
   if (!w.result) {  // read as written: one pass of our own (see read_binary)
     try {
       read_binary(w.schema.get(), data, limits_, to_value_, record.value_to_overwrite());
     } catch (const InvalidRecord& e) {
       record.value = Value();  // half written
-      throw InvalidRecord("schema id " + std::to_string(id) + ": " + e.what());
+      throw refused(e);
     } catch (...) {
       record.value = Value();
       throw;
     }
     return Verdict::keep;
   }
+  // With a reader schema: checked, then read by Avro C's resolution.
   try {
     check_binary(w.schema.get(), data, limits_);
   } catch (const InvalidRecord& e) {
-    throw InvalidRecord("schema id " + std::to_string(id) + ": " + e.what());
+    throw refused(e);
   }
   avro_reader_memory_set_source(reader_, data.data(), static_cast<int64_t>(data.size()));
-  avro_value_t& into = w.read_into->get();
-  if (w.result) avro_value_reset(&w.result->get());
-  else avro_value_reset(&into);
-  if (avro_value_read(reader_, &into) != 0)
+  avro_value_reset(&w.result->get());
+  if (avro_value_read(reader_, &w.read_into->get()) != 0)
     throw InvalidRecord("schema id " + std::to_string(id) + ": " + avro_error());
   // Into the storage an earlier record decoded into (see Record::value_to_overwrite).
   try {
-    to_value_.into(w.result ? w.result->get() : into, record.value_to_overwrite());
+    to_value_.into(w.result->get(), record.value_to_overwrite());
   } catch (...) {
     record.value = Value();  // half written
     throw;
@@ -158,12 +161,9 @@ void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered, Write
     return;
   }
   if (!reader_schema_) {
+    // Read by read_binary; Avro C's class is made only to refuse what it cannot hold.
     w.iface.reset(avro_generic_class_from_schema(w.schema.get()));
-    if (!w.iface) {
-      w.error = which + ": " + avro_error();
-      return;
-    }
-    w.read_into = std::make_unique<OwnedValue>(w.iface.get());
+    if (!w.iface) w.error = which + ": " + avro_error();
     return;
   }
   w.iface.reset(avro_resolved_writer_new(w.schema.get(), reader_schema_.get()));

@@ -176,54 +176,41 @@ void ToValue::into(avro_value_t& v, Value& out) {
 
 namespace {
 
-bool fits(const Value& in, avro_type_t type) {
-  switch (type) {
-    case AVRO_NULL: return in.is_null();
-    case AVRO_STRING: return in.is<std::string>();
-    case AVRO_BYTES:
-    case AVRO_FIXED: return in.is<Bytes>() || in.is<std::string>();
-    case AVRO_INT32:
-    case AVRO_INT64: return in.is<std::int64_t>() || in.is<Timestamp>();
-    case AVRO_FLOAT:
-    case AVRO_DOUBLE: return in.is<double>() || in.is<std::int64_t>();
-    case AVRO_BOOLEAN: return in.is<bool>();
-    case AVRO_ENUM: return in.is<std::string>();
-    case AVRO_ARRAY: return in.is<List>();
-    case AVRO_MAP:
-    case AVRO_RECORD: return in.is<Struct>();
-    default: return false;
-  }
-}
-
 void put_long(std::string& out, std::int64_t v);
 
-// The branch a value of this kind is written as when a union offers it: a string as a
+// How a value can be written as a union's branch: 2 as exactly its kind (a string as a
 // string rather than bytes, a double as a double rather than a float, an integer as an
-// int only when it fits.
-bool exact(const Value& in, avro_schema_t branch) {
+// int only when it fits, a string that is one of an enum's symbols as the enum), 1
+// converted (bytes from a string, a float from a double...), 0 not at all.
+int match(const Value& in, avro_schema_t branch) {
+  const bool integer = in.is<std::int64_t>() || in.is<Timestamp>();
   switch (avro_typeof(branch)) {
-    case AVRO_NULL: return in.is_null();
-    case AVRO_STRING: return in.is<std::string>();
-    case AVRO_BYTES: return in.is<Bytes>();
+    case AVRO_NULL: return in.is_null() ? 2 : 0;
+    case AVRO_STRING: return in.is<std::string>() ? 2 : 0;
+    case AVRO_BYTES: return in.is<Bytes>() ? 2 : in.is<std::string>() ? 1 : 0;
     case AVRO_FIXED: {
       const Bytes* b = in.as<Bytes>();
-      return b && static_cast<std::int64_t>(b->data.size()) == avro_schema_fixed_size(branch);
+      if (b && static_cast<std::int64_t>(b->data.size()) == avro_schema_fixed_size(branch)) return 2;
+      return b || in.is<std::string>() ? 1 : 0;
     }
     case AVRO_INT32: {
       const auto* i = in.as<std::int64_t>();
-      return i && *i >= std::numeric_limits<int32_t>::min() && *i <= std::numeric_limits<int32_t>::max();
+      if (i && *i >= std::numeric_limits<int32_t>::min() && *i <= std::numeric_limits<int32_t>::max()) return 2;
+      return integer ? 1 : 0;
     }
-    case AVRO_INT64: return in.is<std::int64_t>() || in.is<Timestamp>();
-    case AVRO_DOUBLE: return in.is<double>();
-    case AVRO_BOOLEAN: return in.is<bool>();
+    case AVRO_INT64: return integer ? 2 : 0;
+    case AVRO_FLOAT: return in.is<double>() || in.is<std::int64_t>() ? 1 : 0;
+    case AVRO_DOUBLE: return in.is<double>() ? 2 : in.is<std::int64_t>() ? 1 : 0;
+    case AVRO_BOOLEAN: return in.is<bool>() ? 2 : 0;
     case AVRO_ENUM: {
       const auto* s = in.as<std::string>();
-      return s && avro_schema_enum_get_by_name(branch, s->c_str()) >= 0;
+      if (!s) return 0;
+      return avro_schema_enum_get_by_name(branch, s->c_str()) >= 0 ? 2 : 1;
     }
-    case AVRO_ARRAY: return in.is<List>();
+    case AVRO_ARRAY: return in.is<List>() ? 2 : 0;
     case AVRO_MAP:
-    case AVRO_RECORD: return in.is<Struct>();
-    default: return false;
+    case AVRO_RECORD: return in.is<Struct>() ? 2 : 0;
+    default: return 0;
   }
 }
 
@@ -235,11 +222,11 @@ bool exact(const Value& in, avro_schema_t branch) {
 void FromValue::write_union(const Value& in, avro_schema_t schema, std::string& out, const Path* where) {
   const size_t branches = avro_schema_union_size(schema);
   std::optional<InvalidRecord> first_refusal;
-  for (const bool exactly : {true, false}) {
+  for (const int wanted : {2, 1}) {
     for (size_t b = 0; b < branches; ++b) {
       avro_schema_t branch = avro_schema_union_branch(schema, static_cast<int>(b));
       while (avro_typeof(branch) == AVRO_LINK) branch = avro_schema_link_target(branch);
-      if (exact(in, branch) != exactly || !fits(in, avro_typeof(branch))) continue;
+      if (match(in, branch) != wanted) continue;
       const std::size_t mark = out.size();
       try {
         put_long(out, static_cast<std::int64_t>(b));

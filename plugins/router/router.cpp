@@ -130,15 +130,10 @@ const std::vector<std::size_t>& Router::sources(const Struct& in) {
 // output places (strings trade buffers): once the storage has grown, a record costs no
 // allocation here, and the decoder gets this struct back for the next batch.
 void Router::reshape(Value& in) {
+  static const Struct kNoFields;
   Struct* s = in.as<Struct>();
-  if (!s) {
-    if (!copies_.empty())
-      throw InvalidRecord("no field " + copies_.front().from + " to copy into " +
-                          schema_->names()[copies_.front().to]);
-    in = Struct{schema_, {}};
-    s = in.as<Struct>();
-  }
-  const std::vector<std::size_t>& from = copies_.empty() ? sources_ : sources(*s);
+  const std::vector<std::size_t>& from = sources(s ? *s : kNoFields);  // before anything moves
+  if (!s) s = &std::get<Struct>(in.variant() = Struct{});
   moved_.resize(copies_.size());
   for (std::size_t i = 0; i < copies_.size(); ++i) {
     Value& source = s->fields[from[i]];
