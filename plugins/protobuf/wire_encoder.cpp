@@ -287,6 +287,8 @@ const EncodePlan& EncodePlans::plan(const gp::Descriptor& message) {
   auto owned = std::make_unique<EncodePlan>();
   EncodePlan& p = *owned;
   plans_.emplace(&message, std::move(owned));  // first, so recursive types find it
+  made_.push_back(&message);
+  ++depth_;
   try {
     p.full_name = message.full_name();
     for (int i = 0; i < message.field_count(); ++i) {
@@ -318,9 +320,13 @@ const EncodePlan& EncodePlans::plan(const gp::Descriptor& message) {
     for (const auto& [number, index] : order) sorted.push_back(std::move(p.fields[index]));
     p.fields = std::move(sorted);
   } catch (...) {
-    plans_.erase(&message);
+    if (--depth_ == 0) {
+      for (const gp::Descriptor* d : made_) plans_.erase(d);
+      made_.clear();
+    }
     throw;
   }
+  if (--depth_ == 0) made_.clear();
   return p;
 }
 

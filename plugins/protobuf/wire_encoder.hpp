@@ -55,6 +55,10 @@ class EncodePlans {
  private:
   std::unordered_map<const google::protobuf::Descriptor*, std::unique_ptr<EncodePlan>> plans_;
   std::unordered_map<const google::protobuf::EnumDescriptor*, std::unique_ptr<EnumInfo>> enums_;
+  // The plans the outermost plan() call made so far: they may point at each other, so a
+  // failure drops all of them, not only the one that failed.
+  std::vector<const google::protobuf::Descriptor*> made_;
+  int depth_ = 0;
 };
 
 // Appends the wire bytes of `value` (a Struct) to `out`. A field missing from the struct
