@@ -43,6 +43,7 @@ bool Runtime::start_services(std::string& error) {
   with_topics.topics = topics_to_create(config_);
   if (!kafka_->start(with_topics, error)) return false;
   services_.kafka_bootstrap = kafka_->bootstrap();
+  services_.kafka_embedded = kafka_->embedded();
   if (config_.schema_registry == "embedded") registry_ = std::make_unique<MemorySchemaRegistry>();
   else registry_ = std::make_unique<RestSchemaRegistry>(config_.schema_registry);
   services_.registry = registry_.get();

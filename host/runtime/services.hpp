@@ -5,7 +5,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "pipehost/context.hpp"
@@ -64,6 +67,21 @@ struct Services {
   // Called by a pipeline's supervisor thread when the pipeline has ended (for good), so
   // that whoever waits for the pipelines learns it at once rather than at its next check.
   std::function<void()> pipeline_ended;
+  // The embedded broker's log begins empty in every process: a position a sink stored
+  // for one of its partitions before this process first resumed it is an earlier run's.
+  bool kafka_embedded = false;
+  bool first_resume(const std::string& pipeline, std::string_view topic, std::int32_t partition) {
+    std::lock_guard lock(resumed_mutex_);
+    return resumed_.emplace(pipeline, std::string(topic), partition).second;
+  }
+  void undo_first_resume(const std::string& pipeline, std::string_view topic, std::int32_t partition) {
+    std::lock_guard lock(resumed_mutex_);
+    resumed_.erase({pipeline, std::string(topic), partition});
+  }
+
+ private:
+  std::mutex resumed_mutex_;
+  std::set<std::tuple<std::string, std::string, std::int32_t>> resumed_;
 };
 
 }  // namespace pipehost::host

@@ -116,13 +116,16 @@ bool Task::build() {
   }
   auto resume = [this](std::string_view topic, std::int32_t partition) {
     std::optional<std::int64_t> out;
+    const bool new_log = services_.kafka_embedded && services_.first_resume(state_.name, topic, partition);
     for (int attempt = 0; attempt < 20 && !stopping(); ++attempt) {
       Status s = sink_->stored_position(topic, partition, out);
-      if (s.is_ok()) return out;
+      if (s.is_ok() && new_log && out) s = forget_earlier_run(topic, partition, *out);
+      if (s.is_ok()) return new_log ? std::optional<std::int64_t>{} : out;
       log(LogLevel::warn, "sink cannot tell the stored position of " + std::string(topic) + "/" +
                               std::to_string(partition) + " yet: " + s.message());
       if (s.code() != Code::retriable || !back_off(attempt)) break;
     }
+    if (new_log) services_.undo_first_resume(state_.name, topic, partition);
     return std::optional<std::int64_t>{};
   };
   source_context_ = make_context("source", resume, [this] { return take_acknowledged(); });
@@ -388,6 +391,31 @@ Task::Written Task::write_to_sink(Batch& batch, std::uint64_t sequence) {
   }
 }
 
+// A position the sink stored for the embedded broker in an earlier process: that log is
+// gone, and this run's records would sit below it, taken for applied. Dropped, so that
+// the partition is read from its start; the data the sink holds stays.
+Status Task::forget_earlier_run(std::string_view topic, std::int32_t partition, std::int64_t stored) {
+  Status s = sink_->forget_position(topic, partition);
+  if (s.is_ok())
+    log(LogLevel::warn, "the sink held position " + std::to_string(stored) + " of " + std::string(topic) +
+                            "/" + std::to_string(partition) +
+                            " from an earlier run; the embedded broker starts empty every run, so "
+                            "it was dropped and the partition is read from its start (the sink's "
+                            "data stays; use a real broker for positions that last between runs)");
+  return s;
+}
+
+// `attempt` again while it fails with a retriable status (a broker or database restarting
+// mid-rewind), backing off, until it succeeds, fails otherwise or the pipeline stops.
+Status Task::retried(const std::function<Status()>& attempt, const std::string& what) {
+  for (int n = 0;; ++n) {
+    Status s = attempt();
+    if (s.is_ok() || s.code() != Code::retriable) return s;
+    log(LogLevel::warn, what + ": " + s.message() + " (retrying)");
+    if (!back_off(n)) return s;
+  }
+}
+
 // The sink's store lost writes: read every partition of the batch again from where the
 // sink's stored position says, instead of writing past the records it lost.
 bool Task::rewind_source(const Batch& batch, const Status& why) {
@@ -396,7 +424,9 @@ bool Task::rewind_source(const Batch& batch, const Status& why) {
   for (std::size_t i = 0; i < batch.spans.size(); ++i) {
     const Span& span = batch.spans[i];
     std::optional<std::int64_t> stored;
-    Status s = sink_->stored_position(span.topic, span.partition, stored);
+    Status s = retried([&] { return sink_->stored_position(span.topic, span.partition, stored); },
+                       "sink: cannot tell the stored position of " + std::string(span.topic) + "/" +
+                           std::to_string(span.partition) + " to read again from");
     if (!s.is_ok()) return fail("sink", s), false;
     // Nothing stored yet: from where this batch began (it is the partition's first read).
     std::int64_t offset = stored                     ? *stored
@@ -412,7 +442,7 @@ bool Task::rewind_source(const Batch& batch, const Status& why) {
     where += (where.empty() ? "" : ", ") + std::string(span.topic) + "/" +
              std::to_string(span.partition) + "@" + std::to_string(offset);
   }
-  Status s = source_->seek(positions);
+  Status s = retried([&] { return source_->seek(positions); }, "source: cannot read again from " + where);
   if (!s.is_ok()) return fail("source", s), false;
   state_.rewinds += 1;
   log(LogLevel::warn, why.message() + "; reading again from " + where);

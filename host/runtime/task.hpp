@@ -3,6 +3,7 @@
 #pragma once
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <utility>
 #include <chrono>
 #include <memory>
@@ -34,6 +35,8 @@ class Task {
   enum class Written { ok, failed, rewound };
   Written write_to_sink(Batch& batch, std::uint64_t sequence);
   bool rewind_source(const Batch& batch, const Status& why);
+  Status retried(const std::function<Status()>& attempt, const std::string& what);
+  Status forget_earlier_run(std::string_view topic, std::int32_t partition, std::int64_t stored);
   bool handle_rejections(Batch& batch, const std::string& stage);
   bool apply_pause();
   void commit(bool force);

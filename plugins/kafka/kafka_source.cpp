@@ -169,6 +169,7 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
     if (auto resume = sink_commits() ? std::nullopt : context_.resume_position(topic, p.partition)) {
       p.offset = *resume;
       state.read_to = *resume;  // the first record read continues from the sink's position
+      state.resumed_at = *resume;
       // What the sink holds is acknowledged: commit it, or the group's offset would lag
       // forever when nothing is left to read (and stop_at_end would never see the end).
       resumed_.push_back({topic, p.partition, *resume});
@@ -209,7 +210,13 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
 
 void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
   bool kept = false;  // a record's message lives as long as the batch
-  take_message(m, out, kept);
+  try {
+    take_message(m, out, kept);
+  } catch (...) {
+    // Not left behind: librdkafka's consumer cannot close while a message is alive.
+    rd_kafka_message_destroy(m);
+    throw;
+  }
   if (kept)
     out.hold(m, [](void* message) { rd_kafka_message_destroy(static_cast<rd_kafka_message_t*>(message)); });
   else
@@ -243,6 +250,7 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   }
   if (!last_.state) return;  // a partition revoked since it was fetched
   PartitionState& state = *last_.state;
+  if (m->offset < state.resumed_at && state.taken_to < 0) refuse_foreign_position(topic, m->partition, state);
   note_gap(topic, m->partition, state, m->offset);
   if (last_.span == LastPartition::kNoSpan) {
     if (const Span* span = out.span(topic, m->partition)) {
@@ -308,8 +316,15 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
       run_bytes_ += m->len + m->key_len;
       take(m, out);
     };
-    count_and_take(first);
-    for (ssize_t i = 0; i < n; ++i) count_and_take(more[static_cast<std::size_t>(i)]);
+    ssize_t rest = 0;  // the first of `more` not taken yet
+    try {
+      count_and_take(first);
+      while (rest < n) count_and_take(more[static_cast<std::size_t>(rest++)]);
+    } catch (...) {
+      // take() destroyed the message that threw; the ones after it are not left alive.
+      for (ssize_t i = rest; i < n; ++i) rd_kafka_message_destroy(more[static_cast<std::size_t>(i)]);
+      throw;
+    }
     const std::size_t taken = static_cast<std::size_t>(n) + 1;
     run_messages_ += taken;
     const bool stall_possible = run_bytes_ >= stall_bytes_ || run_messages_ >= stall_messages_;
@@ -481,6 +496,23 @@ void KafkaSource::stop_waker() {
   }
   wake_changed_.notify_one();
   if (waker_.joinable()) waker_.join();
+}
+
+// The first record after resuming from the sink's position came from below it: that
+// position was past the end of the log, and librdkafka started the partition again per
+// auto.offset.reset. The log is not the one the sink's position counts in (the topic was
+// deleted and made again, or the sink's data came from another cluster); going on would
+// take this log's records for applied ones and skip them.
+void KafkaSource::refuse_foreign_position(std::string_view topic, std::int32_t partition,
+                                          const PartitionState& state) {
+  std::int64_t low = 0, high = 0;
+  cached_watermarks(topic, partition, low, high);
+  throw FatalError("the sink's stored position of " + std::string(topic) + "/" + std::to_string(partition) +
+                   " is " + std::to_string(state.resumed_at) + ", past the end of that partition's log (" +
+                   std::to_string(high) + " records): the topic was deleted and created again, or "
+                   "the sink's data comes from another cluster. Skipping would lose this log's "
+                   "records: point the sink at data of this cluster, or delete its stored position of " +
+                   std::string(topic) + "/" + std::to_string(partition) + " to read the partition from its start");
 }
 
 // Offsets without a record are normal: transaction markers, aborted transactions,
@@ -720,7 +752,9 @@ void KafkaSource::seek(const std::vector<Position>& positions) {
   for (const auto& p : positions) {
     auto it = assigned_.find({p.topic, p.partition});
     if (it == assigned_.end()) continue;
+    Gauge* lag = it->second.lag;
     it->second = PartitionState{};
+    it->second.lag = lag;
     it->second.read_to = p.next_offset;
     auto acked = acknowledged_.find(it->first);
     if (acked != acknowledged_.end()) acked->second = std::min(acked->second, p.next_offset);

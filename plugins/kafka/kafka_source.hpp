@@ -56,6 +56,7 @@ class KafkaSource final : public Source {
     bool at_end = false;         // the last event was the end of the partition
     std::int64_t read_to = -1;   // every offset before this was read (-1: start unknown)
     std::int64_t taken_to = -1;  // the last record handed to the host + 1 (-1: none yet)
+    std::int64_t resumed_at = -1;  // the sink's stored position it resumed from (-1: none)
     Gauge* lag = nullptr;        // records after the acknowledged position (metrics)
   };
 
@@ -78,6 +79,8 @@ class KafkaSource final : public Source {
   void nudge_group();
   void leave_group();
   void take_message(rd_kafka_message_t* message, Batch& out, bool& kept);
+  [[noreturn]] void refuse_foreign_position(std::string_view topic, std::int32_t partition,
+                                            const PartitionState& state);
   void note_gap(std::string_view topic, std::int32_t partition, PartitionState& state,
                 std::int64_t offset);
   bool caught_up();

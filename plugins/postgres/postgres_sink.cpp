@@ -488,4 +488,19 @@ std::optional<std::int64_t> PostgresSink::stored_position(std::string_view topic
   }
 }
 
+void PostgresSink::forget_position(std::string_view topic, std::int32_t partition) {
+  std::lock_guard lock(mutex_);
+  pqxx::connection& c = connection();
+  try {
+    pqxx::work tx(c);
+    tx.exec("DELETE FROM " + tx.quote_name(config_.positions_table) +
+            " WHERE pipeline = " + tx.quote(std::string(context_.pipeline())) +
+            " AND topic = " + tx.quote(std::string(topic)) + " AND partition = " + std::to_string(partition));
+    tx.commit();
+    seen_positions_.erase(position_key(topic, partition));
+  } catch (const std::exception& e) {
+    rethrow(e, "forgetting the stored position of " + position_key(topic, partition));
+  }
+}
+
 }  // namespace pipehost::postgres

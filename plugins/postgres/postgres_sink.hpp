@@ -50,6 +50,7 @@ class PostgresSink final : public Sink {
   void write(Batch& batch, BatchDone done) override;
   void stop() override;
   std::optional<std::int64_t> stored_position(std::string_view topic, std::int32_t partition) override;
+  void forget_position(std::string_view topic, std::int32_t partition) override;
 
  private:
   pqxx::connection& connection();  // connects (and prepares) when needed; RetriableError if it cannot

@@ -93,6 +93,15 @@ std::optional<std::int64_t> RedisSumSink::stored_position(std::string_view topic
   return position;
 }
 
+void RedisSumSink::forget_position(std::string_view topic, std::int32_t partition) {
+  std::lock_guard lock(mutex_);
+  ensure_ready();
+  std::string field = position_field(topic, partition);
+  Reply reply = connection_.command({"HDEL", config_.positions_key, field});
+  if (is_error(*reply)) connection_.throw_error(*reply, "HDEL " + config_.positions_key);
+  positions_[field] = std::nullopt;
+}
+
 // Reads every record's key and amount, rejecting those that cannot be counted before
 // anything is written: the host dead-letters them before a position past them is stored.
 void RedisSumSink::prepare(Batch& batch) {

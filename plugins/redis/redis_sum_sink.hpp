@@ -29,6 +29,7 @@ class RedisSumSink final : public Sink {
   void stop() override;
   std::optional<std::int64_t> stored_position(std::string_view topic,
                                               std::int32_t partition) override;
+  void forget_position(std::string_view topic, std::int32_t partition) override;
 
  private:
   enum class Outcome { applied, conflict, overflow };

@@ -167,6 +167,18 @@ std::optional<std::int64_t> SqliteSink::stored_position(std::string_view topic, 
   return p;
 }
 
+void SqliteSink::forget_position(std::string_view topic, std::int32_t partition) {
+  std::lock_guard lock(mutex_);
+  Statement s = db_->prepare("DELETE FROM " + identifier(config_.positions_table) +
+                             " WHERE pipeline = ? AND topic = ? AND partition = ?");
+  const std::string pipeline(context_.pipeline()), t(topic);
+  sqlite3_bind_text(s.get(), 1, pipeline.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s.get(), 2, t.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(s.get(), 3, partition);
+  if (sqlite3_step(s.get()) != SQLITE_DONE) fail("forgetting the position of " + key_of(topic, partition));
+  seen_positions_.erase(key_of(topic, partition));
+}
+
 void SqliteSink::bind(sqlite3_stmt* s, int i, const Value* v) {
   if (!v || v->is_null()) sqlite3_bind_null(s, i);
   else if (const auto* n = v->as<std::int64_t>()) sqlite3_bind_int64(s, i, *n);
@@ -267,6 +279,7 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
     // Every partition must continue exactly where its stored position says; a batch that
     // every partition has applied already is skipped whole.
     bool all_applied = !batch.spans.empty();
+    std::size_t applied_spans = 0;
     for (const Span& span : batch.spans) {
       const std::string key = key_of(span.topic, span.partition);
       auto stored = read_position(span.topic, span.partition);
@@ -274,14 +287,24 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
         throw FatalError("sqlite: the position of " + key + " vanished from " + config_.positions_table +
                          " (it was " + std::to_string(seen_positions_[key]) +
                          "): the file lost data, so counts cannot be exact any more");
-      if (stored && *stored >= span.next) continue;
+      if (stored && *stored >= span.next) {
+        applied_spans += 1;
+        continue;
+      }
       all_applied = false;
-      if (stored && *stored != span.from)
+      // from < 0: the source claims no continuity (the broker deleted records before
+      // these; it has said so loudly): what follows is new.
+      if (stored && span.from >= 0 && *stored != span.from)
         throw PositionMismatch("sqlite: " + config_.positions_table + " holds position " +
                                std::to_string(*stored) + " for " + key + " but this batch covers " +
                                std::to_string(span.from) + ".." + std::to_string(span.next) +
                                ": reading again from the stored position");
     }
+    // Some partitions applied, others not: the batch's rows mix both (count_by folded
+    // them), so none can be written; read each partition again from its stored position.
+    if (!all_applied && applied_spans > 0)
+      throw PositionMismatch("sqlite: " + config_.positions_table + " shows part of this batch's "
+                             "partitions applied already: reading again from the stored positions");
     if (all_applied) {
       sqlite3_exec(db_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
       batches_already_applied_.add();

@@ -47,6 +47,7 @@ class SqliteSink final : public Sink {
   void write(Batch& batch, BatchDone done) override;
   void stop() override;
   std::optional<std::int64_t> stored_position(std::string_view topic, std::int32_t partition) override;
+  void forget_position(std::string_view topic, std::int32_t partition) override;
 
  private:
   struct Column {

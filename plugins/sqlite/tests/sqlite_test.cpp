@@ -101,6 +101,43 @@ TEST_CASE("sqlite: a batch already applied is skipped; one not continuing is ref
   CHECK(f.sql("SELECT count FROM aggregated") == "3\n");
 }
 
+TEST_CASE("sqlite: a batch with one partition applied and another not is read again, not written") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch first = counts({{"mayo", 2}}, 0, 0, 10);
+  testing::write_batch(*sink, first);
+  // Partition 0 again (applied), partition 1 new: count_by folded both into one row.
+  Batch mixed = counts({{"mayo", 3}}, 0, 0, 10);
+  mixed.spans.push_back({"message", 1, -1, 1});
+  CHECK_THROWS_AS(testing::write_batch(*sink, mixed), PositionMismatch);
+  CHECK(f.sql("SELECT count FROM aggregated") == "2\n");
+  CHECK_FALSE(sink->stored_position("message", 1).has_value());
+}
+
+TEST_CASE("sqlite: a span that claims no continuity (records deleted before it) is written") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch first = counts({{"mayo", 2}}, 0, 0, 10);
+  testing::write_batch(*sink, first);
+  Batch after_gap = counts({{"mayo", 1}}, 0, -1, 40);  // the broker deleted 10..38 unread
+  CHECK(testing::write_batch(*sink, after_gap).status.is_ok());
+  CHECK(f.sql("SELECT count FROM aggregated") == "3\n");
+  CHECK(sink->stored_position("message", 0) == 40);
+}
+
+TEST_CASE("sqlite: a forgotten position lets a new log of the partition start from its beginning") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch first = counts({{"mayo", 2}}, 0, 0, 10);
+  testing::write_batch(*sink, first);
+  sink->forget_position("message", 0);
+  CHECK_FALSE(sink->stored_position("message", 0).has_value());
+  Batch fresh = counts({{"mayo", 5}}, 0, -1, 5);  // the new log's first records
+  CHECK(testing::write_batch(*sink, fresh).status.is_ok());
+  CHECK(f.sql("SELECT count FROM aggregated") == "7\n");
+  CHECK(sink->stored_position("message", 0) == 5);
+}
+
 TEST_CASE("sqlite: rows the table refuses are rejected when the batch is read again") {
   // CHECK constraints only SQLite knows: the batch is refused with nothing written, and
   // the rows are rejected when the source reads it again (by origin, or for counts made

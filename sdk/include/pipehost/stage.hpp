@@ -115,6 +115,15 @@ class PIPEHOST_EXPORT Sink {
     (void)partition;
     return std::nullopt;
   }
+  // For sinks that store source positions: drop the stored position of a partition
+  // whose log began anew, so that the next write stores its span's position as a first
+  // one. The host calls it for the embedded broker, which starts empty every run: a
+  // position stored by an earlier process belongs to a log that no longer exists, and
+  // resuming from it would skip this run's records. The data stays.
+  virtual void forget_position(std::string_view topic, std::int32_t partition) {
+    (void)topic;
+    (void)partition;
+  }
 };
 
 }  // namespace pipehost

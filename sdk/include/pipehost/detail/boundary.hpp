@@ -42,6 +42,7 @@ class PIPEHOST_EXPORT SinkStage {
   virtual Status stop() noexcept = 0;
   virtual Status stored_position(std::string_view topic, std::int32_t partition,
                                  std::optional<std::int64_t>& out) noexcept = 0;
+  virtual Status forget_position(std::string_view topic, std::int32_t partition) noexcept = 0;
 };
 
 class PIPEHOST_EXPORT RouteStage {
@@ -124,6 +125,9 @@ class GuardedSink final : public SinkStage {
   Status stored_position(std::string_view topic, std::int32_t partition,
                          std::optional<std::int64_t>& out) noexcept override {
     return guarded([&] { out = impl_->stored_position(topic, partition); });
+  }
+  Status forget_position(std::string_view topic, std::int32_t partition) noexcept override {
+    return guarded([&] { impl_->forget_position(topic, partition); });
   }
 
  private:
