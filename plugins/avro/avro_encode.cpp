@@ -70,7 +70,6 @@ RecordTransform::Verdict AvroEncode::apply(Record& record) {
                         [](const Header& x) { return x.key == kSubjectHeader; });
   const bool has_header = h != record.headers.end();
   Target& t = target(record, has_header ? std::string_view(h->value) : std::string_view());
-  if (has_header) record.headers.erase(h);
   // Into a string of its own, which becomes the payload only once the value is written
   // whole: a rejected record keeps the payload it came with (its dead letter shows it).
   std::string out;
@@ -79,6 +78,7 @@ RecordTransform::Verdict AvroEncode::apply(Record& record) {
   from_value_.binary(record.value, t.schema.get(), out);
   last_size_ = out.size() - kFrameHeaderSize;
   record.payload = std::move(out);
+  if (has_header) record.headers.erase(h);  // only now: a rejected record keeps it
   return Verdict::keep;
 }
 

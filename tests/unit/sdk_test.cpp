@@ -5,6 +5,7 @@
 #include <pipehost/record.hpp>
 #include <pipehost/time.hpp>
 #include <pipehost/refused.hpp>
+#include <pipehost/stage.hpp>
 #include <pipehost/utf8.hpp>
 
 #include <cstdio>
@@ -276,4 +277,31 @@ TEST_CASE("FieldReader: a shape dropped and another made at its address is read 
     CHECK(*got->as<std::int64_t>() == 2);
   }
   MESSAGE("shapes made at the address of the one before: " << reused);
+}
+
+TEST_CASE("sdk: a retried RecordTransform goes on from the record that threw, rejecting nothing twice") {
+  struct Flaky : RecordTransform {
+    std::vector<int> applied = std::vector<int>(4, 0);
+    bool failed_once = false;
+    Verdict apply(Record& r) override {
+      const auto i = static_cast<std::size_t>(r.origin.offset);
+      applied[i] += 1;
+      if (i == 0) throw InvalidRecord("bad");
+      if (i == 2 && !failed_once) {
+        failed_once = true;
+        throw RetriableError("registry unreachable");
+      }
+      return Verdict::keep;
+    }
+  } t;
+  Batch b;
+  for (int i = 0; i < 4; ++i) b.records.emplace_back().origin = {"t", 0, i};
+  CHECK_THROWS_AS(t.process(b), RetriableError);
+  t.process(b);  // the host's retry, with the batch as the failed call left it
+  CHECK(b.rejections.size() == 1);
+  CHECK(t.applied == std::vector<int>{1, 1, 2, 1});
+  Batch next;  // another batch starts from its first record
+  for (int i = 0; i < 4; ++i) next.records.emplace_back().origin = {"t", 0, i};
+  t.process(next);
+  CHECK(t.applied == std::vector<int>{2, 2, 3, 2});
 }

@@ -57,26 +57,41 @@ class PIPEHOST_EXPORT Transform {
   virtual void start() {}
   // Rewrites the batch in place: change records, drop or reject them (Batch::drop,
   // Batch::reject), append new ones (fan out: copy the origin so they are acknowledged).
+  // Throwing RetriableError has the host call process again with the same batch, as this
+  // call left it: a transform that throws it midway must be safe to call again.
   virtual void process(Batch& batch) = 0;
   virtual void stop() {}
 };
 
 // A transform written one record at a time. Throwing InvalidRecord from apply rejects
-// just that record; the rest of the batch goes on.
+// just that record; the rest of the batch goes on. After any other exception (a
+// RetriableError: the registry is unreachable) the host's retry of the batch goes on
+// from the record that threw: the ones before it are applied (or rejected) once.
 class PIPEHOST_EXPORT RecordTransform : public Transform {
  public:
   enum class Verdict { keep, drop };
   virtual Verdict apply(Record& record) = 0;
 
   void process(Batch& batch) final {
-    for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    std::size_t i = 0;
+    if (stopped_in_ == &batch && stopped_at_ < batch.records.size()) i = stopped_at_;
+    stopped_in_ = nullptr;
+    for (; i < batch.records.size(); ++i) {
       try {
         if (apply(batch.records[i]) == Verdict::drop) batch.drop(i);
       } catch (const InvalidRecord& e) {
         batch.reject(i, e.what());
+      } catch (...) {
+        stopped_in_ = &batch;
+        stopped_at_ = i;
+        throw;
       }
     }
   }
+
+ private:
+  const Batch* stopped_in_ = nullptr;  // the batch a retry continues, and from where
+  std::size_t stopped_at_ = 0;
 };
 
 // Called exactly once per written batch, from any thread, with
