@@ -147,7 +147,13 @@ class Walk {
       for (std::uint64_t i = 0; i < count; ++i, ++used) {
         // Grown as items are read (a count is only a claim), keeping the items it has.
         if (list && list->size() <= used) list->emplace_back();
+        const unsigned char* before = p_;
         value(items, depth + 1, list ? &(*list)[used] : nullptr);
+        // A null (or empty record, or fixed of 0 bytes) takes no byte: without this, 9
+        // bytes could claim a million items, ~50 MB of values.
+        if (p_ == before && ++empty_items_ > kMostEmptyItems)
+          fail("more than " + std::to_string(kMostEmptyItems) +
+               " array items of no bytes (nulls, empty records) in one record");
       }
     }
     if (list) list->resize(used);
@@ -237,6 +243,8 @@ class Walk {
   const BinaryLimits& limits_;
   ToValue* shapes_;
   std::uint64_t elements_ = 0;
+  static constexpr std::uint64_t kMostEmptyItems = 1024;
+  std::uint64_t empty_items_ = 0;
 };
 
 }  // namespace

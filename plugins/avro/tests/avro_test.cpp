@@ -346,6 +346,23 @@ TEST_CASE("avro_decode: malformed values are rejected with the reason") {
   }
 }
 
+TEST_CASE("avro_decode: nine bytes claiming a million nulls are refused, not decoded to ~50 MB") {
+  StageHarness<avro::AvroDecode> h;  // the default max_elements, 1,000,000
+  const int nulls = register_text(h.context, "n-value", R"({"type":"array","items":"null"})");
+  std::string million;
+  put_long(million, 1'000'000);
+  put_long(million, 0);
+  std::string few;  // a short array of nulls is still a value
+  put_long(few, 3);
+  put_long(few, 0);
+  Batch b = of({framed(nulls, million), framed(nulls, few)});
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 1);
+  CHECK_MESSAGE(rejected[0].reason.find("of no bytes") != std::string::npos, rejected[0].reason);
+  REQUIRE(b.records.size() == 1);
+  CHECK(b.records[0].value.as<List>()->size() == 3);
+}
+
 TEST_CASE("avro_decode: random bytes after a valid header never crash") {
   StageHarness<avro::AvroDecode> h;
   const int id = register_file(h.context, "producer.to.processor-value", kProducerSchema);
