@@ -126,11 +126,12 @@ void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void
     { std::lock_guard lock(sink->room_mutex_); }  // the waiter is waiting, or sees reports_
     sink->room_.notify_all();
   }
-  auto* c = static_cast<BatchCompletion*>(message->_private);
-  if (!c) {  // in a transaction: committing it reports a failed delivery
+  if (sink->exactly_once_) {  // in a transaction: committing it reports a failed delivery
     if (!message->err) sink->delivered_->add();
+    else sink->note_failed_delivery(message);
     return;
   }
+  auto* c = static_cast<BatchCompletion*>(message->_private);
   if (message->err)
     c->fail(Status::fatal(std::string("delivery to ") + rd_kafka_topic_name(message->rkt) +
                           " failed: " + rd_kafka_err2str(message->err)));

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include <pipehost/sdk.hpp>
 
@@ -85,6 +86,13 @@ class KafkaSink final : public Sink {
   std::shared_ptr<TaskLink> link_;
   Counter* transactions_ = nullptr;
   Counter* aborts_ = nullptr;
+  // The transaction's records' origins (a delivery report names its record by index + 1
+  // in the message's opaque), and its first failed delivery.
+  std::vector<Origin> transaction_origins_;
+  std::mutex failure_mutex_;
+  std::string delivery_failure_;
+  bool delivery_failure_permanent_ = false;
+  void note_failed_delivery(const rd_kafka_message_t* message);
 };
 
 }  // namespace pipehost::kafka

@@ -80,7 +80,51 @@ void KafkaSink::settle(rd_kafka_error_t* error, const std::string& doing) {
                      f.text + ") and so did the abort: " + a.text);
   }
   aborts_->add();
+  {
+    std::lock_guard lock(failure_mutex_);
+    if (delivery_failure_permanent_)
+      throw FatalError(delivery_failure_ + ": the broker refuses this record whatever the attempt, "
+                       "so reading the batch again would fail the same way forever (transaction "
+                       "aborted, nothing of the batch written). Fix the destination topic's "
+                       "settings (max.message.bytes, cleanup.policy, ACLs) or the records");
+  }
   throw PositionMismatch(doing + " failed (" + f.text + "): transaction aborted");
+}
+
+namespace {
+// Delivery errors a retry of the same record meets again.
+bool refused_for_good(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
+void KafkaSink::note_failed_delivery(const rd_kafka_message_t* message) {
+  std::lock_guard lock(failure_mutex_);
+  if (!delivery_failure_.empty()) return;  // the first one says it
+  const auto index = reinterpret_cast<std::uintptr_t>(message->_private);
+  std::string which = "a record";
+  if (index >= 1 && index <= transaction_origins_.size()) {
+    const Origin& o = transaction_origins_[index - 1];
+    if (o.partition >= 0)
+      which = "the record from " + std::string(o.topic) + "/" + std::to_string(o.partition) + "@" +
+              std::to_string(o.offset);
+  }
+  delivery_failure_ = "delivery of " + which + " to " + rd_kafka_topic_name(message->rkt) +
+                      " failed: " + rd_kafka_err2str(message->err);
+  delivery_failure_permanent_ = refused_for_good(message->err);
 }
 
 void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
@@ -109,9 +153,17 @@ void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
     }
   } cleanup{group, offsets};
 
+  {
+    std::lock_guard lock(failure_mutex_);  // the last transaction's reports are all in
+    delivery_failure_.clear();
+    delivery_failure_permanent_ = false;
+    transaction_origins_.clear();
+    for (const auto& r : batch.records) transaction_origins_.push_back(r.origin);
+  }
   call("beginning a transaction", [&] { return rd_kafka_begin_transaction(producer_); });
   try {
-    for (auto& r : batch.records) produce(r, nullptr);
+    for (std::size_t i = 0; i < batch.records.size(); ++i)
+      produce(batch.records[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i + 1)));
   } catch (const StoppedWhileFull&) {
     rd_kafka_error_t* e = rd_kafka_abort_transaction(producer_, kTimeoutMs);
     if (e) rd_kafka_error_destroy(e);

@@ -253,6 +253,27 @@ def kill_and_restart(exactly_once):
     return duplicates
 
 
+def test_exactly_once_stops_naming_a_record_the_broker_refuses_for_good():
+    # The finance topic takes at most 2000 bytes a batch; one event is far larger. Each
+    # transaction holding it aborts: reading the batch again would abort forever (it did,
+    # silently, writing aborted copies of the other records every round).
+    import confluent_kafka.admin
+    prefix = unique("tenants-refused")
+    topic = f"{prefix}.producer.to.processor"
+    create_topic(topic, partitions=1)
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": require_env("KAFKA_BROKERS")})
+    finance = f"{prefix}.processor.to.finance"
+    admin.create_topics([confluent_kafka.admin.NewTopic(finance, 3, 1, config={"max.message.bytes": "2000"})]
+                        )[finance].result(30)
+    big = event("100001", "FINANCE", 1)
+    big["payload"] = "x" * 20000
+    produce_events(topic, [event("100000", "MARKETING", 0), big])
+    r = pipehost(*processor_args(tenant_config(prefix, exactly_once=True),
+                                 "--set", "pipeline.processor.source.stop_at_end=true"), check=1, timeout=120)
+    assert f"delivery of the record from {topic}/0@1 to {finance} failed" in r.stderr, r.stderr[-3000:]
+    assert "refuses this record whatever the attempt" in r.stderr
+
+
 def test_kill_9_twice_every_event_routed_at_least_once():
     duplicates = kill_and_restart(exactly_once=False)
     print(f"  at least once: {duplicates} duplicates after two kill -9")
