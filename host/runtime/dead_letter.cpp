@@ -103,6 +103,7 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
       add("pipehost.origin.partition", std::to_string(r.record.origin.partition));
       add("pipehost.origin.offset", std::to_string(r.record.origin.offset));
     }
+    fit_in_a_message(letter);
   }
   auto outcome = std::make_shared<Outcome>();
   Status written = sink_->write(batch, [outcome](Status s) {
@@ -124,6 +125,25 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
   if (outcome->status.is_ok()) return Status::ok();
   // The producer retried within message.timeout.ms already: what is left is for a human.
   return Status::fatal("dead-letter topic " + topic_ + ": " + outcome->status.message());
+}
+
+// A rejected record near the broker's size limit (a payload the decoder found too large,
+// say) plus the letter's headers would be refused by the producer (message.max.bytes,
+// 1,000,000 by default): the pipeline would stop on it at every restart. Such a letter
+// keeps the start of its payload, and says so; the whole record stays in its topic, at
+// the origin the headers name.
+void fit_in_a_message(Record& letter) {
+  std::size_t size = letter.key.size() + letter.payload.size();
+  for (const auto& h : letter.headers) size += h.key.size() + h.value.size() + 16;
+  if (size <= kMostLetterBytes) return;
+  const std::size_t whole = letter.payload.size();
+  const std::size_t over = size - kMostLetterBytes;
+  const std::size_t kept = whole > over ? whole - over : 0;
+  letter.payload = std::string(letter.payload.view().substr(0, kept));
+  for (auto& h : letter.headers)
+    if (h.key == "pipehost.payload") h.value = "truncated";  // not the source's: not replayed
+  letter.headers.push_back({"pipehost.payload.truncated",
+                            std::to_string(kept) + " of " + std::to_string(whole) + " bytes kept"});
 }
 
 void clip_reason(std::string& reason) {

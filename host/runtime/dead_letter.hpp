@@ -80,6 +80,12 @@ class DeadLetterWriter {
   std::unique_ptr<SinkStage> sink_;
 };
 
+// The most a dead letter's key, payload and headers may take: under librdkafka's default
+// message.max.bytes (1,000,000) with room for the record batch's own overhead. Past it
+// the payload is cut (header pipehost.payload.truncated).
+constexpr std::size_t kMostLetterBytes = 900'000;
+void fit_in_a_message(Record& letter);
+
 // A rejection's reason cut to kMostReasonBytes (at a UTF-8 boundary, saying how much was
 // cut) before it is logged or written as a letter's header: a stage that put a whole value
 // into its reason would make the letter too large for the broker, and a dead letter that

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <map>
 
 #include "../support/mock_kafka.hpp"
 #include "pipehost/testing.hpp"
@@ -69,6 +70,26 @@ TEST_CASE("dead letters carry the record and headers naming pipeline, stage, err
                                               {"pipehost.origin.topic", "source-topic"},
                                               {"pipehost.origin.partition", "2"},
                                               {"pipehost.origin.offset", "41"}});
+}
+
+TEST_CASE("a dead letter of a record near the broker's limit keeps the start of its payload, and says so") {
+  testing::MockKafka kafka;
+  kafka.create_topic("dlq");
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  DeadLetterWriter writer(kafka_sink(), context, "dlq", "orders");
+  static const std::string read_bytes(999'000, 'x');  // with the headers, past message.max.bytes
+  auto rejections = rejection("ignored");
+  rejections[0].record.payload.borrow(read_bytes);
+  REQUIRE(writer.write(rejections, "transforms[0]").is_ok());
+  auto messages = kafka.read_all("dlq");
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].value.size() < kMostLetterBytes);
+  CHECK(read_bytes.starts_with(messages[0].value));
+  std::map<std::string, std::string> headers(messages[0].headers.begin(), messages[0].headers.end());
+  CHECK(headers["pipehost.payload"] == "truncated");  // so replay leaves it
+  CHECK(headers["pipehost.payload.truncated"] == std::to_string(messages[0].value.size()) + " of 999000 bytes kept");
+  CHECK(headers["pipehost.origin.offset"] == "41");
 }
 
 // The defect: every message carried the address of a stack variable of write(); a write
