@@ -21,7 +21,24 @@ std::string error_text(long status, const std::string& body) {
   }
   return "HTTP " + std::to_string(status) + ": " + body.substr(0, 200);
 }
+// Confluent's error code in a 404's body: 40401 no such subject, 40402 no such version,
+// 40403 no such schema. A 404 without one came from something else at that URL (a wrong
+// path, another service), and saying "not in the registry" would dead-letter every record.
+int error_code(const std::string& body) {
+  try {
+    auto j = nlohmann::json::parse(body);
+    if (j.contains("error_code") && j["error_code"].is_number_integer()) return j["error_code"].get<int>();
+  } catch (...) {
+  }
+  return 0;
+}
 }  // namespace
+
+Status RestSchemaRegistry::not_a_registry(const std::string& path, const std::string& body) const {
+  return Status::fatal("schema registry " + shown_url_ + path + " answered " + error_text(404, body) +
+                       ", without a Confluent error code: is schema_registry (SCHEMA_REGISTRY_URL) "
+                       "the registry's API root? (Apicurio's: http://HOST:PORT/apis/ccompat/v7)");
+}
 
 RestSchemaRegistry::RestSchemaRegistry(std::string base_url) : base_url_(std::move(base_url)) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
@@ -83,6 +100,7 @@ Status RestSchemaRegistry::register_schema(std::string_view subject, std::string
     if (status == 0)
       return Status::retriable("schema registry " + shown_url_ + " unreachable: " + text);
     if (status >= 500) return Status::retriable("schema registry " + shown_url_ + ": " + error_text(status, text));
+    if (status == 404 && error_code(text) / 100 != 404) return not_a_registry(path, text);
     if (status != 200)
       return Status::fatal("schema registry refused subject '" + std::string(subject) + "': " + error_text(status, text));
     id = nlohmann::json::parse(text).at("id").get<int>();
@@ -102,6 +120,7 @@ Status RestSchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcept 
     }
     auto [status, text] = request("GET", "/schemas/ids/" + std::to_string(id), "");
     if (status == 0) return Status::retriable("schema registry " + shown_url_ + " unreachable: " + text);
+    if (status == 404 && error_code(text) != 40403) return not_a_registry("/schemas/ids/" + std::to_string(id), text);
     if (status == 404) return Status::invalid("schema id " + std::to_string(id) + " is not in the registry");
     if (status != 200) return Status::retriable("schema registry: " + error_text(status, text));
     auto j = nlohmann::json::parse(text);
@@ -125,6 +144,7 @@ Status RestSchemaRegistry::latest_schema(std::string_view subject, RegisteredSch
     curl_free(escaped);
     auto [status, text] = request("GET", path, "");
     if (status == 0) return Status::retriable("schema registry " + shown_url_ + " unreachable: " + text);
+    if (status == 404 && error_code(text) != 40401 && error_code(text) != 40402) return not_a_registry(path, text);
     if (status == 404) return Status::invalid("subject " + std::string(subject) + " has no schema in the registry");
     if (status != 200) return Status::retriable("schema registry: " + error_text(status, text));
     auto j = nlohmann::json::parse(text);

@@ -19,6 +19,7 @@ class RestSchemaRegistry final : public SchemaRegistry {
   Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept override;
 
  private:
+  Status not_a_registry(const std::string& path, const std::string& body) const;
   // HTTP status and body; status 0 means the request did not reach the server.
   std::pair<long, std::string> request(const std::string& method, const std::string& path,
                                        const std::string& body);

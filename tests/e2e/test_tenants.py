@@ -274,6 +274,19 @@ def test_exactly_once_stops_naming_a_record_the_broker_refuses_for_good():
     assert "refuses this record whatever the attempt" in r.stderr
 
 
+def test_a_registry_url_that_is_not_the_api_root_is_named_not_taken_for_unknown_schemas():
+    # Every path under a wrong root answers 404: taken for "schema id N is not in the
+    # registry", every record would have been dead-lettered and committed past.
+    prefix = unique("tenants-badurl")
+    create_topic(f"{prefix}.producer.to.processor", partitions=1)
+    produce_events(f"{prefix}.producer.to.processor", [event("100000", "FINANCE", 0)])
+    wrong = require_env("SCHEMA_REGISTRY_URL").split("/apis/")[0] + "/not-the-api"
+    r = pipehost(*processor_args(tenant_config(prefix), "--set", "pipeline.processor.source.stop_at_end=true"),
+                 env={"SCHEMA_REGISTRY_URL": wrong}, timeout=120)
+    assert r.returncode != 0
+    assert "without a Confluent error code" in r.stderr and "API root" in r.stderr, r.stderr[-3000:]
+
+
 def test_kill_9_twice_every_event_routed_at_least_once():
     duplicates = kill_and_restart(exactly_once=False)
     print(f"  at least once: {duplicates} duplicates after two kill -9")
