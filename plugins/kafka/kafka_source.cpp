@@ -229,7 +229,25 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
     if (rd_kafka_fatal_error(consumer_, nullptr, 0))
       throw FatalError("Kafka consumer: " + error_text(m->err));
-    context_.warn("Kafka consumer: " + error_text(m->err) + " (librdkafka retries)");
+    const std::string where = m->rkt ? " at " + std::string(rd_kafka_topic_name(m->rkt)) + "/" +
+                                           std::to_string(m->partition) + "@" + std::to_string(m->offset)
+                                     : std::string();
+    // Records librdkafka could not read (a corrupt or CRC-failing batch, a compression or
+    // format it does not know): it skips them or fetches them again forever; either way
+    // going on would move the committed offset past records never delivered.
+    if (m->err == RD_KAFKA_RESP_ERR__BAD_MSG || m->err == RD_KAFKA_RESP_ERR__BAD_COMPRESSION ||
+        m->err == RD_KAFKA_RESP_ERR__NOT_IMPLEMENTED)
+      throw FatalError("Kafka consumer cannot read the records" + where + ": " +
+                       rd_kafka_message_errstr(m) + " (" + error_text(m->err) +
+                       "); nothing past them is committed. Inspect the partition (kcat -o OFFSET), "
+                       "then move the group past them with pipehost positions --reset-to if they are lost");
+    const auto now = std::chrono::steady_clock::now();
+    if (m->err != last_warned_error_ || now - last_warned_at_ > std::chrono::seconds(10)) {
+      last_warned_error_ = m->err;
+      last_warned_at_ = now;
+      context_.warn("Kafka consumer" + where + ": " + rd_kafka_message_errstr(m) + " (" +
+                    error_text(m->err) + "; librdkafka retries)");
+    }
     return;
   }
   if (m->rkt != last_.topic_handle || m->partition != last_.partition) {

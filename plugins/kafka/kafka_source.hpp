@@ -151,6 +151,8 @@ class KafkaSource final : public Source {
   std::chrono::steady_clock::time_point stall_possible_at_{};  // the last such run
   bool queue_was_high_ = false;  // seen at half a threshold since the last wake (wake_below_half_full)
   bool finish_at_end_ = false;
+  rd_kafka_resp_err_t last_warned_error_ = RD_KAFKA_RESP_ERR_NO_ERROR;  // said once per 10 s
+  std::chrono::steady_clock::time_point last_warned_at_{};
   bool headers_ = true;
   Counter* received_ = nullptr;
   Counter* commits_ = nullptr;
