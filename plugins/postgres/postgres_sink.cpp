@@ -156,6 +156,9 @@ pqxx::connection& PostgresSink::connection() {
       std::stringstream sql;
       sql << in.rdbuf();
       tx.exec(sql.str());
+      if (!tx.exec("SELECT to_regclass(" + tx.quote(config_.table) + ") IS NOT NULL")[0][0].as<bool>())
+        throw FatalError("postgres: schema_file " + config_.schema_file + " ran but did not create table " +
+                         config_.table + ": make table name the table the file creates, or fix the file");
     }
     tx.commit();
     load_layout(*c);

@@ -58,6 +58,18 @@ def trade(id_, version, book="B1", **more):
     return t
 
 
+
+def test_a_schema_file_that_does_not_create_the_table_is_named():
+    topic = unique("trades-typo")
+    produce(topic, [trade("T1", 1)])
+    table = "trade_" + topic.replace("-", "_")  # not the table trades.sql creates
+    r = pipehost(*consumer_args(topic, table, ["--set", "pipeline.consumer.source.stop_at_end=true",
+                                               "--set", "pipeline.consumer.sink.schema_file="
+                                               + os.path.join(CONFIGS, "sql", "trades.sql")]), timeout=120)
+    assert r.returncode != 0
+    assert f"did not create table {table}" in r.stderr, r.stderr[-3000:]
+
+
 def test_trades_from_a_third_party_producer_first_write_wins_and_bad_ones_dead_lettered():
     topic, table = unique("trades"), unique("trades").replace("-", "_")
     create_table(table)
