@@ -548,7 +548,7 @@ void KafkaSource::note_gap(std::string_view topic, std::int32_t partition, Parti
                    " of " + std::string(topic) + "/" + std::to_string(partition) +
                    " were deleted by the broker before they were read (retention; the embedded "
                    "broker keeps only ~5 MiB per partition): those records are lost");
-    state.read_to = -1;
+    state.read_to = Span::kAfterLostRecords;
   } else {
     skipped_->add(static_cast<std::uint64_t>(offset - state.read_to));
   }

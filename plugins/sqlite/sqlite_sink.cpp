@@ -292,9 +292,9 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
         continue;
       }
       all_applied = false;
-      // from < 0: the source claims no continuity (the broker deleted records before
-      // these; it has said so loudly): what follows is new.
-      if (stored && span.from >= 0 && *stored != span.from)
+      // Records before these were deleted unread (the source has said so loudly): what
+      // follows is new. Any other start (-1: unknown) must be the stored position.
+      if (stored && span.from != Span::kAfterLostRecords && *stored != span.from)
         throw PositionMismatch("sqlite: " + config_.positions_table + " holds position " +
                                std::to_string(*stored) + " for " + key + " but this batch covers " +
                                std::to_string(span.from) + ".." + std::to_string(span.next) +

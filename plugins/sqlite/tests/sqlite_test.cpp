@@ -114,12 +114,14 @@ TEST_CASE("sqlite: a batch with one partition applied and another not is read ag
   CHECK_FALSE(sink->stored_position("message", 1).has_value());
 }
 
-TEST_CASE("sqlite: a span that claims no continuity (records deleted before it) is written") {
+TEST_CASE("sqlite: a span after records the broker deleted unread is written; one of unknown start is not") {
   Fixture f;
   auto sink = f.sink();
   Batch first = counts({{"mayo", 2}}, 0, 0, 10);
   testing::write_batch(*sink, first);
-  Batch after_gap = counts({{"mayo", 1}}, 0, -1, 40);  // the broker deleted 10..38 unread
+  Batch unknown_start = counts({{"mayo", 1}}, 0, -1, 40);  // a start the source cannot vouch for
+  CHECK_THROWS_AS(testing::write_batch(*sink, unknown_start), PositionMismatch);
+  Batch after_gap = counts({{"mayo", 1}}, 0, Span::kAfterLostRecords, 40);  // 10..38 deleted unread
   CHECK(testing::write_batch(*sink, after_gap).status.is_ok());
   CHECK(f.sql("SELECT count FROM aggregated") == "3\n");
   CHECK(sink->stored_position("message", 0) == 40);

@@ -92,9 +92,12 @@ struct Origin {
 // positions with its data stores `next`, and may check that the batch starts where its
 // stored position is (`from`). from = -1: the source cannot vouch for what precedes the
 // batch's first record (its first read of a partition from an unknown start).
+// from = kAfterLostRecords: records before the first one were deleted unread (retention;
+// the source has said so loudly): a stored position before it is not lost writes.
 // Spans are the batch's, not its records': dropping, rejecting or fanning out records
 // leaves them as they are, so a position never moves back or skips a record.
 struct Span {
+  static constexpr std::int64_t kAfterLostRecords = -2;
   std::string_view topic;  // interned by the source for the life of the pipeline
   std::int32_t partition = -1;
   std::int64_t from = -1;
