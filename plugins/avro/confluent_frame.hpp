@@ -20,8 +20,11 @@ inline std::int32_t frame_schema_id(std::string_view payload) {
     throw InvalidRecord("payload does not start with the Schema Registry magic byte 0 (it starts with " +
                         std::to_string(static_cast<unsigned char>(payload[0])) + ")");
   const auto* b = reinterpret_cast<const unsigned char*>(payload.data());
-  return static_cast<std::int32_t>((std::uint32_t{b[1]} << 24) | (std::uint32_t{b[2]} << 16) |
-                                   (std::uint32_t{b[3]} << 8) | std::uint32_t{b[4]});
+  const auto id = static_cast<std::int32_t>((std::uint32_t{b[1]} << 24) | (std::uint32_t{b[2]} << 16) |
+                                            (std::uint32_t{b[3]} << 8) | std::uint32_t{b[4]});
+  if (id <= 0)  // not asked of the registry: one HTTP call per such record
+    throw InvalidRecord("schema id " + std::to_string(id) + " is not one a registry gives (they start at 1)");
+  return id;
 }
 
 inline void write_frame_header(std::string& out, std::int32_t schema_id) {

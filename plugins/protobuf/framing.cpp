@@ -53,6 +53,9 @@ FrameHeader parse_frame(std::string_view payload) {
   std::uint32_t id = 0;
   for (int i = 1; i <= 4; ++i) id = (id << 8) | static_cast<unsigned char>(payload[i]);
   h.schema_id = static_cast<std::int32_t>(id);
+  if (h.schema_id <= 0)  // not asked of the registry: one HTTP call per such record
+    throw InvalidRecord("schema id " + std::to_string(h.schema_id) +
+                        " is not one a registry gives (they start at 1)");
   std::size_t pos = 5;
   const std::int32_t count = read_zigzag(payload, pos);
   if (count < 0) throw InvalidRecord("not Confluent framing: negative message-index count");

@@ -324,6 +324,8 @@ TEST_CASE("avro_decode: malformed values are rejected with the reason") {
       {"", "too short"},
       {std::string("\x01\x00\x00\x00\x01", 5), "magic byte"},
       {framed(999, "x"), "unknown schema id 999"},
+      {framed(0, "x"), "schema id 0 is not one a registry gives"},
+      {framed(-5, "x"), "schema id -5 is not one a registry gives"},
       {framed(proto, ""), "not AVRO"},
       {framed(seed, truncated), "runs past the end"},
       {framed(seed, huge_len), "runs past the end"},

@@ -35,6 +35,13 @@ TEST_CASE("framing: schema id is 4 bytes big-endian") {
   CHECK(h.path == path({0}));
 }
 
+TEST_CASE("framing: ids a registry never gives (0, negative) are refused without asking it") {
+  CHECK_THROWS_WITH_AS(parse_frame(bytes({0, 0, 0, 0, 0, 0x00})), doctest::Contains("schema id 0 is not one"),
+                       InvalidRecord);
+  CHECK_THROWS_WITH_AS(parse_frame(bytes({0, 0xff, 0xff, 0xff, 0xfb, 0x00})),
+                       doctest::Contains("schema id -5 is not one"), InvalidRecord);
+}
+
 TEST_CASE("framing: every index-path form parses and round-trips") {
   struct Case {
     std::string wire;
