@@ -278,7 +278,6 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
   try {
     // Every partition must continue exactly where its stored position says; a batch that
     // every partition has applied already is skipped whole.
-    bool all_applied = !batch.spans.empty();
     std::size_t applied_spans = 0;
     for (const Span& span : batch.spans) {
       const std::string key = key_of(span.topic, span.partition);
@@ -291,7 +290,6 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
         applied_spans += 1;
         continue;
       }
-      all_applied = false;
       // Records before these were deleted unread (the source has said so loudly): what
       // follows is new. Any other start (-1: unknown) must be the stored position.
       if (stored && span.from != Span::kAfterLostRecords && *stored != span.from)
@@ -302,6 +300,7 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
     }
     // Some partitions applied, others not: the batch's rows mix both (count_by folded
     // them), so none can be written; read each partition again from its stored position.
+    const bool all_applied = !batch.spans.empty() && applied_spans == batch.spans.size();
     if (!all_applied && applied_spans > 0)
       throw PositionMismatch("sqlite: " + config_.positions_table + " shows part of this batch's "
                              "partitions applied already: reading again from the stored positions");

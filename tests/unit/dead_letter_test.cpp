@@ -30,13 +30,21 @@ std::vector<Rejection> rejection(const std::string& value) {
   return {Rejection{r, "bad " + value}};
 }
 
+// A mock cluster holding the dead-letter topic "dlq", and a context pointed at it.
+struct DeadLetterCluster {
+  testing::MockKafka kafka;
+  testing::TestContext context;
+  DeadLetterCluster() {
+    kafka.create_topic("dlq");
+    context.bootstrap = kafka.bootstrap();
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a dead letter says whether its payload is the one its source read") {
-  testing::MockKafka kafka;
-  kafka.create_topic("dlq");
-  testing::TestContext context;
-  context.bootstrap = kafka.bootstrap();
+  DeadLetterCluster cluster;
+  auto& [kafka, context] = cluster;
   DeadLetterWriter writer(kafka_sink(), context, "dlq", "orders");
   static const std::string read_bytes = "as read";
   auto rejections = rejection("ignored");
@@ -51,10 +59,8 @@ TEST_CASE("a dead letter says whether its payload is the one its source read") {
 }
 
 TEST_CASE("dead letters carry the record and headers naming pipeline, stage, error, origin") {
-  testing::MockKafka kafka;
-  kafka.create_topic("dlq");
-  testing::TestContext context;
-  context.bootstrap = kafka.bootstrap();
+  DeadLetterCluster cluster;
+  auto& [kafka, context] = cluster;
   DeadLetterWriter writer(kafka_sink(), context, "dlq", "orders");
   REQUIRE(writer.write(rejection("v1"), "transforms[0]").is_ok());
   auto messages = kafka.read_all("dlq");
@@ -73,10 +79,8 @@ TEST_CASE("dead letters carry the record and headers naming pipeline, stage, err
 }
 
 TEST_CASE("a dead letter of a record near the broker's limit keeps the start of its payload, and says so") {
-  testing::MockKafka kafka;
-  kafka.create_topic("dlq");
-  testing::TestContext context;
-  context.bootstrap = kafka.bootstrap();
+  DeadLetterCluster cluster;
+  auto& [kafka, context] = cluster;
   DeadLetterWriter writer(kafka_sink(), context, "dlq", "orders");
   static const std::string read_bytes(999'000, 'x');  // with the headers, past message.max.bytes
   auto rejections = rejection("ignored");
@@ -96,10 +100,8 @@ TEST_CASE("a dead letter of a record near the broker's limit keeps the start of 
 // that gave up returned while its messages were queued, and their reports later wrote
 // through the dangling pointer (into the next write's outcome, or anywhere).
 TEST_CASE("a report arriving after write() gave up belongs to that write, not the next") {
-  testing::MockKafka kafka;
-  kafka.create_topic("dlq");
-  testing::TestContext context;
-  context.bootstrap = kafka.bootstrap();
+  DeadLetterCluster cluster;
+  auto& [kafka, context] = cluster;
   context.properties = {{"reconnect.backoff.max.ms", "100"}};
   DeadLetterWriter writer(kafka_sink(), context, "dlq", "p", DeadLetterTimeouts{20000, 1500});
 
@@ -120,10 +122,8 @@ TEST_CASE("a report arriving after write() gave up belongs to that write, not th
 }
 
 TEST_CASE("a write that cannot reach the broker gives up as retriable when told to stop") {
-  testing::MockKafka kafka;
-  kafka.create_topic("dlq");
-  testing::TestContext context;
-  context.bootstrap = kafka.bootstrap();
+  DeadLetterCluster cluster;
+  auto& [kafka, context] = cluster;
   DeadLetterWriter writer(kafka_sink(), context, "dlq", "p");
   kafka.broker_down();
   std::atomic<bool> stop{false};
