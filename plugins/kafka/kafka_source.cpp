@@ -10,6 +10,11 @@
 
 namespace pipehost::kafka {
 
+// Set by the router for avro_encode (the subject a record is written with): a header one
+// stage hands the next, never taken from a sender, who could otherwise have a record
+// registered and written under another tenant's subject.
+constexpr std::string_view kStageOnlyHeader = "pipehost.subject";
+
 void KafkaSourceConfig::declare(OptionList<KafkaSourceConfig>& o) {
   o.required("topics", &KafkaSourceConfig::topics, "topics to consume");
   o.required("group", &KafkaSourceConfig::group, "consumer group id");
@@ -23,8 +28,8 @@ void KafkaSourceConfig::declare(OptionList<KafkaSourceConfig>& o) {
         "end the pipeline once the group has read every partition to its end (like kcat -e); "
         "otherwise run until stopped");
   o.add("headers", &KafkaSourceConfig::headers,
-        "copy each record's Kafka headers into it, for stages that read them, the kafka sink "
-        "and dead letters; false skips them, for pipelines that use none (librdkafka 2.0.2 "
+        "copy each record's Kafka headers into it (except pipehost.subject, which only the "
+        "router sets), for stages that read them, the kafka sink and dead letters; false skips them, for pipelines that use none (librdkafka 2.0.2 "
         "allocates a parse buffer even for a record without headers: ~9 % of a live "
         "consumer's thread)");
   o.add("properties", &KafkaSourceConfig::properties,
@@ -296,7 +301,8 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
     const void* value;
     size_t size;
     for (size_t i = 0; !rd_kafka_header_get_all(headers, i, &name, &value, &size); ++i)
-      r.headers.push_back({name, std::string(static_cast<const char*>(value), size)});
+      if (name != kStageOnlyHeader)
+        r.headers.push_back({name, std::string(static_cast<const char*>(value), size)});
   }
 }
 

@@ -40,7 +40,7 @@ inline std::unique_ptr<SinkStage> sink(testing::TestContext& context,
 }
 
 // A producer writing `n` records "<i>" keyed "k<i>" to one partition; odd ones carry a
-// header "n" = "<i>".
+// header "n" = "<i>", and every third a header "pipehost.subject", which the source drops.
 inline void produce(const std::string& bootstrap, const std::string& topic, std::int32_t partition,
                     int n, int first = 0) {
   char err[512];
@@ -50,6 +50,7 @@ inline void produce(const std::string& bootstrap, const std::string& topic, std:
   for (int i = first; i < first + n; ++i) {
     std::string key = "k" + std::to_string(i), value = std::to_string(i);
     rd_kafka_headers_t* headers = rd_kafka_headers_new(1);
+    if (i % 3 == 0) rd_kafka_header_add(headers, "pipehost.subject", -1, "from-the-sender", -1);
     if (i % 2) rd_kafka_header_add(headers, "n", -1, value.data(), static_cast<ssize_t>(value.size()));
     rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
                       RD_KAFKA_V_KEY(key.data(), key.size()),

@@ -96,7 +96,7 @@ TEST_CASE("source: spans chain batch to batch and commits are the acknowledged p
   REQUIRE(source->stop().is_ok());
 }
 
-TEST_CASE("source: records carry their headers, unless headers = false") {
+TEST_CASE("source: records carry their headers (not pipehost.subject), unless headers = false") {
   testing::MockKafka kafka;
   kafka.create_topic("events", 1);
   produce(kafka.bootstrap(), "events", 0, 10);
