@@ -16,6 +16,13 @@
 namespace pipehost::host {
 namespace {
 
+// Names from a URL (%FF) and failure messages may hold invalid UTF-8: replaced, not thrown.
+constexpr auto kReplaceBadUtf8 = nlohmann::json::error_handler_t::replace;
+// A tap ends after this at the latest, records or not: it holds one of the server's threads.
+constexpr long kLongestTapMs = 3'600'000;
+// Admin requests carry small JSON bodies; a larger one gets 413 without being read.
+constexpr std::size_t kMostBodyBytes = 64 << 10;
+
 const char* state_of(Pipeline& p) {
   if (p.done()) return p.state().failed() ? "failed" : "ended";
   if (p.state().restarting) return "restarting";
@@ -50,7 +57,7 @@ std::string AdminServer::health(int& status) const {
       status = 503;
     }
   }
-  return out.dump();
+  return out.dump(-1, ' ', false, kReplaceBadUtf8);
 }
 
 std::string AdminServer::metrics() const {
@@ -186,7 +193,7 @@ std::string AdminServer::ready(int& status) const {
       status = 503;
     }
   }
-  return out.dump();
+  return out.dump(-1, ' ', false, kReplaceBadUtf8);
 }
 
 // The Kafka sources' consumer_lag gauges: (pipeline, topic, partition) -> records.
@@ -238,7 +245,7 @@ std::string AdminServer::pipelines_json() const {
                    {"last_failure", s.last_failure_message()},
                    {"stages", stages}});
   }
-  return out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  return out.dump(2, ' ', false, kReplaceBadUtf8);
 }
 
 std::string AdminServer::refused(const httplib::Request& req, bool changes_state, int& status) const {
@@ -276,6 +283,10 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
   }
   // Every request passes the checks first; /health stays open for probes.
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.ranges.size() > 1) {  // httplib would send one copy of the body per range
+      res.status = 416;
+      return httplib::Server::HandlerResponse::Handled;
+    }
     // Probes, and the status page's HTML (no data in it: its requests carry the token).
     if ((req.path == "/health" || req.path == "/ready" || req.path == "/") && req.method == "GET")
       return httplib::Server::HandlerResponse::Unhandled;
@@ -283,7 +294,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     std::string why = refused(req, req.method != "GET" && req.method != "HEAD", status);
     if (why.empty()) return httplib::Server::HandlerResponse::Unhandled;
     res.status = status;
-    res.set_content(nlohmann::json{{"error", why}}.dump(), "application/json");
+    res.set_content(nlohmann::json{{"error", why}}.dump(-1, ' ', false, kReplaceBadUtf8), "application/json");
     return httplib::Server::HandlerResponse::Handled;
   });
   server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
@@ -299,7 +310,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     for (const auto& p : recent_problems())
       out.push_back({{"time", p.time}, {"level", p.level}, {"origin", p.origin}, {"message", p.message}});
     // Messages may quote record bytes: invalid UTF-8 is replaced, not thrown on.
-    res.set_content(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+    res.set_content(out.dump(-1, ' ', false, kReplaceBadUtf8), "application/json");
   });
   server_->Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
     int status = 200;
@@ -307,7 +318,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     res.status = status;
   });
   server_->Get("/log-level", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(nlohmann::json{{"level", log_level_name(log_level())}}.dump(), "application/json");
+    res.set_content(nlohmann::json{{"level", log_level_name(log_level())}}.dump(-1, ' ', false, kReplaceBadUtf8), "application/json");
   });
   server_->Put("/log-level", [](const httplib::Request& req, httplib::Response& res) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
@@ -315,13 +326,13 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     if (!body.is_object() || !body.contains("level") || !body["level"].is_string() ||
         !parse_log_level(body["level"].get<std::string>(), level)) {
       res.status = 400;
-      res.set_content(nlohmann::json{{"error", "send {\"level\": \"debug\"|\"info\"|\"warn\"|\"error\"}"}}.dump(),
+      res.set_content(nlohmann::json{{"error", "send {\"level\": \"debug\"|\"info\"|\"warn\"|\"error\"}"}}.dump(-1, ' ', false, kReplaceBadUtf8),
                       "application/json");
       return;
     }
     set_log_level(level);
     log_line(LogLevel::warn, "pipehost", std::string("admin: log level set to ") + log_level_name(level));
-    res.set_content(nlohmann::json{{"level", log_level_name(level)}}.dump(), "application/json");
+    res.set_content(nlohmann::json{{"level", log_level_name(level)}}.dump(-1, ' ', false, kReplaceBadUtf8), "application/json");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics(), "text/plain; version=0.0.4");
@@ -334,7 +345,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     std::shared_ptr<Pipeline> p = find(req.matches[1]);
     if (!p) {
       res.status = 404;
-      res.set_content(nlohmann::json{{"error", "no pipeline '" + std::string(req.matches[1]) + "'"}}.dump(),
+      res.set_content(nlohmann::json{{"error", "no pipeline '" + std::string(req.matches[1]) + "'"}}.dump(-1, ' ', false, kReplaceBadUtf8),
                       "application/json");
       return;
     }
@@ -347,7 +358,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
       out.push_back({{"topic", tp.first}, {"partition", tp.second}, {"acknowledged", offset},
                      {"lag", l == lag.end() ? nlohmann::json(nullptr) : nlohmann::json(l->second)}});
     }
-    res.set_content(out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+    res.set_content(out.dump(2, ' ', false, kReplaceBadUtf8), "application/json");
   });
   // Live records at a stage as JSON lines (pipehost tap): ?stage=sink&limit=10&timeout_ms=30000.
   server_->Get(R"(/pipelines/([^/]+)/tap)", [this](const httplib::Request& req, httplib::Response& res) {
@@ -357,7 +368,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
       for (auto& q : pipelines_()) known += (known.empty() ? "" : ", ") + q->config().name;
       res.status = 404;
       res.set_content(nlohmann::json{{"error", "no pipeline '" + std::string(req.matches[1]) +
-                                                   "'; pipelines: " + known}}.dump(),
+                                                   "'; pipelines: " + known}}.dump(-1, ' ', false, kReplaceBadUtf8),
                       "application/json");
       return;
     }
@@ -369,15 +380,15 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
       for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
       res.status = 400;
       res.set_content(nlohmann::json{{"error", "pipeline '" + p->config().name + "' has no stage '" +
-                                                   stage + "'; its stages: " + known}}.dump(),
+                                                   stage + "'; its stages: " + known}}.dump(-1, ' ', false, kReplaceBadUtf8),
                       "application/json");
       return;
     }
     long limit = req.has_param("limit") ? std::atol(req.get_param_value("limit").c_str()) : 10;
     long timeout_ms = req.has_param("timeout_ms") ? std::atol(req.get_param_value("timeout_ms").c_str()) : 30000;
-    if (limit < 1 || limit > 100000 || timeout_ms < 1) {
+    if (limit < 1 || limit > 100000 || timeout_ms < 1 || timeout_ms > kLongestTapMs) {
       res.status = 400;
-      res.set_content("{\"error\":\"limit must be 1 to 100000, timeout_ms at least 1\"}", "application/json");
+      res.set_content("{\"error\":\"limit must be 1 to 100000, timeout_ms 1 to 3600000\"}", "application/json");
       return;
     }
     PipelineState* state = &p->state();  // alive with `p`, which the provider holds
@@ -386,6 +397,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     res.set_chunked_content_provider(
         "application/x-ndjson",
         [this, p, state, tap, deadline](std::size_t, httplib::DataSink& sink) {
+          if (!sink.is_writable()) return false;  // the client went away
           if (closing_) {
             sink.done();
             return true;
@@ -410,8 +422,15 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
                     return;
                   }
                   if (req.matches[2] == "restart") {
+                    if (!p->restart()) {
+                      res.status = 409;
+                      res.set_content(nlohmann::json{{"error", "pipeline '" + p->config().name +
+                                                                   "' is stopping or restarting already"}}
+                                          .dump(-1, ' ', false, kReplaceBadUtf8),
+                                      "application/json");
+                      return;
+                    }
                     log_info("admin: pipeline '" + p->config().name + "' restarting");
-                    p->restart();
                   } else {
                     p->state().paused = req.matches[2] == "pause";
                     log_info("admin: pipeline '" + p->config().name + "' " +
@@ -420,6 +439,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
                   res.set_content(pipelines_json(), "application/json");
                 });
   server_->set_keep_alive_timeout(1);  // so stopping does not wait on idle clients
+  server_->set_payload_max_length(kMostBodyBytes);
   if (!server_->bind_to_port(host, port)) {
     error = "cannot listen on " + address + " for the admin endpoint (in use?)";
     return false;

@@ -49,7 +49,22 @@ class RouteContext final : public Context {
   std::string label_;
 };
 
-std::string error_json(const std::string& message) { return nlohmann::json{{"error", message}}.dump(); }
+// A request body past this gets 413 instead of being read into memory.
+constexpr std::size_t kMostBodyBytes = 1 << 20;
+
+std::string error_json(const std::string& message) {
+  return nlohmann::json{{"error", message}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The path as a regular expression matching only itself (httplib routes by regex).
+std::string literal_pattern(const std::string& path) {
+  std::string out;
+  for (char c : path) {
+    if (std::string_view(R"(\^$.|?*+()[]{})").find(c) != std::string_view::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -87,18 +102,7 @@ bool RouteServer::start(std::string& error) {
     }
     Mounted* m = mounted.get();
     auto handler = [m](const httplib::Request& req, httplib::Response& res) {
-      const auto& methods = m->config->methods;
-      if (std::find(methods.begin(), methods.end(), req.method) == methods.end()) {
-        res.status = 405;
-        res.set_header("Allow", [&] {
-          std::string allow;
-          for (const auto& x : methods) allow += (allow.empty() ? "" : ", ") + x;
-          return allow;
-        }());
-        res.set_content(error_json("method " + req.method + " is not allowed here"), "application/json");
-        return;
-      }
-      HttpRequest request{req.method, req.path, {}, req.body};
+      HttpRequest request{req.method == "HEAD" ? "GET" : req.method, req.path, {}, req.body};
       for (const auto& [k, v] : req.params) request.query[k] = v;
       HttpResponse response;
       Status s = m->stage->handle(request, response);
@@ -110,16 +114,49 @@ bool RouteServer::start(std::string& error) {
       res.status = response.status;
       res.set_content(response.body, response.content_type);
     };
-    for (const char* method : {"GET", "POST", "PUT", "DELETE", "PATCH"}) {
-      std::string verb = method;
-      if (verb == "GET") server_->Get(route.path, handler);
-      else if (verb == "POST") server_->Post(route.path, handler);
-      else if (verb == "PUT") server_->Put(route.path, handler);
-      else if (verb == "DELETE") server_->Delete(route.path, handler);
-      else server_->Patch(route.path, handler);
+    // Only the methods the route answers reach a handler (see the pre-routing handler);
+    // the path is matched literally, not as the regular expression httplib takes.
+    const std::string pattern = literal_pattern(route.path);
+    for (const auto& method : route.methods) {
+      if (method == "GET") server_->Get(pattern, handler);  // HEAD too
+      else if (method == "POST") server_->Post(pattern, handler);
+      else if (method == "PUT") server_->Put(pattern, handler);
+      else if (method == "DELETE") server_->Delete(pattern, handler);
+      else if (method == "PATCH") server_->Patch(pattern, handler);
     }
+    by_path_[route.path] = m;
     routes_.push_back(std::move(mounted));
   }
+  // Decided before a request's body is read: a method the route does not answer gets 405
+  // (its body unread), OPTIONS the methods it does, as Flask answers the seed's API.
+  server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.ranges.size() > 1) {  // httplib would send one copy of the body per range
+      res.status = 416;
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    auto found = by_path_.find(req.path);
+    if (found == by_path_.end()) return httplib::Server::HandlerResponse::Unhandled;  // 404
+    const auto& methods = found->second->config->methods;
+    auto answers = [&](const std::string& method) {
+      return std::find(methods.begin(), methods.end(), method) != methods.end();
+    };
+    if (answers(req.method) || (req.method == "HEAD" && answers("GET")))
+      return httplib::Server::HandlerResponse::Unhandled;
+    std::string allow;
+    for (const auto& x : methods) allow += (allow.empty() ? "" : ", ") + x;
+    if (answers("GET")) allow += ", HEAD";
+    allow += ", OPTIONS";
+    res.set_header("Allow", allow);
+    if (req.method == "OPTIONS") {
+      res.status = 200;
+    } else {
+      res.status = 405;
+      res.set_content(error_json("method " + req.method + " is not allowed here; allowed: " + allow),
+                      "application/json");
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  server_->set_payload_max_length(kMostBodyBytes);  // 413 past it
   auto colon = config_.listen.rfind(':');
   std::string host = config_.listen.substr(0, colon);
   int port = std::atoi(config_.listen.substr(colon + 1).c_str());

@@ -1,6 +1,7 @@
 // The [http] server of a config: each [[http.routes]] entry is a route component of a
 // plugin (e.g. sqlite_query answering GET /aggregated) mounted at its path.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,6 +32,7 @@ class RouteServer {
   const HttpConfig& config_;
   Services& services_;
   std::vector<std::unique_ptr<Mounted>> routes_;
+  std::map<std::string, Mounted*, std::less<>> by_path_;  // the routes by their exact path
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

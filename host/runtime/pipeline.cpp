@@ -28,19 +28,24 @@ void Pipeline::join() {
   if (supervisor_.joinable()) supervisor_.join();
 }
 
-void Pipeline::restart() {
-  if (stop_requested_ || services_.stopping || state_.restarting) return;  // restarting already
+bool Pipeline::restart() {
+  // Under the lock: two admin calls at once must not both find the pipeline ended (the
+  // second would wait for the run the first started, then start one more).
+  std::lock_guard lock(supervisor_mutex_);
+  if (stop_requested_ || services_.stopping || state_.restarting) return false;
   if (!done_) {
+    if (restart_requested_) return false;  // asked already: the tasks are draining
     restart_requested_ = true;
     state_.stop = true;  // the tasks drain; supervise() starts them again
-    return;
+    return true;
   }
-  std::lock_guard lock(supervisor_mutex_);
+  restart_requested_ = false;  // one the run ended before it saw
   if (supervisor_.joinable()) supervisor_.join();
   state_.clear_failure();
   state_.restarts += 1;
   done_ = false;
   supervisor_ = std::thread([this] { supervise(); });
+  return true;
 }
 
 void Pipeline::run_tasks() {

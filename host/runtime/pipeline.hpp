@@ -141,8 +141,9 @@ class Pipeline {
   }
   void request_finish() { state_.finish = true; }
   // Admin: drain the tasks and start them again (a failed pipeline too, once its cause is
-  // fixed); they resume from the committed positions.
-  void restart();
+  // fixed); they resume from the committed positions. False, doing nothing, while the
+  // pipeline is stopping or a restart is under way.
+  bool restart();
   PipelineState& state() { return state_; }
   const PipelineConfig& config() const { return config_; }
 
@@ -159,7 +160,7 @@ class Pipeline {
   std::atomic<bool> done_{false};
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> restart_requested_{false};
-  std::mutex supervisor_mutex_;  // restart() of an ended pipeline starts a new supervisor
+  std::mutex supervisor_mutex_;  // one restart() at a time; it may start a new supervisor
   std::thread supervisor_;
 };
 

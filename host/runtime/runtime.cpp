@@ -68,10 +68,22 @@ void Runtime::start_pipelines() {
   for (auto& p : pipelines_) p->start();
 }
 
+namespace {
+bool same_stage(const StageConfig& x, const StageConfig& y) {
+  return x.plugin == y.plugin && x.label == y.label && x.options.values == y.options.values;
+}
+
+bool same_routes(const HttpConfig& a, const HttpConfig& b) {
+  if (a.listen != b.listen || a.routes.size() != b.routes.size()) return false;
+  for (std::size_t i = 0; i < a.routes.size(); ++i)
+    if (a.routes[i].path != b.routes[i].path || a.routes[i].methods != b.routes[i].methods ||
+        !same_stage(a.routes[i].stage, b.routes[i].stage))
+      return false;
+  return true;
+}
+}  // namespace
+
 bool same_definition(const PipelineConfig& a, const PipelineConfig& b) {
-  auto same_stage = [](const StageConfig& x, const StageConfig& y) {
-    return x.plugin == y.plugin && x.label == y.label && x.options.values == y.options.values;
-  };
   if (a.transforms.size() != b.transforms.size()) return false;
   for (std::size_t i = 0; i < a.transforms.size(); ++i)
     if (!same_stage(a.transforms[i], b.transforms[i])) return false;
@@ -94,8 +106,7 @@ std::string Runtime::fixed_settings_changed(const Config& next) const {
   note(next.kafka_properties != config_.kafka_properties, "[kafka] properties");
   note(next.schema_registry != config_.schema_registry, "schema_registry");
   note(next.admin != config_.admin || next.admin_token != config_.admin_token, "admin");
-  note(next.http.listen != config_.http.listen || next.http.routes.size() != config_.http.routes.size(),
-       "[http]");
+  note(!same_routes(next.http, config_.http), "[http]");
   return changed;
 }
 

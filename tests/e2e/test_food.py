@@ -142,6 +142,31 @@ def test_a_stored_position_past_the_end_of_the_log_stops_the_counter_instead_of_
     assert total(db) == before
 
 
+def check_methods_and_paths(port):
+    """What an HTTP client gets besides GET and POST, as from the seed's Flask API."""
+    import http.client
+
+    def ask(method, path="/aggregated", body=None, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, r.getheader("Allow") or "", r.read()
+        finally:
+            c.close()
+    status, _, body = ask("HEAD")
+    assert (status, body) == (200, b"")
+    status, allow, _ = ask("OPTIONS")
+    assert status == 200 and set(allow.split(", ")) == {"GET", "POST", "HEAD", "OPTIONS"}, allow
+    status, allow, body = ask("PUT", body=b"{}")
+    assert status == 405 and "GET" in allow and b"PUT" in body, (status, allow, body)
+    status, _, _ = ask("POST", body=b"x" * (2 << 20))  # past the 1 MiB body limit: not read
+    assert status == 413, status
+    assert ask("GET", headers={"Range": "bytes=0-,0-,0-"})[0] == 416  # not three copies
+    for path in ("/aggregatedX", "/aggregate.", "/Aggregated", "/%FF"):  # the path is literal
+        assert ask("GET", path)[0] == 404, path
+
+
 def test_one_more_x_counts_n_plus_1_and_an_empty_table_answers_exactly_mayo_and_butter():
     topic = unique("message")
     db = fresh_db()
@@ -161,6 +186,7 @@ def test_one_more_x_counts_n_plus_1_and_an_empty_table_answers_exactly_mayo_and_
             status, kind, rows = get(port, method=method)
             assert (status, kind) == (200, "application/json")
             assert rows == [{"count": 1, "food": "butter"}, {"count": 3, "food": "mayo"}], rows
+        check_methods_and_paths(port)
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err[-2000:]
