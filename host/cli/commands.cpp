@@ -208,8 +208,8 @@ int command_run(const Arguments& args, bool validate_only) {
     services.data_dir = data_directory();
     std::unique_ptr<SchemaRegistry> registry;
     if (args.connect) {
-      if (config.schema_registry == "embedded") registry = std::make_unique<MemorySchemaRegistry>();
-      else registry = std::make_unique<RestSchemaRegistry>(config.schema_registry);
+      registry = make_schema_registry(config.schema_registry, config.kafka_brokers == "embedded",
+                                      config.kafka_brokers);
       services.registry = registry.get();
     }
     Diagnostics problems;

@@ -40,8 +40,8 @@ bool read_sink_positions(const Config& config, const PipelineConfig& pipeline, s
   services.kafka_properties = config.kafka_properties;
   services.data_dir = data_directory();
   std::unique_ptr<SchemaRegistry> registry;
-  if (config.schema_registry == "embedded") registry = std::make_unique<MemorySchemaRegistry>();
-  else registry = std::make_unique<RestSchemaRegistry>(config.schema_registry);
+  registry = make_schema_registry(config.schema_registry, config.kafka_brokers == "embedded",
+                                  config.kafka_brokers);
   services.registry = registry.get();
   PipelineState state(pipeline);
   StageContext context(services, state, "sink", 0, pipeline.tasks, {});

@@ -44,8 +44,7 @@ bool Runtime::start_services(std::string& error) {
   if (!kafka_->start(with_topics, error)) return false;
   services_.kafka_bootstrap = kafka_->bootstrap();
   services_.kafka_embedded = kafka_->embedded();
-  if (config_.schema_registry == "embedded") registry_ = std::make_unique<MemorySchemaRegistry>();
-  else registry_ = std::make_unique<RestSchemaRegistry>(config_.schema_registry);
+  registry_ = make_schema_registry(config_.schema_registry, kafka_->embedded(), kafka_->bootstrap());
   services_.registry = registry_.get();
   log_info("Kafka " + std::string(kafka_->embedded() ? "embedded" : kafka_->bootstrap()) +
            ", schema registry " + redact::url(config_.schema_registry));

@@ -25,4 +25,23 @@ class MemorySchemaRegistry final : public SchemaRegistry {
   std::map<std::string, std::vector<int>, std::less<>> subjects_;
 };
 
+// The embedded registry when Kafka is a real cluster: every call fails, saying why. Its
+// ids would die with the process while the records framed with them stay on the broker,
+// where no other reader (nor this config's next run, whose ids start at 1 again) could
+// resolve them, or would resolve them to another schema.
+class RefusedSchemaRegistry final : public SchemaRegistry {
+ public:
+  explicit RefusedSchemaRegistry(std::string why) : why_(std::move(why)) {}
+  Status register_schema(std::string_view, std::string_view, std::string_view, int&) noexcept override {
+    return Status::fatal(why_);
+  }
+  Status schema_by_id(int, RegisteredSchema&) noexcept override { return Status::fatal(why_); }
+  Status latest_schema(std::string_view, RegisteredSchema&) noexcept override {
+    return Status::fatal(why_);
+  }
+
+ private:
+  std::string why_;
+};
+
 }  // namespace pipehost::host

@@ -2,7 +2,9 @@
 
 #include <httplib.h>
 
+#include <charconv>
 #include <csignal>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +26,14 @@ void not_found(httplib::Response& res, int code, const std::string& message) {
   reply(res, 404, {{"error_code", code}, {"message", message}});
 }
 
+// A number from the URL; nullopt past int's range (a Confluent registry answers 404 then).
+std::optional<int> number(const std::string& digits) {
+  int n = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return n;
+}
+
 json version_json(const std::string& subject, int version, const RegisteredSchema& s) {
   json out = {{"subject", subject}, {"version", version}, {"id", s.id}, {"schema", s.schema}};
   if (s.schema_type != "AVRO") out["schemaType"] = s.schema_type;
@@ -33,18 +43,23 @@ json version_json(const std::string& subject, int version, const RegisteredSchem
 void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
   server.Post(R"(/subjects/(.+)/versions)", [&](const httplib::Request& req, httplib::Response& res) {
     json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.contains("schema") || !body["schema"].is_string())
+    if (!body.is_object() || !body.contains("schema") || !body["schema"].is_string())
       return reply(res, 422, {{"error_code", 42201}, {"message", "body needs a \"schema\" string"}});
+    std::string type = "AVRO";  // absent or null: Confluent's default
+    if (body.contains("schemaType") && !body["schemaType"].is_null()) {
+      if (!body["schemaType"].is_string())
+        return reply(res, 422, {{"error_code", 42201}, {"message", "\"schemaType\" must be a string"}});
+      type = body["schemaType"].get<std::string>();
+    }
     int id = 0;
-    Status s = registry.register_schema(req.matches[1].str(), body.value("schemaType", std::string("AVRO")),
-                                        body["schema"].get<std::string>(), id);
+    Status s = registry.register_schema(req.matches[1].str(), type, body["schema"].get<std::string>(), id);
     if (!s.is_ok()) return reply(res, 500, {{"error_code", 50001}, {"message", s.message()}});
     reply(res, 200, {{"id", id}});
   });
   server.Get(R"(/schemas/ids/(\d+))", [&](const httplib::Request& req, httplib::Response& res) {
     RegisteredSchema s;
-    if (!registry.schema_by_id(std::stoi(req.matches[1].str()), s).is_ok())
-      return not_found(res, 40403, "Schema not found");
+    auto id = number(req.matches[1].str());
+    if (!id || !registry.schema_by_id(*id, s).is_ok()) return not_found(res, 40403, "Schema not found");
     json out = {{"schema", s.schema}};
     if (s.schema_type != "AVRO") out["schemaType"] = s.schema_type;
     reply(res, 200, out);
@@ -63,8 +78,11 @@ void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
     std::string subject = req.matches[1].str();
     auto ids = registry.versions(subject);
     if (ids.empty()) return not_found(res, 40401, "Subject not found");
-    std::size_t v = req.matches[2] == "latest" ? ids.size() : std::stoul(req.matches[2].str());
-    if (v < 1 || v > ids.size()) return not_found(res, 40402, "Version not found");
+    auto asked = req.matches[2] == "latest" ? std::optional<int>(static_cast<int>(ids.size()))
+                                            : number(req.matches[2].str());
+    if (!asked || *asked < 1 || static_cast<std::size_t>(*asked) > ids.size())
+      return not_found(res, 40402, "Version not found");
+    const auto v = static_cast<std::size_t>(*asked);
     RegisteredSchema s;
     registry.schema_by_id(ids[v - 1], s);
     reply(res, 200, version_json(subject, static_cast<int>(v), s));
@@ -77,13 +95,17 @@ void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
     for (std::size_t v = 1; v <= ids.size(); ++v) {
       RegisteredSchema s;
       registry.schema_by_id(ids[v - 1], s);
-      if (!body.is_discarded() && body.value("schema", std::string()) == s.schema)
+      if (body.is_object() && body.contains("schema") && body["schema"] == s.schema)
         return reply(res, 200, version_json(subject, static_cast<int>(v), s));
     }
     not_found(res, 40403, "Schema not found");
   });
   server.Get("/config", [](const httplib::Request&, httplib::Response& res) {
     reply(res, 200, {{"compatibilityLevel", "NONE"}});
+  });
+  // Anything else that throws answers as a Confluent registry does, not an empty 500.
+  server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    reply(res, 500, {{"error_code", 50001}, {"message", "internal error"}});
   });
 }
 

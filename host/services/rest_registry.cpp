@@ -1,5 +1,7 @@
 #include "services/rest_registry.hpp"
 
+#include "services/memory_registry.hpp"
+
 #include <curl/curl.h>
 
 #include "pipehost/redact.hpp"
@@ -38,6 +40,33 @@ Status RestSchemaRegistry::not_a_registry(const std::string& path, const std::st
   return Status::fatal("schema registry " + shown_url_ + path + " answered " + error_text(404, body) +
                        ", without a Confluent error code: is schema_registry (SCHEMA_REGISTRY_URL) "
                        "the registry's API root? (Apicurio's: http://HOST:PORT/apis/ccompat/v7)");
+}
+
+// An answer other than 200 (and the 404s each call reads itself): unreachable, busy or
+// failing for a while (retried), or a problem only the user can fix (the pipeline stops,
+// naming the URL and the fix).
+Status RestSchemaRegistry::failure(long status, const std::string& path, const std::string& text) const {
+  const std::string where = "schema registry " + shown_url_ + path;
+  if (status == 0) return Status::retriable(where + " unreachable: " + text);
+  if (status == 408 || status == 429 || status >= 500)
+    return Status::retriable(where + " answered " + error_text(status, text));
+  if (status == 401 || status == 403)
+    return Status::fatal(where + " answered " + error_text(status, text) +
+                         ": the registry wants credentials; give them in schema_registry "
+                         "(SCHEMA_REGISTRY_URL), e.g. https://USER:PASSWORD@HOST:PORT");
+  return Status::fatal(where + " answered " + error_text(status, text));
+}
+
+Status RestSchemaRegistry::not_understood(const std::string& path, const std::exception& e) const {
+  return Status::fatal("schema registry " + shown_url_ + path + ": answer not understood (" + e.what() +
+                       "): is schema_registry (SCHEMA_REGISTRY_URL) a Confluent-compatible registry?");
+}
+
+std::string RestSchemaRegistry::escape(std::string_view subject) const {
+  char* escaped = curl_easy_escape(static_cast<CURL*>(curl_), subject.data(), static_cast<int>(subject.size()));
+  std::string out = escaped ? escaped : "";
+  curl_free(escaped);
+  return out;
 }
 
 RestSchemaRegistry::RestSchemaRegistry(std::string base_url) : base_url_(std::move(base_url)) {
@@ -83,6 +112,7 @@ std::pair<long, std::string> RestSchemaRegistry::request(const std::string& meth
 
 Status RestSchemaRegistry::register_schema(std::string_view subject, std::string_view schema_type,
                                            std::string_view schema, int& id) noexcept {
+  std::string path = "/subjects";
   try {
     std::lock_guard lock(mutex_);
     std::string cache_key = std::string(subject) + '\0' + std::string(schema);
@@ -92,37 +122,34 @@ Status RestSchemaRegistry::register_schema(std::string_view subject, std::string
     }
     nlohmann::json body = {{"schema", schema}};
     if (schema_type != "AVRO") body["schemaType"] = schema_type;
-    char* escaped = curl_easy_escape(static_cast<CURL*>(curl_), subject.data(),
-                                     static_cast<int>(subject.size()));
-    std::string path = "/subjects/" + std::string(escaped ? escaped : "") + "/versions";
-    curl_free(escaped);
+    path = "/subjects/" + escape(subject) + "/versions";
     auto [status, text] = request("POST", path, body.dump());
-    if (status == 0)
-      return Status::retriable("schema registry " + shown_url_ + " unreachable: " + text);
-    if (status >= 500) return Status::retriable("schema registry " + shown_url_ + ": " + error_text(status, text));
     if (status == 404 && error_code(text) / 100 != 404) return not_a_registry(path, text);
-    if (status != 200)
-      return Status::fatal("schema registry refused subject '" + std::string(subject) + "': " + error_text(status, text));
+    if (status != 200) {
+      Status s = failure(status, path, text);
+      if (s.code() == Code::retriable) return s;
+      return Status::fatal("schema registry refused subject '" + std::string(subject) + "': " + s.message());
+    }
     id = nlohmann::json::parse(text).at("id").get<int>();
     by_subject_and_schema_[cache_key] = id;
     return Status::ok();
   } catch (const std::exception& e) {
-    return Status::fatal(std::string("schema registry answer not understood: ") + e.what());
+    return not_understood(path, e);
   }
 }
 
 Status RestSchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcept {
+  const std::string path = "/schemas/ids/" + std::to_string(id);
   try {
     std::lock_guard lock(mutex_);
     if (auto it = by_id_.find(id); it != by_id_.end()) {
       out = it->second;
       return Status::ok();
     }
-    auto [status, text] = request("GET", "/schemas/ids/" + std::to_string(id), "");
-    if (status == 0) return Status::retriable("schema registry " + shown_url_ + " unreachable: " + text);
-    if (status == 404 && error_code(text) != 40403) return not_a_registry("/schemas/ids/" + std::to_string(id), text);
+    auto [status, text] = request("GET", path, "");
+    if (status == 404 && error_code(text) != 40403) return not_a_registry(path, text);
     if (status == 404) return Status::invalid("schema id " + std::to_string(id) + " is not in the registry");
-    if (status != 200) return Status::retriable("schema registry: " + error_text(status, text));
+    if (status != 200) return failure(status, path, text);
     auto j = nlohmann::json::parse(text);
     RegisteredSchema s;
     s.id = id;
@@ -132,21 +159,19 @@ Status RestSchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcept 
     out = s;
     return Status::ok();
   } catch (const std::exception& e) {
-    return Status::fatal(std::string("schema registry answer not understood: ") + e.what());
+    return not_understood(path, e);
   }
 }
 
 Status RestSchemaRegistry::latest_schema(std::string_view subject, RegisteredSchema& out) noexcept {
+  std::string path = "/subjects";
   try {
     std::lock_guard lock(mutex_);
-    char* escaped = curl_easy_escape(static_cast<CURL*>(curl_), subject.data(), static_cast<int>(subject.size()));
-    std::string path = "/subjects/" + std::string(escaped ? escaped : "") + "/versions/latest";
-    curl_free(escaped);
+    path = "/subjects/" + escape(subject) + "/versions/latest";
     auto [status, text] = request("GET", path, "");
-    if (status == 0) return Status::retriable("schema registry " + shown_url_ + " unreachable: " + text);
     if (status == 404 && error_code(text) != 40401 && error_code(text) != 40402) return not_a_registry(path, text);
     if (status == 404) return Status::invalid("subject " + std::string(subject) + " has no schema in the registry");
-    if (status != 200) return Status::retriable("schema registry: " + error_text(status, text));
+    if (status != 200) return failure(status, path, text);
     auto j = nlohmann::json::parse(text);
     out.id = j.at("id").get<int>();
     out.schema = j.at("schema").get<std::string>();
@@ -154,8 +179,19 @@ Status RestSchemaRegistry::latest_schema(std::string_view subject, RegisteredSch
     by_id_[out.id] = out;
     return Status::ok();
   } catch (const std::exception& e) {
-    return Status::fatal(std::string("schema registry answer not understood: ") + e.what());
+    return not_understood(path, e);
   }
+}
+
+std::unique_ptr<SchemaRegistry> make_schema_registry(const std::string& setting, bool kafka_embedded,
+                                                     const std::string& kafka_bootstrap) {
+  if (setting != "embedded") return std::make_unique<RestSchemaRegistry>(setting);
+  if (kafka_embedded) return std::make_unique<MemorySchemaRegistry>();
+  return std::make_unique<RefusedSchemaRegistry>(
+      "schema_registry is \"embedded\" (an in-memory registry) but Kafka is " + kafka_bootstrap +
+      ": the schema ids it gives would be lost when pipehost ends while the records framed with "
+      "them stay on the broker; set schema_registry (e.g. SCHEMA_REGISTRY_URL=http://127.0.0.1:8081) "
+      "to the registry of that cluster");
 }
 
 }  // namespace pipehost::host

@@ -1,7 +1,9 @@
 // A client of a real Schema Registry over Confluent's REST API (libcurl), with a cache
 // of schemas by id and ids by (subject, schema).
 #pragma once
+#include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -20,6 +22,9 @@ class RestSchemaRegistry final : public SchemaRegistry {
 
  private:
   Status not_a_registry(const std::string& path, const std::string& body) const;
+  Status failure(long status, const std::string& path, const std::string& text) const;
+  Status not_understood(const std::string& path, const std::exception& e) const;
+  std::string escape(std::string_view subject) const;  // for a URL path
   // HTTP status and body; status 0 means the request did not reach the server.
   std::pair<long, std::string> request(const std::string& method, const std::string& path,
                                        const std::string& body);
@@ -30,5 +35,10 @@ class RestSchemaRegistry final : public SchemaRegistry {
   std::map<int, RegisteredSchema> by_id_;
   std::map<std::string, int> by_subject_and_schema_;
 };
+
+// The registry a config's `schema_registry` names: a URL, or "embedded" (in memory, and
+// refused on use unless Kafka is embedded too: see RefusedSchemaRegistry).
+std::unique_ptr<SchemaRegistry> make_schema_registry(const std::string& setting, bool kafka_embedded,
+                                                     const std::string& kafka_bootstrap);
 
 }  // namespace pipehost::host

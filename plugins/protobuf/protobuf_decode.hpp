@@ -139,7 +139,7 @@ class ProtobufDecode final : public RecordTransform {
     for (const auto& name : s.files->unresolved_imports())
       context_.warn("schema id " + std::to_string(id) + " imports " + name +
                     ", found neither among the well-known types nor in " + imports_path_ +
-                    ": fields of its types decode as empty structs");
+                    ": records with fields of its types are refused (options from it are ignored)");
   }
 
   Context& context_;

@@ -416,6 +416,17 @@ void DecodePlans::build(DecodePlan& p, const gp::Descriptor& message,
     d.repeated = f.is_repeated();
     // As protobuf's own parser: proto3 strings must be UTF-8, proto2 ones need not be.
     d.check_utf8 = d.kind == Kind::string && f.file()->syntax() == gp::FileDescriptor::SYNTAX_PROTO3;
+    // A type from an import found nowhere is a placeholder without fields: its values
+    // would decode as empty, silently. The record is refused instead, naming the fix.
+    const bool unresolved = (d.kind == Kind::message && f.message_type()->is_placeholder()) ||
+                            (d.kind == Kind::enumeration && f.enum_type()->is_placeholder());
+    if (unresolved)
+      throw std::runtime_error(
+          "field " + f.full_name() + " has type " +
+          (d.kind == Kind::message ? f.message_type()->full_name() : f.enum_type()->full_name()) +
+          " from an import found neither among the well-known types nor in the decoder's "
+          "descriptor_set (registry references are not read): compile that .proto into the "
+          "descriptor_set (protoc --include_imports), or leave the field out with `fields`");
     if (d.kind == Kind::message) d.message = &nested(*f.message_type());
     if (d.kind == Kind::enumeration) d.enumeration = &enumeration(*f.enum_type());
     p.defaults.push_back(default_of(f, d.kind));

@@ -236,6 +236,7 @@ def test_registry_command_serves_the_confluent_api_to_confluent_kafka_python():
     import signal
     import subprocess
     import sys
+    import urllib.error
     import urllib.request
 
     from support import free_port, start_pipehost, wait_until
@@ -293,6 +294,22 @@ print(framed.hex())
         avro_id = int.from_bytes(bytes.fromhex(r.stdout.strip())[1:5], "big")
         body = json.loads(urllib.request.urlopen(f"{url}/schemas/ids/{avro_id}").read())
         assert body.get("schemaType", "AVRO") == "AVRO" and "ProducerToProcessor" in body["schema"]
+
+        # Odd requests get Confluent's answers (404 with an error code, 422), never a bare 500.
+        def ask(path, body=None):
+            request = urllib.request.Request(url + path, data=None if body is None else json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+        assert ask("/schemas/ids/4294967295") == (404, {"error_code": 40403, "message": "Schema not found"})
+        assert ask("/subjects/probe-value/versions/99999999999")[1]["error_code"] == 40402
+        assert ask("/subjects/probe-value", ["not", "an", "object"])[1]["error_code"] == 40403
+        status, answer = ask("/subjects/null-type/versions", {"schema": '"string"', "schemaType": None})
+        assert status == 200 and ask(f"/schemas/ids/{answer['id']}")[1] == {"schema": '"string"'}
+        assert ask("/subjects/bad-type/versions", {"schema": '"string"', "schemaType": 7})[0] == 422
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=10) == 0
     finally:

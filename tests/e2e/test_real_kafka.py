@@ -15,8 +15,9 @@ from support import (CONFIGS, RedisServer, kcat_consume, kcat_payloads, pipehost
 JAGO = os.path.join(CONFIGS, "jago.toml")
 
 
-def round_trip_config(brokers, topic, out, count, seed):
+def round_trip_config(brokers, topic, out, count, seed, registry="embedded"):
     return write_config(f"""
+schema_registry = "{registry}"
 [kafka]
 brokers = "{brokers}"
 [kafka.topics]
@@ -39,10 +40,11 @@ sink = {{ plugin = "file", path = "{out}", with_key = true }}
 def test_round_trip_on_the_embedded_and_the_real_broker():
     seed, count = 21, 3000
     expected = sorted(t["transaction_id"] for t in reference_transactions(seed, count))
-    for brokers in ("embedded", require_env("KAFKA_BROKERS")):
+    real = (require_env("KAFKA_BROKERS"), require_env("SCHEMA_REGISTRY_URL"))
+    for brokers, registry in (("embedded", "embedded"), real):
         topic = unique("round-trip")
         out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
-        pipehost("run", round_trip_config(brokers, topic, out, count, seed), "--no-progress",
+        pipehost("run", round_trip_config(brokers, topic, out, count, seed, registry), "--no-progress",
                  check=0, timeout=120)
         rows = [json.loads(line) for line in open(out)]
         # The file sink is at-least-once: a rebalance among the three tasks may deliver a
@@ -67,6 +69,18 @@ def test_round_trip_on_the_embedded_and_the_real_broker():
     values = kcat_payloads(require_env("KAFKA_BROKERS"), topic)
     assert len(values) == count
     assert all(v[0] == 0 and int.from_bytes(v[1:5], "big") > 0 for v in values)
+
+
+def test_the_in_memory_registry_is_refused_with_a_real_broker():
+    """Its ids would die with the process while the records framed with them stay."""
+    topic = unique("no-registry")
+    out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+    r = pipehost("run", round_trip_config(require_env("KAFKA_BROKERS"), topic, out, 10, 1), "--no-progress",
+                 timeout=120)
+    assert r.returncode != 0, r.stderr[-3000:]
+    assert 'schema_registry is "embedded" (an in-memory registry) but Kafka is' in r.stderr, r.stderr[-3000:]
+    assert "SCHEMA_REGISTRY_URL" in r.stderr
+    assert kcat_payloads(require_env("KAFKA_BROKERS"), topic) == []  # nothing framed was written
 
 
 def jago_args(topic, seed, count, rate, *more):

@@ -287,6 +287,38 @@ def test_a_registry_url_that_is_not_the_api_root_is_named_not_taken_for_unknown_
     assert "without a Confluent error code" in r.stderr and "API root" in r.stderr, r.stderr[-3000:]
 
 
+def test_a_registry_that_wants_credentials_stops_the_pipeline_saying_so():
+    # 401 used to be retried for ever as if the registry were down for a while.
+    import http.server
+    import threading
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            body = b'{"error_code": 401, "message": "Unauthorized"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        do_GET = do_POST = answer
+
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        prefix = unique("tenants-401")
+        create_topic(f"{prefix}.producer.to.processor", partitions=1)
+        produce_events(f"{prefix}.producer.to.processor", [event("100000", "FINANCE", 0)])
+        url = f"http://127.0.0.1:{server.server_port}"
+        r = pipehost(*processor_args(tenant_config(prefix), "--set", "pipeline.processor.source.stop_at_end=true"),
+                     env={"SCHEMA_REGISTRY_URL": url}, timeout=120)
+    finally:
+        server.shutdown()
+    assert r.returncode != 0
+    assert f"schema registry {url}/" in r.stderr and "wants credentials" in r.stderr, r.stderr[-3000:]
+
+
 def test_kill_9_twice_every_event_routed_at_least_once():
     duplicates = kill_and_restart(exactly_once=False)
     print(f"  at least once: {duplicates} duplicates after two kill -9")

@@ -469,6 +469,20 @@ TEST_CASE("plans: a message that cannot be planned leaves no plan pointing at it
   CHECK_THROWS_AS(plans.plan(files->find_message("N")), std::runtime_error);
 }
 
+TEST_CASE("decode: a field whose type comes from an import found nowhere is refused, not emptied") {
+  auto files = SchemaFiles::from_registry(
+      "syntax = \"proto3\"; import \"other/thing.proto\";\n"
+      "message A { other.Thing t = 1; int32 n = 2; }\n",
+      1, nullptr);
+  REQUIRE(files->unresolved_imports() == std::vector<std::string>{"other/thing.proto"});
+  DecodePlans all;
+  CHECK_THROWS_WITH_AS(all.plan(files->find_message("A")),
+                       doctest::Contains("field A.t has type other.Thing from an import found neither"),
+                       std::runtime_error);
+  DecodePlans projected({"n"});  // the sink needs only n: nothing of other.Thing is read
+  CHECK(projected.plan(files->find_message("A")).schema->names() == std::vector<std::string>{"n"});
+}
+
 TEST_CASE("decode: a Timestamp outside years 1-9999 is rejected, not wrapped") {
   Codec codec;
   const DecodePlan& plan = codec.decoder("pipehost.test.Everything");
