@@ -62,7 +62,8 @@ Status RestSchemaRegistry::not_understood(const std::string& path, const std::ex
                        "): is schema_registry (SCHEMA_REGISTRY_URL) a Confluent-compatible registry?");
 }
 
-std::string RestSchemaRegistry::escape(std::string_view subject) const {
+std::string RestSchemaRegistry::escape(std::string_view subject) {
+  std::lock_guard lock(request_mutex_);  // the handle's
   char* escaped = curl_easy_escape(static_cast<CURL*>(curl_), subject.data(), static_cast<int>(subject.size()));
   std::string out = escaped ? escaped : "";
   curl_free(escaped);
@@ -83,6 +84,7 @@ RestSchemaRegistry::~RestSchemaRegistry() {
 std::pair<long, std::string> RestSchemaRegistry::request(const std::string& method,
                                                          const std::string& path,
                                                          const std::string& body) {
+  std::lock_guard lock(request_mutex_);  // one request at a time on the one handle
   CURL* curl = static_cast<CURL*>(curl_);
   curl_easy_reset(curl);
   std::string url = base_url_ + path;
@@ -114,11 +116,13 @@ Status RestSchemaRegistry::register_schema(std::string_view subject, std::string
                                            std::string_view schema, int& id) noexcept {
   std::string path = "/subjects";
   try {
-    std::lock_guard lock(mutex_);
     std::string cache_key = std::string(subject) + '\0' + std::string(schema);
-    if (auto it = by_subject_and_schema_.find(cache_key); it != by_subject_and_schema_.end()) {
-      id = it->second;
-      return Status::ok();
+    {
+      std::lock_guard lock(cache_mutex_);
+      if (auto it = by_subject_and_schema_.find(cache_key); it != by_subject_and_schema_.end()) {
+        id = it->second;
+        return Status::ok();
+      }
     }
     nlohmann::json body = {{"schema", schema}};
     if (schema_type != "AVRO") body["schemaType"] = schema_type;
@@ -131,6 +135,7 @@ Status RestSchemaRegistry::register_schema(std::string_view subject, std::string
       return Status::fatal("schema registry refused subject '" + std::string(subject) + "': " + s.message());
     }
     id = nlohmann::json::parse(text).at("id").get<int>();
+    std::lock_guard lock(cache_mutex_);
     by_subject_and_schema_[cache_key] = id;
     return Status::ok();
   } catch (const std::exception& e) {
@@ -141,10 +146,12 @@ Status RestSchemaRegistry::register_schema(std::string_view subject, std::string
 Status RestSchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcept {
   const std::string path = "/schemas/ids/" + std::to_string(id);
   try {
-    std::lock_guard lock(mutex_);
-    if (auto it = by_id_.find(id); it != by_id_.end()) {
-      out = it->second;
-      return Status::ok();
+    {
+      std::lock_guard lock(cache_mutex_);
+      if (auto it = by_id_.find(id); it != by_id_.end()) {
+        out = it->second;
+        return Status::ok();
+      }
     }
     auto [status, text] = request("GET", path, "");
     if (status == 404 && error_code(text) != 40403) return not_a_registry(path, text);
@@ -155,6 +162,7 @@ Status RestSchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcept 
     s.id = id;
     s.schema = j.at("schema").get<std::string>();
     s.schema_type = j.value("schemaType", std::string("AVRO"));
+    std::lock_guard lock(cache_mutex_);
     by_id_[id] = s;
     out = s;
     return Status::ok();
@@ -166,7 +174,6 @@ Status RestSchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcept 
 Status RestSchemaRegistry::latest_schema(std::string_view subject, RegisteredSchema& out) noexcept {
   std::string path = "/subjects";
   try {
-    std::lock_guard lock(mutex_);
     path = "/subjects/" + escape(subject) + "/versions/latest";
     auto [status, text] = request("GET", path, "");
     if (status == 404 && error_code(text) != 40401 && error_code(text) != 40402) return not_a_registry(path, text);
@@ -176,6 +183,7 @@ Status RestSchemaRegistry::latest_schema(std::string_view subject, RegisteredSch
     out.id = j.at("id").get<int>();
     out.schema = j.at("schema").get<std::string>();
     out.schema_type = j.value("schemaType", std::string("AVRO"));
+    std::lock_guard lock(cache_mutex_);
     by_id_[out.id] = out;
     return Status::ok();
   } catch (const std::exception& e) {

@@ -24,13 +24,16 @@ class RestSchemaRegistry final : public SchemaRegistry {
   Status not_a_registry(const std::string& path, const std::string& body) const;
   Status failure(long status, const std::string& path, const std::string& text) const;
   Status not_understood(const std::string& path, const std::exception& e) const;
-  std::string escape(std::string_view subject) const;  // for a URL path
+  std::string escape(std::string_view subject);  // for a URL path
   // HTTP status and body; status 0 means the request did not reach the server.
   std::pair<long, std::string> request(const std::string& method, const std::string& path,
                                        const std::string& body);
   std::string base_url_;
   std::string shown_url_;  // for messages: without a password
-  std::mutex mutex_;
+  // The caches are read without waiting for a request in flight (which may take its
+  // 10 s timeout); requests take turns on the one curl handle.
+  std::mutex cache_mutex_;
+  std::mutex request_mutex_;
   void* curl_ = nullptr;
   std::map<int, RegisteredSchema> by_id_;
   std::map<std::string, int> by_subject_and_schema_;
