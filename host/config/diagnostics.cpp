@@ -29,7 +29,7 @@ std::string Diagnostics::format() const {
   for (const auto& d : items_) {
     out << d.where.to_string() << ": error: ";
     if (!d.pipeline.empty()) out << "pipeline '" << d.pipeline << "'";
-    if (!d.stage.empty()) out << ", " << d.stage;
+    if (!d.stage.empty()) out << (d.pipeline.empty() ? "" : ", ") << d.stage;
     if (!d.pipeline.empty() || !d.stage.empty()) out << ": ";
     out << d.message << "\n";
   }

@@ -40,8 +40,18 @@ sink = {{ plugin = "file", path = "{out}" }}
 [pipelines.b]
 source = {{ plugin = "datagn" }}
 sink = {{ plugin = "file", pth = "{out}" }}
+
+[http]
+listen = "127.0.0.1:1"
+[[http.routes]]
+path = "/counts"
+methods = ["get"]
+plugin = "sqlite_query"
+database = "{out}.sqlite"
+query = "SELECT 1"
 """)
     r = pipehost("run", config, check=2)
+    assert "option 'methods' cannot hold \"get\"; allowed: GET, POST, PUT, DELETE, PATCH" in r.stderr
     assert f"{config}:3:" in r.stderr and "option 'rate' must be a number, not a string" in r.stderr
     assert "unknown source plugin 'datagn'; did you mean 'datagen'?" in r.stderr
     assert "unknown option 'pth' for plugin 'file'; did you mean 'path'?" in r.stderr
