@@ -17,7 +17,10 @@ namespace pipehost::host {
 namespace {
 
 // Names from a URL (%FF) and failure messages may hold invalid UTF-8: replaced, not thrown.
-constexpr auto kReplaceBadUtf8 = nlohmann::json::error_handler_t::replace;
+std::string json_text(const nlohmann::json& value, int indent = -1) {
+  return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+std::string error_json(const std::string& why) { return json_text(nlohmann::json{{"error", why}}); }
 // A tap ends after this at the latest, records or not: it holds one of the server's threads.
 constexpr long kLongestTapMs = 3'600'000;
 // Admin requests carry small JSON bodies; a larger one gets 413 without being read.
@@ -57,7 +60,7 @@ std::string AdminServer::health(int& status) const {
       status = 503;
     }
   }
-  return out.dump(-1, ' ', false, kReplaceBadUtf8);
+  return json_text(out);
 }
 
 std::string AdminServer::metrics() const {
@@ -193,7 +196,7 @@ std::string AdminServer::ready(int& status) const {
       status = 503;
     }
   }
-  return out.dump(-1, ' ', false, kReplaceBadUtf8);
+  return json_text(out);
 }
 
 // The Kafka sources' consumer_lag gauges: (pipeline, topic, partition) -> records.
@@ -245,7 +248,7 @@ std::string AdminServer::pipelines_json() const {
                    {"last_failure", s.last_failure_message()},
                    {"stages", stages}});
   }
-  return out.dump(2, ' ', false, kReplaceBadUtf8);
+  return json_text(out, 2);
 }
 
 std::string AdminServer::refused(const httplib::Request& req, bool changes_state, int& status) const {
@@ -294,7 +297,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     std::string why = refused(req, req.method != "GET" && req.method != "HEAD", status);
     if (why.empty()) return httplib::Server::HandlerResponse::Unhandled;
     res.status = status;
-    res.set_content(nlohmann::json{{"error", why}}.dump(-1, ' ', false, kReplaceBadUtf8), "application/json");
+    res.set_content(error_json(why), "application/json");
     return httplib::Server::HandlerResponse::Handled;
   });
   server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
@@ -310,7 +313,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     for (const auto& p : recent_problems())
       out.push_back({{"time", p.time}, {"level", p.level}, {"origin", p.origin}, {"message", p.message}});
     // Messages may quote record bytes: invalid UTF-8 is replaced, not thrown on.
-    res.set_content(out.dump(-1, ' ', false, kReplaceBadUtf8), "application/json");
+    res.set_content(json_text(out), "application/json");
   });
   server_->Get("/ready", [this](const httplib::Request&, httplib::Response& res) {
     int status = 200;
@@ -318,7 +321,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     res.status = status;
   });
   server_->Get("/log-level", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(nlohmann::json{{"level", log_level_name(log_level())}}.dump(-1, ' ', false, kReplaceBadUtf8), "application/json");
+    res.set_content(json_text(nlohmann::json{{"level", log_level_name(log_level())}}), "application/json");
   });
   server_->Put("/log-level", [](const httplib::Request& req, httplib::Response& res) {
     auto body = nlohmann::json::parse(req.body, nullptr, false);
@@ -326,13 +329,13 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     if (!body.is_object() || !body.contains("level") || !body["level"].is_string() ||
         !parse_log_level(body["level"].get<std::string>(), level)) {
       res.status = 400;
-      res.set_content(nlohmann::json{{"error", "send {\"level\": \"debug\"|\"info\"|\"warn\"|\"error\"}"}}.dump(-1, ' ', false, kReplaceBadUtf8),
+      res.set_content(error_json("send {\"level\": \"debug\"|\"info\"|\"warn\"|\"error\"}"),
                       "application/json");
       return;
     }
     set_log_level(level);
     log_line(LogLevel::warn, "pipehost", std::string("admin: log level set to ") + log_level_name(level));
-    res.set_content(nlohmann::json{{"level", log_level_name(level)}}.dump(-1, ' ', false, kReplaceBadUtf8), "application/json");
+    res.set_content(json_text(nlohmann::json{{"level", log_level_name(level)}}), "application/json");
   });
   server_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics(), "text/plain; version=0.0.4");
@@ -345,7 +348,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     std::shared_ptr<Pipeline> p = find(req.matches[1]);
     if (!p) {
       res.status = 404;
-      res.set_content(nlohmann::json{{"error", "no pipeline '" + std::string(req.matches[1]) + "'"}}.dump(-1, ' ', false, kReplaceBadUtf8),
+      res.set_content(error_json("no pipeline '" + std::string(req.matches[1]) + "'"),
                       "application/json");
       return;
     }
@@ -358,7 +361,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
       out.push_back({{"topic", tp.first}, {"partition", tp.second}, {"acknowledged", offset},
                      {"lag", l == lag.end() ? nlohmann::json(nullptr) : nlohmann::json(l->second)}});
     }
-    res.set_content(out.dump(2, ' ', false, kReplaceBadUtf8), "application/json");
+    res.set_content(json_text(out, 2), "application/json");
   });
   // Live records at a stage as JSON lines (pipehost tap): ?stage=sink&limit=10&timeout_ms=30000.
   server_->Get(R"(/pipelines/([^/]+)/tap)", [this](const httplib::Request& req, httplib::Response& res) {
@@ -367,9 +370,9 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
       std::string known;
       for (auto& q : pipelines_()) known += (known.empty() ? "" : ", ") + q->config().name;
       res.status = 404;
-      res.set_content(nlohmann::json{{"error", "no pipeline '" + std::string(req.matches[1]) +
-                                                   "'; pipelines: " + known}}.dump(-1, ' ', false, kReplaceBadUtf8),
-                      "application/json");
+      res.set_content(
+          error_json("no pipeline '" + std::string(req.matches[1]) + "'; pipelines: " + known),
+          "application/json");
       return;
     }
     std::string stage = req.has_param("stage") ? req.get_param_value("stage") : "sink";
@@ -379,8 +382,8 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
       std::string known;
       for (const auto& l : labels) known += (known.empty() ? "" : ", ") + l;
       res.status = 400;
-      res.set_content(nlohmann::json{{"error", "pipeline '" + p->config().name + "' has no stage '" +
-                                                   stage + "'; its stages: " + known}}.dump(-1, ' ', false, kReplaceBadUtf8),
+      res.set_content(error_json("pipeline '" + p->config().name + "' has no stage '" + stage +
+                                 "'; its stages: " + known),
                       "application/json");
       return;
     }
@@ -388,7 +391,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     long timeout_ms = req.has_param("timeout_ms") ? std::atol(req.get_param_value("timeout_ms").c_str()) : 30000;
     if (limit < 1 || limit > 100000 || timeout_ms < 1 || timeout_ms > kLongestTapMs) {
       res.status = 400;
-      res.set_content("{\"error\":\"limit must be 1 to 100000, timeout_ms 1 to 3600000\"}", "application/json");
+      res.set_content(error_json("limit must be 1 to 100000, timeout_ms 1 to 3600000"), "application/json");
       return;
     }
     PipelineState* state = &p->state();  // alive with `p`, which the provider holds
@@ -418,16 +421,16 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
                   std::shared_ptr<Pipeline> p = find(req.matches[1]);
                   if (!p) {
                     res.status = 404;
-                    res.set_content("{\"error\":\"no such pipeline\"}", "application/json");
+                    res.set_content(error_json("no pipeline '" + std::string(req.matches[1]) + "'"),
+                                    "application/json");
                     return;
                   }
                   if (req.matches[2] == "restart") {
                     if (!p->restart()) {
                       res.status = 409;
-                      res.set_content(nlohmann::json{{"error", "pipeline '" + p->config().name +
-                                                                   "' is stopping or restarting already"}}
-                                          .dump(-1, ' ', false, kReplaceBadUtf8),
-                                      "application/json");
+                      res.set_content(
+                          error_json("pipeline '" + p->config().name + "' is stopping or restarting already"),
+                          "application/json");
                       return;
                     }
                     log_info("admin: pipeline '" + p->config().name + "' restarting");

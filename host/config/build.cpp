@@ -138,13 +138,14 @@ class Builder {
       route.path = settings.path;
       route.methods = settings.methods;
       for (const auto& method : route.methods) {
-        static const std::vector<std::string> kServed = {"GET", "POST", "PUT", "DELETE", "PATCH"};
-        if (std::find(kServed.begin(), kServed.end(), method) != kServed.end()) continue;
+        const auto& allowed = RouteConfig::kMethods;
+        if (std::find(allowed.begin(), allowed.end(), method) != allowed.end()) continue;
+        std::string names;
+        for (auto name : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
         const toml::node* methods = node.as_table()->get("methods");
         diagnostics_.add(location_of(methods ? methods->source() : node.source()), "", label,
-                         "option 'methods' cannot hold \"" + method +
-                             "\"; allowed: GET, POST, PUT, DELETE, PATCH (HEAD and OPTIONS are "
-                             "answered for them)");
+                         "option 'methods' cannot hold \"" + method + "\"; allowed: " + names +
+                             " (HEAD and OPTIONS are answered for them)");
       }
       if (stage(node, "", label, Kind::route, catalog, config.connections, route.stage, {"path", "methods"}))
         config.http.routes.push_back(std::move(route));

@@ -1,8 +1,10 @@
 // The validated shape of a config file: what the runtime builds pipelines from.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <toml++/toml.h>
@@ -50,6 +52,10 @@ struct PipelineConfig {
 
 // [[http.routes]]: a route component mounted on the [http] server.
 struct RouteConfig {
+  // What `methods` may name (config/build.cpp checks, http/route_server.cpp registers);
+  // HEAD and OPTIONS are answered for them.
+  static constexpr std::array<std::string_view, 5> kMethods = {"GET", "POST", "PUT", "DELETE",
+                                                               "PATCH"};
   std::string path;
   std::vector<std::string> methods;
   StageConfig stage;  // label "http.routes[i]"

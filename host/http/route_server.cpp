@@ -117,6 +117,7 @@ bool RouteServer::start(std::string& error) {
     // Only the methods the route answers reach a handler (see the pre-routing handler);
     // the path is matched literally, not as the regular expression httplib takes.
     const std::string pattern = literal_pattern(route.path);
+    static_assert(RouteConfig::kMethods.size() == 5, "a method added there is registered here");
     for (const auto& method : route.methods) {
       if (method == "GET") server_->Get(pattern, handler);  // HEAD too
       else if (method == "POST") server_->Post(pattern, handler);
