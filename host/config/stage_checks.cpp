@@ -16,6 +16,9 @@ class NoRegistry final : public SchemaRegistry {
   Status latest_schema(std::string_view, RegisteredSchema&) noexcept override {
     return Status::retriable("the schema registry is not contacted without --connect");
   }
+  Status schema_version(std::string_view, int, RegisteredSchema&) noexcept override {
+    return Status::retriable("the schema registry is not contacted without --connect");
+  }
 };
 
 // What a stage's check sees of the host: names, data, and the services if connecting.

@@ -6,15 +6,32 @@ namespace pipehost::host {
 
 Status MemorySchemaRegistry::register_schema(std::string_view subject, std::string_view schema_type,
                                              std::string_view schema, int& id) noexcept {
+  return register_schema(subject, schema_type, schema, {}, id);
+}
+
+Status MemorySchemaRegistry::register_schema(std::string_view subject, std::string_view schema_type,
+                                             std::string_view schema,
+                                             const std::vector<SchemaReference>& references,
+                                             int& id) noexcept {
   try {
     std::lock_guard lock(mutex_);
-    // The same schema text gets the same id everywhere, as in Confluent's registry.
+    for (const auto& r : references) {
+      auto known = subjects_.find(r.subject);
+      if (known == subjects_.end() || r.version < 1 ||
+          static_cast<std::size_t>(r.version) > known->second.size())
+        return Status::invalid("reference '" + r.name + "' names subject '" + r.subject +
+                               "' version " + std::to_string(r.version) +
+                               ", which is not registered (register it first)");
+    }
+    // The same schema (text, type and references) gets the same id everywhere, as in
+    // Confluent's registry.
     id = 0;
     for (const auto& [known, s] : by_id_)
-      if (s.schema == schema && s.schema_type == schema_type) id = known;
+      if (s.schema == schema && s.schema_type == schema_type && s.references == references)
+        id = known;
     if (id == 0) {
       id = static_cast<int>(by_id_.size()) + 1;
-      by_id_[id] = RegisteredSchema{id, std::string(schema_type), std::string(schema)};
+      by_id_[id] = RegisteredSchema{id, std::string(schema_type), std::string(schema), references};
     }
     auto& versions = subjects_[std::string(subject)];
     if (std::find(versions.begin(), versions.end(), id) == versions.end()) versions.push_back(id);
@@ -44,6 +61,21 @@ Status MemorySchemaRegistry::latest_schema(std::string_view subject, RegisteredS
     if (it == subjects_.end() || it->second.empty())
       return Status::invalid("subject " + std::string(subject) + " has no schema in the registry");
     out = by_id_.at(it->second.back());
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return Status::fatal(e.what());
+  }
+}
+
+Status MemorySchemaRegistry::schema_version(std::string_view subject, int version,
+                                            RegisteredSchema& out) noexcept {
+  try {
+    std::lock_guard lock(mutex_);
+    auto it = subjects_.find(subject);
+    if (it == subjects_.end() || version < 1 || static_cast<std::size_t>(version) > it->second.size())
+      return Status::invalid("subject " + std::string(subject) + " has no version " +
+                             std::to_string(version) + " in the registry");
+    out = by_id_.at(it->second[static_cast<std::size_t>(version) - 1]);
     return Status::ok();
   } catch (const std::exception& e) {
     return Status::fatal(e.what());

@@ -13,8 +13,16 @@ class MemorySchemaRegistry final : public SchemaRegistry {
  public:
   Status register_schema(std::string_view subject, std::string_view schema_type,
                          std::string_view schema, int& id) noexcept override;
+  // With the schemas it uses (POST /subjects/{subject}/versions with "references"): each
+  // must be registered already (invalid otherwise, naming it). The same text with other
+  // references is another schema, as in Confluent's registry.
+  Status register_schema(std::string_view subject, std::string_view schema_type,
+                         std::string_view schema, const std::vector<SchemaReference>& references,
+                         int& id) noexcept;
   Status schema_by_id(int id, RegisteredSchema& out) noexcept override;
   Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept override;
+  Status schema_version(std::string_view subject, int version,
+                        RegisteredSchema& out) noexcept override;
   // The ids registered under a subject, oldest version first.
   std::vector<int> versions(const std::string& subject) const;
   std::vector<std::string> subjects() const;
@@ -37,6 +45,9 @@ class RefusedSchemaRegistry final : public SchemaRegistry {
   }
   Status schema_by_id(int, RegisteredSchema&) noexcept override { return Status::fatal(why_); }
   Status latest_schema(std::string_view, RegisteredSchema&) noexcept override {
+    return Status::fatal(why_);
+  }
+  Status schema_version(std::string_view, int, RegisteredSchema&) noexcept override {
     return Status::fatal(why_);
   }
 

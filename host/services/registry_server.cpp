@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <optional>
@@ -34,10 +35,33 @@ std::optional<int> number(const std::string& digits) {
   return n;
 }
 
+// "schemaType" (left out for AVRO, as Confluent does) and "references" (when there are).
+void describe(const RegisteredSchema& s, json& out) {
+  if (s.schema_type != "AVRO") out["schemaType"] = s.schema_type;
+  if (s.references.empty()) return;
+  json refs = json::array();
+  for (const auto& r : s.references) refs.push_back({{"name", r.name}, {"subject", r.subject}, {"version", r.version}});
+  out["references"] = std::move(refs);
+}
+
 json version_json(const std::string& subject, int version, const RegisteredSchema& s) {
   json out = {{"subject", subject}, {"version", version}, {"id", s.id}, {"schema", s.schema}};
-  if (s.schema_type != "AVRO") out["schemaType"] = s.schema_type;
+  describe(s, out);
   return out;
+}
+
+// A request's "references": [{"name", "subject", "version"}, ...]; false when malformed.
+bool references_of(const json& body, std::vector<SchemaReference>& out) {
+  auto refs = body.find("references");
+  if (refs == body.end() || refs->is_null()) return true;
+  if (!refs->is_array()) return false;
+  for (const auto& r : *refs) {
+    if (!r.is_object() || !r.contains("name") || !r["name"].is_string() || !r.contains("subject") ||
+        !r["subject"].is_string() || !r.contains("version") || !r["version"].is_number_integer())
+      return false;
+    out.push_back({r["name"].get<std::string>(), r["subject"].get<std::string>(), r["version"].get<int>()});
+  }
+  return true;
 }
 
 void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
@@ -51,8 +75,14 @@ void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
         return reply(res, 422, {{"error_code", 42201}, {"message", "\"schemaType\" must be a string"}});
       type = body["schemaType"].get<std::string>();
     }
+    std::vector<SchemaReference> references;
+    if (!references_of(body, references))
+      return reply(res, 422, {{"error_code", 42201},
+                              {"message", "\"references\" must be [{\"name\", \"subject\", \"version\"}, ...]"}});
     int id = 0;
-    Status s = registry.register_schema(req.matches[1].str(), type, body["schema"].get<std::string>(), id);
+    Status s = registry.register_schema(req.matches[1].str(), type, body["schema"].get<std::string>(),
+                                        references, id);
+    if (s.code() == Code::invalid) return reply(res, 422, {{"error_code", 42201}, {"message", s.message()}});
     if (!s.is_ok()) return reply(res, 500, {{"error_code", 50001}, {"message", s.message()}});
     reply(res, 200, {{"id", id}});
   });
@@ -61,7 +91,7 @@ void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
     auto id = number(req.matches[1].str());
     if (!id || !registry.schema_by_id(*id, s).is_ok()) return not_found(res, 40403, "Schema not found");
     json out = {{"schema", s.schema}};
-    if (s.schema_type != "AVRO") out["schemaType"] = s.schema_type;
+    describe(s, out);
     reply(res, 200, out);
   });
   server.Get("/subjects", [&](const httplib::Request&, httplib::Response& res) {
@@ -92,10 +122,12 @@ void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
     json body = json::parse(req.body, nullptr, false);
     auto ids = registry.versions(subject);
     if (ids.empty()) return not_found(res, 40401, "Subject not found");
+    std::vector<SchemaReference> references;
+    if (!body.is_object() || !references_of(body, references)) return not_found(res, 40403, "Schema not found");
     for (std::size_t v = 1; v <= ids.size(); ++v) {
       RegisteredSchema s;
       registry.schema_by_id(ids[v - 1], s);
-      if (body.is_object() && body.contains("schema") && body["schema"] == s.schema)
+      if (body.contains("schema") && body["schema"] == s.schema && references == s.references)
         return reply(res, 200, version_json(subject, static_cast<int>(v), s));
     }
     not_found(res, 40403, "Schema not found");

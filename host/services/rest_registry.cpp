@@ -34,6 +34,19 @@ int error_code(const std::string& body) {
   }
   return 0;
 }
+// A schema as GET /schemas/ids/{id} and /subjects/{subject}/versions/{version} answer it.
+RegisteredSchema schema_from(const nlohmann::json& j, int id) {
+  RegisteredSchema s;
+  s.id = id;
+  s.schema = j.at("schema").get<std::string>();
+  auto type = j.find("schemaType");  // absent (or null): AVRO, Confluent's default
+  s.schema_type = type == j.end() || type->is_null() ? "AVRO" : type->get<std::string>();
+  if (auto refs = j.find("references"); refs != j.end() && !refs->is_null())
+    for (const auto& r : *refs)
+      s.references.push_back({r.at("name").get<std::string>(), r.at("subject").get<std::string>(),
+                              r.at("version").get<int>()});
+  return s;
+}
 }  // namespace
 
 Status RestSchemaRegistry::not_a_registry(const std::string& path, const std::string& body) const {
@@ -157,11 +170,7 @@ Status RestSchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcept 
     if (status == 404 && error_code(text) != 40403) return not_a_registry(path, text);
     if (status == 404) return Status::invalid("schema id " + std::to_string(id) + " is not in the registry");
     if (status != 200) return failure(status, path, text);
-    auto j = nlohmann::json::parse(text);
-    RegisteredSchema s;
-    s.id = id;
-    s.schema = j.at("schema").get<std::string>();
-    s.schema_type = j.value("schemaType", std::string("AVRO"));
+    RegisteredSchema s = schema_from(nlohmann::json::parse(text), id);
     std::lock_guard lock(cache_mutex_);
     by_id_[id] = s;
     out = s;
@@ -180,11 +189,40 @@ Status RestSchemaRegistry::latest_schema(std::string_view subject, RegisteredSch
     if (status == 404) return Status::invalid("subject " + std::string(subject) + " has no schema in the registry");
     if (status != 200) return failure(status, path, text);
     auto j = nlohmann::json::parse(text);
-    out.id = j.at("id").get<int>();
-    out.schema = j.at("schema").get<std::string>();
-    out.schema_type = j.value("schemaType", std::string("AVRO"));
+    out = schema_from(j, j.at("id").get<int>());
     std::lock_guard lock(cache_mutex_);
     by_id_[out.id] = out;
+    return Status::ok();
+  } catch (const std::exception& e) {
+    return not_understood(path, e);
+  }
+}
+
+// A version's schema never changes (a registry deletes versions, it does not rewrite
+// them): cached as schemas by id are.
+Status RestSchemaRegistry::schema_version(std::string_view subject, int version,
+                                          RegisteredSchema& out) noexcept {
+  std::string path = "/subjects";
+  try {
+    std::string cache_key = std::string(subject) + '\0' + std::to_string(version);
+    {
+      std::lock_guard lock(cache_mutex_);
+      if (auto it = by_subject_and_version_.find(cache_key); it != by_subject_and_version_.end()) {
+        out = it->second;
+        return Status::ok();
+      }
+    }
+    path = "/subjects/" + escape(subject) + "/versions/" + std::to_string(version);
+    auto [status, text] = request("GET", path, "");
+    if (status == 404 && error_code(text) != 40401 && error_code(text) != 40402) return not_a_registry(path, text);
+    if (status == 404)
+      return Status::invalid("subject " + std::string(subject) + " has no version " +
+                             std::to_string(version) + " in the registry");
+    if (status != 200) return failure(status, path, text);
+    auto j = nlohmann::json::parse(text);
+    out = schema_from(j, j.at("id").get<int>());
+    std::lock_guard lock(cache_mutex_);
+    by_subject_and_version_[cache_key] = out;
     return Status::ok();
   } catch (const std::exception& e) {
     return not_understood(path, e);

@@ -19,6 +19,8 @@ class RestSchemaRegistry final : public SchemaRegistry {
                          std::string_view schema, int& id) noexcept override;
   Status schema_by_id(int id, RegisteredSchema& out) noexcept override;
   Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept override;
+  Status schema_version(std::string_view subject, int version,
+                        RegisteredSchema& out) noexcept override;
 
  private:
   Status not_a_registry(const std::string& path, const std::string& body) const;
@@ -37,6 +39,7 @@ class RestSchemaRegistry final : public SchemaRegistry {
   void* curl_ = nullptr;
   std::map<int, RegisteredSchema> by_id_;
   std::map<std::string, int> by_subject_and_schema_;
+  std::map<std::string, RegisteredSchema> by_subject_and_version_;
 };
 
 // The registry a config's `schema_registry` names: a URL, or "embedded" (in memory, and

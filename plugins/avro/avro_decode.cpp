@@ -127,14 +127,22 @@ AvroDecode::Writer& AvroDecode::writer(std::int32_t id) {
   auto it = writers_.find(id);
   if (it != writers_.end() && it->second->retry_after > Clock::now()) return *it->second;
   RegisteredSchema registered;
-  const Status status = context_.schema_registry().schema_by_id(id, registered);
+  Status status = context_.schema_registry().schema_by_id(id, registered);
   auto w = std::make_unique<Writer>();
   if (status.code() == Code::invalid) {
     w->error = "unknown schema id " + std::to_string(id) + ": " + status.message();
     w->retry_after = Clock::now() + kUnknownIdRetry;
   } else {
     throw_if_error(status, "fetching schema id " + std::to_string(id));  // retriable: not remembered
-    load(id, registered, *w);
+    std::vector<std::string> referenced;
+    status = fetch_references(context_.schema_registry(), registered, referenced);
+    if (status.code() == Code::invalid) {
+      w->error = "schema id " + std::to_string(id) + ": " + status.message();
+      w->retry_after = Clock::now() + kUnknownIdRetry;  // a reference registered late
+    } else {
+      throw_if_error(status, "fetching the references of schema id " + std::to_string(id));
+      load(id, registered, referenced, *w);
+    }
   }
   if (last_id_ == id) last_ = nullptr;  // the entry it points at is replaced
   if (!w->error.empty() && ++unknown_ids_ > kMostUnknownIds) {
@@ -148,14 +156,15 @@ AvroDecode::Writer& AvroDecode::writer(std::int32_t id) {
   return entry;
 }
 
-void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered, Writer& w) {
+void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered,
+                      const std::vector<std::string>& referenced, Writer& w) {
   const std::string which = "schema id " + std::to_string(id);
   if (!registered.schema_type.empty() && registered.schema_type != "AVRO") {
     w.error = which + " is " + registered.schema_type + ", not AVRO";
     return;
   }
   try {
-    w.schema = parse_schema(registered.schema);
+    w.schema = parse_schema(registered.schema, referenced);
   } catch (const std::exception& e) {
     w.error = which + ": " + e.what();
     return;

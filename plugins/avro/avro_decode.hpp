@@ -40,7 +40,8 @@ class AvroDecode final : public RecordTransform {
   struct Writer;  // one writer schema, ready to read values of it
 
   Writer& writer(std::int32_t id);
-  void load(std::int32_t id, const RegisteredSchema& registered, Writer& w);
+  void load(std::int32_t id, const RegisteredSchema& registered,
+            const std::vector<std::string>& referenced, Writer& w);
 
   Context& context_;
   Schema reader_schema_;  // empty: values are read as the writer wrote them

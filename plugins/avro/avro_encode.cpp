@@ -126,13 +126,19 @@ std::unique_ptr<AvroEncode::Target> AvroEncode::resolve(const std::string& subje
                        " schema, not AVRO");
     t->id = latest.id;
     text = latest.schema;
+    std::vector<std::string> referenced;
+    Status refs = fetch_references(context_.schema_registry(), latest, referenced);
+    if (refs.code() == Code::invalid)
+      throw FatalError("the latest schema of subject " + subject + ": " + refs.message());
+    throw_if_error(refs, "fetching the references of the latest schema of subject " + subject);
+    t->schema = parse_schema(text, referenced);
   } else {
     int id = -1;
     throw_if_error(context_.schema_registry().register_schema(subject, "AVRO", text, id),
           "registering the schema under subject " + subject);
     t->id = id;
   }
-  t->schema = parse_schema(text);
+  if (!t->schema) t->schema = parse_schema(text);
   context_.info("values for subject " + subject + " are written with schema id " +
                 std::to_string(t->id));
   return t;

@@ -1,9 +1,11 @@
 #include "avro_value.hpp"
 
 #include <bit>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include <pipehost/status.hpp>
@@ -25,6 +27,140 @@ Schema parse_schema(std::string_view json) {
   if (avro_schema_from_json_length(json.data(), json.size(), &s) != 0)
     throw std::runtime_error("not an Avro schema: " + avro_error());
   return Schema(s);
+}
+
+namespace {
+
+std::string full_name(avro_schema_t named) {
+  const char* space = avro_schema_namespace(named);
+  return space && *space ? std::string(space) + "." + avro_schema_name(named) : avro_schema_name(named);
+}
+
+// The schema as JSON text, each named type defined where it is first used (names,
+// symbols and field names are Avro identifiers: nothing to escape). What Avro C does not
+// keep (defaults, logical types, docs) is not written; Avro C reads none of it.
+void write_inline_json(avro_schema_t s, std::set<std::string>& defined, std::string& out) {
+  if (is_avro_link(s)) s = avro_schema_link_target(s);
+  if (is_avro_named_type(s) && !defined.insert(full_name(s)).second) {
+    out += "\"" + full_name(s) + "\"";
+    return;
+  }
+  switch (avro_typeof(s)) {
+    case AVRO_RECORD: {
+      out += "{\"type\":\"record\",\"name\":\"" + full_name(s) + "\",\"fields\":[";
+      const auto n = avro_schema_record_size(s);
+      for (std::size_t i = 0; i < n; ++i) {
+        out += std::string(i ? "," : "") + "{\"name\":\"" +
+               avro_schema_record_field_name(s, static_cast<int>(i)) + "\",\"type\":";
+        write_inline_json(avro_schema_record_field_get_by_index(s, static_cast<int>(i)), defined, out);
+        out += "}";
+      }
+      out += "]}";
+      return;
+    }
+    case AVRO_ENUM: {
+      out += "{\"type\":\"enum\",\"name\":\"" + full_name(s) + "\",\"symbols\":[";
+      for (int i = 0; i < avro_schema_enum_number_of_symbols(s); ++i)
+        out += std::string(i ? "," : "") + "\"" + avro_schema_enum_get(s, i) + "\"";
+      out += "]}";
+      return;
+    }
+    case AVRO_FIXED:
+      out += "{\"type\":\"fixed\",\"name\":\"" + full_name(s) +
+             "\",\"size\":" + std::to_string(avro_schema_fixed_size(s)) + "}";
+      return;
+    case AVRO_ARRAY:
+      out += "{\"type\":\"array\",\"items\":";
+      write_inline_json(avro_schema_array_items(s), defined, out);
+      out += "}";
+      return;
+    case AVRO_MAP:
+      out += "{\"type\":\"map\",\"values\":";
+      write_inline_json(avro_schema_map_values(s), defined, out);
+      out += "}";
+      return;
+    case AVRO_UNION: {
+      out += "[";
+      const auto n = avro_schema_union_size(s);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i) out += ",";
+        write_inline_json(avro_schema_union_branch(s, static_cast<int>(i)), defined, out);
+      }
+      out += "]";
+      return;
+    }
+    default:  // a primitive
+      out += "\"" + std::string(avro_schema_type_name(s)) + "\"";
+  }
+}
+
+}  // namespace
+
+// Avro C parses one JSON text, with no way to hand it named types defined elsewhere; but
+// in a union's text a branch may use the types defined by the branches before it. So
+// the referenced schemas (named types) and the schema are parsed as one union, and the
+// schema is written out again with each named type defined at its first use (Avro C's
+// generic classes and resolvers follow a link only back to a type they are inside) and
+// parsed alone.
+Schema parse_schema(std::string_view json, const std::vector<std::string>& referenced) {
+  if (referenced.empty()) return parse_schema(json);
+  auto trimmed = json;
+  while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.front()))) trimmed.remove_prefix(1);
+  while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.back()))) trimmed.remove_suffix(1);
+  const bool is_union = trimmed.size() >= 2 && trimmed.front() == '[' && trimmed.back() == ']';
+  std::string text = "[";
+  for (const auto& r : referenced) text += r + ",";
+  text += is_union ? trimmed.substr(1, trimmed.size() - 2) : trimmed;
+  text += "]";
+  Schema all = parse_schema(text);
+  const std::size_t branches = avro_schema_union_size(all.get());
+  if (!is_union && branches != referenced.size() + 1)
+    throw std::runtime_error("a referenced schema is a union, not a named type");
+  for (std::size_t i = 0; i < referenced.size(); ++i) {
+    avro_schema_t r = avro_schema_union_branch(all.get(), static_cast<int>(i));
+    if (!is_avro_named_type(r))
+      throw std::runtime_error("a referenced schema is " + std::string(avro_schema_type_name(r)) +
+                               ", not a named type (record, enum or fixed)");
+  }
+  std::set<std::string> defined;
+  std::string out;
+  if (is_union) out += "[";
+  for (std::size_t i = referenced.size(); i < branches; ++i) {
+    if (i > referenced.size()) out += ",";
+    write_inline_json(avro_schema_union_branch(all.get(), static_cast<int>(i)), defined, out);
+  }
+  if (is_union) out += "]";
+  return parse_schema(out);
+}
+
+namespace {
+constexpr int kDeepestReference = 32;
+
+Status fetch_references(SchemaRegistry& registry, const RegisteredSchema& schema,
+                        std::vector<std::string>& out, std::set<std::string>& names, int depth) {
+  for (const SchemaReference& r : schema.references) {
+    if (!names.insert(r.name).second) continue;
+    if (depth >= kDeepestReference)
+      return Status::invalid("references nest deeper than " + std::to_string(kDeepestReference));
+    RegisteredSchema referenced;
+    Status s = registry.schema_version(r.subject, r.version, referenced);
+    if (s.code() == Code::invalid)
+      return Status::invalid("its reference " + r.name + " is registered as subject '" + r.subject +
+                             "' version " + std::to_string(r.version) +
+                             ", which the registry does not have (" + s.message() + ")");
+    if (!s.is_ok()) return s;
+    if (Status deeper = fetch_references(registry, referenced, out, names, depth + 1); !deeper.is_ok())
+      return deeper;
+    out.push_back(std::move(referenced.schema));
+  }
+  return Status::ok();
+}
+}  // namespace
+
+Status fetch_references(SchemaRegistry& registry, const RegisteredSchema& schema,
+                        std::vector<std::string>& out) {
+  std::set<std::string> names;
+  return fetch_references(registry, schema, out, names, 0);
 }
 
 std::shared_ptr<const StructSchema> ToValue::record_schema(avro_schema_t s) {

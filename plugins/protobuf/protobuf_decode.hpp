@@ -3,6 +3,7 @@
 #pragma once
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -103,14 +104,22 @@ class ProtobufDecode final : public RecordTransform {
     auto it = schemas_.find(id);
     if (it != schemas_.end() && it->second->retry_after > Clock::now()) return *it->second;
     RegisteredSchema registered;
-    const Status status = context_.schema_registry().schema_by_id(id, registered);
+    Status status = context_.schema_registry().schema_by_id(id, registered);
     auto s = std::make_unique<Schema>(projection_);
+    SchemaFiles::ReferencedFiles referenced;
     if (status.code() == Code::invalid) {
       s->error = "unknown schema id " + std::to_string(id) + ": " + status.message();
       s->retry_after = Clock::now() + kUnknownIdRetry;
     } else {
       throw_if_error(status, "fetching schema id " + std::to_string(id));  // retriable: not remembered
-      load(id, registered, *s);
+      status = fetch_references(registered, referenced, 0);
+      if (status.code() == Code::invalid) {
+        s->error = "schema id " + std::to_string(id) + ": " + status.message();
+        s->retry_after = Clock::now() + kUnknownIdRetry;  // a reference registered late
+      } else {
+        throw_if_error(status, "fetching the references of schema id " + std::to_string(id));
+        load(id, registered, referenced, *s);
+      }
     }
     if (last_id_ == id) last_schema_ = nullptr;  // the entry it points at is replaced
     if (!s->error.empty() && ++unknown_ids_ > kMostUnknownIds) {
@@ -124,21 +133,44 @@ class ProtobufDecode final : public RecordTransform {
     return entry;
   }
 
-  void load(std::int32_t id, const RegisteredSchema& registered, Schema& s) {
+  // The schemas a registered schema imports, through its references and theirs (a
+  // producer registers each import of its .proto under a subject of its own). The
+  // well-known types are compiled in and not fetched.
+  Status fetch_references(const RegisteredSchema& schema, SchemaFiles::ReferencedFiles& out,
+                          int depth) {
+    for (const SchemaReference& r : schema.references) {
+      if (is_well_known_file(r.name) || out.count(r.name)) continue;
+      if (depth >= kDeepestReference)
+        return Status::invalid("references nest deeper than " + std::to_string(kDeepestReference));
+      RegisteredSchema referenced;
+      Status s = context_.schema_registry().schema_version(r.subject, r.version, referenced);
+      if (s.code() == Code::invalid)
+        return Status::invalid("its import " + r.name + " is registered as subject '" + r.subject +
+                               "' version " + std::to_string(r.version) + ", which the registry " +
+                               "does not have (" + s.message() + ")");
+      if (!s.is_ok()) return s;
+      out[r.name] = referenced.schema;
+      if (Status deeper = fetch_references(referenced, out, depth + 1); !deeper.is_ok()) return deeper;
+    }
+    return Status::ok();
+  }
+
+  void load(std::int32_t id, const RegisteredSchema& registered,
+            const SchemaFiles::ReferencedFiles& referenced, Schema& s) {
     if (!registered.schema_type.empty() && registered.schema_type != "PROTOBUF") {
       s.error =
           "schema id " + std::to_string(id) + " is " + registered.schema_type + ", not PROTOBUF";
       return;
     }
     try {
-      s.files = SchemaFiles::from_registry(registered.schema, id, imports_.get());
+      s.files = SchemaFiles::from_registry(registered.schema, id, imports_.get(), &referenced);
     } catch (const std::exception& e) {
       s.error = e.what();
       return;
     }
     for (const auto& name : s.files->unresolved_imports())
       context_.warn("schema id " + std::to_string(id) + " imports " + name +
-                    ", found neither among the well-known types nor in " + imports_path_ +
+                    ", found neither among the well-known types, its references nor in " + imports_path_ +
                     ": records with fields of its types are refused (options from it are ignored)");
   }
 
@@ -152,6 +184,7 @@ class ProtobufDecode final : public RecordTransform {
   Schema* last_schema_ = nullptr;
   std::size_t unknown_ids_ = 0;  // error entries added since the cache last forgot them
   static constexpr std::size_t kMostUnknownIds = 1024;
+  static constexpr int kDeepestReference = 32;
 };
 
 

@@ -61,22 +61,56 @@ bool is_well_known_file(std::string_view file_name) {
   return file_name.starts_with("google/protobuf/");
 }
 
+// A schema's text as a registry holds it: .proto text, or a base64 serialized
+// FileDescriptorProto (confluent-kafka-python registers that).
+static gp::FileDescriptorProto parse_registered(std::string_view schema, const std::string& what) {
+  gp::FileDescriptorProto proto;
+  std::string binary;
+  if (decode_base64(schema, binary)) {
+    if (!proto.ParseFromString(binary))
+      throw std::runtime_error(what + " is base64 but not a serialized FileDescriptorProto");
+    return proto;
+  }
+  try {
+    parse_proto_text(schema, proto);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(what + " is not valid .proto text: " + e.what());
+  }
+  return proto;
+}
+
 const gp::FileDescriptor* SchemaFiles::build(const gp::FileDescriptorProto& proto,
-                                             const SchemaFiles* imports) {
+                                             const SchemaFiles* imports,
+                                             const ReferencedFiles* referenced) {
   for (const std::string& dependency : proto.dependency()) {
     if (pool_->FindFileByName(dependency)) continue;
-    const gp::FileDescriptor* source = nullptr;
-    if (is_well_known_file(dependency))
-      source = gp::DescriptorPool::generated_pool()->FindFileByName(dependency);
-    if (!source && imports) source = imports->pool().FindFileByName(dependency);
-    if (!source) {
-      unresolved_.push_back(dependency);
-      pool_->AllowUnknownDependencies();
+    if (is_well_known_file(dependency)) {
+      if (const auto* known = gp::DescriptorPool::generated_pool()->FindFileByName(dependency)) {
+        gp::FileDescriptorProto copy;
+        known->CopyTo(&copy);
+        build(copy, nullptr, nullptr);
+        continue;
+      }
+    }
+    // What the producer registered with the schema comes before a local descriptor set.
+    auto registered = referenced ? referenced->find(dependency) : ReferencedFiles::const_iterator();
+    if (referenced && registered != referenced->end()) {
+      if (!building_.insert(dependency).second)
+        throw std::runtime_error("import " + dependency + " imports itself (through its references)");
+      gp::FileDescriptorProto file = parse_registered(registered->second, "import " + dependency);
+      file.set_name(dependency);  // the name the importing file gives it
+      build(file, imports, referenced);
+      building_.erase(dependency);
       continue;
     }
-    gp::FileDescriptorProto copy;
-    source->CopyTo(&copy);
-    build(copy, imports);
+    if (const auto* local = imports ? imports->pool().FindFileByName(dependency) : nullptr) {
+      gp::FileDescriptorProto copy;
+      local->CopyTo(&copy);
+      build(copy, imports, nullptr);
+      continue;
+    }
+    unresolved_.push_back(dependency);
+    pool_->AllowUnknownDependencies();
   }
   BuildErrors errors;
   const gp::FileDescriptor* file = pool_->BuildFileCollectingErrors(proto, &errors);
@@ -103,7 +137,7 @@ std::unique_ptr<SchemaFiles> SchemaFiles::from_descriptor_set(const std::string&
     for (auto& f : *file.mutable_extension())
       if (f.json_name() == default_json_name(f.name())) f.clear_json_name();
     try {
-      files->build(file, nullptr);
+      files->build(file, nullptr, nullptr);
     } catch (const std::exception& e) {
       throw std::runtime_error(path + ": " + e.what());
     }
@@ -116,25 +150,14 @@ std::unique_ptr<SchemaFiles> SchemaFiles::from_descriptor_set(const std::string&
 }
 
 std::unique_ptr<SchemaFiles> SchemaFiles::from_registry(std::string_view schema, int schema_id,
-                                                        const SchemaFiles* imports) {
-  gp::FileDescriptorProto proto;
-  std::string binary;
-  if (decode_base64(schema, binary)) {
-    if (!proto.ParseFromString(binary))
-      throw std::runtime_error("schema id " + std::to_string(schema_id) +
-                               " is base64 but not a serialized FileDescriptorProto");
-  } else {
-    try {
-      parse_proto_text(schema, proto);
-    } catch (const std::exception& e) {
-      throw std::runtime_error("schema id " + std::to_string(schema_id) +
-                               " is not valid .proto text: " + e.what());
-    }
-  }
-  if (proto.name().empty()) proto.set_name("schema-" + std::to_string(schema_id) + ".proto");
+                                                        const SchemaFiles* imports,
+                                                        const ReferencedFiles* referenced) {
+  gp::FileDescriptorProto proto = parse_registered(schema, "schema id " + std::to_string(schema_id));
+  if (proto.name().empty() || (referenced && referenced->count(proto.name())))
+    proto.set_name("schema-" + std::to_string(schema_id) + ".proto");
   std::unique_ptr<SchemaFiles> files(new SchemaFiles());
   try {
-    files->build(proto, imports);
+    files->build(proto, imports, referenced);
   } catch (const std::exception& e) {
     throw std::runtime_error("schema id " + std::to_string(schema_id) + ": " + e.what());
   }

@@ -5,7 +5,9 @@
 #pragma once
 #include <google/protobuf/descriptor.h>
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,11 +22,17 @@ class SchemaFiles {
   // A FileDescriptorSet as `protoc --include_imports --descriptor_set_out` writes it.
   static std::unique_ptr<SchemaFiles> from_descriptor_set(const std::string& path);
 
+  // The schemas a registry schema's references name, by import path ("acme/money.proto"),
+  // each as the registry holds it.
+  using ReferencedFiles = std::map<std::string, std::string>;
+
   // A registry schema. Imports of google/protobuf/*.proto come from the well-known types
-  // compiled into libprotobuf, other imports from `imports` when given; an import found
-  // nowhere becomes a placeholder and is listed in unresolved_imports().
+  // compiled into libprotobuf, others from `referenced` (the schema's references), else
+  // from `imports` when given; an import found nowhere becomes a placeholder and is listed
+  // in unresolved_imports().
   static std::unique_ptr<SchemaFiles> from_registry(std::string_view schema, int schema_id,
-                                                    const SchemaFiles* imports);
+                                                    const SchemaFiles* imports,
+                                                    const ReferencedFiles* referenced = nullptr);
 
   const google::protobuf::DescriptorPool& pool() const { return *pool_; }
   // The file the schema was built from (the last built: imports come first).
@@ -38,11 +46,13 @@ class SchemaFiles {
  private:
   SchemaFiles();
   const google::protobuf::FileDescriptor* build(const google::protobuf::FileDescriptorProto& proto,
-                                                const SchemaFiles* imports);
+                                                const SchemaFiles* imports,
+                                                const ReferencedFiles* referenced);
 
   std::unique_ptr<google::protobuf::DescriptorPool> pool_;
   std::vector<const google::protobuf::FileDescriptor*> files_;
   std::vector<std::string> unresolved_;
+  std::set<std::string> building_;  // referenced imports being built (a cycle throws)
 };
 
 bool is_well_known_file(std::string_view file_name);

@@ -150,6 +150,7 @@ def test_admin_endpoint_health_metrics_pause_and_resume():
     import signal
     import time
     import urllib.error
+    import urllib.parse
     import urllib.request
 
     from support import free_port, start_pipehost, wait_until
@@ -320,6 +321,28 @@ print(framed.hex())
         status, answer = ask("/subjects/null-type/versions", {"schema": '"string"', "schemaType": None})
         assert status == 200 and ask(f"/schemas/ids/{answer['id']}")[1] == {"schema": '"string"'}
         assert ask("/subjects/bad-type/versions", {"schema": '"string"', "schemaType": 7})[0] == 422
+        # A .proto with an import of its own: the serializer registers the import under its
+        # path and the schema with references, which the registry keeps and serves.
+        script = f"""
+import sys; sys.path.insert(0, {clients!r})
+from payments_producer import payment_class, serializer
+from confluent_kafka.serialization import SerializationContext, MessageField
+Payment = payment_class()
+print(serializer(Payment, {url!r})(Payment(id="p1"), SerializationContext("pay", MessageField.VALUE)).hex())
+"""
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        pay_id = int.from_bytes(bytes.fromhex(r.stdout.strip())[1:5], "big")
+        status, body = ask(f"/schemas/ids/{pay_id}")
+        assert status == 200 and "acme/money.proto" in [ref["name"] for ref in body["references"]], body
+        money = next(ref for ref in body["references"] if ref["name"] == "acme/money.proto")
+        status, version = ask(f"/subjects/{urllib.parse.quote(money['subject'], safe='')}/versions/{money['version']}")
+        assert status == 200 and version["schemaType"] == "PROTOBUF", version
+        # A reference to nothing registered is refused (Confluent: 422), not stored.
+        status, answer = ask("/subjects/dangling/versions", {"schema": body["schema"], "schemaType": "PROTOBUF",
+                                                             "references": [{"name": "acme/money.proto",
+                                                                             "subject": "nowhere", "version": 1}]})
+        assert status == 422 and "nowhere" in answer["message"], answer
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=10) == 0
     finally:

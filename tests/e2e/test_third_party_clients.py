@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from confluent_kafka import Consumer
@@ -16,7 +17,7 @@ from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from support import (CONFIGS, RedisServer, pipehost, reference_transactions, require_env,
-                     run_tests, start_pipehost, totals_of, unique, wait_until)
+                     run_tests, start_pipehost, totals_of, unique, wait_until, write_config)
 
 JAGO = os.path.join(CONFIGS, "jago.toml")
 CLIENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "clients")
@@ -172,6 +173,34 @@ def read_topic(brokers, topic, count, idle_s=20):
     finally:
         consumer.close()
     return out
+
+
+def test_a_proto_importing_a_file_of_its_own_decodes_through_its_registered_references():
+    """confluent-kafka's ProtobufSerializer registers a user import (acme/money.proto)
+    under a subject of its own and the schema with references to it: protobuf_decode
+    fetches them and decodes the imported message's fields."""
+    brokers, registry = require_env("KAFKA_BROKERS"), require_env("SCHEMA_REGISTRY_URL")
+    topic, count = unique("payments"), 300
+    admin = AdminClient({"bootstrap.servers": brokers})  # alive until the answer
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result()
+    sent = json.loads(client("payments_producer.py", brokers, registry, topic, count))
+    out = os.path.join(tempfile.mkdtemp(prefix="pipehost-e2e-"), "payments.jsonl")
+    config = write_config(f"""
+schema_registry = "{registry}"
+[kafka]
+brokers = "{brokers}"
+[pipelines.payments]
+source = {{ plugin = "kafka", topics = ["{topic}"], group = "{topic}-readers", stop_at_end = true }}
+transforms = [ {{ plugin = "protobuf_decode" }} ]
+sink = {{ plugin = "file", path = "{out}" }}
+""", name="payments.toml")
+    pipehost("run", config, "--no-progress", check=0, timeout=120)
+    got = [json.loads(line) for line in open(out)]
+    assert len(got) == count
+    # the well-known import (a reference too) is the compiled-in Timestamp
+    assert {v["id"]: v["at"] for v in got}["pay-5"].startswith("2024-12-01T00:00:05")
+    assert sorted((v["id"], v["amount"]["currency"], v["amount"]["units"]) for v in got) == \
+        sorted((p["id"], p["currency"], p["units"]) for p in sent)
 
 
 run_tests(globals())

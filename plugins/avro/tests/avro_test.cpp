@@ -797,3 +797,70 @@ TEST_CASE("avro: a rejected record keeps its payload; rejections name the schema
   CHECK(refused[0].reason.find("schema id " + std::to_string(id) + ": ") != std::string::npos);
   CHECK(refused[0].reason.find("not valid UTF-8 (at byte 3") != std::string::npos);
 }
+
+TEST_CASE("avro: a schema that names types registered under other subjects (references)") {
+  // As a producer registers them: the named type first, then the schema with a reference
+  // to it by full name, subject and version.
+  const std::string money =
+      R"({"type":"record","name":"Money","namespace":"acme","fields":[)"
+      R"({"name":"currency","type":"string"},{"name":"units","type":"long"}]})";
+  const std::string payment =
+      R"({"type":"record","name":"Payment","namespace":"acme","fields":[)"
+      R"({"name":"id","type":"string"},{"name":"amount","type":"acme.Money"}]})";
+  const std::string either = R"(["null","acme.Money"])";  // a union schema naming it
+  const std::vector<SchemaReference> refs = {{"acme.Money", "acme.Money", 1}};
+  int payment_id = 0, either_id = 0;
+  StageHarness<avro::AvroDecode> dec({}, [&](TestContext& c) {
+    int id = 0;
+    REQUIRE(c.registry.register_schema("acme.Money", "AVRO", money, id).is_ok());
+    REQUIRE(c.registry.register_schema("pay-value", "AVRO", payment, refs, payment_id).is_ok());
+    REQUIRE(c.registry.register_schema("either-value", "AVRO", either, refs, either_id).is_ok());
+  });
+  std::string body;
+  put_string(body, "p1");
+  put_string(body, "EUR");
+  put_long(body, 5);
+  std::string some;
+  put_long(some, 1);  // the union's second branch
+  put_string(some, "USD");
+  put_long(some, 7);
+  Batch b = of({framed(payment_id, body), framed(either_id, some)});
+  auto rejected = dec.process(b);
+  for (const auto& r : rejected) MESSAGE(r.reason);
+  REQUIRE(rejected.empty());
+  CHECK(*b.records[0].value.field("id") == Value("p1"));
+  const Value* amount = b.records[0].value.field("amount");
+  REQUIRE(amount);
+  CHECK(*amount->field("currency") == Value("EUR"));
+  CHECK(*amount->field("units") == Value(std::int64_t{5}));
+  CHECK(*b.records[1].value.field("currency") == Value("USD"));
+
+  // The encoder writes with the subject's latest version and its references.
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("pay-value")}}, [&](TestContext& c) {
+    int id = 0;
+    REQUIRE(c.registry.register_schema("acme.Money", "AVRO", money, id).is_ok());
+    REQUIRE(c.registry.register_schema("pay-value", "AVRO", payment, refs, id).is_ok());
+  });
+  enc->start();
+  Batch e;
+  e.records.emplace_back().value = b.records[0].value;
+  REQUIRE(enc.process(e).empty());
+  CHECK(std::string(e.records[0].payload) == framed(2, body));
+}
+
+TEST_CASE("avro_decode: a reference the registry lacks rejects the record, naming it") {
+  const std::string payment =
+      R"({"type":"record","name":"Payment","namespace":"acme","fields":[)"
+      R"({"name":"amount","type":"acme.Money"}]})";
+  int id = 0;
+  StageHarness<avro::AvroDecode> dec({}, [&](TestContext& c) {
+    REQUIRE(c.registry.register_schema("pay-value", "AVRO", payment, {{"acme.Money", "money", 3}}, id)
+                .is_ok());
+  });
+  Batch b = of({framed(id, std::string(1, '\0'))});
+  auto rejected = dec.process(b);
+  REQUIRE(rejected.size() == 1);
+  CHECK_MESSAGE(rejected[0].reason.find("its reference acme.Money is registered as subject 'money' "
+                                        "version 3, which the registry does not have") != std::string::npos,
+                rejected[0].reason);
+}

@@ -300,3 +300,58 @@ TEST_CASE("plugin: the registered schema is the message's .proto text") {
   CHECK(s.schema.find("message Transaction {") != std::string::npos);
   CHECK(h.context.registry.subjects().size() == 1);  // the well-known import is not registered
 }
+
+TEST_CASE("plugin: a schema importing files registered as its references decodes") {
+  // As confluent-kafka-python's ProtobufSerializer registers a .proto with user imports:
+  // each import under a subject of its own (its path), then the schema with references.
+  Harness h;
+  const std::string units = "syntax = \"proto3\"; package acme; message Units { int64 value = 1; }";
+  const std::string money =
+      "syntax = \"proto3\"; package acme; import \"acme/units.proto\";\n"
+      "message Money { string currency = 1; acme.Units units = 2; }";
+  const std::string payment =
+      "syntax = \"proto3\"; package acme; import \"acme/money.proto\";\n"
+      "import \"google/protobuf/timestamp.proto\";\n"
+      "message Payment { string id = 1; acme.Money amount = 2; google.protobuf.Timestamp at = 3; }";
+  int id = 0;
+  REQUIRE(h.context.registry.register_schema("acme/units.proto", "PROTOBUF", units, id).is_ok());
+  REQUIRE(h.context.registry
+              .register_schema("acme/money.proto", "PROTOBUF", money,
+                               {{"acme/units.proto", "acme/units.proto", 1}}, id)
+              .is_ok());
+  // The well-known import is named too (the serializer's default) and never fetched.
+  REQUIRE(h.context.registry
+              .register_schema("pay-value", "PROTOBUF", payment,
+                               {{"acme/money.proto", "acme/money.proto", 1},
+                                {"google/protobuf/timestamp.proto", "google/protobuf/timestamp.proto", 9}},
+                               id)
+              .is_ok());
+  // Payment{id: "p1", amount: {currency: "EUR", units: {value: 5}}}, by hand.
+  const std::string wire = std::string("\x0a\x02p1\x12\x09\x0a\x03" "EUR\x12\x02\x08\x05", 15);
+  auto decode = h.make("protobuf_decode", {});
+  Batch batch = payloads({frame(id, wire)});
+  REQUIRE(decode->process(batch).is_ok());
+  REQUIRE(batch.rejections.empty());
+  const Value& v = batch.records[0].value;
+  CHECK(*v.field("id") == Value("p1"));
+  CHECK(*v.field("amount")->field("currency") == Value("EUR"));
+  CHECK(*v.field("amount")->field("units")->field("value") == Value(std::int64_t{5}));
+}
+
+TEST_CASE("plugin: an import whose reference the registry lacks rejects the record, naming it") {
+  Harness h;
+  int id = 0;
+  REQUIRE(h.context.registry
+              .register_schema("pay-value", "PROTOBUF",
+                               "syntax = \"proto3\"; import \"acme/money.proto\"; message P { int32 a = 1; }",
+                               {{"acme/money.proto", "money-subject", 2}}, id)
+              .is_ok());
+  auto decode = h.make("protobuf_decode", {});
+  Batch batch = payloads({frame(id, "\x08\x01")});
+  REQUIRE(decode->process(batch).is_ok());
+  REQUIRE(batch.rejections.size() == 1);
+  CHECK_MESSAGE(batch.rejections[0].reason.find("its import acme/money.proto is registered as subject "
+                                                "'money-subject' version 2, which the registry does "
+                                                "not have") != std::string::npos,
+                batch.rejections[0].reason);
+}

@@ -48,10 +48,21 @@ class Gauge {
 // Label names and values of one metric series, e.g. {{"topic", "t"}, {"partition", "0"}}.
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;
 
+// A schema another one uses, as Confluent's "references" name it: a protobuf import
+// ("acme/money.proto"), an Avro named type ("acme.Money"), registered under subject at
+// version.
+struct SchemaReference {
+  std::string name;
+  std::string subject;
+  int version = 0;
+  bool operator==(const SchemaReference&) const = default;
+};
+
 struct RegisteredSchema {
   int id = 0;
   std::string schema_type;  // "PROTOBUF", "AVRO" or "JSON" (Confluent's names)
   std::string schema;       // the schema text as registered
+  std::vector<SchemaReference> references;  // what it uses; each is fetched with schema_version
 };
 
 // The Confluent Schema Registry API, served by a real registry or the embedded one.
@@ -65,6 +76,10 @@ class PIPEHOST_EXPORT SchemaRegistry {
   virtual Status schema_by_id(int id, RegisteredSchema& out) noexcept = 0;
   // GET /subjects/{subject}/versions/latest; invalid when the subject has no version.
   virtual Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept = 0;
+  // GET /subjects/{subject}/versions/{version}: a referenced schema; invalid when the
+  // registry has no such version.
+  virtual Status schema_version(std::string_view subject, int version,
+                                RegisteredSchema& out) noexcept = 0;
 };
 
 class PIPEHOST_EXPORT Context {

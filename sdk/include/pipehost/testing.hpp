@@ -2,6 +2,7 @@
 // logs and counters, and helpers to drive one stage without a broker or sleeps.
 // Not part of the ABI; include it only from tests.
 #pragma once
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <stdexcept>
@@ -42,17 +43,24 @@ class MemorySchemaRegistry final : public SchemaRegistry {
  public:
   Status register_schema(std::string_view subject, std::string_view schema_type,
                          std::string_view schema, int& id) noexcept override {
+    return register_schema(subject, schema_type, schema, {}, id);
+  }
+  // As a producer registers a schema that imports or names others (each registered first).
+  Status register_schema(std::string_view subject, std::string_view schema_type,
+                         std::string_view schema, std::vector<SchemaReference> references,
+                         int& id) noexcept {
     std::lock_guard lock(mutex_);
-    for (const auto& [known_id, s] : by_id_) {
-      if (s.schema == schema && s.schema_type == schema_type) {
+    id = 0;
+    for (const auto& [known_id, s] : by_id_)
+      if (s.schema == schema && s.schema_type == schema_type && s.references == references)
         id = known_id;
-        subjects_[std::string(subject)].push_back(id);
-        return Status::ok();
-      }
+    if (id == 0) {
+      id = next_id_++;
+      by_id_[id] = RegisteredSchema{id, std::string(schema_type), std::string(schema),
+                                    std::move(references)};
     }
-    id = next_id_++;
-    by_id_[id] = RegisteredSchema{id, std::string(schema_type), std::string(schema)};
-    subjects_[std::string(subject)].push_back(id);
+    auto& versions = subjects_[std::string(subject)];
+    if (std::find(versions.begin(), versions.end(), id) == versions.end()) versions.push_back(id);
     return Status::ok();
   }
   Status schema_by_id(int id, RegisteredSchema& out) noexcept override {
@@ -68,6 +76,16 @@ class MemorySchemaRegistry final : public SchemaRegistry {
     if (it == subjects_.end() || it->second.empty())
       return Status::invalid("subject " + std::string(subject) + " has no schema");
     out = by_id_.at(it->second.back());
+    return Status::ok();
+  }
+  Status schema_version(std::string_view subject, int version,
+                        RegisteredSchema& out) noexcept override {
+    std::lock_guard lock(mutex_);
+    auto it = subjects_.find(std::string(subject));
+    if (it == subjects_.end() || version < 1 || static_cast<std::size_t>(version) > it->second.size())
+      return Status::invalid("subject " + std::string(subject) + " has no version " +
+                             std::to_string(version));
+    out = by_id_.at(it->second[static_cast<std::size_t>(version) - 1]);
     return Status::ok();
   }
   std::map<std::string, std::vector<int>> subjects() const {
