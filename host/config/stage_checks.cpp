@@ -10,6 +10,10 @@ class NoRegistry final : public SchemaRegistry {
   Status register_schema(std::string_view, std::string_view, std::string_view, int&) noexcept override {
     return Status::retriable("the schema registry is not contacted without --connect");
   }
+  Status register_schema(std::string_view, std::string_view, std::string_view,
+                         const std::vector<SchemaReference>&, int&, int&) noexcept override {
+    return Status::retriable("the schema registry is not contacted without --connect");
+  }
   Status schema_by_id(int, RegisteredSchema&) noexcept override {
     return Status::retriable("the schema registry is not contacted without --connect");
   }

@@ -6,13 +6,14 @@ namespace pipehost::host {
 
 Status MemorySchemaRegistry::register_schema(std::string_view subject, std::string_view schema_type,
                                              std::string_view schema, int& id) noexcept {
-  return register_schema(subject, schema_type, schema, {}, id);
+  int version = 0;
+  return register_schema(subject, schema_type, schema, {}, id, version);
 }
 
 Status MemorySchemaRegistry::register_schema(std::string_view subject, std::string_view schema_type,
                                              std::string_view schema,
                                              const std::vector<SchemaReference>& references,
-                                             int& id) noexcept {
+                                             int& id, int& version) noexcept {
   try {
     std::lock_guard lock(mutex_);
     for (const auto& r : references) {
@@ -34,7 +35,9 @@ Status MemorySchemaRegistry::register_schema(std::string_view subject, std::stri
       by_id_[id] = RegisteredSchema{id, std::string(schema_type), std::string(schema), references};
     }
     auto& versions = subjects_[std::string(subject)];
-    if (std::find(versions.begin(), versions.end(), id) == versions.end()) versions.push_back(id);
+    auto at = std::find(versions.begin(), versions.end(), id);
+    if (at == versions.end()) at = versions.insert(versions.end(), id);
+    version = static_cast<int>(at - versions.begin()) + 1;
     return Status::ok();
   } catch (const std::exception& e) {
     return Status::fatal(e.what());

@@ -18,7 +18,7 @@ class MemorySchemaRegistry final : public SchemaRegistry {
   // references is another schema, as in Confluent's registry.
   Status register_schema(std::string_view subject, std::string_view schema_type,
                          std::string_view schema, const std::vector<SchemaReference>& references,
-                         int& id) noexcept;
+                         int& id, int& version) noexcept override;
   Status schema_by_id(int id, RegisteredSchema& out) noexcept override;
   Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept override;
   Status schema_version(std::string_view subject, int version,
@@ -41,6 +41,10 @@ class RefusedSchemaRegistry final : public SchemaRegistry {
  public:
   explicit RefusedSchemaRegistry(std::string why) : why_(std::move(why)) {}
   Status register_schema(std::string_view, std::string_view, std::string_view, int&) noexcept override {
+    return Status::fatal(why_);
+  }
+  Status register_schema(std::string_view, std::string_view, std::string_view,
+                         const std::vector<SchemaReference>&, int&, int&) noexcept override {
     return Status::fatal(why_);
   }
   Status schema_by_id(int, RegisteredSchema&) noexcept override { return Status::fatal(why_); }

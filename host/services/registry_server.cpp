@@ -79,9 +79,9 @@ void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
     if (!references_of(body, references))
       return reply(res, 422, {{"error_code", 42201},
                               {"message", "\"references\" must be [{\"name\", \"subject\", \"version\"}, ...]"}});
-    int id = 0;
+    int id = 0, version = 0;
     Status s = registry.register_schema(req.matches[1].str(), type, body["schema"].get<std::string>(),
-                                        references, id);
+                                        references, id, version);
     if (s.code() == Code::invalid) return reply(res, 422, {{"error_code", 42201}, {"message", s.message()}});
     if (!s.is_ok()) return reply(res, 500, {{"error_code", 50001}, {"message", s.message()}});
     reply(res, 200, {{"id", id}});

@@ -127,20 +127,44 @@ std::pair<long, std::string> RestSchemaRegistry::request(const std::string& meth
 
 Status RestSchemaRegistry::register_schema(std::string_view subject, std::string_view schema_type,
                                            std::string_view schema, int& id) noexcept {
+  return register_with(subject, schema_type, schema, {}, id, nullptr);
+}
+
+Status RestSchemaRegistry::register_schema(std::string_view subject, std::string_view schema_type,
+                                           std::string_view schema,
+                                           const std::vector<SchemaReference>& references, int& id,
+                                           int& version) noexcept {
+  return register_with(subject, schema_type, schema, references, id, &version);
+}
+
+// Registers (POST /subjects/{subject}/versions), then, when the version is wanted, asks
+// for it (POST /subjects/{subject}: Confluent's registration answers only the id).
+Status RestSchemaRegistry::register_with(std::string_view subject, std::string_view schema_type,
+                                         std::string_view schema,
+                                         const std::vector<SchemaReference>& references, int& id,
+                                         int* version) noexcept {
   std::string path = "/subjects";
   try {
-    std::string cache_key = std::string(subject) + '\0' + std::string(schema);
+    nlohmann::json body = {{"schema", schema}};
+    if (schema_type != "AVRO") body["schemaType"] = schema_type;
+    if (!references.empty()) {
+      body["references"] = nlohmann::json::array();
+      for (const auto& r : references)
+        body["references"].push_back({{"name", r.name}, {"subject", r.subject}, {"version", r.version}});
+    }
+    const std::string request_body = body.dump();
+    const std::string cache_key = std::string(subject) + '\0' + request_body;
     {
       std::lock_guard lock(cache_mutex_);
-      if (auto it = by_subject_and_schema_.find(cache_key); it != by_subject_and_schema_.end()) {
-        id = it->second;
+      if (auto it = by_subject_and_schema_.find(cache_key);
+          it != by_subject_and_schema_.end() && (!version || it->second.second > 0)) {
+        id = it->second.first;
+        if (version) *version = it->second.second;
         return Status::ok();
       }
     }
-    nlohmann::json body = {{"schema", schema}};
-    if (schema_type != "AVRO") body["schemaType"] = schema_type;
     path = "/subjects/" + escape(subject) + "/versions";
-    auto [status, text] = request("POST", path, body.dump());
+    auto [status, text] = request("POST", path, request_body);
     if (status == 404 && error_code(text) / 100 != 404) return not_a_registry(path, text);
     if (status != 200) {
       Status s = failure(status, path, text);
@@ -148,8 +172,16 @@ Status RestSchemaRegistry::register_schema(std::string_view subject, std::string
       return Status::fatal("schema registry refused subject '" + std::string(subject) + "': " + s.message());
     }
     id = nlohmann::json::parse(text).at("id").get<int>();
+    int found = 0;
+    if (version) {
+      path = "/subjects/" + escape(subject);
+      auto [lookup_status, lookup] = request("POST", path, request_body);
+      if (lookup_status == 404 && error_code(lookup) / 100 != 404) return not_a_registry(path, lookup);
+      if (lookup_status != 200) return failure(lookup_status, path, lookup);
+      found = *version = nlohmann::json::parse(lookup).at("version").get<int>();
+    }
     std::lock_guard lock(cache_mutex_);
-    by_subject_and_schema_[cache_key] = id;
+    by_subject_and_schema_[cache_key] = {id, found};
     return Status::ok();
   } catch (const std::exception& e) {
     return not_understood(path, e);

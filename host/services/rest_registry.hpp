@@ -6,6 +6,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "pipehost/context.hpp"
 
@@ -17,12 +19,17 @@ class RestSchemaRegistry final : public SchemaRegistry {
   ~RestSchemaRegistry() override;
   Status register_schema(std::string_view subject, std::string_view schema_type,
                          std::string_view schema, int& id) noexcept override;
+  Status register_schema(std::string_view subject, std::string_view schema_type,
+                         std::string_view schema, const std::vector<SchemaReference>& references,
+                         int& id, int& version) noexcept override;
   Status schema_by_id(int id, RegisteredSchema& out) noexcept override;
   Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept override;
   Status schema_version(std::string_view subject, int version,
                         RegisteredSchema& out) noexcept override;
 
  private:
+  Status register_with(std::string_view subject, std::string_view schema_type, std::string_view schema,
+                       const std::vector<SchemaReference>& references, int& id, int* version) noexcept;
   Status not_a_registry(const std::string& path, const std::string& body) const;
   Status failure(long status, const std::string& path, const std::string& text) const;
   Status not_understood(const std::string& path, const std::exception& e) const;
@@ -38,7 +45,7 @@ class RestSchemaRegistry final : public SchemaRegistry {
   std::mutex request_mutex_;
   void* curl_ = nullptr;
   std::map<int, RegisteredSchema> by_id_;
-  std::map<std::string, int> by_subject_and_schema_;
+  std::map<std::string, std::pair<int, int>> by_subject_and_schema_;  // id, version (0: not asked)
   std::map<std::string, RegisteredSchema> by_subject_and_version_;
 };
 

@@ -1,7 +1,9 @@
 // protobuf_encode: each record's value (a struct) encoded as a protobuf message into its
 // payload, framed for the Schema Registry (magic byte, schema id, message-index path).
 #pragma once
+#include <map>
 #include <memory>
+#include <set>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -39,6 +41,9 @@ class ProtobufEncode final : public RecordTransform {
     plan_ = &plans_.plan(message);
     path_ = path_of(message);
     text_ = schema_text(*message.file());
+    std::set<std::string> seen;
+    collect_imports(*message.file(), seen);
+    main_imports_ = own_imports(*message.file());
     explicit_subject_ = config.subject.has_value();
     if (explicit_subject_)
       default_subject_ = *config.subject;
@@ -83,10 +88,60 @@ class ProtobufEncode final : public RecordTransform {
     return it->second;
   }
 
+  // A file the message's file imports, directly or not (the well-known types aside, which a
+  // registry knows): registered under its own name before the schema, which names it in
+  // its references (as confluent-kafka's ProtobufSerializer does), each after its own.
+  struct Import {
+    std::string name;
+    std::string text;
+    std::vector<std::string> imports;  // its own, not well-known
+  };
+
+  static std::vector<std::string> own_imports(const gp::FileDescriptor& file) {
+    std::vector<std::string> out;
+    for (int i = 0; i < file.dependency_count(); ++i)
+      if (!is_well_known_file(file.dependency(i)->name())) out.push_back(file.dependency(i)->name());
+    return out;
+  }
+
+  void collect_imports(const gp::FileDescriptor& file, std::set<std::string>& seen) {
+    for (int i = 0; i < file.dependency_count(); ++i) {
+      const gp::FileDescriptor& dep = *file.dependency(i);
+      if (is_well_known_file(dep.name()) || !seen.insert(dep.name()).second) continue;
+      collect_imports(dep, seen);
+      imports_.push_back({dep.name(), schema_text(dep), own_imports(dep)});
+    }
+  }
+
+  std::vector<SchemaReference> references_to(const std::vector<std::string>& names) const {
+    std::vector<SchemaReference> out;
+    for (const auto& name : names) out.push_back({name, name, import_versions_.at(name)});
+    return out;
+  }
+
+  void register_imports() {
+    for (const Import& i : imports_) {
+      if (import_versions_.count(i.name)) continue;
+      int id = -1, version = 0;
+      throw_if_error(context_.schema_registry().register_schema(i.name, "PROTOBUF", i.text,
+                                                                references_to(i.imports), id, version),
+                     "registering " + i.name + " (imported by " + plan_->full_name + "'s file)");
+      import_versions_[i.name] = version;
+    }
+  }
+
   std::int32_t id_for(const std::string& subject) {
     int id = -1;
-    throw_if_error(context_.schema_registry().register_schema(subject, "PROTOBUF", text_, id),
-          "registering " + plan_->full_name + " under subject " + subject);
+    if (imports_.empty()) {
+      throw_if_error(context_.schema_registry().register_schema(subject, "PROTOBUF", text_, id),
+                     "registering " + plan_->full_name + " under subject " + subject);
+    } else {
+      register_imports();
+      int version = 0;
+      throw_if_error(context_.schema_registry().register_schema(
+                         subject, "PROTOBUF", text_, references_to(main_imports_), id, version),
+                     "registering " + plan_->full_name + " under subject " + subject);
+    }
     context_.info("schema of " + plan_->full_name + " is id " + std::to_string(id) +
                   " under subject " + subject);
     return id;
@@ -98,6 +153,9 @@ class ProtobufEncode final : public RecordTransform {
   const EncodePlan* plan_ = nullptr;
   MessagePath path_;
   std::string text_;
+  std::vector<Import> imports_;             // each after the imports it has
+  std::vector<std::string> main_imports_;   // the message's file's own
+  std::map<std::string, int> import_versions_;  // registered: name -> version
   bool explicit_subject_ = false;
   std::string default_subject_;
   std::int32_t default_id_ = -1;

@@ -33,6 +33,15 @@ def client(script, *args, timeout=180):
     return r.stdout
 
 
+def real_services_config(pipelines, name):
+    """A config file: the pipelines given, on the real Kafka and schema registry."""
+    return write_config(f"""
+schema_registry = "{require_env("SCHEMA_REGISTRY_URL")}"
+[kafka]
+brokers = "{require_env("KAFKA_BROKERS")}"
+{pipelines}""", name=name)
+
+
 def topic_args(topic):
     return ["--set", f"kafka.topics={{\"{topic}\"={{partitions=3}}}}",
             "--set", f"pipeline.producer.transforms.0.topic={topic}",
@@ -185,15 +194,12 @@ def test_a_proto_importing_a_file_of_its_own_decodes_through_its_registered_refe
     admin.create_topics([NewTopic(topic, 2, 1)])[topic].result()
     sent = json.loads(client("payments_producer.py", brokers, registry, topic, count))
     out = os.path.join(tempfile.mkdtemp(prefix="pipehost-e2e-"), "payments.jsonl")
-    config = write_config(f"""
-schema_registry = "{registry}"
-[kafka]
-brokers = "{brokers}"
+    config = real_services_config(f"""
 [pipelines.payments]
 source = {{ plugin = "kafka", topics = ["{topic}"], group = "{topic}-readers", stop_at_end = true }}
 transforms = [ {{ plugin = "protobuf_decode" }} ]
 sink = {{ plugin = "file", path = "{out}" }}
-""", name="payments.toml")
+""", "payments.toml")
     pipehost("run", config, "--no-progress", check=0, timeout=120)
     got = [json.loads(line) for line in open(out)]
     assert len(got) == count
@@ -201,6 +207,53 @@ sink = {{ plugin = "file", path = "{out}" }}
     assert {v["id"]: v["at"] for v in got}["pay-5"].startswith("2024-12-01T00:00:05")
     assert sorted((v["id"], v["amount"]["currency"], v["amount"]["units"]) for v in got) == \
         sorted((p["id"], p["currency"], p["units"]) for p in sent)
+
+
+def test_pipehost_registers_a_files_import_as_a_reference_and_python_decodes_it():
+    """protobuf_encode of a message whose file imports another of ours (the protobuf
+    plugin's test schemas: acme/payment.proto imports acme/money.proto): the import is
+    registered under its own name and the schema with a reference to it, which a real
+    registry resolves; confluent-kafka's ProtobufDeserializer reads what pipehost wrote."""
+    from payments_producer import payment_class
+    import urllib.parse
+    import urllib.request
+    brokers, registry = require_env("KAFKA_BROKERS"), require_env("SCHEMA_REGISTRY_URL")
+    descriptors = os.path.join(os.environ.get("PIPEHOST_BUILD_DIR", "build"), "plugins", "protobuf",
+                               "protobuf_test.desc")
+    source, out, count = unique("payments-json"), unique("payments-pb"), 200
+    admin = AdminClient({"bootstrap.servers": brokers})
+    for f in admin.create_topics([NewTopic(source, 1, 1), NewTopic(out, 1, 1)]).values():
+        f.result()
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": brokers})
+    sent = [{"id": f"p{i}", "amount": {"currency": ("EUR", "USD")[i % 2], "units": i * 3}} for i in range(count)]
+    for p in sent:
+        producer.produce(source, json.dumps(p).encode())
+    assert producer.flush(30) == 0
+    config = real_services_config(f"""
+[pipelines.encode]
+source = {{ plugin = "kafka", topics = ["{source}"], group = "{source}-g", stop_at_end = true }}
+transforms = [ {{ plugin = "json_decode" }},
+               {{ plugin = "protobuf_encode", message = "acme.Payment", descriptor_set = "{descriptors}", topic = "{out}" }} ]
+sink = {{ plugin = "kafka", topic = "{out}" }}
+""", "encode.toml")
+    pipehost("run", config, "--no-progress", check=0, timeout=120)
+    latest = json.loads(urllib.request.urlopen(
+        f"{registry}/subjects/{urllib.parse.quote(out + '-value', safe='')}/versions/latest").read())
+    assert [r["name"] for r in latest.get("references", [])] == ["acme/money.proto"], latest
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": unique("py"), "auto.offset.reset": "earliest"})
+    consumer.subscribe([out])
+    deserializer = ProtobufDeserializer(payment_class(), {"use.deprecated.format": False})
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < count and time.monotonic() < deadline:
+        m = consumer.poll(1)
+        if m is None or m.error():
+            continue
+        p = deserializer(m.value(), SerializationContext(out, MessageField.VALUE))
+        got.append({"id": p.id, "amount": {"currency": p.amount.currency, "units": p.amount.units}})
+    consumer.close()
+    assert sorted(got, key=lambda p: p["id"]) == sorted(sent, key=lambda p: p["id"])
 
 
 run_tests(globals())

@@ -355,3 +355,34 @@ TEST_CASE("plugin: an import whose reference the registry lacks rejects the reco
                                                 "not have") != std::string::npos,
                 batch.rejections[0].reason);
 }
+
+TEST_CASE("plugin: an import of the message's file is registered as a reference, and decodes") {
+  // acme/payment.proto imports acme/money.proto (and a well-known type): the encoder
+  // registers money.proto under its own name first, then Payment with a reference to it,
+  // as a Confluent registry needs to resolve the import; the decoder, without any
+  // descriptor set holding acme/*, reads Payment through that reference.
+  Harness h;
+  auto encode = h.make("protobuf_encode", {{"message", "acme.Payment"},
+                                           {"descriptor_set", PROTOBUF_TEST_DESCRIPTOR_SET},
+                                           {"topic", "pay"}});
+  auto subjects = h.context.registry.subjects();
+  REQUIRE(subjects.count("acme/money.proto") == 1);
+  REQUIRE(subjects.count("pay-value") == 1);
+  CHECK(subjects.count("google/protobuf/timestamp.proto") == 0);
+  RegisteredSchema payment;
+  REQUIRE(h.context.registry.schema_by_id(subjects["pay-value"].back(), payment).is_ok());
+  CHECK(payment.references == std::vector<SchemaReference>{{"acme/money.proto", "acme/money.proto", 1}});
+
+  auto money = StructSchema::make({"currency", "units"});
+  Batch batch = batch_of({test::make_struct(
+      {{"id", "p9"}, {"amount", Struct{money, {Value("EUR"), Value(std::int64_t{12})}}}})});
+  REQUIRE(encode->process(batch).is_ok());
+  REQUIRE(batch.rejections.empty());
+  auto decode = h.make("protobuf_decode", {});
+  REQUIRE(decode->process(batch).is_ok());
+  REQUIRE(batch.rejections.empty());
+  const Value& v = batch.records[0].value;
+  CHECK(*v.field("id") == Value("p9"));
+  CHECK(*v.field("amount")->field("currency") == Value("EUR"));
+  CHECK(*v.field("amount")->field("units") == Value(std::int64_t{12}));
+}

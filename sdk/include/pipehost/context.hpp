@@ -72,6 +72,13 @@ class PIPEHOST_EXPORT SchemaRegistry {
   // POST /subjects/{subject}/versions: the id of the schema, registering it if new.
   virtual Status register_schema(std::string_view subject, std::string_view schema_type,
                                  std::string_view schema, int& id) noexcept = 0;
+  // The same for a schema that imports or names others (each registered first), and the
+  // version the subject holds it as (POST /subjects/{subject}): what a reference to it
+  // names.
+  virtual Status register_schema(std::string_view subject, std::string_view schema_type,
+                                 std::string_view schema,
+                                 const std::vector<SchemaReference>& references, int& id,
+                                 int& version) noexcept = 0;
   // GET /schemas/ids/{id}
   virtual Status schema_by_id(int id, RegisteredSchema& out) noexcept = 0;
   // GET /subjects/{subject}/versions/latest; invalid when the subject has no version.

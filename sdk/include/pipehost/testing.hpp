@@ -43,12 +43,19 @@ class MemorySchemaRegistry final : public SchemaRegistry {
  public:
   Status register_schema(std::string_view subject, std::string_view schema_type,
                          std::string_view schema, int& id) noexcept override {
-    return register_schema(subject, schema_type, schema, {}, id);
+    int version = 0;
+    return register_schema(subject, schema_type, schema, {}, id, version);
   }
   // As a producer registers a schema that imports or names others (each registered first).
   Status register_schema(std::string_view subject, std::string_view schema_type,
                          std::string_view schema, std::vector<SchemaReference> references,
                          int& id) noexcept {
+    int version = 0;
+    return register_schema(subject, schema_type, schema, references, id, version);
+  }
+  Status register_schema(std::string_view subject, std::string_view schema_type,
+                         std::string_view schema, const std::vector<SchemaReference>& references,
+                         int& id, int& version) noexcept override {
     std::lock_guard lock(mutex_);
     id = 0;
     for (const auto& [known_id, s] : by_id_)
@@ -56,11 +63,12 @@ class MemorySchemaRegistry final : public SchemaRegistry {
         id = known_id;
     if (id == 0) {
       id = next_id_++;
-      by_id_[id] = RegisteredSchema{id, std::string(schema_type), std::string(schema),
-                                    std::move(references)};
+      by_id_[id] = RegisteredSchema{id, std::string(schema_type), std::string(schema), references};
     }
     auto& versions = subjects_[std::string(subject)];
-    if (std::find(versions.begin(), versions.end(), id) == versions.end()) versions.push_back(id);
+    auto at = std::find(versions.begin(), versions.end(), id);
+    if (at == versions.end()) at = versions.insert(versions.end(), id);
+    version = static_cast<int>(at - versions.begin()) + 1;
     return Status::ok();
   }
   Status schema_by_id(int id, RegisteredSchema& out) noexcept override {
