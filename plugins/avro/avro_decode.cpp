@@ -126,24 +126,15 @@ RecordTransform::Verdict AvroDecode::apply(Record& record) {
 AvroDecode::Writer& AvroDecode::writer(std::int32_t id) {
   auto it = writers_.find(id);
   if (it != writers_.end() && it->second->retry_after > Clock::now()) return *it->second;
-  RegisteredSchema registered;
-  Status status = context_.schema_registry().schema_by_id(id, registered);
   auto w = std::make_unique<Writer>();
-  if (status.code() == Code::invalid) {
-    w->error = "unknown schema id " + std::to_string(id) + ": " + status.message();
-    w->retry_after = Clock::now() + kUnknownIdRetry;
-  } else {
-    throw_if_error(status, "fetching schema id " + std::to_string(id));  // retriable: not remembered
-    std::vector<std::string> referenced;
-    status = fetch_references(context_.schema_registry(), registered, referenced);
-    if (status.code() == Code::invalid) {
-      w->error = "schema id " + std::to_string(id) + ": " + status.message();
-      w->retry_after = Clock::now() + kUnknownIdRetry;  // a reference registered late
-    } else {
-      throw_if_error(status, "fetching the references of schema id " + std::to_string(id));
-      load(id, registered, referenced, *w);
-    }
-  }
+  RegisteredSchema registered;
+  std::vector<ReferencedSchema> referenced;
+  w->error = fetch_schema_with_references(context_.schema_registry(), id, "reference",
+                                          skip_no_reference, registered, referenced);
+  if (w->error.empty())
+    load(id, registered, referenced, *w);
+  else
+    w->retry_after = Clock::now() + kUnknownIdRetry;  // the producer may register it late
   if (last_id_ == id) last_ = nullptr;  // the entry it points at is replaced
   if (!w->error.empty() && ++unknown_ids_ > kMostUnknownIds) {
     // Records with ever-new ids (garbage framing) must not grow the cache without bound.
@@ -157,7 +148,7 @@ AvroDecode::Writer& AvroDecode::writer(std::int32_t id) {
 }
 
 void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered,
-                      const std::vector<std::string>& referenced, Writer& w) {
+                      const std::vector<ReferencedSchema>& referenced, Writer& w) {
   const std::string which = "schema id " + std::to_string(id);
   if (!registered.schema_type.empty() && registered.schema_type != "AVRO") {
     w.error = which + " is " + registered.schema_type + ", not AVRO";

@@ -41,7 +41,7 @@ class AvroDecode final : public RecordTransform {
 
   Writer& writer(std::int32_t id);
   void load(std::int32_t id, const RegisteredSchema& registered,
-            const std::vector<std::string>& referenced, Writer& w);
+            const std::vector<ReferencedSchema>& referenced, Writer& w);
 
   Context& context_;
   Schema reader_schema_;  // empty: values are read as the writer wrote them

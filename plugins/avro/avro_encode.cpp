@@ -126,8 +126,9 @@ std::unique_ptr<AvroEncode::Target> AvroEncode::resolve(const std::string& subje
                        " schema, not AVRO");
     t->id = latest.id;
     text = latest.schema;
-    std::vector<std::string> referenced;
-    Status refs = fetch_references(context_.schema_registry(), latest, referenced);
+    std::vector<ReferencedSchema> referenced;
+    Status refs =
+        collect_references(context_.schema_registry(), latest, "reference", skip_no_reference, referenced);
     if (refs.code() == Code::invalid)
       throw FatalError("the latest schema of subject " + subject + ": " + refs.message());
     throw_if_error(refs, "fetching the references of the latest schema of subject " + subject);

@@ -102,14 +102,14 @@ void write_inline_json(avro_schema_t s, std::set<std::string>& defined, std::str
 // schema is written out again with each named type defined at its first use (Avro C's
 // generic classes and resolvers follow a link only back to a type they are inside) and
 // parsed alone.
-Schema parse_schema(std::string_view json, const std::vector<std::string>& referenced) {
+Schema parse_schema(std::string_view json, const std::vector<ReferencedSchema>& referenced) {
   if (referenced.empty()) return parse_schema(json);
   auto trimmed = json;
   while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.front()))) trimmed.remove_prefix(1);
   while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.back()))) trimmed.remove_suffix(1);
   const bool is_union = trimmed.size() >= 2 && trimmed.front() == '[' && trimmed.back() == ']';
   std::string text = "[";
-  for (const auto& r : referenced) text += r + ",";
+  for (const auto& r : referenced) text += r.schema + ",";
   text += is_union ? trimmed.substr(1, trimmed.size() - 2) : trimmed;
   text += "]";
   Schema all = parse_schema(text);
@@ -119,7 +119,8 @@ Schema parse_schema(std::string_view json, const std::vector<std::string>& refer
   for (std::size_t i = 0; i < referenced.size(); ++i) {
     avro_schema_t r = avro_schema_union_branch(all.get(), static_cast<int>(i));
     if (!is_avro_named_type(r))
-      throw std::runtime_error("a referenced schema is " + std::string(avro_schema_type_name(r)) +
+      throw std::runtime_error("the reference " + referenced[i].name + " is " +
+                               std::string(avro_schema_type_name(r)) +
                                ", not a named type (record, enum or fixed)");
   }
   std::set<std::string> defined;
@@ -131,36 +132,6 @@ Schema parse_schema(std::string_view json, const std::vector<std::string>& refer
   }
   if (is_union) out += "]";
   return parse_schema(out);
-}
-
-namespace {
-constexpr int kDeepestReference = 32;
-
-Status fetch_references(SchemaRegistry& registry, const RegisteredSchema& schema,
-                        std::vector<std::string>& out, std::set<std::string>& names, int depth) {
-  for (const SchemaReference& r : schema.references) {
-    if (!names.insert(r.name).second) continue;
-    if (depth >= kDeepestReference)
-      return Status::invalid("references nest deeper than " + std::to_string(kDeepestReference));
-    RegisteredSchema referenced;
-    Status s = registry.schema_version(r.subject, r.version, referenced);
-    if (s.code() == Code::invalid)
-      return Status::invalid("its reference " + r.name + " is registered as subject '" + r.subject +
-                             "' version " + std::to_string(r.version) +
-                             ", which the registry does not have (" + s.message() + ")");
-    if (!s.is_ok()) return s;
-    if (Status deeper = fetch_references(registry, referenced, out, names, depth + 1); !deeper.is_ok())
-      return deeper;
-    out.push_back(std::move(referenced.schema));
-  }
-  return Status::ok();
-}
-}  // namespace
-
-Status fetch_references(SchemaRegistry& registry, const RegisteredSchema& schema,
-                        std::vector<std::string>& out) {
-  std::set<std::string> names;
-  return fetch_references(registry, schema, out, names, 0);
 }
 
 std::shared_ptr<const StructSchema> ToValue::record_schema(avro_schema_t s) {

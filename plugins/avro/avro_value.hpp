@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <pipehost/context.hpp>
+#include <pipehost/schema_references.hpp>
 #include <pipehost/value.hpp>
 
 namespace pipehost::avro {
@@ -46,14 +47,9 @@ class OwnedValue {
 
 // Throws std::runtime_error with Avro's message.
 Schema parse_schema(std::string_view json);
-// A schema that uses named types defined in others (a registry schema's references),
-// each a JSON text, those a type uses before it.
-Schema parse_schema(std::string_view json, const std::vector<std::string>& referenced);
-// The texts of the named types a registered schema uses, through its references and
-// theirs, each after those it uses (parse_schema's order). Invalid when the registry lacks
-// one, naming it.
-Status fetch_references(SchemaRegistry& registry, const RegisteredSchema& schema,
-                        std::vector<std::string>& out);
+// A schema that uses named types defined in others (a registry schema's references, in
+// collect_references' order: those a type uses before it).
+Schema parse_schema(std::string_view json, const std::vector<ReferencedSchema>& referenced);
 // The last error Avro C reported, for messages.
 std::string avro_error();
 

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <pipehost/schema_references.hpp>
 #include <pipehost/sdk.hpp>
 
 #include "framing.hpp"
@@ -103,23 +104,17 @@ class ProtobufDecode final : public RecordTransform {
   Schema& schema(std::int32_t id) {
     auto it = schemas_.find(id);
     if (it != schemas_.end() && it->second->retry_after > Clock::now()) return *it->second;
-    RegisteredSchema registered;
-    Status status = context_.schema_registry().schema_by_id(id, registered);
     auto s = std::make_unique<Schema>(projection_);
-    SchemaFiles::ReferencedFiles referenced;
-    if (status.code() == Code::invalid) {
-      s->error = "unknown schema id " + std::to_string(id) + ": " + status.message();
-      s->retry_after = Clock::now() + kUnknownIdRetry;
+    RegisteredSchema registered;
+    std::vector<ReferencedSchema> references;
+    s->error = fetch_schema_with_references(context_.schema_registry(), id, "import",
+                                            is_well_known_file, registered, references);
+    if (s->error.empty()) {
+      SchemaFiles::ReferencedFiles referenced;
+      for (ReferencedSchema& r : references) referenced[r.name] = std::move(r.schema);
+      load(id, registered, referenced, *s);
     } else {
-      throw_if_error(status, "fetching schema id " + std::to_string(id));  // retriable: not remembered
-      status = fetch_references(registered, referenced, 0);
-      if (status.code() == Code::invalid) {
-        s->error = "schema id " + std::to_string(id) + ": " + status.message();
-        s->retry_after = Clock::now() + kUnknownIdRetry;  // a reference registered late
-      } else {
-        throw_if_error(status, "fetching the references of schema id " + std::to_string(id));
-        load(id, registered, referenced, *s);
-      }
+      s->retry_after = Clock::now() + kUnknownIdRetry;  // the producer may register it late
     }
     if (last_id_ == id) last_schema_ = nullptr;  // the entry it points at is replaced
     if (!s->error.empty() && ++unknown_ids_ > kMostUnknownIds) {
@@ -131,28 +126,6 @@ class ProtobufDecode final : public RecordTransform {
     Schema& entry = *s;
     schemas_[id] = std::move(s);
     return entry;
-  }
-
-  // The schemas a registered schema imports, through its references and theirs (a
-  // producer registers each import of its .proto under a subject of its own). The
-  // well-known types are compiled in and not fetched.
-  Status fetch_references(const RegisteredSchema& schema, SchemaFiles::ReferencedFiles& out,
-                          int depth) {
-    for (const SchemaReference& r : schema.references) {
-      if (is_well_known_file(r.name) || out.count(r.name)) continue;
-      if (depth >= kDeepestReference)
-        return Status::invalid("references nest deeper than " + std::to_string(kDeepestReference));
-      RegisteredSchema referenced;
-      Status s = context_.schema_registry().schema_version(r.subject, r.version, referenced);
-      if (s.code() == Code::invalid)
-        return Status::invalid("its import " + r.name + " is registered as subject '" + r.subject +
-                               "' version " + std::to_string(r.version) + ", which the registry " +
-                               "does not have (" + s.message() + ")");
-      if (!s.is_ok()) return s;
-      out[r.name] = referenced.schema;
-      if (Status deeper = fetch_references(referenced, out, depth + 1); !deeper.is_ok()) return deeper;
-    }
-    return Status::ok();
   }
 
   void load(std::int32_t id, const RegisteredSchema& registered,
@@ -184,7 +157,6 @@ class ProtobufDecode final : public RecordTransform {
   Schema* last_schema_ = nullptr;
   std::size_t unknown_ids_ = 0;  // error entries added since the cache last forgot them
   static constexpr std::size_t kMostUnknownIds = 1024;
-  static constexpr int kDeepestReference = 32;
 };
 
 

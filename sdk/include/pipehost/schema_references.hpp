@@ -1,0 +1,85 @@
+// A registered schema's references, fetched from the registry: what a plugin needs before
+// it can parse a schema that imports (protobuf) or names (Avro) schemas of other subjects.
+#pragma once
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pipehost/context.hpp"
+#include "pipehost/status.hpp"
+
+namespace pipehost {
+
+struct ReferencedSchema {
+  std::string name;    // as the reference names it: "acme/money.proto", "acme.Money"
+  std::string schema;  // the text registered under the reference's subject and version
+};
+
+// collect_references' skip for a format with no built-in schemas: follow every reference.
+inline bool skip_no_reference(std::string_view) { return false; }
+
+// The longest chain of references followed; a longer one is refused.
+inline constexpr int kDeepestSchemaReference = 32;
+
+namespace detail {
+template <class Skip>
+Status collect_references(SchemaRegistry& registry, const RegisteredSchema& schema,
+                          std::string_view noun, const Skip& skip, std::set<std::string>& seen,
+                          std::vector<ReferencedSchema>& out, int depth) {
+  for (const SchemaReference& r : schema.references) {
+    if (skip(r.name) || !seen.insert(r.name).second) continue;
+    if (depth >= kDeepestSchemaReference)
+      return Status::invalid("references nest deeper than " +
+                             std::to_string(kDeepestSchemaReference));
+    RegisteredSchema referenced;
+    Status s = registry.schema_version(r.subject, r.version, referenced);
+    if (s.code() == Code::invalid)
+      return Status::invalid("its " + std::string(noun) + " " + r.name +
+                             " is registered as subject '" + r.subject + "' version " +
+                             std::to_string(r.version) + ", which the registry does not have (" +
+                             s.message() + ")");
+    if (!s.is_ok()) return s;
+    if (Status deeper = collect_references(registry, referenced, noun, skip, seen, out, depth + 1);
+        !deeper.is_ok())
+      return deeper;
+    out.push_back({r.name, std::move(referenced.schema)});
+  }
+  return Status::ok();
+}
+}  // namespace detail
+
+// Appends every schema `schema` references, and those they reference, each once, in
+// dependency order (a schema after the ones it references). skip(name) leaves a reference
+// out (a protobuf plugin's well-known imports, which libprotobuf has built in). A
+// reference the registry lacks is invalid, named as "its <noun> <name> is registered as
+// subject 'S' version V, which the registry does not have (...)"; any other failure is
+// returned as the registry gave it (retriable: unreachable).
+template <class Skip>
+Status collect_references(SchemaRegistry& registry, const RegisteredSchema& schema,
+                          std::string_view noun, const Skip& skip,
+                          std::vector<ReferencedSchema>& out) {
+  std::set<std::string> seen;
+  return detail::collect_references(registry, schema, noun, skip, seen, out, 0);
+}
+
+// A decoder's fetch of writer schema `id` with its references. Returns empty when both
+// arrived, else why the registry cannot serve them (an unknown id, a reference it lacks):
+// the decoder refuses the id's records with it and asks again later, as a producer may
+// register late. Any other failure (the registry unreachable) is thrown as throw_if_error
+// does: nothing is to be remembered.
+template <class Skip>
+std::string fetch_schema_with_references(SchemaRegistry& registry, int id, std::string_view noun,
+                                         const Skip& skip, RegisteredSchema& schema,
+                                         std::vector<ReferencedSchema>& references) {
+  const std::string what = "schema id " + std::to_string(id);
+  Status status = registry.schema_by_id(id, schema);
+  if (status.code() == Code::invalid) return "unknown " + what + ": " + status.message();
+  throw_if_error(status, "fetching " + what);
+  status = collect_references(registry, schema, noun, skip, references);
+  if (status.code() == Code::invalid) return what + ": " + status.message();
+  throw_if_error(status, "fetching the references of " + what);
+  return {};
+}
+
+}  // namespace pipehost
