@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <pipehost/redact.hpp>
+#include <pipehost/stored_positions.hpp>
 #include <pipehost/utf8.hpp>
 
 namespace pipehost::postgres {
@@ -306,11 +307,24 @@ void PostgresSink::write_batch(const Batch& batch) {
                                " but this batch continues from " + std::to_string(s.from) +
                                ": the database lost writes (restored from a backup, a failover)");
     }
-    // Records at offsets already stored were written by an earlier transaction.
+    // Records at offsets already stored were written by an earlier transaction. Records
+    // with no source position (rows that fold several records) go with the whole batch.
     std::uint64_t applied_before = 0;
+    std::optional<bool> folded_applied;
     for (std::size_t i = 0; i < batch.records.size(); ++i) {
       const Origin& o = batch.records[i].origin;
-      if (o.partition >= 0) {
+      if (o.partition < 0 && !batch.spans.empty()) {
+        auto stored_of = [&](const Span& span) {
+          auto at = stored.find(position_key(span.topic, span.partition));
+          return at == stored.end() ? std::nullopt : std::optional<std::int64_t>(at->second);
+        };
+        if (!folded_applied)
+          folded_applied = applied_whole(batch, stored_of, "postgres: " + config_.positions_table);
+        if (*folded_applied) {
+          ++applied_before;
+          continue;
+        }
+      } else if (o.partition >= 0) {
         auto at = stored.find(position_key(o.topic, o.partition));
         if (at != stored.end() && o.offset < at->second) {
           ++applied_before;

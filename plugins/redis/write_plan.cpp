@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include <pipehost/status.hpp>
+#include <pipehost/stored_positions.hpp>
 
 #include "amounts.hpp"
 
@@ -86,9 +87,19 @@ WritePlan plan_batch(const Batch& batch, const std::vector<ReadRecord>& read,
   }
   std::unordered_map<std::string_view, std::size_t> key_index;
   std::size_t last = 0;  // records of one partition come in runs: look it up once per run
+  // Records with no source position (count_by's totals) fold the whole batch: counted
+  // only when no span is applied, skipped when all are (asked at the first of them).
+  std::optional<bool> folded_applied;
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
     const Origin& origin = batch.records[i].origin;
-    if (origin.partition >= 0) {
+    if (origin.partition < 0 && !batch.spans.empty()) {
+      auto stored = [&](const Span& s) { return positions.at(position_field(s.topic, s.partition)); };
+      if (!folded_applied) folded_applied = applied_whole(batch, stored, "redis_sum: Redis");
+      if (*folded_applied) {
+        ++plan.already_applied;
+        continue;
+      }
+    } else if (origin.partition >= 0) {
       if (last >= partitions.size() || partitions[last].partition != origin.partition ||
           partitions[last].topic != origin.topic) {
         last = static_cast<std::size_t>(

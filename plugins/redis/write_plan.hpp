@@ -68,6 +68,10 @@ struct WritePlan {
 // dealt with by the host. Throws PositionMismatch when Redis holds a position before a
 // span's start (Redis lost writes: the records in between must be read again), and
 // puts a record that would take its key's sum out of the exact range in out_of_range.
+// Records with no source position in a batch with spans (count_by's totals) are counted
+// when no span is applied, skipped when all are; a batch applied in part throws
+// PositionMismatch (read again from the stored positions). In a batch with no spans
+// they are counted every time.
 WritePlan plan_batch(const Batch& batch, const std::vector<ReadRecord>& read,
                      const PositionCache& positions);
 

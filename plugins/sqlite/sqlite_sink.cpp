@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include <pipehost/json.hpp>
+#include <pipehost/stored_positions.hpp>
 #include <pipehost/time.hpp>
 
 namespace pipehost::sqlite {
@@ -276,34 +277,21 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
   if (sqlite3_exec(db_->handle(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
     fail("beginning a transaction");
   try {
-    // Every partition must continue exactly where its stored position says; a batch that
-    // every partition has applied already is skipped whole.
-    std::size_t applied_spans = 0;
-    for (const Span& span : batch.spans) {
-      const std::string key = key_of(span.topic, span.partition);
-      auto stored = read_position(span.topic, span.partition);
-      if (!stored && seen_positions_.count(key))
-        throw FatalError("sqlite: the position of " + key + " vanished from " + config_.positions_table +
-                         " (it was " + std::to_string(seen_positions_[key]) +
-                         "): the file lost data, so counts cannot be exact any more");
-      if (stored && *stored >= span.next) {
-        applied_spans += 1;
-        continue;
-      }
-      // Records before these were deleted unread (the source has said so loudly): what
-      // follows is new. Any other start (-1: unknown) must be the stored position.
-      if (stored && span.from != Span::kAfterLostRecords && *stored != span.from)
-        throw PositionMismatch("sqlite: " + config_.positions_table + " holds position " +
-                               std::to_string(*stored) + " for " + key + " but this batch covers " +
-                               std::to_string(span.from) + ".." + std::to_string(span.next) +
-                               ": reading again from the stored position");
-    }
-    // Some partitions applied, others not: the batch's rows mix both (count_by folded
-    // them), so none can be written; read each partition again from its stored position.
-    const bool all_applied = !batch.spans.empty() && applied_spans == batch.spans.size();
-    if (!all_applied && applied_spans > 0)
-      throw PositionMismatch("sqlite: " + config_.positions_table + " shows part of this batch's "
-                             "partitions applied already: reading again from the stored positions");
+    // The table holds counts that fold the batch's records: every partition must continue
+    // exactly where its stored position says; a batch every partition applied is skipped.
+    const bool all_applied = applied_whole(
+        batch,
+        [&](const Span& span) {
+          auto stored = read_position(span.topic, span.partition);
+          const std::string key = key_of(span.topic, span.partition);
+          if (!stored && seen_positions_.count(key))
+            throw FatalError("sqlite: the position of " + key + " vanished from " +
+                             config_.positions_table + " (it was " +
+                             std::to_string(seen_positions_[key]) +
+                             "): the file lost data, so counts cannot be exact any more");
+          return stored;
+        },
+        "sqlite: " + config_.positions_table);
     if (all_applied) {
       sqlite3_exec(db_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
       batches_already_applied_.add();

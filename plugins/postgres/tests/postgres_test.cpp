@@ -168,6 +168,44 @@ TEST_CASE("postgres: a value its column cannot take is rejected before anything 
   CHECK(sink->stored_position("trades", 0) == 3);
 }
 
+TEST_CASE("postgres: rows with no source position go with their batch: written once, even with no key") {
+  // What an aggregate before the sink leaves (count_by's totals): rows that fold the
+  // batch's records, so no offset says which are applied; the spans do.
+  Fixture f;
+  const std::string totals = f.table + "_totals";
+  f.sql("CREATE TABLE " + totals + " (account text, total bigint)");
+  auto sink = f.sink({{"table", totals}, {"columns", StringMap{}}});
+  static const auto schema = StructSchema::make({"account", "total"});
+  auto row = [](const std::string& account, std::int64_t total) {
+    Record r;
+    r.value = Struct{schema, {Value(account), Value(total)}};
+    return r;
+  };
+  Batch batch;
+  batch.records = {row("A", 12), row("B", 7)};
+  batch.spans = {{"trades", 0, 0, 300}, {"trades", 1, 0, 200}};
+  CHECK(write(*sink, batch).status.is_ok());
+  Batch retried;  // the host's retry after a commit whose reply was lost
+  retried.records = {row("A", 12), row("B", 7)};
+  retried.spans = batch.spans;
+  CHECK(write(*sink, retried).status.is_ok());
+  CHECK(f.sql("SELECT count(*) FROM " + totals)[0][0].as<int>() == 2);
+  CHECK(f.context.counter_value("records_already_applied") == 2);
+
+  Batch overlapping;  // reaches back into what partition 0 applied: its rows fold both parts
+  overlapping.records = {row("A", 1)};
+  overlapping.spans = {{"trades", 0, 250, 320}};
+  CHECK_THROWS_WITH_AS(write(*sink, overlapping),
+                       doctest::Contains("holds position 300 for trades:0 but this batch covers 250..320"),
+                       PositionMismatch);
+  Batch next;
+  next.records = {row("A", 1)};
+  next.spans = {{"trades", 0, 300, 320}};
+  CHECK(write(*sink, next).status.is_ok());
+  CHECK(f.sql("SELECT sum(total) FROM " + totals)[0][0].as<int>() == 20);
+  f.sql("DROP TABLE " + totals);
+}
+
 TEST_CASE("postgres: a database that lost writes makes the batch refused, not applied") {
   Fixture f;
   auto sink = f.sink();

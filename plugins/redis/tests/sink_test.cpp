@@ -482,6 +482,38 @@ TEST_CASE("a lost reply: the retry finds the batch applied and counts nothing tw
   CHECK(f.get("ACC0") == format_units(expected["ACC0"] + 1, 2));
 }
 
+TEST_CASE("a lost reply to count_by's totals: the retry finds them applied and counts none twice") {
+  Fixture f;
+  pipehost::redis::testing::ReplyDropper proxy(f.server.port());
+  auto sink = f.sink({{"url", "127.0.0.1:" + std::to_string(proxy.port())}});
+  // What count_by leaves: one record per account with no source position, the spans kept.
+  Batch totals;
+  totals.records.push_back(cents_record("A", 12345, -1, -1));
+  totals.records.push_back(cents_record("B", -99, -1, -1));
+  totals.spans = {{kTopic, 0, 0, 300}, {kTopic, 1, 0, 200}};
+  proxy.drop_next_script_reply();
+  CHECK_THROWS_AS(write(*sink, totals), RetriableError);
+  CHECK(f.get("A") == "123.45");  // Redis did apply it
+
+  write_ok(*sink, totals);  // the host's retry of the same batch
+  CHECK(f.get("A") == "123.45");
+  CHECK(f.get("B") == "-0.99");
+  CHECK(f.context.counter_value("records_already_applied") == 2);
+
+  Batch next;
+  next.records.push_back(cents_record("A", 5, -1, -1));
+  next.spans = {{kTopic, 0, 300, 310}, {kTopic, 1, 200, 201}};
+  write_ok(*sink, next);
+  CHECK(f.get("A") == "123.50");
+  // Another batch of the same partitions reaching back into what is applied (the stored
+  // positions inside it) is refused whole: its totals fold records applied already.
+  Batch overlapping;
+  overlapping.records.push_back(cents_record("A", 7, -1, -1));
+  overlapping.spans = {{kTopic, 0, 305, 320}};
+  CHECK_THROWS_AS(write(*sink, overlapping), PositionMismatch);
+  CHECK(f.get("A") == "123.50");
+}
+
 TEST_CASE("a password in the url is sent with AUTH; a wrong one is a fatal start error") {
   RedisServer server({"--requirepass", "s3cret"});
   pipehost::testing::TestContext context;

@@ -162,14 +162,13 @@ TEST_CASE("plan_batch sums per key and skips what is already applied") {
   b.records.push_back(transaction("B", Value(0.05), 1, 0));
   b.records.push_back(transaction("A", Value(-0.30), 0, 8));
   b.records.push_back(transaction("B", Value(0.01), 1, 1));
-  b.records.push_back(transaction("C", Value(4.0)));          // no origin: not tracked
   b.spans = b.spans_from_records();
   b.spans[1].next = 3;  // offset 2 of partition 1 was dropped or dead-lettered before the sink
   CHECK(partition_fields(b) == std::vector<std::string>{"tx:0", "tx:1"});
   PositionCache positions{{"tx:0", 7}, {"tx:1", std::nullopt}};
   WritePlan plan = plan_batch(b, read_all(b), positions);
   using Inc = std::pair<std::string, std::int64_t>;
-  CHECK(plan.increments == std::vector<Inc>{{"A", 190}, {"B", 6}, {"C", 400}});
+  CHECK(plan.increments == std::vector<Inc>{{"A", 190}, {"B", 6}});
   REQUIRE(plan.partitions.size() == 2);
   CHECK(plan.partitions[0].field == "tx:0");
   CHECK(plan.partitions[0].expected == 7);
@@ -177,8 +176,48 @@ TEST_CASE("plan_batch sums per key and skips what is already applied") {
   CHECK(plan.partitions[1].field == "tx:1");
   CHECK_FALSE(plan.partitions[1].expected);
   CHECK(plan.partitions[1].next == 3);
-  CHECK(plan.counted == std::vector<std::size_t>{1, 2, 3, 4, 5});
+  CHECK(plan.counted == std::vector<std::size_t>{1, 2, 3, 4});
   CHECK(plan.already_applied == 1);
+}
+
+TEST_CASE("plan_batch counts records without a source position only for a batch applied nowhere") {
+  // count_by's output: its totals replace the batch's records, the spans stay.
+  Batch b;
+  b.records.push_back(transaction("A", Value(3.0)));
+  b.records.push_back(transaction("B", Value(0.5)));
+  b.spans = {{"tx", 0, 100, 612}, {"tx", 1, 40, 90}};
+  using Inc = std::pair<std::string, std::int64_t>;
+  SUBCASE("applied nowhere: counted, positions move") {
+    WritePlan plan = plan_batch(b, read_all(b), PositionCache{{"tx:0", 100}, {"tx:1", std::nullopt}});
+    CHECK(plan.increments == std::vector<Inc>{{"A", 300}, {"B", 50}});
+    CHECK(plan.partitions.size() == 2);
+    CHECK(plan.already_applied == 0);
+  }
+  SUBCASE("applied everywhere (the retry after a lost reply): nothing counted twice") {
+    WritePlan plan = plan_batch(b, read_all(b), PositionCache{{"tx:0", 612}, {"tx:1", 90}});
+    CHECK(plan.empty());
+    CHECK(plan.already_applied == 2);
+  }
+  SUBCASE("one partition applied, the other not: read again") {
+    CHECK_THROWS_WITH_AS(plan_batch(b, read_all(b), PositionCache{{"tx:0", 612}, {"tx:1", 40}}),
+                         doctest::Contains("shows part of this batch's partitions applied"),
+                         PositionMismatch);
+  }
+  SUBCASE("a position inside a span (another writer): read again from it") {
+    CHECK_THROWS_WITH_AS(plan_batch(b, read_all(b), PositionCache{{"tx:0", 400}, {"tx:1", 40}}),
+                         doctest::Contains("Redis holds position 400 for tx:0 but this batch covers 100..612"),
+                         PositionMismatch);
+  }
+  SUBCASE("an unknown start with a position stored: read again from it") {
+    b.spans[0].from = -1;
+    CHECK_THROWS_AS(plan_batch(b, read_all(b), PositionCache{{"tx:0", 100}, {"tx:1", 40}}),
+                    PositionMismatch);
+  }
+  SUBCASE("after records the log lost: counted") {
+    b.spans[0].from = Span::kAfterLostRecords;
+    WritePlan plan = plan_batch(b, read_all(b), PositionCache{{"tx:0", 50}, {"tx:1", 40}});
+    CHECK(plan.increments.size() == 2);
+  }
 }
 
 TEST_CASE("plan_batch of a fully applied batch is empty") {
