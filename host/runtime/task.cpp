@@ -117,15 +117,23 @@ bool Task::build() {
   auto resume = [this](std::string_view topic, std::int32_t partition) {
     std::optional<std::int64_t> out;
     const bool new_log = services_.kafka_embedded && services_.first_resume(state_.name, topic, partition);
+    const std::string which = std::string(topic) + "/" + std::to_string(partition);
+    Status s;
     for (int attempt = 0; attempt < 20 && !stopping(); ++attempt) {
-      Status s = sink_->stored_position(topic, partition, out);
+      s = sink_->stored_position(topic, partition, out);
       if (s.is_ok() && new_log && out) s = forget_earlier_run(topic, partition, *out);
       if (s.is_ok()) return new_log ? std::optional<std::int64_t>{} : out;
-      log(LogLevel::warn, "sink cannot tell the stored position of " + std::string(topic) + "/" +
-                              std::to_string(partition) + " yet: " + s.message());
+      log(LogLevel::warn, "sink cannot tell the stored position of " + which + " yet: " + s.message());
       if (s.code() != Code::retriable || !back_off(attempt)) break;
     }
     if (new_log) services_.undo_first_resume(state_.name, topic, partition);
+    // Reading from the group's offset instead could skip what the sink lost, or apply what
+    // it holds twice: nothing the source reads now is delivered, and the pipeline stops (its
+    // restart policy asks again).
+    resume_failed_ = true;
+    if (!stopping())
+      fail("sink", Status::fatal("it cannot tell the stored position of " + which +
+                                 ", where that partition must resume: " + s.message()));
     return std::optional<std::int64_t>{};
   };
   source_context_ = make_context("source", resume, [this] { return take_acknowledged(); });
@@ -240,6 +248,7 @@ void Task::loop() {
       StageCall call(state_, index_, 0);
       s = source_->poll(batch, kPollWait, ended);
     }
+    if (resume_failed_) return;  // the batch may start where the sink did not say
     source_stats.records_out += batch.records.size();
     last_poll_empty_ = batch.records.empty();
     if (state_.taps.active() && !batch.records.empty()) state_.taps.offer("source", index_, batch);

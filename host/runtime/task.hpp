@@ -84,6 +84,8 @@ class Task {
   bool finish_sent_ = false;
   bool last_poll_empty_ = false;  // the source had nothing: it has caught up
   bool source_ended_ = false;
+  // The sink could not say where a partition resumes (on the task thread, in a poll).
+  bool resume_failed_ = false;
   bool paused_ = false;             // what the source was last told
   bool poll_while_paused_ = false;  // the source keeps its connections alive when paused
   std::uint64_t skipped_logged_ = 0;

@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "runtime/pipeline.hpp"
 #include "runtime/task.hpp"
@@ -53,6 +54,10 @@ struct Script {
   std::int64_t read_at_revoke = -1;
   int fatal_at_batch = -1;
   int batches = 0;
+  // The source asks where each partition resumes in its first poll (as an assignment does),
+  // and the sink cannot tell.
+  bool resume_in_first_poll = false;
+  bool stored_position_fails = false;
 
   std::int64_t last_commit(std::int32_t partition) {
     std::lock_guard lock(mutex);
@@ -79,6 +84,8 @@ class LogSource final : public Source {
       script->read_at_revoke = script->cursor[0];
       script->taken_at_revoke = context_.take_acknowledged();
     }
+    if (std::exchange(script->resume_in_first_poll, false))
+      for (const auto& [partition, end] : script->log_end) context_.resume_position(kTopic, partition);
     std::lock_guard lock(script->mutex);
     bool more = false;
     for (auto& [partition, end] : script->log_end) {
@@ -153,6 +160,7 @@ class ScriptedSink final : public Sink {
   }
   std::optional<std::int64_t> stored_position(std::string_view, std::int32_t partition) override {
     std::lock_guard lock(script->mutex);
+    if (script->stored_position_fails) throw FatalError("the positions table is gone");
     if (!script->store_positions) return std::nullopt;
     auto it = script->stored.find(partition);
     if (it == script->stored.end()) return std::nullopt;
@@ -319,6 +327,19 @@ TEST_CASE("task: a rewind with nothing stored reads a first batch again from whe
   CHECK(f.s.written == expected);
   CHECK(f.s.stored[0] == 20);
   CHECK(f.s.last_commit(0) == 20);
+}
+
+TEST_CASE("task: a sink that cannot tell where a partition resumes stops the pipeline, delivering nothing") {
+  Fixture f;
+  f.s.log_end = {{0, 8}};
+  f.s.store_positions = true;
+  f.s.resume_in_first_poll = true;
+  f.s.stored_position_fails = true;
+  const std::string failure = f.run();
+  CHECK(failure.find("cannot tell the stored position of t/0, where that partition must resume: "
+                     "the positions table is gone") != std::string::npos);
+  CHECK(f.s.written.empty());  // the first poll read from where the sink did not say
+  CHECK(f.s.commits.empty());
 }
 
 TEST_CASE("task: a sink whose store lost writes rewinds the source and nothing is skipped") {
