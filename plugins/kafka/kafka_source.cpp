@@ -651,7 +651,12 @@ bool KafkaSource::group_done() {
     if (mine != acknowledged_.end() && p.offset < mine->second && assigned_.count(mine->first))
       rd_kafka_topic_partition_list_add(again, p.topic, p.partition)->offset = mine->second;
   }
-  if (again->cnt > 0) rd_kafka_commit(consumer_, again, 1);
+  // Synchronous with a transactional sink, as in commit_ends: done before a transaction
+  // commits offsets of its own, it cannot land after one and take the group's offset back.
+  const int async = sink_commits() ? 0 : 1;
+  if (again->cnt > 0 && rd_kafka_commit(consumer_, again, async) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+      !async)
+    mark_sent(again);
   rd_kafka_topic_partition_list_destroy(again);
   for (int i = 0; done && i < list->cnt; ++i) {
     const rd_kafka_topic_partition_t& p = list->elems[i];
