@@ -177,6 +177,11 @@ Status RestSchemaRegistry::register_with(std::string_view subject, std::string_v
       path = "/subjects/" + escape(subject);
       auto [lookup_status, lookup] = request("POST", path, request_body);
       if (lookup_status == 404 && error_code(lookup) / 100 != 404) return not_a_registry(path, lookup);
+      // Just registered, so not found means not found *yet* (a replica behind the leader).
+      if (lookup_status == 404)
+        return Status::retriable("registered as id " + std::to_string(id) + " under subject '" +
+                                 std::string(subject) + "', but " +
+                                 failure(lookup_status, path, lookup).message() + " (not yet)");
       if (lookup_status != 200) return failure(lookup_status, path, lookup);
       found = *version = nlohmann::json::parse(lookup).at("version").get<int>();
     }
