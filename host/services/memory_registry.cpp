@@ -2,7 +2,15 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 namespace pipehost::host {
+
+std::string canonical_schema(std::string_view schema_type, std::string_view schema) {
+  if (schema_type != "AVRO" && schema_type != "JSON") return std::string(schema);
+  nlohmann::json parsed = nlohmann::json::parse(schema, nullptr, false);
+  return parsed.is_discarded() ? std::string(schema) : parsed.dump();
+}
 
 Status MemorySchemaRegistry::register_schema(std::string_view subject, std::string_view schema_type,
                                              std::string_view schema, int& id) noexcept {
@@ -24,15 +32,17 @@ Status MemorySchemaRegistry::register_schema(std::string_view subject, std::stri
                                "' version " + std::to_string(r.version) +
                                ", which is not registered (register it first)");
     }
-    // The same schema (text, type and references) gets the same id everywhere, as in
-    // Confluent's registry.
+    // The same schema (canonical text, type and references) gets the same id everywhere,
+    // as in Confluent's registry.
+    std::string canonical = canonical_schema(schema_type, schema);
     id = 0;
     for (const auto& [known, s] : by_id_)
-      if (s.schema == schema && s.schema_type == schema_type && s.references == references)
+      if (canonical_.at(known) == canonical && s.schema_type == schema_type && s.references == references)
         id = known;
     if (id == 0) {
       id = static_cast<int>(by_id_.size()) + 1;
       by_id_[id] = RegisteredSchema{id, std::string(schema_type), std::string(schema), references};
+      canonical_[id] = std::move(canonical);
     }
     auto& versions = subjects_[std::string(subject)];
     auto at = std::find(versions.begin(), versions.end(), id);
@@ -83,6 +93,22 @@ Status MemorySchemaRegistry::schema_version(std::string_view subject, int versio
   } catch (const std::exception& e) {
     return Status::fatal(e.what());
   }
+}
+
+std::optional<int> MemorySchemaRegistry::version_of(
+    std::string_view subject, std::string_view schema_type, std::string_view schema,
+    const std::vector<SchemaReference>& references) const {
+  const std::string canonical = canonical_schema(schema_type, schema);
+  std::lock_guard lock(mutex_);
+  auto it = subjects_.find(subject);
+  if (it == subjects_.end()) return std::nullopt;
+  for (std::size_t v = 0; v < it->second.size(); ++v) {
+    const int id = it->second[v];
+    const RegisteredSchema& s = by_id_.at(id);
+    if (canonical_.at(id) == canonical && s.schema_type == schema_type && s.references == references)
+      return static_cast<int>(v) + 1;
+  }
+  return std::nullopt;
 }
 
 std::vector<int> MemorySchemaRegistry::versions(const std::string& subject) const {

@@ -2,6 +2,7 @@
 #pragma once
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ class MemorySchemaRegistry final : public SchemaRegistry {
   Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept override;
   Status schema_version(std::string_view subject, int version,
                         RegisteredSchema& out) noexcept override;
+  // The version under which subject holds this schema (POST /subjects/{subject}).
+  std::optional<int> version_of(std::string_view subject, std::string_view schema_type,
+                                std::string_view schema,
+                                const std::vector<SchemaReference>& references) const;
   // The ids registered under a subject, oldest version first.
   std::vector<int> versions(const std::string& subject) const;
   std::vector<std::string> subjects() const;
@@ -30,8 +35,14 @@ class MemorySchemaRegistry final : public SchemaRegistry {
  private:
   mutable std::mutex mutex_;
   std::map<int, RegisteredSchema> by_id_;
+  std::map<int, std::string> canonical_;  // by id: what identity compares (canonical_schema)
   std::map<std::string, std::vector<int>, std::less<>> subjects_;
 };
+
+// What makes two registrations the same schema: for AVRO and JSON the parsed JSON, so
+// whitespace and the order of an object's keys do not count (as in Confluent's registry,
+// which compares a parsed form); a PROTOBUF schema's text as it is.
+std::string canonical_schema(std::string_view schema_type, std::string_view schema);
 
 // The embedded registry when Kafka is a real cluster: every call fails, saying why. Its
 // ids would die with the process while the records framed with them stay on the broker,

@@ -123,14 +123,17 @@ void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
     auto ids = registry.versions(subject);
     if (ids.empty()) return not_found(res, 40401, "Subject not found");
     std::vector<SchemaReference> references;
-    if (!body.is_object() || !references_of(body, references)) return not_found(res, 40403, "Schema not found");
-    for (std::size_t v = 1; v <= ids.size(); ++v) {
-      RegisteredSchema s;
-      registry.schema_by_id(ids[v - 1], s);
-      if (body.contains("schema") && body["schema"] == s.schema && references == s.references)
-        return reply(res, 200, version_json(subject, static_cast<int>(v), s));
-    }
-    not_found(res, 40403, "Schema not found");
+    if (!body.is_object() || !body.contains("schema") || !body["schema"].is_string() ||
+        !references_of(body, references))
+      return not_found(res, 40403, "Schema not found");
+    const std::string type = body.contains("schemaType") && body["schemaType"].is_string()
+                                 ? body["schemaType"].get<std::string>()
+                                 : "AVRO";
+    auto version = registry.version_of(subject, type, body["schema"].get<std::string>(), references);
+    if (!version) return not_found(res, 40403, "Schema not found");
+    RegisteredSchema s;
+    registry.schema_by_id(ids[static_cast<std::size_t>(*version) - 1], s);
+    reply(res, 200, version_json(subject, *version, s));
   });
   server.Get("/config", [](const httplib::Request&, httplib::Response& res) {
     reply(res, 200, {{"compatibilityLevel", "NONE"}});

@@ -343,6 +343,18 @@ print(serializer(Payment, {url!r})(Payment(id="p1"), SerializationContext("pay",
                                                              "references": [{"name": "acme/money.proto",
                                                                              "subject": "nowhere", "version": 1}]})
         assert status == 422 and "nowhere" in answer["message"], answer
+        # An Avro schema is the same schema whatever its whitespace and key order (Confluent
+        # compares a parsed form): the same id, and the lookup finds its version.
+        record = {"type": "record", "name": "R", "fields": [{"name": "a", "type": "long"}]}
+        status, first = ask("/subjects/canon/versions", {"schema": json.dumps(record)})
+        assert status == 200, first
+        reordered = '{ "fields": [ {"type": "long", "name": "a"} ],\n  "name": "R", "type": "record" }'
+        assert ask("/subjects/canon/versions", {"schema": reordered}) == (200, {"id": first["id"]})
+        status, found = ask("/subjects/canon", {"schema": reordered})
+        assert status == 200 and found["version"] == 1 and found["id"] == first["id"], found
+        other = dict(record, fields=[{"name": "a", "type": "int"}])
+        assert ask("/subjects/canon/versions", {"schema": json.dumps(other)})[1]["id"] != first["id"]
+        assert ask("/subjects/canon", {"schema": reordered, "schemaType": "JSON"})[0] == 404
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=10) == 0
     finally:
