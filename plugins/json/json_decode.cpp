@@ -177,13 +177,20 @@ struct JsonDecode::Parser {
         check(v.get_number_type().get(kind), "a number");
         if (kind == od::number_type::signed_integer) {
           std::int64_t i = 0;
-          check(v.get_int64().get(i), "an integer");
+          const auto e = v.get_int64().get(i);
+          // simdjson calls every negative integer signed: one past int64 is of another type.
+          if (e == simdjson::INCORRECT_TYPE) throw Reject{"an integer below -2^63"};
+          check(e, "an integer");
           slot.set(i);
           return;
         }
         if (kind == od::number_type::unsigned_integer) throw Reject{"an integer above 2^63-1"};
         double d = 0;
-        check(v.get_double().get(d), "a number");
+        // simdjson says the same of 1e400 as of 1.e5: name both.
+        const auto e = v.get_double().get(d);
+        if (e == simdjson::NUMBER_ERROR)
+          throw Reject{"a number that is not valid JSON or is beyond a double's range"};
+        check(e, "a number");
         slot.set(d);
         return;
       }
