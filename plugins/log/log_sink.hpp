@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <utility>
 
 #include <pipehost/decimal.hpp>
 #include <pipehost/sdk.hpp>
@@ -41,7 +42,8 @@ class LogSink final : public Sink {
         value_(config.sum_field),
         each_record_(config.each_record),
         to_stdout_(config.output == "stdout"),
-        totals_(RunningTotals::for_pipeline(std::string(context.pipeline()), config.scale)) {
+        totals_(RunningTotals::for_pipeline(std::string(context.pipeline()), config.scale)),
+        amounts_rounded_(context.counter("amounts_rounded")) {
     totals_->join();
   }
 
@@ -68,6 +70,11 @@ class LogSink final : public Sink {
       if (!units) {
         batch.reject(i, "field '" + value_.name() + "' " + problem);
         continue;
+      }
+      if (const double* d = amount->as<double>(); d && decimal::rounds(*d, totals_->scale())) {
+        amounts_rounded_.add();
+        if (!std::exchange(rounding_warned_, true))
+          context_.warn("log: " + decimal::rounding_warning(value_.name(), *d, totals_->scale()));
       }
       entries_.push_back({key->to_text(), *units});
     }
@@ -133,6 +140,8 @@ class LogSink final : public Sink {
   std::shared_ptr<RunningTotals> totals_;
   std::vector<Entry> entries_;  // from prepare: the kept records' keys and amounts
   bool stopped_ = false;
+  Counter& amounts_rounded_;  // double amounts with more decimals than scale
+  bool rounding_warned_ = false;
 };
 
 }  // namespace pipehost::logsink

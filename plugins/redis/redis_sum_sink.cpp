@@ -24,7 +24,8 @@ RedisSumSink::RedisSumSink(const Config& config, Context& context)
       records_written_(context.counter("records_out")),
       batches_written_(context.counter("batches_out")),
       conflicts_(context.counter("conflicts")),
-      records_already_applied_(context.counter("records_already_applied")) {}
+      records_already_applied_(context.counter("records_already_applied")),
+      amounts_rounded_(context.counter("amounts_rounded")) {}
 
 void RedisSumSink::start() {
   std::lock_guard lock(mutex_);
@@ -210,6 +211,13 @@ void RedisSumSink::finish(const Batch& batch, const WritePlan& plan) {
   refused_.written(batch);
   for (const auto& p : plan.partitions) positions_[p.field] = p.next;
   records_written_.add(plan.counted.size());
+  for (std::size_t i : plan.counted) {
+    if (!read_[i].rounded) continue;
+    amounts_rounded_.add();
+    if (!std::exchange(rounding_warned_, true))
+      context_.warn("redis_sum: " + decimal::rounding_warning(config_.value_field, *read_[i].rounded,
+                                                               config_.scale));
+  }
   records_already_applied_.add(plan.already_applied);
   if (!plan.empty()) batches_written_.add();
 }

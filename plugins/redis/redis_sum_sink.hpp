@@ -66,6 +66,8 @@ class RedisSumSink final : public Sink {
   Counter& batches_written_;
   Counter& conflicts_;
   Counter& records_already_applied_;
+  Counter& amounts_rounded_;  // double amounts with more decimals than scale
+  bool rounding_warned_ = false;
 };
 
 }  // namespace pipehost::redis

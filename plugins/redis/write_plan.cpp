@@ -43,6 +43,8 @@ ReadRecord RecordReader::read(const Record& record) {
   std::string problem;
   if (auto units = to_units(*amount, scale_, problem)) out.units = *units;
   else out.problem = "value field '" + value_.name() + "' " + problem;
+  if (const double* d = amount->as<double>(); d && out.problem.empty() && decimal::rounds(*d, scale_))
+    out.rounded = *d;
   return out;
 }
 

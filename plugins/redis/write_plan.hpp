@@ -21,6 +21,7 @@ struct ReadRecord {
   std::string key_text;  // a key that is not a string (an integer...), as text
   std::int64_t units = 0;
   std::string problem;  // non-empty: reject the record with this reason
+  std::optional<double> rounded;  // a double amount with more decimals than scale: this one
   std::string_view key() const { return key_text.empty() ? key_view : std::string_view(key_text); }
 };
 

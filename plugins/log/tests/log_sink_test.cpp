@@ -92,6 +92,20 @@ TEST_CASE("amounts that are not finite, out of range or inexact decimals are rej
   CHECK(logsink::RunningTotals::for_pipeline("log-bad-amounts", 2)->snapshot()["A"] == 1734);
 }
 
+TEST_CASE("a double with more decimals than scale is rounded, counted and said once") {
+  testing::TestContext ctx;
+  ctx.pipeline_name = "log-rounded";
+  auto sink = make(ctx, {{"each_record", false}});
+  Batch b;
+  b.records = {record("A", 0.004), record("A", 0.004), record("A", 1.25)};
+  CHECK(deliver(*sink, b).empty());
+  CHECK(logsink::RunningTotals::for_pipeline("log-rounded", 2)->snapshot()["A"] == 125);
+  CHECK(ctx.counter_value("amounts_rounded") == 2);
+  std::size_t warned = 0;
+  for (const auto& line : ctx.logs) warned += line.find("holds 0.004") != std::string::npos;
+  CHECK(warned == 1);
+}
+
 TEST_CASE("a total leaving the 64-bit range fails the batch and changes nothing") {
   testing::TestContext ctx;
   ctx.pipeline_name = "log-overflow";

@@ -482,6 +482,20 @@ TEST_CASE("a lost reply: the retry finds the batch applied and counts nothing tw
   CHECK(f.get("ACC0") == format_units(expected["ACC0"] + 1, 2));
 }
 
+TEST_CASE("a double amount with more decimals than scale is rounded, counted and said once") {
+  Fixture f;
+  auto sink = f.sink();
+  Batch b;
+  for (int i = 0; i < 3; ++i) b.records.push_back(transaction("R", Value(0.004), 0, i));
+  b.records.push_back(transaction("R", Value(10.25), 0, 3));
+  write_ok(*sink, b);
+  CHECK(f.get("R") == "10.25");
+  CHECK(f.context.counter_value("amounts_rounded") == 3);
+  std::size_t warned = 0;
+  for (const auto& line : f.context.logs) warned += line.find("holds 0.004") != std::string::npos;
+  CHECK(warned == 1);
+}
+
 TEST_CASE("a lost reply to count_by's totals: the retry finds them applied and counts none twice") {
   Fixture f;
   pipehost::redis::testing::ReplyDropper proxy(f.server.port());

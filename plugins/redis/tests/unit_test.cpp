@@ -131,6 +131,22 @@ TEST_CASE("to_units converts amounts to integer units without drift") {
     REQUIRE(to_units(Value(static_cast<double>(cents) / 100.0), 2, problem) == cents);
 }
 
+TEST_CASE("decimal::rounds tells a double with more decimals than scale from one next to a unit") {
+  for (std::int64_t cents = -500000; cents <= 500000; ++cents)
+    REQUIRE_FALSE(decimal::rounds(static_cast<double>(cents) / 100.0, 2));
+  CHECK_FALSE(decimal::rounds(0.1 + 0.2, 2));  // 30.000000000000004 cents
+  CHECK_FALSE(decimal::rounds(90071992547409.91, 2));
+  CHECK(decimal::rounds(0.004, 2));
+  CHECK(decimal::rounds(10.555, 2));
+  CHECK(decimal::rounds(1.005, 2));  // 100.49999999999999 cents
+  CHECK(decimal::rounds(523.1234567, 2));
+  CHECK_FALSE(decimal::rounds(523.1234567, 7));
+  CHECK(decimal::rounding_warning("amount", 0.004, 2) ==
+        "field 'amount' holds 0.004, which has more decimals than scale = 2: it is counted as "
+        "0.00 (rounded to the nearest unit), as are others like it (metric amounts_rounded); "
+        "set the sink's scale higher to keep more decimals");
+}
+
 TEST_CASE("RecordReader names the field that is wrong") {
   Batch b;
   b.records.push_back(transaction("A1", Value(1.5)));

@@ -88,6 +88,14 @@ inline std::optional<std::int64_t> to_units(const Value& value, int scale, std::
   return std::llround(scaled);
 }
 
+// Whether to_units rounds this double: it has more decimals than `scale` (0.004 or 10.555
+// at scale 2), unlike an amount written with at most `scale` decimals, whose double is
+// only next to a whole number of units (19.99 is 1998.9999999999998 cents).
+inline bool rounds(double x, int scale) {
+  const double scaled = x * static_cast<double>(pow10(scale));
+  return std::fabs(scaled - std::nearbyint(scaled)) > 4 * 2.220446049250313e-16 * std::fabs(scaled);
+}
+
 // total + units, or nullopt when the result's magnitude would reach `limit`.
 inline std::optional<std::int64_t> add(std::int64_t total, std::int64_t units, std::int64_t limit) {
   std::int64_t sum = 0;
@@ -107,6 +115,18 @@ inline std::string format_units(std::int64_t units, int scale) {
   auto width = static_cast<std::size_t>(scale);
   if (digits.size() <= width) digits.insert(0, width + 1 - digits.size(), '0');
   return sign + digits.substr(0, digits.size() - width) + "." + digits.substr(digits.size() - width);
+}
+
+// What a summing sink says (once) when to_units rounds a double amount of `field`.
+inline std::string rounding_warning(std::string_view field, double x, int scale) {
+  char text[32];
+  auto [end, ec] = std::to_chars(text, text + sizeof text, x);
+  const std::int64_t units = std::llround(x * static_cast<double>(pow10(scale)));
+  return "field '" + std::string(field) + "' holds " + std::string(text, ec == std::errc() ? end : text) +
+         ", which has more decimals than scale = " + std::to_string(scale) + ": it is counted as " +
+         format_units(units, scale) +
+         " (rounded to the nearest unit), as are others like it (metric amounts_rounded); set the "
+         "sink's scale higher to keep more decimals";
 }
 
 }  // namespace pipehost::decimal
