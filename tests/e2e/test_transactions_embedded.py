@@ -131,7 +131,7 @@ def test_undecodable_records_under_each_policy():
     assert "skipped record transactions/" in r.stderr and "magic byte" in r.stderr
 
     dlq = os.path.join(tempfile.mkdtemp(), "dlq.jsonl")
-    reader = ('pipeline.dlq={end_after="sums", source={plugin="kafka", topics=["sums-dlq"], '
+    reader = ('pipeline.dlq={end_after="sums", source={plugin="kafka", topics=["transactions-dlq"], '
               f'group="dlq"}}, sink={{plugin="file", path="{dlq}", with_headers=true}}}}')
     r = pipehost("run", CONFIG, *sets(seed, count, 'pipeline.sums.on_error="dead_letter"', reader),
                  *corrupt, "--no-progress", env=EMBEDDED, check=0)
