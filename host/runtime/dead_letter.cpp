@@ -113,7 +113,10 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
     outcome->changed.notify_all();
   });
   if (!written.is_ok()) return written;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeouts_.write_ms);
+  // librdkafka reports every message by message.timeout.ms (its timeout scan runs every
+  // second): past that and a grace, something is wrong with the producer itself.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeouts_.message_ms) +
+                  std::chrono::seconds(5);
   std::unique_lock lock(outcome->mutex);
   while (!outcome->done) {
     if (std::chrono::steady_clock::now() > deadline || stopping())

@@ -19,8 +19,10 @@
 namespace pipehost::host {
 
 struct DeadLetterTimeouts {
-  int write_ms = 30000;    // write() gives up (retriable) after this
-  int message_ms = 60000;  // the producer's message.timeout.ms for dead letters
+  // The producer's message.timeout.ms for dead letters: every letter's report comes by
+  // then, and write() waits for it (giving up sooner would queue the letters again while
+  // the producer still retries them: copies on the topic).
+  int message_ms = 60000;
 };
 
 // The records a task dead-lettered in batches that a sink then had read again (a rewind:
@@ -39,6 +41,9 @@ class RewoundDeadLetters {
   // The batch with these spans is written: records it passed are not read again.
   void batch_written(const std::vector<Span>& spans);
   bool empty() const { return before_rewind_.empty(); }
+  // The source loses partitions (a rebalance): what their batches read again would not
+  // reach this task. All is forgotten; a letter then written again is at least once.
+  void forget() { before_rewind_.clear(); }
 
  private:
   struct Letter {

@@ -489,6 +489,7 @@ bool Task::handle_rejections(Batch& batch, const std::string& stage) {
       for (int attempt = 0;; ++attempt) {
         Status s = dead_letter_->write(batch.rejections, stage, [this] { return stopping(); });
         if (s.is_ok()) break;
+        if (s.code() == Code::cancelled) return false;  // stopping: nothing acknowledged
         if (s.code() != Code::retriable) return fail(stage, s), false;
         log(LogLevel::warn, s.message() + " (retrying)");
         if (!back_off(attempt)) return false;
@@ -521,6 +522,7 @@ std::vector<Position> Task::take_acknowledged() {
                              " records still in flight; those of the partitions given up will be "
                              "read again by their next owner"));
   collect_acknowledged();
+  rewound_letters_.forget();  // else kept for partitions never read here again
   return std::exchange(pending_commit_, {});
 }
 

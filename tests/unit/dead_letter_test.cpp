@@ -103,7 +103,7 @@ TEST_CASE("a report arriving after write() gave up belongs to that write, not th
   DeadLetterCluster cluster;
   auto& [kafka, context] = cluster;
   context.properties = {{"reconnect.backoff.max.ms", "100"}};
-  DeadLetterWriter writer(kafka_sink(), context, "dlq", "p", DeadLetterTimeouts{20000, 1500});
+  DeadLetterWriter writer(kafka_sink(), context, "dlq", "p", DeadLetterTimeouts{1500});
 
   kafka.broker_down();
   auto started = Clock::now();
