@@ -174,6 +174,14 @@ void read_timestamp(Cursor& c, Value& slot) {
   const std::uint8_t* outer_end = c.end;
   c.end = stop;
   std::uint64_t seconds = 0, nanos = 0;  // unsigned: garbage may overflow, harmlessly
+  if (const Timestamp* earlier = slot.as<Timestamp>()) {
+    // The field came before in this record: the two merge, as repeated occurrences of a
+    // message do (only the fields this one carries change).
+    const std::int64_t micros = earlier->micros_since_epoch;
+    const std::int64_t whole = micros / 1000000 - (micros % 1000000 < 0 ? 1 : 0);
+    seconds = static_cast<std::uint64_t>(whole);
+    nanos = static_cast<std::uint64_t>((micros - whole * 1000000) * 1000);
+  }
   while (c.p < c.end) {
     const auto tag = static_cast<std::uint32_t>(c.varint());
     if (tag == (1 << 3 | kVarint))
@@ -292,6 +300,9 @@ void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields
       continue;
     }
     c.field = f->name;
+    if (f->oneof_slots)
+      for (std::uint32_t other : *f->oneof_slots)
+        if (other != f->slot) fields[other] = Value();
     Value& slot = fields[f->slot];
     if (wire == wire_type_of(f->kind)) {
       if (f->repeated) {
@@ -407,6 +418,20 @@ void DecodePlans::build(DecodePlan& p, const gp::Descriptor& message,
   p.full_name = message.full_name();
   p.schema = StructSchema::make(std::move(names));
   p.by_number_.assign(std::min(max_number, kDenseNumbers - 1) + 1, -1);
+  // Each real oneof's decoded members (proto3 `optional` is a oneof of one: not these),
+  // all gathered before fields point into them.
+  std::vector<const gp::OneofDescriptor*> oneof_of;
+  for (std::size_t slot = 0; slot < chosen.size(); ++slot) {
+    const gp::OneofDescriptor* o = chosen[slot]->real_containing_oneof();
+    if (!o) continue;
+    auto at = std::find(oneof_of.begin(), oneof_of.end(), o);
+    if (at == oneof_of.end()) {
+      oneof_of.push_back(o);
+      p.oneofs_.emplace_back();
+      at = oneof_of.end() - 1;
+    }
+    p.oneofs_[static_cast<std::size_t>(at - oneof_of.begin())].push_back(static_cast<std::uint32_t>(slot));
+  }
   for (std::size_t slot = 0; slot < chosen.size(); ++slot) {
     const gp::FieldDescriptor& f = *chosen[slot];
     DecodeField d;
@@ -424,11 +449,17 @@ void DecodePlans::build(DecodePlan& p, const gp::Descriptor& message,
       throw std::runtime_error(
           "field " + f.full_name() + " has type " +
           (d.kind == Kind::message ? f.message_type()->full_name() : f.enum_type()->full_name()) +
-          " from an import found neither among the well-known types nor in the decoder's "
-          "descriptor_set (registry references are not read): compile that .proto into the "
-          "descriptor_set (protoc --include_imports), or leave the field out with `fields`");
+          " from an import found neither among the well-known types, the schema's registry "
+          "references nor the decoder's descriptor_set: register it as a reference, compile "
+          "that .proto into the descriptor_set (protoc --include_imports), or leave the field "
+          "out with `fields`");
     if (d.kind == Kind::message) d.message = &nested(*f.message_type());
     if (d.kind == Kind::enumeration) d.enumeration = &enumeration(*f.enum_type());
+    if (const gp::OneofDescriptor* o = f.real_containing_oneof()) {
+      const auto& slots = p.oneofs_[static_cast<std::size_t>(
+          std::find(oneof_of.begin(), oneof_of.end(), o) - oneof_of.begin())];
+      if (slots.size() > 1) d.oneof_slots = &slots;
+    }
     p.defaults.push_back(default_of(f, d.kind));
     const auto number = static_cast<std::uint32_t>(f.number());
     if (number < p.by_number_.size())

@@ -26,6 +26,9 @@ struct DecodeField {
   bool check_utf8 = false;              // a proto3 string: invalid UTF-8 is malformed
   const DecodePlan* message = nullptr;  // Kind::message
   const EnumInfo* enumeration = nullptr;
+  // A member of a oneof with other members decoded: their slots, cleared when this one is
+  // read (the last member on the wire wins, as protobuf's parser has it).
+  const std::vector<std::uint32_t>* oneof_slots = nullptr;
 };
 
 class DecodePlan {
@@ -48,6 +51,7 @@ class DecodePlan {
  private:
   friend class DecodePlans;
   std::vector<DecodeField> fields_;
+  std::vector<std::vector<std::uint32_t>> oneofs_;  // slots per oneof (2 members or more)
   std::vector<std::int32_t> by_number_;  // field number -> index in fields_, -1 if none
   std::unordered_map<std::uint32_t, std::size_t> sparse_;  // numbers past the dense table
 };

@@ -140,6 +140,37 @@ TEST_CASE("decode: absent fields get proto3 defaults, messages and oneofs null")
   CHECK(field(v, "maybe").is_null());
 }
 
+TEST_CASE("decode: a singular Timestamp twice merges, and the last oneof member wins, as protobuf") {
+  Codec codec;
+  const auto& plan = codec.decoder("pipehost.test.Everything");
+  auto reference = test::new_message(test::test_files(), "pipehost.test.Everything");
+  const gp::Descriptor* d = reference->GetDescriptor();
+  const gp::Reflection* r = reference->GetReflection();
+
+  // `at` (23) as {seconds 5} then {nanos 7000}: one Timestamp, 5 s and 7 us.
+  const std::string twice("\xba\x01\x02\x08\x05\xba\x01\x03\x10\xd8\x36", 11);
+  REQUIRE(reference->ParseFromString(twice));
+  const auto& at = r->GetMessage(*reference, d->FindFieldByName("at"));
+  CHECK(at.GetReflection()->GetInt64(at, at.GetDescriptor()->FindFieldByName("seconds")) == 5);
+  Value v;
+  decode_message(plan, twice, v);
+  CHECK(field(v, "at") == Value(Timestamp{5000007}));
+
+  // oneof choice: name (24) "x" then number (25) 5, and the other way round.
+  const std::string name_then_number("\xc2\x01\x01x\xc8\x01\x05", 7);
+  REQUIRE(reference->ParseFromString(name_then_number));
+  CHECK_FALSE(r->HasField(*reference, d->FindFieldByName("name")));
+  decode_message(plan, name_then_number, v);
+  CHECK(field(v, "name").is_null());
+  CHECK(field(v, "number") == Value(5));
+  const std::string number_then_name("\xc8\x01\x05\xc2\x01\x01x", 7);
+  REQUIRE(reference->ParseFromString(number_then_name));
+  CHECK_FALSE(r->HasField(*reference, d->FindFieldByName("number")));
+  decode_message(plan, number_then_name, v);
+  CHECK(field(v, "name") == Value("x"));
+  CHECK(field(v, "number").is_null());
+}
+
 TEST_CASE("encode: same bytes as protobuf, and protobuf reads them back equal") {
   Codec codec;
   const auto reference = full_everything();
