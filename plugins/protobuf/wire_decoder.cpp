@@ -286,6 +286,12 @@ void read_packed(const DecodeField& f, Cursor& c, List& list, int depth) {
   c.end = outer_end;
 }
 
+// Out of the field loop: most messages have no oneof.
+[[gnu::noinline]] void clear_other_members(const DecodeField& f, std::vector<Value>& fields) {
+  for (std::uint32_t other : *f.oneof_slots)
+    if (other != f.slot) fields[other] = Value();
+}
+
 void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields, int depth) {
   while (c.p < c.end) {
     c.field = nullptr;
@@ -300,9 +306,8 @@ void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields
       continue;
     }
     c.field = f->name;
-    if (f->oneof_slots)
-      for (std::uint32_t other : *f->oneof_slots)
-        if (other != f->slot) fields[other] = Value();
+    if (f->oneof_slots) [[unlikely]]
+      clear_other_members(*f, fields);
     Value& slot = fields[f->slot];
     if (wire == wire_type_of(f->kind)) {
       if (f->repeated) {
