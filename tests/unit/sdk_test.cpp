@@ -258,6 +258,20 @@ TEST_CASE("sdk time: format_rfc3339 writes what gmtime_r and snprintf wrote, day
   CHECK(pipehost::time::format_rfc3339(-1) == "1969-12-31T23:59:59.999999Z");
 }
 
+TEST_CASE("sdk time: parse_rfc3339 takes what Go's encoding/json takes (the seed's consumer)") {
+  using pipehost::time::parse_rfc3339;
+  auto micros = [](std::string_view s) { return parse_rfc3339(s)->micros_since_epoch; };
+  CHECK(micros("2000-02-29T12:34:56.000001Z") == 951827696000001);
+  CHECK(micros("2000-02-29T14:34:56.000001+02:00") == 951827696000001);
+  CHECK(micros("1970-01-01T00:00:00Z") == 0);
+  CHECK(parse_rfc3339("2024-05-01T12:34:56.123456789Z")->dropped_nanos == 789);
+  for (const char* refused :
+       {"2024-05-01 12:34:56Z", "2024-05-01t12:34:56Z", "2024-05-01T12:34:56z",
+        "2016-12-31T23:59:60Z", "2023-02-29T00:00:00Z", "2024-05-01T12:34:56", "2024-05-01T12:34:56.Z",
+        "2024-05-01T24:00:00Z", "2024-05-01T12:34:56+24:00", "2024-05-01T12:34:56Z ", "2024-5-01T12:34:56Z"})
+    CHECK_MESSAGE(!parse_rfc3339(refused), refused);
+}
+
 TEST_CASE("FieldReader: a shape dropped and another made at its address is read by name") {
   // json_decode drops its shapes past 4096 of them; the allocator then hands a new shape
   // of the same size the address of one just freed. A reader that remembered only the

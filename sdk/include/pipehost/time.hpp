@@ -52,18 +52,20 @@ inline void put_digits(char* at, std::int64_t value, int n) {
 }
 }  // namespace detail
 
-// "YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)"; 't' and ' ' are accepted for 'T', 'z' for 'Z'.
+// "YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)", as strict as Go's encoding/json (the seed
+// trade consumer's parser): 'T' and 'Z' upper case only, no space for 'T', seconds 00-59
+// (no leap second), so a record the seed would refuse is refused here too.
 inline std::optional<Parsed> parse_rfc3339(std::string_view s) {
   int year, month, day, hour, minute, second;
   if (!detail::digits(s, 0, 4, year) || s.size() < 20 || s[4] != '-' ||
       !detail::digits(s, 5, 2, month) || s[7] != '-' || !detail::digits(s, 8, 2, day) ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !detail::digits(s, 11, 2, hour) ||
+      s[10] != 'T' || !detail::digits(s, 11, 2, hour) ||
       s[13] != ':' || !detail::digits(s, 14, 2, minute) || s[16] != ':' ||
       !detail::digits(s, 17, 2, second))
     return std::nullopt;
   static const int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   if (month < 1 || month > 12 || day < 1 || day > kDays[month - 1] || hour > 23 || minute > 59 ||
-      second > 60)
+      second > 59)
     return std::nullopt;
   const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
   if (month == 2 && day == 29 && !leap) return std::nullopt;
@@ -82,7 +84,7 @@ inline std::optional<Parsed> parse_rfc3339(std::string_view s) {
     for (int p = places < 6 ? 6 : places; p < 9; ++p) nanos *= 10;
   }
   int offset_minutes = 0;
-  if (at < s.size() && (s[at] == 'Z' || s[at] == 'z')) {
+  if (at < s.size() && s[at] == 'Z') {
     ++at;
   } else if (at < s.size() && (s[at] == '+' || s[at] == '-')) {
     int oh, om;
