@@ -216,7 +216,9 @@ void KafkaSink::write(Batch& batch, BatchDone done) {
 }
 
 void KafkaSink::flush() {
-  if (!producer_) return;
+  // exactly_once: every transaction was committed or aborted (nothing left to deliver), or
+  // abandoned at a stop, whose records the broker discards or commits without us.
+  if (!producer_ || exactly_once_) return;
   // Bounded: records still undelivered after this are not acknowledged, so their source
   // positions are not committed and they are produced again on the next run.
   for (int second = 0; second < 30 && rd_kafka_outq_len(producer_) > 0; ++second)

@@ -38,6 +38,7 @@ struct KafkaSinkConfig {
 
 // Thrown by produce when the host stops while librdkafka's queue is full.
 struct StoppedWhileFull {};
+struct Stopped {};  // a transactional call given up because the pipeline is stopping
 
 class KafkaSink final : public Sink {
  public:
@@ -63,6 +64,9 @@ class KafkaSink final : public Sink {
   rd_kafka_consumer_group_metadata_t* group_metadata();
   rd_kafka_topic_partition_list_t* consumed_offsets(const Batch& batch) const;
   void settle(rd_kafka_error_t* error, const std::string& doing);
+  template <typename Call>
+  rd_kafka_error_t* in_slices(Call&& fn, int slice_ms);
+  rd_kafka_error_t* abort_transaction();
 
   Context& context_;
   std::string topic_;

@@ -11,7 +11,15 @@
 namespace pipehost::kafka {
 namespace {
 
-constexpr int kTimeoutMs = 60000;
+// A transactional call may take this long in all (librdkafka's own default for them) ...
+constexpr auto kCallBudget = std::chrono::seconds(60);
+// ... in slices this long, so that a stop (a signal, the host shutting down) with the
+// broker gone ends the wait within a second instead of after the budget. init, commit
+// and abort resume where the last slice stopped. send_offsets is not resumable (a call
+// after a timeout sends the same offsets again): its slices are longer, so that a slow
+// coordinator is not asked over and over.
+constexpr int kSliceMs = 1000;
+constexpr int kSendOffsetsSliceMs = 5000;
 
 struct ErrorFacts {
   std::string text;
@@ -25,11 +33,49 @@ ErrorFacts facts(rd_kafka_error_t* e) {
   return f;
 }
 
+bool timed_out(const rd_kafka_error_t* e) { return rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__TIMED_OUT; }
+
 }  // namespace
+
+// Calls fn(slice_ms) until it succeeds (nullptr), fails other than by a timeout, the budget
+// is spent (the last timeout is returned) or the pipeline stops (Stopped, error dropped).
+template <typename Call>
+rd_kafka_error_t* KafkaSink::in_slices(Call&& fn, int slice_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + kCallBudget;
+  for (;;) {
+    rd_kafka_error_t* e = fn(slice_ms);
+    if (!e || !timed_out(e) || std::chrono::steady_clock::now() >= deadline) {
+      if (e && context_.stopping() && rd_kafka_error_is_retriable(e) && !rd_kafka_error_is_fatal(e)) {
+        rd_kafka_error_destroy(e);
+        throw Stopped{};
+      }
+      return e;
+    }
+    rd_kafka_error_destroy(e);
+    if (context_.stopping()) throw Stopped{};
+  }
+}
+
+// Aborts the open transaction; at a stop the abort is left to the broker (the next
+// init_transactions with this transactional.id ends it, and so does the transaction
+// timeout): waiting out a gone broker would only hold the stop up.
+rd_kafka_error_t* KafkaSink::abort_transaction() {
+  try {
+    return in_slices([&](int ms) { return rd_kafka_abort_transaction(producer_, ms); }, kSliceMs);
+  } catch (const Stopped&) {
+    return nullptr;
+  }
+}
 
 void KafkaSink::start_transactions() {
   for (int attempt = 0;; ++attempt) {
-    rd_kafka_error_t* e = rd_kafka_init_transactions(producer_, kTimeoutMs);
+    rd_kafka_error_t* e = nullptr;
+    try {
+      e = in_slices([&](int ms) { return rd_kafka_init_transactions(producer_, ms); }, kSliceMs);
+    } catch (const Stopped&) {
+      throw FatalError("stopped while starting the transactional producer " + transactional_id_ +
+                       " (the broker had not answered)");
+    }
     if (!e) break;
     ErrorFacts f = facts(e);
     if (!f.retriable || attempt >= 5)
@@ -73,7 +119,7 @@ void KafkaSink::settle(rd_kafka_error_t* error, const std::string& doing) {
     throw FatalError("transactional producer " + transactional_id_ + ", " + doing + ": " + f.text +
                      " (a producer with the same transactional.id fences this one: give each "
                      "process running this pipeline its own transactional_id)");
-  rd_kafka_error_t* aborted = rd_kafka_abort_transaction(producer_, kTimeoutMs);
+  rd_kafka_error_t* aborted = abort_transaction();
   if (aborted) {
     ErrorFacts a = facts(aborted);
     throw FatalError("transactional producer " + transactional_id_ + ": " + doing + " failed (" +
@@ -128,9 +174,9 @@ void KafkaSink::note_failed_delivery(const rd_kafka_message_t* message) {
 }
 
 void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
-  auto call = [&](const std::string& doing, auto&& fn) {
+  auto call = [&](const std::string& doing, auto&& fn, int slice_ms = kSliceMs) {
     for (int attempt = 0;; ++attempt) {
-      rd_kafka_error_t* e = fn();
+      rd_kafka_error_t* e = in_slices(fn, slice_ms);
       if (!e) return;
       if (rd_kafka_error_is_retriable(e) && attempt < 5 && !context_.stopping()) {
         context_.warn(doing + ": " + rd_kafka_error_string(e) + " (retrying)");
@@ -160,24 +206,30 @@ void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
     transaction_origins_.clear();
     for (const auto& r : batch.records) transaction_origins_.push_back(r.origin);
   }
-  call("beginning a transaction", [&] { return rd_kafka_begin_transaction(producer_); });
   try {
-    for (std::size_t i = 0; i < batch.records.size(); ++i)
-      produce(batch.records[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i + 1)));
-  } catch (const StoppedWhileFull&) {
-    rd_kafka_error_t* e = rd_kafka_abort_transaction(producer_, kTimeoutMs);
-    if (e) rd_kafka_error_destroy(e);
-    return done(Status::cancelled("stopping while the producer's queue is full (transaction aborted)"));
-  } catch (const FatalError& e) {
-    rd_kafka_error_t* a = rd_kafka_abort_transaction(producer_, kTimeoutMs);
-    if (a) rd_kafka_error_destroy(a);
-    throw;
+    call("beginning a transaction", [&](int) { return rd_kafka_begin_transaction(producer_); });
+    try {
+      for (std::size_t i = 0; i < batch.records.size(); ++i)
+        produce(batch.records[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i + 1)));
+    } catch (const StoppedWhileFull&) {
+      throw Stopped{};
+    } catch (const FatalError& e) {
+      if (rd_kafka_error_t* a = abort_transaction()) rd_kafka_error_destroy(a);
+      throw;
+    }
+    if (offsets->cnt > 0)
+      call("sending the consumed offsets to the transaction", [&](int ms) {
+        return rd_kafka_send_offsets_to_transaction(producer_, offsets, group, ms);
+      }, kSendOffsetsSliceMs);
+    call("committing the transaction", [&](int ms) { return rd_kafka_commit_transaction(producer_, ms); });
+  } catch (const Stopped&) {
+    // Nothing is acknowledged: whether the broker ends this transaction committed or
+    // aborted, its records and its consumed offsets go together, and the next run reads
+    // on from the group's committed offsets either way.
+    return done(Status::cancelled(
+        "stopping before the broker confirmed the transaction; the broker ends it (committed "
+        "or aborted, records and consumed offsets together) and the next run goes on from there"));
   }
-  if (offsets->cnt > 0)
-    call("sending the consumed offsets to the transaction", [&] {
-      return rd_kafka_send_offsets_to_transaction(producer_, offsets, group, kTimeoutMs);
-    });
-  call("committing the transaction", [&] { return rd_kafka_commit_transaction(producer_, kTimeoutMs); });
   transactions_->add();
   done(Status::ok());
 }
