@@ -72,9 +72,9 @@ void KafkaSink::start_transactions() {
     rd_kafka_error_t* e = nullptr;
     try {
       e = in_slices([&](int ms) { return rd_kafka_init_transactions(producer_, ms); }, kSliceMs);
-    } catch (const Stopped&) {
-      throw FatalError("stopped while starting the transactional producer " + transactional_id_ +
-                       " (the broker had not answered)");
+    } catch (const Stopped&) {  // retriable: the host does not retry at a stop, nor call it a failure
+      throw RetriableError("stopped while starting the transactional producer " + transactional_id_ +
+                           " (the broker had not answered)");
     }
     if (!e) break;
     ErrorFacts f = facts(e);

@@ -82,3 +82,33 @@ TEST_CASE("exactly once: a batch commits in a transaction; a stop with the broke
   CHECK(Clock::now() - stopping < std::chrono::seconds(5));
   CHECK(source->stop().is_ok());
 }
+
+TEST_CASE("exactly once: a stop while the transactional producer cannot start ends the start, not as a failure") {
+  testing::MockKafka kafka;
+  kafka.create_topic("in", 1);
+  kafka.create_topic("out", 1);
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  auto source = kafka::test::source(context, {{"topics", std::vector<std::string>{"in"}},
+                                               {"group", std::string("eos")}});
+  REQUIRE(source->start().is_ok());
+  kafka.broker_down();
+  auto sink = kafka::test::sink(context, {{"topic", std::string("out")}, {"exactly_once", true}});
+  Status started;
+  std::atomic<bool> returned{false};
+  std::thread starter([&] {
+    started = sink->start();
+    returned = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK_FALSE(returned);  // init_transactions waits for the coordinator
+  context.stop_requested = true;
+  const auto asked = Clock::now();
+  starter.join();
+  CHECK(Clock::now() - asked < std::chrono::seconds(5));
+  // Retriable: the host retries a sink's start only while it is not stopping.
+  CHECK(started.code() == Code::retriable);
+  CHECK(sink->stop().is_ok());
+  sink.reset();
+  CHECK(source->stop().is_ok());
+}
