@@ -171,8 +171,10 @@ std::string expand(const std::string& text, const toml::source_region& where,
     if (value && *value) {
       out += value;
     } else if (name == "PIPEHOST_CONFIG_DIR" && where.path) {
-      // The folder of the file this value is written in: paths next to the config.
-      out += fs::path(*where.path).parent_path().lexically_normal().string();
+      // The folder of the file this value is written in: paths next to the config ("."
+      // for a file named without a folder, so "${PIPEHOST_CONFIG_DIR}/x" stays relative).
+      const fs::path folder = fs::path(*where.path).parent_path().lexically_normal();
+      out += folder.empty() ? std::string(".") : folder.string();
     } else if (fallback) {
       out += *fallback;
     } else {

@@ -84,6 +84,31 @@ sink = { plugin = "log", key_field = "${PIPEHOST_TEST_UNSET}" }
   CHECK(r.text().find("config.toml:6:38: error: environment variable PIPEHOST_TEST_UNSET is not set") != std::string::npos);
 }
 
+TEST_CASE("${PIPEHOST_CONFIG_DIR} is the config's folder; \".\" for a file named without one") {
+  ::unsetenv("PIPEHOST_CONFIG_DIR");
+  const std::filesystem::path path = write_temp("folder.toml", R"(
+[pipelines.p]
+source = { plugin = "datagen", count = 1 }
+sink = { plugin = "log", key_field = "${PIPEHOST_CONFIG_DIR}/x" }
+)");
+  auto key_field = [](const std::string& file) {
+    Diagnostics diagnostics;
+    LoadRequest request;
+    request.files = {file};
+    auto document = load_document(request, diagnostics);
+    REQUIRE(document);
+    Config config = build_config(document, request.files, plugins(), diagnostics);
+    REQUIRE_MESSAGE(diagnostics.empty(), diagnostics.format());
+    return text(config.pipelines.at(0).sink.options, "key_field");
+  };
+  CHECK(key_field(path.string()) == path.parent_path().string() + "/x");
+  const auto was = std::filesystem::current_path();
+  std::filesystem::current_path(path.parent_path());
+  CHECK(key_field("folder.toml") == "./x");  // was "/x": the root folder
+  CHECK(key_field("./folder.toml") == "./x");
+  std::filesystem::current_path(was);
+}
+
 TEST_CASE("--set overrides values, creating tables as needed, with its own location in errors") {
   auto r = load(kValid, {"pipeline.read.tasks=5", "pipeline.produce.source.count=77",
                          "pipeline.read.source.group=new-group", "kafka.brokers=host:9092"});
