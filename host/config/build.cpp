@@ -37,6 +37,8 @@ class Builder {
  public:
   Builder(Diagnostics& d) : diagnostics_(d) {}
 
+  std::vector<std::string> pipeline_names;  // every [pipelines.NAME] of the document, for hints
+
   const toml::table* table_at(const toml::table& parent, const char* key, const std::string& pipeline) {
     const toml::node* node = parent.get(key);
     if (!node) return nullptr;
@@ -191,10 +193,22 @@ class Builder {
     if (auto* n = t.get("end_after")) p.end_after_where = location_of(n->source());
 
     const StringMap& connections = config.connections;
-    if (auto* source = t.get("source")) stage(*source, name, "source", Kind::source, catalog, connections, p.source);
-    else diagnostics_.add(p.where, name, "", "missing [pipelines." + name + ".source]");
-    if (auto* sink = t.get("sink")) stage(*sink, name, "sink", Kind::sink, catalog, connections, p.sink);
-    else diagnostics_.add(p.where, name, "", "missing [pipelines." + name + ".sink]");
+    const toml::node* source = t.get("source");
+    const toml::node* sink = t.get("sink");
+    if (!source && !sink) {
+      // Most often a misspelt name in --set or an overlay, which made a pipeline of its own.
+      std::vector<std::string> others;
+      for (const auto& n : pipeline_names) if (n != name) others.push_back(n);
+      const std::string hint = did_you_mean(name, others);
+      diagnostics_.add(p.where, name, "",
+                       "missing [pipelines." + name + ".source] and [pipelines." + name + ".sink]" +
+                           (hint.empty() ? "" : "; " + hint) + (others.empty() ? "" : " (pipelines: " + join(others) + ")"));
+    } else {
+      if (source) stage(*source, name, "source", Kind::source, catalog, connections, p.source);
+      else diagnostics_.add(p.where, name, "", "missing [pipelines." + name + ".source]");
+      if (sink) stage(*sink, name, "sink", Kind::sink, catalog, connections, p.sink);
+      else diagnostics_.add(p.where, name, "", "missing [pipelines." + name + ".sink]");
+    }
     if (auto* transforms = t.get("transforms")) {
       if (auto* a = transforms->as_array()) {
         for (std::size_t i = 0; i < a->size(); ++i) {
@@ -257,6 +271,7 @@ Config build_config(std::shared_ptr<toml::table> document, const std::vector<std
                     "no pipelines: define at least one [pipelines.NAME] with a source and a sink");
     return config;
   }
+  for (auto&& [name, node] : *pipelines->as_table()) b.pipeline_names.emplace_back(name.str());
   for (auto&& [name, node] : *pipelines->as_table())
     b.pipeline(std::string(name.str()), node, catalog, config);
 

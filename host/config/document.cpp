@@ -80,9 +80,15 @@ std::vector<std::string> split_path(const std::string& assignment, std::size_t& 
   return parts;
 }
 
-toml::node_view<toml::node> step(toml::node& at, const std::string& part, bool create) {
+// A table --set creates carries the assignment as its place, so that an error about it
+// (a misspelt pipeline name makes a pipeline with no source) points at the --set.
+toml::node_view<toml::node> step(toml::node& at, const std::string& part, bool create,
+                                 const std::string& assignment) {
   if (auto* t = at.as_table()) {
-    if (!t->contains(part) && create) t->insert(part, toml::table{});
+    if (!t->contains(part) && create) {
+      toml::table placed = toml::parse("t = {}", "--set " + assignment);
+      t->insert(part, std::move(*placed.get("t")->as_table()));
+    }
     return toml::node_view<toml::node>(t->get(part));
   }
   if (auto* a = at.as_array()) {
@@ -122,7 +128,7 @@ void apply_set(const std::string& assignment, toml::table& document, Diagnostics
   }
   toml::node* at = &document;
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
-    auto next = step(*at, parts[i], true);
+    auto next = step(*at, parts[i], true, assignment);
     if (!next) {
       diagnostics.add(where, "", "", "cannot set '" + parts[i] + "': not a table");
       return;

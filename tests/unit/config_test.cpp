@@ -118,6 +118,11 @@ TEST_CASE("--set overrides values, creating tables as needed, with its own locat
   CHECK(text(r.config.pipelines[1].source.options, "group") == "new-group");
   CHECK(r.config.kafka_brokers == "host:9092");
 
+  auto misspelt = load(kValid, {"pipeline.reed.tasks=3"});
+  CHECK(misspelt.text().find("--set pipeline.reed.tasks=3:1:5: error: pipeline 'reed': missing "
+                             "[pipelines.reed.source] and [pipelines.reed.sink]; did you mean 'read'?") !=
+        std::string::npos);
+
   auto bad = load(kValid, {"pipeline.read.tasks=zero"});
   CHECK(bad.text().find("--set pipeline.read.tasks=zero:1:5: error: pipeline 'read': key 'tasks' must be an integer, not a string") != std::string::npos);
   auto negative = load(kValid, {"pipeline.read.tasks=0"});
