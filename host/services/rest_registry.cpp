@@ -235,6 +235,18 @@ Status RestSchemaRegistry::latest_schema(std::string_view subject, RegisteredSch
   }
 }
 
+Status RestSchemaRegistry::answers() noexcept {
+  const std::string path = "/subjects";
+  try {
+    auto [status, text] = request("GET", path, "");
+    if (status == 200) return Status::ok();
+    if (status == 404) return not_a_registry(path, text);
+    return failure(status, path, text);
+  } catch (const std::exception& e) {
+    return not_understood(path, e);
+  }
+}
+
 // A version's schema never changes (a registry deletes versions, it does not rewrite
 // them): cached as schemas by id are.
 Status RestSchemaRegistry::schema_version(std::string_view subject, int version,

@@ -26,6 +26,8 @@ class RestSchemaRegistry final : public SchemaRegistry {
   Status latest_schema(std::string_view subject, RegisteredSchema& out) noexcept override;
   Status schema_version(std::string_view subject, int version,
                         RegisteredSchema& out) noexcept override;
+  // Whether the registry answers (GET /subjects): `pipehost validate --connect`.
+  Status answers() noexcept;
 
  private:
   Status register_with(std::string_view subject, std::string_view schema_type, std::string_view schema,

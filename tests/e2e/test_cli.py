@@ -230,6 +230,22 @@ def test_every_environment_overlay_fits_every_shipped_config():
             assert r.stdout.split(": valid")[1] == plain.split(": valid")[1], (config, name)
 
 
+def test_validate_connect_asks_the_schema_registry_the_config_names():
+    import socket
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    config = os.path.join(CONFIGS, "transactions.toml")
+    env = {"KAFKA_BROKERS": "embedded", "SCHEMA_REGISTRY_URL": f"http://127.0.0.1:{closed}"}
+    r = pipehost("validate", "--connect", config, env=env, check=3)
+    assert f"schema registry http://127.0.0.1:{closed}/subjects unreachable" in r.stderr, r.stderr
+    assert "every service answered" not in r.stdout
+    # Without --connect nothing is asked; with the embedded registry there is nothing to ask.
+    pipehost("validate", config, env=env, check=0)
+    r = pipehost("validate", "--connect", config, env={**env, "SCHEMA_REGISTRY_URL": "embedded"}, check=0)
+    assert "every service answered" in r.stdout
+
+
 def test_every_plugin_folder_has_an_example_that_validates_and_runs():
     import glob
     from support import SOURCE_DIR
