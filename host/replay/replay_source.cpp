@@ -137,7 +137,9 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
   // again is marked replayable in its next dead letter too.
   Record& r = out.add();
   if (m->key) r.key.borrow({static_cast<const char*>(m->key), m->key_len});
+  else r.key.borrow_null();
   if (m->payload) r.payload.borrow({static_cast<const char*>(m->payload), m->len});
+  else r.payload.borrow_null();  // a tombstone stays one (in dead letters too)
   r.headers = std::move(headers);
   r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
   r.origin = {config_.topic, m->partition, m->offset};

@@ -159,8 +159,11 @@ void KafkaSink::produce(Record& r, void* completion) {
     const std::uint64_t reports_before = reports_.load();
     rd_kafka_resp_err_t rc = rd_kafka_producev(
         producer_, RD_KAFKA_V_RKT(handle),
-        RD_KAFKA_V_KEY(const_cast<char*>(r.key.data()), r.key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(r.payload.data()), r.payload.size()),
+        // No key is a null key, as the seeds' producers write it (not an empty one); a
+        // null value read from Kafka (a tombstone) is written as one.
+        RD_KAFKA_V_KEY(r.key.empty() ? nullptr : const_cast<char*>(r.key.data()), r.key.size()),
+        RD_KAFKA_V_VALUE(r.payload.is_null() ? nullptr : const_cast<char*>(r.payload.data()),
+                         r.payload.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_TIMESTAMP(r.timestamp_ms),
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(completion), RD_KAFKA_V_END);

@@ -292,7 +292,9 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   kept = true;
   // No copy: the bytes stay in librdkafka's message, which the batch holds.
   if (m->key) r.key.borrow({static_cast<const char*>(m->key), m->key_len});
+  else r.key.borrow_null();
   if (m->payload) r.payload.borrow({static_cast<const char*>(m->payload), m->len});
+  else r.payload.borrow_null();  // a tombstone stays one (in dead letters too)
   r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
   r.origin = {topic, m->partition, m->offset};
   rd_kafka_headers_t* headers = nullptr;

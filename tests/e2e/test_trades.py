@@ -31,8 +31,26 @@ def produce(topic, values, partitions=1):
     admin.create_topics([confluent_kafka.admin.NewTopic(topic, partitions, 1)])[topic].result(30)
     producer = confluent_kafka.Producer({"bootstrap.servers": brokers})
     for v in values:
-        producer.produce(topic, value=v if isinstance(v, bytes) else json.dumps(v).encode())
+        producer.produce(topic, value=v if v is None or isinstance(v, bytes) else json.dumps(v).encode())
     assert producer.flush(30) == 0
+
+
+def consume_all(topic, count):
+    import confluent_kafka
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": require_env("KAFKA_BROKERS"),
+                                         "group.id": unique("reader"), "auto.offset.reset": "earliest",
+                                         "enable.partition.eof": False})
+    consumer.subscribe([topic])
+    out, deadline = [], time.monotonic() + 30
+    while len(out) < count and time.monotonic() < deadline:
+        m = consumer.poll(1)
+        if m is None:
+            continue
+        if m.error():
+            raise RuntimeError(m.error())
+        out.append(m)
+    consumer.close()
+    return out
 
 
 def consumer_args(topic, table, extra=()):
@@ -75,7 +93,7 @@ def test_trades_from_a_third_party_producer_first_write_wins_and_bad_ones_dead_l
     create_table(table)
     bad = [b"{not json", json.dumps(trade("T3", "73")).encode(), json.dumps(trade("T4", -1)).encode(),
            json.dumps({k: v for k, v in trade("T5", 1).items() if k != "book"}).encode(),
-           json.dumps(trade("X6", 1)).encode()]
+           json.dumps(trade("X6", 1)).encode(), None]  # None: a tombstone
     produce(topic, [trade("T47654", 73, "B34"), trade("T1", 1, "B100"), trade("T1", 1, "B200"),
                     trade("T1", 2, "B300"), *bad])
     pipehost(*consumer_args(topic, table, ["--set", "pipeline.consumer.source.stop_at_end=true",
@@ -90,13 +108,21 @@ def test_trades_from_a_third_party_producer_first_write_wins_and_bad_ones_dead_l
                     "T1|2|CP-7|B300|f|2031-02-03 04:05:06.123456|2024-01-02 03:04:05.000000",
                     "T47654|73|CP-7|B34|f|2031-02-03 04:05:06.123456|2024-01-02 03:04:05.000000"], rows
     reasons = kcat_consume(require_env("KAFKA_BROKERS"), f"{topic}-dlq", "%h\\n")
-    assert len(reasons) == 5, reasons
+    assert len(reasons) == 6, reasons
     joined = "\n".join(reasons)
     assert "not valid JSON" in joined
     assert "field 'version' is \"73\", not an integer" in joined
     assert "field 'version' is -1, below the minimum 0" in joined
     assert "field 'book' is missing" in joined
     assert "field 'id' is \"X6\", which does not match T[0-9]+" in joined
+    # The tombstone's letter is a tombstone with no key, as read (a third-party consumer's
+    # view: None, not b""), and its payload is the source's (what `pipehost replay` feeds).
+    letters = consume_all(f"{topic}-dlq", len(reasons))
+    tombstones = [m for m in letters if m.value() is None]
+    assert len(tombstones) == 1, [(m.key(), m.value()) for m in letters]
+    assert tombstones[0].key() is None
+    assert dict(tombstones[0].headers())["pipehost.payload"] == b"source"
+    assert all(m.value() for m in letters if m is not tombstones[0])
     psql(f"DROP TABLE {table}, {table}_positions")
 
 

@@ -258,6 +258,22 @@ TEST_CASE("sdk time: format_rfc3339 writes what gmtime_r and snprintf wrote, day
   CHECK(pipehost::time::format_rfc3339(-1) == "1969-12-31T23:59:59.999999Z");
 }
 
+TEST_CASE("Blob: a null blob reads as empty (never a null pointer), survives copies, and a write ends it") {
+  pipehost::Blob b;
+  CHECK_FALSE(b.is_null());
+  b.borrow_null();
+  CHECK(b.is_null());
+  CHECK(b.empty());
+  CHECK(b.data() != nullptr);
+  pipehost::Blob copy = b;
+  CHECK(copy.is_null());
+  b.borrow(std::string_view("x", 0));  // an empty value that is there
+  CHECK_FALSE(b.is_null());
+  copy.edit() += "y";
+  CHECK_FALSE(copy.is_null());
+  CHECK(copy == "y");
+}
+
 TEST_CASE("sdk time: parse_rfc3339 takes what Go's encoding/json takes (the seed's consumer)") {
   using pipehost::time::parse_rfc3339;
   auto micros = [](std::string_view s) { return parse_rfc3339(s)->micros_since_epoch; };

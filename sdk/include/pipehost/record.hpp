@@ -50,7 +50,17 @@ class Blob {
     view_ = bytes;
     borrowed_ = true;
   }
-  std::string_view view() const { return borrowed_ ? view_ : std::string_view(owned_); }
+  // Null, not empty: a Kafka key or value that is absent (a tombstone's value). It reads
+  // as empty; the kafka sink writes it back as null. Any write makes it an empty value.
+  void borrow_null() {
+    view_ = std::string_view();
+    borrowed_ = true;
+  }
+  bool is_null() const { return borrowed_ && view_.data() == nullptr; }
+  std::string_view view() const {
+    if (!borrowed_) return owned_;
+    return view_.data() ? view_ : std::string_view("", 0);  // never a null pointer to read
+  }
   operator std::string_view() const { return view(); }
   const char* data() const { return view().data(); }
   std::size_t size() const { return view().size(); }
