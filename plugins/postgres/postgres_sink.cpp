@@ -437,12 +437,13 @@ std::string PostgresSink::insert_statement(pqxx::transaction_base& tx) const {
 }
 
 // A data exception (a value too long for varchar(n), numeric(p, s) overflow), an
-// integrity violation (CHECK, foreign key, a unique index besides the conflict target) or
-// a trigger's RAISE EXCEPTION (P0001): the table refuses a row for what it holds, and the
-// other rows may be fine. If no row is refused alone, the error stays fatal (write).
+// integrity violation (CHECK, foreign key, a unique index besides the conflict target), a
+// trigger's RAISE EXCEPTION (P0001) or a value past a limit of the table (54000: a key
+// too big for its index, a row too big): the table refuses a row for what it holds, and
+// the other rows may be fine. If no row is refused alone, the error stays fatal (write).
 bool PostgresSink::refused_by_table(const pqxx::sql_error& e) {
   const std::string state = e.sqlstate();
-  return state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0 || state == "P0001";
+  return state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0 || state == "P0001" || state == "54000";
 }
 
 // Which rows the table refuses: each is written alone under a savepoint, in a
