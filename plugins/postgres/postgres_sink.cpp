@@ -67,8 +67,8 @@ void PostgresConfig::declare(OptionList<PostgresConfig>& o) {
         "update replaces it (last write wins)")
       .one_of({"ignore", "update"});
   o.add("positions_table", &PostgresConfig::positions_table,
-        "table of the source positions stored with the rows (pipeline, topic, partition, "
-        "next_offset), created when missing");
+        "table of the source positions stored with the rows (pipeline, destination table, "
+        "topic, partition, next_offset), created when missing");
   o.add("schema_file", &PostgresConfig::schema_file,
         "SQL run at start when the table does not exist yet (its CREATE TABLE)");
   o.add("log_each", &PostgresConfig::log_each,
@@ -139,6 +139,34 @@ void PostgresSink::stop() {
   throw FatalError(what);
 }
 
+// Positions are kept per (pipeline, destination table, topic, partition): a pipeline
+// pointed at a new table starts that table from the group's offsets, not from where it
+// had got in the old one (which would write nothing of what came before).
+void PostgresSink::make_positions_table(pqxx::transaction_base& tx) {
+  const std::string positions = tx.quote_name(config_.positions_table);
+  tx.exec("CREATE TABLE IF NOT EXISTS " + positions +
+          " (pipeline text, destination text, topic text, partition integer, next_offset bigint NOT NULL, "
+          "PRIMARY KEY (pipeline, destination, topic, partition))");
+  const std::string regclass = "to_regclass(" + tx.quote(tx.quote_name(config_.positions_table)) + ")";
+  if (!tx.exec("SELECT 1 FROM pg_attribute WHERE attrelid = " + regclass +
+               " AND attname = 'destination' AND NOT attisdropped").empty())
+    return;
+  // A table of pipehost before positions were per table (pipeline, topic, partition):
+  // the destination joins the key; rows are claimed as each pipeline starts (below).
+  auto pk = tx.exec("SELECT conname FROM pg_constraint WHERE conrelid = " + regclass + " AND contype = 'p'");
+  tx.exec("ALTER TABLE " + positions + " ADD COLUMN destination text NOT NULL DEFAULT ''");
+  if (!pk.empty()) tx.exec("ALTER TABLE " + positions + " DROP CONSTRAINT " + tx.quote_name(pk[0][0].c_str()));
+  tx.exec("ALTER TABLE " + positions + " ADD PRIMARY KEY (pipeline, destination, topic, partition)");
+  context_.info("postgres: " + config_.positions_table + " now keeps positions per destination table too");
+}
+
+// Rows stored before positions were per table belong to the table the pipeline wrote
+// then: most likely this one (the upgrade of an unchanged config resumes where it was).
+void PostgresSink::claim_positions_of_old_layout(pqxx::transaction_base& tx) {
+  tx.exec("UPDATE " + tx.quote_name(config_.positions_table) + " SET destination = " + tx.quote(destination_) +
+          " WHERE pipeline = " + tx.quote(std::string(context_.pipeline())) + " AND destination = ''");
+}
+
 pqxx::connection& PostgresSink::connection() {
   if (connection_ && connection_->is_open()) return *connection_;
   connection_.reset();
@@ -147,9 +175,7 @@ pqxx::connection& PostgresSink::connection() {
     pqxx::work tx(*c);
     // Tasks start together: creating tables at once races in PostgreSQL's catalog.
     tx.exec("SELECT pg_advisory_xact_lock(hashtext('pipehost schema'))");
-    tx.exec("CREATE TABLE IF NOT EXISTS " + tx.quote_name(config_.positions_table) +
-            " (pipeline text, topic text, partition integer, next_offset bigint NOT NULL, "
-            "PRIMARY KEY (pipeline, topic, partition))");
+    make_positions_table(tx);
     if (!tx.exec("SELECT to_regclass(" + tx.quote(config_.table) + ") IS NOT NULL")[0][0].as<bool>()) {
       if (config_.schema_file.empty())
         throw FatalError("table " + config_.table + " does not exist (create it, or set schema_file)");
@@ -161,6 +187,10 @@ pqxx::connection& PostgresSink::connection() {
         throw FatalError("postgres: schema_file " + config_.schema_file + " ran but did not create table " +
                          config_.table + ": make table name the table the file creates, or fix the file");
     }
+    // The table's own name (schema-qualified unless on the search path): positions are
+    // per (pipeline, table), whichever way the config spells the table.
+    destination_ = tx.exec("SELECT to_regclass(" + tx.quote(config_.table) + ")::text")[0][0].as<std::string>();
+    claim_positions_of_old_layout(tx);
     tx.commit();
     load_layout(*c);
     connection_ = std::move(c);
@@ -281,6 +311,7 @@ void PostgresSink::write_batch(const Batch& batch) {
     pqxx::work tx(c);
     const std::string pipeline = tx.quote(std::string(context_.pipeline()));
     const std::string positions = tx.quote_name(config_.positions_table);
+    const std::string destination = tx.quote(destination_);
     // Lock and read the positions of the batch's partitions: the compare of compare-and-set.
     std::map<std::string, std::int64_t> stored;
     if (!batch.spans.empty()) {
@@ -289,8 +320,8 @@ void PostgresSink::write_batch(const Batch& batch) {
         which += (which.empty() ? "" : ", ") + std::string("(") + tx.quote(std::string(s.topic)) +
                  ", " + std::to_string(s.partition) + ")";
       for (const auto& row : tx.exec("SELECT topic, partition, next_offset FROM " + positions +
-                                     " WHERE pipeline = " + pipeline + " AND (topic, partition) IN (" +
-                                     which + ") FOR UPDATE"))
+                                     " WHERE pipeline = " + pipeline + " AND destination = " + destination +
+                                     " AND (topic, partition) IN (" + which + ") FOR UPDATE"))
         stored[position_key(row[0].as<std::string>(), row[1].as<int>())] = row[2].as<std::int64_t>();
     }
     for (const auto& s : batch.spans) {
@@ -346,13 +377,14 @@ void PostgresSink::write_batch(const Batch& batch) {
     for (const auto& s : batch.spans) {
       auto at = stored.find(position_key(s.topic, s.partition));
       if (at != stored.end() && at->second >= s.next) continue;
-      values += (values.empty() ? "" : ", ") + std::string("(") + pipeline + ", " +
+      values += (values.empty() ? "" : ", ") + std::string("(") + pipeline + ", " + destination + ", " +
                 tx.quote(std::string(s.topic)) + ", " + std::to_string(s.partition) + ", " +
                 std::to_string(s.next) + ")";
     }
     if (!values.empty())
-      tx.exec("INSERT INTO " + positions + " (pipeline, topic, partition, next_offset) VALUES " + values +
-              " ON CONFLICT (pipeline, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset");
+      tx.exec("INSERT INTO " + positions + " (pipeline, destination, topic, partition, next_offset) VALUES " +
+              values + " ON CONFLICT (pipeline, destination, topic, partition) DO UPDATE SET next_offset = "
+              "EXCLUDED.next_offset");
     tx.commit();
     refused_.written(batch);
     for (const auto& s : batch.spans) {
@@ -494,6 +526,7 @@ std::optional<std::int64_t> PostgresSink::stored_position(std::string_view topic
     pqxx::work tx(c);
     auto r = tx.exec("SELECT next_offset FROM " + tx.quote_name(config_.positions_table) +
                      " WHERE pipeline = " + tx.quote(std::string(context_.pipeline())) +
+                     " AND destination = " + tx.quote(destination_) +
                      " AND topic = " + tx.quote(std::string(topic)) +
                      " AND partition = " + std::to_string(partition));
     tx.commit();
@@ -513,7 +546,7 @@ void PostgresSink::forget_position(std::string_view topic, std::int32_t partitio
     pqxx::work tx(c);
     tx.exec("DELETE FROM " + tx.quote_name(config_.positions_table) +
             " WHERE pipeline = " + tx.quote(std::string(context_.pipeline())) +
-            " AND topic = " + tx.quote(std::string(topic)) + " AND partition = " + std::to_string(partition));
+            " AND destination = " + tx.quote(destination_) + " AND topic = " + tx.quote(std::string(topic)) + " AND partition = " + std::to_string(partition));
     tx.commit();
     seen_positions_.erase(position_key(topic, partition));
   } catch (const std::exception& e) {

@@ -1,7 +1,8 @@
 // postgres sink: rows into a PostgreSQL table, exactly once. Each batch is one
 // transaction: the source positions of its partitions are locked and checked, the rows
 // are loaded with COPY into a temporary table and inserted with ON CONFLICT (first write
-// wins, or last), and the new positions are stored in pipehost_offsets — all or nothing.
+// wins, or last), and the new positions are stored in positions_table (keyed by pipeline
+// and destination table) — all or nothing.
 // The Kafka source resumes from those positions, so a redelivered record is never
 // written twice, and a database that lost writes makes the source read them again.
 #pragma once
@@ -55,6 +56,8 @@ class PostgresSink final : public Sink {
  private:
   pqxx::connection& connection();  // connects (and prepares) when needed; RetriableError if it cannot
   void load_layout(pqxx::connection& c);
+  void make_positions_table(pqxx::transaction_base& tx);
+  void claim_positions_of_old_layout(pqxx::transaction_base& tx);
   void write_batch(const Batch& batch);
   void copy_rows(pqxx::transaction_base& tx, const std::vector<std::size_t>& rows);
   std::string insert_statement(pqxx::transaction_base& tx) const;
@@ -75,6 +78,7 @@ class PostgresSink final : public Sink {
   std::uint64_t lines_layout_ = 0;
   std::vector<std::string> lines_;  // COPY text of the batch's kept records, in order
   std::map<std::string, std::int64_t> seen_positions_;  // "topic:partition" -> what we stored
+  std::string destination_;  // the table's regclass name: the positions' key with the pipeline
   std::vector<std::string> log_columns_;  // the columns log_each names
   // Rows the table refused (a CHECK, a foreign key, varchar(n)...), found while writing;
   // rejected when the batch is read again (see refused.hpp).

@@ -447,3 +447,42 @@ TEST_CASE("postgres: a batch prepared before a reconnect found the table altered
   CHECK(row[0][0].as<std::string>() == "B");
   CHECK(row[0][1].as<std::string>() == "CP-7");
 }
+
+TEST_CASE("postgres: positions are per table: a pipeline pointed at a new table writes it from the start") {
+  Fixture f;
+  std::vector<Record> records;
+  for (int i = 0; i < 10; ++i) records.push_back(trade("T" + std::to_string(i), i, "B", 0, i));
+  Batch first;
+  first.records = records;
+  write(*f.sink(), first);
+  const std::string copy = f.table + "_copy";
+  f.sql("CREATE TABLE " + copy + " (LIKE " + f.table + " INCLUDING ALL)");
+  auto to_copy = f.sink({{"table", copy}});  // the same pipeline and positions table
+  CHECK(to_copy->stored_position("trades", 0) == std::nullopt);
+  Batch again;
+  again.records = records;
+  write(*to_copy, again);
+  CHECK(f.sql("SELECT count(*) FROM " + copy)[0][0].as<int>() == 10);
+  CHECK(f.sink()->stored_position("trades", 0) == 10);  // the first table's position stays
+  f.sql("DROP TABLE " + copy);
+}
+
+TEST_CASE("postgres: a positions table of the earlier layout gets the table in its key; its rows are kept") {
+  Fixture f;
+  f.sql("CREATE TABLE " + f.positions + " (pipeline text, topic text, partition integer, "
+        "next_offset bigint NOT NULL, PRIMARY KEY (pipeline, topic, partition))");
+  f.sql("INSERT INTO " + f.positions + " VALUES ('" + std::string(f.context.pipeline()) +
+        "', 'trades', 0, 7), ('another-pipeline', 'trades', 0, 3)");
+  auto sink = f.sink();
+  CHECK(sink->stored_position("trades", 0) == 7);  // claimed by the table this pipeline writes
+  Batch b;
+  b.records.push_back(trade("T1", 1, "B", 0, 7));
+  write(*sink, b);
+  CHECK(sink->stored_position("trades", 0) == 8);
+  auto rows = f.sql("SELECT pipeline, destination, next_offset FROM " + f.positions + " ORDER BY pipeline");
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0][0].as<std::string>() == "another-pipeline");
+  CHECK(rows[0][1].as<std::string>() == "");  // its own sink claims it when it starts
+  CHECK(rows[1][1].as<std::string>() == f.table);
+  CHECK(rows[1][2].as<std::int64_t>() == 8);
+}
