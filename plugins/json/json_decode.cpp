@@ -234,6 +234,26 @@ struct JsonDecode::Parser {
   // rather than half written.
   void decode(std::string_view payload, Value& out) {
     try {
+      decode_object(payload, out);
+    } catch (const Reject& e) {
+      out = Value();
+      // simdjson says "ended early in the middle of an object" both for an object cut
+      // short and for one followed by more text ("{...} xyz"): say what it can be.
+      if (e.reason.find("INCOMPLETE_ARRAY_OR_OBJECT") != std::string::npos ||
+          e.reason.find("ended early") != std::string::npos) {
+        const auto last = payload.find_last_not_of(" \t\r\n");
+        if (last != std::string_view::npos && payload[last] != '}')
+          throw Reject{"not valid JSON: the object does not end with '}' (cut short, or text after it)"};
+      }
+      throw;
+    } catch (...) {
+      out = Value();
+      throw;
+    }
+  }
+
+  void decode_object(std::string_view payload, Value& out) {
+    {
       padded.assign(payload.data(), payload.size());
       padded.reserve(payload.size() + simdjson::SIMDJSON_PADDING);
       od::document doc;
@@ -246,9 +266,6 @@ struct JsonDecode::Parser {
       top_object(obj, out);
       // At the end, the document has no current location; anything else is left over.
       if (!doc.current_location().error()) throw Reject{"text after the JSON object"};
-    } catch (...) {
-      out = Value();
-      throw;
     }
   }
 };

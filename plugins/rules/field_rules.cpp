@@ -61,7 +61,8 @@ void FieldRulesConfig::declare(OptionList<FieldRulesConfig>& o) {
         "fields that must be present and not null (\"a.b\": field b of struct a)");
   o.add("types", &FieldRulesConfig::types,
         "field = type: string, integer, number (integer or not), boolean, timestamp (a "
-        "timestamp, or an RFC 3339 string), list or struct");
+        "timestamp, or an RFC 3339 string as Go's encoding/json takes it: T and Z upper case, "
+        "no leap second), list or struct");
   o.add("patterns", &FieldRulesConfig::patterns,
         "field = regular expression the whole string must match (RE2 syntax: Perl's without "
         "look-around or back-references; matched in time linear in the string)");
@@ -133,7 +134,7 @@ const Value* FieldRules::find(const Rule& rule, const Value& value) const {
 
 std::string FieldRules::broken(const Rule& r, const Value* v) const {
   const std::string field = "field '" + r.field + "'";
-  if (!v || v->is_null()) return r.required ? field + " is missing" : "";
+  if (!v || v->is_null()) return r.required ? field + (v ? " is null" : " is missing") : "";
   if (!r.type.empty() && !has_type(*v, r.type))
     return field + " is " + shown(*v) + ", not " + (r.type == "integer" ? "an " : "a ") + r.type;
   if (r.pattern) {

@@ -205,7 +205,7 @@ def test_bad_events_are_not_counted_and_are_dead_lettered_with_the_reason():
     reasons = kcat_consume(require_env("KAFKA_BROKERS"), f"{topic}-dlq", "%h\\n")
     assert len(reasons) == len(bad), reasons
     text = "\n".join(reasons)
-    for expected in ("not a JSON object", "field 'food' is missing", "not a string",
+    for expected in ("not a JSON object", "field 'food' is missing", "field 'food' is null", "not a string",
                      "which does not match .{1,64}"):
         assert expected in text, (expected, text)
 

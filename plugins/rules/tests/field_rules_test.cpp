@@ -49,7 +49,7 @@ TEST_CASE("field_rules: a valid trade passes; each broken rule is named") {
   CHECK(rejected[0].reason == "field_rules: field 'id' is \"X1\", which does not match T[0-9]+");
   CHECK(rejected[1].reason == "field_rules: field 'version' is -1, below the minimum 0");
   CHECK(rejected[2].reason == "field_rules: field 'version' is \"73\", not an integer");
-  CHECK(rejected[3].reason == "field_rules: field 'id' is missing");
+  CHECK(rejected[3].reason == "field_rules: field 'id' is null");
   CHECK(rejected[4].reason == "field_rules: field 'version' is 100, above the maximum 99");
   CHECK(rejected[5].reason == "field_rules: field 'matures_at' is \"yesterday\", not a timestamp");
 }
