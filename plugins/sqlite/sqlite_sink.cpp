@@ -38,7 +38,8 @@ void SqliteConfig::declare(OptionList<SqliteConfig>& o) {
   o.add("add", &SqliteConfig::add,
         "columns summed on conflict (count = count + excluded.count); the others are replaced");
   o.add("positions_table", &SqliteConfig::positions_table,
-        "table of the source positions, in the same file, created when missing");
+        "table of the source positions (pipeline, destination table, topic, partition, "
+        "next_offset), in the same file, created when missing");
   o.add("busy_timeout_ms", &SqliteConfig::busy_timeout_ms,
         "how long a write waits for another writer before trying again")
       .range(0, 600000);
@@ -71,9 +72,7 @@ SqliteSink::~SqliteSink() = default;
 void SqliteSink::open() {
   db_ = std::make_unique<Database>(config_.database, config_.template_file, config_.busy_timeout_ms, false);
   if (config_.foreign_keys) db_->exec("PRAGMA foreign_keys = ON");
-  db_->exec("CREATE TABLE IF NOT EXISTS " + identifier(config_.positions_table) +
-            " (pipeline TEXT, topic TEXT, partition INTEGER, next_offset INTEGER NOT NULL, "
-            "PRIMARY KEY (pipeline, topic, partition))");
+  make_positions_table();
   Statement info = db_->prepare("PRAGMA table_info(" + identifier(config_.table) + ")");
   std::vector<std::string> names, keys;
   while (sqlite3_step(info.get()) == SQLITE_ROW) {
@@ -115,10 +114,54 @@ void SqliteSink::open() {
                          ") ON CONFLICT (" + conflict + ") DO " +
                          (updates.empty() ? "NOTHING" : "UPDATE SET " + updates));
   read_position_ = db_->prepare("SELECT next_offset FROM " + identifier(config_.positions_table) +
-                                " WHERE pipeline = ? AND topic = ? AND partition = ?");
+                                " WHERE pipeline = ? AND destination = ? AND topic = ? AND partition = ?");
   store_position_ = db_->prepare("INSERT INTO " + identifier(config_.positions_table) +
-                                 " (pipeline, topic, partition, next_offset) VALUES (?, ?, ?, ?) "
-                                 "ON CONFLICT (pipeline, topic, partition) DO UPDATE SET next_offset = excluded.next_offset");
+                                 " (pipeline, destination, topic, partition, next_offset) VALUES (?, ?, ?, ?, ?) "
+                                 "ON CONFLICT (pipeline, destination, topic, partition) DO UPDATE SET "
+                                 "next_offset = excluded.next_offset");
+}
+
+// Positions are kept per (pipeline, destination table, topic, partition), as postgres
+// does: a pipeline pointed at another table of the file starts it from the group's
+// offsets instead of where it had got in the first. A table of the earlier layout
+// (without the destination) is rebuilt with it, its rows claimed by the table each
+// pipeline writes when that pipeline starts. One writer at a time (BEGIN IMMEDIATE).
+void SqliteSink::make_positions_table() {
+  const std::string positions = identifier(config_.positions_table);
+  db_->exec("BEGIN IMMEDIATE");
+  try {
+    db_->exec("CREATE TABLE IF NOT EXISTS " + positions +
+              " (pipeline TEXT, destination TEXT NOT NULL DEFAULT '', topic TEXT, partition INTEGER, "
+              "next_offset INTEGER NOT NULL, PRIMARY KEY (pipeline, destination, topic, partition))");
+    bool has_destination = false;
+    Statement info = db_->prepare("PRAGMA table_info(" + positions + ")");
+    while (sqlite3_step(info.get()) == SQLITE_ROW)
+      has_destination |= std::string_view(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 1))) ==
+                         "destination";
+    info.reset();
+    if (!has_destination) {
+      const std::string old = identifier(config_.positions_table + "_before_destination");
+      db_->exec("ALTER TABLE " + positions + " RENAME TO " + old);
+      db_->exec("CREATE TABLE " + positions +
+                " (pipeline TEXT, destination TEXT NOT NULL DEFAULT '', topic TEXT, partition INTEGER, "
+                "next_offset INTEGER NOT NULL, PRIMARY KEY (pipeline, destination, topic, partition))");
+      db_->exec("INSERT INTO " + positions + " (pipeline, topic, partition, next_offset) "
+                "SELECT pipeline, topic, partition, next_offset FROM " + old);
+      db_->exec("DROP TABLE " + old);
+      context_.info("sqlite: " + config_.positions_table + " now keeps positions per destination table too");
+    }
+    Statement claim = db_->prepare("UPDATE " + positions +
+                                   " SET destination = ? WHERE pipeline = ? AND destination = ''");
+    const std::string pipeline(context_.pipeline());
+    sqlite3_bind_text(claim.get(), 1, config_.table.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(claim.get(), 2, pipeline.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(claim.get()) != SQLITE_DONE) fail("claiming positions of the earlier layout");
+    claim.reset();
+    db_->exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
 }
 
 void SqliteSink::start() {
@@ -147,8 +190,9 @@ std::optional<std::int64_t> SqliteSink::read_position(std::string_view topic, st
   sqlite3_reset(s);
   const std::string pipeline(context_.pipeline()), t(topic);
   sqlite3_bind_text(s, 1, pipeline.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(s, 2, t.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int(s, 3, partition);
+  sqlite3_bind_text(s, 2, config_.table.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s, 3, t.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(s, 4, partition);
   const int rc = sqlite3_step(s);
   std::optional<std::int64_t> position;
   if (rc == SQLITE_ROW) position = sqlite3_column_int64(s, 0);
@@ -171,11 +215,12 @@ std::optional<std::int64_t> SqliteSink::stored_position(std::string_view topic, 
 void SqliteSink::forget_position(std::string_view topic, std::int32_t partition) {
   std::lock_guard lock(mutex_);
   Statement s = db_->prepare("DELETE FROM " + identifier(config_.positions_table) +
-                             " WHERE pipeline = ? AND topic = ? AND partition = ?");
+                             " WHERE pipeline = ? AND destination = ? AND topic = ? AND partition = ?");
   const std::string pipeline(context_.pipeline()), t(topic);
   sqlite3_bind_text(s.get(), 1, pipeline.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(s.get(), 2, t.c_str(), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_int(s.get(), 3, partition);
+  sqlite3_bind_text(s.get(), 2, config_.table.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(s.get(), 3, t.c_str(), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int(s.get(), 4, partition);
   if (sqlite3_step(s.get()) != SQLITE_DONE) fail("forgetting the position of " + key_of(topic, partition));
   seen_positions_.erase(key_of(topic, partition));
 }
@@ -322,9 +367,10 @@ void SqliteSink::write(Batch& batch, BatchDone done) {
       sqlite3_reset(s);
       const std::string topic(span.topic);
       sqlite3_bind_text(s, 1, pipeline.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(s, 2, topic.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int(s, 3, span.partition);
-      sqlite3_bind_int64(s, 4, span.next);
+      sqlite3_bind_text(s, 2, config_.table.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s, 3, topic.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int(s, 4, span.partition);
+      sqlite3_bind_int64(s, 5, span.next);
       if (sqlite3_step(s) != SQLITE_DONE) fail("storing the position of " + key_of(span.topic, span.partition));
     }
     if (sqlite3_exec(db_->handle(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {

@@ -101,6 +101,36 @@ TEST_CASE("sqlite: a batch already applied is skipped; one not continuing is ref
   CHECK(f.sql("SELECT count FROM aggregated") == "3\n");
 }
 
+TEST_CASE("sqlite: positions are per table: a pipeline pointed at another table of the file counts it from the start") {
+  Fixture f;
+  f.sql("CREATE TABLE other (food TEXT PRIMARY KEY, count INTEGER)");
+  Batch first = counts({{"mayo", 2}}, 0, 0, 10);
+  testing::write_batch(*f.sink(), first);
+  auto to_other = testing::make<SqliteSink>({{"database", f.path}, {"table", std::string("other")},
+                                             {"add", std::vector<std::string>{"count"}}},
+                                            f.context);
+  to_other->start();
+  CHECK(to_other->stored_position("message", 0) == std::nullopt);
+  Batch again = counts({{"mayo", 2}}, 0, -1, 10);
+  CHECK(testing::write_batch(*to_other, again).status.is_ok());
+  CHECK(f.sql("SELECT food, count FROM other") == "mayo|2\n");
+  CHECK(f.sink()->stored_position("message", 0) == 10);
+}
+
+TEST_CASE("sqlite: a positions table of the earlier layout gets the table in its key; its rows are kept") {
+  Fixture f;
+  f.sql("CREATE TABLE pipehost_offsets (pipeline TEXT, topic TEXT, partition INTEGER, "
+        "next_offset INTEGER NOT NULL, PRIMARY KEY (pipeline, topic, partition))");
+  f.sql("INSERT INTO pipehost_offsets VALUES ('" + std::string(f.context.pipeline()) +
+        "', 'message', 0, 7), ('another', 'message', 0, 3)");
+  auto sink = f.sink();
+  CHECK(sink->stored_position("message", 0) == 7);  // claimed by the table this pipeline writes
+  Batch next = counts({{"mayo", 1}}, 0, 7, 8);
+  CHECK(testing::write_batch(*sink, next).status.is_ok());
+  CHECK(f.sql("SELECT pipeline, destination, next_offset FROM pipehost_offsets ORDER BY pipeline") ==
+        "another||3\n" + std::string(f.context.pipeline()) + "|aggregated|8\n");
+}
+
 TEST_CASE("sqlite: a batch with one partition applied and another not is read again, not written") {
   Fixture f;
   auto sink = f.sink();
