@@ -23,7 +23,11 @@ Batch read(SourceStage& source, std::size_t n) {
     b.capacity = 64;
     Status s = source.poll(b, Millis(100), ended);
     REQUIRE_MESSAGE(s.is_ok(), s.message());
-    for (auto& r : b.records) all.records.push_back(std::move(r));
+    for (auto& r : b.records) {  // owned copies: b releases librdkafka's messages when it goes
+      r.key = std::string(r.key.view());
+      r.payload = std::string(r.payload.view());
+      all.records.push_back(std::move(r));
+    }
     for (const auto& span : b.spans) all.spans.push_back(span);
   }
   REQUIRE(all.records.size() == n);
