@@ -128,11 +128,12 @@ void SqliteSink::open() {
 // pipeline writes when that pipeline starts. One writer at a time (BEGIN IMMEDIATE).
 void SqliteSink::make_positions_table() {
   const std::string positions = identifier(config_.positions_table);
+  const std::string columns =
+      " (pipeline TEXT, destination TEXT NOT NULL DEFAULT '', topic TEXT, partition INTEGER, "
+      "next_offset INTEGER NOT NULL, PRIMARY KEY (pipeline, destination, topic, partition))";
   db_->exec("BEGIN IMMEDIATE");
   try {
-    db_->exec("CREATE TABLE IF NOT EXISTS " + positions +
-              " (pipeline TEXT, destination TEXT NOT NULL DEFAULT '', topic TEXT, partition INTEGER, "
-              "next_offset INTEGER NOT NULL, PRIMARY KEY (pipeline, destination, topic, partition))");
+    db_->exec("CREATE TABLE IF NOT EXISTS " + positions + columns);
     bool has_destination = false;
     Statement info = db_->prepare("PRAGMA table_info(" + positions + ")");
     while (sqlite3_step(info.get()) == SQLITE_ROW)
@@ -142,9 +143,7 @@ void SqliteSink::make_positions_table() {
     if (!has_destination) {
       const std::string old = identifier(config_.positions_table + "_before_destination");
       db_->exec("ALTER TABLE " + positions + " RENAME TO " + old);
-      db_->exec("CREATE TABLE " + positions +
-                " (pipeline TEXT, destination TEXT NOT NULL DEFAULT '', topic TEXT, partition INTEGER, "
-                "next_offset INTEGER NOT NULL, PRIMARY KEY (pipeline, destination, topic, partition))");
+      db_->exec("CREATE TABLE " + positions + columns);
       db_->exec("INSERT INTO " + positions + " (pipeline, topic, partition, next_offset) "
                 "SELECT pipeline, topic, partition, next_offset FROM " + old);
       db_->exec("DROP TABLE " + old);
