@@ -115,8 +115,10 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
   if (!written.is_ok()) return written;
   // librdkafka reports every message by message.timeout.ms (its timeout scan runs every
   // second): past that and a grace, something is wrong with the producer itself.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeouts_.message_ms) +
-                  std::chrono::seconds(5);
+  const auto deadline = timeouts_.message_ms > 0
+                            ? std::chrono::steady_clock::now() +
+                                  std::chrono::milliseconds(timeouts_.message_ms) + std::chrono::seconds(5)
+                            : std::chrono::steady_clock::time_point::max();
   std::unique_lock lock(outcome->mutex);
   while (!outcome->done) {
     if (std::chrono::steady_clock::now() > deadline || stopping())
@@ -126,7 +128,9 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
     outcome->changed.wait_for(lock, std::chrono::milliseconds(50));
   }
   if (outcome->status.is_ok()) return Status::ok();
-  // The producer retried within message.timeout.ms already: what is left is for a human.
+  if (outcome->status.code() == Code::cancelled) return outcome->status;  // stopping: not a failure
+  // The producer retried (within message.timeout.ms, if any) already: the broker refuses
+  // these letters (too large, the topic's policy, ACLs), which is for a human.
   return Status::fatal("dead-letter topic " + topic_ + ": " + outcome->status.message());
 }
 

@@ -19,10 +19,14 @@
 namespace pipehost::host {
 
 struct DeadLetterTimeouts {
-  // The producer's message.timeout.ms for dead letters: every letter's report comes by
-  // then, and write() waits for it (giving up sooner would queue the letters again while
-  // the producer still retries them: copies on the topic).
-  int message_ms = 60000;
+  // The producer's message.timeout.ms for dead letters. 0, librdkafka's "no limit" (as
+  // Kafka Connect gives its producers, delivery.timeout.ms = Integer.MAX_VALUE): the
+  // producer retries a letter until the broker takes it, and write() waits for its report
+  // until then or a stop, so a broker down for minutes holds the pipeline up, never fails
+  // it. With a limit (tests), write() waits for the report until the limit and a grace
+  // (giving up sooner would queue the letters again while the producer still retries
+  // them: copies on the topic).
+  int message_ms = 0;
 };
 
 // The records a task dead-lettered in batches that a sink then had read again (a rewind:

@@ -114,27 +114,15 @@ bool Task::build() {
     if (!stage) return fail(t.label, Status::fatal(error)), false;
     transforms_.push_back(std::move(stage));
   }
-  auto resume = [this](std::string_view topic, std::int32_t partition) {
-    std::optional<std::int64_t> out;
-    const bool new_log = services_.kafka_embedded && services_.first_resume(state_.name, topic, partition);
-    const std::string which = std::string(topic) + "/" + std::to_string(partition);
-    Status s;
-    for (int attempt = 0; attempt < 20 && !stopping(); ++attempt) {
-      s = sink_->stored_position(topic, partition, out);
-      if (s.is_ok() && new_log && out) s = forget_earlier_run(topic, partition, *out);
-      if (s.is_ok()) return new_log ? std::optional<std::int64_t>{} : out;
-      log(LogLevel::warn, "sink cannot tell the stored position of " + which + " yet: " + s.message());
-      if (s.code() != Code::retriable || !back_off(attempt)) break;
+  auto resume = [this](std::string_view topic, std::int32_t partition) -> std::optional<std::int64_t> {
+    try {
+      return resume_from_sink(topic, partition);
+    } catch (const std::exception& e) {  // bad_alloc and the like: not the group's offset either
+      resume_failed_ = true;
+      if (!stopping()) fail("sink", Status::fatal("asking the stored position of " + std::string(topic) + "/" +
+                                                  std::to_string(partition) + ": " + e.what()));
+      return std::nullopt;
     }
-    if (new_log) services_.undo_first_resume(state_.name, topic, partition);
-    // Reading from the group's offset instead could skip what the sink lost, or apply what
-    // it holds twice: nothing the source reads now is delivered, and the pipeline stops (its
-    // restart policy asks again).
-    resume_failed_ = true;
-    if (!stopping())
-      fail("sink", Status::fatal("it cannot tell the stored position of " + which +
-                                 ", where that partition must resume: " + s.message()));
-    return std::optional<std::int64_t>{};
   };
   source_context_ = make_context("source", resume, [this] { return take_acknowledged(); });
   source_ = config_.source.component->make_source(config_.source.options, *source_context_, error);
@@ -398,6 +386,31 @@ Task::Written Task::write_to_sink(Batch& batch, std::uint64_t sequence) {
     batch.compact();
     if (!back_off(attempt)) return Written::failed;
   }
+}
+
+// Where the source resumes a partition: the sink's stored position (none: the group's
+// offset). A sink that cannot tell fails the pipeline (see resume_failed_).
+std::optional<std::int64_t> Task::resume_from_sink(std::string_view topic, std::int32_t partition) {
+  std::optional<std::int64_t> out;
+  const bool new_log = services_.kafka_embedded && services_.first_resume(state_.name, topic, partition);
+  const std::string which = std::string(topic) + "/" + std::to_string(partition);
+  Status s;
+  for (int attempt = 0; attempt < 20 && !stopping(); ++attempt) {
+    s = sink_->stored_position(topic, partition, out);
+    if (s.is_ok() && new_log && out) s = forget_earlier_run(topic, partition, *out);
+    if (s.is_ok()) return new_log ? std::optional<std::int64_t>{} : out;
+    log(LogLevel::warn, "sink cannot tell the stored position of " + which + " yet: " + s.message());
+    if (s.code() != Code::retriable || !back_off(attempt)) break;
+  }
+  if (new_log) services_.undo_first_resume(state_.name, topic, partition);
+  // Reading from the group's offset instead could skip what the sink lost, or apply what
+  // it holds twice: nothing the source reads now is delivered, and the pipeline stops (its
+  // restart policy asks again).
+  resume_failed_ = true;
+  if (!stopping())
+    fail("sink", Status::fatal("it cannot tell the stored position of " + which +
+                               ", where that partition must resume: " + s.message()));
+  return std::nullopt;
 }
 
 // A position the sink stored for the embedded broker in an earlier process: that log is

@@ -36,6 +36,7 @@ class Task {
   Written write_to_sink(Batch& batch, std::uint64_t sequence);
   bool rewind_source(const Batch& batch, const Status& why);
   Status retried(const std::function<Status()>& attempt, const std::string& what);
+  std::optional<std::int64_t> resume_from_sink(std::string_view topic, std::int32_t partition);
   Status forget_earlier_run(std::string_view topic, std::int32_t partition, std::int64_t stored);
   bool handle_rejections(Batch& batch, const std::string& stage);
   bool apply_pause();

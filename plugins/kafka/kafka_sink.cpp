@@ -104,6 +104,13 @@ void KafkaSink::start() {
       {"queue.buffering.max.messages", "100000"},
   };
   if (exactly_once_) defaults["transactional.id"] = transactional_id_;
+  // No message timeout (librdkafka's default gives up after 5 minutes and fails the
+  // pipeline): a record is retried until the broker takes it, so a broker down for longer
+  // holds the pipeline up (backpressure; /ready and stall_timeout_ms tell) instead of
+  // stopping it. Kafka Connect gives its producers delivery.timeout.ms = Integer.MAX_VALUE
+  // for the same reason. A transactional producer keeps the default: its records must be
+  // settled within the transaction's timeout.
+  else defaults["message.timeout.ms"] = "0";
   rd_kafka_conf_t* conf = make_conf(context_, defaults, properties_);
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_dr_msg_cb(conf, &KafkaSink::on_delivery);

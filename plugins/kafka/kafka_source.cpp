@@ -18,7 +18,9 @@ constexpr std::string_view kStageOnlyHeader = "pipehost.subject";
 void KafkaSourceConfig::declare(OptionList<KafkaSourceConfig>& o) {
   o.required("topics", &KafkaSourceConfig::topics, "topics to consume");
   o.required("group", &KafkaSourceConfig::group, "consumer group id");
-  o.add("start", &KafkaSourceConfig::start, "where a group without committed offsets starts")
+  o.add("start", &KafkaSourceConfig::start,
+        "where a group without committed offsets starts, and where a position the broker has "
+        "deleted (retention) goes on: latest skips the records still there (logged as lost)")
       .one_of({"earliest", "latest"});
   o.add("instance_id", &KafkaSourceConfig::instance_id,
         "static group membership: a stable id per process (the task number is appended), so a "
@@ -266,9 +268,18 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   const std::string_view topic = last_.topic;
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
     if (!last_.state) return;
-    // Every record before the end has been delivered: the consumer is at this offset.
-    last_.state->at_end = true;
-    last_.state->read_to = std::max(last_.state->read_to, static_cast<std::int64_t>(m->offset));
+    PartitionState& state = *last_.state;
+    // Every record before the end has been delivered: the consumer is at this offset. Or
+    // it jumped there: a position before the log's start reset to the end (all its records
+    // deleted, or start = "latest"), which the next span must say, or a sink holding the
+    // old position would have the source read from it again, and jump again, forever.
+    state.at_end = true;
+    note_gap(topic, m->partition, state, m->offset);
+    if (state.read_to == Span::kAfterLostRecords) {
+      state.lost_before = true;
+      state.read_to = m->offset;
+    }
+    state.read_to = std::max(state.read_to, static_cast<std::int64_t>(m->offset));
     return;
   }
   if (!last_.state) return;  // a partition revoked since it was fetched
@@ -280,9 +291,11 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
       last_.span = static_cast<std::size_t>(span - out.spans.data());
     } else {
       last_.span = out.spans.size();
-      out.spans.push_back(Span{topic, m->partition, state.read_to, 0});
+      out.spans.push_back(
+          Span{topic, m->partition, state.lost_before ? Span::kAfterLostRecords : state.read_to, 0});
     }
   }
+  state.lost_before = false;
   out.spans[last_.span].next = m->offset + 1;
   state.read_to = m->offset + 1;
   state.taken_to = m->offset + 1;
@@ -551,11 +564,20 @@ void KafkaSource::note_gap(std::string_view topic, std::int32_t partition, Parti
   std::int64_t low = 0, high = 0;
   cached_watermarks(topic, partition, low, high);
   if (low > state.read_to) {
+    const std::string where = " of " + std::string(topic) + "/" + std::to_string(partition);
     lost_->add(static_cast<std::uint64_t>(low - state.read_to));
-    context_.error("offsets " + std::to_string(state.read_to) + ".." + std::to_string(low - 1) +
-                   " of " + std::string(topic) + "/" + std::to_string(partition) +
+    context_.error("offsets " + std::to_string(state.read_to) + ".." + std::to_string(low - 1) + where +
                    " were deleted by the broker before they were read (retention; the embedded "
                    "broker keeps only ~5 MiB per partition): those records are lost");
+    // librdkafka resets a position before the log's start by auto.offset.reset: with
+    // "latest" it also jumps over what is still there.
+    if (start_ == "latest" && offset > low) {
+      lost_->add(static_cast<std::uint64_t>(offset - low));
+      context_.error("offsets " + std::to_string(low) + ".." + std::to_string(offset - 1) + where +
+                     ", still on the broker, were skipped too: start = \"latest\" also applies to a "
+                     "position the broker no longer has (set start = \"earliest\" to read from the "
+                     "oldest record instead)");
+    }
     state.read_to = Span::kAfterLostRecords;
   } else {
     skipped_->add(static_cast<std::uint64_t>(offset - state.read_to));

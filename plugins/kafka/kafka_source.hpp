@@ -57,6 +57,7 @@ class KafkaSource final : public Source {
     std::int64_t read_to = -1;   // every offset before this was read (-1: start unknown)
     std::int64_t taken_to = -1;  // the last record handed to the host + 1 (-1: none yet)
     std::int64_t resumed_at = -1;  // the sink's stored position it resumed from (-1: none)
+    bool lost_before = false;    // offsets before read_to were deleted unread (seen at an end)
     Gauge* lag = nullptr;        // records after the acknowledged position (metrics)
   };
 

@@ -3,9 +3,11 @@
 #include <pqxx/pqxx>
 #include <pqxx/tablewriter>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
+#include <pipehost/json.hpp>
 #include <pipehost/redact.hpp>
 #include <pipehost/stored_positions.hpp>
 #include <pipehost/utf8.hpp>
@@ -130,8 +132,11 @@ void PostgresSink::stop() {
   }
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&e)) {
     const std::string state = sql->sqlstate();
-    // Connection lost, server shutting down, serialization failure, deadlock: try again.
-    if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0 || state == "40001" || state == "40P01") {
+    // Connection lost, server shutting down, serialization failure, deadlock, a statement
+    // cancelled (statement_timeout on a slow server, pg_cancel_backend), out of resources
+    // (too many connections, out of memory, disk full): try again.
+    if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0 || state == "40001" || state == "40P01" ||
+        state == "57014" || state.rfind("53", 0) == 0) {
       connection_.reset();
       throw RetriableError(what);
     }
@@ -271,7 +276,7 @@ void PostgresSink::prepare(Batch& batch) {
   lines_layout_ = layout_version_;
   lines_.resize(batch.records.size());
   std::size_t kept = 0;
-  refused_.reject_in(batch);
+  refused_.reject_in(batch, [this](const Record& r) { return row_key(r); });
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
     if (batch.records[i].dropped) continue;  // refused while writing it before
     std::string& line = lines_[kept];
@@ -417,7 +422,7 @@ void PostgresSink::write_batch(const Batch& batch) {
     throw;
   } catch (const pqxx::sql_error& e) {
     if (refused_by_table(e)) {
-      auto refused = find_refused_rows(batch, to_write);
+      auto refused = find_refused_rows(to_write);
       if (!refused.empty()) refuse(batch, refused);
     }
     rethrow(e, "writing " + std::to_string(batch.records.size()) + " rows");
@@ -482,14 +487,13 @@ bool PostgresSink::refused_by_table(const pqxx::sql_error& e) {
 // transaction that is rolled back, so nothing is kept. Constraints are checked at once
 // (deferred ones too). Rare, so one row at a time (a few round trips each) is fine.
 std::vector<std::pair<std::size_t, std::string>> PostgresSink::find_refused_rows(
-    const Batch& batch, const std::vector<std::size_t>& rows) {
+    const std::vector<std::size_t>& rows) {
   std::vector<std::pair<std::size_t, std::string>> refused;
   try {
     pqxx::work tx(connection());
     tx.exec("SET CONSTRAINTS ALL IMMEDIATE");
     const std::string insert = insert_statement(tx);
     for (std::size_t i : rows) {
-      if (batch.records[i].origin.partition < 0) continue;  // cannot be read again
       try {
         pqxx::subtransaction row(tx, "pipehost_row");
         copy_rows(row, {i});
@@ -508,11 +512,30 @@ std::vector<std::pair<std::size_t, std::string>> PostgresSink::find_refused_rows
   return refused;
 }
 
+// A row of a record a stage made (no source position), by its primary key's values (all
+// its columns' when the table has none), as refused.hpp remembers it.
+std::string PostgresSink::row_key(const Record& r) {
+  std::string key;
+  for (Column& col : layout_.columns) {
+    const auto& pk = layout_.primary_key;
+    if (!pk.empty() && std::find(pk.begin(), pk.end(), col.name) == pk.end()) continue;
+    if (!key.empty()) key += ", ";
+    if (const Value* v = col.reader.read(r.value)) json::append(*v, key);
+    else key += "null";
+  }
+  return key;
+}
+
 // Has the refused rows rejected without writing anything (see refused.hpp).
 void PostgresSink::refuse(const Batch& batch,
                           const std::vector<std::pair<std::size_t, std::string>>& refused) {
-  for (const auto& [i, message] : refused)
-    refused_.remember(batch.records[i], "postgres: table " + config_.table + " refused the row: " + message);
+  const std::string why = "postgres: table " + config_.table + " refused the row";
+  for (const auto& [i, message] : refused) {
+    if (refused_.remember(batch.records[i], why + ": " + message)) continue;
+    // A row a stage made (count_by's totals have no source position): by its key.
+    const std::string key = row_key(batch.records[i]);
+    refused_.remember_key(key, why + " with key " + key + ": " + message);
+  }
   throw PositionMismatch("postgres: table " + config_.table + " refused " +
                          std::to_string(refused.size()) +
                          " row(s); the batch is read again so that they are rejected before it "

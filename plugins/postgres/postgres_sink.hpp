@@ -62,8 +62,8 @@ class PostgresSink final : public Sink {
   void copy_rows(pqxx::transaction_base& tx, const std::vector<std::size_t>& rows);
   std::string insert_statement(pqxx::transaction_base& tx) const;
   static bool refused_by_table(const pqxx::sql_error& e);
-  std::vector<std::pair<std::size_t, std::string>> find_refused_rows(
-      const Batch& batch, const std::vector<std::size_t>& rows);
+  std::vector<std::pair<std::size_t, std::string>> find_refused_rows(const std::vector<std::size_t>& rows);
+  std::string row_key(const Record& r);
   [[noreturn]] void refuse(const Batch& batch,
                            const std::vector<std::pair<std::size_t, std::string>>& refused);
   [[noreturn]] void rethrow(const std::exception& e, const std::string& doing);

@@ -161,7 +161,8 @@ void RedisConnection::throw_error(const redisReply& reply, std::string_view what
   std::string message =
       "redis " + endpoint_.describe() + ": " + std::string(what) + ": " + std::string(text);
   for (std::string_view transient :
-       {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "OOM"}) {
+       {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "OOM",
+        "ERR max number of clients reached"}) {
     if (text.starts_with(transient)) {
       disconnect();
       throw RetriableError(message);

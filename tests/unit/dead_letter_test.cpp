@@ -121,6 +121,24 @@ TEST_CASE("a report arriving after write() gave up belongs to that write, not th
   CHECK(messages[0].value == "kept");
 }
 
+TEST_CASE("a dead letter waits out a broker outage, then is written once") {
+  DeadLetterCluster cluster;
+  auto& [kafka, context] = cluster;
+  context.properties = {{"reconnect.backoff.max.ms", "100"}};
+  DeadLetterWriter writer(kafka_sink(), context, "dlq", "p");  // no message timeout
+  kafka.broker_down();
+  std::thread restorer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    kafka.broker_up();
+  });
+  Status s = writer.write(rejection("kept"), "sink");
+  restorer.join();
+  CHECK_MESSAGE(s.is_ok(), s.message());
+  auto messages = kafka.read_all("dlq");
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].value == "kept");
+}
+
 TEST_CASE("a write that cannot reach the broker gives up as retriable when told to stop") {
   DeadLetterCluster cluster;
   auto& [kafka, context] = cluster;

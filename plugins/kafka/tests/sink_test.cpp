@@ -92,6 +92,27 @@ TEST_CASE("sink: stopping with the broker gone and the queue full cancels, promp
   REQUIRE(sink->stop().is_ok());
 }
 
+TEST_CASE("sink: a record waits out a broker outage (no message timeout), then the batch is ok") {
+  testing::MockKafka kafka;
+  kafka.create_topic("out", 1);
+  kafka.broker_down();
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  context.properties = {{"reconnect.backoff.max.ms", "100"}};
+  auto sink = kafka::test::sink(context, {{"topic", std::string("out")}});
+  REQUIRE(sink->start().is_ok());
+  Done done;
+  Batch b = records(3, "k");
+  REQUIRE(sink->write(b, done.callback()).is_ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK(done.count() == 0);
+  kafka.broker_up();
+  REQUIRE(testing::eventually([&] { return done.count() == 1; }));
+  CHECK_MESSAGE(done.statuses[0].is_ok(), done.statuses[0].message());
+  CHECK(kafka.read_all("out").size() == 3);
+  REQUIRE(sink->stop().is_ok());
+}
+
 TEST_CASE("sink: a record that cannot be delivered fails the batch") {
   testing::MockKafka kafka;
   kafka.create_topic("out", 1);

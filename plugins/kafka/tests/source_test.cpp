@@ -144,6 +144,49 @@ TEST_CASE("source: resumes where the sink says, and the first span starts there"
   REQUIRE(source->stop().is_ok());
 }
 
+TEST_CASE("source: from a position the broker deleted, start = latest counts what it jumps over as lost") {
+  // The mock cluster keeps ~5 MiB per partition: 2000 records of 4 KiB push the oldest out,
+  // and the sink's position 0 is before the log's start. librdkafka resets it by
+  // auto.offset.reset: with latest, to the end, past records still on the broker.
+  testing::MockKafka kafka;
+  kafka.create_topic("events", 1);
+  {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", kafka.bootstrap().c_str(), err, sizeof err);
+    rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    const std::string big(4096, 'x');
+    for (int i = 0; i < 2000; ++i)
+      while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC("events"), RD_KAFKA_V_PARTITION(0),
+                               RD_KAFKA_V_VALUE(const_cast<char*>(big.data()), big.size()),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END))
+        rd_kafka_poll(p, 10);
+    rd_kafka_flush(p, 10000);
+    rd_kafka_destroy(p);
+  }
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  context.resume_positions["events:0"] = 0;
+  auto source = kafka::test::source(context, {{"topics", std::vector<std::string>{"events"}},
+                                               {"group", std::string("g-latest")},
+                                               {"start", std::string("latest")}});
+  REQUIRE(source->start().is_ok());
+  Reader reader(*source);
+  // A record now and then, until one comes after the reset (the group joins in seconds).
+  for (int i = 0; i < 60 && reader.records() == 0; ++i) {
+    produce(kafka.bootstrap(), "events", 0, 1, 2000 + i);
+    reader.until([&] { return reader.records() > 0; }, std::chrono::milliseconds(500));
+  }
+  REQUIRE(reader.records() > 0);
+  const std::int64_t first = reader.offsets[0].front();
+  CHECK(first >= 2000);
+  CHECK(context.counter_value("offsets_lost") == static_cast<std::uint64_t>(first));  // deleted, and jumped over
+  bool said = false;
+  for (const auto& line : context.logs) said = said || line.find("still on the broker, were skipped too") != std::string::npos;
+  CHECK(said);
+  REQUIRE(source->stop().is_ok());
+}
+
 TEST_CASE("source: seek reads a partition again from the given offset") {
   testing::MockKafka kafka;
   kafka.create_topic("events", 1);

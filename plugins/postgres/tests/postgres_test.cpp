@@ -375,6 +375,39 @@ TEST_CASE("postgres: rows the table refuses are found, and rejected when the bat
   f.sql("DROP TABLE " + f.table + ", " + books);
 }
 
+TEST_CASE("postgres: a row a stage made that the table refuses is rejected by its key when read again") {
+  // count_by's totals have no source position: the refused one is remembered by its
+  // primary key (the defect: it was skipped, and the batch failed the pipeline for good).
+  Fixture f;
+  const std::string totals = f.table + "_counts";
+  f.sql("CREATE TABLE " + totals + " (food text PRIMARY KEY CHECK (length(food) < 6), n bigint)");
+  auto sink = f.sink({{"table", totals}, {"columns", StringMap{}}});
+  static const auto schema = StructSchema::make({"food", "n"});
+  auto batch = [] {
+    auto row = [](const std::string& food, std::int64_t n) {
+      Record r;
+      r.value = Struct{schema, {Value(food), Value(n)}};
+      return r;
+    };
+    Batch b;
+    b.records = {row("egg", 3), row("batter", 1), row("milk", 2)};
+    b.spans = {{"food", 0, 0, 6}};
+    return b;
+  };
+  Batch first = batch();
+  CHECK_THROWS_AS(write(*sink, first), PositionMismatch);
+  Batch again = batch();  // what the rewound source and count_by make again
+  auto result = write(*sink, again);
+  CHECK(result.status.is_ok());
+  REQUIRE(result.rejections.size() == 1);
+  CHECK(result.rejections[0].reason.find("refused the row with key \"batter\": ") != std::string::npos);
+  CHECK(result.rejections[0].reason.find("violates check constraint") != std::string::npos);
+  CHECK(f.sql("SELECT string_agg(food || '=' || n, ',' ORDER BY food) FROM " + totals)[0][0].as<std::string>() ==
+        "egg=3,milk=2");
+  CHECK(sink->stored_position("food", 0) == 6);
+  f.sql("DROP TABLE " + totals);
+}
+
 TEST_CASE("postgres: a row a trigger raises an exception for is refused; a trigger failing every batch is fatal") {
   // RAISE EXCEPTION (SQLSTATE P0001) for one row's values: that row is refused, as a
   // CHECK would. One that no row raises alone (here: on the batch's size) stays fatal.
@@ -407,6 +440,31 @@ TEST_CASE("postgres: a row a trigger raises an exception for is refused; a trigg
   CHECK_THROWS_WITH_AS(write(*sink, big), doctest::Contains("batch too big"), FatalError);
   CHECK(sink->stored_position("trades", 0) == 5);
   f.sql("DROP TABLE " + f.table + "; DROP FUNCTION " + f.table + "_guard()");
+}
+
+TEST_CASE("postgres: a statement cancelled or a server out of resources is retried, not fatal") {
+  // 57014 is what statement_timeout on a slow server gives, 53300 too many connections.
+  Fixture f;
+  f.sql("CREATE FUNCTION " + f.table + "_busy() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.book_id = 'cancel' THEN RAISE EXCEPTION 'canceling statement due to statement timeout' "
+        "USING ERRCODE = 'query_canceled'; END IF; "
+        "IF NEW.book_id = 'crowd' THEN RAISE EXCEPTION 'too many' USING ERRCODE = 'too_many_connections'; END IF; "
+        "RETURN NEW; END $$");
+  f.sql("CREATE TRIGGER busy BEFORE INSERT ON " + f.table + " FOR EACH ROW EXECUTE FUNCTION " +
+        f.table + "_busy()");
+  auto sink = f.sink();
+  for (const std::string book : {"cancel", "crowd"}) {
+    Batch b;
+    b.records = {trade("T1", 1, book, 0, 0)};
+    b.spans = {{"trades", 0, 0, 1}};
+    CHECK_THROWS_AS(write(*sink, b), RetriableError);
+  }
+  Batch ok;
+  ok.records = {trade("T1", 1, "B1", 0, 0)};
+  ok.spans = {{"trades", 0, 0, 1}};
+  CHECK(write(*sink, ok).status.is_ok());
+  CHECK(f.sql("SELECT count(*) FROM " + f.table)[0][0].as<int>() == 1);
+  f.sql("DROP TABLE " + f.table + "; DROP FUNCTION " + f.table + "_busy()");
 }
 
 TEST_CASE("postgres: a batch prepared before a reconnect found the table altered is read again, not written") {
