@@ -289,6 +289,9 @@ void Task::deliver(Batch& batch) {
   // sink made while writing.
   std::uint64_t sequence =
       tracker_.begin(positions_of(batch), records, bytes, 2, std::move(timestamps));
+  // Shown now, not at the next poll: a sink that does not answer holds this task here.
+  state_.in_flight_records[static_cast<std::size_t>(index_)] = tracker_.in_flight_records();
+  state_.in_flight_bytes[static_cast<std::size_t>(index_)] = tracker_.in_flight_bytes();
   auto started = std::chrono::steady_clock::now();
   struct Timed {  // however deliver returns
     PipelineState& state;

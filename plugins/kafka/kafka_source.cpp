@@ -198,6 +198,7 @@ void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
   for (int i = 0; i < partitions->cnt; ++i) {
     std::string_view topic = intern(partitions->elems[i].topic);
     auto it = assigned_.find({topic, partitions->elems[i].partition});
+    lag_.forget(topic, partitions->elems[i].partition);
     if (it != assigned_.end() && it->second.lag) it->second.lag->clear();
     assigned_.erase({topic, partitions->elems[i].partition});
     acknowledged_.erase({topic, partitions->elems[i].partition});
@@ -297,6 +298,7 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   }
   state.lost_before = false;
   out.spans[last_.span].next = m->offset + 1;
+  if (state.first_read < 0) state.first_read = state.read_to >= 0 ? std::min(state.read_to, m->offset) : m->offset;
   state.read_to = m->offset + 1;
   state.taken_to = m->offset + 1;
   state.at_end = false;
@@ -385,21 +387,22 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
 }
 
 // Lag per partition for the metrics: the records after what the sink acknowledged (or,
-// before any acknowledgement, after what was read), from the high watermarks librdkafka
-// cached with its last fetch. At most once a second.
+// before any acknowledgement, after where reading began), from the partitions' ends (see
+// consumer_lag.hpp). At most once a second.
 void KafkaSource::update_lag() {
   auto now = std::chrono::steady_clock::now();
   if (now - last_lag_update_ < std::chrono::seconds(1)) return;
   last_lag_update_ = now;
+  std::vector<ConsumerLag::Partition> partitions;
+  partitions.reserve(assigned_.size());
   for (auto& [tp, state] : assigned_) {
-    if (!state.lag) continue;
-    std::int64_t low = 0, high = -1;
-    if (!cached_watermarks(tp.first, tp.second, low, high) || high < 0) continue;
     auto acked = acknowledged_.find(tp);
-    std::int64_t position = acked != acknowledged_.end() ? acked->second : state.read_to;
-    if (position < 0) continue;
-    state.lag->set(std::max<std::int64_t>(0, high - position));
+    const std::int64_t position = acked != acknowledged_.end() ? acked->second
+                                  : state.first_read >= 0      ? state.first_read
+                                                               : state.read_to;
+    partitions.push_back({std::string(tp.first), tp.second, position, state.lag});
   }
+  lag_.publish(consumer_, std::move(partitions));
 }
 
 // librdkafka 2.0.2 stops fetching a partition while the consumer's queue is past
@@ -477,8 +480,10 @@ void KafkaSource::start_waker() {
   waker_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "kafka-waker");
     constexpr auto kGroupNudge = std::chrono::milliseconds(100);
+    constexpr auto kLagRefresh = std::chrono::seconds(5);
     std::unique_lock lock(wake_mutex_);
     auto work = [&] { return waker_stopping_ || !wake_partitions_.empty(); };
+    auto next_lag = std::chrono::steady_clock::now() + kLagRefresh;
     while (true) {
       if (joining_) {
         if (!wake_changed_.wait_for(lock, kGroupNudge, work)) {
@@ -488,9 +493,16 @@ void KafkaSource::start_waker() {
           continue;
         }
       } else {
-        wake_changed_.wait(lock, [&] { return work() || joining_; });
+        wake_changed_.wait_until(lock, next_lag, [&] { return work() || joining_; });
       }
       if (waker_stopping_) return;
+      if (!joining_ && std::chrono::steady_clock::now() >= next_lag) {
+        lock.unlock();
+        lag_.refresh(consumer_, 2000);
+        lock.lock();
+        next_lag = std::chrono::steady_clock::now() + kLagRefresh;
+        if (waker_stopping_) return;
+      }
       if (wake_partitions_.empty()) continue;  // the member began joining
       rd_kafka_topic_partition_list_t* list =
           rd_kafka_topic_partition_list_new(static_cast<int>(wake_partitions_.size()));

@@ -18,6 +18,7 @@
 
 #include <pipehost/sdk.hpp>
 
+#include "consumer_lag.hpp"
 #include "task_link.hpp"
 
 namespace pipehost::kafka {
@@ -58,6 +59,7 @@ class KafkaSource final : public Source {
     std::int64_t taken_to = -1;  // the last record handed to the host + 1 (-1: none yet)
     std::int64_t resumed_at = -1;  // the sink's stored position it resumed from (-1: none)
     bool lost_before = false;    // offsets before read_to were deleted unread (seen at an end)
+    std::int64_t first_read = -1;  // where reading began (the lag's position before any acknowledgement)
     Gauge* lag = nullptr;        // records after the acknowledged position (metrics)
   };
 
@@ -140,6 +142,7 @@ class KafkaSource final : public Source {
   std::condition_variable wake_changed_;
   std::vector<std::pair<std::string, std::int32_t>> wake_partitions_;
   bool waker_stopping_ = false;
+  ConsumerLag lag_;  // set from polls, and refreshed by the waker every kLagRefresh
   // Between subscribing (or losing every partition) and the group's next assignment:
   // the waker then nudges librdkafka's group state machine (see nudge_group).
   std::atomic<bool> joining_{false};

@@ -369,6 +369,8 @@ sink = {{ plugin = "silent" }}
             return {x["name"]: x for x in json.loads(call(base, "/pipelines")[1])}[name]
         wait_until(lambda: pipeline("slow")["stalled"].startswith("transforms[0] of task 0 has been in one call"),
                    10, "the stalled transform shown")
+        # The batch held up in the transform is in flight (it read 0 until the next poll).
+        assert pipeline("slow")["in_flight_records"] > 0
         wait_until(lambda: pipeline("mute")["state"] == "failed", 20, "the mute sink's pipeline to fail for good")
         assert "stalled: nothing acknowledged for" in pipeline("mute")["failure"]
         m = samples(call(base, "/metrics")[1])
