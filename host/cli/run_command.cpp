@@ -99,14 +99,27 @@ void report(const PipelineList& pipelines, Clock::duration elapsed,
     nlohmann::json entry = {{"records_read", s.records_read.load()},
                             {"records_acked", s.records_acked.load()},
                             {"records_rejected", s.records_rejected.load()},
+                            {"records_dead_lettered", s.records_dead_lettered.load()},
                             {"failed", s.failed()}};
+    std::string rejected;
+    if (const auto n = s.records_rejected.load(); n > 0) {
+      rejected = ", " + std::to_string(n) + " of them rejected";
+      if (const auto letters = s.records_dead_lettered.load(); letters > 0)
+        rejected += " (" + std::to_string(letters) + " dead-lettered)";
+    }
     if (l.count() > 0) {
       entry["latency_ms"] = {{"count", l.count()}, {"p50", l.percentile(0.5)},
                              {"p99", l.percentile(0.99)}, {"p999", l.percentile(0.999)},
                              {"max", l.percentile(1.0)}};
-      log_info(s.name + ": " + std::to_string(s.records_acked.load()) + " records acknowledged; latency ms p50 " +
-               std::to_string(l.percentile(0.5)) + ", p99 " + std::to_string(l.percentile(0.99)) +
-               ", p99.9 " + std::to_string(l.percentile(0.999)));
+      // The histogram's last bucket holds everything from 10 s up.
+      auto ms = [](std::int64_t v) {
+        return v >= LatencyHistogram::kBuckets - 1 ? "10000 or more" : std::to_string(v);
+      };
+      log_info(s.name + ": " + std::to_string(s.records_acked.load()) + " records acknowledged" + rejected +
+               "; latency ms p50 " + ms(l.percentile(0.5)) + ", p99 " + ms(l.percentile(0.99)) + ", p99.9 " +
+               ms(l.percentile(0.999)));
+    } else if (!rejected.empty()) {
+      log_info(s.name + ": " + std::to_string(s.records_acked.load()) + " records acknowledged" + rejected);
     }
     stats["pipelines"][s.name] = entry;
   }

@@ -477,6 +477,8 @@ bool Task::rewind_source(const Batch& batch, const Status& why) {
 bool Task::handle_rejections(Batch& batch, const std::string& stage) {
   if (batch.rejections.empty()) return true;
   for (auto& r : batch.rejections) clip_reason(r.reason);
+  last_rejection_ = stage + ": " + origin_text(batch.rejections.back().record) + ": " +
+                    batch.rejections.back().reason;
   batch_rejected_ += batch.rejections.size();
   state_.records_rejected += batch.rejections.size();
   switch (config_.on_error) {
@@ -488,12 +490,7 @@ bool Task::handle_rejections(Batch& batch, const std::string& stage) {
       return false;
     }
     case ErrorPolicy::skip:
-      for (const auto& r : batch.rejections) {
-        // The first ten, then every thousandth: enough to see, not a flood.
-        if (skipped_logged_ < 10 || skipped_logged_ % 1000 == 0)
-          log(LogLevel::warn, stage + ": skipped " + origin_text(r.record) + ": " + r.reason);
-        ++skipped_logged_;
-      }
+      log_rejections(batch.rejections, stage, "skipped");
       break;
     case ErrorPolicy::dead_letter:
       if (std::size_t again = rewound_letters_.remove_written(batch.rejections)) {
@@ -511,11 +508,26 @@ bool Task::handle_rejections(Batch& batch, const std::string& stage) {
         if (!back_off(attempt)) return false;
       }
       state_.records_dead_lettered += batch.rejections.size();
+      log_rejections(batch.rejections, stage, "dead-lettered (to " + config_.dead_letter_topic + ")");
       rewound_letters_.written_to_topic(batch.rejections);
       break;
   }
   batch.rejections.clear();
   return true;
+}
+
+// The first ten, then every thousandth: enough to see, not a flood; and it says so.
+void Task::log_rejections(const std::vector<Rejection>& rejections, const std::string& stage,
+                          const std::string& done_with) {
+  for (const auto& r : rejections) {
+    ++rejections_logged_;
+    if (rejections_logged_ <= 10 || rejections_logged_ % 1000 == 0)
+      log(LogLevel::warn, stage + ": " + done_with + " " + origin_text(r.record) + ": " + r.reason +
+                              (rejections_logged_ == 10 ? " (further rejected records: every thousandth "
+                                                          "is logged, all are counted in "
+                                                          "pipehost_records_rejected_total)"
+                                                        : ""));
+  }
 }
 
 // Called by the source, on this task's thread, from within poll (a rebalance). The
@@ -618,8 +630,8 @@ bool Task::check_error_rate(std::size_t records) {
   std::snprintf(limit, sizeof limit, "%g", config_.max_error_rate);
   state_.fail("pipeline '" + state_.name + "' stopped by its breaker: " + std::to_string(window_rejected_) +
               " of the last " + std::to_string(window_records_) + " records rejected (" + share +
-              "), over max_error_rate = " + limit +
-              "; the last reason is in the log above");
+              "; whole batches, error_rate_window = " + std::to_string(config_.error_rate_window) +
+              " at least), over max_error_rate = " + limit + "; the last: " + last_rejection_);
   return false;
 }
 

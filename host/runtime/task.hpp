@@ -36,6 +36,8 @@ class Task {
   Written write_to_sink(Batch& batch, std::uint64_t sequence);
   bool rewind_source(const Batch& batch, const Status& why);
   Status retried(const std::function<Status()>& attempt, const std::string& what);
+  void log_rejections(const std::vector<Rejection>& rejections, const std::string& stage,
+                      const std::string& done_with);
   std::optional<std::int64_t> resume_from_sink(std::string_view topic, std::int32_t partition);
   Status forget_earlier_run(std::string_view topic, std::int32_t partition, std::int64_t stored);
   bool handle_rejections(Batch& batch, const std::string& stage);
@@ -89,7 +91,8 @@ class Task {
   bool resume_failed_ = false;
   bool paused_ = false;             // what the source was last told
   bool poll_while_paused_ = false;  // the source keeps its connections alive when paused
-  std::uint64_t skipped_logged_ = 0;
+  std::uint64_t rejections_logged_ = 0;  // see log_rejections
+  std::string last_rejection_;  // for the breaker's message
 };
 
 }  // namespace pipehost::host

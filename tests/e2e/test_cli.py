@@ -117,6 +117,8 @@ def test_error_policy_skip_fail_and_dead_letter():
     r = pipehost("run", policy_config("skip", out), "--no-progress", check=0)
     assert len(open(out).readlines()) == 90
     assert "skipped a record: poison record 10" in r.stderr
+    assert "(further rejected records: every thousandth is logged" in r.stderr  # at the 10th
+    assert "main: 100 records acknowledged, 10 of them rejected;" in r.stderr
 
     out = os.path.join(tempfile.mkdtemp(), "fail.jsonl")
     r = pipehost("run", policy_config("fail", out), "--no-progress", check=1)
@@ -134,8 +136,10 @@ end_after = "main"
 source = {{ plugin = "kafka", topics = ["main-dlq"], group = "dlq-reader" }}
 sink = {{ plugin = "file", path = "{dlq}", with_headers = true, with_key = true }}
 """)
-    pipehost("run", config, "--no-progress", check=0, timeout=60)
+    r = pipehost("run", config, "--no-progress", check=0, timeout=60)
     assert len(open(out).readlines()) == 90
+    assert "dead-lettered (to main-dlq) a record: poison record 10" in r.stderr
+    assert "main: 100 records acknowledged, 10 of them rejected (10 dead-lettered)" in r.stderr
     rows = [json.loads(l) for l in open(dlq)]
     assert len(rows) == 10, rows
     for row in rows:

@@ -336,7 +336,8 @@ sink = {{ plugin = "file", path = "{out}" }}
     r, out = run(0.2)  # half rejected: over 20 %
     assert r.returncode == 1, r.stderr[-2000:]
     assert "pipeline 'checked' stopped by its breaker: " in r.stderr
-    assert "records rejected (50%), over max_error_rate = 0.2" in r.stderr
+    assert "records rejected (50%; whole batches, error_rate_window = 200 at least), over max_error_rate = 0.2" in r.stderr
+    assert "; the last: transforms[0]: " in r.stderr and "poison record" in r.stderr
     assert sum(1 for _ in open(out)) < 1500  # stopped early, not at the end
     r, out = run(0.6)  # under 60 %: runs to the end
     assert r.returncode == 0, r.stderr[-2000:]
