@@ -20,7 +20,9 @@ ReplaySource::~ReplaySource() {
     rd_kafka_destroy(consumer_);
   }
   if (consumer_ || replayed_ || not_replayable_)
-    context_.info("replayed " + std::to_string(replayed_) + " dead letter(s); " +
+    context_.info("fed " + std::to_string(replayed_) +
+                  " dead letter(s) back through the pipeline (those rejected again are on the "
+                  "dead-letter topic again: see the pipeline's line below); " +
                   std::to_string(not_replayable_) +
                   " left in the topic (their payload was replaced by a stage before the one that "
                   "rejected them, so they cannot be fed to the first stage again)");
@@ -123,8 +125,12 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
     size_t size;
     for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &value, &size); ++i) {
       std::string v(static_cast<const char*>(value), size);
-      if (std::string_view(name) == "pipehost.payload") payload_from = v;
-      if (std::string_view(name).rfind("pipehost.", 0) == 0) continue;
+      const std::string_view key(name);
+      if (key == "pipehost.payload") payload_from = v;
+      // The letter's other pipehost.* headers are for this replay; its origin (the record's
+      // first topic, partition and offset) stays with the record, so that a letter it
+      // gets again names where it first came from, not this topic.
+      if (key.rfind("pipehost.", 0) == 0 && key.rfind("pipehost.origin.", 0) != 0) continue;
       headers.push_back({name, std::move(v)});
     }
   }

@@ -98,7 +98,10 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
     // it as it was), so `pipehost replay` can feed it to the first stage again; "stage":
     // a stage replaced it before the one that rejected the record.
     add("pipehost.payload", r.record.payload.borrowed() && r.record.origin.partition >= 0 ? "source" : "stage");
-    if (r.record.origin.partition >= 0) {
+    const bool replayed = std::any_of(letter.headers.begin(), letter.headers.end(), [](const Header& h) {
+      return std::string_view(h.key).rfind("pipehost.origin.", 0) == 0;  // kept by pipehost replay
+    });
+    if (r.record.origin.partition >= 0 && !replayed) {
       add("pipehost.origin.topic", std::string(r.record.origin.topic));
       add("pipehost.origin.partition", std::to_string(r.record.origin.partition));
       add("pipehost.origin.offset", std::to_string(r.record.origin.offset));

@@ -548,10 +548,16 @@ sink = {{ plugin = "file", path = "{out}" }}
     r = subprocess.run([PIPEHOST, "replay", path, "--pipeline", "checked", *fixed, "--no-progress"],
                        capture_output=True, text=True, timeout=90)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "11 dead letter(s) to replay" in r.stderr and "replayed 11 dead letter(s); 0 left" in r.stderr
+    assert "11 dead letter(s) to replay" in r.stderr and "fed 11 dead letter(s) back" in r.stderr
+    assert "; 0 left in the topic" in r.stderr
+    assert "checked: 11 records acknowledged, 1 of them rejected (1 dead-lettered)" in r.stderr
     assert ids() == sorted(f"T{i}" for i in range(30) if i != 7)
     letters = dead_letters()
     assert len(letters) == 12 and letters[-1][0] == b"\x00not json"
+    # The letter it got again names where the record first came from, not the dead-letter topic.
+    again = letters[-1][1]
+    assert again["pipehost.origin.topic"] == topic.encode(), again
+    assert again["pipehost.origin.offset"] == b"3" and again["pipehost.origin.partition"] == b"1", again
 
     # Again: only what failed since is read; nothing is written twice.
     r = subprocess.run([PIPEHOST, "replay", path, "--pipeline", "checked", *fixed, "--no-progress"],
