@@ -290,6 +290,14 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
       res.status = 416;
       return httplib::Server::HandlerResponse::Handled;
     }
+    if (req.method != "GET" && req.method != "HEAD" && req.method != "POST" && req.method != "PUT") {
+      res.status = 405;
+      res.set_header("Allow", "GET, HEAD, POST, PUT");
+      res.set_content(error_json(req.method + " is not served here: GET reads, POST "
+                                 "/pipelines/NAME/pause|resume|restart and PUT /log-level change"),
+                      "application/json");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     // Probes, and the status page's HTML (no data in it: its requests carry the token).
     if ((req.path == "/health" || req.path == "/ready" || req.path == "/") && req.method == "GET")
       return httplib::Server::HandlerResponse::Unhandled;
@@ -300,6 +308,21 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     res.set_content(error_json(why), "application/json");
     return httplib::Server::HandlerResponse::Handled;
   });
+  // Errors httplib answers itself (a body it could not read, no such path) say why too.
+  server_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string why;
+    if (res.status == 400)
+      why = "the request's body could not be read: a " + req.method +
+            " needs one with its Content-Length (e.g. curl -X POST -H 'Content-Type: application/json' "
+            "-d '{}' URL)";
+    else if (res.status == 404)
+      why = "no such endpoint: " + req.path + " (the endpoints are listed in docs/operations.md)";
+    else
+      why = "HTTP " + std::to_string(res.status);
+    res.set_content(error_json(why), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }));
   server_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     int status = 200;
     res.set_content(health(status), "application/json");

@@ -172,8 +172,8 @@ sink = {{ plugin = "file", path = "{out}" }}
     auth = {"Authorization": "Bearer s3cret"}
     as_json = {"Content-Type": "application/json", **auth}
 
-    def call(path, data=None, headers=auth, host=None):
-        request = urllib.request.Request(base + path, data=data, headers=dict(headers))
+    def call(path, data=None, headers=auth, host=None, method=None):
+        request = urllib.request.Request(base + path, data=data, headers=dict(headers), method=method)
         if host:
             request.add_header("Host", host)
         try:
@@ -199,6 +199,21 @@ sink = {{ plugin = "file", path = "{out}" }}
         assert call("/pipelines/slow/pause", data=b"", headers=form)[0] == 415
         assert call("/pipelines/slow/pause", data=b"{}", headers=as_json, host="evil.example:80")[0] == 403
         assert json.loads(call("/pipelines")[1])[0]["state"] == "running"
+        # Errors say why, as JSON: a method not served, a POST without a body, no such path.
+        status, body = call("/pipelines/slow", headers=as_json, method="DELETE")
+        assert status == 405 and "DELETE is not served here" in json.loads(body)["error"], body
+        import http.client
+        bare = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # a POST with no Content-Length
+        bare.putrequest("POST", "/pipelines/slow/pause")
+        for name, value in as_json.items():
+            bare.putheader(name, value)
+        bare.endheaders()
+        answer = bare.getresponse()
+        status, body = answer.status, answer.read().decode()
+        bare.close()
+        assert status == 400 and "-d '{}'" in json.loads(body)["error"], body
+        status, body = call("/nowhere")
+        assert status == 404 and "no such endpoint: /nowhere" in json.loads(body)["error"], body
         status, body = call("/pipelines/slow/pause", data=b"{}", headers=as_json)
         assert status == 200, body
         assert json.loads(body)[0]["state"] == "paused"
