@@ -11,6 +11,7 @@
 
 #include "admin/exposition.hpp"
 #include "admin/status_page.hpp"
+#include "http/empty_body.hpp"
 #include "log.hpp"
 
 namespace pipehost::host {
@@ -286,6 +287,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
   }
   // Every request passes the checks first; /health stays open for probes.
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    no_length_means_no_body(req);
     if (req.ranges.size() > 1) {  // httplib would send one copy of the body per range
       res.status = 416;
       return httplib::Server::HandlerResponse::Handled;

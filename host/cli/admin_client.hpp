@@ -25,4 +25,12 @@ inline AdminClient admin_client(const std::string& address) {
   return out;
 }
 
+// What to do about a refused request (401): the token the endpoint wants.
+inline std::string token_hint(int status) {
+  if (status != 401) return "";
+  return std::getenv("PIPEHOST_ADMIN_TOKEN")
+             ? " (PIPEHOST_ADMIN_TOKEN is not the process's admin_token)"
+             : " (the process has an admin_token: export PIPEHOST_ADMIN_TOKEN=<that token>)";
+}
+
 }  // namespace pipehost::host

@@ -398,7 +398,7 @@ int command_tap(const Arguments& args) {
     return kServicesUnavailable;
   }
   if (status != 200) {
-    std::fprintf(stderr, "pipehost tap: %d %s\n", status, error_body.c_str());
+    std::fprintf(stderr, "pipehost tap: %d %s%s\n", status, error_body.c_str(), token_hint(status).c_str());
     return status == 401 || status == 403 || status == 404 || status == 400 ? kInvalidInput : kPipelineFailed;
   }
   return kOk;

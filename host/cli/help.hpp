@@ -98,8 +98,8 @@ It asks the process's admin endpoint (GET /pipelines/PIPELINE/tap), so that proc
 run with --admin HOST:PORT (default here: 127.0.0.1:9464). With admin_token set, export
 PIPEHOST_ADMIN_TOKEN.
 
-Exit code 0 when done, 2 for an unknown pipeline or stage, 3 when the endpoint cannot be
-reached.
+Exit code 0 when done, 2 for an unknown pipeline or stage or a refused token, 3 when the
+endpoint cannot be reached.
 )";
 
 inline constexpr const char* kPositions = R"(Usage: pipehost positions FILE... --pipeline NAME [--reset-to WHERE [--execute]] [--env NAME] [--set PATH=VALUE]
@@ -130,6 +130,8 @@ prints one table (the rates over one interval) and exits.
 
 It reads the process's admin endpoint (default 127.0.0.1:9464, the address given to
 `run --admin`); with admin_token set, export PIPEHOST_ADMIN_TOKEN.
+
+Exit code 0 when stopped, 2 for a refused token, 3 when the endpoint cannot be reached.
 )";
 
 inline constexpr const char* kReplay = R"(Usage: pipehost replay FILE... --pipeline NAME [--env NAME] [--set PATH=VALUE]

@@ -25,14 +25,16 @@ struct Sample {
   Clock::time_point at;
 };
 
-bool fetch(httplib::Client& client, const httplib::Headers& headers, Sample& out, std::string& error) {
+bool fetch(httplib::Client& client, const httplib::Headers& headers, Sample& out, std::string& error,
+           int& status) {
   auto r = client.Get("/pipelines", headers);
+  status = r ? r->status : 0;
   if (!r) {
     error = "cannot reach the admin endpoint (" + httplib::to_string(r.error()) + ")";
     return false;
   }
   if (r->status != 200) {
-    error = std::to_string(r->status) + " " + r->body;
+    error = std::to_string(r->status) + " " + r->body + token_hint(r->status);
     return false;
   }
   out.pipelines = nlohmann::json::parse(r->body, nullptr, false);
@@ -106,14 +108,19 @@ int top_command(const std::string& address, double interval_s, bool once) {
   bool terminal = isatty(STDOUT_FILENO) && !once;
   Sample before, now;
   std::string error;
-  if (!fetch(client, headers, before, error)) {
+  int status = 0;
+  if (!fetch(client, headers, before, error, status)) {
+    if (status == 401 || status == 403) {
+      std::fprintf(stderr, "pipehost top: %s at %s\n", error.c_str(), address.c_str());
+      return kInvalidInput;
+    }
     std::fprintf(stderr, "pipehost top: %s at %s: is pipehost running with --admin %s?\n", error.c_str(),
                  address.c_str(), address.c_str());
     return kServicesUnavailable;
   }
   for (;;) {
     std::this_thread::sleep_for(std::chrono::duration<double>(interval_s));
-    if (!fetch(client, headers, now, error)) {
+    if (!fetch(client, headers, now, error, status)) {
       std::fprintf(stderr, "pipehost top: %s (the process ended?)\n", error.c_str());
       return once ? kServicesUnavailable : kOk;
     }

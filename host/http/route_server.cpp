@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/empty_body.hpp"
 #include "log.hpp"
 
 namespace pipehost::host {
@@ -131,6 +132,7 @@ bool RouteServer::start(std::string& error) {
   // Decided before a request's body is read: a method the route does not answer gets 405
   // (its body unread), OPTIONS the methods it does, as Flask answers the seed's API.
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    no_length_means_no_body(req);
     if (req.ranges.size() > 1) {  // httplib would send one copy of the body per range
       res.status = 416;
       return httplib::Server::HandlerResponse::Handled;

@@ -202,16 +202,17 @@ sink = {{ plugin = "file", path = "{out}" }}
         # Errors say why, as JSON: a method not served, a POST without a body, no such path.
         status, body = call("/pipelines/slow", headers=as_json, method="DELETE")
         assert status == 405 and "DELETE is not served here" in json.loads(body)["error"], body
+        # `curl -X POST URL` sends no Content-Length: no body (it waited 5 s, then got 400).
         import http.client
-        bare = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # a POST with no Content-Length
-        bare.putrequest("POST", "/pipelines/slow/pause")
+        bare = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+        bare.putrequest("POST", "/pipelines/slow/resume")
         for name, value in as_json.items():
             bare.putheader(name, value)
         bare.endheaders()
         answer = bare.getresponse()
         status, body = answer.status, answer.read().decode()
         bare.close()
-        assert status == 400 and "-d '{}'" in json.loads(body)["error"], body
+        assert status == 200 and json.loads(body)[0]["state"] == "running", body
         status, body = call("/nowhere")
         assert status == 404 and "no such endpoint: /nowhere" in json.loads(body)["error"], body
         status, body = call("/pipelines/slow/pause", data=b"{}", headers=as_json)
@@ -221,6 +222,11 @@ sink = {{ plugin = "file", path = "{out}" }}
         before = json.loads(call("/pipelines")[1])[0]["records_read"]
         time.sleep(1)
         assert json.loads(call("/pipelines")[1])[0]["records_read"] == before
+        # top and tap without the token: refused (exit 2), and told which variable to set.
+        from support import pipehost as run_pipehost
+        for command in (["top", "--once"], ["tap", "slow", "--limit", "1", "--timeout", "2"]):
+            r = run_pipehost(*command, "--admin", f"127.0.0.1:{port}", check=None, timeout=30)
+            assert r.returncode == 2 and "export PIPEHOST_ADMIN_TOKEN" in r.stderr, (command, r.stderr)
         call("/pipelines/slow/resume", data=b"{}", headers=as_json)
         wait_until(lambda: json.loads(call("/pipelines")[1])[0]["records_read"] > before, 10, "resumed reading")
         p.send_signal(signal.SIGTERM)
