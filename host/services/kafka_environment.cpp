@@ -112,6 +112,8 @@ bool KafkaEnvironment::create_topics(const std::vector<TopicConfig>& topics, std
 
   StringMap settings = properties_;
   settings["bootstrap.servers"] = bootstrap_;
+  // Its connection errors are said once, below, with what to check.
+  settings.try_emplace("log_level", "0");
   rd_kafka_conf_t* conf = kafka_conf(settings, error);
   if (!conf) return false;
   char err[512];
@@ -136,7 +138,10 @@ bool KafkaEnvironment::create_topics(const std::vector<TopicConfig>& topics, std
     error = "Kafka at " + bootstrap_ + " did not answer within 20 s (is it running? check [kafka] brokers)";
     ok = false;
   } else if (rd_kafka_event_error(event)) {
-    error = "Kafka at " + bootstrap_ + ": " + rd_kafka_event_error_string(event);
+    error = "Kafka at " + bootstrap_ + ": " + rd_kafka_event_error_string(event) +
+            (rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR__TIMED_OUT
+                 ? " (no broker answered in 15 s: is it running? check [kafka] brokers)"
+                 : "");
     ok = false;
   } else {
     size_t n = 0;
