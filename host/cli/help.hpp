@@ -45,7 +45,8 @@ Options:
   --env NAME            merge <folder of the first FILE>/env/NAME.toml over the files
                         (a stage table there that names a `plugin` replaces the stage)
   --set PATH=VALUE      override one value, e.g. --set pipeline.sums.tasks=3 or
-                        --set pipeline.produce.source.count=5000 (VALUE is TOML, or a string)
+                        --set pipeline.produce.source.count=5000 (VALUE is TOML, or a string);
+                        a stage of a list as transforms[0] (or transforms.0)
   --pipeline NAME       run only this pipeline (repeatable); e.g. a second process
                         running just the consumer to share its group's partitions
   --plugin-path DIR     search DIR for plugins first (repeatable)

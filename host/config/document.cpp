@@ -47,7 +47,8 @@ bool parse_file_into(const std::string& path, toml::table& into, Diagnostics& di
 }
 
 // "a.b.0.c" -> {"a","b","0","c"}; a quoted part keeps its dots, as in TOML keys
-// ('source.properties."fetch.wait.max.ms"'); "pipeline." is accepted for "pipelines.".
+// ('source.properties."fetch.wait.max.ms"'); "pipeline." is accepted for "pipelines.", and
+// "transforms[0]" for "transforms.0".
 // Stops at the first '=' outside quotes: `end` is its index (npos if none). Empty on an
 // unclosed quote or an empty part.
 std::vector<std::string> split_path(const std::string& assignment, std::size_t& end) {
@@ -70,6 +71,16 @@ std::vector<std::string> split_path(const std::string& assignment, std::size_t& 
       }
       parts.emplace_back();
       quoted_part = false;
+    } else if (c == '[' && !quoted_part) {  // transforms[0], as stages are named: transforms.0
+      std::size_t close = assignment.find(']', i + 1);
+      if (parts.back().empty() || close == std::string::npos || close == i + 1) return {};
+      std::string index = assignment.substr(i + 1, close - i - 1);
+      if (index.find_first_not_of("0123456789") != std::string::npos) return {};
+      parts.push_back(std::move(index));
+      i = close;
+      if (i + 1 < assignment.size() && assignment[i + 1] != '.' && assignment[i + 1] != '=' &&
+          assignment[i + 1] != '[')
+        return {};
     } else if (quoted_part) {
       return {};  // text after a closing quote
     } else {
@@ -130,7 +141,11 @@ void apply_set(const std::string& assignment, toml::table& document, Diagnostics
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
     auto next = step(*at, parts[i], true, assignment);
     if (!next) {
-      diagnostics.add(where, "", "", "cannot set '" + parts[i] + "': not a table");
+      if (const auto* list = at->as_array())
+        diagnostics.add(where, "", "", "cannot set '" + parts[i] + "': '" + parts[i - 1] + "' has " +
+                                           std::to_string(list->size()) + (list->size() == 1 ? " entry" : " entries") + ", numbered from 0");
+      else
+        diagnostics.add(where, "", "", "cannot set '" + parts[i] + "': not a table");
       return;
     }
     at = next.node();

@@ -142,6 +142,25 @@ TEST_CASE("--set takes a quoted key holding dots whole, as TOML does") {
     CHECK_MESSAGE(load(kValid, {bad}).text().find("expected PATH=VALUE") != std::string::npos, bad);
 }
 
+TEST_CASE("--set names a stage of a list as transforms[0] (as errors name it) or transforms.0") {
+  const char* with_transforms = R"(
+[pipelines.p]
+source = { plugin = "datagen", count = 10, seed = 1 }
+transforms = [ { plugin = "json_decode" } ]
+sink = { plugin = "log" }
+)";
+  for (const char* set : {"pipeline.p.transforms[0].max_depth=7", "pipeline.p.transforms.0.max_depth=7"}) {
+    auto r = load(with_transforms, {set});
+    REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
+    CHECK(integer(r.config.pipelines[0].transforms.at(0).options, "max_depth") == 7);
+  }
+  CHECK(load(with_transforms, {"pipeline.p.transforms[1].max_depth=7"}).text().find(
+            "cannot set '1': 'transforms' has 1 entry, numbered from 0") != std::string::npos);
+  for (const char* bad : {"pipeline.p.transforms[x].a=1", "pipeline.p.transforms[0]a=1", "pipeline.p.[0].a=1",
+                          "pipeline.p.transforms[0.a=1"})
+    CHECK_MESSAGE(load(with_transforms, {bad}).text().find("expected PATH=VALUE") != std::string::npos, bad);
+}
+
 TEST_CASE("a stage table naming a plugin replaces the stage, in --set as in overlays") {
   auto r = load(kValid, {"pipeline.read.sink={plugin=\"file\", path=\"/dev/null\"}"});
   REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
