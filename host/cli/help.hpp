@@ -26,6 +26,7 @@ Exit codes:
   1  a pipeline failed (its message is printed at the end; the others ran on)
   2  invalid command line or config (every problem is printed with file:line:column)
   3  a service could not be reached at start (Kafka broker, schema registry, Redis...)
+  130  a second SIGINT/SIGTERM ended it at once (what was in flight is read again next run)
 
 Environment:
   PIPEHOST_PLUGIN_PATH   colon-separated folders searched for plugins before the built-in one

@@ -55,8 +55,14 @@ class LogSink final : public Sink {
     for (std::size_t i = 0; i < batch.records.size(); ++i) {
       const Record& r = batch.records[i];
       const Value* key = key_.read(r.value);
-      if (!key || key->is_null()) {
-        batch.reject(i, "field '" + key_.name() + "' is missing");
+      // As redis_sum says it: a total under no key, or a list's text, is nobody's.
+      const char* bad_key = !key                                    ? "is missing"
+                            : key->is_null()                        ? "is null"
+                            : key->is<List>() || key->is<Struct>()  ? "is not a scalar"
+                            : key->to_text().empty()                ? "is empty"
+                                                                    : nullptr;
+      if (bad_key) {
+        batch.reject(i, "field '" + key_.name() + "' " + bad_key);
         continue;
       }
       const Value* amount = value_.read(r.value);

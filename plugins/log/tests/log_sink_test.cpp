@@ -60,11 +60,12 @@ TEST_CASE("the sink sums per key across tasks and rejects records without the fi
   Batch one;
   one.records = {record("A", 0.1), record("B", 2.5), record("A", 0.2)};
   Batch two;
-  two.records = {record("A", 0.3), Record{}};
+  two.records = {record("A", 0.3), Record{}, record("", 1.0)};  // no value; an empty key, as redis_sum
   CHECK(deliver(*a, one).empty());
   auto rejected = deliver(*b, two);
-  REQUIRE(rejected.size() == 1);
-  CHECK(rejected[0].reason.find("account_number") != std::string::npos);
+  REQUIRE(rejected.size() == 2);
+  CHECK(rejected[0].reason == "field 'account_number' is missing");
+  CHECK(rejected[1].reason == "field 'account_number' is empty");
   auto totals = logsink::RunningTotals::for_pipeline("log-test", 2)->snapshot();
   CHECK(totals["A"] == 60);  // 0.1 + 0.2 + 0.3, exactly
   CHECK(totals["B"] == 250);

@@ -52,7 +52,8 @@ inline std::string value_problem(const OptionSpec& spec, const OptionValue& valu
     if (!spec.pattern.empty()) {
       try {
         if (!std::regex_match(*s, std::regex(spec.pattern)))
-          return "option '" + spec.name + "' is \"" + *s + "\", which does not match " + spec.pattern;
+          return "option '" + spec.name + "' is \"" + *s + "\", not of its form: " + spec.doc +
+                 " (pattern " + spec.pattern + ")";
       } catch (const std::regex_error&) {
         return "option '" + spec.name + "' has an invalid pattern in its declaration: " + spec.pattern;
       }
