@@ -75,6 +75,16 @@ void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
         return reply(res, 422, {{"error_code", 42201}, {"message", "\"schemaType\" must be a string"}});
       type = body["schemaType"].get<std::string>();
     }
+    // An Avro or JSON schema is JSON text (Confluent answers 422 otherwise; the whole Avro
+    // grammar is left to the decoders, which say what is wrong with one).
+    if (type == "AVRO" || type == "JSON") {
+      const json parsed = json::parse(body["schema"].get<std::string>(), nullptr, false);
+      if (parsed.is_discarded() || !(parsed.is_object() || parsed.is_array() || parsed.is_string() ||
+                                     (type == "JSON" && parsed.is_boolean())))
+        return reply(res, 422, {{"error_code", 42201},
+                                {"message", "Invalid schema: an " + type + " schema is a JSON " +
+                                                (type == "AVRO" ? "object, array or type name" : "object")}});
+    }
     std::vector<SchemaReference> references;
     if (!references_of(body, references))
       return reply(res, 422, {{"error_code", 42201},

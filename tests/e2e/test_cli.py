@@ -362,6 +362,8 @@ print(framed.hex())
         status, answer = ask("/subjects/null-type/versions", {"schema": '"string"', "schemaType": None})
         assert status == 200 and ask(f"/schemas/ids/{answer['id']}")[1] == {"schema": '"string"'}
         assert ask("/subjects/bad-type/versions", {"schema": '"string"', "schemaType": 7})[0] == 422
+        status, answer = ask("/subjects/bad-avro/versions", {"schema": "not a schema"})  # not JSON
+        assert status == 422 and answer["error_code"] == 42201, answer
         # A .proto with an import of its own: the serializer registers the import under its
         # path and the schema with references, which the registry keeps and serves.
         script = f"""
