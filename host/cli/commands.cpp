@@ -216,9 +216,9 @@ int command_run(const Arguments& args, bool validate_only) {
     std::vector<std::string> unreachable;
     check_stages(config, services, args.connect, problems, unreachable);
     // The stages ask the registry only for what records name, so no stage check reaches
-    // it: a registry the config names is asked here. (`run` does not stop for it: a
+    // it: a registry a stage uses (its check asked for it) is asked here. (`run` does not stop for it: a
     // decoder waits for the registry as it does for a schema id it has not seen.)
-    if (auto* rest = dynamic_cast<RestSchemaRegistry*>(registry.get()))
+    if (auto* rest = dynamic_cast<RestSchemaRegistry*>(registry.get()); rest && services.registry_asked)
       if (Status s = rest->answers(); !s.is_ok()) unreachable.push_back(s.message());
     if (!problems.empty()) {
       std::fputs(problems.format().c_str(), stderr);

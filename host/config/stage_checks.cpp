@@ -37,6 +37,7 @@ class CheckContext final : public Context {
   void log(LogLevel, std::string_view) noexcept override {}
   Counter& counter(std::string_view name) noexcept override { return counters_[std::string(name)]; }
   SchemaRegistry& schema_registry() noexcept override {
+    services_.registry_asked = true;
     return services_.registry ? *services_.registry : no_registry_;
   }
   std::string kafka_bootstrap() const noexcept override { return services_.kafka_bootstrap; }

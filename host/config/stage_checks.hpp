@@ -16,6 +16,10 @@ struct CheckServices {
   std::string kafka_bootstrap;         // "embedded" when the cluster is not running yet
   StringMap kafka_properties;
   std::string data_dir;
+  // Set when a stage's check asked for the registry: a stage that uses it (validate
+  // --connect then asks the registry whether it answers; a config with no such stage
+  // does not need it).
+  mutable bool registry_asked = false;
 };
 
 // Configuration problems go to `diagnostics` at the option's file:line:column; services

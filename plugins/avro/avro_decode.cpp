@@ -51,6 +51,7 @@ void AvroDecodeConfig::declare(OptionList<AvroDecodeConfig>& o) {
 }
 
 void AvroDecodeConfig::check(Checker& c) const {
+  (void)c.context().schema_registry();  // this stage uses it: validate --connect asks it
   if (!reader_schema_file) return;
   try {
     load_schema_file(*reader_schema_file);

@@ -39,6 +39,7 @@ void AvroEncodeConfig::declare(OptionList<AvroEncodeConfig>& o) {
 }
 
 void AvroEncodeConfig::check(Checker& c) const {
+  (void)c.context().schema_registry();  // this stage uses it: validate --connect asks it
   if (!schema_file) return;
   try {
     load_schema_file(*schema_file);

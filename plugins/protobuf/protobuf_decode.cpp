@@ -18,6 +18,7 @@ void ProtobufDecodeConfig::declare(OptionList<ProtobufDecodeConfig>& o) {
 }
 
 void ProtobufDecodeConfig::check(Checker& c) const {
+  (void)c.context().schema_registry();  // this stage uses it: validate --connect asks it
   if (!descriptor_set) return;
   try {
     SchemaFiles::from_descriptor_set(*descriptor_set);

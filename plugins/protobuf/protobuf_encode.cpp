@@ -16,6 +16,7 @@ void ProtobufEncodeConfig::declare(OptionList<ProtobufEncodeConfig>& o) {
 }
 
 void ProtobufEncodeConfig::check(Checker& c) const {
+  (void)c.context().schema_registry();  // this stage uses it: validate --connect asks it
   std::unique_ptr<SchemaFiles> files;
   try {
     files = SchemaFiles::from_descriptor_set(descriptor_set_or(c.context().data_dir()));

@@ -269,6 +269,10 @@ def test_validate_connect_asks_the_schema_registry_the_config_names():
     pipehost("validate", config, env=env, check=0)
     r = pipehost("validate", "--connect", config, env={**env, "SCHEMA_REGISTRY_URL": "embedded"}, check=0)
     assert "every service answered" in r.stdout
+    # A config whose stages do not use the registry (seed 003: JSON into SQLite) does not
+    # need it, wherever the overlay points it.
+    r = pipehost("validate", "--connect", os.path.join(CONFIGS, "food.toml"), "--env", "real", env=env, check=0)
+    assert "every service answered" in r.stdout, r.stderr
 
 
 def test_every_plugin_folder_has_an_example_that_validates_and_runs():

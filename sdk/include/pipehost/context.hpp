@@ -164,7 +164,9 @@ class PIPEHOST_EXPORT Checker {
   // True when checks that need services should run: `pipehost validate --connect`, and
   // always before `run`.
   virtual bool connect() const noexcept = 0;
-  // The pipeline's context: its name, data_dir, the schema registry, Kafka bootstrap.
+  // The pipeline's context: its name, data_dir, the schema registry, Kafka bootstrap. A
+  // stage that uses the schema registry asks for it here (context().schema_registry()),
+  // so that `pipehost validate --connect` checks the registry answers.
   virtual Context& context() noexcept = 0;
 };
 
