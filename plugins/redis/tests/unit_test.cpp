@@ -305,7 +305,7 @@ TEST_CASE("sink options: defaults, positions key from the pipeline, bad url") {
   CHECK(H::problems({{"layout", std::string("list")}}).at(0) ==
         "option 'layout' cannot be \"list\"; allowed: string, hash");
   CHECK(H::problems({{"scale", std::int64_t{12}}}).at(0) == "option 'scale' must be between 0 and 9");
-  CHECK(H::problems({{"key_field", std::string("")}}).at(0).find("does not match") != std::string::npos);
+  CHECK(H::problems({{"key_field", std::string("")}}).at(0).find("must not be empty") != std::string::npos);
   CHECK(H::problems({{"colour", std::string("red")}}).at(0) == "unknown option 'colour'");
   CHECK(H::problems({}).empty());
 }

@@ -51,6 +51,8 @@ inline std::string value_problem(const OptionSpec& spec, const OptionValue& valu
     }
     if (!spec.pattern.empty()) {
       try {
+        if (!std::regex_match(*s, std::regex(spec.pattern)) && spec.pattern == ".+")
+          return "option '" + spec.name + "' must not be empty";
         if (!std::regex_match(*s, std::regex(spec.pattern)))
           return "option '" + spec.name + "' is \"" + *s + "\", not of its form: " + spec.doc +
                  " (pattern " + spec.pattern + ")";
