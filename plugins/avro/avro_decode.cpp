@@ -167,6 +167,10 @@ void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered,
     if (!w.iface) w.error = which + ": " + avro_error();
     return;
   }
+  if (std::string why = enums_read_by_position(w.schema.get(), reader_schema_.get()); !why.empty()) {
+    w.error = which + " cannot be read as the schema of " + reader_schema_file_ + ": " + why;
+    return;
+  }
   w.iface.reset(avro_resolved_writer_new(w.schema.get(), reader_schema_.get()));
   if (!w.iface) {
     w.error = which + " cannot be read as the schema of " + reader_schema_file_ + ": " + avro_error();

@@ -94,7 +94,53 @@ void write_inline_json(avro_schema_t s, std::set<std::string>& defined, std::str
   }
 }
 
+// Every enum a schema reaches, by full name.
+void collect_enums(avro_schema_t s, std::map<std::string, avro_schema_t>& enums, std::set<std::string>& seen) {
+  if (is_avro_link(s)) s = avro_schema_link_target(s);
+  if (is_avro_named_type(s) && !seen.insert(full_name(s)).second) return;
+  switch (avro_typeof(s)) {
+    case AVRO_RECORD:
+      for (std::size_t i = 0; i < avro_schema_record_size(s); ++i)
+        collect_enums(avro_schema_record_field_get_by_index(s, static_cast<int>(i)), enums, seen);
+      return;
+    case AVRO_ENUM:
+      enums[full_name(s)] = s;
+      return;
+    case AVRO_ARRAY:
+      return collect_enums(avro_schema_array_items(s), enums, seen);
+    case AVRO_MAP:
+      return collect_enums(avro_schema_map_values(s), enums, seen);
+    case AVRO_UNION:
+      for (std::size_t i = 0; i < avro_schema_union_size(s); ++i)
+        collect_enums(avro_schema_union_branch(s, static_cast<int>(i)), enums, seen);
+      return;
+    default:
+      return;
+  }
+}
+
 }  // namespace
+
+std::string enums_read_by_position(avro_schema_t writer, avro_schema_t reader) {
+  std::map<std::string, avro_schema_t> written, read;
+  std::set<std::string> seen;
+  collect_enums(writer, written, seen);
+  seen.clear();
+  collect_enums(reader, read, seen);
+  for (const auto& [name, w] : written) {
+    auto r = read.find(name);
+    if (r == read.end()) continue;  // not read as an enum of that name: Avro C refuses or skips it
+    const int nw = avro_schema_enum_number_of_symbols(w), nr = avro_schema_enum_number_of_symbols(r->second);
+    bool prefix = nw <= nr;
+    for (int i = 0; prefix && i < nw; ++i)
+      prefix = std::string_view(avro_schema_enum_get(w, i)) == avro_schema_enum_get(r->second, i);
+    if (!prefix)
+      return "enum " + name + ": the writer's symbols are not the first ones of the reader's, in "
+             "the same order (Avro C, which reads them, maps a symbol by its position, not its "
+             "name): list the writer's symbols first, in its order, in the reader schema";
+  }
+  return "";
+}
 
 // Avro C parses one JSON text, with no way to hand it named types defined elsewhere; but
 // in a union's text a branch may use the types defined by the branches before it. So
@@ -221,7 +267,10 @@ void ToValue::into(avro_value_t& v, Value& out) {
     case AVRO_ENUM: {
       int symbol = 0;
       avro_value_get_enum(&v, &symbol);
-      if (const char* name = avro_schema_enum_get(avro_value_get_schema(&v), symbol))
+      avro_schema_t schema = avro_value_get_schema(&v);
+      if (symbol < 0 || symbol >= avro_schema_enum_number_of_symbols(schema))
+        throw InvalidRecord("enum " + full_name(schema) + " has no symbol number " + std::to_string(symbol));
+      if (const char* name = avro_schema_enum_get(schema, symbol))
         out.assign_string(name);
       else
         out = std::to_string(symbol);

@@ -52,6 +52,11 @@ Schema parse_schema(std::string_view json);
 Schema parse_schema(std::string_view json, const std::vector<ReferencedSchema>& referenced);
 // The last error Avro C reported, for messages.
 std::string avro_error();
+// Why a writer's enums cannot be read with a reader schema's ("" when they can). Avro C's
+// resolver keeps a symbol's position, not its name: it reads a symbol as another (the
+// reader's symbols in another order) or past the reader's symbols (a crash). Only a
+// reader whose enum begins with the writer's symbols, in order, reads them right.
+std::string enums_read_by_position(avro_schema_t writer, avro_schema_t reader);
 
 // Avro value -> Value. Record schemas' StructSchemas are kept in `schemas`.
 class ToValue {

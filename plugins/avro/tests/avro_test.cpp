@@ -277,6 +277,37 @@ TEST_CASE("avro_decode: a reader schema resolves the writer's (dropped fields, p
   std::remove(path.c_str());
 }
 
+TEST_CASE("avro_decode: a reader enum is read by symbol when it begins with the writer's; else refused") {
+  // Avro C's resolver keeps a symbol's position: a reader listing the symbols in another
+  // order read C as A, and one with fewer symbols crashed the process (a symbol past its end).
+  const std::string writer = R"({"type":"record","name":"E","fields":[
+    {"name":"c","type":{"type":"enum","name":"C","symbols":["A","B","C"]}}]})";
+  auto reader_with = [](const std::string& symbols) {
+    return R"({"type":"record","name":"E","fields":[{"name":"c","type":{"type":"enum","name":"C","symbols":[)" +
+           symbols + "]}}]}";
+  };
+  const std::string path = "avro_test_enum_reader.avsc";
+  for (const std::string symbols : {R"("B","A")", R"("C","B","A")"}) {
+    { std::ofstream(path) << reader_with(symbols); }
+    StageHarness<avro::AvroDecode> h({{"reader_schema_file", path}});
+    const int id = register_text(h.context, "e-value", writer);
+    Batch b = of({framed(id, "\x04")});  // symbol 2: C
+    auto rejected = h.process(b);
+    REQUIRE(rejected.size() == 1);
+    CHECK(rejected[0].reason.find("enum C: the writer's symbols are not the first ones of the reader's") !=
+          std::string::npos);
+  }
+  { std::ofstream(path) << reader_with(R"("A","B","C","D")"); }  // appended: read by name
+  StageHarness<avro::AvroDecode> h({{"reader_schema_file", path}});
+  const int id = register_text(h.context, "e-value", writer);
+  Batch b = of({framed(id, "\x04"), framed(id, std::string(1, '\0'))});
+  auto rejected = h.process(b);
+  REQUIRE_MESSAGE(rejected.empty(), rejected[0].reason);
+  CHECK(*b.records[0].value.field("c") == Value("C"));
+  CHECK(*b.records[1].value.field("c") == Value("A"));
+  std::remove(path.c_str());
+}
+
 TEST_CASE("avro_decode: malformed values are rejected with the reason") {
   StageHarness<avro::AvroDecode> h({{"max_elements", std::int64_t{1000}}});
   const int seed = register_file(h.context, "producer.to.processor-value", kProducerSchema);
