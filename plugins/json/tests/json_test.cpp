@@ -71,6 +71,9 @@ TEST_CASE("json_decode: what is not a JSON object is rejected with the reason") 
       {"{\"a\":01}", "not valid JSON"},
       {"{\"a\":\"" + std::string(100, 'x') + "\"}", "larger than max_record_bytes"},
       {"{\"a\":tru}", "not valid JSON"},
+      {"{\"a\":nul}", "not valid JSON: a literal that is not null"},
+      {"{\"a\":nullx}", "not valid JSON"},
+      {"{\"a\":[n]}", "not valid JSON"},
       {"{\"a\":1}{\"b\":2}", "JSON"},
   };
   std::vector<std::string> payloads;
@@ -81,6 +84,28 @@ TEST_CASE("json_decode: what is not a JSON object is rejected with the reason") 
   for (std::size_t i = 0; i < cases.size(); ++i) {
     INFO(cases[i].payload << " -> " << rejected[i].reason);
     CHECK(rejected[i].reason.find(cases[i].reason) != std::string::npos);
+  }
+}
+
+TEST_CASE("json_decode reads long numbers as strtod would (simdjson 3.0.1 misread those below 1)") {
+  StageHarness<json::JsonDecode> h;
+  const std::vector<std::pair<std::string, double>> cases = {
+      {"0.33333333333333333333", 0.33333333333333333333},
+      {"0.1000000000000000055511151231257827021181583404541015625", 0.1},
+      {"0.99999999999999999999", 1.0},
+      {"0.000123456789012345678901", 0.000123456789012345678901},
+      {"-0.1000000000000000000000000", -0.1},
+      {"123.45678901234567890123", 123.45678901234567890123},
+      {"1.2345678901234567890e5", 123456.78901234567890},
+      {"0.5", 0.5},
+  };
+  std::vector<std::string> payloads;
+  for (const auto& [text, _] : cases) payloads.push_back("{\"a\":" + text + "}");
+  Batch b = of(payloads);
+  REQUIRE(h.process(b).empty());
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    INFO(cases[i].first);
+    CHECK(*b.records[i].value.field("a") == Value(cases[i].second));
   }
 }
 
