@@ -96,9 +96,12 @@ def test_trades_from_a_third_party_producer_first_write_wins_and_bad_ones_dead_l
            json.dumps(trade("X6", 1)).encode(), None]  # None: a tombstone
     produce(topic, [trade("T47654", 73, "B34"), trade("T1", 1, "B100"), trade("T1", 1, "B200"),
                     trade("T1", 2, "B300"), *bad])
-    pipehost(*consumer_args(topic, table, ["--set", "pipeline.consumer.source.stop_at_end=true",
-                                           "--set", "pipeline.consumer.tasks=1"]),
-             check=0, timeout=120)
+    r = pipehost(*consumer_args(topic, table, ["--set", "pipeline.consumer.source.stop_at_end=true",
+                                               "--set", "pipeline.consumer.tasks=1"]),
+                 check=0, timeout=120)
+    # The seed's line for each row stored, and none for the one already there.
+    assert "Stored trade with ID T47654 and version 73" in r.stderr, r.stderr[-3000:]
+    assert r.stderr.count("Stored trade with ID T1 and version 1") == 1
     rows = psql(f"SELECT id, version, counter_party, book_id, expired, "
                 f"to_char(matures_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), "
                 f"to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') "
