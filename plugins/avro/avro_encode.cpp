@@ -141,6 +141,7 @@ std::unique_ptr<AvroEncode::Target> AvroEncode::resolve(const std::string& subje
     t->id = id;
   }
   if (!t->schema) t->schema = parse_schema(text);
+  from_value_.note_logical_types(text);
   context_.info("values for subject " + subject + " are written with schema id " +
                 std::to_string(t->id));
   return t;

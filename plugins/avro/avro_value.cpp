@@ -1,5 +1,6 @@
 #include "avro_value.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cctype>
 #include <cmath>
@@ -7,6 +8,8 @@
 #include <optional>
 #include <set>
 #include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 #include <pipehost/status.hpp>
 #include <pipehost/utf8.hpp>
@@ -409,6 +412,65 @@ struct FromValue::Path {
   bool item = false;
 };
 
+namespace {
+
+using Json = nlohmann::json;
+
+std::string full_name_in(const Json& named, const std::string& space) {
+  const std::string name = named.value("name", "");
+  if (name.find('.') != std::string::npos) return name;
+  const std::string own = named.contains("namespace") && named["namespace"].is_string()
+                              ? named["namespace"].get<std::string>() : space;
+  return own.empty() ? name : own + "." + name;
+}
+
+bool is_micros(const Json& type) {
+  if (type.is_array()) return std::any_of(type.begin(), type.end(), is_micros);
+  if (!type.is_object() || type.value("type", "") != "long" || !type.contains("logicalType")) return false;
+  const Json& logical = type["logicalType"];
+  return logical == "timestamp-micros" || logical == "local-timestamp-micros";
+}
+
+void find_micros(const Json& type, const std::string& space,
+                 std::set<std::pair<std::string, std::string>, std::less<>>& out) {
+  if (type.is_array()) {
+    for (const auto& branch : type) find_micros(branch, space, out);
+    return;
+  }
+  if (!type.is_object()) return;
+  const std::string kind = type.value("type", "");
+  if (kind == "record" || kind == "error") {
+    const std::string name = full_name_in(type, space);
+    const std::string inner = name.rfind('.') == std::string::npos ? "" : name.substr(0, name.rfind('.'));
+    if (!type.contains("fields") || !type["fields"].is_array()) return;
+    for (const auto& field : type["fields"]) {
+      if (!field.is_object() || !field.contains("type")) continue;
+      if (is_micros(field["type"])) out.emplace(name, field.value("name", ""));
+      find_micros(field["type"], inner, out);
+    }
+  } else if (kind == "array" && type.contains("items")) {
+    find_micros(type["items"], space, out);
+  } else if (kind == "map" && type.contains("values")) {
+    find_micros(type["values"], space, out);
+  } else if (type["type"].is_object() || type["type"].is_array()) {
+    find_micros(type["type"], space, out);
+  }
+}
+
+}  // namespace
+
+void FromValue::note_logical_types(std::string_view schema_json) {
+  const Json parsed = Json::parse(schema_json.begin(), schema_json.end(), nullptr, false);
+  if (!parsed.is_discarded()) find_micros(parsed, "", micros_fields_);
+}
+
+bool FromValue::in_micros(const Path* where) const {
+  if (micros_fields_.empty() || !where || !where->record || where->item || where->key) return false;
+  return micros_fields_.count(
+             {full_name(where->record),
+              avro_schema_record_field_name(where->record, static_cast<int>(where->index))}) > 0;
+}
+
 void FromValue::refuse(const Path* where, const char* wanted) {
   std::vector<const Path*> chain;
   for (const Path* p = where; p; p = p->parent) chain.push_back(p);
@@ -490,7 +552,9 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
     case AVRO_INT64: {
       std::int64_t n = 0;
       if (const auto* i = in.as<std::int64_t>()) n = *i;
-      else if (const auto* t = in.as<Timestamp>()) n = t->micros_since_epoch / 1000;  // epoch ms
+      else if (const auto* t = in.as<Timestamp>())  // epoch ms, or micros where the schema says
+        n = in_micros(where) ? t->micros_since_epoch
+                             : t->micros_since_epoch / 1000 - (t->micros_since_epoch % 1000 < 0 ? 1 : 0);
       else refuse(where, "an integer");
       if (avro_typeof(schema) == AVRO_INT32 &&
           (n < std::numeric_limits<int32_t>::min() || n > std::numeric_limits<int32_t>::max()))

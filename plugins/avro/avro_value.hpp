@@ -8,6 +8,7 @@
 #include <avro.h>
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -87,6 +88,11 @@ class ToValue {
 // only for an error.
 class FromValue {
  public:
+  // Reads the logical types Avro C drops from a schema's JSON text: a timestamp written
+  // into a record field of "timestamp-micros" (or "local-timestamp-micros") is then
+  // written in microseconds, not milliseconds. Text that is not JSON adds nothing.
+  void note_logical_types(std::string_view schema_json);
+
   // Appends the value's Avro binary to `out`.
   void binary(const Value& in, avro_schema_t schema, std::string& out) {
     // Shapes made per record must not pile up; cleared only here, between values, as a
@@ -122,6 +128,9 @@ class FromValue {
   OrderKey last_key_{};
   static constexpr int kMostRefusals = 256;  // union branches tried in vain, per value
   int refusals_left_ = kMostRefusals;
+  // Record fields (full record name, field name) of timestamp-micros longs.
+  std::set<std::pair<std::string, std::string>, std::less<>> micros_fields_;
+  bool in_micros(const Path* where) const;
 };
 
 }  // namespace pipehost::avro
