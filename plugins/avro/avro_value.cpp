@@ -377,15 +377,26 @@ int match(const Value& in, avro_schema_t branch) {
 
 // The first branch (in the schema's order) the value is exactly, else the first it can be
 // converted to (a float, bytes from a string...); a branch that refuses the value (a
-// record missing a field, a fixed of another size) makes way for the next.
+// record missing a field, a fixed of another size) makes way for the next. A struct is
+// exactly a record with its very fields (3: before a map or another record), a record
+// whose fields it all has or a map (2), or a record it lacks fields of, as null (1): a
+// union of records and maps keeps the branch a decoded value came from.
 void FromValue::write_union(const Value& in, avro_schema_t schema, std::string& out, const Path* where) {
   const size_t branches = avro_schema_union_size(schema);
   std::optional<InvalidRecord> first_refusal;
-  for (const int wanted : {2, 1}) {
+  const Struct* as_struct = in.as<Struct>();
+  auto score = [&](avro_schema_t branch) {
+    if (!as_struct || avro_typeof(branch) != AVRO_RECORD) return match(in, branch);
+    const std::vector<int>& field_of = order(branch, *as_struct);
+    const bool all = std::all_of(field_of.begin(), field_of.end(), [](int f) { return f >= 0; });
+    return !all ? 1 : field_of.size() == as_struct->fields.size() ? 3 : 2;
+  };
+  for (const int wanted : {3, 2, 1}) {
+    if (wanted == 3 && !as_struct) continue;
     for (size_t b = 0; b < branches; ++b) {
       avro_schema_t branch = avro_schema_union_branch(schema, static_cast<int>(b));
       while (avro_typeof(branch) == AVRO_LINK) branch = avro_schema_link_target(branch);
-      if (match(in, branch) != wanted) continue;
+      if (score(branch) != wanted) continue;
       const std::size_t mark = out.size();
       try {
         put_long(out, static_cast<std::int64_t>(b));

@@ -196,6 +196,33 @@ TEST_CASE("avro_decode: every Avro type the schema can hold") {
   CHECK(std::string(b.records[0].payload) == framed(1, written));
 }
 
+TEST_CASE("avro_encode: a struct in a union of records and maps takes the branch with its very fields") {
+  // A decoded map {"k":"v"} went into the first record branch, as Opt{a: null}: its data lost.
+  const std::string schema = R"({"type":"record","name":"U","fields":[
+    {"name":"m","type":["null",{"type":"record","name":"Opt","fields":[{"name":"a","type":["null","string"],"default":null}]},
+                        {"type":"map","values":"string"}]},
+    {"name":"r","type":[{"type":"map","values":"string"},{"type":"record","name":"R","fields":[{"name":"x","type":"string"}]}]}]})";
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("u-value")}},
+                                     [&](TestContext& c) { register_text(c, "u-value", schema); });
+  enc->start();
+  auto map_shape = StructSchema::make({"k"});
+  auto record_shape = StructSchema::make({"x"});
+  auto top = StructSchema::make({"m", "r"});
+  Batch b;
+  b.records.emplace_back().value = Struct{top, {Value(Struct{map_shape, {Value("v")}}),
+                                                Value(Struct{record_shape, {Value("1")}})}};
+  REQUIRE(enc.process(b).empty());
+  std::string expected;
+  put_long(expected, 2);  // m: the map branch
+  put_long(expected, 1);
+  put_string(expected, "k");
+  put_string(expected, "v");
+  put_long(expected, 0);
+  put_long(expected, 1);  // r: the record branch, not the map before it
+  put_string(expected, "1");
+  CHECK(std::string(b.records[0].payload) == framed(1, expected));
+}
+
 TEST_CASE("avro_encode: a timestamp goes into timestamp-micros fields in microseconds, else milliseconds") {
   // Avro C drops logicalType; read from the schema's text (a protobuf Timestamp into a
   // timestamp-micros field was written 1000 times too small).
