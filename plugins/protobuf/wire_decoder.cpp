@@ -292,6 +292,52 @@ void read_packed(const DecodeField& f, Cursor& c, List& list, int depth) {
     if (other != f.slot) fields[other] = Value();
 }
 
+// A map key's order among keys (ints, bools or strings): its kind, then its value.
+bool key_before(const Value& a, const Value& b) {
+  if (a.variant().index() != b.variant().index()) return a.variant().index() < b.variant().index();
+  if (const auto* x = a.as<std::string>()) return *x < *b.as<std::string>();
+  if (const auto* x = a.as<std::int64_t>()) return *x < *b.as<std::int64_t>();
+  if (const auto* x = a.as<bool>()) return *x < *b.as<bool>();
+  return false;
+}
+
+const Value& key_of(const Value& entry) {
+  static const Value kNone;
+  const Struct* s = entry.as<Struct>();
+  return s && !s->fields.empty() ? s->fields[0] : kNone;
+}
+
+// A map whose key comes twice on the wire (messages merged, or a writer's) keeps the
+// last value, as protobuf's parser does. A short map is scanned, a long one sorted by key:
+// never quadratic in a map's size.
+void keep_last_of_each_key(List& entries) {
+  const std::size_t n = entries.size();
+  if (n < 2) return;
+  std::vector<bool> gone(n, false);
+  bool any = false;
+  if (n <= 16) {
+    for (std::size_t i = 1; i < n; ++i)
+      for (std::size_t j = 0; j < i; ++j)
+        if (!gone[j] && key_of(entries[j]) == key_of(entries[i])) gone[j] = any = true;
+  } else {
+    std::vector<std::uint32_t> order(n);
+    for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint32_t>(i);
+    std::stable_sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+      return key_before(key_of(entries[a]), key_of(entries[b]));
+    });
+    for (std::size_t k = 1; k < n; ++k)
+      if (key_of(entries[order[k - 1]]) == key_of(entries[order[k]])) gone[order[k - 1]] = any = true;
+  }
+  if (!any) return;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!gone[i]) {
+      if (kept != i) entries[kept] = std::move(entries[i]);
+      ++kept;
+    }
+  entries.resize(kept);
+}
+
 void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields, int depth) {
   while (c.p < c.end) {
     c.field = nullptr;
@@ -322,6 +368,8 @@ void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields
       skip(c, wire, number, depth);  // a wire type the field cannot have: unknown, as protobuf does
     }
   }
+  for (std::uint32_t slot : plan.map_slots())
+    if (List* entries = fields[slot].as<List>()) keep_last_of_each_key(*entries);
 }
 
 Value default_of(const gp::FieldDescriptor& f, Kind kind) {
@@ -444,6 +492,8 @@ void DecodePlans::build(DecodePlan& p, const gp::Descriptor& message,
     d.slot = static_cast<std::uint32_t>(slot);
     d.kind = kind_of(f);
     d.repeated = f.is_repeated();
+    d.map = f.is_map();
+    if (d.map) p.map_slots_.push_back(static_cast<std::uint32_t>(slot));
     // As protobuf's own parser: proto3 strings must be UTF-8, proto2 ones need not be.
     d.check_utf8 = d.kind == Kind::string && f.file()->syntax() == gp::FileDescriptor::SYNTAX_PROTO3;
     // A type from an import found nowhere is a placeholder without fields: its values

@@ -23,6 +23,7 @@ struct DecodeField {
   std::uint32_t slot = 0;             // index in the Struct
   Kind kind = Kind::int64;
   bool repeated = false;
+  bool map = false;                     // a map<K, V>: a List of {key, value} entries
   bool check_utf8 = false;              // a proto3 string: invalid UTF-8 is malformed
   const DecodePlan* message = nullptr;  // Kind::message
   const EnumInfo* enumeration = nullptr;
@@ -47,11 +48,14 @@ class DecodePlan {
     auto it = sparse_.find(number);
     return it == sparse_.end() ? nullptr : &fields_[it->second];
   }
+  // The slots of map fields: a key repeated on the wire keeps its last value.
+  const std::vector<std::uint32_t>& map_slots() const { return map_slots_; }
 
  private:
   friend class DecodePlans;
   std::vector<DecodeField> fields_;
   std::vector<std::vector<std::uint32_t>> oneofs_;  // slots per oneof (2 members or more)
+  std::vector<std::uint32_t> map_slots_;
   std::vector<std::int32_t> by_number_;  // field number -> index in fields_, -1 if none
   std::unordered_map<std::uint32_t, std::size_t> sparse_;  // numbers past the dense table
 };

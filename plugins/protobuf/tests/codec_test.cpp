@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <pipehost/status.hpp>
 #include <random>
 
@@ -138,6 +139,37 @@ TEST_CASE("decode: absent fields get proto3 defaults, messages and oneofs null")
   CHECK(field(v, "tags") == Value(List{}));
   CHECK(field(v, "number").is_null());
   CHECK(field(v, "maybe").is_null());
+}
+
+TEST_CASE("decode: a map key repeated on the wire keeps its last value, as protobuf") {
+  Codec codec;
+  const auto& plan = codec.decoder("pipehost.test.Everything");
+  auto message_with = [](const std::vector<std::pair<std::string, std::int64_t>>& counts) {
+    auto m = test::new_message(test::test_files(), "pipehost.test.Everything");
+    const gp::FieldDescriptor* f = m->GetDescriptor()->FindFieldByName("counts");
+    for (const auto& [key, value] : counts) {
+      gp::Message* e = m->GetReflection()->AddMessage(m.get(), f);
+      e->GetReflection()->SetString(e, e->GetDescriptor()->FindFieldByName("key"), key);
+      e->GetReflection()->SetInt64(e, e->GetDescriptor()->FindFieldByName("value"), value);
+    }
+    return m->SerializeAsString();
+  };
+  for (int size : {3, 20}) {  // a short map is scanned, a long one sorted
+    std::vector<std::pair<std::string, std::int64_t>> first;
+    for (int i = 0; i < size; ++i) first.emplace_back("k" + std::to_string(i), i);
+    // Two messages merged (concatenated): k1 and the last key come again.
+    const std::string wire = message_with(first) + message_with({{"k1", 100}, {"k" + std::to_string(size - 1), 200}});
+    Value v;
+    decode_message(plan, wire, v);
+    std::map<std::string, std::int64_t> decoded;
+    const List* entries = field(v, "counts").as<List>();
+    REQUIRE(entries);
+    for (const auto& e : *entries) decoded[*e.field("key")->as<std::string>()] = *e.field("value")->as<std::int64_t>();
+    CHECK(entries->size() == static_cast<std::size_t>(size));  // one entry per key
+    CHECK(decoded["k1"] == 100);
+    CHECK(decoded["k" + std::to_string(size - 1)] == 200);
+    CHECK(decoded["k0"] == 0);
+  }
 }
 
 TEST_CASE("decode: a singular Timestamp twice merges, and the last oneof member wins, as protobuf") {
