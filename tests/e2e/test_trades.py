@@ -53,9 +53,12 @@ def consume_all(topic, count):
     return out
 
 
-def consumer_args(topic, table, extra=()):
-    """The shipped consumer of configs/trades.toml, on a topic and table of the test's own."""
-    return ["run", TRADES, "--env", "real", "--pipeline", "consumer", "--no-progress",
+def consumer_args(topic, table, extra=(), seed_log=False):
+    """The shipped consumer of configs/trades.toml, on a topic and table of the test's own;
+    without the seed's line per row (seed_log=False): tens of thousands of them would fill
+    an unread stderr pipe and hold the process up."""
+    quiet = [] if seed_log else ["--set", 'pipeline.consumer.sink.log_each=""']
+    return ["run", TRADES, "--env", "real", "--pipeline", "consumer", "--no-progress", *quiet,
             "--set", f'pipeline.consumer.source.topics=["{topic}"]',
             "--set", f"pipeline.consumer.source.group={topic}-group",
             "--set", f"pipeline.consumer.dead_letter_topic={topic}-dlq",
@@ -97,7 +100,7 @@ def test_trades_from_a_third_party_producer_first_write_wins_and_bad_ones_dead_l
     produce(topic, [trade("T47654", 73, "B34"), trade("T1", 1, "B100"), trade("T1", 1, "B200"),
                     trade("T1", 2, "B300"), *bad])
     r = pipehost(*consumer_args(topic, table, ["--set", "pipeline.consumer.source.stop_at_end=true",
-                                               "--set", "pipeline.consumer.tasks=1"]),
+                                               "--set", "pipeline.consumer.tasks=1"], seed_log=True),
                  check=0, timeout=120)
     # The seed's line for each row stored, and none for the one already there.
     assert "Stored trade with ID T47654 and version 73" in r.stderr, r.stderr[-3000:]
