@@ -130,13 +130,18 @@ std::string enums_read_by_position(avro_schema_t writer, avro_schema_t reader) {
   collect_enums(writer, written, seen);
   seen.clear();
   collect_enums(reader, read, seen);
+  std::map<std::string, avro_schema_t> read_short;  // the spec lets a reader match by unqualified name
+  for (const auto& [name, r] : read) read_short[avro_schema_name(r)] = r;
   for (const auto& [name, w] : written) {
-    auto r = read.find(name);
-    if (r == read.end()) continue;  // not read as an enum of that name: Avro C refuses or skips it
-    const int nw = avro_schema_enum_number_of_symbols(w), nr = avro_schema_enum_number_of_symbols(r->second);
+    avro_schema_t r = nullptr;
+    if (auto full = read.find(name); full != read.end()) r = full->second;
+    else if (auto short_name = read_short.find(avro_schema_name(w)); short_name != read_short.end())
+      r = short_name->second;
+    if (!r) continue;  // no such enum read: Avro C refuses or skips it
+    const int nw = avro_schema_enum_number_of_symbols(w), nr = avro_schema_enum_number_of_symbols(r);
     bool prefix = nw <= nr;
     for (int i = 0; prefix && i < nw; ++i)
-      prefix = std::string_view(avro_schema_enum_get(w, i)) == avro_schema_enum_get(r->second, i);
+      prefix = std::string_view(avro_schema_enum_get(w, i)) == avro_schema_enum_get(r, i);
     if (!prefix)
       return "enum " + name + ": the writer's symbols are not the first ones of the reader's, in "
              "the same order (Avro C, which reads them, maps a symbol by its position, not its "
