@@ -61,9 +61,7 @@ DeadLetterWriter::DeadLetterWriter(const ComponentSpec& sink, Context& context, 
       timeouts_(timeouts) {}
 
 DeadLetterWriter::~DeadLetterWriter() {
-  if (!sink_) return;
-  sink_->flush();
-  sink_->stop();
+  if (sink_) sink_->stop();  // which flushes (once: 30 s at most with the broker gone)
 }
 
 Status DeadLetterWriter::connect() {
@@ -98,9 +96,14 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
     // it as it was), so `pipehost replay` can feed it to the first stage again; "stage":
     // a stage replaced it before the one that rejected the record.
     add("pipehost.payload", r.record.payload.borrowed() && r.record.origin.partition >= 0 ? "source" : "stage");
-    const bool replayed = std::any_of(letter.headers.begin(), letter.headers.end(), [](const Header& h) {
-      return std::string_view(h.key).rfind("pipehost.origin.", 0) == 0;  // kept by pipehost replay
-    });
+    // A record `pipehost replay` read from this very topic keeps the origin of its first
+    // letter; any other record's origin headers (a replayed record that went on to another
+    // topic, read there again) give way to where it was read.
+    const bool replayed = r.record.origin.topic == topic_;
+    if (!replayed)
+      std::erase_if(letter.headers, [](const Header& h) {
+        return std::string_view(h.key).rfind("pipehost.origin.", 0) == 0;
+      });
     if (r.record.origin.partition >= 0 && !replayed) {
       add("pipehost.origin.topic", std::string(r.record.origin.topic));
       add("pipehost.origin.partition", std::to_string(r.record.origin.partition));

@@ -398,12 +398,17 @@ std::optional<std::int64_t> Task::resume_from_sink(std::string_view topic, std::
   const bool new_log = services_.kafka_embedded && services_.first_resume(state_.name, topic, partition);
   const std::string which = std::string(topic) + "/" + std::to_string(partition);
   Status s;
-  for (int attempt = 0; attempt < 20 && !stopping(); ++attempt) {
-    s = sink_->stored_position(topic, partition, out);
-    if (s.is_ok() && new_log && out) s = forget_earlier_run(topic, partition, *out);
-    if (s.is_ok()) return new_log ? std::optional<std::int64_t>{} : out;
-    log(LogLevel::warn, "sink cannot tell the stored position of " + which + " yet: " + s.message());
-    if (s.code() != Code::retriable || !back_off(attempt)) break;
+  try {
+    for (int attempt = 0; attempt < 20 && !stopping(); ++attempt) {
+      s = sink_->stored_position(topic, partition, out);
+      if (s.is_ok() && new_log && out) s = forget_earlier_run(topic, partition, *out);
+      if (s.is_ok()) return new_log ? std::optional<std::int64_t>{} : out;
+      log(LogLevel::warn, "sink cannot tell the stored position of " + which + " yet: " + s.message());
+      if (s.code() != Code::retriable || !back_off(attempt)) break;
+    }
+  } catch (...) {  // a restart in this process must find the log new again
+    if (new_log) services_.undo_first_resume(state_.name, topic, partition);
+    throw;
   }
   if (new_log) services_.undo_first_resume(state_.name, topic, partition);
   // Reading from the group's offset instead could skip what the sink lost, or apply what

@@ -197,9 +197,19 @@ struct JsonDecode::Parser {
         // digits (0.33333333333333333333 gave 0.1488...): a long one is read again by
         // from_chars, which rounds correctly. Short ones (nearly all) keep simdjson's.
         if (raw.size() > 20) {
-          const char* end = raw.data() + raw.size();
-          if (std::from_chars(raw.data(), end, d).ec != std::errc{})
-            throw Reject{"a number that is not valid JSON or is beyond a double's range"};
+          double again = 0;
+          const auto read = std::from_chars(raw.data(), raw.data() + raw.size(), again);
+          if (read.ec == std::errc{}) {
+            d = again;
+          } else if (read.ec == std::errc::result_out_of_range) {
+            // Past a double: too small (0.000...1e-400) is 0, as simdjson reads 1e-400;
+            // too large is refused, as simdjson refuses 1e400.
+            const auto e = raw.find_first_of("eE");
+            const bool tiny = e != std::string_view::npos && e + 1 < raw.size() && raw[e + 1] == '-' &&
+                              (raw.starts_with("0") || raw.starts_with("-0"));
+            if (!tiny) throw Reject{"a number that is not valid JSON or is beyond a double's range"};
+            d = raw.starts_with("-") ? -0.0 : 0.0;
+          }
         }
         slot.set(d);
         return;

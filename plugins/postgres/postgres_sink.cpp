@@ -134,9 +134,10 @@ void PostgresSink::stop() {
     const std::string state = sql->sqlstate();
     // Connection lost, server shutting down, serialization failure, deadlock, a statement
     // cancelled (statement_timeout on a slow server, pg_cancel_backend), out of resources
-    // (too many connections, out of memory, disk full): try again.
+    // (too many connections, out of memory, disk full; not 53400, a configured limit the
+    // same statement meets again): try again.
     if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0 || state == "40001" || state == "40P01" ||
-        state == "57014" || state.rfind("53", 0) == 0) {
+        state == "57014" || (state.rfind("53", 0) == 0 && state != "53400")) {
       connection_.reset();
       throw RetriableError(what);
     }

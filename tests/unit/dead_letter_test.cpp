@@ -121,6 +121,34 @@ TEST_CASE("a report arriving after write() gave up belongs to that write, not th
   CHECK(messages[0].value == "kept");
 }
 
+TEST_CASE("a letter names where its record was read, unless replay read it from this topic") {
+  DeadLetterCluster cluster;
+  auto& [kafka, context] = cluster;
+  DeadLetterWriter writer(kafka_sink(), context, "dlq", "p");
+  auto origin_headers = [&](std::size_t i) {
+    std::map<std::string, std::string> out;
+    const auto messages = kafka.read_all("dlq");
+    for (const auto& [name, value] : messages.at(i).headers)
+      if (name.rfind("pipehost.origin.", 0) == 0) out[name] = value;
+    return out;
+  };
+  // Replayed: read from the dead-letter topic, carrying its first letter's origin.
+  auto replayed = rejection("again");
+  replayed[0].record.origin = {"dlq", 0, 7};
+  replayed[0].record.headers = {{"pipehost.origin.topic", "orders"}, {"pipehost.origin.partition", "1"},
+                                {"pipehost.origin.offset", "12"}};
+  REQUIRE(writer.write(replayed, "sink").is_ok());
+  CHECK(origin_headers(0) == std::map<std::string, std::string>{
+            {"pipehost.origin.topic", "orders"}, {"pipehost.origin.partition", "1"}, {"pipehost.origin.offset", "12"}});
+  // A replayed record gone on to another topic and read there: where it was read now.
+  auto downstream = rejection("later");
+  downstream[0].record.headers = replayed[0].record.headers;
+  REQUIRE(writer.write(downstream, "sink").is_ok());
+  CHECK(origin_headers(1) == std::map<std::string, std::string>{{"pipehost.origin.topic", "source-topic"},
+                                                                {"pipehost.origin.partition", "2"},
+                                                                {"pipehost.origin.offset", "41"}});
+}
+
 TEST_CASE("a dead letter waits out a broker outage, then is written once") {
   DeadLetterCluster cluster;
   auto& [kafka, context] = cluster;
