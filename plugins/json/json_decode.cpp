@@ -187,7 +187,10 @@ struct JsonDecode::Parser {
         }
         if (kind == od::number_type::unsigned_integer) throw Reject{"an integer above 2^63-1"};
         double d = 0;
-        const std::string_view raw = v.raw_json_token();
+        // The token runs up to the next structural character: without the whitespace
+        // before it, so pretty-printed numbers are not all taken for long ones below.
+        std::string_view raw = v.raw_json_token();
+        raw = raw.substr(0, raw.find_last_not_of(" \t\r\n") + 1);
         // simdjson says the same of 1e400 as of 1.e5: name both.
         const auto e = v.get_double().get(d);
         if (e == simdjson::NUMBER_ERROR)

@@ -98,6 +98,8 @@ TEST_CASE("json_decode reads long numbers as strtod would (simdjson 3.0.1 misrea
       {"123.45678901234567890123", 123.45678901234567890123},
       {"1.2345678901234567890e5", 123456.78901234567890},
       {"0.5", 0.5},
+      {"0.5 \n                       ", 0.5},  // pretty-printed: whitespace before the next key
+      {"0.33333333333333333333\n    ", 0.33333333333333333333},
       {"0.00000000000000000001e-400", 0.0},  // too small for a double: 0, as 1e-400 is
   };
   std::vector<std::string> payloads;
