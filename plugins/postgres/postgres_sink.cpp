@@ -531,12 +531,8 @@ std::string PostgresSink::row_key(const Record& r) {
 void PostgresSink::refuse(const Batch& batch,
                           const std::vector<std::pair<std::size_t, std::string>>& refused) {
   const std::string why = "postgres: table " + config_.table + " refused the row";
-  for (const auto& [i, message] : refused) {
-    if (refused_.remember(batch.records[i], why + ": " + message)) continue;
-    // A row a stage made (count_by's totals have no source position): by its key.
-    const std::string key = row_key(batch.records[i]);
-    refused_.remember_key(key, why + " with key " + key + ": " + message);
-  }
+  for (const auto& [i, message] : refused)
+    refused_.remember_row(batch.records[i], why, message, [this](const Record& r) { return row_key(r); });
   throw PositionMismatch("postgres: table " + config_.table + " refused " +
                          std::to_string(refused.size()) +
                          " row(s); the batch is read again so that they are rejected before it "

@@ -270,10 +270,8 @@ int SqliteSink::upsert(const Record& r) {
 // A refused row, to be rejected when its batch is read again: by its source position, or
 // by its primary key when it has none (a row count_by made).
 void SqliteSink::remember_refused(const Record& r, const std::string& what) {
-  const std::string why = "sqlite: table " + config_.table + " refused the row";
-  if (refused_.remember(r, why + ": " + what)) return;
-  const std::string key = row_key(r);
-  refused_.remember_key(key, why + " with key " + key + ": " + what);
+  refused_.remember_row(r, "sqlite: table " + config_.table + " refused the row", what,
+                        [this](const Record& row) { return row_key(row); });
 }
 
 // A deferred foreign key fails the COMMIT, not the row that broke it. Which rows did:

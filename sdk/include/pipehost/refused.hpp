@@ -32,6 +32,17 @@ class RefusedRecords {
   // key of the sink's choosing, e.g. its row's primary key.
   void remember_key(std::string key, std::string reason) { by_key_[std::move(key)] = std::move(reason); }
 
+  // Remembers a refused record as a sink reports it: by its position, else by
+  // `key_of(record)` (a row a stage made; the reason then names the key). `what` says
+  // who refused it ("postgres: table t refused the row"), `detail` the store's message.
+  void remember_row(const Record& record, const std::string& what, const std::string& detail,
+                    const std::function<std::string(const Record&)>& key_of) {
+    if (remember(record, what + ": " + detail)) return;
+    std::string key = key_of(record);
+    std::string reason = what + " with key " + key + ": " + detail;
+    remember_key(std::move(key), std::move(reason));
+  }
+
   bool empty() const { return by_position_.empty() && by_key_.empty(); }
 
   // Rejects the batch's remembered records (Batch::reject). `key_of` gives the key of a
