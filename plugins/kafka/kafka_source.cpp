@@ -177,6 +177,7 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
       p.offset = *resume;
       state.read_to = *resume;  // the first record read continues from the sink's position
       state.resumed_at = *resume;
+      state.assigned_from = *resume;
       // What the sink holds is acknowledged: commit it, or the group's offset would lag
       // forever when nothing is left to read (and stop_at_end would never see the end).
       resumed_.push_back({topic, p.partition, *resume});
@@ -275,6 +276,7 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
     // deleted, or start = "latest"), which the next span must say, or a sink holding the
     // old position would have the source read from it again, and jump again, forever.
     state.at_end = true;
+    if (state.assigned_from < 0) state.assigned_from = m->offset;
     note_gap(topic, m->partition, state, m->offset);
     if (state.read_to == Span::kAfterLostRecords) {
       state.lost_before = true;
@@ -299,6 +301,7 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   state.lost_before = false;
   out.spans[last_.span].next = m->offset + 1;
   if (state.first_read < 0) state.first_read = state.read_to >= 0 ? std::min(state.read_to, m->offset) : m->offset;
+  if (state.assigned_from < 0) state.assigned_from = m->offset;
   state.read_to = m->offset + 1;
   state.taken_to = m->offset + 1;
   state.at_end = false;
@@ -726,7 +729,12 @@ rd_kafka_topic_partition_list_t* KafkaSource::accept(const std::vector<Position>
   for (const auto& p : positions) {
     std::string_view topic = p.topic;  // points into interned_: it came from take()
     // A partition revoked since these records were read belongs to another member now.
-    if (!assigned_.count({topic, p.partition})) continue;
+    auto state = assigned_.find({topic, p.partition});
+    if (state == assigned_.end()) continue;
+    // Or it came back: the batch was still in flight when the host's wait at the revoke
+    // ended (Context::take_acknowledged), and the group's offset may have moved past it
+    // since. Committing it would move the offset back (the records after it read again).
+    if (state->second.assigned_from < 0 || p.next_offset < state->second.assigned_from) continue;
     auto [it, fresh] = acknowledged_.try_emplace({topic, p.partition}, p.next_offset);
     if (!fresh && it->second >= p.next_offset) continue;  // already there (an end commit)
     it->second = p.next_offset;
@@ -821,6 +829,7 @@ void KafkaSource::seek(const std::vector<Position>& positions) {
     it->second = PartitionState{};
     it->second.lag = lag;
     it->second.read_to = p.next_offset;
+    it->second.assigned_from = 0;  // the batches read before the seek are of this assignment
     auto acked = acknowledged_.find(it->first);
     if (acked != acknowledged_.end()) acked->second = std::min(acked->second, p.next_offset);
   }

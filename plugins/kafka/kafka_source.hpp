@@ -60,6 +60,10 @@ class KafkaSource final : public Source {
     std::int64_t resumed_at = -1;  // the sink's stored position it resumed from (-1: none)
     bool lost_before = false;    // offsets before read_to were deleted unread (seen at an end)
     std::int64_t first_read = -1;  // where reading began (the lag's position before any acknowledgement)
+    // Where this assignment of the partition began: a position below it, or any before
+    // the first event, is of a batch read before the partition was revoked and
+    // acknowledged only after it came back (see accept). -1: no event yet.
+    std::int64_t assigned_from = -1;
     Gauge* lag = nullptr;        // records after the acknowledged position (metrics)
   };
 

@@ -325,6 +325,56 @@ TEST_CASE("source: members of a group stopping together each close promptly") {
   }
 }
 
+// A batch still in flight when the host's wait at a revoke ended may be acknowledged after
+// its partition came back; the group's offset has moved on meanwhile (its other owner
+// committed), and the late position must not move it back.
+TEST_CASE("source: a position acknowledged after its partition was revoked and came back does not move the offset back") {
+  testing::MockKafka kafka;
+  kafka.create_topic("events", 2);
+  for (std::int32_t p = 0; p < 2; ++p) produce(kafka.bootstrap(), "events", p, 20);
+  const std::map<std::string, OptionValue> options{{"topics", std::vector<std::string>{"events"}},
+                                                   {"group", std::string("g-late")}};
+  testing::TestContext first_context, second_context;
+  first_context.bootstrap = second_context.bootstrap = kafka.bootstrap();
+  first_context.pipeline_name = "first";
+  second_context.pipeline_name = "second";  // its own task link
+  auto first = kafka::test::source(first_context, options);
+  REQUIRE(first->start().is_ok());
+  Reader a(*first);
+  REQUIRE(a.until([&] { return a.records() == 40; }));  // both partitions, nothing acknowledged
+
+  // A second member takes one partition, reads it and commits its end; then it leaves and
+  // the partition comes back to the first.
+  auto second = kafka::test::source(second_context, options);
+  REQUIRE(second->start().is_ok());
+  Reader b(*second);
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (b.records() < 20 && Clock::now() < deadline) {
+    a.poll_once();
+    b.poll_once();
+  }
+  REQUIRE(b.records() == 20);
+  REQUIRE(b.offsets.size() == 1);
+  const std::int32_t moved = b.offsets.begin()->first, kept = 1 - moved;
+  REQUIRE(second->commit(b.next_positions()).is_ok());
+  CHECK(testing::eventually([&] { return committed(kafka, "g-late", moved) == 20; }));
+  REQUIRE(second->stop().is_ok());
+  produce(kafka.bootstrap(), "events", moved, 1, 20);
+  const std::size_t before = a.offsets[moved].size();
+  REQUIRE(a.until([&] { return a.offsets[moved].size() == before + 1; }));
+  CHECK(a.offsets[moved].back() == 20);
+
+  // The first member's sink now acknowledges what it read of `moved` before the revoke
+  // (up to offset 10), with the kept partition's end, in one commit.
+  REQUIRE(first->commit({{"events", moved, 10}, {"events", kept, 20}}).is_ok());
+  CHECK(testing::eventually([&] { return committed(kafka, "g-late", kept) == 20; }));
+  CHECK(committed(kafka, "g-late", moved) == 20);
+  // What it read since the partition came back is committed as usual.
+  REQUIRE(first->commit({{"events", moved, 21}}).is_ok());
+  CHECK(testing::eventually([&] { return committed(kafka, "g-late", moved) == 21; }));
+  REQUIRE(first->stop().is_ok());
+}
+
 // librdkafka 2.0.2 stops fetching while the queue is past queued.max.messages.kbytes and
 // looks again only when its broker thread wakes (else after a second): the source wakes it
 // whenever its queue runs dry with records still on the broker (how often depends on the
