@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pipehost/context.hpp"
+#include "pipehost/options.hpp"
 
 namespace pipehost::host {
 
@@ -69,19 +70,24 @@ struct Services {
   std::function<void()> pipeline_ended;
   // The embedded broker's log begins empty in every process: a position a sink stored
   // for one of its partitions before this process first resumed it is an earlier run's.
+  // Per sink definition (its plugin and options): a reload that points a pipeline's sink
+  // at another store (a database, a file) finds that store's positions an earlier run's
+  // too, until this process has resumed from them once.
   bool kafka_embedded = false;
-  bool first_resume(const std::string& pipeline, std::string_view topic, std::int32_t partition) {
+  bool first_resume(const std::string& pipeline, const std::string& sink_plugin, const Options& sink_options,
+                    std::string_view topic, std::int32_t partition) {
     std::lock_guard lock(resumed_mutex_);
-    return resumed_.emplace(pipeline, std::string(topic), partition).second;
+    return resumed_.emplace(pipeline, sink_plugin, sink_options.values, std::string(topic), partition).second;
   }
-  void undo_first_resume(const std::string& pipeline, std::string_view topic, std::int32_t partition) {
+  void undo_first_resume(const std::string& pipeline, const std::string& sink_plugin,
+                         const Options& sink_options, std::string_view topic, std::int32_t partition) {
     std::lock_guard lock(resumed_mutex_);
-    resumed_.erase({pipeline, std::string(topic), partition});
+    resumed_.erase({pipeline, sink_plugin, sink_options.values, std::string(topic), partition});
   }
 
  private:
   std::mutex resumed_mutex_;
-  std::set<std::tuple<std::string, std::string, std::int32_t>> resumed_;
+  std::set<std::tuple<std::string, std::string, decltype(Options::values), std::string, std::int32_t>> resumed_;
 };
 
 }  // namespace pipehost::host

@@ -395,7 +395,7 @@ Task::Written Task::write_to_sink(Batch& batch, std::uint64_t sequence) {
 // offset). A sink that cannot tell fails the pipeline (see resume_failed_).
 std::optional<std::int64_t> Task::resume_from_sink(std::string_view topic, std::int32_t partition) {
   std::optional<std::int64_t> out;
-  const bool new_log = services_.kafka_embedded && services_.first_resume(state_.name, topic, partition);
+  const bool new_log = services_.kafka_embedded && services_.first_resume(state_.name, config_.sink.plugin, config_.sink.options, topic, partition);
   const std::string which = std::string(topic) + "/" + std::to_string(partition);
   Status s;
   try {
@@ -407,10 +407,10 @@ std::optional<std::int64_t> Task::resume_from_sink(std::string_view topic, std::
       if (s.code() != Code::retriable || !back_off(attempt)) break;
     }
   } catch (...) {  // a restart in this process must find the log new again
-    if (new_log) services_.undo_first_resume(state_.name, topic, partition);
+    if (new_log) services_.undo_first_resume(state_.name, config_.sink.plugin, config_.sink.options, topic, partition);
     throw;
   }
-  if (new_log) services_.undo_first_resume(state_.name, topic, partition);
+  if (new_log) services_.undo_first_resume(state_.name, config_.sink.plugin, config_.sink.options, topic, partition);
   // Reading from the group's offset instead could skip what the sink lost, or apply what
   // it holds twice: nothing the source reads now is delivered, and the pipeline stops (its
   // restart policy asks again).

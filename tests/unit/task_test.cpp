@@ -58,6 +58,7 @@ struct Script {
   // and the sink cannot tell.
   bool resume_in_first_poll = false;
   bool stored_position_fails = false;
+  std::vector<std::optional<std::int64_t>> resumed;  // what each of those asks answered
 
   std::int64_t last_commit(std::int32_t partition) {
     std::lock_guard lock(mutex);
@@ -85,7 +86,8 @@ class LogSource final : public Source {
       script->taken_at_revoke = context_.take_acknowledged();
     }
     if (std::exchange(script->resume_in_first_poll, false))
-      for (const auto& [partition, end] : script->log_end) context_.resume_position(kTopic, partition);
+      for (const auto& [partition, end] : script->log_end)
+        script->resumed.push_back(context_.resume_position(kTopic, partition));
     std::lock_guard lock(script->mutex);
     bool more = false;
     for (auto& [partition, end] : script->log_end) {
@@ -165,6 +167,10 @@ class ScriptedSink final : public Sink {
     auto it = script->stored.find(partition);
     if (it == script->stored.end()) return std::nullopt;
     return it->second;
+  }
+  void forget_position(std::string_view, std::int32_t partition) override {
+    std::lock_guard lock(script->mutex);
+    script->stored.erase(partition);
   }
 };
 
@@ -340,6 +346,32 @@ TEST_CASE("task: a sink that cannot tell where a partition resumes stops the pip
                      "the positions table is gone") != std::string::npos);
   CHECK(f.s.written.empty());  // the first poll read from where the sink did not say
   CHECK(f.s.commits.empty());
+}
+
+// The embedded broker's log is new in every process: a sink's stored position is trusted
+// only once this process resumed from that very store (sink definition) before.
+TEST_CASE("task: on the embedded broker, a store first resumed from in this process is an earlier run's") {
+  Fixture f;
+  f.services.kafka_embedded = true;
+  f.s.log_end = {{0, 8}};
+  f.s.store_positions = true;
+  f.s.stored = {{0, 100}};  // an earlier process's log
+  auto run_with = [&](const std::string& store) {
+    f.config.sink.options.values["store"] = store;
+    f.s.resume_in_first_poll = true;
+    f.s.cursor.clear();
+    f.s.resumed.clear();
+    CHECK(f.run().empty());
+    REQUIRE(f.s.resumed.size() == 1);
+    return f.s.resumed[0];
+  };
+  CHECK(run_with("A") == std::nullopt);  // dropped: read from the start
+  CHECK(f.s.stored.at(0) == 8);
+  CHECK(run_with("A") == std::optional<std::int64_t>(8));  // this process's: trusted
+  // A reload pointed the sink at another store, which holds an earlier process's position.
+  f.s.stored = {{0, 100}};
+  CHECK(run_with("B") == std::nullopt);
+  CHECK(f.s.stored.at(0) == 8);
 }
 
 TEST_CASE("task: a sink whose store lost writes rewinds the source and nothing is skipped") {
