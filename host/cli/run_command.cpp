@@ -195,7 +195,20 @@ class FileWatch {
   Clock::time_point last_check_ = Clock::now();
 };
 
-void reload(Runtime& runtime, const RunOptions& options, std::vector<std::unique_ptr<LoadedConfig>>& generations) {
+// SIGINT/SIGTERM: the first drains every pipeline, a second exits at once.
+void on_stop_signal(int sig, int& signals_seen, Runtime& runtime) {
+  if (++signals_seen > 1) {
+    clear_progress_line();
+    log_error("second signal: exiting without draining");
+    std::_Exit(130);
+  }
+  log_info(std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") +
+           ": draining in-flight records, flushing sinks and committing (again to force exit)");
+  runtime.stop();
+}
+
+void reload(Runtime& runtime, const RunOptions& options, std::vector<std::unique_ptr<LoadedConfig>>& generations,
+            int& signals_seen) {
   if (!options.reload) return;
   log_info("reading the config files again");
   std::unique_ptr<LoadedConfig> next = options.reload();
@@ -218,8 +231,19 @@ void reload(Runtime& runtime, const RunOptions& options, std::vector<std::unique
     log_error("reload refused: a stage's check failed (above); the running pipelines go on unchanged");
     return;
   }
-  log_info("reload: " + runtime.apply(next->config));
-  generations.push_back(std::move(next));
+  // While the pipelines it retires drain, SIGINT/SIGTERM are still taken.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  auto wait = [&] {
+    timespec moment{0, 100 * 1000 * 1000};
+    int sig = sigtimedwait(&stop_signals, nullptr, &moment);
+    if (sig == SIGINT || sig == SIGTERM) on_stop_signal(sig, signals_seen, runtime);
+  };
+  const std::string changed = runtime.apply(next->config, wait);
+  log_info("reload: " + changed);
+  if (changed != "nothing changed") generations.push_back(std::move(next));  // pipelines refer to it
 }
 
 }  // namespace
@@ -287,21 +311,12 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
     int sig = sigtimedwait(&signals, nullptr, &wait);
     if (sig == SIGHUP && !runtime.services().stopping) {
       log_info("SIGHUP");
-      reload(runtime, options, generations);
+      reload(runtime, options, generations, signals_seen);
     } else if (watch.changed() && !runtime.services().stopping) {
       log_info("--watch: a config file changed");
-      reload(runtime, options, generations);
+      reload(runtime, options, generations, signals_seen);
     }
-    if (sig == SIGINT || sig == SIGTERM) {
-      if (++signals_seen > 1) {
-        clear_progress_line();
-        log_error("second signal: exiting without draining");
-        std::_Exit(130);
-      }
-      log_info(std::string(sig == SIGINT ? "SIGINT" : "SIGTERM") +
-               ": draining in-flight records, flushing sinks and committing (again to force exit)");
-      runtime.stop();
-    }
+    if (sig == SIGINT || sig == SIGTERM) on_stop_signal(sig, signals_seen, runtime);
     bool all_done = runtime.supervise();
     progress.tick(false);
     if (all_done) break;
@@ -315,7 +330,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   for (auto& p : runtime.pipelines()) {
     if (p->state().failed()) {
       ++failed;
-      log_error(p->state().failure);
+      log_error(p->state().failure_message());
     }
   }
   admin.reset();

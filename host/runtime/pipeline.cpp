@@ -32,7 +32,7 @@ bool Pipeline::restart() {
   // Under the lock: two admin calls at once must not both find the pipeline ended (the
   // second would wait for the run the first started, then start one more).
   std::lock_guard lock(supervisor_mutex_);
-  if (stop_requested_ || services_.stopping || state_.restarting) return false;
+  if (state_.stop_for_good || services_.stopping || state_.restarting) return false;
   if (!done_) {
     if (restart_requested_) return false;  // asked already: the tasks are draining
     restart_requested_ = true;
@@ -120,12 +120,12 @@ void Pipeline::supervise() {
   for (;;) {
     auto started = std::chrono::steady_clock::now();
     run_tasks();
-    if (restart_requested_.exchange(false) && !stop_requested_ && !services_.stopping) {
+    if (restart_requested_.exchange(false) && !state_.stop_for_good && !services_.stopping) {
       state_.clear_failure();
       state_.restarts += 1;
       continue;
     }
-    if (!state_.failed() || stop_requested_ || services_.stopping || config_.restart_attempts == 0)
+    if (!state_.failed() || state_.stop_for_good || services_.stopping || config_.restart_attempts == 0)
       break;
     if (std::chrono::steady_clock::now() - started >= healthy_after) attempt = 0;
     if (attempt >= config_.restart_attempts) {
@@ -146,6 +146,7 @@ void Pipeline::supervise() {
       state_.restarting = false;
       break;
     }
+    restart_requested_ = false;  // an admin restart that came before `restarting` was set: this is it
     state_.clear_failure();
     state_.restarts += 1;
     state_.restarting = false;
@@ -157,7 +158,7 @@ void Pipeline::supervise() {
 bool Pipeline::wait_to_restart(std::chrono::milliseconds wait) {
   auto until = std::chrono::steady_clock::now() + wait;
   while (std::chrono::steady_clock::now() < until) {
-    if (stop_requested_ || services_.stopping) return false;
+    if (state_.stop_for_good || services_.stopping) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return true;

@@ -40,7 +40,9 @@ struct PipelineState {
     stages.emplace_back("sink");
   }
   std::string name;
-  std::atomic<bool> stop{false};    // drain, commit and end now
+  std::atomic<bool> stop{false};    // drain, commit and end now (cleared for a restart)
+  std::atomic<bool> stop_for_good{false};  // Pipeline::request_stop: never cleared
+  bool stopping(bool host_stopping) const { return stop || stop_for_good || host_stopping; }
   std::atomic<bool> finish{false};  // sources end once caught up (end_after)
   std::atomic<bool> paused{false};  // admin: stop polling the source until resumed
   std::atomic<bool> restarting{false};  // failed, waiting to start again (restart_attempts)
@@ -135,8 +137,10 @@ class Pipeline {
   void start();
   void join();
   bool done() const { return done_; }
+  // For good (a reload retiring it, the end of the process): a restart under way, or one
+  // a backoff is about to begin, sees it too (PipelineState::stopping).
   void request_stop() {
-    stop_requested_ = true;
+    state_.stop_for_good = true;
     state_.stop = true;
   }
   void request_finish() { state_.finish = true; }
@@ -158,7 +162,6 @@ class Pipeline {
   bool wait_to_restart(std::chrono::milliseconds wait);
 
   std::atomic<bool> done_{false};
-  std::atomic<bool> stop_requested_{false};
   std::atomic<bool> restart_requested_{false};
   std::mutex supervisor_mutex_;  // one restart() at a time; it may start a new supervisor
   std::thread supervisor_;

@@ -109,7 +109,7 @@ std::string Runtime::fixed_settings_changed(const Config& next) const {
   return changed;
 }
 
-std::string Runtime::apply(const Config& next) {
+std::string Runtime::apply(const Config& next, const std::function<void()>& wait) {
   PipelineList now = pipelines();
   PipelineList keep, retire;
   std::vector<const PipelineConfig*> start;
@@ -135,8 +135,15 @@ std::string Runtime::apply(const Config& next) {
       add(added, c.name);
     }
   // Drain the old ones first: a changed pipeline's new tasks join the same consumer group.
+  // The caller's `wait` takes signals meanwhile: a drain can take long (a sink that does
+  // not answer), and SIGINT must still stop the process.
   for (auto& p : retire) p->request_stop();
+  for (auto& p : retire)
+    while (!p->done()) wait();
   for (auto& p : retire) p->join();
+  for (auto& p : retire) ended_.erase(p->config().name);  // a new one has not ended
+  const bool interrupted = services_.stopping;
+  if (interrupted) start.clear();
   PipelineList started;
   for (const PipelineConfig* c : start) started.push_back(std::make_shared<Pipeline>(*c, services_));
   {
@@ -152,6 +159,7 @@ std::string Runtime::apply(const Config& next) {
       p->request_finish();
     p->start();
   }
+  if (interrupted) return "stopped the pipelines it retires; a stop came meanwhile, so none was started";
   if (added.empty() && changed.empty() && removed.empty()) return "nothing changed";
   std::string summary;
   if (!added.empty()) summary += "started " + added;
@@ -189,6 +197,8 @@ bool Runtime::supervise() {
 void Runtime::stop() { services_.stopping = true; }
 
 void Runtime::join() {
+  // Every pipeline has ended; one an admin restart starts now would run on unwatched.
+  for (auto& p : pipelines()) p->request_stop();
   for (auto& p : pipelines()) p->join();
 }
 

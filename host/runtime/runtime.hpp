@@ -2,6 +2,7 @@
 // real one, topics created), the schema registry client, and the pipelines. The CLI
 // drives it (signals, progress, the admin endpoint); runtime/ knows none of those.
 #pragma once
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -49,7 +50,9 @@ class Runtime {
   // A reload: pipelines gone from `next` or defined differently are drained and stopped,
   // new and changed ones started, the others keep running untouched. `next` must outlive
   // the pipelines started from it. Returns what changed, for the log.
-  std::string apply(const Config& next);
+  // `wait` is called while the retired pipelines drain (it waits a moment, and may stop
+  // the runtime: then nothing new is started).
+  std::string apply(const Config& next, const std::function<void()>& wait);
   // Settings only a restart of the process applies; "" when `next` changes none.
   std::string fixed_settings_changed(const Config& next) const;
   Services& services() { return services_; }

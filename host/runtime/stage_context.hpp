@@ -48,7 +48,7 @@ class StageContext final : public Context {
   void set_expected_total(std::uint64_t total) noexcept override {
     state_.expected[static_cast<std::size_t>(task_index_)] = total;
   }
-  bool stopping() const noexcept override { return state_.stop || services_.stopping; }
+  bool stopping() const noexcept override { return state_.stopping(services_.stopping); }
   std::string data_dir() const noexcept override { return services_.data_dir; }
   Gauge& gauge(std::string_view name, const MetricLabels& labels) noexcept override {
     return services_.metrics.gauge({state_.name, stage_, std::string(name), labels});

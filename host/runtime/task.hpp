@@ -46,7 +46,7 @@ class Task {
   void collect_acknowledged();  // drained acknowledgements into pending_commit_
   std::vector<Position> take_acknowledged();
   void drain_and_stop();
-  bool stopping() const { return state_.stop || services_.stopping; }
+  bool stopping() const { return state_.stopping(services_.stopping); }
   void fail(const std::string& stage, const Status& status);
   // Sleeps for the next backoff step (100 ms doubling to 5 s); false when stopping.
   bool back_off(int attempt);

@@ -631,6 +631,40 @@ def test_sighup_reloads_only_the_pipelines_whose_definition_changed():
     assert "reload refused: [http] changed, which only a restart of pipehost applies" in err
 
 
+def test_signals_are_taken_while_a_reload_waits_for_a_pipeline_to_drain():
+    # A reload drains the pipelines it retires; one inside a long call (a sink that does
+    # not answer, here a transform sleeping 20 s) kept the process from taking signals:
+    # SIGINT did nothing until the call returned, and a second SIGINT was lost.
+    from support import TEST_PLUGIN_DIR
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, "slow.toml")
+
+    def write(ms):
+        with open(path, "w") as f:
+            f.write(f"""
+[pipelines.slow]
+source = {{ plugin = "datagen", count = 0, rate = 50 }}
+transforms = [{{ plugin = "sleepy", ms = {ms} }}]
+sink = {{ plugin = "file", path = "{folder}/out.jsonl" }}
+""")
+    write(20000)
+    p = start_pipehost("run", path, "--no-progress", "--plugin-path", TEST_PLUGIN_DIR, env=EMBEDDED)
+    try:
+        time.sleep(3)  # the first batch is asleep in the transform
+        write(20001)
+        p.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        p.send_signal(signal.SIGINT)
+        time.sleep(1)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=8)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err[-3000:]
+    assert "SIGINT: draining" in err and "second signal: exiting without draining" in err
+
+
 def test_watch_reloads_when_a_config_file_changes():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
