@@ -230,11 +230,26 @@ void KafkaSink::flush() {
   // abandoned at a stop, whose records the broker discards or commits without us.
   if (!producer_ || exactly_once_) return;
   // Bounded: records still undelivered after this are not acknowledged, so their source
-  // positions are not committed and they are produced again on the next run.
-  for (int second = 0; second < 30 && rd_kafka_outq_len(producer_) > 0; ++second)
+  // positions are not committed and they are produced again on the next run. While the
+  // host stops (it has waited up to 30 s for these very records already), a queue that
+  // has not moved for 5 s, or since an earlier flush gave up, is given up at once: the
+  // stop's waits must not add up to minutes with the broker gone.
+  const int queued = rd_kafka_outq_len(producer_);
+  if (queued == 0) return;
+  if (context_.stopping() && queued >= flush_gave_up_at_ && flush_gave_up_at_ > 0) return;
+  int seconds = 0, still = 0;
+  for (int last = queued; seconds < 30 && rd_kafka_outq_len(producer_) > 0; ++seconds) {
     rd_kafka_flush(producer_, 1000);
-  if (int left = rd_kafka_outq_len(producer_); left > 0)
-    context_.warn(std::to_string(left) + " records still waiting for the broker after 30 s");
+    const int now = rd_kafka_outq_len(producer_);
+    still = now < last ? 0 : still + 1;
+    last = now;
+    if (context_.stopping() && still >= 5) break;
+  }
+  if (int left = rd_kafka_outq_len(producer_); left > 0) {
+    flush_gave_up_at_ = left;
+    context_.warn(std::to_string(left) + " records still waiting for the broker after " +
+                  std::to_string(seconds) + " s; they are produced again on the next run");
+  }
 }
 
 void KafkaSink::stop() {

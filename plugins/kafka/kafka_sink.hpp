@@ -86,6 +86,7 @@ class KafkaSink final : public Sink {
   std::unordered_map<std::string, rd_kafka_topic_t*> topics_;
   rd_kafka_topic_t* topic_handle_ = nullptr;  // the `topic` option's (owned by topics_)
   bool exactly_once_ = false;
+  int flush_gave_up_at_ = 0;  // the queue's length when a flush last gave up (0: none did)
   std::string transactional_id_;
   std::shared_ptr<TaskLink> link_;
   Counter* transactions_ = nullptr;
