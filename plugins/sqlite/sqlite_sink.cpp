@@ -36,7 +36,8 @@ void SqliteConfig::declare(OptionList<SqliteConfig>& o) {
         "field = column, for fields stored under another name; every other column takes the "
         "field of its own name (null when the record has none)");
   o.add("add", &SqliteConfig::add,
-        "columns summed on conflict (count = count + excluded.count); the others are replaced");
+        "columns summed on conflict (count = count + excluded.count); the others are replaced. A "
+        "record without a number for each, or without its primary key, is rejected");
   o.add("positions_table", &SqliteConfig::positions_table,
         "table of the source positions (pipeline, destination table, topic, partition, "
         "next_offset), in the same file, created when missing");
@@ -96,6 +97,7 @@ void SqliteSink::open() {
                        " does not have");
   columns_.clear();
   key_columns_.clear();
+  add_columns_.clear();
   std::string cols, marks, updates, conflict;
   for (const auto& name : names) {
     auto f = field_of.find(name);
@@ -105,6 +107,7 @@ void SqliteSink::open() {
     marks += marks.empty() ? "?" : ", ?";
     if (std::find(keys.begin(), keys.end(), name) != keys.end()) continue;
     const bool add = std::find(config_.add.begin(), config_.add.end(), name) != config_.add.end();
+    if (add) add_columns_.push_back(columns_.size() - 1);
     updates += (updates.empty() ? "" : ", ") + identifier(name) + " = " +
                (add ? "coalesce(" + identifier(name) + ", 0) + excluded." + identifier(name)
                     : "excluded." + identifier(name));
@@ -253,9 +256,35 @@ std::string SqliteSink::row_key(const Record& r) {
   return key;
 }
 
+// A record without its key (SQLite lets a primary key column be NULL: each such row
+// would be a new one) or without a number to add (NULL + count is NULL: the total would
+// be wiped, as a count_by whose `as` is not the column's name did) is rejected.
 void SqliteSink::prepare(Batch& batch) {
   std::lock_guard lock(mutex_);
   refused_.reject_in(batch, [this](const Record& r) { return row_key(r); });
+  for (std::size_t i = 0; i < batch.records.size(); ++i) {
+    const Record& r = batch.records[i];
+    if (r.dropped) continue;
+    for (std::size_t c : key_columns_) {
+      const Value* v = columns_[c].field.read(r.value);
+      if (!v || v->is_null()) {
+        batch.reject(i, "sqlite: no value for the key column " + columns_[c].name + " of " + config_.table +
+                            " (field '" + columns_[c].field.name() + "')");
+        break;
+      }
+    }
+    if (r.dropped) continue;
+    for (std::size_t c : add_columns_) {
+      const Value* v = columns_[c].field.read(r.value);
+      if (!v || !(v->is<std::int64_t>() || v->is<double>())) {
+        batch.reject(i, "sqlite: add = [\"" + columns_[c].name + "\"] needs a number in field '" +
+                            columns_[c].field.name() + "', and the record has " +
+                            (v ? "no number there" : "no such field") +
+                            " (with count_by, its `as` names the field)");
+        break;
+      }
+    }
+  }
 }
 
 // Writes one record's row (insert, or update on its primary key); SQLite's result code.

@@ -83,6 +83,34 @@ TEST_CASE("sqlite: counts are added to existing rows and new foods start at thei
   CHECK(ddl.find("\"count\"\tINTEGER") != std::string::npos);
 }
 
+// count_by's `as` not named like the `add` column: the count's field is missing, and
+// coalesce(count, 0) + NULL wiped every total it met. A record without its key would be
+// a new row each time (SQLite allows NULL in a primary key column).
+TEST_CASE("sqlite: a record without a number to add or without its key is rejected, the table untouched") {
+  Fixture f;
+  f.sql("INSERT INTO aggregated VALUES ('pie', 36)");
+  auto sink = f.sink();
+  static const auto renamed = StructSchema::make({"food", "cnt"});
+  static const auto keyless = StructSchema::make({"count"});
+  Batch b;
+  b.records.emplace_back().value = Struct{renamed, {Value(std::string("pie")), Value(std::int64_t{2})}};
+  b.records.emplace_back().value = Struct{keyless, {Value(std::int64_t{5})}};
+  b.records.emplace_back().value = Struct{StructSchema::make({"food", "count"}),
+                                          {Value(std::string("pie")), Value(std::string("2"))}};
+  b.records.emplace_back().value = Struct{StructSchema::make({"food", "count"}),
+                                          {Value(std::string("lard")), Value(std::int64_t{1})}};
+  b.spans = {{"message", 0, 0, 4}};
+  auto result = testing::write_batch(*sink, b);
+  CHECK(result.status.is_ok());
+  REQUIRE(result.rejections.size() == 3);
+  CHECK(result.rejections[0].reason ==
+        "sqlite: add = [\"count\"] needs a number in field 'count', and the record has no such field "
+        "(with count_by, its `as` names the field)");
+  CHECK(result.rejections[1].reason == "sqlite: no value for the key column food of aggregated (field 'food')");
+  CHECK(result.rejections[2].reason.find("and the record has no number there") != std::string::npos);
+  CHECK(f.sql("SELECT food, quote(count) FROM aggregated ORDER BY food") == "lard|1\npie|36\n");
+}
+
 TEST_CASE("sqlite: a batch already applied is skipped; one not continuing is refused") {
   Fixture f;
   auto sink = f.sink();
@@ -219,11 +247,17 @@ TEST_CASE("sqlite: rows the table refuses are rejected when the batch is read ag
 TEST_CASE("sqlite: a constraint that rolls the transaction back writes nothing on its own") {
   Fixture f;
   f.sql("DROP TABLE aggregated");
-  f.sql("CREATE TABLE aggregated (food TEXT PRIMARY KEY, count INTEGER NOT NULL ON CONFLICT ROLLBACK)");
+  f.sql("CREATE TABLE aggregated (food TEXT PRIMARY KEY, count INTEGER, note TEXT NOT NULL ON CONFLICT ROLLBACK)");
   auto sink = f.sink();
   auto read = [] {
-    Batch b = counts({{"mayo", 1}, {"ham", 1}, {"eggs", 2}}, 0, 0, 3);
-    b.records[1].value.as<Struct>()->fields[1] = Value();  // count null: NOT NULL refuses it
+    static const auto schema = StructSchema::make({"food", "count", "note"});
+    Batch b;
+    for (const char* food : {"mayo", "ham", "eggs"})
+      b.records.emplace_back().value = Struct{schema, {Value(std::string(food)), Value(std::int64_t{1}),
+                                                       Value(std::string("n"))}};
+    b.records[2].value.as<Struct>()->fields[1] = Value(std::int64_t{2});
+    b.records[1].value.as<Struct>()->fields[2] = Value();  // note null: NOT NULL refuses it
+    b.spans = {{"message", 0, 0, 3}};
     for (std::int64_t i = 0; i < 3; ++i) b.records[static_cast<std::size_t>(i)].origin = {"message", 0, i};
     return b;
   };
