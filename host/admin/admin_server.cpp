@@ -12,6 +12,7 @@
 #include "admin/exposition.hpp"
 #include "admin/status_page.hpp"
 #include "http/empty_body.hpp"
+#include "http/exclusive_port.hpp"
 #include "log.hpp"
 
 namespace pipehost::host {
@@ -468,6 +469,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
                 });
   server_->set_keep_alive_timeout(1);  // so stopping does not wait on idle clients
   server_->set_payload_max_length(kMostBodyBytes);
+  listen_exclusively(*server_);
   if (!server_->bind_to_port(host, port)) {
     error = "cannot listen on " + address + " for the admin endpoint (in use?)";
     return false;

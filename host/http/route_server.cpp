@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/empty_body.hpp"
+#include "http/exclusive_port.hpp"
 #include "log.hpp"
 
 namespace pipehost::host {
@@ -164,6 +165,7 @@ bool RouteServer::start(std::string& error) {
   std::string host = config_.listen.substr(0, colon);
   int port = std::atoi(config_.listen.substr(colon + 1).c_str());
   server_->set_keep_alive_timeout(1);
+  listen_exclusively(*server_);
   if (!server_->bind_to_port(host, port)) {
     error = "cannot listen on " + config_.listen + " for [http] (in use?)";
     return false;

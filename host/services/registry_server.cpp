@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/exclusive_port.hpp"
 #include "log.hpp"
 #include "services/memory_registry.hpp"
 
@@ -169,6 +170,7 @@ int serve_registry(const std::string& address) {
   MemorySchemaRegistry registry;
   httplib::Server server;
   routes(server, registry);
+  listen_exclusively(server);
   if (port <= 0 || !server.bind_to_port(host, port)) {
     log_error("cannot listen on " + address + " (give HOST:PORT that is free)");
     return 2;

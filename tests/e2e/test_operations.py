@@ -631,6 +631,42 @@ def test_sighup_reloads_only_the_pipelines_whose_definition_changed():
     assert "reload refused: [http] changed, which only a restart of pipehost applies" in err
 
 
+def test_a_second_process_cannot_take_the_admin_or_http_port_of_a_running_one():
+    # cpp-httplib listens with SO_REUSEPORT: a second process bound the same port and the
+    # kernel split the requests between the two.
+    from support import pipehost
+    port, http_port = free_port(), free_port()
+    folder = tempfile.mkdtemp()
+    sqlite3.connect(f"{folder}/api.sqlite").execute("CREATE TABLE t (x)")
+    path = write_config(f"""
+[pipelines.p]
+source = {{ plugin = "datagen", count = 0, rate = 10 }}
+sink = {{ plugin = "file", path = "{folder}/out.jsonl" }}
+[http]
+listen = "127.0.0.1:{http_port}"
+[[http.routes]]
+path = "/t"
+plugin = "sqlite_query"
+database = "{folder}/api.sqlite"
+query = "SELECT * FROM t"
+""")
+    first = start_pipehost("run", path, "--no-progress", "--admin", f"127.0.0.1:{port}", env=EMBEDDED)
+    try:
+        wait_for_admin(f"http://127.0.0.1:{port}")
+        r = pipehost("run", path, "--no-progress", "--admin", f"127.0.0.1:{free_port()}", env=EMBEDDED,
+                     check=3, timeout=60)
+        assert f"cannot listen on 127.0.0.1:{http_port} for [http] (in use?)" in r.stderr
+        other = path.replace(".toml", "-other.toml")
+        with open(path) as f, open(other, "w") as g:
+            g.write(f.read().replace(f"listen = \"127.0.0.1:{http_port}\"", f"listen = \"127.0.0.1:{free_port()}\""))
+        r = pipehost("run", other, "--no-progress", "--admin", f"127.0.0.1:{port}", env=EMBEDDED,
+                     check=2, timeout=60)
+        assert f"cannot listen on 127.0.0.1:{port} for the admin endpoint (in use?)" in r.stderr
+    finally:
+        err = stop(first)
+    assert first.returncode == 0, err[-3000:]
+
+
 def test_signals_are_taken_while_a_reload_waits_for_a_pipeline_to_drain():
     # A reload drains the pipelines it retires; one inside a long call (a sink that does
     # not answer, here a transform sleeping 20 s) kept the process from taking signals:
