@@ -66,7 +66,8 @@ void PostgresConfig::declare(OptionList<PostgresConfig>& o) {
         "every other column takes the field of its own name (null when the record has none)");
   o.add("on_conflict", &PostgresConfig::on_conflict,
         "a row whose primary key is already there: ignore keeps the first write (seed 002), "
-        "update replaces it (last write wins)")
+        "update replaces it (last write wins). A table without a primary key takes every "
+        "record as a new row (update refuses to start)")
       .one_of({"ignore", "update"});
   o.add("positions_table", &PostgresConfig::positions_table,
         "table of the source positions stored with the rows (pipeline, destination table, "
@@ -113,8 +114,11 @@ void PostgresSink::start() {
                   std::vector<std::string> names;
                   for (const auto& col : layout_.columns) names.push_back(col.name);
                   return names;
-                }(), ", ") + ") at " + redact::url(config_.url) + ", on conflict " +
-                config_.on_conflict + "; positions in " + config_.positions_table);
+                }(), ", ") + ") at " + redact::url(config_.url) +
+                (layout_.primary_key.empty()
+                     ? ", every record a new row (the table has no primary key for on_conflict to act on)"
+                     : ", on conflict " + config_.on_conflict) +
+                "; positions in " + config_.positions_table);
 }
 
 void PostgresSink::stop() {
