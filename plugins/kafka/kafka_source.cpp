@@ -17,7 +17,7 @@ constexpr std::string_view kStageOnlyHeader = "pipehost.subject";
 
 void KafkaSourceConfig::declare(OptionList<KafkaSourceConfig>& o) {
   o.required("topics", &KafkaSourceConfig::topics, "topics to consume");
-  o.required("group", &KafkaSourceConfig::group, "consumer group id");
+  o.required("group", &KafkaSourceConfig::group, "consumer group id").pattern(".+");
   o.add("start", &KafkaSourceConfig::start,
         "where a group without committed offsets starts, and where a position the broker has "
         "deleted (retention) goes on: latest skips the records still there (logged as lost)")

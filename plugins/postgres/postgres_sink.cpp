@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <pipehost/json.hpp>
@@ -53,6 +54,8 @@ std::string server_message(std::string text) {
   return utf8::abbreviated(out, 300);
 }
 
+TableLayout read_layout(pqxx::transaction_base& tx, const PostgresConfig& config,
+                        const std::function<void(const char*, const std::string&)>& problem);
 }  // namespace
 
 void PostgresConfig::declare(OptionList<PostgresConfig>& o) {
@@ -91,6 +94,8 @@ void PostgresConfig::check(Checker& c) const {
     if (!r[0][0].as<bool>() && schema_file.empty())
       c.problem("table", "table " + table + " does not exist in " + redact::url(url) +
                              " (create it, or set schema_file to its CREATE TABLE)");
+    else if (r[0][0].as<bool>())
+      read_layout(tx, *this, [&](const char* option, const std::string& message) { c.problem(option, message); });
   } catch (const std::exception& e) {
     c.unreachable("PostgreSQL at " + redact::url(url) + ": " + e.what() +
                   " (is it running? set DATABASE_URL, or [connections] postgres; "
@@ -212,9 +217,13 @@ pqxx::connection& PostgresSink::connection() {
   return *connection_;
 }
 
-void PostgresSink::load_layout(pqxx::connection& c) {
-  pqxx::work tx(c);
-  const std::string regclass = "to_regclass(" + tx.quote(config_.table) + ")";
+// The table's columns (in order, each with the field it takes) and primary key, read
+// from the catalog. What of the config the table contradicts goes to `problem(option,
+// message)`: at start it stops the sink, in a check it is reported at the option.
+namespace {
+TableLayout read_layout(pqxx::transaction_base& tx, const PostgresConfig& config,
+                        const std::function<void(const char*, const std::string&)>& problem) {
+  const std::string regclass = "to_regclass(" + tx.quote(config.table) + ")";
   auto columns = tx.exec(
       "SELECT a.attname, t.typname, a.attnotnull FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
       "WHERE a.attrelid = " + regclass + " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum");
@@ -223,9 +232,9 @@ void PostgresSink::load_layout(pqxx::connection& c) {
       "a.attnum = ANY(i.indkey) WHERE i.indrelid = " + regclass + " AND i.indisprimary "
       "ORDER BY array_position(i.indkey::int2[], a.attnum)");
   TableLayout layout;
-  layout.table = config_.table;
+  layout.table = config.table;
   std::map<std::string, std::string> field_of_column;
-  for (const auto& [field, column] : config_.columns) field_of_column[column] = field;
+  for (const auto& [field, column] : config.columns) field_of_column[column] = field;
   std::vector<std::string> names;
   for (const auto& row : columns) {
     Column col;
@@ -233,10 +242,10 @@ void PostgresSink::load_layout(pqxx::connection& c) {
     col.type_name = row[1].as<std::string>();
     auto type = column_type(col.type_name);
     if (!type)
-      throw FatalError("postgres: column " + col.name + " of " + config_.table + " has type " +
-                       col.type_name + ", which the sink cannot write (text, integers, floats, "
-                       "numeric, boolean, timestamps, date, json, bytea, uuid)");
-    col.type = *type;
+      problem("table", "column " + col.name + " of " + config.table + " has type " + col.type_name +
+                           ", which the sink cannot write (text, integers, floats, numeric, boolean, "
+                           "timestamps, date, json, bytea, uuid)");
+    col.type = type.value_or(ColumnType{});
     col.not_null = row[2].as<bool>();
     auto mapped = field_of_column.find(col.name);
     col.field = mapped == field_of_column.end() ? col.name : mapped->second;
@@ -244,17 +253,25 @@ void PostgresSink::load_layout(pqxx::connection& c) {
     names.push_back(col.name);
     layout.columns.push_back(std::move(col));
   }
-  for (const auto& [field, column] : config_.columns)
+  for (const auto& [field, column] : config.columns)
     if (std::find(names.begin(), names.end(), column) == names.end())
-      throw FatalError("postgres: option columns maps field '" + field + "' to column '" + column +
-                       "', which table " + config_.table + " does not have; its columns: " + join(names, ", "));
+      problem("columns", "option columns maps field '" + field + "' to column '" + column + "', which table " +
+                             config.table + " does not have; its columns: " + join(names, ", "));
   for (const auto& row : key) layout.primary_key.push_back(row[0].as<std::string>());
-  if (config_.on_conflict == "update" && layout.primary_key.empty())
-    throw FatalError("postgres: on_conflict = \"update\" needs a primary key, and " + config_.table +
-                     " has none");
-  for (const auto& name : log_columns_)
+  if (config.on_conflict == "update" && layout.primary_key.empty())
+    problem("on_conflict", "on_conflict = \"update\" needs a primary key, and " + config.table + " has none");
+  for (const auto& name : placeholders(config.log_each))
     if (std::find(names.begin(), names.end(), name) == names.end())
-      throw FatalError("postgres: log_each names {" + name + "}, which is not a column of " + config_.table);
+      problem("log_each", "log_each names {" + name + "}, which is not a column of " + config.table);
+  return layout;
+}
+}  // namespace
+
+void PostgresSink::load_layout(pqxx::connection& c) {
+  pqxx::work tx(c);
+  TableLayout layout = read_layout(tx, config_, [](const char*, const std::string& message) {
+    throw FatalError("postgres: " + message);
+  });
   std::vector<std::string> quoted;
   for (const auto& col : layout.columns) quoted.push_back(tx.quote_name(col.name));
   tx.exec("CREATE TEMP TABLE IF NOT EXISTS pipehost_load ON COMMIT DELETE ROWS AS SELECT " +

@@ -19,11 +19,46 @@ void SqliteQueryConfig::declare(OptionList<SqliteQueryConfig>& o) {
       .range(0, 600000);
 }
 
+namespace {
+// Why `query` cannot answer a route ("" when it can): it must be one statement (SQLite
+// would run only the first of several) that only reads.
+std::string query_problem(sqlite3* db, const std::string& query) {
+  sqlite3_stmt* s = nullptr;
+  const char* rest = nullptr;
+  if (sqlite3_prepare_v2(db, query.c_str(), static_cast<int>(query.size()), &s, &rest) != SQLITE_OK)
+    return std::string("the query does not run: ") + sqlite3_errmsg(db);
+  const bool reads = s == nullptr || sqlite3_stmt_readonly(s);
+  sqlite3_finalize(s);
+  if (!s) return "the query is empty";
+  if (!reads) return "the query writes to the database; a route may only read (SELECT ...)";
+  // What follows the first statement: only white space, comments and semicolons.
+  sqlite3_stmt* next = nullptr;
+  std::string tail(rest ? rest : "");
+  while (!tail.empty()) {
+    const char* after = nullptr;
+    if (sqlite3_prepare_v2(db, tail.c_str(), static_cast<int>(tail.size()), &next, &after) != SQLITE_OK || next) {
+      sqlite3_finalize(next);
+      return "the query holds more than one statement; SQLite runs only the first: give one";
+    }
+    if (!after || after == tail.c_str()) break;
+    tail = after;
+  }
+  return "";
+}
+}  // namespace
+
 void SqliteQueryConfig::check(Checker& c) const {
   std::error_code ec;
-  if (!std::filesystem::exists(database, ec) && !(template_file && std::filesystem::exists(*template_file, ec)))
-    c.problem(template_file ? "template" : "database",
-              "neither " + database + (template_file ? " nor " + *template_file : std::string()) + " exists");
+  const bool exists = std::filesystem::exists(database, ec);
+  if (!exists && !(template_file && std::filesystem::exists(*template_file, ec)))
+    return c.problem(template_file ? "template" : "database",
+                     "neither " + database + (template_file ? " nor " + *template_file : std::string()) + " exists");
+  try {
+    Database db(exists ? database : *template_file, std::nullopt, busy_timeout_ms, true);
+    if (std::string why = query_problem(db.handle(), query); !why.empty()) c.problem("query", why);
+  } catch (const std::exception& e) {
+    c.problem(exists ? "database" : "template", e.what());
+  }
 }
 
 SqliteQuery::SqliteQuery(const Config& config, Context& context)
@@ -31,9 +66,9 @@ SqliteQuery::SqliteQuery(const Config& config, Context& context)
 
 void SqliteQuery::start() {
   db_ = std::make_unique<Database>(config_.database, config_.template_file, config_.busy_timeout_ms, false);
+  if (std::string why = query_problem(db_->handle(), config_.query); !why.empty())
+    throw FatalError("sqlite_query: " + why + ": " + config_.query);
   statement_ = db_->prepare(config_.query);
-  if (!sqlite3_stmt_readonly(statement_.get()))
-    throw FatalError("sqlite_query: the query writes to the database; a route may only read: " + config_.query);
 }
 
 HttpResponse SqliteQuery::handle(const HttpRequest&) {

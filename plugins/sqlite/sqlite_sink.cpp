@@ -1,6 +1,7 @@
 #include "sqlite_sink.hpp"
 
 #include <filesystem>
+#include <functional>
 
 #include <pipehost/json.hpp>
 #include <pipehost/stored_positions.hpp>
@@ -49,12 +50,53 @@ void SqliteConfig::declare(OptionList<SqliteConfig>& o) {
         "row that breaks one is rejected like any refused row, deferred ones too");
 }
 
+namespace {
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : separator) + item;
+  return out;
+}
+
+// The table's columns and primary key. What of the config the table contradicts goes to
+// `problem(option, message)`: at start it stops the sink, in a check it is reported at
+// the option.
+void read_table(Database& db, const SqliteConfig& config, std::vector<std::string>& names,
+                std::vector<std::string>& keys, const std::function<void(const char*, const std::string&)>& problem) {
+  Statement info = db.prepare("PRAGMA table_info(" + identifier(config.table) + ")");
+  while (sqlite3_step(info.get()) == SQLITE_ROW) {
+    names.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 1)));
+    if (sqlite3_column_int(info.get(), 5) > 0) keys.push_back(names.back());
+  }
+  if (names.empty()) return problem("table", "table " + config.table + " does not exist in " + db.path());
+  if (keys.empty()) problem("table", "table " + config.table + " has no primary key to upsert on");
+  for (const auto& [field, column] : config.columns)
+    if (std::find(names.begin(), names.end(), column) == names.end())
+      problem("columns", "option columns maps field '" + field + "' to column '" + column + "', which table " +
+                             config.table + " does not have; its columns: " + join(names, ", "));
+  for (const auto& a : config.add)
+    if (std::find(names.begin(), names.end(), a) == names.end())
+      problem("add", "option add names column '" + a + "', which table " + config.table +
+                         " does not have; its columns: " + join(names, ", "));
+}
+}  // namespace
+
 void SqliteConfig::check(Checker& c) const {
   std::error_code ec;
-  if (!std::filesystem::exists(database, ec) && !(template_file && std::filesystem::exists(*template_file, ec)))
-    c.problem(template_file ? "template" : "database",
-              "neither " + database + (template_file ? " nor " + *template_file : std::string()) +
-                  " exists: point database at the file, or template at a file to copy it from");
+  const bool exists = std::filesystem::exists(database, ec);
+  if (!exists && !(template_file && std::filesystem::exists(*template_file, ec)))
+    return c.problem(template_file ? "template" : "database",
+                     "neither " + database + (template_file ? " nor " + *template_file : std::string()) +
+                         " exists: point database at the file, or template at a file to copy it from");
+  // The table as the file (or the template it would be copied from) has it, read only.
+  try {
+    Database db(exists ? database : *template_file, std::nullopt, busy_timeout_ms, true);
+    std::vector<std::string> names, keys;
+    read_table(db, *this, names, keys, [&](const char* option, const std::string& message) {
+      c.problem(option, message);
+    });
+  } catch (const std::exception& e) {
+    c.problem(exists ? "database" : "template", e.what());
+  }
 }
 
 SqliteSink::SqliteSink(const Config& config, Context& context)
@@ -74,27 +116,12 @@ void SqliteSink::open() {
   db_ = std::make_unique<Database>(config_.database, config_.template_file, config_.busy_timeout_ms, false);
   if (config_.foreign_keys) db_->exec("PRAGMA foreign_keys = ON");
   make_positions_table();
-  Statement info = db_->prepare("PRAGMA table_info(" + identifier(config_.table) + ")");
   std::vector<std::string> names, keys;
-  while (sqlite3_step(info.get()) == SQLITE_ROW) {
-    names.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 1)));
-    if (sqlite3_column_int(info.get(), 5) > 0) keys.push_back(names.back());
-  }
-  if (names.empty())
-    throw FatalError("sqlite: table " + config_.table + " does not exist in " + config_.database);
-  if (keys.empty())
-    throw FatalError("sqlite: table " + config_.table + " has no primary key to upsert on");
+  read_table(*db_, config_, names, keys, [](const char*, const std::string& message) {
+    throw FatalError("sqlite: " + message);
+  });
   std::map<std::string, std::string> field_of;
-  for (const auto& [field, column] : config_.columns) {
-    if (std::find(names.begin(), names.end(), column) == names.end())
-      throw FatalError("sqlite: option columns maps field '" + field + "' to column '" + column +
-                       "', which table " + config_.table + " does not have");
-    field_of[column] = field;
-  }
-  for (const auto& a : config_.add)
-    if (std::find(names.begin(), names.end(), a) == names.end())
-      throw FatalError("sqlite: option add names column '" + a + "', which table " + config_.table +
-                       " does not have");
+  for (const auto& [field, column] : config_.columns) field_of[column] = field;
   columns_.clear();
   key_columns_.clear();
   add_columns_.clear();

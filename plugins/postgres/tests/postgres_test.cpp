@@ -245,6 +245,18 @@ TEST_CASE("postgres: start-up errors name the table, the column and the fix") {
   REQUIRE(checker.unreachable_services.size() == 1);
   CHECK(checker.unreachable_services[0].find("postgresql://u:***@127.0.0.1:1/db") != std::string::npos);
   CHECK(checker.unreachable_services[0].find("secret") == std::string::npos);
+
+  // validate --connect (and run, before anything starts) says the same at the options.
+  testing::TestChecker connected(context, true);
+  config.url = f.url;
+  config.table = f.table;
+  config.columns = {{"book", "book_idx"}};
+  config.log_each = "Stored {nope}";
+  config.check(connected);
+  CHECK(connected.unreachable_services.empty());
+  REQUIRE(connected.problems.size() == 2);
+  CHECK(connected.problems[0].rfind("option 'columns': option columns maps field 'book' to column 'book_idx'", 0) == 0);
+  CHECK(connected.problems[1] == "option 'log_each': log_each names {nope}, which is not a column of " + f.table);
 }
 
 TEST_CASE("postgres: log_each prints the seed's line for each row stored") {

@@ -433,7 +433,38 @@ TEST_CASE("sqlite_query: the rows as the seed's API answered them, keys sorted")
   CHECK(r.content_type == "application/json");
   CHECK(r.body == "[{\"count\":1,\"food\":\"butter\"},{\"count\":3,\"food\":\"mayo\"},"
                   "{\"count\":null,\"food\":\"q\\\"uote\"}]");
-  testing::StageHarness<SqliteQuery> writes(
-      {{"database", f.path}, {"query", std::string("DELETE FROM aggregated")}});
-  CHECK_THROWS_WITH_AS(writes->start(), doctest::Contains("a route may only read"), FatalError);
+}
+
+// What `pipehost validate` says of a query (and of a sink's table), before anything runs:
+// a query that writes, one SQLite would run only the first statement of, one naming a
+// table the file does not have; and the sink's table, columns and add columns.
+TEST_CASE("sqlite: the checks read the file: a query that cannot answer, a table or column it lacks") {
+  Fixture f;
+  auto query_problems = [&](const std::string& query) {
+    return testing::StageHarness<SqliteQuery>::problems({{"database", f.path}, {"query", query}});
+  };
+  CHECK(query_problems("SELECT * FROM aggregated").empty());
+  CHECK(query_problems("SELECT * FROM aggregated; -- the end\n ;").empty());
+  CHECK(query_problems("DELETE FROM aggregated") ==
+        std::vector<std::string>{"option 'query': the query writes to the database; a route may only read (SELECT ...)"});
+  CHECK(query_problems("SELECT 1; DELETE FROM aggregated") ==
+        std::vector<std::string>{"option 'query': the query holds more than one statement; SQLite runs only "
+                                 "the first: give one"});
+  CHECK(query_problems("SELECT * FROM aggregatd") ==
+        std::vector<std::string>{"option 'query': the query does not run: no such table: aggregatd"});
+
+  auto sink_problems = [&](std::map<std::string, OptionValue> options) {
+    options["database"] = f.path;
+    return testing::StageHarness<SqliteSink>::problems(std::move(options));
+  };
+  CHECK(sink_problems({{"table", std::string("aggregated")}, {"add", std::vector<std::string>{"count"}}}).empty());
+  CHECK(sink_problems({{"table", std::string("aggregatd")}}) ==
+        std::vector<std::string>{"option 'table': table aggregatd does not exist in " + f.path});
+  CHECK(sink_problems({{"table", std::string("aggregated")}, {"add", std::vector<std::string>{"cnt"}},
+                       {"columns", StringMap{{"name", "fod"}}}}) ==
+        std::vector<std::string>{
+            "option 'columns': option columns maps field 'name' to column 'fod', which table aggregated does not "
+            "have; its columns: food, count",
+            "option 'add': option add names column 'cnt', which table aggregated does not have; its columns: "
+            "food, count"});
 }
