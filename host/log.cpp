@@ -1,6 +1,7 @@
 #include "log.hpp"
 
 #include "pipehost/json.hpp"
+#include "pipehost/utf8.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -28,7 +29,39 @@ const char* level_name(LogLevel level) {
   }
   return "?";
 }
-void append_json_string(std::string& out, std::string_view text) { json::append_string(text, out); }
+// A message as a reader can trust it: bytes that are not UTF-8 become \xHH (a JSON line
+// stays valid JSON), and in text lines control characters are escaped too (a record's
+// value holding "\n02:00:00.000 ERROR ..." cannot forge a line, nor an ESC sequence reach
+// a terminal). Most messages need nothing and are not copied.
+std::string_view trustworthy(std::string_view message, bool escape_controls, std::string& scratch) {
+  auto control = [&](unsigned char c) { return escape_controls && (c < 0x20 || c == 0x7f); };
+  bool clean = utf8::valid(message);
+  for (std::size_t i = 0; clean && i < message.size(); ++i) clean = !control(static_cast<unsigned char>(message[i]));
+  if (clean) return message;
+  scratch.clear();
+  for (std::size_t i = 0; i < message.size();) {
+    const auto c = static_cast<unsigned char>(message[i]);
+    const std::size_t length = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+    if (length > 1 && i + length <= message.size() && utf8::valid(message.substr(i, length))) {
+      scratch.append(message, i, length);
+      i += length;
+      continue;
+    }
+    char hex[8];
+    if (control(c) && c == '\n') scratch += "\\n";
+    else if (control(c) && c == '\r') scratch += "\\r";
+    else if (control(c) && c == '\t') scratch += "\\t";
+    else if (length != 1 || control(c)) std::snprintf(hex, sizeof hex, "\\x%02x", c), scratch += hex;
+    else scratch += static_cast<char>(c);
+    ++i;
+  }
+  return scratch;
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+  std::string scratch;
+  json::append_string(trustworthy(text, false, scratch), out);
+}
 
 // "sums/source#0" -> pipeline sums, stage source, task 0; "sums#1" -> pipeline, task;
 // "pipehost" -> the host itself.
@@ -132,6 +165,8 @@ void log_line(LogLevel level, std::string_view prefix, std::string_view message)
   }
   localtime_r(&t, &tm);
   std::strftime(stamp, sizeof stamp, "%H:%M:%S", &tm);
+  std::string scratch;
+  message = trustworthy(message, true, scratch);
   std::lock_guard lock(output_mutex);
   if (auto f = interceptor.load()) f();
   std::fprintf(stderr, "%s.%03d %s [%.*s] %.*s\n", stamp, static_cast<int>(ms.count()),

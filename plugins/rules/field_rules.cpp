@@ -2,7 +2,9 @@
 
 #include <cmath>
 
+#include <pipehost/json.hpp>
 #include <pipehost/time.hpp>
+#include <pipehost/utf8.hpp>
 
 namespace pipehost::rules {
 namespace {
@@ -48,10 +50,15 @@ bool has_type(const Value& v, const std::string& type) {
   return false;
 }
 
+// A value inside a reason: at most 40 bytes, not cut inside a character, a string quoted
+// and escaped as JSON (a NUL would end the reason where it passes as a C string, a
+// newline would start a line of its own in the log).
 std::string shown(const Value& v) {
-  std::string text = v.to_text();
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
-  return v.is<std::string>() ? "\"" + text + "\"" : text;
+  std::string text = utf8::abbreviated(v.to_text(), 40);
+  if (!v.is<std::string>()) return text;
+  std::string quoted;
+  json::append_string(text, quoted);
+  return quoted;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <pipehost/testing.hpp>
+#include <pipehost/utf8.hpp>
 
 #include "field_rules.hpp"
 
@@ -105,4 +106,21 @@ TEST_CASE("field_rules: NaN is outside every range") {
   REQUIRE(rejected.size() == 1);
   CHECK(rejected[0].reason.find("not a finite number") != std::string::npos);
   CHECK(b.records.size() == 1);
+}
+
+// A value inside a reason: a NUL ended the reason where it passed as a C string, a cut
+// inside a character made the dead-letter header and the JSON log line invalid UTF-8.
+TEST_CASE("field_rules: a value in a reason is escaped and cut between characters") {
+  StageHarness<rules::FieldRules> h(kTradeRules);
+  Batch b;
+  b.records.push_back(trade(Value(std::string("T1\0x", 4)), Value(std::int64_t{1})));
+  std::string accents;
+  for (int i = 0; i < 30; ++i) accents += "\xc3\xa9";  // é
+  b.records.push_back(trade(Value("a" + accents), Value(std::int64_t{1})));
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 2);
+  CHECK(rejected[0].reason.find(R"(field 'id' is "T1\u0000x", which does not match)") != std::string::npos);
+  CHECK(utf8::valid(rejected[1].reason));
+  CHECK(rejected[1].reason.find("\"a\xc3\xa9\xc3\xa9") != std::string::npos);
+  CHECK(rejected[1].reason.find("...\", which does not match") != std::string::npos);
 }
