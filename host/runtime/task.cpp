@@ -314,8 +314,7 @@ void Task::deliver(Batch& batch) {
       rewound_letters_.rewound();
       return tracker_.discard(sequence);
   }
-  state_.stages.back().records_rejected += batch.rejections.size();
-  if (!handle_rejections(batch, "sink")) return tracker_.abandon(sequence);
+  if (!handle_rejections(batch, "sink", state_.stages.back())) return tracker_.abandon(sequence);
   rewound_letters_.batch_written(batch.spans);
   tracker_.complete(sequence, Status::ok());
 }
@@ -336,8 +335,7 @@ bool Task::run_transform(std::size_t index, Batch& batch) {
     log(LogLevel::warn, label + ": " + s.message() + " (retrying)");
     if (!back_off(attempt)) return false;
   }
-  stats.records_rejected += batch.rejections.size();
-  if (!handle_rejections(batch, label)) return false;
+  if (!handle_rejections(batch, label, stats)) return false;
   batch.compact();
   stats.records_out += batch.records.size();
   if (state_.taps.active()) state_.taps.offer(stats.label, index_, batch);
@@ -363,8 +361,7 @@ bool Task::prepare_sink(Batch& batch) {
     for (auto& r : batch.records) r.dropped = false;
     if (!back_off(attempt)) return false;
   }
-  stats.records_rejected += batch.rejections.size();
-  if (!handle_rejections(batch, "sink")) return false;
+  if (!handle_rejections(batch, "sink", stats)) return false;
   batch.compact();
   if (state_.taps.active()) state_.taps.offer("sink", index_, batch);
   return true;
@@ -479,8 +476,18 @@ bool Task::rewind_source(const Batch& batch, const Status& why) {
   return true;
 }
 
-bool Task::handle_rejections(Batch& batch, const std::string& stage) {
+bool Task::handle_rejections(Batch& batch, const std::string& stage, StageStats& stats) {
   if (batch.rejections.empty()) return true;
+  // Records rejected again after their batch was read again (a sink found rows its store
+  // refuses) are on the dead-letter topic already: neither written nor counted twice.
+  if (config_.on_error == ErrorPolicy::dead_letter) {
+    if (std::size_t again = rewound_letters_.remove_written(batch.rejections))
+      log(LogLevel::info, stage + ": " + std::to_string(again) +
+                              " record(s) rejected again after the batch was read again; "
+                              "already on the dead-letter topic, not written twice");
+    if (batch.rejections.empty()) return true;
+  }
+  stats.records_rejected += batch.rejections.size();
   for (auto& r : batch.rejections) clip_reason(r.reason);
   last_rejection_ = stage + ": " + origin_text(batch.rejections.back().record) + ": " +
                     batch.rejections.back().reason;
@@ -498,12 +505,6 @@ bool Task::handle_rejections(Batch& batch, const std::string& stage) {
       log_rejections(batch.rejections, stage, "skipped");
       break;
     case ErrorPolicy::dead_letter:
-      if (std::size_t again = rewound_letters_.remove_written(batch.rejections)) {
-        log(LogLevel::info, stage + ": " + std::to_string(again) +
-                                " record(s) rejected again after the batch was read again; "
-                                "already on the dead-letter topic, not written twice");
-        if (batch.rejections.empty()) break;
-      }
       for (int attempt = 0;; ++attempt) {
         Status s = dead_letter_->write(batch.rejections, stage, [this] { return stopping(); });
         if (s.is_ok()) break;

@@ -40,7 +40,7 @@ class Task {
                       const std::string& done_with);
   std::optional<std::int64_t> resume_from_sink(std::string_view topic, std::int32_t partition);
   Status forget_earlier_run(std::string_view topic, std::int32_t partition, std::int64_t stored);
-  bool handle_rejections(Batch& batch, const std::string& stage);
+  bool handle_rejections(Batch& batch, const std::string& stage, StageStats& stats);
   bool apply_pause();
   void commit(bool force);
   void collect_acknowledged();  // drained acknowledgements into pending_commit_

@@ -198,6 +198,8 @@ def test_a_record_rejected_in_a_batch_read_again_is_dead_lettered_once():
     assert sorted(p for p in payloads if not p.startswith("{\"")) == ["{not json 1", "{not json 2"], payloads
     if "rejected again after the batch was read again" not in r.stderr:
         print("note: the bad JSON and the refused trades were not in one batch this run")
+    # ... nor counted twice: four records rejected, four letters.
+    assert "of them rejected (4 dead-lettered)" in r.stderr and " 4 of them rejected" in r.stderr, r.stderr[-2000:]
     psql(f"DROP TABLE {table}, {table}_positions")
 
 
