@@ -29,9 +29,9 @@ struct DeadLetterTimeouts {
   int message_ms = 0;
 };
 
-// The records a task dead-lettered in batches that a sink then had read again (a rewind:
-// a row the store refused, or a store that lost writes). The read again rejects them
-// again, and they are not dead-lettered twice. Entries are forgotten once a written
+// The records a task dead-lettered (or skipped) in batches that a sink then had read
+// again (a rewind: a row the store refused, or a store that lost writes). The read again
+// rejects them again, and they are not dead-lettered (or counted) twice. Entries are forgotten once a written
 // batch passes them; a crash in between still writes them again (at least once).
 class RewoundDeadLetters {
  public:

@@ -479,12 +479,14 @@ bool Task::rewind_source(const Batch& batch, const Status& why) {
 bool Task::handle_rejections(Batch& batch, const std::string& stage, StageStats& stats) {
   if (batch.rejections.empty()) return true;
   // Records rejected again after their batch was read again (a sink found rows its store
-  // refuses) are on the dead-letter topic already: neither written nor counted twice.
-  if (config_.on_error == ErrorPolicy::dead_letter) {
+  // refuses) were dead-lettered or skipped already: neither written nor counted twice.
+  if (config_.on_error != ErrorPolicy::fail) {
     if (std::size_t again = rewound_letters_.remove_written(batch.rejections))
       log(LogLevel::info, stage + ": " + std::to_string(again) +
-                              " record(s) rejected again after the batch was read again; "
-                              "already on the dead-letter topic, not written twice");
+                              " record(s) rejected again after the batch was read again; " +
+                              (config_.on_error == ErrorPolicy::dead_letter
+                                   ? "already on the dead-letter topic, not written twice"
+                                   : "skipped already, not counted twice"));
     if (batch.rejections.empty()) return true;
   }
   stats.records_rejected += batch.rejections.size();
@@ -503,6 +505,7 @@ bool Task::handle_rejections(Batch& batch, const std::string& stage, StageStats&
     }
     case ErrorPolicy::skip:
       log_rejections(batch.rejections, stage, "skipped");
+      rewound_letters_.written_to_topic(batch.rejections);  // handled: see above
       break;
     case ErrorPolicy::dead_letter:
       for (int attempt = 0;; ++attempt) {
