@@ -344,6 +344,16 @@ int command_replay(const Arguments& args) {
   replay.source.component = &ReplaySource::component();
   replay.source.options.values["topic"] = pipeline.dead_letter_topic;
   replay.source.options.values["group"] = pipeline.name + "-replay";
+  // A kafka sink's transactions commit the offsets of the kafka source they read with:
+  // the replay source is another, and the pipeline's own transactional.id would fence the
+  // running pipeline. Replayed records are written at least once.
+  auto exactly_once = replay.sink.options.values.find("exactly_once");
+  if (replay.sink.plugin == "kafka" && exactly_once != replay.sink.options.values.end() &&
+      exactly_once->second == OptionValue(true)) {
+    exactly_once->second = false;
+    log_info("replay: the kafka sink writes the replayed records at least once (its exactly_once "
+             "transactions go with the pipeline's kafka source, not with the dead letters)");
+  }
   Config replay_config = config;
   replay_config.pipelines = {replay};
   replay_config.topics.clear();

@@ -186,8 +186,24 @@ void KafkaSink::produce(Record& r, void* completion) {
       continue;
     }
     if (headers) rd_kafka_headers_destroy(headers);
-    throw FatalError(std::string("cannot produce to ") + rd_kafka_topic_name(handle) + ": " + error_text(rc));
+    const std::string what = "the record" +
+                             (r.origin.partition >= 0 ? " from " + std::string(r.origin.topic) + "/" +
+                                                            std::to_string(r.origin.partition) + "@" +
+                                                            std::to_string(r.origin.offset)
+                                                      : std::string()) +
+                             " to " + rd_kafka_topic_name(handle);
+    if (rc == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+      throw RecordRefused{"kafka: " + what + " is larger than message.max.bytes (" +
+                          std::to_string(r.key.size() + r.payload.size()) +
+                          " bytes of key and value, with headers and framing past the producer's "
+                          "limit): raise message.max.bytes in the sink's properties (and the topic's "
+                          "max.message.bytes), or make the record smaller"};
+    throw FatalError("cannot produce " + what + ": " + error_text(rc));
   }
+}
+
+void KafkaSink::prepare(Batch& batch) {
+  if (exactly_once_) refused_.reject_in(batch);
 }
 
 // Until a delivery report came after reports_before (the report that frees room may
@@ -211,9 +227,13 @@ void KafkaSink::write(Batch& batch, BatchDone done) {
   completion->delivered = delivered_;
   std::size_t produced = 0;
   try {
-    for (auto& r : batch.records) {
-      produce(r, completion);
-      ++produced;
+    for (std::size_t i = 0; i < n; ++i) {
+      try {
+        produce(batch.records[i], completion);
+        ++produced;
+      } catch (RecordRefused& refused) {  // dead-lettered by the host; settled below
+        batch.reject(i, std::move(refused.reason));
+      }
     }
   } catch (const StoppedWhileFull&) {
     completion->fail(Status::cancelled("stopping while the producer's queue is full"));

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <pipehost/refused.hpp>
 #include <pipehost/sdk.hpp>
 
 #include "task_link.hpp"
@@ -39,6 +40,11 @@ struct KafkaSinkConfig {
 // Thrown by produce when the host stops while librdkafka's queue is full.
 struct StoppedWhileFull {};
 struct Stopped {};  // a transactional call given up because the pipeline is stopping
+// Thrown by produce for a record librdkafka refuses by itself (larger than
+// message.max.bytes): no attempt would take it, and it is the record's fault.
+struct RecordRefused {
+  std::string reason;
+};
 
 class KafkaSink final : public Sink {
  public:
@@ -46,6 +52,7 @@ class KafkaSink final : public Sink {
   KafkaSink(const Config& config, Context& context);
   ~KafkaSink() override;
   void start() override;
+  void prepare(Batch& batch) override;
   void write(Batch& batch, BatchDone done) override;
   void flush() override;
   void stop() override;
@@ -86,6 +93,9 @@ class KafkaSink final : public Sink {
   std::unordered_map<std::string, rd_kafka_topic_t*> topics_;
   rd_kafka_topic_t* topic_handle_ = nullptr;  // the `topic` option's (owned by topics_)
   bool exactly_once_ = false;
+  // exactly_once: records producev refused, rejected when their batch is read again
+  // (a transaction cannot leave one out: it would commit the offsets past it).
+  RefusedRecords refused_;
   int flush_gave_up_at_ = 0;  // the queue's length when a flush last gave up (0: none did)
   std::string transactional_id_;
   std::shared_ptr<TaskLink> link_;
@@ -97,6 +107,7 @@ class KafkaSink final : public Sink {
   std::mutex failure_mutex_;
   std::string delivery_failure_;
   bool delivery_failure_permanent_ = false;
+  Origin delivery_failure_origin_;  // of the record it names (no position: a stage's)
   void note_failed_delivery(const rd_kafka_message_t* message);
 };
 

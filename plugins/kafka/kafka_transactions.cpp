@@ -128,11 +128,19 @@ void KafkaSink::settle(rd_kafka_error_t* error, const std::string& doing) {
   aborts_->add();
   {
     std::lock_guard lock(failure_mutex_);
-    if (delivery_failure_permanent_)
+    if (delivery_failure_permanent_) {
+      // The batch read again rejects the record before the transaction (prepare): the
+      // host dead-letters it (or stops, under on_error = "fail") and the rest goes on.
+      Record refused;
+      refused.origin = delivery_failure_origin_;
+      if (refused_.remember(refused, delivery_failure_ + " (the broker refuses it whatever the attempt)"))
+        throw PositionMismatch(delivery_failure_ + "; transaction aborted, the batch is read again so "
+                               "that the record is rejected before the next one");
       throw FatalError(delivery_failure_ + ": the broker refuses this record whatever the attempt, "
                        "so reading the batch again would fail the same way forever (transaction "
                        "aborted, nothing of the batch written). Fix the destination topic's "
                        "settings (max.message.bytes, cleanup.policy, ACLs) or the records");
+    }
   }
   throw PositionMismatch(doing + " failed (" + f.text + "): transaction aborted");
 }
@@ -162,8 +170,10 @@ void KafkaSink::note_failed_delivery(const rd_kafka_message_t* message) {
   if (!delivery_failure_.empty()) return;  // the first one says it
   const auto index = reinterpret_cast<std::uintptr_t>(message->_private);
   std::string which = "a record";
+  delivery_failure_origin_ = Origin{};
   if (index >= 1 && index <= transaction_origins_.size()) {
     const Origin& o = transaction_origins_[index - 1];
+    delivery_failure_origin_ = o;
     if (o.partition >= 0)
       which = "the record from " + std::string(o.topic) + "/" + std::to_string(o.partition) + "@" +
               std::to_string(o.offset);
@@ -209,8 +219,20 @@ void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
   try {
     call("beginning a transaction", [&](int) { return rd_kafka_begin_transaction(producer_); });
     try {
-      for (std::size_t i = 0; i < batch.records.size(); ++i)
-        produce(batch.records[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i + 1)));
+      for (std::size_t i = 0; i < batch.records.size(); ++i) {
+        try {
+          produce(batch.records[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i + 1)));
+        } catch (RecordRefused& refused) {
+          // Left out, the transaction would commit the offsets past it: abort, and have
+          // the batch read again, which rejects it before the transaction (prepare).
+          if (rd_kafka_error_t* a = abort_transaction()) rd_kafka_error_destroy(a);
+          aborts_->add();
+          if (!refused_.remember(batch.records[i], refused.reason))
+            throw FatalError(refused.reason + " (a record a stage made, which cannot be read again)");
+          throw PositionMismatch(refused.reason + "; transaction aborted, the batch is read again so that "
+                                 "the record is rejected before the next one");
+        }
+      }
     } catch (const StoppedWhileFull&) {
       throw Stopped{};
     } catch (const FatalError& e) {
@@ -231,6 +253,7 @@ void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
         "or aborted, records and consumed offsets together) and the next run goes on from there"));
   }
   transactions_->add();
+  refused_.written(batch);
   done(Status::ok());
 }
 

@@ -253,25 +253,43 @@ def kill_and_restart(exactly_once):
     return duplicates
 
 
-def test_exactly_once_stops_naming_a_record_the_broker_refuses_for_good():
-    # The finance topic takes at most 2000 bytes a batch; one event is far larger. Each
-    # transaction holding it aborts: reading the batch again would abort forever (it did,
-    # silently, writing aborted copies of the other records every round).
+def test_a_record_the_broker_or_the_producer_refuses_for_good_is_dead_lettered_and_the_rest_goes_on():
+    # The finance topic takes at most 2000 bytes a batch; one event is far larger. Under
+    # exactly_once each transaction holding it aborted: the pipeline stopped, and every
+    # restart stopped again. At least once, a record past the producer's own
+    # message.max.bytes stopped it the same way, naming no record. Now the record is
+    # dead-lettered with the reason and the others are routed.
+    import confluent_kafka
     import confluent_kafka.admin
-    prefix = unique("tenants-refused")
-    topic = f"{prefix}.producer.to.processor"
-    create_topic(topic, partitions=1)
     admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": require_env("KAFKA_BROKERS")})
-    finance = f"{prefix}.processor.to.finance"
-    admin.create_topics([confluent_kafka.admin.NewTopic(finance, 3, 1, config={"max.message.bytes": "2000"})]
-                        )[finance].result(30)
-    big = event("100001", "FINANCE", 1)
-    big["payload"] = "x" * 20000
-    produce_events(topic, [event("100000", "MARKETING", 0), big])
-    r = pipehost(*processor_args(tenant_config(prefix, exactly_once=True),
-                                 "--set", "pipeline.processor.source.stop_at_end=true"), check=1, timeout=120)
-    assert f"delivery of the record from {topic}/0@1 to {finance} failed" in r.stderr, r.stderr[-3000:]
-    assert "refuses this record whatever the attempt" in r.stderr
+    for exactly_once in (True, False):
+        prefix = unique("tenants-refused")
+        topic = f"{prefix}.producer.to.processor"
+        create_topic(topic, partitions=1)
+        finance = f"{prefix}.processor.to.finance"
+        admin.create_topics([confluent_kafka.admin.NewTopic(finance, 3, 1, config={"max.message.bytes": "2000"})]
+                            )[finance].result(30)
+        big = event("100001", "FINANCE", 1)
+        big["payload"] = "x" * 20000
+        produce_events(topic, [event("100000", "MARKETING", 0), big, event("100002", "MARKETING", 2)])
+        extra = ["--set", "pipeline.processor.source.stop_at_end=true"]
+        if not exactly_once:  # the producer refuses it itself
+            extra += ["--set", 'pipeline.processor.sink.properties={"message.max.bytes" = "10000"}']
+        r = pipehost(*processor_args(tenant_config(prefix, exactly_once=exactly_once), *extra),
+                     check=0, timeout=120)
+        marketing = read_topic(f"{prefix}.processor.to.marketing", committed_only=True)
+        assert sorted(v["producer_service_id"] for _, _, v, _ in marketing) == ["100000", "100002"]
+        assert read_topic(finance, committed_only=True) == []
+        letters = read_topic(f"{prefix}.processor.dead-letters", raw=True)
+        assert len(letters) == 1, letters
+        headers = dict(letters[0][3])
+        assert headers["pipehost.origin.offset"] == b"1"
+        reason = headers["pipehost.error"].decode()
+        if exactly_once:
+            assert f"delivery of the record from {topic}/0@1 to {finance} failed" in reason, reason
+            assert "refuses it whatever the attempt" in reason
+        else:
+            assert f"the record from {topic}/0@1 to {finance} is larger than message.max.bytes" in reason, reason
 
 
 def test_a_registry_url_that_is_not_the_api_root_is_named_not_taken_for_unknown_schemas():

@@ -92,6 +92,33 @@ TEST_CASE("sink: stopping with the broker gone and the queue full cancels, promp
   REQUIRE(sink->stop().is_ok());
 }
 
+// librdkafka refuses a record larger than message.max.bytes itself: the record is
+// rejected (the host dead-letters it) and the others are delivered; it stopped the
+// pipeline at every restart, naming no record.
+TEST_CASE("sink: a record larger than message.max.bytes is rejected, naming it; the others are delivered") {
+  testing::MockKafka kafka;
+  kafka.create_topic("out", 1);
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  auto sink = kafka::test::sink(context, {{"topic", std::string("out")},
+                                          {"properties", StringMap{{"message.max.bytes", "2000"}}}});
+  REQUIRE(sink->start().is_ok());
+  Batch b = records(3, "k");
+  b.records[1].payload = std::string(5000, 'x');
+  b.records[1].origin = {"in", 2, 41};
+  sink->prepare(b);
+  CHECK(b.rejections.empty());
+  Done done;
+  REQUIRE(sink->write(b, done.callback()).is_ok());
+  REQUIRE(b.rejections.size() == 1);
+  CHECK(b.rejections[0].record.origin.offset == 41);
+  CHECK(b.rejections[0].reason.rfind("kafka: the record from in/2@41 to out is larger than message.max.bytes", 0) == 0);
+  REQUIRE(testing::eventually([&] { return done.count() == 1; }));
+  CHECK(done.statuses[0].is_ok());
+  CHECK(context.counter_value("records_out") == 2);
+  REQUIRE(sink->stop().is_ok());
+}
+
 // A stop with the broker gone: the host has waited for these records already; the flush
 // gives up once the queue has not moved for 5 s, and stop's flush at once (each used to
 // wait 30 s, which with the dead-letter producer's added up to minutes).
