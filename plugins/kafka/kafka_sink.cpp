@@ -85,9 +85,17 @@ rd_kafka_topic_t* KafkaSink::know_topic(const std::string& topic) {
   topics_.emplace(topic, handle);
   const rd_kafka_metadata_t* md = nullptr;
   if (rd_kafka_metadata(producer_, 0, handle, &md, 1500) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
-    if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-      context_.warn("topic " + topic + " does not exist (yet): records to it wait for it; declare it "
-                    "in [kafka.topics] to have it created at start");
+    // A broker that creates topics on demand answers otherwise (it creates this one).
+    const bool missing = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    rd_kafka_metadata_destroy(md);
+    if (missing && topic == topic_)
+      throw FatalError("topic " + topic + " does not exist and the broker does not create "
+                       "topics: create it, or list it under [kafka.topics] to have pipehost create it");
+    if (missing)
+      context_.warn("topic " + topic + " does not exist: records to it fail after "
+                    "topic.metadata.propagation.max.ms (30 s) unless it is created meanwhile; list it "
+                    "under [kafka.topics] to have pipehost create it at start");
+  } else if (md) {
     rd_kafka_metadata_destroy(md);
   }
   return handle;
