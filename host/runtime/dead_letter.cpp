@@ -88,6 +88,14 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
     Record& letter = batch.records.emplace_back(r.record);
     letter.destination_topic.clear();
     letter.dropped = false;
+    // The headers this writer sets, as the record came with them (from its producer, or a
+    // letter's read again by replay), give way: a reader takes the first of a name. And
+    // pipehost.subject, which only passes between stages.
+    std::erase_if(letter.headers, [](const Header& h) {
+      const std::string_view key = h.key;
+      return key == "pipehost.pipeline" || key == "pipehost.stage" || key == "pipehost.error" ||
+             key.rfind("pipehost.payload", 0) == 0 || key == "pipehost.subject";
+    });
     auto add = [&](const char* name, std::string value) { letter.headers.push_back({name, std::move(value)}); };
     add("pipehost.pipeline", pipeline_);
     add("pipehost.stage", stage);

@@ -78,6 +78,31 @@ TEST_CASE("dead letters carry the record and headers naming pipeline, stage, err
                                               {"pipehost.origin.offset", "41"}});
 }
 
+// A reader takes the first header of a name: one the record came with (sent by its
+// producer, or pipehost.subject passed between stages) must not stand before the writer's.
+TEST_CASE("a letter's own headers replace those of the same names the record came with") {
+  DeadLetterCluster cluster;
+  auto& [kafka, context] = cluster;
+  DeadLetterWriter writer(kafka_sink(), context, "dlq", "orders");
+  auto rejections = rejection("v1");
+  auto& headers = rejections[0].record.headers;
+  headers.push_back({"pipehost.error", "fake"});
+  headers.push_back({"pipehost.payload.truncated", "fake"});
+  headers.push_back({"pipehost.subject", "out-value"});
+  REQUIRE(writer.write(rejections, "transforms[0]").is_ok());
+  auto messages = kafka.read_all("dlq");
+  REQUIRE(messages.size() == 1);
+  std::map<std::string, int> count;
+  for (const auto& [name, value] : messages[0].headers) {
+    ++count[name];
+    if (name == "pipehost.error") CHECK(value == "bad v1");
+  }
+  CHECK(count["pipehost.error"] == 1);
+  CHECK(count["pipehost.payload.truncated"] == 0);
+  CHECK(count["pipehost.subject"] == 0);
+  CHECK(count["original"] == 1);
+}
+
 TEST_CASE("a dead letter of a record near the broker's limit keeps the start of its payload, and says so") {
   DeadLetterCluster cluster;
   auto& [kafka, context] = cluster;
