@@ -76,6 +76,7 @@ AvroDecode::~AvroDecode() {
 }
 
 RecordTransform::Verdict AvroDecode::apply(Record& record) {
+  if (record.payload.is_null()) throw InvalidRecord("null value (a tombstone): there is nothing to decode");
   const std::string_view payload = record.payload;
   if (payload.size() > max_record_bytes_)
     throw InvalidRecord("payload of " + std::to_string(payload.size()) +

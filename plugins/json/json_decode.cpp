@@ -318,6 +318,10 @@ void JsonDecode::process(Batch& batch) {
   std::uint64_t decoded = 0;
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
     Record& r = batch.records[i];
+    if (r.payload.is_null()) {
+      batch.reject(i, "json_decode: " "null value (a tombstone): there is nothing to decode");
+      continue;
+    }
     if (r.payload.size() > parser_->max_bytes) {
       batch.reject(i, "json_decode: the payload of " + std::to_string(r.payload.size()) +
                           " bytes is larger than max_record_bytes");

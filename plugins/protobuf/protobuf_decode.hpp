@@ -46,6 +46,7 @@ class ProtobufDecode final : public RecordTransform {
   }
 
   Verdict apply(Record& record) override {
+    if (record.payload.is_null()) throw InvalidRecord("null value (a tombstone): there is nothing to decode");
     const FrameHeader header = parse_frame(record.payload);
     const DecodePlan& plan = plan_for(header);
     decode_message(plan, std::string_view(record.payload).substr(header.size),

@@ -128,6 +128,7 @@ def test_trades_from_a_third_party_producer_first_write_wins_and_bad_ones_dead_l
     assert len(tombstones) == 1, [(m.key(), m.value()) for m in letters]
     assert tombstones[0].key() is None
     assert dict(tombstones[0].headers())["pipehost.payload"] == b"source"
+    assert b"null value (a tombstone)" in dict(tombstones[0].headers())["pipehost.error"]
     assert all(m.value() for m in letters if m is not tombstones[0])
     psql(f"DROP TABLE {table}, {table}_positions")
 
