@@ -416,7 +416,7 @@ void FromValue::write_union(const Value& in, avro_schema_t schema, std::string& 
     }
   }
   if (first_refusal) throw *first_refusal;
-  refuse(where, "any branch of the union");
+  refuse(where, in, "any branch of the union");
 }
 
 // Where a value is being written, from the top: spelled only for an error's message.
@@ -487,7 +487,7 @@ bool FromValue::in_micros(const Path* where) const {
               avro_schema_record_field_name(where->record, static_cast<int>(where->index))}) > 0;
 }
 
-void FromValue::refuse(const Path* where, const char* wanted) {
+void FromValue::refuse(const Path* where, const Value& got, const char* wanted) {
   std::vector<const Path*> chain;
   for (const Path* p = where; p; p = p->parent) chain.push_back(p);
   std::string path;
@@ -501,8 +501,11 @@ void FromValue::refuse(const Path* where, const char* wanted) {
     if (p.key) path += *p.key;
     else path += avro_schema_record_field_name(p.record, static_cast<int>(p.index));
   }
-  throw InvalidRecord("avro: " + (path.empty() ? std::string("the value") : "field '" + path + "'") +
-                      " is not " + wanted);
+  const std::string what = path.empty() ? std::string("the value") : "field '" + path + "'";
+  // A field the value lacks reads as null: say so, not that it is of another type.
+  if (got.is_null())
+    throw InvalidRecord("avro: " + what + " has no value (missing or null), and the schema wants " + wanted);
+  throw InvalidRecord("avro: " + what + " is not " + wanted);
 }
 
 const std::vector<int>& FromValue::order(avro_schema_t record, const Struct& from) {
@@ -549,18 +552,18 @@ void put_bytes(std::string& out, std::string_view b) {
 void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string& out, const Path* where) {
   switch (avro_typeof(schema)) {
     case AVRO_NULL:
-      if (!in.is_null()) refuse(where, "null");
+      if (!in.is_null()) refuse(where, in, "null");
       return;
     case AVRO_STRING:
       if (const auto* s = in.as<std::string>()) return put_bytes(out, *s);
-      refuse(where, "a string");
+      refuse(where, in, "a string");
     case AVRO_BYTES:
     case AVRO_FIXED: {
       const std::string* b = in.is<Bytes>() ? &in.as<Bytes>()->data : in.as<std::string>();
-      if (!b) refuse(where, "bytes");
+      if (!b) refuse(where, in, "bytes");
       if (avro_typeof(schema) == AVRO_BYTES) return put_bytes(out, *b);
       if (static_cast<std::int64_t>(b->size()) != avro_schema_fixed_size(schema))
-        refuse(where, "bytes of the fixed size");
+        refuse(where, in, "bytes of the fixed size");
       out.append(*b);
       return;
     }
@@ -571,10 +574,10 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
       else if (const auto* t = in.as<Timestamp>())  // epoch ms, or micros where the schema says
         n = in_micros(where) ? t->micros_since_epoch
                              : t->micros_since_epoch / 1000 - (t->micros_since_epoch % 1000 < 0 ? 1 : 0);
-      else refuse(where, "an integer");
+      else refuse(where, in, "an integer");
       if (avro_typeof(schema) == AVRO_INT32 &&
           (n < std::numeric_limits<int32_t>::min() || n > std::numeric_limits<int32_t>::max()))
-        refuse(where, "an integer that fits 32 bits");
+        refuse(where, in, "an integer that fits 32 bits");
       return put_long(out, n);
     }
     case AVRO_FLOAT:
@@ -582,7 +585,7 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
       double d = 0;
       if (const auto* x = in.as<double>()) d = *x;
       else if (const auto* i = in.as<std::int64_t>()) d = static_cast<double>(*i);
-      else refuse(where, "a number");
+      else refuse(where, in, "a number");
       static_assert(std::endian::native == std::endian::little, "Avro's floats and doubles are little-endian");
       if (avro_typeof(schema) == AVRO_DOUBLE) {
         out.append(reinterpret_cast<const char*>(&d), sizeof d);
@@ -597,16 +600,16 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
         out.push_back(*b ? 1 : 0);
         return;
       }
-      refuse(where, "a boolean");
+      refuse(where, in, "a boolean");
     case AVRO_ENUM: {
       const auto* s = in.as<std::string>();
       const int symbol = s ? avro_schema_enum_get_by_name(schema, s->c_str()) : -1;
-      if (symbol < 0) refuse(where, "one of the enum's symbols");
+      if (symbol < 0) refuse(where, in, "one of the enum's symbols");
       return put_long(out, symbol);
     }
     case AVRO_ARRAY: {
       const List* list = in.as<List>();
-      if (!list) refuse(where, "a list");
+      if (!list) refuse(where, in, "a list");
       avro_schema_t items = avro_schema_array_items(schema);
       if (!list->empty()) put_long(out, static_cast<std::int64_t>(list->size()));  // one block
       for (std::size_t i = 0; i < list->size(); ++i) {
@@ -617,7 +620,7 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
     }
     case AVRO_MAP: {
       const Struct* s = in.as<Struct>();
-      if (!s || !s->schema || s->schema->names().size() < s->fields.size()) refuse(where, "a struct (a map)");
+      if (!s || !s->schema || s->schema->names().size() < s->fields.size()) refuse(where, in, "a struct (a map)");
       avro_schema_t values = avro_schema_map_values(schema);
       if (!s->fields.empty()) put_long(out, static_cast<std::int64_t>(s->fields.size()));
       for (std::size_t i = 0; i < s->fields.size(); ++i) {
@@ -630,7 +633,7 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
     }
     case AVRO_RECORD: {
       const Struct* s = in.as<Struct>();
-      if (!s) refuse(where, "a struct");
+      if (!s) refuse(where, in, "a struct");
       const std::vector<int>& field_of = order(schema, *s);
       static const Value kNull;
       for (size_t i = 0; i < field_of.size(); ++i) {
@@ -646,7 +649,7 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
     case AVRO_LINK:
       return write_binary(in, avro_schema_link_target(schema), out, where);
     default:
-      refuse(where, "of a supported Avro type");
+      refuse(where, in, "of a supported Avro type");
   }
 }
 

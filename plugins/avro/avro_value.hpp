@@ -120,7 +120,7 @@ class FromValue {
   void write_binary(const Value& in, avro_schema_t schema, std::string& out, const Path* where);
   void write_union(const Value& in, avro_schema_t schema, std::string& out, const Path* where);
   const std::vector<int>& order(avro_schema_t record, const Struct& from);
-  [[noreturn]] static void refuse(const Path* where, const char* wanted);
+  [[noreturn]] static void refuse(const Path* where, const Value& got, const char* wanted);
   // One per record schema and input shape (few; a value of many shapes, e.g. JSON objects
   // of varying keys, many): found by hash, and its elements stay where they are as it grows.
   std::unordered_map<OrderKey, Order, OrderHash> orders_;

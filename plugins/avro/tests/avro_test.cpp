@@ -502,6 +502,12 @@ TEST_CASE("avro_encode: subjects from the router's header, the destination topic
     c.records[0].value = Struct{StructSchema::make({"payload"}), {Value("x")}};
     auto r = enc.process(c);
     REQUIRE(r.size() == 1);
+    CHECK(r[0].reason.find("field 'producer_service_id' has no value (missing or null), and the schema "
+                           "wants a string") != std::string::npos);
+    c.records.push_back(make("processor.to.consumer-value", ""));
+    c.records[0].value = Struct{StructSchema::make({"producer_service_id"}), {Value(std::int64_t{7})}};
+    r = enc.process(c);
+    REQUIRE(r.size() == 1);
     CHECK(r[0].reason.find("field 'producer_service_id' is not a string") != std::string::npos);
   }
 }
