@@ -447,10 +447,62 @@ bool is_micros(const Json& type) {
   return logical == "timestamp-micros" || logical == "local-timestamp-micros";
 }
 
+// The first type a field's type names (a union's default is of its first branch).
+const Json& first_type(const Json& type) {
+  if (type.is_array() && !type.empty()) return first_type(type[0]);
+  if (type.is_object() && type.contains("type") && (type["type"].is_string() || type["type"].is_array()) &&
+      type["type"] != "record" && type["type"] != "enum" && type["type"] != "array" && type["type"] != "map" &&
+      type["type"] != "fixed" && type["type"] != "error")
+    return first_type(type["type"]);
+  return type;
+}
+
+bool is_bytes_like(const Json& type) {
+  const Json& t = first_type(type);
+  if (t.is_string()) return t == "bytes";
+  return t.is_object() && (t.value("type", "") == "bytes" || t.value("type", "") == "fixed");
+}
+
+// A field's default as a Value the writer takes (JSON as the Avro spec gives it; bytes
+// and fixed as strings of code points 0-255).
+Value default_value(const Json& json, const Json& type) {
+  if (json.is_null()) return Value();
+  if (json.is_boolean()) return Value(json.get<bool>());
+  if (json.is_number_integer()) return Value(json.get<std::int64_t>());
+  if (json.is_number()) return Value(json.get<double>());
+  if (json.is_string()) {
+    const std::string text = json.get<std::string>();
+    if (!is_bytes_like(type)) return Value(text);
+    Bytes bytes;
+    for (std::size_t i = 0; i < text.size();) {  // UTF-8 code points below 256, one byte each
+      const auto c = static_cast<unsigned char>(text[i]);
+      if (c < 0x80) bytes.data.push_back(static_cast<char>(c)), i += 1;
+      else if (i + 1 < text.size()) bytes.data.push_back(static_cast<char>(((c & 0x1f) << 6) | (text[i + 1] & 0x3f))), i += 2;
+      else break;
+    }
+    return Value(std::move(bytes));
+  }
+  if (json.is_array()) {
+    const Json& t = first_type(type);
+    const Json items = t.is_object() && t.contains("items") ? t["items"] : Json();
+    List list;
+    for (const auto& item : json) list.push_back(default_value(item, items));
+    return Value(std::move(list));
+  }
+  std::vector<std::string> names;
+  List fields;
+  for (const auto& [key, item] : json.items()) {
+    names.push_back(key);
+    fields.push_back(default_value(item, Json()));
+  }
+  return Value(Struct{StructSchema::make(std::move(names)), std::move(fields)});
+}
+
 void find_micros(const Json& type, const std::string& space,
-                 std::set<std::pair<std::string, std::string>, std::less<>>& out) {
+                 std::set<std::pair<std::string, std::string>, std::less<>>& out,
+                 std::map<std::pair<std::string, std::string>, Value, std::less<>>& defaults) {
   if (type.is_array()) {
-    for (const auto& branch : type) find_micros(branch, space, out);
+    for (const auto& branch : type) find_micros(branch, space, out, defaults);
     return;
   }
   if (!type.is_object()) return;
@@ -462,14 +514,16 @@ void find_micros(const Json& type, const std::string& space,
     for (const auto& field : type["fields"]) {
       if (!field.is_object() || !field.contains("type")) continue;
       if (is_micros(field["type"])) out.emplace(name, field.value("name", ""));
-      find_micros(field["type"], inner, out);
+      if (field.contains("default"))
+        defaults.insert_or_assign(std::make_pair(name, field.value("name", "")), default_value(field["default"], field["type"]));
+      find_micros(field["type"], inner, out, defaults);
     }
   } else if (kind == "array" && type.contains("items")) {
-    find_micros(type["items"], space, out);
+    find_micros(type["items"], space, out, defaults);
   } else if (kind == "map" && type.contains("values")) {
-    find_micros(type["values"], space, out);
+    find_micros(type["values"], space, out, defaults);
   } else if (type["type"].is_object() || type["type"].is_array()) {
-    find_micros(type["type"], space, out);
+    find_micros(type["type"], space, out, defaults);
   }
 }
 
@@ -477,7 +531,14 @@ void find_micros(const Json& type, const std::string& space,
 
 void FromValue::note_logical_types(std::string_view schema_json) {
   const Json parsed = Json::parse(schema_json.begin(), schema_json.end(), nullptr, false);
-  if (!parsed.is_discarded()) find_micros(parsed, "", micros_fields_);
+  if (!parsed.is_discarded()) find_micros(parsed, "", micros_fields_, defaults_);
+}
+
+const Value* FromValue::default_of(avro_schema_t record, std::size_t field) const {
+  static const Value kNull;
+  auto it = defaults_.find(std::make_pair(full_name(record),
+                                          std::string(avro_schema_record_field_name(record, static_cast<int>(field)))));
+  return it == defaults_.end() ? &kNull : &it->second;
 }
 
 bool FromValue::in_micros(const Path* where) const {
@@ -639,8 +700,10 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
       for (size_t i = 0; i < field_of.size(); ++i) {
         const int from = field_of[i];
         const Path field{where, schema, i};
-        write_binary(from >= 0 && static_cast<std::size_t>(from) < s->fields.size() ? s->fields[from] : kNull,
-                     avro_schema_record_field_get_by_index(schema, static_cast<int>(i)), out, &field);
+        const Value* value = &kNull;
+        if (from >= 0 && static_cast<std::size_t>(from) < s->fields.size()) value = &s->fields[from];
+        else if (!defaults_.empty()) value = default_of(schema, i);  // a field the value lacks
+        write_binary(*value, avro_schema_record_field_get_by_index(schema, static_cast<int>(i)), out, &field);
       }
       return;
     }

@@ -88,9 +88,12 @@ class ToValue {
 // only for an error.
 class FromValue {
  public:
-  // Reads the logical types Avro C drops from a schema's JSON text: a timestamp written
-  // into a record field of "timestamp-micros" (or "local-timestamp-micros") is then
-  // written in microseconds, not milliseconds. Text that is not JSON adds nothing.
+  // Reads what Avro C drops from a schema's JSON text: logical types (a timestamp written
+  // into a record field of "timestamp-micros" or "local-timestamp-micros" is then written
+  // in microseconds, not milliseconds) and fields' defaults (a field the value lacks is
+  // written with its default, as fastavro and Confluent's AvroSerializer do, so a subject
+  // evolved with a field added with a default still takes the records). Text that is not
+  // JSON adds nothing.
   void note_logical_types(std::string_view schema_json);
 
   // Appends the value's Avro binary to `out`.
@@ -131,6 +134,9 @@ class FromValue {
   // Record fields (full record name, field name) of timestamp-micros longs.
   std::set<std::pair<std::string, std::string>, std::less<>> micros_fields_;
   bool in_micros(const Path* where) const;
+  // Defaults of record fields, by (full record name, field name).
+  std::map<std::pair<std::string, std::string>, Value, std::less<>> defaults_;
+  const Value* default_of(avro_schema_t record, std::size_t field) const;
 };
 
 }  // namespace pipehost::avro
