@@ -27,8 +27,20 @@ std::string avro_error() {
 
 Schema parse_schema(std::string_view json) {
   avro_schema_t s = nullptr;
-  if (avro_schema_from_json_length(json.data(), json.size(), &s) != 0)
-    throw std::runtime_error("not an Avro schema: " + avro_error());
+  if (avro_schema_from_json_length(json.data(), json.size(), &s) != 0) {
+    // Avro C's (jansson's) message has no position: where the JSON breaks, if it does.
+    std::string where;
+    try {
+      const auto parsed = nlohmann::json::parse(json.begin(), json.end());
+      (void)parsed;
+    } catch (const nlohmann::json::parse_error& e) {
+      std::size_t line = 1, column = 1;
+      for (std::size_t i = 0; i + 1 < e.byte && i < json.size(); ++i)
+        json[i] == '\n' ? (++line, column = 1) : ++column;
+      where = " (the JSON breaks at line " + std::to_string(line) + ", column " + std::to_string(column) + ")";
+    }
+    throw std::runtime_error("not an Avro schema: " + avro_error() + where);
+  }
   return Schema(s);
 }
 

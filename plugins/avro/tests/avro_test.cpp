@@ -573,6 +573,10 @@ TEST_CASE("avro options: a schema file that is missing or not Avro is a validati
   problems = StageHarness<avro::AvroDecode>::problems({{"reader_schema_file", path}});
   REQUIRE(problems.size() == 1);
   CHECK(problems[0].find(path) != std::string::npos);
+  { std::ofstream(path) << "{\"type\": \"record\",\n \"fields\": [1,]}"; }  // where the JSON breaks
+  problems = StageHarness<avro::AvroDecode>::problems({{"reader_schema_file", path}});
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("(the JSON breaks at line 2, column 15)") != std::string::npos);
   std::remove(path.c_str());
 }
 
