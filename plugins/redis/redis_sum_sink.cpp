@@ -112,6 +112,11 @@ void RedisSumSink::prepare(Batch& batch) {
     if (batch.records[i].dropped) continue;  // refused while writing it before
     ReadRecord r = reader_.read(batch.records[i]);
     if (!r.problem.empty()) batch.reject(i, "redis_sum: " + r.problem);
+    else if (config_.layout == Layout::string && config_.positions_key.size() == config_.key_prefix.size() + r.key().size() &&
+             config_.positions_key.starts_with(config_.key_prefix) && config_.positions_key.ends_with(r.key()))
+      batch.reject(i, "redis_sum: the total of '" + std::string(r.key()) + "' would be key '" +
+                          config_.positions_key + "', the positions hash (positions_key); set key_prefix "
+                          "or positions_key to keep them apart");
   }
 }
 
@@ -141,6 +146,7 @@ void RedisSumSink::write(Batch& batch, BatchDone done) {
     }
     if (outcome == Outcome::overflow)
       refuse(batch, over_the_limit(plan, overflows), "the total stored in Redis");
+    if (outcome == Outcome::wrong_type) refuse_wrong_types(batch, plan, overflows);
     conflicts_.add();
     // Redis holds another position than we last saw: read them again. One that vanished
     // means Redis lost the positions with the totals: exact totals cannot be rebuilt.
@@ -207,6 +213,31 @@ void RedisSumSink::refuse(const Batch& batch, const std::vector<std::size_t>& re
                          "the batch is read again so that they are rejected before it is written");
 }
 
+// Records adding to a key that holds another kind of value (a list, a hash, the
+// positions hash itself): never overwritten; rejected as refuse() does.
+void RedisSumSink::refuse_wrong_types(const Batch& batch, const WritePlan& plan,
+                                      const std::vector<Overflow>& keys) {
+  std::size_t refused = 0;
+  for (const Overflow& k : keys) {
+    if (k.increment >= plan.increments.size())
+      throw FatalError("redis_sum: the script named total " + std::to_string(k.increment + 1) + " of " +
+                       std::to_string(plan.increments.size()));
+    const std::string& key = plan.increments[k.increment].first;
+    const std::string reason = "redis_sum: key '" + config_.key_prefix + key + "' holds a " + k.stored +
+                               ", not a total: records adding to it are rejected (a key of another "
+                               "kind is never overwritten; set key_prefix to keep the totals apart)";
+    for (std::size_t i : plan.counted) {
+      if (read_[i].key() != key) continue;
+      if (!refused_.remember(batch.records[i], reason)) throw FatalError(reason);  // cannot be read again
+      ++refused;
+    }
+  }
+  if (refused == 0) throw FatalError("redis_sum: the script reported a key of another kind that no record adds to");
+  throw PositionMismatch("redis_sum: " + std::to_string(refused) +
+                         " record(s) add to keys holding another kind of value; the batch is read "
+                         "again so that they are rejected before it is written");
+}
+
 void RedisSumSink::finish(const Batch& batch, const WritePlan& plan) {
   refused_.written(batch);
   for (const auto& p : plan.partitions) positions_[p.field] = p.next;
@@ -261,7 +292,8 @@ RedisSumSink::Outcome RedisSumSink::run_script(const WritePlan& plan,
   if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && element(0) == "ok")
     return Outcome::applied;
   if (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 3 && reply->elements % 2 == 1 &&
-      element(0) == "overflow") {
+      (element(0) == "overflow" || element(0) == "wrongtype")) {
+    const bool overflow = element(0) == "overflow";
     for (std::size_t i = 1; i + 1 < reply->elements; i += 2) {
       std::size_t index = 0;
       std::string_view text = element(i);
@@ -270,7 +302,7 @@ RedisSumSink::Outcome RedisSumSink::run_script(const WritePlan& plan,
         throw FatalError("redis_sum: unexpected reply from the script");
       overflows.push_back({index - 1, std::string(element(i + 1))});
     }
-    return Outcome::overflow;
+    return overflow ? Outcome::overflow : Outcome::wrong_type;
   }
   if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 && element(0) == "conflict") {
     context_.warn("redis_sum: position of " + std::string(element(1)) + " is " +

@@ -32,9 +32,9 @@ class RedisSumSink final : public Sink {
   void forget_position(std::string_view topic, std::int32_t partition) override;
 
  private:
-  enum class Outcome { applied, conflict, overflow };
+  enum class Outcome { applied, conflict, overflow, wrong_type };
   // A total the script would take out of range: its index in the plan's increments and
-  // the total Redis holds ("" for none).
+  // the total Redis holds ("" for none); or (wrong_type) the kind of value its key holds.
   struct Overflow {
     std::size_t increment;
     std::string stored;
@@ -48,6 +48,8 @@ class RedisSumSink final : public Sink {
                                           const std::vector<Overflow>& overflows) const;
   [[noreturn]] void refuse(const Batch& batch, const std::vector<std::size_t>& records,
                            const std::string& why);
+  [[noreturn]] void refuse_wrong_types(const Batch& batch, const WritePlan& plan,
+                                       const std::vector<Overflow>& keys);
   std::vector<std::string> script_command(const WritePlan& plan) const;
   void finish(const Batch& batch, const WritePlan& plan);
 

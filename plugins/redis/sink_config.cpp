@@ -40,6 +40,11 @@ void RedisSumConfig::check(Checker& c) const {
   } catch (const std::exception& e) {
     return c.problem("url", e.what());
   }
+  const std::string positions =
+      positions_key.value_or("pipehost:positions:" + std::string(c.context().pipeline()));
+  if (layout == "hash" && hash_key == positions)
+    c.problem("hash_key", "is the positions hash (positions_key): the positions would be written "
+                          "over totals of the same names; give the totals another hash");
   if (!c.connect()) return;
   try {
     RedisConnection connection(endpoint, std::chrono::milliseconds(connect_timeout_ms),

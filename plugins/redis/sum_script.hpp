@@ -13,8 +13,10 @@
 //
 // Returns {"ok"}; or {"conflict", field, stored value or "none"}; or {"overflow", i,
 // stored total or "", ...}, one pair per total (i counts from 1 in the increments'
-// order) that its increment would take out of the exact range; both having changed
-// nothing.
+// order) that its increment would take out of the exact range; or {"wrongtype", i,
+// type, ...}, one pair per total key (string layout) that holds another kind of value
+// (a list, a hash: the positions hash itself), which MGET reads as nil and MSET would
+// overwrite; all three having changed nothing.
 // Lua numbers are doubles: integers below 2^53 are exact, so totals are parsed from
 // their decimal text into integer units, summed, checked against 2^53 and formatted back
 // with exactly `scale` decimals. All reads and checks happen before the first write, so
@@ -105,6 +107,19 @@ end
 
 local head = layout == 'string' and {'MGET'} or {'HMGET', KEYS[2]}
 local current = call_chunked(head, names)
+if layout == 'string' then
+  local wrong = {'wrongtype'}
+  for i = 1, #names do
+    if not current[i] then  -- no key, or one of another kind: TYPE only for these
+      local kind = redis.call('TYPE', names[i]).ok
+      if kind ~= 'none' then
+        wrong[#wrong + 1] = tostring(i)
+        wrong[#wrong + 1] = kind
+      end
+    end
+  end
+  if #wrong > 1 then return wrong end
+end
 local writes, overflow = {}, {'overflow'}
 for i = 1, #names do
   writes[2 * i - 1] = names[i]

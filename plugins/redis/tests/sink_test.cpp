@@ -458,6 +458,37 @@ TEST_CASE("a malformed stored total fails the batch and changes nothing") {
   CHECK_FALSE(sink->stored_position(kTopic, 0));
 }
 
+// MGET reads a key of another kind as nil and MSET wrote over it: a user's list became a
+// total, and a total whose key was the positions hash replaced it after the totals were
+// applied (the next run applied them again). Such records are rejected; nothing else moves.
+TEST_CASE("a key of another kind is never written over: its records are rejected, the others counted") {
+  Fixture f;
+  auto sink = f.sink({{"key_prefix", std::string("t:")}, {"positions_key", std::string("t:positions")}});
+  f.probe.command({"RPUSH", "t:L", "a user's list"});
+  const std::vector<Record> records = {cents_record("A", 100, 0, 0), cents_record("L", 100, 0, 1),
+                                       cents_record("positions", 100, 0, 2),  // the positions hash's key
+                                       cents_record("A", 100, 0, 3)};
+  auto read = [&] {
+    Batch b = batch_of(records, 0, 4);
+    b.spans = {{kTopic, 0, 0, 4}};
+    return b;
+  };
+  Batch b1 = read();
+  CHECK_THROWS_AS(write(*sink, b1), PositionMismatch);  // L: found only by the script
+  CHECK(f.get("t:A") == "<nil>");
+  Batch b2 = read();
+  auto result = write_ok(*sink, b2);
+  REQUIRE(result.rejections.size() == 2);
+  CHECK(result.rejections[0].record.origin.offset == 1);
+  CHECK(result.rejections[0].reason.find("key 't:L' holds a list, not a total") != std::string::npos);
+  CHECK(result.rejections[1].record.origin.offset == 2);
+  CHECK(result.rejections[1].reason.find("would be key 't:positions', the positions hash") != std::string::npos);
+  CHECK(f.get("t:A") == "2.00");
+  Reply kind = f.probe.command({"TYPE", "t:L"});
+  CHECK(text_of(*kind) == "list");
+  CHECK(sink->stored_position(kTopic, 0) == 4);
+}
+
 TEST_CASE("a lost reply: the retry finds the batch applied and counts nothing twice") {
   Fixture f;
   pipehost::redis::testing::ReplyDropper proxy(f.server.port());

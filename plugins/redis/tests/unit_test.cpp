@@ -308,4 +308,8 @@ TEST_CASE("sink options: defaults, positions key from the pipeline, bad url") {
   CHECK(H::problems({{"key_field", std::string("")}}).at(0).find("must not be empty") != std::string::npos);
   CHECK(H::problems({{"colour", std::string("red")}}).at(0) == "unknown option 'colour'");
   CHECK(H::problems({}).empty());
+  CHECK(H::problems({{"layout", std::string("hash")}, {"hash_key", std::string("p")},
+                     {"positions_key", std::string("p")}})
+            .at(0)
+            .find("option 'hash_key': is the positions hash") == 0);
 }
