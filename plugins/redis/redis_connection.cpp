@@ -45,6 +45,9 @@ RedisEndpoint parse_redis_url(std::string_view url) {
       throw std::invalid_argument("redis url '" + redact::url(url) +
                                   "': only the redis:// scheme is supported");
     rest.remove_prefix(scheme + 3);
+  } else if (rest.starts_with("redis:")) {  // "redis:/host", "redis:host": a slash short
+    throw std::invalid_argument("redis url '" + redact::url(url) +
+                                "': write redis://host:port[/db] (two slashes after redis:)");
   }
   if (auto slash = rest.find('/'); slash != std::string_view::npos) {
     std::string_view db = rest.substr(slash + 1);
