@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -70,24 +71,45 @@ struct Services {
   std::function<void()> pipeline_ended;
   // The embedded broker's log begins empty in every process: a position a sink stored
   // for one of its partitions before this process first resumed it is an earlier run's.
-  // Per sink definition (its plugin and options): a reload that points a pipeline's sink
-  // at another store (a database, a file) finds that store's positions an earlier run's
-  // too, until this process has resumed from them once.
+  // After a reload that changed the pipeline's sink, the store may be another one (a
+  // database, a file) holding an earlier run's position too: then a stored position is
+  // this process's only if it is where this process last acknowledged the partition
+  // (a reload drains the old pipeline first). A sink unchanged (a restart) is trusted.
   bool kafka_embedded = false;
-  bool first_resume(const std::string& pipeline, const std::string& sink_plugin, const Options& sink_options,
-                    std::string_view topic, std::int32_t partition) {
-    std::lock_guard lock(resumed_mutex_);
-    return resumed_.emplace(pipeline, sink_plugin, sink_options.values, std::string(topic), partition).second;
-  }
-  void undo_first_resume(const std::string& pipeline, const std::string& sink_plugin,
+  enum class Resumed { never, same_sink, other_sink };
+  Resumed resumed_before(const std::string& pipeline, const std::string& sink_plugin,
                          const Options& sink_options, std::string_view topic, std::int32_t partition) {
     std::lock_guard lock(resumed_mutex_);
-    resumed_.erase({pipeline, sink_plugin, sink_options.values, std::string(topic), partition});
+    auto it = resumed_.find({pipeline, std::string(topic), partition});
+    if (it == resumed_.end()) return Resumed::never;
+    return it->second == SinkDefinition{sink_plugin, sink_options.values} ? Resumed::same_sink
+                                                                         : Resumed::other_sink;
+  }
+  void note_resumed(const std::string& pipeline, const std::string& sink_plugin, const Options& sink_options,
+                    std::string_view topic, std::int32_t partition) {
+    std::lock_guard lock(resumed_mutex_);
+    resumed_[{pipeline, std::string(topic), partition}] = SinkDefinition{sink_plugin, sink_options.values};
+  }
+  // The next offset this process last acknowledged for a pipeline's partition.
+  void note_acknowledged(const std::string& pipeline, std::string_view topic, std::int32_t partition,
+                         std::int64_t next_offset) {
+    std::lock_guard lock(resumed_mutex_);
+    acknowledged_[{pipeline, std::string(topic), partition}] = next_offset;
+  }
+  std::optional<std::int64_t> last_acknowledged(const std::string& pipeline, std::string_view topic,
+                                                std::int32_t partition) {
+    std::lock_guard lock(resumed_mutex_);
+    auto it = acknowledged_.find({pipeline, std::string(topic), partition});
+    if (it == acknowledged_.end()) return std::nullopt;
+    return it->second;
   }
 
  private:
+  using SinkDefinition = std::pair<std::string, decltype(Options::values)>;
+  using PartitionKey = std::tuple<std::string, std::string, std::int32_t>;  // pipeline, topic, partition
   std::mutex resumed_mutex_;
-  std::set<std::tuple<std::string, std::string, decltype(Options::values), std::string, std::int32_t>> resumed_;
+  std::map<PartitionKey, SinkDefinition> resumed_;
+  std::map<PartitionKey, std::int64_t> acknowledged_;
 };
 
 }  // namespace pipehost::host

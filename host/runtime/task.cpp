@@ -392,22 +392,28 @@ Task::Written Task::write_to_sink(Batch& batch, std::uint64_t sequence) {
 // offset). A sink that cannot tell fails the pipeline (see resume_failed_).
 std::optional<std::int64_t> Task::resume_from_sink(std::string_view topic, std::int32_t partition) {
   std::optional<std::int64_t> out;
-  const bool new_log = services_.kafka_embedded && services_.first_resume(state_.name, config_.sink.plugin, config_.sink.options, topic, partition);
+  const auto before = services_.kafka_embedded
+                          ? services_.resumed_before(state_.name, config_.sink.plugin, config_.sink.options,
+                                                     topic, partition)
+                          : Services::Resumed::same_sink;
   const std::string which = std::string(topic) + "/" + std::to_string(partition);
   Status s;
-  try {
-    for (int attempt = 0; attempt < 20 && !stopping(); ++attempt) {
-      s = sink_->stored_position(topic, partition, out);
-      if (s.is_ok() && new_log && out) s = forget_earlier_run(topic, partition, *out);
-      if (s.is_ok()) return new_log ? std::optional<std::int64_t>{} : out;
-      log(LogLevel::warn, "sink cannot tell the stored position of " + which + " yet: " + s.message());
-      if (s.code() != Code::retriable || !back_off(attempt)) break;
+  for (int attempt = 0; attempt < 20 && !stopping(); ++attempt) {
+    s = sink_->stored_position(topic, partition, out);
+    // An earlier run's (see Services::resumed_before): dropped.
+    const bool earlier = s.is_ok() && out &&
+                         (before == Services::Resumed::never ||
+                          (before == Services::Resumed::other_sink &&
+                           services_.last_acknowledged(state_.name, topic, partition) != out));
+    if (earlier) s = forget_earlier_run(topic, partition, *out);
+    if (s.is_ok()) {
+      if (services_.kafka_embedded)
+        services_.note_resumed(state_.name, config_.sink.plugin, config_.sink.options, topic, partition);
+      return earlier ? std::optional<std::int64_t>{} : out;
     }
-  } catch (...) {  // a restart in this process must find the log new again
-    if (new_log) services_.undo_first_resume(state_.name, config_.sink.plugin, config_.sink.options, topic, partition);
-    throw;
+    log(LogLevel::warn, "sink cannot tell the stored position of " + which + " yet: " + s.message());
+    if (s.code() != Code::retriable || !back_off(attempt)) break;
   }
-  if (new_log) services_.undo_first_resume(state_.name, config_.sink.plugin, config_.sink.options, topic, partition);
   // Reading from the group's offset instead could skip what the sink lost, or apply what
   // it holds twice: nothing the source reads now is delivered, and the pipeline stops (its
   // restart policy asks again).
@@ -591,6 +597,8 @@ void Task::commit(bool force) {
       std::lock_guard lock(state_.positions_mutex);
       for (const auto& p : pending_commit_)
         state_.acknowledged_positions[{std::string(p.topic), p.partition}] = p.next_offset;
+      if (services_.kafka_embedded)
+        for (const auto& p : pending_commit_) services_.note_acknowledged(state_.name, p.topic, p.partition, p.next_offset);
     }
     pending_commit_.clear();
     state_.commits += 1;
