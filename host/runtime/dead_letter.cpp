@@ -1,6 +1,7 @@
 #include "runtime/dead_letter.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -117,7 +118,7 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
       add("pipehost.origin.partition", std::to_string(r.record.origin.partition));
       add("pipehost.origin.offset", std::to_string(r.record.origin.offset));
     }
-    fit_in_a_message(letter);
+    fit_in_a_message(letter, most_letter_bytes(context_.kafka_properties()));
   }
   auto outcome = std::make_shared<Outcome>();
   Status written = sink_->write(batch, [outcome](Status s) {
@@ -141,6 +142,11 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
                                " records not confirmed by the broker in time");
     outcome->changed.wait_for(lock, std::chrono::milliseconds(50));
   }
+  // A letter the producer refused by itself (larger than message.max.bytes) would be lost
+  // with the batch committed past it: stop instead, naming it.
+  if (!batch.rejections.empty())
+    return Status::fatal("dead-letter topic " + topic_ + ": the producer refuses a letter: " +
+                         batch.rejections.front().reason);
   if (outcome->status.is_ok()) return Status::ok();
   if (outcome->status.code() == Code::cancelled) return outcome->status;  // stopping: not a failure
   // The producer retried (within message.timeout.ms, if any) already: the broker refuses
@@ -153,12 +159,21 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
 // 1,000,000 by default): the pipeline would stop on it at every restart. Such a letter
 // keeps the start of its payload, and says so; the whole record stays in its topic, at
 // the origin the headers name.
-void fit_in_a_message(Record& letter) {
+std::size_t most_letter_bytes(const StringMap& kafka_properties) {
+  auto it = kafka_properties.find("message.max.bytes");
+  if (it == kafka_properties.end()) return kMostLetterBytes;
+  std::size_t limit = 0;
+  auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), limit);
+  if (ec != std::errc() || end != it->second.data() + it->second.size()) return kMostLetterBytes;
+  return std::min(kMostLetterBytes, limit - std::min(limit, limit / 10 + 1024));  // headroom for framing
+}
+
+void fit_in_a_message(Record& letter, std::size_t most) {
   std::size_t size = letter.key.size() + letter.payload.size();
   for (const auto& h : letter.headers) size += h.key.size() + h.value.size() + 16;
-  if (size <= kMostLetterBytes) return;
+  if (size <= most) return;
   const std::size_t whole = letter.payload.size();
-  const std::size_t over = size - kMostLetterBytes;
+  const std::size_t over = size - most;
   const std::size_t kept = whole > over ? whole - over : 0;
   letter.payload = std::string(letter.payload.view().substr(0, kept));
   for (auto& h : letter.headers)

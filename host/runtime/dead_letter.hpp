@@ -93,7 +93,10 @@ class DeadLetterWriter {
 // message.max.bytes (1,000,000) with room for the record batch's own overhead. Past it
 // the payload is cut (header pipehost.payload.truncated).
 constexpr std::size_t kMostLetterBytes = 900'000;
-void fit_in_a_message(Record& letter);
+void fit_in_a_message(Record& letter, std::size_t most = kMostLetterBytes);
+// The most bytes a letter may have under the producer properties given to every Kafka
+// client ([kafka.properties] message.max.bytes, when set lower than librdkafka's default).
+std::size_t most_letter_bytes(const StringMap& kafka_properties);
 
 // A rejection's reason cut to kMostReasonBytes (at a UTF-8 boundary, saying how much was
 // cut) before it is logged or written as a letter's header: a stage that put a whole value

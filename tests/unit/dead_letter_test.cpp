@@ -119,6 +119,17 @@ TEST_CASE("a dead letter of a record near the broker's limit keeps the start of 
   CHECK(headers["pipehost.payload"] == "truncated");  // so replay leaves it
   CHECK(headers["pipehost.payload.truncated"] == std::to_string(messages[0].value.size()) + " of 999000 bytes kept");
   CHECK(headers["pipehost.origin.offset"] == "41");
+
+  // With a lower message.max.bytes for every client ([kafka.properties]), a letter is cut
+  // to fit under it: the producer refused the letter, and it was lost while the batch was
+  // committed past it.
+  context.properties["message.max.bytes"] = "20000";
+  DeadLetterWriter lower(kafka_sink(), context, "dlq", "orders");
+  REQUIRE(lower.write(rejections, "transforms[0]").is_ok());
+  messages = kafka.read_all("dlq");
+  REQUIRE(messages.size() == 2);
+  CHECK(messages[1].value.size() < 20000);
+  CHECK(read_bytes.starts_with(messages[1].value));
 }
 
 // The defect: every message carried the address of a stack variable of write(); a write
