@@ -56,7 +56,8 @@ KafkaSink::KafkaSink(const Config& config, Context& context)
     : context_(context),
       topic_(config.topic),
       properties_(config.properties),
-      exactly_once_(config.exactly_once) {
+      exactly_once_(config.exactly_once),
+      refused_(config.topic) {
   delivered_ = &context.counter("records_out");
   if (exactly_once_) {
     transactional_id_ = config.transactional_id.value_or("pipehost-" + std::string(context.pipeline())) +

@@ -11,16 +11,17 @@
 #include <librdkafka/rdkafka.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
-#include <pipehost/refused.hpp>
 #include <pipehost/sdk.hpp>
 
 #include "task_link.hpp"
@@ -35,6 +36,46 @@ struct KafkaSinkConfig {
 
   static void declare(OptionList<KafkaSinkConfig>& o);
   void check(Checker& c) const;
+};
+
+// exactly_once: records refused for good, by source position and destination topic (a
+// router's copies of one record to several topics: only the refused copy is rejected
+// when the batch is read again, as at least once). See pipehost/refused.hpp.
+class RefusedCopies {
+ public:
+  explicit RefusedCopies(std::string default_topic) : default_topic_(std::move(default_topic)) {}
+  // False when the record has no source position (it cannot be read again).
+  bool remember(const Origin& origin, std::string_view destination, std::string reason) {
+    if (origin.partition < 0 || origin.offset < 0) return false;
+    refused_[key(origin, destination)] = std::move(reason);
+    return true;
+  }
+  void reject_in(Batch& batch) const {
+    if (refused_.empty()) return;
+    for (std::size_t i = 0; i < batch.records.size(); ++i) {
+      const Record& r = batch.records[i];
+      if (r.dropped || r.origin.partition < 0) continue;
+      auto it = refused_.find(key(r.origin, r.destination_topic));
+      if (it != refused_.end()) batch.reject(i, it->second);
+    }
+  }
+  // After a transaction committed: what its spans passed is stored, and forgotten here.
+  void written(const Batch& batch) {
+    for (const Span& s : batch.spans)
+      std::erase_if(refused_, [&](const auto& entry) {
+        const auto& [topic, partition, offset, destination] = entry.first;
+        return topic == s.topic && partition == s.partition && offset < s.next;
+      });
+  }
+
+ private:
+  using Key = std::tuple<std::string, std::int32_t, std::int64_t, std::string>;
+  Key key(const Origin& o, std::string_view destination) const {
+    return {std::string(o.topic), o.partition, o.offset,
+            std::string(destination.empty() ? std::string_view(default_topic_) : destination)};
+  }
+  std::string default_topic_;
+  std::map<Key, std::string> refused_;
 };
 
 // Thrown by produce when the host stops while librdkafka's queue is full.
@@ -95,7 +136,7 @@ class KafkaSink final : public Sink {
   bool exactly_once_ = false;
   // exactly_once: records producev refused, rejected when their batch is read again
   // (a transaction cannot leave one out: it would commit the offsets past it).
-  RefusedRecords refused_;
+  RefusedCopies refused_;
   int flush_gave_up_at_ = 0;  // the queue's length when a flush last gave up (0: none did)
   std::string transactional_id_;
   std::shared_ptr<TaskLink> link_;
@@ -108,6 +149,8 @@ class KafkaSink final : public Sink {
   std::string delivery_failure_;
   bool delivery_failure_permanent_ = false;
   Origin delivery_failure_origin_;  // of the record it names (no position: a stage's)
+  std::string delivery_failure_topic_;  // where that record went
+  std::size_t permanent_failures_ = 0;  // records the broker refused for good in the transaction
   void note_failed_delivery(const rd_kafka_message_t* message);
 };
 

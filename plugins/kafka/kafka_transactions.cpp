@@ -131,9 +131,11 @@ void KafkaSink::settle(rd_kafka_error_t* error, const std::string& doing) {
     if (delivery_failure_permanent_) {
       // The batch read again rejects the record before the transaction (prepare): the
       // host dead-letters it (or stops, under on_error = "fail") and the rest goes on.
-      Record refused;
-      refused.origin = delivery_failure_origin_;
-      if (refused_.remember(refused, delivery_failure_ + " (the broker refuses it whatever the attempt)"))
+      // Only when it failed alone: the broker refuses a whole batch of a partition at
+      // once (too large, not authorized), and which of its records is at fault is unknown.
+      if (permanent_failures_ == 1 &&
+          refused_.remember(delivery_failure_origin_, delivery_failure_topic_,
+                            delivery_failure_ + " (the broker refuses it whatever the attempt)"))
         throw PositionMismatch(delivery_failure_ + "; transaction aborted, the batch is read again so "
                                "that the record is rejected before the next one");
       throw FatalError(delivery_failure_ + ": the broker refuses this record whatever the attempt, "
@@ -167,13 +169,16 @@ bool refused_for_good(rd_kafka_resp_err_t err) {
 
 void KafkaSink::note_failed_delivery(const rd_kafka_message_t* message) {
   std::lock_guard lock(failure_mutex_);
+  if (refused_for_good(message->err)) ++permanent_failures_;
   if (!delivery_failure_.empty()) return;  // the first one says it
   const auto index = reinterpret_cast<std::uintptr_t>(message->_private);
   std::string which = "a record";
   delivery_failure_origin_ = Origin{};
+  delivery_failure_topic_.clear();
   if (index >= 1 && index <= transaction_origins_.size()) {
     const Origin& o = transaction_origins_[index - 1];
     delivery_failure_origin_ = o;
+    delivery_failure_topic_ = rd_kafka_topic_name(message->rkt);
     if (o.partition >= 0)
       which = "the record from " + std::string(o.topic) + "/" + std::to_string(o.partition) + "@" +
               std::to_string(o.offset);
@@ -213,25 +218,33 @@ void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
     std::lock_guard lock(failure_mutex_);  // the last transaction's reports are all in
     delivery_failure_.clear();
     delivery_failure_permanent_ = false;
+    permanent_failures_ = 0;
     transaction_origins_.clear();
     for (const auto& r : batch.records) transaction_origins_.push_back(r.origin);
   }
   try {
     call("beginning a transaction", [&](int) { return rd_kafka_begin_transaction(producer_); });
     try {
+      // A record the producer refuses by itself, left out, would have the transaction
+      // commit the offsets past it: every such record of the batch is remembered, the
+      // transaction aborted and the batch read again, which rejects them first (prepare).
+      std::string refused_first;
+      std::size_t refused = 0;
       for (std::size_t i = 0; i < batch.records.size(); ++i) {
         try {
           produce(batch.records[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i + 1)));
-        } catch (RecordRefused& refused) {
-          // Left out, the transaction would commit the offsets past it: abort, and have
-          // the batch read again, which rejects it before the transaction (prepare).
-          if (rd_kafka_error_t* a = abort_transaction()) rd_kafka_error_destroy(a);
-          aborts_->add();
-          if (!refused_.remember(batch.records[i], refused.reason))
-            throw FatalError(refused.reason + " (a record a stage made, which cannot be read again)");
-          throw PositionMismatch(refused.reason + "; transaction aborted, the batch is read again so that "
-                                 "the record is rejected before the next one");
+        } catch (RecordRefused& why) {
+          if (!refused_.remember(batch.records[i].origin, batch.records[i].destination_topic, why.reason))
+            throw FatalError(why.reason + " (a record a stage made, which cannot be read again)");
+          if (refused++ == 0) refused_first = why.reason;
         }
+      }
+      if (refused > 0) {
+        if (rd_kafka_error_t* a = abort_transaction()) rd_kafka_error_destroy(a);
+        aborts_->add();
+        throw PositionMismatch(refused_first + (refused > 1 ? " (and " + std::to_string(refused - 1) + " more)" : "") +
+                               "; transaction aborted, the batch is read again so that they are rejected "
+                               "before the next one");
       }
     } catch (const StoppedWhileFull&) {
       throw Stopped{};
