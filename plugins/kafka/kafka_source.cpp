@@ -826,10 +826,13 @@ void KafkaSource::seek(const std::vector<Position>& positions) {
     auto it = assigned_.find({p.topic, p.partition});
     if (it == assigned_.end()) continue;
     Gauge* lag = it->second.lag;
+    const std::int64_t assigned_from = it->second.assigned_from;
     it->second = PartitionState{};
     it->second.lag = lag;
     it->second.read_to = p.next_offset;
-    it->second.assigned_from = 0;  // the batches read before the seek are of this assignment
+    // The batches read before the seek are of this assignment: their positions are at or
+    // past where it began; a late one of an earlier assignment still is not.
+    it->second.assigned_from = assigned_from >= 0 ? std::min(assigned_from, p.next_offset) : p.next_offset;
     auto acked = acknowledged_.find(it->first);
     if (acked != acknowledged_.end()) acked->second = std::min(acked->second, p.next_offset);
   }

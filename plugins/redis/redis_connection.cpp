@@ -45,7 +45,7 @@ RedisEndpoint parse_redis_url(std::string_view url) {
       throw std::invalid_argument("redis url '" + redact::url(url) +
                                   "': only the redis:// scheme is supported");
     rest.remove_prefix(scheme + 3);
-  } else if (rest.starts_with("redis:")) {  // "redis:/host", "redis:host": a slash short
+  } else if (rest.starts_with("redis:/")) {  // "redis:/host": a slash short ("redis:6379" is a host)
     throw std::invalid_argument("redis url '" + redact::url(url) +
                                 "': write redis://host:port[/db] (two slashes after redis:)");
   }

@@ -76,6 +76,7 @@ TEST_CASE("parse_redis_url rejects bad urls with a reason") {
   CHECK_THROWS_AS(parse_redis_url("[::1"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(parse_redis_url("redis:/127.0.0.1:16379"),
                        doctest::Contains("two slashes after redis:"), std::invalid_argument);
+  CHECK(parse_redis_url("redis:6379").host == "redis");  // a host named redis (compose)
 }
 
 TEST_CASE("format_units writes exactly `scale` decimals") {
