@@ -1,5 +1,7 @@
 #include "sqlite_sink.hpp"
 
+#include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <functional>
 
@@ -61,12 +63,21 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
 // `problem(option, message)`: at start it stops the sink, in a check it is reported at
 // the option.
 void read_table(Database& db, const SqliteConfig& config, std::vector<std::string>& names,
-                std::vector<std::string>& keys, const std::function<void(const char*, const std::string&)>& problem) {
+                std::vector<std::string>& keys, const std::function<void(const char*, const std::string&)>& problem,
+                bool* rowid_key = nullptr) {
   Statement info = db.prepare("PRAGMA table_info(" + identifier(config.table) + ")");
+  std::string key_type;
   while (sqlite3_step(info.get()) == SQLITE_ROW) {
     names.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 1)));
-    if (sqlite3_column_int(info.get(), 5) > 0) keys.push_back(names.back());
+    if (sqlite3_column_int(info.get(), 5) > 0) {
+      keys.push_back(names.back());
+      const auto* type = sqlite3_column_text(info.get(), 2);
+      key_type = type ? reinterpret_cast<const char*>(type) : "";
+    }
   }
+  // INTEGER PRIMARY KEY is the rowid: a NULL there makes SQLite choose the next one.
+  for (auto& c : key_type) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (rowid_key) *rowid_key = keys.size() == 1 && key_type == "INTEGER";
   if (names.empty()) return problem("table", "table " + config.table + " does not exist in " + db.path());
   if (keys.empty()) problem("table", "table " + config.table + " has no primary key to upsert on");
   for (const auto& [field, column] : config.columns)
@@ -119,7 +130,7 @@ void SqliteSink::open() {
   std::vector<std::string> names, keys;
   read_table(*db_, config_, names, keys, [](const char*, const std::string& message) {
     throw FatalError("sqlite: " + message);
-  });
+  }, &rowid_key_);
   std::map<std::string, std::string> field_of;
   for (const auto& [field, column] : config_.columns) field_of[column] = field;
   columns_.clear();
@@ -283,6 +294,20 @@ std::string SqliteSink::row_key(const Record& r) {
   return key;
 }
 
+namespace {
+// What SQLite adds as a number: integers, reals, booleans (bound as 0/1), and text that
+// reads whole as a number (its type affinity converts it); other text would add 0.
+bool is_number(const Value& v) {
+  if (v.is<std::int64_t>() || v.is<double>() || v.is<bool>()) return true;
+  const auto* text = v.as<std::string>();
+  if (!text || text->empty()) return false;
+  double parsed = 0;
+  const char* first = text->data() + (text->front() == '+' ? 1 : 0);
+  auto [end, ec] = std::from_chars(first, text->data() + text->size(), parsed);
+  return ec == std::errc() && end == text->data() + text->size();
+}
+}  // namespace
+
 // A record without its key (SQLite lets a primary key column be NULL: each such row
 // would be a new one) or without a number to add (NULL + count is NULL: the total would
 // be wiped, as a count_by whose `as` is not the column's name did) is rejected.
@@ -293,6 +318,7 @@ void SqliteSink::prepare(Batch& batch) {
     const Record& r = batch.records[i];
     if (r.dropped) continue;
     for (std::size_t c : key_columns_) {
+      if (rowid_key_) break;
       const Value* v = columns_[c].field.read(r.value);
       if (!v || v->is_null()) {
         batch.reject(i, "sqlite: no value for the key column " + columns_[c].name + " of " + config_.table +
@@ -303,7 +329,7 @@ void SqliteSink::prepare(Batch& batch) {
     if (r.dropped) continue;
     for (std::size_t c : add_columns_) {
       const Value* v = columns_[c].field.read(r.value);
-      if (!v || !(v->is<std::int64_t>() || v->is<double>())) {
+      if (!v || !is_number(*v)) {
         batch.reject(i, "sqlite: add = [\"" + columns_[c].name + "\"] needs a number in field '" +
                             columns_[c].field.name() + "', and the record has " +
                             (v ? "no number there" : "no such field") +

@@ -70,6 +70,7 @@ class SqliteSink final : public Sink {
   std::vector<Column> columns_;
   std::vector<std::size_t> key_columns_;  // indices in columns_ of the primary key
   std::vector<std::size_t> add_columns_;  // ... and of the `add` columns
+  bool rowid_key_ = false;  // the key is INTEGER PRIMARY KEY: NULL is a new row id
   // Rows the table refused (a CHECK, NOT NULL, a STRICT type...), found while writing;
   // rejected when the batch is read again (see refused.hpp). count_by's counts have no
   // source position: they are remembered by primary key (row_key).

@@ -96,7 +96,7 @@ TEST_CASE("sqlite: a record without a number to add or without its key is reject
   b.records.emplace_back().value = Struct{renamed, {Value(std::string("pie")), Value(std::int64_t{2})}};
   b.records.emplace_back().value = Struct{keyless, {Value(std::int64_t{5})}};
   b.records.emplace_back().value = Struct{StructSchema::make({"food", "count"}),
-                                          {Value(std::string("pie")), Value(std::string("2"))}};
+                                          {Value(std::string("pie")), Value(std::string("two"))}};
   b.records.emplace_back().value = Struct{StructSchema::make({"food", "count"}),
                                           {Value(std::string("lard")), Value(std::int64_t{1})}};
   b.spans = {{"message", 0, 0, 4}};
@@ -109,6 +109,24 @@ TEST_CASE("sqlite: a record without a number to add or without its key is reject
   CHECK(result.rejections[1].reason == "sqlite: no value for the key column food of aggregated (field 'food')");
   CHECK(result.rejections[2].reason.find("and the record has no number there") != std::string::npos);
   CHECK(f.sql("SELECT food, quote(count) FROM aggregated ORDER BY food") == "lard|1\npie|36\n");
+
+  // A number as text, or a boolean, is added as SQLite adds it; an INTEGER PRIMARY KEY
+  // (the rowid) takes NULL for a new row.
+  Batch c;
+  c.records.emplace_back().value = Struct{StructSchema::make({"food", "count"}), {Value("pie"), Value("4")}};
+  c.records.emplace_back().value = Struct{StructSchema::make({"food", "count"}), {Value("pie"), Value(true)}};
+  c.spans = {{"message", 0, 4, 6}};
+  CHECK(testing::write_batch(*sink, c).rejections.empty());
+  CHECK(f.sql("SELECT count FROM aggregated WHERE food = 'pie'") == "41\n");
+  f.sql("CREATE TABLE log (id INTEGER PRIMARY KEY, food TEXT, count INTEGER)");
+  auto appender = testing::make<SqliteSink>({{"database", f.path}, {"table", std::string("log")}}, f.context);
+  appender->start();
+  Batch d;
+  d.records.emplace_back().value = Struct{StructSchema::make({"food", "count"}), {Value("pie"), Value(std::int64_t{1})}};
+  d.records.emplace_back().value = Struct{StructSchema::make({"food", "count"}), {Value("pie"), Value(std::int64_t{2})}};
+  d.spans = {{"message", 0, 0, 2}};
+  CHECK(testing::write_batch(*appender, d).rejections.empty());
+  CHECK(f.sql("SELECT id, count FROM log ORDER BY id") == "1|1\n2|2\n");
 }
 
 TEST_CASE("sqlite: a batch already applied is skipped; one not continuing is refused") {
