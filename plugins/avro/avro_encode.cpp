@@ -12,6 +12,7 @@ namespace pipehost::avro {
 struct AvroEncode::Target {
   std::int32_t id = -1;
   Schema schema;
+  SchemaNotes notes;
 };
 
 namespace {
@@ -76,7 +77,7 @@ RecordTransform::Verdict AvroEncode::apply(Record& record) {
   std::string out;
   out.reserve(kFrameHeaderSize + last_size_);  // records of a topic are alike in size
   write_frame_header(out, t.id);
-  from_value_.binary(record.value, t.schema.get(), out);
+  from_value_.binary(record.value, t.schema.get(), out, t.notes);
   last_size_ = out.size() - kFrameHeaderSize;
   record.payload = std::move(out);
   if (has_header) record.headers.erase(h);  // only now: a rejected record keeps it
@@ -134,6 +135,7 @@ std::unique_ptr<AvroEncode::Target> AvroEncode::resolve(const std::string& subje
       throw FatalError("the latest schema of subject " + subject + ": " + refs.message());
     throw_if_error(refs, "fetching the references of the latest schema of subject " + subject);
     t->schema = parse_schema(text, referenced);
+    for (const auto& r : referenced) t->notes.read(r.schema);
   } else {
     int id = -1;
     throw_if_error(context_.schema_registry().register_schema(subject, "AVRO", text, id),
@@ -141,7 +143,7 @@ std::unique_ptr<AvroEncode::Target> AvroEncode::resolve(const std::string& subje
     t->id = id;
   }
   if (!t->schema) t->schema = parse_schema(text);
-  from_value_.note_logical_types(text);
+  t->notes.read(text);
   context_.info("values for subject " + subject + " are written with schema id " +
                 std::to_string(t->id));
   return t;

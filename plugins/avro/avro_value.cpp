@@ -469,22 +469,27 @@ const Json& first_type(const Json& type) {
   return type;
 }
 
-bool is_bytes_like(const Json& type) {
+// Whether a field's type takes bytes (bytes, or a fixed: inline, or named earlier).
+bool is_bytes_like(const Json& type, const std::string& space, const std::set<std::string>& fixed) {
   const Json& t = first_type(type);
-  if (t.is_string()) return t == "bytes";
+  if (t.is_string()) {
+    const std::string name = t.get<std::string>();
+    return name == "bytes" || fixed.count(name) > 0 || (!space.empty() && fixed.count(space + "." + name) > 0);
+  }
   return t.is_object() && (t.value("type", "") == "bytes" || t.value("type", "") == "fixed");
 }
 
 // A field's default as a Value the writer takes (JSON as the Avro spec gives it; bytes
 // and fixed as strings of code points 0-255).
-Value default_value(const Json& json, const Json& type) {
+Value default_value(const Json& json, const Json& type, const std::string& space,
+                    const std::set<std::string>& fixed) {
   if (json.is_null()) return Value();
   if (json.is_boolean()) return Value(json.get<bool>());
   if (json.is_number_integer()) return Value(json.get<std::int64_t>());
   if (json.is_number()) return Value(json.get<double>());
   if (json.is_string()) {
     const std::string text = json.get<std::string>();
-    if (!is_bytes_like(type)) return Value(text);
+    if (!is_bytes_like(type, space, fixed)) return Value(text);
     Bytes bytes;
     for (std::size_t i = 0; i < text.size();) {  // UTF-8 code points below 256, one byte each
       const auto c = static_cast<unsigned char>(text[i]);
@@ -498,23 +503,22 @@ Value default_value(const Json& json, const Json& type) {
     const Json& t = first_type(type);
     const Json items = t.is_object() && t.contains("items") ? t["items"] : Json();
     List list;
-    for (const auto& item : json) list.push_back(default_value(item, items));
+    for (const auto& item : json) list.push_back(default_value(item, items, space, fixed));
     return Value(std::move(list));
   }
   std::vector<std::string> names;
   List fields;
   for (const auto& [key, item] : json.items()) {
     names.push_back(key);
-    fields.push_back(default_value(item, Json()));
+    fields.push_back(default_value(item, Json(), space, fixed));
   }
   return Value(Struct{StructSchema::make(std::move(names)), std::move(fields)});
 }
 
-void find_micros(const Json& type, const std::string& space,
-                 std::set<std::pair<std::string, std::string>, std::less<>>& out,
-                 std::map<std::pair<std::string, std::string>, Value, std::less<>>& defaults) {
+// Walks a schema's JSON in definition order (a named type is defined before it is used).
+void read_notes(const Json& type, const std::string& space, SchemaNotes& notes, std::set<std::string>& fixed) {
   if (type.is_array()) {
-    for (const auto& branch : type) find_micros(branch, space, out, defaults);
+    for (const auto& branch : type) read_notes(branch, space, notes, fixed);
     return;
   }
   if (!type.is_object()) return;
@@ -525,37 +529,43 @@ void find_micros(const Json& type, const std::string& space,
     if (!type.contains("fields") || !type["fields"].is_array()) return;
     for (const auto& field : type["fields"]) {
       if (!field.is_object() || !field.contains("type")) continue;
-      if (is_micros(field["type"])) out.emplace(name, field.value("name", ""));
+      read_notes(field["type"], inner, notes, fixed);
+      if (is_micros(field["type"])) notes.micros_fields.emplace(name, field.value("name", ""));
       if (field.contains("default"))
-        defaults.insert_or_assign(std::make_pair(name, field.value("name", "")), default_value(field["default"], field["type"]));
-      find_micros(field["type"], inner, out, defaults);
+        notes.defaults.insert_or_assign(std::make_pair(name, field.value("name", "")),
+                                        default_value(field["default"], field["type"], inner, fixed));
     }
+  } else if (kind == "fixed") {
+    fixed.insert(full_name_in(type, space));
   } else if (kind == "array" && type.contains("items")) {
-    find_micros(type["items"], space, out, defaults);
+    read_notes(type["items"], space, notes, fixed);
   } else if (kind == "map" && type.contains("values")) {
-    find_micros(type["values"], space, out, defaults);
+    read_notes(type["values"], space, notes, fixed);
   } else if (type["type"].is_object() || type["type"].is_array()) {
-    find_micros(type["type"], space, out, defaults);
+    read_notes(type["type"], space, notes, fixed);
   }
 }
 
 }  // namespace
 
-void FromValue::note_logical_types(std::string_view schema_json) {
+void SchemaNotes::read(std::string_view schema_json) {
   const Json parsed = Json::parse(schema_json.begin(), schema_json.end(), nullptr, false);
-  if (!parsed.is_discarded()) find_micros(parsed, "", micros_fields_, defaults_);
+  std::set<std::string> fixed;
+  if (!parsed.is_discarded()) read_notes(parsed, "", *this, fixed);
 }
 
 const Value* FromValue::default_of(avro_schema_t record, std::size_t field) const {
   static const Value kNull;
-  auto it = defaults_.find(std::make_pair(full_name(record),
-                                          std::string(avro_schema_record_field_name(record, static_cast<int>(field)))));
-  return it == defaults_.end() ? &kNull : &it->second;
+  if (!notes_ || notes_->defaults.empty()) return &kNull;
+  auto it = notes_->defaults.find(
+      std::make_pair(full_name(record), std::string(avro_schema_record_field_name(record, static_cast<int>(field)))));
+  return it == notes_->defaults.end() ? &kNull : &it->second;
 }
 
 bool FromValue::in_micros(const Path* where) const {
-  if (micros_fields_.empty() || !where || !where->record || where->item || where->key) return false;
-  return micros_fields_.count(
+  if (!notes_ || notes_->micros_fields.empty() || !where || !where->record || where->item || where->key)
+    return false;
+  return notes_->micros_fields.count(
              {full_name(where->record),
               avro_schema_record_field_name(where->record, static_cast<int>(where->index))}) > 0;
 }
@@ -714,7 +724,7 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
         const Path field{where, schema, i};
         const Value* value = &kNull;
         if (from >= 0 && static_cast<std::size_t>(from) < s->fields.size()) value = &s->fields[from];
-        else if (!defaults_.empty()) value = default_of(schema, i);  // a field the value lacks
+        else value = default_of(schema, i);  // a field the value lacks
         write_binary(*value, avro_schema_record_field_get_by_index(schema, static_cast<int>(i)), out, &field);
       }
       return;

@@ -86,18 +86,26 @@ class ToValue {
 // against it. Which struct field feeds
 // which Avro field is worked out once per pair of schemas, and a field's path is spelled
 // only for an error.
+// What Avro C drops from a schema's JSON text, read from it (and from the texts of the
+// schemas it references): logical types (a timestamp written into a record field of
+// "timestamp-micros" or "local-timestamp-micros" is written in microseconds, not
+// milliseconds) and fields' defaults (a field the value lacks is written with its
+// default, as fastavro and Confluent's AvroSerializer do, so a subject evolved with a
+// defaulted field still takes the records). By (full record name, field name), per
+// schema: each subject of an encoder has its own. Text that is not JSON adds nothing.
+struct SchemaNotes {
+  std::set<std::pair<std::string, std::string>, std::less<>> micros_fields;
+  std::map<std::pair<std::string, std::string>, Value, std::less<>> defaults;
+  void read(std::string_view schema_json);
+};
+
 class FromValue {
  public:
-  // Reads what Avro C drops from a schema's JSON text: logical types (a timestamp written
-  // into a record field of "timestamp-micros" or "local-timestamp-micros" is then written
-  // in microseconds, not milliseconds) and fields' defaults (a field the value lacks is
-  // written with its default, as fastavro and Confluent's AvroSerializer do, so a subject
-  // evolved with a field added with a default still takes the records). Text that is not
-  // JSON adds nothing.
-  void note_logical_types(std::string_view schema_json);
 
-  // Appends the value's Avro binary to `out`.
-  void binary(const Value& in, avro_schema_t schema, std::string& out) {
+  // Appends the value's Avro binary to `out`; `notes` are what Avro C dropped from that
+  // schema's text (see SchemaNotes).
+  void binary(const Value& in, avro_schema_t schema, std::string& out, const SchemaNotes& notes) {
+    notes_ = &notes;
     // Shapes made per record must not pile up; cleared only here, between values, as a
     // write holds a reference to its record's order while it writes the fields.
     if (orders_.size() > 64) {
@@ -131,11 +139,8 @@ class FromValue {
   OrderKey last_key_{};
   static constexpr int kMostRefusals = 256;  // union branches tried in vain, per value
   int refusals_left_ = kMostRefusals;
-  // Record fields (full record name, field name) of timestamp-micros longs.
-  std::set<std::pair<std::string, std::string>, std::less<>> micros_fields_;
+  const SchemaNotes* notes_ = nullptr;  // the schema being written's
   bool in_micros(const Path* where) const;
-  // Defaults of record fields, by (full record name, field name).
-  std::map<std::pair<std::string, std::string>, Value, std::less<>> defaults_;
   const Value* default_of(avro_schema_t record, std::size_t field) const;
 };
 

@@ -564,6 +564,36 @@ TEST_CASE("avro_encode: a field the value lacks is written with its default") {
   CHECK(rejected[0].reason.find("field 'note' has no value") != std::string::npos);
 }
 
+// Defaults belong to their subject's schema: two subjects of one encoder (a router's) with
+// a record of the same name each write their own; a named fixed's default is bytes.
+TEST_CASE("avro_encode: defaults are per subject, and a named fixed takes its default as bytes") {
+  const std::string a = R"({"type":"record","name":"E","namespace":"x","fields":[
+    {"name":"h","type":{"type":"fixed","name":"Hash","size":2}},
+    {"name":"g","type":"Hash","default":"\u00ff\u0001"},
+    {"name":"region","type":"string","default":"eu"}]})";
+  const std::string b = R"({"type":"record","name":"E","namespace":"x","fields":[
+    {"name":"region","type":"string","default":"us"}]})";
+  StageHarness<avro::AvroEncode> enc({}, [&](TestContext& c) {
+    register_text(c, "a-value", a);
+    register_text(c, "b-value", b);
+  });
+  enc->start();
+  Batch batch;
+  for (const char* topic : {"a", "b"}) {
+    Record& r = batch.records.emplace_back();
+    r.destination_topic = topic;
+    r.value = Struct{StructSchema::make({"h"}), {Value(Bytes{"zz"})}};
+  }
+  REQUIRE(enc.process(batch).empty());
+  std::string body_a = "zz";
+  body_a += "\xff\x01";  // g: the fixed's two bytes
+  put_long(body_a, 2), body_a += "eu";
+  std::string body_b;
+  put_long(body_b, 2), body_b += "us";
+  CHECK(std::string(batch.records[0].payload) == framed(1, body_a));
+  CHECK(std::string(batch.records[1].payload) == framed(2, body_b));
+}
+
 TEST_CASE("avro options: a schema file that is missing or not Avro is a validation problem") {
   auto problems = StageHarness<avro::AvroEncode>::problems({{"schema_file", std::string("/nonexistent.avsc")}});
   REQUIRE(problems.size() == 1);
