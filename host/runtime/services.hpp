@@ -71,26 +71,27 @@ struct Services {
   std::function<void()> pipeline_ended;
   // The embedded broker's log begins empty in every process: a position a sink stored
   // for one of its partitions before this process first resumed it is an earlier run's.
-  // After a reload that changed the pipeline's sink, the store may be another one (a
-  // database, a file) holding an earlier run's position too: then a stored position is
-  // this process's only if it is where this process last acknowledged the partition
-  // (a reload drains the old pipeline first). A sink unchanged (a restart) is trusted.
+  // A reload may change the pipeline's sink: a definition (plugin and options) this
+  // process resumed the partition with before is trusted (a restart, a change undone);
+  // a new one may write to another store (a database, a file) holding an earlier run's
+  // position, and its stored position is this process's only if it is where this process
+  // last acknowledged the partition (a reload drains the old pipeline first; a change of
+  // a timeout keeps the store).
   bool kafka_embedded = false;
-  enum class Resumed { never, same_sink, other_sink };
+  enum class Resumed { never, this_sink, other_sink };
   Resumed resumed_before(const std::string& pipeline, const std::string& sink_plugin,
                          const Options& sink_options, std::string_view topic, std::int32_t partition) {
     std::lock_guard lock(resumed_mutex_);
     auto it = resumed_.find({pipeline, std::string(topic), partition});
     if (it == resumed_.end()) return Resumed::never;
-    return it->second == SinkDefinition{sink_plugin, sink_options.values} ? Resumed::same_sink
-                                                                         : Resumed::other_sink;
+    return it->second.count({sink_plugin, sink_options.values}) ? Resumed::this_sink : Resumed::other_sink;
   }
   void note_resumed(const std::string& pipeline, const std::string& sink_plugin, const Options& sink_options,
                     std::string_view topic, std::int32_t partition) {
     std::lock_guard lock(resumed_mutex_);
-    resumed_[{pipeline, std::string(topic), partition}] = SinkDefinition{sink_plugin, sink_options.values};
+    resumed_[{pipeline, std::string(topic), partition}].insert({sink_plugin, sink_options.values});
   }
-  // The next offset this process last acknowledged for a pipeline's partition.
+  // The next offset this process last acknowledged (or resumed from) for a partition.
   void note_acknowledged(const std::string& pipeline, std::string_view topic, std::int32_t partition,
                          std::int64_t next_offset) {
     std::lock_guard lock(resumed_mutex_);
@@ -108,7 +109,7 @@ struct Services {
   using SinkDefinition = std::pair<std::string, decltype(Options::values)>;
   using PartitionKey = std::tuple<std::string, std::string, std::int32_t>;  // pipeline, topic, partition
   std::mutex resumed_mutex_;
-  std::map<PartitionKey, SinkDefinition> resumed_;
+  std::map<PartitionKey, std::set<SinkDefinition>> resumed_;
   std::map<PartitionKey, std::int64_t> acknowledged_;
 };
 

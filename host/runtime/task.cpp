@@ -395,7 +395,7 @@ std::optional<std::int64_t> Task::resume_from_sink(std::string_view topic, std::
   const auto before = services_.kafka_embedded
                           ? services_.resumed_before(state_.name, config_.sink.plugin, config_.sink.options,
                                                      topic, partition)
-                          : Services::Resumed::same_sink;
+                          : Services::Resumed::this_sink;
   const std::string which = std::string(topic) + "/" + std::to_string(partition);
   Status s;
   for (int attempt = 0; attempt < 20 && !stopping(); ++attempt) {
@@ -407,8 +407,10 @@ std::optional<std::int64_t> Task::resume_from_sink(std::string_view topic, std::
                            services_.last_acknowledged(state_.name, topic, partition) != out));
     if (earlier) s = forget_earlier_run(topic, partition, *out);
     if (s.is_ok()) {
-      if (services_.kafka_embedded)
+      if (services_.kafka_embedded) {
         services_.note_resumed(state_.name, config_.sink.plugin, config_.sink.options, topic, partition);
+        if (out && !earlier) services_.note_acknowledged(state_.name, topic, partition, *out);
+      }
       return earlier ? std::optional<std::int64_t>{} : out;
     }
     log(LogLevel::warn, "sink cannot tell the stored position of " + which + " yet: " + s.message());
@@ -566,6 +568,8 @@ std::vector<Position> Task::take_acknowledged() {
                              "read again by their next owner"));
   collect_acknowledged();
   rewound_letters_.forget();  // else kept for partitions never read here again
+  if (services_.kafka_embedded)  // committed by the source now (see Services::resumed_before)
+    for (const auto& p : pending_commit_) services_.note_acknowledged(state_.name, p.topic, p.partition, p.next_offset);
   return std::exchange(pending_commit_, {});
 }
 

@@ -373,10 +373,19 @@ TEST_CASE("task: on the embedded broker, a store first resumed from in this proc
   // process last acknowledged the partition, so it is trusted (dropping it re-read the
   // records between the group's offset and it, counted twice).
   CHECK(run_with("A", 5) == std::optional<std::int64_t>(8));
+  const auto store_a = f.s.stored;
   // A reload pointed the sink at another store, which holds an earlier process's position.
   f.s.stored = {{0, 100}};
   CHECK(run_with("B") == std::nullopt);
   CHECK(f.s.stored.at(0) == 8);
+  f.s.log_end = {{0, 12}};
+  CHECK(run_with("B") == std::optional<std::int64_t>(8));
+  CHECK(f.s.stored.at(0) == 12);
+  // ... and back to the first store, which this process wrote to 8: trusted, though 12 was
+  // acknowledged last (dropping it re-read 0..8 into that store: counted twice).
+  f.s.stored = store_a;
+  CHECK(run_with("A", 5) == std::optional<std::int64_t>(8));
+  CHECK(f.s.stored.at(0) == 12);
 }
 
 TEST_CASE("task: a sink whose store lost writes rewinds the source and nothing is skipped") {
