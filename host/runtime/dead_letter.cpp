@@ -144,11 +144,11 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
   }
   // A letter the producer refused by itself (larger than message.max.bytes) would be lost
   // with the batch committed past it: stop instead, naming it.
+  if (outcome->status.code() == Code::cancelled) return outcome->status;  // stopping: not a failure
   if (!batch.rejections.empty())
     return Status::fatal("dead-letter topic " + topic_ + ": the producer refuses a letter: " +
                          batch.rejections.front().reason);
   if (outcome->status.is_ok()) return Status::ok();
-  if (outcome->status.code() == Code::cancelled) return outcome->status;  // stopping: not a failure
   // The producer retried (within message.timeout.ms, if any) already: the broker refuses
   // these letters (too large, the topic's policy, ACLs), which is for a human.
   return Status::fatal("dead-letter topic " + topic_ + ": " + outcome->status.message());
@@ -180,6 +180,12 @@ void fit_in_a_message(Record& letter, std::size_t most) {
     if (h.key == "pipehost.payload") h.value = "truncated";  // not the source's: not replayed
   letter.headers.push_back({"pipehost.payload.truncated",
                             std::to_string(kept) + " of " + std::to_string(whole) + " bytes kept"});
+  if (size - (whole - kept) <= most) return;
+  // The key or the record's own headers alone are past it: they go too, and it says so
+  // (the whole record stays in its topic, at the origin the headers name).
+  std::erase_if(letter.headers, [](const Header& h) { return std::string_view(h.key).rfind("pipehost.", 0) != 0; });
+  letter.headers.push_back({"pipehost.key.dropped", std::to_string(letter.key.size()) + " bytes"});
+  letter.key = std::string();
 }
 
 void clip_reason(std::string& reason) {

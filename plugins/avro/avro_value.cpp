@@ -550,8 +550,7 @@ void read_notes(const Json& type, const std::string& space, SchemaNotes& notes, 
 
 void SchemaNotes::read(std::string_view schema_json) {
   const Json parsed = Json::parse(schema_json.begin(), schema_json.end(), nullptr, false);
-  std::set<std::string> fixed;
-  if (!parsed.is_discarded()) read_notes(parsed, "", *this, fixed);
+  if (!parsed.is_discarded()) read_notes(parsed, "", *this, fixed_names);
 }
 
 const Value* FromValue::default_of(avro_schema_t record, std::size_t field) const {

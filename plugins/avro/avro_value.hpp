@@ -96,7 +96,8 @@ class ToValue {
 struct SchemaNotes {
   std::set<std::pair<std::string, std::string>, std::less<>> micros_fields;
   std::map<std::pair<std::string, std::string>, Value, std::less<>> defaults;
-  void read(std::string_view schema_json);
+  std::set<std::string> fixed_names;  // named fixed types seen: a referenced schema's too
+  void read(std::string_view schema_json);  // read the referenced schemas first
 };
 
 class FromValue {

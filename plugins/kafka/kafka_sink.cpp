@@ -91,10 +91,13 @@ rd_kafka_topic_t* KafkaSink::know_topic(const std::string& topic) {
     rd_kafka_metadata_destroy(md);
     // A topic created a moment ago (pipehost's [kafka.topics]) can be unknown to a broker
     // whose metadata lags: asked again for 2 s before it is called missing.
-    for (int again = 0; missing && topic == topic_ && again < 8; ++again) {
+    for (int again = 0; missing && topic == topic_ && again < 8 && !context_.stopping(); ++again) {
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
       md = nullptr;
-      if (rd_kafka_metadata(producer_, 0, handle, &md, 1500) != RD_KAFKA_RESP_ERR_NO_ERROR || !md) break;
+      if (rd_kafka_metadata(producer_, 0, handle, &md, 1500) != RD_KAFKA_RESP_ERR_NO_ERROR || !md) {
+        missing = false;  // not known either way: records wait for librdkafka's own metadata
+        break;
+      }
       missing = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
       rd_kafka_metadata_destroy(md);
     }

@@ -138,6 +138,13 @@ void KafkaSink::settle(rd_kafka_error_t* error, const std::string& doing) {
                             delivery_failure_ + " (the broker refuses it whatever the attempt)"))
         throw PositionMismatch(delivery_failure_ + "; transaction aborted, the batch is read again so "
                                "that the record is rejected before the next one");
+      if (permanent_failures_ > 1)
+        throw FatalError(std::to_string(permanent_failures_) + " records were refused together (the broker "
+                         "refuses a partition's batch whole), the first: " + delivery_failure_ +
+                         "; which of them is at fault is unknown, and reading the batch again would "
+                         "fail the same way (transaction aborted, nothing of the batch written). Fix "
+                         "the destination topic's settings (max.message.bytes, cleanup.policy, ACLs) "
+                         "or the records");
       throw FatalError(delivery_failure_ + ": the broker refuses this record whatever the attempt, "
                        "so reading the batch again would fail the same way forever (transaction "
                        "aborted, nothing of the batch written). Fix the destination topic's "

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 
@@ -304,7 +305,7 @@ bool is_number(const Value& v) {
   double parsed = 0;
   const char* first = text->data() + (text->front() == '+' ? 1 : 0);
   auto [end, ec] = std::from_chars(first, text->data() + text->size(), parsed);
-  return ec == std::errc() && end == text->data() + text->size();
+  return ec == std::errc() && end == text->data() + text->size() && std::isfinite(parsed);  // "inf" adds 0
 }
 }  // namespace
 

@@ -130,6 +130,24 @@ TEST_CASE("a dead letter of a record near the broker's limit keeps the start of 
   REQUIRE(messages.size() == 2);
   CHECK(messages[1].value.size() < 20000);
   CHECK(read_bytes.starts_with(messages[1].value));
+  // A key past it goes too (and the record's own headers), saying so.
+  auto big_key = rejection("v");
+  big_key[0].record.key = std::string(30000, 'k');
+  REQUIRE(lower.write(big_key, "transforms[0]").is_ok());
+  messages = kafka.read_all("dlq");
+  REQUIRE(messages.size() == 3);
+  CHECK(messages[2].key.empty());
+  std::map<std::string, std::string> dropped(messages[2].headers.begin(), messages[2].headers.end());
+  CHECK(dropped["pipehost.key.dropped"] == "30000 bytes");
+  CHECK(dropped.count("original") == 0);
+  CHECK(dropped["pipehost.error"] == "bad v");
+  // A limit no letter fits under: the writer stops, naming it, instead of losing it.
+  context.properties["message.max.bytes"] = "1000";  // librdkafka's least
+  DeadLetterWriter tiny(kafka_sink(), context, "dlq", "orders");
+  Status refused = tiny.write(rejection(std::string(2000, 'r')), "transforms[0]");
+  CHECK(refused.code() == Code::fatal);
+  INFO(refused.message());
+  CHECK(refused.message().find("the producer refuses a letter") != std::string::npos);
 }
 
 // The defect: every message carried the address of a stack variable of write(); a write

@@ -579,7 +579,7 @@ TEST_CASE("avro_encode: defaults are per subject, and a named fixed takes its de
   });
   enc->start();
   Batch batch;
-  for (const char* topic : {"a", "b"}) {
+  for (const char* topic : {"a", "b", "a"}) {  // a again after b: a's own default
     Record& r = batch.records.emplace_back();
     r.destination_topic = topic;
     r.value = Struct{StructSchema::make({"h"}), {Value(Bytes{"zz"})}};
@@ -592,6 +592,7 @@ TEST_CASE("avro_encode: defaults are per subject, and a named fixed takes its de
   put_long(body_b, 2), body_b += "us";
   CHECK(std::string(batch.records[0].payload) == framed(1, body_a));
   CHECK(std::string(batch.records[1].payload) == framed(2, body_b));
+  CHECK(std::string(batch.records[2].payload) == framed(1, body_a));
 }
 
 TEST_CASE("avro options: a schema file that is missing or not Avro is a validation problem") {
