@@ -474,7 +474,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
     error = "cannot listen on " + address + " for the admin endpoint (in use?)";
     return false;
   }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  thread_ = serve_after_bind(*server_);
   log_info("admin endpoint on http://" + host + ":" + std::to_string(port) +
            " (status page at /; /health, /ready, /metrics, /pipelines, /log-level)");
   return true;

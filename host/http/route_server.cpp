@@ -170,7 +170,7 @@ bool RouteServer::start(std::string& error) {
     error = "cannot listen on " + config_.listen + " for [http] (in use?)";
     return false;
   }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  thread_ = serve_after_bind(*server_);
   std::string paths;
   for (const auto& r : config_.routes) paths += (paths.empty() ? "" : ", ") + r.path;
   log_info("http: serving " + paths + " on http://" + config_.listen);

@@ -175,7 +175,7 @@ int serve_registry(const std::string& address) {
     log_error("cannot listen on " + address + " (give HOST:PORT that is free)");
     return 2;
   }
-  std::thread serving([&] { server.listen_after_bind(); });
+  std::thread serving = serve_after_bind(server);
   log_info("schema registry (Confluent REST API, in memory) on http://" + host + ":" +
            std::to_string(port));
   int sig = 0;
