@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <bit>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -403,7 +405,11 @@ void FromValue::write_union(const Value& in, avro_schema_t schema, std::string& 
   std::optional<InvalidRecord> first_refusal;
   const Struct* as_struct = in.as<Struct>();
   auto score = [&](avro_schema_t branch) {
-    if (!as_struct || avro_typeof(branch) != AVRO_RECORD) return match(in, branch);
+    const avro_type_t type = avro_typeof(branch);
+    if ((type == AVRO_BYTES || type == AVRO_FIXED) && (in.is<double>() || in.is<std::int64_t>()) &&
+        decimal_at(branch, where))
+      return 1;  // a number converted to a decimal
+    if (!as_struct || type != AVRO_RECORD) return match(in, branch);
     const std::vector<int>& field_of = order(branch, *as_struct);
     const bool all = std::all_of(field_of.begin(), field_of.end(), [](int f) { return f >= 0; });
     return !all ? 1 : field_of.size() == as_struct->fields.size() ? 3 : 2;
@@ -457,6 +463,28 @@ bool is_micros(const Json& type) {
   if (!type.is_object() || type.value("type", "") != "long" || !type.contains("logicalType")) return false;
   const Json& logical = type["logicalType"];
   return logical == "timestamp-micros" || logical == "local-timestamp-micros";
+}
+
+std::optional<SchemaNotes::Decimal> decimal_of(const Json& type) {
+  if (!type.is_object() || type.value("logicalType", "") != "decimal") return std::nullopt;
+  const std::string kind = type.value("type", "");
+  if (kind != "bytes" && kind != "fixed") return std::nullopt;
+  SchemaNotes::Decimal d;
+  if (type.contains("precision") && type["precision"].is_number_integer()) d.precision = type["precision"].get<int>();
+  if (type.contains("scale") && type["scale"].is_number_integer()) d.scale = type["scale"].get<int>();
+  if (d.precision <= 0 || d.scale < 0 || d.scale > d.precision) return std::nullopt;  // invalid: plain bytes, as the spec says
+  return d;
+}
+
+// A record field's "decimal" bytes: inline, or a branch of its union.
+std::optional<SchemaNotes::Decimal> decimal_bytes_of(const Json& type) {
+  if (type.is_array()) {
+    for (const auto& branch : type)
+      if (auto d = decimal_bytes_of(branch)) return d;
+    return std::nullopt;
+  }
+  if (type.is_object() && type.value("type", "") == "bytes") return decimal_of(type);
+  return std::nullopt;
 }
 
 // The first type a field's type names (a union's default is of its first branch).
@@ -531,12 +559,14 @@ void read_notes(const Json& type, const std::string& space, SchemaNotes& notes, 
       if (!field.is_object() || !field.contains("type")) continue;
       read_notes(field["type"], inner, notes, fixed);
       if (is_micros(field["type"])) notes.micros_fields.emplace(name, field.value("name", ""));
+      if (auto d = decimal_bytes_of(field["type"])) notes.decimal_fields.insert_or_assign({name, field.value("name", "")}, *d);
       if (field.contains("default"))
         notes.defaults.insert_or_assign(std::make_pair(name, field.value("name", "")),
                                         default_value(field["default"], field["type"], inner, fixed));
     }
   } else if (kind == "fixed") {
     fixed.insert(full_name_in(type, space));
+    if (auto d = decimal_of(type)) notes.decimal_fixed.insert_or_assign(full_name_in(type, space), *d);
   } else if (kind == "array" && type.contains("items")) {
     read_notes(type["items"], space, notes, fixed);
   } else if (kind == "map" && type.contains("values")) {
@@ -568,6 +598,82 @@ bool FromValue::in_micros(const Path* where) const {
              {full_name(where->record),
               avro_schema_record_field_name(where->record, static_cast<int>(where->index))}) > 0;
 }
+
+const SchemaNotes::Decimal* FromValue::decimal_at(avro_schema_t schema, const Path* where) const {
+  if (!notes_) return nullptr;
+  if (avro_typeof(schema) == AVRO_FIXED) {
+    auto it = notes_->decimal_fixed.find(full_name(schema));
+    return it == notes_->decimal_fixed.end() ? nullptr : &it->second;
+  }
+  if (notes_->decimal_fields.empty() || !where || !where->record || where->item || where->key) return nullptr;
+  auto it = notes_->decimal_fields.find(
+      std::make_pair(full_name(where->record),
+                     std::string(avro_schema_record_field_name(where->record, static_cast<int>(where->index)))));
+  return it == notes_->decimal_fields.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+// (Not the SDK's decimal::parse_units: it stops at 63 bits and 18 places, and a decimal's
+// precision goes to 38 digits, written with exponents by some producers.)
+// A decimal's unscaled integer as Avro writes it: big-endian two's complement, in the
+// fewest bytes (bytes) or sign-extended to `size` (fixed). nullopt: the number does not
+// parse, has more decimal places than the scale (nothing is rounded), more digits than the
+// precision, or does not fit the fixed.
+std::optional<std::string> decimal_bytes(std::string_view text, const SchemaNotes::Decimal& d, std::size_t size) {
+  std::size_t i = 0;
+  const bool negative = i < text.size() && text[i] == '-';
+  if (i < text.size() && (text[i] == '-' || text[i] == '+')) ++i;
+  std::string digits;
+  int fraction = 0;
+  bool point = false, any = false;
+  for (; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c >= '0' && c <= '9') {
+      any = true;
+      if (!(digits.empty() && c == '0')) digits += c;
+      if (point) ++fraction;
+    } else if (c == '.' && !point) {
+      point = true;
+    } else {
+      break;
+    }
+  }
+  long exponent = 0;
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    const char* first = text.data() + i + 1 + (i + 1 < text.size() && text[i + 1] == '+');
+    auto [end, ec] = std::from_chars(first, text.data() + text.size(), exponent);
+    if (ec != std::errc() || end != text.data() + text.size() || exponent > 1000 || exponent < -1000) return std::nullopt;
+    i = text.size();
+  }
+  if (!any || i != text.size()) return std::nullopt;
+  // value = digits * 10^(exponent - fraction); unscaled = value * 10^scale.
+  long shift = exponent - fraction + d.scale;
+  while (shift < 0) {  // places past the scale: only zeros may go
+    if (digits.empty()) break;
+    if (digits.back() != '0') return std::nullopt;
+    digits.pop_back();
+    ++shift;
+  }
+  if (!digits.empty()) digits.append(static_cast<std::size_t>(std::max(shift, 0L)), '0');
+  if (digits.size() > static_cast<std::size_t>(d.precision) || digits.size() > 38) return std::nullopt;
+  __extension__ typedef __int128 int128;  // GCC's: 38 digits fit
+  int128 unscaled = 0;
+  for (char c : digits) unscaled = unscaled * 10 + (c - '0');
+  if (negative) unscaled = -unscaled;
+  std::string out(16, '\0');
+  for (int k = 15; k >= 0; --k, unscaled >>= 8) out[static_cast<std::size_t>(k)] = static_cast<char>(unscaled & 0xff);
+  std::size_t skip = 0;  // leading bytes that only repeat the sign
+  while (skip + 1 < out.size() &&
+         ((out[skip] == '\0' && !(out[skip + 1] & 0x80)) || (out[skip] == '\xff' && (out[skip + 1] & 0x80))))
+    ++skip;
+  out.erase(0, skip);
+  if (size == 0) return out;
+  if (out.size() > size) return std::nullopt;
+  return std::string(size - out.size(), (out[0] & 0x80) ? '\xff' : '\0') + out;
+}
+
+}  // namespace
 
 void FromValue::refuse(const Path* where, const Value& got, const char* wanted) {
   std::vector<const Path*> chain;
@@ -641,6 +747,33 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
       refuse(where, in, "a string");
     case AVRO_BYTES:
     case AVRO_FIXED: {
+      if (!in.is<Bytes>()) {
+        if (const SchemaNotes::Decimal* d = decimal_at(schema, where)) {
+          // A number, or decimal text, is its unscaled integer; bytes are taken as that
+          // integer already. (The text's own bytes were written before: fastavro read
+          // "12.34" back as 2112952861.)
+          std::string text;
+          if (const auto* s = in.as<std::string>()) text = *s;
+          else if (const auto* i = in.as<std::int64_t>()) text = std::to_string(*i);
+          else if (const auto* x = in.as<double>(); x && std::isfinite(*x)) {
+            char buf[32];
+            text.assign(buf, std::to_chars(buf, buf + sizeof buf, *x).ptr);  // shortest: 0.1 is "0.1"
+          } else {
+            refuse(where, in, "a decimal (a number, decimal text, or its unscaled bytes)");
+          }
+          const std::size_t size = avro_typeof(schema) == AVRO_FIXED ? static_cast<std::size_t>(avro_schema_fixed_size(schema)) : 0;
+          const auto unscaled = decimal_bytes(text, *d, size);
+          if (!unscaled) {
+            const std::string wanted = "a decimal of precision " + std::to_string(d->precision) + " and scale " +
+                                       std::to_string(d->scale) + " (at most " + std::to_string(d->scale) +
+                                       " decimal places; nothing is rounded)";
+            refuse(where, in, wanted.c_str());
+          }
+          if (size == 0) return put_bytes(out, *unscaled);
+          out.append(*unscaled);
+          return;
+        }
+      }
       const std::string* b = in.is<Bytes>() ? &in.as<Bytes>()->data : in.as<std::string>();
       if (!b) refuse(where, in, "bytes");
       if (avro_typeof(schema) == AVRO_BYTES) return put_bytes(out, *b);

@@ -89,12 +89,20 @@ class ToValue {
 // What Avro C drops from a schema's JSON text, read from it (and from the texts of the
 // schemas it references): logical types (a timestamp written into a record field of
 // "timestamp-micros" or "local-timestamp-micros" is written in microseconds, not
-// milliseconds) and fields' defaults (a field the value lacks is written with its
+// milliseconds; a number or decimal text written into a "decimal" is its unscaled
+// two's-complement integer) and fields' defaults (a field the value lacks is written with its
 // default, as fastavro and Confluent's AvroSerializer do, so a subject evolved with a
 // defaulted field still takes the records). By (full record name, field name), per
 // schema: each subject of an encoder has its own. Text that is not JSON adds nothing.
 struct SchemaNotes {
+  struct Decimal {
+    int precision = 0;
+    int scale = 0;
+  };
   std::set<std::pair<std::string, std::string>, std::less<>> micros_fields;
+  // "decimal" bytes of record fields, and named fixed types that are decimals.
+  std::map<std::pair<std::string, std::string>, Decimal, std::less<>> decimal_fields;
+  std::map<std::string, Decimal, std::less<>> decimal_fixed;
   std::map<std::pair<std::string, std::string>, Value, std::less<>> defaults;
   std::set<std::string> fixed_names;  // named fixed types seen: a referenced schema's too
   void read(std::string_view schema_json);  // read the referenced schemas first
@@ -142,6 +150,7 @@ class FromValue {
   int refusals_left_ = kMostRefusals;
   const SchemaNotes* notes_ = nullptr;  // the schema being written's
   bool in_micros(const Path* where) const;
+  const SchemaNotes::Decimal* decimal_at(avro_schema_t schema, const Path* where) const;
   const Value* default_of(avro_schema_t record, std::size_t field) const;
 };
 

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <algorithm>
 #include <string>
-#include <unordered_map>
+#include <map>
 #include <vector>
 
 #include <pipehost/status.hpp>
@@ -166,7 +166,9 @@ class Walk {
     std::vector<std::string> keys;
     std::vector<std::string_view> seen;  // the keys where they are in the data
     std::vector<Value> values;
-    std::unordered_map<std::string_view, std::size_t> at;  // key -> entry, past kIndexedKeys keys
+    // key -> entry, past kIndexedKeys keys. Ordered, not hashed: std::hash's seed is fixed,
+    // so a record of keys that collide would cost its size squared.
+    std::map<std::string_view, std::size_t> at;
     constexpr std::size_t kIndexedKeys = 16;
     while (const std::uint64_t count = block()) {
       for (std::uint64_t i = 0; i < count; ++i) {
@@ -179,7 +181,7 @@ class Walk {
         }
         if (!utf8::valid(key)) fail("a map key that is not valid UTF-8");
         // A key written twice keeps its first place and takes the later value, as Avro C's
-        // map does (found by hash past a few keys: a big map must not cost its size squared).
+        // map does (found in `at` past a few keys: a big map must not cost its size squared).
         std::size_t entry = seen.size();
         if (seen.size() < kIndexedKeys) {
           entry = static_cast<std::size_t>(std::find(seen.begin(), seen.end(), key) - seen.begin());

@@ -207,6 +207,7 @@ void KafkaSink::produce(Record& r, void* completion) {
       continue;
     }
     if (headers) rd_kafka_headers_destroy(headers);
+    if (rc == RD_KAFKA_RESP_ERR__STATE && exactly_once_) throw TransactionInError{};
     const std::string what = "the record" +
                              (r.origin.partition >= 0 ? " from " + std::string(r.origin.topic) + "/" +
                                                             std::to_string(r.origin.partition) + "@" +

@@ -86,6 +86,9 @@ struct Stopped {};  // a transactional call given up because the pipeline is sto
 struct RecordRefused {
   std::string reason;
 };
+// Thrown by produce under exactly_once when the transaction already failed (librdkafka
+// refuses every record after the broker refused one): its delivery reports say why.
+struct TransactionInError {};
 
 class KafkaSink final : public Sink {
  public:

@@ -136,6 +136,7 @@ void KafkaSource::start() {
   rd_kafka_resp_err_t rc = rd_kafka_subscribe(consumer_, subscription);
   rd_kafka_topic_partition_list_destroy(subscription);
   if (rc) throw FatalError("cannot subscribe to " + topics_.front() + ": " + error_text(rc));
+  subscribed_ = true;
   context_.info("consumer of group '" + group_ + "' subscribed to " + topics_.front() +
                 (topics_.size() > 1 ? " and " + std::to_string(topics_.size() - 1) + " more" : ""));
 }
@@ -919,6 +920,10 @@ void KafkaSource::stop() {
   unlink();
   stop_waker();  // before the consumer closes: its queries use the consumer
   if (!consumer_) return;
+  if (!subscribed_) {  // start failed before (a missing topic): no group to wait for
+    rd_kafka_consumer_close(consumer_);
+    return;
+  }
   // librdkafka 2.0.2 aborts (sticky assignor state, its issue #4312) when a
   // cooperative-sticky consumer is closed before its first assignment: wait for it.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -135,6 +135,7 @@ class KafkaSource final : public Source {
   } last_;
   bool assignment_seen_ = false;
   bool ever_assigned_ = false;
+  bool subscribed_ = false;  // start got as far as subscribing (else no group to wait for)
   bool paused_ = false;
   bool cooperative_ = false;  // the group's rebalance protocol (from the configuration)
   std::chrono::steady_clock::time_point last_end_check_{};

@@ -176,8 +176,12 @@ bool refused_for_good(rd_kafka_resp_err_t err) {
 
 void KafkaSink::note_failed_delivery(const rd_kafka_message_t* message) {
   std::lock_guard lock(failure_mutex_);
-  if (refused_for_good(message->err)) ++permanent_failures_;
-  if (!delivery_failure_.empty()) return;  // the first one says it
+  const bool permanent = refused_for_good(message->err);
+  if (permanent) ++permanent_failures_;
+  // The first report says it, unless a record refused for good comes after: librdkafka
+  // purges the records still queued (__PURGE_QUEUE reports, innocent ones) before it
+  // reports the one the broker refused.
+  if (!delivery_failure_.empty() && (delivery_failure_permanent_ || !permanent)) return;
   const auto index = reinterpret_cast<std::uintptr_t>(message->_private);
   std::string which = "a record";
   delivery_failure_origin_ = Origin{};
@@ -240,6 +244,8 @@ void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
       for (std::size_t i = 0; i < batch.records.size(); ++i) {
         try {
           produce(batch.records[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i + 1)));
+        } catch (const TransactionInError&) {
+          break;  // the commit below fails, and settle reads the delivery reports
         } catch (RecordRefused& why) {
           if (!refused_.remember(batch.records[i].origin, batch.records[i].destination_topic, why.reason))
             throw FatalError(why.reason + " (a record a stage made, which cannot be read again)");

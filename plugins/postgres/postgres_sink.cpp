@@ -16,10 +16,18 @@
 namespace pipehost::postgres {
 namespace {
 
+// The URL with a connect timeout and, unless it sets them, TCP keepalives: a server gone
+// without a reset (a host powered off, a dropped route) is found in ~30 s, where the
+// system's keepalive takes two hours and a write waited that long.
 std::string with_timeout(const std::string& url, int timeout_ms) {
-  const std::string seconds = std::to_string(std::max(1, timeout_ms / 1000));
-  if (url.find("://") == std::string::npos) return url + " connect_timeout=" + seconds;
-  return url + (url.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + seconds;
+  std::vector<std::string> settings = {"connect_timeout=" + std::to_string(std::max(1, timeout_ms / 1000))};
+  if (url.find("keepalives") == std::string::npos)
+    settings.insert(settings.end(), {"keepalives_idle=15", "keepalives_interval=5", "keepalives_count=3"});
+  const bool uri = url.find("://") != std::string::npos;
+  std::string out = url;
+  for (const auto& s : settings)
+    out += (uri ? (out.find('?') == std::string::npos ? "?" : "&") : " ") + s;
+  return out;
 }
 
 // "{column}" placeholders of a log_each template, in order.
@@ -63,7 +71,8 @@ void PostgresConfig::declare(OptionList<PostgresConfig>& o) {
         "PostgreSQL connection: postgresql://[user[:password]@]host[:port]/database or a "
         "libpq key=value string")
       .connection("postgres");
-  o.required("table", &PostgresConfig::table, "the table rows go to; its columns and primary key are read at start");
+  o.required("table", &PostgresConfig::table, "the table rows go to, named as in SQL (schema.table; double quotes keep upper case); its "
+             "columns and primary key are read at start");
   o.add("columns", &PostgresConfig::columns,
         "field = column, for fields stored under another name (e.g. { book = \"book_id\" }); "
         "every other column takes the field of its own name (null when the record has none)");
@@ -82,6 +91,10 @@ void PostgresConfig::declare(OptionList<PostgresConfig>& o) {
         "with ID {id} and version {version}\" (empty: only a summary every 10 s)");
   o.add("connect_timeout_ms", &PostgresConfig::connect_timeout_ms, "how long to wait for a connection")
       .range(1000, 600000);
+  o.add("lock_timeout_ms", &PostgresConfig::lock_timeout_ms,
+        "how long a write waits for a row or table lock another session holds (a psql left in "
+        "an open transaction) before the batch is tried again, saying so; 0 waits for ever")
+      .range(0, 3600000);
 }
 
 void PostgresConfig::check(Checker& c) const {
@@ -144,9 +157,9 @@ void PostgresSink::stop() {
     // Connection lost, server shutting down, serialization failure, deadlock, a statement
     // cancelled (statement_timeout on a slow server, pg_cancel_backend), out of resources
     // (too many connections, out of memory, disk full; not 53400, a configured limit the
-    // same statement meets again): try again.
+    // same statement meets again), a lock another session held past lock_timeout: try again.
     if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0 || state == "40001" || state == "40P01" ||
-        state == "57014" || (state.rfind("53", 0) == 0 && state != "53400")) {
+        state == "57014" || state == "55P03" || (state.rfind("53", 0) == 0 && state != "53400")) {
       connection_.reset();
       throw RetriableError(what);
     }
@@ -187,6 +200,7 @@ pqxx::connection& PostgresSink::connection() {
   connection_.reset();
   try {
     auto c = std::make_unique<pqxx::connection>(with_timeout(config_.url, config_.connect_timeout_ms));
+    c->set_variable("lock_timeout", std::to_string(config_.lock_timeout_ms));
     pqxx::work tx(*c);
     // Tasks start together: creating tables at once races in PostgreSQL's catalog.
     tx.exec("SELECT pg_advisory_xact_lock(hashtext('pipehost schema'))");
@@ -226,7 +240,9 @@ TableLayout read_layout(pqxx::transaction_base& tx, const PostgresConfig& config
   const std::string regclass = "to_regclass(" + tx.quote(config.table) + ")";
   auto columns = tx.exec(
       "SELECT a.attname, t.typname, a.attnotnull FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-      "WHERE a.attrelid = " + regclass + " AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum");
+      "WHERE a.attrelid = " + regclass + " AND a.attnum > 0 AND NOT a.attisdropped "
+      // The table computes these itself and refuses a value for them.
+      "AND a.attgenerated = '' AND a.attidentity <> 'a' ORDER BY a.attnum");
   auto key = tx.exec(
       "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
       "a.attnum = ANY(i.indkey) WHERE i.indrelid = " + regclass + " AND i.indisprimary "
@@ -275,7 +291,7 @@ void PostgresSink::load_layout(pqxx::connection& c) {
   std::vector<std::string> quoted;
   for (const auto& col : layout.columns) quoted.push_back(tx.quote_name(col.name));
   tx.exec("CREATE TEMP TABLE IF NOT EXISTS pipehost_load ON COMMIT DELETE ROWS AS SELECT " +
-          join(quoted, ", ") + ", 0::bigint AS pipehost_row FROM " + tx.quote_name(config_.table) +
+          join(quoted, ", ") + ", 0::bigint AS pipehost_row FROM " + destination_ +
           " WITH NO DATA");
   tx.commit();
   auto shape = [](const TableLayout& l) {
@@ -400,18 +416,32 @@ void PostgresSink::write_batch(const Batch& batch) {
       returning = " RETURNING " + join(q, ", ");
     }
     pqxx::result inserted = rows ? tx.exec(insert_statement(tx) + returning) : pqxx::result();
-    std::string values;
+    // The set of compare-and-set. A position stored before is locked (FOR UPDATE above);
+    // a first one is inserted only if no other writer inserted it meanwhile (SELECT ...
+    // FOR UPDATE locks no row that is not there): else that writer's data stand, and
+    // this batch is read again from the position it stored.
+    std::string updates, firsts;
+    std::size_t first_count = 0;
     for (const auto& s : batch.spans) {
       auto at = stored.find(position_key(s.topic, s.partition));
       if (at != stored.end() && at->second >= s.next) continue;
+      std::string& values = at == stored.end() ? firsts : updates;
+      first_count += at == stored.end();
       values += (values.empty() ? "" : ", ") + std::string("(") + pipeline + ", " + destination + ", " +
                 tx.quote(std::string(s.topic)) + ", " + std::to_string(s.partition) + ", " +
                 std::to_string(s.next) + ")";
     }
-    if (!values.empty())
-      tx.exec("INSERT INTO " + positions + " (pipeline, destination, topic, partition, next_offset) VALUES " +
-              values + " ON CONFLICT (pipeline, destination, topic, partition) DO UPDATE SET next_offset = "
+    const std::string insert_positions =
+        "INSERT INTO " + positions + " (pipeline, destination, topic, partition, next_offset) VALUES ";
+    if (!updates.empty())
+      tx.exec(insert_positions + updates +
+              " ON CONFLICT (pipeline, destination, topic, partition) DO UPDATE SET next_offset = "
               "EXCLUDED.next_offset");
+    if (!firsts.empty() &&
+        tx.exec(insert_positions + firsts + " ON CONFLICT (pipeline, destination, topic, partition) DO NOTHING")
+                .affected_rows() != first_count)
+      throw PositionMismatch("postgres: another writer stored a first position in " + config_.positions_table +
+                             " for a partition of this batch at the same time; the batch is read again");
     tx.commit();
     refused_.written(batch);
     for (const auto& s : batch.spans) {
@@ -459,7 +489,8 @@ void PostgresSink::write_batch(const Batch& batch) {
 // it public, sends them.
 void PostgresSink::copy_rows(pqxx::transaction_base& tx, const std::vector<std::size_t>& rows) {
   std::vector<std::string> load_columns;
-  for (const auto& col : layout_.columns) load_columns.push_back(col.name);
+  // libpqxx 6.4's tablewriter puts the names in its COPY statement as they are.
+  for (const auto& col : layout_.columns) load_columns.push_back(tx.quote_name(col.name));
   load_columns.push_back("pipehost_row");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -474,7 +505,7 @@ std::string PostgresSink::insert_statement(pqxx::transaction_base& tx) const {
   std::vector<std::string> cols, keys;
   for (const auto& col : layout_.columns) cols.push_back(tx.quote_name(col.name));
   for (const auto& k : layout_.primary_key) keys.push_back(tx.quote_name(k));
-  std::string insert = "INSERT INTO " + tx.quote_name(config_.table) + " (" + join(cols, ", ") + ") ";
+  std::string insert = "INSERT INTO " + destination_ + " (" + join(cols, ", ") + ") ";
   if (config_.on_conflict == "update") {
     std::vector<std::string> set;
     for (const auto& col : cols)
@@ -489,8 +520,11 @@ std::string PostgresSink::insert_statement(pqxx::transaction_base& tx) const {
       insert += "SELECT " + join(cols, ", ") + " FROM pipehost_load ORDER BY pipehost_row";
     else
       insert += "SELECT DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") +
-                " FROM pipehost_load ORDER BY " + join(keys, ", ") + ", pipehost_row";
-    insert += " ON CONFLICT DO NOTHING";
+                " FROM pipehost_load ORDER BY " + join(keys, ", ") + ", pipehost_row ON CONFLICT (" +
+                join(keys, ", ") + ") DO NOTHING";
+    // Only the primary key is the conflict target: a row that breaks another unique index
+    // or an exclusion constraint is refused (and dead-lettered), not silently dropped as a
+    // bare ON CONFLICT DO NOTHING did. Without a primary key every record is a new row.
   }
   return insert;
 }

@@ -35,6 +35,7 @@ struct PostgresConfig {
   std::string schema_file;
   std::string log_each;
   int connect_timeout_ms = 5000;
+  int lock_timeout_ms = 30000;
 
   static void declare(OptionList<PostgresConfig>& o);
   void check(Checker& c) const;

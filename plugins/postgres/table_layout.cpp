@@ -104,7 +104,10 @@ std::string append_copy_text(const Column& column, const Value& v, std::string& 
     case ColumnType::text:
     case ColumnType::uuid: {
       if (v.is<List>() || v.is<Struct>() || v.is<Bytes>()) return refuse();
-      const std::string text = v.to_text();
+      // A timestamp as RFC 3339 text, as the sqlite sink and JSON write it (to_text gives
+      // its microseconds).
+      const auto* ts = v.as<Timestamp>();
+      const std::string text = ts ? time::format_rfc3339(ts->micros_since_epoch) : v.to_text();
       if (text.find('\0') != std::string::npos)
         return "field '" + column.field + "' holds a NUL character, which PostgreSQL text cannot store";
       if (column.type == ColumnType::uuid && !uuid_text(text))

@@ -273,8 +273,14 @@ void read_packed(const DecodeField& f, Cursor& c, List& list, int depth) {
   const std::uint8_t* stop = c.delimited_end();
   const WireType wire = wire_type_of(f.kind);
   const auto bytes = static_cast<std::size_t>(stop - c.p);
-  // At most this many values follow (a varint takes at least a byte).
-  const std::size_t most = wire == kFixed64 ? bytes / 8 : wire == kFixed32 ? bytes / 4 : bytes;
+  // This many values follow (at most: a truncated last varint is malformed): a varint
+  // ends at each byte without the continuation bit. Charging a byte each refused 500k
+  // negative int64s (10 bytes each) as 5M elements.
+  std::size_t most = wire == kFixed64 ? bytes / 8 : wire == kFixed32 ? bytes / 4 : 0;
+  if (wire == kVarint) {
+    for (const std::uint8_t* b = c.p; b < stop; ++b) most += (*b & 0x80) == 0;
+    if (bytes > 0 && (stop[-1] & 0x80) != 0) ++most;
+  }
   c.spend(most);
   // Geometric growth: reserving exactly size + n for each of many small chunks of one
   // field would copy the list every time (quadratic in the record's size).
@@ -352,10 +358,12 @@ void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields
       continue;
     }
     c.field = f->name;
-    if (f->oneof_slots) [[unlikely]]
-      clear_other_members(*f, fields);
     Value& slot = fields[f->slot];
     if (wire == wire_type_of(f->kind)) {
+      // Only a member read clears the others: one with a wire type it cannot have is an
+      // unknown field to protobuf's parser, and the member set before stays.
+      if (f->oneof_slots) [[unlikely]]
+        clear_other_members(*f, fields);
       if (f->repeated) {
         c.spend(1);
         read_value(*f, c, slot.as<List>()->emplace_back(), depth);
@@ -368,8 +376,23 @@ void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields
       skip(c, wire, number, depth);  // a wire type the field cannot have: unknown, as protobuf does
     }
   }
+}
+
+// Once the whole record is read: a nested message that comes many times merges into one
+// struct, and deduplicating its maps at every occurrence was quadratic in the record.
+void keep_last_of_each_key_within(const DecodePlan& plan, std::vector<Value>& fields) {
   for (std::uint32_t slot : plan.map_slots())
     if (List* entries = fields[slot].as<List>()) keep_last_of_each_key(*entries);
+  for (const DecodeField& f : plan.fields()) {
+    if (!f.message || !f.message->maps_within()) continue;
+    Value& v = fields[f.slot];
+    if (List* items = v.as<List>()) {
+      for (Value& item : *items)
+        if (Struct* s = item.as<Struct>()) keep_last_of_each_key_within(*f.message, s->fields);
+    } else if (Struct* s = v.as<Struct>()) {
+      keep_last_of_each_key_within(*f.message, s->fields);
+    }
+  }
 }
 
 Value default_of(const gp::FieldDescriptor& f, Kind kind) {
@@ -406,7 +429,11 @@ Value default_of(const gp::FieldDescriptor& f, Kind kind) {
 
 const DecodePlan& DecodePlans::plan(const gp::Descriptor& message) {
   const std::vector<std::string>& projection = projection_;
-  if (projection.empty()) return nested(message);
+  if (projection.empty()) {
+    const DecodePlan& p = nested(message);
+    mark_maps_within();
+    return p;
+  }
   if (auto it = projected_.find(&message); it != projected_.end()) return *it->second;
   std::string known;
   for (int i = 0; i < message.field_count(); ++i)
@@ -426,7 +453,24 @@ const DecodePlan& DecodePlans::plan(const gp::Descriptor& message) {
     forget_since(mark);
     throw;
   }
+  mark_maps_within();
   return p;
+}
+
+// Which plans hold a map at some depth: to a fixed point, as types may be recursive.
+void DecodePlans::mark_maps_within() {
+  auto mark = [](DecodePlan& p) {
+    bool within = !p.map_slots_.empty();
+    for (const DecodeField& f : p.fields_) within = within || (f.message && f.message->maps_within_);
+    if (within == p.maps_within_) return false;
+    p.maps_within_ = within;
+    return true;
+  };
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (auto& [descriptor, p] : plans_) changed = mark(*p) || changed;
+    for (auto& [descriptor, p] : projected_) changed = mark(*p) || changed;
+  }
 }
 
 // A build that failed may have completed plans pointing at the half-built one it freed
@@ -551,6 +595,7 @@ void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out,
   c.elements_left = limits.max_elements;
   try {
     decode_fields(plan, c, s->fields, 0);
+    if (plan.maps_within()) keep_last_of_each_key_within(plan, s->fields);
   } catch (const Malformed& m) {
     out = Value();  // half decoded (into reused storage: see Record::value_to_overwrite)
     throw InvalidRecord("malformed protobuf " + plan.full_name + ": " + m.reason +

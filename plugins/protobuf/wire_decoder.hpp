@@ -50,12 +50,16 @@ class DecodePlan {
   }
   // The slots of map fields: a key repeated on the wire keeps its last value.
   const std::vector<std::uint32_t>& map_slots() const { return map_slots_; }
+  const std::vector<DecodeField>& fields() const { return fields_; }
+  // This message or one it holds (at any depth) has a map field.
+  bool maps_within() const { return maps_within_; }
 
  private:
   friend class DecodePlans;
   std::vector<DecodeField> fields_;
   std::vector<std::vector<std::uint32_t>> oneofs_;  // slots per oneof (2 members or more)
   std::vector<std::uint32_t> map_slots_;
+  bool maps_within_ = false;
   std::vector<std::int32_t> by_number_;  // field number -> index in fields_, -1 if none
   std::unordered_map<std::uint32_t, std::size_t> sparse_;  // numbers past the dense table
 };
@@ -77,6 +81,7 @@ class DecodePlans {
              const std::vector<std::string>* projection);
   const DecodePlan& nested(const google::protobuf::Descriptor& message);
   void forget_since(std::size_t mark);
+  void mark_maps_within();
   const EnumInfo& enumeration(const google::protobuf::EnumDescriptor& e);
 
   std::vector<std::string> projection_;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <pipehost/status.hpp>
+#include <pipehost/utf8.hpp>
 
 namespace pipehost::protobuf {
 namespace {
@@ -191,6 +192,9 @@ void put_value(const EncodeField& f, const Value& v, std::string& out, int depth
     case Kind::string:
     case Kind::bytes: {
       const std::string* s = text_of(v, f.kind == Kind::bytes);
+      if (f.check_utf8 && !utf8::valid(*s))
+        throw EncodeError{"", "the string is not valid UTF-8, which a proto3 string must be (protobuf's parsers refuse "
+                              "the whole message); make the field bytes, or fix the value"};
       put_varint(out, s->size());
       out.append(*s);
       return;
@@ -298,7 +302,10 @@ const EncodePlan& EncodePlans::plan(const gp::Descriptor& message) {
       f.kind = kind_of(d);
       f.repeated = d.is_repeated();
       f.packed = d.is_packed();
-      f.presence = d.has_presence();
+      // A map entry's key and value are written even when default, as protobuf's
+      // serializers do (the bytes then match theirs).
+      f.presence = d.has_presence() || d.containing_type()->map_key() != nullptr;
+      f.check_utf8 = f.kind == Kind::string && d.file()->syntax() == gp::FileDescriptor::SYNTAX_PROTO3;
       const auto number = static_cast<std::uint64_t>(d.number());
       f.tag_size = varint_to(f.tag, number << 3 | wire_type_of(f.kind));
       f.packed_tag_size = varint_to(f.packed_tag, number << 3 | kLengthDelimited);

@@ -299,7 +299,8 @@ namespace {
 // What SQLite adds as a number: integers, reals, booleans (bound as 0/1), and text that
 // reads whole as a number (its type affinity converts it); other text would add 0.
 bool is_number(const Value& v) {
-  if (v.is<std::int64_t>() || v.is<double>() || v.is<bool>()) return true;
+  if (v.is<std::int64_t>() || v.is<bool>()) return true;
+  if (const auto* d = v.as<double>()) return std::isfinite(*d);  // NaN would add as NULL, inf stay inf
   const auto* text = v.as<std::string>();
   if (!text || text->empty()) return false;
   double parsed = 0;
@@ -324,6 +325,16 @@ void SqliteSink::prepare(Batch& batch) {
       if (!v || v->is_null()) {
         batch.reject(i, "sqlite: no value for the key column " + columns_[c].name + " of " + config_.table +
                             " (field '" + columns_[c].field.name() + "')");
+        break;
+      }
+    }
+    if (r.dropped) continue;
+    for (std::size_t c = 0; c < columns_.size(); ++c) {
+      const Value* v = columns_[c].field.read(r.value);
+      const double* d = v ? v->as<double>() : nullptr;
+      if (d && std::isnan(*d)) {  // SQLite stores a NaN as NULL: the value would be lost unsaid
+        batch.reject(i, "sqlite: field '" + columns_[c].field.name() + "' for column " + columns_[c].name +
+                            " holds NaN, which SQLite cannot store (it becomes NULL)");
         break;
       }
     }

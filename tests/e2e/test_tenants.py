@@ -292,6 +292,36 @@ def test_a_record_the_broker_or_the_producer_refuses_for_good_is_dead_lettered_a
             assert f"the record from {topic}/0@1 to {finance} is larger than message.max.bytes" in reason, reason
 
 
+def test_exactly_once_names_the_refused_record_while_the_rest_of_a_big_transaction_is_queued():
+    # The broker refuses the first record of a transaction while thousands more are still
+    # queued: librdkafka then refuses every later produce and purges the queued records
+    # (their reports come first, innocent). The pipeline stopped naming an innocent record,
+    # or rewound for ever; the refused record must be dead-lettered and the rest routed.
+    import confluent_kafka.admin
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": require_env("KAFKA_BROKERS")})
+    prefix = unique("tenants-refused-big")
+    topic = f"{prefix}.producer.to.processor"
+    create_topic(topic, partitions=1)
+    finance = f"{prefix}.processor.to.finance"
+    admin.create_topics([confluent_kafka.admin.NewTopic(finance, 3, 1, config={"max.message.bytes": "2000"})]
+                        )[finance].result(30)
+    big = event("100001", "FINANCE", 1)
+    big["payload"] = "x" * 20000
+    others = [event(str(200000 + i), "MARKETING", i) for i in range(3000)]
+    produce_events(topic, [big] + others)
+    r = pipehost(*processor_args(tenant_config(prefix, exactly_once=True),
+                                 "--set", "pipeline.processor.source.stop_at_end=true",
+                                 "--set", "pipeline.processor.batch_size=4096"),
+                 check=0, timeout=180)
+    marketing = read_topic(f"{prefix}.processor.to.marketing", committed_only=True)
+    assert sorted(v["producer_service_id"] for _, _, v, _ in marketing) == sorted(e["origin_service_id"] for e in others)
+    letters = read_topic(f"{prefix}.processor.dead-letters", raw=True)
+    assert len(letters) == 1, letters
+    headers = dict(letters[0][3])
+    assert headers["pipehost.origin.offset"] == b"0"
+    assert f"delivery of the record from {topic}/0@0 to {finance} failed" in headers["pipehost.error"].decode()
+
+
 def test_a_registry_url_that_is_not_the_api_root_is_named_not_taken_for_unknown_schemas():
     # Every path under a wrong root answers 404: taken for "schema id N is not in the
     # registry", every record would have been dead-lettered and committed past.

@@ -248,6 +248,43 @@ TEST_CASE("avro_encode: a timestamp goes into timestamp-micros fields in microse
   CHECK(std::string(b.records[0].payload) == framed(1, expected));
 }
 
+TEST_CASE("avro_encode: a number or decimal text goes into a decimal as its unscaled integer") {
+  // Avro C drops logicalType: the text's own bytes were written ("12.34" read back by
+  // fastavro as 2112952861). Bytes as Confluent's serializer (Java BigInteger) writes them.
+  const std::string schema = R"({"type":"record","name":"D","namespace":"n","fields":[
+    {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}},
+    {"name":"maybe","type":["null",{"type":"bytes","logicalType":"decimal","precision":5,"scale":1}]},
+    {"name":"fx","type":{"type":"fixed","name":"Amount","size":4,"logicalType":"decimal","precision":8,"scale":3}},
+    {"name":"raw","type":{"type":"bytes","logicalType":"decimal","precision":4,"scale":0}},
+    {"name":"plain","type":"bytes"}]})";
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("d-value")}},
+                                     [&](TestContext& c) { register_text(c, "d-value", schema); });
+  enc->start();
+  auto shape = StructSchema::make({"price", "maybe", "fx", "raw", "plain"});
+  auto encode = [&](Value price, Value maybe, Value fx) {
+    Batch b;
+    b.records.emplace_back().value =
+        Struct{shape, {std::move(price), std::move(maybe), std::move(fx), Value(Bytes{std::string("\x01", 1)}), Value("12.34")}};
+    auto rejected = enc.process(b);
+    return rejected.empty() ? std::string(b.records[0].payload) : "rejected: " + rejected[0].reason;
+  };
+  std::string expected;
+  put_string(expected, std::string("\x04\xd2", 2));  // 1234
+  put_long(expected, 1);                               // the union's decimal branch
+  put_string(expected, std::string("\xfb", 1));        // -5
+  expected += std::string("\x00\x00\x1b\x58", 4);      // 7000, sign-extended to 4 bytes
+  put_string(expected, std::string("\x01", 1));        // unscaled bytes given: as they are
+  put_string(expected, "12.34");                       // not a decimal: the text's bytes
+  CHECK(encode(Value("12.34"), Value(-0.5), Value(std::int64_t{7})) == framed(1, expected));
+  CHECK(encode(Value(12.34), Value("-0.50"), Value("7.000")) == framed(1, expected));
+  // Never rounded, never past the precision or the fixed's size.
+  CHECK(encode(Value("12.345"), Value(), Value(0)).find("precision 10 and scale 2") != std::string::npos);
+  CHECK(encode(Value("123456789.01"), Value(), Value(0)).find("precision 10") != std::string::npos);
+  CHECK(encode(Value("1"), Value(), Value("123456.789")).find("precision 8 and scale 3") != std::string::npos);
+  CHECK(encode(Value("abc"), Value(), Value(0)).rfind("rejected", 0) == 0);
+  CHECK(encode(Value("-1e2"), Value(), Value(0)).find(std::string("\x04\xd8\xf0", 3)) != std::string::npos);  // -10000
+}
+
 TEST_CASE("avro_decode: a value decoded into an earlier record's storage equals a fresh decode") {
   // Batch::add hands each record the struct an earlier record decoded into: every part of
   // it must be overwritten (a shorter array, a union now null, shorter strings, another

@@ -556,3 +556,79 @@ TEST_CASE("postgres: a positions table of the earlier layout gets the table in i
   CHECK(rows[1][1].as<std::string>() == f.table);
   CHECK(rows[1][2].as<std::int64_t>() == 8);
 }
+
+TEST_CASE("postgres: a row breaking a unique index besides the primary key is refused, not dropped unsaid") {
+  // A bare ON CONFLICT DO NOTHING took every unique index as its target: the row was
+  // skipped, counted as already there, and the position moved past it.
+  Fixture f;
+  f.sql("CREATE UNIQUE INDEX " + f.table + "_book ON " + f.table + " (book_id)");
+  auto sink = f.sink();
+  Batch first;
+  first.records = {trade("T1", 1, "B1", 0, 0)};
+  first.spans = {{"trades", 0, 0, 1}};
+  CHECK(write(*sink, first).status.is_ok());
+  auto second = [] {
+    Batch b;
+    b.records = {trade("T1", 1, "B9", 0, 1), trade("T2", 1, "B1", 0, 2), trade("T3", 1, "B3", 0, 3)};
+    b.spans = {{"trades", 0, 1, 4}};
+    return b;
+  };
+  Batch once = second();
+  CHECK_THROWS_AS(write(*sink, once), PositionMismatch);
+  Batch again = second();
+  auto result = write(*sink, again);
+  REQUIRE(result.rejections.size() == 1);
+  CHECK(result.rejections[0].record.origin.offset == 2);
+  CHECK(result.rejections[0].reason.find("duplicate key value violates unique constraint") != std::string::npos);
+  // T1 again is the first write winning (the primary key), not a refusal.
+  CHECK(f.sql("SELECT string_agg(id || '/' || book_id, ',' ORDER BY id) FROM " + f.table)[0][0].as<std::string>() ==
+        "T1/B1,T3/B3");
+  CHECK(sink->stored_position("trades", 0) == 4);
+}
+
+TEST_CASE("postgres: tables and columns named as SQL names them: schemas, upper case, reserved words, computed columns") {
+  Fixture f;
+  const std::string schema = f.table + "_s";
+  f.sql("CREATE SCHEMA " + schema);
+  f.sql("CREATE TABLE " + schema + ".\"Orders\" (\"Id\" text PRIMARY KEY, \"user\" text, \"order\" bigint, "
+        "seen text, doubled bigint GENERATED ALWAYS AS (\"order\" * 2) STORED, "
+        "n bigint GENERATED ALWAYS AS IDENTITY)");
+  testing::TestContext context;
+  auto sink = testing::make<PostgresSink>({{"url", f.url}, {"table", schema + ".\"Orders\""},
+                                           {"positions_table", f.positions}},
+                                          context);
+  sink->start();
+  static const auto fields = StructSchema::make({"Id", "user", "order", "seen"});
+  Batch b;
+  b.records.emplace_back().value = Struct{fields, {Value("A"), Value("ann"), Value(std::int64_t{21}),
+                                                   Value(Timestamp{1700000000123456})}};
+  b.records.back().origin = {"t", 0, 0};
+  b.spans = {{"t", 0, 0, 1}};
+  CHECK(write(*sink, b).status.is_ok());
+  auto row = f.sql("SELECT \"Id\", \"user\", \"order\", seen, doubled, n FROM " + schema + ".\"Orders\"");
+  REQUIRE(row.size() == 1);
+  CHECK(row[0][1].as<std::string>() == "ann");
+  CHECK(row[0][2].as<std::int64_t>() == 21);
+  CHECK(row[0][3].as<std::string>() == "2023-11-14T22:13:20.123456Z");  // a timestamp into text: RFC 3339
+  CHECK(row[0][4].as<std::int64_t>() == 42);
+  CHECK(row[0][5].as<std::int64_t>() == 1);
+  f.sql("DROP SCHEMA " + schema + " CASCADE");
+}
+
+TEST_CASE("postgres: a write waiting on a lock another session holds is retried after lock_timeout_ms") {
+  Fixture f;
+  auto sink = f.sink({{"lock_timeout_ms", std::int64_t{1000}}});
+  pqxx::connection holder(f.url);
+  pqxx::work open(holder);  // a psql left in a transaction
+  open.exec("LOCK TABLE " + f.table + " IN ACCESS EXCLUSIVE MODE");
+  Batch b;
+  b.records = {trade("T1", 1, "B1", 0, 0)};
+  b.spans = {{"trades", 0, 0, 1}};
+  CHECK_THROWS_WITH_AS(write(*sink, b), doctest::Contains("lock timeout"), RetriableError);
+  open.abort();
+  Batch again;
+  again.records = {trade("T1", 1, "B1", 0, 0)};
+  again.spans = {{"trades", 0, 0, 1}};
+  CHECK(write(*sink, again).status.is_ok());
+  CHECK(f.sql("SELECT count(*) FROM " + f.table)[0][0].as<int>() == 1);
+}

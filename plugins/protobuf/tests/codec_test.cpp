@@ -584,3 +584,101 @@ TEST_CASE("encode: a nested struct of another shape leaves its parent's later fi
   REQUIRE(parsed->ParseFromString(out));
   CHECK(parsed->ShortDebugString() == R"(first { name: "child" size: 2 } name: "parent" size: 1)");
 }
+
+TEST_CASE("decode: a nested map merged from many occurrences decodes in linear time" * doctest::timeout(20)) {
+  // Holder.counted (field 1) 100k times, each with one tally entry: protobuf merges them
+  // into one map. Deduplicating the whole map at each occurrence was quadratic (minutes).
+  Codec codec;
+  const DecodePlan& plan = codec.decoder("pipehost.test.Holder");
+  auto occurrence = [](const std::string& key, std::uint8_t value) {
+    const std::string entry = test::bytes({0x0a, static_cast<std::uint8_t>(key.size())}) + key +
+                              test::bytes({0x10, value});
+    const std::string counted = test::bytes({0x0a, static_cast<std::uint8_t>(entry.size())}) + entry;
+    return test::bytes({0x0a, static_cast<std::uint8_t>(counted.size())}) + counted;
+  };
+  constexpr int kTimes = 100000;
+  std::string wire;
+  for (int i = 0; i < kTimes; ++i) wire += occurrence("k" + std::to_string(i), 1);
+  wire += occurrence("k5", 9);  // a key again: the last value wins
+  auto reference = test::new_message(test::test_files(), "pipehost.test.Holder");
+  REQUIRE(reference->ParseFromString(wire));  // valid protobuf
+  Value v;
+  decode_message(plan, wire, v);
+  const List* tally = field(field(v, "counted"), "tally").as<List>();
+  REQUIRE(tally != nullptr);
+  CHECK(tally->size() == kTimes);
+  std::int64_t k5 = 0;
+  for (const auto& e : *tally)
+    if (*e.field("key")->as<std::string>() == "k5") k5 = *e.field("value")->as<std::int64_t>();
+  CHECK(k5 == 9);
+  // Written back, the map has each key once (protobuf's reflection of a parsed dynamic
+  // message lists the merged entries as they came, so it is no reference here).
+  std::string again;
+  encode_message(codec.encoder("pipehost.test.Holder"), v, again);
+  Value back;
+  decode_message(plan, again, back);
+  CHECK(back == v);
+  CHECK(again.size() < wire.size());
+}
+
+TEST_CASE("decode: a oneof member with a wire type it cannot have leaves the member set before") {
+  Codec codec;
+  const auto& plan = codec.decoder("pipehost.test.Everything");
+  // number (25) = 5, then field 24 (name, a string) as a varint: protobuf keeps number and
+  // treats the second as an unknown field.
+  const std::string wire("\xc8\x01\x05\xc0\x01\x01", 6);
+  auto reference = test::new_message(test::test_files(), "pipehost.test.Everything");
+  REQUIRE(reference->ParseFromString(wire));
+  REQUIRE(reference->GetReflection()->GetInt64(*reference, reference->GetDescriptor()->FindFieldByName("number")) == 5);
+  Value v;
+  decode_message(plan, wire, v);
+  CHECK(field(v, "number") == Value(5));
+  CHECK(field(v, "name").is_null());
+}
+
+TEST_CASE("decode: packed varints are charged one element per value, not per byte") {
+  // 500k negative int32s (10 bytes each, 5 MB) are 500k elements: refused as 5M before.
+  Codec codec;
+  const DecodePlan& plan = codec.decoder("pipehost.test.Everything");
+  constexpr std::size_t kValues = 500000;
+  std::string payload;
+  for (std::size_t i = 0; i < kValues; ++i) payload += test::bytes({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01});
+  std::string wire = test::bytes({0x92, 0x01});  // field 18, length-delimited
+  std::size_t n = payload.size();
+  for (; n >= 0x80; n >>= 7) wire.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  wire.push_back(static_cast<char>(n));
+  wire += payload;
+  auto reference = test::new_message(test::test_files(), "pipehost.test.Everything");
+  REQUIRE(reference->ParseFromString(wire));
+  Value v;
+  decode_message(plan, wire, v);
+  const List* ints = field(v, "packed_ints").as<List>();
+  REQUIRE(ints != nullptr);
+  CHECK(ints->size() == kValues);
+  CHECK(ints->front() == Value(-1));
+  CHECK_THROWS_AS(decode_message(plan, wire, v, DecodeLimits{16u << 20, kValues - 1}), InvalidRecord);
+}
+
+TEST_CASE("encode: map entries keep default keys and values, as protobuf writes them") {
+  Codec codec;
+  auto reference = test::new_message(test::test_files(), "pipehost.test.Everything");
+  const gp::FieldDescriptor* counts = reference->GetDescriptor()->FindFieldByName("counts");
+  gp::Message* e = reference->GetReflection()->AddMessage(reference.get(), counts);
+  e->GetReflection()->SetString(e, e->GetDescriptor()->FindFieldByName("key"), "");
+  e->GetReflection()->SetInt64(e, e->GetDescriptor()->FindFieldByName("value"), 0);
+  Value v;
+  decode_message(codec.decoder("pipehost.test.Everything"), reference->SerializeAsString(), v);
+  std::string out;
+  encode_message(codec.encoder("pipehost.test.Everything"), v, out);
+  CHECK(out == reference->SerializeAsString());
+  CHECK(out == test::bytes({0xb2, 0x01, 0x04, 0x0a, 0x00, 0x10, 0x00}));
+}
+
+TEST_CASE("encode: a proto3 string that is not UTF-8 is refused, naming the field") {
+  Codec codec;
+  const EncodePlan& plan = codec.encoder("pipehost.test.Everything");
+  std::string out;
+  CHECK_THROWS_WITH_AS(encode_message(plan, test::make_struct({{"s", Bytes{std::string("\xff\xfe", 2)}}}), out),
+                       doctest::Contains("field 's': the string is not valid UTF-8"), InvalidRecord);
+  CHECK_NOTHROW(encode_message(plan, test::make_struct({{"raw", Bytes{std::string("\xff\xfe", 2)}}}), out));
+}

@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include <cmath>
 #include <filesystem>
 #include <thread>
 #include <tuple>
@@ -118,6 +119,19 @@ TEST_CASE("sqlite: a record without a number to add or without its key is reject
   c.spans = {{"message", 0, 4, 6}};
   CHECK(testing::write_batch(*sink, c).rejections.empty());
   CHECK(f.sql("SELECT count FROM aggregated WHERE food = 'pie'") == "41\n");
+
+  // A NaN double is stored by SQLite as NULL (the total would be wiped); inf would stay.
+  Batch e;
+  const auto food_count = StructSchema::make({"food", "count"});
+  e.records.emplace_back().value = Struct{food_count, {Value("pie"), Value(std::nan(""))}};
+  e.records.emplace_back().value = Struct{food_count, {Value("pie"), Value(HUGE_VAL)}};
+  e.records.emplace_back().value = Struct{food_count, {Value("pie"), Value(2.0)}};
+  e.spans = {{"message", 0, 6, 9}};
+  auto with_nan = testing::write_batch(*sink, e);
+  REQUIRE(with_nan.rejections.size() == 2);
+  CHECK(with_nan.rejections[0].reason.find("holds NaN") != std::string::npos);
+  CHECK(with_nan.rejections[1].reason.find("no number there") != std::string::npos);
+  CHECK(f.sql("SELECT count FROM aggregated WHERE food = 'pie'") == "43\n");  // INTEGER affinity
   f.sql("CREATE TABLE log (id INTEGER PRIMARY KEY, food TEXT, count INTEGER)");
   auto appender = testing::make<SqliteSink>({{"database", f.path}, {"table", std::string("log")}}, f.context);
   appender->start();
