@@ -311,7 +311,10 @@ def test_exactly_once_names_the_refused_record_while_the_rest_of_a_big_transacti
     produce_events(topic, [big] + others)
     r = pipehost(*processor_args(tenant_config(prefix, exactly_once=True),
                                  "--set", "pipeline.processor.source.stop_at_end=true",
-                                 "--set", "pipeline.processor.batch_size=4096"),
+                                 "--set", "pipeline.processor.batch_size=4096",
+                                 # a short queue: producing waits for deliveries, so the refusal
+                                 # comes back while the transaction's records are still produced
+                                 "--set", 'pipeline.processor.sink.properties={"queue.buffering.max.messages" = "100"}'),
                  check=0, timeout=180)
     marketing = read_topic(f"{prefix}.processor.to.marketing", committed_only=True)
     assert sorted(v["producer_service_id"] for _, _, v, _ in marketing) == sorted(e["origin_service_id"] for e in others)
