@@ -458,11 +458,13 @@ std::string full_name_in(const Json& named, const std::string& space) {
   return own.empty() ? name : own + "." + name;
 }
 
-bool is_micros(const Json& type) {
-  if (type.is_array()) return std::any_of(type.begin(), type.end(), is_micros);
+// A long of the timestamp logical type at `unit` ("micros", "nanos"), or a union with one.
+bool is_timestamp_in(const Json& type, const std::string& unit) {
+  if (type.is_array())
+    return std::any_of(type.begin(), type.end(), [&](const Json& t) { return is_timestamp_in(t, unit); });
   if (!type.is_object() || type.value("type", "") != "long" || !type.contains("logicalType")) return false;
   const Json& logical = type["logicalType"];
-  return logical == "timestamp-micros" || logical == "local-timestamp-micros";
+  return logical == "timestamp-" + unit || logical == "local-timestamp-" + unit;
 }
 
 std::optional<SchemaNotes::Decimal> decimal_of(const Json& type) {
@@ -558,7 +560,8 @@ void read_notes(const Json& type, const std::string& space, SchemaNotes& notes, 
     for (const auto& field : type["fields"]) {
       if (!field.is_object() || !field.contains("type")) continue;
       read_notes(field["type"], inner, notes, fixed);
-      if (is_micros(field["type"])) notes.micros_fields.emplace(name, field.value("name", ""));
+      if (is_timestamp_in(field["type"], "micros")) notes.micros_fields.emplace(name, field.value("name", ""));
+      if (is_timestamp_in(field["type"], "nanos")) notes.nanos_fields.emplace(name, field.value("name", ""));
       if (auto d = decimal_bytes_of(field["type"])) notes.decimal_fields.insert_or_assign({name, field.value("name", "")}, *d);
       if (field.contains("default"))
         notes.defaults.insert_or_assign(std::make_pair(name, field.value("name", "")),
@@ -591,10 +594,10 @@ const Value* FromValue::default_of(avro_schema_t record, std::size_t field) cons
   return it == notes_->defaults.end() ? &kNull : &it->second;
 }
 
-bool FromValue::in_micros(const Path* where) const {
-  if (!notes_ || notes_->micros_fields.empty() || !where || !where->record || where->item || where->key)
-    return false;
-  return notes_->micros_fields.count(
+bool FromValue::in_fields(const std::set<std::pair<std::string, std::string>, std::less<>>* fields,
+                          const Path* where) const {
+  if (!fields || fields->empty() || !where || !where->record || where->item || where->key) return false;
+  return fields->count(
              {full_name(where->record),
               avro_schema_record_field_name(where->record, static_cast<int>(where->index))}) > 0;
 }
@@ -786,10 +789,17 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
     case AVRO_INT64: {
       std::int64_t n = 0;
       if (const auto* i = in.as<std::int64_t>()) n = *i;
-      else if (const auto* t = in.as<Timestamp>())  // epoch ms, or micros where the schema says
-        n = in_micros(where) ? t->micros_since_epoch
-                             : t->micros_since_epoch / 1000 - (t->micros_since_epoch % 1000 < 0 ? 1 : 0);
-      else refuse(where, in, "an integer");
+      else if (const auto* t = in.as<Timestamp>()) {  // epoch ms, or micros or nanos where the schema says
+        if (in_nanos(where)) {
+          if (__builtin_mul_overflow(t->micros_since_epoch, std::int64_t{1000}, &n))
+            refuse(where, in, "a timestamp within years 1677-2262 (timestamp-nanos)");
+        } else {
+          n = in_micros(where) ? t->micros_since_epoch
+                               : t->micros_since_epoch / 1000 - (t->micros_since_epoch % 1000 < 0 ? 1 : 0);
+        }
+      } else {
+        refuse(where, in, "an integer");
+      }
       if (avro_typeof(schema) == AVRO_INT32 &&
           (n < std::numeric_limits<int32_t>::min() || n > std::numeric_limits<int32_t>::max()))
         refuse(where, in, "an integer that fits 32 bits");

@@ -100,6 +100,7 @@ struct SchemaNotes {
     int scale = 0;
   };
   std::set<std::pair<std::string, std::string>, std::less<>> micros_fields;
+  std::set<std::pair<std::string, std::string>, std::less<>> nanos_fields;  // timestamp-nanos (Avro 1.12)
   // "decimal" bytes of record fields, and named fixed types that are decimals.
   std::map<std::pair<std::string, std::string>, Decimal, std::less<>> decimal_fields;
   std::map<std::string, Decimal, std::less<>> decimal_fixed;
@@ -149,7 +150,9 @@ class FromValue {
   static constexpr int kMostRefusals = 256;  // union branches tried in vain, per value
   int refusals_left_ = kMostRefusals;
   const SchemaNotes* notes_ = nullptr;  // the schema being written's
-  bool in_micros(const Path* where) const;
+  bool in_micros(const Path* where) const { return in_fields(notes_ ? &notes_->micros_fields : nullptr, where); }
+  bool in_nanos(const Path* where) const { return in_fields(notes_ ? &notes_->nanos_fields : nullptr, where); }
+  bool in_fields(const std::set<std::pair<std::string, std::string>, std::less<>>* fields, const Path* where) const;
   const SchemaNotes::Decimal* decimal_at(avro_schema_t schema, const Path* where) const;
   const Value* default_of(avro_schema_t record, std::size_t field) const;
 };

@@ -223,21 +223,22 @@ TEST_CASE("avro_encode: a struct in a union of records and maps takes the branch
   CHECK(std::string(b.records[0].payload) == framed(1, expected));
 }
 
-TEST_CASE("avro_encode: a timestamp goes into timestamp-micros fields in microseconds, else milliseconds") {
+TEST_CASE("avro_encode: a timestamp goes into timestamp-micros and -nanos fields in their unit, else milliseconds") {
   // Avro C drops logicalType; read from the schema's text (a protobuf Timestamp into a
   // timestamp-micros field was written 1000 times too small).
   const std::string schema = R"({"type":"record","name":"T","namespace":"n","fields":[
     {"name":"micros","type":{"type":"long","logicalType":"timestamp-micros"}},
     {"name":"maybe","type":["null",{"type":"long","logicalType":"local-timestamp-micros"}]},
     {"name":"millis","type":{"type":"long","logicalType":"timestamp-millis"}},
-    {"name":"before","type":{"type":"long","logicalType":"timestamp-millis"}}]})";
+    {"name":"before","type":{"type":"long","logicalType":"timestamp-millis"}},
+    {"name":"nanos","type":{"type":"long","logicalType":"timestamp-nanos"}}]})";
   StageHarness<avro::AvroEncode> enc({{"subject", std::string("t-value")}},
                                      [&](TestContext& c) { register_text(c, "t-value", schema); });
   enc->start();
   const Timestamp ts{1700000000123456};
-  auto shape = StructSchema::make({"micros", "maybe", "millis", "before"});
+  auto shape = StructSchema::make({"micros", "maybe", "millis", "before", "nanos"});
   Batch b;
-  b.records.emplace_back().value = Struct{shape, {Value(ts), Value(ts), Value(ts), Value(Timestamp{-1500})}};
+  b.records.emplace_back().value = Struct{shape, {Value(ts), Value(ts), Value(ts), Value(Timestamp{-1500}), Value(ts)}};
   REQUIRE(enc.process(b).empty());
   std::string expected;
   put_long(expected, 1700000000123456);
@@ -245,6 +246,7 @@ TEST_CASE("avro_encode: a timestamp goes into timestamp-micros fields in microse
   put_long(expected, 1700000000123456);
   put_long(expected, 1700000000123);
   put_long(expected, -2);  // -1.5 ms is in the millisecond before -1 (floor), not -1
+  put_long(expected, 1700000000123456000);
   CHECK(std::string(b.records[0].payload) == framed(1, expected));
 }
 
