@@ -231,6 +231,11 @@ void reload(Runtime& runtime, const RunOptions& options, std::vector<std::unique
     log_error("reload refused: a stage's check failed (above); the running pipelines go on unchanged");
     return;
   }
+  std::string topics_error;
+  if (!runtime.create_new_topics(next->config, topics_error)) {
+    log_error("reload refused: " + topics_error + "; the running pipelines go on unchanged");
+    return;
+  }
   // While the pipelines it retires drain, SIGINT/SIGTERM are still taken.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <set>
 
 #include "config/options_check.hpp"
@@ -149,6 +151,16 @@ class Builder {
                          "option 'methods' cannot hold \"" + method + "\"; allowed: " + names +
                              " (HEAD and OPTIONS are answered for them)");
       }
+      // The server keeps one route per path: a second one hid the first (its GET answered 405).
+      const bool taken = std::any_of(config.http.routes.begin(), config.http.routes.end(),
+                                     [&](const RouteConfig& r) { return r.path == route.path; });
+      if (taken) {
+        const toml::node* path = node.as_table()->get("path");
+        diagnostics_.add(location_of(path ? path->source() : node.source()), "", label,
+                         "path \"" + route.path + "\" is served by an earlier route already: one route per path "
+                         "(give it every method in `methods`)");
+        continue;
+      }
       if (stage(node, "", label, Kind::route, catalog, config.connections, route.stage, {"path", "methods"}))
         config.http.routes.push_back(std::move(route));
     }
@@ -286,6 +298,34 @@ Config build_config(std::shared_ptr<toml::table> document, const std::vector<std
                       "end_after names no other pipeline: '" + after + "'; " +
                           (hint.empty() ? "" : hint + " ") + "pipelines: " + join(others));
     }
+  }
+  // Pipelines that wait for each other to end never end: named once per cycle.
+  std::map<std::string, const PipelineConfig*> by_name;
+  for (const auto& p : config.pipelines) by_name[p.name] = &p;
+  std::set<std::string> done, reported;
+  std::function<void(const PipelineConfig&, std::vector<std::string>&)> visit =
+      [&](const PipelineConfig& p, std::vector<std::string>& path) {
+        auto on_path = std::find(path.begin(), path.end(), p.name);
+        if (on_path != path.end()) {
+          std::vector<std::string> cycle(on_path, path.end());
+          if (reported.insert(*std::min_element(cycle.begin(), cycle.end())).second) {
+            cycle.push_back(p.name);
+            diagnostics.add(p.end_after_where, p.name, "",
+                            "end_after makes a cycle (" + join(cycle, " -> ") +
+                                "): each waits for the other to end, so none would; break the cycle");
+          }
+          return;
+        }
+        if (done.count(p.name)) return;
+        path.push_back(p.name);
+        for (const auto& after : p.end_after)
+          if (auto it = by_name.find(after); it != by_name.end() && after != p.name) visit(*it->second, path);
+        path.pop_back();
+        done.insert(p.name);
+      };
+  for (const auto& p : config.pipelines) {
+    std::vector<std::string> path;
+    visit(p, path);
   }
   return config;
 }

@@ -1,6 +1,7 @@
 #include "config/options_check.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include "pipehost/detail/validate.hpp"
@@ -12,7 +13,10 @@ std::optional<std::string> scalar_text(const toml::node& node) {
   if (auto s = node.value<std::string>()) return *s;
   if (node.is_integer()) return std::to_string(*node.value<std::int64_t>());
   if (node.is_boolean()) return *node.value<bool>() ? "true" : "false";
-  if (node.is_floating_point()) return std::to_string(*node.value<double>());
+  if (node.is_floating_point()) {  // shortest text that reads back the same: 1e-07, not "0.000000"
+    char buf[32];
+    return std::string(buf, std::to_chars(buf, buf + sizeof buf, *node.value<double>()).ptr);
+  }
   return std::nullopt;
 }
 

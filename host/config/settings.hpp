@@ -108,7 +108,7 @@ struct PipelineSettings {
     o.add("tasks", &PipelineSettings::tasks,
           "workers, each with its own source, transforms and sink (a Kafka source's tasks "
           "share the consumer group's partitions)")
-        .at_least(1);
+        .range(1, 1024);  // a thread each (and a Kafka client each): more is a typo, not a plan
     o.add("batch_size", &PipelineSettings::batch_size, "records per batch").range(1, 1 << 20);
     o.add("max_in_flight_records", &PipelineSettings::max_in_flight_records,
           "backpressure: the source waits while this many records are not yet acknowledged")

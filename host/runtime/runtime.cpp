@@ -109,6 +109,15 @@ std::string Runtime::fixed_settings_changed(const Config& next) const {
   return changed;
 }
 
+bool Runtime::create_new_topics(const Config& next, std::string& error) {
+  const std::vector<TopicConfig> running = topics_to_create(config_);
+  std::vector<TopicConfig> fresh;
+  for (const auto& t : topics_to_create(next))
+    if (std::none_of(running.begin(), running.end(), [&](const TopicConfig& r) { return r.name == t.name; }))
+      fresh.push_back(t);
+  return fresh.empty() || kafka_->create_topics(fresh, next.create_topics, error);
+}
+
 std::string Runtime::apply(const Config& next, const std::function<void()>& wait) {
   PipelineList now = pipelines();
   PipelineList keep, retire;

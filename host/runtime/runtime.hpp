@@ -55,6 +55,9 @@ class Runtime {
   std::string apply(const Config& next, const std::function<void()>& wait);
   // Settings only a restart of the process applies; "" when `next` changes none.
   std::string fixed_settings_changed(const Config& next) const;
+  // Before a reload's apply: the topics `next` lists (and its dead-letter topics) that
+  // the running config did not, created as at start. False with `error` set.
+  bool create_new_topics(const Config& next, std::string& error);
   Services& services() { return services_; }
   bool embedded_kafka() const;
 

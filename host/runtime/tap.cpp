@@ -36,11 +36,17 @@ std::string TapPoint::record_json(const std::string& stage, int task, const Reco
   if (r.key.size() > 0) append_bytes("key", r.key.view(), out);
   if (!r.headers.empty()) {
     out += ",\"headers\":{";
+    // Header bytes that are not UTF-8 text as base64, as keys and payloads (raw, they
+    // made the line invalid JSON).
+    auto text = [&](std::string_view bytes) {
+      if (utf8::valid(bytes)) json::append_string(bytes, out);
+      else json::append_base64(bytes, out);
+    };
     for (std::size_t i = 0; i < r.headers.size(); ++i) {
       if (i) out += ',';
-      json::append_string(r.headers[i].key, out);
+      text(r.headers[i].key);
       out += ':';
-      json::append_string(r.headers[i].value, out);
+      text(r.headers[i].value);
     }
     out += '}';
   }

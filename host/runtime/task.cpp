@@ -218,7 +218,7 @@ void Task::loop() {
       if (!s.is_ok()) return fail("source", s);
     }
     commit(false);
-    if (!check_acknowledgements()) return;
+    if (!check_acknowledgements() || stopping()) return;  // a failed batch found: poll no more
     state_.in_flight_records[static_cast<std::size_t>(index_)] = tracker_.in_flight_records();
     state_.in_flight_bytes[static_cast<std::size_t>(index_)] = tracker_.in_flight_bytes();
     if (!apply_pause()) return;
@@ -462,7 +462,10 @@ bool Task::rewind_source(const Batch& batch, const Status& why) {
     Status s = retried([&] { return sink_->stored_position(span.topic, span.partition, stored); },
                        "sink: cannot tell the stored position of " + std::string(span.topic) + "/" +
                            std::to_string(span.partition) + " to read again from");
-    if (!s.is_ok()) return fail("sink", s), false;
+    if (!s.is_ok()) {
+      if (!stopping()) fail("sink", s);  // a stop while retrying is a clean stop, not a failure
+      return false;
+    }
     // Nothing stored yet: from where this batch began (it is the partition's first read).
     std::int64_t offset = stored                     ? *stored
                           : span.from >= 0           ? span.from

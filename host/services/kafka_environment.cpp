@@ -1,5 +1,7 @@
 #include "services/kafka_environment.hpp"
 
+#include <algorithm>
+
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
@@ -97,7 +99,9 @@ std::vector<std::string> KafkaEnvironment::retention_warnings(bool final_report)
 bool KafkaEnvironment::create_topics(const std::vector<TopicConfig>& topics, std::string& error) {
   if (topics.empty()) return true;
   if (cluster_) {
-    topics_.insert(topics_.end(), topics.begin(), topics.end());
+    for (const auto& t : topics)  // a reload may list one again
+      if (std::none_of(topics_.begin(), topics_.end(), [&](const TopicConfig& k) { return k.name == t.name; }))
+        topics_.push_back(t);
     for (const auto& t : topics) {
       rd_kafka_resp_err_t rc = rd_kafka_mock_topic_create(
           cluster_, t.name.c_str(), t.partitions, std::min(t.replication_factor, kEmbeddedBrokers));

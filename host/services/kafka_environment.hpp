@@ -29,6 +29,11 @@ class KafkaEnvironment {
   // Returns false with `error` set when the broker cannot be reached or a topic not made.
   bool start(const Config& config, std::string& error);
   bool create_topics(const std::vector<TopicConfig>& topics, std::string& error);
+  // A reload's: `create_missing` is the new config's create_topics.
+  bool create_topics(const std::vector<TopicConfig>& topics, bool create_missing, std::string& error) {
+    create_missing_ = create_missing;
+    return create_topics(topics, error);
+  }
   const std::string& bootstrap() const { return bootstrap_; }
   bool embedded() const { return cluster_ != nullptr; }
   const StringMap& properties() const { return properties_; }

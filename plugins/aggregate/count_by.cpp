@@ -14,6 +14,15 @@ void CountByConfig::declare(OptionList<CountByConfig>& o) {
       .pattern(".+");
 }
 
+// The output record holds the group's value under group_by's name and the count under
+// `as`: one name for both would hide one of them from every sink (grouping by a field
+// named "count" with the default `as`).
+void CountByConfig::check(Checker& c) const {
+  if (as == group_by)
+    c.problem("as", "as = \"" + as + "\" is also group_by's name: the count would hide the value it counts; "
+                    "name the count otherwise (e.g. as = \"" + as + "_count\")");
+}
+
 CountBy::CountBy(const Config& config, Context& context)
     : group_by_(config.group_by),
       schema_(StructSchema::make({config.group_by, config.as})),

@@ -16,6 +16,7 @@ struct CountByConfig {
   std::string as = "count";
 
   static void declare(OptionList<CountByConfig>& o);
+  void check(Checker& c) const;
 };
 
 class CountBy final : public Transform {

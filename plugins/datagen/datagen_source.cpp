@@ -1,5 +1,6 @@
 #include "datagen_source.hpp"
 
+#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -102,8 +103,12 @@ std::uint64_t DatagenSource::allowed_now(Millis max_wait) {
     auto allowed = static_cast<std::uint64_t>(elapsed * per_task) + 1;
     if (allowed > made_) return allowed - made_;
     if (std::chrono::steady_clock::now() >= deadline || context_.stopping()) return 0;
-    std::this_thread::sleep_for(std::chrono::microseconds(
-        std::max<long>(100, static_cast<long>(1e6 / per_task))));
+    // The time of one record, but never past the deadline nor 20 ms (a stop is seen soon:
+    // at rate = 0.05 one record's time was 20 s of sleep).
+    const auto one_record = std::chrono::microseconds(
+        static_cast<long>(std::clamp(1e6 / per_task, 100.0, 20000.0)));
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        one_record, deadline - std::chrono::steady_clock::now()));
   }
 }
 

@@ -1,6 +1,7 @@
 // file sink: writes one line per record to a file (or stdout): the decoded value as
 // JSON, or the raw payload. For inspecting a pipeline's output and for tests.
 #pragma once
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +14,7 @@
 #include <pipehost/sdk.hpp>
 
 #include <pipehost/json.hpp>
+#include <pipehost/utf8.hpp>
 
 namespace pipehost::file {
 
@@ -36,12 +38,29 @@ class SharedFile {
   }
   // Durable when it returns with `sync` (fsync): only then is the batch acknowledged
   // and its source positions committed. stdout and pipes cannot be synced.
+  // A batch that fails part way (a full disk) is taken back whole from a regular file
+  // before the retry writes it again: no line twice, none torn. Written to the descriptor,
+  // not through stdio, whose buffer would keep the unwritten rest for the next flush.
   void append(const std::string& lines, bool sync) {
     std::lock_guard lock(mutex_);
-    if (std::fwrite(lines.data(), 1, lines.size(), file_) != lines.size() || std::fflush(file_) != 0)
-      throw RetriableError("cannot write to " + path_ + ": " + std::strerror(errno));
-    if (sync && file_ != stdout && ::fsync(fileno(file_)) != 0 && errno != EINVAL)
-      throw RetriableError("cannot sync " + path_ + " to disk: " + std::strerror(errno));
+    std::fflush(file_);  // stdout: what others printed through stdio goes first
+    const int fd = fileno(file_);
+    struct stat st {};
+    const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    const off_t before = regular ? st.st_size : 0;  // opened for appending: lines go there
+    auto fail = [&](const char* doing) {
+      const int error = errno;
+      const bool taken_back = regular && ::ftruncate(fd, before) == 0;
+      throw RetriableError(std::string("cannot ") + doing + " " + path_ + ": " + std::strerror(error) +
+                           (taken_back ? " (the batch's lines taken back; it is written again)" : ""));
+    };
+    for (std::size_t done = 0; done < lines.size();) {
+      const ssize_t n = ::write(fd, lines.data() + done, lines.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail("write to");
+      done += static_cast<std::size_t>(n);
+    }
+    if (sync && regular && ::fsync(fd) != 0) fail("sync to disk");
   }
 
  private:
@@ -62,9 +81,10 @@ struct FileConfig {
     o.add("format", &FileConfig::format, "json: the decoded value; raw: the payload bytes")
         .one_of({"json", "raw"});
     o.add("with_key", &FileConfig::with_key,
-          "json: {\"value\":..., \"key\":...}; raw: key, a tab, then the payload");
+          "json: {\"value\":..., \"key\":...} (a key that is not UTF-8 text as base64); raw: key, a "
+          "tab, then the payload");
     o.add("with_headers", &FileConfig::with_headers,
-          "json only: add \"headers\": {name: value, ...}");
+          "json only: add \"headers\": {name: value, ...} (bytes that are not UTF-8 text as base64)");
     o.add("fsync", &FileConfig::fsync,
           "sync each batch to disk before acknowledging it (false: a crash of the machine can "
           "lose lines whose source positions were committed)");
@@ -88,15 +108,15 @@ class FileSink final : public Sink {
           json::append(r.value, lines);
           if (with_key_) {
             lines += ",\"key\":";
-            json::append(Value(std::string(r.key.view())), lines);
+            text_or_base64(r.key.view(), lines);
           }
           if (with_headers_) {
             lines += ",\"headers\":{";
             for (std::size_t i = 0; i < r.headers.size(); ++i) {
               if (i) lines += ',';
-              json::append(Value(r.headers[i].key), lines);
+              text_or_base64(r.headers[i].key, lines);
               lines += ':';
-              json::append(Value(r.headers[i].value), lines);
+              text_or_base64(r.headers[i].value, lines);
             }
             lines += '}';
           }
@@ -117,6 +137,13 @@ class FileSink final : public Sink {
   void stop() override { out_.reset(); }
 
  private:
+  // Keys and headers are bytes: as a JSON string when they are UTF-8 text, else base64
+  // (raw, they made the line invalid JSON).
+  static void text_or_base64(std::string_view bytes, std::string& out) {
+    if (utf8::valid(bytes)) json::append_string(bytes, out);
+    else json::append_base64(bytes, out);
+  }
+
   std::string path_;
   bool json_;
   bool with_key_;

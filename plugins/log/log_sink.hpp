@@ -42,7 +42,8 @@ class LogSink final : public Sink {
         value_(config.sum_field),
         each_record_(config.each_record),
         to_stdout_(config.output == "stdout"),
-        totals_(RunningTotals::for_pipeline(std::string(context.pipeline()), config.scale)),
+        totals_(RunningTotals::for_pipeline(std::string(context.pipeline()),
+                                            config.key_field + '\n' + config.sum_field, config.scale)),
         amounts_rounded_(context.counter("amounts_rounded")) {
     totals_->join();
   }
@@ -109,7 +110,8 @@ class LogSink final : public Sink {
   }
 
   void stop() override {
-    // The last task of the pipeline to stop prints the summary.
+    // The last task of the pipeline to stop prints the summary (of everything this
+    // process counted: a restarted pipeline's too).
     if (stopped_) return;
     stopped_ = true;
     if (!totals_->leave_last()) return;

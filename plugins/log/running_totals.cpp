@@ -70,15 +70,18 @@ bool RunningTotals::leave_last() {
   return --members_ == 0;
 }
 
-std::shared_ptr<RunningTotals> RunningTotals::for_pipeline(const std::string& pipeline, int scale) {
+// Kept for the life of the process, not only while a sink uses them: a pipeline that
+// restarts (restart_attempts, an admin restart, a reload) resumes from the group's
+// committed offsets, and its sums must go on from what was counted, not from 0. A
+// different sum (another key, field or scale) is a new set of totals.
+std::shared_ptr<RunningTotals> RunningTotals::for_pipeline(const std::string& pipeline, const std::string& sum,
+                                                           int scale) {
   static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<RunningTotals>> by_pipeline;
+  static std::map<std::string, std::shared_ptr<RunningTotals>> by_pipeline;
   std::lock_guard lock(mutex);
-  auto existing = by_pipeline[pipeline].lock();
-  if (existing) return existing;
-  auto made = std::make_shared<RunningTotals>(scale);
-  by_pipeline[pipeline] = made;
-  return made;
+  auto& totals = by_pipeline[pipeline + '\n' + sum + '\n' + std::to_string(scale)];
+  if (!totals) totals = std::make_shared<RunningTotals>(scale);
+  return totals;
 }
 
 }  // namespace pipehost::logsink

@@ -43,8 +43,10 @@ class RunningTotals {
   void join();
   bool leave_last();
 
-  // One instance per pipeline name, alive while any sink of that pipeline uses it.
-  static std::shared_ptr<RunningTotals> for_pipeline(const std::string& pipeline, int scale);
+  // One instance per pipeline name and sum (key and amount fields), for the life of the
+  // process.
+  static std::shared_ptr<RunningTotals> for_pipeline(const std::string& pipeline, const std::string& sum,
+                                                     int scale);
 
  private:
   using PartitionKey = std::pair<std::string, std::int32_t>;

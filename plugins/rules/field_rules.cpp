@@ -15,7 +15,7 @@ std::optional<double> number_of(const std::string& text) {
   try {
     std::size_t used = 0;
     double d = std::stod(text, &used);
-    if (used == text.size()) return d;
+    if (used == text.size() && std::isfinite(d)) return d;  // a NaN bound would turn the rule off
   } catch (...) {
   }
   return std::nullopt;
@@ -93,7 +93,7 @@ void FieldRulesConfig::check(Checker& c) const {
     for (const auto& [field, text] : *bounds)
       if (!number_of(text))
         c.problem(bounds == &minimum ? "minimum" : "maximum",
-                  "field '" + field + "': '" + text + "' is not a number");
+                  "field '" + field + "': '" + text + "' is not a finite number");
   if (required.empty() && types.empty() && patterns.empty() && minimum.empty() && maximum.empty() &&
       one_of.empty())
     c.problem("", "no rules: set at least one of required, types, patterns, minimum, maximum, one_of");

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <optional>
 #include <filesystem>
 #include <functional>
 
@@ -100,13 +101,18 @@ void SqliteConfig::check(Checker& c) const {
                      "neither " + database + (template_file ? " nor " + *template_file : std::string()) +
                          " exists: point database at the file, or template at a file to copy it from");
   // The table as the file (or the template it would be copied from) has it, read only.
+  std::optional<Database> db;
   try {
-    Database db(exists ? database : *template_file, std::nullopt, busy_timeout_ms, true);
+    db.emplace(exists ? database : *template_file, std::nullopt, busy_timeout_ms, true);
     std::vector<std::string> names, keys;
-    read_table(db, *this, names, keys, [&](const char* option, const std::string& message) {
+    read_table(*db, *this, names, keys, [&](const char* option, const std::string& message) {
       c.problem(option, message);
     });
   } catch (const std::exception& e) {
+    // Another process holding the file past busy_timeout_ms is not the config's fault:
+    // the sink waits for it at start (and retries), as it does mid-run.
+    const int code = db ? sqlite3_errcode(db->handle()) & 0xff : 0;
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) return;
     c.problem(exists ? "database" : "template", e.what());
   }
 }

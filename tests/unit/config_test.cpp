@@ -126,7 +126,7 @@ TEST_CASE("--set overrides values, creating tables as needed, with its own locat
   auto bad = load(kValid, {"pipeline.read.tasks=zero"});
   CHECK(bad.text().find("--set pipeline.read.tasks=zero:1:5: error: pipeline 'read': key 'tasks' must be an integer, not a string") != std::string::npos);
   auto negative = load(kValid, {"pipeline.read.tasks=0"});
-  CHECK(negative.text().find("pipeline 'read': key 'tasks' must be at least 1") != std::string::npos);
+  CHECK(negative.text().find("pipeline 'read': key 'tasks' must be between 1 and 1024") != std::string::npos);
 }
 
 TEST_CASE("--set takes a quoted key holding dots whole, as TOML does") {
@@ -219,4 +219,47 @@ sink = { plugin = "redis_sum", url = "redis://own:6379" }
   REQUIRE_MESSAGE(r.diagnostics.empty(), r.text());
   CHECK(text(r.config.pipelines[0].sink.options, "url") == "redis://from-connections:6379");
   CHECK(text(r.config.pipelines[1].sink.options, "url") == "redis://own:6379");
+}
+
+TEST_CASE("pipelines that wait for each other to end are a cycle; two routes on one path are refused") {
+  auto r = load(R"(
+[pipelines.a]
+end_after = "b"
+source = { plugin = "datagen" }
+sink = { plugin = "log" }
+[pipelines.b]
+end_after = ["c"]
+source = { plugin = "datagen" }
+sink = { plugin = "log" }
+[pipelines.c]
+end_after = "a"
+source = { plugin = "datagen" }
+sink = { plugin = "log" }
+[pipelines.d]
+end_after = "a"
+source = { plugin = "datagen" }
+sink = { plugin = "log" }
+)");
+  CHECK(r.text().find("end_after makes a cycle (a -> b -> c -> a)") != std::string::npos);
+  CHECK(r.diagnostics.size() == 1);  // once, not once per member; d only waits on it
+
+  auto routes = load(R"(
+[pipelines.p]
+source = { plugin = "datagen" }
+sink = { plugin = "log" }
+[http]
+listen = "127.0.0.1:18999"
+[[http.routes]]
+path = "/x"
+plugin = "sqlite_query"
+database = "/tmp/x.sqlite"
+query = "SELECT 1"
+[[http.routes]]
+path = "/x"
+methods = ["POST"]
+plugin = "sqlite_query"
+database = "/tmp/x.sqlite"
+query = "SELECT 2"
+)");
+  CHECK(routes.text().find("path \"/x\" is served by an earlier route already") != std::string::npos);
 }

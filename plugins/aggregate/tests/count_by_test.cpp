@@ -67,3 +67,17 @@ TEST_CASE("count_by: a sum that would overflow, or is not finite, rejects the re
   CHECK(*b.records[0].value.field("count") == Value(big - 1));
   CHECK(*b.records[1].value.field("count") == Value(2.5));
 }
+
+TEST_CASE("count_by: `as` naming the group_by field is a config problem") {
+  testing::TestContext context;
+  testing::TestChecker checker(context, false);
+  aggregate::CountByConfig config;
+  config.group_by = "count";  // grouping by a field named like the default `as`
+  config.check(checker);
+  REQUIRE(checker.problems.size() == 1);
+  CHECK(checker.problems[0].find("option 'as': as = \"count\" is also group_by's name") == 0);
+  config.as = "times";
+  checker.problems.clear();
+  config.check(checker);
+  CHECK(checker.problems.empty());
+}

@@ -12,6 +12,8 @@ using namespace pipehost;
 
 namespace {
 
+const std::string kSum = "account_number\namount";  // the default key and amount fields
+
 const ComponentSpec& log_component() {
   const char* error = nullptr;
   const PluginSpec* spec = pipehost_plugin(&error);
@@ -66,7 +68,7 @@ TEST_CASE("the sink sums per key across tasks and rejects records without the fi
   REQUIRE(rejected.size() == 2);
   CHECK(rejected[0].reason == "field 'account_number' is missing");
   CHECK(rejected[1].reason == "field 'account_number' is empty");
-  auto totals = logsink::RunningTotals::for_pipeline("log-test", 2)->snapshot();
+  auto totals = logsink::RunningTotals::for_pipeline("log-test", kSum, 2)->snapshot();
   CHECK(totals["A"] == 60);  // 0.1 + 0.2 + 0.3, exactly
   CHECK(totals["B"] == 250);
 }
@@ -90,7 +92,7 @@ TEST_CASE("amounts that are not finite, out of range or inexact decimals are rej
   CHECK(rejected[2].reason == "field 'amount' is out of range");
   CHECK(rejected[3].reason == "field 'amount' is not a decimal number with at most 2 decimals");
   CHECK(rejected[4].reason == "field 'amount' is not a decimal number with at most 2 decimals");
-  CHECK(logsink::RunningTotals::for_pipeline("log-bad-amounts", 2)->snapshot()["A"] == 1734);
+  CHECK(logsink::RunningTotals::for_pipeline("log-bad-amounts", kSum, 2)->snapshot()["A"] == 1734);
 }
 
 TEST_CASE("a double with more decimals than scale is rounded, counted and said once") {
@@ -100,7 +102,7 @@ TEST_CASE("a double with more decimals than scale is rounded, counted and said o
   Batch b;
   b.records = {record("A", 0.004), record("A", 0.004), record("A", 1.25)};
   CHECK(deliver(*sink, b).empty());
-  CHECK(logsink::RunningTotals::for_pipeline("log-rounded", 2)->snapshot()["A"] == 125);
+  CHECK(logsink::RunningTotals::for_pipeline("log-rounded", kSum, 2)->snapshot()["A"] == 125);
   CHECK(ctx.counter_value("amounts_rounded") == 2);
   std::size_t warned = 0;
   for (const auto& line : ctx.logs) warned += line.find("holds 0.004") != std::string::npos;
@@ -118,7 +120,7 @@ TEST_CASE("a total leaving the 64-bit range fails the batch and changes nothing"
   Batch second;
   second.records = {record("B", std::int64_t{1}), record("A", std::int64_t{11})};
   deliver(*sink, second, Status::fatal(""));
-  auto totals = logsink::RunningTotals::for_pipeline("log-overflow", 0)->snapshot();
+  auto totals = logsink::RunningTotals::for_pipeline("log-overflow", kSum, 0)->snapshot();
   CHECK(totals["A"] == big);
   CHECK(totals.count("B") == 0);
 }
@@ -159,4 +161,25 @@ TEST_CASE("records dropped before the sink still move the position") {
   b.spans = {{"t", 0, 0, 10}};
   totals.apply(b, {{"A", 100}});
   CHECK(totals.next_offset("t", 0) == 10);
+}
+
+TEST_CASE("a pipeline restarted in the process goes on from its sums, not from zero") {
+  // restart_attempts, an admin restart or a reload makes new sinks while the group resumes
+  // from its committed offsets: the running sums must go on, and what was counted not twice.
+  testing::TestContext ctx;
+  ctx.pipeline_name = "log-restarted";
+  {
+    auto before = make(ctx, {{"each_record", false}});
+    Batch b;
+    b.records = {record("A", 1.5, 0, 0), record("A", 2.0, 0, 1)};
+    CHECK(deliver(*before, b).empty());
+    before->stop();
+  }
+  auto after = make(ctx, {{"each_record", false}});
+  Batch again;  // the group committed nothing yet: read again from offset 0
+  again.records = {record("A", 1.5, 0, 0), record("A", 2.0, 0, 1), record("A", 0.25, 0, 2)};
+  CHECK(deliver(*after, again).empty());
+  CHECK(logsink::RunningTotals::for_pipeline("log-restarted", kSum, 2)->snapshot()["A"] == 375);
+  // Another sum in the same pipeline (a reload changed the field) starts on its own.
+  CHECK(logsink::RunningTotals::for_pipeline("log-restarted", "account_number\nfee", 2)->snapshot().empty());
 }

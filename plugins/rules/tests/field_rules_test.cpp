@@ -71,7 +71,7 @@ TEST_CASE("field_rules: bad rules are reported at validate") {
   using H = StageHarness<rules::FieldRules>;
   CHECK(H::problems({{"types", StringMap{{"a", "date"}}}}).at(0).find("has type 'date'") != std::string::npos);
   CHECK(H::problems({{"patterns", StringMap{{"a", "("}}}}).at(0).find("not a regular expression") != std::string::npos);
-  CHECK(H::problems({{"minimum", StringMap{{"a", "zero"}}}}).at(0).find("not a number") != std::string::npos);
+  CHECK(H::problems({{"minimum", StringMap{{"a", "zero"}}}}).at(0).find("not a finite number") != std::string::npos);
   CHECK(H::problems({}).at(0).find("no rules") != std::string::npos);
 }
 
