@@ -1,6 +1,7 @@
 #include "config/build.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -195,6 +196,19 @@ class Builder {
                                                       : ErrorPolicy::fail;
     p.dead_letter_topic = settings.dead_letter_topic.empty() ? name + "-dlq" : settings.dead_letter_topic;
     if (p.on_error == ErrorPolicy::dead_letter) {
+      // Kafka's topic names: 1-249 of [a-zA-Z0-9._-] (the default is made from the
+      // pipeline's name, which TOML lets hold anything).
+      const std::string& topic = p.dead_letter_topic;
+      const bool valid = !topic.empty() && topic.size() <= 249 && topic != "." && topic != ".." &&
+                         std::all_of(topic.begin(), topic.end(), [](char c) {
+                           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+                         });
+      if (!valid) {
+        const toml::node* given = t.get("dead_letter_topic");
+        diagnostics_.add(location_of((given ? given : t.get("on_error"))->source()), name, "",
+                         "dead-letter topic '" + topic + "' is not a Kafka topic name (1-249 of letters, digits, "
+                         "'.', '_', '-')" + (given ? "" : ": set dead_letter_topic (the default is <pipeline>-dlq)"));
+      }
       p.dead_letter_sink = catalog.find("kafka", Kind::sink);
       if (!p.dead_letter_sink)
         diagnostics_.add(location_of(t.get("on_error")->source()), name, "",

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 namespace pipehost::host {
 namespace fs = std::filesystem;
@@ -29,6 +30,20 @@ void merge_into(toml::table& base, toml::table&& overlay) {
 
 namespace {
 
+// What to do about a TOML syntax error the parser's words do not say: ${VAR} is replaced
+// inside strings only, so `x = ${PORT}` is not a value to TOML.
+std::string parse_hint(const std::string& path, const toml::parse_error& e) {
+  std::ifstream in(path);
+  std::string line;
+  for (auto n = e.source().begin.line; n > 0 && std::getline(in, line); --n) {
+  }
+  const std::size_t dollar = line.find("${");
+  if (dollar == std::string::npos ||
+      std::count(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(dollar), '"') % 2 == 1)
+    return "";  // none on the line, or inside a string already
+  return " (${VAR} is replaced inside strings only: write \"${...}\", for a string option)";
+}
+
 bool parse_file_into(const std::string& path, toml::table& into, Diagnostics& diagnostics) {
   std::error_code ec;
   if (!fs::exists(path, ec)) {
@@ -41,7 +56,7 @@ bool parse_file_into(const std::string& path, toml::table& into, Diagnostics& di
     else merge_into(into, std::move(parsed));
     return true;
   } catch (const toml::parse_error& e) {
-    diagnostics.add(location_of(e.source()), "", "", std::string(e.description()));
+    diagnostics.add(location_of(e.source()), "", "", std::string(e.description()) + parse_hint(path, e));
     return false;
   }
 }

@@ -71,7 +71,7 @@ struct HttpSettings {
 
   static void declare(OptionList<HttpSettings>& o) {
     o.required("listen", &HttpSettings::listen, "\"host:port\" the routes are served on")
-        .pattern(".*:[0-9]+");
+        .pattern(".*:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])");  // port 1-65535
   }
 };
 

@@ -145,7 +145,10 @@ void PostgresSink::stop() {
 }
 
 [[noreturn]] void PostgresSink::rethrow(const std::exception& e, const std::string& doing) {
-  const std::string what = "postgres " + redact::url(config_.url) + ": " + doing + ": " + e.what();
+  // The server's message without the statement it quotes (LINE 1: ... and a caret).
+  const bool from_server = dynamic_cast<const pqxx::sql_error*>(&e) != nullptr;
+  const std::string what = "postgres " + redact::url(config_.url) + ": " + doing + ": " +
+                           (from_server ? server_message(e.what()) : std::string(e.what()));
   if (dynamic_cast<const pqxx::broken_connection*>(&e) ||
       dynamic_cast<const pqxx::transaction_rollback*>(&e) ||  // deadlock, serialization failure
       dynamic_cast<const pqxx::in_doubt_error*>(&e)) {
@@ -226,7 +229,7 @@ pqxx::connection& PostgresSink::connection() {
   } catch (const FatalError&) {
     throw;
   } catch (const std::exception& e) {
-    rethrow(e, "connecting");
+    rethrow(e, "connecting and reading the table's columns");
   }
   return *connection_;
 }

@@ -55,6 +55,10 @@ bool has_type(const Value& v, const std::string& type) {
 // newline would start a line of its own in the log).
 std::string shown(const Value& v) {
   std::string text = utf8::abbreviated(v.to_text(), 40);
+  // A double that holds a whole number as sent ("version": 1.0): not shown as 1, which
+  // would read as an integer refused for not being one.
+  if (const auto* d = v.as<double>(); d && std::isfinite(*d) && text.find_first_of(".eE") == std::string::npos)
+    text += ".0";
   if (!v.is<std::string>()) return text;
   std::string quoted;
   json::append_string(text, quoted);

@@ -98,8 +98,9 @@ void SqliteConfig::check(Checker& c) const {
   const bool exists = std::filesystem::exists(database, ec);
   if (!exists && !(template_file && std::filesystem::exists(*template_file, ec)))
     return c.problem(template_file ? "template" : "database",
-                     "neither " + database + (template_file ? " nor " + *template_file : std::string()) +
-                         " exists: point database at the file, or template at a file to copy it from");
+                     (template_file ? "neither " + database + " nor " + *template_file + " exists"
+                                    : database + " does not exist") +
+                         ": point database at the file, or template at a file to copy it from");
   // The table as the file (or the template it would be copied from) has it, read only.
   std::optional<Database> db;
   try {

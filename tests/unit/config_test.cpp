@@ -263,3 +263,20 @@ query = "SELECT 2"
 )");
   CHECK(routes.text().find("path \"/x\" is served by an earlier route already") != std::string::npos);
 }
+
+TEST_CASE("a dead-letter topic that Kafka would refuse is named at validate") {
+  auto r = load(R"(
+[pipelines."food counter"]
+on_error = "dead_letter"
+source = { plugin = "datagen" }
+sink = { plugin = "log" }
+[pipelines.ok]
+on_error = "dead_letter"
+dead_letter_topic = "bad topic"
+source = { plugin = "datagen" }
+sink = { plugin = "log" }
+)");
+  CHECK(r.text().find("dead-letter topic 'food counter-dlq' is not a Kafka topic name") != std::string::npos);
+  CHECK(r.text().find("set dead_letter_topic (the default is <pipeline>-dlq)") != std::string::npos);
+  CHECK(r.text().find("dead-letter topic 'bad topic' is not a Kafka topic name") != std::string::npos);
+}
