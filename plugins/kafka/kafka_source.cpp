@@ -191,6 +191,29 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
   set_joining(false);
 }
 
+// A sink's stored position behind the group's committed offset: the sink's data end
+// before records the group has had delivered. Right after its store was restored from a
+// backup (the records are written again, as they must be); but when the store holds them
+// under another name (the pipeline renamed and back, a positions key shared), they are
+// written twice. Reading from the sink's position is kept; the user is told which.
+void KafkaSource::warn_if_behind_group(const std::vector<Position>& resumed) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(resumed.size()));
+  for (const auto& p : resumed) rd_kafka_topic_partition_list_add(list, std::string(p.topic).c_str(), p.partition);
+  if (rd_kafka_committed(consumer_, list, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < list->cnt; ++i) {
+      const rd_kafka_topic_partition_t& c = list->elems[i];
+      const std::int64_t stored = resumed[static_cast<std::size_t>(i)].next_offset;
+      if (c.err || c.offset < 0 || c.offset <= stored) continue;
+      context_.warn("the sink's stored position of " + std::string(c.topic) + "/" + std::to_string(c.partition) +
+                    " is " + std::to_string(stored) + ", behind the group's committed offset " +
+                    std::to_string(c.offset) + ": reading again from " + std::to_string(stored) + ". Right if "
+                    "the sink's store was restored from a backup; if it holds those records under another "
+                    "name (the pipeline renamed and back, a positions key or table shared), they are counted twice");
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
 void KafkaSource::revoke(rd_kafka_topic_partition_list_t* partitions) {
   // What the sink acknowledged since the host's last commit (up to commit_interval_ms of
   // records) is committed now, or the next owner would read it all again.
@@ -329,6 +352,7 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
 
 PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
   if (!resumed_.empty()) {
+    warn_if_behind_group(resumed_);
     commit(resumed_);
     resumed_.clear();
   }
