@@ -182,6 +182,14 @@ bool load_config(const Arguments& args, PluginRegistry& plugins, Config& config)
   config = build_config(document, request.files, plugins, diagnostics);
   if (!args.only_pipelines.empty()) select_pipelines(args.only_pipelines, config, diagnostics);
   if (!diagnostics.empty()) {
+    // The stages' own checks too (those needing no service), so that one run shows every
+    // problem it can, not the next batch after each fix.
+    CheckServices offline;
+    offline.kafka_bootstrap = "embedded";
+    offline.kafka_properties = config.kafka_properties;
+    offline.data_dir = data_directory();
+    std::vector<std::string> not_asked;
+    check_stages(config, offline, false, diagnostics, not_asked);
     std::fputs(diagnostics.format().c_str(), stderr);
     std::fprintf(stderr, "%zu problem(s); nothing was started\n", diagnostics.size());
     return false;
