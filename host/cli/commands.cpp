@@ -365,6 +365,7 @@ int command_replay(const Arguments& args) {
   Config replay_config = config;
   replay_config.pipelines = {replay};
   replay_config.topics.clear();
+  replay_config.http = {};  // the pipeline's API is the running pipehost's, not the replay's
   RunOptions options;
   options.progress_on_terminal = args.progress;
   options.stats_file = args.stats_file;

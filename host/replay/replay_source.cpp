@@ -34,6 +34,9 @@ void ReplaySource::start() {
   settings["group.id"] = config_.group;
   settings["enable.auto.commit"] = "false";
   settings["enable.auto.offset.store"] = "false";
+  // Letters deleted by retention while the replay runs: on from the oldest left (the
+  // default, the end, would never reach the end it set out to read to).
+  settings["auto.offset.reset"] = "earliest";
   std::string error;
   rd_kafka_conf_t* conf = kafka_conf(settings, error);
   if (!conf) throw FatalError("replay consumer: " + error);
@@ -74,7 +77,7 @@ void ReplaySource::start() {
     if (auto stored = context_.resume_position(config_.topic, e.partition)) from = *stored;
     from = std::clamp(from, low, high);
     e.offset = from;
-    partitions_[e.partition] = {from, high};
+    partitions_[e.partition] = {from, high, from};
   }
   rc = rd_kafka_assign(consumer_, list);
   rd_kafka_topic_partition_list_destroy(list);
@@ -115,6 +118,8 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
   if (!span) span = &out.spans.emplace_back(Span{config_.topic, m->partition, part.next, part.next});
   span->next = m->offset + 1;
   part.next = m->offset + 1;
+  const bool first_read = m->offset >= part.counted_to;
+  part.counted_to = std::max(part.counted_to, m->offset + 1);
 
   std::string payload_from;
   std::vector<Header> headers;
@@ -135,7 +140,7 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
     }
   }
   if (payload_from != "source") {  // covered by the span: committed past, left in the topic
-    ++not_replayable_;
+    not_replayable_ += first_read;
     rd_kafka_message_destroy(m);
     return;
   }
@@ -149,8 +154,31 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
   r.headers = std::move(headers);
   r.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
   r.origin = {config_.topic, m->partition, m->offset};
-  ++replayed_;
+  replayed_ += first_read;
   out.hold(m, [](void* message) { rd_kafka_message_destroy(static_cast<rd_kafka_message_t*>(message)); });
+}
+
+// The sink refused rows while writing (or lost writes): the letters from its stored
+// positions are read again, so that it rejects the refused ones first. librdkafka drops
+// what it fetched before the seek.
+void ReplaySource::seek(const std::vector<Position>& positions) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()));
+  for (const auto& p : positions)
+    if (p.topic == config_.topic && partitions_.count(p.partition))
+      rd_kafka_topic_partition_list_add(list, config_.topic.c_str(), p.partition)->offset = p.next_offset;
+  std::string failed;
+  if (list->cnt > 0) {
+    if (rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_, list, 10000)) {
+      failed = rd_kafka_error_string(error);
+      rd_kafka_error_destroy(error);
+    }
+    for (int i = 0; failed.empty() && i < list->cnt; ++i)
+      if (list->elems[i].err) failed = error_text(list->elems[i].err);
+  }
+  if (failed.empty())
+    for (int i = 0; i < list->cnt; ++i) partitions_[list->elems[i].partition].next = list->elems[i].offset;
+  rd_kafka_topic_partition_list_destroy(list);
+  if (!failed.empty()) throw RetriableError("cannot read " + config_.topic + " again: " + failed);
 }
 
 // Standalone commits (the consumer is not a group member): the replay group has no

@@ -31,6 +31,7 @@ class ReplaySource final : public Source {
   void start() override;
   PollResult poll(Batch& out, Millis max_wait) override;
   void commit(const std::vector<Position>& positions) override;
+  void seek(const std::vector<Position>& positions) override;
 
   // The component, for a pipeline the replay command builds.
   static const ComponentSpec& component();
@@ -39,6 +40,7 @@ class ReplaySource final : public Source {
   struct Partition {
     std::int64_t next = 0;  // the next offset to read
     std::int64_t end = 0;   // the topic's end when the replay started
+    std::int64_t counted_to = 0;  // letters before it are counted (a seek reads some again)
   };
   void take(rd_kafka_message_t* m, Batch& out);
 

@@ -568,6 +568,54 @@ sink = {{ plugin = "file", path = "{out}" }}
     assert r.returncode == 2 and "no pipeline 'nope'" in r.stderr
 
 
+def test_replay_through_a_sink_that_refuses_rows_again_reads_them_again_and_ends():
+    # A sink storing positions refuses a row while writing (here a CHECK constraint): the
+    # batch is read again so the row is rejected first. The replay's source could not
+    # read again ("this source cannot rewind"): every replay stopped on the same letter.
+    import uuid
+    import confluent_kafka
+    import confluent_kafka.admin
+    from support import PIPEHOST, pipehost, require_env
+    brokers = require_env("KAFKA_BROKERS")
+    topic = f"replay-refused-{uuid.uuid4().hex[:8]}"
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([confluent_kafka.admin.NewTopic(topic, 1, 1)])[topic].result(30)
+    producer = confluent_kafka.Producer({"bootstrap.servers": brokers})
+    for i in range(30):
+        producer.produce(topic, value=json.dumps({"id": f"T{i}", "version": i}).encode())
+    producer.flush(30)
+    database = os.path.join(tempfile.mkdtemp(), "t.sqlite")
+    sqlite3.connect(database).execute("CREATE TABLE t (id TEXT PRIMARY KEY, version INTEGER CHECK (version <= 19))")
+    path = write_config(f"""
+[kafka]
+brokers = "{brokers}"
+[pipelines.checked]
+on_error = "dead_letter"
+dead_letter_topic = "{topic}-dlq"
+source = {{ plugin = "kafka", topics = ["{topic}"], group = "{topic}-g", stop_at_end = true }}
+transforms = [ {{ plugin = "json_decode" }} ]
+sink = {{ plugin = "sqlite", database = "{database}", table = "t" }}
+""")
+    pipehost("run", path, "--no-progress", check=0, timeout=90)
+    rows = lambda: sqlite3.connect(database).execute("SELECT count(*) FROM t").fetchone()[0]
+    assert rows() == 20
+    # Not fixed yet: the ten are refused again, dead-lettered again, and the replay ends.
+    r = subprocess.run([PIPEHOST, "replay", path, "--pipeline", "checked", "--no-progress"],
+                       capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "fed 10 dead letter(s) back" in r.stderr, r.stderr[-3000:]
+    assert "10 of them rejected (10 dead-lettered)" in r.stderr, r.stderr[-3000:]
+    # Fixed: the next replay stores them.
+    db = sqlite3.connect(database)
+    db.executescript("ALTER TABLE t RENAME TO old; CREATE TABLE t (id TEXT PRIMARY KEY, version INTEGER); "
+                     "INSERT INTO t SELECT * FROM old; DROP TABLE old;")
+    db.close()
+    r = subprocess.run([PIPEHOST, "replay", path, "--pipeline", "checked", "--no-progress"],
+                       capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert rows() == 30
+
+
 def test_sighup_reloads_only_the_pipelines_whose_definition_changed():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
