@@ -30,6 +30,30 @@ timeval to_timeval(std::chrono::milliseconds ms) {
   return tv;
 }
 
+// "%2F" -> "/"; a '%' not followed by two hex digits is refused (the URL would mean
+// something else than it says).
+std::string percent_decoded(std::string_view text, std::string_view url) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    auto hex = [](char c) {
+      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    };
+    const bool two_follow = i + 2 < text.size();
+    const int high = two_follow ? hex(text[i + 1]) : -1;
+    const int low = two_follow ? hex(text[i + 2]) : -1;
+    if (high < 0 || low < 0)
+      throw std::invalid_argument("redis url '" + redact::url(url) +
+                                  "': a '%' in the user or password must start an escape such as %25 (for '%')");
+    out += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string RedisEndpoint::describe() const {
@@ -49,21 +73,23 @@ RedisEndpoint parse_redis_url(std::string_view url) {
     throw std::invalid_argument("redis url '" + redact::url(url) +
                                 "': write redis://host:port[/db] (two slashes after redis:)");
   }
-  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
-    std::string_view db = rest.substr(slash + 1);
-    if (!db.empty()) e.db = parse_int(db, 0, 1 << 20, "the database number", url);
-    rest = rest.substr(0, slash);
-  }
+  // The last '@' ends the userinfo (a password may hold '/' or '@'); user and password
+  // are percent-decoded, as redis-py and the URL rules have them ("%2F" is '/').
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view userinfo = rest.substr(0, at);
     auto colon = userinfo.find(':');
     if (colon == std::string_view::npos) {
-      e.password = userinfo;  // "secret@host": a password for the default user
+      e.password = percent_decoded(userinfo, url);  // "secret@host": a password for the default user
     } else {
-      e.user = userinfo.substr(0, colon);
-      e.password = userinfo.substr(colon + 1);
+      e.user = percent_decoded(userinfo.substr(0, colon), url);
+      e.password = percent_decoded(userinfo.substr(colon + 1), url);
     }
     rest.remove_prefix(at + 1);
+  }
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    std::string_view db = rest.substr(slash + 1);
+    if (!db.empty()) e.db = parse_int(db, 0, 1 << 20, "the database number", url);
+    rest = rest.substr(0, slash);
   }
   std::string_view port;
   if (!rest.empty() && rest.front() == '[') {  // [::1]:6379

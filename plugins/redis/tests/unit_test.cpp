@@ -1,6 +1,8 @@
 // Unit tests without Redis: url parsing, exact amounts, the write plan, the declaration.
 #include <doctest/doctest.h>
 
+#include <pipehost/redact.hpp>
+
 #include <algorithm>
 #include <limits>
 #include <map>
@@ -60,6 +62,22 @@ TEST_CASE("parse_redis_url accepts the usual forms") {
   CHECK(e.host == "::1");
   CHECK(e.port == 6380);
   CHECK(e.describe() == "[::1]:6380/0");
+  // A password holding '/' (base64) or '@', written as is or percent-encoded.
+  e = parse_redis_url("redis://:pa/ss@h:16379/1");
+  CHECK(e.password == "pa/ss");
+  CHECK(e.host == "h");
+  CHECK(e.db == 1);
+  e = parse_redis_url("redis://app:p%40ss%2Fw%25rd@h");
+  CHECK(e.user == "app");
+  CHECK(e.password == "p@ss/w%rd");
+  CHECK_THROWS_WITH_AS(parse_redis_url("redis://:50%@h"), doctest::Contains("%25"), std::invalid_argument);
+  // Never printed: the lone userinfo is the default user's password to Redis.
+  for (const char* url : {"redis://:pa/ss@h:1/2", "redis://s3cretpw@h/3", "redis://app:pa/ss@h"}) {
+    CAPTURE(url);
+    CHECK(redact::url(url).find("ss") == std::string::npos);
+    CHECK(redact::url(url).find("s3cret") == std::string::npos);
+  }
+  CHECK(redact::url("redis://app:pw@h:1/2") == "redis://app:***@h:1/2");
 }
 
 TEST_CASE("parse_redis_url rejects bad urls with a reason") {

@@ -10,18 +10,20 @@ namespace pipehost::redact {
 
 // "redis://user:pw@host:6379/0" -> "redis://user:***@host:6379/0". A lone userinfo
 // with no ':' is a user name for databases ("postgresql://postgres@host") and a secret
-// elsewhere ("https://token@host"). Other text is returned as is.
+// elsewhere ("https://token@host", and "redis://secret@host", a password for Redis's
+// default user). The last '@' ends the userinfo: a password may hold '/' unencoded.
+// Other text is returned as is.
 inline std::string url(std::string_view text) {
   std::string out(text);
   auto scheme = out.find("://");
   std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  auto end = out.find_first_of("/?#", start);
+  auto end = out.find_first_of("?#", start);
   auto at = out.rfind('@', end == std::string::npos ? out.size() : end);
   if (at == std::string::npos || at < start) return out;
   auto colon = out.find(':', start);
   if (colon == std::string::npos || colon > at) {
     const std::string_view name = std::string_view(out).substr(0, scheme == std::string::npos ? 0 : scheme);
-    for (std::string_view db : {"postgresql", "postgres", "redis", "rediss", "mysql"})
+    for (std::string_view db : {"postgresql", "postgres", "mysql"})
       if (name == db) return out;
     out.replace(start, at - start, "***");
     return out;
