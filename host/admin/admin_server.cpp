@@ -129,10 +129,11 @@ std::string AdminServer::metrics() const {
            "Record timestamp (Kafka CreateTime, or when the source made it) to the sink's acknowledgement.");
   for (auto& p : pipelines_()) {
     const LatencyHistogram& l = p->state().latency;
-    std::uint64_t count = l.count();
     std::vector<std::pair<double, std::uint64_t>> buckets;
     for (double bound : {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0})
       buckets.emplace_back(bound, l.count_at_most(static_cast<std::int64_t>(bound * 1000 + 0.5)));
+    // Read after the buckets, which records keep filling: +Inf never below the last one.
+    const std::uint64_t count = std::max(l.count(), buckets.back().second);
     buckets.emplace_back(std::numeric_limits<double>::infinity(), count);
     e.histogram({{"pipeline", p->config().name}}, buckets, static_cast<double>(l.sum_ms()) / 1000, count);
   }
@@ -140,38 +141,32 @@ std::string AdminServer::metrics() const {
            "One batch from the source through the transforms into the sink's hands.");
   for (auto& p : pipelines_()) {
     const DurationHistogram& h = p->state().batch_duration;
-    std::uint64_t count = h.cumulative(DurationHistogram::kBounds.size());
     std::vector<std::pair<double, std::uint64_t>> buckets;
     for (std::size_t i = 0; i < DurationHistogram::kBounds.size(); ++i)
       buckets.emplace_back(DurationHistogram::kBounds[i], h.cumulative(i));
+    const std::uint64_t count = std::max(h.cumulative(DurationHistogram::kBounds.size()), buckets.back().second);
     buckets.emplace_back(std::numeric_limits<double>::infinity(), count);
     e.histogram({{"pipeline", p->config().name}}, buckets, h.sum_seconds(), count);
   }
 
-  // What the plugins count and measure, one family per name.
-  auto counters = services_.metrics.counters();
-  std::stable_sort(counters.begin(), counters.end(),
-                   [](const auto& a, const auto& b) { return a.first.name < b.first.name; });
-  for (std::size_t i = 0; i < counters.size(); ++i) {
-    const MetricKey& key = counters[i].first;
-    std::string name = Exposition::metric_name("pipehost_plugin_" + key.name) + "_total";
-    if (i == 0 || counters[i - 1].first.name != key.name)
-      e.family(name, "counter", "Counted by the stage's plugin.");
-    Labels labels = {{"pipeline", key.pipeline}, {"stage", key.stage}};
-    labels.insert(labels.end(), key.labels.begin(), key.labels.end());
-    e.sample(labels, static_cast<double>(counters[i].second));
-  }
-  auto gauges = services_.metrics.gauges();
-  std::stable_sort(gauges.begin(), gauges.end(),
-                   [](const auto& a, const auto& b) { return a.first.name < b.first.name; });
-  for (std::size_t i = 0; i < gauges.size(); ++i) {
-    const MetricKey& key = gauges[i].first;
-    std::string name = Exposition::metric_name("pipehost_plugin_" + key.name);
-    if (i == 0 || gauges[i - 1].first.name != key.name) e.family(name, "gauge", "Measured by the stage's plugin.");
-    Labels labels = {{"pipeline", key.pipeline}, {"stage", key.stage}};
-    labels.insert(labels.end(), key.labels.begin(), key.labels.end());
-    e.sample(labels, static_cast<double>(gauges[i].second));
-  }
+  // What the plugins count and measure, one family per exposed name: two names that
+  // become one once cleaned ("eu-west", "eu.west") are one family, or Prometheus would
+  // refuse the scrape for its repeated TYPE line.
+  auto plugin_families = [&](auto metrics, const std::string& suffix, const char* type, const char* help) {
+    std::vector<std::pair<std::string, std::size_t>> order;  // exposed name, index
+    for (std::size_t i = 0; i < metrics.size(); ++i)
+      order.emplace_back(Exposition::metric_name("pipehost_plugin_" + metrics[i].first.name) + suffix, i);
+    std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      if (k == 0 || order[k - 1].first != order[k].first) e.family(order[k].first, type, help);
+      const MetricKey& key = metrics[order[k].second].first;
+      Labels labels = {{"pipeline", key.pipeline}, {"stage", key.stage}};
+      labels.insert(labels.end(), key.labels.begin(), key.labels.end());
+      e.sample(labels, static_cast<double>(metrics[order[k].second].second));
+    }
+  };
+  plugin_families(services_.metrics.counters(), "_total", "counter", "Counted by the stage's plugin.");
+  plugin_families(services_.metrics.gauges(), "", "gauge", "Measured by the stage's plugin.");
   return e.text();
 }
 

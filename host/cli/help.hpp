@@ -158,8 +158,9 @@ inline constexpr const char* kRegistry = R"(Usage: pipehost registry [--listen H
 Serves pipehost's in-memory schema registry over Confluent's REST API (default
 127.0.0.1:8081) until SIGINT/SIGTERM, for development without a real registry:
 POST /subjects/S/versions, GET /schemas/ids/ID, GET /subjects, GET /subjects/S/versions,
-GET /subjects/S/versions/(N|latest), POST /subjects/S, GET /config. Schemas are not
-kept across restarts.
+GET /subjects/S/versions/(N|latest|-1), POST /subjects/S, GET and PUT /config[/S],
+POST /compatibility/subjects/S/versions/V. It checks no compatibility (level NONE: every
+schema is compatible) and deletes nothing. Schemas are not kept across restarts.
 )";
 
 }  // namespace pipehost::host::help

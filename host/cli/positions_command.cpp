@@ -188,8 +188,14 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
     if (at_time_ms) {
       if (rd_kafka_resp_err_t rc = rd_kafka_offsets_for_times(rk.get(), targets.get(), 10000))
         return fail(std::string("cannot look up offsets by time: ") + rd_kafka_err2str(rc), kServicesUnavailable);
-      for (int i = 0; i < targets->cnt; ++i)  // after the last record: the partition's end
-        if (targets->elems[i].offset < 0) targets->elems[i].offset = rows[static_cast<std::size_t>(i)].high;
+      for (int i = 0; i < targets->cnt; ++i) {
+        const auto& t = targets->elems[i];
+        if (t.err)  // left as it was, --execute would commit the partition at its end, past its records
+          return fail("cannot look up the offset by time of " + std::string(t.topic) + "/" +
+                          std::to_string(t.partition) + ": " + rd_kafka_err2str(t.err) + "; nothing was reset",
+                      kServicesUnavailable);
+        if (t.offset < 0) targets->elems[i].offset = rows[static_cast<std::size_t>(i)].high;  // after the last record: the end
+      }
     }
     for (std::size_t i = 0; i < rows.size(); ++i) rows[i].target = targets->elems[i].offset;
     if (execute) {
@@ -209,9 +215,14 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
   // measured from them.
   std::printf("%-24s %9s %12s %12s %12s %12s %10s%s\n", "TOPIC", "PARTITION", "COMMITTED", "SINK STORED",
               "START", "END", "LAG", reset_to.empty() ? "" : (execute ? "  NOW AT" : "  WOULD BE"));
+  // Where the pipeline would read from: the sink's stored position, else the group's
+  // committed offset (a sink storing positions for some partitions only resumes the others
+  // from there), else the source's `start`.
+  auto start_value = values.find("start");
+  const bool from_latest = start_value != values.end() && start_value->second == OptionValue(std::string("latest"));
   for (const auto& r : rows) {
-    std::int64_t from = sink_stores ? r.stored.value_or(-1) : r.committed;
-    std::int64_t lag = from >= 0 ? r.high - from : r.high - r.low;
+    std::int64_t from = r.stored ? *r.stored : r.committed;
+    std::int64_t lag = from >= 0 ? r.high - from : from_latest ? 0 : r.high - r.low;
     std::printf("%-24s %9d %12s %12s %12s %12s %10lld", r.topic.c_str(), r.partition,
                 offset_text(r.committed).c_str(), offset_text(r.stored.value_or(-1)).c_str(),
                 offset_text(r.low).c_str(), offset_text(r.high).c_str(), static_cast<long long>(lag));

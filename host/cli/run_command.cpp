@@ -292,7 +292,8 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
     admin = std::make_unique<AdminServer>([&runtime] { return runtime.pipelines(); }, runtime.services());
     if (!admin->start(options.admin_address, config.admin_token, error)) {
       log_error(error);
-      return kInvalidInput;
+      // A port taken is the machine's state, as for [http]; a malformed address is the input's.
+      return error.rfind("cannot listen", 0) == 0 ? kServicesUnavailable : kInvalidInput;
     }
   }
   std::unique_ptr<RouteServer> routes;

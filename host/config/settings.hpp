@@ -58,10 +58,11 @@ struct TopicSettings {
   int replication_factor = 1;
 
   static void declare(OptionList<TopicSettings>& o) {
-    o.add("partitions", &TopicSettings::partitions, "partitions of the topic").at_least(1);
+    // librdkafka's own limits for a topic it creates.
+    o.add("partitions", &TopicSettings::partitions, "partitions of the topic").range(1, 100000);
     o.add("replication_factor", &TopicSettings::replication_factor,
           "replicas of each partition (at most the number of brokers)")
-        .at_least(1);
+        .range(1, 10000);
   }
 };
 

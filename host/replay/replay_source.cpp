@@ -54,9 +54,12 @@ void ReplaySource::start() {
   rd_kafka_resp_err_t rc = rd_kafka_metadata(consumer_, 0, rkt, &md, 10000);
   rd_kafka_topic_destroy(rkt);
   if (rc) throw RetriableError("cannot read the metadata of " + config_.topic + ": " + error_text(rc));
-  if (md->topic_cnt != 1 || md->topics[0].err) {
+  if (md->topic_cnt != 1 || md->topics[0].err) {  // nothing to replay: done, not failed
     rd_kafka_metadata_destroy(md);
-    throw FatalError("dead-letter topic '" + config_.topic + "' does not exist: nothing was ever dead-lettered");
+    context_.info("dead-letter topic '" + config_.topic + "' does not exist: nothing was ever dead-lettered, "
+                  "so there is nothing to replay");
+    context_.set_expected_total(0);
+    return;
   }
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
   for (int i = 0; i < md->topics[0].partition_cnt; ++i)

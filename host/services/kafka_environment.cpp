@@ -128,9 +128,16 @@ bool KafkaEnvironment::create_topics(const std::vector<TopicConfig>& topics, std
     return false;
   }
   std::vector<rd_kafka_NewTopic_t*> requests;
-  for (const auto& t : topics)
-    requests.push_back(rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, t.replication_factor,
-                                             err, sizeof err));
+  for (const auto& t : topics) {
+    rd_kafka_NewTopic_t* request =
+        rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, t.replication_factor, err, sizeof err);
+    if (!request) {  // librdkafka refuses the request itself (counts past its limits)
+      for (auto* r : requests) rd_kafka_NewTopic_destroy(r);
+      error = "cannot create topic " + t.name + ": " + err;
+      return false;
+    }
+    requests.push_back(request);
+  }
   rd_kafka_queue_t* queue = rd_kafka_queue_new(admin.get());
   rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(admin.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
   rd_kafka_AdminOptions_set_operation_timeout(options, 15000, err, sizeof err);

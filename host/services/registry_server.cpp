@@ -75,6 +75,9 @@ void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
       if (!body["schemaType"].is_string())
         return reply(res, 422, {{"error_code", 42201}, {"message", "\"schemaType\" must be a string"}});
       type = body["schemaType"].get<std::string>();
+      if (type != "AVRO" && type != "JSON" && type != "PROTOBUF")
+        return reply(res, 422, {{"error_code", 42201},
+                                {"message", "Invalid schema type " + type + ": AVRO, JSON or PROTOBUF"}});
     }
     // An Avro or JSON schema is JSON text (Confluent answers 422 otherwise; the whole Avro
     // grammar is left to the decoders, which say what is wrong with one).
@@ -115,12 +118,12 @@ void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
     for (std::size_t i = 1; i <= ids.size(); ++i) versions.push_back(i);
     reply(res, 200, versions);
   });
-  server.Get(R"(/subjects/(.+)/versions/(latest|\d+))", [&](const httplib::Request& req, httplib::Response& res) {
+  server.Get(R"(/subjects/(.+)/versions/(latest|-1|\d+))", [&](const httplib::Request& req, httplib::Response& res) {
     std::string subject = req.matches[1].str();
     auto ids = registry.versions(subject);
     if (ids.empty()) return not_found(res, 40401, "Subject not found");
-    auto asked = req.matches[2] == "latest" ? std::optional<int>(static_cast<int>(ids.size()))
-                                            : number(req.matches[2].str());
+    const bool latest = req.matches[2] == "latest" || req.matches[2] == "-1";  // -1: Confluent's latest
+    auto asked = latest ? std::optional<int>(static_cast<int>(ids.size())) : number(req.matches[2].str());
     if (!asked || *asked < 1 || static_cast<std::size_t>(*asked) > ids.size())
       return not_found(res, 40402, "Version not found");
     const auto v = static_cast<std::size_t>(*asked);
@@ -146,8 +149,40 @@ void routes(httplib::Server& server, MemorySchemaRegistry& registry) {
     registry.schema_by_id(ids[static_cast<std::size_t>(*version) - 1], s);
     reply(res, 200, version_json(subject, *version, s));
   });
-  server.Get("/config", [](const httplib::Request&, httplib::Response& res) {
+  // Compatibility: this registry checks none (level NONE), so every schema is compatible;
+  // a client asking for another level is told so rather than given a check it would trust.
+  server.Get(R"(/config(/.+)?)", [](const httplib::Request&, httplib::Response& res) {
     reply(res, 200, {{"compatibilityLevel", "NONE"}});
+  });
+  server.Put(R"(/config(/.+)?)", [](const httplib::Request& req, httplib::Response& res) {
+    json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("compatibility") || body["compatibility"] != "NONE")
+      return reply(res, 422, {{"error_code", 42203},
+                              {"message", "Invalid compatibility level: this registry (pipehost registry) checks "
+                                          "no compatibility, so only NONE is taken"}});
+    reply(res, 200, {{"compatibility", "NONE"}});
+  });
+  server.Post(R"(/compatibility/subjects/(.+)/versions/(latest|-1|\d+))",
+              [&](const httplib::Request& req, httplib::Response& res) {
+                auto ids = registry.versions(req.matches[1].str());
+                const bool latest = req.matches[2] == "latest" || req.matches[2] == "-1";
+                auto asked = latest ? std::optional<int>(static_cast<int>(ids.size())) : number(req.matches[2].str());
+                if (!latest && ids.empty()) return not_found(res, 40401, "Subject not found");
+                if (!latest && (!asked || *asked < 1 || static_cast<std::size_t>(*asked) > ids.size()))
+                  return not_found(res, 40402, "Version not found");
+                reply(res, 200, {{"is_compatible", true}});
+              });
+  server.Delete(R"(/subjects/(.+))", [](const httplib::Request&, httplib::Response& res) {
+    reply(res, 405, {{"error_code", 405},
+                     {"message", "pipehost registry keeps every schema for its life: it deletes none"}});
+  });
+  // Other paths and methods answer with a Confluent error body (an empty one read as
+  // "Unknown Schema Registry Error" to clients).
+  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    reply(res, res.status, {{"error_code", res.status},
+                            {"message", "HTTP " + std::to_string(res.status) +
+                                            (res.status == 404 ? " Not Found" : res.status == 405 ? " Method Not Allowed" : "")}});
   });
   // Anything else that throws answers as a Confluent registry does, not an empty 500.
   server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {

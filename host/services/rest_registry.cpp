@@ -60,6 +60,9 @@ Status RestSchemaRegistry::not_a_registry(const std::string& path, const std::st
 // naming the URL and the fix).
 Status RestSchemaRegistry::failure(long status, const std::string& path, const std::string& text) const {
   const std::string where = "schema registry " + shown_url_ + path;
+  if (status == -1)
+    return Status::fatal(where + ": " + text + ": fix schema_registry (SCHEMA_REGISTRY_URL): its scheme "
+                         "(http:// or https://), its form, or the TLS settings it needs");
   if (status == 0) return Status::retriable(where + " unreachable: " + text);
   if (status == 408 || status == 429 || status >= 500)
     return Status::retriable(where + " answered " + error_text(status, text));
@@ -121,6 +124,21 @@ std::pair<long, std::string> RestSchemaRegistry::request(const std::string& meth
   long status = 0;
   if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   else response = curl_easy_strerror(rc);
+  // The URL itself or its TLS is wrong: no retry would reach the registry (status -1).
+  switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_NOT_BUILT_IN:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_LOGIN_DENIED:
+      status = -1;
+      break;
+    default:
+      break;
+  }
   curl_slist_free_all(headers);
   return {status, response};
 }

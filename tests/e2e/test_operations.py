@@ -708,7 +708,7 @@ query = "SELECT * FROM t"
         with open(path) as f, open(other, "w") as g:
             g.write(f.read().replace(f"listen = \"127.0.0.1:{http_port}\"", f"listen = \"127.0.0.1:{free_port()}\""))
         r = pipehost("run", other, "--no-progress", "--admin", f"127.0.0.1:{port}", env=EMBEDDED,
-                     check=2, timeout=60)
+                     check=3, timeout=60)
         assert f"cannot listen on 127.0.0.1:{port} for the admin endpoint (in use?)" in r.stderr
     finally:
         err = stop(first)
