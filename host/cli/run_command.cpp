@@ -17,6 +17,7 @@
 #include "http/route_server.hpp"
 #include "log.hpp"
 #include "runtime/runtime.hpp"
+#include "services/memory_registry.hpp"
 
 namespace pipehost::host {
 namespace {
@@ -274,7 +275,12 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   // Every stage's own checks, services included, before anything runs.
   Diagnostics problems;
   std::vector<std::string> unreachable;
-  check_stages(config, runtime.check_services(), true, problems, unreachable);
+  CheckServices services = runtime.check_services();
+  check_stages(config, services, true, problems, unreachable);
+  // A stage uses the registry, and the config's cannot be used with this Kafka: said now,
+  // not at the first record.
+  if (auto* refused = dynamic_cast<const RefusedSchemaRegistry*>(services.registry); refused && services.registry_asked)
+    problems.add({config.files.empty() ? "" : config.files.front(), 0, 0}, "", "", refused->why());
   if (!problems.empty()) {
     std::fputs(problems.format().c_str(), stderr);
     std::fprintf(stderr, "%zu problem(s); nothing was started\n", problems.size());

@@ -51,6 +51,7 @@ std::string canonical_schema(std::string_view schema_type, std::string_view sche
 class RefusedSchemaRegistry final : public SchemaRegistry {
  public:
   explicit RefusedSchemaRegistry(std::string why) : why_(std::move(why)) {}
+  const std::string& why() const { return why_; }
   Status register_schema(std::string_view, std::string_view, std::string_view, int&) noexcept override {
     return Status::fatal(why_);
   }
