@@ -149,10 +149,10 @@ void RedisConnection::connect() {
                        std::string(text_of(*reply)));
     }
   };
-  if (!endpoint_.password.empty()) {
-    if (endpoint_.user.empty()) check(command({"AUTH", endpoint_.password}), "AUTH");
-    else check(command({"AUTH", endpoint_.user, endpoint_.password}), "AUTH");
-  }
+  // A user named without a password ("redis://app:@host", a nopass ACL user) still logs
+  // in as that user, not as the default one.
+  if (!endpoint_.user.empty()) check(command({"AUTH", endpoint_.user, endpoint_.password}), "AUTH");
+  else if (!endpoint_.password.empty()) check(command({"AUTH", endpoint_.password}), "AUTH");
   if (endpoint_.db != 0) check(command({"SELECT", std::to_string(endpoint_.db)}), "SELECT");
 }
 
