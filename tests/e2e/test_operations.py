@@ -493,20 +493,31 @@ def test_positions_show_what_an_exactly_once_sink_stored():
     assert "this pipeline's sink (redis_sum) stores positions with its data" in r.stdout
 
 
-def test_replay_feeds_dead_letters_back_once_the_cause_is_fixed():
+def topic_holding(name, partitions, records):
+    """A new topic on the real broker with `records`, (value, key, partition) each,
+    written by confluent-kafka: its name."""
     import uuid
     import confluent_kafka
     import confluent_kafka.admin
+    from support import require_env
+    brokers = require_env("KAFKA_BROKERS")
+    topic = f"{name}-{uuid.uuid4().hex[:8]}"
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([confluent_kafka.admin.NewTopic(topic, partitions, 1)])[topic].result(30)
+    producer = confluent_kafka.Producer({"bootstrap.servers": brokers})
+    for value, key, partition in records:
+        producer.produce(topic, key=key, value=value, partition=partition)
+    producer.flush(30)
+    return topic
+
+
+def test_replay_feeds_dead_letters_back_once_the_cause_is_fixed():
+    import uuid
+    import confluent_kafka
     from support import PIPEHOST, pipehost, require_env
     brokers = require_env("KAFKA_BROKERS")
-    topic = f"replay-{uuid.uuid4().hex[:8]}"
-    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
-    admin.create_topics([confluent_kafka.admin.NewTopic(topic, 2, 1)])[topic].result(30)
-    producer = confluent_kafka.Producer({"bootstrap.servers": brokers})
-    for i in range(30):
-        value = b"\x00not json" if i == 7 else json.dumps({"id": f"T{i}", "version": i}).encode()
-        producer.produce(topic, key=f"k{i}", value=value, partition=i % 2)
-    producer.flush(30)
+    topic = topic_holding("replay", 2, [(b"\x00not json" if i == 7 else json.dumps({"id": f"T{i}", "version": i}).encode(),
+                                        f"k{i}", i % 2) for i in range(30)])
     out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
     path = write_config(f"""
 [kafka]
@@ -572,18 +583,10 @@ def test_replay_through_a_sink_that_refuses_rows_again_reads_them_again_and_ends
     # A sink storing positions refuses a row while writing (here a CHECK constraint): the
     # batch is read again so the row is rejected first. The replay's source could not
     # read again ("this source cannot rewind"): every replay stopped on the same letter.
-    import uuid
-    import confluent_kafka
-    import confluent_kafka.admin
     from support import PIPEHOST, pipehost, require_env
     brokers = require_env("KAFKA_BROKERS")
-    topic = f"replay-refused-{uuid.uuid4().hex[:8]}"
-    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
-    admin.create_topics([confluent_kafka.admin.NewTopic(topic, 1, 1)])[topic].result(30)
-    producer = confluent_kafka.Producer({"bootstrap.servers": brokers})
-    for i in range(30):
-        producer.produce(topic, value=json.dumps({"id": f"T{i}", "version": i}).encode())
-    producer.flush(30)
+    topic = topic_holding("replay-refused", 1, [(json.dumps({"id": f"T{i}", "version": i}).encode(), None, 0)
+                                                for i in range(30)])
     database = os.path.join(tempfile.mkdtemp(), "t.sqlite")
     sqlite3.connect(database).execute("CREATE TABLE t (id TEXT PRIMARY KEY, version INTEGER CHECK (version <= 19))")
     path = write_config(f"""

@@ -253,24 +253,30 @@ def kill_and_restart(exactly_once):
     return duplicates
 
 
+def with_refusing_finance_topic(name):
+    """An input topic of one partition and a finance topic taking at most 2000 bytes a
+    batch, with an event far larger for it: (prefix, input topic, finance topic, event)."""
+    import confluent_kafka.admin
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": require_env("KAFKA_BROKERS")})
+    prefix = unique(name)
+    topic = f"{prefix}.producer.to.processor"
+    create_topic(topic, partitions=1)
+    finance = f"{prefix}.processor.to.finance"
+    admin.create_topics([confluent_kafka.admin.NewTopic(finance, 3, 1, config={"max.message.bytes": "2000"})]
+                        )[finance].result(30)
+    big = event("100001", "FINANCE", 1)
+    big["payload"] = "x" * 20000
+    return prefix, topic, finance, big
+
+
 def test_a_record_the_broker_or_the_producer_refuses_for_good_is_dead_lettered_and_the_rest_goes_on():
     # The finance topic takes at most 2000 bytes a batch; one event is far larger. Under
     # exactly_once each transaction holding it aborted: the pipeline stopped, and every
     # restart stopped again. At least once, a record past the producer's own
     # message.max.bytes stopped it the same way, naming no record. Now the record is
     # dead-lettered with the reason and the others are routed.
-    import confluent_kafka
-    import confluent_kafka.admin
-    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": require_env("KAFKA_BROKERS")})
     for exactly_once in (True, False):
-        prefix = unique("tenants-refused")
-        topic = f"{prefix}.producer.to.processor"
-        create_topic(topic, partitions=1)
-        finance = f"{prefix}.processor.to.finance"
-        admin.create_topics([confluent_kafka.admin.NewTopic(finance, 3, 1, config={"max.message.bytes": "2000"})]
-                            )[finance].result(30)
-        big = event("100001", "FINANCE", 1)
-        big["payload"] = "x" * 20000
+        prefix, topic, finance, big = with_refusing_finance_topic("tenants-refused")
         produce_events(topic, [event("100000", "MARKETING", 0), big, event("100002", "MARKETING", 2)])
         extra = ["--set", "pipeline.processor.source.stop_at_end=true"]
         if not exactly_once:  # the producer refuses it itself
@@ -297,16 +303,7 @@ def test_exactly_once_names_the_refused_record_while_the_rest_of_a_big_transacti
     # queued: librdkafka then refuses every later produce and purges the queued records
     # (their reports come first, innocent). The pipeline stopped naming an innocent record,
     # or rewound for ever; the refused record must be dead-lettered and the rest routed.
-    import confluent_kafka.admin
-    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": require_env("KAFKA_BROKERS")})
-    prefix = unique("tenants-refused-big")
-    topic = f"{prefix}.producer.to.processor"
-    create_topic(topic, partitions=1)
-    finance = f"{prefix}.processor.to.finance"
-    admin.create_topics([confluent_kafka.admin.NewTopic(finance, 3, 1, config={"max.message.bytes": "2000"})]
-                        )[finance].result(30)
-    big = event("100001", "FINANCE", 1)
-    big["payload"] = "x" * 20000
+    prefix, topic, finance, big = with_refusing_finance_topic("tenants-refused-big")
     others = [event(str(200000 + i), "MARKETING", i) for i in range(3000)]
     produce_events(topic, [big] + others)
     r = pipehost(*processor_args(tenant_config(prefix, exactly_once=True),
