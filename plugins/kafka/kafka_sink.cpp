@@ -79,39 +79,61 @@ KafkaSink::~KafkaSink() {
 // in its unassigned queue. Asking at once (blocking, once per topic) saves that second;
 // the wait is short so that a broker that is down holds nobody up for long (the records
 // then wait for librdkafka's own scan, as before).
+// Whether the broker says the topic does not exist. A topic created a moment ago
+// (pipehost's [kafka.topics]) can be unknown to a broker whose metadata lags: asked again
+// for 2 s before it is called missing. Not known either way (no answer): false, and
+// records wait for librdkafka's own metadata. A broker that creates topics on demand
+// answers otherwise (it creates this one).
+bool KafkaSink::topic_missing(rd_kafka_topic_t* handle) {
+  bool missing = false;
+  for (int attempt = 0; attempt < 9 && !context_.stopping(); ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(producer_, 0, handle, &md, 1500) != RD_KAFKA_RESP_ERR_NO_ERROR || !md) return false;
+    missing = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    rd_kafka_metadata_destroy(md);
+    if (!missing) return false;
+  }
+  return missing;
+}
+
 rd_kafka_topic_t* KafkaSink::know_topic(const std::string& topic) {
-  if (auto known = topics_.find(topic); known != topics_.end()) return known->second;
+  if (auto known = topics_.find(topic); known != topics_.end()) {
+    if (topic != topic_) check_still_missing(topic, known->second);
+    return known->second;
+  }
   rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_, topic.c_str(), nullptr);
   if (!handle) throw FatalError("cannot use topic " + topic + ": " + error_text(rd_kafka_last_error()));
   topics_.emplace(topic, handle);
-  const rd_kafka_metadata_t* md = nullptr;
-  if (rd_kafka_metadata(producer_, 0, handle, &md, 1500) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
-    // A broker that creates topics on demand answers otherwise (it creates this one).
-    bool missing = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-    rd_kafka_metadata_destroy(md);
-    // A topic created a moment ago (pipehost's [kafka.topics]) can be unknown to a broker
-    // whose metadata lags: asked again for 2 s before it is called missing.
-    for (int again = 0; missing && topic == topic_ && again < 8 && !context_.stopping(); ++again) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-      md = nullptr;
-      if (rd_kafka_metadata(producer_, 0, handle, &md, 1500) != RD_KAFKA_RESP_ERR_NO_ERROR || !md) {
-        missing = false;  // not known either way: records wait for librdkafka's own metadata
-        break;
-      }
-      missing = md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-      rd_kafka_metadata_destroy(md);
-    }
-    if (missing && topic == topic_)
-      throw FatalError("topic " + topic + " does not exist and the broker does not create "
-                       "topics: create it, or list it under [kafka.topics] to have pipehost create it");
-    if (missing)
-      context_.warn("topic " + topic + " does not exist: records to it fail after "
-                    "topic.metadata.propagation.max.ms (30 s) unless it is created meanwhile; list it "
-                    "under [kafka.topics] to have pipehost create it at start");
-  } else if (md) {
-    rd_kafka_metadata_destroy(md);
-  }
+  if (!topic_missing(handle)) return handle;
+  if (topic == topic_)
+    throw FatalError("topic " + topic + " does not exist and the broker does not create "
+                     "topics: create it, or list it under [kafka.topics] to have pipehost create it");
+  // A destination a record names (a router's): its records are rejected (dead-lettered)
+  // while it is missing, so one tenant's missing topic does not stop every other's (they
+  // failed after topic.metadata.propagation.max.ms, 30 s, and stopped the pipeline).
+  missing_topics_[topic] = std::chrono::steady_clock::now();
+  context_.warn("topic " + topic + " does not exist (the broker does not create topics): records to it are "
+                "rejected per on_error until it does (asked again every 10 s); create it, or list it under "
+                "[kafka.topics] to have pipehost create it at start");
+  check_still_missing(topic, handle);
   return handle;
+}
+
+void KafkaSink::check_still_missing(const std::string& topic, rd_kafka_topic_t* handle) {
+  auto missing = missing_topics_.find(topic);
+  if (missing == missing_topics_.end()) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - missing->second > std::chrono::seconds(10)) {
+    if (!topic_missing(handle)) {
+      missing_topics_.erase(missing);
+      context_.info("topic " + topic + " exists now: records to it are written again");
+      return;
+    }
+    missing->second = now;
+  }
+  throw RecordRefused{"kafka: topic " + topic + " does not exist and the broker does not create topics: "
+                      "create it (or list it under [kafka.topics]); the record can be replayed then"};
 }
 
 void KafkaSink::start() {

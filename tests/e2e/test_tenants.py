@@ -322,6 +322,31 @@ def test_exactly_once_names_the_refused_record_while_the_rest_of_a_big_transacti
     assert f"delivery of the record from {topic}/0@0 to {finance} failed" in headers["pipehost.error"].decode()
 
 
+def test_a_destination_whose_topic_does_not_exist_is_dead_lettered_the_others_routed():
+    # One tenant's topic missing (the broker creates none) stopped the whole router after
+    # 30 s, every tenant with it, and again at every restart.
+    for exactly_once in (False, True):
+        prefix = unique("tenants-missing")
+        topic = f"{prefix}.producer.to.processor"
+        create_topic(topic, partitions=1)
+        text = open(tenant_config(prefix, exactly_once=exactly_once)).read()
+        text = text.replace('LOGISTICS = "' + prefix + '.processor.to.logistics" }',
+                            'LOGISTICS = "' + prefix + '.processor.to.logistics", HR = "' + prefix + '.processor.to.hr" }')
+        text = text.replace('LOGISTICS = "' + prefix + '.processor.to.consumer-value" }',
+                            'LOGISTICS = "' + prefix + '.processor.to.consumer-value", HR = "' + prefix + '.processor.to.consumer-value" }')
+        assert "processor.to.hr" in text
+        config = write_config(text, "tenants.toml")
+        produce_events(topic, [event("1", "MARKETING", 0), event("2", "HR", 1), event("3", "MARKETING", 2),
+                               event("4", "HR", 3), event("5", "MARKETING", 4)])
+        r = pipehost(*processor_args(config, "--set", "pipeline.processor.source.stop_at_end=true"), check=0, timeout=120)
+        assert f"topic {prefix}.processor.to.hr does not exist" in r.stderr
+        marketing = read_topic(f"{prefix}.processor.to.marketing", committed_only=True)
+        assert sorted(v["producer_service_id"] for _, _, v, _ in marketing) == ["1", "3", "5"]
+        letters = read_topic(f"{prefix}.processor.dead-letters", raw=True)
+        assert sorted(dict(h)["pipehost.origin.offset"] for _, _, _, h in letters) == [b"1", b"3"], letters
+        assert all(b"does not exist" in dict(h)["pipehost.error"] for _, _, _, h in letters)
+
+
 def test_a_registry_url_that_is_not_the_api_root_is_named_not_taken_for_unknown_schemas():
     # Every path under a wrong root answers 404: taken for "schema id N is not in the
     # registry", every record would have been dead-lettered and committed past.
