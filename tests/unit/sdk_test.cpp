@@ -2,6 +2,7 @@
 // storage between batches.
 #include <doctest/doctest.h>
 
+#include <pipehost/decimal.hpp>
 #include <pipehost/record.hpp>
 #include <pipehost/time.hpp>
 #include <pipehost/refused.hpp>
@@ -334,4 +335,22 @@ TEST_CASE("sdk: a retried RecordTransform goes on from the record that threw, re
   for (int i = 0; i < 4; ++i) next.records.emplace_back().origin = {"t", 0, i};
   t.process(next);
   CHECK(t.applied == std::vector<int>{2, 2, 3, 2});
+}
+
+TEST_CASE("decimal: a double is rounded as its shortest text, half away from zero") {
+  // x * 100 rounded by its binary error: 2.675 up, 1.015 and 0.285 down.
+  const std::vector<std::pair<double, std::int64_t>> cases = {
+      {1.015, 102}, {1.005, 101}, {0.285, 29}, {2.675, 268}, {0.125, 13}, {0.045, 5}, {19.99, 1999},
+      {-2.675, -268}, {0.004, 0}, {1e-300, 0}, {123456789.125, 12345678913}, {5.0, 500}};
+  for (const auto& [x, units] : cases) {
+    CAPTURE(x);
+    CHECK(decimal::round_units(x, 2) == units);
+    std::string problem;
+    CHECK(decimal::to_units(Value(x), 2, std::int64_t{1} << 53, problem) == units);
+  }
+  CHECK_FALSE(decimal::rounds(19.99, 2));
+  CHECK_FALSE(decimal::rounds(0.1 + 0.2, 2));
+  CHECK(decimal::round_units(0.1 + 0.2, 2) == 30);
+  CHECK(decimal::rounds(0.005, 2));
+  CHECK(decimal::round_units(7.5, 0) == 8);
 }

@@ -164,7 +164,7 @@ TEST_CASE("decimal::rounds tells a double with more decimals than scale from one
   CHECK_FALSE(decimal::rounds(523.1234567, 7));
   CHECK(decimal::rounding_warning("amount", 0.004, 2) ==
         "field 'amount' holds 0.004, which has more decimals than scale = 2: it is counted as "
-        "0.00 (rounded to the nearest unit), as are others like it (metric amounts_rounded); "
+        "0.00 (rounded half away from zero, as written), as are others like it (metric amounts_rounded); "
         "set the sink's scale higher to keep more decimals");
 }
 

@@ -47,9 +47,30 @@ inline std::optional<std::int64_t> parse_units(std::string_view text, int scale)
   return negative ? -units : units;
 }
 
+// A finite double in units of 10^-scale, |x| * 10^scale below 2^63: its shortest text (the
+// decimal the producer wrote: "2.675") rounded half away from zero, so ties go the same
+// way whatever their binary error (x * 100 rounded 2.675 up and 1.015 down).
+inline std::int64_t round_units(double x, int scale) {
+  char text[512];  // fixed notation of the smallest doubles takes ~330 characters
+  auto [end, ec] = std::to_chars(text, text + sizeof text, x, std::chars_format::fixed);
+  if (ec != std::errc()) return std::llround(x * static_cast<double>(pow10(scale)));
+  std::string_view t(text, static_cast<std::size_t>(end - text));
+  const bool negative = !t.empty() && t.front() == '-';
+  if (negative) t.remove_prefix(1);
+  const auto dot = t.find('.');
+  const std::string_view whole = t.substr(0, dot);
+  const std::string_view fraction = dot == std::string_view::npos ? std::string_view() : t.substr(dot + 1);
+  std::int64_t units = 0;
+  for (char c : whole) units = units * 10 + (c - '0');
+  for (int i = 0; i < scale; ++i)
+    units = units * 10 + (static_cast<std::size_t>(i) < fraction.size() ? fraction[static_cast<std::size_t>(i)] - '0' : 0);
+  if (fraction.size() > static_cast<std::size_t>(scale) && fraction[static_cast<std::size_t>(scale)] >= '5') ++units;
+  return negative ? -units : units;
+}
+
 // The amount in units of 10^-scale, with magnitude below `limit`: integers exactly,
-// decimal strings exactly (parse_units), doubles as llround(x * 10^scale) (exact for
-// amounts written with at most `scale` decimals). nullopt with `problem` filled ("is
+// decimal strings exactly (parse_units), doubles by round_units (exact for amounts written
+// with at most `scale` decimals). nullopt with `problem` filled ("is
 // not a number", "is not a finite number", "is out of range") otherwise.
 inline std::optional<std::int64_t> to_units(const Value& value, int scale, std::int64_t limit,
                                             std::string& problem) {
@@ -85,12 +106,13 @@ inline std::optional<std::int64_t> to_units(const Value& value, int scale, std::
     problem = "is out of range";
     return std::nullopt;
   }
-  return std::llround(scaled);
+  return round_units(*d, scale);
 }
 
 // Whether to_units rounds this double: it has more decimals than `scale` (0.004 or 10.555
 // at scale 2), unlike an amount written with at most `scale` decimals, whose double is
-// only next to a whole number of units (19.99 is 1998.9999999999998 cents).
+// only next to a whole number of units (19.99 is 1998.9999999999998 cents, 0.1 + 0.2 is
+// 30.000000000000004).
 inline bool rounds(double x, int scale) {
   const double scaled = x * static_cast<double>(pow10(scale));
   return std::fabs(scaled - std::nearbyint(scaled)) > 4 * 2.220446049250313e-16 * std::fabs(scaled);
@@ -121,11 +143,11 @@ inline std::string format_units(std::int64_t units, int scale) {
 inline std::string rounding_warning(std::string_view field, double x, int scale) {
   char text[32];
   auto [end, ec] = std::to_chars(text, text + sizeof text, x);
-  const std::int64_t units = std::llround(x * static_cast<double>(pow10(scale)));
+  const std::int64_t units = round_units(x, scale);
   return "field '" + std::string(field) + "' holds " + std::string(text, ec == std::errc() ? end : text) +
          ", which has more decimals than scale = " + std::to_string(scale) + ": it is counted as " +
          format_units(units, scale) +
-         " (rounded to the nearest unit), as are others like it (metric amounts_rounded); set the "
+         " (rounded half away from zero, as written), as are others like it (metric amounts_rounded); set the "
          "sink's scale higher to keep more decimals";
 }
 
