@@ -1,5 +1,7 @@
 #include "kafka_config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 
 #include <pipehost/redact.hpp>
@@ -35,6 +37,13 @@ long long conf_number(const rd_kafka_conf_t* conf, const char* name, long long o
   char* end = nullptr;
   long long n = std::strtoll(value, &end, 10);
   return end != value ? n : otherwise;
+}
+
+bool is_topic_name(std::string_view topic) {
+  return !topic.empty() && topic.size() <= 249 && topic != "." && topic != ".." &&
+         std::all_of(topic.begin(), topic.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+         });
 }
 
 void check_properties(const StringMap& properties, Checker& checker) {

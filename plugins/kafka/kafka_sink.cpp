@@ -34,7 +34,8 @@ struct BatchCompletion {
 
 void KafkaSinkConfig::declare(OptionList<KafkaSinkConfig>& o) {
   o.add("topic", &KafkaSinkConfig::topic,
-        "topic to write to (a record's destination topic, set by a transform, overrides it)");
+        "topic to write to (a record's destination topic, set by a transform, overrides it)")
+      .pattern("|[a-zA-Z0-9._-]{1,249}");  // a Kafka topic name, or none
   o.add("properties", &KafkaSinkConfig::properties,
         "extra librdkafka producer properties for this stage, e.g. { \"linger.ms\" = 20 }");
   o.add("exactly_once", &KafkaSinkConfig::exactly_once,
@@ -102,6 +103,9 @@ rd_kafka_topic_t* KafkaSink::know_topic(const std::string& topic) {
     if (topic != topic_) check_still_missing(topic, known->second);
     return known->second;
   }
+  if (!is_topic_name(topic))  // a destination a stage made (a router's table): that record's fault
+    throw RecordRefused{"kafka: the record's destination '" + topic +
+                        "' is not a Kafka topic name (1-249 of letters, digits, '.', '_', '-')"};
   rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_, topic.c_str(), nullptr);
   if (!handle) throw FatalError("cannot use topic " + topic + ": " + error_text(rd_kafka_last_error()));
   topics_.emplace(topic, handle);

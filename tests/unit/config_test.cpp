@@ -279,4 +279,13 @@ sink = { plugin = "log" }
   CHECK(r.text().find("dead-letter topic 'food counter-dlq' is not a Kafka topic name") != std::string::npos);
   CHECK(r.text().find("set dead_letter_topic (the default is <pipeline>-dlq)") != std::string::npos);
   CHECK(r.text().find("dead-letter topic 'bad topic' is not a Kafka topic name") != std::string::npos);
+
+  auto topics = load(R"(
+[kafka.topics]
+"bad topic!" = { partitions = 1 }
+[pipelines.p]
+source = { plugin = "datagen" }
+sink = { plugin = "log" }
+)");
+  CHECK(topics.text().find("topic 'bad topic!' is not a Kafka topic name") != std::string::npos);
 }
