@@ -227,7 +227,24 @@ void interpolate_node(toml::node& node, Diagnostics& diagnostics) {
   if (auto* s = node.as_string()) {
     if (s->get().find('$') != std::string::npos) s->get() = expand(s->get(), s->source(), diagnostics);
   } else if (auto* t = node.as_table()) {
-    for (auto&& [k, v] : *t) interpolate_node(v, diagnostics);
+    std::vector<std::string> keys_to_expand;  // "${P}.dlq" = { partitions = 1 }: keys too
+    for (auto&& [k, v] : *t) {
+      interpolate_node(v, diagnostics);
+      if (k.str().find('$') != std::string_view::npos) keys_to_expand.emplace_back(k.str());
+    }
+    for (const auto& from : keys_to_expand) {
+      auto at = t->find(from);
+      const toml::source_region where = at->first.source().begin ? at->first.source() : at->second.source();
+      std::string to = expand(from, where, diagnostics);
+      if (to == from) continue;
+      if (t->contains(to)) {
+        diagnostics.add(location_of(where), "", "", "key \"" + from + "\" becomes \"" + to +
+                                                        "\", which this table has already");
+        continue;
+      }
+      t->insert(to, std::move(at->second));
+      t->erase(from);
+    }
   } else if (auto* a = node.as_array()) {
     for (auto& v : *a) interpolate_node(v, diagnostics);
   }

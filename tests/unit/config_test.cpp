@@ -289,3 +289,19 @@ sink = { plugin = "log" }
 )");
   CHECK(topics.text().find("topic 'bad topic!' is not a Kafka topic name") != std::string::npos);
 }
+
+TEST_CASE("${VAR} is replaced in keys too, as in every string") {
+  auto r = load(R"(
+[kafka.topics]
+"${PIPEHOST_TEST_UNSET_PREFIX:-acme}.dlq" = { partitions = 2 }
+[pipelines."${PIPEHOST_TEST_UNSET_NAME:-sums}"]
+source = { plugin = "datagen" }
+sink = { plugin = "log" }
+)");
+  REQUIRE(r.diagnostics.empty());
+  REQUIRE(r.config.topics.size() == 1);
+  CHECK(r.config.topics[0].name == "acme.dlq");
+  CHECK(r.config.topics[0].partitions == 2);
+  REQUIRE(r.config.pipelines.size() == 1);
+  CHECK(r.config.pipelines[0].name == "sums");
+}
