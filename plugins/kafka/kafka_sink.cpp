@@ -34,8 +34,7 @@ struct BatchCompletion {
 
 void KafkaSinkConfig::declare(OptionList<KafkaSinkConfig>& o) {
   o.add("topic", &KafkaSinkConfig::topic,
-        "topic to write to (a record's destination topic, set by a transform, overrides it)")
-      .pattern("|[a-zA-Z0-9._-]{1,249}");  // a Kafka topic name, or none
+        "topic to write to (a record's destination topic, set by a transform, overrides it)");
   o.add("properties", &KafkaSinkConfig::properties,
         "extra librdkafka producer properties for this stage, e.g. { \"linger.ms\" = 20 }");
   o.add("exactly_once", &KafkaSinkConfig::exactly_once,
@@ -49,6 +48,8 @@ void KafkaSinkConfig::declare(OptionList<KafkaSinkConfig>& o) {
 }
 
 void KafkaSinkConfig::check(Checker& c) const {
+  if (!topic.empty() && !is_topic_name(topic))
+    c.problem("topic", "'" + topic + "' is not a Kafka topic name (1-249 of letters, digits, '.', '_', '-')");
   check_properties(properties, c);
   if (c.connect()) check_broker(c);
 }
@@ -80,14 +81,15 @@ KafkaSink::~KafkaSink() {
 // in its unassigned queue. Asking at once (blocking, once per topic) saves that second;
 // the wait is short so that a broker that is down holds nobody up for long (the records
 // then wait for librdkafka's own scan, as before).
-// Whether the broker says the topic does not exist. A topic created a moment ago
-// (pipehost's [kafka.topics]) can be unknown to a broker whose metadata lags: asked again
-// for 2 s before it is called missing. Not known either way (no answer): false, and
+//
+// Whether the broker says the topic does not exist, asked `attempts` times. A topic
+// created a moment ago (pipehost's [kafka.topics]) can be unknown to a broker whose
+// metadata lags: at first sight asked again for 2 s before it is called missing. Not known either way (no answer): false, and
 // records wait for librdkafka's own metadata. A broker that creates topics on demand
 // answers otherwise (it creates this one).
-bool KafkaSink::topic_missing(rd_kafka_topic_t* handle) {
+bool KafkaSink::topic_missing(rd_kafka_topic_t* handle, int attempts) {
   bool missing = false;
-  for (int attempt = 0; attempt < 9 && !context_.stopping(); ++attempt) {
+  for (int attempt = 0; attempt < attempts && !context_.stopping(); ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(250));
     const rd_kafka_metadata_t* md = nullptr;
     if (rd_kafka_metadata(producer_, 0, handle, &md, 1500) != RD_KAFKA_RESP_ERR_NO_ERROR || !md) return false;
@@ -100,16 +102,18 @@ bool KafkaSink::topic_missing(rd_kafka_topic_t* handle) {
 
 rd_kafka_topic_t* KafkaSink::know_topic(const std::string& topic) {
   if (auto known = topics_.find(topic); known != topics_.end()) {
-    if (topic != topic_) check_still_missing(topic, known->second);
+    if (!missing_topics_.empty()) check_still_missing(topic, known->second);
     return known->second;
   }
+  if (topic == topic_ && !is_topic_name(topic))  // validate says so first
+    throw FatalError("topic '" + topic + "' is not a Kafka topic name (1-249 of letters, digits, '.', '_', '-')");
   if (!is_topic_name(topic))  // a destination a stage made (a router's table): that record's fault
     throw RecordRefused{"kafka: the record's destination '" + topic +
                         "' is not a Kafka topic name (1-249 of letters, digits, '.', '_', '-')"};
   rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_, topic.c_str(), nullptr);
   if (!handle) throw FatalError("cannot use topic " + topic + ": " + error_text(rd_kafka_last_error()));
   topics_.emplace(topic, handle);
-  if (!topic_missing(handle)) return handle;
+  if (!topic_missing(handle, 9)) return handle;
   if (topic == topic_)
     throw FatalError("topic " + topic + " does not exist and the broker does not create "
                      "topics: create it, or list it under [kafka.topics] to have pipehost create it");
@@ -129,7 +133,7 @@ void KafkaSink::check_still_missing(const std::string& topic, rd_kafka_topic_t* 
   if (missing == missing_topics_.end()) return;
   const auto now = std::chrono::steady_clock::now();
   if (now - missing->second > std::chrono::seconds(10)) {
-    if (!topic_missing(handle)) {
+    if (!topic_missing(handle, 1)) {  // one request: the sink's other records wait meanwhile
       missing_topics_.erase(missing);
       context_.info("topic " + topic + " exists now: records to it are written again");
       return;

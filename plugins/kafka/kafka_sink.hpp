@@ -138,7 +138,7 @@ class KafkaSink final : public Sink {
   rd_kafka_topic_t* topic_handle_ = nullptr;  // the `topic` option's (owned by topics_)
   // Destinations the broker said do not exist, with when it was last asked.
   std::unordered_map<std::string, std::chrono::steady_clock::time_point> missing_topics_;
-  bool topic_missing(rd_kafka_topic_t* handle);
+  bool topic_missing(rd_kafka_topic_t* handle, int attempts);
   // Throws RecordRefused while `topic` is missing (asked again every 10 s).
   void check_still_missing(const std::string& topic, rd_kafka_topic_t* handle);
   bool exactly_once_ = false;

@@ -72,7 +72,7 @@ KafkaSource::~KafkaSource() {
   stop_waker();  // stop() was not called (a failed start)
   if (queue_) rd_kafka_queue_destroy(queue_);  // a handle: even a consumer left open frees it
   if (!consumer_) return;  // see stop()
-  if (!ever_assigned_) return;  // see stop()
+  if (!ever_assigned_ && subscribed_) return;  // see stop(); one that never joined a group is safe
   rd_kafka_destroy(consumer_);
 }
 

@@ -247,9 +247,9 @@ TableLayout read_layout(pqxx::transaction_base& tx, const PostgresConfig& config
       // The table computes these itself and refuses a value for them.
       "AND a.attgenerated = '' AND a.attidentity <> 'a' ORDER BY a.attnum");
   auto key = tx.exec(
-      "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
-      "a.attnum = ANY(i.indkey) WHERE i.indrelid = " + regclass + " AND i.indisprimary "
-      "ORDER BY array_position(i.indkey::int2[], a.attnum)");
+      "SELECT a.attname, a.attgenerated <> '' OR a.attidentity = 'a' FROM pg_index i JOIN pg_attribute a "
+      "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = " + regclass +
+      " AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)");
   TableLayout layout;
   layout.table = config.table;
   std::map<std::string, std::string> field_of_column;
@@ -276,9 +276,17 @@ TableLayout read_layout(pqxx::transaction_base& tx, const PostgresConfig& config
     if (std::find(names.begin(), names.end(), column) == names.end())
       problem("columns", "option columns maps field '" + field + "' to column '" + column + "', which table " +
                              config.table + " does not have; its columns: " + join(names, ", "));
-  for (const auto& row : key) layout.primary_key.push_back(row[0].as<std::string>());
+  // A key the table computes (GENERATED ALWAYS AS IDENTITY, a generated column) is no key
+  // records can name: each record is a new row.
+  bool computed_key = false;
+  for (const auto& row : key) {
+    layout.primary_key.push_back(row[0].as<std::string>());
+    computed_key = computed_key || row[1].as<bool>();
+  }
+  if (computed_key) layout.primary_key.clear();
   if (config.on_conflict == "update" && layout.primary_key.empty())
-    problem("on_conflict", "on_conflict = \"update\" needs a primary key, and " + config.table + " has none");
+    problem("on_conflict", "on_conflict = \"update\" needs a primary key records give, and " + config.table +
+                               (computed_key ? "'s is computed by the table (GENERATED ... AS IDENTITY)" : " has none"));
   for (const auto& name : placeholders(config.log_each))
     if (std::find(names.begin(), names.end(), name) == names.end())
       problem("log_each", "log_each names {" + name + "}, which is not a column of " + config.table);

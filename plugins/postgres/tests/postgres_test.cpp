@@ -612,6 +612,22 @@ TEST_CASE("postgres: tables and columns named as SQL names them: schemas, upper 
   CHECK(row[0][3].as<std::string>() == "2023-11-14T22:13:20.123456Z");  // a timestamp into text: RFC 3339
   CHECK(row[0][4].as<std::int64_t>() == 42);
   CHECK(row[0][5].as<std::int64_t>() == 1);
+
+  // A primary key the table computes itself: each record is a new row.
+  f.sql("CREATE TABLE " + schema + ".events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text)");
+  auto events = testing::make<PostgresSink>({{"url", f.url}, {"table", schema + ".events"},
+                                             {"positions_table", f.positions}},
+                                            context);
+  events->start();
+  static const auto notes = StructSchema::make({"note"});
+  Batch e;
+  for (int i = 0; i < 2; ++i) {
+    e.records.emplace_back().value = Struct{notes, {Value("same")}};
+    e.records.back().origin = {"e", 0, i};
+  }
+  e.spans = {{"e", 0, 0, 2}};
+  CHECK(write(*events, e).status.is_ok());
+  CHECK(f.sql("SELECT count(*) FROM " + schema + ".events")[0][0].as<int>() == 2);
   f.sql("DROP SCHEMA " + schema + " CASCADE");
 }
 

@@ -47,6 +47,15 @@ inline std::optional<std::int64_t> parse_units(std::string_view text, int scale)
   return negative ? -units : units;
 }
 
+// Whether to_units rounds this double: it has more decimals than `scale` (0.004 or 10.555
+// at scale 2), unlike an amount written with at most `scale` decimals, whose double is
+// only next to a whole number of units (19.99 is 1998.9999999999998 cents, 0.1 + 0.2 is
+// 30.000000000000004).
+inline bool rounds(double x, int scale) {
+  const double scaled = x * static_cast<double>(pow10(scale));
+  return std::fabs(scaled - std::nearbyint(scaled)) > 4 * 2.220446049250313e-16 * std::fabs(scaled);
+}
+
 // A finite double in units of 10^-scale, |x| * 10^scale below 2^63: its shortest text (the
 // decimal the producer wrote: "2.675") rounded half away from zero, so ties go the same
 // way whatever their binary error (x * 100 rounded 2.675 up and 1.015 down).
@@ -106,17 +115,11 @@ inline std::optional<std::int64_t> to_units(const Value& value, int scale, std::
     problem = "is out of range";
     return std::nullopt;
   }
-  return round_units(*d, scale);
+  // Most amounts have at most `scale` decimals: next to a whole unit, llround is exact and
+  // cheaper than the shortest text.
+  return rounds(*d, scale) ? round_units(*d, scale) : std::llround(scaled);
 }
 
-// Whether to_units rounds this double: it has more decimals than `scale` (0.004 or 10.555
-// at scale 2), unlike an amount written with at most `scale` decimals, whose double is
-// only next to a whole number of units (19.99 is 1998.9999999999998 cents, 0.1 + 0.2 is
-// 30.000000000000004).
-inline bool rounds(double x, int scale) {
-  const double scaled = x * static_cast<double>(pow10(scale));
-  return std::fabs(scaled - std::nearbyint(scaled)) > 4 * 2.220446049250313e-16 * std::fabs(scaled);
-}
 
 // total + units, or nullopt when the result's magnitude would reach `limit`.
 inline std::optional<std::int64_t> add(std::int64_t total, std::int64_t units, std::int64_t limit) {
