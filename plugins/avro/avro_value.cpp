@@ -605,6 +605,7 @@ bool FromValue::in_fields(const std::set<std::pair<std::string, std::string>, st
 const SchemaNotes::Decimal* FromValue::decimal_at(avro_schema_t schema, const Path* where) const {
   if (!notes_) return nullptr;
   if (avro_typeof(schema) == AVRO_FIXED) {
+    if (notes_->decimal_fixed.empty()) return nullptr;  // no name to build per record
     auto it = notes_->decimal_fixed.find(full_name(schema));
     return it == notes_->decimal_fixed.end() ? nullptr : &it->second;
   }
