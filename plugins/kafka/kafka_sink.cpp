@@ -28,6 +28,10 @@ struct BatchCompletion {
     done(status);
     delete this;
   }
+  // As settle, but the host is not told (the sink is being destroyed).
+  void abandon(std::size_t n) {
+    if (remaining.fetch_sub(n) == n) delete this;
+  }
 };
 
 }  // namespace
@@ -48,7 +52,7 @@ void KafkaSinkConfig::declare(OptionList<KafkaSinkConfig>& o) {
 }
 
 void KafkaSinkConfig::check(Checker& c) const {
-  if (!topic.empty() && !is_topic_name(topic))
+  if (!topic.empty() && !is_kafka_topic_name(topic))
     c.problem("topic", "'" + topic + "' is not a Kafka topic name (1-249 of letters, digits, '.', '_', '-')");
   check_properties(properties, c);
   if (c.connect()) check_broker(c);
@@ -72,6 +76,14 @@ KafkaSink::KafkaSink(const Config& config, Context& context)
 
 KafkaSink::~KafkaSink() {
   stop_poller();
+  if (producer_ && !exactly_once_) {
+    // Records still queued (a broker gone at the stop) are never acknowledged: the host
+    // has let their batch go and the next run reads them again. Purged, their reports
+    // free the batch's completion (rd_kafka_destroy would drop the records and leak it).
+    abandoning_ = true;
+    rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(producer_, 0);
+  }
   for (auto& [name, handle] : topics_) rd_kafka_topic_destroy(handle);
   if (producer_) rd_kafka_destroy(producer_);
 }
@@ -105,9 +117,9 @@ rd_kafka_topic_t* KafkaSink::know_topic(const std::string& topic) {
     if (!missing_topics_.empty()) check_still_missing(topic, known->second);
     return known->second;
   }
-  if (topic == topic_ && !is_topic_name(topic))  // validate says so first
+  if (topic == topic_ && !is_kafka_topic_name(topic))  // validate says so first
     throw FatalError("topic '" + topic + "' is not a Kafka topic name (1-249 of letters, digits, '.', '_', '-')");
-  if (!is_topic_name(topic))  // a destination a stage made (a router's table): that record's fault
+  if (!is_kafka_topic_name(topic))  // a destination a stage made (a router's table): that record's fault
     throw RecordRefused{"kafka: the record's destination '" + topic +
                         "' is not a Kafka topic name (1-249 of letters, digits, '.', '_', '-')"};
   rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_, topic.c_str(), nullptr);
@@ -190,6 +202,7 @@ void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void
     return;
   }
   auto* c = static_cast<BatchCompletion*>(message->_private);
+  if (sink->abandoning_.load()) return c->abandon(1);
   if (message->err)
     c->fail(Status::fatal(std::string("delivery to ") + rd_kafka_topic_name(message->rkt) +
                           " failed: " + rd_kafka_err2str(message->err)));
@@ -309,12 +322,14 @@ void KafkaSink::flush() {
   const int queued = rd_kafka_outq_len(producer_);
   if (queued == 0) return;
   if (context_.stopping() && queued >= flush_gave_up_at_ && flush_gave_up_at_ > 0) return;
+  // Moving means delivery reports coming (whoever serves them: this flush or the
+  // poller). The queue's length also counts librdkafka's events, which a broker that is
+  // down keeps making and serving: measured by it, a stuck queue looked moving for 30 s.
   int seconds = 0, still = 0;
-  for (int last = queued; seconds < 30 && rd_kafka_outq_len(producer_) > 0; ++seconds) {
+  for (; seconds < 30 && rd_kafka_outq_len(producer_) > 0; ++seconds) {
+    const std::uint64_t reports_before = reports_.load();
     rd_kafka_flush(producer_, 1000);
-    const int now = rd_kafka_outq_len(producer_);
-    still = now < last ? 0 : still + 1;
-    last = now;
+    still = reports_.load() != reports_before ? 0 : still + 1;
     if (context_.stopping() && still >= 5) break;
   }
   if (int left = rd_kafka_outq_len(producer_); left > 0) {

@@ -131,6 +131,9 @@ class KafkaSink final : public Sink {
   // while someone waits.
   std::atomic<std::uint64_t> reports_{0};
   std::atomic<bool> waiting_for_room_{false};
+  // Set by the destructor: purged records free their batch's completion without calling
+  // the host, which has let the batch go (it is read again by the next run).
+  std::atomic<bool> abandoning_{false};
   std::mutex room_mutex_;
   std::condition_variable room_;
   // Topics this producer has asked metadata for, with their handles (kept for its life).
