@@ -9,17 +9,10 @@
 
 #include "config/options_check.hpp"
 #include "config/settings.hpp"
+#include "pipehost/kafka_topic_name.hpp"
 
 namespace pipehost::host {
 namespace {
-
-// Kafka's topic names: 1-249 of [a-zA-Z0-9._-], not "." or "..".
-bool kafka_topic_name(const std::string& topic) {
-  return !topic.empty() && topic.size() <= 249 && topic != "." && topic != ".." &&
-         std::all_of(topic.begin(), topic.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-         });
-}
 
 // Reads `table` into the settings struct S through S's declaration.
 template <class S>
@@ -78,7 +71,7 @@ class Builder {
                          "topic '" + topic.name + "' must be a table, e.g. { partitions = 3 }");
         continue;
       }
-      if (!kafka_topic_name(topic.name))
+      if (!is_kafka_topic_name(topic.name))
         diagnostics_.add(location_of(node.source()), "", "",
                          "topic '" + topic.name + "' is not a Kafka topic name (1-249 of letters, digits, "
                          "'.', '_', '-')");
@@ -211,7 +204,7 @@ class Builder {
       // Kafka's topic names: 1-249 of [a-zA-Z0-9._-] (the default is made from the
       // pipeline's name, which TOML lets hold anything).
       const std::string& topic = p.dead_letter_topic;
-      if (!kafka_topic_name(topic)) {
+      if (!is_kafka_topic_name(topic)) {
         const toml::node* given = t.get("dead_letter_topic");
         diagnostics_.add(location_of((given ? given : t.get("on_error"))->source()), name, "",
                          "dead-letter topic '" + topic + "' is not a Kafka topic name (1-249 of letters, digits, "

@@ -39,13 +39,6 @@ long long conf_number(const rd_kafka_conf_t* conf, const char* name, long long o
   return end != value ? n : otherwise;
 }
 
-bool is_topic_name(std::string_view topic) {
-  return !topic.empty() && topic.size() <= 249 && topic != "." && topic != ".." &&
-         std::all_of(topic.begin(), topic.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-         });
-}
-
 void check_properties(const StringMap& properties, Checker& checker) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include <pipehost/kafka_topic_name.hpp>
 #include <pipehost/sdk.hpp>
 
 namespace pipehost::kafka {
@@ -21,8 +22,6 @@ long long conf_number(const rd_kafka_conf_t* conf, const char* name, long long o
 // librdkafka accepts; the brokers answer (a real cluster; the embedded one starts with
 // the run).
 void check_properties(const StringMap& properties, Checker& checker);
-// Kafka's topic names: 1-249 of [a-zA-Z0-9._-], not "." or "..".
-bool is_topic_name(std::string_view topic);
 void check_broker(Checker& checker);
 
 }  // namespace pipehost::kafka

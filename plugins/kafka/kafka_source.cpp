@@ -42,7 +42,7 @@ void KafkaSourceConfig::check(Checker& c) const {
   if (topics.empty()) c.problem("topics", "is empty: name at least one topic");
   for (const auto& t : topics) {
     if (t.empty()) c.problem("topics", "holds an empty topic name");
-    else if (!is_topic_name(t))
+    else if (!is_kafka_topic_name(t))
       c.problem("topics", "'" + t + "' is not a Kafka topic name (1-249 of letters, digits, '.', '_', '-')");
   }
   check_properties(properties, c);

@@ -398,7 +398,9 @@ void keep_last_of_each_key_within(const DecodePlan& plan, std::vector<Value>& fi
 Value default_of(const gp::FieldDescriptor& f, Kind kind) {
   using C = gp::FieldDescriptor;
   if (f.is_repeated()) return List{};
-  if (kind == Kind::message || kind == Kind::timestamp || f.containing_oneof()) return {};
+  // Explicit presence (messages, oneof members, proto3 `optional`, proto2 `optional` and
+  // `required`): absent is null, as protobuf's JSON leaves it out, never a made-up value.
+  if (kind == Kind::message || kind == Kind::timestamp || f.has_presence()) return {};
   switch (f.cpp_type()) {
     case C::CPPTYPE_INT32:
       return std::int64_t{f.default_value_int32()};

@@ -511,6 +511,20 @@ def topic_holding(name, partitions, records):
     return topic
 
 
+def replay_config(brokers, topic, transforms, sink):
+    """A pipeline 'checked' reading `topic` to its end, dead-lettering to `topic`-dlq."""
+    return write_config(f"""
+[kafka]
+brokers = "{brokers}"
+[pipelines.checked]
+on_error = "dead_letter"
+dead_letter_topic = "{topic}-dlq"
+source = {{ plugin = "kafka", topics = ["{topic}"], group = "{topic}-g", stop_at_end = true }}
+transforms = [ {transforms} ]
+sink = {sink}
+""")
+
+
 def test_replay_feeds_dead_letters_back_once_the_cause_is_fixed():
     import uuid
     import confluent_kafka
@@ -519,16 +533,8 @@ def test_replay_feeds_dead_letters_back_once_the_cause_is_fixed():
     topic = topic_holding("replay", 2, [(b"\x00not json" if i == 7 else json.dumps({"id": f"T{i}", "version": i}).encode(),
                                         f"k{i}", i % 2) for i in range(30)])
     out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
-    path = write_config(f"""
-[kafka]
-brokers = "{brokers}"
-[pipelines.checked]
-on_error = "dead_letter"
-dead_letter_topic = "{topic}-dlq"
-source = {{ plugin = "kafka", topics = ["{topic}"], group = "{topic}-g", stop_at_end = true }}
-transforms = [ {{ plugin = "json_decode" }}, {{ plugin = "field_rules", maximum = {{ version = "19" }} }} ]
-sink = {{ plugin = "file", path = "{out}" }}
-""")
+    path = replay_config(brokers, topic, '{ plugin = "json_decode" }, { plugin = "field_rules", maximum = { version = "19" } }',
+                         f'{{ plugin = "file", path = "{out}" }}')
 
     def dead_letters():  # read by another client
         consumer = confluent_kafka.Consumer({"bootstrap.servers": brokers, "group.id": uuid.uuid4().hex,
@@ -589,16 +595,8 @@ def test_replay_through_a_sink_that_refuses_rows_again_reads_them_again_and_ends
                                                 for i in range(30)])
     database = os.path.join(tempfile.mkdtemp(), "t.sqlite")
     sqlite3.connect(database).execute("CREATE TABLE t (id TEXT PRIMARY KEY, version INTEGER CHECK (version <= 19))")
-    path = write_config(f"""
-[kafka]
-brokers = "{brokers}"
-[pipelines.checked]
-on_error = "dead_letter"
-dead_letter_topic = "{topic}-dlq"
-source = {{ plugin = "kafka", topics = ["{topic}"], group = "{topic}-g", stop_at_end = true }}
-transforms = [ {{ plugin = "json_decode" }} ]
-sink = {{ plugin = "sqlite", database = "{database}", table = "t" }}
-""")
+    path = replay_config(brokers, topic, '{ plugin = "json_decode" }',
+                         f'{{ plugin = "sqlite", database = "{database}", table = "t" }}')
     pipehost("run", path, "--no-progress", check=0, timeout=90)
     rows = lambda: sqlite3.connect(database).execute("SELECT count(*) FROM t").fetchone()[0]
     assert rows() == 20

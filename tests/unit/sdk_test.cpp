@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <pipehost/decimal.hpp>
+#include <pipehost/kafka_topic_name.hpp>
 #include <pipehost/record.hpp>
 #include <pipehost/time.hpp>
 #include <pipehost/refused.hpp>
@@ -353,4 +354,16 @@ TEST_CASE("decimal: a double is rounded as its shortest text, half away from zer
   CHECK(decimal::round_units(0.1 + 0.2, 2) == 30);
   CHECK(decimal::rounds(0.005, 2));
   CHECK(decimal::round_units(7.5, 0) == 8);
+}
+
+TEST_CASE("is_kafka_topic_name: what Kafka's Topic.validate accepts") {
+  CHECK(pipehost::is_kafka_topic_name("tenant-a.orders_v2"));
+  CHECK(pipehost::is_kafka_topic_name(std::string(249, 'x')));
+  CHECK_FALSE(pipehost::is_kafka_topic_name(std::string(250, 'x')));
+  CHECK_FALSE(pipehost::is_kafka_topic_name(""));
+  CHECK_FALSE(pipehost::is_kafka_topic_name("."));
+  CHECK_FALSE(pipehost::is_kafka_topic_name(".."));
+  CHECK(pipehost::is_kafka_topic_name("..."));
+  for (const char* bad : {"a b", "a/b", "t\xc3\xa9", "a:b", "a\n"})
+    CHECK_FALSE(pipehost::is_kafka_topic_name(bad));
 }

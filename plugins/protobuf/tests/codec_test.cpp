@@ -532,6 +532,25 @@ TEST_CASE("plans: a message that cannot be planned leaves no plan pointing at it
   CHECK_THROWS_AS(plans.plan(files->find_message("N")), std::runtime_error);
 }
 
+TEST_CASE("decode: a proto2 field not on the wire is null (not its default); one on the wire is its value") {
+  auto files = SchemaFiles::from_registry(
+      "syntax = \"proto2\";\n"
+      "message P { optional int32 a = 1 [default = 5]; optional string s = 2; repeated int32 r = 3; }\n",
+      1, nullptr);
+  DecodePlans plans;
+  const DecodePlan& plan = plans.plan(files->find_message("P"));
+  Value v;
+  decode_message(plan, std::string(), v);
+  CHECK(field(v, "a").is_null());
+  CHECK(field(v, "s").is_null());
+  CHECK(field(v, "r") == Value(List{}));
+  decode_message(plan, test::bytes({0x08, 0x05, 0x12, 0x00}), v);  // a = 5, s = ""
+  CHECK(field(v, "a") == Value(std::int64_t{5}));
+  CHECK(field(v, "s") == Value(std::string()));
+  decode_message(plan, std::string(), v);  // a reused struct is cleared again
+  CHECK(field(v, "a").is_null());
+}
+
 TEST_CASE("decode: a field whose type comes from an import found nowhere is refused, not emptied") {
   auto files = SchemaFiles::from_registry(
       "syntax = \"proto3\"; import \"other/thing.proto\";\n"
