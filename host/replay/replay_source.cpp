@@ -132,14 +132,14 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
     const void* value;
     size_t size;
     for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &value, &size); ++i) {
-      std::string v(static_cast<const char*>(value), size);
+      std::string v = value ? std::string(static_cast<const char*>(value), size) : std::string();
       const std::string_view key(name);
       if (key == "pipehost.payload") payload_from = v;
       // The letter's other pipehost.* headers are for this replay; its origin (the record's
       // first topic, partition and offset) stays with the record, so that a letter it
       // gets again names where it first came from, not this topic.
       if (key.rfind("pipehost.", 0) == 0 && key.rfind("pipehost.origin.", 0) != 0) continue;
-      headers.push_back({name, std::move(v)});
+      headers.push_back({name, std::move(v), value == nullptr});
     }
   }
   if (payload_from != "source") {  // covered by the span: committed past, left in the topic

@@ -46,7 +46,8 @@ std::string TapPoint::record_json(const std::string& stage, int task, const Reco
       if (i) out += ',';
       text(r.headers[i].key);
       out += ':';
-      text(r.headers[i].value);
+      if (r.headers[i].null_value) out += "null";
+      else text(r.headers[i].value);
     }
     out += '}';
   }

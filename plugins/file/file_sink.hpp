@@ -84,7 +84,7 @@ struct FileConfig {
           "json: {\"value\":..., \"key\":...} (a key that is not UTF-8 text as base64); raw: key, a "
           "tab, then the payload");
     o.add("with_headers", &FileConfig::with_headers,
-          "json only: add \"headers\": {name: value, ...} (bytes that are not UTF-8 text as base64)");
+          "json only: add \"headers\": {name: value, ...} (bytes that are not UTF-8 text as base64; a header without a value as null)");
     o.add("fsync", &FileConfig::fsync,
           "sync each batch to disk before acknowledging it (false: a crash of the machine can "
           "lose lines whose source positions were committed)");
@@ -116,7 +116,8 @@ class FileSink final : public Sink {
               if (i) lines += ',';
               text_or_base64(r.headers[i].key, lines);
               lines += ':';
-              text_or_base64(r.headers[i].value, lines);
+              if (r.headers[i].null_value) lines += "null";
+              else text_or_base64(r.headers[i].value, lines);
             }
             lines += '}';
           }

@@ -349,7 +349,8 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
     size_t size;
     for (size_t i = 0; !rd_kafka_header_get_all(headers, i, &name, &value, &size); ++i)
       if (name != kStageOnlyHeader)
-        r.headers.push_back({name, std::string(static_cast<const char*>(value), size)});
+        r.headers.push_back(value ? Header{name, std::string(static_cast<const char*>(value), size)}
+                                  : Header{name, std::string(), true});
   }
 }
 

@@ -184,6 +184,49 @@ def read_topic(brokers, topic, count, idle_s=20):
     return out
 
 
+def test_headers_pass_through_exactly_a_null_value_stays_null_and_an_empty_one_empty():
+    """A Kafka header may have no value (null), which is not an empty value. pipehost
+    copies records topic to topic with their headers as confluent-kafka wrote them; the
+    file sink writes a null header value as JSON null. (Nulls became empty values.)"""
+    from confluent_kafka import Producer
+    brokers = require_env("KAFKA_BROKERS")
+    source, copy = unique("headers-in"), unique("headers-out")
+    admin = AdminClient({"bootstrap.servers": brokers})
+    for t in (source, copy):
+        admin.create_topics([NewTopic(t, 1, 1)])[t].result(30)
+    sent = [[("trace", b"t1"), ("none", None), ("empty", b""), ("raw", b"\xff\x00")],
+            [("none", None), ("none", b"again")],
+            []]
+    producer = Producer({"bootstrap.servers": brokers})
+    for i, headers in enumerate(sent):
+        producer.produce(source, key=f"k{i}", value=json.dumps({"i": i}).encode(), headers=headers)
+    producer.flush(30)
+    out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+    path = real_services_config(f"""
+[pipelines.copy]
+source = {{ plugin = "kafka", topics = ["{source}"], group = "{source}-copy", stop_at_end = true }}
+sink = {{ plugin = "kafka", topic = "{copy}" }}
+[pipelines.show]
+source = {{ plugin = "kafka", topics = ["{source}"], group = "{source}-show", stop_at_end = true }}
+transforms = [ {{ plugin = "json_decode" }} ]
+sink = {{ plugin = "file", path = "{out}", with_headers = true }}
+""", "headers.toml")
+    pipehost("run", path, "--no-progress", check=0, timeout=120)
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": unique("reader"),
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([copy])
+    got, last = [], time.monotonic()
+    while len(got) < len(sent) and time.monotonic() - last < 20:
+        msg = consumer.poll(1.0)
+        if msg is not None and not msg.error():
+            got.append((msg.key(), msg.headers() or []))
+            last = time.monotonic()
+    consumer.close()
+    assert got == [(f"k{i}".encode(), h) for i, h in enumerate(sent)], got
+    lines = [json.loads(line) for line in open(out)]
+    assert lines[0]["headers"] == {"trace": "t1", "none": None, "empty": "", "raw": "/wA="}, lines[0]
+
+
 def test_a_proto_importing_a_file_of_its_own_decodes_through_its_registered_references():
     """confluent-kafka's ProtobufSerializer registers a user import (acme/money.proto)
     under a subject of its own and the schema with references to it: protobuf_decode

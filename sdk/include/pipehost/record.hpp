@@ -86,6 +86,7 @@ class Blob {
 struct Header {
   std::string key;
   std::string value;
+  bool null_value = false;  // a Kafka header without a value (value is then empty)
 };
 
 // Where a record was read from. `topic` points at storage the source keeps for the
