@@ -1,7 +1,5 @@
 #include "kafka_config.hpp"
 
-#include <algorithm>
-#include <cctype>
 #include <cstdlib>
 
 #include <pipehost/redact.hpp>

@@ -224,7 +224,8 @@ void KafkaSink::produce(Record& r, void* completion) {
     headers = rd_kafka_headers_new(r.headers.size());
     for (const auto& h : r.headers)
       rd_kafka_header_add(headers, h.key.data(), static_cast<ssize_t>(h.key.size()),
-                          h.null_value ? nullptr : h.value.data(), static_cast<ssize_t>(h.value.size()));
+                          h.null_value && h.value.empty() ? nullptr : h.value.data(),
+                          static_cast<ssize_t>(h.value.size()));
   }
   while (true) {
     const std::uint64_t reports_before = reports_.load();
@@ -238,7 +239,10 @@ void KafkaSink::produce(Record& r, void* completion) {
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_TIMESTAMP(r.timestamp_ms),
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(completion), RD_KAFKA_V_END);
-    if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      produced_.fetch_add(1);
+      return;
+    }
     if (rc == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       // Backpressure: wait for deliveries to make room (the poller thread serves them),
       // unless the host is stopping (the broker may be down for good).
@@ -316,24 +320,27 @@ void KafkaSink::flush() {
   if (!producer_ || exactly_once_) return;
   // Bounded: records still undelivered after this are not acknowledged, so their source
   // positions are not committed and they are produced again on the next run. While the
-  // host stops (it has waited up to 30 s for these very records already), a queue that
-  // has not moved for 5 s, or since an earlier flush gave up, is given up at once: the
-  // stop's waits must not add up to minutes with the broker gone.
-  const int queued = rd_kafka_outq_len(producer_);
-  if (queued == 0) return;
-  if (context_.stopping() && queued >= flush_gave_up_at_ && flush_gave_up_at_ > 0) return;
-  // Moving means delivery reports coming (whoever serves them: this flush or the
-  // poller). The queue's length also counts librdkafka's events, which a broker that is
-  // down keeps making and serving: measured by it, a stuck queue looked moving for 30 s.
+  // host stops (it has waited up to 30 s for these very records already), records with
+  // no delivery report for 5 s, or none since an earlier flush gave up, are given up at
+  // once: the stop's waits must not add up to minutes with the broker gone.
+  // Counted as records produced less reports, not by rd_kafka_outq_len: that also counts
+  // librdkafka's events, which a broker that is down keeps making and serving (measured
+  // by it, a stuck queue looked moving for 30 s).
+  auto undelivered = [&] { return produced_.load() - reports_.load(); };
+  if (undelivered() == 0) {
+    gave_up_at_reports_.reset();
+    return;
+  }
+  if (context_.stopping() && gave_up_at_reports_ == reports_.load()) return;
   int seconds = 0, still = 0;
-  for (; seconds < 30 && rd_kafka_outq_len(producer_) > 0; ++seconds) {
+  for (; seconds < 30 && undelivered() > 0; ++seconds) {
     const std::uint64_t reports_before = reports_.load();
     rd_kafka_flush(producer_, 1000);
     still = reports_.load() != reports_before ? 0 : still + 1;
     if (context_.stopping() && still >= 5) break;
   }
-  if (int left = rd_kafka_outq_len(producer_); left > 0) {
-    flush_gave_up_at_ = left;
+  if (const std::uint64_t left = undelivered(); left > 0) {
+    gave_up_at_reports_ = reports_.load();
     context_.warn(std::to_string(left) + " records still waiting for the broker after " +
                   std::to_string(seconds) + " s; they are produced again on the next run");
   }

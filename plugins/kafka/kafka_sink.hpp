@@ -130,6 +130,7 @@ class KafkaSink final : public Sink {
   // frees room), not for a timer: reports_ counts them, and on_delivery wakes room_
   // while someone waits.
   std::atomic<std::uint64_t> reports_{0};
+  std::atomic<std::uint64_t> produced_{0};  // records librdkafka took (reports_ of them come)
   std::atomic<bool> waiting_for_room_{false};
   // Set by the destructor: purged records free their batch's completion without calling
   // the host, which has let the batch go (it is read again by the next run).
@@ -148,7 +149,8 @@ class KafkaSink final : public Sink {
   // exactly_once: records producev refused, rejected when their batch is read again
   // (a transaction cannot leave one out: it would commit the offsets past it).
   RefusedCopies refused_;
-  int flush_gave_up_at_ = 0;  // the queue's length when a flush last gave up (0: none did)
+  // reports_ when a flush last gave up with records undelivered (none: no flush did).
+  std::optional<std::uint64_t> gave_up_at_reports_;
   std::string transactional_id_;
   std::shared_ptr<TaskLink> link_;
   Counter* transactions_ = nullptr;

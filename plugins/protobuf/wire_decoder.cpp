@@ -400,7 +400,10 @@ Value default_of(const gp::FieldDescriptor& f, Kind kind) {
   if (f.is_repeated()) return List{};
   // Explicit presence (messages, oneof members, proto3 `optional`, proto2 `optional` and
   // `required`): absent is null, as protobuf's JSON leaves it out, never a made-up value.
-  if (kind == Kind::message || kind == Kind::timestamp || f.has_presence()) return {};
+  // Not a map entry's key or value (proto2 gives them presence): protobuf reads an absent
+  // one as the default, and writers leave defaults out of entries.
+  const bool map_entry = f.containing_type() && f.containing_type()->map_key() != nullptr;
+  if (kind == Kind::message || kind == Kind::timestamp || (f.has_presence() && !map_entry)) return {};
   switch (f.cpp_type()) {
     case C::CPPTYPE_INT32:
       return std::int64_t{f.default_value_int32()};

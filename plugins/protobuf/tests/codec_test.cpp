@@ -535,7 +535,8 @@ TEST_CASE("plans: a message that cannot be planned leaves no plan pointing at it
 TEST_CASE("decode: a proto2 field not on the wire is null (not its default); one on the wire is its value") {
   auto files = SchemaFiles::from_registry(
       "syntax = \"proto2\";\n"
-      "message P { optional int32 a = 1 [default = 5]; optional string s = 2; repeated int32 r = 3; }\n",
+      "message P { optional int32 a = 1 [default = 5]; optional string s = 2; repeated int32 r = 3;\n"
+      "            map<string, int32> m = 4; }\n",
       1, nullptr);
   DecodePlans plans;
   const DecodePlan& plan = plans.plan(files->find_message("P"));
@@ -544,9 +545,19 @@ TEST_CASE("decode: a proto2 field not on the wire is null (not its default); one
   CHECK(field(v, "a").is_null());
   CHECK(field(v, "s").is_null());
   CHECK(field(v, "r") == Value(List{}));
-  decode_message(plan, test::bytes({0x08, 0x05, 0x12, 0x00}), v);  // a = 5, s = ""
-  CHECK(field(v, "a") == Value(std::int64_t{5}));
+  decode_message(plan, test::bytes({0x08, 0x07, 0x12, 0x00}), v);  // a = 7, s = ""
+  CHECK(field(v, "a") == Value(std::int64_t{7}));
   CHECK(field(v, "s") == Value(std::string()));
+  // A map entry whose value (or key) is left out holds the default, as protobuf reads it;
+  // entries with the same key, one of them absent, are one entry.
+  decode_message(plan, test::bytes({0x22, 0x03, 0x0a, 0x01, 'x', 0x22, 0x02, 0x10, 0x03, 0x22, 0x00}), v);
+  const List* entries = field(v, "m").as<List>();
+  REQUIRE(entries != nullptr);
+  REQUIRE(entries->size() == 2);
+  CHECK(field((*entries)[0], "key") == Value(std::string("x")));
+  CHECK(field((*entries)[0], "value") == Value(std::int64_t{0}));
+  CHECK(field((*entries)[1], "key") == Value(std::string()));
+  CHECK(field((*entries)[1], "value") == Value(std::int64_t{0}));
   decode_message(plan, std::string(), v);  // a reused struct is cleared again
   CHECK(field(v, "a").is_null());
 }

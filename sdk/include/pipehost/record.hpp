@@ -86,7 +86,9 @@ class Blob {
 struct Header {
   std::string key;
   std::string value;
-  bool null_value = false;  // a Kafka header without a value (value is then empty)
+  // A Kafka header without a value (value empty), not an empty one; a stage that gives
+  // it a value clears it (the kafka sink writes a non-empty value as it is anyway).
+  bool null_value = false;
 };
 
 // Where a record was read from. `topic` points at storage the source keeps for the
@@ -145,6 +147,8 @@ struct Record {
   Value value;                    // decoded form, filled by decoders and sources
   bool dropped = false;           // set through Batch::drop / Batch::reject
 
+  // The first header of that name's value (empty for a header without a value: see
+  // Header::null_value), or null when there is none.
   const std::string* header(std::string_view name) const {
     for (const auto& h : headers)
       if (h.key == name) return &h.value;
