@@ -20,7 +20,10 @@ void KafkaSourceConfig::declare(OptionList<KafkaSourceConfig>& o) {
   o.required("group", &KafkaSourceConfig::group, "consumer group id").pattern(".+");
   o.add("start", &KafkaSourceConfig::start,
         "where a group without committed offsets starts, and where a position the broker has "
-        "deleted (retention) goes on: latest skips the records still there (logged as lost)")
+        "deleted (retention) goes on: latest skips the records still there (logged as lost). "
+        "It applies to each partition the group has no offset for: with latest, a partition "
+        "added to a topic while the pipeline runs starts at its end (its first records are "
+        "not read, and not logged)")
       .one_of({"earliest", "latest"});
   o.add("instance_id", &KafkaSourceConfig::instance_id,
         "static group membership: a stable id per process (the task number is appended), so a "
@@ -98,6 +101,9 @@ void KafkaSource::start() {
       // draining a 2M backlog, as fast as 16 MiB (bench/NOTES.md).
       {"queued.max.messages.kbytes", "1024"},
       {"fetch.wait.max.ms", "10"},
+      // Partitions added to a topic are seen at the next metadata refresh: librdkafka's
+      // 5 minutes left their records waiting that long (and the lag metric said 0).
+      {"topic.metadata.refresh.interval.ms", "30000"},
   };
   if (!instance_id_.empty())  // static membership: a restart within the session keeps the partitions
     defaults["group.instance.id"] = instance_id_ + "-" + std::to_string(context_.task_index());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <limits>
 #include <pipehost/status.hpp>
 #include <pipehost/utf8.hpp>
 #include <stdexcept>
@@ -152,6 +153,15 @@ void reset_to_defaults(std::vector<Value>& fields, const std::vector<Value>& def
   }
 }
 
+// A uint64 past the neutral value's int64 is its decimal text, as protobuf's JSON writes
+// 64-bit integers (as an int64 it read as a negative number: a wrong value in a sink).
+void set_unsigned(Value& slot, std::uint64_t v) {
+  if (v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) [[likely]]
+    slot.set(static_cast<std::int64_t>(v));
+  else
+    slot = std::to_string(v);
+}
+
 void read_message(const DecodePlan& plan, Cursor& c, Value& slot, int depth) {
   if (depth >= kMaxDepth) throw Malformed{"messages nested too deeply"};
   // A message costs its fields: an empty one on the wire (2 bytes) still becomes a struct
@@ -210,8 +220,10 @@ void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {
       slot.set(static_cast<double>(std::bit_cast<float>(c.fixed32())));
       return;
     case Kind::int64:
-    case Kind::uint64:
       slot.set(static_cast<std::int64_t>(c.varint()));
+      return;
+    case Kind::uint64:
+      set_unsigned(slot, c.varint());
       return;
     case Kind::int32:
       slot.set(std::int64_t{static_cast<std::int32_t>(c.varint())});
@@ -236,6 +248,8 @@ void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {
       slot.set(std::int64_t{static_cast<std::int32_t>(c.fixed32())});
       return;
     case Kind::fixed64:
+      set_unsigned(slot, c.fixed64());
+      return;
     case Kind::sfixed64:
       slot.set(static_cast<std::int64_t>(c.fixed64()));
       return;
@@ -399,11 +413,13 @@ Value default_of(const gp::FieldDescriptor& f, Kind kind) {
   using C = gp::FieldDescriptor;
   if (f.is_repeated()) return List{};
   // Explicit presence (messages, oneof members, proto3 `optional`, proto2 `optional` and
-  // `required`): absent is null, as protobuf's JSON leaves it out, never a made-up value.
-  // Not a map entry's key or value (proto2 gives them presence): protobuf reads an absent
-  // one as the default, and writers leave defaults out of entries.
+  // `required`): absent is null, as protobuf's JSON leaves it out, never a made-up value;
+  // but a proto2 field declaring `[default = ...]` says what absent means (its getter
+  // reads it). Not a map entry's key or value (proto2 gives them presence): protobuf
+  // reads an absent one as the default, and writers leave defaults out of entries.
   const bool map_entry = f.containing_type() && f.containing_type()->map_key() != nullptr;
-  if (kind == Kind::message || kind == Kind::timestamp || (f.has_presence() && !map_entry)) return {};
+  if (kind == Kind::message || kind == Kind::timestamp || f.containing_oneof()) return {};
+  if (f.has_presence() && !map_entry && (f.is_required() || !f.has_default_value())) return {};
   switch (f.cpp_type()) {
     case C::CPPTYPE_INT32:
       return std::int64_t{f.default_value_int32()};
@@ -565,6 +581,7 @@ void DecodePlans::build(DecodePlan& p, const gp::Descriptor& message,
       if (slots.size() > 1) d.oneof_slots = &slots;
     }
     p.defaults.push_back(default_of(f, d.kind));
+    if (f.is_required()) p.required_slots_.push_back(static_cast<std::uint32_t>(slot));
     const auto number = static_cast<std::uint32_t>(f.number());
     if (number < p.by_number_.size())
       p.by_number_[number] = static_cast<std::int32_t>(slot);
@@ -601,6 +618,14 @@ void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out,
   try {
     decode_fields(plan, c, s->fields, 0);
     if (plan.maps_within()) keep_last_of_each_key_within(plan, s->fields);
+    // As protobuf's parser refuses a message without a proto2 `required` field (checked
+    // for the record's own fields; a nested message's may come in a later occurrence).
+    for (std::uint32_t slot : plan.required_slots())
+      if (s->fields[slot].is_null()) {
+        const std::string name = s->schema->names()[slot];
+        out = Value();
+        throw InvalidRecord("protobuf " + plan.full_name + " has no value for its required field '" + name + "'");
+      }
   } catch (const Malformed& m) {
     out = Value();  // half decoded (into reused storage: see Record::value_to_overwrite)
     throw InvalidRecord("malformed protobuf " + plan.full_name + ": " + m.reason +

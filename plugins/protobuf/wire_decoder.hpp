@@ -51,12 +51,15 @@ class DecodePlan {
   // The slots of map fields: a key repeated on the wire keeps its last value.
   const std::vector<std::uint32_t>& map_slots() const { return map_slots_; }
   const std::vector<DecodeField>& fields() const { return fields_; }
+  // The slots of proto2 `required` fields (null when absent).
+  const std::vector<std::uint32_t>& required_slots() const { return required_slots_; }
   // This message or one it holds (at any depth) has a map field.
   bool maps_within() const { return maps_within_; }
 
  private:
   friend class DecodePlans;
   std::vector<DecodeField> fields_;
+  std::vector<std::uint32_t> required_slots_;
   std::vector<std::vector<std::uint32_t>> oneofs_;  // slots per oneof (2 members or more)
   std::vector<std::uint32_t> map_slots_;
   bool maps_within_ = false;

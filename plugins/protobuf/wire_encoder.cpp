@@ -111,10 +111,20 @@ std::uint64_t scalar_bits(const EncodeField& f, const Value& v) {
       return std::bit_cast<std::uint64_t>(number_of(v));
     case Kind::float_:
       return std::bit_cast<std::uint32_t>(static_cast<float>(number_of(v)));
+    case Kind::uint64:
+    case Kind::fixed64:
+      // Past 2^63-1 as decimal text, as decoded (and as protobuf's JSON writes it); a
+      // negative int64 stands for one too (its bits).
+      if (const auto* s = v.as<std::string>()) {
+        std::uint64_t u = 0;
+        const auto r = std::from_chars(s->data(), s->data() + s->size(), u);
+        if (r.ec != std::errc() || r.ptr != s->data() + s->size())
+          throw EncodeError{"", "'" + *s + "' is not an unsigned 64-bit integer"};
+        return u;
+      }
+      return static_cast<std::uint64_t>(integer_of(v, Limits64::min(), Limits64::max()));
     case Kind::int64:
     case Kind::sfixed64:
-    case Kind::uint64:  // a negative int64 stands for a uint64 above 2^63-1, as decoded
-    case Kind::fixed64:
       return static_cast<std::uint64_t>(integer_of(v, Limits64::min(), Limits64::max()));
     case Kind::int32:
       return static_cast<std::uint64_t>(integer_of(v, Limits32::min(), Limits32::max()));

@@ -97,7 +97,7 @@ TEST_CASE("decode: bytes written by protobuf give the right struct") {
   CHECK(field(v, "i32") == Value(-42));
   CHECK(field(v, "i64") == Value(-(std::int64_t{1} << 40)));
   CHECK(field(v, "u32") == Value(std::int64_t{4000000000}));
-  CHECK(field(v, "u64") == Value(std::int64_t{-1}));  // 2^64-1 wraps, losslessly
+  CHECK(field(v, "u64") == Value(std::string("18446744073709551615")));  // past int64: its decimal text
   CHECK(field(v, "s32") == Value(-7));
   CHECK(field(v, "s64") == Value(-(std::int64_t{1} << 50)));
   CHECK(field(v, "fx32") == Value(123456789));
@@ -532,11 +532,12 @@ TEST_CASE("plans: a message that cannot be planned leaves no plan pointing at it
   CHECK_THROWS_AS(plans.plan(files->find_message("N")), std::runtime_error);
 }
 
-TEST_CASE("decode: a proto2 field not on the wire is null (not its default); one on the wire is its value") {
+TEST_CASE("decode: a proto2 field not on the wire is null unless it declares a default; a missing required one is refused") {
   auto files = SchemaFiles::from_registry(
       "syntax = \"proto2\";\n"
-      "message P { optional int32 a = 1 [default = 5]; optional string s = 2; repeated int32 r = 3;\n"
-      "            map<string, int32> m = 4; }\n",
+      "message P { optional int32 a = 1; optional string s = 2; repeated int32 r = 3;\n"
+      "            map<string, int32> m = 4; optional int32 d = 5 [default = 5]; }\n"
+      "message R { required int64 id = 1; optional string note = 2; }\n",
       1, nullptr);
   DecodePlans plans;
   const DecodePlan& plan = plans.plan(files->find_message("P"));
@@ -545,6 +546,7 @@ TEST_CASE("decode: a proto2 field not on the wire is null (not its default); one
   CHECK(field(v, "a").is_null());
   CHECK(field(v, "s").is_null());
   CHECK(field(v, "r") == Value(List{}));
+  CHECK(field(v, "d") == Value(std::int64_t{5}));  // what the schema says absent means
   decode_message(plan, test::bytes({0x08, 0x07, 0x12, 0x00}), v);  // a = 7, s = ""
   CHECK(field(v, "a") == Value(std::int64_t{7}));
   CHECK(field(v, "s") == Value(std::string()));
@@ -560,6 +562,12 @@ TEST_CASE("decode: a proto2 field not on the wire is null (not its default); one
   CHECK(field((*entries)[1], "value") == Value(std::int64_t{0}));
   decode_message(plan, std::string(), v);  // a reused struct is cleared again
   CHECK(field(v, "a").is_null());
+  // A message without a required field is refused, as protobuf's parser refuses it.
+  const DecodePlan& required = plans.plan(files->find_message("R"));
+  decode_message(required, test::bytes({0x08, 0x00}), v);  // id = 0
+  CHECK(field(v, "id") == Value(std::int64_t{0}));
+  CHECK_THROWS_WITH_AS(decode_message(required, test::bytes({0x12, 0x01, 'n'}), v),
+                       doctest::Contains("has no value for its required field 'id'"), InvalidRecord);
 }
 
 TEST_CASE("decode: a field whose type comes from an import found nowhere is refused, not emptied") {
