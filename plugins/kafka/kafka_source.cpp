@@ -213,6 +213,11 @@ void KafkaSource::warn_if_behind_group(const std::vector<Position>& resumed) {
       const rd_kafka_topic_partition_t& c = list->elems[i];
       const std::int64_t stored = resumed[static_cast<std::size_t>(i)].next_offset;
       if (c.err || c.offset < 0 || c.offset <= stored) continue;
+      // Committed by this member since (its first batch may be written and committed
+      // before this check, made at the poll after the one that assigned the partition).
+      if (auto mine = acknowledged_.find({intern(c.topic), c.partition});
+          mine != acknowledged_.end() && mine->second >= c.offset)
+        continue;
       context_.warn("the sink's stored position of " + std::string(c.topic) + "/" + std::to_string(c.partition) +
                     " is " + std::to_string(stored) + ", behind the group's committed offset " +
                     std::to_string(c.offset) + ": reading again from " + std::to_string(stored) + ". Right if "
