@@ -113,7 +113,17 @@ void check_stages(const Config& config, const CheckServices& services, bool conn
       if (!stage->component || !stage->component->check) continue;
       CheckContext context(pipeline, *stage, services);
       HostChecker checker(pipeline, *stage, context, connect, diagnostics, unreachable);
+      const bool asked_before = services.registry_asked;
+      services.registry_asked = false;
       stage->component->check(stage->options, checker);
+      // Known without contacting anything: a run would refuse the stage's first schema.
+      if (services.registry_asked && config.schema_registry == "embedded" && config.kafka_brokers != "embedded")
+        diagnostics.add(stage->where, pipeline.name, stage->label,
+                        "uses the schema registry, but schema_registry is \"embedded\" (an in-memory "
+                        "registry, lost when pipehost ends) while Kafka is " + config.kafka_brokers +
+                        ": set schema_registry at the top of the file (the shipped configs read SCHEMA_REGISTRY_URL) to "
+                        "the registry of that cluster");
+      services.registry_asked = services.registry_asked || asked_before;
     }
   }
   PipelineConfig http;

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,7 +28,7 @@ class SharedFile {
     std::lock_guard lock(registry_mutex);
     if (auto existing = registry[path].lock()) return existing;
     std::FILE* f = path == "-" ? stdout : std::fopen(path.c_str(), "a");
-    if (!f) throw FatalError("cannot open " + path + " for appending");
+    if (!f) throw FatalError("cannot open " + path + " for appending: " + std::strerror(errno));
     auto made = std::make_shared<SharedFile>(f, path);
     registry[path] = made;
     return made;
@@ -88,6 +89,14 @@ struct FileConfig {
     o.add("fsync", &FileConfig::fsync,
           "sync each batch to disk before acknowledging it (false: a crash of the machine can "
           "lose lines whose source positions were committed)");
+  }
+  void check(Checker& c) const {
+    if (path.empty() || path == "-") return;
+    const std::filesystem::path file(path);
+    const std::filesystem::path folder = file.has_parent_path() ? file.parent_path() : ".";
+    std::error_code error;
+    if (!std::filesystem::is_directory(folder, error))
+      c.problem("path", "folder " + folder.string() + " does not exist: create it, or give a path in an existing folder");
   }
 };
 

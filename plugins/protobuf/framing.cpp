@@ -39,6 +39,13 @@ std::string MessagePath::to_string() const {
   return s + "]";
 }
 
+std::int32_t frame_schema_id(std::string_view payload) {
+  if (payload.size() < 5 || static_cast<unsigned char>(payload[0]) != kMagicByte) return 0;
+  std::uint32_t id = 0;
+  for (int i = 1; i <= 4; ++i) id = (id << 8) | static_cast<unsigned char>(payload[i]);
+  return static_cast<std::int32_t>(id);
+}
+
 FrameHeader parse_frame(std::string_view payload) {
   if (payload.empty())
     throw InvalidRecord("payload too short: empty value, expected Confluent framing");

@@ -47,6 +47,9 @@ struct FrameHeader {
 
 // Reads the header of a framed value. Throws pipehost::InvalidRecord saying what is wrong.
 FrameHeader parse_frame(std::string_view payload);
+// The schema id of a payload with Confluent's magic byte and a whole id (0 otherwise),
+// whatever follows it.
+std::int32_t frame_schema_id(std::string_view payload);
 
 // Appends the header; [0] is written in its short form (a single 0x00).
 void write_frame(std::string& out, std::int32_t schema_id, const MessagePath& path);

@@ -47,7 +47,16 @@ class ProtobufDecode final : public RecordTransform {
 
   Verdict apply(Record& record) override {
     if (record.payload.is_null()) throw InvalidRecord("null value (a tombstone): there is nothing to decode");
-    const FrameHeader header = parse_frame(record.payload);
+    FrameHeader header;
+    try {
+      header = parse_frame(record.payload);
+    } catch (const InvalidRecord&) {
+      // A schema id read but no message-index path: another format's record (Avro, JSON
+      // Schema) reads as garbage indexes, and its schema says what it is.
+      if (const std::int32_t id = frame_schema_id(record.payload); id > 0)
+        if (const Schema& s = schema_for(id); !s.error.empty()) throw InvalidRecord(s.error);
+      throw;
+    }
     const DecodePlan& plan = plan_for(header);
     decode_message(plan, std::string_view(record.payload).substr(header.size),
                    record.value_to_overwrite(), limits_);
@@ -71,12 +80,16 @@ class ProtobufDecode final : public RecordTransform {
     Clock::time_point retry_after = kNever;
   };
 
-  const DecodePlan& plan_for(const FrameHeader& header) {
-    if (header.schema_id != last_id_ || !last_schema_ || last_schema_->retry_after != kNever) {
-      last_schema_ = &schema(header.schema_id);
-      last_id_ = header.schema_id;
+  Schema& schema_for(std::int32_t id) {
+    if (id != last_id_ || !last_schema_ || last_schema_->retry_after != kNever) {
+      last_schema_ = &schema(id);
+      last_id_ = id;
     }
-    Schema& s = *last_schema_;
+    return *last_schema_;
+  }
+
+  const DecodePlan& plan_for(const FrameHeader& header) {
+    Schema& s = schema_for(header.schema_id);
     if (!s.error.empty()) throw InvalidRecord(s.error);
     for (const auto& [path, plan] : s.by_path)
       if (path == header.path) return *plan;

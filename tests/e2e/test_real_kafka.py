@@ -77,10 +77,13 @@ def test_the_in_memory_registry_is_refused_with_a_real_broker():
     out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
     r = pipehost("run", round_trip_config(require_env("KAFKA_BROKERS"), topic, out, 10, 1), "--no-progress",
                  timeout=120)
-    assert r.returncode != 0, r.stderr[-3000:]
-    assert 'schema_registry is "embedded" (an in-memory registry) but Kafka is' in r.stderr, r.stderr[-3000:]
+    assert r.returncode == 2, r.stderr[-3000:]  # a config problem, found before anything starts
+    assert 'uses the schema registry, but schema_registry is "embedded" (an in-memory registry' in r.stderr, r.stderr[-3000:]
     assert "SCHEMA_REGISTRY_URL" in r.stderr
     assert kcat_payloads(require_env("KAFKA_BROKERS"), topic) == []  # nothing framed was written
+    # validate says so too, offline, at the stage that uses it.
+    r = pipehost("validate", round_trip_config(require_env("KAFKA_BROKERS"), topic, out, 10, 1), timeout=60)
+    assert r.returncode == 2 and "transforms[0]: uses the schema registry" in r.stderr, r.stderr[-3000:]
 
 
 def jago_args(topic, seed, count, rate, *more):

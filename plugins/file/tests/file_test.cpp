@@ -86,8 +86,13 @@ TEST_CASE("file: tasks writing one path share one file; lines of a batch stay to
 }
 
 TEST_CASE("file: a path that cannot be opened is named at start; options are checked") {
-  StageHarness<file::FileSink> h({{"path", std::string("/nonexistent-dir/out.txt")}});
-  CHECK_THROWS_WITH_AS(h->start(), "cannot open /nonexistent-dir/out.txt for appending", FatalError);
+  StageHarness<file::FileSink> h({{"path", std::string("/tmp")}});  // a folder
+  CHECK_THROWS_WITH_AS(h->start(), "cannot open /tmp for appending: Is a directory", FatalError);
+  CHECK(StageHarness<file::FileSink>::problems({{"path", std::string("/nonexistent-dir/out.txt")}}) ==
+        std::vector<std::string>{"option 'path': folder /nonexistent-dir does not exist: create it, or give a "
+                                 "path in an existing folder"});
+  CHECK(StageHarness<file::FileSink>::problems({{"path", std::string("out.txt")}}).empty());
+  CHECK(StageHarness<file::FileSink>::problems({{"path", std::string("-")}}).empty());
   CHECK(StageHarness<file::FileSink>::problems({{"path", std::string("x")}, {"format", std::string("xml")}})
             .size() == 1);
   CHECK(StageHarness<file::FileSink>::problems({}) == std::vector<std::string>{"option 'path' is required"});

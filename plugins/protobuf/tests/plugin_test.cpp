@@ -168,12 +168,15 @@ TEST_CASE("plugin: bad payloads are rejected with clear reasons, the rest go on"
   Batch batch =
       payloads({frame(3, ""), test::bytes({1, 0, 0, 0, 1, 0}), test::bytes({0, 0, 0}),
                 frame(id, test::bytes({0x0a, 0x09, 'a'})), frame(avro, ""),
-                frame(id, "", MessagePath::empty()), frame(id, test::bytes({0x0a, 0x01, 'z'}))});
+                frame(id, "", MessagePath::empty()), frame(id, test::bytes({0x0a, 0x01, 'z'})),
+                // Avro bytes after the id (a long -1, zigzag 0x01) read as a negative index count.
+                test::bytes({0, 0, 0, 0, avro, 0x01})});
   MessagePath five = MessagePath::empty();
   five.push(5);
   batch.records[5].payload = frame(id, "", five);
   REQUIRE(decode->process(batch).is_ok());
-  REQUIRE(batch.rejections.size() == 6);
+  REQUIRE(batch.rejections.size() == 7);
+  CHECK(batch.rejections[6].reason == "schema id " + std::to_string(avro) + " is AVRO, not PROTOBUF");
   CHECK(batch.rejections[0].reason == "unknown schema id 3: schema id 3 not found");
   CHECK(batch.rejections[1].reason == "not Confluent framing: magic byte is 1, expected 0");
   CHECK(batch.rejections[2].reason.starts_with("payload too short"));
