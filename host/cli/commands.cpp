@@ -228,8 +228,6 @@ int command_run(const Arguments& args, bool validate_only) {
     // decoder waits for the registry as it does for a schema id it has not seen.)
     if (auto* rest = dynamic_cast<RestSchemaRegistry*>(registry.get()); rest && services.registry_asked)
       if (Status s = rest->answers(); !s.is_ok()) unreachable.push_back(s.message());
-    if (auto* refused = dynamic_cast<RefusedSchemaRegistry*>(registry.get()); refused && services.registry_asked)
-      problems.add({config.files.empty() ? "" : config.files.front(), 0, 0}, "", "", refused->why());
     if (!problems.empty()) {
       std::fputs(problems.format().c_str(), stderr);
       std::fprintf(stderr, "%zu problem(s); nothing was started\n", problems.size());

@@ -276,11 +276,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   Diagnostics problems;
   std::vector<std::string> unreachable;
   CheckServices services = runtime.check_services();
-  check_stages(config, services, true, problems, unreachable);
-  // A stage uses the registry, and the config's cannot be used with this Kafka: said now,
-  // not at the first record.
-  if (auto* refused = dynamic_cast<const RefusedSchemaRegistry*>(services.registry); refused && services.registry_asked)
-    problems.add({config.files.empty() ? "" : config.files.front(), 0, 0}, "", "", refused->why());
+  check_stages(config, services, true, problems, unreachable);  // an unusable registry too
   if (!problems.empty()) {
     std::fputs(problems.format().c_str(), stderr);
     std::fprintf(stderr, "%zu problem(s); nothing was started\n", problems.size());

@@ -105,35 +105,30 @@ class HostChecker final : public Checker {
 
 void check_stages(const Config& config, const CheckServices& services, bool connect,
                   Diagnostics& diagnostics, std::vector<std::string>& unreachable) {
+  auto check = [&](const PipelineConfig& pipeline, const StageConfig& stage) {
+    if (!stage.component || !stage.component->check) return;
+    CheckContext context(pipeline, stage, services);
+    HostChecker checker(pipeline, stage, context, connect, diagnostics, unreachable);
+    const bool asked_before = services.registry_asked;
+    services.registry_asked = false;
+    stage.component->check(stage.options, checker);
+    // Known without contacting anything: a run would refuse the stage's first schema.
+    if (services.registry_asked && config.schema_registry == "embedded" && config.kafka_brokers != "embedded")
+      diagnostics.add(stage.where, pipeline.name, stage.label,
+                      "uses the schema registry, but schema_registry is \"embedded\" (an in-memory "
+                      "registry, lost when pipehost ends) while Kafka is " + config.kafka_brokers +
+                      ": set schema_registry at the top of the file (the shipped configs read "
+                      "SCHEMA_REGISTRY_URL) to the registry of that cluster");
+    services.registry_asked = services.registry_asked || asked_before;
+  };
   for (const auto& pipeline : config.pipelines) {
-    std::vector<const StageConfig*> stages{&pipeline.source};
-    for (const auto& t : pipeline.transforms) stages.push_back(&t);
-    stages.push_back(&pipeline.sink);
-    for (const StageConfig* stage : stages) {
-      if (!stage->component || !stage->component->check) continue;
-      CheckContext context(pipeline, *stage, services);
-      HostChecker checker(pipeline, *stage, context, connect, diagnostics, unreachable);
-      const bool asked_before = services.registry_asked;
-      services.registry_asked = false;
-      stage->component->check(stage->options, checker);
-      // Known without contacting anything: a run would refuse the stage's first schema.
-      if (services.registry_asked && config.schema_registry == "embedded" && config.kafka_brokers != "embedded")
-        diagnostics.add(stage->where, pipeline.name, stage->label,
-                        "uses the schema registry, but schema_registry is \"embedded\" (an in-memory "
-                        "registry, lost when pipehost ends) while Kafka is " + config.kafka_brokers +
-                        ": set schema_registry at the top of the file (the shipped configs read SCHEMA_REGISTRY_URL) to "
-                        "the registry of that cluster");
-      services.registry_asked = services.registry_asked || asked_before;
-    }
+    check(pipeline, pipeline.source);
+    for (const auto& t : pipeline.transforms) check(pipeline, t);
+    check(pipeline, pipeline.sink);
   }
   PipelineConfig http;
   http.name = "http";
-  for (const auto& route : config.http.routes) {
-    if (!route.stage.component || !route.stage.component->check) continue;
-    CheckContext context(http, route.stage, services);
-    HostChecker checker(http, route.stage, context, connect, diagnostics, unreachable);
-    route.stage.component->check(route.stage.options, checker);
-  }
+  for (const auto& route : config.http.routes) check(http, route.stage);
 }
 
 }  // namespace pipehost::host

@@ -91,12 +91,17 @@ struct FileConfig {
           "lose lines whose source positions were committed)");
   }
   void check(Checker& c) const {
-    if (path.empty() || path == "-") return;
+    if (path == "-") return;
+    if (path.empty()) return c.problem("path", "is empty: give a file to append to, or \"-\" for stdout");
     const std::filesystem::path file(path);
     const std::filesystem::path folder = file.has_parent_path() ? file.parent_path() : ".";
     std::error_code error;
     if (!std::filesystem::is_directory(folder, error))
-      c.problem("path", "folder " + folder.string() + " does not exist: create it, or give a path in an existing folder");
+      c.problem("path", "folder " + folder.string() +
+                            (error && error != std::errc::no_such_file_or_directory
+                                 ? " cannot be looked at (" + error.message() + ")"
+                                 : std::string(" does not exist")) +
+                            ": create it, or give a path in an existing folder");
   }
 };
 

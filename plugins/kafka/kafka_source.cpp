@@ -213,11 +213,6 @@ void KafkaSource::warn_if_behind_group(const std::vector<Position>& resumed) {
       const rd_kafka_topic_partition_t& c = list->elems[i];
       const std::int64_t stored = resumed[static_cast<std::size_t>(i)].next_offset;
       if (c.err || c.offset < 0 || c.offset <= stored) continue;
-      // Committed by this member since (its first batch may be written and committed
-      // before this check, made at the poll after the one that assigned the partition).
-      if (auto mine = acknowledged_.find({intern(c.topic), c.partition});
-          mine != acknowledged_.end() && mine->second >= c.offset)
-        continue;
       context_.warn("the sink's stored position of " + std::string(c.topic) + "/" + std::to_string(c.partition) +
                     " is " + std::to_string(stored) + ", behind the group's committed offset " +
                     std::to_string(c.offset) + ": reading again from " + std::to_string(stored) + ". Right if "
@@ -365,12 +360,19 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   }
 }
 
+// Positions resumed from the sink (in a rebalance callback, inside librdkafka's poll):
+// checked against the group's offset and committed before poll returns, so before the
+// host can write and commit anything read since (checked at the next poll, the group's
+// offset was this member's own by then: a false "behind the group").
+void KafkaSource::settle_resumed() {
+  if (resumed_.empty()) return;
+  warn_if_behind_group(resumed_);
+  commit(resumed_);
+  resumed_.clear();
+}
+
 PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
-  if (!resumed_.empty()) {
-    warn_if_behind_group(resumed_);
-    commit(resumed_);
-    resumed_.clear();
-  }
+  settle_resumed();
   // Wait for the first message only, then take what is already there: low latency at
   // low rates, full batches under load. With records waiting on the broker, a fetcher
   // answers within fetch.wait.max.ms: silence past kStallWait means it stopped (see
@@ -424,6 +426,7 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
       wake_below_half_full(taken, payload_bytes);
     }
   }
+  settle_resumed();
   received_->add(out.records.size());
   update_lag();
   return finish_at_end_ && caught_up() ? PollResult::end : PollResult::more;

@@ -119,6 +119,7 @@ class KafkaSource final : public Source {
   // asynchronous commit is sent again on revoke or close.
   std::map<PartitionKey, std::int64_t> sent_;
   std::vector<Position> resumed_;  // positions taken from the sink, to commit
+  void settle_resumed();
   void warn_if_behind_group(const std::vector<Position>& resumed);
   std::vector<rd_kafka_message_t*> scratch_;
   // The partition of the message taken before: a poll's messages come in runs from one

@@ -52,9 +52,17 @@ class ProtobufDecode final : public RecordTransform {
       header = parse_frame(record.payload);
     } catch (const InvalidRecord&) {
       // A schema id read but no message-index path: another format's record (Avro, JSON
-      // Schema) reads as garbage indexes, and its schema says what it is.
-      if (const std::int32_t id = frame_schema_id(record.payload); id > 0)
-        if (const Schema& s = schema_for(id); !s.error.empty()) throw InvalidRecord(s.error);
+      // Schema) reads as garbage indexes, and its schema says what it is. Only a schema
+      // the registry gave (an id it does not know, or a registry not answering, leaves
+      // the framing's reason: the bytes may not be Confluent's at all).
+      std::string unusable;
+      if (const std::int32_t id = frame_schema_id(record.payload); id > 0) {
+        try {
+          if (const Schema& s = schema_for(id); !s.error.empty() && s.retry_after == kNever) unusable = s.error;
+        } catch (...) {
+        }
+      }
+      if (!unusable.empty()) throw InvalidRecord(unusable);
       throw;
     }
     const DecodePlan& plan = plan_for(header);

@@ -1,8 +1,9 @@
 // What the decoder and encoder share: how a protobuf field maps to a pipehost Value.
 //
 //   double, float            <-> double
-//   (s|u)int32/64, (s)fixed  <-> int64 (uint64 above 2^63-1 wraps to a negative int64,
-//                                so values round-trip losslessly)
+//   (s|u)int32/64, (s)fixed  <-> int64 (a uint64/fixed64 above 2^63-1 is its decimal
+//                                text, as protobuf's JSON writes it; the encoder takes
+//                                that text, or a negative int64 for its bits)
 //   bool <-> bool; string <-> string; bytes <-> Bytes; enum <-> its value's name (string;
 //   an unknown number becomes its decimal text; the encoder also takes an int)
 //   message <-> Struct; google.protobuf.Timestamp <-> Timestamp (microseconds)

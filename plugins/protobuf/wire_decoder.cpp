@@ -427,8 +427,11 @@ Value default_of(const gp::FieldDescriptor& f, Kind kind) {
       return std::int64_t{f.default_value_int64()};
     case C::CPPTYPE_UINT32:
       return std::int64_t{f.default_value_uint32()};
-    case C::CPPTYPE_UINT64:
-      return static_cast<std::int64_t>(f.default_value_uint64());
+    case C::CPPTYPE_UINT64: {
+      Value v;
+      set_unsigned(v, f.default_value_uint64());
+      return v;
+    }
     case C::CPPTYPE_DOUBLE:
       return f.default_value_double();
     case C::CPPTYPE_FLOAT:

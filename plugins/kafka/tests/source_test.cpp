@@ -172,6 +172,41 @@ TEST_CASE("source: its own commit since the resume is not taken for a sink behin
   REQUIRE(source->stop().is_ok());
 }
 
+// And a group offset past the sink's (its store restored from a backup, or the records
+// held under another name) is said, once the partition is assigned.
+TEST_CASE("source: a sink's stored position behind the group's offset is said at the resume") {
+  testing::MockKafka kafka;
+  kafka.create_topic("events", 1);
+  produce(kafka.bootstrap(), "events", 0, 30);
+  const std::map<std::string, OptionValue> options{{"topics", std::vector<std::string>{"events"}},
+                                                   {"group", std::string("g-behind")}};
+  {
+    testing::TestContext earlier;
+    earlier.bootstrap = kafka.bootstrap();
+    auto source = kafka::test::source(earlier, options);
+    REQUIRE(source->start().is_ok());
+    Reader reader(*source);
+    REQUIRE(reader.until([&] { return reader.records() == 30; }));
+    REQUIRE(source->commit({{"events", 0, 25}}).is_ok());
+    REQUIRE(testing::eventually([&] { return committed(kafka, "g-behind", 0) == 25; }));
+    REQUIRE(source->stop().is_ok());
+  }
+  testing::TestContext context;
+  context.bootstrap = kafka.bootstrap();
+  context.resume_positions["events:0"] = 12;
+  auto source = kafka::test::source(context, options);
+  REQUIRE(source->start().is_ok());
+  Reader reader(*source);
+  auto said = [&] {
+    return std::any_of(context.logs.begin(), context.logs.end(), [](const std::string& l) {
+      return l.find("stored position of events/0 is 12, behind the group's committed offset 25") != std::string::npos;
+    });
+  };
+  CHECK(reader.until(said));
+  CHECK(reader.offsets[0].front() == 12);  // read again from the sink's position
+  REQUIRE(source->stop().is_ok());
+}
+
 TEST_CASE("source: from a position the broker deleted, start = latest counts what it jumps over as lost") {
   // The mock cluster keeps ~5 MiB per partition: 2000 records of 4 KiB push the oldest out,
   // and the sink's position 0 is before the log's start. librdkafka resets it by

@@ -536,7 +536,8 @@ TEST_CASE("decode: a proto2 field not on the wire is null unless it declares a d
   auto files = SchemaFiles::from_registry(
       "syntax = \"proto2\";\n"
       "message P { optional int32 a = 1; optional string s = 2; repeated int32 r = 3;\n"
-      "            map<string, int32> m = 4; optional int32 d = 5 [default = 5]; }\n"
+      "            map<string, int32> m = 4; optional int32 d = 5 [default = 5];\n"
+      "            optional uint64 big = 6 [default = 18446744073709551615]; }\n"
       "message R { required int64 id = 1; optional string note = 2; }\n",
       1, nullptr);
   DecodePlans plans;
@@ -547,6 +548,7 @@ TEST_CASE("decode: a proto2 field not on the wire is null unless it declares a d
   CHECK(field(v, "s").is_null());
   CHECK(field(v, "r") == Value(List{}));
   CHECK(field(v, "d") == Value(std::int64_t{5}));  // what the schema says absent means
+  CHECK(field(v, "big") == Value(std::string("18446744073709551615")));
   decode_message(plan, test::bytes({0x08, 0x07, 0x12, 0x00}), v);  // a = 7, s = ""
   CHECK(field(v, "a") == Value(std::int64_t{7}));
   CHECK(field(v, "s") == Value(std::string()));
