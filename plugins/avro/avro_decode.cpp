@@ -23,15 +23,18 @@ struct AvroDecode::Writer {
   std::unique_ptr<OwnedValue> read_into;  // what avro_value_read fills (freed first)
   std::string error;
   Clock::time_point retry_after = Clock::time_point::max();
+  SchemaNotes notes;  // its logical types (Avro C drops them)
 };
 
-Schema load_schema_file(const std::string& path) {
+Schema load_schema_file(const std::string& path, SchemaNotes* notes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read Avro schema file " + path);
   std::stringstream text;
   text << in.rdbuf();
   try {
-    return parse_schema(text.str());
+    Schema schema = parse_schema(text.str());
+    if (notes) notes->read(text.str());
+    return schema;
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": " + e.what());
   }
@@ -65,7 +68,7 @@ AvroDecode::AvroDecode(const Config& config, Context& context)
       reader_schema_file_(config.reader_schema_file.value_or("")),
       max_record_bytes_(static_cast<std::size_t>(config.max_record_bytes)) {
   limits_.max_elements = static_cast<std::uint64_t>(config.max_elements);
-  if (config.reader_schema_file) reader_schema_ = load_schema_file(*config.reader_schema_file);
+  if (config.reader_schema_file) reader_schema_ = load_schema_file(*config.reader_schema_file, &reader_notes_);
   reader_ = avro_reader_memory("", 0);
   if (!reader_) throw std::runtime_error("avro: " + avro_error());
 }
@@ -89,6 +92,7 @@ RecordTransform::Verdict AvroDecode::apply(Record& record) {
   }
   Writer& w = *last_;
   if (!w.error.empty()) throw InvalidRecord(w.error);
+  to_value_.use_notes(reader_schema_ ? &reader_notes_ : &w.notes);
   const std::string_view data = payload.substr(kFrameHeaderSize);
   auto refused = [&](const InvalidRecord& e) {
     return InvalidRecord("schema id " + std::to_string(id) + ": " + e.what());
@@ -162,6 +166,8 @@ void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered,
     w.error = which + ": " + e.what();
     return;
   }
+  for (const auto& r : referenced) w.notes.read(r.schema);
+  w.notes.read(registered.schema);
   if (!reader_schema_) {
     // Read by read_binary; Avro C's class is made only to refuse what it cannot hold.
     w.iface.reset(avro_generic_class_from_schema(w.schema.get()));

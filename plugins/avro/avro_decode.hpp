@@ -45,6 +45,7 @@ class AvroDecode final : public RecordTransform {
 
   Context& context_;
   Schema reader_schema_;  // empty: values are read as the writer wrote them
+  SchemaNotes reader_notes_;
   std::string reader_schema_file_;
   std::size_t max_record_bytes_;
   BinaryLimits limits_;
@@ -57,7 +58,8 @@ class AvroDecode final : public RecordTransform {
   static constexpr std::size_t kMostUnknownIds = 1024;
 };
 
-// Reads a whole .avsc file and parses it; throws std::runtime_error naming the file.
-Schema load_schema_file(const std::string& path);
+// Reads a whole .avsc file and parses it (and its logical types into `notes`); throws
+// std::runtime_error naming the file.
+Schema load_schema_file(const std::string& path, SchemaNotes* notes = nullptr);
 
 }  // namespace pipehost::avro

@@ -202,15 +202,99 @@ Schema parse_schema(std::string_view json, const std::vector<ReferencedSchema>& 
   return parse_schema(out);
 }
 
-std::shared_ptr<const StructSchema> ToValue::record_schema(avro_schema_t s) {
+namespace {
+// The decimal scale of a field's type: a fixed named as a decimal, or a union branch that is.
+std::optional<int> decimal_fixed_scale(avro_schema_t type, const SchemaNotes& notes) {
+  if (notes.decimal_fixed.empty()) return std::nullopt;
+  if (avro_typeof(type) == AVRO_LINK) type = avro_schema_link_target(type);
+  if (avro_typeof(type) == AVRO_FIXED) {
+    auto it = notes.decimal_fixed.find(full_name(type));
+    if (it != notes.decimal_fixed.end()) return it->second.scale;
+  }
+  if (avro_typeof(type) == AVRO_UNION)
+    for (std::size_t b = 0; b < avro_schema_union_size(type); ++b)
+      if (auto scale = decimal_fixed_scale(avro_schema_union_branch(type, static_cast<int>(b)), notes)) return scale;
+  return std::nullopt;
+}
+
+// A decimal's big-endian two's-complement unscaled integer as exact text ("-12.3400").
+// Past 16 bytes (39 digits, beyond Avro's usual precision 38): nullopt, the bytes stay.
+std::optional<std::string> decimal_text(std::string_view bytes, int scale) {
+  if (bytes.size() > 16) return std::nullopt;
+  __extension__ typedef unsigned __int128 uint128;  // GCC's
+  uint128 bits = 0;
+  for (unsigned char b : bytes) bits = (bits << 8) | b;
+  const bool negative = !bytes.empty() && (static_cast<unsigned char>(bytes[0]) & 0x80);
+  if (negative && bytes.size() < 16) bits |= ~static_cast<uint128>(0) << (8 * bytes.size());
+  uint128 magnitude = negative ? ~bits + 1 : bits;
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(magnitude % 10)));
+    magnitude /= 10;
+  } while (magnitude > 0);
+  if (scale > 0) {
+    if (digits.size() <= static_cast<std::size_t>(scale))
+      digits.insert(0, static_cast<std::size_t>(scale) - digits.size() + 1, '0');
+    digits.insert(digits.size() - static_cast<std::size_t>(scale), 1, '.');
+  }
+  return negative ? "-" + digits : digits;
+}
+}  // namespace
+
+const ToValue::RecordShape& ToValue::record_shape(avro_schema_t s) {
   auto it = records_.find(s);
   if (it != records_.end()) return it->second.second;
   std::vector<std::string> names;
   const size_t n = avro_schema_record_size(s);
   for (size_t i = 0; i < n; ++i) names.emplace_back(avro_schema_record_field_name(s, static_cast<int>(i)));
-  auto made = StructSchema::make(std::move(names));
-  records_.emplace(s, std::make_pair(Schema(avro_schema_incref(s)), made));
-  return made;
+  RecordShape shape;
+  if (notes_) {
+    const std::string record = full_name(s);
+    std::vector<Logical> logical(n, Logical::none);
+    std::vector<int> scale(n, 0);
+    bool any = false;
+    for (size_t i = 0; i < n; ++i) {
+      const auto key = std::make_pair(record, names[i]);
+      if (notes_->millis_fields.count(key)) logical[i] = Logical::millis;
+      else if (notes_->micros_fields.count(key)) logical[i] = Logical::micros;
+      else if (auto d = notes_->decimal_fields.find(key); d != notes_->decimal_fields.end()) {
+        logical[i] = Logical::decimal;
+        scale[i] = d->second.scale;
+      } else if (auto fixed = decimal_fixed_scale(avro_schema_record_field_get_by_index(s, static_cast<int>(i)), *notes_)) {
+        logical[i] = Logical::decimal;
+        scale[i] = *fixed;
+      }
+      any = any || logical[i] != Logical::none;
+    }
+    if (any) {
+      shape.logical = std::move(logical);
+      shape.scale = std::move(scale);
+    }
+  }
+  shape.schema = StructSchema::make(std::move(names));
+  return records_.emplace(s, std::make_pair(Schema(avro_schema_incref(s)), std::move(shape))).first->second.second;
+}
+
+void ToValue::apply_logical(const RecordShape& shape, std::size_t field, Value& v) {
+  switch (shape.logical[field]) {
+    case Logical::none:
+      return;
+    case Logical::millis:
+      if (const auto* ms = v.as<std::int64_t>()) {
+        std::int64_t micros = 0;
+        if (__builtin_mul_overflow(*ms, std::int64_t{1000}, &micros))
+          throw InvalidRecord("avro: timestamp-millis " + std::to_string(*ms) + " is out of range");
+        v.set(Timestamp{micros});
+      }
+      return;
+    case Logical::micros:
+      if (const auto* us = v.as<std::int64_t>()) v.set(Timestamp{*us});
+      return;
+    case Logical::decimal:
+      if (const auto* b = v.as<Bytes>())
+        if (auto text = decimal_text(b->data, shape.scale[field])) v = std::move(*text);
+      return;
+  }
 }
 
 std::shared_ptr<const StructSchema> ToValue::map_schema(const std::vector<std::string>& keys) {
@@ -333,11 +417,13 @@ void ToValue::into(avro_value_t& v, Value& out) {
     case AVRO_RECORD: {
       size_t n = 0;
       avro_value_get_size(&v, &n);
-      Struct& s = out.overwrite_struct(record_schema(avro_value_get_schema(&v)), n);
+      const RecordShape& shape = record_shape(avro_value_get_schema(&v));
+      Struct& s = out.overwrite_struct(shape.schema, n);
       for (size_t i = 0; i < n; ++i) {
         avro_value_t child;
         avro_value_get_by_index(&v, i, &child, nullptr);
         into(child, s.fields[i]);
+        if (!shape.logical.empty()) apply_logical(shape, i, s.fields[i]);
       }
       return;
     }
@@ -560,6 +646,7 @@ void read_notes(const Json& type, const std::string& space, SchemaNotes& notes, 
     for (const auto& field : type["fields"]) {
       if (!field.is_object() || !field.contains("type")) continue;
       read_notes(field["type"], inner, notes, fixed);
+      if (is_timestamp_in(field["type"], "millis")) notes.millis_fields.emplace(name, field.value("name", ""));
       if (is_timestamp_in(field["type"], "micros")) notes.micros_fields.emplace(name, field.value("name", ""));
       if (is_timestamp_in(field["type"], "nanos")) notes.nanos_fields.emplace(name, field.value("name", ""));
       if (auto d = decimal_bytes_of(field["type"])) notes.decimal_fields.insert_or_assign({name, field.value("name", "")}, *d);

@@ -60,6 +60,8 @@ std::string avro_error();
 std::string enums_read_by_position(avro_schema_t writer, avro_schema_t reader);
 
 // Avro value -> Value. Record schemas' StructSchemas are kept in `schemas`.
+struct SchemaNotes;
+
 class ToValue {
  public:
   // Writes the value into `out` in place: strings, lists and structs it already holds
@@ -67,13 +69,32 @@ class ToValue {
   // `out` is left half written: the caller resets it.
   void into(avro_value_t& v, Value& out);
 
-  // The StructSchema of an Avro record schema, and of a map with these keys (kept).
-  std::shared_ptr<const StructSchema> record_schema(avro_schema_t s);
+  // The logical types of the schema values are read as (what Avro C drops from its
+  // text: see SchemaNotes), set before each value; null: none. A record field of
+  // timestamp-millis or -micros becomes a Timestamp, a decimal (bytes, or a fixed) its
+  // exact decimal text; other logical types keep their underlying value.
+  void use_notes(const SchemaNotes* notes) { notes_ = notes; }
+
+  enum class Logical : std::uint8_t { none, millis, micros, decimal };
+  struct RecordShape {
+    std::shared_ptr<const StructSchema> schema;
+    std::vector<Logical> logical;  // per field; empty when no field has one
+    std::vector<int> scale;        // a decimal field's scale
+  };
+  // An Avro record schema's StructSchema and its fields' logical types (under the notes
+  // in use when first asked: each writer's schema is parsed apart), kept.
+  const RecordShape& record_shape(avro_schema_t s);
+  std::shared_ptr<const StructSchema> record_schema(avro_schema_t s) { return record_shape(s).schema; }
+  // A record field's value as read (a long, or bytes), made its logical type's. Throws
+  // InvalidRecord for a timestamp out of range.
+  static void apply_logical(const RecordShape& shape, std::size_t field, Value& v);
+  // The StructSchema of a map with these keys (kept).
   std::shared_ptr<const StructSchema> map_schema(const std::vector<std::string>& keys);
 
  private:
+  const SchemaNotes* notes_ = nullptr;
   // Each record schema is held (a reference) so its address cannot be reused by another.
-  std::map<avro_schema_t, std::pair<Schema, std::shared_ptr<const StructSchema>>> records_;
+  std::map<avro_schema_t, std::pair<Schema, RecordShape>> records_;
   std::map<std::vector<std::string>, std::shared_ptr<const StructSchema>> maps_;
   std::size_t maps_bytes_ = 0;
   static constexpr std::size_t kMostMapKeyBytes = 16 << 20;
@@ -99,6 +120,7 @@ struct SchemaNotes {
     int precision = 0;
     int scale = 0;
   };
+  std::set<std::pair<std::string, std::string>, std::less<>> millis_fields;  // read as Timestamps
   std::set<std::pair<std::string, std::string>, std::less<>> micros_fields;
   std::set<std::pair<std::string, std::string>, std::less<>> nanos_fields;  // timestamp-nanos (Avro 1.12)
   // "decimal" bytes of record fields, and named fixed types that are decimals.

@@ -91,10 +91,13 @@ class Walk {
         // A record costs its fields: an array of records of null fields takes no bytes
         // per item, yet each decodes to a struct (4 bytes made 2.5 GB when only items counted).
         charge(n);
-        Struct* fields = out ? &out->overwrite_struct(shapes_->record_schema(s), n) : nullptr;
-        for (std::size_t i = 0; i < n; ++i)
+        const ToValue::RecordShape* shape = out ? &shapes_->record_shape(s) : nullptr;
+        Struct* fields = out ? &out->overwrite_struct(shape->schema, n) : nullptr;
+        for (std::size_t i = 0; i < n; ++i) {
           value(avro_schema_record_field_get_by_index(s, static_cast<int>(i)), depth + 1,
                 fields ? &fields->fields[i] : nullptr);
+          if (shape && !shape->logical.empty()) ToValue::apply_logical(*shape, i, fields->fields[i]);
+        }
         return;
       }
       case AVRO_UNION: {

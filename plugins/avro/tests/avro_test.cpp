@@ -287,6 +287,63 @@ TEST_CASE("avro_encode: a number or decimal text goes into a decimal as its unsc
   CHECK(encode(Value("-1e2"), Value(), Value(0)).find(std::string("\x04\xd8\xf0", 3)) != std::string::npos);  // -10000
 }
 
+TEST_CASE("avro_decode: timestamp-millis and -micros fields are timestamps, decimals their exact text") {
+  // Avro C drops logicalType: a micros field was an integer that an output field of
+  // millis took as it was (1000 times too far), and a decimal was its unscaled bytes.
+  const std::string schema = R"({"type":"record","name":"L","namespace":"n","fields":[
+    {"name":"micros","type":{"type":"long","logicalType":"timestamp-micros"}},
+    {"name":"maybe","type":["null",{"type":"long","logicalType":"timestamp-millis"}]},
+    {"name":"millis","type":{"type":"long","logicalType":"timestamp-millis"}},
+    {"name":"nanos","type":{"type":"long","logicalType":"timestamp-nanos"}},
+    {"name":"plain","type":"long","logicalType":"timestamp-millis"},
+    {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}},
+    {"name":"small","type":["null",{"type":"bytes","logicalType":"decimal","precision":5,"scale":4}]},
+    {"name":"fx","type":{"type":"fixed","name":"Amount","size":4,"logicalType":"decimal","precision":8,"scale":3}},
+    {"name":"raw","type":"bytes"}]})";
+  StageHarness<avro::AvroDecode> h;
+  const int id = register_text(h.context, "l-value", schema);
+  std::string body;
+  put_long(body, 1700000000123456);
+  put_long(body, 1);  // the union's timestamp branch
+  put_long(body, -1500);
+  put_long(body, 1700000000123);
+  put_long(body, 1700000000123456789);
+  put_long(body, 1700000000123);                  // logicalType on the field, not its type: a long
+  put_string(body, std::string("\xfb\x2e", 2));  // -1234
+  put_long(body, 1);
+  put_string(body, std::string("\x05", 1));       // 5 at scale 4
+  body += std::string("\xff\xff\xe4\xa8", 4);     // -7000, sign-extended
+  put_string(body, std::string("\x04\xd2", 2));
+  Batch b = of({framed(id, body)});
+  REQUIRE(h.process(b).empty());
+  const Value& v = b.records[0].value;
+  CHECK(*v.field("micros") == Value(Timestamp{1700000000123456}));
+  CHECK(*v.field("maybe") == Value(Timestamp{-1500000}));
+  CHECK(*v.field("millis") == Value(Timestamp{1700000000123000}));
+  CHECK(*v.field("nanos") == Value(std::int64_t{1700000000123456789}));  // past microseconds: as written
+  CHECK(*v.field("plain") == Value(std::int64_t{1700000000123}));
+  CHECK(*v.field("price") == Value("-12.34"));
+  CHECK(*v.field("small") == Value("0.0005"));
+  CHECK(*v.field("fx") == Value("-7.000"));
+  CHECK(*v.field("raw") == Value(Bytes{std::string("\x04\xd2", 2)}));
+
+  // Routed into an output schema of milliseconds, the microseconds' instant is kept.
+  const std::string out_schema = R"({"type":"record","name":"O","fields":[
+    {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+    {"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}}]})";
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("o-value")}},
+                                     [&](TestContext& c) { register_text(c, "o-value", out_schema); });
+  enc->start();
+  Batch routed;
+  routed.records.emplace_back().value =
+      Struct{StructSchema::make({"at", "price"}), {*v.field("micros"), *v.field("price")}};
+  REQUIRE(enc.process(routed).empty());
+  std::string expected;
+  put_long(expected, 1700000000123);
+  put_string(expected, std::string("\xfb\x2e", 2));
+  CHECK(std::string(routed.records[0].payload) == framed(1, expected));
+}
+
 TEST_CASE("avro_decode: a value decoded into an earlier record's storage equals a fresh decode") {
   // Batch::add hands each record the struct an earlier record decoded into: every part of
   // it must be overwritten (a shorter array, a union now null, shorter strings, another
