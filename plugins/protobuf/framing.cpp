@@ -57,9 +57,7 @@ FrameHeader parse_frame(std::string_view payload) {
     throw InvalidRecord("payload too short: " + std::to_string(payload.size()) +
                         " bytes, a Confluent protobuf header needs at least 6");
   FrameHeader h;
-  std::uint32_t id = 0;
-  for (int i = 1; i <= 4; ++i) id = (id << 8) | static_cast<unsigned char>(payload[i]);
-  h.schema_id = static_cast<std::int32_t>(id);
+  h.schema_id = frame_schema_id(payload);
   if (h.schema_id <= 0)  // not asked of the registry: one HTTP call per such record
     throw InvalidRecord("schema id " + std::to_string(h.schema_id) +
                         " is not one a registry gives (they start at 1)");

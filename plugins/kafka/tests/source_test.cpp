@@ -126,15 +126,20 @@ TEST_CASE("source: records carry their headers (not pipehost.subject), unless he
   }
 }
 
+// A source of `group` on "events" (1 partition), whose sink says it holds 0@12.
+static std::unique_ptr<SourceStage> resumed_at_12(testing::MockKafka& kafka, testing::TestContext& context,
+                                                  const std::string& group) {
+  context.bootstrap = kafka.bootstrap();
+  context.resume_positions["events:0"] = 12;
+  return kafka::test::source(context, {{"topics", std::vector<std::string>{"events"}}, {"group", group}});
+}
+
 TEST_CASE("source: resumes where the sink says, and the first span starts there") {
   testing::MockKafka kafka;
   kafka.create_topic("events", 1);
   produce(kafka.bootstrap(), "events", 0, 30);
   testing::TestContext context;
-  context.bootstrap = kafka.bootstrap();
-  context.resume_positions["events:0"] = 12;
-  auto source = kafka::test::source(context, {{"topics", std::vector<std::string>{"events"}},
-                                               {"group", std::string("g2")}});
+  auto source = resumed_at_12(kafka, context, "g2");
   REQUIRE(source->start().is_ok());
   Reader reader(*source);
   REQUIRE(reader.until([&] { return reader.records() == 18; }));
@@ -154,10 +159,7 @@ TEST_CASE("source: its own commit since the resume is not taken for a sink behin
   kafka.create_topic("events", 1);
   produce(kafka.bootstrap(), "events", 0, 30);
   testing::TestContext context;
-  context.bootstrap = kafka.bootstrap();
-  context.resume_positions["events:0"] = 12;
-  auto source = kafka::test::source(context, {{"topics", std::vector<std::string>{"events"}},
-                                               {"group", std::string("g-own")}});
+  auto source = resumed_at_12(kafka, context, "g-own");
   REQUIRE(source->start().is_ok());
   Reader reader(*source);
   auto assigned = [&] {
@@ -192,9 +194,7 @@ TEST_CASE("source: a sink's stored position behind the group's offset is said at
     REQUIRE(source->stop().is_ok());
   }
   testing::TestContext context;
-  context.bootstrap = kafka.bootstrap();
-  context.resume_positions["events:0"] = 12;
-  auto source = kafka::test::source(context, options);
+  auto source = resumed_at_12(kafka, context, "g-behind");
   REQUIRE(source->start().is_ok());
   Reader reader(*source);
   auto said = [&] {
