@@ -37,6 +37,7 @@ void ReplaySource::start() {
   // Letters deleted by retention while the replay runs: on from the oldest left (the
   // default, the end, would never reach the end it set out to read to).
   settings["auto.offset.reset"] = "earliest";
+  settings["enable.partition.eof"] = "true";  // see take()
   std::string error;
   rd_kafka_conf_t* conf = kafka_conf(settings, error);
   if (!conf) throw FatalError("replay consumer: " + error);
@@ -108,6 +109,10 @@ PollResult ReplaySource::poll(Batch& out, Millis max_wait) {
 
 void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
   auto it = partitions_.find(m->partition);
+  // The end reached: the offsets left before `end` hold no record (a transaction's marker),
+  // or the replay would wait for them forever.
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && it != partitions_.end() && m->offset >= it->second.end)
+    it->second.next = std::max(it->second.next, it->second.end);
   if (m->err || it == partitions_.end() || m->offset < it->second.next || m->offset >= it->second.end) {
     if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
       context_.warn("replay consumer: " + error_text(m->err) + " (librdkafka retries)");

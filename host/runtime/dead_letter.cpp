@@ -13,7 +13,8 @@ namespace pipehost::host {
 void RewoundDeadLetters::written_to_topic(const std::vector<Rejection>& rejections) {
   for (const auto& r : rejections)
     if (r.record.origin.partition >= 0 && r.record.origin.offset >= 0)
-      this_batch_.push_back({r.record.origin.topic, r.record.origin.partition, r.record.origin.offset});
+      this_batch_.push_back({r.record.origin.topic, r.record.origin.partition, r.record.origin.offset,
+                             r.record.destination_topic});
 }
 
 void RewoundDeadLetters::rewound() {
@@ -23,13 +24,18 @@ void RewoundDeadLetters::rewound() {
 
 std::size_t RewoundDeadLetters::remove_written(std::vector<Rejection>& rejections) const {
   if (before_rewind_.empty()) return 0;
-  const auto known = [&](const Rejection& r) {
-    return std::any_of(before_rewind_.begin(), before_rewind_.end(),
-                       [&](const Letter& l) { return same(l, r.record.origin); });
-  };
-  const auto kept = std::remove_if(rejections.begin(), rejections.end(), known);
-  const auto removed = static_cast<std::size_t>(rejections.end() - kept);
-  rejections.erase(kept, rejections.end());
+  std::vector<bool> matched(before_rewind_.size());
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < rejections.size(); ++i) {
+    bool known = false;
+    for (std::size_t l = 0; l < before_rewind_.size() && !known; ++l)
+      if (!matched[l] && same(before_rewind_[l], rejections[i].record)) known = matched[l] = true;
+    if (known) continue;
+    if (kept != i) rejections[kept] = std::move(rejections[i]);
+    ++kept;
+  }
+  const std::size_t removed = rejections.size() - kept;
+  rejections.erase(rejections.begin() + static_cast<std::ptrdiff_t>(kept), rejections.end());
   return removed;
 }
 

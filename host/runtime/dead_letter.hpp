@@ -40,7 +40,8 @@ class RewoundDeadLetters {
   void written_to_topic(const std::vector<Rejection>& rejections);
   // The batch is read again: what it dead-lettered is not written again.
   void rewound();
-  // Removes the rejections dead-lettered before a rewind; returns how many it removed.
+  // Removes the rejections dead-lettered before a rewind, each letter matching one
+  // rejection (a transform may make several alike records of one); returns how many.
   std::size_t remove_written(std::vector<Rejection>& rejections) const;
   // The batch with these spans is written: records it passed are not read again.
   void batch_written(const std::vector<Span>& spans);
@@ -50,13 +51,17 @@ class RewoundDeadLetters {
   void forget() { before_rewind_.clear(); }
 
  private:
+  // One dead-lettered record: its origin and, for a router's copies of one record, its
+  // destination (another copy of the same record may be refused later, and is not this one).
   struct Letter {
     std::string_view topic;  // the source's interned name
     std::int32_t partition;
     std::int64_t offset;
+    std::string destination;
   };
-  static bool same(const Letter& l, const Origin& o) {
-    return l.offset == o.offset && l.partition == o.partition && l.topic == o.topic;
+  static bool same(const Letter& l, const Record& r) {
+    return l.offset == r.origin.offset && l.partition == r.origin.partition && l.topic == r.origin.topic &&
+           l.destination == r.destination_topic;
   }
   std::vector<Letter> this_batch_;
   std::vector<Letter> before_rewind_;

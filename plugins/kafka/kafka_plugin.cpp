@@ -18,7 +18,7 @@ pipehost::PluginSpec describe() {
       "group = \"transaction-sums\"");
   p.add_sink<pipehost::kafka::KafkaSink>(
       "kafka",
-      "Produces each record (key, value bytes, headers, a header without a value kept so; no key is a null key, and a tombstone "
+      "Produces each record (key, value bytes, headers, a header without a value kept so; no key is a null key, an empty key read from Kafka stays empty, and a tombstone "
       "read from Kafka stays one) with an idempotent producer, to "
       "`topic` or the record's destination topic; acknowledges on the delivery report",
       "[pipelines.produce.sink]\nplugin = \"kafka\"\ntopic = \"transactions\"");

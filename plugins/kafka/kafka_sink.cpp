@@ -231,9 +231,12 @@ void KafkaSink::produce(Record& r, void* completion) {
     const std::uint64_t reports_before = reports_.load();
     rd_kafka_resp_err_t rc = rd_kafka_producev(
         producer_, RD_KAFKA_V_RKT(handle),
-        // No key is a null key, as the seeds' producers write it (not an empty one); a
-        // null value read from Kafka (a tombstone) is written as one.
-        RD_KAFKA_V_KEY(r.key.empty() ? nullptr : const_cast<char*>(r.key.data()), r.key.size()),
+        // No key is a null key, as the seeds' producers write it; an empty key read from
+        // Kafka stays empty (a compacted topic refuses null keys). A null value read from
+        // Kafka (a tombstone) is written as one.
+        RD_KAFKA_V_KEY(r.key.is_null() || (r.key.empty() && !r.key.borrowed()) ? nullptr
+                                                                                : const_cast<char*>(r.key.data()),
+                       r.key.size()),
         RD_KAFKA_V_VALUE(r.payload.is_null() ? nullptr : const_cast<char*>(r.payload.data()),
                          r.payload.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),

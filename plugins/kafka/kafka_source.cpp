@@ -186,6 +186,7 @@ void KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
     if (auto resume = sink_commits() ? std::nullopt : context_.resume_position(topic, p.partition)) {
       p.offset = *resume;
       state.read_to = *resume;  // the first record read continues from the sink's position
+      state.span_from = *resume;
       state.resumed_at = *resume;
       state.assigned_from = *resume;
       // What the sink holds is acknowledged: commit it, or the group's offset would lag
@@ -316,6 +317,7 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
       state.read_to = m->offset;
     }
     state.read_to = std::max(state.read_to, static_cast<std::int64_t>(m->offset));
+    if (state.span_from < 0) state.span_from = m->offset;
     return;
   }
   if (!last_.state) return;  // a partition revoked since it was fetched
@@ -327,8 +329,8 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
       last_.span = static_cast<std::size_t>(span - out.spans.data());
     } else {
       last_.span = out.spans.size();
-      out.spans.push_back(
-          Span{topic, m->partition, state.lost_before ? Span::kAfterLostRecords : state.read_to, 0});
+      const bool lost = state.lost_before || state.read_to == Span::kAfterLostRecords;
+      out.spans.push_back(Span{topic, m->partition, lost ? Span::kAfterLostRecords : state.span_from, 0});
     }
   }
   state.lost_before = false;
@@ -337,6 +339,7 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   if (state.assigned_from < 0) state.assigned_from = m->offset;
   state.read_to = m->offset + 1;
   state.taken_to = m->offset + 1;
+  state.span_from = m->offset + 1;
   state.at_end = false;
 
   Record& r = out.add();
@@ -873,6 +876,7 @@ void KafkaSource::seek(const std::vector<Position>& positions) {
     it->second = PartitionState{};
     it->second.lag = lag;
     it->second.read_to = p.next_offset;
+    it->second.span_from = p.next_offset;
     // The batches read before the seek are of this assignment: their positions are at or
     // past where it began; a late one of an earlier assignment still is not.
     it->second.assigned_from = assigned_from >= 0 ? std::min(assigned_from, p.next_offset) : p.next_offset;

@@ -57,6 +57,10 @@ class KafkaSource final : public Source {
     bool at_end = false;         // the last event was the end of the partition
     std::int64_t read_to = -1;   // every offset before this was read (-1: start unknown)
     std::int64_t taken_to = -1;  // the last record handed to the host + 1 (-1: none yet)
+    // Where the next span begins: the last record taken + 1, else where reading began (a
+    // sink's position, a seek, the first end seen; -1: unknown). Not read_to, which an end
+    // past a transaction's commit marker moves beyond where the sink's position is.
+    std::int64_t span_from = -1;
     std::int64_t resumed_at = -1;  // the sink's stored position it resumed from (-1: none)
     bool lost_before = false;    // offsets before read_to were deleted unread (seen at an end)
     std::int64_t first_read = -1;  // where reading began (the lag's position before any acknowledgement)

@@ -51,7 +51,7 @@ void RedisSumSink::stop() {
 // (the last reply may have been lost), so they are read again.
 void RedisSumSink::ensure_ready() {
   if (connection_.connected()) return;
-  positions_.clear();
+  positions_.clear();  // seen_ stays: a position that vanished across the reconnect is caught
   Reply reply = connection_.command({"SCRIPT", "LOAD", kSumScript});
   if (is_error(*reply)) connection_.throw_error(*reply, "SCRIPT LOAD");
   script_sha_ = std::string(text_of(*reply));
@@ -79,7 +79,24 @@ void RedisSumSink::load_positions(const std::vector<std::string>& fields) {
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements != command.size() - 2)
     throw FatalError("redis_sum: unexpected reply to HMGET " + config_.positions_key);
   for (std::size_t i = 0; i < reply->elements; ++i)
-    positions_[command[i + 2]] = parse_position(command[i + 2], *reply->element[i]);
+    remember(command[i + 2], parse_position(command[i + 2], *reply->element[i]));
+}
+
+// A position this sink stored or read, gone from the hash: Redis lost its data (a
+// restart without persistence, FLUSHALL). The totals went with it or not; either way
+// they cannot be made exact again, and writing on would count from a partial sum.
+void RedisSumSink::remember(const std::string& field, std::optional<std::int64_t> position) {
+  positions_[field] = position;
+  if (position) {
+    seen_[field] = *position;
+    return;
+  }
+  auto seen = seen_.find(field);
+  if (seen != seen_.end())
+    throw FatalError("redis_sum: the position of " + field + " vanished from '" + config_.positions_key +
+                     "' (it was " + std::to_string(seen->second) +
+                     "): Redis lost its data, so the totals cannot be made exact again; "
+                     "restore Redis, or delete the totals and reset the group's offsets");
 }
 
 std::optional<std::int64_t> RedisSumSink::stored_position(std::string_view topic,
@@ -90,7 +107,7 @@ std::optional<std::int64_t> RedisSumSink::stored_position(std::string_view topic
   Reply reply = connection_.command({"HGET", config_.positions_key, field});
   if (is_error(*reply)) connection_.throw_error(*reply, "HGET " + config_.positions_key);
   auto position = parse_position(field, *reply);
-  positions_[field] = position;
+  remember(field, position);
   return position;
 }
 
@@ -101,6 +118,7 @@ void RedisSumSink::forget_position(std::string_view topic, std::int32_t partitio
   Reply reply = connection_.command({"HDEL", config_.positions_key, field});
   if (is_error(*reply)) connection_.throw_error(*reply, "HDEL " + config_.positions_key);
   positions_[field] = std::nullopt;
+  seen_.erase(field);
 }
 
 // Reads every record's key and amount, rejecting those that cannot be counted before
@@ -148,18 +166,10 @@ void RedisSumSink::write(Batch& batch, BatchDone done) {
       refuse(batch, over_the_limit(plan, overflows), "the total stored in Redis");
     if (outcome == Outcome::wrong_type) refuse_wrong_types(batch, plan, overflows);
     conflicts_.add();
-    // Redis holds another position than we last saw: read them again. One that vanished
-    // means Redis lost the positions with the totals: exact totals cannot be rebuilt.
-    PositionCache seen;
-    for (const auto& f : fields) seen[f] = positions_[f];
+    // Redis holds another position than we last saw: read them again (one that vanished
+    // fails the sink: see remember).
     for (const auto& f : fields) positions_.erase(f);
     load_positions(fields);
-    for (const auto& f : fields)
-      if (seen[f] && !positions_[f])
-        throw FatalError("redis_sum: the position of " + f + " vanished from '" +
-                         config_.positions_key + "' (it was " + std::to_string(*seen[f]) +
-                         "): Redis lost its data, so the totals cannot be made exact again; "
-                         "restore Redis, or delete the totals and reset the group's offsets");
     if (round == kMaxConflictRounds)
       throw RetriableError("redis_sum: positions in '" + config_.positions_key +
                            "' keep changing: is another sink writing the same partitions?");
@@ -213,8 +223,9 @@ void RedisSumSink::refuse(const Batch& batch, const std::vector<std::size_t>& re
                          "the batch is read again so that they are rejected before it is written");
 }
 
-// Records adding to a key that holds another kind of value (a list, a hash, the
-// positions hash itself): never overwritten; rejected as refuse() does.
+// Records adding to a total the script cannot add to (a key of another kind of value: a
+// list, the positions hash itself; a value that is not a decimal total at this scale):
+// never overwritten; rejected as refuse() does.
 void RedisSumSink::refuse_wrong_types(const Batch& batch, const WritePlan& plan,
                                       const std::vector<Overflow>& keys) {
   std::size_t refused = 0;
@@ -223,9 +234,12 @@ void RedisSumSink::refuse_wrong_types(const Batch& batch, const WritePlan& plan,
       throw FatalError("redis_sum: the script named total " + std::to_string(k.increment + 1) + " of " +
                        std::to_string(plan.increments.size()));
     const std::string& key = plan.increments[k.increment].first;
-    const std::string reason = "redis_sum: key '" + config_.key_prefix + key + "' holds a " + k.stored +
-                               ", not a total: records adding to it are rejected (a key of another "
-                               "kind is never overwritten; set key_prefix to keep the totals apart)";
+    const bool hash = config_.layout == Layout::hash;
+    const std::string reason =
+        "redis_sum: " +
+        (hash ? "field '" + key + "' of hash '" + config_.hash_key + "'" : "key '" + config_.key_prefix + key + "'") +
+        " holds " + k.stored + ": records adding to it are rejected (what it holds is never " +
+        "overwritten; set " + (hash ? "hash_key" : "key_prefix") + " to keep the totals apart)";
     for (std::size_t i : plan.counted) {
       if (read_[i].key() != key) continue;
       if (!refused_.remember(batch.records[i], reason)) throw FatalError(reason);  // cannot be read again
@@ -240,7 +254,7 @@ void RedisSumSink::refuse_wrong_types(const Batch& batch, const WritePlan& plan,
 
 void RedisSumSink::finish(const Batch& batch, const WritePlan& plan) {
   refused_.written(batch);
-  for (const auto& p : plan.partitions) positions_[p.field] = p.next;
+  for (const auto& p : plan.partitions) remember(p.field, p.next);
   records_written_.add(plan.counted.size());
   for (std::size_t i : plan.counted) {
     if (!read_[i].rounded) continue;

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <pipehost/refused.hpp>
@@ -34,7 +35,8 @@ class RedisSumSink final : public Sink {
  private:
   enum class Outcome { applied, conflict, overflow, wrong_type };
   // A total the script would take out of range: its index in the plan's increments and
-  // the total Redis holds ("" for none); or (wrong_type) the kind of value its key holds.
+  // the total Redis holds ("" for none); or (wrong_type) what it holds instead of a total
+  // ("a list, not a total", "\"abc\", not a decimal total").
   struct Overflow {
     std::size_t increment;
     std::string stored;
@@ -43,6 +45,7 @@ class RedisSumSink final : public Sink {
   void ensure_ready();
   void load_positions(const std::vector<std::string>& fields);
   std::optional<std::int64_t> parse_position(const std::string& field, const redisReply& r) const;
+  void remember(const std::string& field, std::optional<std::int64_t> position);
   Outcome run_script(const WritePlan& plan, std::vector<Overflow>& overflows);
   std::vector<std::size_t> over_the_limit(const WritePlan& plan,
                                           const std::vector<Overflow>& overflows) const;
@@ -58,7 +61,10 @@ class RedisSumSink final : public Sink {
   RedisConnection connection_;
   RecordReader reader_;
   std::string script_sha_;
-  PositionCache positions_;
+  PositionCache positions_;  // what Redis holds, as far as this sink knows (cleared on a reconnect)
+  // Every position this sink stored or read since start, per field (forget_position drops
+  // one): what must not vanish.
+  std::unordered_map<std::string, std::int64_t> seen_;
   std::vector<ReadRecord> read_;  // the batch's keys and amounts, reused from write to write
   // Records whose amount would take a total out of the exact range (2^53 units), found
   // while writing; rejected when the batch is read again (see refused.hpp).

@@ -14,13 +14,15 @@
 // Returns {"ok"}; or {"conflict", field, stored value or "none"}; or {"overflow", i,
 // stored total or "", ...}, one pair per total (i counts from 1 in the increments'
 // order) that its increment would take out of the exact range; or {"wrongtype", i,
-// type, ...}, one pair per total key (string layout) that holds another kind of value
-// (a list, a hash: the positions hash itself), which MGET reads as nil and MSET would
-// overwrite; all three having changed nothing.
+// what it holds, ...}, one pair per total that this script cannot add to: a key (string
+// layout) of another kind of value (a list, a hash: the positions hash itself), which MGET
+// reads as nil and MSET would overwrite, or a stored value that is not a decimal total at
+// this scale (another application's string, a total written with more decimals); all
+// three having changed nothing.
 // Lua numbers are doubles: integers below 2^53 are exact, so totals are parsed from
 // their decimal text into integer units, summed, checked against 2^53 and formatted back
 // with exactly `scale` decimals. All reads and checks happen before the first write, so
-// an error (a malformed stored total, WRONGTYPE) leaves Redis unchanged.
+// an error (WRONGTYPE of the totals hash) leaves Redis unchanged.
 #pragma once
 
 namespace pipehost::redis {
@@ -36,20 +38,25 @@ for i = 0, nparts - 1 do
   if stored ~= expected then return {'conflict', field, stored} end
 end
 
-local function to_units(text, where)
-  if not text then return 0 end
+-- A stored total's integer units; or nil and why it is not a total this script can add to.
+local function to_units(text)
   local sign, int, frac = string.match(text, '^([+-]?)(%d+)%.?(%d*)$')
-  if not int then error('redis_sum: ' .. where .. ' holds "' .. text .. '", not a decimal total') end
+  if not int then return nil, 'not a decimal total' end
   if #frac > scale then
     if not string.match(string.sub(frac, scale + 1), '^0*$') then
-      error('redis_sum: ' .. where .. ' holds "' .. text .. '", more decimals than scale ' .. scale)
+      return nil, 'which has more decimals than scale ' .. scale
     end
     frac = string.sub(frac, 1, scale)
   end
   local units = tonumber(int .. frac .. string.rep('0', scale - #frac))
-  if units >= LIMIT then error('redis_sum: ' .. where .. ' is beyond exact range (2^53 units)') end
+  if units >= LIMIT then return nil, 'beyond the exact range (2^53 units)' end
   if sign == '-' then units = -units end
   return units
+end
+
+local function quoted(text)
+  if #text > 40 then text = string.sub(text, 1, 40) .. '...' end
+  return '"' .. text .. '"'
 end
 
 local function to_text(units)
@@ -62,12 +69,12 @@ local function to_text(units)
 end
 
 -- The new total's text, or nil when it would leave the exact range.
-local function add(current, delta, where)
+local function add(units, delta, where)
   local d = tonumber(delta)
   if not d or d ~= math.floor(d) or math.abs(d) >= LIMIT then
     error('redis_sum: bad increment "' .. tostring(delta) .. '" for ' .. where)
   end
-  local total = to_units(current, where) + d
+  local total = units + d
   if math.abs(total) >= LIMIT then return nil end
   return to_text(total)
 end
@@ -107,23 +114,31 @@ end
 
 local head = layout == 'string' and {'MGET'} or {'HMGET', KEYS[2]}
 local current = call_chunked(head, names)
-if layout == 'string' then
-  local wrong = {'wrongtype'}
-  for i = 1, #names do
-    if not current[i] then  -- no key, or one of another kind: TYPE only for these
+local units, wrong = {}, {'wrongtype'}
+for i = 1, #names do
+  if current[i] then
+    local why
+    units[i], why = to_units(current[i])
+    if not units[i] then
+      wrong[#wrong + 1] = tostring(i)
+      wrong[#wrong + 1] = quoted(current[i]) .. ', ' .. why
+    end
+  else
+    units[i] = 0
+    if layout == 'string' then  -- no key, or one of another kind: TYPE only for these
       local kind = redis.call('TYPE', names[i]).ok
       if kind ~= 'none' then
         wrong[#wrong + 1] = tostring(i)
-        wrong[#wrong + 1] = kind
+        wrong[#wrong + 1] = 'a ' .. kind .. ', not a total'
       end
     end
   end
-  if #wrong > 1 then return wrong end
 end
+if #wrong > 1 then return wrong end
 local writes, overflow = {}, {'overflow'}
 for i = 1, #names do
   writes[2 * i - 1] = names[i]
-  writes[2 * i] = add(current[i], deltas[i], where[i])
+  writes[2 * i] = add(units[i], deltas[i], where[i])
   if not writes[2 * i] then
     overflow[#overflow + 1] = tostring(i)
     overflow[#overflow + 1] = current[i] or ''

@@ -12,6 +12,10 @@ namespace pipehost::sqlite {
 
 namespace fs = std::filesystem;
 
+namespace {
+bool busy(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
+}  // namespace
+
 void copy_if_missing(const std::string& path, const std::string& template_file) {
   std::error_code ec;
   if (fs::exists(path, ec)) return;
@@ -64,11 +68,10 @@ void Database::use_wal(int busy_timeout_ms) {
     std::string why;
     const int rc = run("PRAGMA journal_mode = WAL", why);
     if (rc == SQLITE_OK) return;
-    const bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
-    if (!busy)
+    if (!busy(rc))
       throw std::runtime_error("sqlite " + path_ + ": " + why + " (in: PRAGMA journal_mode = WAL)");
     if (std::chrono::steady_clock::now() >= give_up)
-      throw std::runtime_error("sqlite " + path_ + ": " + why +
+      throw BusyError("sqlite " + path_ + ": " + why +
                                " (in: PRAGMA journal_mode = WAL): another connection held it for " +
                                std::to_string(busy_timeout_ms) + " ms; raise busy_timeout_ms");
     std::this_thread::sleep_for(pause);
@@ -91,15 +94,19 @@ int Database::run(const std::string& sql, std::string& why) {
 
 void Database::exec(const std::string& sql) {
   std::string why;
-  if (run(sql, why) != SQLITE_OK)
-    throw std::runtime_error("sqlite " + path_ + ": " + why + " (in: " + sql.substr(0, 80) + ")");
+  const int rc = run(sql, why);
+  if (rc == SQLITE_OK) return;
+  const std::string what = "sqlite " + path_ + ": " + why + " (in: " + sql.substr(0, 80) + ")";
+  if (busy(rc)) throw BusyError(what + " (another writer holds the file)");
+  throw std::runtime_error(what);
 }
 
 Statement Database::prepare(const std::string& sql) {
   sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &s, nullptr) != SQLITE_OK)
-    throw std::runtime_error(error("preparing " + sql.substr(0, 80)));
-  return Statement(s);
+  const int rc = sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &s, nullptr);
+  if (rc == SQLITE_OK) return Statement(s);
+  if (busy(rc)) throw BusyError(error("preparing " + sql.substr(0, 80)) + " (another writer holds the file)");
+  throw std::runtime_error(error("preparing " + sql.substr(0, 80)));
 }
 
 }  // namespace pipehost::sqlite

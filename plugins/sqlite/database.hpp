@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,12 @@ struct StatementDeleter {
   void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
 };
 using Statement = std::unique_ptr<sqlite3_stmt, StatementDeleter>;
+
+// Another connection held the file past the busy timeout: not the config's fault, and a
+// later try may succeed (a sink retries).
+struct BusyError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class Database {
  public:
@@ -28,7 +35,8 @@ class Database {
 
   sqlite3* handle() { return db_; }
   const std::string& path() const { return path_; }
-  // Runs SQL without results; throws with the statement and SQLite's message.
+  // Runs SQL without results; throws with the statement and SQLite's message (BusyError
+  // when another connection held the file past the busy timeout).
   void exec(const std::string& sql);
   Statement prepare(const std::string& sql);
   // The SQLite error of the last call, with the file named.

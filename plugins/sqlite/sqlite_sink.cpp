@@ -109,9 +109,11 @@ void SqliteConfig::check(Checker& c) const {
     read_table(*db, *this, names, keys, [&](const char* option, const std::string& message) {
       c.problem(option, message);
     });
-  } catch (const std::exception& e) {
+  } catch (const BusyError&) {
     // Another process holding the file past busy_timeout_ms is not the config's fault:
     // the sink waits for it at start (and retries), as it does mid-run.
+    return;
+  } catch (const std::exception& e) {
     const int code = db ? sqlite3_errcode(db->handle()) & 0xff : 0;
     if (code == SQLITE_BUSY || code == SQLITE_LOCKED) return;
     c.problem(exists ? "database" : "template", e.what());
@@ -218,6 +220,10 @@ void SqliteSink::start() {
     open();
   } catch (const FatalError&) {
     throw;
+  } catch (const RetriableError&) {
+    throw;
+  } catch (const BusyError& e) {
+    throw RetriableError(e.what());  // the host retries the start with backoff
   } catch (const std::exception& e) {
     throw FatalError(e.what());
   }

@@ -117,6 +117,53 @@ sink = {{ plugin = "file", path = "-" }}
     assert time.monotonic() - started < 30
 
 
+def test_a_transactional_topic_read_live_is_not_taken_for_a_store_that_lost_writes():
+    """Each transaction ends with a commit marker, an offset without a record. A live
+    consumer that reaches the end between two transactions stands past the marker while
+    the sink's stored position is before it. The next batch must continue from the
+    sink's position: it started at the end, so every batch was taken for lost writes
+    ("Redis lost writes") and read twice. confluent-kafka's transactional producer writes,
+    redis-cli checks the totals."""
+    brokers = require_env("KAFKA_BROKERS")
+    import confluent_kafka
+    import confluent_kafka.admin
+    topic = unique("txn-sums")
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([confluent_kafka.admin.NewTopic(topic, 1, 1)])[topic].result(30)
+    redis = RedisServer().start()
+    try:
+        config = write_config(f"""
+[kafka]
+brokers = "{brokers}"
+[pipelines.sums]
+source = {{ plugin = "kafka", topics = ["{topic}"], group = "{unique('g')}" }}
+transforms = [ {{ plugin = "json_decode" }} ]
+sink = {{ plugin = "redis_sum", url = "redis://127.0.0.1:{redis.port}/0", key_field = "account", value_field = "amount" }}
+""")
+        process = start_pipehost("run", config, "--no-progress")
+        try:
+            producer = confluent_kafka.Producer({"bootstrap.servers": brokers,
+                                                 "transactional.id": unique("txn-producer")})
+            producer.init_transactions(30)
+            for t in range(1, 6):
+                producer.begin_transaction()
+                for _ in range(10):
+                    producer.produce(topic, value=json.dumps({"account": "A", "amount": 1}).encode())
+                producer.commit_transaction(30)
+                wait_until(lambda: redis.cli("GET", "A") == f"{10 * t}.00", 30, f"the total of {t} transactions")
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, err[-3000:]
+        assert "lost writes" not in err and "reading again" not in err, err[-3000:]
+        # 5 x (10 records + a marker): the last record is at 53, the position after it.
+        assert redis.cli("HGET", "pipehost:positions:sums", f"{topic}:0") == "54"
+    finally:
+        redis.stop()
+
+
 def test_stop_at_end_ends_for_a_consumer_that_reads_nothing_and_for_transactions():
     # start = "latest" on a topic with records: nothing is read, and the run must still end.
     # A topic written by a transactional producer ends with a commit marker, not a record.

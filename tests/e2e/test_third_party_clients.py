@@ -184,10 +184,11 @@ def read_topic(brokers, topic, count, idle_s=20):
     return out
 
 
-def test_headers_pass_through_exactly_a_null_value_stays_null_and_an_empty_one_empty():
-    """A Kafka header may have no value (null), which is not an empty value. pipehost
-    copies records topic to topic with their headers as confluent-kafka wrote them; the
-    file sink writes a null header value as JSON null. (Nulls became empty values.)"""
+def test_headers_and_keys_pass_through_exactly_a_null_stays_null_and_an_empty_one_empty():
+    """A Kafka header may have no value (null), which is not an empty value, and a key may
+    be null or empty. pipehost copies records topic to topic with their keys and headers as
+    confluent-kafka wrote them; the file sink writes a null header value as JSON null.
+    (Null header values became empty ones, and empty keys null ones.)"""
     from confluent_kafka import Producer
     brokers = require_env("KAFKA_BROKERS")
     source, copy = unique("headers-in"), unique("headers-out")
@@ -196,10 +197,11 @@ def test_headers_pass_through_exactly_a_null_value_stays_null_and_an_empty_one_e
         admin.create_topics([NewTopic(t, 1, 1)])[t].result(30)
     sent = [[("trace", b"t1"), ("none", None), ("empty", b""), ("raw", b"\xff\x00")],
             [("none", None), ("none", b"again")],
-            []]
+            [], [], []]
+    keys = [b"k0", b"k1", b"k2", b"", None]
     producer = Producer({"bootstrap.servers": brokers})
     for i, headers in enumerate(sent):
-        producer.produce(source, key=f"k{i}", value=json.dumps({"i": i}).encode(), headers=headers)
+        producer.produce(source, key=keys[i], value=json.dumps({"i": i}).encode(), headers=headers)
     producer.flush(30)
     out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
     path = real_services_config(f"""
@@ -222,7 +224,7 @@ sink = {{ plugin = "file", path = "{out}", with_headers = true }}
             got.append((msg.key(), msg.headers() or []))
             last = time.monotonic()
     consumer.close()
-    assert got == [(f"k{i}".encode(), h) for i, h in enumerate(sent)], got
+    assert got == [(keys[i], h) for i, h in enumerate(sent)], got
     lines = [json.loads(line) for line in open(out)]
     assert lines[0]["headers"] == {"trace": "t1", "none": None, "empty": "", "raw": "/wA="}, lines[0]
 

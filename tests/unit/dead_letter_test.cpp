@@ -287,3 +287,30 @@ TEST_CASE("rewound dead letters: what a batch read again dead-lettered is not wr
   letters.batch_written({{"t", 0, 6, 8}});
   CHECK(letters.empty());
 }
+
+// A router's copies of one record to topics A and B: A's copy dead-lettered, then the
+// batch read again (B's copy refused by the broker). The read again rejects both: only
+// A's is on the dead-letter topic already. B's used to be dropped as "already there".
+TEST_CASE("rewound dead letters: another copy of a dead-lettered record is still dead-lettered") {
+  auto copy = [](std::int64_t offset, std::string destination) {
+    Record r;
+    r.origin = {"t", 0, offset};
+    r.destination_topic = std::move(destination);
+    return Rejection{r, "refused"};
+  };
+  RewoundDeadLetters letters;
+  letters.batch_started();
+  letters.written_to_topic({copy(10, "A")});
+  letters.rewound();
+  letters.batch_started();
+  std::vector<Rejection> again{copy(10, "A"), copy(10, "B")};
+  CHECK(letters.remove_written(again) == 1);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].record.destination_topic == "B");
+  // Two alike records made of one (a fan-out to one topic), one dead-lettered before.
+  letters.written_to_topic({copy(10, "B")});
+  letters.rewound();
+  std::vector<Rejection> alike{copy(10, "B"), copy(10, "B")};
+  CHECK(letters.remove_written(alike) == 1);
+  CHECK(alike.size() == 1);
+}

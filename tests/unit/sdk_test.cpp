@@ -5,6 +5,7 @@
 #include <pipehost/decimal.hpp>
 #include <pipehost/kafka_topic_name.hpp>
 #include <pipehost/record.hpp>
+#include <pipehost/redact.hpp>
 #include <pipehost/time.hpp>
 #include <pipehost/refused.hpp>
 #include <pipehost/stage.hpp>
@@ -366,4 +367,17 @@ TEST_CASE("is_kafka_topic_name: what Kafka's Topic.validate accepts") {
   CHECK(pipehost::is_kafka_topic_name("..."));
   for (const char* bad : {"a b", "a/b", "t\xc3\xa9", "a:b", "a\n"})
     CHECK_FALSE(pipehost::is_kafka_topic_name(bad));
+}
+
+TEST_CASE("redact::url hides password parameters: libpq's key=value form and a URL's query") {
+  using pipehost::redact::url;
+  CHECK(url("host=db user=app password=s3cret dbname=trades") == "host=db user=app password=*** dbname=trades");
+  CHECK(url("host=db password = 's3 \\'cret' port=5432") == "host=db password = *** port=5432");
+  CHECK(url("PASSWORD=p@ss host=db") == "PASSWORD=*** host=db");
+  CHECK(url("host=db sslpassword=k1") == "host=db sslpassword=***");
+  CHECK(url("postgresql://db/app?user=u&password=s3cret&sslmode=off") ==
+        "postgresql://db/app?user=u&password=***&sslmode=off");
+  CHECK(url("postgresql://u:pw@db/app") == "postgresql://u:***@db/app");
+  CHECK(url("host=db user=password_owner") == "host=db user=password_owner");
+  CHECK(url("host=db password=") == "host=db password=***");
 }

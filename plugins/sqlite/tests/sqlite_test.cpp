@@ -453,6 +453,25 @@ TEST_CASE("sqlite: opening a new file waits while another process writes to it")
   sqlite3_close(writer);
 }
 
+// The host retries a start that fails with a RetriableError; a FatalError stops the
+// pipeline for good, which another writer's long transaction is no reason for.
+TEST_CASE("sqlite: a file held by another writer past busy_timeout_ms fails the start retriably") {
+  Fixture f;
+  f.sql("PRAGMA journal_mode = WAL");
+  sqlite3* writer = nullptr;
+  REQUIRE(sqlite3_open(f.path.c_str(), &writer) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(writer, "BEGIN IMMEDIATE; INSERT INTO aggregated VALUES ('mayo', 1);", nullptr, nullptr,
+                       nullptr) == SQLITE_OK);
+  auto sink = testing::make<SqliteSink>({{"database", f.path}, {"table", std::string("aggregated")},
+                                         {"add", std::vector<std::string>{"count"}},
+                                         {"busy_timeout_ms", std::int64_t{100}}},
+                                        f.context);
+  CHECK_THROWS_WITH_AS(sink->start(), doctest::Contains("another writer holds the file"), RetriableError);
+  sqlite3_exec(writer, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(writer);
+  CHECK_NOTHROW(sink->start());
+}
+
 TEST_CASE("sqlite_query: the rows as the seed's API answered them, keys sorted") {
   Fixture f;
   testing::StageHarness<SqliteQuery> empty(

@@ -8,13 +8,50 @@
 
 namespace pipehost::redact {
 
+// The values of password parameters: libpq's key=value form ("host=db password=s3cret",
+// quoted values too) and a URL's query ("postgresql://db/app?password=s3cret"); any
+// keyword ending in "password" (sslpassword). Used by url().
+inline std::string password_parameters(std::string out) {
+  std::string lower(out);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  auto space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  std::size_t pos = 0;
+  while ((pos = lower.find("password", pos)) != std::string::npos) {
+    std::size_t keyword = pos;
+    while (keyword > 0 && std::isalpha(static_cast<unsigned char>(lower[keyword - 1]))) --keyword;
+    std::size_t eq = pos + 8;
+    while (eq < lower.size() && space(lower[eq])) ++eq;
+    const bool parameter = keyword == 0 || space(lower[keyword - 1]) || lower[keyword - 1] == '?' ||
+                           lower[keyword - 1] == '&';
+    if (!parameter || eq >= lower.size() || lower[eq] != '=') {
+      pos += 8;
+      continue;
+    }
+    std::size_t value = eq + 1;
+    while (value < out.size() && space(out[value])) ++value;
+    std::size_t end = value;
+    if (end < out.size() && out[end] == '\'') {
+      for (++end; end < out.size() && out[end] != '\''; ++end)
+        if (out[end] == '\\') ++end;
+      end = std::min(end + 1, out.size());
+    } else {
+      while (end < out.size() && !space(out[end]) && out[end] != '&' && out[end] != '#') ++end;
+    }
+    out.replace(value, end - value, "***");
+    lower.replace(value, end - value, "***");
+    pos = value + 3;
+  }
+  return out;
+}
+
 // "redis://user:pw@host:6379/0" -> "redis://user:***@host:6379/0". A lone userinfo
 // with no ':' is a user name for databases ("postgresql://postgres@host") and a secret
 // elsewhere ("https://token@host", and "redis://secret@host", a password for Redis's
 // default user). The last '@' ends the userinfo: a password may hold '/' unencoded.
-// Other text is returned as is.
+// Password parameters are hidden too (password_parameters). Other text is returned as is.
 inline std::string url(std::string_view text) {
-  std::string out(text);
+  std::string out = password_parameters(std::string(text));
   auto scheme = out.find("://");
   std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
   auto end = out.find_first_of("?#", start);
