@@ -830,15 +830,18 @@ void KafkaSource::commit_sync(rd_kafka_topic_partition_list_t* only) {
   }
   if (list->cnt > 0) {
     // Another member leaving makes commits fail while the group rebalances: retry a bit.
-    for (int attempt = 0; attempt < 10; ++attempt) {
+    constexpr int kAttempts = 10;
+    for (int attempt = 1; attempt <= kAttempts; ++attempt) {
       rd_kafka_resp_err_t rc = rd_kafka_commit(consumer_, list, 0);
       if (rc == RD_KAFKA_RESP_ERR_NO_ERROR) {
         mark_sent(list);
         break;
       }
       if (rc == RD_KAFKA_RESP_ERR__NO_OFFSET) break;
-      if (rc != RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS) {
-        context_.warn("offset commit: " + error_text(rc));
+      if (rc != RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS || attempt == kAttempts) {
+        context_.warn("offset commit: " + error_text(rc) +
+                      " (the partitions' next reader starts at the group's last commit: the records "
+                      "after it come again, unless the sink stores its positions; none is lost)");
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
