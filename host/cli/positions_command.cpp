@@ -147,7 +147,11 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
     rd_kafka_topic_destroy(rkt);
     if (rc) return fail("cannot reach " + config.kafka_brokers + ": " + rd_kafka_err2str(rc), kServicesUnavailable);
     if (md->topic_cnt != 1 || md->topics[0].err) {
+      const rd_kafka_resp_err_t err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
       rd_kafka_metadata_destroy(md);
+      if (err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        return fail("cannot read topic '" + topic + "' on " + config.kafka_brokers + ": " + rd_kafka_err2str(err),
+                    kServicesUnavailable);
       return fail("topic '" + topic + "' does not exist on " + config.kafka_brokers, kInvalidInput);
     }
     for (int p = 0; p < md->topics[0].partition_cnt; ++p) {
@@ -170,7 +174,8 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
   }
 
   std::string sink_error;
-  if (!read_sink_positions(config, pipeline, rows, sink_error))
+  const bool sink_known = read_sink_positions(config, pipeline, rows, sink_error);
+  if (!sink_known)
     std::fprintf(stderr, "pipehost positions: cannot ask the sink (%s) for its stored positions: %s\n",
                  pipeline.sink.plugin.c_str(), sink_error.c_str());
   bool sink_stores = std::any_of(rows.begin(), rows.end(), [](const Row& r) { return r.stored.has_value(); });
@@ -198,6 +203,11 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
       }
     }
     for (std::size_t i = 0; i < rows.size(); ++i) rows[i].target = targets->elems[i].offset;
+    if (execute && !sink_known)  // a sink storing positions resumes from those, not from the reset
+      return fail("nothing was reset: the sink (" + pipeline.sink.plugin +
+                      ") could not say whether it stores positions of its own, which the pipeline "
+                      "would resume from instead; make it reachable and run this again",
+                  kServicesUnavailable);
     if (execute) {
       int members = active_members(rk.get(), group, error);
       if (members < 0) return fail("cannot describe group '" + group + "': " + error, kServicesUnavailable);

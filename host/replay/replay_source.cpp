@@ -25,7 +25,9 @@ ReplaySource::~ReplaySource() {
                   "dead-letter topic again: see the pipeline's line below); " +
                   std::to_string(not_replayable_) +
                   " left in the topic (their payload was replaced by a stage before the one that "
-                  "rejected them, so they cannot be fed to the first stage again)");
+                  "rejected them, so they cannot be fed to the first stage again)" +
+                  (others_ ? "; " + std::to_string(others_) + " of other pipelines sharing the topic left to them"
+                           : std::string()));
 }
 
 void ReplaySource::start() {
@@ -55,6 +57,11 @@ void ReplaySource::start() {
   rd_kafka_resp_err_t rc = rd_kafka_metadata(consumer_, 0, rkt, &md, 10000);
   rd_kafka_topic_destroy(rkt);
   if (rc) throw RetriableError("cannot read the metadata of " + config_.topic + ": " + error_text(rc));
+  if (md->topic_cnt == 1 && md->topics[0].err && md->topics[0].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+    const rd_kafka_resp_err_t err = md->topics[0].err;
+    rd_kafka_metadata_destroy(md);
+    throw RetriableError("cannot read the dead-letter topic " + config_.topic + ": " + error_text(err));
+  }
   if (md->topic_cnt != 1 || md->topics[0].err) {  // nothing to replay: done, not failed
     rd_kafka_metadata_destroy(md);
     context_.info("dead-letter topic '" + config_.topic + "' does not exist: nothing was ever dead-lettered, "
@@ -78,7 +85,19 @@ void ReplaySource::start() {
       throw RetriableError("cannot read the end of " + config_.topic + ": " + error_text(rc));
     }
     std::int64_t from = e.offset >= 0 ? e.offset : low;
-    if (auto stored = context_.resume_position(config_.topic, e.partition)) from = *stored;
+    if (auto stored = context_.resume_position(config_.topic, e.partition)) {
+      // Past the end: the topic was deleted and made again since the sink stored it. The
+      // letters now in it would all be skipped.
+      if (*stored > high) {
+        const std::string where = config_.topic + "/" + std::to_string(e.partition);
+        rd_kafka_topic_partition_list_destroy(list);
+        throw FatalError("the sink's stored position of " + where + " is " + std::to_string(*stored) +
+                         ", past the end of that partition (" + std::to_string(high) +
+                         "): the dead-letter topic was deleted and made again. Delete the sink's stored "
+                         "position of " + where + " to replay the letters now in it");
+      }
+      from = *stored;
+    }
     from = std::clamp(from, low, high);
     e.offset = from;
     partitions_[e.partition] = {from, high, from};
@@ -129,7 +148,7 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
   const bool first_read = m->offset >= part.counted_to;
   part.counted_to = std::max(part.counted_to, m->offset + 1);
 
-  std::string payload_from;
+  std::string payload_from, pipeline;
   std::vector<Header> headers;
   rd_kafka_headers_t* hdrs = nullptr;
   if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -140,12 +159,20 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
       std::string v = value ? std::string(static_cast<const char*>(value), size) : std::string();
       const std::string_view key(name);
       if (key == "pipehost.payload") payload_from = v;
+      if (key == "pipehost.pipeline") pipeline = v;
       // The letter's other pipehost.* headers are for this replay; its origin (the record's
       // first topic, partition and offset) stays with the record, so that a letter it
       // gets again names where it first came from, not this topic.
       if (key.rfind("pipehost.", 0) == 0 && key.rfind("pipehost.origin.", 0) != 0) continue;
       headers.push_back({name, std::move(v), value == nullptr});
     }
+  }
+  // Another pipeline's letter (a dead-letter topic two pipelines share): not this one's to
+  // feed through its stages, nor to count; left in the topic for that pipeline's replay.
+  if (!pipeline.empty() && pipeline != context_.pipeline()) {
+    others_ += first_read;
+    rd_kafka_message_destroy(m);
+    return;
   }
   if (payload_from != "source") {  // covered by the span: committed past, left in the topic
     not_replayable_ += first_read;

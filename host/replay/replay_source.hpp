@@ -51,6 +51,7 @@ class ReplaySource final : public Source {
   std::map<std::int32_t, Partition> partitions_;
   std::uint64_t replayed_ = 0;
   std::uint64_t not_replayable_ = 0;
+  std::uint64_t others_ = 0;  // letters of other pipelines (a shared dead-letter topic)
 };
 
 }  // namespace pipehost::host

@@ -57,17 +57,22 @@ class ProtobufEncode final : public RecordTransform {
 
   Verdict apply(Record& record) override {
     const std::int32_t id = schema_id(record);
-    std::string& out = record.payload.edit();
+    // Into a string of its own, which becomes the payload only once the value is written
+    // whole: a rejected record keeps the payload it came with (its dead letter shows it).
+    std::string& out = scratch_;
     out.clear();
     out.reserve(size_hint_);
     write_frame(out, id, path_);
     encode_message(*plan_, record.value, out);
     if (out.size() > size_hint_ && out.size() <= kMaxSizeHint) size_hint_ = out.size();
+    if (record.payload.borrowed()) record.payload = std::string();
+    std::swap(record.payload.edit(), scratch_);  // the record's old buffer is the next scratch
     return Verdict::keep;
   }
 
  private:
   static constexpr std::size_t kMaxSizeHint = 64 * 1024;
+  std::string scratch_;
 
   std::int32_t schema_id(const Record& record) {
     if (explicit_subject_ || record.destination_topic.empty()) {

@@ -585,6 +585,39 @@ def test_replay_feeds_dead_letters_back_once_the_cause_is_fixed():
     assert r.returncode == 2 and "no pipeline 'nope'" in r.stderr
 
 
+def test_replay_of_a_dead_letter_topic_two_pipelines_share_feeds_only_its_own_letters():
+    # Both pipelines dead-letter to one topic; replaying one of them used to feed the other's
+    # letters through its stages into its sink.
+    from support import PIPEHOST, pipehost, require_env
+    brokers = require_env("KAFKA_BROKERS")
+    topic = topic_holding("shared", 1, [(json.dumps({"id": f"T{i}", "version": i}).encode(), f"k{i}", 0)
+                                        for i in range(30)])
+    outs = {name: os.path.join(tempfile.mkdtemp(), f"{name}.jsonl") for name in ("a", "b")}
+
+    def pipeline(name, maximum):
+        return f"""
+[pipelines.{name}]
+on_error = "dead_letter"
+dead_letter_topic = "{topic}-dlq"
+source = {{ plugin = "kafka", topics = ["{topic}"], group = "{topic}-{name}", stop_at_end = true }}
+transforms = [ {{ plugin = "json_decode" }}, {{ plugin = "field_rules", maximum = {{ version = "{maximum}" }} }} ]
+sink = {{ plugin = "file", path = "{outs[name]}" }}
+"""
+    path = write_config(f"""
+[kafka]
+brokers = "{brokers}"
+{pipeline("a", 9)}{pipeline("b", 19)}""")
+    pipehost("run", path, "--no-progress", check=0, timeout=90)
+    fixed = ["--set", 'pipeline.b.transforms=[{plugin="json_decode"},{plugin="field_rules",maximum={version="100"}}]']
+    r = subprocess.run([PIPEHOST, "replay", path, "--pipeline", "b", *fixed, "--no-progress"],
+                       capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "fed 10 dead letter(s) back" in r.stderr and "20 of other pipelines" in r.stderr, r.stderr[-3000:]
+    ids = sorted(int(json.loads(line)["id"][1:]) for line in open(outs["b"]))
+    assert ids == list(range(30)), ids  # T20-T29 once each, none of a's T10-T19 again
+    assert sorted(int(json.loads(line)["id"][1:]) for line in open(outs["a"])) == list(range(10))
+
+
 def test_replay_through_a_sink_that_refuses_rows_again_reads_them_again_and_ends():
     # A sink storing positions refuses a row while writing (here a CHECK constraint): the
     # batch is read again so the row is rejected first. The replay's source could not

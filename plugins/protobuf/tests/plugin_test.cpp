@@ -282,12 +282,15 @@ TEST_CASE("plugin: encoder start-up and per-record errors are clear") {
   CHECK(error == "cannot open descriptor set /missing.desc");
 
   auto encode = h.make("protobuf_encode", {{"message", "Transaction"}, {"topic", "t"}});
-  Batch batch = batch_of(
-      {test::make_struct({{"amount", "lots"}}), Value(5), test::transaction("ok", "A", 1)});
+  Batch batch = batch_of({test::make_struct({{"transaction_id", "t1"}, {"amount", "lots"}}), Value(5),
+                          test::transaction("ok", "A", 1)});
+  batch.records[0].payload = "the bytes it was read as";
   REQUIRE(encode->process(batch).is_ok());
   REQUIRE(batch.rejections.size() == 2);
   CHECK(batch.rejections[0].reason ==
         "cannot encode Transaction: field 'amount': expected a number, got a string");
+  // Not half an encoding: its dead letter keeps what it came with.
+  CHECK(batch.rejections[0].record.payload == "the bytes it was read as");
   CHECK(batch.rejections[1].reason ==
         "cannot encode Transaction: the record value is an integer, not a struct");
 }
