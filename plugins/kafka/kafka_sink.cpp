@@ -223,9 +223,10 @@ void KafkaSink::produce(Record& r, void* completion) {
   if (!r.headers.empty()) {
     headers = rd_kafka_headers_new(r.headers.size());
     for (const auto& h : r.headers)
-      rd_kafka_header_add(headers, h.key.data(), static_cast<ssize_t>(h.key.size()),
-                          h.null_value && h.value.empty() ? nullptr : h.value.data(),
-                          static_cast<ssize_t>(h.value.size()));
+      if (h.key != kStageOnlyHeader)
+        rd_kafka_header_add(headers, h.key.data(), static_cast<ssize_t>(h.key.size()),
+                            h.null_value && h.value.empty() ? nullptr : h.value.data(),
+                            static_cast<ssize_t>(h.value.size()));
   }
   while (true) {
     const std::uint64_t reports_before = reports_.load();

@@ -10,11 +10,6 @@
 
 namespace pipehost::kafka {
 
-// Set by the router for avro_encode (the subject a record is written with): a header one
-// stage hands the next, never taken from a sender, who could otherwise have a record
-// registered and written under another tenant's subject.
-constexpr std::string_view kStageOnlyHeader = "pipehost.subject";
-
 void KafkaSourceConfig::declare(OptionList<KafkaSourceConfig>& o) {
   o.required("topics", &KafkaSourceConfig::topics, "topics to consume");
   o.required("group", &KafkaSourceConfig::group, "consumer group id").pattern(".+");

@@ -9,7 +9,8 @@ void ProtobufEncodeConfig::declare(OptionList<ProtobufEncodeConfig>& o) {
         "topic the records go to: the subject is \"<topic>-value\" (TopicNameStrategy); a "
         "record with a destination topic uses that topic's subject");
   o.add("subject", &ProtobufEncodeConfig::subject,
-        "subject to register under, overriding topic and destination topics");
+        "subject to register under, overriding topic and destination topics (a record's "
+        "pipehost.subject header, set by the router, takes precedence)");
   o.add("descriptor_set", &ProtobufEncodeConfig::descriptor_set,
         "compiled descriptor set (protoc --include_imports) holding the message; default: the "
         "data directory's proto/pipehost.desc, compiled from proto/*.proto");

@@ -1,6 +1,7 @@
 // protobuf_encode: each record's value (a struct) encoded as a protobuf message into its
 // payload, framed for the Schema Registry (magic byte, schema id, message-index path).
 #pragma once
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -56,7 +57,12 @@ class ProtobufEncode final : public RecordTransform {
   }
 
   Verdict apply(Record& record) override {
-    const std::int32_t id = schema_id(record);
+    // The subject a stage before chose (the router's `subjects`) goes first, as in
+    // avro_encode; the header is for this stage only, and goes once the record is written.
+    auto header = std::find_if(record.headers.begin(), record.headers.end(),
+                               [](const Header& h) { return h.key == kSubjectHeader; });
+    const bool has_header = header != record.headers.end();
+    const std::int32_t id = has_header ? id_of_subject(header->value) : schema_id(record);
     // Into a string of its own, which becomes the payload only once the value is written
     // whole: a rejected record keeps the payload it came with (its dead letter shows it).
     std::string& out = scratch_;
@@ -67,11 +73,13 @@ class ProtobufEncode final : public RecordTransform {
     if (out.size() > size_hint_ && out.size() <= kMaxSizeHint) size_hint_ = out.size();
     if (record.payload.borrowed()) record.payload = std::string();
     std::swap(record.payload.edit(), scratch_);  // the record's old buffer is the next scratch
+    if (has_header) record.headers.erase(header);
     return Verdict::keep;
   }
 
  private:
   static constexpr std::size_t kMaxSizeHint = 64 * 1024;
+  static constexpr std::string_view kSubjectHeader = "pipehost.subject";
   std::string scratch_;
 
   std::int32_t schema_id(const Record& record) {
@@ -135,6 +143,13 @@ class ProtobufEncode final : public RecordTransform {
     }
   }
 
+  std::int32_t id_of_subject(const std::string& subject) {
+    if (subject.empty()) throw InvalidRecord("the pipehost.subject header is empty");
+    auto it = ids_by_subject_.find(subject);
+    if (it == ids_by_subject_.end()) it = ids_by_subject_.emplace(subject, id_for(subject)).first;
+    return it->second;
+  }
+
   std::int32_t id_for(const std::string& subject) {
     int id = -1;
     if (imports_.empty()) {
@@ -165,6 +180,7 @@ class ProtobufEncode final : public RecordTransform {
   std::string default_subject_;
   std::int32_t default_id_ = -1;
   std::unordered_map<std::string, std::int32_t> ids_by_topic_;
+  std::unordered_map<std::string, std::int32_t> ids_by_subject_;  // from pipehost.subject headers
   std::size_t size_hint_ = 64;
 };
 

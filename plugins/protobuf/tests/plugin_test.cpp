@@ -265,6 +265,16 @@ TEST_CASE("plugin: encoder subjects follow topic, destination topic and explicit
   CHECK(subjects.count("fixed") == 1);
   CHECK(subjects.count("routed-value") == 1);
 
+  // The router's `subjects` reach the encoder as a header, which goes once it is used
+  // (it leaked to the output topic, and the subject was the topic's).
+  Batch routed = batch_of({test::transaction("r", "R", 4)});
+  routed.records[0].destination_topic = "routed";
+  routed.records[0].headers.push_back({"pipehost.subject", "tenant-a-events"});
+  REQUIRE(by_topic->process(routed).is_ok());
+  REQUIRE(routed.rejections.empty());
+  CHECK(h.context.registry.subjects().count("tenant-a-events") == 1);
+  CHECK(routed.records[0].headers.empty());
+
   auto no_subject = h.make("protobuf_encode", {{"message", "Transaction"}});
   Batch lone = batch_of({test::transaction("c", "C", 3)});
   REQUIRE(no_subject->process(lone).is_ok());
