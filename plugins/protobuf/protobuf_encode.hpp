@@ -40,8 +40,8 @@ class ProtobufEncode final : public RecordTransform {
         files_(SchemaFiles::from_descriptor_set(config.descriptor_set_or(context.data_dir()))) {
     const gp::Descriptor& message = files_->find_message(config.message);
     plan_ = &plans_.plan(message);
-    path_ = path_of(message);
     text_ = schema_text(*message.file());
+    path_ = path_in_registered_text(message);
     std::set<std::string> seen;
     collect_imports(*message.file(), seen);
     main_imports_ = own_imports(*message.file());
@@ -141,6 +141,21 @@ class ProtobufEncode final : public RecordTransform {
                      "registering " + i.name + " (imported by " + plan_->full_name + "'s file)");
       import_versions_[i.name] = version;
     }
+  }
+
+  // The message's index path as a reader of the registered text counts it. That text
+  // (DebugString) lists a message's nested messages before its fields and leaves map
+  // entries out, so a reader parsing it numbers them otherwise than the compiled
+  // descriptor when a map field comes before a nested message: [0, 1] named another
+  // message there (measured with protobuf_decode, which parses the text).
+  MessagePath path_in_registered_text(const gp::Descriptor& message) const {
+    try {
+      auto parsed = SchemaFiles::from_registry(text_, 0, files_.get());
+      if (const gp::Descriptor* d = parsed->pool().FindMessageTypeByName(message.full_name()))
+        return path_of(*d);
+    } catch (const std::exception&) {  // a text protoc cannot read back: no reader can either
+    }
+    return path_of(message);
   }
 
   std::int32_t id_of_subject(const std::string& subject) {

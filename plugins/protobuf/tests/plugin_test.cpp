@@ -282,6 +282,28 @@ TEST_CASE("plugin: encoder subjects follow topic, destination topic and explicit
   CHECK(lone.rejections[0].reason.find("no subject for this record") != std::string::npos);
 }
 
+// Everything's map field `counts` comes before its nested message Inner: the compiled
+// descriptor numbers Inner 1 (after the map's entry), the registered text 0. The frame's
+// path named the map entry to a reader of the text, and Inner's bytes decoded as one.
+TEST_CASE("plugin: a nested message after a map field round-trips through its registered text") {
+  Harness h;
+  auto encode = h.make("protobuf_encode", {{"message", "pipehost.test.Everything.Inner"},
+                                           {"topic", "inner"},
+                                           {"descriptor_set", PROTOBUF_TEST_DESCRIPTOR_SET}});
+  auto decode = h.make("protobuf_decode", {{"descriptor_set", PROTOBUF_TEST_DESCRIPTOR_SET}});
+  REQUIRE(encode);
+  REQUIRE(decode);
+  const Value inner = test::make_struct({{"label", "x"}, {"value", std::int64_t{7}}});
+  Batch batch = batch_of({inner});
+  REQUIRE(encode->process(batch).is_ok());
+  REQUIRE(batch.rejections.empty());
+  batch.records[0].value = Value();
+  REQUIRE(decode->process(batch).is_ok());
+  REQUIRE(batch.rejections.empty());
+  CHECK(batch.records[0].value ==
+        test::make_struct({{"label", "x"}, {"value", std::int64_t{7}}, {"child", Value()}}));
+}
+
 TEST_CASE("plugin: encoder start-up and per-record errors are clear") {
   Harness h;
   std::string error;
