@@ -500,11 +500,19 @@ void FromValue::write_union(const Value& in, avro_schema_t schema, std::string& 
     const bool all = std::all_of(field_of.begin(), field_of.end(), [](int f) { return f >= 0; });
     return !all ? 1 : field_of.size() == as_struct->fields.size() ? 3 : 2;
   };
-  for (const int wanted : {3, 2, 1}) {
+  // A conversion to a float branch (which may lose digits: 16777217 is 16777216 as a
+  // float) is tried only after every other conversion, a double's first.
+  struct Pass {
+    int wanted;
+    bool floats;
+  };
+  for (const Pass pass : {Pass{3, false}, Pass{2, false}, Pass{1, false}, Pass{1, true}}) {
+    const int wanted = pass.wanted;
     if (wanted == 3 && !as_struct) continue;
     for (size_t b = 0; b < branches; ++b) {
       avro_schema_t branch = avro_schema_union_branch(schema, static_cast<int>(b));
       while (avro_typeof(branch) == AVRO_LINK) branch = avro_schema_link_target(branch);
+      if (wanted == 1 && (avro_typeof(branch) == AVRO_FLOAT) != pass.floats) continue;
       if (score(branch) != wanted) continue;
       const std::size_t mark = out.size();
       try {

@@ -998,6 +998,7 @@ TEST_CASE("avro_encode: a union gets the branch the value is, and a refusing bra
     {"name":"e","type":[{"type":"enum","name":"E","symbols":["A"]},"string"]},
     {"name":"sym","type":[{"type":"enum","name":"E2","symbols":["A"]},"string"]},
     {"name":"d","type":["float","double"]},
+    {"name":"n","type":["null","float","double"]},
     {"name":"r","type":[{"type":"record","name":"R1","fields":[{"name":"a","type":"int"}]},
                         {"type":"record","name":"R2","fields":[{"name":"b","type":"string"}]}]}]})";
   StageHarness<avro::AvroEncode> enc({{"subject", std::string("u-value")}},
@@ -1006,9 +1007,9 @@ TEST_CASE("avro_encode: a union gets the branch the value is, and a refusing bra
   auto names = [](std::vector<std::string> n) { return StructSchema::make(std::move(n)); };
   Batch b;
   b.records.emplace_back().value =
-      Struct{names({"s", "fx", "big", "e", "sym", "d", "r"}),
+      Struct{names({"s", "fx", "big", "e", "sym", "d", "n", "r"}),
              {Value("hi"), Value("hello"), Value(std::int64_t{1} << 40), Value("zzz"), Value("A"),
-              Value(0.1), Value(Struct{names({"b"}), {Value("x")}})}};
+              Value(0.1), Value(std::int64_t{16777217}), Value(Struct{names({"b"}), {Value("x")}})}};
   auto rejected = enc.process(b);
   REQUIRE_MESSAGE(rejected.empty(), (rejected.empty() ? "" : rejected[0].reason));
   StageHarness<avro::AvroDecode> dec({}, [&](TestContext& c) { register_text(c, "u-value", schema); });
@@ -1021,6 +1022,7 @@ TEST_CASE("avro_encode: a union gets the branch the value is, and a refusing bra
   CHECK(*v.field("e") == Value("zzz"));
   CHECK(*v.field("sym") == Value("A"));
   CHECK(*v.field("d") == Value(0.1));  // not narrowed to a float
+  CHECK(*v.field("n") == Value(16777217.0));  // an integer into the double, not the float first
   CHECK(*v.field("r")->field("b") == Value("x"));  // R1 refused: no a
   const std::string body = std::string(b.records[0].payload).substr(5);
   CHECK(body[0] == 2);  // s: branch 1 (zig-zag)
