@@ -272,9 +272,13 @@ void encode_struct(const EncodePlan& plan, const Struct& s, std::string& out, in
     // Asked again for every field: a nested message of the same type (a recursive one)
     // with another shape refills the plan's one cached set of slots.
     const std::int32_t slot = plan.slots_for(s.schema)[i];
-    if (slot < 0 || static_cast<std::size_t>(slot) >= s.fields.size()) continue;
+    const bool absent = slot < 0 || static_cast<std::size_t>(slot) >= s.fields.size() ||
+                        s.fields[static_cast<std::size_t>(slot)].is_null();
+    if (absent && plan.fields[i].required)
+      throw EncodeError{plan.fields[i].name, "no value, but it is required (proto2): protobuf's "
+                                             "parsers refuse a message without it"};
+    if (absent) continue;
     const Value& v = s.fields[static_cast<std::size_t>(slot)];
-    if (v.is_null()) continue;
     try {
       encode_field(plan.fields[i], v, out, depth);
     } catch (EncodeError& e) {
@@ -316,6 +320,7 @@ const EncodePlan& EncodePlans::plan(const gp::Descriptor& message) {
       // serializers do (the bytes then match theirs).
       f.presence = d.has_presence() || d.containing_type()->map_key() != nullptr;
       f.check_utf8 = f.kind == Kind::string && d.file()->syntax() == gp::FileDescriptor::SYNTAX_PROTO3;
+      f.required = d.is_required();
       const auto number = static_cast<std::uint64_t>(d.number());
       f.tag_size = varint_to(f.tag, number << 3 | wire_type_of(f.kind));
       f.packed_tag_size = varint_to(f.packed_tag, number << 3 | kLengthDelimited);

@@ -25,6 +25,7 @@ struct EncodeField {
   bool packed = false;
   bool presence = false;  // written even when it holds the default value
   bool check_utf8 = false;  // a proto3 string: protobuf's parsers refuse invalid UTF-8
+  bool required = false;    // proto2 `required`: protobuf's parsers refuse a message without it
   char tag[5] = {};       // the field's tag with the kind's wire type
   std::uint8_t tag_size = 0;
   char packed_tag[5] = {};

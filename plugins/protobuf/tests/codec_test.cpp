@@ -572,6 +572,22 @@ TEST_CASE("decode: a proto2 field not on the wire is null unless it declares a d
                        doctest::Contains("has no value for its required field 'id'"), InvalidRecord);
 }
 
+// protobuf's parsers (C++ ParseFromString, Java parseFrom) refuse a message without a
+// proto2 `required` field: the encoder wrote one, which no reader could take.
+TEST_CASE("encode: a proto2 required field without a value is refused, naming it") {
+  Codec codec;
+  const EncodePlan& plan = codec.encoder("pipehost.legacy.Account");
+  std::string out;
+  CHECK_THROWS_WITH_AS(encode_message(plan, test::make_struct({{"level", 3}}), out),
+                       doctest::Contains("field 'id': no value, but it is required (proto2)"), InvalidRecord);
+  out.clear();
+  CHECK_THROWS_AS(encode_message(plan, test::make_struct({{"id", Value()}, {"level", 3}}), out), InvalidRecord);
+  out.clear();
+  encode_message(plan, test::make_struct({{"id", "a1"}}), out);
+  auto parsed = test::new_message(test::test_files(), "pipehost.legacy.Account");
+  REQUIRE(parsed->ParseFromString(out));
+}
+
 TEST_CASE("decode: a field whose type comes from an import found nowhere is refused, not emptied") {
   auto files = SchemaFiles::from_registry(
       "syntax = \"proto3\"; import \"other/thing.proto\";\n"
