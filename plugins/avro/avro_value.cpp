@@ -842,7 +842,11 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
       if (!in.is_null()) refuse(where, in, "null");
       return;
     case AVRO_STRING:
-      if (const auto* s = in.as<std::string>()) return put_bytes(out, *s);
+      if (const auto* s = in.as<std::string>()) {
+        // Avro strings are UTF-8: fastavro refuses other bytes, Java replaces them.
+        if (!utf8::valid(*s)) refuse(where, in, "valid UTF-8 text (an Avro string)");
+        return put_bytes(out, *s);
+      }
       refuse(where, in, "a string");
     case AVRO_BYTES:
     case AVRO_FIXED: {

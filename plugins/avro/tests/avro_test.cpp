@@ -1028,6 +1028,27 @@ TEST_CASE("avro_encode: a union gets the branch the value is, and a refusing bra
   CHECK(body[0] == 2);  // s: branch 1 (zig-zag)
 }
 
+TEST_CASE("avro_encode: a string that is not UTF-8 is refused, naming the field") {
+  const std::string schema = R"({"type":"record","name":"S","fields":[{"name":"t","type":"string"},
+    {"name":"u","type":["string","bytes"]}]})";
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("s-value")}},
+                                     [&](TestContext& c) { register_text(c, "s-value", schema); });
+  enc->start();
+  auto names = [](std::vector<std::string> n) { return StructSchema::make(std::move(n)); };
+  Batch bad;
+  bad.records.emplace_back().value = Struct{names({"t", "u"}), {Value(std::string("\xc3(")), Value("fine")}};
+  auto rejected = enc.process(bad);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].reason.find("field 't' is not valid UTF-8 text") != std::string::npos);
+  Batch b;
+  b.records.emplace_back().value = Struct{names({"t", "u"}), {Value("fine"), Value(std::string("\xc3("))}};
+  REQUIRE(enc.process(b).empty());
+  StageHarness<avro::AvroDecode> dec({}, [&](TestContext& c) { register_text(c, "s-value", schema); });
+  Batch back = of({std::string(b.records[0].payload)});
+  REQUIRE(dec.process(back).empty());
+  CHECK(back.records[0].value.field("u")->is<Bytes>());  // the union's bytes branch took it
+}
+
 TEST_CASE("avro: a rejected record keeps its payload; rejections name the schema id") {
   StageHarness<avro::AvroEncode> enc({{"schema_file", kConsumerSchema}, {"subject", std::string("c-value")}});
   enc->start();
