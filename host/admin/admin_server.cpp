@@ -465,7 +465,10 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
   server_->set_keep_alive_timeout(1);  // so stopping does not wait on idle clients
   server_->set_payload_max_length(kMostBodyBytes);
   listen_exclusively(*server_);
-  if (!server_->bind_to_port(host, port)) {
+  // "[::1]" is how an IPv6 host is written before a port; the resolver wants it bare.
+  const std::string bind_host =
+      host.size() > 2 && host.front() == '[' && host.back() == ']' ? host.substr(1, host.size() - 2) : host;
+  if (!server_->bind_to_port(bind_host, port)) {
     error = "cannot listen on " + address + " for the admin endpoint (in use?)";
     return false;
   }
