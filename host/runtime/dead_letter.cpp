@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include <pipehost/utf8.hpp>
+#include <pipehost/subject_header.hpp>
 
 namespace pipehost::host {
 
@@ -101,7 +102,7 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
     std::erase_if(letter.headers, [](const Header& h) {
       const std::string_view key = h.key;
       return key == "pipehost.pipeline" || key == "pipehost.stage" || key == "pipehost.error" ||
-             key.rfind("pipehost.payload", 0) == 0 || key == "pipehost.subject";
+             key.rfind("pipehost.payload", 0) == 0 || key == kSubjectHeader;
     });
     auto add = [&](const char* name, std::string value) { letter.headers.push_back({name, std::move(value)}); };
     add("pipehost.pipeline", pipeline_);

@@ -13,12 +13,11 @@
 #include <unordered_map>
 
 #include <pipehost/sdk.hpp>
+#include <pipehost/subject_header.hpp>
 
 #include "avro_value.hpp"
 
 namespace pipehost::avro {
-
-inline constexpr std::string_view kSubjectHeader = "pipehost.subject";
 
 struct AvroEncodeConfig {
   std::optional<std::string> subject;

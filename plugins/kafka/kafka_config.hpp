@@ -7,14 +7,9 @@
 
 #include <pipehost/kafka_topic_name.hpp>
 #include <pipehost/sdk.hpp>
+#include <pipehost/subject_header.hpp>
 
 namespace pipehost::kafka {
-
-// Set by the router for the encoders (the subject a record is written with): a header one
-// stage hands the next, never taken from a sender (the source drops it), who could
-// otherwise have a record registered and written under another tenant's subject, and
-// never written to a topic (the sink leaves it out).
-inline constexpr std::string_view kStageOnlyHeader = "pipehost.subject";
 
 // Applies, in order: our defaults, the file's [kafka.properties], the stage's
 // `properties`, then bootstrap.servers. Throws FatalError naming a bad property.

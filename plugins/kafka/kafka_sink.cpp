@@ -223,7 +223,7 @@ void KafkaSink::produce(Record& r, void* completion) {
   if (!r.headers.empty()) {
     headers = rd_kafka_headers_new(r.headers.size());
     for (const auto& h : r.headers)
-      if (h.key != kStageOnlyHeader)
+      if (h.key != kSubjectHeader)
         rd_kafka_header_add(headers, h.key.data(), static_cast<ssize_t>(h.key.size()),
                             h.null_value && h.value.empty() ? nullptr : h.value.data(),
                             static_cast<ssize_t>(h.value.size()));

@@ -352,7 +352,7 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
     const void* value;
     size_t size;
     for (size_t i = 0; !rd_kafka_header_get_all(headers, i, &name, &value, &size); ++i)
-      if (name != kStageOnlyHeader)
+      if (name != kSubjectHeader)
         r.headers.push_back(value ? Header{name, std::string(static_cast<const char*>(value), size)}
                                   : Header{name, std::string(), true});
   }

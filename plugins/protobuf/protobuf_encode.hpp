@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include <pipehost/sdk.hpp>
+#include <pipehost/subject_header.hpp>
 
 #include "framing.hpp"
 #include "schema_loader.hpp"
@@ -79,7 +80,6 @@ class ProtobufEncode final : public RecordTransform {
 
  private:
   static constexpr std::size_t kMaxSizeHint = 64 * 1024;
-  static constexpr std::string_view kSubjectHeader = "pipehost.subject";
   std::string scratch_;
 
   std::int32_t schema_id(const Record& record) {

@@ -18,10 +18,9 @@
 #include <vector>
 
 #include <pipehost/sdk.hpp>
+#include <pipehost/subject_header.hpp>
 
 namespace pipehost::router {
-
-inline constexpr std::string_view kSubjectHeader = "pipehost.subject";
 
 struct RouterConfig {
   std::string field;
