@@ -27,7 +27,11 @@ ReplaySource::~ReplaySource() {
                   " left in the topic (their payload was replaced by a stage before the one that "
                   "rejected them, so they cannot be fed to the first stage again)" +
                   (others_ ? "; " + std::to_string(others_) + " of other pipelines sharing the topic left to them"
-                           : std::string()));
+                           : std::string()) +
+                  (duplicates_ ? "; " + std::to_string(duplicates_) +
+                                     " skipped as another letter of a record already fed (a record dead-lettered "
+                                     "twice: read again after a crash, or several of its copies refused)"
+                               : std::string()));
 }
 
 void ReplaySource::start() {
@@ -148,7 +152,7 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
   const bool first_read = m->offset >= part.counted_to;
   part.counted_to = std::max(part.counted_to, m->offset + 1);
 
-  std::string payload_from, pipeline;
+  std::string payload_from, pipeline, origin;
   std::vector<Header> headers;
   rd_kafka_headers_t* hdrs = nullptr;
   if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -160,6 +164,8 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
       const std::string_view key(name);
       if (key == "pipehost.payload") payload_from = v;
       if (key == "pipehost.pipeline") pipeline = v;
+      if (key == "pipehost.origin.topic" || key == "pipehost.origin.partition" || key == "pipehost.origin.offset")
+        origin.append(v).push_back('\0');
       // The letter's other pipehost.* headers are for this replay; its origin (the record's
       // first topic, partition and offset) stays with the record, so that a letter it
       // gets again names where it first came from, not this topic.
@@ -178,6 +184,18 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
     not_replayable_ += first_read;
     rd_kafka_message_destroy(m);
     return;
+  }
+  // One record, several letters (dead-lettered again after a crash, or a router's copies
+  // refused by the sink one by one): the record is fed once, at its first letter, as it
+  // would make all its copies again. Keyed by the letter's own offset, so that letters
+  // read again after a seek are fed again.
+  if (!origin.empty()) {
+    auto [first, inserted] = first_letters_.try_emplace(std::move(origin), m->partition, m->offset);
+    if (!inserted && first->second != std::make_pair(m->partition, m->offset)) {
+      duplicates_ += first_read;
+      rd_kafka_message_destroy(m);
+      return;
+    }
   }
   // Borrowed like the kafka source's: still the bytes as read, so a record that fails
   // again is marked replayable in its next dead letter too.

@@ -9,6 +9,8 @@
 
 #include <map>
 #include <string>
+#include <unordered_map>
+#include <utility>
 
 #include <pipehost/sdk.hpp>
 
@@ -52,6 +54,9 @@ class ReplaySource final : public Source {
   std::uint64_t replayed_ = 0;
   std::uint64_t not_replayable_ = 0;
   std::uint64_t others_ = 0;  // letters of other pipelines (a shared dead-letter topic)
+  std::uint64_t duplicates_ = 0;  // letters of a record fed at an earlier letter
+  // A record's origin (topic, partition, offset) -> the letter it was fed at.
+  std::unordered_map<std::string, std::pair<std::int32_t, std::int64_t>> first_letters_;
 };
 
 }  // namespace pipehost::host

@@ -593,27 +593,56 @@ const Json& first_type(const Json& type) {
   return type;
 }
 
+// The named types a default's values are read against (a referenced schema's too).
+struct NamedTypes {
+  std::set<std::string>& fixed;
+  std::map<std::string, std::string, std::less<>>& records;  // full name -> the record's JSON
+};
+
 // Whether a field's type takes bytes (bytes, or a fixed: inline, or named earlier).
-bool is_bytes_like(const Json& type, const std::string& space, const std::set<std::string>& fixed) {
+bool is_bytes_like(const Json& type, const std::string& space, const NamedTypes& names) {
   const Json& t = first_type(type);
   if (t.is_string()) {
     const std::string name = t.get<std::string>();
-    return name == "bytes" || fixed.count(name) > 0 || (!space.empty() && fixed.count(space + "." + name) > 0);
+    return name == "bytes" || names.fixed.count(name) > 0 ||
+           (!space.empty() && names.fixed.count(space + "." + name) > 0);
   }
   return t.is_object() && (t.value("type", "") == "bytes" || t.value("type", "") == "fixed");
 }
 
+// The record or map schema a default object is of, and the namespace its names are in:
+// inline, or a record named earlier. Null for a type that is neither.
+Json object_type(const Json& type, const std::string& space, const NamedTypes& names, std::string& inner) {
+  const Json& t = first_type(type);
+  inner = space;
+  if (t.is_string()) {
+    const std::string name = t.get<std::string>();
+    auto it = names.records.find(name);
+    if (it == names.records.end() && !space.empty()) it = names.records.find(space + "." + name);
+    if (it == names.records.end()) return Json();
+    inner = it->first.rfind('.') == std::string::npos ? "" : it->first.substr(0, it->first.rfind('.'));
+    return Json::parse(it->second, nullptr, false);
+  }
+  if (!t.is_object()) return Json();
+  const std::string kind = t.value("type", "");
+  if (kind == "record" || kind == "error") {
+    const std::string name = full_name_in(t, space);
+    inner = name.rfind('.') == std::string::npos ? "" : name.substr(0, name.rfind('.'));
+  }
+  return t;
+}
+
 // A field's default as a Value the writer takes (JSON as the Avro spec gives it; bytes
-// and fixed as strings of code points 0-255).
-Value default_value(const Json& json, const Json& type, const std::string& space,
-                    const std::set<std::string>& fixed) {
+// and fixed as strings of code points 0-255, at any depth: a nested record's fields and a
+// map's values are read with their types).
+Value default_value(const Json& json, const Json& type, const std::string& space, const NamedTypes& names) {
   if (json.is_null()) return Value();
   if (json.is_boolean()) return Value(json.get<bool>());
   if (json.is_number_integer()) return Value(json.get<std::int64_t>());
   if (json.is_number()) return Value(json.get<double>());
   if (json.is_string()) {
     const std::string text = json.get<std::string>();
-    if (!is_bytes_like(type, space, fixed)) return Value(text);
+    if (!is_bytes_like(type, space, names)) return Value(text);
     Bytes bytes;
     for (std::size_t i = 0; i < text.size();) {  // UTF-8 code points below 256, one byte each
       const auto c = static_cast<unsigned char>(text[i]);
@@ -627,22 +656,32 @@ Value default_value(const Json& json, const Json& type, const std::string& space
     const Json& t = first_type(type);
     const Json items = t.is_object() && t.contains("items") ? t["items"] : Json();
     List list;
-    for (const auto& item : json) list.push_back(default_value(item, items, space, fixed));
+    for (const auto& item : json) list.push_back(default_value(item, items, space, names));
     return Value(std::move(list));
   }
-  std::vector<std::string> names;
+  std::string inner;
+  const Json object = object_type(type, space, names, inner);
+  auto type_of = [&](const std::string& key) -> Json {
+    if (!object.is_object()) return Json();
+    if (object.contains("values")) return object["values"];
+    if (!object.contains("fields") || !object["fields"].is_array()) return Json();
+    for (const auto& field : object["fields"])
+      if (field.is_object() && field.value("name", "") == key && field.contains("type")) return field["type"];
+    return Json();
+  };
+  std::vector<std::string> keys;
   List fields;
   for (const auto& [key, item] : json.items()) {
-    names.push_back(key);
-    fields.push_back(default_value(item, Json(), space, fixed));
+    keys.push_back(key);
+    fields.push_back(default_value(item, type_of(key), inner, names));
   }
-  return Value(Struct{StructSchema::make(std::move(names)), std::move(fields)});
+  return Value(Struct{StructSchema::make(std::move(keys)), std::move(fields)});
 }
 
 // Walks a schema's JSON in definition order (a named type is defined before it is used).
-void read_notes(const Json& type, const std::string& space, SchemaNotes& notes, std::set<std::string>& fixed) {
+void read_notes(const Json& type, const std::string& space, SchemaNotes& notes, const NamedTypes& names) {
   if (type.is_array()) {
-    for (const auto& branch : type) read_notes(branch, space, notes, fixed);
+    for (const auto& branch : type) read_notes(branch, space, notes, names);
     return;
   }
   if (!type.is_object()) return;
@@ -651,26 +690,27 @@ void read_notes(const Json& type, const std::string& space, SchemaNotes& notes, 
     const std::string name = full_name_in(type, space);
     const std::string inner = name.rfind('.') == std::string::npos ? "" : name.substr(0, name.rfind('.'));
     if (!type.contains("fields") || !type["fields"].is_array()) return;
+    names.records.insert_or_assign(name, type.dump());
     for (const auto& field : type["fields"]) {
       if (!field.is_object() || !field.contains("type")) continue;
-      read_notes(field["type"], inner, notes, fixed);
+      read_notes(field["type"], inner, notes, names);
       if (is_timestamp_in(field["type"], "millis")) notes.millis_fields.emplace(name, field.value("name", ""));
       if (is_timestamp_in(field["type"], "micros")) notes.micros_fields.emplace(name, field.value("name", ""));
       if (is_timestamp_in(field["type"], "nanos")) notes.nanos_fields.emplace(name, field.value("name", ""));
       if (auto d = decimal_bytes_of(field["type"])) notes.decimal_fields.insert_or_assign({name, field.value("name", "")}, *d);
       if (field.contains("default"))
         notes.defaults.insert_or_assign(std::make_pair(name, field.value("name", "")),
-                                        default_value(field["default"], field["type"], inner, fixed));
+                                        default_value(field["default"], field["type"], inner, names));
     }
   } else if (kind == "fixed") {
-    fixed.insert(full_name_in(type, space));
+    names.fixed.insert(full_name_in(type, space));
     if (auto d = decimal_of(type)) notes.decimal_fixed.insert_or_assign(full_name_in(type, space), *d);
   } else if (kind == "array" && type.contains("items")) {
-    read_notes(type["items"], space, notes, fixed);
+    read_notes(type["items"], space, notes, names);
   } else if (kind == "map" && type.contains("values")) {
-    read_notes(type["values"], space, notes, fixed);
+    read_notes(type["values"], space, notes, names);
   } else if (type["type"].is_object() || type["type"].is_array()) {
-    read_notes(type["type"], space, notes, fixed);
+    read_notes(type["type"], space, notes, names);
   }
 }
 
@@ -678,7 +718,7 @@ void read_notes(const Json& type, const std::string& space, SchemaNotes& notes, 
 
 void SchemaNotes::read(std::string_view schema_json) {
   const Json parsed = Json::parse(schema_json.begin(), schema_json.end(), nullptr, false);
-  if (!parsed.is_discarded()) read_notes(parsed, "", *this, fixed_names);
+  if (!parsed.is_discarded()) read_notes(parsed, "", *this, NamedTypes{fixed_names, record_texts});
 }
 
 const Value* FromValue::default_of(avro_schema_t record, std::size_t field) const {

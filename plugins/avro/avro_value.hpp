@@ -128,6 +128,9 @@ struct SchemaNotes {
   std::map<std::string, Decimal, std::less<>> decimal_fixed;
   std::map<std::pair<std::string, std::string>, Value, std::less<>> defaults;
   std::set<std::string> fixed_names;  // named fixed types seen: a referenced schema's too
+  // Named records seen (their JSON text): a default of a record or a map of records holds
+  // bytes of fields typed by name.
+  std::map<std::string, std::string, std::less<>> record_texts;
   void read(std::string_view schema_json);  // read the referenced schemas first
 };
 

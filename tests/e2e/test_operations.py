@@ -618,6 +618,29 @@ brokers = "{brokers}"
     assert sorted(int(json.loads(line)["id"][1:]) for line in open(outs["a"])) == list(range(10))
 
 
+def test_replay_feeds_a_record_dead_lettered_twice_once():
+    # A record read again (a crash before the commit, here a second group) is dead-lettered
+    # again: two letters of one origin. The replay fed both, writing the record twice.
+    from support import PIPEHOST, pipehost, require_env
+    brokers = require_env("KAFKA_BROKERS")
+    topic = topic_holding("twice", 2, [(json.dumps({"id": f"T{i}", "version": i}).encode(), f"k{i}", i % 2)
+                                       for i in range(30)])
+    out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+    path = replay_config(brokers, topic, '{ plugin = "json_decode" }, { plugin = "field_rules", maximum = { version = "19" } }',
+                         f'{{ plugin = "file", path = "{out}" }}')
+    pipehost("run", path, "--no-progress", check=0, timeout=90)
+    pipehost("run", path, "--no-progress", "--set", f'pipeline.checked.source.group="{topic}-again"',
+             check=0, timeout=90)
+    fixed = ["--set", 'pipeline.checked.transforms=[{plugin="json_decode"},{plugin="field_rules",maximum={version="100"}}]']
+    r = subprocess.run([PIPEHOST, "replay", path, "--pipeline", "checked", *fixed, "--no-progress"],
+                       capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "20 dead letter(s) to replay" in r.stderr, r.stderr[-3000:]
+    assert "fed 10 dead letter(s) back" in r.stderr and "10 skipped as another letter" in r.stderr, r.stderr[-3000:]
+    written = [json.loads(line)["id"] for line in open(out)]
+    assert sorted(i for i in written if int(i[1:]) >= 20) == sorted(f"T{i}" for i in range(20, 30)), written
+
+
 def test_replay_through_a_sink_that_refuses_rows_again_reads_them_again_and_ends():
     # A sink storing positions refuses a row while writing (here a CHECK constraint): the
     # batch is read again so the row is rejected first. The replay's source could not

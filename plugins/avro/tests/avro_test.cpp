@@ -691,6 +691,32 @@ TEST_CASE("avro_encode: defaults are per subject, and a named fixed takes its de
   CHECK(std::string(batch.records[2].payload) == framed(1, body_a));
 }
 
+// A default holding a record or a map: its bytes (at any depth, typed inline or by a name
+// defined earlier) are code points 0-255 as at the top level, not the text's UTF-8.
+TEST_CASE("avro_encode: bytes inside a record's or a map's default are one byte per code point") {
+  const std::string schema = R"({"type":"record","name":"R","namespace":"x","fields":[
+    {"name":"n","type":"long"},
+    {"name":"inner","type":{"type":"record","name":"In","fields":[{"name":"raw","type":"bytes"},
+      {"name":"s","type":"string"}]},"default":{"raw":"\u00ff","s":"\u00ff"}},
+    {"name":"again","type":"In","default":{"raw":"\u00e9","s":"a"}},
+    {"name":"m","type":{"type":"map","values":"bytes"},"default":{"k":"\u00ff"}}]})";
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("r-value")}},
+                                     [&](TestContext& c) { register_text(c, "r-value", schema); });
+  enc->start();
+  Batch b;
+  b.records.emplace_back().value = Struct{StructSchema::make({"n"}), {Value(std::int64_t{5})}};
+  REQUIRE(enc.process(b).empty());
+  std::string body;
+  put_long(body, 5);
+  put_long(body, 1), body += '\xff';        // inner.raw: one byte
+  put_long(body, 2), body += "\xc3\xbf";    // inner.s: a string, its UTF-8
+  put_long(body, 1), body += '\xe9';        // again.raw, through the name In
+  put_long(body, 1), body += "a";
+  put_long(body, 1), put_long(body, 1), body += "k", put_long(body, 1), body += '\xff', put_long(body, 0);
+  REQUIRE(b.records.size() == 1);
+  CHECK(std::string(b.records[0].payload) == framed(1, body));
+}
+
 TEST_CASE("avro options: a schema file that is missing or not Avro is a validation problem") {
   auto problems = StageHarness<avro::AvroEncode>::problems({{"schema_file", std::string("/nonexistent.avsc")}});
   REQUIRE(problems.size() == 1);
