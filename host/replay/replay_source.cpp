@@ -1,6 +1,7 @@
 #include "replay/replay_source.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include "services/kafka_environment.hpp"
 
@@ -152,7 +153,7 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
   const bool first_read = m->offset >= part.counted_to;
   part.counted_to = std::max(part.counted_to, m->offset + 1);
 
-  std::string payload_from, pipeline, origin;
+  std::string payload_from, pipeline, origin_topic, origin_partition, origin_offset;
   std::vector<Header> headers;
   rd_kafka_headers_t* hdrs = nullptr;
   if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -164,8 +165,9 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
       const std::string_view key(name);
       if (key == "pipehost.payload") payload_from = v;
       if (key == "pipehost.pipeline") pipeline = v;
-      if (key == "pipehost.origin.topic" || key == "pipehost.origin.partition" || key == "pipehost.origin.offset")
-        origin.append(v).push_back('\0');
+      if (key == "pipehost.origin.topic") origin_topic = v;
+      if (key == "pipehost.origin.partition") origin_partition = v;
+      if (key == "pipehost.origin.offset") origin_offset = v;
       // The letter's other pipehost.* headers are for this replay; its origin (the record's
       // first topic, partition and offset) stays with the record, so that a letter it
       // gets again names where it first came from, not this topic.
@@ -189,13 +191,10 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
   // refused by the sink one by one): the record is fed once, at its first letter, as it
   // would make all its copies again. Keyed by the letter's own offset, so that letters
   // read again after a seek are fed again.
-  if (!origin.empty()) {
-    auto [first, inserted] = first_letters_.try_emplace(std::move(origin), m->partition, m->offset);
-    if (!inserted && first->second != std::make_pair(m->partition, m->offset)) {
-      duplicates_ += first_read;
-      rd_kafka_message_destroy(m);
-      return;
-    }
+  if (is_duplicate(origin_topic, origin_partition, origin_offset, m)) {
+    duplicates_ += first_read;
+    rd_kafka_message_destroy(m);
+    return;
   }
   // Borrowed like the kafka source's: still the bytes as read, so a record that fails
   // again is marked replayable in its next dead letter too.
@@ -209,6 +208,33 @@ void ReplaySource::take(rd_kafka_message_t* m, Batch& out) {
   r.origin = {config_.topic, m->partition, m->offset};
   replayed_ += first_read;
   out.hold(m, [](void* message) { rd_kafka_message_destroy(static_cast<rd_kafka_message_t*>(message)); });
+}
+
+// Whether the letter `m` is of a record fed at another letter. Remembers the first letter
+// of each origin, up to kMostRemembered (~64 bytes each); past that, letters of records
+// not seen yet are fed whatever their twins (said once).
+bool ReplaySource::is_duplicate(const std::string& topic, const std::string& partition,
+                                const std::string& offset, const rd_kafka_message_t* m) {
+  Origin origin;
+  const char* p_end = partition.data() + partition.size();
+  const char* o_end = offset.data() + offset.size();
+  if (topic.empty() || std::from_chars(partition.data(), p_end, origin.partition).ptr != p_end ||
+      std::from_chars(offset.data(), o_end, origin.offset).ptr != o_end)
+    return false;  // no origin (a source without positions): nothing to match
+  auto topic_at = std::find(origin_topics_.begin(), origin_topics_.end(), topic);
+  origin.topic = static_cast<std::uint32_t>(topic_at - origin_topics_.begin());
+  if (topic_at == origin_topics_.end()) origin_topics_.push_back(topic);
+  const Letter letter{m->partition, m->offset};
+  auto found = first_letters_.find(origin);
+  if (found != first_letters_.end()) return !(found->second == letter);
+  if (first_letters_.size() < kMostRemembered) {
+    first_letters_.emplace(origin, letter);
+  } else if (!warned_full_) {
+    warned_full_ = true;
+    context_.warn("more than " + std::to_string(kMostRemembered) +
+                  " letters: a record dead-lettered twice whose first letter comes after this one is fed twice");
+  }
+  return false;
 }
 
 // The sink refused rows while writing (or lost writes): the letters from its stored

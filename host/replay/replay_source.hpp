@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include <pipehost/sdk.hpp>
 
@@ -55,8 +56,32 @@ class ReplaySource final : public Source {
   std::uint64_t not_replayable_ = 0;
   std::uint64_t others_ = 0;  // letters of other pipelines (a shared dead-letter topic)
   std::uint64_t duplicates_ = 0;  // letters of a record fed at an earlier letter
-  // A record's origin (topic, partition, offset) -> the letter it was fed at.
-  std::unordered_map<std::string, std::pair<std::int32_t, std::int64_t>> first_letters_;
+
+  // Where a record first came from (pipehost.origin.*), and a letter's own place.
+  struct Origin {
+    std::uint32_t topic = 0;  // into origin_topics_
+    std::int32_t partition = 0;
+    std::int64_t offset = 0;
+    bool operator==(const Origin&) const = default;
+  };
+  struct OriginHash {
+    std::size_t operator()(const Origin& o) const noexcept {
+      const auto mixed = static_cast<std::uint64_t>(o.offset) * 0x9e3779b97f4a7c15ULL ^
+                         (static_cast<std::uint64_t>(static_cast<std::uint32_t>(o.partition)) << 20) ^ o.topic;
+      return std::hash<std::uint64_t>()(mixed);
+    }
+  };
+  struct Letter {
+    std::int32_t partition = 0;
+    std::int64_t offset = 0;
+    bool operator==(const Letter&) const = default;
+  };
+  static constexpr std::size_t kMostRemembered = 1'000'000;
+  bool is_duplicate(const std::string& topic, const std::string& partition, const std::string& offset,
+                    const rd_kafka_message_t* m);
+  std::vector<std::string> origin_topics_;
+  std::unordered_map<Origin, Letter, OriginHash> first_letters_;  // the letter each record was fed at
+  bool warned_full_ = false;
 };
 
 }  // namespace pipehost::host
