@@ -284,6 +284,7 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
   // Every request passes the checks first; /health stays open for probes.
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     no_length_means_no_body(req);
+    if (refuse_chunked_body(req, res)) return httplib::Server::HandlerResponse::Handled;
     if (req.ranges.size() > 1) {  // httplib would send one copy of the body per range
       res.status = 416;
       return httplib::Server::HandlerResponse::Handled;

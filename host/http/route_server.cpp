@@ -134,6 +134,7 @@ bool RouteServer::start(std::string& error) {
   // (its body unread), OPTIONS the methods it does, as Flask answers the seed's API.
   server_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     no_length_means_no_body(req);
+    if (refuse_chunked_body(req, res)) return httplib::Server::HandlerResponse::Handled;
     if (req.ranges.size() > 1) {  // httplib would send one copy of the body per range
       res.status = 416;
       return httplib::Server::HandlerResponse::Handled;

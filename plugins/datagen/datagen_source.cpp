@@ -98,8 +98,17 @@ std::uint64_t DatagenSource::allowed_now(Millis max_wait) {
   double per_task = rate_ / static_cast<double>(tasks_);
   auto deadline = std::chrono::steady_clock::now() + max_wait;
   while (true) {
-    double elapsed =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    const auto now = std::chrono::steady_clock::now();
+    double elapsed = std::chrono::duration<double>(now - started_).count();
+    // Time not spent making records (a pause, backpressure from the sink) is not made up
+    // in a burst: at most a second's worth is owed (at rate = 1, a 12 s pause sent 13
+    // records at once).
+    const double most_owed = std::max(1.0, per_task);
+    if (elapsed * per_task - static_cast<double>(made_) > most_owed) {
+      started_ = now - std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>((static_cast<double>(made_) + most_owed) / per_task));
+      elapsed = std::chrono::duration<double>(now - started_).count();
+    }
     auto allowed = static_cast<std::uint64_t>(elapsed * per_task) + 1;
     if (allowed > made_) return allowed - made_;
     if (std::chrono::steady_clock::now() >= deadline || context_.stopping()) return 0;

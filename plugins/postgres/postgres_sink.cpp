@@ -175,10 +175,14 @@ void PostgresSink::stop() {
 // had got in the old one (which would write nothing of what came before).
 void PostgresSink::make_positions_table(pqxx::transaction_base& tx) {
   const std::string positions = tx.quote_name(config_.positions_table);
-  tx.exec("CREATE TABLE IF NOT EXISTS " + positions +
-          " (pipeline text, destination text, topic text, partition integer, next_offset bigint NOT NULL, "
-          "PRIMARY KEY (pipeline, destination, topic, partition))");
   const std::string regclass = "to_regclass(" + tx.quote(tx.quote_name(config_.positions_table)) + ")";
+  // CREATE TABLE IF NOT EXISTS needs the right to create in the schema even when the
+  // table is there (PostgreSQL 15 no longer grants it on public): a role that may only
+  // read and write existing tables could never start.
+  if (tx.exec("SELECT " + regclass + " IS NULL")[0][0].as<bool>())
+    tx.exec("CREATE TABLE IF NOT EXISTS " + positions +
+            " (pipeline text, destination text, topic text, partition integer, next_offset bigint NOT NULL, "
+            "PRIMARY KEY (pipeline, destination, topic, partition))");
   if (!tx.exec("SELECT 1 FROM pg_attribute WHERE attrelid = " + regclass +
                " AND attname = 'destination' AND NOT attisdropped").empty())
     return;
@@ -204,6 +208,11 @@ pqxx::connection& PostgresSink::connection() {
   try {
     auto c = std::make_unique<pqxx::connection>(with_timeout(config_.url, config_.connect_timeout_ms));
     c->set_variable("lock_timeout", std::to_string(config_.lock_timeout_ms));
+    // Text is UTF-8 (records' strings are checked to be): libpq's default is the
+    // database's encoding, in which UTF-8 bytes were stored as other characters (LATIN1:
+    // "é" became "Ã©"). A character the database cannot hold is refused (22P05), as any
+    // value its column refuses.
+    c->set_client_encoding("UTF8");
     pqxx::work tx(*c);
     // Tasks start together: creating tables at once races in PostgreSQL's catalog.
     tx.exec("SELECT pg_advisory_xact_lock(hashtext('pipehost schema'))");
@@ -330,6 +339,9 @@ void PostgresSink::prepare(Batch& batch) {
     if (batch.records[i].dropped) continue;  // refused while writing it before
     std::string& line = lines_[kept];
     line.clear();
+    // One large record must not keep its slot's buffer for good (a slot per batch record
+    // per task: 512 of 1 MB ones held ~512 MB). Record storage is bounded alike.
+    if (line.capacity() > kMostKeptLineBytes) line.shrink_to_fit();
     std::string problem;
     if (!batch.records[i].value.is<Struct>())
       problem = "the record has no decoded struct value (is a decoder configured before the sink?)";

@@ -78,6 +78,7 @@ class PostgresSink final : public Sink {
   std::uint64_t layout_version_ = 0;
   std::uint64_t lines_layout_ = 0;
   std::vector<std::string> lines_;  // COPY text of the batch's kept records, in order
+  static constexpr std::size_t kMostKeptLineBytes = 16 * 1024;  // a slot's buffer past it is freed
   std::map<std::string, std::int64_t> seen_positions_;  // "topic:partition" -> what we stored
   std::string destination_;  // the table's regclass name: the positions' key with the pipeline
   std::vector<std::string> log_columns_;  // the columns log_each names

@@ -1,5 +1,7 @@
 #include "router.hpp"
 
+#include <pipehost/kafka_topic_name.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <set>
@@ -28,6 +30,9 @@ void RouterConfig::check(Checker& c) const {
   for (const auto& [name, topic] : topics) {
     if (topic.empty())
       c.problem("topics", "destination " + name + " has an empty output topic");
+    else if (!is_kafka_topic_name(topic))
+      c.problem("topics", "destination " + name + ": '" + topic +
+                              "' is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -, not . or ..)");
     if (!subjects.empty() && !subjects.count(name))
       c.problem("subjects", "destination " + name + " has an output topic but no output subject: add " +
                                 name + " = \"<subject>\" to subjects");

@@ -1,9 +1,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <map>
 #include <set>
 
+#include <pipehost/testing.hpp>
+
+#include "datagen_source.hpp"
 #include "foods.hpp"
 #include "tenants.hpp"
 #include "trades.hpp"
@@ -127,4 +132,19 @@ TEST_CASE("tenant events: destinations upper-cased and taken in turn, keyed <id>
   CHECK(per_key["123456:FINANCE"] == 4);
   CHECK(per_key["123456:MARKETING"] == 4);
   CHECK(payloads.size() == 8);
+}
+
+// A pause (or a slow sink) is not made up in a burst: at rate = 2, 2.5 s without a poll
+// used to owe 5 records, sent at once.
+TEST_CASE("datagen: time spent paused is owed for at most a second") {
+  pipehost::testing::StageHarness<DatagenSource> h({{"count", std::int64_t{0}}, {"rate", 2.0}});
+  h->start();
+  Batch b;
+  h->poll(b, Millis(0));
+  CHECK(b.records.size() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  Batch after;
+  h->poll(after, Millis(0));
+  CHECK(after.records.size() >= 2);
+  CHECK(after.records.size() <= 3);  // a second's worth (2), and the one due now
 }

@@ -648,3 +648,42 @@ TEST_CASE("postgres: a write waiting on a lock another session holds is retried 
   CHECK(write(*sink, again).status.is_ok());
   CHECK(f.sql("SELECT count(*) FROM " + f.table)[0][0].as<int>() == 1);
 }
+
+// libpq speaks the database's encoding unless told otherwise: in a LATIN1 database the
+// sink's UTF-8 was stored byte by byte, "é" as "Ã©".
+TEST_CASE("postgres: text is stored as the characters it holds in a database that is not UTF-8") {
+  const std::string url = database_url();
+  const std::string latin1_url = url.substr(0, url.rfind('/')) + "/pipehost_test_latin1";
+  {
+    pqxx::connection c(url);
+    pqxx::nontransaction tx(c);
+    if (tx.exec("SELECT 1 FROM pg_database WHERE datname = 'pipehost_test_latin1'").empty())
+      tx.exec("CREATE DATABASE pipehost_test_latin1 ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'");
+  }
+  const std::string table = "trades_" + std::to_string(std::random_device{}() % 1000000000);
+  auto sql = [&](const std::string& text) {
+    pqxx::connection c(latin1_url);
+    c.set_client_encoding("UTF8");
+    pqxx::work tx(c);
+    auto r = tx.exec(text);
+    tx.commit();
+    return r;
+  };
+  sql("CREATE TABLE " + table + " (id text, version bigint, counter_party text, book_id text, "
+      "expired boolean, matures_at timestamptz, created_at timestamptz, PRIMARY KEY (id, version))");
+  testing::TestContext context;
+  auto sink = testing::make<PostgresSink>({{"url", latin1_url}, {"table", table}, {"positions_table", table + "_positions"},
+                                           {"columns", StringMap{{"book", "book_id"}}}},
+                                          context);
+  sink->start();
+  Batch b;
+  b.records.push_back(trade("T1", 1, "B1", 0, 0));
+  b.records[0].value.as<Struct>()->fields[2] = Value("CP-é");
+  auto r = write(*sink, b);
+  CHECK(r.status.is_ok());
+  auto rows = sql("SELECT counter_party, length(counter_party) FROM " + table);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0][0].as<std::string>() == "CP-é");
+  CHECK(rows[0][1].as<int>() == 4);
+  sql("DROP TABLE " + table + ", " + table + "_positions");
+}

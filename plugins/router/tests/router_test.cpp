@@ -122,6 +122,13 @@ TEST_CASE("router: a destination without its topic or subject is a validation pr
   REQUIRE(problems.size() == 1);
   CHECK(problems[0].find("output field payload is set twice") != std::string::npos);
 
+  // A topic name the broker would refuse: said by validate, not at the first record.
+  layout = seed_layout();
+  std::get<StringMap>(layout["topics"])["MARKETING"] = "tenant a/orders";
+  problems = StageHarness<router::Router>::problems(layout);
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].find("destination MARKETING: 'tenant a/orders' is not a Kafka topic name") != std::string::npos);
+
   CHECK(!StageHarness<router::Router>::problems({{"field", std::string("x")}}).empty());
 }
 
