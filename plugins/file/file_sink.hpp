@@ -1,6 +1,7 @@
 // file sink: writes one line per record to a file (or stdout): the decoded value as
 // JSON, or the raw payload. For inspecting a pipeline's output and for tests.
 #pragma once
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,13 +28,25 @@ class SharedFile {
     static std::map<std::string, std::weak_ptr<SharedFile>> registry;
     std::lock_guard lock(registry_mutex);
     if (auto existing = registry[path].lock()) return existing;
+    const bool existed = path == "-" || std::filesystem::exists(path);
     std::FILE* f = path == "-" ? stdout : std::fopen(path.c_str(), "a");
     if (!f) throw FatalError("cannot open " + path + " for appending: " + std::strerror(errno));
+    // A file made now is durable only once its folder's entry is: a machine crash could
+    // otherwise lose the whole file while its records' positions stay committed.
+    if (!existed) sync_folder_of(path);
     auto made = std::make_shared<SharedFile>(f, path);
     registry[path] = made;
     return made;
   }
   SharedFile(std::FILE* f, std::string path) : file_(f), path_(std::move(path)) {}
+  static void sync_folder_of(const std::string& path) {
+    const std::filesystem::path file(path);
+    const std::string folder = file.has_parent_path() ? file.parent_path().string() : ".";
+    const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return;  // the file's own fsync still holds its lines
+    ::fsync(fd);
+    ::close(fd);
+  }
   ~SharedFile() {
     if (file_ && file_ != stdout) std::fclose(file_);
   }
@@ -112,6 +125,22 @@ class FileSink final : public Sink {
       : path_(config.path), json_(config.format == "json"), with_key_(config.with_key),
         with_headers_(config.with_headers), sync_(config.fsync) {}
   void start() override { out_ = SharedFile::open(path_); }
+
+  // raw: a line per record holds no newline (protobuf's tag for field 1 as bytes is one),
+  // nor, with with_key, a tab in the key: such a record would read back as two, or with
+  // its key and payload split elsewhere.
+  void prepare(Batch& batch) override {
+    if (json_) return;
+    for (std::size_t i = 0; i < batch.records.size(); ++i) {
+      const Record& r = batch.records[i];
+      if (r.payload.view().find('\n') != std::string_view::npos)
+        batch.reject(i, "file: format = \"raw\" writes a line per record, and this payload holds a "
+                        "newline (binary data?): use format = \"json\" after a decoder");
+      else if (with_key_ && r.key.view().find_first_of("\t\n") != std::string_view::npos)
+        batch.reject(i, "file: format = \"raw\" with with_key writes the key, a tab and the payload, and "
+                        "this key holds a tab or a newline: use format = \"json\"");
+    }
+  }
 
   void write(Batch& batch, BatchDone done) override {
     std::string lines;
