@@ -166,8 +166,13 @@ void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered,
     w.error = which + ": " + e.what();
     return;
   }
-  for (const auto& r : referenced) w.notes.read(r.schema);
-  w.notes.read(registered.schema);
+  try {
+    for (const auto& r : referenced) w.notes.read(r.schema);
+    w.notes.read(registered.schema);
+  } catch (const std::exception& e) {  // the schema's records are rejected, naming it
+    w.error = which + ": " + e.what();
+    return;
+  }
   if (!reader_schema_) {
     // Read by read_binary; Avro C's class is made only to refuse what it cannot hold.
     w.iface.reset(avro_generic_class_from_schema(w.schema.get()));

@@ -544,8 +544,17 @@ namespace {
 
 using Json = nlohmann::json;
 
+// A schema attribute's text; "" when it is absent or not a string. Avro C and Java ignore a
+// `logicalType` that is null or a number, and nlohmann's value() threw on it (the
+// pipeline stopped, whatever on_error said).
+std::string text_of(const Json& object, const char* key) {
+  if (!object.is_object()) return "";
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 std::string full_name_in(const Json& named, const std::string& space) {
-  const std::string name = named.value("name", "");
+  const std::string name = text_of(named, "name");
   if (name.find('.') != std::string::npos) return name;
   const std::string own = named.contains("namespace") && named["namespace"].is_string()
                               ? named["namespace"].get<std::string>() : space;
@@ -556,19 +565,30 @@ std::string full_name_in(const Json& named, const std::string& space) {
 bool is_timestamp_in(const Json& type, const std::string& unit) {
   if (type.is_array())
     return std::any_of(type.begin(), type.end(), [&](const Json& t) { return is_timestamp_in(t, unit); });
-  if (!type.is_object() || type.value("type", "") != "long" || !type.contains("logicalType")) return false;
+  if (!type.is_object() || text_of(type, "type") != "long" || !type.contains("logicalType")) return false;
   const Json& logical = type["logicalType"];
   return logical == "timestamp-" + unit || logical == "local-timestamp-" + unit;
 }
 
+constexpr int kMostDecimalPrecision = 1000;
+
 std::optional<SchemaNotes::Decimal> decimal_of(const Json& type) {
-  if (!type.is_object() || type.value("logicalType", "") != "decimal") return std::nullopt;
-  const std::string kind = type.value("type", "");
+  if (!type.is_object() || text_of(type, "logicalType") != "decimal") return std::nullopt;
+  const std::string kind = text_of(type, "type");
   if (kind != "bytes" && kind != "fixed") return std::nullopt;
   SchemaNotes::Decimal d;
-  if (type.contains("precision") && type["precision"].is_number_integer()) d.precision = type["precision"].get<int>();
-  if (type.contains("scale") && type["scale"].is_number_integer()) d.scale = type["scale"].get<int>();
+  auto number = [&](const char* key, int otherwise) {
+    if (!type.contains(key) || !type[key].is_number_integer()) return otherwise;
+    const auto n = type[key].get<std::int64_t>();
+    return n < -1 || n > kMostDecimalPrecision ? -1 : static_cast<int>(n);  // -1: invalid
+  };
+  d.precision = number("precision", 0);
+  d.scale = number("scale", 0);
   if (d.precision <= 0 || d.scale < 0 || d.scale > d.precision) return std::nullopt;  // invalid: plain bytes, as the spec says
+  // A decimal's text is padded to its scale: a schema's precision of 2*10^9 made each
+  // record a 2 GB string. Past what any number type holds (Java's BigDecimal in practice,
+  // PostgreSQL's numeric 1000 digits), the value stays plain bytes.
+  if (d.precision > kMostDecimalPrecision) return std::nullopt;
   return d;
 }
 
@@ -579,7 +599,7 @@ std::optional<SchemaNotes::Decimal> decimal_bytes_of(const Json& type) {
       if (auto d = decimal_bytes_of(branch)) return d;
     return std::nullopt;
   }
-  if (type.is_object() && type.value("type", "") == "bytes") return decimal_of(type);
+  if (type.is_object() && text_of(type, "type") == "bytes") return decimal_of(type);
   return std::nullopt;
 }
 
@@ -607,7 +627,7 @@ bool is_bytes_like(const Json& type, const std::string& space, const NamedTypes&
     return name == "bytes" || names.fixed.count(name) > 0 ||
            (!space.empty() && names.fixed.count(space + "." + name) > 0);
   }
-  return t.is_object() && (t.value("type", "") == "bytes" || t.value("type", "") == "fixed");
+  return t.is_object() && (text_of(t, "type") == "bytes" || text_of(t, "type") == "fixed");
 }
 
 // The record or map schema a default object is of, and the namespace its names are in:
@@ -624,7 +644,7 @@ Json object_type(const Json& type, const std::string& space, const NamedTypes& n
     return Json::parse(it->second, nullptr, false);
   }
   if (!t.is_object()) return Json();
-  const std::string kind = t.value("type", "");
+  const std::string kind = text_of(t, "type");
   if (kind == "record" || kind == "error") {
     const std::string name = full_name_in(t, space);
     inner = name.rfind('.') == std::string::npos ? "" : name.substr(0, name.rfind('.'));
@@ -666,7 +686,7 @@ Value default_value(const Json& json, const Json& type, const std::string& space
     if (object.contains("values")) return object["values"];
     if (!object.contains("fields") || !object["fields"].is_array()) return Json();
     for (const auto& field : object["fields"])
-      if (field.is_object() && field.value("name", "") == key && field.contains("type")) return field["type"];
+      if (field.is_object() && text_of(field, "name") == key && field.contains("type")) return field["type"];
     return Json();
   };
   std::vector<std::string> keys;
@@ -685,7 +705,7 @@ void read_notes(const Json& type, const std::string& space, SchemaNotes& notes, 
     return;
   }
   if (!type.is_object()) return;
-  const std::string kind = type.value("type", "");
+  const std::string kind = text_of(type, "type");
   if (kind == "record" || kind == "error") {
     const std::string name = full_name_in(type, space);
     const std::string inner = name.rfind('.') == std::string::npos ? "" : name.substr(0, name.rfind('.'));
@@ -694,12 +714,12 @@ void read_notes(const Json& type, const std::string& space, SchemaNotes& notes, 
     for (const auto& field : type["fields"]) {
       if (!field.is_object() || !field.contains("type")) continue;
       read_notes(field["type"], inner, notes, names);
-      if (is_timestamp_in(field["type"], "millis")) notes.millis_fields.emplace(name, field.value("name", ""));
-      if (is_timestamp_in(field["type"], "micros")) notes.micros_fields.emplace(name, field.value("name", ""));
-      if (is_timestamp_in(field["type"], "nanos")) notes.nanos_fields.emplace(name, field.value("name", ""));
-      if (auto d = decimal_bytes_of(field["type"])) notes.decimal_fields.insert_or_assign({name, field.value("name", "")}, *d);
+      if (is_timestamp_in(field["type"], "millis")) notes.millis_fields.emplace(name, text_of(field, "name"));
+      if (is_timestamp_in(field["type"], "micros")) notes.micros_fields.emplace(name, text_of(field, "name"));
+      if (is_timestamp_in(field["type"], "nanos")) notes.nanos_fields.emplace(name, text_of(field, "name"));
+      if (auto d = decimal_bytes_of(field["type"])) notes.decimal_fields.insert_or_assign({name, text_of(field, "name")}, *d);
       if (field.contains("default"))
-        notes.defaults.insert_or_assign(std::make_pair(name, field.value("name", "")),
+        notes.defaults.insert_or_assign(std::make_pair(name, text_of(field, "name")),
                                         default_value(field["default"], field["type"], inner, names));
     }
   } else if (kind == "fixed") {

@@ -506,17 +506,24 @@ void DecodePlans::forget_since(std::size_t mark) {
 
 const DecodePlan& DecodePlans::nested(const gp::Descriptor& message) {
   if (auto it = plans_.find(&message); it != plans_.end()) return *it->second;
+  if (building_depth_ >= kMostTypeDepth)
+    throw std::runtime_error("message " + message.full_name() + " is reached through more than " +
+                             std::to_string(kMostTypeDepth) +
+                             " nested message types: pipehost does not decode types nested that deep");
   auto plan = std::make_unique<DecodePlan>();
   DecodePlan& p = *plan;
   const std::size_t mark = created_.size();
   plans_.emplace(&message, std::move(plan));  // first, so recursive types find it
   created_.push_back(&message);
+  ++building_depth_;
   try {
     build(p, message, nullptr);
   } catch (...) {
+    --building_depth_;
     forget_since(mark);
     throw;
   }
+  --building_depth_;
   return p;
 }
 

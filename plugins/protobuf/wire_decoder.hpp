@@ -90,6 +90,10 @@ class DecodePlans {
   std::vector<std::string> projection_;
   std::unordered_map<const google::protobuf::Descriptor*, std::unique_ptr<DecodePlan>> plans_;
   std::vector<const google::protobuf::Descriptor*> created_;  // plans_' keys, oldest first
+  // Plans are built for every type a message reaches, one call deep per reference: a
+  // registered chain of 20,000 message types overflowed the stack (the process died).
+  static constexpr int kMostTypeDepth = 1000;
+  int building_depth_ = 0;
   std::unordered_map<const google::protobuf::Descriptor*, std::unique_ptr<DecodePlan>> projected_;
   std::unordered_map<const google::protobuf::EnumDescriptor*, std::unique_ptr<EnumInfo>> enums_;
 };

@@ -344,6 +344,27 @@ TEST_CASE("avro_decode: timestamp-millis and -micros fields are timestamps, deci
   CHECK(std::string(routed.records[0].payload) == framed(1, expected));
 }
 
+// Schemas Avro C and Java take: a logicalType that is not a string is ignored (it stopped
+// the pipeline: nlohmann's value() threw), and a decimal of absurd precision is plain
+// bytes (its text was padded to 20,000,000 digits per record).
+TEST_CASE("avro_decode: a non-string logicalType is ignored, a decimal past 1000 digits stays bytes") {
+  StageHarness<avro::AvroDecode> h;
+  const int id = register_text(h.context, "odd-value", R"({"type":"record","name":"R","fields":[
+    {"name":"a","type":{"type":"bytes","logicalType":null}},
+    {"name":"b","type":{"type":"long","logicalType":7}},
+    {"name":"c","type":{"type":"bytes","logicalType":"decimal","precision":20000000,"scale":20000000}}]})");
+  std::string body;
+  put_long(body, 1), body += '\x05';
+  put_long(body, 9);
+  put_long(body, 1), body += '\x01';
+  Batch b = of({framed(id, body)});
+  REQUIRE(h.process(b).empty());
+  const Value& v = b.records[0].value;
+  CHECK(*v.field("a") == Value(Bytes{std::string("\x05")}));
+  CHECK(*v.field("b") == Value(std::int64_t{9}));
+  CHECK(*v.field("c") == Value(Bytes{std::string("\x01")}));
+}
+
 TEST_CASE("avro_decode: a value decoded into an earlier record's storage equals a fresh decode") {
   // Batch::add hands each record the struct an earlier record decoded into: every part of
   // it must be overwritten (a shorter array, a union now null, shorter strings, another

@@ -602,6 +602,19 @@ TEST_CASE("decode: a field whose type comes from an import found nowhere is refu
   CHECK(projected.plan(files->find_message("A")).schema->names() == std::vector<std::string>{"n"});
 }
 
+// Plans are built for every type a message reaches: a registered chain of 20,000 message
+// types overflowed the stack and killed the process.
+TEST_CASE("decode: a schema whose message types nest past 1000 is refused, not a crash") {
+  std::string text = "syntax = \"proto3\";\n";
+  for (int i = 0; i < 20000; ++i) text += "message M" + std::to_string(i) + " { M" + std::to_string(i + 1) + " f = 1; }\n";
+  text += "message M20000 { int32 x = 1; }\n";
+  auto files = SchemaFiles::from_registry(text, 1, nullptr);
+  DecodePlans all;
+  CHECK_THROWS_WITH_AS(all.plan(files->find_message("M0")), doctest::Contains("more than 1000 nested message types"),
+                       std::runtime_error);
+  CHECK(all.plan(files->find_message("M19500")).schema->names() == std::vector<std::string>{"f"});  // 500 deep
+}
+
 TEST_CASE("decode: a Timestamp outside years 1-9999 is rejected, not wrapped") {
   Codec codec;
   const DecodePlan& plan = codec.decoder("pipehost.test.Everything");
