@@ -267,15 +267,36 @@ const ToValue::RecordShape& ToValue::record_shape(avro_schema_t s) {
       any = any || logical[i] != Logical::none;
     }
     if (any) {
+      // In a union only one branch carries the logical type: the long (a union holds one),
+      // the bytes, or the decimal fixed. Another branch's long or bytes (an int, another
+      // fixed) stays as read: converting by the field read an int 6 as a timestamp.
+      std::vector<int> branch(n, -1);
+      for (size_t i = 0; i < n; ++i) {
+        avro_schema_t type = avro_schema_record_field_get_by_index(s, static_cast<int>(i));
+        if (avro_typeof(type) == AVRO_LINK) type = avro_schema_link_target(type);
+        if (logical[i] == Logical::none || avro_typeof(type) != AVRO_UNION) continue;
+        for (size_t b = 0; b < avro_schema_union_size(type) && branch[i] < 0; ++b) {
+          avro_schema_t t = avro_schema_union_branch(type, static_cast<int>(b));
+          if (avro_typeof(t) == AVRO_LINK) t = avro_schema_link_target(t);
+          const bool carries = logical[i] != Logical::decimal ? avro_typeof(t) == AVRO_INT64
+                               : notes_->decimal_fields.count(std::make_pair(record, names[i]))
+                                   ? avro_typeof(t) == AVRO_BYTES
+                                   : avro_typeof(t) == AVRO_FIXED && decimal_fixed_scale(t, *notes_).has_value();
+          if (carries) branch[i] = static_cast<int>(b);
+        }
+        if (branch[i] < 0) logical[i] = Logical::none;
+      }
       shape.logical = std::move(logical);
       shape.scale = std::move(scale);
+      shape.branch = std::move(branch);
     }
   }
   shape.schema = StructSchema::make(std::move(names));
   return records_.emplace(s, std::make_pair(Schema(avro_schema_incref(s)), std::move(shape))).first->second.second;
 }
 
-void ToValue::apply_logical(const RecordShape& shape, std::size_t field, Value& v) {
+void ToValue::apply_logical(const RecordShape& shape, std::size_t field, Value& v, int branch) {
+  if (shape.branch[field] >= 0 && branch != shape.branch[field]) return;  // another branch's value
   switch (shape.logical[field]) {
     case Logical::none:
       return;
@@ -423,7 +444,10 @@ void ToValue::into(avro_value_t& v, Value& out) {
         avro_value_t child;
         avro_value_get_by_index(&v, i, &child, nullptr);
         into(child, s.fields[i]);
-        if (!shape.logical.empty()) apply_logical(shape, i, s.fields[i]);
+        int branch = -1;
+        if (!shape.logical.empty() && avro_value_get_type(&child) == AVRO_UNION)
+          avro_value_get_discriminant(&child, &branch);
+        if (!shape.logical.empty()) apply_logical(shape, i, s.fields[i], branch);
       }
       return;
     }

@@ -80,6 +80,7 @@ class ToValue {
     std::shared_ptr<const StructSchema> schema;
     std::vector<Logical> logical;  // per field; empty when no field has one
     std::vector<int> scale;        // a decimal field's scale
+    std::vector<int> branch;       // a union field's branch of the logical type; -1: not a union
   };
   // An Avro record schema's StructSchema and its fields' logical types (under the notes
   // in use when first asked: each writer's schema is parsed apart), kept.
@@ -87,7 +88,8 @@ class ToValue {
   std::shared_ptr<const StructSchema> record_schema(avro_schema_t s) { return record_shape(s).schema; }
   // A record field's value as read (a long, or bytes), made its logical type's. Throws
   // InvalidRecord for a timestamp out of range.
-  static void apply_logical(const RecordShape& shape, std::size_t field, Value& v);
+  // `branch`: the union branch the value was read from (-1: the field is no union).
+  static void apply_logical(const RecordShape& shape, std::size_t field, Value& v, int branch);
   // The StructSchema of a map with these keys (kept).
   std::shared_ptr<const StructSchema> map_schema(const std::vector<std::string>& keys);
 

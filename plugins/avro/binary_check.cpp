@@ -94,9 +94,17 @@ class Walk {
         const ToValue::RecordShape* shape = out ? &shapes_->record_shape(s) : nullptr;
         Struct* fields = out ? &out->overwrite_struct(shape->schema, n) : nullptr;
         for (std::size_t i = 0; i < n; ++i) {
+          // A union field's branch, peeked: its logical type belongs to one branch only.
+          int branch = -1;
+          if (shape && !shape->logical.empty() && shape->branch[i] >= 0) {
+            const unsigned char* at = p_;
+            const std::int64_t b = read_long("a union branch");
+            p_ = at;
+            branch = b >= 0 && b <= INT32_MAX ? static_cast<int>(b) : -1;
+          }
           value(avro_schema_record_field_get_by_index(s, static_cast<int>(i)), depth + 1,
                 fields ? &fields->fields[i] : nullptr);
-          if (shape && !shape->logical.empty()) ToValue::apply_logical(*shape, i, fields->fields[i]);
+          if (shape && !shape->logical.empty()) ToValue::apply_logical(*shape, i, fields->fields[i], branch);
         }
         return;
       }

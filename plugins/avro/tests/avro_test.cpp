@@ -365,6 +365,29 @@ TEST_CASE("avro_decode: a non-string logicalType is ignored, a decimal past 1000
   CHECK(*v.field("c") == Value(Bytes{std::string("\x01")}));
 }
 
+// A logical type is its branch's: an int branch of a union whose long branch is a
+// timestamp stays an int (it became 1970-01-01T00:00:00.006Z), a plain fixed beside a
+// decimal fixed stays bytes (it became "2.58").
+TEST_CASE("avro_decode: a union's logical type applies to its own branch only") {
+  StageHarness<avro::AvroDecode> h;
+  const int id = register_text(h.context, "branches-value", R"({"type":"record","name":"R","fields":[
+    {"name":"t","type":["null","int",{"type":"long","logicalType":"timestamp-millis"}]},
+    {"name":"m","type":["null",{"type":"fixed","name":"Hash","size":2},
+                        {"type":"fixed","name":"Amt","size":2,"logicalType":"decimal","precision":4,"scale":2}]}]})");
+  auto body = [](int t_branch, int m_branch) {
+    std::string b;
+    put_long(b, t_branch), put_long(b, 6);
+    put_long(b, m_branch), b += "\x01\x02";
+    return b;
+  };
+  Batch b = of({framed(id, body(1, 1)), framed(id, body(2, 2))});
+  REQUIRE(h.process(b).empty());
+  CHECK(*b.records[0].value.field("t") == Value(std::int64_t{6}));
+  CHECK(*b.records[0].value.field("m") == Value(Bytes{std::string("\x01\x02")}));
+  CHECK(*b.records[1].value.field("t") == Value(Timestamp{6000}));
+  CHECK(*b.records[1].value.field("m") == Value("2.58"));
+}
+
 TEST_CASE("avro_decode: a value decoded into an earlier record's storage equals a fresh decode") {
   // Batch::add hands each record the struct an earlier record decoded into: every part of
   // it must be overwritten (a shorter array, a union now null, shorter strings, another
