@@ -12,6 +12,7 @@
 #include <string>
 #include <unordered_map>
 
+#include <pipehost/schema_references.hpp>
 #include <pipehost/sdk.hpp>
 
 #include "avro_value.hpp"
@@ -55,6 +56,7 @@ class AvroDecode final : public RecordTransform {
   std::int32_t last_id_ = -1;
   Writer* last_ = nullptr;
   std::size_t unknown_ids_ = 0;  // error entries added since the cache last forgot them
+  UnknownIdBudget unknown_budget_;
   static constexpr std::size_t kMostUnknownIds = 1024;
 };
 

@@ -129,14 +129,21 @@ class ProtobufDecode final : public RecordTransform {
     auto s = std::make_unique<Schema>(projection_);
     RegisteredSchema registered;
     std::vector<ReferencedSchema> references;
-    s->error = fetch_schema_with_references(context_.schema_registry(), id, "import",
-                                            is_well_known_file, registered, references);
-    if (s->error.empty()) {
-      SchemaFiles::ReferencedFiles referenced;
-      for (ReferencedSchema& r : references) referenced[r.name] = std::move(r.schema);
-      load(id, registered, referenced, *s);
+    const auto now = Clock::now();
+    if (!unknown_budget_.may_ask(now)) {
+      s->error = UnknownIdBudget::refusal(id);
+      s->retry_after = now + std::chrono::seconds(1);
     } else {
-      s->retry_after = Clock::now() + kUnknownIdRetry;  // the producer may register it late
+      s->error = fetch_schema_with_references(context_.schema_registry(), id, "import",
+                                              is_well_known_file, registered, references);
+      if (s->error.empty()) {
+        SchemaFiles::ReferencedFiles referenced;
+        for (ReferencedSchema& r : references) referenced[r.name] = std::move(r.schema);
+        load(id, registered, referenced, *s);
+      } else {
+        unknown_budget_.failed();
+        s->retry_after = Clock::now() + kUnknownIdRetry;  // the producer may register it late
+      }
     }
     if (last_id_ == id) last_schema_ = nullptr;  // the entry it points at is replaced
     if (!s->error.empty() && ++unknown_ids_ > kMostUnknownIds) {
@@ -178,6 +185,7 @@ class ProtobufDecode final : public RecordTransform {
   std::int32_t last_id_ = -1;
   Schema* last_schema_ = nullptr;
   std::size_t unknown_ids_ = 0;  // error entries added since the cache last forgot them
+  UnknownIdBudget unknown_budget_;
   static constexpr std::size_t kMostUnknownIds = 1024;
 };
 

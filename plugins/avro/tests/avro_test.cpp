@@ -388,6 +388,24 @@ TEST_CASE("avro_decode: a union's logical type applies to its own branch only") 
   CHECK(*b.records[1].value.field("m") == Value("2.58"));
 }
 
+// Garbage framed as ever-new schema ids cost a registry round trip per record: past 20
+// unknown ids a second, a new id's records are refused without asking.
+TEST_CASE("avro_decode: at most 20 unknown schema ids a second are asked about") {
+  StageHarness<avro::AvroDecode> h;
+  std::vector<std::string> payloads;
+  for (int id = 1000; id < 1025; ++id) payloads.push_back(framed(id, std::string("\x02", 1)));
+  Batch b = of(payloads);
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 25);
+  int asked = 0, not_asked = 0;
+  for (const auto& r : rejected) {
+    if (r.reason.find("not looked up: more than 20 unknown schema ids") != std::string::npos) ++not_asked;
+    else if (r.reason.find("unknown schema id") != std::string::npos) ++asked;
+  }
+  CHECK(asked == 20);
+  CHECK(not_asked == 5);
+}
+
 TEST_CASE("avro_decode: a value decoded into an earlier record's storage equals a fresh decode") {
   // Batch::add hands each record the struct an earlier record decoded into: every part of
   // it must be overwritten (a shorter array, a union now null, shorter strings, another

@@ -1,6 +1,7 @@
 // A registered schema's references, fetched from the registry: what a plugin needs before
 // it can parse a schema that imports (protobuf) or names (Avro) schemas of other subjects.
 #pragma once
+#include <chrono>
 #include <set>
 #include <string>
 #include <string_view>
@@ -81,5 +82,33 @@ std::string fetch_schema_with_references(SchemaRegistry& registry, int id, std::
   throw_if_error(status, "fetching the references of " + what);
   return {};
 }
+
+// How many unknown schema ids a decoder asks the registry about per second. Records
+// framed with ever-new ids (garbage, any binary data starting with a zero byte) cost a
+// registry round trip each, on a client every stage of the process shares: past the
+// budget, a new id's records are refused without asking (said in their reason), and asked
+// about again a second later. Ids the registry knows never count.
+class UnknownIdBudget {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr int kPerSecond = 20;
+  // Whether a lookup may go to the registry now.
+  bool may_ask(Clock::time_point now) {
+    if (now - window_start_ >= std::chrono::seconds(1)) {
+      window_start_ = now;
+      failed_ = 0;
+    }
+    return failed_ < kPerSecond;
+  }
+  void failed() { ++failed_; }
+  static std::string refusal(int id) {
+    return "schema id " + std::to_string(id) + " not looked up: more than " + std::to_string(kPerSecond) +
+           " unknown schema ids this second (records not framed for the registry?); asked again later";
+  }
+
+ private:
+  Clock::time_point window_start_{};
+  int failed_ = 0;
+};
 
 }  // namespace pipehost
