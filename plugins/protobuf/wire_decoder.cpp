@@ -371,6 +371,12 @@ void decode_fields(const DecodePlan& plan, Cursor& c, std::vector<Value>& fields
       skip(c, wire, number, depth);  // unknown to this schema, or not in the projection
       continue;
     }
+    if (f->clear_only) [[unlikely]] {
+      if (wire == wire_type_of(f->kind))
+        for (std::uint32_t member : *f->oneof_slots) fields[member] = Value();
+      skip(c, wire, number, depth);
+      continue;
+    }
     c.field = f->name;
     Value& slot = fields[f->slot];
     if (wire == wire_type_of(f->kind)) {
@@ -598,6 +604,22 @@ void DecodePlans::build(DecodePlan& p, const gp::Descriptor& message,
     else
       p.sparse_.emplace(number, slot);
     p.fields_.push_back(d);
+  }
+  // The members of a kept oneof that the projection leaves out still end the kept ones.
+  for (std::size_t o = 0; projection && o < oneof_of.size(); ++o) {
+    for (int m = 0; m < oneof_of[o]->field_count(); ++m) {
+      const gp::FieldDescriptor& f = *oneof_of[o]->field(m);
+      if (std::find(chosen.begin(), chosen.end(), &f) != chosen.end()) continue;
+      DecodeField d;
+      d.kind = kind_of(f);
+      d.clear_only = true;
+      d.oneof_slots = &p.oneofs_[o];
+      const auto number = static_cast<std::uint32_t>(f.number());
+      const auto index = static_cast<std::int32_t>(p.fields_.size());
+      if (number < p.by_number_.size()) p.by_number_[number] = index;
+      else p.sparse_.emplace(number, static_cast<std::size_t>(index));
+      p.fields_.push_back(d);
+    }
   }
 }
 

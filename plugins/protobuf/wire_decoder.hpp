@@ -30,6 +30,9 @@ struct DecodeField {
   // A member of a oneof with other members decoded: their slots, cleared when this one is
   // read (the last member on the wire wins, as protobuf's parser has it).
   const std::vector<std::uint32_t>* oneof_slots = nullptr;
+  // A member of a oneof the projection leaves out, beside members it keeps: read as
+  // nothing, it clears them (when it comes later on the wire, protobuf's parser has it set).
+  bool clear_only = false;
 };
 
 class DecodePlan {

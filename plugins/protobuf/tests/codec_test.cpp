@@ -615,6 +615,21 @@ TEST_CASE("decode: a schema whose message types nest past 1000 is refused, not a
   CHECK(all.plan(files->find_message("M19500")).schema->names() == std::vector<std::string>{"f"});  // 500 deep
 }
 
+// With `fields` keeping one member of a oneof, a later member on the wire that the
+// projection leaves out still unsets it, as protobuf's parser has it (it stayed set).
+TEST_CASE("decode: a projected oneof member is cleared by a later member the projection leaves out") {
+  auto files = SchemaFiles::from_registry(
+      "syntax = \"proto3\";\nmessage O { oneof o { int32 a = 1; int32 b = 2; } int32 n = 3; }\n", 1, nullptr);
+  DecodePlans projected({"a", "n"});
+  const DecodePlan& plan = projected.plan(files->find_message("O"));
+  Value v;
+  decode_message(plan, std::string("\x08\x01\x10\x02\x18\x03", 6), v);  // a = 1, b = 2, n = 3
+  CHECK(field(v, "a").is_null());
+  CHECK(field(v, "n") == Value(3));
+  decode_message(plan, std::string("\x10\x02\x08\x01", 4), v);  // b = 2, a = 1
+  CHECK(field(v, "a") == Value(1));
+}
+
 TEST_CASE("decode: a Timestamp outside years 1-9999 is rejected, not wrapped") {
   Codec codec;
   const DecodePlan& plan = codec.decoder("pipehost.test.Everything");
