@@ -83,7 +83,8 @@ void PostgresConfig::declare(OptionList<PostgresConfig>& o) {
       .one_of({"ignore", "update"});
   o.add("positions_table", &PostgresConfig::positions_table,
         "table of the source positions stored with the rows (pipeline, destination table, "
-        "topic, partition, next_offset), created when missing");
+        "topic, partition, next_offset), created when missing; one name, in the connection's "
+        "search_path (a dot is part of the name)");
   o.add("schema_file", &PostgresConfig::schema_file,
         "SQL run at start when the table does not exist yet (its CREATE TABLE)");
   o.add("log_each", &PostgresConfig::log_each,
@@ -195,6 +196,23 @@ void PostgresSink::make_positions_table(pqxx::transaction_base& tx) {
   context_.info("postgres: " + config_.positions_table + " now keeps positions per destination table too");
 }
 
+// A positions table made by someone else (a DBA, ahead of time) must have the key the
+// sink's upsert names: without it the first write failed with "there is no unique or
+// exclusion constraint matching the ON CONFLICT specification", naming neither.
+void PostgresSink::check_positions_key(pqxx::transaction_base& tx) {
+  const std::string regclass = "to_regclass(" + tx.quote(tx.quote_name(config_.positions_table)) + ")";
+  const bool keyed = !tx.exec(
+      "SELECT 1 FROM pg_index i WHERE i.indrelid = " + regclass + " AND i.indisunique AND i.indpred IS NULL AND "
+      "(SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_attribute a "
+      " WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = ARRAY['destination','partition','pipeline','topic']")
+                           .empty();
+  if (!keyed)
+    throw FatalError("postgres: positions table " + config_.positions_table +
+                     " has no primary key on (pipeline, destination, topic, partition), which storing "
+                     "positions needs: add PRIMARY KEY (pipeline, destination, topic, partition), or drop "
+                     "the table to have the sink make it (option positions_table)");
+}
+
 // Rows stored before positions were per table belong to the table the pipeline wrote
 // then: most likely this one (the upgrade of an unchanged config resumes where it was).
 void PostgresSink::claim_positions_of_old_layout(pqxx::transaction_base& tx) {
@@ -217,6 +235,7 @@ pqxx::connection& PostgresSink::connection() {
     // Tasks start together: creating tables at once races in PostgreSQL's catalog.
     tx.exec("SELECT pg_advisory_xact_lock(hashtext('pipehost schema'))");
     make_positions_table(tx);
+    check_positions_key(tx);
     if (!tx.exec("SELECT to_regclass(" + tx.quote(config_.table) + ") IS NOT NULL")[0][0].as<bool>()) {
       if (config_.schema_file.empty())
         throw FatalError("table " + config_.table + " does not exist (create it, or set schema_file)");

@@ -58,6 +58,7 @@ class PostgresSink final : public Sink {
   pqxx::connection& connection();  // connects (and prepares) when needed; RetriableError if it cannot
   void load_layout(pqxx::connection& c);
   void make_positions_table(pqxx::transaction_base& tx);
+  void check_positions_key(pqxx::transaction_base& tx);
   void claim_positions_of_old_layout(pqxx::transaction_base& tx);
   void write_batch(const Batch& batch);
   void copy_rows(pqxx::transaction_base& tx, const std::vector<std::size_t>& rows);

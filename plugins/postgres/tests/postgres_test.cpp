@@ -687,3 +687,13 @@ TEST_CASE("postgres: text is stored as the characters it holds in a database tha
   CHECK(rows[0][1].as<int>() == 4);
   sql("DROP TABLE " + table + ", " + table + "_positions");
 }
+
+// A positions table made ahead of time without the key the upsert names: said at start,
+// naming the table and the fix (the first write failed, naming neither).
+TEST_CASE("postgres: a positions table without its key is refused at start, naming the fix") {
+  Fixture f;
+  f.sql("CREATE TABLE " + f.positions + " (pipeline text, destination text, topic text, partition integer, "
+        "next_offset bigint NOT NULL)");
+  CHECK_THROWS_WITH_AS(f.sink(), doctest::Contains("has no primary key on (pipeline, destination, topic, partition)"),
+                       FatalError);
+}
