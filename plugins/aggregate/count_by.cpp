@@ -66,7 +66,11 @@ void CountBy::process(Batch& batch) {
       batch.reject(i, "count_by: field '" + sum_->name() + "' is not a finite number");
       continue;
     }
-    auto [it, fresh] = index.try_emplace(key->to_text(), groups.size());
+    // By kind and text: the int 1, the string "1" and the double 1.0 are three keys (one
+    // group took them all, under the first one's kind).
+    std::string group_key = key->to_text();
+    group_key.push_back(static_cast<char>('0' + key->variant().index()));
+    auto [it, fresh] = index.try_emplace(std::move(group_key), groups.size());
     if (fresh) groups.push_back({*key});
     Group& g = groups[it->second];
     std::int64_t count = 0;

@@ -37,6 +37,26 @@ TEST_CASE("count_by: one record per value with its count; spans untouched") {
   CHECK(b.spans.at(0).next == 16);
 }
 
+// Grouped by text alone, the int 1 and the string "1" (or true and "true") were one group
+// keeping the first one's kind.
+TEST_CASE("count_by: values of different kinds with the same text are different keys") {
+  StageHarness<aggregate::CountBy> h({{"group_by", std::string("food")}});
+  Batch b;
+  b.records.push_back(food(Value(std::int64_t{1})));
+  b.records.push_back(food(Value("1")));
+  b.records.push_back(food(Value(std::int64_t{1})));
+  b.records.push_back(food(Value(true)));
+  b.records.push_back(food(Value("true")));
+  REQUIRE(h.process(b).empty());
+  REQUIRE(b.records.size() == 4);
+  CHECK(*b.records[0].value.field("food") == Value(std::int64_t{1}));
+  CHECK(*b.records[0].value.field("count") == Value(std::int64_t{2}));
+  CHECK(*b.records[1].value.field("food") == Value("1"));
+  CHECK(*b.records[1].value.field("count") == Value(std::int64_t{1}));
+  CHECK(*b.records[2].value.field("food") == Value(true));
+  CHECK(*b.records[3].value.field("food") == Value("true"));
+}
+
 TEST_CASE("count_by: sums a field instead, integers exactly") {
   StageHarness<aggregate::CountBy> h(
       {{"group_by", std::string("food")}, {"sum_field", std::string("grams")}, {"as", std::string("total")}});
