@@ -92,7 +92,9 @@ struct FileConfig {
 
   static void declare(OptionList<FileConfig>& o) {
     o.required("path", &FileConfig::path, "file to append to; \"-\" for stdout");
-    o.add("format", &FileConfig::format, "json: the decoded value; raw: the payload bytes")
+    o.add("format", &FileConfig::format,
+          "json: the decoded value; raw: the payload bytes as they are, then a newline (a binary "
+          "payload, protobuf's or Avro's, may hold newlines and does not read back a record per line)")
         .one_of({"json", "raw"});
     o.add("with_key", &FileConfig::with_key,
           "json: {\"value\":..., \"key\":...} (a key that is not UTF-8 text as base64); raw: key, a "
@@ -125,22 +127,6 @@ class FileSink final : public Sink {
       : path_(config.path), json_(config.format == "json"), with_key_(config.with_key),
         with_headers_(config.with_headers), sync_(config.fsync) {}
   void start() override { out_ = SharedFile::open(path_); }
-
-  // raw: a line per record holds no newline (protobuf's tag for field 1 as bytes is one),
-  // nor, with with_key, a tab in the key: such a record would read back as two, or with
-  // its key and payload split elsewhere.
-  void prepare(Batch& batch) override {
-    if (json_) return;
-    for (std::size_t i = 0; i < batch.records.size(); ++i) {
-      const Record& r = batch.records[i];
-      if (r.payload.view().find('\n') != std::string_view::npos)
-        batch.reject(i, "file: format = \"raw\" writes a line per record, and this payload holds a "
-                        "newline (binary data?): use format = \"json\" after a decoder");
-      else if (with_key_ && r.key.view().find_first_of("\t\n") != std::string_view::npos)
-        batch.reject(i, "file: format = \"raw\" with with_key writes the key, a tab and the payload, and "
-                        "this key holds a tab or a newline: use format = \"json\"");
-    }
-  }
 
   void write(Batch& batch, BatchDone done) override {
     std::string lines;

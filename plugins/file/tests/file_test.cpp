@@ -71,27 +71,6 @@ TEST_CASE("file: raw payloads, key and a tab first when asked; appended, never t
   CHECK(slurp(path) == "k0\traw-0\nk1\traw-1\nk0\traw-0\nk1\traw-1\n");
 }
 
-// One line per record: a raw payload holding a newline (protobuf bytes, often) read back
-// as two records; a key holding a tab moved the key/payload split.
-TEST_CASE("file: raw refuses a payload with a newline and a key with a tab, writing the rest") {
-  const std::string path = temp_path("raw-refused.txt");
-  StageHarness<file::FileSink> h({{"path", path}, {"format", std::string("raw")}, {"with_key", true}});
-  h->start();
-  Batch b;
-  for (auto [key, payload] : {std::pair{"k0", "one"}, {"k1", "two\nlines"}, {"k\t2", "three"}, {"k3", "four"}}) {
-    Record& r = b.records.emplace_back();
-    r.key = std::string(key);
-    r.payload = std::string(payload);
-  }
-  auto result = h.write(b);
-  CHECK(result.status.is_ok());
-  REQUIRE(result.rejections.size() == 2);
-  CHECK(result.rejections[0].reason.find("holds a newline") != std::string::npos);
-  CHECK(result.rejections[1].reason.find("holds a tab") != std::string::npos);
-  h->stop();
-  CHECK(slurp(path) == "k0\tone\nk3\tfour\n");
-}
-
 TEST_CASE("file: tasks writing one path share one file; lines of a batch stay together") {
   const std::string path = temp_path("shared.txt");
   StageHarness<file::FileSink> a({{"path", path}, {"format", std::string("raw")}});
