@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include <pipehost/json.hpp>
 #include <pipehost/redact.hpp>
@@ -75,7 +77,10 @@ void PostgresConfig::declare(OptionList<PostgresConfig>& o) {
              "columns and primary key are read at start");
   o.add("columns", &PostgresConfig::columns,
         "field = column, for fields stored under another name (e.g. { book = \"book_id\" }); "
-        "every other column takes the field of its own name (null when the record has none)");
+        "every other column takes the field of its own name. A column the record has no field "
+        "for is left out of its row: a new row takes the column's DEFAULT (serial, now()) or "
+        "null, an update keeps what the row held (one statement per set of fields, so serial "
+        "ids follow record order only among records with the same fields)");
   o.add("on_conflict", &PostgresConfig::on_conflict,
         "a row whose primary key is already there: ignore keeps the first write (seed 002), "
         "update replaces it (last write wins). A table without a primary key takes every "
@@ -270,7 +275,8 @@ TableLayout read_layout(pqxx::transaction_base& tx, const PostgresConfig& config
                         const std::function<void(const char*, const std::string&)>& problem) {
   const std::string regclass = "to_regclass(" + tx.quote(config.table) + ")";
   auto columns = tx.exec(
-      "SELECT a.attname, t.typname, a.attnotnull FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+      "SELECT a.attname, t.typname, a.attnotnull, a.atthasdef OR a.attidentity = 'd' "
+      "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
       "WHERE a.attrelid = " + regclass + " AND a.attnum > 0 AND NOT a.attisdropped "
       // The table computes these itself and refuses a value for them.
       "AND a.attgenerated = '' AND a.attidentity <> 'a' ORDER BY a.attnum");
@@ -294,6 +300,7 @@ TableLayout read_layout(pqxx::transaction_base& tx, const PostgresConfig& config
                            "timestamps, date, json, bytea, uuid)");
     col.type = type.value_or(ColumnType{});
     col.not_null = row[2].as<bool>();
+    col.has_default = row[3].as<bool>();
     auto mapped = field_of_column.find(col.name);
     col.field = mapped == field_of_column.end() ? col.name : mapped->second;
     col.reader = FieldReader(col.field);
@@ -330,14 +337,15 @@ void PostgresSink::load_layout(pqxx::connection& c) {
   std::vector<std::string> quoted;
   for (const auto& col : layout.columns) quoted.push_back(tx.quote_name(col.name));
   tx.exec("CREATE TEMP TABLE IF NOT EXISTS pipehost_load ON COMMIT DELETE ROWS AS SELECT " +
-          join(quoted, ", ") + ", 0::bigint AS pipehost_row FROM " + destination_ +
+          join(quoted, ", ") + ", 0::bigint AS pipehost_row, ''::text AS pipehost_missing FROM " + destination_ +
           " WITH NO DATA");
   tx.commit();
   auto shape = [](const TableLayout& l) {
     std::string text;
     // Each name with its length: a quoted identifier may hold any separator.
     auto add = [&](const std::string& part) { text += std::to_string(part.size()) + ':' + part; };
-    for (const auto& col : l.columns) add(col.name), add(col.type_name), add(col.not_null ? "!" : "");
+    for (const auto& col : l.columns)
+      add(col.name), add(col.type_name), add(col.not_null ? "!" : ""), add(col.has_default ? "=" : "");
     for (const auto& k : l.primary_key) add(k);
     return text;
   };
@@ -352,8 +360,12 @@ void PostgresSink::prepare(Batch& batch) {
   connection();
   lines_layout_ = layout_version_;
   lines_.resize(batch.records.size());
+  missing_of_line_.resize(batch.records.size());
+  missing_.clear();
   std::size_t kept = 0;
   refused_.reject_in(batch, [this](const Record& r) { return row_key(r); });
+  std::string missing;
+  std::unordered_map<std::string, std::size_t> missing_index;
   for (std::size_t i = 0; i < batch.records.size(); ++i) {
     if (batch.records[i].dropped) continue;  // refused while writing it before
     std::string& line = lines_[kept];
@@ -364,16 +376,35 @@ void PostgresSink::prepare(Batch& batch) {
     std::string problem;
     if (!batch.records[i].value.is<Struct>())
       problem = "the record has no decoded struct value (is a decoder configured before the sink?)";
+    missing.assign(layout_.columns.size(), '0');
     for (std::size_t k = 0; problem.empty() && k < layout_.columns.size(); ++k) {
       if (k > 0) line += '\t';
       Column& col = layout_.columns[k];
-      const Value* v = col.reader.read(batch.records[i].value);
-      problem = append_copy_text(col, v ? *v : Value(), line);
+      if (const Value* v = col.reader.read(batch.records[i].value)) {
+        problem = append_copy_text(col, *v, line);
+        continue;
+      }
+      // No such field: the column is left out of the row's INSERT (see insert_statements).
+      missing[k] = '1';
+      line += "\\N";
+      if (col.not_null && !col.has_default)
+        problem = "the record has no field '" + col.field + "', and column " + col.name +
+                  " is NOT NULL with no DEFAULT";
     }
-    if (problem.empty()) ++kept;
-    else batch.reject(i, "postgres: " + problem);
+    if (problem.empty() && missing.find('0') == std::string::npos)
+      problem = "the record has none of the fields of " + config_.table +
+                "'s columns (map field names to columns with option columns)";
+    if (!problem.empty()) {
+      batch.reject(i, "postgres: " + problem);
+      continue;
+    }
+    (line += '\t') += missing;
+    auto [at, added] = missing_index.try_emplace(missing, missing_.size());
+    if (added) missing_.push_back(missing);
+    missing_of_line_[kept++] = at->second;
   }
   lines_.resize(kept);
+  missing_of_line_.resize(kept);
 }
 
 void PostgresSink::write(Batch& batch, BatchDone done) {
@@ -457,7 +488,8 @@ void PostgresSink::write_batch(const Batch& batch) {
       for (const auto& l : log_columns_) q.push_back(tx.quote_name(l));
       returning = " RETURNING " + join(q, ", ");
     }
-    pqxx::result inserted = rows ? tx.exec(insert_statement(tx) + returning) : pqxx::result();
+    std::vector<pqxx::result> inserted;
+    for (const auto& statement : insert_statements(tx, to_write)) inserted.push_back(tx.exec(statement + returning));
     // The set of compare-and-set. A position stored before is locked (FOR UPDATE above);
     // a first one is inserted only if no other writer inserted it meanwhile (SELECT ...
     // FOR UPDATE locks no row that is not there): else that writer's data stand, and
@@ -490,17 +522,20 @@ void PostgresSink::write_batch(const Batch& batch) {
       std::int64_t& seen = seen_positions_[position_key(s.topic, s.partition)];
       seen = std::max(seen, s.next);
     }
-    const std::uint64_t written = rows ? static_cast<std::uint64_t>(inserted.affected_rows()) : 0;
+    std::uint64_t written = 0;
+    for (const auto& r : inserted) written += static_cast<std::uint64_t>(r.affected_rows());
     rows_out_.add(written);
     rows_already_there_.add(rows - std::min(rows, written));
     records_already_applied_.add(applied_before);
-    for (const auto& row : inserted) {
-      std::string line = config_.log_each;
-      for (std::size_t k = 0; k < log_columns_.size(); ++k) {
-        const std::string placeholder = "{" + log_columns_[k] + "}";
-        line.replace(line.find(placeholder), placeholder.size(), row[static_cast<int>(k)].c_str());
+    for (const auto& result : inserted) {
+      for (const auto& row : result) {
+        std::string line = config_.log_each;
+        for (std::size_t k = 0; k < log_columns_.size(); ++k) {
+          const std::string placeholder = "{" + log_columns_[k] + "}";
+          line.replace(line.find(placeholder), placeholder.size(), row[static_cast<int>(k)].c_str());
+        }
+        context_.info(line);
       }
-      context_.info(line);
     }
     summary_rows_ += written;
     summary_ignored_ += rows - std::min(rows, written);
@@ -533,6 +568,7 @@ void PostgresSink::copy_rows(pqxx::transaction_base& tx, const std::vector<std::
   std::vector<std::string> load_columns;
   // libpqxx 6.4's tablewriter puts the names in its COPY statement as they are.
   for (const auto& col : layout_.columns) load_columns.push_back(tx.quote_name(col.name));
+  load_columns.push_back("pipehost_missing");
   load_columns.push_back("pipehost_row");
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -542,33 +578,64 @@ void PostgresSink::copy_rows(pqxx::transaction_base& tx, const std::vector<std::
 #pragma GCC diagnostic pop
 }
 
-// From the temporary table into the table, per on_conflict.
-std::string PostgresSink::insert_statement(pqxx::transaction_base& tx) const {
-  std::vector<std::string> cols, keys;
-  for (const auto& col : layout_.columns) cols.push_back(tx.quote_name(col.name));
-  for (const auto& k : layout_.primary_key) keys.push_back(tx.quote_name(k));
-  std::string insert = "INSERT INTO " + destination_ + " (" + join(cols, ", ") + ") ";
-  if (config_.on_conflict == "update") {
-    std::vector<std::string> set;
-    for (const auto& col : cols)
-      if (std::find(keys.begin(), keys.end(), col) == keys.end()) set.push_back(col + " = EXCLUDED." + col);
-    insert += "SELECT DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") +
-              " FROM pipehost_load ORDER BY " + join(keys, ", ") + ", pipehost_row DESC ON CONFLICT (" +
-              join(keys, ", ") + ") " + (set.empty() ? "DO NOTHING" : "DO UPDATE SET " + join(set, ", "));
-  } else {
-    // The first of each key in the batch, inserted in key order: tasks writing the same
-    // keys then lock them in one order and cannot deadlock.
-    if (keys.empty())
-      insert += "SELECT " + join(cols, ", ") + " FROM pipehost_load ORDER BY pipehost_row";
-    else
-      insert += "SELECT DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") +
-                " FROM pipehost_load ORDER BY " + join(keys, ", ") + ", pipehost_row ON CONFLICT (" +
-                join(keys, ", ") + ") DO NOTHING";
+// From the temporary table into the table, per on_conflict: one statement per set of
+// columns the rows' records have no field for (one, for records of one shape). Such a
+// column is left out of the INSERT, so a new row takes its DEFAULT (serial, now()) or
+// NULL, and on_conflict = update leaves it as it was in a row already there.
+std::vector<std::string> PostgresSink::insert_statements(pqxx::transaction_base& tx,
+                                                         const std::vector<std::size_t>& rows) const {
+  std::set<std::size_t> used;
+  for (std::size_t i : rows) used.insert(missing_of_line_[i]);
+  std::vector<std::string> keys;
+  std::vector<std::size_t> key_columns;
+  for (const auto& k : layout_.primary_key) {
+    keys.push_back(tx.quote_name(k));
+    for (std::size_t c = 0; c < layout_.columns.size(); ++c)
+      if (layout_.columns[c].name == k) key_columns.push_back(c);
+  }
+  const bool update = config_.on_conflict == "update";
+  auto has_keys = [&](const std::string& missing) {
+    return std::all_of(key_columns.begin(), key_columns.end(), [&](std::size_t c) { return missing[c] == '0'; });
+  };
+  // Of the rows whose records give the whole key, the first of each key (the last, to
+  // update), whatever its shape.
+  std::string keyed_shapes;
+  for (std::size_t m : used)
+    if (has_keys(missing_[m])) keyed_shapes += (keyed_shapes.empty() ? "" : ", ") + tx.quote(missing_[m]);
+  const std::string pick = "SELECT DISTINCT ON (" + join(keys, ", ") + ") * FROM pipehost_load WHERE pipehost_missing IN (" +
+                           keyed_shapes + ") ORDER BY " + join(keys, ", ") + ", pipehost_row" + (update ? " DESC" : "");
+  std::vector<std::string> statements;
+  for (std::size_t m : used) {
+    const std::string& missing = missing_[m];
+    std::vector<std::string> cols, set;
+    for (std::size_t c = 0; c < layout_.columns.size(); ++c) {
+      if (missing[c] == '1') continue;
+      cols.push_back(tx.quote_name(layout_.columns[c].name));
+      if (std::find(key_columns.begin(), key_columns.end(), c) == key_columns.end())
+        set.push_back(cols.back() + " = EXCLUDED." + cols.back());
+    }
+    std::string insert = "INSERT INTO " + destination_ + " (" + join(cols, ", ") + ") SELECT ";
+    const std::string shape = used.size() == 1 ? "" : " WHERE pipehost_missing = " + tx.quote(missing);
+    if (keys.empty() || !has_keys(missing)) {
+      // Every record a new row (no key, or one the table makes: serial): in batch order.
+      insert += join(cols, ", ") + " FROM pipehost_load" + shape + " ORDER BY pipehost_row";
+    } else if (used.size() == 1) {
+      // The first of each key (the last, to update), inserted in key order: tasks writing
+      // the same keys then lock them in one order and cannot deadlock.
+      insert += "DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") + " FROM pipehost_load ORDER BY " +
+                join(keys, ", ") + ", pipehost_row" + (update ? " DESC" : "");
+    } else {
+      insert += join(cols, ", ") + " FROM (" + pick + ") AS pipehost_pick" + shape + " ORDER BY " + join(keys, ", ");
+    }
     // Only the primary key is the conflict target: a row that breaks another unique index
     // or an exclusion constraint is refused (and dead-lettered), not silently dropped as a
-    // bare ON CONFLICT DO NOTHING did. Without a primary key every record is a new row.
+    // bare ON CONFLICT DO NOTHING did.
+    if (!keys.empty())
+      insert += " ON CONFLICT (" + join(keys, ", ") + ") " +
+                (update && !set.empty() ? "DO UPDATE SET " + join(set, ", ") : "DO NOTHING");
+    statements.push_back(std::move(insert));
   }
-  return insert;
+  return statements;
 }
 
 // A data exception (a value too long for varchar(n), numeric(p, s) overflow), an
@@ -590,12 +657,11 @@ std::vector<std::pair<std::size_t, std::string>> PostgresSink::find_refused_rows
   try {
     pqxx::work tx(connection());
     tx.exec("SET CONSTRAINTS ALL IMMEDIATE");
-    const std::string insert = insert_statement(tx);
     for (std::size_t i : rows) {
       try {
         pqxx::subtransaction row(tx, "pipehost_row");
         copy_rows(row, {i});
-        row.exec(insert);
+        for (const auto& statement : insert_statements(row, {i})) row.exec(statement);
         row.exec("DELETE FROM pipehost_load");
         row.commit();
       } catch (const pqxx::sql_error& e) {

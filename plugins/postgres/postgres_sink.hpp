@@ -62,7 +62,7 @@ class PostgresSink final : public Sink {
   void claim_positions_of_old_layout(pqxx::transaction_base& tx);
   void write_batch(const Batch& batch);
   void copy_rows(pqxx::transaction_base& tx, const std::vector<std::size_t>& rows);
-  std::string insert_statement(pqxx::transaction_base& tx) const;
+  std::vector<std::string> insert_statements(pqxx::transaction_base& tx, const std::vector<std::size_t>& rows) const;
   static bool refused_by_table(const pqxx::sql_error& e);
   std::vector<std::pair<std::size_t, std::string>> find_refused_rows(const std::vector<std::size_t>& rows);
   std::string row_key(const Record& r);
@@ -79,6 +79,10 @@ class PostgresSink final : public Sink {
   std::uint64_t layout_version_ = 0;
   std::uint64_t lines_layout_ = 0;
   std::vector<std::string> lines_;  // COPY text of the batch's kept records, in order
+  // Per line, which of layout_.columns its record has no field for: an index in missing_,
+  // whose strings hold '1' for such a column and '0' for the others.
+  std::vector<std::size_t> missing_of_line_;
+  std::vector<std::string> missing_;
   static constexpr std::size_t kMostKeptLineBytes = 16 * 1024;  // a slot's buffer past it is freed
   std::map<std::string, std::int64_t> seen_positions_;  // "topic:partition" -> what we stored
   std::string destination_;  // the table's regclass name: the positions' key with the pipeline

@@ -39,7 +39,8 @@ void SqliteConfig::declare(OptionList<SqliteConfig>& o) {
   o.required("table", &SqliteConfig::table, "the table rows go to; it must exist, with a primary key");
   o.add("columns", &SqliteConfig::columns,
         "field = column, for fields stored under another name; every other column takes the "
-        "field of its own name (null when the record has none)");
+        "field of its own name. A column the record has no field for is left out of its row: a "
+        "new row takes the column's DEFAULT (or null), a row already there keeps its value");
   o.add("add", &SqliteConfig::add,
         "columns summed on conflict (count = count + excluded.count); the others are replaced. A "
         "record without a number for each, or without its primary key, is rejected");
@@ -146,24 +147,14 @@ void SqliteSink::open() {
   columns_.clear();
   key_columns_.clear();
   add_columns_.clear();
-  std::string cols, marks, updates, conflict;
+  upserts_.clear();
   for (const auto& name : names) {
     auto f = field_of.find(name);
     if (std::find(keys.begin(), keys.end(), name) != keys.end()) key_columns_.push_back(columns_.size());
+    else if (std::find(config_.add.begin(), config_.add.end(), name) != config_.add.end())
+      add_columns_.push_back(columns_.size());
     columns_.push_back({name, FieldReader(f == field_of.end() ? name : f->second)});
-    cols += (cols.empty() ? "" : ", ") + identifier(name);
-    marks += marks.empty() ? "?" : ", ?";
-    if (std::find(keys.begin(), keys.end(), name) != keys.end()) continue;
-    const bool add = std::find(config_.add.begin(), config_.add.end(), name) != config_.add.end();
-    if (add) add_columns_.push_back(columns_.size() - 1);
-    updates += (updates.empty() ? "" : ", ") + identifier(name) + " = " +
-               (add ? "coalesce(" + identifier(name) + ", 0) + excluded." + identifier(name)
-                    : "excluded." + identifier(name));
   }
-  for (const auto& k : keys) conflict += (conflict.empty() ? "" : ", ") + identifier(k);
-  upsert_ = db_->prepare("INSERT INTO " + identifier(config_.table) + " (" + cols + ") VALUES (" + marks +
-                         ") ON CONFLICT (" + conflict + ") DO " +
-                         (updates.empty() ? "NOTHING" : "UPDATE SET " + updates));
   read_position_ = db_->prepare("SELECT next_offset FROM " + identifier(config_.positions_table) +
                                 " WHERE pipeline = ? AND destination = ? AND topic = ? AND partition = ?");
   store_position_ = db_->prepare("INSERT INTO " + identifier(config_.positions_table) +
@@ -233,7 +224,7 @@ void SqliteSink::start() {
 
 void SqliteSink::stop() {
   std::lock_guard lock(mutex_);
-  upsert_.reset();
+  upserts_.clear();
   read_position_.reset();
   store_position_.reset();
   db_.reset();
@@ -342,6 +333,11 @@ void SqliteSink::prepare(Batch& batch) {
       }
     }
     if (r.dropped) continue;
+    if (std::none_of(columns_.begin(), columns_.end(), [&](Column& c) { return c.field.read(r.value); })) {
+      batch.reject(i, "sqlite: the record has none of the fields of " + config_.table +
+                          "'s columns (map field names to columns with option columns)");
+      continue;
+    }
     for (std::size_t c = 0; c < columns_.size(); ++c) {
       const Value* v = columns_[c].field.read(r.value);
       const double* d = v ? v->as<double>() : nullptr;
@@ -365,12 +361,44 @@ void SqliteSink::prepare(Batch& batch) {
   }
 }
 
+// The upsert of a record with fields for the columns `missing` has '0' at: a column the
+// record has no field for is left out, so a new row takes its DEFAULT (or NULL, or the next
+// rowid) and a row already there keeps its value.
+sqlite3_stmt* SqliteSink::upsert_statement(const std::string& missing) {
+  auto at = upserts_.find(missing);
+  if (at != upserts_.end()) return at->second.get();
+  if (upserts_.size() >= 64) upserts_.clear();  // records of ever new shapes (JSON)
+  std::string cols, marks, updates, conflict;
+  for (std::size_t c = 0; c < columns_.size(); ++c) {
+    if (missing[c] == '1') continue;
+    const std::string name = identifier(columns_[c].name);
+    cols += (cols.empty() ? "" : ", ") + name;
+    marks += marks.empty() ? "?" : ", ?";
+    if (std::find(key_columns_.begin(), key_columns_.end(), c) != key_columns_.end()) continue;
+    const bool add = std::find(add_columns_.begin(), add_columns_.end(), c) != add_columns_.end();
+    updates += (updates.empty() ? "" : ", ") + name + " = " +
+               (add ? "coalesce(" + name + ", 0) + excluded." + name : "excluded." + name);
+  }
+  for (std::size_t k : key_columns_) conflict += (conflict.empty() ? "" : ", ") + identifier(columns_[k].name);
+  return (upserts_[missing] = db_->prepare("INSERT INTO " + identifier(config_.table) + " (" + cols + ") VALUES (" +
+                                          marks + ") ON CONFLICT (" + conflict + ") DO " +
+                                          (updates.empty() ? "NOTHING" : "UPDATE SET " + updates)))
+      .get();
+}
+
 // Writes one record's row (insert, or update on its primary key); SQLite's result code.
 int SqliteSink::upsert(const Record& r) {
-  sqlite3_stmt* s = upsert_.get();
+  fields_.clear();
+  std::string missing(columns_.size(), '0');
+  for (std::size_t c = 0; c < columns_.size(); ++c) {
+    fields_.push_back(columns_[c].field.read(r.value));
+    if (!fields_.back()) missing[c] = '1';
+  }
+  sqlite3_stmt* s = upsert_statement(missing);
   sqlite3_reset(s);
-  for (std::size_t c = 0; c < columns_.size(); ++c)
-    bind(s, static_cast<int>(c + 1), columns_[c].field.read(r.value));
+  int index = 0;
+  for (const Value* v : fields_)
+    if (v) bind(s, ++index, v);
   return sqlite3_step(s);
 }
 

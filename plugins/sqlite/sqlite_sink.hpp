@@ -59,6 +59,7 @@ class SqliteSink final : public Sink {
   std::optional<std::int64_t> read_position(std::string_view topic, std::int32_t partition);
   void bind(sqlite3_stmt* s, int index, const Value* v);
   std::string row_key(const Record& r);
+  sqlite3_stmt* upsert_statement(const std::string& missing);
   int upsert(const Record& r);
   void remember_refused(const Record& r, const std::string& what);
   void refuse_deferred(const Batch& batch, const std::string& what);
@@ -75,7 +76,10 @@ class SqliteSink final : public Sink {
   // rejected when the batch is read again (see refused.hpp). count_by's counts have no
   // source position: they are remembered by primary key (row_key).
   RefusedRecords refused_;
-  Statement upsert_, read_position_, store_position_;
+  // By the columns a record has no field for ('1'), one upsert each (see upsert_statement).
+  std::map<std::string, Statement> upserts_;
+  std::vector<const Value*> fields_;  // the record being written, per column
+  Statement read_position_, store_position_;
   std::map<std::string, std::int64_t> seen_positions_;
   std::mutex mutex_;
   Counter& rows_out_;

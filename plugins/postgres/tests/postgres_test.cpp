@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <functional>
 #include <random>
+#include <set>
 
 #include <pipehost/testing.hpp>
 
@@ -696,4 +697,79 @@ TEST_CASE("postgres: a positions table without its key is refused at start, nami
         "next_offset bigint NOT NULL)");
   CHECK_THROWS_WITH_AS(f.sink(), doctest::Contains("has no primary key on (pipeline, destination, topic, partition)"),
                        FatalError);
+}
+
+TEST_CASE("postgres: a column the record has no field for takes its DEFAULT in a new row, and is kept by an update") {
+  Fixture f;
+  const std::string events = f.table + "_events";
+  f.sql("CREATE TABLE " + events + " (id bigserial PRIMARY KEY, note text NOT NULL, "
+        "stored_at timestamptz NOT NULL DEFAULT now(), tag text DEFAULT 'none', remark text)");
+  testing::TestContext context;
+  auto sink = testing::make<PostgresSink>({{"url", f.url}, {"table", events}, {"positions_table", f.positions},
+                                           {"log_each", std::string("stored {id} {tag}")}},
+                                          context);
+  sink->start();
+  static const auto note_only = StructSchema::make({"note"});
+  static const auto with_tag = StructSchema::make({"note", "tag"});
+  static const auto no_note = StructSchema::make({"tag"});
+  static const auto nothing = StructSchema::make({"other"});
+  Batch b;
+  b.records.emplace_back().value = Struct{note_only, {Value("a")}};
+  b.records.emplace_back().value = Struct{with_tag, {Value("b"), Value()}};  // an explicit null stays null
+  b.records.emplace_back().value = Struct{with_tag, {Value("c"), Value("red")}};
+  b.records.emplace_back().value = Struct{note_only, {Value("d")}};
+  b.records.emplace_back().value = Struct{no_note, {Value("blue")}};
+  b.records.emplace_back().value = Struct{nothing, {Value("x")}};
+  for (std::size_t i = 0; i < b.records.size(); ++i) b.records[i].origin = {"e", 0, static_cast<std::int64_t>(i)};
+  auto result = write(*sink, b);
+  CHECK(result.status.is_ok());
+  REQUIRE(result.rejections.size() == 2);
+  CHECK(result.rejections[0].reason ==
+        "postgres: the record has no field 'note', and column note is NOT NULL with no DEFAULT");
+  CHECK(result.rejections[1].reason.find("no field 'note'") != std::string::npos);
+  auto rows = f.sql("SELECT id, note, stored_at IS NOT NULL, coalesce(tag, '(null)') FROM " + events + " ORDER BY note");
+  REQUIRE(rows.size() == 4);
+  std::vector<std::string> got;
+  for (const auto& row : rows) got.push_back(row[1].as<std::string>() + ":" + row[3].as<std::string>());
+  std::string all;
+  for (const auto& g : got) all += g + " ";
+  CHECK(all == "a:none b:(null) c:red d:none ");
+  std::set<std::int64_t> ids;
+  for (const auto& row : rows) {
+    CHECK(row[2].as<bool>());
+    ids.insert(row[0].as<std::int64_t>());
+  }
+  CHECK(ids.size() == 4);  // a new serial id each
+  CHECK(std::find(context.logs.begin(), context.logs.end(), "stored " + rows[3][0].as<std::string>() + " none") !=
+        context.logs.end());
+  CHECK(sink->stored_position("e", 0) == 6);
+
+  // on_conflict = update: the columns a record has fields for are replaced, the others kept.
+  auto update = testing::make<PostgresSink>({{"url", f.url}, {"table", events}, {"positions_table", f.positions},
+                                             {"on_conflict", std::string("update")}},
+                                            context);
+  update->start();
+  f.sql("UPDATE " + events + " SET remark = 'kept', stored_at = '2020-01-01Z' WHERE note = 'a'");
+  const std::int64_t a = f.sql("SELECT id FROM " + events + " WHERE note = 'a'")[0][0].as<std::int64_t>();
+  static const auto id_note = StructSchema::make({"id", "note"});
+  static const auto id_tag = StructSchema::make({"id", "tag", "note"});
+  Batch u;
+  u.records.emplace_back().value = Struct{id_tag, {Value(a), Value("first"), Value("a1")}};
+  u.records.emplace_back().value = Struct{id_note, {Value(a), Value("a2")}};  // the last of its key
+  u.records.emplace_back().value = Struct{id_tag, {Value(std::int64_t{1000}), Value("new"), Value("z")}};
+  for (std::size_t i = 0; i < u.records.size(); ++i) u.records[i].origin = {"u", 0, static_cast<std::int64_t>(i)};
+  CHECK(write(*update, u).status.is_ok());
+  auto kept = f.sql("SELECT note, tag, remark, stored_at = '2020-01-01Z' FROM " + events + " WHERE id = " +
+                    std::to_string(a));
+  REQUIRE(kept.size() == 1);
+  CHECK(kept[0][0].as<std::string>() == "a2");
+  CHECK(kept[0][1].as<std::string>() == "none");  // the last record has no tag: kept as it was
+  CHECK(kept[0][2].as<std::string>() == "kept");
+  CHECK(kept[0][3].as<bool>());
+  auto added = f.sql("SELECT note, tag, stored_at IS NOT NULL FROM " + events + " WHERE id = 1000");
+  REQUIRE(added.size() == 1);
+  CHECK(added[0][0].as<std::string>() == "z");
+  CHECK(added[0][1].as<std::string>() == "new");
+  CHECK(added[0][2].as<bool>());
+  f.sql("DROP TABLE " + events);
 }

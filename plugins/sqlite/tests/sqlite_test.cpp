@@ -519,3 +519,35 @@ TEST_CASE("sqlite: the checks read the file: a query that cannot answer, a table
             "option 'add': option add names column 'cnt', which table aggregated does not have; its columns: "
             "food, count"});
 }
+
+TEST_CASE("sqlite: a column the record has no field for takes its DEFAULT in a new row, and is kept by an update") {
+  Fixture f;
+  f.sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, note TEXT, tag TEXT DEFAULT 'none', "
+        "seen TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, remark TEXT)");
+  auto sink = testing::make<SqliteSink>({{"database", f.path}, {"table", std::string("notes")}}, f.context);
+  sink->start();
+  static const auto note_only = StructSchema::make({"note"});
+  static const auto with_tag = StructSchema::make({"note", "tag"});
+  static const auto id_note = StructSchema::make({"id", "note"});
+  static const auto nothing = StructSchema::make({"other"});
+  Batch b;
+  b.records.emplace_back().value = Struct{note_only, {Value("a")}};
+  b.records.emplace_back().value = Struct{with_tag, {Value("b"), Value()}};  // an explicit null stays null
+  b.records.emplace_back().value = Struct{with_tag, {Value("c"), Value("red")}};
+  b.records.emplace_back().value = Struct{nothing, {Value("x")}};
+  b.records.emplace_back().value = Struct{note_only, {Value("d")}};
+  b.spans = {{"n", 0, 0, 5}};
+  auto result = testing::write_batch(*sink, b);
+  CHECK(result.status.is_ok());
+  REQUIRE(result.rejections.size() == 1);
+  CHECK(result.rejections[0].reason.find("none of the fields of notes's columns") != std::string::npos);
+  // New rowids in record order, the defaults where the record has no field.
+  CHECK(f.sql("SELECT id, note, coalesce(tag, 'NULL'), seen <> '' FROM notes ORDER BY id") ==
+        "1|a|none|1\n2|b|NULL|1\n3|c|red|1\n4|d|none|1\n");
+  f.sql("UPDATE notes SET remark = 'kept', seen = 'then' WHERE id = 3");
+  Batch u;
+  u.records.emplace_back().value = Struct{id_note, {Value(std::int64_t{3}), Value("c2")}};
+  u.spans = {{"n", 0, 5, 6}};
+  CHECK(testing::write_batch(*sink, u).status.is_ok());
+  CHECK(f.sql("SELECT note, tag, seen, remark FROM notes WHERE id = 3") == "c2|red|then|kept\n");
+}
