@@ -7,10 +7,6 @@
 
 namespace pipehost::avro {
 
-namespace {
-constexpr auto kUnknownIdRetry = std::chrono::seconds(30);
-}
-
 // A schema the registry does not know, or one Avro cannot use, is remembered with its
 // error so it is not asked for on every record; an unknown id is asked for again after a
 // while (a registry that lags behind its producers).
@@ -135,20 +131,9 @@ AvroDecode::Writer& AvroDecode::writer(std::int32_t id) {
   auto w = std::make_unique<Writer>();
   RegisteredSchema registered;
   std::vector<ReferencedSchema> referenced;
-  const auto now = Clock::now();
-  if (!unknown_budget_.may_ask(now)) {
-    w->error = UnknownIdBudget::refusal(id);
-    w->retry_after = now + std::chrono::seconds(1);
-  } else {
-    w->error = fetch_schema_with_references(context_.schema_registry(), id, "reference",
-                                            skip_no_reference, registered, referenced);
-    if (w->error.empty()) {
-      load(id, registered, referenced, *w);
-    } else {
-      unknown_budget_.failed();
-      w->retry_after = Clock::now() + kUnknownIdRetry;  // the producer may register it late
-    }
-  }
+  w->error = unknown_budget_.fetch(context_.schema_registry(), id, "reference", skip_no_reference, registered,
+                                   referenced, w->retry_after);
+  if (w->error.empty()) load(id, registered, referenced, *w);
   if (last_id_ == id) last_ = nullptr;  // the entry it points at is replaced
   if (!w->error.empty() && ++unknown_ids_ > kMostUnknownIds) {
     // Records with ever-new ids (garbage framing) must not grow the cache without bound.

@@ -74,7 +74,6 @@ class ProtobufDecode final : public RecordTransform {
  private:
   using Clock = std::chrono::steady_clock;
   static constexpr auto kNever = Clock::time_point::max();
-  static constexpr auto kUnknownIdRetry = std::chrono::seconds(30);
 
   struct Schema {
     explicit Schema(const std::vector<std::string>& projection) : plans(projection) {}
@@ -129,21 +128,12 @@ class ProtobufDecode final : public RecordTransform {
     auto s = std::make_unique<Schema>(projection_);
     RegisteredSchema registered;
     std::vector<ReferencedSchema> references;
-    const auto now = Clock::now();
-    if (!unknown_budget_.may_ask(now)) {
-      s->error = UnknownIdBudget::refusal(id);
-      s->retry_after = now + std::chrono::seconds(1);
-    } else {
-      s->error = fetch_schema_with_references(context_.schema_registry(), id, "import",
-                                              is_well_known_file, registered, references);
-      if (s->error.empty()) {
-        SchemaFiles::ReferencedFiles referenced;
-        for (ReferencedSchema& r : references) referenced[r.name] = std::move(r.schema);
-        load(id, registered, referenced, *s);
-      } else {
-        unknown_budget_.failed();
-        s->retry_after = Clock::now() + kUnknownIdRetry;  // the producer may register it late
-      }
+    s->error = unknown_budget_.fetch(context_.schema_registry(), id, "import", is_well_known_file, registered,
+                                     references, s->retry_after);
+    if (s->error.empty()) {
+      SchemaFiles::ReferencedFiles referenced;
+      for (ReferencedSchema& r : references) referenced[r.name] = std::move(r.schema);
+      load(id, registered, referenced, *s);
     }
     if (last_id_ == id) last_schema_ = nullptr;  // the entry it points at is replaced
     if (!s->error.empty() && ++unknown_ids_ > kMostUnknownIds) {

@@ -92,6 +92,30 @@ class UnknownIdBudget {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr int kPerSecond = 20;
+  // An id the registry did not know is asked about again this much later: a producer may
+  // register its schema late.
+  static constexpr auto kRetryUnknown = std::chrono::seconds(30);
+
+  // A decoder's fetch of writer schema `id`, as fetch_schema_with_references, when the
+  // budget allows. Returns empty when the schema arrived, else why the id's records are
+  // refused, with when to ask about it again in `retry_after` (left as it was on success).
+  template <class Skip>
+  std::string fetch(SchemaRegistry& registry, int id, std::string_view noun, const Skip& skip,
+                    RegisteredSchema& schema, std::vector<ReferencedSchema>& references,
+                    Clock::time_point& retry_after) {
+    const auto now = Clock::now();
+    if (!may_ask(now)) {
+      retry_after = now + std::chrono::seconds(1);
+      return refusal(id);
+    }
+    std::string error = fetch_schema_with_references(registry, id, noun, skip, schema, references);
+    if (!error.empty()) {
+      failed();
+      retry_after = Clock::now() + kRetryUnknown;
+    }
+    return error;
+  }
+
   // Whether a lookup may go to the registry now.
   bool may_ask(Clock::time_point now) {
     if (now - window_start_ >= std::chrono::seconds(1)) {
