@@ -290,6 +290,12 @@ void KafkaSink::wait_for_room(std::uint64_t reports_before) {
   waiting_for_room_.store(false);
 }
 
+// Until every record produced so far has its delivery report, or the host stops.
+void KafkaSink::wait_for_deliveries() {
+  const std::uint64_t produced = produced_.load();
+  while (reports_.load() < produced && !context_.stopping()) wait_for_room(reports_.load());
+}
+
 void KafkaSink::write(Batch& batch, BatchDone done) {
   if (exactly_once_) return write_transaction(batch, std::move(done));
   std::size_t n = batch.records.size();

@@ -108,6 +108,7 @@ class KafkaSink final : public Sink {
   void produce(Record& record, void* completion);
   void stop_poller();
   void wait_for_room(std::uint64_t reports_before);
+  void wait_for_deliveries();
   rd_kafka_topic_t* know_topic(const std::string& topic);
   // exactly_once (kafka_transactions.cpp)
   void start_transactions();
@@ -163,6 +164,10 @@ class KafkaSink final : public Sink {
   bool delivery_failure_permanent_ = false;
   Origin delivery_failure_origin_;  // of the record it names (no position: a stage's)
   std::string delivery_failure_topic_;  // where that record went
+  // After records the broker refused together (a partition's request is refused whole):
+  // until a transaction commits, each record waits for its delivery report before the
+  // next is produced, so that a refused one is refused alone and can be dead-lettered.
+  bool isolating_ = false;
   std::size_t permanent_failures_ = 0;  // records the broker refused for good in the transaction
   void note_failed_delivery(const rd_kafka_message_t* message);
 };

@@ -70,7 +70,7 @@ KafkaSource::~KafkaSource() {
   stop_waker();  // stop() was not called (a failed start)
   if (queue_) rd_kafka_queue_destroy(queue_);  // a handle: even a consumer left open frees it
   if (!consumer_) return;  // see stop()
-  if (!ever_assigned_ && subscribed_) return;  // see stop(); one that never joined a group is safe
+  if (!ever_assigned_ && subscribed_ && cooperative_) return;  // see stop(); one that never joined a group is safe
   rd_kafka_destroy(consumer_);
 }
 
@@ -969,12 +969,15 @@ void KafkaSource::stop() {
     return;
   }
   // librdkafka 2.0.2 aborts (sticky assignor state, its issue #4312) when a
-  // cooperative-sticky consumer is closed before its first assignment: wait for it.
+  // cooperative-sticky consumer is closed before its first assignment: wait for it. An
+  // eager member waits too, so that no join in progress is served from inside close (see
+  // leave_group), but one the group never assigns is closed (the abort is the sticky
+  // assignor's), not left in the group holding partitions it never reads.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!ever_assigned_ && std::chrono::steady_clock::now() < deadline) {
     if (rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer_, 100)) rd_kafka_message_destroy(m);
   }
-  if (!ever_assigned_) {
+  if (!ever_assigned_ && cooperative_) {
     context_.warn("the group never assigned this consumer; leaving it without closing");
     consumer_ = nullptr;  // leaked on purpose: destroying it would abort the process
     return;

@@ -24,13 +24,32 @@ constexpr int kSendOffsetsSliceMs = 5000;
 struct ErrorFacts {
   std::string text;
   bool fatal, abortable, retriable;
+  rd_kafka_resp_err_t code;
 };
 
 ErrorFacts facts(rd_kafka_error_t* e) {
   ErrorFacts f{rd_kafka_error_string(e), rd_kafka_error_is_fatal(e) != 0,
-               rd_kafka_error_txn_requires_abort(e) != 0, rd_kafka_error_is_retriable(e) != 0};
+               rd_kafka_error_txn_requires_abort(e) != 0, rd_kafka_error_is_retriable(e) != 0,
+               rd_kafka_error_code(e)};
   rd_kafka_error_destroy(e);
   return f;
+}
+
+// What a user can do about a fatal error of the transactional producer.
+std::string fatal_advice(const ErrorFacts& f, const std::string& transactional_id) {
+  switch (f.code) {
+    case RD_KAFKA_RESP_ERR__FENCED:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+      return "another producer with transactional.id " + transactional_id +
+             " fences this one: give each process running this pipeline its own transactional_id";
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+      return "the broker's ACLs refuse this principal transactions: allow it WRITE and DESCRIBE on "
+             "transactional id " + transactional_id + " (and IDEMPOTENT_WRITE on the cluster)";
+    default:
+      return "the producer cannot go on (see librdkafka's reason)";
+  }
 }
 
 bool timed_out(const rd_kafka_error_t* e) { return rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__TIMED_OUT; }
@@ -110,15 +129,14 @@ rd_kafka_consumer_group_metadata_t* KafkaSink::group_metadata() {
 }
 
 // An error of a transactional call: fatal ones (fenced by another producer with this
-// transactional.id) stop the pipeline; the rest abort the transaction and have the host
+// transactional.id, not authorized) stop the pipeline; the rest abort the transaction and have the host
 // rewind the source to the group's committed offsets. Retriable ones are retried by the
 // caller before they come here.
 void KafkaSink::settle(rd_kafka_error_t* error, const std::string& doing) {
   ErrorFacts f = facts(error);
   if (f.fatal)
-    throw FatalError("transactional producer " + transactional_id_ + ", " + doing + ": " + f.text +
-                     " (a producer with the same transactional.id fences this one: give each "
-                     "process running this pipeline its own transactional_id)");
+    throw FatalError("transactional producer " + transactional_id_ + ", " + doing + ": " + f.text + " (" +
+                     fatal_advice(f, transactional_id_) + ")");
   rd_kafka_error_t* aborted = abort_transaction();
   if (aborted) {
     ErrorFacts a = facts(aborted);
@@ -138,6 +156,13 @@ void KafkaSink::settle(rd_kafka_error_t* error, const std::string& doing) {
                             delivery_failure_ + " (the broker refuses it whatever the attempt)"))
         throw PositionMismatch(delivery_failure_ + "; transaction aborted, the batch is read again so "
                                "that the record is rejected before the next one");
+      if (permanent_failures_ > 1 && !isolating_) {
+        isolating_ = true;
+        throw PositionMismatch(std::to_string(permanent_failures_) + " records were refused together (the broker "
+                               "refuses a partition's batch whole), the first: " + delivery_failure_ +
+                               "; transaction aborted, the batch is read again a record at a time to find "
+                               "which is at fault");
+      }
       if (permanent_failures_ > 1)
         throw FatalError(std::to_string(permanent_failures_) + " records were refused together (the broker "
                          "refuses a partition's batch whole), the first: " + delivery_failure_ +
@@ -244,6 +269,7 @@ void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
       for (std::size_t i = 0; i < batch.records.size(); ++i) {
         try {
           produce(batch.records[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i + 1)));
+          if (isolating_) wait_for_deliveries();  // each record in a produce request of its own
         } catch (const TransactionInError&) {
           break;  // the commit below fails, and settle reads the delivery reports
         } catch (RecordRefused& why) {
@@ -279,6 +305,7 @@ void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
         "or aborted, records and consumed offsets together) and the next run goes on from there"));
   }
   transactions_->add();
+  isolating_ = false;
   refused_.written(batch);
   done(Status::ok());
 }

@@ -322,6 +322,25 @@ def test_exactly_once_names_the_refused_record_while_the_rest_of_a_big_transacti
     assert f"delivery of the record from {topic}/0@0 to {finance} failed" in headers["pipehost.error"].decode()
 
 
+def test_exactly_once_finds_the_refused_record_among_records_refused_together():
+    # Events for one finance partition travel in one produce request, which the broker
+    # refuses whole for the big one: every record of it failed, and the pipeline stopped
+    # ("which of them is at fault is unknown"). The batch is now read again a record at a
+    # time: the big event is dead-lettered, the others of its partition are routed.
+    prefix, topic, finance, big = with_refusing_finance_topic("tenants-refused-together")
+    same_partition = [event("100001", "FINANCE", i) for i in range(6)]  # big's key: its partition
+    produce_events(topic, same_partition[:3] + [big] + same_partition[3:])
+    pipehost(*processor_args(tenant_config(prefix, exactly_once=True),
+                             "--set", "pipeline.processor.source.stop_at_end=true",
+                             "--set", 'pipeline.processor.sink.properties={"linger.ms" = "200"}'),
+             timeout=120)
+    routed = read_topic(finance, committed_only=True)
+    assert sorted(v["payload"] for _, _, v, _ in routed) == sorted(e["payload"] for e in same_partition)
+    letters = read_topic(f"{prefix}.processor.dead-letters", raw=True)
+    assert len(letters) == 1, letters
+    assert dict(letters[0][3])["pipehost.origin.offset"] == b"3"
+
+
 def test_a_destination_whose_topic_does_not_exist_is_dead_lettered_the_others_routed():
     # One tenant's topic missing (the broker creates none) stopped the whole router after
     # 30 s, every tenant with it, and again at every restart.
