@@ -19,7 +19,9 @@ inline AdminClient admin_client(const std::string& address) {
   auto colon = address.rfind(':');
   int port = colon == std::string::npos ? 0 : std::atoi(address.c_str() + colon + 1);
   if (port <= 0 || port > 65535) return out;
-  out.client = std::make_unique<httplib::Client>(address.substr(0, colon), port);
+  std::string host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);  // [::1]
+  out.client = std::make_unique<httplib::Client>(host, port);
   if (const char* token = std::getenv("PIPEHOST_ADMIN_TOKEN"))
     out.headers.emplace("Authorization", std::string("Bearer ") + token);
   return out;

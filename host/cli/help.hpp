@@ -44,7 +44,7 @@ nothing (docs/operations.md).
 
 Options:
   --env NAME            merge <folder of the first FILE>/env/NAME.toml over the files
-                        (a stage table there that names a `plugin` replaces the stage)
+                        (connection facts: [connections], [kafka], schema_registry; no pipelines)
   --set PATH=VALUE      override one value, e.g. --set pipeline.sums.tasks=3 or
                         --set pipeline.produce.source.count=5000 (VALUE is TOML, or a string);
                         a stage of a list as transforms[0] (or transforms.0)

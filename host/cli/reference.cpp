@@ -97,7 +97,7 @@ std::string reference_markdown(const PluginRegistry& plugins) {
       "`build/bin/pipehost plugins --markdown > docs/plugins.md`).\n\n"
       "## The file\n\n### Top level\n\n" +
       option_table(specs_of<FileSettings>(), "key") +
-      "\nAlso `[kafka]` and `[pipelines.NAME]`, below. Every string may use `${VAR}` and "
+      "\nAlso `[kafka]`, `[http]` and `[pipelines.NAME]`, below. Every string may use `${VAR}` and "
       "`${VAR:-default}`; `--env NAME` merges `env/NAME.toml` (connection facts only).\n\n"
       "### [kafka]\n\n" + option_table(specs_of<KafkaSettings>(), "key") +
       "\n### [kafka.topics.NAME]\n\nTopics created at start (always on the embedded cluster; on "
@@ -105,7 +105,12 @@ std::string reference_markdown(const PluginRegistry& plugins) {
       option_table(specs_of<TopicSettings>(), "key") +
       "\n### [pipelines.NAME]\n\nBesides `source`, `transforms` (an array of tables) and `sink`, "
       "each naming its `plugin`:\n\n" +
-      option_table(specs_of<PipelineSettings>(), "key") + "\n## Plugins\n";
+      option_table(specs_of<PipelineSettings>(), "key") +
+      "\n### [http]\n\nAn HTTP server for the routes below (plugins of kind route, e.g. "
+      "`sqlite_query`); a file of routes alone serves them until SIGINT/SIGTERM.\n\n" +
+      option_table(specs_of<HttpSettings>(), "key") +
+      "\n### [[http.routes]]\n\nOne route each, with its `plugin` and that plugin's options:\n\n" +
+      option_table(specs_of<RouteSettings>(), "key") + "\n## Plugins\n";
   std::vector<const LoadedPlugin*> sorted;
   for (const auto& p : plugins.plugins()) sorted.push_back(&p);
   std::sort(sorted.begin(), sorted.end(),

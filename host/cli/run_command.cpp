@@ -327,7 +327,9 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
     if (sig == SIGINT || sig == SIGTERM) on_stop_signal(sig, signals_seen, runtime);
     bool all_done = runtime.supervise();
     progress.tick(false);
-    if (all_done) break;
+    // A file of [http] routes alone serves them until it is told to stop.
+    const bool only_serving = routes && runtime.pipelines().empty() && signals_seen == 0;
+    if (all_done && !only_serving) break;
   }
   runtime.join();
   progress.tick(true);

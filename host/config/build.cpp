@@ -1,5 +1,7 @@
 #include "config/build.hpp"
 
+#include <librdkafka/rdkafka.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -61,6 +63,25 @@ class Builder {
                                                  diagnostics_);
     config.kafka_brokers = settings.brokers;
     config.kafka_properties = settings.properties;
+    const toml::node* brokers = kafka->get("brokers");
+    if (settings.brokers.find_first_not_of(", \t") == std::string::npos)
+      diagnostics_.add(location_of(brokers ? brokers->source() : kafka->source()), "", "",
+                       "brokers is empty: set it to \"embedded\" or host:port,... of a real cluster (a "
+                       "variable it names, e.g. ${KAFKA_BROKERS:-}, may be unset)");
+    // Checked as every client will take them: a typo stopped the first stage to start.
+    if (const toml::node* properties = kafka->get("properties"); properties && properties->is_table()) {
+      for (auto&& [key, node] : *properties->as_table()) {
+        const auto value = node.value<std::string>();
+        if (!value) continue;  // reported by read_settings
+        std::unique_ptr<rd_kafka_conf_t, void (*)(rd_kafka_conf_t*)> conf(rd_kafka_conf_new(), rd_kafka_conf_destroy);
+        char error[512];
+        if (rd_kafka_conf_set(conf.get(), std::string(key.str()).c_str(), value->c_str(), error, sizeof error) !=
+            RD_KAFKA_CONF_OK)
+          diagnostics_.add(location_of(node.source()), "", "",
+                           "[kafka.properties] " + std::string(key.str()) + ": " + error +
+                               " (see librdkafka's CONFIGURATION.md)");
+      }
+    }
     config.create_topics = settings.create_topics;
     const toml::table* topics = table_at(*kafka, "topics", "");
     if (!topics) return;
@@ -289,10 +310,31 @@ Config build_config(std::shared_ptr<toml::table> document, const std::vector<std
   config.admin = file.admin;
   config.admin_token = file.admin_token;
   config.connections = file.connections;
+  if (const toml::node* path = doc.get("plugin_path")) {
+    std::error_code ec;
+    for (const auto& folder : config.plugin_path)
+      if (!std::filesystem::is_directory(folder, ec))
+        diagnostics.add(location_of(path->source()), "", "",
+                        "plugin_path: folder " + folder + " does not exist (a relative path is from the "
+                        "config file's folder)");
+  }
+  if (const auto& url = config.schema_registry;
+      url != "embedded" && url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+    const toml::node* node = doc.get("schema_registry");
+    diagnostics.add(location_of(node ? node->source() : doc.source()), "", "",
+                    "schema_registry is '" + url + "': set it to \"embedded\" or the http(s):// URL of a "
+                    "Confluent-compatible registry (a variable it names may be unset)");
+  }
   b.kafka(doc, config);
   b.http(doc, catalog, config);
   const toml::node* pipelines = doc.get("pipelines");
   if (!config.http.routes.empty() && !pipelines) return config;  // a file that only serves routes
+  if (pipelines && !pipelines->is_table()) {
+    diagnostics.add(location_of(pipelines->source()), "", "",
+                    "'pipelines' must be a table: define each pipeline as [pipelines.NAME], with a source "
+                    "and a sink");
+    return config;
+  }
   if (!pipelines || !pipelines->is_table() || pipelines->as_table()->empty()) {
     diagnostics.add({files.empty() ? "" : files.front(), 0, 0}, "", "",
                     "no pipelines: define at least one [pipelines.NAME] with a source and a sink");

@@ -174,7 +174,8 @@ void apply_set(const std::string& assignment, toml::table& document, Diagnostics
   }
 }
 
-std::string expand(const std::string& text, const toml::source_region& where,
+// `first_file`: the folder of ${PIPEHOST_CONFIG_DIR} in a value --set gives.
+std::string expand(const std::string& text, const toml::source_region& where, const std::string& first_file,
                    Diagnostics& diagnostics) {
   std::string out;
   for (std::size_t i = 0; i < text.size(); ++i) {
@@ -209,33 +210,34 @@ std::string expand(const std::string& text, const toml::source_region& where,
     } else if (name == "PIPEHOST_CONFIG_DIR" && where.path) {
       // The folder of the file this value is written in: paths next to the config ("."
       // for a file named without a folder, so "${PIPEHOST_CONFIG_DIR}/x" stays relative).
-      const fs::path folder = fs::path(*where.path).parent_path().lexically_normal();
+      const bool from_set = where.path->rfind("--set ", 0) == 0;
+      const fs::path folder = fs::path(from_set ? first_file : *where.path).parent_path().lexically_normal();
       out += folder.empty() ? std::string(".") : folder.string();
     } else if (fallback) {
       out += *fallback;
     } else {
       diagnostics.add(location_of(where), "", "",
-                      "environment variable " + name + " is not set; set it or give a default: ${" +
-                          name + ":-value}");
+                      "environment variable " + name + (value ? " is empty" : " is not set") +
+                          "; set it or give a default: ${" + name + ":-value}");
     }
     i = close;
   }
   return out;
 }
 
-void interpolate_node(toml::node& node, Diagnostics& diagnostics) {
+void interpolate_node(toml::node& node, const std::string& first_file, Diagnostics& diagnostics) {
   if (auto* s = node.as_string()) {
-    if (s->get().find('$') != std::string::npos) s->get() = expand(s->get(), s->source(), diagnostics);
+    if (s->get().find('$') != std::string::npos) s->get() = expand(s->get(), s->source(), first_file, diagnostics);
   } else if (auto* t = node.as_table()) {
     std::vector<std::string> keys_to_expand;  // "${P}.dlq" = { partitions = 1 }: keys too
     for (auto&& [k, v] : *t) {
-      interpolate_node(v, diagnostics);
+      interpolate_node(v, first_file, diagnostics);
       if (k.str().find('$') != std::string_view::npos) keys_to_expand.emplace_back(k.str());
     }
     for (const auto& from : keys_to_expand) {
       auto at = t->find(from);
       const toml::source_region where = at->first.source().begin ? at->first.source() : at->second.source();
-      std::string to = expand(from, where, diagnostics);
+      std::string to = expand(from, where, first_file, diagnostics);
       if (to == from) continue;
       if (t->contains(to)) {
         diagnostics.add(location_of(where), "", "", "key \"" + from + "\" becomes \"" + to +
@@ -246,14 +248,14 @@ void interpolate_node(toml::node& node, Diagnostics& diagnostics) {
       t->erase(from);
     }
   } else if (auto* a = node.as_array()) {
-    for (auto& v : *a) interpolate_node(v, diagnostics);
+    for (auto& v : *a) interpolate_node(v, first_file, diagnostics);
   }
 }
 
 }  // namespace
 
-void interpolate(toml::table& document, Diagnostics& diagnostics) {
-  interpolate_node(document, diagnostics);
+void interpolate(toml::table& document, Diagnostics& diagnostics, const std::string& first_file) {
+  interpolate_node(document, first_file, diagnostics);
 }
 
 std::shared_ptr<toml::table> load_document(const LoadRequest& request, Diagnostics& diagnostics) {
@@ -293,7 +295,7 @@ std::shared_ptr<toml::table> load_document(const LoadRequest& request, Diagnosti
     }
   }
   for (const auto& s : request.sets) apply_set(s, *document, diagnostics);
-  interpolate(*document, diagnostics);
+  interpolate(*document, diagnostics, request.files.empty() ? "" : request.files.front());
   return document;
 }
 

@@ -21,7 +21,7 @@ struct LoadRequest {
 std::shared_ptr<toml::table> load_document(const LoadRequest& request, Diagnostics& diagnostics);
 
 // Replaces ${VAR} and ${VAR:-default} in every string value; "$$" is a literal "$".
-void interpolate(toml::table& document, Diagnostics& diagnostics);
+void interpolate(toml::table& document, Diagnostics& diagnostics, const std::string& first_file = "");
 
 // Deep merge: tables merge key by key, anything else in `overlay` replaces.
 void merge_into(toml::table& base, toml::table&& overlay);

@@ -23,7 +23,7 @@ struct FileSettings {
           "Confluent-compatible Schema Registry");
     o.add("admin", &FileSettings::admin,
           "\"host:port\" of the admin HTTP endpoint (/health, /metrics, /pipelines); empty: off")
-        .pattern("(|.*:[0-9]+)");
+        .pattern("(|.*:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))");  // port 1-65535
     o.add("admin_token", &FileSettings::admin_token,
           "when set, every admin endpoint but /health wants \"Authorization: Bearer <token>\"");
     o.add("plugin_path", &FileSettings::plugin_path,

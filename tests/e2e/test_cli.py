@@ -5,7 +5,7 @@ import os
 import re
 import tempfile
 
-from support import CONFIGS, TEST_PLUGIN_DIR, pipehost, run_tests, write_config
+from support import CONFIGS, SOURCE_DIR, TEST_PLUGIN_DIR, pipehost, run_tests, write_config
 
 
 def test_help_and_version():
@@ -17,6 +17,31 @@ def test_help_and_version():
     assert pipehost("--version", check=0).stdout.startswith("pipehost ")
     r = pipehost("rn", check=2)
     assert "did you mean 'run'?" in r.stderr
+
+
+def test_the_readme_sample_config_validates_and_config_mistakes_are_named_at_their_line():
+    readme = open(os.path.join(SOURCE_DIR, "README.md")).read()
+    sample = readme.split("A config file:\n\n```toml\n", 1)[1].split("```", 1)[0]
+    env = {"KAFKA_BROKERS": "embedded", "SCHEMA_REGISTRY_URL": "embedded"}
+    r = pipehost("validate", write_config(sample), env=env, check=0)
+    assert "valid (2 pipeline(s): produce, sums)" in r.stdout, r.stdout + r.stderr
+    # Accepted before, failing (or hanging) only once running.
+    config = write_config("""schema_registry = "notaurl"
+admin = "127.0.0.1:70000"
+plugin_path = "no-such-folder"
+[kafka]
+brokers = ""
+properties = { "bogus.prop" = "1" }
+[pipelines.p]
+source = { plugin = "datagen", count = 1 }
+sink = { plugin = "log" }
+""")
+    r = pipehost("validate", config, check=2)
+    for line, what in ((1, "schema_registry is 'notaurl'"), (2, "key 'admin'"), (3, "plugin_path: folder"),
+                       (5, "brokers is empty"), (6, "[kafka.properties] bogus.prop: No such configuration property")):
+        assert f"config.toml:{line}:" in r.stderr and what in r.stderr, r.stderr
+    r = pipehost("validate", write_config("pipelines = 3\n"), check=2)
+    assert "config.toml:1:13: error: 'pipelines' must be a table" in r.stderr, r.stderr
 
 
 def test_plugins_lists_components_and_options():
