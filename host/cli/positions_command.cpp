@@ -39,6 +39,8 @@ bool read_sink_positions(const Config& config, const PipelineConfig& pipeline, s
   // committed in its transactions. Started here it would begin a transactional producer
   // with the running pipeline's transactional.id and fence that (the pipeline failed).
   if (pipeline.sink.plugin == "kafka") return true;
+  // Nor do the log and file sinks, which a start would have write (totals, a new file).
+  if (pipeline.sink.plugin == "log" || pipeline.sink.plugin == "file") return true;
   Services services;
   services.kafka_bootstrap = config.kafka_brokers;
   services.kafka_properties = config.kafka_properties;
@@ -218,6 +220,7 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
                     kPipelineFailed);
       if (rd_kafka_resp_err_t rc = rd_kafka_commit(rk.get(), targets.get(), 0))
         return fail(std::string("the commit failed: ") + rd_kafka_err2str(rc), kPipelineFailed);
+      for (auto& r : rows) r.committed = r.target;  // the table shows the group as it is now
     }
   }
 

@@ -436,6 +436,8 @@ sink = {{ plugin = "file", path = "{out}", format = "raw" }}
     r = positions("--reset-to", "100", "--execute")
     assert r.returncode == 0, r.stderr
     assert committed() == [100, 100]
+    # committed and lag as they are after the reset
+    assert [(row[2], row[6], row[7]) for row in rows(r.stdout)] == [("100", "50", "100"), ("100", "50", "100")]
     pipehost("run", path, "--no-progress", check=0, timeout=90)  # reads the last 50 of each again
     assert sum(1 for _ in open(out)) == 400
     # Refused while a member runs; named mistakes.
