@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <set>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -57,10 +59,36 @@ struct Arguments {
   std::string interval = "1";  // top --interval (seconds)
 };
 
+// The options each command takes besides --help, --log-level and --log-format: another
+// command's option is refused, not ignored (`run --execute` looked like it did something).
+// Empty for an option no command has (reported as unknown below).
+std::string not_an_option_of(const std::string& command, const std::string& option) {
+  static const std::map<std::string, std::set<std::string>> kOptions = {
+      {"run", {"--env", "--set", "--plugin-path", "--pipeline", "--stats", "--admin", "--no-progress", "--watch"}},
+      // run's too: a run command line validates as it is (compose files' commands).
+      {"validate", {"--env", "--set", "--plugin-path", "--pipeline", "--stats", "--admin", "--no-progress", "--watch",
+                    "--connect"}},
+      {"plugins", {"--plugin-path", "--markdown"}},
+      {"positions", {"--env", "--set", "--plugin-path", "--pipeline", "--reset-to", "--execute"}},
+      {"replay", {"--env", "--set", "--plugin-path", "--pipeline", "--no-progress", "--stats"}},
+      {"tap", {"--admin", "--stage", "--limit", "--timeout"}},
+      {"top", {"--admin", "--interval", "--once"}},
+      {"registry", {"--listen"}},
+  };
+  auto it = kOptions.find(command);
+  if (it == kOptions.end() || it->second.count(option)) return "";
+  for (const auto& [other, options] : kOptions)
+    if (options.count(option))
+      return "pipehost " + command + ": " + option + " is an option of " + other + ", not of " + command +
+             " (see pipehost " + command + " --help)";
+  return "";
+}
+
 // Parses the options every command shares; false (with a message) on a bad one. Each
 // option that takes a value accepts both `--name value` and `--name=value`.
 bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
   if (const char* env = std::getenv("PIPEHOST_ENV")) out.load.env = env;
+  const std::string command = first > 1 ? argv[first - 1] : "";
   std::string log_level, log_format;
   const std::vector<std::pair<std::string, std::function<void(std::string)>>> valued = {
       {"--env", [&](std::string v) { out.load.env = std::move(v); }},
@@ -80,6 +108,10 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
   };
   for (int i = first; i < argc; ++i) {
     std::string a = argv[i];
+    if (const std::string wrong = not_an_option_of(command, a.substr(0, a.find('='))); !wrong.empty()) {
+      std::fprintf(stderr, "%s\n", wrong.c_str());
+      return false;
+    }
     if (a == "-h" || a == "--help") {
       out.help = true;
       continue;
@@ -445,6 +477,10 @@ int main_command(int argc, char** argv) {
       if (topic == "positions") return std::fputs(help::kPositions, stdout), kOk;
       if (topic == "top") return std::fputs(help::kTop, stdout), kOk;
       if (topic == "replay") return std::fputs(help::kReplay, stdout), kOk;
+      std::fprintf(stderr, "pipehost help: no command '%s'; %s commands: run, validate, plugins, registry, tap, "
+                   "positions, top, replay\n", topic.c_str(),
+                   did_you_mean(topic, {"run", "validate", "plugins", "registry", "tap", "positions", "top", "replay"}).c_str());
+      return kInvalidInput;
     }
     return std::fputs(help::kMain, stdout), kOk;
   }

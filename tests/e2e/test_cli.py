@@ -17,6 +17,11 @@ def test_help_and_version():
     assert pipehost("--version", check=0).stdout.startswith("pipehost ")
     r = pipehost("rn", check=2)
     assert "did you mean 'run'?" in r.stderr
+    r = pipehost("help", "valdate", check=2)
+    assert "did you mean 'validate'?" in r.stderr
+    # Another command's option is refused, not ignored.
+    r = pipehost("run", os.path.join(CONFIGS, "food.toml"), "--execute", check=2)
+    assert "--execute is an option of positions, not of run" in r.stderr, r.stderr
 
 
 def test_the_readme_sample_config_validates_and_config_mistakes_are_named_at_their_line():
