@@ -107,6 +107,11 @@ void check_stages(const Config& config, const CheckServices& services, bool conn
                   Diagnostics& diagnostics, std::vector<std::string>& unreachable) {
   auto check = [&](const PipelineConfig& pipeline, const StageConfig& stage) {
     if (!stage.component || !stage.component->check) return;
+    // A stage whose options were refused has its check run on defaults in their place,
+    // which says the same again in other words ("needs option 'path'", then "'path' is
+    // empty"): skipped.
+    for (const Diagnostic& d : diagnostics.items())
+      if (d.pipeline == pipeline.name && d.stage == stage.label) return;
     CheckContext context(pipeline, stage, services);
     HostChecker checker(pipeline, stage, context, connect, diagnostics, unreachable);
     const bool asked_before = services.registry_asked;
