@@ -240,19 +240,27 @@ void Task::loop() {
     source_stats.records_out += batch.records.size();
     last_poll_empty_ = batch.records.empty();
     if (state_.taps.active() && !batch.records.empty()) state_.taps.offer("source", index_, batch);
-    if (!s.is_ok()) {
+    const bool retry = !s.is_ok();
+    if (retry) {
       if (s.code() != Code::retriable) return fail("source", s);
       source_stats.retries += 1;
       log(LogLevel::warn, "source: " + s.message() + " (retrying)");
-      if (!back_off(poll_attempt++)) return;
-      continue;
+      // What the source took before the error is delivered: it has read past it, and a
+      // later batch's positions would be committed over it.
+      if (batch.empty() && batch.spans.empty()) {
+        if (!back_off(poll_attempt++)) return;
+        continue;
+      }
+      ended = false;
+    } else {
+      poll_attempt = 0;
     }
-    poll_attempt = 0;
     if (batch.spans.empty()) batch.spans = batch.spans_from_records();
     std::size_t records = batch.records.size();
     batch_rejected_ = 0;
     if (!batch.empty() || !batch.spans.empty()) deliver(batch);
     if (records > 0 && !check_error_rate(records)) return;
+    if (retry && !back_off(poll_attempt++)) return;
     if (ended) {
       source_ended_ = true;
       return;

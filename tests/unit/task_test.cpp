@@ -53,6 +53,7 @@ struct Script {
   std::vector<Position> taken_at_revoke;
   std::int64_t read_at_revoke = -1;
   int fatal_at_batch = -1;
+  int retriable_after_reading_at_poll = -1;  // this poll reads its records, then fails retriably
   int batches = 0;
   // The source asks where each partition resumes in its first poll (as an assignment does),
   // and the sink cannot tell.
@@ -103,6 +104,8 @@ class LogSource final : public Source {
       out.spans.push_back(span);
       more = more || next < end;
     }
+    if (script->polls - 1 == script->retriable_after_reading_at_poll && !out.records.empty())
+      throw RetriableError("the broker went away after these were read");
     return more || !out.records.empty() ? PollResult::more : PollResult::end;
   }
   void commit(const std::vector<Position>& positions) override {
@@ -234,6 +237,17 @@ TEST_CASE("task: everything read is written once and committed to the end") {
   CHECK(f.s.written.size() == 17);
   CHECK(f.s.last_commit(0) == 10);
   CHECK(f.s.last_commit(1) == 7);
+}
+
+TEST_CASE("task: records a source took before a retriable error are delivered, not dropped") {
+  Fixture f;
+  f.s.log_end = {{0, 10}};
+  f.s.retriable_after_reading_at_poll = 1;
+  CHECK(f.run().empty());
+  std::vector<std::int64_t> expected(10);
+  for (std::int64_t i = 0; i < 10; ++i) expected[static_cast<std::size_t>(i)] = i;
+  CHECK(f.s.written == expected);
+  CHECK(f.s.last_commit(0) == 10);
 }
 
 TEST_CASE("task: a batch emptied by transforms still reaches the sink and is committed") {
