@@ -58,8 +58,9 @@ Options:
   --log-format FORMAT   text (default) or json: one object per line with time, level,
                         pipeline, stage, task and message, for log shippers
   --no-progress         no progress line on a terminal (log lines instead)
-  --admin HOST:PORT     serve /health, /metrics (Prometheus), /pipelines and
-                        POST /pipelines/NAME/pause|resume (or admin = "HOST:PORT")
+  --admin HOST:PORT     serve /health, /ready, /metrics (Prometheus), /pipelines (and
+                        their tap, read by `pipehost tap`), POST /pipelines/NAME/
+                        pause|resume|restart and PUT /log-level (or admin = "HOST:PORT")
   --stats FILE          at exit, write per-pipeline records and end-to-end latency
                         (record timestamp to sink acknowledgement) as JSON
 )";
