@@ -313,6 +313,23 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
     }
     state.read_to = std::max(state.read_to, static_cast<std::int64_t>(m->offset));
     if (state.span_from < 0) state.span_from = m->offset;
+    // Offsets without a record before the end (a transaction's commit marker, aborted or
+    // compacted records): a span of no records takes the sink's position past them, to
+    // where the group's offset goes at the end (commit_ends). Else a sink storing
+    // positions stayed before the marker, "behind the group's committed offset" at every
+    // restart, with a lag of 1 for good.
+    if (!state.lost_before && state.read_to > state.span_from) {
+      if (last_.span == LastPartition::kNoSpan) {
+        if (const Span* span = out.span(topic, m->partition)) {
+          last_.span = static_cast<std::size_t>(span - out.spans.data());
+        } else {
+          last_.span = out.spans.size();
+          out.spans.push_back(Span{topic, m->partition, state.span_from, 0});
+        }
+      }
+      out.spans[last_.span].next = state.read_to;
+      state.span_from = state.read_to;
+    }
     return;
   }
   if (!last_.state) return;  // a partition revoked since it was fetched

@@ -158,8 +158,15 @@ sink = {{ plugin = "redis_sum", url = "redis://127.0.0.1:{redis.port}/0", key_fi
                 process.kill()
         assert process.returncode == 0, err[-3000:]
         assert "lost writes" not in err and "reading again" not in err, err[-3000:]
-        # 5 x (10 records + a marker): the last record is at 53, the position after it.
-        assert redis.cli("HGET", "pipehost:positions:sums", f"{topic}:0") == "54"
+        # 5 x (10 records + a marker): the last marker is at 54; the end of the partition,
+        # where the group's offset goes too, is 55. (The position after the last record,
+        # 54, was stored: each later run warned the sink was "behind the group's committed
+        # offset", and positions showed a lag of 1 for good.)
+        assert redis.cli("HGET", "pipehost:positions:sums", f"{topic}:0") == "55"
+        again = pipehost("run", config, "--no-progress", "--set", "pipeline.sums.source.stop_at_end=true",
+                         timeout=90)
+        assert "behind the group" not in again.stderr, again.stderr[-3000:]
+        assert redis.cli("GET", "A") == "50.00"
     finally:
         redis.stop()
 
