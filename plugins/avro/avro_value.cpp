@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <pipehost/float_as_written.hpp>
 #include <pipehost/status.hpp>
 #include <pipehost/utf8.hpp>
 
@@ -373,7 +374,7 @@ void ToValue::into(avro_value_t& v, Value& out) {
     case AVRO_FLOAT: {
       float f = 0;
       avro_value_get_float(&v, &f);
-      out.set(static_cast<double>(f));
+      out.set(float_as_written(f));
       return;
     }
     case AVRO_DOUBLE: {

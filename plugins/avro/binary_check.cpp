@@ -7,6 +7,7 @@
 #include <map>
 #include <vector>
 
+#include <pipehost/float_as_written.hpp>
 #include <pipehost/status.hpp>
 #include <pipehost/utf8.hpp>
 
@@ -53,7 +54,7 @@ class Walk {
       case AVRO_FLOAT: {
         float f;
         std::memcpy(&f, take(4, "a float"), 4);
-        if (out) out->set(static_cast<double>(f));
+        if (out) out->set(float_as_written(f));
         return;
       }
       case AVRO_DOUBLE: {

@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <pipehost/float_as_written.hpp>
 #include <pipehost/status.hpp>
 #include <pipehost/utf8.hpp>
 #include <stdexcept>
@@ -217,7 +218,7 @@ void read_value(const DecodeField& f, Cursor& c, Value& slot, int depth) {
       slot.set(std::bit_cast<double>(c.fixed64()));
       return;
     case Kind::float_:
-      slot.set(static_cast<double>(std::bit_cast<float>(c.fixed32())));
+      slot.set(float_as_written(std::bit_cast<float>(c.fixed32())));
       return;
     case Kind::int64:
       slot.set(static_cast<std::int64_t>(c.varint()));
@@ -441,7 +442,7 @@ Value default_of(const gp::FieldDescriptor& f, Kind kind) {
     case C::CPPTYPE_DOUBLE:
       return f.default_value_double();
     case C::CPPTYPE_FLOAT:
-      return static_cast<double>(f.default_value_float());
+      return float_as_written(f.default_value_float());
     case C::CPPTYPE_BOOL:
       return f.default_value_bool();
     case C::CPPTYPE_ENUM:

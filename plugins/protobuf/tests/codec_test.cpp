@@ -2,6 +2,7 @@
 #include <google/protobuf/util/field_comparator.h>
 #include <google/protobuf/util/message_differencer.h>
 
+#include <charconv>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -122,6 +123,20 @@ TEST_CASE("decode: bytes written by protobuf give the right struct") {
   CHECK(field(v, "maybe") == Value(0));
   CHECK(field(v, "packed_doubles") == Value(List{0.5, -1.0}));
   CHECK(field(v, "far") == Value(9));
+}
+
+TEST_CASE("decode: a float is the number written, as its shortest decimal, not the float widened") {
+  Codec codec;
+  auto m = test::new_message(test::test_files(), "pipehost.test.Everything");
+  for (float written : {0.1f, 1.005f, 2.675f, -0.015f, 3.4028235e38f, 1e-45f}) {
+    m->GetReflection()->SetFloat(m.get(), m->GetDescriptor()->FindFieldByName("f"), written);
+    Value v;
+    decode_message(codec.decoder("pipehost.test.Everything"), m->SerializeAsString(), v);
+    char text[32];
+    const char* end = std::to_chars(text, text + sizeof text, written).ptr;
+    CHECK(field(v, "f") == Value(std::stod(std::string(text, static_cast<std::size_t>(end - text)))));  // 0.1f as 0.1
+    CHECK(static_cast<float>(*field(v, "f").as<double>()) == written);  // the same float again
+  }
 }
 
 TEST_CASE("decode: absent fields get proto3 defaults, messages and oneofs null") {
