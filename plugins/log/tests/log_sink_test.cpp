@@ -90,8 +90,8 @@ TEST_CASE("amounts that are not finite, out of range or inexact decimals are rej
   CHECK(rejected[0].reason == "field 'amount' is not a finite number");
   CHECK(rejected[1].reason == "field 'amount' is not a finite number");
   CHECK(rejected[2].reason == "field 'amount' is out of range");
-  CHECK(rejected[3].reason == "field 'amount' is not a decimal number with at most 2 decimals");
-  CHECK(rejected[4].reason == "field 'amount' is not a decimal number with at most 2 decimals");
+  CHECK(rejected[3].reason == "field 'amount' has more than 2 decimals");
+  CHECK(rejected[4].reason == "field 'amount' is in exponent notation, not a plain decimal number");
   CHECK(logsink::RunningTotals::for_pipeline("log-bad-amounts", kSum, 2)->snapshot()["A"] == 1734);
 }
 

@@ -133,7 +133,13 @@ TEST_CASE("to_units converts amounts to integer units without drift") {
   CHECK(to_units(Value("19.99"), 2, problem) == 1999);
   CHECK(to_units(Value(2.5), 0, problem) == 3);  // half away from zero, like llround
   CHECK_FALSE(to_units(Value("abc"), 2, problem));
-  CHECK(problem == "is not a decimal number with at most 2 decimals");
+  CHECK(problem == "is not a decimal number");
+  CHECK_FALSE(to_units(Value("1.999"), 2, problem));
+  CHECK(problem == "has more than 2 decimals");
+  CHECK_FALSE(to_units(Value("18446744073709551615"), 2, problem));  // a uint64 decoded as its text
+  CHECK(problem == "is out of range");
+  CHECK_FALSE(to_units(Value("1e2"), 2, problem));
+  CHECK(problem == "is in exponent notation, not a plain decimal number");
   CHECK_FALSE(to_units(Value("19.999"), 2, problem));  // exact: never rounded
   CHECK(to_units(Value("0.1000000000000000055511151231257827"), 1, problem) == std::nullopt);
   CHECK(to_units(Value("-90071992547409.91"), 2, problem) == -(kExactLimit - 1));

@@ -77,6 +77,23 @@ inline std::int64_t round_units(double x, int scale) {
   return negative ? -units : units;
 }
 
+// Why parse_units refused `text`: "has more than 2 decimals", "is out of range" (digits
+// past 63 bits: a uint64 decoded as its text), "is in exponent notation", or "is not a
+// decimal number".
+inline std::string why_not_units(std::string_view text, int scale) {
+  if (!text.empty() && (text.front() == '-' || text.front() == '+')) text.remove_prefix(1);
+  const auto dot = text.find('.');
+  const std::string_view whole = text.substr(0, dot);
+  const std::string_view fraction = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+  auto digits = [](std::string_view x) { return x.find_first_not_of("0123456789") == std::string_view::npos; };
+  if (!whole.empty() && digits(whole) && digits(fraction))
+    return fraction.size() > static_cast<std::size_t>(scale) ? "has more than " + std::to_string(scale) + " decimals"
+                                                              : "is out of range";
+  if (text.find_first_of("eE") != std::string_view::npos && text.find_first_of("0123456789") != std::string_view::npos)
+    return "is in exponent notation, not a plain decimal number";
+  return "is not a decimal number";
+}
+
 // The amount in units of 10^-scale, with magnitude below `limit`: integers exactly,
 // decimal strings exactly (parse_units), doubles by round_units (exact for amounts written
 // with at most `scale` decimals). nullopt with `problem` filled ("is
@@ -92,7 +109,7 @@ inline std::optional<std::int64_t> to_units(const Value& value, int scale, std::
   if (const auto* s = value.as<std::string>()) {
     auto units = parse_units(*s, scale);
     if (!units) {
-      problem = "is not a decimal number with at most " + std::to_string(scale) + " decimals";
+      problem = why_not_units(*s, scale);
       return std::nullopt;
     }
     if (*units <= -limit || *units >= limit) {
