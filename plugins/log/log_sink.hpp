@@ -2,6 +2,7 @@
 // asks, and the final totals when the pipeline ends. Sums are exact decimals, shared by
 // every task of the pipeline in this process.
 #pragma once
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <memory>
@@ -95,7 +96,7 @@ class LogSink final : public Sink {
       std::string lines;
       for (std::size_t i = 0; i < totals.size(); ++i)
         if (totals[i])
-          lines += "(" + entries_[i].key + ", " + decimal::format_units(*totals[i], totals_->scale()) +
+          lines += "(" + printable(entries_[i].key) + ", " + decimal::format_units(*totals[i], totals_->scale()) +
                    ")\n";
       emit(lines);
     }
@@ -120,11 +121,37 @@ class LogSink final : public Sink {
                         std::to_string(totals.size()) + " keys, " +
                         std::to_string(totals_->records()) + " records):\n";
     for (const auto& [k, units] : totals)
-      lines += "  (" + k + ", " + decimal::format_units(units, totals_->scale()) + ")\n";
+      lines += "  (" + printable(k) + ", " + decimal::format_units(units, totals_->scale()) + ")\n";
     emit(lines);
   }
 
  private:
+  // A key as one line of text: control characters (a key holding "\r\n(ACC1, 999.00)"
+  // would print a line of its own) and the backslash written as escapes.
+  static std::string printable(const std::string& key) {
+    if (std::none_of(key.begin(), key.end(), [](char c) {
+          return static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '\\';
+        }))
+      return key;
+    std::string out;
+    for (char c : key) {
+      const auto u = static_cast<unsigned char>(c);
+      if (c == '\\') out += "\\\\";
+      else if (c == '\n') out += "\\n";
+      else if (c == '\r') out += "\\r";
+      else if (c == '\t') out += "\\t";
+      else if (u < 0x20 || u == 0x7f) {
+        static const char* hex = "0123456789abcdef";
+        out += "\\x";
+        out += hex[u >> 4];
+        out += hex[u & 15];
+      } else {
+        out += c;
+      }
+    }
+    return out;
+  }
+
   void emit(const std::string& lines) {
     if (lines.empty()) return;
     if (to_stdout_) {

@@ -186,3 +186,18 @@ TEST_CASE("a pipeline restarted in the process goes on from its sums, not from z
   // Another sum in the same pipeline (a reload changed the field) starts on its own.
   CHECK(logsink::RunningTotals::for_pipeline("log-restarted", "account_number\nfee", 2)->snapshot().empty());
 }
+
+TEST_CASE("a key with control characters prints escaped, on its own line") {
+  testing::TestContext ctx;
+  ctx.pipeline_name = "log-escaped";
+  auto sink = make(ctx, {{"output", std::string("log")}});
+  Batch b;
+  b.records = {record("a\r\n(ACC1, 999.00", 5.0), record("back\\slash", 1.0)};
+  CHECK(deliver(*sink, b).empty());
+  REQUIRE(sink->stop().is_ok());
+  std::string all;
+  for (const auto& line : ctx.logs) all += line + "\n";
+  CHECK(all.find("(a\\r\\n(ACC1, 999.00, 5.00)") != std::string::npos);
+  CHECK(all.find("(back\\\\slash, 1.00)") != std::string::npos);
+  CHECK(all.find("\n(ACC1") == std::string::npos);
+}
