@@ -1,10 +1,12 @@
 #include "cli/positions_command.hpp"
 
+#include <filesystem>
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -41,6 +43,14 @@ bool read_sink_positions(const Config& config, const PipelineConfig& pipeline, s
   if (pipeline.sink.plugin == "kafka") return true;
   // Nor do the log and file sinks, which a start would have write (totals, a new file).
   if (pipeline.sink.plugin == "log" || pipeline.sink.plugin == "file") return true;
+  // A sqlite database that does not exist holds none, and a start would create it.
+  if (pipeline.sink.plugin == "sqlite") {
+    auto database = pipeline.sink.options.values.find("database");
+    std::error_code ec;
+    if (database != pipeline.sink.options.values.end())
+      if (const auto* path = std::get_if<std::string>(&database->second); path && !std::filesystem::exists(*path, ec))
+        return true;
+  }
   Services services;
   services.kafka_bootstrap = config.kafka_brokers;
   services.kafka_properties = config.kafka_properties;
