@@ -125,7 +125,9 @@ struct PipelineSettings {
           "dead_letter writes it to dead_letter_topic with headers saying why")
         .one_of({"fail", "skip", "dead_letter"});
     o.add("dead_letter_topic", &PipelineSettings::dead_letter_topic,
-          "topic for on_error = \"dead_letter\" (default: <pipeline>-dlq)");
+          "topic for on_error = \"dead_letter\" (default: <pipeline>-dlq); created at start when "
+          "missing, with the broker's default partitions and replication (list it under "
+          "[kafka.topics] to choose them)");
     o.add("end_after", &PipelineSettings::end_after,
           "end once that pipeline (or each of these pipelines) has ended and this one's source "
           "has read everything");

@@ -142,11 +142,25 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
                                   std::chrono::milliseconds(timeouts_.message_ms) + std::chrono::seconds(5)
                             : std::chrono::steady_clock::time_point::max();
   std::unique_lock lock(outcome->mutex);
+  const auto began = std::chrono::steady_clock::now();
+  auto said = began;
   while (!outcome->done) {
-    if (std::chrono::steady_clock::now() > deadline || stopping())
-      return Status::retriable("dead-letter topic " + topic_ + ": " +
-                               std::to_string(rejections.size()) +
+    const auto now = std::chrono::steady_clock::now();
+    if (stopping())
+      return Status::cancelled("stopping while " + std::to_string(rejections.size()) + " letters to " + topic_ +
+                               " waited for the broker; their records are read again by the next run");
+    if (now > deadline)
+      return Status::retriable("dead-letter topic " + topic_ + ": " + std::to_string(rejections.size()) +
                                " records not confirmed by the broker in time");
+    // The pipeline waits here, reading nothing: say so, as a stalled stage is said.
+    if (now - said >= std::chrono::seconds(30)) {
+      said = now;
+      context_.warn(std::to_string(rejections.size()) + " letters to dead-letter topic " + topic_ +
+                    " have waited " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - began).count()) +
+                    " s for the broker (is it down, or does the topic refuse writes: min.insync.replicas, "
+                    "ACLs?); the pipeline reads nothing meanwhile");
+    }
     outcome->changed.wait_for(lock, std::chrono::milliseconds(50));
   }
   // A letter the producer refused by itself (larger than message.max.bytes) would be lost
@@ -154,7 +168,8 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
   if (outcome->status.code() == Code::cancelled) return outcome->status;  // stopping: not a failure
   if (!batch.rejections.empty())
     return Status::fatal("dead-letter topic " + topic_ + ": the producer refuses a letter: " +
-                         batch.rejections.front().reason);
+                         batch.rejections.front().reason +
+                         " (the dead-letter producer takes its properties from [kafka.properties])");
   if (outcome->status.is_ok()) return Status::ok();
   // The producer retried (within message.timeout.ms, if any) already: the broker refuses
   // these letters (too large, the topic's policy, ACLs), which is for a human.

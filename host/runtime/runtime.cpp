@@ -11,14 +11,17 @@
 namespace pipehost::host {
 namespace {
 
-// The configured topics, and each dead-letter topic not among them.
+// The configured topics, and each dead-letter topic not among them: with the broker's
+// default partitions and replication (-1), as a topic it creates itself would have. One
+// replica on a real cluster lost its letters with a disk, and a cluster whose
+// min.insync.replicas is 2 refused every letter.
 std::vector<TopicConfig> topics_to_create(const Config& config) {
   std::vector<TopicConfig> topics = config.topics;
   for (const auto& p : config.pipelines) {
     if (p.on_error != ErrorPolicy::dead_letter) continue;
     bool known = false;
     for (const auto& t : topics) known = known || t.name == p.dead_letter_topic;
-    if (!known) topics.push_back({p.dead_letter_topic, 1, 1});
+    if (!known) topics.push_back({p.dead_letter_topic, -1, -1});
   }
   return topics;
 }

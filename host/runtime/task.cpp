@@ -135,18 +135,25 @@ bool Task::build() {
   return true;
 }
 
-bool Task::start_stages() {
-  // Sink first: the source may ask it where to resume as soon as it starts.
+// A stage's start, again with backoff while it fails retriably (a service it needs is
+// not there yet, as a registry that avro_encode registers with at start).
+bool Task::start_stage(const std::string& label, const std::function<Status()>& start) {
   for (int attempt = 0;; ++attempt) {
-    Status s = sink_->start();
-    if (s.is_ok()) break;
-    if (s.code() != Code::retriable) return fail("sink", s), false;
-    log(LogLevel::warn, "sink not ready, retrying: " + s.message());
+    Status s = start();
+    if (s.is_ok()) return true;
+    if (s.code() != Code::retriable) return fail(label, s), false;
+    log(LogLevel::warn, label + " not ready, retrying: " + s.message());
     if (!back_off(attempt)) return false;
   }
+}
+
+bool Task::start_stages() {
+  // Sink first: the source may ask it where to resume as soon as it starts.
+  if (!start_stage("sink", [&] { return sink_->start(); })) return false;
+  sink_started_ = true;
   for (std::size_t i = 0; i < transforms_.size(); ++i) {
-    Status s = transforms_[i]->start();
-    if (!s.is_ok()) return fail(config_.transforms[i].label, s), false;
+    if (!start_stage(config_.transforms[i].label, [&] { return transforms_[i]->start(); })) return false;
+    transforms_started_ = i + 1;
   }
   // Every task's source subscribes at about the same moment: with a consumer group, the
   // members then join the group's first rebalance together (measured: one consumer
@@ -161,9 +168,8 @@ bool Task::start_stages() {
       state_.start_changed.wait_for(lock, kPollWait);
     }
   }
-  Status s = source_->start();
-  if (!s.is_ok()) return fail("source", s), false;
-  return true;
+  source_started_ = start_stage("source", [&] { return source_->start(); });
+  return source_started_;
 }
 
 // "top -H", perf and /proc show "<pipeline>/<task>" (the kernel keeps 15 bytes).
@@ -598,7 +604,9 @@ void Task::commit(bool force) {
       (tracker_.in_flight_records() > 0 || !last_poll_empty_))
     return;
   Status s = source_->commit(pending_commit_);
-  if (!s.is_ok()) {
+  if (!s.is_ok() && s.code() != Code::retriable) {
+    fail("source", s);  // a source that says it cannot go on is not asked again for ever
+  } else if (!s.is_ok()) {
     log(LogLevel::warn, "source commit failed (will retry): " + s.message());
   } else {
     if (log_enabled(LogLevel::debug)) {
@@ -685,8 +693,10 @@ bool Task::check_acknowledgements() {
   return false;
 }
 
+// Stops only the stages that started: one whose start failed, or never came (a stage
+// before it failed), is left to its destructor.
 void Task::drain_and_stop() {
-  if (source_ && sink_) {
+  if (source_started_ && sink_started_) {
     auto deadline = std::chrono::steady_clock::now() + (stalled_ ? Millis(0) : kDrainTimeout);
     while (!tracker_.wait_all(kPollWait)) {
       commit(false);
@@ -701,9 +711,9 @@ void Task::drain_and_stop() {
     if (!s.is_ok()) log(LogLevel::warn, "sink flush: " + s.message());
     commit(true);
   }
-  if (source_) source_->stop();
-  for (auto& t : transforms_) t->stop();
-  if (sink_) sink_->stop();
+  if (source_started_) source_->stop();
+  for (std::size_t i = 0; i < transforms_started_; ++i) transforms_[i]->stop();
+  if (sink_started_) sink_->stop();
 }
 
 }  // namespace pipehost::host

@@ -26,6 +26,7 @@ class Task {
 
  private:
   bool build();
+  bool start_stage(const std::string& label, const std::function<Status()>& start);
   bool start_stages();
   void loop();
   // Carries one source batch through the transforms to the sink.
@@ -75,6 +76,8 @@ class Task {
   std::unique_ptr<SourceStage> source_;
   std::vector<std::unique_ptr<TransformStage>> transforms_;
   std::unique_ptr<SinkStage> sink_;
+  bool source_started_ = false, sink_started_ = false;  // stop() goes to started stages only
+  std::size_t transforms_started_ = 0;
   std::unique_ptr<DeadLetterWriter> dead_letter_;
   DeliveryTracker tracker_{&state_.latency};
   std::vector<Position> pending_commit_;

@@ -99,10 +99,15 @@ std::vector<std::string> KafkaEnvironment::retention_warnings(bool final_report)
 bool KafkaEnvironment::create_topics(const std::vector<TopicConfig>& topics, std::string& error) {
   if (topics.empty()) return true;
   if (cluster_) {
-    for (const auto& t : topics)  // a reload may list one again
+    std::vector<TopicConfig> sized = topics;
+    for (auto& t : sized) {  // -1: the broker's default, which the embedded one has not
+      t.partitions = std::max(t.partitions, 1);
+      t.replication_factor = std::max(t.replication_factor, 1);
+    }
+    for (const auto& t : sized)  // a reload may list one again
       if (std::none_of(topics_.begin(), topics_.end(), [&](const TopicConfig& k) { return k.name == t.name; }))
         topics_.push_back(t);
-    for (const auto& t : topics) {
+    for (const auto& t : sized) {
       rd_kafka_resp_err_t rc = rd_kafka_mock_topic_create(
           cluster_, t.name.c_str(), t.partitions, std::min(t.replication_factor, kEmbeddedBrokers));
       if (rc != RD_KAFKA_RESP_ERR_NO_ERROR && rc != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {

@@ -54,6 +54,9 @@ struct Script {
   std::int64_t read_at_revoke = -1;
   int fatal_at_batch = -1;
   int retriable_after_reading_at_poll = -1;  // this poll reads its records, then fails retriably
+  int transform_start_failures = 0;  // the transform's start fails retriably this many times
+  bool sink_start_fatal = false;
+  int source_stops = 0, transform_stops = 0, sink_stops = 0;
   int batches = 0;
   // The source asks where each partition resumes in its first poll (as an assignment does),
   // and the sink cannot tell.
@@ -112,6 +115,7 @@ class LogSource final : public Source {
     std::lock_guard lock(script->mutex);
     script->commits.push_back(positions);
   }
+  void stop() override { ++script->source_stops; }
   void seek(const std::vector<Position>& positions) override {
     std::lock_guard lock(script->mutex);
     script->seeks.push_back(positions);
@@ -126,6 +130,13 @@ class ScriptedTransform final : public Transform {
  public:
   using Config = NoOptions;
   ScriptedTransform(const Config&, Context&) {}
+  void start() override {
+    if (script->transform_start_failures > 0) {
+      --script->transform_start_failures;
+      throw RetriableError("the registry is not up yet");
+    }
+  }
+  void stop() override { ++script->transform_stops; }
   void process(Batch& batch) override {
     for (std::size_t i = 0; i < batch.records.size(); ++i) {
       std::int64_t offset = batch.records[i].origin.offset;
@@ -139,6 +150,10 @@ class ScriptedSink final : public Sink {
  public:
   using Config = NoOptions;
   ScriptedSink(const Config&, Context&) {}
+  void start() override {
+    if (script->sink_start_fatal) throw FatalError("the database is not there");
+  }
+  void stop() override { ++script->sink_stops; }
   void prepare(Batch& batch) override {
     for (std::size_t i = 0; i < batch.records.size(); ++i)
       if (in(script->reject_in_prepare, batch.records[i].origin.offset))
@@ -248,6 +263,29 @@ TEST_CASE("task: records a source took before a retriable error are delivered, n
   for (std::int64_t i = 0; i < 10; ++i) expected[static_cast<std::size_t>(i)] = i;
   CHECK(f.s.written == expected);
   CHECK(f.s.last_commit(0) == 10);
+}
+
+TEST_CASE("task: a stage whose start fails retriably is started again; only started stages are stopped") {
+  {
+    Fixture f;
+    f.s.log_end = {{0, 3}};
+    f.s.transform_start_failures = 2;  // was: the pipeline failed at once
+    CHECK(f.run().empty());
+    CHECK(f.s.written.size() == 3);
+    CHECK(f.s.source_stops == 1);
+    CHECK(f.s.transform_stops == 1);
+    CHECK(f.s.sink_stops == 1);
+  }
+  {
+    Fixture f;
+    f.s.log_end = {{0, 3}};
+    f.s.sink_start_fatal = true;
+    CHECK(f.run().find("the database is not there") != std::string::npos);
+    // Neither the sink whose start failed nor the stages after it, never started, are stopped.
+    CHECK(f.s.sink_stops == 0);
+    CHECK(f.s.transform_stops == 0);
+    CHECK(f.s.source_stops == 0);
+  }
 }
 
 TEST_CASE("task: a batch emptied by transforms still reaches the sink and is committed") {

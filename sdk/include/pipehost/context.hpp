@@ -105,8 +105,8 @@ class PIPEHOST_EXPORT Context {
   void warn(std::string_view m) noexcept { log(LogLevel::warn, m); }
   void error(std::string_view m) noexcept { log(LogLevel::error, m); }
 
-  // A counter in the host's metrics, exposed as pipehost_<name>_total{pipeline, stage},
-  // alive as long as the process.
+  // A counter in the host's metrics, exposed as pipehost_plugin_<name>_total{pipeline,
+  // stage}, alive as long as the process; the tasks of a stage share it.
   virtual Counter& counter(std::string_view name) noexcept = 0;
 
   virtual SchemaRegistry& schema_registry() noexcept = 0;
@@ -138,8 +138,9 @@ class PIPEHOST_EXPORT Context {
   // The directory holding the host's shared data (e.g. compiled schema descriptor sets).
   virtual std::string data_dir() const noexcept = 0;
 
-  // A gauge exposed as pipehost_<name>{pipeline, stage, task, <labels>}; the same name and
-  // labels give the same gauge.
+  // A gauge exposed as pipehost_plugin_<name>{pipeline, stage, <labels>}; the same name
+  // and labels give the same gauge, to every task of the stage (give a label of your own,
+  // e.g. the partition, to keep the tasks' values apart).
   virtual Gauge& gauge(std::string_view name, const MetricLabels& labels) noexcept = 0;
 
   // For a source or sink whose readiness the host cannot see by itself (a consumer

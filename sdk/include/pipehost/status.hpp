@@ -11,6 +11,8 @@ namespace pipehost {
 enum class Code {
   ok,
   invalid,    // this record is bad: dead-letter, skip or fail per the pipeline's policy
+              // (from RecordTransform::apply; a batch-level stage rejects with
+              // Batch::reject, as one thrown from process, prepare or write stops the pipeline)
   retriable,  // a service is unavailable: the host retries the same call with backoff
   fatal,      // the stage cannot go on: its pipeline stops
   rewind,     // a sink's stored position is behind the batch: the source reads again from it
