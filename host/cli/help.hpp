@@ -95,7 +95,8 @@ Prints the next N records (default 10) that leave STAGE of PIPELINE in a running
 pipehost, one JSON object per line: stage, task, topic/partition/offset, timestamp, key,
 headers, and the decoded value (or the payload: a string when it is UTF-8, else base64).
 STAGE is source, transforms[i] or sink (default: sink, what the sink is handed). Gives up
-after --timeout seconds (default 30) when fewer records pass.
+after --timeout seconds (default 30) when fewer records pass. While 8 MiB of lines wait
+for this command to read them, the records passing meanwhile are not printed.
 
 It asks the process's admin endpoint (GET /pipelines/PIPELINE/tap), so that process must
 run with --admin HOST:PORT (default here: 127.0.0.1:9464). With admin_token set, export

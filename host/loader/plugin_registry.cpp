@@ -105,7 +105,11 @@ void PluginRegistry::load_file(const std::string& path) {
     return;
   }
   std::string host_stdlib = std::to_string(PIPEHOST_STDLIB_RELEASE);
-  if (stdlib_release_of(build_info) != host_stdlib) {
+  // A plugin built before its layout was in its build info says nothing of it: taken as
+  // built with this SDK's defaults, as it was.
+  const bool layout_differs = build_info.find("cxx11 string ") != std::string::npos &&
+                              build_info.find(PIPEHOST_STDLIB_LAYOUT) == std::string::npos;
+  if (stdlib_release_of(build_info) != host_stdlib || layout_differs) {
     refuse(path, "was built with another C++ standard library (" + build_info +
                      "; this pipehost: " + PIPEHOST_BUILD_INFO +
                      "); rebuild it with the same compiler");

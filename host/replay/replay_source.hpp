@@ -76,7 +76,7 @@ class ReplaySource final : public Source {
     std::int64_t offset = 0;
     bool operator==(const Letter&) const = default;
   };
-  static constexpr std::size_t kMostRemembered = 1'000'000;
+  static constexpr std::size_t kMostRemembered = 500'000;  // within the 64 MB goal
   bool is_duplicate(const std::string& topic, const std::string& partition, const std::string& offset,
                     const rd_kafka_message_t* m);
   std::vector<std::string> origin_topics_;

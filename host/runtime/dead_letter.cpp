@@ -4,7 +4,9 @@
 #include <charconv>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
+#include <tuple>
 
 #include <pipehost/utf8.hpp>
 #include <pipehost/subject_header.hpp>
@@ -25,13 +27,19 @@ void RewoundDeadLetters::rewound() {
 
 std::size_t RewoundDeadLetters::remove_written(std::vector<Rejection>& rejections) const {
   if (before_rewind_.empty()) return 0;
-  std::vector<bool> matched(before_rewind_.size());
+  // By origin and destination, how many letters are left to match (a map: a rejection
+  // looked up in all letters each was quadratic in a large batch read again).
+  using Key = std::tuple<std::string_view, std::int32_t, std::int64_t, std::string_view>;
+  std::map<Key, std::size_t> letters;
+  for (const Letter& l : before_rewind_) ++letters[Key{l.topic, l.partition, l.offset, l.destination}];
   std::size_t kept = 0;
   for (std::size_t i = 0; i < rejections.size(); ++i) {
-    bool known = false;
-    for (std::size_t l = 0; l < before_rewind_.size() && !known; ++l)
-      if (!matched[l] && same(before_rewind_[l], rejections[i].record)) known = matched[l] = true;
-    if (known) continue;
+    const Record& r = rejections[i].record;
+    auto letter = letters.find(Key{r.origin.topic, r.origin.partition, r.origin.offset, r.destination_topic});
+    if (letter != letters.end() && letter->second > 0) {
+      --letter->second;
+      continue;
+    }
     if (kept != i) rejections[kept] = std::move(rejections[i]);
     ++kept;
   }

@@ -59,10 +59,6 @@ class RewoundDeadLetters {
     std::int64_t offset;
     std::string destination;
   };
-  static bool same(const Letter& l, const Record& r) {
-    return l.offset == r.origin.offset && l.partition == r.origin.partition && l.topic == r.origin.topic &&
-           l.destination == r.destination_topic;
-  }
   std::vector<Letter> this_batch_;
   std::vector<Letter> before_rewind_;
 };

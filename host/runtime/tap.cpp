@@ -86,9 +86,10 @@ void TapPoint::offer(const std::string& stage, int task, const Batch& batch) {
   for (auto& tap : taps_) {
     if (tap->stage != stage) continue;
     for (const Record& r : batch.records) {
-      if (tap->remaining == 0) break;
+      if (tap->remaining == 0 || tap->unread_bytes > kMostUnreadBytes) break;
       if (r.dropped) continue;
       tap->lines.push_back(record_json(stage, task, r));
+      tap->unread_bytes += tap->lines.back().size();
       --tap->remaining;
       any = true;
     }
@@ -100,6 +101,7 @@ bool TapPoint::take(Tap& tap, std::vector<std::string>& out, std::chrono::millis
   std::unique_lock lock(mutex_);
   changed_.wait_for(lock, wait, [&] { return !tap.lines.empty() || tap.remaining == 0; });
   while (!tap.lines.empty()) {
+    tap.unread_bytes -= tap.lines.front().size();
     out.push_back(std::move(tap.lines.front()));
     tap.lines.pop_front();
   }

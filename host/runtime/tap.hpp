@@ -23,7 +23,11 @@ class TapPoint {
     std::string stage;
     std::size_t remaining = 0;  // records still wanted
     std::deque<std::string> lines;
+    std::size_t unread_bytes = 0;  // of `lines`: past kMostUnreadBytes, records go by unsampled
   };
+  // A client reading slower than records pass (large records, a high limit) would have the
+  // lines pile up in memory: 100,000 records of 10 KB held over 1 GB.
+  static constexpr std::size_t kMostUnreadBytes = 8 << 20;
 
   std::shared_ptr<Tap> open(std::string stage, std::size_t limit);
   void close(const std::shared_ptr<Tap>& tap);

@@ -97,6 +97,9 @@ def test_a_plugin_built_against_another_abi_is_refused_with_both_versions():
         version = re.search(r"#define PIPEHOST_ABI_VERSION (\d+)u", f.read()).group(1)
     assert "ABI version 1," in line and f"this pipehost uses ABI version {version}" in line
     assert "rebuild" in line
+    # Same ABI version and libstdc++, another std::string layout.
+    line = next(l for l in r.stdout.splitlines() if "other_string_abi.so" in l)
+    assert "another C++ standard library" in line and "cxx11 string 0" in line, line
     config = write_config("""
 [pipelines.a]
 source = { plugin = "bad_abi" }

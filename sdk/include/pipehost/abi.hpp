@@ -17,8 +17,23 @@
 #else
 #define PIPEHOST_STDLIB_RELEASE 0
 #endif
+// The standard library's layouts, which its release alone does not fix: std::string's
+// (-D_GLIBCXX_USE_CXX11_ABI=0, as some prebuilt libraries need) and its debug mode's
+// containers (-D_GLIBCXX_DEBUG).
+#if defined(_GLIBCXX_USE_CXX11_ABI)
+#define PIPEHOST_STDLIB_CXX11 _GLIBCXX_USE_CXX11_ABI
+#else
+#define PIPEHOST_STDLIB_CXX11 1
+#endif
+#if defined(_GLIBCXX_DEBUG)
+#define PIPEHOST_STDLIB_DEBUG 1
+#else
+#define PIPEHOST_STDLIB_DEBUG 0
+#endif
+#define PIPEHOST_STDLIB_LAYOUT \
+  "cxx11 string " PIPEHOST_STRINGIFY(PIPEHOST_STDLIB_CXX11) ", debug containers " PIPEHOST_STRINGIFY(PIPEHOST_STDLIB_DEBUG)
 #define PIPEHOST_BUILD_INFO \
   "abi " PIPEHOST_STRINGIFY(PIPEHOST_ABI_VERSION) ", libstdc++ " PIPEHOST_STRINGIFY(PIPEHOST_STDLIB_RELEASE) \
-  ", compiler " __VERSION__
+  ", " PIPEHOST_STDLIB_LAYOUT ", compiler " __VERSION__
 
 #define PIPEHOST_EXPORT __attribute__((visibility("default")))
