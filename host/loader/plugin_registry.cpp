@@ -175,6 +175,14 @@ std::string PluginRegistry::explain_missing(std::string_view name) const {
       out += r.file + " " + r.reason;
     }
   }
+  // A file need not be named after the components it declares (hello.so declaring
+  // "shout"): the refused ones are named anyway, as one of them may be it.
+  if (out.empty() && !refused_.empty()) {
+    out = "plugin files that were refused, one of which may declare it: ";
+    for (std::size_t i = 0; i < refused_.size() && i < 3; ++i)
+      out += (i ? "; " : "") + refused_[i].file + " " + refused_[i].reason;
+    if (refused_.size() > 3) out += "; and " + std::to_string(refused_.size() - 3) + " more (pipehost plugins)";
+  }
   return out;
 }
 
