@@ -1,12 +1,10 @@
 #include "cli/positions_command.hpp"
 
-#include <filesystem>
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -33,24 +31,14 @@ struct Row {
 };
 
 // The positions a sink stores with its data (exactly-once sinks: redis_sum, sqlite,
-// postgres), read through the sink itself, built and started as a pipeline task would.
-// Empty when the sink keeps none; `error` when it cannot be asked.
+// postgres), read through the sink itself, built with a context that tells it to read
+// only. Sinks whose plugin does not say they store positions are not built: the kafka
+// sink's exactly-once positions are the group's offsets (and a start would begin a
+// transactional producer that fences the running pipeline's), and the log and file sinks
+// would write at start. `error` when the sink cannot be asked.
 bool read_sink_positions(const Config& config, const PipelineConfig& pipeline, std::vector<Row>& rows,
                          std::string& error) {
-  // The kafka sink stores none: with exactly_once its positions are the group's offsets,
-  // committed in its transactions. Started here it would begin a transactional producer
-  // with the running pipeline's transactional.id and fence that (the pipeline failed).
-  if (pipeline.sink.plugin == "kafka") return true;
-  // Nor do the log and file sinks, which a start would have write (totals, a new file).
-  if (pipeline.sink.plugin == "log" || pipeline.sink.plugin == "file") return true;
-  // A sqlite database that does not exist holds none, and a start would create it.
-  if (pipeline.sink.plugin == "sqlite") {
-    auto database = pipeline.sink.options.values.find("database");
-    std::error_code ec;
-    if (database != pipeline.sink.options.values.end())
-      if (const auto* path = std::get_if<std::string>(&database->second); path && !std::filesystem::exists(*path, ec))
-        return true;
-  }
+  if (!pipeline.sink.component->stores_positions) return true;
   Services services;
   services.kafka_bootstrap = config.kafka_brokers;
   services.kafka_properties = config.kafka_properties;
@@ -61,6 +49,7 @@ bool read_sink_positions(const Config& config, const PipelineConfig& pipeline, s
   services.registry = registry.get();
   PipelineState state(pipeline);
   StageContext context(services, state, "sink", 0, pipeline.tasks, {});
+  context.set_reading_positions_only();
   auto sink = pipeline.sink.component->make_sink(pipeline.sink.options, context, error);
   if (!sink) return false;
   if (Status s = sink->start(); !s.is_ok()) {

@@ -61,6 +61,9 @@ class StageContext final : public Context {
   ~StageContext() override {
     if (!ready_) state_.stages_not_ready -= 1;
   }
+  bool reading_positions_only() const noexcept override { return reading_positions_only_; }
+  // For `pipehost positions`, which builds a sink only to read its stored positions.
+  void set_reading_positions_only() { reading_positions_only_ = true; }
   const std::string& prefix() const { return prefix_; }
 
  private:
@@ -73,6 +76,7 @@ class StageContext final : public Context {
   TakeAcknowledged acknowledged_;
   std::string prefix_;
   bool ready_ = true;
+  bool reading_positions_only_ = false;
 };
 
 }  // namespace pipehost::host

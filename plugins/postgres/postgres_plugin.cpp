@@ -12,7 +12,8 @@ pipehost::PluginSpec describe() {
       "Each record's fields as a row of a table (COPY into a temporary table, then INSERT ... "
       "ON CONFLICT), exactly once: the source positions are stored in the same transaction",
       "[pipelines.trades.sink]\nplugin = \"postgres\"\ntable = \"trades\"\n"
-      "columns = { book = \"book_id\" }");
+      "columns = { book = \"book_id\" }")
+      .stores_positions = true;
   return p;
 }
 

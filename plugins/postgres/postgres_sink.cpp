@@ -134,6 +134,7 @@ PostgresSink::~PostgresSink() = default;
 void PostgresSink::start() {
   std::lock_guard lock(mutex_);
   connection();
+  if (context_.reading_positions_only()) return;
   context_.info("postgres: rows into " + config_.table + " (" + join([&] {
                   std::vector<std::string> names;
                   for (const auto& col : layout_.columns) names.push_back(col.name);
@@ -236,6 +237,11 @@ pqxx::connection& PostgresSink::connection() {
     // "é" became "Ã©"). A character the database cannot hold is refused (22P05), as any
     // value its column refuses.
     c->set_client_encoding("UTF8");
+    if (context_.reading_positions_only()) {
+      find_positions(*c);
+      connection_ = std::move(c);
+      return *connection_;
+    }
     pqxx::work tx(*c);
     // Tasks start together: creating tables at once races in PostgreSQL's catalog.
     tx.exec("SELECT pg_advisory_xact_lock(hashtext('pipehost schema'))");
@@ -265,6 +271,24 @@ pqxx::connection& PostgresSink::connection() {
     rethrow(e, "connecting and reading the table's columns");
   }
   return *connection_;
+}
+
+// For `pipehost positions`: where the positions are, creating and migrating nothing.
+// Without the positions table or the destination table, none is stored.
+void PostgresSink::find_positions(pqxx::connection& c) {
+  pqxx::read_transaction tx(c);
+  const auto exists = [&](const std::string& name) {
+    return tx.exec("SELECT to_regclass(" + tx.quote(name) + ") IS NOT NULL")[0][0].as<bool>();
+  };
+  positions_stored_ = exists(tx.quote_name(config_.positions_table)) && exists(config_.table);
+  if (!positions_stored_) return;
+  destination_ = tx.exec("SELECT to_regclass(" + tx.quote(config_.table) + ")::text")[0][0].as<std::string>();
+  // A table of the earlier layout (no destination column): its rows are this pipeline's,
+  // claimed for its table at its next start.
+  positions_by_destination_ =
+      !tx.exec("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(" +
+               tx.quote(tx.quote_name(config_.positions_table)) + ") AND attname = 'destination' AND NOT attisdropped")
+           .empty();
 }
 
 // The table's columns (in order, each with the field it takes) and primary key, read
@@ -705,11 +729,12 @@ void PostgresSink::refuse(const Batch& batch,
 std::optional<std::int64_t> PostgresSink::stored_position(std::string_view topic, std::int32_t partition) {
   std::lock_guard lock(mutex_);
   pqxx::connection& c = connection();
+  if (!positions_stored_) return std::nullopt;  // read-only, and no positions table yet
   try {
     pqxx::work tx(c);
     auto r = tx.exec("SELECT next_offset FROM " + tx.quote_name(config_.positions_table) +
                      " WHERE pipeline = " + tx.quote(std::string(context_.pipeline())) +
-                     " AND destination = " + tx.quote(destination_) +
+                     (positions_by_destination_ ? " AND destination = " + tx.quote(destination_) : "") +
                      " AND topic = " + tx.quote(std::string(topic)) +
                      " AND partition = " + std::to_string(partition));
     tx.commit();

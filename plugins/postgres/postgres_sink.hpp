@@ -58,6 +58,7 @@ class PostgresSink final : public Sink {
   pqxx::connection& connection();  // connects (and prepares) when needed; RetriableError if it cannot
   void load_layout(pqxx::connection& c);
   void make_positions_table(pqxx::transaction_base& tx);
+  void find_positions(pqxx::connection& c);
   void check_positions_key(pqxx::transaction_base& tx);
   void claim_positions_of_old_layout(pqxx::transaction_base& tx);
   void write_batch(const Batch& batch);
@@ -85,6 +86,8 @@ class PostgresSink final : public Sink {
   std::vector<std::string> missing_;
   static constexpr std::size_t kMostKeptLineBytes = 16 * 1024;  // a slot's buffer past it is freed
   std::map<std::string, std::int64_t> seen_positions_;  // "topic:partition" -> what we stored
+  bool positions_stored_ = true;         // false: read-only, and no positions table
+  bool positions_by_destination_ = true; // false: a positions table of the earlier layout
   std::string destination_;  // the table's regclass name: the positions' key with the pipeline
   std::vector<std::string> log_columns_;  // the columns log_each names
   // Rows the table refused (a CHECK, a foreign key, varchar(n)...), found while writing;

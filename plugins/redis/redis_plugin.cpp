@@ -13,7 +13,8 @@ pipehost::PluginSpec describe() {
       "10^-scale) and exactly once (source positions stored atomically with the totals "
       "by one Lua script per batch)",
       "[pipelines.transactions.sink]\nplugin = \"redis_sum\"\nkey_field = \"account_number\"\n"
-      "value_field = \"amount\"\nlayout = \"string\"\nscale = 2");
+      "value_field = \"amount\"\nlayout = \"string\"\nscale = 2")
+      .stores_positions = true;
   return p;
 }
 

@@ -13,7 +13,8 @@ pipehost::PluginSpec describe() {
       "Upserts each record into a table of an existing database file (summing the `add` "
       "columns on conflict), with the source positions in the same transaction: exactly once",
       "[pipelines.food.sink]\nplugin = \"sqlite\"\ndatabase = \"food.sqlite\"\ntable = \"aggregated\"\n"
-      "add = [\"count\"]");
+      "add = [\"count\"]")
+      .stores_positions = true;
   p.add_route<pipehost::sqlite::SqliteQuery>(
       "sqlite_query", "Answers with the rows of a fixed query as a JSON array of objects",
       "[[http.routes]]\npath = \"/aggregated\"\nplugin = \"sqlite_query\"\ndatabase = \"food.sqlite\"\n"

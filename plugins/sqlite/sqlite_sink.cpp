@@ -163,6 +163,29 @@ void SqliteSink::open() {
                                  "next_offset = excluded.next_offset");
 }
 
+// For `pipehost positions`: read-only, and nothing created (no file from the template,
+// no positions table, no migration). Without a file or a table, no position is stored.
+void SqliteSink::open_to_read_positions() {
+  std::error_code ec;
+  if (!std::filesystem::exists(config_.database, ec)) return;
+  db_ = std::make_unique<Database>(config_.database, std::nullopt, config_.busy_timeout_ms, true);
+  bool has_table = false, has_destination = false;
+  Statement info = db_->prepare("PRAGMA table_info(" + identifier(config_.positions_table) + ")");
+  while (sqlite3_step(info.get()) == SQLITE_ROW) {
+    has_table = true;
+    has_destination |= std::string_view(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 1))) ==
+                       "destination";
+  }
+  info.reset();
+  if (!has_table) return;
+  // A table of the earlier layout has no destination: its rows are this pipeline's
+  // (claimed for its table at its next start). The destination is bound all the same.
+  read_position_ = db_->prepare("SELECT next_offset FROM " + identifier(config_.positions_table) +
+                                " WHERE pipeline = ? AND " +
+                                (has_destination ? "destination = ?" : "? IS NOT NULL") +
+                                " AND topic = ? AND partition = ?");
+}
+
 // Positions are kept per (pipeline, destination table, topic, partition), as postgres
 // does: a pipeline pointed at another table of the file starts it from the group's
 // offsets instead of where it had got in the first. A table of the earlier layout
@@ -208,6 +231,7 @@ void SqliteSink::make_positions_table() {
 void SqliteSink::start() {
   std::lock_guard lock(mutex_);
   try {
+    if (context_.reading_positions_only()) return open_to_read_positions();
     open();
   } catch (const FatalError&) {
     throw;
@@ -252,6 +276,7 @@ std::optional<std::int64_t> SqliteSink::read_position(std::string_view topic, st
 
 std::optional<std::int64_t> SqliteSink::stored_position(std::string_view topic, std::int32_t partition) {
   std::lock_guard lock(mutex_);
+  if (!read_position_) return std::nullopt;  // read-only, and no positions table (or file) yet
   auto p = read_position(topic, partition);
   if (p) seen_positions_[key_of(topic, partition)] = *p;
   return p;

@@ -55,6 +55,7 @@ class SqliteSink final : public Sink {
     FieldReader field{""};
   };
   void open();
+  void open_to_read_positions();
   void make_positions_table();
   std::optional<std::int64_t> read_position(std::string_view topic, std::int32_t partition);
   void bind(sqlite3_stmt* s, int index, const Value* v);

@@ -495,6 +495,52 @@ def test_positions_show_what_an_exactly_once_sink_stored():
     assert "this pipeline's sink (redis_sum) stores positions with its data" in r.stdout
 
 
+def test_positions_read_a_sqlite_sink_without_creating_its_file():
+    # A sink that stores positions is opened read-only by positions: before the first run
+    # its file does not exist and is not made from the template; after it, the positions
+    # shown are those in the file, as sqlite3 reads them.
+    import sqlite3
+    import uuid
+    import confluent_kafka
+    import confluent_kafka.admin
+    from support import PIPEHOST, pipehost, require_env
+    brokers = require_env("KAFKA_BROKERS")
+    topic, group = f"positions-sqlite-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([confluent_kafka.admin.NewTopic(topic, 2, 1)])[topic].result(30)
+    producer = confluent_kafka.Producer({"bootstrap.servers": brokers})
+    for i in range(90):
+        producer.produce(topic, value=json.dumps({"k": f"k{i % 7}", "n": 1}).encode(), partition=i % 2 if i < 60 else 0)
+    producer.flush(30)
+    folder = tempfile.mkdtemp()
+    template, database = os.path.join(folder, "template.sqlite"), os.path.join(folder, "counts.sqlite")
+    with sqlite3.connect(template) as db:
+        db.execute("CREATE TABLE counts (k TEXT PRIMARY KEY, n INTEGER)")
+    path = write_config(f"""
+[kafka]
+brokers = "{brokers}"
+[pipelines.count]
+source = {{ plugin = "kafka", topics = ["{topic}"], group = "{group}", stop_at_end = true }}
+transforms = [ {{ plugin = "json_decode" }} ]
+sink = {{ plugin = "sqlite", database = "{database}", template = "{template}", table = "counts", add = ["n"] }}
+""")
+
+    def stored():
+        r = subprocess.run([PIPEHOST, "positions", path, "--pipeline", "count"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        return [line.split()[3] for line in r.stdout.splitlines() if line.startswith(topic)]
+
+    assert stored() == ["-", "-"]
+    assert not os.path.exists(database)
+    pipehost("run", path, "--no-progress", check=0, timeout=90)
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT sum(n) FROM counts").fetchone()[0] == 90
+        in_file = dict(db.execute("SELECT partition, next_offset FROM pipehost_offsets WHERE topic = ?", (topic,)))
+    assert in_file == {0: 60, 1: 30}
+    assert stored() == ["60", "30"]
+
+
 def topic_holding(name, partitions, records):
     """A new topic on the real broker with `records`, (value, key, partition) each,
     written by confluent-kafka: its name."""

@@ -773,3 +773,34 @@ TEST_CASE("postgres: a column the record has no field for takes its DEFAULT in a
   CHECK(added[0][2].as<bool>());
   f.sql("DROP TABLE " + events);
 }
+
+TEST_CASE("postgres: opened to read positions, it creates and changes nothing, and a missing table holds none") {
+  Fixture f;
+  testing::TestContext reader;
+  reader.reading_positions = true;
+  auto reading = [&](const std::string& table) {
+    auto s = testing::make<PostgresSink>({{"url", f.url}, {"table", table}, {"positions_table", f.positions},
+                                          {"columns", StringMap{{"book", "book_id"}}}},
+                                         reader);
+    s->start();
+    return s;
+  };
+  const auto exists = [&](const std::string& name) {
+    return f.sql("SELECT to_regclass('" + name + "') IS NOT NULL")[0][0].as<bool>();
+  };
+  CHECK_FALSE(reading(f.table)->stored_position("trades", 0).has_value());
+  CHECK_FALSE(exists(f.positions));  // not created
+  Batch b;
+  b.records.push_back(trade("T1", 1, "B", 0, 4));
+  write(*f.sink(), b);
+  CHECK(reading(f.table)->stored_position("trades", 0) == 5);
+  CHECK_FALSE(reading(f.table + "_none")->stored_position("trades", 0).has_value());  // no such table
+  // A positions table of the earlier layout is read without being migrated.
+  f.sql("DROP TABLE " + f.positions);
+  f.sql("CREATE TABLE " + f.positions + " (pipeline text, topic text, partition integer, "
+        "next_offset bigint NOT NULL, PRIMARY KEY (pipeline, topic, partition))");
+  f.sql("INSERT INTO " + f.positions + " VALUES ('test', 'trades', 0, 7)");
+  CHECK(reading(f.table)->stored_position("trades", 0) == 7);
+  CHECK(f.sql("SELECT count(*) FROM pg_attribute WHERE attrelid = '" + f.positions +
+              "'::regclass AND attname = 'destination'")[0][0].as<int>() == 0);
+}

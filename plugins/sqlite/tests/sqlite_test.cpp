@@ -551,3 +551,36 @@ TEST_CASE("sqlite: a column the record has no field for takes its DEFAULT in a n
   CHECK(testing::write_batch(*sink, u).status.is_ok());
   CHECK(f.sql("SELECT note, tag, seen, remark FROM notes WHERE id = 3") == "c2|red|then|kept\n");
 }
+
+TEST_CASE("sqlite: opened to read positions, it creates and changes nothing, and a missing store holds none") {
+  Fixture f;
+  testing::TestContext reader;
+  reader.reading_positions = true;
+  auto reading = [&](const std::string& database, std::optional<std::string> from_template = std::nullopt) {
+    std::map<std::string, OptionValue> options{{"database", database}, {"table", std::string("aggregated")},
+                                               {"add", std::vector<std::string>{"count"}}};
+    if (from_template) options["template"] = *from_template;
+    auto s = testing::make<SqliteSink>(options, reader);
+    s->start();
+    return s;
+  };
+  // No file: none stored, and no file made from the template.
+  const std::string missing = f.path + ".missing";
+  CHECK_FALSE(reading(missing, f.path)->stored_position("message", 0).has_value());
+  CHECK_FALSE(fs::exists(missing));
+  // A file without a positions table: none stored, and no table made.
+  CHECK_FALSE(reading(f.path)->stored_position("message", 0).has_value());
+  CHECK(f.sql("SELECT count(*) FROM sqlite_master WHERE name = 'pipehost_offsets'") == "0\n");
+  // The positions the pipeline stored, read as they are.
+  Batch b = counts({{"mayo", 1}}, 0, 0, 6);
+  CHECK(testing::write_batch(*f.sink(), b).status.is_ok());
+  reader.pipeline_name = f.context.pipeline_name;
+  CHECK(reading(f.path)->stored_position("message", 0) == 6);
+  // A table of the earlier layout is read without being rebuilt.
+  f.sql("DROP TABLE pipehost_offsets");
+  f.sql("CREATE TABLE pipehost_offsets (pipeline TEXT, topic TEXT, partition INTEGER, "
+        "next_offset INTEGER NOT NULL, PRIMARY KEY (pipeline, topic, partition))");
+  f.sql("INSERT INTO pipehost_offsets VALUES ('test', 'message', 0, 7)");
+  CHECK(reading(f.path)->stored_position("message", 0) == 7);
+  CHECK(f.sql("SELECT count(*) FROM pragma_table_info('pipehost_offsets') WHERE name = 'destination'") == "0\n");
+}

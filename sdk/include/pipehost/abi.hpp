@@ -5,7 +5,7 @@
 
 // Bump on any change to a header under sdk/include that alters a type's layout or a
 // virtual table. tests/abi_lock_test checks the headers' hash against sdk/abi.lock.
-#define PIPEHOST_ABI_VERSION 7u
+#define PIPEHOST_ABI_VERSION 8u
 
 #define PIPEHOST_STRINGIFY_INNER(x) #x
 #define PIPEHOST_STRINGIFY(x) PIPEHOST_STRINGIFY_INNER(x)

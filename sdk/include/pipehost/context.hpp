@@ -148,6 +148,13 @@ class PIPEHOST_EXPORT Context {
   // host's /ready answers 503 while any stage of a running pipeline says false. Stages
   // that never call it are ready once started.
   virtual void set_ready(bool ready) noexcept = 0;
+
+  // True for a sink built by `pipehost positions` only to read its stored positions
+  // (from a second process, while the pipeline may be running): open what holds them
+  // without creating, migrating or writing anything, and answer nullopt where nothing is
+  // stored yet (no file, no table). Only sinks whose ComponentSpec says stores_positions
+  // are built so.
+  virtual bool reading_positions_only() const noexcept { return false; }
 };
 
 // What a component's config check reports to. A config struct may define

@@ -45,6 +45,11 @@ struct ComponentSpec {
   detail::SinkFactory make_sink = nullptr;
   detail::RouteFactory make_route = nullptr;
   detail::CheckFunction check = nullptr;  // the config struct's check(), if it has one
+  // A sink that stores source positions with its data, durably (exactly-once sinks), so
+  // that another process can read them: `pipehost positions` builds it with a Context
+  // whose reading_positions_only() is true and asks stored_position. Sinks that keep
+  // none, or keep them only in memory, leave it false and are never built for that.
+  bool stores_positions = false;
 };
 
 struct PluginSpec {

@@ -158,6 +158,8 @@ class TestContext final : public Context {
   }
   bool ready = true;
   void set_ready(bool r) noexcept override { ready = r; }
+  bool reading_positions = false;  // what reading_positions_only() answers
+  bool reading_positions_only() const noexcept override { return reading_positions; }
 
  private:
   std::map<std::string, Counter> counters_;
