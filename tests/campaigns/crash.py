@@ -63,15 +63,16 @@ class Jago:
 
 
 class Trades:
-    """Seed 002: trades as JSON from confluent-kafka-python -> PostgreSQL, exactly once
-    (first write wins, so a duplicate could not show: rows are compared one by one)."""
+    """Seed 002: trades as JSON from confluent-kafka-python -> PostgreSQL, exactly once.
+    First write wins, so a row delivered twice leaves the table unchanged: a trigger logs
+    every row offered to the table (test_trades.audit), and each id must be offered once."""
     name, seed_id, promise = "trades", "002", "exactly once"
 
     def __init__(self, records, rate, seed):
         self.records, self.rate = records, rate
         self.topic = unique("crash-trades")
         self.table = self.topic.replace("-", "_")
-        trades.create_table(self.table)
+        trades.create_table(self.table, audited=True)
         rng = random.Random(seed)
         self.trades = [trades.trade(f"T{i}", rng.randrange(100), f"B{rng.randrange(100)}")
                        for i in range(records)]
@@ -95,9 +96,12 @@ class Trades:
         stored = {r.split("|")[0]: (int(r.split("|")[1]), r.split("|")[2]) for r in rows}
         expected = {t["id"]: (t["version"], t["book"]) for t in self.trades}
         wrong = sum(1 for i, v in stored.items() if expected.get(i) != v)
-        trades.psql(f"DROP TABLE {self.table}, {self.table}_positions")
-        return {"missing": len(set(expected) - set(stored)), "duplicates": len(rows) - len(stored),
-                "exact": stored == expected, "detail": f"{len(rows)} rows, {wrong} with other values"}
+        offered_again = sum(n - 1 for n in trades.offered(self.table).values())
+        trades.drop_audited(self.table)
+        duplicates = len(rows) - len(stored) + offered_again
+        return {"missing": len(set(expected) - set(stored)), "duplicates": duplicates,
+                "exact": stored == expected and duplicates == 0,
+                "detail": f"{len(rows)} rows, {wrong} with other values, {offered_again} rows offered again"}
 
 
 class Food:
@@ -173,8 +177,9 @@ class Tenants:
         expected = {e["payload"] for e in self.events}
         missing = len(expected - set(counts))
         duplicates = sum(n - 1 for n in counts.values())
-        return {"missing": missing, "duplicates": duplicates,
-                "exact": missing == 0 and duplicates == 0 and misrouted == 0 and set(counts) == expected,
+        unexpected = len(set(counts) - expected)
+        return {"missing": missing, "duplicates": duplicates, "wrong": misrouted + unexpected,
+                "exact": missing == 0 and duplicates == 0 and misrouted == 0 and unexpected == 0,
                 "detail": f"{sum(counts.values())} routed, {misrouted} misrouted"}
 
 
@@ -228,9 +233,11 @@ def campaign(system_class, kills, records, rate, rng):
     started = time.monotonic()
     producing.start()
     process = start(system.consumer_args(False), env, log)
+    kills_while_producing = 0
     try:
         for _ in range(kills):
             time.sleep(rng.uniform(0.3, 2.5))  # during start-up, group joins, writes, commits
+            kills_while_producing += producing.is_alive()
             process.send_signal(signal.SIGKILL)
             process.wait()
             process = start(system.consumer_args(False), env, log)
@@ -249,7 +256,13 @@ def campaign(system_class, kills, records, rate, rng):
     os.unlink(log.name)
     result.update(system=system.name, seed=system.seed_id, promise=system.promise, kills=kills,
                   records=records, seconds=round(time.monotonic() - started, 1))
-    result["ok"] = result["exact"] if system.promise == "exactly once" else result["missing"] == 0
+    result["detail"] += f"; {kills_while_producing} of {kills} kills while records were produced"
+    # At least once allows duplicates, not a record lost, misrouted or never produced. A
+    # campaign whose kills all came after the producer finished did not test a live stream
+    # (too few records for the rate): it fails.
+    result["ok"] = (result["exact"] if system.promise == "exactly once" else
+                    result["missing"] == 0 and result.get("wrong", 0) == 0) and \
+        (kills == 0 or kills_while_producing > 0)
     return result
 
 

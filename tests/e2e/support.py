@@ -206,14 +206,24 @@ def kcat_payloads(brokers, topic, timeout=60):
     return values
 
 
+class Skipped(Exception):
+    """Raised by a test that does not run in this setting, with the reason: reported as
+    SKIP and counted apart, never as a pass."""
+
+
 def run_tests(namespace):
-    """Runs every test_* function in the module; prints a closing 'N passed, N failed'.
-    Nothing when the module is imported (by a campaign or a probe)."""
+    """Runs every test_* function in the module (or those named on the command line);
+    prints a closing 'N passed, N failed, N skipped'. Nothing when the module is imported
+    (by a campaign or a probe)."""
     if namespace.get("__name__") != "__main__":
         return
     tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
     only = sys.argv[1:]
-    passed = failed = 0
+    unknown = sorted(set(only) - {n for n, _ in tests})
+    if unknown:
+        print(f"no such test: {', '.join(unknown)}", file=sys.stderr)
+        sys.exit(2)
+    passed = failed = skipped = 0
     for name, function in tests:
         if only and name not in only:
             continue
@@ -222,8 +232,11 @@ def run_tests(namespace):
             function()
             passed += 1
             print(f"PASS {name} ({time.monotonic() - started:.1f}s)", flush=True)
+        except Skipped as why:
+            skipped += 1
+            print(f"SKIP {name}: {why}", flush=True)
         except Exception:  # noqa: BLE001 - report every failure and go on
             failed += 1
             print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
-    print(f"{passed} passed, {failed} failed")
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     sys.exit(1 if failed else 0)

@@ -78,13 +78,29 @@ def env_for(db):
     return {"FOOD_DB": db}
 
 
+def counts(db):
+    return {food: int(n) for food, n in (line.split("|") for line in
+                                          sqlite(db, "SELECT food, count FROM aggregated").splitlines())}
+
+
+def reference_feed(count, seed):
+    """The feed's names, written by datagen straight to a file: no Kafka, no sink under test."""
+    out = os.path.join(tempfile.mkdtemp(), "feed.jsonl")
+    config = os.path.join(tempfile.mkdtemp(), "ref.toml")
+    with open(config, "w") as f:
+        f.write(f'[pipelines.ref]\nsource = {{ plugin = "datagen", kind = "food", count = {count}, '
+                f'seed = {seed} }}\nsink = {{ plugin = "file", path = "{out}" }}\n')
+    pipehost("run", config, "--no-progress", check=0)
+    return collections.Counter(json.loads(line)["food"] for line in open(out))
+
+
 def test_the_shipped_config_counts_a_burst_of_1000_exactly_and_keeps_the_table_as_it_was():
     db = fresh_db()
     ddl = sqlite(db, "SELECT sql FROM sqlite_master WHERE name = 'aggregated'")
-    before = total(db)
+    before, counts_before = total(db), counts(db)
     port = free_port()
     p = start_pipehost("run", FOOD, "--no-progress", "--set", f'http.listen="127.0.0.1:{port}"',
-                       env={**EMBEDDED, "FOOD_DB": db})
+                       "--set", "pipeline.feed.source.seed=17", env={**EMBEDDED, "FOOD_DB": db})
     seen = []
     try:
         # The API answers while the counter writes; every answer is a consistent table.
@@ -104,6 +120,8 @@ def test_the_shipped_config_counts_a_burst_of_1000_exactly_and_keeps_the_table_a
         if p.poll() is None:
             p.kill()
     assert total(db) == before + 1000
+    fed = reference_feed(1000, 17)
+    assert {f: n - counts_before[f] for f, n in counts(db).items() if n != counts_before[f]} == fed
     assert seen == sorted(seen) and before <= seen[0] and seen[-1] <= before + 1000
     assert sqlite(db, "SELECT sql FROM sqlite_master WHERE name = 'aggregated'") == ddl
     assert sqlite(db, "SELECT count(*) FROM aggregated") == "107"

@@ -1,11 +1,13 @@
 """Seeds 000 and 001 on the embedded broker: configs/transactions.toml as shipped,
 with the totals checked against sums this test computes from the generated records."""
+import collections
 import json
-from decimal import Decimal
 import os
 import signal
 import tempfile
 import time
+import zlib
+from decimal import Decimal
 
 from support import (CONFIGS, TEST_PLUGIN_DIR, RedisServer, parse_tuples, pipehost,
                      reference_transactions, run_tests, start_pipehost, totals_of, wait_until)
@@ -67,7 +69,8 @@ def test_kill_9_mid_stream_then_a_restart_adds_its_own_run_to_what_was_applied()
     # below them for applied ones; they are dropped instead, so the totals are exactly
     # what the killed run applied plus the whole new run.
     seed, count = 13, 30000
-    reference = totals_of(reference_transactions(seed, count))
+    transactions = reference_transactions(seed, count)
+    reference = totals_of(transactions)
     with RedisServer() as redis:
         args = ["run", JAGO, *sets(seed, count, "pipeline.producer.source.rate=6000", producer="producer"),
                 "--no-progress"]
@@ -81,6 +84,16 @@ def test_kill_9_mid_stream_then_a_restart_adds_its_own_run_to_what_was_applied()
         p.wait()
         assert 0 < applied() < count, applied()
         killed = {a: Decimal(redis.cli("GET", a) or "0") for a in reference}
+        # What the killed run applied, computed from the reference alone: in each partition
+        # (librdkafka's default partitioner: CRC-32 of the key, the account, modulo 3),
+        # the records before the position Redis stored with the totals.
+        stored = redis.cli("HGETALL", "pipehost:positions:consumer").split()
+        positions = {int(k.rsplit(":", 1)[1]): int(v) for k, v in zip(stored[0::2], stored[1::2])}
+        in_partition = collections.defaultdict(list)
+        for t in transactions:
+            in_partition[zlib.crc32(t["account_number"].encode()) % 3].append(t)
+        applied_before = totals_of([t for p, ts in in_partition.items() for t in ts[:positions.get(p, 0)]])
+        assert killed == {a: applied_before.get(a, Decimal(0)) for a in reference}
         r = pipehost(*args[:-1], "--no-progress", env={**EMBEDDED, "REDIS_URL": redis.url}, check=0, timeout=180)
         assert "from an earlier run" in r.stderr
         assert applied() == count
