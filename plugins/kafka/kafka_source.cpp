@@ -261,6 +261,20 @@ void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
     rd_kafka_message_destroy(m);
 }
 
+// The batch's span of the partition last_ names (found once per run of its messages),
+// added, starting at `from`, when the batch has none yet.
+Span& KafkaSource::span_of(Batch& out, std::string_view topic, std::int32_t partition, std::int64_t from) {
+  if (last_.span == LastPartition::kNoSpan) {
+    if (const Span* span = out.span(topic, partition)) {
+      last_.span = static_cast<std::size_t>(span - out.spans.data());
+    } else {
+      last_.span = out.spans.size();
+      out.spans.push_back(Span{topic, partition, from, 0});
+    }
+  }
+  return out.spans[last_.span];
+}
+
 void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   // Before the partition's lookup: an error need not name a topic (rkt is null when all
   // brokers are down, for one).
@@ -319,15 +333,7 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
     // positions stayed before the marker, "behind the group's committed offset" at every
     // restart, with a lag of 1 for good.
     if (!state.lost_before && state.read_to > state.span_from) {
-      if (last_.span == LastPartition::kNoSpan) {
-        if (const Span* span = out.span(topic, m->partition)) {
-          last_.span = static_cast<std::size_t>(span - out.spans.data());
-        } else {
-          last_.span = out.spans.size();
-          out.spans.push_back(Span{topic, m->partition, state.span_from, 0});
-        }
-      }
-      out.spans[last_.span].next = state.read_to;
+      span_of(out, topic, m->partition, state.span_from).next = state.read_to;
       state.span_from = state.read_to;
     }
     return;
@@ -336,17 +342,9 @@ void KafkaSource::take_message(rd_kafka_message_t* m, Batch& out, bool& kept) {
   PartitionState& state = *last_.state;
   if (m->offset < state.resumed_at && state.taken_to < 0) refuse_foreign_position(topic, m->partition, state);
   note_gap(topic, m->partition, state, m->offset);
-  if (last_.span == LastPartition::kNoSpan) {
-    if (const Span* span = out.span(topic, m->partition)) {
-      last_.span = static_cast<std::size_t>(span - out.spans.data());
-    } else {
-      last_.span = out.spans.size();
-      const bool lost = state.lost_before || state.read_to == Span::kAfterLostRecords;
-      out.spans.push_back(Span{topic, m->partition, lost ? Span::kAfterLostRecords : state.span_from, 0});
-    }
-  }
+  const bool lost = state.lost_before || state.read_to == Span::kAfterLostRecords;
+  span_of(out, topic, m->partition, lost ? Span::kAfterLostRecords : state.span_from).next = m->offset + 1;
   state.lost_before = false;
-  out.spans[last_.span].next = m->offset + 1;
   if (state.first_read < 0) state.first_read = state.read_to >= 0 ? std::min(state.read_to, m->offset) : m->offset;
   if (state.assigned_from < 0) state.assigned_from = m->offset;
   state.read_to = m->offset + 1;

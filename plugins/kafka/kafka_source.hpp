@@ -90,6 +90,7 @@ class KafkaSource final : public Source {
   void nudge_group();
   void leave_group();
   void take_message(rd_kafka_message_t* message, Batch& out, bool& kept);
+  Span& span_of(Batch& out, std::string_view topic, std::int32_t partition, std::int64_t from);
   [[noreturn]] void refuse_foreign_position(std::string_view topic, std::int32_t partition,
                                             const PartitionState& state);
   void note_gap(std::string_view topic, std::int32_t partition, PartitionState& state,
