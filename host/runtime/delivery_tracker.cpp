@@ -83,9 +83,21 @@ void DeliveryTracker::discard(std::uint64_t sequence) {
   changed_.notify_all();
 }
 
+void DeliveryTracker::done_called_twice() {
+  std::lock_guard lock(mutex_);
+  misused_ = Status::fatal(
+      "the sink called done twice for one batch, a bug in the sink plugin (done is called "
+      "exactly once per write, when the batch is durable): nothing more is committed");
+  changed_.notify_all();
+}
+
 DeliveryTracker::Drained DeliveryTracker::drain() {
   Drained out;
   std::lock_guard lock(mutex_);
+  if (misused_) {
+    out.error = misused_;
+    return out;
+  }
   while (!entries_.empty() && entries_.front().parts_left == 0) {
     Entry& e = entries_.front();
     if (!e.status.is_ok()) {

@@ -41,6 +41,9 @@ class DeliveryTracker {
   // The batch is read again from earlier positions (a sink's rewind): it completes
   // without positions or records, and does not block the batches after it.
   void discard(std::uint64_t sequence);
+  // The sink called a batch's done a second time: it may have said "durable" before it
+  // was. Every drain from now on stops with a fatal error, so nothing more is committed.
+  void done_called_twice();
   Drained drain();
 
   // Waits until the in-flight records and bytes are under the limits, or the timeout.
@@ -70,6 +73,7 @@ class DeliveryTracker {
   std::uint64_t next_sequence_ = 0;
   std::uint64_t in_flight_records_ = 0;
   std::uint64_t in_flight_bytes_ = 0;
+  std::optional<Status> misused_;
 };
 
 // The next offset per partition a batch covers: its spans' ends.

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <thread>
 #include <utility>
@@ -388,7 +389,9 @@ Task::Written Task::write_to_sink(Batch& batch, std::uint64_t sequence) {
     Status s;
     {
       StageCall call(state_, index_, state_.stages.size() - 1);
-      s = sink_->write(batch, [tracker, sequence](Status status) {
+      auto called = std::make_shared<std::atomic<bool>>(false);
+      s = sink_->write(batch, [tracker, sequence, called](Status status) {
+        if (called->exchange(true)) return tracker->done_called_twice();
         tracker->complete(sequence, status);
       });
     }

@@ -38,6 +38,7 @@ struct Script {
   std::int64_t lose_to = -1;    // ... to this position: PositionMismatch, once
   std::int64_t unknown_from = -1;  // a span starting here has from = -1 (start unknown)
   bool done_retriable = false;
+  bool done_twice = false;
   bool async = false;                             // done later, newest batch first
   Millis async_delay{0};                          // ... and no sooner than this after write
   struct Pending {
@@ -177,6 +178,7 @@ class ScriptedSink final : public Sink {
     Status status = script->done_retriable ? Status::retriable("try again") : Status::ok();
     if (script->async) script->pending.push_back({std::move(done), status, std::chrono::steady_clock::now()});
     else done(status);
+    if (script->done_twice && !script->async) done(Status::ok());
   }
   std::optional<std::int64_t> stored_position(std::string_view, std::int32_t partition) override {
     std::lock_guard lock(script->mutex);
@@ -363,6 +365,15 @@ TEST_CASE("task: done(retriable) is a usage error that stops the pipeline and sa
   f.s.done_retriable = true;
   std::string failure = f.run();
   CHECK(failure.find("retriable error through done") != std::string::npos);
+  CHECK(f.s.last_commit(0) == -1);
+}
+
+TEST_CASE("task: a sink calling done twice for a batch stops the pipeline before anything is committed") {
+  Fixture f;
+  f.s.log_end = {{0, 4}};
+  f.s.done_twice = true;
+  std::string failure = f.run();
+  CHECK(failure.find("called done twice for one batch") != std::string::npos);
   CHECK(f.s.last_commit(0) == -1);
 }
 
