@@ -4,7 +4,9 @@
 #include <cstdint>
 
 // Bump on any change to a header under sdk/include that alters a type's layout or a
-// virtual table. tests/abi_lock_test checks the headers' hash against sdk/abi.lock.
+// virtual table. tests/unit/abi_lock_test.cpp checks sdk/abi.lock: the headers' hash, and
+// a fingerprint of the boundary types' sizes and the virtual functions, which must not
+// change without a bump.
 #define PIPEHOST_ABI_VERSION 8u
 
 #define PIPEHOST_STRINGIFY_INNER(x) #x
