@@ -340,7 +340,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   for (auto& p : runtime.pipelines()) {
     if (p->state().failed()) {
       ++failed;
-      log_error(p->state().failure_message());
+      if (!p->state().failure_logged) log_error(p->state().failure_message());
     }
   }
   admin.reset();

@@ -125,12 +125,21 @@ void Pipeline::supervise() {
       state_.restarts += 1;
       continue;
     }
-    if (!state_.failed() || state_.stop_for_good || services_.stopping || config_.restart_attempts == 0)
+    if (!state_.failed() || state_.stop_for_good || services_.stopping) break;
+    // Failed for good: said now, not only in the summary at exit (other pipelines of the
+    // process may run for days).
+    if (config_.restart_attempts == 0) {
+      log_line(LogLevel::error, config_.name,
+               state_.failure_message() + "; it stays failed (restart_attempts = 0)");
+      state_.failure_logged = true;
       break;
+    }
     if (std::chrono::steady_clock::now() - started >= healthy_after) attempt = 0;
     if (attempt >= config_.restart_attempts) {
       log_line(LogLevel::error, config_.name,
-               "failed again after " + std::to_string(attempt) + " restart(s); it stays failed");
+               state_.failure_message() + "; failed again after " + std::to_string(attempt) +
+                   " restart(s), it stays failed");
+      state_.failure_logged = true;
       break;
     }
     ++attempt;

@@ -46,6 +46,7 @@ struct PipelineState {
   std::atomic<bool> finish{false};  // sources end once caught up (end_after)
   std::atomic<bool> paused{false};  // admin: stop polling the source until resumed
   std::atomic<bool> restarting{false};  // failed, waiting to start again (restart_attempts)
+  std::atomic<bool> failure_logged{false};  // its failure for good was logged when it came
   std::atomic<std::uint64_t> records_read{0};
   std::atomic<std::uint64_t> records_acked{0};
   std::atomic<std::uint64_t> records_rejected{0};
@@ -118,6 +119,7 @@ struct PipelineState {
   void clear_failure() {
     std::lock_guard lock(failure_mutex);
     last_failure = std::exchange(failure, {});
+    failure_logged = false;
     stop = false;
   }
   std::uint64_t expected_total() const {

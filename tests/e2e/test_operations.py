@@ -249,9 +249,42 @@ sink = {{ plugin = "file", path = "{out}.2" }}
     assert p.returncode == 1, err[-3000:]  # doomed stayed failed
     assert "[doomed] pipeline 'doomed' stopped: source (faulty) failed" in err
     assert "restart 1 of 2 in" in err and "restart 2 of 2 in" in err
-    assert "[doomed] failed again after 2 restart(s); it stays failed" in err
+    assert "failed again after 2 restart(s), it stays failed" in err
     assert "admin: pipeline 'flaky' restarting" in err
     assert "restart 1 of 20 in" in err
+
+
+def test_a_pipeline_failing_for_good_says_so_when_it_fails_not_only_at_exit():
+    # restart_attempts = 0 (the default): the failure is an ERROR line at once, in the
+    # recent problems the status page shows, while the other pipeline runs on.
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    path = write_config(f"""
+admin = "127.0.0.1:{port}"
+[pipelines.dies]
+on_error = "fail"
+source = {{ plugin = "datagen", kind = "trades", count = 100, seed = 3 }}
+transforms = [ {{ plugin = "json_encode" }}, {{ plugin = "json_decode" }}, {{ plugin = "field_rules", minimum = {{ version = "50" }} }} ]
+sink = {{ plugin = "log" }}
+[pipelines.alive]
+source = {{ plugin = "datagen", count = 0, rate = 100, seed = 3 }}
+sink = {{ plugin = "file", path = "{os.devnull}" }}
+""")
+    p = start_pipehost("run", path, "--no-progress", env=EMBEDDED, stdout=subprocess.DEVNULL)
+    try:
+        def said():
+            try:
+                recent = json.loads(call(base, "/logs/recent")[1])
+            except OSError:  # not listening yet
+                return []
+            return [r for r in recent if r["level"] == "error" and "it stays failed" in r["message"]]
+        wait_until(said, 30, "the failure in the recent problems")
+        assert "below the minimum 50" in said()[0]["message"]
+        assert p.poll() is None  # alive runs on
+    finally:
+        err = stop(p, timeout=30)
+    assert err.count("below the minimum 50") == 1, err[-3000:]  # not again in the summary at exit
+    assert "1 of 2 pipeline(s) failed" in err
 
 
 def test_tap_prints_live_records_at_a_stage_as_json_lines():
