@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "admin/exposition.hpp"
+#include "admin/host_port.hpp"
 #include "admin/status_page.hpp"
 #include "http/empty_body.hpp"
 #include "http/exclusive_port.hpp"
@@ -269,11 +270,10 @@ std::string AdminServer::refused(const httplib::Request& req, bool changes_state
 }
 
 bool AdminServer::start(const std::string& address, const std::string& token, std::string& error) {
-  auto colon = address.rfind(':');
-  std::string host = colon == std::string::npos ? "127.0.0.1" : address.substr(0, colon);
-  int port = std::atoi(address.substr(colon == std::string::npos ? 0 : colon + 1).c_str());
-  if (port <= 0 || port > 65535) {
-    error = "admin address '" + address + "' needs a port, e.g. 127.0.0.1:9464";
+  std::string host;
+  int port = 0;
+  if (!split_host_port(address, host, port)) {
+    error = "admin address '" + address + "' is not HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:9464";
     return false;
   }
   token_ = token;

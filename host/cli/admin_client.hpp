@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include "admin/host_port.hpp"
+
 namespace pipehost::host {
 
 struct AdminClient {
@@ -16,10 +18,9 @@ struct AdminClient {
 
 inline AdminClient admin_client(const std::string& address) {
   AdminClient out;
-  auto colon = address.rfind(':');
-  int port = colon == std::string::npos ? 0 : std::atoi(address.c_str() + colon + 1);
-  if (port <= 0 || port > 65535) return out;
-  std::string host = address.substr(0, colon);
+  std::string host;
+  int port = 0;
+  if (!split_host_port(address, host, port)) return out;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);  // [::1]
   out.client = std::make_unique<httplib::Client>(host, port);
   if (const char* token = std::getenv("PIPEHOST_ADMIN_TOKEN"))

@@ -162,6 +162,13 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
     }
     out.positional.push_back(a);
   }
+  std::string admin_host;
+  int admin_port = 0;
+  if (!out.admin.empty() && !split_host_port(out.admin, admin_host, admin_port)) {
+    std::fprintf(stderr, "pipehost: --admin %s is not HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:9464\n",
+                 out.admin.c_str());
+    return false;
+  }
   if (!log_level.empty()) {
     LogLevel level;
     if (!parse_log_level(log_level, level)) {

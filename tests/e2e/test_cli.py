@@ -22,6 +22,10 @@ def test_help_and_version():
     # Another command's option is refused, not ignored.
     r = pipehost("run", os.path.join(CONFIGS, "food.toml"), "--execute", check=2)
     assert "--execute is an option of positions, not of run" in r.stderr, r.stderr
+    # An admin address without a port is refused, not taken for port 127.
+    for command in (["run", os.path.join(CONFIGS, "food.toml")], ["tap", "counter"], ["top"]):
+        r = pipehost(*command, "--admin", "127.0.0.1", check=2)
+        assert "--admin 127.0.0.1 is not HOST:PORT" in r.stderr, r.stderr
 
 
 def test_the_readme_sample_config_validates_and_config_mistakes_are_named_at_their_line():
