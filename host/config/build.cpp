@@ -202,6 +202,15 @@ class Builder {
       diagnostics_.add(p.where, name, "", "a pipeline must be a table");
       return;
     }
+    // The admin API names a pipeline in a path segment (/pipelines/NAME/pause) and the
+    // logs in a "NAME/stage#task" prefix: a '/' or a control character cannot be named.
+    if (name.empty() || name.find('/') != std::string::npos ||
+        std::any_of(name.begin(), name.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+      diagnostics_.add(p.where, name, "",
+                       "a pipeline name must not be empty or hold '/' or control characters (the admin API "
+                       "and the logs could not name it): rename the table, e.g. [pipelines.orders-eu]");
+      return;
+    }
     const toml::table& t = *node.as_table();
     auto settings = read_settings<PipelineSettings>(
         t, place("in pipeline", "pipeline '" + name + "'", node, name, {"source", "transforms", "sink"}),

@@ -51,6 +51,10 @@ sink = { plugin = "log" }
         assert f"config.toml:{line}:" in r.stderr and what in r.stderr, r.stderr
     r = pipehost("validate", write_config("pipelines = 3\n"), check=2)
     assert "config.toml:1:13: error: 'pipelines' must be a table" in r.stderr, r.stderr
+    # A name the admin API's paths and the logs' prefixes could not hold.
+    r = pipehost("validate", write_config('[pipelines."team-a/orders"]\nsource = { plugin = "datagen", count = 1 }\n'
+                                          'sink = { plugin = "log" }\n'), check=2)
+    assert "config.toml:1:1: error: pipeline 'team-a/orders': a pipeline name must not" in r.stderr, r.stderr
 
 
 def test_plugins_lists_components_and_options():
