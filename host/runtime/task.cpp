@@ -106,12 +106,20 @@ bool Task::build() {
   };
   std::string error;
   sink_context_ = make_context("sink");
-  sink_ = config_.sink.component->make_sink(config_.sink.options, *sink_context_, error);
+  const std::size_t sink_stage = state_.stages.size() - 1;
+  {
+    StageCall call(state_, index_, sink_stage);
+    sink_ = config_.sink.component->make_sink(config_.sink.options, *sink_context_, error);
+  }
   if (!sink_) return fail("sink", Status::fatal(error)), false;
   for (std::size_t i = 0; i < config_.transforms.size(); ++i) {
     const auto& t = config_.transforms[i];
     transform_contexts_.push_back(make_context(t.label));
-    auto stage = t.component->make_transform(t.options, *transform_contexts_.back(), error);
+    std::unique_ptr<TransformStage> stage;
+    {
+      StageCall call(state_, index_, i + 1);
+      stage = t.component->make_transform(t.options, *transform_contexts_.back(), error);
+    }
     if (!stage) return fail(t.label, Status::fatal(error)), false;
     transforms_.push_back(std::move(stage));
   }
@@ -126,7 +134,10 @@ bool Task::build() {
     }
   };
   source_context_ = make_context("source", resume, [this] { return take_acknowledged(); });
-  source_ = config_.source.component->make_source(config_.source.options, *source_context_, error);
+  {
+    StageCall call(state_, index_, 0);
+    source_ = config_.source.component->make_source(config_.source.options, *source_context_, error);
+  }
   if (!source_) return fail("source", Status::fatal(error)), false;
   if (config_.on_error == ErrorPolicy::dead_letter) {
     dead_letter_context_ = make_context("dead_letter");
@@ -138,9 +149,13 @@ bool Task::build() {
 
 // A stage's start, again with backoff while it fails retriably (a service it needs is
 // not there yet, as a registry that avro_encode registers with at start).
-bool Task::start_stage(const std::string& label, const std::function<Status()>& start) {
+bool Task::start_stage(const std::string& label, std::size_t stage, const std::function<Status()>& start) {
   for (int attempt = 0;; ++attempt) {
-    Status s = start();
+    Status s;
+    {
+      StageCall call(state_, index_, stage);  // a start that never returns is a stall too
+      s = start();
+    }
     if (s.is_ok()) return true;
     if (s.code() != Code::retriable) return fail(label, s), false;
     log(LogLevel::warn, label + " not ready, retrying: " + s.message());
@@ -150,10 +165,10 @@ bool Task::start_stage(const std::string& label, const std::function<Status()>& 
 
 bool Task::start_stages() {
   // Sink first: the source may ask it where to resume as soon as it starts.
-  if (!start_stage("sink", [&] { return sink_->start(); })) return false;
+  if (!start_stage("sink", state_.stages.size() - 1, [&] { return sink_->start(); })) return false;
   sink_started_ = true;
   for (std::size_t i = 0; i < transforms_.size(); ++i) {
-    if (!start_stage(config_.transforms[i].label, [&] { return transforms_[i]->start(); })) return false;
+    if (!start_stage(config_.transforms[i].label, i + 1, [&] { return transforms_[i]->start(); })) return false;
     transforms_started_ = i + 1;
   }
   // Every task's source subscribes at about the same moment: with a consumer group, the
@@ -169,7 +184,7 @@ bool Task::start_stages() {
       state_.start_changed.wait_for(lock, kPollWait);
     }
   }
-  source_started_ = start_stage("source", [&] { return source_->start(); });
+  source_started_ = start_stage("source", 0, [&] { return source_->start(); });
   return source_started_;
 }
 

@@ -26,7 +26,7 @@ class Task {
 
  private:
   bool build();
-  bool start_stage(const std::string& label, const std::function<Status()>& start);
+  bool start_stage(const std::string& label, std::size_t stage, const std::function<Status()>& start);
   bool start_stages();
   void loop();
   // Carries one source batch through the transforms to the sink.

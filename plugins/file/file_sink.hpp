@@ -24,10 +24,23 @@ namespace pipehost::file {
 class SharedFile {
  public:
   static std::shared_ptr<SharedFile> open(const std::string& path) {
+    // Opened under its path's own lock: an open that blocks (a FIFO without a reader)
+    // holds up only the sinks of that path, not every file sink of the process.
+    struct Slot {
+      std::mutex opening;
+      std::weak_ptr<SharedFile> file;
+    };
     static std::mutex registry_mutex;
-    static std::map<std::string, std::weak_ptr<SharedFile>> registry;
-    std::lock_guard lock(registry_mutex);
-    if (auto existing = registry[path].lock()) return existing;
+    static std::map<std::string, std::shared_ptr<Slot>> registry;
+    std::shared_ptr<Slot> slot;
+    {
+      std::lock_guard lock(registry_mutex);
+      auto& entry = registry[path];
+      if (!entry) entry = std::make_shared<Slot>();
+      slot = entry;
+    }
+    std::lock_guard opening(slot->opening);
+    if (auto existing = slot->file.lock()) return existing;
     const bool existed = path == "-" || std::filesystem::exists(path);
     std::FILE* f = path == "-" ? stdout : std::fopen(path.c_str(), "a");
     if (!f) throw FatalError("cannot open " + path + " for appending: " + std::strerror(errno));
@@ -35,7 +48,7 @@ class SharedFile {
     // otherwise lose the whole file while its records' positions stay committed.
     if (!existed) sync_folder_of(path);
     auto made = std::make_shared<SharedFile>(f, path);
-    registry[path] = made;
+    slot->file = made;
     return made;
   }
   SharedFile(std::FILE* f, std::string path) : file_(f), path_(std::move(path)) {}

@@ -385,8 +385,14 @@ def test_a_stalled_stage_and_a_sink_that_never_acknowledges_are_reported():
     from support import TEST_PLUGIN_DIR
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    fifo = os.path.join(tempfile.mkdtemp(), "fifo")
+    os.mkfifo(fifo)  # opening it to write blocks until a reader comes: a start that hangs
     path = write_config(f"""
 admin = "127.0.0.1:{port}"
+[pipelines.opening]
+stall_timeout_ms = 500
+source = {{ plugin = "datagen", count = 10, seed = 4 }}
+sink = {{ plugin = "file", path = "{fifo}" }}
 [pipelines.slow]
 stall_timeout_ms = 500
 source = {{ plugin = "datagen", count = 0, rate = 100, seed = 4 }}
@@ -414,9 +420,14 @@ sink = {{ plugin = "silent" }}
         m = samples(call(base, "/metrics")[1])
         assert value(m, "pipehost_stalls_total", pipeline="slow") >= 1
         assert value(m, "pipehost_stalls_total", pipeline="mute") == 2  # the first run and its restart
+        assert pipeline("opening")["stalled"].startswith("sink of task 0 has been in one call")
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the sink's start goes on
+        wait_until(lambda: pipeline("opening")["state"] == "ended", 20, "the opened pipeline to end")
+        os.close(reader)
     finally:
         err = stop(p, timeout=60)
     assert "[slow] stalled: transforms[0] of task 0 has been in one call for" in err
+    assert "[opening] stalled: sink of task 0 has been in one call for" in err
 
 
 def test_positions_show_the_group_on_a_real_cluster_and_reset_it_when_stopped():
