@@ -416,14 +416,26 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
       res.set_content(error_json("limit must be 1 to 100000, timeout_ms 1 to 3600000"), "application/json");
       return;
     }
+    // A tap holds one of the server's 8 worker threads for as long as it lasts: past 4,
+    // /health and /ready would wait behind them (a liveness probe then kills the process).
+    if (open_taps_.fetch_add(1) >= kMostTaps) {
+      open_taps_ -= 1;
+      res.status = 503;
+      res.set_content(error_json(std::to_string(kMostTaps) + " taps are open already, the most this endpoint "
+                                 "serves at once (so that /health keeps answering): end one first"),
+                      "application/json");
+      return;
+    }
     PipelineState* state = &p->state();  // alive with `p`, which the provider holds
     auto tap = state->taps.open(stage, static_cast<std::size_t>(limit));
+    const std::string name = p->config().name;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     res.set_chunked_content_provider(
         "application/x-ndjson",
-        [this, p, state, tap, deadline](std::size_t, httplib::DataSink& sink) {
+        [this, p, state, tap, deadline, name](std::size_t, httplib::DataSink& sink) {
           if (!sink.is_writable()) return false;  // the client went away
-          if (closing_) {
+          // Stopping, or the pipeline ended or a reload replaced it: nothing more passes.
+          if (closing_ || p->done() || find(name) != p) {
             sink.done();
             return true;
           }
@@ -436,7 +448,10 @@ bool AdminServer::start(const std::string& address, const std::string& token, st
           if (!more || std::chrono::steady_clock::now() > deadline) sink.done();
           return true;
         },
-        [p, state, tap](bool) { state->taps.close(tap); });
+        [this, p, state, tap](bool) {
+          state->taps.close(tap);
+          open_taps_ -= 1;
+        });
   });
   server_->Post(R"(/pipelines/([^/]+)/(pause|resume|restart))",
                 [this](const httplib::Request& req, httplib::Response& res) {

@@ -52,6 +52,8 @@ class AdminServer {
   std::vector<std::string> allowed_hosts_;  // Host headers accepted (loopback binds only)
   std::thread thread_;
   std::atomic<bool> closing_{false};
+  std::atomic<int> open_taps_{0};
+  static constexpr int kMostTaps = 4;  // of the server's 8 worker threads
 };
 
 }  // namespace pipehost::host

@@ -3,9 +3,11 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -426,8 +428,9 @@ int command_tap(const Arguments& args) {
   AdminClient admin = admin_client(address);
   long limit = std::atol(args.limit.c_str());
   long timeout = std::atol(args.timeout.c_str());
-  if (!admin.client || limit < 1 || timeout < 1) {
-    std::fputs("pipehost tap: --admin wants HOST:PORT, --limit and --timeout positive numbers\n", stderr);
+  if (!admin.client || limit < 1 || limit > 100000 || timeout < 1 || timeout > 3600) {
+    std::fputs("pipehost tap: --admin wants HOST:PORT, --limit a number from 1 to 100000 and --timeout "
+               "seconds from 1 to 3600\n", stderr);
     return kInvalidInput;
   }
   httplib::Client& client = *admin.client;
@@ -438,6 +441,9 @@ int command_tap(const Arguments& args) {
                      "&limit=" + std::to_string(limit) + "&timeout_ms=" + std::to_string(timeout * 1000);
   std::string error_body;
   int status = 0;
+  long lines = 0;
+  bool write_failed = false;
+  const auto started = std::chrono::steady_clock::now();
   auto result = client.Get(
       path, headers,
       [&](const httplib::Response& r) {
@@ -446,13 +452,27 @@ int command_tap(const Arguments& args) {
       },
       [&](const char* data, std::size_t size) {
         if (status == 200) {
-          std::fwrite(data, 1, size, stdout);
-          std::fflush(stdout);
+          lines += std::count(data, data + size, '\n');
+          if (std::fwrite(data, 1, size, stdout) != size || std::fflush(stdout) != 0) {
+            write_failed = true;
+            return false;  // ends the request
+          }
         } else {
           error_body.append(data, size);
         }
         return true;
       });
+  if (write_failed) {
+    std::fprintf(stderr, "pipehost tap: cannot write to stdout: %s\n", std::strerror(errno));
+    return kPipelineFailed;
+  }
+  // The stream ended before --limit records and --timeout: the server closed it.
+  const bool early = lines < limit && std::chrono::steady_clock::now() - started < std::chrono::seconds(timeout);
+  if (status == 200 && (!result || early)) {
+    std::fprintf(stderr, "pipehost tap: the stream ended after %ld record(s): pipeline '%s' ended, a reload "
+                 "replaced it, or the process is stopping\n", lines, args.positional[0].c_str());
+    return kOk;
+  }
   if (!result) {
     std::fprintf(stderr, "pipehost tap: cannot reach the admin endpoint at %s (%s): is pipehost running "
                  "with --admin %s?\n", address.c_str(), httplib::to_string(result.error()).c_str(), address.c_str());

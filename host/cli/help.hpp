@@ -10,7 +10,7 @@ Usage:
   pipehost validate FILE... [options]   check the files and their plugin options, run nothing
   pipehost plugins [NAME] [options]     list installed plugins, or show one with its options
   pipehost registry [--listen HOST:PORT]  serve an in-memory schema registry (Confluent REST API)
-  pipehost tap PIPELINE [--stage S] [--limit N] [--admin HOST:PORT]
+  pipehost tap PIPELINE [--stage S] [--limit N] [--timeout S] [--admin HOST:PORT]
                                         print records passing a stage of a running pipehost
   pipehost positions FILE... --pipeline NAME [--reset-to WHERE [--execute]]
                                         a Kafka-sourced pipeline's offsets and lag; reset them
@@ -95,15 +95,17 @@ Prints the next N records (default 10) that leave STAGE of PIPELINE in a running
 pipehost, one JSON object per line: stage, task, topic/partition/offset, timestamp, key,
 headers, and the decoded value (or the payload: a string when it is UTF-8, else base64).
 STAGE is source, transforms[i] or sink (default: sink, what the sink is handed). Gives up
-after --timeout seconds (default 30) when fewer records pass. While 8 MiB of lines wait
-for this command to read them, the records passing meanwhile are not printed.
+after --timeout seconds (default 30, at most 3600) when fewer records pass; --limit is at
+most 100000. While 8 MiB of lines wait for this command to read them, the records passing
+meanwhile are not printed. The stream ends early, said on stderr, when the pipeline ends,
+a reload replaces it or the process stops. A process serves 4 taps at once.
 
 It asks the process's admin endpoint (GET /pipelines/PIPELINE/tap), so that process must
 run with --admin HOST:PORT (default here: 127.0.0.1:9464). With admin_token set, export
 PIPEHOST_ADMIN_TOKEN.
 
-Exit code 0 when done, 2 for an unknown pipeline or stage or a refused token, 3 when the
-endpoint cannot be reached.
+Exit code 0 when done, 1 when stdout cannot be written or 4 taps are open already, 2
+for an unknown pipeline or stage or a refused token, 3 when the endpoint cannot be reached.
 )";
 
 inline constexpr const char* kPositions = R"(Usage: pipehost positions FILE... --pipeline NAME [--reset-to WHERE [--execute]] [--env NAME] [--set PATH=VALUE]
@@ -135,7 +137,8 @@ prints one table (the rates over one interval) and exits.
 It reads the process's admin endpoint (default 127.0.0.1:9464, the address given to
 `run --admin`); with admin_token set, export PIPEHOST_ADMIN_TOKEN.
 
-Exit code 0 when stopped, 2 for a refused token, 3 when the endpoint cannot be reached.
+Exit code 0 when stopped (Ctrl-C), 1 when stdout cannot be written, 2 for a refused
+token, 3 when the endpoint cannot be reached.
 )";
 
 inline constexpr const char* kReplay = R"(Usage: pipehost replay FILE... --pipeline NAME [--env NAME] [--set PATH=VALUE]

@@ -3,9 +3,13 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <map>
 #include <thread>
@@ -118,8 +122,16 @@ int top_command(const std::string& address, double interval_s, bool once) {
                  address.c_str(), address.c_str());
     return kServicesUnavailable;
   }
+  // Ctrl-C (or SIGTERM) ends top with exit code 0, as its help says, between two frames.
+  static volatile std::sig_atomic_t stop_requested = 0;
+  std::signal(SIGINT, [](int) { stop_requested = 1; });
+  std::signal(SIGTERM, [](int) { stop_requested = 1; });
+  const auto pause = std::chrono::duration<double>(interval_s);
   for (;;) {
-    std::this_thread::sleep_for(std::chrono::duration<double>(interval_s));
+    for (auto until = std::chrono::steady_clock::now() + pause; std::chrono::steady_clock::now() < until;) {
+      if (stop_requested) return kOk;
+      std::this_thread::sleep_for(std::min<std::chrono::duration<double>>(pause, std::chrono::milliseconds(50)));
+    }
     if (!fetch(client, headers, now, error, status)) {
       std::fprintf(stderr, "pipehost top: %s (the process ended?)\n", error.c_str());
       return once ? kServicesUnavailable : kOk;
@@ -127,7 +139,10 @@ int top_command(const std::string& address, double interval_s, bool once) {
     std::string text = table(before, now, address);
     if (terminal) std::fputs("\033[H\033[2J", stdout);
     std::fputs(text.c_str(), stdout);
-    std::fflush(stdout);
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+      std::fprintf(stderr, "pipehost top: cannot write to stdout: %s\n", std::strerror(errno));
+      return kPipelineFailed;
+    }
     if (once) return kOk;
     before = std::move(now);
   }

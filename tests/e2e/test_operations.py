@@ -355,6 +355,43 @@ def test_tap_prints_live_records_at_a_stage_as_json_lines():
     assert p.returncode == 0
 
 
+def test_tap_ends_with_its_pipeline_and_at_most_4_are_served_at_once():
+    from support import PIPEHOST
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    path = write_config(f"""
+admin = "127.0.0.1:{port}"
+[pipelines.short]
+source = {{ plugin = "datagen", count = 30, rate = 20, seed = 4 }}
+sink = {{ plugin = "file", path = "{os.devnull}" }}
+[pipelines.long]
+source = {{ plugin = "datagen", count = 0, rate = 20, seed = 4 }}
+sink = {{ plugin = "file", path = "{os.devnull}" }}
+""")
+    p = start_pipehost("run", path, "--no-progress", env=EMBEDDED, stdout=subprocess.DEVNULL)
+    taps = []
+    try:
+        wait_for_admin(base)
+        tap = [PIPEHOST, "tap", "--admin", f"127.0.0.1:{port}"]
+        # The bounded pipeline ends before --limit and --timeout: said, not a silent wait.
+        r = subprocess.run(tap + ["short", "--limit", "1000", "--timeout", "60"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 0 and "the stream ended after" in r.stderr, r.stderr
+        assert len(r.stdout.splitlines()) <= 30
+        # Four taps hold four of the server's threads; a fifth is refused and /health answers.
+        taps = [subprocess.Popen(tap + ["long", "--limit", "100000", "--timeout", "30"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL) for _ in range(4)]
+        for t in taps:
+            assert t.stdout.readline(), "a tap printed nothing"  # open and served
+        r = subprocess.run(tap + ["long", "--limit", "1"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 1 and "4 taps are open already" in r.stderr, r.stderr
+        assert call(base, "/health")[0] == 200
+    finally:
+        for t in taps:
+            t.kill()
+        stop(p, timeout=30)
+
+
 def test_the_error_rate_breaker_stops_a_pipeline_that_rejects_too_much():
     from support import TEST_PLUGIN_DIR, pipehost
 
