@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <limits>
 #include <map>
 #include <tuple>
@@ -100,7 +101,7 @@ std::string AdminServer::metrics() const {
   per_pipeline("pipehost_rewinds_total", "counter",
                "Times a sink's store had lost writes and the source read again from its position.",
                [](Pipeline& p) { return p.state().rewinds.load(); });
-  per_pipeline("pipehost_restarts_total", "counter", "Restarts after a failure.",
+  per_pipeline("pipehost_restarts_total", "counter", "Restarts, after a failure or asked for through the admin API.",
                [](Pipeline& p) { return p.state().restarts.load(); });
   per_pipeline("pipehost_stalls_total", "counter",
                "Stage calls, or records in flight, that made no progress for stall_timeout_ms.",
@@ -250,14 +251,21 @@ std::string AdminServer::pipelines_json() const {
 }
 
 std::string AdminServer::refused(const httplib::Request& req, bool changes_state, int& status) const {
+  const auto lower = [](std::string text) {
+    for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text;
+  };
   if (!allowed_hosts_.empty()) {
     std::string host = req.get_header_value("Host");
-    if (std::find(allowed_hosts_.begin(), allowed_hosts_.end(), host) == allowed_hosts_.end()) {
+    if (std::find(allowed_hosts_.begin(), allowed_hosts_.end(), lower(host)) == allowed_hosts_.end()) {
       status = 403;
       return "Host '" + host + "' is not this loopback endpoint";
     }
   }
-  if (!token_.empty() && req.get_header_value("Authorization") != "Bearer " + token_) {
+  // The scheme is case-insensitive (RFC 9110), the token is not.
+  const std::string authorization = req.get_header_value("Authorization");
+  if (!token_.empty() &&
+      (authorization.size() < 7 || lower(authorization.substr(0, 7)) != "bearer " || authorization.substr(7) != token_)) {
     status = 401;
     return "this endpoint wants \"Authorization: Bearer <admin_token>\"";
   }
