@@ -8,6 +8,7 @@
 #include <cctype>
 #include <limits>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "admin/exposition.hpp"
@@ -154,10 +155,15 @@ std::string AdminServer::metrics() const {
   // What the plugins count and measure, one family per exposed name: two names that
   // become one once cleaned ("eu-west", "eu.west") are one family, or Prometheus would
   // refuse the scrape for its repeated TYPE line.
+  // Only the pipelines there are now: a reload that removed one keeps its plugins' counters
+  // alive (a stage holds a reference for the process's life) but no longer shows them.
+  std::set<std::string> present;
+  for (auto& p : pipelines_()) present.insert(p->config().name);
   auto plugin_families = [&](auto metrics, const std::string& suffix, const char* type, const char* help) {
     std::vector<std::pair<std::string, std::size_t>> order;  // exposed name, index
     for (std::size_t i = 0; i < metrics.size(); ++i)
-      order.emplace_back(Exposition::metric_name("pipehost_plugin_" + metrics[i].first.name) + suffix, i);
+      if (present.count(metrics[i].first.pipeline))
+        order.emplace_back(Exposition::metric_name("pipehost_plugin_" + metrics[i].first.name) + suffix, i);
     std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     for (std::size_t k = 0; k < order.size(); ++k) {
       if (k == 0 || order[k - 1].first != order[k].first) e.family(order[k].first, type, help);

@@ -844,6 +844,10 @@ def test_sighup_reloads_only_the_pipelines_whose_definition_changed():
         assert now["changed"]["records_acknowledged"] < 200  # a new pipeline, counting from 0
         removed_lines = sum(1 for _ in open(f"{folder}/removed.jsonl"))
         wait_until(lambda: pipelines()["added"]["records_acknowledged"] > 20, 20, "the added pipeline")
+        # The plugins' metrics of a removed pipeline go with it.
+        shown = {dict(k[1])["pipeline"] for k in samples(call(base, "/metrics")[1])
+                 if k[0] == "pipehost_plugin_records_out_total"}
+        assert shown == {"steady", "changed", "added"}, shown
 
         # An invalid file, or a setting only a restart applies: refused, nothing changes.
         with open(path, "a") as f:
