@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <sstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -206,15 +207,27 @@ void select_pipelines(const std::vector<std::string>& names, Config& config,
     });
 }
 
+// A reload's problems are log lines of the running process (JSON ones with
+// --log-format json); before a start, compiler-style lines and how many.
+void print_problems(const Diagnostics& diagnostics, bool reloading) {
+  if (!reloading) {
+    std::fputs(diagnostics.format().c_str(), stderr);
+    return;
+  }
+  std::istringstream lines(diagnostics.format());
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) log_error(line);
+}
+
 // Loads the files, the plugins they need and validates everything; false with every
 // problem printed.
-bool load_config(const Arguments& args, PluginRegistry& plugins, Config& config) {
+bool load_config(const Arguments& args, PluginRegistry& plugins, Config& config, bool reloading) {
   LoadRequest request = args.load;
   request.files = args.positional;
   Diagnostics diagnostics;
   auto document = load_document(request, diagnostics);
   if (!document || !diagnostics.empty()) {
-    std::fputs(diagnostics.format().c_str(), stderr);
+    print_problems(diagnostics, reloading);
     return false;
   }
   std::vector<std::string> extra = args.plugin_path;
@@ -231,8 +244,8 @@ bool load_config(const Arguments& args, PluginRegistry& plugins, Config& config)
     offline.data_dir = data_directory();
     std::vector<std::string> not_asked;
     check_stages(config, offline, false, diagnostics, not_asked);
-    std::fputs(diagnostics.format().c_str(), stderr);
-    std::fprintf(stderr, "%zu problem(s); nothing was started\n", diagnostics.size());
+    print_problems(diagnostics, reloading);
+    if (!reloading) std::fprintf(stderr, "%zu problem(s); nothing was started\n", diagnostics.size());
     return false;
   }
   return true;
@@ -248,7 +261,7 @@ int command_run(const Arguments& args, bool validate_only) {
   if (!validate_only) block_stop_signals();
   PluginRegistry plugins;
   Config config;
-  if (!load_config(args, plugins, config)) return kInvalidInput;
+  if (!load_config(args, plugins, config, false)) return kInvalidInput;
   if (validate_only) {
     // Each stage's own checks; with --connect, the services they need too.
     CheckServices services;
@@ -296,7 +309,7 @@ int command_run(const Arguments& args, bool validate_only) {
   options.reload = [args]() -> std::unique_ptr<LoadedConfig> {
     auto next = std::make_unique<LoadedConfig>();
     next->plugins = std::make_unique<PluginRegistry>();
-    if (!load_config(args, *next->plugins, next->config)) return nullptr;
+    if (!load_config(args, *next->plugins, next->config, true)) return nullptr;
     return next;
   };
   return run_pipelines(config, data_directory(), options);
@@ -355,7 +368,7 @@ int command_positions(const Arguments& args) {
   }
   PluginRegistry plugins;
   Config config;
-  if (!load_config(args, plugins, config)) return kInvalidInput;
+  if (!load_config(args, plugins, config, false)) return kInvalidInput;
   return positions_command(config, config.pipelines.front(), args.reset_to, args.execute);
 }
 
@@ -369,7 +382,7 @@ int command_replay(const Arguments& args) {
   block_stop_signals();
   PluginRegistry plugins;
   Config config;
-  if (!load_config(args, plugins, config)) return kInvalidInput;
+  if (!load_config(args, plugins, config, false)) return kInvalidInput;
   const PipelineConfig& pipeline = config.pipelines.front();
   if (pipeline.on_error != ErrorPolicy::dead_letter) {
     std::fprintf(stderr, "pipehost replay: pipeline '%s' has no dead-letter topic (its on_error is not "

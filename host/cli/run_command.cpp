@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <sstream>
+#include <string>
 #include <cstdio>
 #include <thread>
 
@@ -214,7 +216,7 @@ void reload(Runtime& runtime, const RunOptions& options, std::vector<std::unique
   log_info("reading the config files again");
   std::unique_ptr<LoadedConfig> next = options.reload();
   if (!next) {
-    log_error("reload refused: the files have the problems printed above; the running pipelines go on unchanged");
+    log_error("reload refused: the files have the problems above; the running pipelines go on unchanged");
     return;
   }
   std::string fixed = runtime.fixed_settings_changed(next->config);
@@ -227,7 +229,9 @@ void reload(Runtime& runtime, const RunOptions& options, std::vector<std::unique
   std::vector<std::string> unreachable;
   check_stages(next->config, runtime.check_services(), true, problems, unreachable);
   if (!problems.empty() || !unreachable.empty()) {
-    std::fputs(problems.format().c_str(), stderr);
+    std::istringstream lines(problems.format());
+    for (std::string line; std::getline(lines, line);)
+      if (!line.empty()) log_error(line);
     for (const auto& u : unreachable) log_error(u);
     log_error("reload refused: a stage's check failed (above); the running pipelines go on unchanged");
     return;
