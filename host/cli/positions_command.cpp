@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "cli/commands.hpp"
@@ -67,6 +68,22 @@ bool read_sink_positions(const Config& config, const PipelineConfig& pipeline, s
 
 std::string offset_text(std::int64_t offset) { return offset < 0 ? "-" : std::to_string(offset); }
 
+// librdkafka's last error line (a refused connection, a failed authentication), said with
+// the command's own message instead of as raw "%3|...|FAIL|" lines while it retries.
+std::mutex last_log_mutex;
+std::string last_log;
+
+void keep_last_log(const rd_kafka_t*, int level, const char*, const char* line) {
+  if (level > 3) return;
+  std::lock_guard lock(last_log_mutex);
+  last_log = line;
+}
+
+std::string librdkafka_said() {
+  std::lock_guard lock(last_log_mutex);
+  return last_log.empty() ? "" : " (librdkafka: " + last_log + ")";
+}
+
 // A consumer handle of the group that never subscribes: it reads and commits offsets,
 // as kafka-consumer-groups does, without joining the group.
 Handle group_client(const Config& config, const std::string& group, std::string& error) {
@@ -77,6 +94,7 @@ Handle group_client(const Config& config, const std::string& group, std::string&
   settings["log_level"] = "3";
   rd_kafka_conf_t* conf = kafka_conf(settings, error);
   if (!conf) return Handle(nullptr, rd_kafka_destroy);
+  rd_kafka_conf_set_log_cb(conf, keep_last_log);
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
   if (!rk) error = err;
@@ -146,7 +164,9 @@ int positions_command(const Config& config, const PipelineConfig& pipeline, cons
     rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
     rd_kafka_resp_err_t rc = rd_kafka_metadata(rk.get(), 0, rkt, &md, 10000);
     rd_kafka_topic_destroy(rkt);
-    if (rc) return fail("cannot reach " + config.kafka_brokers + ": " + rd_kafka_err2str(rc), kServicesUnavailable);
+    if (rc)
+      return fail("cannot reach " + config.kafka_brokers + ": " + rd_kafka_err2str(rc) + librdkafka_said(),
+                  kServicesUnavailable);
     if (md->topic_cnt != 1 || md->topics[0].err) {
       const rd_kafka_resp_err_t err = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
       rd_kafka_metadata_destroy(md);
