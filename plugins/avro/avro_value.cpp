@@ -28,9 +28,48 @@ std::string avro_error() {
   return e && *e ? e : "unknown Avro error";
 }
 
+namespace {
+// Avro C parses schemas with jansson, which refuses "\u0000" in a JSON string unless
+// asked not to (JSON_ALLOW_NUL), and Avro C does not ask: a valid schema whose default
+// or doc holds a NUL (a zero decimal's default "\u0000", common) was refused. Avro C
+// reads no default or doc (names and symbols cannot hold one), so the copy it parses
+// has those escapes as "\u0001"; defaults are read from the original text.
+std::string without_nul_escapes(std::string_view json) {
+  std::string out;
+  out.reserve(json.size());
+  bool in_string = false;
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (!in_string) {
+      in_string = c == '"';
+      out += c;
+      continue;
+    }
+    if (c == '"') {
+      in_string = false;
+      out += c;
+    } else if (c == '\\' && i + 1 < json.size()) {
+      if (json.substr(i + 1, 5) == "u0000") {
+        out += "\\u0001";
+        i += 5;
+      } else {
+        out += c;
+        out += json[++i];
+      }
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+}  // namespace
+
 Schema parse_schema(std::string_view json) {
+  std::string without_nul;
+  std::string_view text = json;
+  if (json.find("\\u0000") != std::string_view::npos) text = without_nul = without_nul_escapes(json);
   avro_schema_t s = nullptr;
-  if (avro_schema_from_json_length(json.data(), json.size(), &s) != 0) {
+  if (avro_schema_from_json_length(text.data(), text.size(), &s) != 0) {
     // Avro C's (jansson's) message has no position: where the JSON breaks, if it does.
     std::string where;
     try {

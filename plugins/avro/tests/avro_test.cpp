@@ -722,6 +722,23 @@ TEST_CASE("avro_encode: a field the value lacks is written with its default") {
   CHECK(rejected[0].reason.find("field 'note' has no value") != std::string::npos);
 }
 
+TEST_CASE("avro_encode: a schema whose JSON holds \\u0000 (a zero decimal's default) is read, and its default written") {
+  const std::string schema = R"({"type":"record","name":"Nul","namespace":"x","doc":"a NUL: \u0000","fields":[
+    {"name":"a","type":"long"},
+    {"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2},"default":"\u0000"}]})";
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("nul-value")}},
+                                     [&](TestContext& c) { register_text(c, "nul-value", schema); });
+  enc->start();
+  Batch b;
+  b.records.emplace_back().value = Struct{StructSchema::make({"a"}), {Value(std::int64_t{5})}};
+  CHECK(enc.process(b).empty());
+  std::string body;
+  put_long(body, 5);
+  put_long(body, 1), body += '\0';  // the default: one zero byte, the decimal 0.00
+  REQUIRE(b.records.size() == 1);
+  CHECK(std::string(b.records[0].payload) == framed(1, body));
+}
+
 // Defaults belong to their subject's schema: two subjects of one encoder (a router's) with
 // a record of the same name each write their own; a named fixed's default is bytes.
 TEST_CASE("avro_encode: defaults are per subject, and a named fixed takes its default as bytes") {
