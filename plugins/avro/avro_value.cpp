@@ -331,7 +331,7 @@ const ToValue::RecordShape& ToValue::record_shape(avro_schema_t s) {
       shape.branch = std::move(branch);
     }
   }
-  shape.schema = StructSchema::make(std::move(names));
+  shape.schema = StructSchema::make(std::move(names), full_name(s));
   return records_.emplace(s, std::make_pair(Schema(avro_schema_incref(s)), std::move(shape))).first->second.second;
 }
 
@@ -369,7 +369,7 @@ std::shared_ptr<const StructSchema> ToValue::map_schema(const std::vector<std::s
     maps_bytes_ = 0;
   }
   maps_bytes_ += 2 * key_bytes;  // the map's key and the schema's names
-  return maps_.emplace(keys, StructSchema::make(keys)).first->second;
+  return maps_.emplace(keys, StructSchema::make(keys, std::string(StructSchema::kMap))).first->second;
 }
 
 void ToValue::into(avro_value_t& v, Value& out) {
@@ -546,10 +546,12 @@ int match(const Value& in, avro_schema_t branch) {
 
 // The first branch (in the schema's order) the value is exactly, else the first it can be
 // converted to (a float, bytes from a string...); a branch that refuses the value (a
-// record missing a field, a fixed of another size) makes way for the next. A struct is
-// exactly a record with its very fields (3: before a map or another record), a record
-// whose fields it all has or a map (2), or a record it lacks fields of, as null (1): a
-// union of records and maps keeps the branch a decoded value came from.
+// record missing a field, a fixed of another size) makes way for the next. A struct a
+// decoder read as a record goes to the record of that full name, one read as a map to a
+// map (4: before anything else); otherwise a struct is exactly a record with its very
+// fields (3: before a map or another record), a record whose fields it all has or a map
+// (2), or a record it lacks fields of, as null (1). So a union of records and maps keeps
+// the branch a decoded value came from.
 void FromValue::write_union(const Value& in, avro_schema_t schema, std::string& out, const Path* where) {
   const size_t branches = avro_schema_union_size(schema);
   std::optional<InvalidRecord> first_refusal;
@@ -559,6 +561,11 @@ void FromValue::write_union(const Value& in, avro_schema_t schema, std::string& 
     if ((type == AVRO_BYTES || type == AVRO_FIXED) && (in.is<double>() || in.is<std::int64_t>()) &&
         decimal_at(branch, where))
       return 1;  // a number converted to a decimal
+    if (as_struct && as_struct->schema) {
+      const std::string& name = as_struct->schema->type_name();
+      if (type == AVRO_MAP && name == StructSchema::kMap) return 4;
+      if (type == AVRO_RECORD && !name.empty() && name == full_name(branch)) return 4;
+    }
     if (!as_struct || type != AVRO_RECORD) return match(in, branch);
     const std::vector<int>& field_of = order(branch, *as_struct);
     const bool all = std::all_of(field_of.begin(), field_of.end(), [](int f) { return f >= 0; });
@@ -570,9 +577,9 @@ void FromValue::write_union(const Value& in, avro_schema_t schema, std::string& 
     int wanted;
     bool floats;
   };
-  for (const Pass pass : {Pass{3, false}, Pass{2, false}, Pass{1, false}, Pass{1, true}}) {
+  for (const Pass pass : {Pass{4, false}, Pass{3, false}, Pass{2, false}, Pass{1, false}, Pass{1, true}}) {
     const int wanted = pass.wanted;
-    if (wanted == 3 && !as_struct) continue;
+    if (wanted >= 3 && !as_struct) continue;
     for (size_t b = 0; b < branches; ++b) {
       avro_schema_t branch = avro_schema_union_branch(schema, static_cast<int>(b));
       while (avro_typeof(branch) == AVRO_LINK) branch = avro_schema_link_target(branch);

@@ -551,7 +551,7 @@ void DecodePlans::build(DecodePlan& p, const gp::Descriptor& message,
     max_number = std::max(max_number, static_cast<std::uint32_t>(f->number()));
   }
   p.full_name = message.full_name();
-  p.schema = StructSchema::make(std::move(names));
+  p.schema = StructSchema::make(std::move(names), message.full_name());
   p.by_number_.assign(std::min(max_number, kDenseNumbers - 1) + 1, -1);
   // Each real oneof's decoded members (proto3 `optional` is a oneof of one: not these),
   // all gathered before fields point into them.

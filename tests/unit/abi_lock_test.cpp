@@ -69,6 +69,7 @@ std::uint64_t layout_hash() {
   PIPEHOST_LAYOUT_OF(Rejection);
   PIPEHOST_LAYOUT_OF(Batch);
   PIPEHOST_LAYOUT_OF(Value);
+  PIPEHOST_LAYOUT_OF(StructSchema);
   PIPEHOST_LAYOUT_OF(Struct);
   PIPEHOST_LAYOUT_OF(Bytes);
   PIPEHOST_LAYOUT_OF(Timestamp);

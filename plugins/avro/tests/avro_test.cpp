@@ -739,6 +739,31 @@ TEST_CASE("avro_encode: a schema whose JSON holds \\u0000 (a zero decimal's defa
   CHECK(std::string(b.records[0].payload) == framed(1, body));
 }
 
+TEST_CASE("avro: decoded then encoded, a union keeps the record or map branch the value came from") {
+  // Two records of the same shape, and a map next to a record with the map's one key:
+  // chosen by shape, B came back as A and the map as M.
+  const std::string schema = R"({"type":"record","name":"U","namespace":"x","fields":[
+    {"name":"u","type":["null",{"type":"record","name":"A","fields":[{"name":"x","type":"int"}]},
+                               {"type":"record","name":"B","fields":[{"name":"x","type":"int"}]}]},
+    {"name":"m","type":["null",{"type":"map","values":"long"},
+                               {"type":"record","name":"M","fields":[{"name":"k","type":"long"}]}]}]})";
+  StageHarness<avro::AvroDecode> dec;
+  const int id = register_text(dec.context, "u-value", schema);
+  std::string body;
+  put_long(body, 2), put_long(body, 5);  // u: B{x: 5}
+  put_long(body, 1);                     // m: the map {"k": 3}
+  put_long(body, 1), put_string(body, "k"), put_long(body, 3), put_long(body, 0);
+  Batch b = of({framed(id, body)});
+  REQUIRE(dec.process(b).empty());
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("u-value")}},
+                                     [&](TestContext& c) { register_text(c, "u-value", schema); });
+  enc->start();
+  REQUIRE(enc.process(b).empty());
+  REQUIRE(b.records.size() == 1);
+  const std::string written(b.records[0].payload);
+  CHECK(written.substr(5) == body);
+}
+
 // Defaults belong to their subject's schema: two subjects of one encoder (a router's) with
 // a record of the same name each write their own; a named fixed's default is bytes.
 TEST_CASE("avro_encode: defaults are per subject, and a named fixed takes its default as bytes") {

@@ -23,14 +23,20 @@ struct Timestamp {
 };
 
 // Field names of a struct, shared by every value of the same shape: a decoder builds
-// one per schema, and a reader can cache a field's index per schema pointer.
+// one per schema, and a reader can cache a field's index per schema pointer. The type
+// name says what a decoder read the struct as: a record's or message's full name, kMap
+// for a map (an Avro map), empty when unknown (a JSON object). An encoder writing a
+// union picks the branch of that name.
 class StructSchema {
  public:
-  explicit StructSchema(std::vector<std::string> names) : names_(std::move(names)) {}
-  static std::shared_ptr<const StructSchema> make(std::vector<std::string> names) {
-    return std::make_shared<const StructSchema>(std::move(names));
+  static constexpr std::string_view kMap = "<map>";  // no Avro or protobuf type is named so
+  explicit StructSchema(std::vector<std::string> names, std::string type_name = {})
+      : names_(std::move(names)), type_name_(std::move(type_name)) {}
+  static std::shared_ptr<const StructSchema> make(std::vector<std::string> names, std::string type_name = {}) {
+    return std::make_shared<const StructSchema>(std::move(names), std::move(type_name));
   }
   const std::vector<std::string>& names() const { return names_; }
+  const std::string& type_name() const { return type_name_; }
   std::optional<std::size_t> index_of(std::string_view name) const {
     for (std::size_t i = 0; i < names_.size(); ++i)
       if (names_[i] == name) return i;
@@ -39,6 +45,7 @@ class StructSchema {
 
  private:
   std::vector<std::string> names_;
+  std::string type_name_;
 };
 
 class Value;
