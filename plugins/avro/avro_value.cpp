@@ -1046,6 +1046,9 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
       if (avro_typeof(schema) == AVRO_DOUBLE) {
         out.append(reinterpret_cast<const char*>(&d), sizeof d);
       } else {
+        // A finite number past a float's range would be written as an infinity.
+        if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max())
+          refuse(where, in, "a number within a float's range (about ±3.4e38)");
         const float f = static_cast<float>(d);
         out.append(reinterpret_cast<const char*>(&f), sizeof f);
       }

@@ -764,6 +764,22 @@ TEST_CASE("avro: decoded then encoded, a union keeps the record or map branch th
   CHECK(written.substr(5) == body);
 }
 
+TEST_CASE("avro_encode: a number past a float's range is refused for a float field, not written as infinity") {
+  const std::string schema = R"({"type":"record","name":"F","namespace":"x","fields":[{"name":"f","type":"float"}]})";
+  StageHarness<avro::AvroEncode> enc({{"subject", std::string("f-value")}},
+                                     [&](TestContext& c) { register_text(c, "f-value", schema); });
+  enc->start();
+  Batch b;
+  for (double d : {1e39, 3e38, -1e39})
+    b.records.emplace_back().value = Struct{StructSchema::make({"f"}), {Value(d)}};
+  auto rejected = enc.process(b);
+  REQUIRE(rejected.size() == 2);
+  CHECK(rejected[0].reason.find("field 'f' is not a number within a float's range") != std::string::npos);
+  REQUIRE(b.records.size() == 1);
+  const float f = 3e38f;
+  CHECK(std::string(b.records[0].payload).substr(5) == std::string(reinterpret_cast<const char*>(&f), 4));
+}
+
 // Defaults belong to their subject's schema: two subjects of one encoder (a router's) with
 // a record of the same name each write their own; a named fixed's default is bytes.
 TEST_CASE("avro_encode: defaults are per subject, and a named fixed takes its default as bytes") {
