@@ -59,8 +59,11 @@ std::string AdminServer::health(int& status) const {
   status = 200;
   for (auto& p : pipelines_()) {
     out["pipelines"][p->config().name] = state_of(*p);
-    // A pipeline waiting to restart is not a reason to restart the process.
-    if (p->state().failed() && !p->state().restarting) {
+    // A pipeline that restarts by itself is not a reason to restart the process: one
+    // waiting to, or still draining its tasks after the failure (restart_attempts left).
+    const bool restarts = p->state().restarting ||
+                          (!p->done() && p->config().restart_attempts > 0 && !p->state().failure_logged);
+    if (p->state().failed() && !restarts) {
       out["status"] = "failing";
       status = 503;
     }
