@@ -140,6 +140,20 @@ sink = {{ plugin = "file", path = "{out}", format = "json" }}
         return [json.loads(line) for line in f]
 
 
+def datagen_records(kind, count, seed):
+    """What datagen generates of `kind`, written straight to a JSON-lines file: no Kafka,
+    no codec, no sink under test."""
+    out = os.path.join(tempfile.mkdtemp(prefix="pipehost-ref-"), f"{kind}.jsonl")
+    config = write_config(f"""
+[pipelines.reference]
+source = {{ plugin = "datagen", kind = "{kind}", count = {count}, seed = {seed} }}
+sink = {{ plugin = "file", path = "{out}" }}
+""")
+    pipehost("run", config, "--no-progress", check=0)
+    with open(out) as f:
+        return [json.loads(line) for line in f]
+
+
 def totals_of(transactions):
     """Exact per-account sums (Decimal, 2 places), computed here."""
     totals = collections.defaultdict(decimal.Decimal)

@@ -586,18 +586,11 @@ def test_positions_read_a_sqlite_sink_without_creating_its_file():
     # its file does not exist and is not made from the template; after it, the positions
     # shown are those in the file, as sqlite3 reads them.
     import sqlite3
-    import uuid
-    import confluent_kafka
-    import confluent_kafka.admin
     from support import PIPEHOST, pipehost, require_env
     brokers = require_env("KAFKA_BROKERS")
-    topic, group = f"positions-sqlite-{uuid.uuid4().hex[:8]}", f"g-{uuid.uuid4().hex[:8]}"
-    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
-    admin.create_topics([confluent_kafka.admin.NewTopic(topic, 2, 1)])[topic].result(30)
-    producer = confluent_kafka.Producer({"bootstrap.servers": brokers})
-    for i in range(90):
-        producer.produce(topic, value=json.dumps({"k": f"k{i % 7}", "n": 1}).encode(), partition=i % 2 if i < 60 else 0)
-    producer.flush(30)
+    topic = topic_holding("positions-sqlite", 2, [(json.dumps({"k": f"k{i % 7}", "n": 1}).encode(), None,
+                                                   i % 2 if i < 60 else 0) for i in range(90)])
+    group = f"{topic}-g"
     folder = tempfile.mkdtemp()
     template, database = os.path.join(folder, "template.sqlite"), os.path.join(folder, "counts.sqlite")
     with sqlite3.connect(template) as db:

@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
 
 from support import (CONFIGS, kcat_consume, pipehost, require_env, run_tests, services,
@@ -238,13 +237,8 @@ def rejected_in_a_batch_read_again():
 
 def reference_trades(count, seed):
     """The producer's own list: datagen straight to a file, no Kafka, no sink under test."""
-    out = os.path.join(tempfile.mkdtemp(), "trades.jsonl")
-    config = os.path.join(tempfile.mkdtemp(), "ref.toml")
-    with open(config, "w") as f:
-        f.write(f'[pipelines.ref]\nsource = {{ plugin = "datagen", kind = "trades", count = {count}, '
-                f'seed = {seed} }}\nsink = {{ plugin = "file", path = "{out}" }}\n')
-    pipehost("run", config, "--no-progress", check=0)
-    return [json.loads(line) for line in open(out)]
+    from support import datagen_records
+    return datagen_records("trades", count, seed)
 
 
 def stored_exactly_once(table, expected):
