@@ -1,5 +1,7 @@
 #include "wire_decoder.hpp"
 
+#include <google/protobuf/descriptor.pb.h>
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -424,7 +426,9 @@ Value default_of(const gp::FieldDescriptor& f, Kind kind) {
   // but a proto2 field declaring `[default = ...]` says what absent means (its getter
   // reads it). Not a map entry's key or value (proto2 gives them presence): protobuf
   // reads an absent one as the default, and writers leave defaults out of entries.
-  const bool map_entry = f.containing_type() && f.containing_type()->map_key() != nullptr;
+  // By the option, not map_key(): that CHECK-fails (aborts) on an entry without its two
+  // fields, which a schema can declare (a message with map_entry set that no map uses).
+  const bool map_entry = f.containing_type() && f.containing_type()->options().map_entry();
   if (kind == Kind::message || kind == Kind::timestamp || f.containing_oneof()) return {};
   if (f.has_presence() && !map_entry && (f.is_required() || !f.has_default_value())) return {};
   switch (f.cpp_type()) {

@@ -1,5 +1,7 @@
 #include "wire_encoder.hpp"
 
+#include <google/protobuf/descriptor.pb.h>
+
 #include <algorithm>
 #include <bit>
 #include <charconv>
@@ -318,7 +320,7 @@ const EncodePlan& EncodePlans::plan(const gp::Descriptor& message) {
       f.packed = d.is_packed();
       // A map entry's key and value are written even when default, as protobuf's
       // serializers do (the bytes then match theirs).
-      f.presence = d.has_presence() || d.containing_type()->map_key() != nullptr;
+      f.presence = d.has_presence() || d.containing_type()->options().map_entry();  // not map_key(): it CHECK-fails
       f.check_utf8 = f.kind == Kind::string && d.file()->syntax() == gp::FileDescriptor::SYNTAX_PROTO3;
       f.required = d.is_required();
       const auto number = static_cast<std::uint64_t>(d.number());

@@ -617,6 +617,23 @@ TEST_CASE("decode: a field whose type comes from an import found nowhere is refu
   CHECK(projected.plan(files->find_message("A")).schema->names() == std::vector<std::string>{"n"});
 }
 
+// A message declaring map_entry that no map field uses is not checked by protobuf to hold
+// a key and a value; its map_key() then CHECK-failed, which aborts the process (found by
+// the proto_schema fuzzer; a record's message index can name such a message).
+TEST_CASE("plans: a message declaring map_entry without its two fields is planned, not a crash") {
+  auto files = SchemaFiles::from_registry(
+      "syntax = \"proto2\";\n"
+      "message E { option map_entry = true; optional string value = 2; }\n",
+      1, nullptr);
+  DecodePlans plans;
+  const DecodePlan& plan = plans.plan(files->find_message("E"));
+  Value v;
+  decode_message(plan, std::string("\x12\x01v", 3), v);  // value: "v"
+  CHECK(field(v, "value") == Value("v"));
+  EncodePlans encoders;
+  CHECK_NOTHROW(encoders.plan(files->find_message("E")));
+}
+
 // Plans are built for every type a message reaches: a registered chain of 20,000 message
 // types overflowed the stack and killed the process.
 TEST_CASE("decode: a schema whose message types nest past 100 is refused, not a crash") {
