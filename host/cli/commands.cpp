@@ -210,13 +210,8 @@ void select_pipelines(const std::vector<std::string>& names, Config& config,
 // A reload's problems are log lines of the running process (JSON ones with
 // --log-format json); before a start, compiler-style lines and how many.
 void print_problems(const Diagnostics& diagnostics, bool reloading) {
-  if (!reloading) {
-    std::fputs(diagnostics.format().c_str(), stderr);
-    return;
-  }
-  std::istringstream lines(diagnostics.format());
-  for (std::string line; std::getline(lines, line);)
-    if (!line.empty()) log_error(line);
+  if (reloading) return log_problems(diagnostics);
+  std::fputs(diagnostics.format().c_str(), stderr);
 }
 
 // Loads the files, the plugins they need and validates everything; false with every
@@ -549,6 +544,12 @@ int main_command(int argc, char** argv) {
   std::fprintf(stderr, "pipehost: unknown command '%s'; %s commands: run, validate, plugins, registry, tap, positions, top, replay (see --help)\n",
                command.c_str(), hint.c_str());
   return kInvalidInput;
+}
+
+void log_problems(const Diagnostics& diagnostics) {
+  std::istringstream lines(diagnostics.format());
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty()) log_error(line);
 }
 
 }  // namespace pipehost::host

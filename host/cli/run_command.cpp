@@ -4,8 +4,6 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <sstream>
-#include <string>
 #include <cstdio>
 #include <thread>
 
@@ -229,9 +227,7 @@ void reload(Runtime& runtime, const RunOptions& options, std::vector<std::unique
   std::vector<std::string> unreachable;
   check_stages(next->config, runtime.check_services(), true, problems, unreachable);
   if (!problems.empty() || !unreachable.empty()) {
-    std::istringstream lines(problems.format());
-    for (std::string line; std::getline(lines, line);)
-      if (!line.empty()) log_error(line);
+    log_problems(problems);
     for (const auto& u : unreachable) log_error(u);
     log_error("reload refused: a stage's check failed (above); the running pipelines go on unchanged");
     return;
