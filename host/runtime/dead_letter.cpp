@@ -181,7 +181,10 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
   if (outcome->status.is_ok()) return Status::ok();
   // The producer retried (within message.timeout.ms, if any) already: the broker refuses
   // these letters (too large, the topic's policy, ACLs), which is for a human.
-  return Status::fatal("dead-letter topic " + topic_ + ": " + outcome->status.message());
+  std::string why = outcome->status.message();
+  if (outcome->status.code() == Code::rewind)  // its record would be read again: a letter's is not
+    why = why.substr(0, why.find("; the batch is read again"));
+  return Status::fatal("dead-letter topic " + topic_ + ": " + why);
 }
 
 // A rejected record near the broker's size limit (a payload the decoder found too large,

@@ -7,11 +7,12 @@ namespace pipehost::host {
 
 std::uint64_t DeliveryTracker::begin(std::vector<Position> positions, std::uint64_t records,
                                      std::uint64_t bytes, int parts,
-                                     std::vector<std::int64_t> timestamps_ms) {
+                                     std::vector<std::int64_t> timestamps_ms,
+                                     std::vector<Position> starts) {
   std::lock_guard lock(mutex_);
   std::uint64_t sequence = next_sequence_++;
   entries_.push_back({sequence, std::move(positions), records, bytes, parts, Status::ok(),
-                      std::move(timestamps_ms)});
+                      std::move(timestamps_ms), std::move(starts)});
   in_flight_records_ += records;
   in_flight_bytes_ += bytes;
   return sequence;
@@ -114,6 +115,27 @@ DeliveryTracker::Drained DeliveryTracker::drain() {
     }
     entries_.pop_front();
   }
+  return out;
+}
+
+DeliveryTracker::Rewound DeliveryTracker::rewind() {
+  Rewound out;
+  std::lock_guard lock(mutex_);
+  for (const Entry& e : entries_) {
+    const Code code = e.status.code();
+    if (!out.error && !e.status.is_ok() && code != Code::rewind && code != Code::cancelled)
+      out.error = e.status;
+    for (const Position& start : e.starts) {
+      auto same = std::find_if(out.positions.begin(), out.positions.end(), [&](const Position& q) {
+        return q.partition == start.partition && q.topic == start.topic;
+      });
+      if (same == out.positions.end()) out.positions.push_back(start);  // the earliest batch's
+    }
+  }
+  entries_.clear();
+  in_flight_records_ = 0;
+  in_flight_bytes_ = 0;
+  changed_.notify_all();
   return out;
 }
 

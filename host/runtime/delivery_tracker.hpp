@@ -30,9 +30,11 @@ class DeliveryTracker {
   explicit DeliveryTracker(LatencyHistogram* latency = nullptr) : latency_(latency) {}
 
   // `parts` is how many completions the batch needs before it is acknowledged;
-  // `timestamps_ms` are the batch's record timestamps, for the latency histogram.
+  // `timestamps_ms` are the batch's record timestamps, for the latency histogram;
+  // `starts` the offset of its first record per partition, where a rewind reads again.
   std::uint64_t begin(std::vector<Position> positions, std::uint64_t records, std::uint64_t bytes,
-                      int parts, std::vector<std::int64_t> timestamps_ms = {});
+                      int parts, std::vector<std::int64_t> timestamps_ms = {},
+                      std::vector<Position> starts = {});
   // One part of the batch is done with this status (any thread).
   void complete(std::uint64_t sequence, const Status& status);
   // The task gave the batch up (failure elsewhere, or stopping): every part left completes
@@ -45,6 +47,15 @@ class DeliveryTracker {
   // was. Every drain from now on stops with a fatal error, so nothing more is committed.
   void done_called_twice();
   Drained drain();
+
+  struct Rewound {
+    std::vector<Position> positions;  // where each partition of the batches left is read again
+    std::optional<Status> error;      // a batch left that failed otherwise: the pipeline stops
+  };
+  // A sink's done asked for a rewind (Code::rewind, at the front: drain stopped there).
+  // Once every batch is complete (wait_all): forgets them all, and says where to read
+  // again, per partition the start of the first of them that read it.
+  Rewound rewind();
 
   // Waits until the in-flight records and bytes are under the limits, or the timeout.
   bool wait_for_room(std::uint64_t max_records, std::uint64_t max_bytes, Millis timeout);
@@ -62,6 +73,7 @@ class DeliveryTracker {
     int parts_left;
     Status status;
     std::vector<std::int64_t> timestamps_ms;
+    std::vector<Position> starts;
   };
   Entry* find(std::uint64_t sequence);  // under the lock; null when already drained
   void finish_part(Entry& e);           // under the lock

@@ -241,6 +241,7 @@ void Task::loop() {
     }
     commit(false);
     if (!check_acknowledgements() || stopping()) return;  // a failed batch found: poll no more
+    if (rewind_pending_ && !rewind_in_flight()) return;
     state_.in_flight_records[static_cast<std::size_t>(index_)] = tracker_.in_flight_records();
     state_.in_flight_bytes[static_cast<std::size_t>(index_)] = tracker_.in_flight_bytes();
     if (!apply_pause()) return;
@@ -284,10 +285,21 @@ void Task::loop() {
     if (records > 0 && !check_error_rate(records)) return;
     if (retry && !back_off(poll_attempt++)) return;
     if (ended) {
+      if (rewind_asked_at_end()) continue;
       source_ended_ = true;
       return;
     }
   }
+}
+
+// The source ended, but a batch in flight may still be refused (done says rewind) and
+// have to be read again: waits for them (as long as draining would).
+bool Task::rewind_asked_at_end() {
+  const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+  while (!tracker_.wait_all(kPollWait))
+    if (stopping() || std::chrono::steady_clock::now() > deadline) return false;
+  collect_acknowledged();
+  return rewind_pending_.has_value();
 }
 
 void Task::deliver(Batch& batch) {
@@ -315,10 +327,16 @@ void Task::deliver(Batch& batch) {
   }
   std::uint64_t records = batch.records.size();
   state_.records_read += records;
+  std::vector<Position> starts;  // where the batch is read again if its sink's done says so
+  for (std::size_t i = 0; i < batch.spans.size(); ++i) {
+    const Span& span = batch.spans[i];
+    const std::int64_t from = span.from >= 0 ? span.from : first_polled_[i];
+    if (from >= 0) starts.push_back({span.topic, span.partition, from});
+  }
   // Two parts: the sink's confirmation, and this task having dealt with rejections the
   // sink made while writing.
-  std::uint64_t sequence =
-      tracker_.begin(positions_of(batch), records, bytes, 2, std::move(timestamps));
+  std::uint64_t sequence = tracker_.begin(positions_of(batch), records, bytes, 2, std::move(timestamps),
+                                          std::move(starts));
   // Shown now, not at the next poll: a sink that does not answer holds this task here.
   state_.in_flight_records[static_cast<std::size_t>(index_)] = tracker_.in_flight_records();
   state_.in_flight_bytes[static_cast<std::size_t>(index_)] = tracker_.in_flight_bytes();
@@ -519,6 +537,30 @@ bool Task::rewind_source(const Batch& batch, const Status& why) {
   return true;
 }
 
+bool Task::rewind_in_flight() {
+  const Status why = *std::exchange(rewind_pending_, std::nullopt);
+  // The batches written after the refused one are read and written again too (at least
+  // once): the source cannot read again from the middle of what it read.
+  while (!tracker_.wait_all(kPollWait))
+    if (stopping()) return false;
+  // What completed before the batch was drained when its status was found.
+  DeliveryTracker::Rewound rewound = tracker_.rewind();
+  rewind_pending_.reset();  // a later batch may have asked too: one read again serves both
+  if (rewound.error) return fail("sink", *rewound.error), false;
+  if (rewound.positions.empty())
+    return fail("sink", Status::fatal(why.message() + "; the batch has no source position to read again from")),
+           false;
+  std::string where;
+  for (const Position& p : rewound.positions)
+    where += (where.empty() ? "" : ", ") + std::string(p.topic) + "/" + std::to_string(p.partition) + "@" +
+             std::to_string(p.next_offset);
+  Status s = retried([&] { return source_->seek(rewound.positions); }, "source: cannot read again from " + where);
+  if (!s.is_ok()) return fail("source", s), false;
+  state_.rewinds += 1;
+  log(LogLevel::warn, why.message() + "; reading again from " + where);
+  return true;
+}
+
 bool Task::handle_rejections(Batch& batch, const std::string& stage, StageStats& stats) {
   if (batch.rejections.empty()) return true;
   // Records rejected again after their batch was read again (a sink found rows its store
@@ -660,7 +702,9 @@ void Task::collect_acknowledged() {
   }
   if (drained.error) {
     const Status& e = *drained.error;
-    if (e.code() == Code::retriable)
+    if (e.code() == Code::rewind)
+      rewind_pending_ = e;  // by the loop; a stop leaves it to the next run (nothing past it is committed)
+    else if (e.code() == Code::retriable)
       fail("sink", Status::fatal("the sink reported a retriable error through done (" + e.message() +
                                  "); a sink retries a batch by throwing RetriableError from "
                                  "write, done takes ok, cancelled or an error that stops the "

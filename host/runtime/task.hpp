@@ -36,6 +36,10 @@ class Task {
   enum class Written { ok, failed, rewound };
   Written write_to_sink(Batch& batch, std::uint64_t sequence);
   bool rewind_source(const Batch& batch, const Status& why);
+  // A sink's done asked to read again (rewind_pending_): once every batch in flight
+  // settles, the source reads again from the first record of the first of them.
+  bool rewind_in_flight();
+  bool rewind_asked_at_end();
   Status retried(const std::function<Status()>& attempt, const std::string& what);
   void log_rejections(const std::vector<Rejection>& rejections, const std::string& stage,
                       const std::string& done_with);
@@ -86,6 +90,7 @@ class Task {
   // as polled, where a rewind reads it again from when the sink holds no position.
   std::vector<std::int64_t> first_polled_;
   RewoundDeadLetters rewound_letters_;
+  std::optional<Status> rewind_pending_;  // a batch's done said Code::rewind
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   bool finish_sent_ = false;
   bool last_poll_empty_ = false;  // the source had nothing: it has caught up

@@ -2,39 +2,81 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <mutex>
+#include <optional>
 
 #include "kafka_config.hpp"
 
 namespace pipehost::kafka {
-namespace {
 
-// One per written batch; freed by the delivery report of its last record (or by write,
-// for records never handed to librdkafka).
+// At least once: one per written batch; freed by the delivery report of its last record
+// (or by write, for records never handed to librdkafka).
+struct BatchCompletion;
+// A record's delivery report names its slot (the message's opaque): its source position,
+// for a record the broker refuses, which is then rejected when the batch is read again.
+struct RecordSlot {
+  BatchCompletion* batch;
+  std::int64_t offset;
+  std::int32_t partition;  // -1: no source position (a record a stage made)
+  std::uint32_t topic;     // in BatchCompletion::topics
+  bool alone;              // produced with nothing else in flight: a refusal is its own
+};
+struct Refusal {
+  const RecordSlot* slot;
+  std::string destination;
+  std::string reason;
+};
+
 struct BatchCompletion {
   std::atomic<std::size_t> remaining;
   std::mutex mutex;
-  Status status;  // the first failure
+  Status status;                  // the first failure
+  std::vector<Refusal> refusals;  // records the broker refused for good
   BatchDone done;
   Counter* delivered;
+  std::vector<RecordSlot> slots;
+  std::vector<std::string> topics;  // the records' source topics
+  std::vector<RefusedCopies::Passed> spans;
+  std::uint64_t generation = 0;  // RefusedCopies' when the batch was written
+  std::function<Status(BatchCompletion&)> outcome;  // the status done is called with
 
   void fail(Status s) {
     std::lock_guard lock(mutex);
     if (status.is_ok()) status = std::move(s);
   }
+  void refuse(const RecordSlot* slot, std::string destination, std::string reason) {
+    std::lock_guard lock(mutex);
+    refusals.push_back({slot, std::move(destination), std::move(reason)});
+  }
   // `n` records are settled; the last one calls done and frees this.
   void settle(std::size_t n) {
     if (remaining.fetch_sub(n) != n) return;
-    done(status);
+    done(outcome(*this));
     delete this;
   }
   // As settle, but the host is not told (the sink is being destroyed).
   void abandon(std::size_t n) {
     if (remaining.fetch_sub(n) == n) delete this;
   }
+  // The refusal of a record produced alone, taken out of those done reports.
+  std::optional<std::string> take_refusal(const RecordSlot* slot) {
+    std::lock_guard lock(mutex);
+    auto it = std::find_if(refusals.begin(), refusals.end(), [&](const Refusal& r) { return r.slot == slot; });
+    if (it == refusals.end()) return std::nullopt;
+    std::string reason = std::move(it->reason);
+    refusals.erase(it);
+    return reason;
+  }
+  std::uint32_t topic_index(std::string_view topic) {
+    if (!topics.empty() && topics.back() == topic) return static_cast<std::uint32_t>(topics.size() - 1);
+    for (std::size_t i = 0; i < topics.size(); ++i)
+      if (topics[i] == topic) return static_cast<std::uint32_t>(i);
+    topics.emplace_back(topic);
+    return static_cast<std::uint32_t>(topics.size() - 1);
+  }
 };
 
-}  // namespace
 
 void KafkaSinkConfig::declare(OptionList<KafkaSinkConfig>& o) {
   o.add("topic", &KafkaSinkConfig::topic,
@@ -191,24 +233,76 @@ void KafkaSink::start() {
 
 void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
   auto* sink = static_cast<KafkaSink*>(opaque);
-  sink->reports_.fetch_add(1);
-  if (sink->waiting_for_room_.load()) {
-    { std::lock_guard lock(sink->room_mutex_); }  // the waiter is waiting, or sees reports_
-    sink->room_.notify_all();
-  }
+  // Counted once the report is noted: a writer waiting for it (wait_for_deliveries) then
+  // finds a refusal of its record.
+  auto count_report = [sink] {
+    sink->reports_.fetch_add(1);
+    if (sink->waiting_for_room_.load()) {
+      { std::lock_guard lock(sink->room_mutex_); }  // the waiter is waiting, or sees reports_
+      sink->room_.notify_all();
+    }
+  };
   if (sink->exactly_once_) {  // in a transaction: committing it reports a failed delivery
+    count_report();
     if (!message->err) sink->delivered_->add();
     else sink->note_failed_delivery(message);
     return;
   }
-  auto* c = static_cast<BatchCompletion*>(message->_private);
-  if (sink->abandoning_.load()) return c->abandon(1);
-  if (message->err)
-    c->fail(Status::fatal(std::string("delivery to ") + rd_kafka_topic_name(message->rkt) +
-                          " failed: " + rd_kafka_err2str(message->err)));
-  else
+  const auto* slot = static_cast<const RecordSlot*>(message->_private);
+  BatchCompletion* c = slot->batch;  // alive until settled below
+  if (sink->abandoning_.load()) return count_report(), c->abandon(1);
+  if (!message->err) {
     c->delivered->add();
+  } else {
+    const std::string destination = rd_kafka_topic_name(message->rkt);
+    std::string failed = "delivery of the record" +
+                         (slot->partition >= 0 ? " from " + c->topics[slot->topic] + "/" +
+                                                     std::to_string(slot->partition) + "@" +
+                                                     std::to_string(slot->offset)
+                                               : std::string()) +
+                         " to " + destination + " failed: " + rd_kafka_err2str(message->err);
+    const bool refused = refused_for_good(message->err);
+    if (refused && slot->partition >= 0)
+      c->refuse(slot, destination, std::move(failed));
+    else
+      c->fail(Status::fatal(std::move(failed) + (refused ? " (a record a stage made, which cannot be read again)" : "")));
+  }
+  count_report();
   c->settle(1);
+}
+
+// At least once: what a batch's done says once every record has its delivery report.
+// Records the broker refused for good are remembered and the batch is read again
+// (Code::rewind): one refused alone is then rejected; ones refused together are produced
+// one at a time, to find which is at fault.
+Status KafkaSink::outcome(BatchCompletion& c) {
+  if (!c.status.is_ok()) return c.status;
+  if (c.refusals.empty()) {
+    refused_.written(c.spans, c.generation);
+    return Status::ok();
+  }
+  std::size_t alone = 0;
+  const Refusal* first = nullptr;
+  for (const Refusal& r : c.refusals) {
+    const RecordSlot& s = *r.slot;
+    if (s.alone) {
+      refused_.remember(c.topics[s.topic], s.partition, s.offset, r.destination,
+                        r.reason + " (the broker refuses it whatever the attempt)");
+      if (alone++ == 0) first = &r;
+    } else {
+      refused_.suspect(c.topics[s.topic], s.partition, s.offset, r.destination);
+    }
+  }
+  refused_.rewind_asked();
+  if (first)
+    return Status::rewind(first->reason + (alone > 1 ? " (and " + std::to_string(alone - 1) + " more)" : "") +
+                          "; the batch is read again so that the broker's refusals are rejected (at least "
+                          "once: the batches written after it are written again)");
+  return Status::rewind(std::to_string(c.refusals.size()) +
+                        " record(s) refused together (the broker refuses a partition's request whole), the "
+                        "first: " + c.refusals.front().reason +
+                        "; the batch is read again and they are produced one at a time to find which is at "
+                        "fault (at least once: the batches written after it are written again)");
 }
 
 void KafkaSink::produce(Record& r, void* completion) {
@@ -275,9 +369,7 @@ void KafkaSink::produce(Record& r, void* completion) {
   }
 }
 
-void KafkaSink::prepare(Batch& batch) {
-  if (exactly_once_) refused_.reject_in(batch);
-}
+void KafkaSink::prepare(Batch& batch) { refused_.reject_in(batch); }
 
 // Until a delivery report came after reports_before (the report that frees room may
 // have come between the full queue and here: then no wait), or 100 ms pass, so that a
@@ -304,12 +396,36 @@ void KafkaSink::write(Batch& batch, BatchDone done) {
   completion->remaining = n + 1;  // + 1 held by this call until every record is handed over
   completion->done = std::move(done);
   completion->delivered = delivered_;
+  completion->slots.resize(n);
+  completion->spans.reserve(batch.spans.size());
+  for (const Span& s : batch.spans) completion->spans.push_back({std::string(s.topic), s.partition, s.next});
+  completion->generation = refused_.generation();
+  completion->outcome = [this](BatchCompletion& c) { return outcome(c); };
+  const bool suspects = refused_.any_suspects();
   std::size_t produced = 0;
   try {
     for (std::size_t i = 0; i < n; ++i) {
+      const Record& r = batch.records[i];
+      RecordSlot& slot = completion->slots[i];
+      slot = {completion, r.origin.offset, r.origin.partition, 0, false};
+      if (r.origin.partition >= 0) slot.topic = completion->topic_index(r.origin.topic);
       try {
-        produce(batch.records[i], completion);
+        // One of records the broker refused together: produced alone (nothing else in
+        // flight, and nothing after it until its report), so its refusal is its own.
+        slot.alone = suspects && refused_.is_suspect(r);
+        if (slot.alone) wait_for_deliveries();
+        produce(batch.records[i], &slot);
         ++produced;
+        if (slot.alone) {
+          wait_for_deliveries();
+          if (std::optional<std::string> why = completion->take_refusal(&slot)) {
+            // Refused alone: its own fault, rejected now (the host deals with it before
+            // acknowledging the batch), and remembered should the batch be read again.
+            *why += " (the broker refuses it whatever the attempt)";
+            refused_.remember(r.origin, r.destination_topic, *why);
+            batch.reject(i, std::move(*why));
+          }
+        }
       } catch (RecordRefused& refused) {  // dead-lettered by the host; settled below
         batch.reject(i, std::move(refused.reason));
       }

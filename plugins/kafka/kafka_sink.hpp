@@ -1,6 +1,7 @@
 // kafka sink: an idempotent producer. A batch is acknowledged when the delivery report
-// of its last record arrives; a record that cannot be delivered fails the pipeline
-// rather than being lost.
+// of its last record arrives; a record the broker refuses for good is rejected when its
+// batch is read again (see RefusedCopies); any other failed delivery fails the pipeline
+// rather than losing the record.
 //
 // exactly_once = true (a Kafka -> Kafka pipeline): a transactional producer per task.
 // Each batch is one transaction holding its records and the consumed offsets of the
@@ -24,6 +25,7 @@
 
 #include <pipehost/sdk.hpp>
 
+#include "refused_copies.hpp"
 #include "task_link.hpp"
 
 namespace pipehost::kafka {
@@ -38,45 +40,7 @@ struct KafkaSinkConfig {
   void check(Checker& c) const;
 };
 
-// exactly_once: records refused for good, by source position and destination topic (a
-// router's copies of one record to several topics: only the refused copy is rejected
-// when the batch is read again, as at least once). See pipehost/refused.hpp.
-class RefusedCopies {
- public:
-  explicit RefusedCopies(std::string default_topic) : default_topic_(std::move(default_topic)) {}
-  // False when the record has no source position (it cannot be read again).
-  bool remember(const Origin& origin, std::string_view destination, std::string reason) {
-    if (origin.partition < 0 || origin.offset < 0) return false;
-    refused_[key(origin, destination)] = std::move(reason);
-    return true;
-  }
-  void reject_in(Batch& batch) const {
-    if (refused_.empty()) return;
-    for (std::size_t i = 0; i < batch.records.size(); ++i) {
-      const Record& r = batch.records[i];
-      if (r.dropped || r.origin.partition < 0) continue;
-      auto it = refused_.find(key(r.origin, r.destination_topic));
-      if (it != refused_.end()) batch.reject(i, it->second);
-    }
-  }
-  // After a transaction committed: what its spans passed is stored, and forgotten here.
-  void written(const Batch& batch) {
-    for (const Span& s : batch.spans)
-      std::erase_if(refused_, [&](const auto& entry) {
-        const auto& [topic, partition, offset, destination] = entry.first;
-        return topic == s.topic && partition == s.partition && offset < s.next;
-      });
-  }
-
- private:
-  using Key = std::tuple<std::string, std::int32_t, std::int64_t, std::string>;
-  Key key(const Origin& o, std::string_view destination) const {
-    return {std::string(o.topic), o.partition, o.offset,
-            std::string(destination.empty() ? std::string_view(default_topic_) : destination)};
-  }
-  std::string default_topic_;
-  std::map<Key, std::string> refused_;
-};
+struct BatchCompletion;  // at least once: a batch's delivery reports (kafka_sink.cpp)
 
 // Thrown by produce when the host stops while librdkafka's queue is full.
 struct StoppedWhileFull {};
@@ -147,9 +111,11 @@ class KafkaSink final : public Sink {
   // Throws RecordRefused while `topic` is missing (asked again every 10 s).
   void check_still_missing(const std::string& topic, rd_kafka_topic_t* handle);
   bool exactly_once_ = false;
-  // exactly_once: records producev refused, rejected when their batch is read again
-  // (a transaction cannot leave one out: it would commit the offsets past it).
+  // Records refused for good, rejected when their batch is read again. exactly_once:
+  // refused by producev or the broker (a transaction cannot leave one out: it would
+  // commit the offsets past it); at least once: by the broker, after write returned.
   RefusedCopies refused_;
+  Status outcome(BatchCompletion& completion);
   // reports_ when a flush last gave up with records undelivered (none: no flush did).
   std::optional<std::uint64_t> gave_up_at_reports_;
   std::string transactional_id_;

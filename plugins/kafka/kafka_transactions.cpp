@@ -179,7 +179,6 @@ void KafkaSink::settle(rd_kafka_error_t* error, const std::string& doing) {
   throw PositionMismatch(doing + " failed (" + f.text + "): transaction aborted");
 }
 
-namespace {
 // Delivery errors a retry of the same record meets again.
 bool refused_for_good(rd_kafka_resp_err_t err) {
   switch (err) {
@@ -197,7 +196,6 @@ bool refused_for_good(rd_kafka_resp_err_t err) {
       return false;
   }
 }
-}  // namespace
 
 void KafkaSink::note_failed_delivery(const rd_kafka_message_t* message) {
   std::lock_guard lock(failure_mutex_);

@@ -274,28 +274,60 @@ def test_a_record_the_broker_or_the_producer_refuses_for_good_is_dead_lettered_a
     # exactly_once each transaction holding it aborted: the pipeline stopped, and every
     # restart stopped again. At least once, a record past the producer's own
     # message.max.bytes stopped it the same way, naming no record. Now the record is
-    # dead-lettered with the reason and the others are routed.
-    for exactly_once in (True, False):
+    # dead-lettered with the reason and the others are routed. At least once, the broker's
+    # refusal (a delivery report, after the batch was handed over) stopped it too.
+    for exactly_once, producer_refuses in ((True, False), (False, True), (False, False)):
         prefix, topic, finance, big = with_refusing_finance_topic("tenants-refused")
         produce_events(topic, [event("100000", "MARKETING", 0), big, event("100002", "MARKETING", 2)])
         extra = ["--set", "pipeline.processor.source.stop_at_end=true"]
-        if not exactly_once:  # the producer refuses it itself
+        if producer_refuses:
             extra += ["--set", 'pipeline.processor.sink.properties={"message.max.bytes" = "10000"}']
         r = pipehost(*processor_args(tenant_config(prefix, exactly_once=exactly_once), *extra),
                      check=0, timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
         marketing = read_topic(f"{prefix}.processor.to.marketing", committed_only=True)
-        assert sorted(v["producer_service_id"] for _, _, v, _ in marketing) == ["100000", "100002"]
+        ids = [v["producer_service_id"] for _, _, v, _ in marketing]
+        if exactly_once:
+            assert sorted(ids) == ["100000", "100002"]
+        else:  # at least once: the batch read again may write a record twice
+            assert set(ids) == {"100000", "100002"}, ids
         assert read_topic(finance, committed_only=True) == []
         letters = read_topic(f"{prefix}.processor.dead-letters", raw=True)
         assert len(letters) == 1, letters
         headers = dict(letters[0][3])
         assert headers["pipehost.origin.offset"] == b"1"
         reason = headers["pipehost.error"].decode()
-        if exactly_once:
+        if not producer_refuses:
             assert f"delivery of the record from {topic}/0@1 to {finance} failed" in reason, reason
             assert "refuses it whatever the attempt" in reason
         else:
             assert f"the record from {topic}/0@1 to {finance} is larger than message.max.bytes" in reason, reason
+
+
+def test_at_least_once_finds_the_refused_record_among_records_refused_together():
+    # As under exactly_once, but the broker's refusal comes in delivery reports after the
+    # batch was handed over (and later batches with it): the batch is read again, the
+    # records refused together are produced one at a time, the big one is dead-lettered.
+    prefix, topic, finance, big = with_refusing_finance_topic("tenants-alo-refused-together")
+    same_partition = [event("100001", "FINANCE", i) for i in range(6)]  # big's key: its partition
+    others = [event(str(300000 + i), "MARKETING", i) for i in range(200)]
+    produce_events(topic, others[:100] + same_partition[:3] + [big] + same_partition[3:] + others[100:])
+    r = pipehost(*processor_args(tenant_config(prefix),
+                                 "--set", "pipeline.processor.source.stop_at_end=true",
+                                 "--set", "pipeline.processor.batch_size=16",
+                                 "--set", 'pipeline.processor.sink.properties={"linger.ms" = "200"}'),
+                 timeout=120)
+    routed = read_topic(finance)
+    assert sorted(set(v["payload"] for _, _, v, _ in routed)) == sorted(set(e["payload"] for e in same_partition))
+    assert len(routed) >= len(same_partition)
+    marketing = read_topic(f"{prefix}.processor.to.marketing")
+    assert set(v["producer_service_id"] for _, _, v, _ in marketing) == set(e["origin_service_id"] for e in others)
+    letters = read_topic(f"{prefix}.processor.dead-letters", raw=True)
+    assert len(letters) == 1, letters
+    headers = dict(letters[0][3])
+    assert headers["pipehost.origin.offset"] == b"103"
+    assert b"Message size too large (the broker refuses it whatever the attempt)" in headers["pipehost.error"]
+    assert "refused together" in r.stderr and "produced one at a time" in r.stderr, r.stderr[-3000:]
 
 
 def test_exactly_once_names_the_refused_record_while_the_rest_of_a_big_transaction_is_queued():

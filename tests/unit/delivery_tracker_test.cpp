@@ -106,6 +106,33 @@ TEST_CASE("a discarded (rewound) batch commits nothing and does not block the ne
   CHECK(d.records == 9);
 }
 
+TEST_CASE("rewind: every batch left is forgotten, each partition read again from its earliest start") {
+  DeliveryTracker t;
+  auto a = t.begin(positions_of(batch_of("t", 0, 0, 5)), 5, 50, 1, {}, {{"t", 0, 0}});
+  auto b = t.begin(positions_of(batch_of("t", 0, 5, 5)), 5, 50, 1, {}, {{"t", 0, 5}});
+  auto c = t.begin({{"t", 0, 12}, {"t", 1, 3}}, 5, 50, 1, {}, {{"t", 0, 10}, {"t", 1, 1}});
+  t.complete(c, Status::ok());
+  t.complete(b, Status::rewind("refused"));
+  t.complete(a, Status::ok());
+  auto d = t.drain();
+  REQUIRE(d.error);
+  CHECK(d.error->code() == Code::rewind);
+  CHECK(d.positions.size() == 1);  // a's
+  auto r = t.rewind();
+  CHECK_FALSE(r.error);
+  REQUIRE(r.positions.size() == 2);
+  CHECK(r.positions[0].partition == 0);
+  CHECK(r.positions[0].next_offset == 5);  // b's start, not c's
+  CHECK(r.positions[1].partition == 1);
+  CHECK(r.positions[1].next_offset == 1);
+  CHECK(t.in_flight_records() == 0);
+  CHECK_FALSE(t.drain().error);
+  auto e = t.begin(positions_of(batch_of("t", 0, 5, 3)), 3, 30, 1, {}, {{"t", 0, 5}});
+  t.complete(e, Status::fatal("broke"));
+  t.begin({}, 1, 1, 1);
+  CHECK(t.rewind().error->message() == "broke");  // a failure among them still stops the pipeline
+}
+
 TEST_CASE("a batch's bytes count against the byte limit until the batch completes") {
   DeliveryTracker t;
   auto a = t.begin({}, 1, 1000, 1);

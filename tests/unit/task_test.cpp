@@ -7,6 +7,7 @@
 #include <atomic>
 #include <deque>
 #include <map>
+#include <set>
 #include <mutex>
 #include <utility>
 
@@ -38,6 +39,11 @@ struct Script {
   std::int64_t lose_to = -1;    // ... to this position: PositionMismatch, once
   std::int64_t unknown_from = -1;  // a span starting here has from = -1 (start unknown)
   bool done_retriable = false;
+  // Refused by the store after write returned (a broker's delivery report): the batch's
+  // done says rewind, and the sink rejects the offset in prepare from then on.
+  std::vector<std::int64_t> refuse_after_write;
+  std::vector<std::int64_t> read_again_from;  // where each such rewind read the partition again
+  int commits_before_seek = -1;               // commits made before the first seek
   bool done_twice = false;
   bool async = false;                             // done later, newest batch first
   Millis async_delay{0};                          // ... and no sooner than this after write
@@ -121,6 +127,8 @@ class LogSource final : public Source {
     std::lock_guard lock(script->mutex);
     script->seeks.push_back(positions);
     for (const auto& p : positions) script->cursor[p.partition] = p.next_offset;
+    for (const auto& p : positions) script->read_again_from.push_back(p.next_offset);
+    if (script->commits_before_seek < 0) script->commits_before_seek = static_cast<int>(script->commits.size());
   }
 
  private:
@@ -168,14 +176,20 @@ class ScriptedSink final : public Sink {
       for (auto& [p, stored] : script->stored) stored = std::min(stored, script->lose_to);
       throw PositionMismatch("store lost writes");
     }
+    Status status = script->done_retriable ? Status::retriable("try again") : Status::ok();
     for (std::size_t i = 0; i < batch.records.size(); ++i) {
       std::int64_t offset = batch.records[i].origin.offset;
-      if (in(script->reject_in_write, offset)) batch.reject(i, "refused while writing");
-      else script->written.push_back(offset);
+      if (in(script->reject_in_write, offset)) {
+        batch.reject(i, "refused while writing");
+      } else if (in(script->refuse_after_write, offset)) {
+        script->reject_in_prepare.push_back(offset);
+        status = Status::rewind("the store refused " + std::to_string(offset));
+      } else {
+        script->written.push_back(offset);
+      }
     }
     if (script->store_positions)
       for (const auto& s : batch.spans) script->stored[s.partition] = s.next;
-    Status status = script->done_retriable ? Status::retriable("try again") : Status::ok();
     if (script->async) script->pending.push_back({std::move(done), status, std::chrono::steady_clock::now()});
     else done(status);
     if (script->done_twice && !script->async) done(Status::ok());
@@ -347,6 +361,35 @@ TEST_CASE("task: acknowledgements out of order across partitions commit only the
     for (const auto& p : c) {
       CHECK(p.next_offset >= seen[p.partition]);
       seen[p.partition] = p.next_offset;
+    }
+}
+
+TEST_CASE("task: done(rewind) reads again from the refused batch once every batch in flight settled") {
+  // An asynchronous sink learns of refused records after write returned; later batches
+  // are in flight meanwhile and complete first (newest first here). Nothing past the
+  // refused record may be committed before it is rejected, and nothing may be skipped.
+  Fixture f;
+  f.config.on_error = ErrorPolicy::skip;
+  f.s.log_end = {{0, 40}};
+  f.s.async = true;
+  f.s.async_delay = Millis(20);
+  f.config.max_in_flight_records = 1000;
+  f.s.refuse_after_write = {13, 30};
+  CHECK(f.run().empty());
+  CHECK(f.s.written.size() > 38);  // batches written after a refused one are written again
+  std::set<std::int64_t> written(f.s.written.begin(), f.s.written.end());
+  for (std::int64_t i = 0; i < 40; ++i) CHECK(written.count(i) == (i == 13 || i == 30 ? 0u : 1u));
+  CHECK(f.s.last_commit(0) == 40);
+  // From the refused record's batch (12..15); 30's batch, in flight then or later, is
+  // read again by the same rewind or its own.
+  REQUIRE_FALSE(f.s.read_again_from.empty());
+  CHECK(f.s.read_again_from[0] == 12);
+  std::int64_t seen = 0;
+  for (std::size_t i = 0; i < f.s.commits.size(); ++i)
+    for (const auto& p : f.s.commits[i]) {
+      CHECK(p.next_offset >= seen);
+      seen = p.next_offset;
+      if (static_cast<int>(i) < f.s.commits_before_seek) CHECK(p.next_offset <= 12);  // not past 13 unread
     }
 }
 

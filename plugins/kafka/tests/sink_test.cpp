@@ -212,6 +212,6 @@ TEST_CASE("sink: a record that cannot be delivered fails the batch") {
   REQUIRE(sink->write(b, done.callback()).is_ok());
   REQUIRE(testing::eventually([&] { return done.count() == 1; }));
   CHECK(done.statuses[0].code() == Code::fatal);
-  CHECK(done.statuses[0].message().find("delivery to out failed") != std::string::npos);
+  CHECK(done.statuses[0].message().find("delivery of the record to out failed") != std::string::npos);
   REQUIRE(sink->stop().is_ok());
 }

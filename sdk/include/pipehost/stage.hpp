@@ -98,6 +98,12 @@ class PIPEHOST_EXPORT RecordTransform : public Transform {
 //   ok         every record is durable;
 //   cancelled  not written because the host is stopping (Context::stopping): not a
 //              failure, and nothing from the batch on is committed;
+//   rewind     the store refused records of the batch, found only after write returned
+//              (a broker's delivery report): the sink remembered them (RefusedRecords)
+//              and the host, once every batch in flight settled, reads again from this
+//              batch's first record, so that prepare rejects them; batches written after
+//              it are written again (at least once). Records without a source position
+//              cannot be read again: fail instead;
 //   fatal or invalid: the batch failed, and the pipeline stops.
 // A sink that wants a batch retried throws RetriableError from write instead; calling
 // done with retriable is a usage error that stops the pipeline with a message saying so.

@@ -1,0 +1,122 @@
+// Records the broker or the producer refused for good, by source position and destination
+// topic (a router's copies of one record to several topics: only the refused copy is
+// rejected when the batch is read again). See pipehost/refused.hpp for the pattern.
+//
+// Refused: rejected by prepare when the batch is read again. Suspect (at least once):
+// refused in a produce request of several records, which the broker refuses whole (too
+// large, not authorized), so which of them is at fault is unknown: when read again, each
+// is produced alone, and the one refused alone is refused.
+//
+// Filled from librdkafka's delivery-report thread and read by the task's: locked.
+#pragma once
+#include <librdkafka/rdkafka.h>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include <pipehost/sdk.hpp>
+
+namespace pipehost::kafka {
+
+// Delivery errors a retry of the same record meets again.
+bool refused_for_good(rd_kafka_resp_err_t err);
+
+class RefusedCopies {
+ public:
+  explicit RefusedCopies(std::string default_topic) : default_topic_(std::move(default_topic)) {}
+
+  // False when the record has no source position (it cannot be read again).
+  bool remember(const Origin& origin, std::string_view destination, std::string reason) {
+    return remember(origin.topic, origin.partition, origin.offset, destination, std::move(reason));
+  }
+  bool remember(std::string_view topic, std::int32_t partition, std::int64_t offset,
+                std::string_view destination, std::string reason) {
+    if (partition < 0 || offset < 0) return false;
+    std::lock_guard lock(mutex_);
+    auto k = key(topic, partition, offset, destination);
+    suspects_.erase(k);
+    refused_[std::move(k)] = std::move(reason);
+    return true;
+  }
+  void suspect(std::string_view topic, std::int32_t partition, std::int64_t offset,
+               std::string_view destination) {
+    if (partition < 0 || offset < 0) return;
+    std::lock_guard lock(mutex_);
+    suspects_.insert(key(topic, partition, offset, destination));
+  }
+  bool any_suspects() const {
+    std::lock_guard lock(mutex_);
+    return !suspects_.empty();
+  }
+  bool is_suspect(const Record& r) const {
+    std::lock_guard lock(mutex_);
+    return !suspects_.empty() && r.origin.partition >= 0 &&
+           suspects_.count(key(r.origin.topic, r.origin.partition, r.origin.offset, r.destination_topic)) > 0;
+  }
+
+  void reject_in(Batch& batch) const {
+    std::lock_guard lock(mutex_);
+    if (refused_.empty()) return;
+    for (std::size_t i = 0; i < batch.records.size(); ++i) {
+      const Record& r = batch.records[i];
+      if (r.dropped || r.origin.partition < 0) continue;
+      auto it = refused_.find(key(r.origin.topic, r.origin.partition, r.origin.offset, r.destination_topic));
+      if (it != refused_.end()) batch.reject(i, it->second);
+    }
+  }
+
+  // A batch with these spans is acknowledged: what it passed is done with and forgotten.
+  // Only when no rewind was asked for since the batch was written (`generation`): a batch
+  // written after a refused one may be acknowledged before the refused one is read again.
+  struct Passed {
+    std::string topic;
+    std::int32_t partition;
+    std::int64_t next;
+  };
+  void written(const std::vector<Passed>& spans, std::uint64_t generation) {
+    std::lock_guard lock(mutex_);
+    if (generation != generation_ || (refused_.empty() && suspects_.empty())) return;
+    for (const Passed& s : spans) {
+      auto passed = [&](const Key& k) {
+        const auto& [topic, partition, offset, destination] = k;
+        return topic == s.topic && partition == s.partition && offset < s.next;
+      };
+      std::erase_if(refused_, [&](const auto& entry) { return passed(entry.first); });
+      std::erase_if(suspects_, passed);
+    }
+  }
+  // exactly_once: a transaction committed (its batch is acknowledged in order).
+  void written(const Batch& batch) {
+    std::vector<Passed> spans;
+    for (const Span& s : batch.spans) spans.push_back({std::string(s.topic), s.partition, s.next});
+    written(spans, generation());
+  }
+  std::uint64_t generation() const {
+    std::lock_guard lock(mutex_);
+    return generation_;
+  }
+  void rewind_asked() {
+    std::lock_guard lock(mutex_);
+    ++generation_;
+  }
+
+ private:
+  using Key = std::tuple<std::string, std::int32_t, std::int64_t, std::string>;
+  Key key(std::string_view topic, std::int32_t partition, std::int64_t offset, std::string_view destination) const {
+    return {std::string(topic), partition, offset,
+            std::string(destination.empty() ? std::string_view(default_topic_) : destination)};
+  }
+  std::string default_topic_;
+  mutable std::mutex mutex_;
+  std::map<Key, std::string> refused_;
+  std::set<Key> suspects_;
+  std::uint64_t generation_ = 0;
+};
+
+}  // namespace pipehost::kafka
