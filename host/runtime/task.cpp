@@ -295,9 +295,9 @@ void Task::loop() {
 // The source ended, but a batch in flight may still be refused (done says rewind) and
 // have to be read again: waits for them (as long as draining would).
 bool Task::rewind_asked_at_end() {
-  const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+  if (!drain_since_) drain_since_ = std::chrono::steady_clock::now();
   while (!tracker_.wait_all(kPollWait))
-    if (stopping() || std::chrono::steady_clock::now() > deadline) return false;
+    if (stopping() || std::chrono::steady_clock::now() > *drain_since_ + kDrainTimeout) return false;
   collect_acknowledged();
   return rewind_pending_.has_value();
 }
@@ -533,6 +533,7 @@ bool Task::rewind_source(const Batch& batch, const Status& why) {
   Status s = retried([&] { return source_->seek(positions); }, "source: cannot read again from " + where);
   if (!s.is_ok()) return fail("source", s), false;
   state_.rewinds += 1;
+  drain_since_.reset();  // reading again: a later end waits afresh
   log(LogLevel::warn, why.message() + "; reading again from " + where);
   return true;
 }
@@ -557,6 +558,7 @@ bool Task::rewind_in_flight() {
   Status s = retried([&] { return source_->seek(rewound.positions); }, "source: cannot read again from " + where);
   if (!s.is_ok()) return fail("source", s), false;
   state_.rewinds += 1;
+  drain_since_.reset();  // reading again: a later end waits afresh
   log(LogLevel::warn, why.message() + "; reading again from " + where);
   return true;
 }
@@ -759,7 +761,8 @@ bool Task::check_acknowledgements() {
 // before it failed), is left to its destructor.
 void Task::drain_and_stop() {
   if (source_started_ && sink_started_) {
-    auto deadline = std::chrono::steady_clock::now() + (stalled_ ? Millis(0) : kDrainTimeout);
+    // From the first wait for the batches in flight (the source's end may have waited already).
+    auto deadline = drain_since_.value_or(std::chrono::steady_clock::now()) + (stalled_ ? Millis(0) : kDrainTimeout);
     while (!tracker_.wait_all(kPollWait)) {
       commit(false);
       if (std::chrono::steady_clock::now() > deadline) {

@@ -91,6 +91,7 @@ class Task {
   std::vector<std::int64_t> first_polled_;
   RewoundDeadLetters rewound_letters_;
   std::optional<Status> rewind_pending_;  // a batch's done said Code::rewind
+  std::optional<std::chrono::steady_clock::time_point> drain_since_;  // first waited for all in flight
   std::chrono::steady_clock::time_point last_commit_ = std::chrono::steady_clock::now();
   bool finish_sent_ = false;
   bool last_poll_empty_ = false;  // the source had nothing: it has caught up

@@ -37,8 +37,7 @@ struct BatchCompletion {
   Counter* delivered;
   std::vector<RecordSlot> slots;
   std::vector<std::string> topics;  // the records' source topics
-  std::vector<RefusedCopies::Passed> spans;
-  std::uint64_t generation = 0;  // RefusedCopies' when the batch was written
+  std::vector<RefusedCopies::Passed> spans;  // what the batch covers
   std::function<Status(BatchCompletion&)> outcome;  // the status done is called with
 
   void fail(Status s) {
@@ -278,7 +277,7 @@ void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void
 Status KafkaSink::outcome(BatchCompletion& c) {
   if (!c.status.is_ok()) return c.status;
   if (c.refusals.empty()) {
-    refused_.written(c.spans, c.generation);
+    refused_.written(c.spans);
     return Status::ok();
   }
   std::size_t alone = 0;
@@ -293,7 +292,6 @@ Status KafkaSink::outcome(BatchCompletion& c) {
       refused_.suspect(c.topics[s.topic], s.partition, s.offset, r.destination);
     }
   }
-  refused_.rewind_asked();
   if (first)
     return Status::rewind(first->reason + (alone > 1 ? " (and " + std::to_string(alone - 1) + " more)" : "") +
                           "; the batch is read again so that the broker's refusals are rejected (at least "
@@ -398,8 +396,13 @@ void KafkaSink::write(Batch& batch, BatchDone done) {
   completion->delivered = delivered_;
   completion->slots.resize(n);
   completion->spans.reserve(batch.spans.size());
-  for (const Span& s : batch.spans) completion->spans.push_back({std::string(s.topic), s.partition, s.next});
-  completion->generation = refused_.generation();
+  for (const Span& s : batch.spans) {
+    std::int64_t from = s.from;  // unknown: from its first record here
+    for (std::size_t i = 0; from < 0 && i < n; ++i)
+      if (batch.records[i].origin.partition == s.partition && batch.records[i].origin.topic == s.topic)
+        from = batch.records[i].origin.offset;
+    completion->spans.push_back({std::string(s.topic), s.partition, from < 0 ? s.next : from, s.next});
+  }
   completion->outcome = [this](BatchCompletion& c) { return outcome(c); };
   const bool suspects = refused_.any_suspects();
   std::size_t produced = 0;

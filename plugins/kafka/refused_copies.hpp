@@ -12,6 +12,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -71,39 +72,34 @@ class RefusedCopies {
     }
   }
 
-  // A batch with these spans is acknowledged: what it passed is done with and forgotten.
-  // Only when no rewind was asked for since the batch was written (`generation`): a batch
-  // written after a refused one may be acknowledged before the refused one is read again.
+  // A batch is acknowledged: the records it covered, [from, next) per partition, were
+  // written or rejected, and are forgotten. Only its own: a batch written after a refused
+  // one may be acknowledged before the refused one is read again.
   struct Passed {
     std::string topic;
     std::int32_t partition;
+    std::int64_t from;
     std::int64_t next;
   };
-  void written(const std::vector<Passed>& spans, std::uint64_t generation) {
+  void written(const std::vector<Passed>& spans) {
     std::lock_guard lock(mutex_);
-    if (generation != generation_ || (refused_.empty() && suspects_.empty())) return;
+    if (refused_.empty() && suspects_.empty()) return;
     for (const Passed& s : spans) {
       auto passed = [&](const Key& k) {
         const auto& [topic, partition, offset, destination] = k;
-        return topic == s.topic && partition == s.partition && offset < s.next;
+        return topic == s.topic && partition == s.partition && offset >= s.from && offset < s.next;
       };
       std::erase_if(refused_, [&](const auto& entry) { return passed(entry.first); });
       std::erase_if(suspects_, passed);
     }
   }
-  // exactly_once: a transaction committed (its batch is acknowledged in order).
+  // exactly_once: a transaction committed. Batches commit in order, so everything before
+  // its spans' ends is done with.
   void written(const Batch& batch) {
     std::vector<Passed> spans;
-    for (const Span& s : batch.spans) spans.push_back({std::string(s.topic), s.partition, s.next});
-    written(spans, generation());
-  }
-  std::uint64_t generation() const {
-    std::lock_guard lock(mutex_);
-    return generation_;
-  }
-  void rewind_asked() {
-    std::lock_guard lock(mutex_);
-    ++generation_;
+    for (const Span& s : batch.spans)
+      spans.push_back({std::string(s.topic), s.partition, std::numeric_limits<std::int64_t>::min(), s.next});
+    written(spans);
   }
 
  private:
@@ -116,7 +112,6 @@ class RefusedCopies {
   mutable std::mutex mutex_;
   std::map<Key, std::string> refused_;
   std::set<Key> suspects_;
-  std::uint64_t generation_ = 0;
 };
 
 }  // namespace pipehost::kafka
