@@ -165,19 +165,26 @@ void SqliteSink::open() {
 
 // For `pipehost positions`: read-only, and nothing created (no file from the template,
 // no positions table, no migration). Without a file or a table, no position is stored.
+// Whether the positions table exists, and whether it has the destination column (a
+// table of the earlier layout does not).
+SqliteSink::PositionsLayout SqliteSink::positions_layout() {
+  PositionsLayout out;
+  Statement info = db_->prepare("PRAGMA table_info(" + identifier(config_.positions_table) + ")");
+  while (sqlite3_step(info.get()) == SQLITE_ROW) {
+    out.exists = true;
+    out.has_destination |=
+        std::string_view(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 1))) == "destination";
+  }
+  return out;
+}
+
 void SqliteSink::open_to_read_positions() {
   std::error_code ec;
   if (!std::filesystem::exists(config_.database, ec)) return;
   db_ = std::make_unique<Database>(config_.database, std::nullopt, config_.busy_timeout_ms, true);
-  bool has_table = false, has_destination = false;
-  Statement info = db_->prepare("PRAGMA table_info(" + identifier(config_.positions_table) + ")");
-  while (sqlite3_step(info.get()) == SQLITE_ROW) {
-    has_table = true;
-    has_destination |= std::string_view(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 1))) ==
-                       "destination";
-  }
-  info.reset();
-  if (!has_table) return;
+  const PositionsLayout layout = positions_layout();
+  if (!layout.exists) return;
+  const bool has_destination = layout.has_destination;
   // A table of the earlier layout has no destination: its rows are this pipeline's
   // (claimed for its table at its next start). The destination is bound all the same.
   read_position_ = db_->prepare("SELECT next_offset FROM " + identifier(config_.positions_table) +
@@ -199,13 +206,7 @@ void SqliteSink::make_positions_table() {
   db_->exec("BEGIN IMMEDIATE");
   try {
     db_->exec("CREATE TABLE IF NOT EXISTS " + positions + columns);
-    bool has_destination = false;
-    Statement info = db_->prepare("PRAGMA table_info(" + positions + ")");
-    while (sqlite3_step(info.get()) == SQLITE_ROW)
-      has_destination |= std::string_view(reinterpret_cast<const char*>(sqlite3_column_text(info.get(), 1))) ==
-                         "destination";
-    info.reset();
-    if (!has_destination) {
+    if (!positions_layout().has_destination) {
       const std::string old = identifier(config_.positions_table + "_before_destination");
       db_->exec("ALTER TABLE " + positions + " RENAME TO " + old);
       db_->exec("CREATE TABLE " + positions + columns);

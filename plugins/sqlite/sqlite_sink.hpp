@@ -55,6 +55,11 @@ class SqliteSink final : public Sink {
     FieldReader field{""};
   };
   void open();
+  struct PositionsLayout {
+    bool exists = false;
+    bool has_destination = false;
+  };
+  PositionsLayout positions_layout();
   void open_to_read_positions();
   void make_positions_table();
   std::optional<std::int64_t> read_position(std::string_view topic, std::int32_t partition);
