@@ -65,15 +65,21 @@ std::string table(const Sample& before, const Sample& now, const std::string& ad
   char clock[16];
   std::strftime(clock, sizeof clock, "%H:%M:%S", std::localtime(&t));
   std::string out = "pipehost top  " + address + "  " + clock + "\n";
-  std::snprintf(line, sizeof line, "%-22s %-10s %10s %10s %9s %9s %9s %8s\n", "PIPELINE / STAGE", "STATE",
+  // As wide as the longest name (up to 64: a longer one is cut with "~", still told apart by
+  // its start), so that two pipelines whose names share a prefix are not shown alike.
+  int width = 22;
+  for (const auto& p : now.pipelines) width = std::max(width, static_cast<int>(p["name"].get<std::string>().size()));
+  width = std::min(width, 64);
+  std::snprintf(line, sizeof line, "%-*s %-10s %10s %10s %9s %9s %9s %8s\n", width, "PIPELINE / STAGE", "STATE",
                 "READ/s", "ACKED/s", "REJECTED", "IN-FLIGHT", "LAG", "RESTARTS");
   out += line;
   for (const auto& p : now.pipelines) {
     std::string name = p["name"];
     auto it = previous.find(name);
+    const std::string shown = static_cast<int>(name.size()) > width ? name.substr(0, width - 1) + "~" : name;
     const nlohmann::json* b = it == previous.end() ? nullptr : it->second;
     std::string lag = p["lag"].is_null() ? "-" : std::to_string(p["lag"].get<std::int64_t>());
-    std::snprintf(line, sizeof line, "%-22.22s %-10s %10.1f %10.1f %9llu %9llu %9s %8llu\n", name.c_str(),
+    std::snprintf(line, sizeof line, "%-*s %-10s %10.1f %10.1f %9llu %9llu %9s %8llu\n", width, shown.c_str(),
                   p["state"].get<std::string>().c_str(), rate(p, b, "records_read", seconds),
                   rate(p, b, "records_acknowledged", seconds),
                   static_cast<unsigned long long>(p["records_rejected"].get<std::uint64_t>()),
