@@ -9,6 +9,11 @@
 #include <pipehost/utf8.hpp>
 
 namespace pipehost::router {
+namespace {
+// A rejection's reason names the first destinations only: with thousands, every unknown
+// record built and carried a list of all of them.
+constexpr std::size_t kNamedInMessages = 10;
+}  // namespace
 
 void RouterConfig::declare(OptionList<RouterConfig>& o) {
   o.required("field", &RouterConfig::field,
@@ -57,9 +62,12 @@ Router::Router(const Config& config, Context& context)
   for (const auto& [name, topic] : config.topics) {
     Destination d{name, topic, "", &context.counter("routed_" + name)};
     if (auto s = config.subjects.find(name); s != config.subjects.end()) d.subject = s->second;
-    known_ += (known_.empty() ? "" : ", ") + name;
+    if (destinations_.size() < kNamedInMessages) known_ += (known_.empty() ? "" : ", ") + name;
+    by_name_.emplace(name, destinations_.size());
     destinations_.push_back(std::move(d));
   }
+  if (destinations_.size() > kNamedInMessages)
+    known_ += ", ... " + std::to_string(destinations_.size()) + " in all";
   reshape_ = !config.fields.empty() || !config.constants.empty() || !config.now_ms.empty();
   std::vector<std::string> names;
   for (const auto& [to, from] : config.fields) {
@@ -81,9 +89,8 @@ Router::Router(const Config& config, Context& context)
 }
 
 const Router::Destination* Router::find(std::string_view name) const {
-  for (const auto& d : destinations_)
-    if (d.name == name) return &d;
-  return nullptr;
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &destinations_[it->second];
 }
 
 namespace {

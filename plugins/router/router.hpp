@@ -15,6 +15,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <pipehost/sdk.hpp>
@@ -60,7 +61,13 @@ class Router final : public RecordTransform {
   FieldReader field_reader_;  // field_, its index remembered per input shape
   std::string field_;
   std::vector<Destination> destinations_;
-  std::string known_;  // "FINANCE, MARKETING" for messages
+  // By name: a router of thousands of tenants looked each record's up one by one.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>> by_name_;
+  std::string known_;  // "FINANCE, MARKETING" for messages (the first few, and how many)
   bool reshape_ = false;
   std::shared_ptr<const StructSchema> schema_;
   std::vector<Copy> copies_;

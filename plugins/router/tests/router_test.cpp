@@ -90,6 +90,24 @@ TEST_CASE("router: an unknown destination is rejected with the reason, the rest 
   CHECK(b.records[0].destination_topic == "processor.to.logistics");
 }
 
+TEST_CASE("router: thousands of destinations: each found, an unknown one's reason names a few and the count") {
+  StringMap topics;
+  for (int i = 0; i < 5000; ++i) topics["T" + std::to_string(10000 + i)] = "topic." + std::to_string(i);
+  StageHarness<router::Router> h({{"field", std::string("destination_service_type")}, {"topics", topics}});
+  Batch b;
+  b.records.push_back(event("T14999", 1));
+  b.records.push_back(event("T10000", 1));
+  b.records.push_back(event("T20000", 1));
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 1);
+  CHECK(rejected[0].reason ==
+        "destination_service_type 'T20000' is not a routed destination (T10000, T10001, T10002, T10003, "
+        "T10004, T10005, T10006, T10007, T10008, T10009, ... 5000 in all): add it to the router's topics");
+  REQUIRE(b.records.size() == 2);
+  CHECK(b.records[0].destination_topic == "topic.4999");
+  CHECK(b.records[1].destination_topic == "topic.0");
+}
+
 TEST_CASE("router: without a reshape the value is kept as it is; no subjects, no header") {
   StageHarness<router::Router> h({{"field", std::string("destination_service_type")},
                                   {"topics", StringMap{{"FINANCE", "f"}}}});
