@@ -12,6 +12,27 @@ std::string canonical_schema(std::string_view schema_type, std::string_view sche
   return parsed.is_discarded() ? std::string(schema) : parsed.dump();
 }
 
+// What makes two registrations the same schema (one id), as in Confluent's registry: the
+// canonical text, the type and the references. A key, so that registering is not a
+// comparison with every schema registered before.
+std::string MemorySchemaRegistry::identity(std::string_view schema_type, std::string_view schema,
+                                           const std::vector<SchemaReference>& references) {
+  std::string key;
+  auto add = [&](std::string_view part) {  // length-prefixed: no text can fake a boundary
+    key += std::to_string(part.size());
+    key += ':';
+    key += part;
+  };
+  add(schema_type);
+  add(canonical_schema(schema_type, schema));
+  for (const auto& r : references) {
+    add(r.name);
+    add(r.subject);
+    add(std::to_string(r.version));
+  }
+  return key;
+}
+
 Status MemorySchemaRegistry::register_schema(std::string_view subject, std::string_view schema_type,
                                              std::string_view schema, int& id) noexcept {
   int version = 0;
@@ -34,16 +55,10 @@ Status MemorySchemaRegistry::register_schema(std::string_view subject, std::stri
     }
     // The same schema (canonical text, type and references) gets the same id everywhere,
     // as in Confluent's registry.
-    std::string canonical = canonical_schema(schema_type, schema);
-    id = 0;
-    for (const auto& [known, s] : by_id_)
-      if (canonical_.at(known) == canonical && s.schema_type == schema_type && s.references == references)
-        id = known;
-    if (id == 0) {
-      id = static_cast<int>(by_id_.size()) + 1;
-      by_id_[id] = RegisteredSchema{id, std::string(schema_type), std::string(schema), references};
-      canonical_[id] = std::move(canonical);
-    }
+    auto [known, added] =
+        by_identity_.try_emplace(identity(schema_type, schema, references), static_cast<int>(by_id_.size()) + 1);
+    id = known->second;
+    if (added) by_id_[id] = RegisteredSchema{id, std::string(schema_type), std::string(schema), references};
     auto& versions = subjects_[std::string(subject)];
     auto at = std::find(versions.begin(), versions.end(), id);
     if (at == versions.end()) at = versions.insert(versions.end(), id);
@@ -98,17 +113,14 @@ Status MemorySchemaRegistry::schema_version(std::string_view subject, int versio
 std::optional<int> MemorySchemaRegistry::version_of(
     std::string_view subject, std::string_view schema_type, std::string_view schema,
     const std::vector<SchemaReference>& references) const {
-  const std::string canonical = canonical_schema(schema_type, schema);
+  const std::string key = identity(schema_type, schema, references);
   std::lock_guard lock(mutex_);
   auto it = subjects_.find(subject);
-  if (it == subjects_.end()) return std::nullopt;
-  for (std::size_t v = 0; v < it->second.size(); ++v) {
-    const int id = it->second[v];
-    const RegisteredSchema& s = by_id_.at(id);
-    if (canonical_.at(id) == canonical && s.schema_type == schema_type && s.references == references)
-      return static_cast<int>(v) + 1;
-  }
-  return std::nullopt;
+  auto known = by_identity_.find(key);
+  if (it == subjects_.end() || known == by_identity_.end()) return std::nullopt;
+  auto at = std::find(it->second.begin(), it->second.end(), known->second);
+  if (at == it->second.end()) return std::nullopt;
+  return static_cast<int>(at - it->second.begin()) + 1;
 }
 
 std::vector<int> MemorySchemaRegistry::versions(const std::string& subject) const {

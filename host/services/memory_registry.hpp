@@ -1,6 +1,7 @@
 // The embedded Schema Registry: Confluent's subject/version/id model in memory.
 #pragma once
 #include <map>
+#include <unordered_map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -35,7 +36,9 @@ class MemorySchemaRegistry final : public SchemaRegistry {
  private:
   mutable std::mutex mutex_;
   std::map<int, RegisteredSchema> by_id_;
-  std::map<int, std::string> canonical_;  // by id: what identity compares (canonical_schema)
+  std::unordered_map<std::string, int> by_identity_;  // identity() -> id
+  static std::string identity(std::string_view schema_type, std::string_view schema,
+                              const std::vector<SchemaReference>& references);
   std::map<std::string, std::vector<int>, std::less<>> subjects_;
 };
 

@@ -131,7 +131,8 @@ FieldRules::FieldRules(const Config& config, Context& context)
     rule(f).maximum = number_of(text);
     rule(f).maximum_text = text;
   }
-  for (const auto& [f, list] : config.one_of) rule(f).allowed = split(list, ',');
+  for (const auto& [f, list] : config.one_of)
+    for (auto& value : split(list, ',')) rule(f).allowed.insert(std::move(value));
 }
 
 const Value* FieldRules::find(const Rule& rule, const Value& value) const {
@@ -144,28 +145,28 @@ const Value* FieldRules::find(const Rule& rule, const Value& value) const {
 }
 
 std::string FieldRules::broken(const Rule& r, const Value* v) const {
-  const std::string field = "field '" + r.field + "'";
-  if (!v || v->is_null()) return r.required ? field + (v ? " is null" : " is missing") : "";
+  auto field = [&] { return "field '" + r.field + "'"; };  // built on failure only
+  if (!v || v->is_null()) return r.required ? field() + (v ? " is null" : " is missing") : "";
   if (!r.type.empty() && !has_type(*v, r.type))
-    return field + " is " + shown(*v) + ", not " + (r.type == "integer" ? "an " : "a ") + r.type;
+    return field() + " is " + shown(*v) + ", not " + (r.type == "integer" ? "an " : "a ") + r.type;
   if (r.pattern) {
     const auto* s = v->as<std::string>();
     if (!s || !re2::RE2::FullMatch(*s, *r.pattern))
-      return field + " is " + shown(*v) + ", which does not match " + r.pattern_text;
+      return field() + " is " + shown(*v) + ", which does not match " + r.pattern_text;
   }
   if (r.minimum || r.maximum) {
     std::optional<double> d;
     if (const auto* i = v->as<std::int64_t>()) d = static_cast<double>(*i);
     else if (const auto* x = v->as<double>()) d = *x;
-    if (!d) return field + " is " + shown(*v) + ", not a number";
-    if (!std::isfinite(*d)) return field + " is " + shown(*v) + ", not a finite number";  // NaN compares false
-    if (r.minimum && *d < *r.minimum) return field + " is " + shown(*v) + ", below the minimum " + r.minimum_text;
-    if (r.maximum && *d > *r.maximum) return field + " is " + shown(*v) + ", above the maximum " + r.maximum_text;
+    if (!d) return field() + " is " + shown(*v) + ", not a number";
+    if (!std::isfinite(*d)) return field() + " is " + shown(*v) + ", not a finite number";  // NaN compares false
+    if (r.minimum && *d < *r.minimum) return field() + " is " + shown(*v) + ", below the minimum " + r.minimum_text;
+    if (r.maximum && *d > *r.maximum) return field() + " is " + shown(*v) + ", above the maximum " + r.maximum_text;
   }
   if (!r.allowed.empty()) {
     const std::string text = v->to_text();
-    if (std::find(r.allowed.begin(), r.allowed.end(), text) == r.allowed.end())
-      return field + " is " + shown(*v) + ", not one of the allowed values";
+    if (!r.allowed.count(text))
+      return field() + " is " + shown(*v) + ", not one of the allowed values";
   }
   return "";
 }
