@@ -135,6 +135,17 @@ AvroDecode::Writer& AvroDecode::writer(std::int32_t id) {
                                    referenced, w->retry_after);
   if (w->error.empty()) load(id, registered, referenced, *w);
   if (last_id_ == id) last_ = nullptr;  // the entry it points at is replaced
+  if (w->error.empty() && it == writers_.end() && ++known_ids_ > kMostSchemas) {
+    // Thousands of ids (a subject per tenant) would grow each task without bound:
+    // forgotten all at once, with the record shapes read under them (one parse per id
+    // again; the registry's answers are cached in the process, and decoded values hold
+    // their StructSchema themselves).
+    writers_.clear();
+    to_value_.forget_records();
+    last_ = nullptr;
+    known_ids_ = 1;
+    unknown_ids_ = 0;
+  }
   if (!w->error.empty() && ++unknown_ids_ > kMostUnknownIds) {
     // Records with ever-new ids (garbage framing) must not grow the cache without bound.
     std::erase_if(writers_, [](const auto& e) { return !e.second->error.empty(); });

@@ -56,8 +56,13 @@ class AvroDecode final : public RecordTransform {
   std::int32_t last_id_ = -1;
   Writer* last_ = nullptr;
   std::size_t unknown_ids_ = 0;  // error entries added since the cache last forgot them
+  std::size_t known_ids_ = 0;    // parsed entries added since the cache last forgot them
   UnknownIdBudget unknown_budget_;
   static constexpr std::size_t kMostUnknownIds = 1024;
+
+ public:
+  static constexpr std::size_t kMostSchemas = 1024;
+  std::size_t schemas_cached() const { return writers_.size(); }
 };
 
 // Reads a whole .avsc file and parses it (and its logical types into `notes`); throws

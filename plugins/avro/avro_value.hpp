@@ -74,6 +74,8 @@ class ToValue {
   // timestamp-millis or -micros becomes a Timestamp, a decimal (bytes, or a fixed) its
   // exact decimal text; other logical types keep their underlying value.
   void use_notes(const SchemaNotes* notes) { notes_ = notes; }
+  // The writer schemas these were read under are gone: their record shapes go too.
+  void forget_records() { records_.clear(); }
 
   enum class Logical : std::uint8_t { none, millis, micros, decimal };
   struct RecordShape {

@@ -136,6 +136,16 @@ class ProtobufDecode final : public RecordTransform {
       load(id, registered, referenced, *s);
     }
     if (last_id_ == id) last_schema_ = nullptr;  // the entry it points at is replaced
+    if (s->error.empty() && it == schemas_.end() && ++known_ids_ > kMostSchemas) {
+      // A parsed schema holds its own descriptor pool (~19 KB): thousands of ids (a
+      // subject per tenant) would grow each task without bound. Forgotten all at once: one
+      // parse per id again (the registry's answers are cached in the process), and
+      // decoded values hold their StructSchema themselves.
+      schemas_.clear();
+      last_schema_ = nullptr;
+      known_ids_ = 1;
+      unknown_ids_ = 0;
+    }
     if (!s->error.empty() && ++unknown_ids_ > kMostUnknownIds) {
       // Records with ever-new ids (garbage framing) must not grow the cache without bound.
       std::erase_if(schemas_, [](const auto& e) { return !e.second->error.empty(); });
@@ -175,8 +185,13 @@ class ProtobufDecode final : public RecordTransform {
   std::int32_t last_id_ = -1;
   Schema* last_schema_ = nullptr;
   std::size_t unknown_ids_ = 0;  // error entries added since the cache last forgot them
+  std::size_t known_ids_ = 0;    // parsed entries added since the cache last forgot them
   UnknownIdBudget unknown_budget_;
   static constexpr std::size_t kMostUnknownIds = 1024;
+
+ public:
+  static constexpr std::size_t kMostSchemas = 1024;
+  std::size_t schemas_cached() const { return schemas_.size(); }
 };
 
 

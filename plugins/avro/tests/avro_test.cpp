@@ -406,6 +406,37 @@ TEST_CASE("avro_decode: at most 20 unknown schema ids a second are asked about")
   CHECK(not_asked == 5);
 }
 
+TEST_CASE("avro_decode: past its most writer schemas the cache starts again; earlier values stay whole") {
+  // A subject per tenant: every writer schema was kept for the task's life.
+  StageHarness<avro::AvroDecode> h;
+  std::vector<int> ids;
+  for (std::size_t i = 0; i < avro::AvroDecode::kMostSchemas + 3; ++i)
+    ids.push_back(register_text(h.context, "t" + std::to_string(i) + "-value",
+                                R"({"type":"record","name":"T)" + std::to_string(i) +
+                                    R"(","fields":[{"name":"s","type":"string"}]})"));
+  auto body = [](const std::string& text) {
+    std::string b;
+    put_string(b, text);
+    return b;
+  };
+  Batch first = of({framed(ids[0], body("first"))});
+  REQUIRE(h.process(first).empty());
+  Batch recycled;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    recycled.recycle();
+    recycled.add().payload = framed(ids[i], body("v" + std::to_string(i)));
+    REQUIRE(h.process(recycled).empty());
+    CHECK(*recycled.records[0].value.field("s") == Value("v" + std::to_string(i)));
+    CHECK(h->schemas_cached() <= avro::AvroDecode::kMostSchemas);
+  }
+  Batch again = of({framed(ids[0], body("again")), framed(ids.back(), body("last"))});
+  REQUIRE(h.process(again).empty());
+  CHECK(*again.records[0].value.field("s") == Value("again"));
+  CHECK(again.records[0].value.as<Struct>()->schema->type_name() == "T0");
+  CHECK(*first.records[0].value.field("s") == Value("first"));  // decoded before the cache started again
+  CHECK(first.records[0].value.as<Struct>()->schema->type_name() == "T0");
+}
+
 TEST_CASE("avro_decode: a value decoded into an earlier record's storage equals a fresh decode") {
   // Batch::add hands each record the struct an earlier record decoded into: every part of
   // it must be overwritten (a shorter array, a union now null, shorter strings, another

@@ -4,6 +4,7 @@
 
 #include <pipehost/testing.hpp>
 
+#include "protobuf_decode.hpp"
 #include "protobuf_plugin.hpp"
 #include "framing.hpp"
 #include "test_support.hpp"
@@ -71,7 +72,7 @@ TEST_CASE("plugin: declares protobuf_encode and protobuf_decode with examples") 
   REQUIRE(spec().components.size() == 2);
   for (const auto& c : spec().components) {
     CAPTURE(c.name);
-    CHECK(c.kind == Kind::transform);
+    CHECK(c.kind == pipehost::Kind::transform);
     const toml::table doc = toml::parse(c.example);
     const toml::table& stage = *doc.at_path("pipelines")
                                     .as_table()
@@ -141,6 +142,40 @@ TEST_CASE("plugin: bytes written by protobuf decode into the right struct") {
                                                      {"transaction_reference", ""},
                                                      {"transaction_datetime", Timestamp{1000002}},
                                                      {"amount", 99.5}}));
+}
+
+TEST_CASE("plugin: past its most schemas the decoder's cache starts again; earlier values stay whole") {
+  // A subject per tenant: each parsed schema (a descriptor pool) was kept for the task's life.
+  Harness h;
+  std::vector<int> ids;
+  for (std::size_t i = 0; i <= ProtobufDecode::kMostSchemas + 2; ++i) {
+    int id = 0;
+    REQUIRE(h.context.registry
+                .register_schema("t" + std::to_string(i) + "-value", "PROTOBUF",
+                                 "syntax = \"proto3\";\nmessage T" + std::to_string(i) + " { string s = 1; }", id)
+                .is_ok());
+    ids.push_back(id);
+  }
+  auto body = [](const std::string& text) {  // field 1, length-delimited
+    return std::string(1, '\x0a') + static_cast<char>(text.size()) + text;
+  };
+  auto decode = h.make("protobuf_decode", {});
+  Batch first = payloads({frame(ids[0], body("first"))});
+  REQUIRE(decode->process(first).is_ok());
+  Batch recycled;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    recycled.recycle();
+    recycled.add().payload = frame(ids[i], body("v" + std::to_string(i)));
+    REQUIRE(decode->process(recycled).is_ok());
+    REQUIRE(recycled.rejections.empty());
+    CHECK(*recycled.records[0].value.field("s") == Value("v" + std::to_string(i)));
+  }
+  Batch again = payloads({frame(ids[0], body("again"))});
+  REQUIRE(decode->process(again).is_ok());
+  CHECK(*again.records[0].value.field("s") == Value("again"));
+  CHECK(again.records[0].value.as<Struct>()->schema->type_name() == "T0");
+  CHECK(*first.records[0].value.field("s") == Value("first"));  // decoded before the cache started again
+  CHECK(first.records[0].value.as<Struct>()->schema->type_name() == "T0");
 }
 
 TEST_CASE("plugin: a schema registered as a base64 FileDescriptorProto decodes") {
