@@ -67,7 +67,18 @@ struct JsonDecode::Parser {
   int max_depth;
   std::vector<std::string> projection;
   std::string padded;
-  std::map<std::vector<std::string>, std::shared_ptr<const StructSchema>> schemas;
+  // Shapes by their keys in order, found by the record's keys as read (string_views into
+  // the input): a record of a known shape allocates no names to find it.
+  struct ShapeLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+        return std::string_view(x) < std::string_view(y);
+      });
+    }
+  };
+  std::map<std::vector<std::string>, std::shared_ptr<const StructSchema>, ShapeLess> schemas;
   // The top-level object: the last record's shape, and this record's keys so far.
   std::shared_ptr<const StructSchema> last_shape;
   std::vector<std::string_view> keys;
@@ -75,9 +86,10 @@ struct JsonDecode::Parser {
 
   std::size_t schemas_bytes = 0;
 
-  std::shared_ptr<const StructSchema> schema_of(std::vector<std::string>& names) {
-    auto it = schemas.find(names);
+  std::shared_ptr<const StructSchema> schema_of(const std::vector<std::string_view>& keys) {
+    auto it = schemas.find(keys);
     if (it != schemas.end()) return it->second;
+    std::vector<std::string> names(keys.begin(), keys.end());
     std::size_t bytes = 0;
     for (const auto& n : names) bytes += n.size() + sizeof(std::string);
     // Many shapes, or a few big ones (each kept twice): do not grow without bound.
@@ -105,7 +117,7 @@ struct JsonDecode::Parser {
 
   // A nested object, built anew.
   Value object(od::object obj, int depth) {
-    std::vector<std::string> names;
+    std::vector<std::string_view> names;
     std::vector<Value> values;
     KeySet nested_seen;
     for (auto field_or_error : obj) {
@@ -113,7 +125,7 @@ struct JsonDecode::Parser {
       check(std::move(field_or_error).get(field), "a key");
       const std::string_view key = key_of(field);
       if (!nested_seen.insert(key)) throw Reject{"duplicate key '" + shown(key) + "'"};
-      names.emplace_back(key);
+      names.push_back(key);
       values.push_back(value(field.value(), depth + 1));
     }
     return Struct{schema_of(names), std::move(values)};
@@ -149,10 +161,7 @@ struct JsonDecode::Parser {
       value_into(field.value(), 1, fields[n]);
     }
     fields.resize(keys.size());
-    if (!same || keys.size() != last_names->size()) {
-      std::vector<std::string> names(keys.begin(), keys.end());
-      last_shape = schema_of(names);
-    }
+    if (!same || keys.size() != last_names->size()) last_shape = schema_of(keys);
     if (s->schema != last_shape) s->schema = last_shape;
   }
 

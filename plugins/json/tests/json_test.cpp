@@ -39,6 +39,24 @@ TEST_CASE("json_decode: a trade becomes a struct, integers stay integers") {
   CHECK(v.as<Struct>()->schema->names().front() == "id");  // field order kept
 }
 
+TEST_CASE("json_decode: records alternating two key orders keep each order's schema, nested ones too") {
+  StageHarness<json::JsonDecode> h;
+  Batch b = of({R"({"a":1,"b":{"x":1,"y":2}})", R"({"b":{"y":3,"x":4},"a":2})", R"({"a":3,"b":{"x":5,"y":6}})",
+                R"({"b":{"y":7,"x":8},"a":4})"});
+  REQUIRE(h.process(b).empty());
+  auto top = [&](std::size_t i) { return b.records[i].value.as<Struct>()->schema; };
+  auto nested = [&](std::size_t i) { return b.records[i].value.field("b")->as<Struct>()->schema; };
+  CHECK(top(0) == top(2));
+  CHECK(top(1) == top(3));
+  CHECK(top(0) != top(1));
+  CHECK(top(1)->names() == std::vector<std::string>{"b", "a"});
+  CHECK(nested(0) == nested(2));
+  CHECK(nested(1) == nested(3));
+  CHECK(nested(1)->names() == std::vector<std::string>{"y", "x"});
+  CHECK(*b.records[3].value.field("a") == Value(std::int64_t{4}));
+  CHECK(*b.records[3].value.field("b")->field("x") == Value(std::int64_t{8}));
+}
+
 TEST_CASE("json_decode: records of one shape share one schema; a projection skips the rest") {
   StageHarness<json::JsonDecode> h({{"fields", std::vector<std::string>{"id", "version"}}});
   Batch b = of({R"({"id":"a","version":1,"big":[1,2,3]})", R"({"version":2,"id":"b","zzz":{}})",
