@@ -1,5 +1,6 @@
 #include "cli/run_command.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <map>
@@ -208,7 +209,15 @@ void on_stop_signal(int sig, int& signals_seen, Runtime& runtime) {
   runtime.stop();
 }
 
-void reload(Runtime& runtime, const RunOptions& options, std::vector<std::unique_ptr<LoadedConfig>>& generations,
+// A config a reload started pipelines from: kept while any of them lives (they refer to
+// its pipeline definitions and its plugins' component specs). A pipeline object outlives
+// its retirement while something holds it (an admin request's list), hence weak_ptrs.
+struct Generation {
+  std::unique_ptr<LoadedConfig> loaded;
+  std::vector<std::weak_ptr<Pipeline>> pipelines;
+};
+
+void reload(Runtime& runtime, const RunOptions& options, std::vector<Generation>& generations,
             int& signals_seen) {
   if (!options.reload) return;
   log_info("reading the config files again");
@@ -249,7 +258,17 @@ void reload(Runtime& runtime, const RunOptions& options, std::vector<std::unique
   };
   const std::string changed = runtime.apply(next->config, wait);
   log_info("reload: " + changed);
-  if (changed != "nothing changed") generations.push_back(std::move(next));  // pipelines refer to it
+  Generation generation{std::move(next), {}};
+  const auto& defined = generation.loaded->config.pipelines;
+  for (const auto& p : runtime.pipelines())
+    if (std::any_of(defined.begin(), defined.end(), [&](const PipelineConfig& c) { return &c == &p->config(); }))
+      generation.pipelines.push_back(p);
+  generations.push_back(std::move(generation));
+  // Those whose pipelines are all gone are freed (each reload kept the whole config: a
+  // config of thousands of tenants cost MBs per reload).
+  std::erase_if(generations, [](const Generation& g) {
+    return std::all_of(g.pipelines.begin(), g.pipelines.end(), [](const auto& w) { return w.expired(); });
+  });
 }
 
 }  // namespace
@@ -264,7 +283,7 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
   sigaddset(&signals, kPipelineEndedSignal);
-  std::vector<std::unique_ptr<LoadedConfig>> generations;  // configs reloads started pipelines from
+  std::vector<Generation> generations;  // configs reloads started pipelines from
 
   Runtime runtime(config, data_dir);
   std::string error;
