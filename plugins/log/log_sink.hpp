@@ -23,7 +23,9 @@ struct LogConfig {
   std::string output = "stdout";
 
   static void declare(OptionList<LogConfig>& o) {
-    o.add("key_field", &LogConfig::key_field, "field of the decoded value to group by");
+    o.add("key_field", &LogConfig::key_field,
+          "field of the decoded value to group by (a total per key is kept in memory for the "
+          "life of the process: for a key of millions of values, sum into redis_sum instead)");
     o.add("sum_field", &LogConfig::sum_field,
           "numeric field to sum (integers, doubles, or decimal strings)");
     o.add("scale", &LogConfig::scale, "decimals kept exactly").range(0, 9);

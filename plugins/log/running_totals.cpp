@@ -13,7 +13,7 @@ std::vector<std::optional<std::int64_t>> RunningTotals::apply(const Batch& batch
   std::lock_guard lock(mutex_);
   auto counted_before = [&](const Origin& o) {
     if (o.partition < 0) return false;
-    auto it = next_offsets_.find({std::string(o.topic), o.partition});
+    auto it = next_offsets_.find(std::pair<std::string_view, std::int32_t>(o.topic, o.partition));
     return it != next_offsets_.end() && o.offset < it->second;
   };
   // Checked first, so a failing batch changes nothing.
@@ -45,7 +45,7 @@ std::vector<std::optional<std::int64_t>> RunningTotals::apply(const Batch& batch
 std::optional<std::int64_t> RunningTotals::next_offset(std::string_view topic,
                                                        std::int32_t partition) const {
   std::lock_guard lock(mutex_);
-  auto it = next_offsets_.find({std::string(topic), partition});
+  auto it = next_offsets_.find(std::pair<std::string_view, std::int32_t>(topic, partition));
   if (it == next_offsets_.end()) return std::nullopt;
   return it->second;
 }

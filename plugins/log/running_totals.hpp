@@ -50,10 +50,19 @@ class RunningTotals {
 
  private:
   using PartitionKey = std::pair<std::string, std::int32_t>;
+  // Found by (string_view, partition): no topic string built per record.
+  struct PartitionLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      const int c = std::string_view(a.first).compare(std::string_view(b.first));
+      return c < 0 || (c == 0 && a.second < b.second);
+    }
+  };
   int scale_;
   mutable std::mutex mutex_;
   std::map<std::string, std::int64_t, std::less<>> totals_;
-  std::map<PartitionKey, std::int64_t> next_offsets_;
+  std::map<PartitionKey, std::int64_t, PartitionLess> next_offsets_;
   std::uint64_t records_ = 0;
   int members_ = 0;
 };
