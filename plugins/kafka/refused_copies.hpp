@@ -58,7 +58,7 @@ class RefusedCopies {
   bool is_suspect(const Record& r) const {
     std::lock_guard lock(mutex_);
     return !suspects_.empty() && r.origin.partition >= 0 &&
-           suspects_.count(key(r.origin.topic, r.origin.partition, r.origin.offset, r.destination_topic)) > 0;
+           suspects_.count(view(r.origin.topic, r.origin.partition, r.origin.offset, r.destination_topic)) > 0;
   }
 
   void reject_in(Batch& batch) const {
@@ -67,7 +67,7 @@ class RefusedCopies {
     for (std::size_t i = 0; i < batch.records.size(); ++i) {
       const Record& r = batch.records[i];
       if (r.dropped || r.origin.partition < 0) continue;
-      auto it = refused_.find(key(r.origin.topic, r.origin.partition, r.origin.offset, r.destination_topic));
+      auto it = refused_.find(view(r.origin.topic, r.origin.partition, r.origin.offset, r.destination_topic));
       if (it != refused_.end()) batch.reject(i, it->second);
     }
   }
@@ -104,14 +104,28 @@ class RefusedCopies {
 
  private:
   using Key = std::tuple<std::string, std::int32_t, std::int64_t, std::string>;
+  using KeyView = std::tuple<std::string_view, std::int32_t, std::int64_t, std::string_view>;
+  // Keys are found by views: a lookup per record while any entry is kept builds no strings.
+  struct KeyLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return KeyView(std::get<0>(a), std::get<1>(a), std::get<2>(a), std::get<3>(a)) <
+             KeyView(std::get<0>(b), std::get<1>(b), std::get<2>(b), std::get<3>(b));
+    }
+  };
+  KeyView view(std::string_view topic, std::int32_t partition, std::int64_t offset,
+               std::string_view destination) const {
+    return {topic, partition, offset, destination.empty() ? std::string_view(default_topic_) : destination};
+  }
   Key key(std::string_view topic, std::int32_t partition, std::int64_t offset, std::string_view destination) const {
-    return {std::string(topic), partition, offset,
-            std::string(destination.empty() ? std::string_view(default_topic_) : destination)};
+    const KeyView v = view(topic, partition, offset, destination);
+    return {std::string(std::get<0>(v)), partition, offset, std::string(std::get<3>(v))};
   }
   std::string default_topic_;
   mutable std::mutex mutex_;
-  std::map<Key, std::string> refused_;
-  std::set<Key> suspects_;
+  std::map<Key, std::string, KeyLess> refused_;
+  std::set<Key, KeyLess> suspects_;
 };
 
 }  // namespace pipehost::kafka

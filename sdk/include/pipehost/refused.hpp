@@ -11,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <string_view>
 #include <tuple>
 
 #include "pipehost/record.hpp"
@@ -53,7 +54,7 @@ class RefusedRecords {
       const Record& r = batch.records[i];
       const std::string* reason = nullptr;
       if (r.origin.partition >= 0 && r.origin.offset >= 0) {
-        auto it = by_position_.find({std::string(r.origin.topic), r.origin.partition, r.origin.offset});
+        auto it = by_position_.find(PositionView(r.origin.topic, r.origin.partition, r.origin.offset));
         if (it != by_position_.end()) reason = &it->second;
       } else if (key_of && !by_key_.empty()) {
         auto it = by_key_.find(key_of(r));
@@ -75,7 +76,17 @@ class RefusedRecords {
   }
 
  private:
-  std::map<std::tuple<std::string, std::int32_t, std::int64_t>, std::string> by_position_;
+  using PositionView = std::tuple<std::string_view, std::int32_t, std::int64_t>;
+  // Found by a view: a lookup per record while any is remembered builds no string.
+  struct PositionLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return PositionView(std::get<0>(a), std::get<1>(a), std::get<2>(a)) <
+             PositionView(std::get<0>(b), std::get<1>(b), std::get<2>(b));
+    }
+  };
+  std::map<std::tuple<std::string, std::int32_t, std::int64_t>, std::string, PositionLess> by_position_;
   std::map<std::string, std::string> by_key_;
 };
 
