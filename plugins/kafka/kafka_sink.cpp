@@ -386,6 +386,14 @@ void KafkaSink::wait_for_deliveries() {
   while (reports_.load() < produced && !context_.stopping()) wait_for_room(reports_.load());
 }
 
+// As wait_for_deliveries, for a record produced alone: sent at once (rd_kafka_flush does
+// not wait out linger.ms), so that records refused together cost a round trip each to
+// tell apart, not linger.ms each too.
+void KafkaSink::send_and_wait() {
+  const std::uint64_t produced = produced_.load();
+  while (reports_.load() < produced && !context_.stopping()) rd_kafka_flush(producer_, 100);
+}
+
 void KafkaSink::write(Batch& batch, BatchDone done) {
   if (exactly_once_) return write_transaction(batch, std::move(done));
   std::size_t n = batch.records.size();
@@ -420,7 +428,7 @@ void KafkaSink::write(Batch& batch, BatchDone done) {
         produce(batch.records[i], &slot);
         ++produced;
         if (slot.alone) {
-          wait_for_deliveries();
+          send_and_wait();
           if (std::optional<std::string> why = completion->take_refusal(&slot)) {
             // Refused alone: its own fault, rejected now (the host deals with it before
             // acknowledging the batch), and remembered should the batch be read again.

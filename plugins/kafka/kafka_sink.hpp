@@ -73,6 +73,7 @@ class KafkaSink final : public Sink {
   void stop_poller();
   void wait_for_room(std::uint64_t reports_before);
   void wait_for_deliveries();
+  void send_and_wait();
   rd_kafka_topic_t* know_topic(const std::string& topic);
   // exactly_once (kafka_transactions.cpp)
   void start_transactions();

@@ -267,7 +267,7 @@ void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
       for (std::size_t i = 0; i < batch.records.size(); ++i) {
         try {
           produce(batch.records[i], reinterpret_cast<void*>(static_cast<std::uintptr_t>(i + 1)));
-          if (isolating_) wait_for_deliveries();  // each record in a produce request of its own
+          if (isolating_) send_and_wait();  // each record in a produce request of its own
         } catch (const TransactionInError&) {
           break;  // the commit below fails, and settle reads the delivery reports
         } catch (RecordRefused& why) {
