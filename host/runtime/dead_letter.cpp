@@ -49,6 +49,7 @@ std::size_t RewoundDeadLetters::remove_written(std::vector<Rejection>& rejection
 }
 
 void RewoundDeadLetters::batch_written(const std::vector<Span>& spans) {
+  unacknowledged_.insert(unacknowledged_.end(), this_batch_.begin(), this_batch_.end());
   this_batch_.clear();
   if (before_rewind_.empty()) return;
   std::erase_if(before_rewind_, [&](const Letter& l) {
@@ -56,6 +57,20 @@ void RewoundDeadLetters::batch_written(const std::vector<Span>& spans) {
       return s.partition == l.partition && s.topic == l.topic && l.offset < s.next;
     });
   });
+}
+
+void RewoundDeadLetters::acknowledged(const std::vector<Position>& positions) {
+  if (unacknowledged_.empty()) return;
+  std::erase_if(unacknowledged_, [&](const Letter& l) {
+    return std::any_of(positions.begin(), positions.end(), [&](const Position& p) {
+      return p.partition == l.partition && p.topic == l.topic && l.offset < p.next_offset;
+    });
+  });
+}
+
+void RewoundDeadLetters::rewound_in_flight() {
+  before_rewind_.insert(before_rewind_.end(), unacknowledged_.begin(), unacknowledged_.end());
+  unacknowledged_.clear();
 }
 
 namespace {

@@ -43,12 +43,21 @@ class RewoundDeadLetters {
   // Removes the rejections dead-lettered before a rewind, each letter matching one
   // rejection (a transform may make several alike records of one); returns how many.
   std::size_t remove_written(std::vector<Rejection>& rejections) const;
-  // The batch with these spans is written: records it passed are not read again.
+  // The batch with these spans is written: records it passed are not read again by a
+  // synchronous rewind. Its letters are kept until it is acknowledged (an asynchronous
+  // sink's done may still have it read again).
   void batch_written(const std::vector<Span>& spans);
+  // Batches are acknowledged up to these positions: their letters are done with.
+  void acknowledged(const std::vector<Position>& positions);
+  // A sink's done had every batch not yet acknowledged read again (Task::rewind_in_flight).
+  void rewound_in_flight();
   bool empty() const { return before_rewind_.empty(); }
   // The source loses partitions (a rebalance): what their batches read again would not
   // reach this task. All is forgotten; a letter then written again is at least once.
-  void forget() { before_rewind_.clear(); }
+  void forget() {
+    before_rewind_.clear();
+    unacknowledged_.clear();
+  }
 
  private:
   // One dead-lettered record: its origin and, for a router's copies of one record, its
@@ -61,6 +70,7 @@ class RewoundDeadLetters {
   };
   std::vector<Letter> this_batch_;
   std::vector<Letter> before_rewind_;
+  std::vector<Letter> unacknowledged_;  // of batches written, not yet acknowledged
 };
 
 class DeadLetterWriter {

@@ -129,7 +129,8 @@ DeliveryTracker::Rewound DeliveryTracker::rewind() {
       auto same = std::find_if(out.positions.begin(), out.positions.end(), [&](const Position& q) {
         return q.partition == start.partition && q.topic == start.topic;
       });
-      if (same == out.positions.end()) out.positions.push_back(start);  // the earliest batch's
+      if (same == out.positions.end()) out.positions.push_back(start);
+      else same->next_offset = std::min(same->next_offset, start.next_offset);  // the earliest
     }
   }
   entries_.clear();

@@ -542,11 +542,28 @@ bool Task::rewind_in_flight() {
   const Status why = *std::exchange(rewind_pending_, std::nullopt);
   // The batches written after the refused one are read and written again too (at least
   // once): the source cannot read again from the middle of what it read.
-  while (!tracker_.wait_all(kPollWait))
+  // As in the loop, a sink that settles nothing for stall_timeout_ms stops the pipeline.
+  std::uint64_t in_flight = tracker_.in_flight_records();
+  auto progress = std::chrono::steady_clock::now();
+  while (!tracker_.wait_all(kPollWait)) {
     if (stopping()) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (const std::uint64_t left = tracker_.in_flight_records(); left < in_flight) {
+      in_flight = left;
+      progress = now;
+    } else if (config_.stall_timeout_ms > 0 && now - progress > Millis(config_.stall_timeout_ms)) {
+      state_.stalls += 1;
+      stalled_ = true;
+      fail("sink", Status::fatal("stalled: nothing settled for " + std::to_string(config_.stall_timeout_ms) +
+                                 " ms with " + std::to_string(left) + " records in flight, waiting to read again (" +
+                                 why.message() + ")"));
+      return false;
+    }
+  }
   // What completed before the batch was drained when its status was found.
   DeliveryTracker::Rewound rewound = tracker_.rewind();
   rewind_pending_.reset();  // a later batch may have asked too: one read again serves both
+  rewound_letters_.rewound_in_flight();  // their dead letters are not written again
   if (rewound.error) return fail("sink", *rewound.error), false;
   if (rewound.positions.empty())
     return fail("sink", Status::fatal(why.message() + "; the batch has no source position to read again from")),
@@ -556,7 +573,10 @@ bool Task::rewind_in_flight() {
     where += (where.empty() ? "" : ", ") + std::string(p.topic) + "/" + std::to_string(p.partition) + "@" +
              std::to_string(p.next_offset);
   Status s = retried([&] { return source_->seek(rewound.positions); }, "source: cannot read again from " + where);
-  if (!s.is_ok()) return fail("source", s), false;
+  if (!s.is_ok() && stopping()) return false;  // a stop while retrying is a clean stop
+  if (!s.is_ok())
+    return fail("source", Status::fatal(why.message() + "; reading again from " + where + " failed: " + s.message())),
+           false;
   state_.rewinds += 1;
   drain_since_.reset();  // reading again: a later end waits afresh
   log(LogLevel::warn, why.message() + "; reading again from " + where);
@@ -694,6 +714,7 @@ void Task::commit(bool force) {
 void Task::collect_acknowledged() {
   DeliveryTracker::Drained drained = tracker_.drain();
   state_.records_acked += drained.records;
+  rewound_letters_.acknowledged(drained.positions);
   if (drained.records > 0) acknowledged_since_check_ = true;
   for (const auto& p : drained.positions) {
     auto same = std::find_if(pending_commit_.begin(), pending_commit_.end(), [&](const Position& q) {

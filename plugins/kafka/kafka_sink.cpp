@@ -232,8 +232,8 @@ void KafkaSink::start() {
 
 void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
   auto* sink = static_cast<KafkaSink*>(opaque);
-  // Counted once the report is noted: a writer waiting for it (wait_for_deliveries) then
-  // finds a refusal of its record.
+  // At least once, counted once the report is noted: a writer waiting for it
+  // (send_and_wait) then finds a refusal of its record.
   auto count_report = [sink] {
     sink->reports_.fetch_add(1);
     if (sink->waiting_for_room_.load()) {
@@ -260,14 +260,34 @@ void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void
                                                      std::to_string(slot->offset)
                                                : std::string()) +
                          " to " + destination + " failed: " + rd_kafka_err2str(message->err);
-    const bool refused = refused_for_good(message->err);
+    // Not authorized for the sink's own topic is the pipeline's fault, not a record's
+    // (every record would be dead-lettered); for a destination a stage chose (a router's
+    // tenant), that destination's records are rejected, as for a missing topic.
+    const bool own_topic_denied = (message->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+                                   message->err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED) &&
+                                  destination == sink->topic_;
+    const bool refused = refused_for_good(message->err) && !own_topic_denied;
     if (refused && slot->partition >= 0)
       c->refuse(slot, destination, std::move(failed));
     else
-      c->fail(Status::fatal(std::move(failed) + (refused ? " (a record a stage made, which cannot be read again)" : "")));
+      c->fail(Status::fatal(std::move(failed) +
+                            (refused ? " (a record without a source position, which cannot be read again)"
+                             : own_topic_denied ? " (grant this producer Write on the topic)"
+                                                : "")));
   }
   count_report();
   c->settle(1);
+}
+
+// A record refused with others was taken alone. Once is a bad record among good ones;
+// records of a topic taken alone again and again mean the topic refuses the producer's
+// requests for their size: said once per topic, with the fix.
+void KafkaSink::taken_alone(const std::string& topic) {
+  if (++taken_alone_[topic] != 50) return;
+  context_.warn("50 records to " + topic + " were refused together with others and taken one at a time: "
+                "if the topic's max.message.bytes is under the producer's batch.size (librdkafka's default "
+                "1000000), its requests are refused for their size and each record costs a round trip and a "
+                "read again; set batch.size in the sink's properties to at most the topic's max.message.bytes");
 }
 
 // At least once: what a batch's done says once every record has its delivery report.
@@ -297,7 +317,8 @@ Status KafkaSink::outcome(BatchCompletion& c) {
                           "; the batch is read again so that the broker's refusals are rejected (at least "
                           "once: the batches written after it are written again)");
   return Status::rewind(std::to_string(c.refusals.size()) +
-                        " record(s) refused together (the broker refuses a partition's request whole), the "
+                        " record(s) refused in produce requests of several records (the broker refuses a "
+                        "partition's request whole), the "
                         "first: " + c.refusals.front().reason +
                         "; the batch is read again and they are produced one at a time to find which is at "
                         "fault (at least once: the batches written after it are written again)");
@@ -412,18 +433,24 @@ void KafkaSink::write(Batch& batch, BatchDone done) {
     completion->spans.push_back({std::string(s.topic), s.partition, from < 0 ? s.next : from, s.next});
   }
   completion->outcome = [this](BatchCompletion& c) { return outcome(c); };
+  // Every slot before the first record is produced: delivery reports read the slots and
+  // the topics while this loop would still be adding to them.
   const bool suspects = refused_.any_suspects();
+  for (std::size_t i = 0; i < n; ++i) {
+    const Record& r = batch.records[i];
+    RecordSlot& slot = completion->slots[i];
+    slot = {completion, r.origin.offset, r.origin.partition, 0, false};
+    if (r.origin.partition >= 0) slot.topic = completion->topic_index(r.origin.topic);
+    // One of records the broker refused together: produced alone (nothing else in
+    // flight, and nothing after it until its report), so its refusal is its own.
+    slot.alone = suspects && refused_.is_suspect(r);
+  }
   std::size_t produced = 0;
   try {
     for (std::size_t i = 0; i < n; ++i) {
       const Record& r = batch.records[i];
       RecordSlot& slot = completion->slots[i];
-      slot = {completion, r.origin.offset, r.origin.partition, 0, false};
-      if (r.origin.partition >= 0) slot.topic = completion->topic_index(r.origin.topic);
       try {
-        // One of records the broker refused together: produced alone (nothing else in
-        // flight, and nothing after it until its report), so its refusal is its own.
-        slot.alone = suspects && refused_.is_suspect(r);
         if (slot.alone) wait_for_deliveries();
         produce(batch.records[i], &slot);
         ++produced;
@@ -435,6 +462,8 @@ void KafkaSink::write(Batch& batch, BatchDone done) {
             *why += " (the broker refuses it whatever the attempt)";
             refused_.remember(r.origin, r.destination_topic, *why);
             batch.reject(i, std::move(*why));
+          } else {
+            taken_alone(r.destination_topic.empty() ? topic_ : r.destination_topic);
           }
         }
       } catch (RecordRefused& refused) {  // dead-lettered by the host; settled below

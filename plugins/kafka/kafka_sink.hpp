@@ -117,6 +117,8 @@ class KafkaSink final : public Sink {
   // commit the offsets past it); at least once: by the broker, after write returned.
   RefusedCopies refused_;
   Status outcome(BatchCompletion& completion);
+  void taken_alone(const std::string& topic);
+  std::unordered_map<std::string, std::size_t> taken_alone_;  // by destination (task thread)
   // reports_ when a flush last gave up with records undelivered (none: no flush did).
   std::optional<std::uint64_t> gave_up_at_reports_;
   std::string transactional_id_;

@@ -826,7 +826,9 @@ def test_sighup_reloads_only_the_pipelines_whose_definition_changed():
 
         def pipelines():
             return {x["name"]: x for x in json.loads(call(base, "/pipelines")[1])}
-        wait_until(lambda: all(x["records_acknowledged"] > 50 for x in pipelines().values()), 20, "records")
+        # Named: the admin endpoint answers (an empty list) before the pipelines are made.
+        wait_until(lambda: set(pipelines()) == {"steady", "changed", "removed"} and
+                   all(x["records_acknowledged"] > 50 for x in pipelines().values()), 20 * TIME_SCALE, "records")
         steady_before = pipelines()["steady"]["records_acknowledged"]
 
         write([("steady", 200), ("changed", 300), ("added", 200)], extra=route(["GET"]))
@@ -934,7 +936,7 @@ def test_reloads_free_the_configs_of_the_pipelines_they_retired():
         wait_for_admin(base)
         reloads = 25
         def tick_read():
-            return next(x["records_read"] for x in json.loads(call(base, "/pipelines")[1]) if x["name"] == "tick")
+            return next((x["records_read"] for x in json.loads(call(base, "/pipelines")[1]) if x["name"] == "tick"), 0)
         for i in range(reloads):
             wait_until(lambda: tick_read() > 50, 20 * TIME_SCALE, "tick to read")
             read = tick_read()

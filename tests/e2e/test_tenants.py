@@ -327,7 +327,7 @@ def test_at_least_once_finds_the_refused_record_among_records_refused_together()
     headers = dict(letters[0][3])
     assert headers["pipehost.origin.offset"] == b"103"
     assert b"Message size too large (the broker refuses it whatever the attempt)" in headers["pipehost.error"]
-    assert "refused together" in r.stderr and "produced one at a time" in r.stderr, r.stderr[-3000:]
+    assert "refused in produce requests of several records" in r.stderr and "produced one at a time" in r.stderr, r.stderr[-3000:]
 
 
 def test_exactly_once_names_the_refused_record_while_the_rest_of_a_big_transaction_is_queued():

@@ -288,6 +288,35 @@ TEST_CASE("rewound dead letters: what a batch read again dead-lettered is not wr
   CHECK(letters.empty());
 }
 
+TEST_CASE("rewound dead letters: the letters of batches in flight when a done asked to read again") {
+  // An asynchronous sink's done says rewind after later batches were written: their
+  // letters were written too, and the read again must not write them twice.
+  auto letter = [](std::int64_t offset) {
+    Record r;
+    r.origin = {"t", 0, offset};
+    return Rejection{r, "bad"};
+  };
+  RewoundDeadLetters letters;
+  letters.batch_started();
+  letters.written_to_topic({letter(2)});
+  letters.batch_written({{"t", 0, 0, 4}});
+  letters.acknowledged({{"t", 0, 4}});  // that batch is acknowledged: its letter is done with
+  letters.batch_started();
+  letters.written_to_topic({letter(5)});
+  letters.batch_written({{"t", 0, 4, 8}});
+  letters.batch_started();
+  letters.written_to_topic({letter(9)});
+  letters.batch_written({{"t", 0, 8, 12}});
+  letters.rewound_in_flight();  // read again from 4
+  letters.batch_started();
+  std::vector<Rejection> again{letter(5), letter(9), letter(10)};
+  CHECK(letters.remove_written(again) == 2);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].record.origin.offset == 10);
+  std::vector<Rejection> old{letter(2)};
+  CHECK(letters.remove_written(old) == 0);
+}
+
 // A router's copies of one record to topics A and B: A's copy dead-lettered, then the
 // batch read again (B's copy refused by the broker). The read again rejects both: only
 // A's is on the dead-letter topic already. B's used to be dropped as "already there".
