@@ -60,6 +60,15 @@ std::string origin_text(const Record& r) {
   return "record " + std::string(r.origin.topic) + "/" + std::to_string(r.origin.partition) + "@" +
          std::to_string(r.origin.offset);
 }
+
+// "t/0@12, t/1@7": where each partition is (read again from, committed up to).
+std::string positions_text(const std::vector<Position>& positions) {
+  std::string out;
+  for (const Position& p : positions)
+    out += (out.empty() ? "" : ", ") + std::string(p.topic) + "/" + std::to_string(p.partition) + "@" +
+           std::to_string(p.next_offset);
+  return out;
+}
 }  // namespace
 
 Task::Task(const PipelineConfig& config, Services& services, PipelineState& state, int index)
@@ -505,7 +514,6 @@ Status Task::retried(const std::function<Status()>& attempt, const std::string& 
 // sink's stored position says, instead of writing past the records it lost.
 bool Task::rewind_source(const Batch& batch, const Status& why) {
   std::vector<Position> positions;
-  std::string where;
   for (std::size_t i = 0; i < batch.spans.size(); ++i) {
     const Span& span = batch.spans[i];
     std::optional<std::int64_t> stored;
@@ -527,9 +535,8 @@ bool Task::rewind_source(const Batch& batch, const Status& why) {
                                         std::to_string(span.partition) + " to read again from")),
              false;
     positions.push_back({span.topic, span.partition, offset});
-    where += (where.empty() ? "" : ", ") + std::string(span.topic) + "/" +
-             std::to_string(span.partition) + "@" + std::to_string(offset);
   }
+  const std::string where = positions_text(positions);
   Status s = retried([&] { return source_->seek(positions); }, "source: cannot read again from " + where);
   if (!s.is_ok()) return fail("source", s), false;
   state_.rewinds += 1;
@@ -568,10 +575,7 @@ bool Task::rewind_in_flight() {
   if (rewound.positions.empty())
     return fail("sink", Status::fatal(why.message() + "; the batch has no source position to read again from")),
            false;
-  std::string where;
-  for (const Position& p : rewound.positions)
-    where += (where.empty() ? "" : ", ") + std::string(p.topic) + "/" + std::to_string(p.partition) + "@" +
-             std::to_string(p.next_offset);
+  const std::string where = positions_text(rewound.positions);
   Status s = retried([&] { return source_->seek(rewound.positions); }, "source: cannot read again from " + where);
   if (!s.is_ok() && stopping()) return false;  // a stop while retrying is a clean stop
   if (!s.is_ok())
@@ -692,11 +696,8 @@ void Task::commit(bool force) {
     log(LogLevel::warn, "source commit failed (will retry): " + s.message());
   } else {
     if (log_enabled(LogLevel::debug)) {
-      std::string where;
-      for (const auto& p : pending_commit_)
-        where += (where.empty() ? "" : ", ") + std::string(p.topic) + "/" + std::to_string(p.partition) +
-                 "@" + std::to_string(p.next_offset);
-      log(LogLevel::debug, "acknowledged up to " + where + " (handed to the source to commit)");
+      log(LogLevel::debug, "acknowledged up to " + positions_text(pending_commit_) +
+                               " (handed to the source to commit)");
     }
     {
       std::lock_guard lock(state_.positions_mutex);
