@@ -939,11 +939,17 @@ def test_reloads_free_the_configs_of_the_pipelines_they_retired():
             return next((x["records_read"] for x in json.loads(call(base, "/pipelines")[1]) if x["name"] == "tick"), 0)
         for i in range(reloads):
             wait_until(lambda: tick_read() > 50, 20 * TIME_SCALE, "tick to read")
-            read = tick_read()
             write(1001 + i)
             p.send_signal(signal.SIGHUP)
-            # Applied once tick is a new pipeline (its counts start again).
-            wait_until(lambda: tick_read() < read, 20 * TIME_SCALE, "the reload to restart tick")
+            # Applied once tick is a new pipeline: its count starts again, below the last
+            # count the old one showed (which goes on reading while the config is parsed).
+            last = [tick_read()]
+
+            def restarted():
+                now = tick_read()
+                fell, last[0] = now < last[0], now
+                return fell
+            wait_until(restarted, 20 * TIME_SCALE, "the reload to restart tick")
             if i == 4:
                 after_a_few = rss_kb(p.pid)
         grown_mb = (rss_kb(p.pid) - after_a_few) / 1024
