@@ -89,7 +89,7 @@ struct Outcome {
 DeadLetterWriter::DeadLetterWriter(const ComponentSpec& sink, Context& context, std::string topic,
                                    std::string pipeline, DeadLetterTimeouts timeouts)
     : spec_(sink), context_(context), topic_(std::move(topic)), pipeline_(std::move(pipeline)),
-      timeouts_(timeouts) {}
+      timeouts_(timeouts), most_letter_bytes_(most_letter_bytes(context.kafka_properties())) {}
 
 DeadLetterWriter::~DeadLetterWriter() {
   if (sink_) sink_->stop();  // which flushes (once: 30 s at most with the broker gone)
@@ -148,7 +148,7 @@ Status DeadLetterWriter::write(const std::vector<Rejection>& rejections, const s
       add("pipehost.origin.partition", std::to_string(r.record.origin.partition));
       add("pipehost.origin.offset", std::to_string(r.record.origin.offset));
     }
-    fit_in_a_message(letter, most_letter_bytes(context_.kafka_properties()));
+    fit_in_a_message(letter, most_letter_bytes_);
   }
   auto outcome = std::make_shared<Outcome>();
   Status written = sink_->write(batch, [outcome](Status s) {

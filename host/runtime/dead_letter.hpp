@@ -97,6 +97,7 @@ class DeadLetterWriter {
   std::string topic_;
   std::string pipeline_;
   DeadLetterTimeouts timeouts_;
+  std::size_t most_letter_bytes_;  // from [kafka.properties], read once (a copy of the map per letter before)
   std::unique_ptr<SinkStage> sink_;
 };
 

@@ -94,6 +94,7 @@ void DeliveryTracker::done_called_twice() {
 
 DeliveryTracker::Drained DeliveryTracker::drain() {
   Drained out;
+  PartitionSlots slots;
   std::lock_guard lock(mutex_);
   if (misused_) {
     out.error = misused_;
@@ -107,11 +108,9 @@ DeliveryTracker::Drained DeliveryTracker::drain() {
     }
     out.records += e.records;
     for (const auto& p : e.positions) {
-      auto same = std::find_if(out.positions.begin(), out.positions.end(), [&](const Position& q) {
-        return q.partition == p.partition && q.topic == p.topic;
-      });
-      if (same == out.positions.end()) out.positions.push_back(p);
-      else same->next_offset = p.next_offset;  // later batches come later in the partition
+      auto [at, added] = slots.slot(p.topic, p.partition);
+      if (added) out.positions.push_back(p);
+      else out.positions[at].next_offset = p.next_offset;  // later batches come later in the partition
     }
     entries_.pop_front();
   }
@@ -120,17 +119,16 @@ DeliveryTracker::Drained DeliveryTracker::drain() {
 
 DeliveryTracker::Rewound DeliveryTracker::rewind() {
   Rewound out;
+  PartitionSlots slots;
   std::lock_guard lock(mutex_);
   for (const Entry& e : entries_) {
     const Code code = e.status.code();
     if (!out.error && !e.status.is_ok() && code != Code::rewind && code != Code::cancelled)
       out.error = e.status;
     for (const Position& start : e.starts) {
-      auto same = std::find_if(out.positions.begin(), out.positions.end(), [&](const Position& q) {
-        return q.partition == start.partition && q.topic == start.topic;
-      });
-      if (same == out.positions.end()) out.positions.push_back(start);
-      else same->next_offset = std::min(same->next_offset, start.next_offset);  // the earliest
+      auto [at, added] = slots.slot(start.topic, start.partition);
+      if (added) out.positions.push_back(start);
+      else out.positions[at].next_offset = std::min(out.positions[at].next_offset, start.next_offset);  // the earliest
     }
   }
   entries_.clear();

@@ -265,12 +265,13 @@ void KafkaSource::take(rd_kafka_message_t* m, Batch& out) {
 // added, starting at `from`, when the batch has none yet.
 Span& KafkaSource::span_of(Batch& out, std::string_view topic, std::int32_t partition, std::int64_t from) {
   if (last_.span == LastPartition::kNoSpan) {
-    if (const Span* span = out.span(topic, partition)) {
-      last_.span = static_cast<std::size_t>(span - out.spans.data());
-    } else {
-      last_.span = out.spans.size();
-      out.spans.push_back(Span{topic, partition, from, 0});
+    if (span_slots_.size() != out.spans.size()) {  // a batch this poll did not start
+      span_slots_.clear();
+      for (const Span& s : out.spans) span_slots_.slot(s.topic, s.partition);
     }
+    auto [at, added] = span_slots_.slot(topic, partition);
+    if (added) out.spans.push_back(Span{topic, partition, from, 0});
+    last_.span = at;
   }
   return out.spans[last_.span];
 }
@@ -409,6 +410,7 @@ PollResult KafkaSource::poll(Batch& out, Millis max_wait) {
     more.resize(out.capacity > 1 ? out.capacity - 1 : 1);
     ssize_t n = rd_kafka_consume_batch_queue(queue_, 0, more.data(), more.size());
     last_ = {};  // a rebalance may have come with the messages
+    span_slots_.clear();
     std::size_t payload_bytes = 0;  // what librdkafka counts against its byte threshold
     auto count_and_take = [&](rd_kafka_message_t* m) {
       payload_bytes += m->len;  // before take(), which may destroy m

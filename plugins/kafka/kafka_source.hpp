@@ -140,6 +140,7 @@ class KafkaSource final : public Source {
     std::size_t span = kNoSpan;       // its span in the batch being filled
     static constexpr std::size_t kNoSpan = ~std::size_t{0};
   } last_;
+  PartitionSlots span_slots_;  // the spans of the batch being filled (as last_.span)
   bool assignment_seen_ = false;
   bool ever_assigned_ = false;
   bool subscribed_ = false;  // start got as far as subscribing (else no group to wait for)

@@ -161,3 +161,34 @@ TEST_CASE("latency: each acknowledged record counts once, from its own timestamp
   CHECK(latency.count_at_most(4500) == 3);
   CHECK(latency.count_at_most(9999) == 7);
 }
+
+TEST_CASE("many partitions: a position per partition, in first-seen order, the latest offset of each") {
+  // Batches over 2,000 partitions of two topics, interleaved: each merge is a lookup, not
+  // a search of the list (quadratic before).
+  DeliveryTracker t;
+  Batch b;
+  for (int round = 0; round < 3; ++round)
+    for (std::int32_t p = 0; p < 1000; ++p)
+      for (std::string_view topic : {"a", "b"}) {
+        Record r;
+        r.origin = {topic, p, std::int64_t{round} * 10 + p % 7};
+        b.records.push_back(r);
+      }
+  b.spans = b.spans_from_records();
+  REQUIRE(b.spans.size() == 2000);
+  CHECK(b.spans[0].topic == "a");
+  CHECK(b.spans[1].topic == "b");
+  CHECK(b.spans[2 * 999 + 1].partition == 999);
+  CHECK(b.spans[2 * 999 + 1].next == 20 + 999 % 7 + 1);
+  auto first = t.begin(positions_of(b), b.records.size(), 0, 1, {}, positions_of(b));
+  for (auto& s : b.spans) s.next += 100;
+  auto second = t.begin(positions_of(b), b.records.size(), 0, 1);
+  t.complete(first, Status::ok());
+  t.complete(second, Status::ok());
+  auto d = t.drain();
+  REQUIRE(d.positions.size() == 2000);
+  CHECK(d.positions[7].topic == "b");
+  CHECK(d.positions[7].partition == 3);
+  CHECK(d.positions[7].next_offset == 20 + 3 + 1 + 100);
+  CHECK(d.records == 2 * b.records.size());
+}

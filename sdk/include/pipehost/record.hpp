@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -122,6 +123,28 @@ struct Position {
   std::string_view topic;
   std::int32_t partition = 0;
   std::int64_t next_offset = 0;
+};
+
+// Where each (topic, partition) of a list is, for lists a batch or a drain builds one
+// entry per partition: a search of the list per record or per entry made a batch over
+// hundreds of partitions quadratic. `slot` gives the index to use, and whether it is new
+// (the caller then appends the entry at that index).
+class PartitionSlots {
+ public:
+  std::pair<std::size_t, bool> slot(std::string_view topic, std::int32_t partition) {
+    auto [it, added] = slots_.try_emplace({topic, partition}, slots_.size());
+    return {it->second, added};
+  }
+  void clear() { slots_.clear(); }
+  std::size_t size() const { return slots_.size(); }
+
+ private:
+  struct Hash {
+    std::size_t operator()(const std::pair<std::string_view, std::int32_t>& k) const noexcept {
+      return std::hash<std::string_view>{}(k.first) * 31 + static_cast<std::size_t>(k.second);
+    }
+  };
+  std::unordered_map<std::pair<std::string_view, std::int32_t>, std::size_t, Hash> slots_;
 };
 
 // Storage an earlier record's decoded struct had (see Batch::add): never data. A copy of
@@ -275,13 +298,12 @@ class Batch {
   // partition from -1 (no claim about what precedes it) to its last offset + 1.
   std::vector<Span> spans_from_records() const {
     std::vector<Span> out;
+    PartitionSlots slots;
     for (const auto& r : records) {
       if (r.origin.partition < 0 || r.origin.offset < 0) continue;
-      Span* same = nullptr;
-      for (auto& s : out)
-        if (s.partition == r.origin.partition && s.topic == r.origin.topic) same = &s;
-      if (!same) out.push_back({r.origin.topic, r.origin.partition, -1, r.origin.offset + 1});
-      else if (r.origin.offset + 1 > same->next) same->next = r.origin.offset + 1;
+      auto [at, added] = slots.slot(r.origin.topic, r.origin.partition);
+      if (added) out.push_back({r.origin.topic, r.origin.partition, -1, r.origin.offset + 1});
+      else if (r.origin.offset + 1 > out[at].next) out[at].next = r.origin.offset + 1;
     }
     return out;
   }
