@@ -392,8 +392,14 @@ void SqliteSink::prepare(Batch& batch) {
 // rowid) and a row already there keeps its value.
 sqlite3_stmt* SqliteSink::upsert_statement(const std::string& missing) {
   auto at = upserts_.find(missing);
-  if (at != upserts_.end()) return at->second.get();
-  if (upserts_.size() >= 64) upserts_.clear();  // records of ever new shapes (JSON)
+  if (at != upserts_.end()) {
+    at->second.used = ++upserts_used_;
+    return at->second.statement.get();
+  }
+  if (upserts_.size() >= kMostUpserts)
+    upserts_.erase(std::min_element(upserts_.begin(), upserts_.end(), [](const auto& a, const auto& b) {
+      return a.second.used < b.second.used;
+    }));
   std::string cols, marks, updates, conflict;
   for (std::size_t c = 0; c < columns_.size(); ++c) {
     if (missing[c] == '1') continue;
@@ -406,10 +412,13 @@ sqlite3_stmt* SqliteSink::upsert_statement(const std::string& missing) {
                (add ? "coalesce(" + name + ", 0) + excluded." + name : "excluded." + name);
   }
   for (std::size_t k : key_columns_) conflict += (conflict.empty() ? "" : ", ") + identifier(columns_[k].name);
-  return (upserts_[missing] = db_->prepare("INSERT INTO " + identifier(config_.table) + " (" + cols + ") VALUES (" +
-                                          marks + ") ON CONFLICT (" + conflict + ") DO " +
-                                          (updates.empty() ? "NOTHING" : "UPDATE SET " + updates)))
-      .get();
+  Statement statement =
+      db_->prepare("INSERT INTO " + identifier(config_.table) + " (" + cols + ") VALUES (" + marks +
+                   ") ON CONFLICT (" + conflict + ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates));
+  CachedUpsert& cached = upserts_[missing];  // once prepared: a failed prepare caches nothing
+  cached.statement = std::move(statement);
+  cached.used = ++upserts_used_;
+  return cached.statement.get();
 }
 
 // Writes one record's row (insert, or update on its primary key); SQLite's result code.
@@ -440,7 +449,9 @@ void SqliteSink::remember_refused(const Record& r, const std::string& what) {
 // if SQLite then counts an unresolved foreign key (the rows kept before it left none).
 // A row whose parent comes later in the batch (what deferring is for) is undone too, so
 // the undone rows are tried again after the others, until a pass keeps none: what is
-// left is refused. Throws PositionMismatch having remembered them (see refused.hpp);
+// left is refused. Each pass goes the other way: a chain of children before their
+// parents (row i's parent is row i + 1) is kept whole by the second pass, where passes
+// in one direction kept one row each (512 passes for a batch of 512). Throws PositionMismatch having remembered them (see refused.hpp);
 // returns, with no transaction open, when no row breaks one alone.
 void SqliteSink::refuse_deferred(const Batch& batch, const std::string& what) {
   sqlite3* db = db_->handle();
@@ -465,6 +476,7 @@ void SqliteSink::refuse_deferred(const Batch& batch, const std::string& what) {
       }
       if (sqlite3_exec(db, "RELEASE pipehost_row", nullptr, nullptr, nullptr) != SQLITE_OK) fail(doing);
     }
+    std::reverse(undone.begin(), undone.end());
     pending.swap(undone);
   }
   sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);

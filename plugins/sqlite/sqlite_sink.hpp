@@ -83,7 +83,16 @@ class SqliteSink final : public Sink {
   // source position: they are remembered by primary key (row_key).
   RefusedRecords refused_;
   // By the columns a record has no field for ('1'), one upsert each (see upsert_statement).
-  std::map<std::string, Statement> upserts_;
+  // Upserts by the columns a record leaves out; the least recently used goes past 64
+  // (records of ever new shapes, JSON), where clearing them all made a source cycling
+  // through 65 shapes prepare every statement again and again.
+  struct CachedUpsert {
+    Statement statement;
+    std::uint64_t used = 0;
+  };
+  static constexpr std::size_t kMostUpserts = 64;
+  std::map<std::string, CachedUpsert> upserts_;
+  std::uint64_t upserts_used_ = 0;
   std::vector<const Value*> fields_;  // the record being written, per column
   Statement read_position_, store_position_;
   std::map<std::string, std::int64_t> seen_positions_;

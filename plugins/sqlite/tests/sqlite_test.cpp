@@ -356,6 +356,77 @@ TEST_CASE("sqlite: with foreign_keys, rows breaking one are rejected, deferred o
   }
 }
 
+TEST_CASE("sqlite: a deferred chain of children before their parents is kept whole; its orphan is refused") {
+  // Row i's parent is row i + 1, the last one's is in the table: every row is kept. One
+  // more row names a parent nowhere: only it is refused. (Passes of one direction kept one
+  // row of such a chain each: 300 passes here.)
+  Fixture f;
+  f.sql("CREATE TABLE nodes (name TEXT PRIMARY KEY, parent TEXT REFERENCES nodes (name) DEFERRABLE INITIALLY DEFERRED);"
+        "INSERT INTO nodes VALUES ('root', NULL)");
+  auto sink = testing::make<SqliteSink>({{"database", f.path}, {"table", std::string("nodes")}, {"foreign_keys", true}},
+                                        f.context);
+  sink->start();
+  static const auto schema = StructSchema::make({"name", "parent"});
+  const int chain = 300;
+  auto read = [&] {
+    Batch b;
+    for (int i = 0; i <= chain; ++i) {
+      Record& r = b.records.emplace_back();
+      const std::string name = i == chain ? "orphan" : "n" + std::to_string(i);
+      const std::string parent = i == chain ? "nobody" : i + 1 == chain ? "root" : "n" + std::to_string(i + 1);
+      r.value = Struct{schema, {Value(name), Value(parent)}};
+      r.origin = {"nodes", 0, i};
+    }
+    b.spans = {{"nodes", 0, 0, chain + 1}};
+    return b;
+  };
+  Batch first = read();
+  CHECK_THROWS_WITH_AS(testing::write_batch(*sink, first), doctest::Contains("refused 1 row(s) at commit"),
+                       PositionMismatch);
+  Batch again = read();
+  auto result = testing::write_batch(*sink, again);
+  REQUIRE(result.rejections.size() == 1);
+  CHECK(result.rejections[0].record.origin.offset == chain);
+  CHECK(f.sql("SELECT count(*) FROM nodes") == std::to_string(chain + 1) + "\n");
+  CHECK(f.sql("SELECT count(*) FROM nodes WHERE name = 'orphan'") == "0\n");
+}
+
+TEST_CASE("sqlite: records of more shapes than the statements kept are all written right") {
+  // Each set of fields a record leaves out is its own upsert; past 64 the least recently
+  // used is dropped. 128 shapes, twice over, interleaved with the one shape used most.
+  Fixture f;
+  f.sql("CREATE TABLE wide (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER, c INTEGER, d INTEGER, e INTEGER, "
+        "g INTEGER, h INTEGER)");
+  auto sink = testing::make<SqliteSink>({{"database", f.path}, {"table", std::string("wide")}}, f.context);
+  sink->start();
+  const std::vector<std::string> columns = {"a", "b", "c", "d", "e", "g", "h"};
+  Batch b;
+  std::int64_t expected = 0;
+  for (int round = 0; round < 2; ++round)
+    for (int shape = 0; shape < 128; ++shape) {
+      for (int common = 0; common < 2; ++common) {
+        const int bits = common ? 127 : shape;
+        std::vector<std::string> names = {"id"};
+        std::vector<Value> values = {Value(std::int64_t{common ? 1000 : shape})};
+        for (std::size_t c = 0; c < columns.size(); ++c)
+          if (bits & (1 << c)) {
+            names.push_back(columns[c]);
+            values.emplace_back(std::int64_t{round * 10 + static_cast<int>(c)});
+          }
+        b.records.emplace_back().value = Struct{StructSchema::make(names), std::move(values)};
+      }
+    }
+  for (std::size_t c = 0; c < columns.size(); ++c) expected += 10 + static_cast<std::int64_t>(c);
+  b.spans = {{"wide", 0, 0, static_cast<std::int64_t>(b.records.size())}};
+  CHECK(testing::write_batch(*sink, b).rejections.empty());
+  // Row 127 had every column in both rounds; row 0 none (all NULL); row 5 columns a and c.
+  CHECK(f.sql("SELECT a + b + c + d + e + g + h FROM wide WHERE id = 127") == std::to_string(expected) + "\n");
+  CHECK(f.sql("SELECT a + b + c + d + e + g + h FROM wide WHERE id = 1000") == std::to_string(expected) + "\n");
+  CHECK(f.sql("SELECT quote(a), quote(b) FROM wide WHERE id = 0") == "NULL|NULL\n");
+  CHECK(f.sql("SELECT a, quote(b), c FROM wide WHERE id = 5") == "10|NULL|12\n");
+  CHECK(f.sql("SELECT count(*) FROM wide") == "129\n");
+}
+
 TEST_CASE("sqlite: without foreign_keys, SQLite's default, a foreign key is not enforced") {
   Fixture f;
   f.sql("DROP TABLE aggregated");
