@@ -17,6 +17,10 @@ void SqliteQueryConfig::declare(OptionList<SqliteQueryConfig>& o) {
         "each row's keys in alphabetical order (as Flask's jsonify); false: column order");
   o.add("busy_timeout_ms", &SqliteQueryConfig::busy_timeout_ms, "how long a query waits for a lock")
       .range(0, 600000);
+  o.add("max_response_mb", &SqliteQueryConfig::max_response_mb,
+        "the largest answer, in MiB: a query whose rows pass it answers 500 naming this option "
+        "(the answer is built whole in memory, one request at a time per route)")
+      .range(1, 4096);
 }
 
 namespace {
@@ -87,6 +91,8 @@ HttpResponse SqliteQuery::handle(const HttpRequest&) {
   out = "[";
   int rc;
   bool first = true;
+  const std::size_t most_bytes = static_cast<std::size_t>(config_.max_response_mb) << 20;
+  std::uint64_t row = 1;  // the row being written, counted from 1
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     out += first ? "{" : ",{";
     first = false;
@@ -111,6 +117,15 @@ HttpResponse SqliteQuery::handle(const HttpRequest&) {
       }
     }
     out += '}';
+    if (out.size() > most_bytes) {
+      const std::string rows = std::to_string(row);
+      sqlite3_reset(s);
+      out.clear();
+      out.shrink_to_fit();
+      throw FatalError("sqlite_query: the answer passed max_response_mb = " + std::to_string(config_.max_response_mb) +
+                       " at row " + rows + "; narrow the query (WHERE, LIMIT) or raise max_response_mb");
+    }
+    ++row;
   }
   if (rc != SQLITE_DONE) {
     const bool busy = rc == SQLITE_BUSY || rc == SQLITE_LOCKED;

@@ -20,6 +20,7 @@ struct SqliteQueryConfig {
   std::string query;
   bool sort_keys = true;
   int busy_timeout_ms = 5000;
+  int max_response_mb = 64;
 
   static void declare(OptionList<SqliteQueryConfig>& o);
   void check(Checker& c) const;

@@ -557,6 +557,20 @@ TEST_CASE("sqlite_query: the rows as the seed's API answered them, keys sorted")
                   "{\"count\":null,\"food\":\"q\\\"uote\"}]");
 }
 
+TEST_CASE("sqlite_query: an answer past max_response_mb is refused, naming the option; the route goes on") {
+  Fixture f;
+  f.sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000) "
+        "INSERT INTO aggregated SELECT printf('food-%08d', i), i FROM n");  // ~1.3 MB of JSON
+  testing::StageHarness<SqliteQuery> all(
+      {{"database", f.path}, {"query", std::string("SELECT * FROM aggregated")}, {"max_response_mb", 1}});
+  all->start();
+  CHECK_THROWS_WITH_AS(all->handle({}), doctest::Contains("passed max_response_mb = 1 at row 27172;"), FatalError);
+  f.sql("DELETE FROM aggregated WHERE count > 20000");
+  HttpResponse r = all->handle({});  // the statement was reset: it answers again
+  CHECK(r.body.size() > 500000);
+  CHECK(r.body.substr(r.body.size() - 39) == "{\"count\":20000,\"food\":\"food-00020000\"}]");
+}
+
 // What `pipehost validate` says of a query (and of a sink's table), before anything runs:
 // a query that writes, one SQLite would run only the first statement of, one naming a
 // table the file does not have; and the sink's table, columns and add columns.
