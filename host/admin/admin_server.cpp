@@ -187,6 +187,12 @@ std::string AdminServer::metrics() const {
 std::string AdminServer::ready(int& status) const {
   nlohmann::json out = {{"ready", true}, {"pipelines", nlohmann::json::object()}};
   status = 200;
+  if (!pipelines_started_) {  // no pipeline listed yet: not "all ready"
+    out["ready"] = false;
+    out["starting"] = true;
+    status = 503;
+    return json_text(out);
+  }
   for (auto& p : pipelines_()) {
     PipelineState& s = p->state();
     std::string why;

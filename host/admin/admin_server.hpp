@@ -34,6 +34,9 @@ class AdminServer {
   // "host:port"; false with `error` when the address cannot be bound. With a token,
   // every endpoint but /health wants "Authorization: Bearer <token>".
   bool start(const std::string& address, const std::string& token, std::string& error);
+  // The endpoint listens before the pipelines are made (a taken port stops the run before
+  // anything starts): /ready answers 503 "starting" until this is called.
+  void pipelines_started() { pipelines_started_ = true; }
 
  private:
   std::string health(int& status) const;
@@ -52,6 +55,7 @@ class AdminServer {
   std::vector<std::string> allowed_hosts_;  // Host headers accepted (loopback binds only)
   std::thread thread_;
   std::atomic<bool> closing_{false};
+  std::atomic<bool> pipelines_started_{false};
   std::atomic<int> open_taps_{0};
   static constexpr int kMostTaps = 4;  // of the server's 8 worker threads
 };

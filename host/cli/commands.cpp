@@ -254,6 +254,14 @@ int command_run(const Arguments& args, bool validate_only) {
     return kInvalidInput;
   }
   if (!validate_only) block_stop_signals();
+  std::vector<std::string> watched;  // --watch: the files, and the overlay where run reads it
+  if (args.watch && !validate_only) {
+    watched = args.positional;
+    if (!args.load.env.empty())
+      watched.push_back(
+          (std::filesystem::path(args.positional.front()).parent_path() / "env" / (args.load.env + ".toml")).string());
+  }
+  const std::vector<std::int64_t> read_at = file_stamps(watched);  // before reading them
   PluginRegistry plugins;
   Config config;
   if (!load_config(args, plugins, config, false)) return kInvalidInput;
@@ -295,12 +303,8 @@ int command_run(const Arguments& args, bool validate_only) {
   options.progress_on_terminal = args.progress;
   options.stats_file = args.stats_file;
   options.admin_address = args.admin.empty() ? config.admin : args.admin;
-  if (args.watch) {
-    options.watched_files = args.positional;
-    if (!args.load.env.empty())  // the overlay, where run reads it
-      options.watched_files.push_back(
-          (std::filesystem::path(args.positional.front()).parent_path() / "env" / (args.load.env + ".toml")).string());
-  }
+  options.watched_files = watched;
+  options.watched_stamps = read_at;
   options.reload = [args]() -> std::unique_ptr<LoadedConfig> {
     auto next = std::make_unique<LoadedConfig>();
     next->plugins = std::make_unique<PluginRegistry>();

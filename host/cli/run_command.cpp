@@ -152,6 +152,16 @@ void block_stop_signals() {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 }
 
+std::vector<std::int64_t> file_stamps(const std::vector<std::string>& files) {
+  std::vector<std::int64_t> out;
+  for (const auto& f : files) {
+    std::error_code ec;
+    auto t = std::filesystem::last_write_time(f, ec);
+    out.push_back(ec ? -1 : static_cast<std::int64_t>(t.time_since_epoch().count()));
+  }
+  return out;
+}
+
 namespace {
 
 // SIGHUP: the files read and checked again like at start; only then are the pipelines
@@ -160,13 +170,14 @@ namespace {
 // second, so an editor's partial write is not read) is a reload.
 class FileWatch {
  public:
-  explicit FileWatch(std::vector<std::string> files) : files_(std::move(files)) { seen_ = stamps(); }
+  FileWatch(std::vector<std::string> files, std::vector<std::int64_t> read_at)
+      : files_(std::move(files)), seen_(read_at.size() == files_.size() ? std::move(read_at) : file_stamps(files_)) {}
   bool changed() {
     if (files_.empty()) return false;
     auto now = Clock::now();
     if (now - last_check_ < std::chrono::seconds(1)) return false;
     last_check_ = now;
-    auto current = stamps();
+    auto current = file_stamps(files_);
     if (current == seen_) {
       pending_ = false;
       return false;
@@ -182,15 +193,6 @@ class FileWatch {
   }
 
  private:
-  std::vector<std::int64_t> stamps() const {
-    std::vector<std::int64_t> out;
-    for (const auto& f : files_) {
-      std::error_code ec;
-      auto t = std::filesystem::last_write_time(f, ec);
-      out.push_back(ec ? -1 : static_cast<std::int64_t>(t.time_since_epoch().count()));
-    }
-    return out;
-  }
   std::vector<std::string> files_;
   std::vector<std::int64_t> seen_, candidate_;
   bool pending_ = false;
@@ -329,9 +331,10 @@ int run_pipelines(const Config& config, const std::string& data_dir, const RunOp
   runtime.services().pipeline_ended = [main_thread] { pthread_kill(main_thread, kPipelineEndedSignal); };
   auto started = Clock::now();
   runtime.start_pipelines();
+  if (admin) admin->pipelines_started();
 
   Progress progress(runtime, options);
-  FileWatch watch(options.watched_files);
+  FileWatch watch(options.watched_files, options.watched_stamps);
   int signals_seen = 0;
   while (true) {
     timespec wait{0, 100 * 1000 * 1000};

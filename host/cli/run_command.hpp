@@ -28,7 +28,14 @@ struct RunOptions {
   // --watch: these files' modification times are checked every second; a change
   // reloads as SIGHUP does.
   std::vector<std::string> watched_files;
+  // Their modification times when the config was read: an edit made while the run was
+  // starting is a change too (the watch began after the pipelines started, and took it
+  // as its starting point).
+  std::vector<std::int64_t> watched_stamps;
 };
+
+// Each file's modification time (-1 when it cannot be read), for --watch.
+std::vector<std::int64_t> file_stamps(const std::vector<std::string>& files);
 
 // Exit codes: 0 every pipeline ended (or drained after SIGINT/SIGTERM); 1 a pipeline
 // failed; 2 a stage's config check failed; 3 a service could not be used.

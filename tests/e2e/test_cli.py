@@ -223,15 +223,14 @@ sink = {{ plugin = "file", path = "{out}" }}
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
-    def up():
+    def up():  # the endpoint answers before the pipelines are made: until then, none listed
         try:
-            return call("/health", headers={})[0] == 200
+            status, body = call("/health", headers={})  # open for probes
+            return status == 200 and json.loads(body)["pipelines"] == {"slow": "running"}
         except OSError:
             return False
     try:
-        wait_until(up, 15, "the admin endpoint")
-        status, body = call("/health", headers={})  # open for probes
-        assert json.loads(body)["pipelines"] == {"slow": "running"}
+        wait_until(up, 15, "the admin endpoint to list the pipeline running")
         wait_until(lambda: 'pipehost_records_acknowledged_total{pipeline="slow"}' in call("/metrics")[1], 10, "metrics")
         # What a browser could send cross-site, and what it cannot pass.
         assert call("/pipelines", headers={})[0] == 401
@@ -259,8 +258,15 @@ sink = {{ plugin = "file", path = "{out}" }}
         status, body = call("/pipelines/slow/pause", data=b"{}", headers=as_json)
         assert status == 200, body
         assert json.loads(body)[0]["state"] == "paused"
-        time.sleep(0.5)  # let the batch in flight land
-        before = json.loads(call("/pipelines")[1])[0]["records_read"]
+        read = lambda: json.loads(call("/pipelines")[1])[0]["records_read"]
+        counts = [read()]
+
+        def settled():  # the batch in flight landed: the count stood still for 0.5 s
+            time.sleep(0.5)
+            counts.append(read())
+            return counts[-1] == counts[-2]
+        wait_until(settled, 10, "the batch in flight to land")
+        before = counts[-1]
         time.sleep(1)
         assert json.loads(call("/pipelines")[1])[0]["records_read"] == before
         # top and tap without the token: refused (exit 2), and told which variable to set.

@@ -72,7 +72,7 @@ def test_kill_9_mid_stream_then_a_restart_adds_its_own_run_to_what_was_applied()
     transactions = reference_transactions(seed, count)
     reference = totals_of(transactions)
     with RedisServer() as redis:
-        args = ["run", JAGO, *sets(seed, count, "pipeline.producer.source.rate=6000", producer="producer"),
+        args = ["run", JAGO, *sets(seed, count, "pipeline.producer.source.rate=3000", producer="producer"),
                 "--no-progress"]
         p = start_pipehost(*args, env={**EMBEDDED, "REDIS_URL": redis.url})
 
@@ -105,7 +105,7 @@ def test_redis_down_at_start_is_exit_3_and_down_mid_run_loses_nothing():
     seed, count = 14, 20000
     expected = as_text(totals_of(reference_transactions(seed, count)))
     redis = RedisServer()
-    args = ["run", JAGO, *sets(seed, count, "pipeline.producer.source.rate=5000", producer="producer"),
+    args = ["run", JAGO, *sets(seed, count, "pipeline.producer.source.rate=2000", producer="producer"),
             "--no-progress"]
     # Checked before anything starts: a clear message and exit code 3.
     r = pipehost(*args, env={**EMBEDDED, "REDIS_URL": redis.url}, check=3)
