@@ -52,11 +52,16 @@ void RewoundDeadLetters::batch_written(const std::vector<Span>& spans) {
   unacknowledged_.insert(unacknowledged_.end(), this_batch_.begin(), this_batch_.end());
   this_batch_.clear();
   if (before_rewind_.empty()) return;
-  std::erase_if(before_rewind_, [&](const Letter& l) {
-    return std::any_of(spans.begin(), spans.end(), [&](const Span& s) {
+  // Passed by this batch: a synchronous rewind does not read them again, but a later
+  // done(rewind) may, until the batch is acknowledged; written twice otherwise.
+  auto passed = std::stable_partition(before_rewind_.begin(), before_rewind_.end(), [&](const Letter& l) {
+    return !std::any_of(spans.begin(), spans.end(), [&](const Span& s) {
       return s.partition == l.partition && s.topic == l.topic && l.offset < s.next;
     });
   });
+  unacknowledged_.insert(unacknowledged_.end(), std::make_move_iterator(passed),
+                         std::make_move_iterator(before_rewind_.end()));
+  before_rewind_.erase(passed, before_rewind_.end());
 }
 
 void RewoundDeadLetters::acknowledged(const std::vector<Position>& positions) {

@@ -9,6 +9,14 @@
 #include "kafka_config.hpp"
 
 namespace pipehost::kafka {
+namespace {
+// A destination deleted (librdkafka learns it from metadata: its partitions go to 0) or
+// one the producer may not describe.
+bool gone_or_hidden(rd_kafka_resp_err_t err) {
+  return err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+         err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+}
+}  // namespace
 
 // At least once: one per written batch; freed by the delivery report of its last record
 // (or by write, for records never handed to librdkafka).
@@ -266,7 +274,10 @@ void KafkaSink::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void
     const bool own_topic_denied = (message->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
                                    message->err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED) &&
                                   destination == sink->topic_;
-    const bool refused = refused_for_good(message->err) && !own_topic_denied;
+    // A destination a stage chose that was deleted while its records were queued: those
+    // records are rejected too (its later records are, by produce, until it is back).
+    const bool destination_gone = gone_or_hidden(message->err) && destination != sink->topic_;
+    const bool refused = (refused_for_good(message->err) && !own_topic_denied) || destination_gone;
     if (refused && slot->partition >= 0)
       c->refuse(slot, destination, std::move(failed));
     else
@@ -384,6 +395,14 @@ void KafkaSink::produce(Record& r, void* completion) {
                           " bytes of key and value, with headers and framing past the producer's "
                           "limit): raise message.max.bytes in the sink's properties (and the topic's "
                           "max.message.bytes), or make the record smaller"};
+    // A destination a stage chose (a router's tenant) that the producer may not see, or
+    // that was deleted: that record's fault, rejected per on_error, as for a missing
+    // topic; the other destinations go on. The sink's own topic stops the pipeline.
+    const bool own = r.destination_topic.empty() || r.destination_topic == topic_;
+    if (!own && (gone_or_hidden(rc) || rc == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED))
+      throw RecordRefused{"kafka: cannot produce " + what + ": " + error_text(rc) +
+                          " (grant this producer Describe and Write on the topic, or create it; the "
+                          "record can be replayed then)"};
     throw FatalError("cannot produce " + what + ": " + error_text(rc));
   }
 }
@@ -418,7 +437,14 @@ void KafkaSink::send_and_wait() {
 void KafkaSink::write(Batch& batch, BatchDone done) {
   if (exactly_once_) return write_transaction(batch, std::move(done));
   std::size_t n = batch.records.size();
-  if (n == 0) return done(Status::ok());
+  if (n == 0) {
+    // Every record rejected before (refused ones read again): their refusals are done with.
+    std::vector<RefusedCopies::Passed> passed;
+    for (const Span& s : batch.spans)
+      if (s.from >= 0) passed.push_back({std::string(s.topic), s.partition, s.from, s.next});
+    refused_.written(passed);
+    return done(Status::ok());
+  }
   auto* completion = new BatchCompletion{};
   completion->remaining = n + 1;  // + 1 held by this call until every record is handed over
   completion->done = std::move(done);

@@ -137,6 +137,10 @@ class KafkaSink final : public Sink {
   // until a transaction commits, each record waits for its delivery report before the
   // next is produced, so that a refused one is refused alone and can be dead-lettered.
   bool isolating_ = false;
+  // Transactions aborted since the last one committed (settle's generic failures): past
+  // kMostAbortsInARow the pipeline stops instead of reading the same records again forever.
+  int aborts_in_a_row_ = 0;
+  static constexpr int kMostAbortsInARow = 10;
   std::size_t permanent_failures_ = 0;  // records the broker refused for good in the transaction
   void note_failed_delivery(const rd_kafka_message_t* message);
 };

@@ -862,15 +862,30 @@ void KafkaSource::commit_sync(rd_kafka_topic_partition_list_t* only) {
   rd_kafka_topic_partition_list_destroy(list);
 }
 
-void KafkaSource::seek(const std::vector<Position>& positions) {
+void KafkaSource::seek(const std::vector<Position>& requested) {
+  std::vector<Position> positions;
+  positions.reserve(requested.size());
+  for (Position p : requested) {
+    // A partition revoked meanwhile is read again by its new owner, from the group's offset.
+    auto it = assigned_.find({p.topic, p.partition});
+    if (it == assigned_.end()) continue;
+    // Or it came back, and the position is of a batch read before it was revoked (still
+    // in flight when a sink asked to read again): the group's offset may have moved past
+    // it since, by another member's commits. Seeking there would write those records
+    // again and move the offset back. This assignment read nothing yet: it reads from the
+    // group's offset anyway. Else from where this assignment began, unless the position
+    // is the sink's stored one (its store lost writes: read again from there).
+    const std::int64_t assigned_from = it->second.assigned_from;
+    if (assigned_from < 0) continue;
+    if (p.next_offset < assigned_from && context_.resume_position(p.topic, p.partition) != p.next_offset)
+      p.next_offset = assigned_from;
+    positions.push_back(p);
+  }
+  if (positions.empty()) return;
   rd_kafka_topic_partition_list_t* list =
       rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()));
-  // A partition revoked meanwhile is read again by its new owner, from the group's offset.
   for (const auto& p : positions)
-    if (assigned_.count({p.topic, p.partition}))
-      rd_kafka_topic_partition_list_add(list, std::string(p.topic).c_str(), p.partition)->offset =
-          p.next_offset;
-  if (list->cnt == 0) return rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_topic_partition_list_add(list, std::string(p.topic).c_str(), p.partition)->offset = p.next_offset;
   rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_, list, 10000);
   std::string failed;
   if (error) {

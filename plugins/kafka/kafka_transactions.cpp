@@ -176,6 +176,18 @@ void KafkaSink::settle(rd_kafka_error_t* error, const std::string& doing) {
                        "settings (max.message.bytes, cleanup.policy, ACLs) or the records");
     }
   }
+  // Read again, a batch meets the same failure if its cause is for good (a destination
+  // the producer may describe but not write, whose AddPartitionsToTxn librdkafka 2.0.2
+  // takes as abortable): the pipeline would abort and read again forever, committing
+  // nothing and failing nothing.
+  if (f.code == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED || ++aborts_in_a_row_ >= kMostAbortsInARow)
+    throw FatalError("transactional producer " + transactional_id_ + ": " + doing + " failed (" + f.text + ")" +
+                     (aborts_in_a_row_ >= kMostAbortsInARow
+                          ? ", the transaction of the same records aborted " + std::to_string(aborts_in_a_row_) +
+                                " times in a row"
+                          : std::string()) +
+                     "; nothing of the batch was written. Check that the producer may write every "
+                     "destination topic (ACLs: Write, and Describe on the transactional.id)");
   throw PositionMismatch(doing + " failed (" + f.text + "): transaction aborted");
 }
 
@@ -303,6 +315,7 @@ void KafkaSink::write_transaction(Batch& batch, BatchDone done) {
         "or aborted, records and consumed offsets together) and the next run goes on from there"));
   }
   transactions_->add();
+  aborts_in_a_row_ = 0;
   isolating_ = false;
   refused_.written(batch);
   done(Status::ok());

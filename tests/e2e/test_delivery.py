@@ -335,4 +335,75 @@ format = "raw"
             p.kill()
 
 
+def test_a_router_destination_deleted_mid_run_has_its_records_dead_lettered_and_the_rest_goes_on():
+    """One tenant's topic deleted while the router writes to it (at least once): its
+    records, queued or new, are dead-lettered (they stopped the whole pipeline: "Unknown
+    partition" / "Unknown topic"); the other tenant's all reach its topic. kcat reads."""
+    import subprocess
+    import confluent_kafka
+    import confluent_kafka.admin
+    brokers = require_env("KAFKA_BROKERS")
+    p = unique("gone")
+    admin = confluent_kafka.admin.AdminClient({"bootstrap.servers": brokers})
+    for f in admin.create_topics([confluent_kafka.admin.NewTopic(f"{p}.{t}", 1, 1)
+                                  for t in ("in", "a", "b", "dlq")]).values():
+        f.result(30)
+    config = write_config(f"""
+[kafka]
+brokers = "{brokers}"
+[pipelines.gen]
+source = {{ plugin = "datagen", kind = "tenant_events", count = 0, rate = 200, seed = 1, destinations = ["A", "B"] }}
+transforms = [ {{ plugin = "json_encode" }} ]
+sink = {{ plugin = "kafka", topic = "{p}.in" }}
+[pipelines.r]
+on_error = "dead_letter"
+dead_letter_topic = "{p}.dlq"
+source = {{ plugin = "kafka", topics = ["{p}.in"], group = "{p}" }}
+sink = {{ plugin = "kafka", topic = "{p}.a" }}
+[[pipelines.r.transforms]]
+plugin = "json_decode"
+[[pipelines.r.transforms]]
+plugin = "router"
+field = "destination_service_type"
+topics = {{ A = "{p}.a", B = "{p}.b" }}
+""")
+
+    def read(topic, fmt):
+        return subprocess.run(["kcat", "-b", brokers, "-C", "-t", topic, "-e", "-q", "-f", fmt],
+                              capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+    ends = confluent_kafka.Consumer({"bootstrap.servers": brokers, "group.id": unique("ends")})
+
+    def end(topic):  # kcat -e would not end while records keep coming
+        try:
+            return ends.get_watermark_offsets(confluent_kafka.TopicPartition(topic, 0), timeout=10)[1]
+        except confluent_kafka.KafkaException:  # a topic just made: no leader yet
+            return -1
+    process = start_pipehost("run", config, "--no-progress")
+    try:
+        wait_until(lambda: end(f"{p}.b") > 100, 30, "records in the tenant's topic")
+        admin.delete_topics([f"{p}.b"])[f"{p}.b"].result(30)
+        wait_until(lambda: end(f"{p}.dlq") > 300, 60, "letters of the deleted topic's records")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        ends.close()
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err[-3000:]
+    # What r read: the group's committed offset (the gen pipeline may have written more).
+    read_to = admin.list_consumer_group_offsets(
+        [confluent_kafka.ConsumerGroupTopicPartitions(p, [confluent_kafka.TopicPartition(f"{p}.in", 0)])]
+    )[p].result(30).topic_partitions[0].offset
+    events = [json.loads(line) for line in read(f"{p}.in", "%s\n")][:read_to]
+    a_sent = {json.dumps(e, sort_keys=True) for e in events if e["destination_service_type"] == "A"}
+    a_got = {json.dumps(json.loads(line), sort_keys=True) for line in read(f"{p}.a", "%s\n")}
+    assert a_sent <= a_got, f"{len(a_sent - a_got)} of the other tenant's records missing"
+    letters = sorted(int(h.split("pipehost.origin.offset=")[1].split(",")[0])
+                     for h in read(f"{p}.dlq", "%h\n"))
+    assert letters and all(events[o]["destination_service_type"] == "B" for o in letters if o < len(events))
+    # From the first letter on, every B record is a letter: b was gone.
+    after = {o for o, e in enumerate(events) if o >= letters[0] and e["destination_service_type"] == "B"}
+    assert after <= set(letters), f"{len(after - set(letters))} of the deleted topic's records neither written nor dead-lettered"
+
+
 run_tests(globals())

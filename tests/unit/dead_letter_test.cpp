@@ -343,3 +343,32 @@ TEST_CASE("rewound dead letters: another copy of a dead-lettered record is still
   CHECK(letters.remove_written(alike) == 1);
   CHECK(alike.size() == 1);
 }
+
+TEST_CASE("rewound dead letters: a letter passed by the read again is kept until that batch is acknowledged") {
+  // Read again once (a rewind), the batch that passes the letter is written; before it is
+  // acknowledged a done asks to read again a second time: the letter is still written.
+  auto letter = [](std::int64_t offset) {
+    Record r;
+    r.origin = {"t", 0, offset};
+    return Rejection{r, "bad"};
+  };
+  RewoundDeadLetters letters;
+  letters.batch_started();
+  letters.written_to_topic({letter(3)});
+  letters.rewound();
+  letters.batch_started();
+  std::vector<Rejection> first_again{letter(3)};
+  CHECK(letters.remove_written(first_again) == 1);
+  letters.batch_written({{"t", 0, 0, 8}});
+  letters.rewound_in_flight();  // the batch was not acknowledged: read again from 0
+  letters.batch_started();
+  std::vector<Rejection> second_again{letter(3)};
+  CHECK(letters.remove_written(second_again) == 1);
+  CHECK(second_again.empty());
+  // Acknowledged after a third read: done with.
+  letters.batch_written({{"t", 0, 0, 8}});
+  letters.acknowledged({{"t", 0, 8}});
+  letters.rewound_in_flight();
+  std::vector<Rejection> later{letter(3)};
+  CHECK(letters.remove_written(later) == 0);
+}
