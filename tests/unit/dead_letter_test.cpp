@@ -288,14 +288,18 @@ TEST_CASE("rewound dead letters: what a batch read again dead-lettered is not wr
   CHECK(letters.empty());
 }
 
+namespace {
+// A record of t/0 at `offset`, rejected.
+Rejection letter(std::int64_t offset) {
+  Record r;
+  r.origin = {"t", 0, offset};
+  return Rejection{r, "bad"};
+}
+}  // namespace
+
 TEST_CASE("rewound dead letters: the letters of batches in flight when a done asked to read again") {
   // An asynchronous sink's done says rewind after later batches were written: their
   // letters were written too, and the read again must not write them twice.
-  auto letter = [](std::int64_t offset) {
-    Record r;
-    r.origin = {"t", 0, offset};
-    return Rejection{r, "bad"};
-  };
   RewoundDeadLetters letters;
   letters.batch_started();
   letters.written_to_topic({letter(2)});
@@ -347,11 +351,6 @@ TEST_CASE("rewound dead letters: another copy of a dead-lettered record is still
 TEST_CASE("rewound dead letters: a letter passed by the read again is kept until that batch is acknowledged") {
   // Read again once (a rewind), the batch that passes the letter is written; before it is
   // acknowledged a done asks to read again a second time: the letter is still written.
-  auto letter = [](std::int64_t offset) {
-    Record r;
-    r.origin = {"t", 0, offset};
-    return Rejection{r, "bad"};
-  };
   RewoundDeadLetters letters;
   letters.batch_started();
   letters.written_to_topic({letter(3)});
