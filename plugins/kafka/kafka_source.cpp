@@ -874,10 +874,13 @@ void KafkaSource::seek(const std::vector<Position>& requested) {
     // it since, by another member's commits. Seeking there would write those records
     // again and move the offset back. This assignment read nothing yet: it reads from the
     // group's offset anyway. Else from where this assignment began, unless the position
-    // is the sink's stored one (its store lost writes: read again from there).
+    // is the sink's stored one (its store lost writes: read again from there). A
+    // transactional sink's positions are the group's offsets: this assignment began at
+    // the first record after the one it was given, so nothing lies between.
     const std::int64_t assigned_from = it->second.assigned_from;
     if (assigned_from < 0) continue;
-    if (p.next_offset < assigned_from && context_.resume_position(p.topic, p.partition) != p.next_offset)
+    if (p.next_offset < assigned_from &&
+        (sink_commits() || context_.resume_position(p.topic, p.partition) != p.next_offset))
       p.next_offset = assigned_from;
     positions.push_back(p);
   }
