@@ -717,12 +717,14 @@ void Task::collect_acknowledged() {
   state_.records_acked += drained.records;
   rewound_letters_.acknowledged(drained.positions);
   if (drained.records > 0) acknowledged_since_check_ = true;
-  for (const auto& p : drained.positions) {
-    auto same = std::find_if(pending_commit_.begin(), pending_commit_.end(), [&](const Position& q) {
-      return q.partition == p.partition && q.topic == p.topic;
-    });
-    if (same == pending_commit_.end()) pending_commit_.push_back(p);
-    else same->next_offset = p.next_offset;
+  if (!drained.positions.empty()) {
+    PartitionSlots slots;  // pending_commit_'s partitions, in its order
+    for (const auto& p : pending_commit_) slots.slot(p.topic, p.partition);
+    for (const auto& p : drained.positions) {
+      auto [at, added] = slots.slot(p.topic, p.partition);
+      if (added) pending_commit_.push_back(p);
+      else pending_commit_[at].next_offset = p.next_offset;
+    }
   }
   if (drained.error) {
     const Status& e = *drained.error;
