@@ -118,12 +118,9 @@ HttpResponse SqliteQuery::handle(const HttpRequest&) {
     }
     out += '}';
     if (out.size() > most_bytes) {
-      const std::string rows = std::to_string(row);
-      sqlite3_reset(s);
-      out.clear();
-      out.shrink_to_fit();
+      sqlite3_reset(s);  // ends the read transaction (the answer built so far goes with the throw)
       throw FatalError("sqlite_query: the answer passed max_response_mb = " + std::to_string(config_.max_response_mb) +
-                       " at row " + rows + "; narrow the query (WHERE, LIMIT) or raise max_response_mb");
+                       " at row " + std::to_string(row) + "; narrow the query (WHERE, LIMIT) or raise max_response_mb");
     }
     ++row;
   }

@@ -451,8 +451,9 @@ void SqliteSink::remember_refused(const Record& r, const std::string& what) {
 // the undone rows are tried again after the others, until a pass keeps none: what is
 // left is refused. Each pass goes the other way: a chain of children before their
 // parents (row i's parent is row i + 1) is kept whole by the second pass, where passes
-// in one direction kept one row each (512 passes for a batch of 512). Throws PositionMismatch having remembered them (see refused.hpp);
-// returns, with no transaction open, when no row breaks one alone.
+// in one direction kept one row each (512 passes for a batch of 512). Throws
+// PositionMismatch having remembered them (see refused.hpp); returns, with no
+// transaction open, when no row breaks one alone.
 void SqliteSink::refuse_deferred(const Batch& batch, const std::string& what) {
   sqlite3* db = db_->handle();
   const std::string doing = "finding the rows that break a foreign key";

@@ -82,10 +82,9 @@ class SqliteSink final : public Sink {
   // rejected when the batch is read again (see refused.hpp). count_by's counts have no
   // source position: they are remembered by primary key (row_key).
   RefusedRecords refused_;
-  // By the columns a record has no field for ('1'), one upsert each (see upsert_statement).
-  // Upserts by the columns a record leaves out; the least recently used goes past 64
-  // (records of ever new shapes, JSON), where clearing them all made a source cycling
-  // through 65 shapes prepare every statement again and again.
+  // By the columns a record has no field for ('1'), one upsert each (see upsert_statement);
+  // the least recently used goes past 64 (records of ever new shapes, JSON), where
+  // clearing them all made a source cycling through 65 shapes prepare every statement again.
   struct CachedUpsert {
     Statement statement;
     std::uint64_t used = 0;
