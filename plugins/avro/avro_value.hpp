@@ -53,6 +53,8 @@ Schema parse_schema(std::string_view json);
 Schema parse_schema(std::string_view json, const std::vector<ReferencedSchema>& referenced);
 // The last error Avro C reported, for messages.
 std::string avro_error();
+// A named schema's full name: its namespace, a dot, its name (the name alone without one).
+std::string full_name(avro_schema_t named);
 // Why a writer's enums cannot be read with a reader schema's ("" when they can). Avro C's
 // resolver keeps a symbol's position, not its name: it reads a symbol as another (the
 // reader's symbols in another order) or past the reader's symbols (a crash). Only a
