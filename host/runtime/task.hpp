@@ -5,7 +5,6 @@
 #include <deque>
 #include <functional>
 #include <utility>
-#include <chrono>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -25,6 +24,7 @@ class Task {
   void run() noexcept;
 
  private:
+  static constexpr Millis kPollWait{100};  // between looks at whether the pipeline stops
   bool build();
   bool start_stage(const std::string& label, std::size_t stage, const std::function<Status()>& start);
   bool start_stages();
