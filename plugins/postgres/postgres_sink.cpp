@@ -1,6 +1,7 @@
-#include "postgres_sink.hpp"
+// The postgres sink at run time: rows written by COPY into a temporary table, then into
+// the table per on_conflict, with the positions, in one transaction per batch.
+#include "postgres_shared.hpp"
 
-#include <pqxx/pqxx>
 #include <pqxx/tablewriter>
 
 #include <algorithm>
@@ -16,111 +17,6 @@
 #include <pipehost/utf8.hpp>
 
 namespace pipehost::postgres {
-namespace {
-
-// The URL with a connect timeout and, unless it sets them, TCP keepalives: a server gone
-// without a reset (a host powered off, a dropped route) is found in ~30 s, where the
-// system's keepalive takes two hours and a write waited that long.
-std::string with_timeout(const std::string& url, int timeout_ms) {
-  std::vector<std::string> settings = {"connect_timeout=" + std::to_string(std::max(1, timeout_ms / 1000))};
-  if (url.find("keepalives") == std::string::npos)
-    settings.insert(settings.end(), {"keepalives_idle=15", "keepalives_interval=5", "keepalives_count=3"});
-  const bool uri = url.find("://") != std::string::npos;
-  std::string out = url;
-  for (const auto& s : settings)
-    out += (uri ? (out.find('?') == std::string::npos ? "?" : "&") : " ") + s;
-  return out;
-}
-
-// "{column}" placeholders of a log_each template, in order.
-std::vector<std::string> placeholders(const std::string& text) {
-  std::vector<std::string> out;
-  for (std::size_t at = text.find('{'); at != std::string::npos; at = text.find('{', at + 1)) {
-    std::size_t end = text.find('}', at);
-    if (end == std::string::npos) break;
-    out.push_back(text.substr(at + 1, end - at - 1));
-  }
-  return out;
-}
-
-std::string join(const std::vector<std::string>& items, const std::string& separator) {
-  std::string out;
-  for (const auto& i : items) out += (out.empty() ? "" : separator) + i;
-  return out;
-}
-
-std::string position_key(std::string_view topic, std::int32_t partition) {
-  return std::string(topic) + ":" + std::to_string(partition);
-}
-
-// The server's message without its "ERROR:  " prefix, on one line: the message, then
-// its DETAIL (e.g. the failing row), shortened.
-std::string server_message(std::string text) {
-  if (text.rfind("ERROR:", 0) == 0) text.erase(0, text.find_first_not_of(' ', 6));
-  std::string out = text.substr(0, text.find('\n'));
-  const std::size_t detail = text.find("\nDETAIL:");
-  const std::size_t from = detail == std::string::npos ? detail : text.find_first_not_of(' ', detail + 8);
-  if (from != std::string::npos) out += " (" + text.substr(from, text.find('\n', from) - from) + ")";
-  return utf8::abbreviated(out, 300);
-}
-
-TableLayout read_layout(pqxx::transaction_base& tx, const PostgresConfig& config,
-                        const std::function<void(const char*, const std::string&)>& problem);
-}  // namespace
-
-void PostgresConfig::declare(OptionList<PostgresConfig>& o) {
-  o.add("url", &PostgresConfig::url,
-        "PostgreSQL connection: postgresql://[user[:password]@]host[:port]/database or a "
-        "libpq key=value string")
-      .connection("postgres");
-  o.required("table", &PostgresConfig::table, "the table rows go to, named as in SQL (schema.table; double quotes keep upper case); its "
-             "columns and primary key are read at start");
-  o.add("columns", &PostgresConfig::columns,
-        "field = column, for fields stored under another name (e.g. { book = \"book_id\" }); "
-        "every other column takes the field of its own name. A column the record has no field "
-        "for is left out of its row: a new row takes the column's DEFAULT (serial, now()) or "
-        "null, an update keeps what the row held (one statement per set of fields, so serial "
-        "ids follow record order only among records with the same fields)");
-  o.add("on_conflict", &PostgresConfig::on_conflict,
-        "a row whose primary key is already there: ignore keeps the first write (seed 002), "
-        "update replaces it (last write wins). A table without a primary key takes every "
-        "record as a new row (update refuses to start)")
-      .one_of({"ignore", "update"});
-  o.add("positions_table", &PostgresConfig::positions_table,
-        "table of the source positions stored with the rows (pipeline, destination table, "
-        "topic, partition, next_offset), created when missing; one name, in the connection's "
-        "search_path (a dot is part of the name)");
-  o.add("schema_file", &PostgresConfig::schema_file,
-        "SQL run at start when the table does not exist yet (its CREATE TABLE)");
-  o.add("log_each", &PostgresConfig::log_each,
-        "a line logged per row stored, {column} replaced by its value, e.g. \"Stored trade "
-        "with ID {id} and version {version}\" (empty: only a summary every 10 s)");
-  o.add("connect_timeout_ms", &PostgresConfig::connect_timeout_ms, "how long to wait for a connection")
-      .range(1000, 600000);
-  o.add("lock_timeout_ms", &PostgresConfig::lock_timeout_ms,
-        "how long a write waits for a row or table lock another session holds (a psql left in "
-        "an open transaction) before the batch is tried again, saying so; 0 waits for ever")
-      .range(0, 3600000);
-}
-
-void PostgresConfig::check(Checker& c) const {
-  if (!schema_file.empty() && !std::ifstream(schema_file)) c.problem("schema_file", "cannot read " + schema_file);
-  if (!c.connect()) return;
-  try {
-    pqxx::connection connection(with_timeout(url, connect_timeout_ms));
-    pqxx::work tx(connection);
-    auto r = tx.exec("SELECT to_regclass(" + tx.quote(table) + ") IS NOT NULL");
-    if (!r[0][0].as<bool>() && schema_file.empty())
-      c.problem("table", "table " + table + " does not exist in " + redact::url(url) +
-                             " (create it, or set schema_file to its CREATE TABLE)");
-    else if (r[0][0].as<bool>())
-      read_layout(tx, *this, [&](const char* option, const std::string& message) { c.problem(option, message); });
-  } catch (const std::exception& e) {
-    c.unreachable("PostgreSQL at " + redact::url(url) + ": " + e.what() +
-                  " (is it running? set DATABASE_URL, or [connections] postgres; "
-                  "scripts/services start starts one)");
-  }
-}
 
 PostgresSink::PostgresSink(const Config& config, Context& context)
     : config_(config), context_(context), rows_out_(context.counter("records_out")),
@@ -177,55 +73,6 @@ void PostgresSink::stop() {
   throw FatalError(what);
 }
 
-// Positions are kept per (pipeline, destination table, topic, partition): a pipeline
-// pointed at a new table starts that table from the group's offsets, not from where it
-// had got in the old one (which would write nothing of what came before).
-void PostgresSink::make_positions_table(pqxx::transaction_base& tx) {
-  const std::string positions = tx.quote_name(config_.positions_table);
-  const std::string regclass = "to_regclass(" + tx.quote(tx.quote_name(config_.positions_table)) + ")";
-  // CREATE TABLE IF NOT EXISTS needs the right to create in the schema even when the
-  // table is there (PostgreSQL 15 no longer grants it on public): a role that may only
-  // read and write existing tables could never start.
-  if (tx.exec("SELECT " + regclass + " IS NULL")[0][0].as<bool>())
-    tx.exec("CREATE TABLE IF NOT EXISTS " + positions +
-            " (pipeline text, destination text, topic text, partition integer, next_offset bigint NOT NULL, "
-            "PRIMARY KEY (pipeline, destination, topic, partition))");
-  if (!tx.exec("SELECT 1 FROM pg_attribute WHERE attrelid = " + regclass +
-               " AND attname = 'destination' AND NOT attisdropped").empty())
-    return;
-  // A table of pipehost before positions were per table (pipeline, topic, partition):
-  // the destination joins the key; rows are claimed as each pipeline starts (below).
-  auto pk = tx.exec("SELECT conname FROM pg_constraint WHERE conrelid = " + regclass + " AND contype = 'p'");
-  tx.exec("ALTER TABLE " + positions + " ADD COLUMN destination text NOT NULL DEFAULT ''");
-  if (!pk.empty()) tx.exec("ALTER TABLE " + positions + " DROP CONSTRAINT " + tx.quote_name(pk[0][0].c_str()));
-  tx.exec("ALTER TABLE " + positions + " ADD PRIMARY KEY (pipeline, destination, topic, partition)");
-  context_.info("postgres: " + config_.positions_table + " now keeps positions per destination table too");
-}
-
-// A positions table made by someone else (a DBA, ahead of time) must have the key the
-// sink's upsert names: without it the first write failed with "there is no unique or
-// exclusion constraint matching the ON CONFLICT specification", naming neither.
-void PostgresSink::check_positions_key(pqxx::transaction_base& tx) {
-  const std::string regclass = "to_regclass(" + tx.quote(tx.quote_name(config_.positions_table)) + ")";
-  const bool keyed = !tx.exec(
-      "SELECT 1 FROM pg_index i WHERE i.indrelid = " + regclass + " AND i.indisunique AND i.indpred IS NULL AND "
-      "(SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_attribute a "
-      " WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = ARRAY['destination','partition','pipeline','topic']")
-                           .empty();
-  if (!keyed)
-    throw FatalError("postgres: positions table " + config_.positions_table +
-                     " has no primary key on (pipeline, destination, topic, partition), which storing "
-                     "positions needs: add PRIMARY KEY (pipeline, destination, topic, partition), or drop "
-                     "the table to have the sink make it (option positions_table)");
-}
-
-// Rows stored before positions were per table belong to the table the pipeline wrote
-// then: most likely this one (the upgrade of an unchanged config resumes where it was).
-void PostgresSink::claim_positions_of_old_layout(pqxx::transaction_base& tx) {
-  tx.exec("UPDATE " + tx.quote_name(config_.positions_table) + " SET destination = " + tx.quote(destination_) +
-          " WHERE pipeline = " + tx.quote(std::string(context_.pipeline())) + " AND destination = ''");
-}
-
 pqxx::connection& PostgresSink::connection() {
   if (connection_ && connection_->is_open()) return *connection_;
   connection_.reset();
@@ -272,86 +119,6 @@ pqxx::connection& PostgresSink::connection() {
   }
   return *connection_;
 }
-
-// For `pipehost positions`: where the positions are, creating and migrating nothing.
-// Without the positions table or the destination table, none is stored.
-void PostgresSink::find_positions(pqxx::connection& c) {
-  pqxx::read_transaction tx(c);
-  const auto exists = [&](const std::string& name) {
-    return tx.exec("SELECT to_regclass(" + tx.quote(name) + ") IS NOT NULL")[0][0].as<bool>();
-  };
-  positions_stored_ = exists(tx.quote_name(config_.positions_table)) && exists(config_.table);
-  if (!positions_stored_) return;
-  destination_ = tx.exec("SELECT to_regclass(" + tx.quote(config_.table) + ")::text")[0][0].as<std::string>();
-  // A table of the earlier layout (no destination column): its rows are this pipeline's,
-  // claimed for its table at its next start.
-  positions_by_destination_ =
-      !tx.exec("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(" +
-               tx.quote(tx.quote_name(config_.positions_table)) + ") AND attname = 'destination' AND NOT attisdropped")
-           .empty();
-}
-
-// The table's columns (in order, each with the field it takes) and primary key, read
-// from the catalog. What of the config the table contradicts goes to `problem(option,
-// message)`: at start it stops the sink, in a check it is reported at the option.
-namespace {
-TableLayout read_layout(pqxx::transaction_base& tx, const PostgresConfig& config,
-                        const std::function<void(const char*, const std::string&)>& problem) {
-  const std::string regclass = "to_regclass(" + tx.quote(config.table) + ")";
-  auto columns = tx.exec(
-      "SELECT a.attname, t.typname, a.attnotnull, a.atthasdef OR a.attidentity = 'd' "
-      "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-      "WHERE a.attrelid = " + regclass + " AND a.attnum > 0 AND NOT a.attisdropped "
-      // The table computes these itself and refuses a value for them.
-      "AND a.attgenerated = '' AND a.attidentity <> 'a' ORDER BY a.attnum");
-  auto key = tx.exec(
-      "SELECT a.attname, a.attgenerated <> '' OR a.attidentity = 'a' FROM pg_index i JOIN pg_attribute a "
-      "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = " + regclass +
-      " AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)");
-  TableLayout layout;
-  layout.table = config.table;
-  std::map<std::string, std::string> field_of_column;
-  for (const auto& [field, column] : config.columns) field_of_column[column] = field;
-  std::vector<std::string> names;
-  for (const auto& row : columns) {
-    Column col;
-    col.name = row[0].as<std::string>();
-    col.type_name = row[1].as<std::string>();
-    auto type = column_type(col.type_name);
-    if (!type)
-      problem("table", "column " + col.name + " of " + config.table + " has type " + col.type_name +
-                           ", which the sink cannot write (text, integers, floats, numeric, boolean, "
-                           "timestamps, date, json, bytea, uuid)");
-    col.type = type.value_or(ColumnType{});
-    col.not_null = row[2].as<bool>();
-    col.has_default = row[3].as<bool>();
-    auto mapped = field_of_column.find(col.name);
-    col.field = mapped == field_of_column.end() ? col.name : mapped->second;
-    col.reader = FieldReader(col.field);
-    names.push_back(col.name);
-    layout.columns.push_back(std::move(col));
-  }
-  for (const auto& [field, column] : config.columns)
-    if (std::find(names.begin(), names.end(), column) == names.end())
-      problem("columns", "option columns maps field '" + field + "' to column '" + column + "', which table " +
-                             config.table + " does not have; its columns: " + join(names, ", "));
-  // A key the table computes (GENERATED ALWAYS AS IDENTITY, a generated column) is no key
-  // records can name: each record is a new row.
-  bool computed_key = false;
-  for (const auto& row : key) {
-    layout.primary_key.push_back(row[0].as<std::string>());
-    computed_key = computed_key || row[1].as<bool>();
-  }
-  if (computed_key) layout.primary_key.clear();
-  if (config.on_conflict == "update" && layout.primary_key.empty())
-    problem("on_conflict", "on_conflict = \"update\" needs a primary key records give, and " + config.table +
-                               (computed_key ? "'s is computed by the table (GENERATED ... AS IDENTITY)" : " has none"));
-  for (const auto& name : placeholders(config.log_each))
-    if (std::find(names.begin(), names.end(), name) == names.end())
-      problem("log_each", "log_each names {" + name + "}, which is not a column of " + config.table);
-  return layout;
-}
-}  // namespace
 
 void PostgresSink::load_layout(pqxx::connection& c) {
   pqxx::work tx(c);
@@ -724,42 +491,6 @@ void PostgresSink::refuse(const Batch& batch,
                          std::to_string(refused.size()) +
                          " row(s); the batch is read again so that they are rejected before it "
                          "is written");
-}
-
-std::optional<std::int64_t> PostgresSink::stored_position(std::string_view topic, std::int32_t partition) {
-  std::lock_guard lock(mutex_);
-  pqxx::connection& c = connection();
-  if (!positions_stored_) return std::nullopt;  // read-only, and no positions table yet
-  try {
-    pqxx::work tx(c);
-    auto r = tx.exec("SELECT next_offset FROM " + tx.quote_name(config_.positions_table) +
-                     " WHERE pipeline = " + tx.quote(std::string(context_.pipeline())) +
-                     (positions_by_destination_ ? " AND destination = " + tx.quote(destination_) : "") +
-                     " AND topic = " + tx.quote(std::string(topic)) +
-                     " AND partition = " + std::to_string(partition));
-    tx.commit();
-    if (r.empty()) return std::nullopt;
-    const auto offset = r[0][0].as<std::int64_t>();
-    seen_positions_[position_key(topic, partition)] = offset;
-    return offset;
-  } catch (const std::exception& e) {
-    rethrow(e, "reading the stored position of " + position_key(topic, partition));
-  }
-}
-
-void PostgresSink::forget_position(std::string_view topic, std::int32_t partition) {
-  std::lock_guard lock(mutex_);
-  pqxx::connection& c = connection();
-  try {
-    pqxx::work tx(c);
-    tx.exec("DELETE FROM " + tx.quote_name(config_.positions_table) +
-            " WHERE pipeline = " + tx.quote(std::string(context_.pipeline())) +
-            " AND destination = " + tx.quote(destination_) + " AND topic = " + tx.quote(std::string(topic)) + " AND partition = " + std::to_string(partition));
-    tx.commit();
-    seen_positions_.erase(position_key(topic, partition));
-  } catch (const std::exception& e) {
-    rethrow(e, "forgetting the stored position of " + position_key(topic, partition));
-  }
 }
 
 }  // namespace pipehost::postgres
