@@ -5,6 +5,7 @@
 #pragma once
 #include <google/protobuf/descriptor.h>
 
+#include <limits>
 #include <memory>
 #include <pipehost/value.hpp>
 #include <string>
@@ -116,5 +117,14 @@ struct DecodeLimits {
 // on malformed input or input over the limits, naming the field and byte offset.
 void decode_message(const DecodePlan& plan, std::string_view bytes, Value& out,
                     const DecodeLimits& limits = {});
+
+// A uint64 past the neutral value's int64 is its decimal text, as protobuf's JSON writes
+// 64-bit integers (as an int64 it read as a negative number: a wrong value in a sink).
+inline void set_unsigned(Value& slot, std::uint64_t v) {
+  if (v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) [[likely]]
+    slot.set(static_cast<std::int64_t>(v));
+  else
+    slot = std::to_string(v);
+}
 
 }  // namespace pipehost::protobuf
