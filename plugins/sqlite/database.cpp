@@ -109,4 +109,10 @@ Statement Database::prepare(const std::string& sql) {
   throw std::runtime_error(error("preparing " + sql.substr(0, 80)));
 }
 
+std::string identifier(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 }  // namespace pipehost::sqlite

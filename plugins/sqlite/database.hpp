@@ -55,4 +55,7 @@ class Database {
 // name, then a rename, so two processes starting together never see half a file.
 void copy_if_missing(const std::string& path, const std::string& template_file);
 
+// A name as an SQL identifier: in double quotes, a quote inside doubled.
+std::string identifier(const std::string& name);
+
 }  // namespace pipehost::sqlite

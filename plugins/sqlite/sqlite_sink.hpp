@@ -9,6 +9,7 @@
 // folded records into counts): a batch whose partitions do not all continue exactly from
 // the stored positions is refused, and the source reads again from them.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -36,6 +37,13 @@ struct SqliteConfig {
   static void declare(OptionList<SqliteConfig>& o);
   void check(Checker& c) const;
 };
+
+// The table's columns and primary key. What of the config the table contradicts goes to
+// `problem(option, message)`: at start it stops the sink, in a check it is reported at
+// the option.
+void read_table(Database& db, const SqliteConfig& config, std::vector<std::string>& names,
+                std::vector<std::string>& keys, const std::function<void(const char*, const std::string&)>& problem,
+                bool* rowid_key = nullptr);
 
 class SqliteSink final : public Sink {
  public:
