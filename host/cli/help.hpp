@@ -47,7 +47,8 @@ Options:
                         (connection facts: [connections], [kafka], schema_registry; no pipelines)
   --set PATH=VALUE      override one value, e.g. --set pipeline.sums.tasks=3 or
                         --set pipeline.produce.source.count=5000 (VALUE is TOML, or a string);
-                        a stage of a list as transforms[0] (or transforms.0)
+                        a stage of a list as transforms[0] (or transforms.0); a table VALUE
+                        merges key by key into the table there, as an overlay file does
   --pipeline NAME       run only this pipeline (repeatable); e.g. a second process
                         running just the consumer to share its group's partitions
   --plugin-path DIR     search DIR for plugins first (repeatable)
