@@ -39,6 +39,10 @@ class AdminServer {
   void pipelines_started() { pipelines_started_ = true; }
 
  private:
+  void check_every_request();
+  void add_reading_routes();
+  void add_tap_route();
+  void add_control_routes();
   std::string health(int& status) const;
   std::string ready(int& status) const;
   std::string metrics() const;
