@@ -56,7 +56,9 @@ void PostgresConfig::declare(OptionList<PostgresConfig>& o) {
         "ids follow record order only among records with the same fields)");
   o.add("on_conflict", &PostgresConfig::on_conflict,
         "a row whose primary key is already there: ignore keeps the first write (seed 002), "
-        "update replaces it (last write wins). A table without a primary key takes every "
+        "update replaces the columns the record has fields for and keeps the others (as the "
+        "records of a key applied one after the other would leave the row, within a batch too). "
+        "A table without a primary key takes every "
         "record as a new row (update refuses to start)")
       .one_of({"ignore", "update"});
   o.add("positions_table", &PostgresConfig::positions_table,

@@ -388,16 +388,28 @@ std::vector<std::string> PostgresSink::insert_statements(pqxx::transaction_base&
   auto has_keys = [&](const std::string& missing) {
     return std::all_of(key_columns.begin(), key_columns.end(), [&](std::size_t c) { return missing[c] == '0'; });
   };
-  // Of the rows whose records give the whole key, the first of each key (the last, to
-  // update), whatever its shape.
   std::string keyed_shapes;
   for (std::size_t m : used)
     if (has_keys(missing_[m])) keyed_shapes += (keyed_shapes.empty() ? "" : ", ") + tx.quote(missing_[m]);
-  const std::string pick = "SELECT DISTINCT ON (" + join(keys, ", ") + ") * FROM pipehost_load WHERE pipehost_missing IN (" +
-                           keyed_shapes + ") ORDER BY " + join(keys, ", ") + ", pipehost_row" + (update ? " DESC" : "");
+  // Of the rows whose records give the whole key: to ignore, the first of each key as it
+  // is; to update, one row per key as the key's records applied in turn would leave it
+  // (merged_rows), with the shape of what they gave between them.
+  std::string pick;
+  std::vector<std::string> shapes;
+  for (std::size_t m : used) shapes.push_back(missing_[m]);
+  if (used.size() > 1 && !keys.empty() && !keyed_shapes.empty()) {
+    if (update) {
+      pick = merged_rows(tx, keys, key_columns, keyed_shapes);
+      std::erase_if(shapes, has_keys);
+      for (const auto& row : tx.exec("SELECT DISTINCT pipehost_missing FROM (" + pick + ") AS pipehost_pick"))
+        shapes.push_back(row[0].as<std::string>());
+    } else {
+      pick = "SELECT DISTINCT ON (" + join(keys, ", ") + ") * FROM pipehost_load WHERE pipehost_missing IN (" +
+             keyed_shapes + ") ORDER BY " + join(keys, ", ") + ", pipehost_row";
+    }
+  }
   std::vector<std::string> statements;
-  for (std::size_t m : used) {
-    const std::string& missing = missing_[m];
+  for (const std::string& missing : shapes) {
     std::vector<std::string> cols, set;
     for (std::size_t c = 0; c < layout_.columns.size(); ++c) {
       if (missing[c] == '1') continue;
@@ -427,6 +439,29 @@ std::vector<std::string> PostgresSink::insert_statements(pqxx::transaction_base&
     statements.push_back(std::move(insert));
   }
   return statements;
+}
+
+// One row per key of the rows in `keyed_shapes`, as applying its records in batch order
+// would leave the table's row: each column from the last record that has a field for it
+// (a record without one leaves the column as it was), and as shape (pipehost_missing) the
+// columns none of them has. Window functions, not array_agg: a column may hold arrays.
+std::string PostgresSink::merged_rows(pqxx::transaction_base& tx, const std::vector<std::string>& keys,
+                                      const std::vector<std::size_t>& key_columns,
+                                      const std::string& keyed_shapes) const {
+  std::vector<std::string> columns, shape;
+  for (std::size_t c = 0; c < layout_.columns.size(); ++c) {
+    const std::string name = tx.quote_name(layout_.columns[c].name);
+    const std::string flag = "substr(pipehost_missing, " + std::to_string(c + 1) + ", 1)";
+    shape.push_back("min(" + flag + ") OVER pipehost_key");
+    if (std::find(key_columns.begin(), key_columns.end(), c) != key_columns.end())
+      columns.push_back(name);
+    else
+      columns.push_back("first_value(" + name + ") OVER (pipehost_key ORDER BY " + flag + ", pipehost_row DESC) AS " +
+                        name);
+  }
+  return "SELECT DISTINCT ON (" + join(keys, ", ") + ") " + join(columns, ", ") + ", " + join(shape, " || ") +
+         " AS pipehost_missing FROM pipehost_load WHERE pipehost_missing IN (" + keyed_shapes +
+         ") WINDOW pipehost_key AS (PARTITION BY " + join(keys, ", ") + ") ORDER BY " + join(keys, ", ");
 }
 
 // A data exception (a value too long for varchar(n), numeric(p, s) overflow), an

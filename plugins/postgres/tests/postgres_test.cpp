@@ -757,13 +757,23 @@ TEST_CASE("postgres: a column the record has no field for takes its DEFAULT in a
   u.records.emplace_back().value = Struct{id_tag, {Value(a), Value("first"), Value("a1")}};
   u.records.emplace_back().value = Struct{id_note, {Value(a), Value("a2")}};  // the last of its key
   u.records.emplace_back().value = Struct{id_tag, {Value(std::int64_t{1000}), Value("new"), Value("z")}};
+  // A new key whose records give different fields: the row as they would leave it one
+  // after the other, whatever batch they come in (the last record's shape lost the first's).
+  static const auto id_remark = StructSchema::make({"id", "remark", "note"});
+  u.records.emplace_back().value = Struct{id_remark, {Value(std::int64_t{1001}), Value("r1"), Value("n1")}};
+  u.records.emplace_back().value = Struct{id_note, {Value(std::int64_t{1001}), Value("n2")}};
   for (std::size_t i = 0; i < u.records.size(); ++i) u.records[i].origin = {"u", 0, static_cast<std::int64_t>(i)};
   CHECK(write(*update, u).status.is_ok());
+  auto merged = f.sql("SELECT note, tag, remark FROM " + events + " WHERE id = 1001");
+  REQUIRE(merged.size() == 1);
+  CHECK(merged[0][0].as<std::string>() == "n2");
+  CHECK(merged[0][1].as<std::string>() == "none");  // no record gave one: the column's DEFAULT
+  CHECK(merged[0][2].as<std::string>() == "r1");    // the first record's, which the last leaves
   auto kept = f.sql("SELECT note, tag, remark, stored_at = '2020-01-01Z' FROM " + events + " WHERE id = " +
                     std::to_string(a));
   REQUIRE(kept.size() == 1);
   CHECK(kept[0][0].as<std::string>() == "a2");
-  CHECK(kept[0][1].as<std::string>() == "none");  // the last record has no tag: kept as it was
+  CHECK(kept[0][1].as<std::string>() == "first");  // the last record has no tag: the one before gave it
   CHECK(kept[0][2].as<std::string>() == "kept");
   CHECK(kept[0][3].as<bool>());
   auto added = f.sql("SELECT note, tag, stored_at IS NOT NULL FROM " + events + " WHERE id = 1000");
