@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <optional>
 
 #include <pipehost/json.hpp>
 #include <pipehost/time.hpp>
@@ -34,6 +35,23 @@ std::string kind_of(const Value& v) {
   if (v.is<Bytes>()) return "bytes";
   if (v.is<List>()) return "a list";
   return "a struct";
+}
+
+// A time text as PostgreSQL reads it for a column of `type`: RFC 3339, or a date alone
+// ("2024-03-01", midnight). timestamptz takes the instant (an offset moves it to UTC);
+// timestamp and date the wall time and date as written, offset aside, as PostgreSQL's
+// own input does ('2024-03-01T00:30:00+01:00'::date is 2024-03-01). Microseconds since
+// the epoch of that instant or wall time; nullopt: not such a text.
+std::optional<std::int64_t> time_of_text(const std::string& s, ColumnType type) {
+  if (s.size() == 10) {
+    auto midnight = time::parse_rfc3339(s + "T00:00:00Z");
+    return midnight ? std::optional(midnight->micros_since_epoch) : std::nullopt;
+  }
+  auto parsed = time::parse_rfc3339(s);
+  if (!parsed || type == ColumnType::timestamptz) return parsed ? std::optional(parsed->micros_since_epoch) : std::nullopt;
+  const std::size_t zone = s.find_first_of("Z+-", 19);  // valid RFC 3339: the offset's start
+  auto wall = time::parse_rfc3339(s.substr(0, zone) + "Z");
+  return wall ? std::optional(wall->micros_since_epoch) : std::nullopt;
 }
 
 // PostgreSQL's numeric input: digits with an optional sign, point and exponent, or NaN /
@@ -150,19 +168,19 @@ std::string append_copy_text(const Column& column, const Value& v, std::string& 
       if (const auto* t = v.as<Timestamp>()) {
         micros = t->micros_since_epoch;
       } else if (const auto* s = v.as<std::string>()) {
-        auto parsed = time::parse_rfc3339(*s);
+        auto parsed = time_of_text(*s, column.type);
         if (!parsed)
-          return "field '" + column.field + "' is \"" + s->substr(0, 40) +
-                 "\", not an RFC 3339 timestamp for column " + column.name;
-        micros = parsed->micros_since_epoch;
+          return "field '" + column.field + "' is \"" + s->substr(0, 40) + "\", not an RFC 3339 timestamp" +
+                 (column.type == ColumnType::date ? " or a date (2024-03-01)" : "") + " for column " + column.name;
+        micros = *parsed;
       } else {
         return refuse();
       }
       // Years 1-9999: what RFC 3339 text can say (PostgreSQL's range is wider, ours is not).
       if (micros < -62135596800000000 || micros > 253402300799999999)
         return "field '" + column.field + "' is a time outside years 1-9999 (column " + column.name + ")";
-      std::string text = time::format_rfc3339(micros);  // UTC, "Z"
-      if (column.type == ColumnType::timestamp) text.pop_back();  // as UTC wall time
+      std::string text = time::format_rfc3339(micros);  // "Z": UTC, or the wall time as written
+      if (column.type == ColumnType::timestamp) text.pop_back();
       if (column.type == ColumnType::date) text.resize(10);
       out += text;
       return "";

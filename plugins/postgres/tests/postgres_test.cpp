@@ -784,6 +784,48 @@ TEST_CASE("postgres: a column the record has no field for takes its DEFAULT in a
   f.sql("DROP TABLE " + events);
 }
 
+TEST_CASE("postgres: times into date, timestamp and timestamptz columns as PostgreSQL reads the same text") {
+  Fixture f;
+  const std::string times = f.table + "_times";
+  f.sql("CREATE TABLE " + times + " (id bigint PRIMARY KEY, t text, d date, ts timestamp, tz timestamptz)");
+  testing::TestContext context;
+  auto sink = testing::make<PostgresSink>({{"url", f.url}, {"table", times}, {"positions_table", f.positions}},
+                                          context);
+  sink->start();
+  static const auto schema = StructSchema::make({"id", "t", "d", "ts", "tz"});
+  const std::vector<std::string> texts = {"2024-03-01", "2024-03-01T00:30:00+01:00", "2024-02-29T23:30:00.25Z",
+                                          "2023-12-31T22:15:00.123456-05:30"};
+  Batch b;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    b.records.emplace_back().value =
+        Struct{schema, {Value(static_cast<std::int64_t>(i)), Value(texts[i]), Value(texts[i]), Value(texts[i]),
+                        Value(texts[i])}};
+    b.records.back().origin = {"times", 0, static_cast<std::int64_t>(i)};
+  }
+  b.records.emplace_back().value = Struct{schema, {Value(std::int64_t{9}), Value("2024-13-01"), Value("2024-13-01"),
+                                                   Value(), Value()}};
+  b.records.back().origin = {"times", 0, 9};
+  auto result = write(*sink, b);
+  CHECK(result.status.is_ok());
+  REQUIRE(result.rejections.size() == 1);
+  CHECK(result.rejections[0].reason ==
+        "postgres: field 'd' is \"2024-13-01\", not an RFC 3339 timestamp or a date (2024-03-01) for column d");
+  // PostgreSQL's own cast of each text (a date alone is midnight UTC to timestamptz, as
+  // this session's time zone says) against what the sink stored.
+  auto rows = f.sql("SET TIME ZONE 'UTC'; SELECT t, d = t::date, ts = t::timestamp, tz = t::timestamptz, d, ts FROM " +
+                    times + " ORDER BY id");
+  REQUIRE(rows.size() == texts.size());
+  for (const auto& row : rows) {
+    CAPTURE(row[0].as<std::string>());
+    CAPTURE(row[4].as<std::string>());
+    CAPTURE(row[5].as<std::string>());
+    CHECK(row[1].as<bool>());
+    CHECK(row[2].as<bool>());
+    CHECK(row[3].as<bool>());
+  }
+  f.sql("DROP TABLE " + times);
+}
+
 TEST_CASE("postgres: opened to read positions, it creates and changes nothing, and a missing table holds none") {
   Fixture f;
   testing::TestContext reader;
