@@ -266,6 +266,19 @@ class Builder {
       if (sink) stage(*sink, name, "sink", Kind::sink, catalog, connections, p.sink);
       else diagnostics_.add(p.where, name, "", "missing [pipelines." + name + ".sink]");
     }
+    // Its rejects read again as input, rejected again and written again: without end.
+    if (p.on_error == ErrorPolicy::dead_letter && source && p.source.plugin == "kafka") {
+      auto topics = p.source.options.values.find("topics");
+      const auto* names =
+          topics == p.source.options.values.end() ? nullptr : std::get_if<std::vector<std::string>>(&topics->second);
+      if (names && std::find(names->begin(), names->end(), p.dead_letter_topic) != names->end()) {
+        const toml::node* given = t.get("dead_letter_topic");
+        diagnostics_.add(location_of((given ? given : t.get("on_error"))->source()), name, "",
+                         "dead-letter topic '" + p.dead_letter_topic + "' is a topic this pipeline's source "
+                         "reads: its rejected records would be read, rejected and written there again without "
+                         "end; set dead_letter_topic to another topic");
+      }
+    }
     if (auto* transforms = t.get("transforms")) {
       if (auto* a = transforms->as_array()) {
         for (std::size_t i = 0; i < a->size(); ++i) {

@@ -280,6 +280,22 @@ sink = { plugin = "log" }
   CHECK(r.text().find("set dead_letter_topic (the default is <pipeline>-dlq)") != std::string::npos);
   CHECK(r.text().find("dead-letter topic 'bad topic' is not a Kafka topic name") != std::string::npos);
 
+  // The source's own topic: every reject would be read and dead-lettered again, forever.
+  auto loop = load(R"(
+[pipelines.orders]
+on_error = "dead_letter"
+dead_letter_topic = "orders"
+source = { plugin = "kafka", topics = ["payments", "orders"], group = "g" }
+sink = { plugin = "log" }
+[pipelines.fine]
+on_error = "dead_letter"
+source = { plugin = "kafka", topics = ["orders"], group = "g2" }
+sink = { plugin = "log" }
+)");
+  CHECK(loop.text().find(":4:21: error: pipeline 'orders': dead-letter topic 'orders' is a topic this pipeline's "
+                         "source reads") != std::string::npos);
+  CHECK(loop.text().find("pipeline 'fine'") == std::string::npos);
+
   auto topics = load(R"(
 [kafka.topics]
 "bad topic!" = { partitions = 1 }
