@@ -1,8 +1,11 @@
 #include "cli/arguments.hpp"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
@@ -115,6 +118,25 @@ bool parse_arguments(int argc, char** argv, int first, Arguments& out) {
       return false;
     }
     out.positional.push_back(a);
+  }
+  for (const auto& dir : out.plugin_path) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+      std::fprintf(stderr, "pipehost: --plugin-path %s is not a folder: give the folder that holds the plugins' .so files\n",
+                   dir.c_str());
+      return false;
+    }
+  }
+  if (!out.stats_file.empty()) {
+    // Checked now, not when the run ends and has nowhere to write what it measured.
+    const std::filesystem::path folder = std::filesystem::absolute(out.stats_file).parent_path();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(folder, ec) || ::access(folder.c_str(), W_OK) != 0) {
+      std::fprintf(stderr, "pipehost: --stats %s: cannot write in folder %s (%s): give a file in a folder that exists\n",
+                   out.stats_file.c_str(), folder.c_str(),
+                   std::filesystem::exists(folder, ec) ? "not writable, or not a folder" : "no such folder");
+      return false;
+    }
   }
   std::string admin_host;
   int admin_port = 0;

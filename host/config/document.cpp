@@ -50,6 +50,10 @@ bool parse_file_into(const std::string& path, toml::table& into, Diagnostics& di
     diagnostics.add({path, 0, 0}, "", "", "no such file");
     return false;
   }
+  if (fs::is_directory(path, ec)) {
+    diagnostics.add({path, 0, 0}, "", "", "is a folder, not a config file: name the .toml file in it");
+    return false;
+  }
   try {
     toml::table parsed = toml::parse_file(path);
     if (into.empty()) into = std::move(parsed);

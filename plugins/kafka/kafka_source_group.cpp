@@ -168,8 +168,10 @@ void KafkaSource::check_topics_exist(bool fail) {
     if (std::find(existing.begin(), existing.end(), topic) != existing.end()) continue;
     std::string closest;
     std::size_t best = std::max<std::size_t>(3, topic.size() / 3) + 1;
+    // Not Kafka's own topics, nor a dead-letter topic (pipehost makes the pipeline's at
+    // start, before this check: a dead_letter_topic of `<topic>-dlq` was offered for `<topic>`).
     for (const auto& e : existing)
-      if (e.rfind("__", 0) != 0 && edit_distance(topic, e) < best) {
+      if (e.rfind("__", 0) != 0 && !e.ends_with("-dlq") && edit_distance(topic, e) < best) {
         best = edit_distance(topic, e);
         closest = e;
       }
