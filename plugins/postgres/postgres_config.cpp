@@ -93,11 +93,23 @@ void PostgresConfig::check(Checker& c) const {
     else if (r[0][0].as<bool>())
       read_layout(tx, *this, [&](const char* option, const std::string& message) { c.problem(option, message); });
   } catch (const std::exception& e) {
-    c.unreachable("PostgreSQL at " + redact::url(url) + ": " + e.what() +
-                  " (is it running? set DATABASE_URL, or [connections] postgres; "
-                  "scripts/services start starts one)");
+    // libpq's text: "connection to server at ... failed: FATAL:  role \"x\" does not exist\n".
+    std::string what = e.what();
+    std::replace(what.begin(), what.end(), '\n', ' ');
+    std::replace(what.begin(), what.end(), '\t', ' ');
+    while (!what.empty() && what.back() == ' ') what.pop_back();
+    const bool refused_login = what.find("does not exist") != std::string::npos ||
+                               what.find("authentication failed") != std::string::npos ||
+                               what.find("no password supplied") != std::string::npos ||
+                               what.find("no pg_hba.conf entry") != std::string::npos;
+    c.unreachable("PostgreSQL at " + redact::url(url) + ": " + what +
+                  (refused_login ? " (the server answered: check the user, password and database in the url, "
+                                   "postgresql://user:password@host:port/database)"
+                                 : " (is it running? set DATABASE_URL, or [connections] postgres; "
+                                   "scripts/services start starts one)"));
   }
 }
+
 TableLayout read_layout(pqxx::transaction_base& tx, const PostgresConfig& config,
                         const std::function<void(const char*, const std::string&)>& problem) {
   const std::string regclass = "to_regclass(" + tx.quote(config.table) + ")";

@@ -52,7 +52,14 @@ void RedisSumConfig::check(Checker& c) const {
     Reply pong = connection.command({"PING"});
     if (is_error(*pong)) connection.throw_error(*pong, "PING");
   } catch (const std::exception& e) {
-    c.unreachable(e.what());
+    const std::string what = e.what();
+    const char* fix = what.find(": AUTH failed") != std::string::npos
+                          ? " (check the user and password in the url: redis://user:password@host:port/db)"
+                      : what.find(": SELECT failed") != std::string::npos
+                          ? " (the database number ends the url: redis://host:port/0; the server has fewer)"
+                          : " (is it running, and is it Redis? set REDIS_URL, [connections] redis or the "
+                            "sink's url; scripts/services start starts one)";
+    c.unreachable(what + fix);
   }
 }
 
