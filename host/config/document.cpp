@@ -76,6 +76,15 @@ std::vector<std::string> split_path(const std::string& assignment, std::size_t& 
   bool quoted_part = false;
   for (std::size_t i = 0; i < assignment.size(); ++i) {
     char c = assignment[i];
+    if (c == ' ' || c == '\t') {
+      // As in TOML's dotted keys: blanks around a part go, blanks inside one do not.
+      const std::size_t next = assignment.find_first_not_of(" \t", i);
+      const bool at_edge = (parts.back().empty() && !quoted_part) || next == std::string::npos ||
+                           std::string_view(".=[").find(assignment[next]) != std::string_view::npos;
+      if (!at_edge) return {};
+      i = (next == std::string::npos ? assignment.size() : next) - 1;
+      continue;
+    }
     if ((c == '"' || c == '\'') && parts.back().empty() && !quoted_part) {
       std::size_t close = assignment.find(c, i + 1);
       if (close == std::string::npos) return {};
@@ -142,7 +151,14 @@ void apply_set(const std::string& assignment, toml::table& document, Diagnostics
   toml::table parsed;
   try {
     parsed = toml::parse("v = " + text, "--set " + assignment);
-  } catch (const toml::parse_error&) {
+  } catch (const toml::parse_error& e) {
+    // A number out of TOML's range is said so, not taken as a string (which the option
+    // would then refuse as "not a string", hiding why).
+    if (std::string_view(e.description()).find("not representable") != std::string_view::npos) {
+      diagnostics.add(where, "", "", "cannot use this value: " + std::string(e.description()) +
+                                         " (integers are from -9223372036854775808 to 9223372036854775807)");
+      return;
+    }
     // Not a TOML value: take it as a string (parsed, so it keeps a location).
     std::string escaped;
     for (char c : text) {

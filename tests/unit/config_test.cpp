@@ -127,6 +127,17 @@ TEST_CASE("--set overrides values, creating tables as needed, with its own locat
   CHECK(bad.text().find("--set pipeline.read.tasks=zero:1:5: error: pipeline 'read': key 'tasks' must be an integer, not a string") != std::string::npos);
   auto negative = load(kValid, {"pipeline.read.tasks=0"});
   CHECK(negative.text().find("pipeline 'read': key 'tasks' must be between 1 and 1024") != std::string::npos);
+  auto huge = load(kValid, {"pipeline.read.tasks=99999999999999999999"});
+  CHECK(huge.text().find("is not representable in 64 bits (integers are from -9223372036854775808 to "
+                         "9223372036854775807)") != std::string::npos);
+  CHECK(load(kValid, {"pipeline.read.source.group=0012"}).diagnostics.empty());  // not TOML: a string
+
+  // Blanks around the path's parts and the '=' go, as in TOML's dotted keys.
+  auto spaced = load(kValid, {"pipeline.read.tasks = 4", " pipeline . produce.source.count =9"});
+  REQUIRE_MESSAGE(spaced.diagnostics.empty(), spaced.text());
+  CHECK(spaced.config.pipelines[1].tasks == 4);
+  CHECK(integer(spaced.config.pipelines[0].source.options, "count") == 9);
+  CHECK(load(kValid, {"pipeline.read.ta sks=4"}).text().find("expected PATH=VALUE") != std::string::npos);
 }
 
 TEST_CASE("--set takes a quoted key holding dots whole, as TOML does") {
