@@ -289,6 +289,9 @@ struct JsonDecode::Parser {
   }
 
   void decode_object(std::string_view payload, Value& out) {
+    // A UTF-8 byte-order mark, which RFC 8259 lets a parser ignore (some Windows tools
+    // write one): simdjson refuses it as a misplaced comma.
+    if (payload.starts_with("\xEF\xBB\xBF")) payload.remove_prefix(3);
     {
       padded.assign(payload.data(), payload.size());
       padded.reserve(payload.size() + simdjson::SIMDJSON_PADDING);

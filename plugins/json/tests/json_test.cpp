@@ -39,6 +39,15 @@ TEST_CASE("json_decode: a trade becomes a struct, integers stay integers") {
   CHECK(v.as<Struct>()->schema->names().front() == "id");  // field order kept
 }
 
+TEST_CASE("json_decode: a UTF-8 byte-order mark before the object is passed over, as RFC 8259 allows") {
+  StageHarness<json::JsonDecode> h;
+  Batch b = of({"\xEF\xBB\xBF{\"id\":\"T1\",\"qty\":2}", "\xEF\xBB\xBF", "\xEF\xBB\xBF\xEF\xBB\xBF{}"});
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 2);  // a mark alone is no object; a second mark is not JSON
+  CHECK(*b.records[0].value.field("id") == Value("T1"));
+  CHECK(*b.records[0].value.field("qty") == Value(std::int64_t{2}));
+}
+
 TEST_CASE("json_decode: records alternating two key orders keep each order's schema, nested ones too") {
   StageHarness<json::JsonDecode> h;
   Batch b = of({R"({"a":1,"b":{"x":1,"y":2}})", R"({"b":{"y":3,"x":4},"a":2})", R"({"a":3,"b":{"x":5,"y":6}})",
