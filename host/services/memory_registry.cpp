@@ -74,7 +74,9 @@ Status MemorySchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcep
     std::lock_guard lock(mutex_);
     auto it = by_id_.find(id);
     if (it == by_id_.end())
-      return Status::invalid("schema id " + std::to_string(id) + " is not in the registry");
+      return Status::invalid("schema id " + std::to_string(id) +
+                             " is not in the embedded registry: the record was written against another "
+                             "registry (set schema_registry to the producer's)");
     out = it->second;
     return Status::ok();
   } catch (const std::exception& e) {

@@ -223,7 +223,10 @@ Status RestSchemaRegistry::schema_by_id(int id, RegisteredSchema& out) noexcept 
     }
     auto [status, text] = request("GET", path, "");
     if (status == 404 && error_code(text) != 40403) return not_a_registry(path, text);
-    if (status == 404) return Status::invalid("schema id " + std::to_string(id) + " is not in the registry");
+    if (status == 404)
+      return Status::invalid("schema id " + std::to_string(id) + " is not in the registry at " + shown_url_ +
+                             ": the record was written against another registry (schema_registry must be the "
+                             "producer's), or its schema was deleted");
     if (status != 200) return failure(status, path, text);
     RegisteredSchema s = schema_from(nlohmann::json::parse(text), id);
     std::lock_guard lock(cache_mutex_);

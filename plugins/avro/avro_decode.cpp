@@ -161,7 +161,8 @@ void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered,
                       const std::vector<ReferencedSchema>& referenced, Writer& w) {
   const std::string which = "schema id " + std::to_string(id);
   if (!registered.schema_type.empty() && registered.schema_type != "AVRO") {
-    w.error = which + " is " + registered.schema_type + ", not AVRO";
+    w.error = which + " is " + registered.schema_type + ", not AVRO: the record was written in another format " +
+              "(decode it with " + (registered.schema_type == "PROTOBUF" ? "protobuf_decode" : "json_decode") + ")";
     return;
   }
   try {

@@ -161,7 +161,9 @@ class ProtobufDecode final : public RecordTransform {
             const SchemaFiles::ReferencedFiles& referenced, Schema& s) {
     if (!registered.schema_type.empty() && registered.schema_type != "PROTOBUF") {
       s.error =
-          "schema id " + std::to_string(id) + " is " + registered.schema_type + ", not PROTOBUF";
+          "schema id " + std::to_string(id) + " is " + registered.schema_type +
+          ", not PROTOBUF: the record was written in another format (decode it with " +
+          (registered.schema_type == "AVRO" ? "avro_decode" : "json_decode") + ")";
       return;
     }
     try {

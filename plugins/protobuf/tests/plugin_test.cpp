@@ -211,15 +211,17 @@ TEST_CASE("plugin: bad payloads are rejected with clear reasons, the rest go on"
   batch.records[5].payload = frame(id, "", five);
   REQUIRE(decode->process(batch).is_ok());
   REQUIRE(batch.rejections.size() == 7);
-  CHECK(batch.rejections[6].reason == "schema id " + std::to_string(avro) + " is AVRO, not PROTOBUF");
+  const std::string not_protobuf = "schema id " + std::to_string(avro) +
+                                   " is AVRO, not PROTOBUF: the record was written in another format (decode it "
+                                   "with avro_decode)";
+  CHECK(batch.rejections[6].reason == not_protobuf);
   CHECK(batch.rejections[0].reason == "unknown schema id 3: schema id 3 not found");
   CHECK(batch.rejections[1].reason == "not Confluent framing: magic byte is 1, expected 0");
   CHECK(batch.rejections[2].reason.starts_with("payload too short"));
   CHECK(batch.rejections[3].reason ==
         "malformed protobuf Transaction: length runs past the end in field 'transaction_id' at "
         "byte 2");
-  CHECK(batch.rejections[4].reason ==
-        "schema id " + std::to_string(avro) + " is AVRO, not PROTOBUF");
+  CHECK(batch.rejections[4].reason == not_protobuf);
   CHECK(batch.rejections[5].reason == "message index path [5] names no message in schema id 1");
   batch.compact();
   REQUIRE(batch.records.size() == 1);
