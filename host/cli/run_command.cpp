@@ -105,7 +105,9 @@ void report(const PipelineList& pipelines, Clock::duration elapsed,
                             {"failed", s.failed()}};
     std::string rejected;
     if (const auto n = s.records_rejected.load(); n > 0) {
-      rejected = ", " + std::to_string(n) + " of them rejected";
+      // Rejected records skipped or dead-lettered are acknowledged too; with on_error =
+      // "fail" the pipeline stopped at them, unacknowledged.
+      rejected = ", " + std::to_string(n) + (n <= s.records_acked.load() ? " of them" : "") + " rejected";
       if (const auto letters = s.records_dead_lettered.load(); letters > 0)
         rejected += " (" + std::to_string(letters) + " dead-lettered)";
     }
