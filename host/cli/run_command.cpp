@@ -126,6 +126,11 @@ void report(const PipelineList& pipelines, Clock::duration elapsed,
       log_info(s.name + ": " + std::to_string(s.records_acked.load()) + " records acknowledged" + rejected);
     }
     stats["pipelines"][s.name] = entry;
+    // A run that wrote nothing at all is most likely a config mistake, not bad data.
+    if (const auto n = s.records_rejected.load(); n >= 100 && n == s.records_read.load())
+      log_warn(s.name + ": every one of the " + std::to_string(n) + " records read was rejected (the reasons are "
+               "logged above): often a stage reading a field an earlier one does not give, e.g. a decoder's "
+               "`fields` without the sink's key or value field");
   }
   if (stats_file.empty()) return;
   std::FILE* f = std::fopen(stats_file.c_str(), "w");
