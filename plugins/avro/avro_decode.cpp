@@ -12,6 +12,7 @@ namespace pipehost::avro {
 // while (a registry that lags behind its producers).
 struct AvroDecode::Writer {
   Schema schema;
+  Schema reader;         // the reader schema without `filled`'s fields, when it has some
   Iface iface;           // the writer's generic class, or the resolved writer
   // With a reader schema (else null, and read_binary reads the value):
   Iface reader_iface;    // the reader's generic class
@@ -20,6 +21,15 @@ struct AvroDecode::Writer {
   std::string error;
   Clock::time_point retry_after = Clock::time_point::max();
   SchemaNotes notes;  // its logical types (Avro C drops them)
+  // Reader fields the writer lacks, filled from their defaults after Avro C's read: per
+  // record full name, the reader's StructSchema and, per field, where it is in the struct
+  // read (-1: its default).
+  struct Filled {
+    std::shared_ptr<const StructSchema> schema;
+    std::vector<int> from;
+    std::vector<Value> defaults;
+  };
+  std::map<std::string, Filled, std::less<>> filled;
 };
 
 Schema load_schema_file(const std::string& path, SchemaNotes* notes) {
@@ -39,8 +49,8 @@ Schema load_schema_file(const std::string& path, SchemaNotes* notes) {
 void AvroDecodeConfig::declare(OptionList<AvroDecodeConfig>& o) {
   o.add("reader_schema_file", &AvroDecodeConfig::reader_schema_file,
         "an .avsc file: values are read as this schema, resolved against the writer's "
-        "(fields it lacks dropped, numbers promoted; every field it has must be in the "
-        "writer's schema); default: as written");
+        "(fields it lacks dropped, numbers promoted, a field the writer lacks given its "
+        "default; one without a default must be in the writer's schema); default: as written");
   o.add("max_record_bytes", &AvroDecodeConfig::max_record_bytes,
         "larger payloads are rejected without being decoded")
       .at_least(5);
@@ -122,7 +132,29 @@ RecordTransform::Verdict AvroDecode::apply(Record& record) {
     record.value = Value();  // half written
     throw;
   }
+  if (!w.filled.empty()) fill_defaults(w, record.value);
   return Verdict::keep;
+}
+
+// Inner records first: a filled struct's fields are moved as they are.
+void AvroDecode::fill_defaults(const Writer& w, Value& v) {
+  if (auto* list = v.as<List>()) {
+    for (auto& item : *list) fill_defaults(w, item);
+    return;
+  }
+  auto* s = v.as<Struct>();
+  if (!s) return;
+  for (auto& field : s->fields) fill_defaults(w, field);
+  if (!s->schema) return;
+  auto it = w.filled.find(s->schema->type_name());
+  if (it == w.filled.end()) return;
+  const Writer::Filled& f = it->second;
+  std::vector<Value> fields;
+  fields.reserve(f.from.size());
+  for (std::size_t i = 0; i < f.from.size(); ++i)
+    fields.push_back(f.from[i] >= 0 ? std::move(s->fields[static_cast<std::size_t>(f.from[i])]) : f.defaults[i]);
+  s->fields = std::move(fields);
+  s->schema = f.schema;
 }
 
 AvroDecode::Writer& AvroDecode::writer(std::int32_t id) {
@@ -188,12 +220,23 @@ void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered,
     w.error = which + " cannot be read as the schema of " + reader_schema_file_ + ": " + why;
     return;
   }
-  w.iface.reset(avro_resolved_writer_new(w.schema.get(), reader_schema_.get()));
+  avro_schema_t reader = reader_schema_.get();
+  try {
+    if (auto fields = fields_only_read(w.schema.get(), reader, reader_notes_); !fields.empty()) {
+      w.reader = without_fields(reader, fields);
+      reader = w.reader.get();
+      plan_defaults(fields, w);
+    }
+  } catch (const std::exception& e) {
+    w.error = which + " cannot be read as the schema of " + reader_schema_file_ + ": " + e.what();
+    return;
+  }
+  w.iface.reset(avro_resolved_writer_new(w.schema.get(), reader));
   if (!w.iface) {
     w.error = which + " cannot be read as the schema of " + reader_schema_file_ + ": " + avro_error();
     return;
   }
-  w.reader_iface.reset(avro_generic_class_from_schema(reader_schema_.get()));
+  w.reader_iface.reset(avro_generic_class_from_schema(reader));
   if (!w.reader_iface) {
     w.error = reader_schema_file_ + ": " + avro_error();
     return;
@@ -206,6 +249,60 @@ void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered,
   }
   w.read_into = std::make_unique<OwnedValue>(resolved);
   avro_resolved_writer_set_dest(&w.read_into->get(), &w.result->get());
+}
+
+// For each reader record with fields the writer lacks: its full field list, where each
+// comes from in the struct read without them, and the defaults (a timestamp's as the
+// decoder reads that logical type).
+void AvroDecode::plan_defaults(const std::set<std::pair<std::string, std::string>>& fields, Writer& w) const {
+  std::map<std::string, avro_schema_t> records;
+  std::vector<avro_schema_t> todo = {reader_schema_.get()};
+  std::set<avro_schema_t> seen;
+  while (!todo.empty()) {  // the reader's records, by full name
+    avro_schema_t s = todo.back();
+    todo.pop_back();
+    if (is_avro_link(s)) s = avro_schema_link_target(s);
+    if (!seen.insert(s).second) continue;
+    switch (avro_typeof(s)) {
+      case AVRO_RECORD:
+        records[full_name(s)] = s;
+        for (std::size_t i = 0; i < avro_schema_record_size(s); ++i)
+          todo.push_back(avro_schema_record_field_get_by_index(s, static_cast<int>(i)));
+        break;
+      case AVRO_ARRAY: todo.push_back(avro_schema_array_items(s)); break;
+      case AVRO_MAP: todo.push_back(avro_schema_map_values(s)); break;
+      case AVRO_UNION:
+        for (std::size_t i = 0; i < avro_schema_union_size(s); ++i)
+          todo.push_back(avro_schema_union_branch(s, static_cast<int>(i)));
+        break;
+      default: break;
+    }
+  }
+  for (const auto& [record, unused] : fields) {
+    if (w.filled.count(record)) continue;
+    avro_schema_t r = records.at(record);
+    Writer::Filled f;
+    std::vector<std::string> names;
+    int read = 0;
+    for (std::size_t i = 0; i < avro_schema_record_size(r); ++i) {
+      const std::pair<std::string, std::string> key(record, avro_schema_record_field_name(r, static_cast<int>(i)));
+      names.push_back(key.second);
+      if (!fields.count(key)) {
+        f.from.push_back(read++);
+        f.defaults.emplace_back();
+        continue;
+      }
+      Value d = reader_notes_.defaults.at(key);
+      if (const auto* n = d.as<std::int64_t>()) {
+        if (reader_notes_.millis_fields.count(key)) d = Timestamp{*n * 1000};
+        else if (reader_notes_.micros_fields.count(key)) d = Timestamp{*n};
+      }
+      f.from.push_back(-1);
+      f.defaults.push_back(std::move(d));
+    }
+    f.schema = StructSchema::make(std::move(names), record);
+    w.filled.emplace(record, std::move(f));
+  }
 }
 
 }  // namespace pipehost::avro

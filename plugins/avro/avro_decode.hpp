@@ -2,13 +2,15 @@
 // binary) decoded into its value, with the writer's schema fetched from the Schema
 // Registry by the frame's id and cached. With reader_schema_file the value is read as
 // that schema by Avro C's schema resolution: fields the reader lacks are skipped,
-// promotions (int -> long -> float -> double) and unions resolve. Avro C 1.11 does not
-// fill a reader field the writer lacks from its default: values of such a writer schema
-// are rejected saying so.
+// promotions (int -> long -> float -> double) and unions resolve. A reader field the
+// writer lacks takes its default (Avro C 1.11 refuses those: it reads without them, and
+// they are filled after); one without a default makes the writer's values rejected.
 #pragma once
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -43,6 +45,8 @@ class AvroDecode final : public RecordTransform {
   Writer& writer(std::int32_t id);
   void load(std::int32_t id, const RegisteredSchema& registered,
             const std::vector<ReferencedSchema>& referenced, Writer& w);
+  void plan_defaults(const std::set<std::pair<std::string, std::string>>& fields, Writer& w) const;
+  static void fill_defaults(const Writer& w, Value& v);
 
   Context& context_;
   Schema reader_schema_;  // empty: values are read as the writer wrote them

@@ -87,7 +87,10 @@ namespace {
 // The schema as JSON text, each named type defined where it is first used (names,
 // symbols and field names are Avro identifiers: nothing to escape). What Avro C does not
 // keep (defaults, logical types, docs) is not written; Avro C reads none of it.
-void write_inline_json(avro_schema_t s, std::set<std::string>& defined, std::string& out) {
+using FieldSet = std::set<std::pair<std::string, std::string>>;
+
+void write_inline_json(avro_schema_t s, std::set<std::string>& defined, std::string& out,
+                       const FieldSet* skip = nullptr) {
   if (is_avro_link(s)) s = avro_schema_link_target(s);
   if (is_avro_named_type(s) && !defined.insert(full_name(s)).second) {
     out += "\"" + full_name(s) + "\"";
@@ -95,12 +98,16 @@ void write_inline_json(avro_schema_t s, std::set<std::string>& defined, std::str
   }
   switch (avro_typeof(s)) {
     case AVRO_RECORD: {
-      out += "{\"type\":\"record\",\"name\":\"" + full_name(s) + "\",\"fields\":[";
+      const std::string name = full_name(s);
+      out += "{\"type\":\"record\",\"name\":\"" + name + "\",\"fields\":[";
       const auto n = avro_schema_record_size(s);
+      bool first = true;
       for (std::size_t i = 0; i < n; ++i) {
-        out += std::string(i ? "," : "") + "{\"name\":\"" +
-               avro_schema_record_field_name(s, static_cast<int>(i)) + "\",\"type\":";
-        write_inline_json(avro_schema_record_field_get_by_index(s, static_cast<int>(i)), defined, out);
+        const char* field = avro_schema_record_field_name(s, static_cast<int>(i));
+        if (skip && skip->count({name, field})) continue;
+        out += std::string(first ? "" : ",") + "{\"name\":\"" + field + "\",\"type\":";
+        first = false;
+        write_inline_json(avro_schema_record_field_get_by_index(s, static_cast<int>(i)), defined, out, skip);
         out += "}";
       }
       out += "]}";
@@ -119,12 +126,12 @@ void write_inline_json(avro_schema_t s, std::set<std::string>& defined, std::str
       return;
     case AVRO_ARRAY:
       out += "{\"type\":\"array\",\"items\":";
-      write_inline_json(avro_schema_array_items(s), defined, out);
+      write_inline_json(avro_schema_array_items(s), defined, out, skip);
       out += "}";
       return;
     case AVRO_MAP:
       out += "{\"type\":\"map\",\"values\":";
-      write_inline_json(avro_schema_map_values(s), defined, out);
+      write_inline_json(avro_schema_map_values(s), defined, out, skip);
       out += "}";
       return;
     case AVRO_UNION: {
@@ -132,13 +139,36 @@ void write_inline_json(avro_schema_t s, std::set<std::string>& defined, std::str
       const auto n = avro_schema_union_size(s);
       for (std::size_t i = 0; i < n; ++i) {
         if (i) out += ",";
-        write_inline_json(avro_schema_union_branch(s, static_cast<int>(i)), defined, out);
+        write_inline_json(avro_schema_union_branch(s, static_cast<int>(i)), defined, out, skip);
       }
       out += "]";
       return;
     }
     default:  // a primitive
       out += "\"" + std::string(avro_schema_type_name(s)) + "\"";
+  }
+}
+
+// Every record a schema reaches, by full name.
+void collect_records(avro_schema_t s, std::map<std::string, avro_schema_t>& records, std::set<std::string>& seen) {
+  if (is_avro_link(s)) s = avro_schema_link_target(s);
+  if (is_avro_named_type(s) && !seen.insert(full_name(s)).second) return;
+  switch (avro_typeof(s)) {
+    case AVRO_RECORD:
+      records[full_name(s)] = s;
+      for (std::size_t i = 0; i < avro_schema_record_size(s); ++i)
+        collect_records(avro_schema_record_field_get_by_index(s, static_cast<int>(i)), records, seen);
+      return;
+    case AVRO_ARRAY:
+      return collect_records(avro_schema_array_items(s), records, seen);
+    case AVRO_MAP:
+      return collect_records(avro_schema_map_values(s), records, seen);
+    case AVRO_UNION:
+      for (std::size_t i = 0; i < avro_schema_union_size(s); ++i)
+        collect_records(avro_schema_union_branch(s, static_cast<int>(i)), records, seen);
+      return;
+    default:
+      return;
   }
 }
 
@@ -230,6 +260,38 @@ Schema parse_schema(std::string_view json, const std::vector<ReferencedSchema>& 
     write_inline_json(avro_schema_union_branch(all.get(), static_cast<int>(i)), defined, out);
   }
   if (is_union) out += "]";
+  return parse_schema(out);
+}
+
+std::set<std::pair<std::string, std::string>> fields_only_read(avro_schema_t writer, avro_schema_t reader,
+                                                               const SchemaNotes& reader_notes) {
+  std::map<std::string, avro_schema_t> written, read;
+  std::set<std::string> seen;
+  collect_records(writer, written, seen);
+  seen.clear();
+  collect_records(reader, read, seen);
+  std::map<std::string, avro_schema_t> written_short;  // the spec matches records by unqualified name too
+  for (const auto& [name, w] : written) written_short[avro_schema_name(w)] = w;
+  FieldSet out;
+  for (const auto& [name, r] : read) {
+    avro_schema_t w = nullptr;
+    if (auto full = written.find(name); full != written.end()) w = full->second;
+    else if (auto bare = written_short.find(avro_schema_name(r)); bare != written_short.end()) w = bare->second;
+    if (!w) continue;  // Avro C says what it makes of that
+    for (std::size_t i = 0; i < avro_schema_record_size(r); ++i) {
+      const char* field = avro_schema_record_field_name(r, static_cast<int>(i));
+      if (avro_schema_record_field_get_index(w, field) < 0 &&
+          reader_notes.defaults.count(std::make_pair(name, std::string(field))))
+        out.emplace(name, field);
+    }
+  }
+  return out;
+}
+
+Schema without_fields(avro_schema_t schema, const std::set<std::pair<std::string, std::string>>& fields) {
+  std::set<std::string> defined;
+  std::string out;
+  write_inline_json(schema, defined, out, &fields);
   return parse_schema(out);
 }
 

@@ -61,9 +61,16 @@ std::string full_name(avro_schema_t named);
 // reader whose enum begins with the writer's symbols, in order, reads them right.
 std::string enums_read_by_position(avro_schema_t writer, avro_schema_t reader);
 
-// Avro value -> Value. Record schemas' StructSchemas are kept in `schemas`.
 struct SchemaNotes;
+// The fields of the reader's records, as (record full name, field), that the writer's
+// record of that name lacks and that the reader gives a default: Avro C 1.11's
+// resolution refuses them, so they are read without (without_fields) and filled after.
+std::set<std::pair<std::string, std::string>> fields_only_read(avro_schema_t writer, avro_schema_t reader,
+                                                               const SchemaNotes& reader_notes);
+// `schema` with those fields left out of its records.
+Schema without_fields(avro_schema_t schema, const std::set<std::pair<std::string, std::string>>& fields);
 
+// Avro value -> Value. Record schemas' StructSchemas are kept in `schemas`.
 class ToValue {
  public:
   // Writes the value into `out` in place: strings, lists and structs it already holds

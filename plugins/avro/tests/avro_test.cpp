@@ -518,6 +518,70 @@ TEST_CASE("avro_decode: a reader schema resolves the writer's (dropped fields, p
   std::remove(path.c_str());
 }
 
+TEST_CASE("avro_decode: a reader field the writer lacks takes its default, in nested records too") {
+  // The most common evolution: a field added with a default. Avro C 1.11's resolution
+  // refuses it ("Reader field ... doesn't appear in writer"); the decoder fills it.
+  const std::string v1 = R"({"type":"record","name":"E","namespace":"ns","fields":[
+    {"name":"id","type":"int"},{"name":"name","type":"string"},
+    {"name":"inner","type":{"type":"record","name":"I","fields":[{"name":"a","type":"int"}]}},
+    {"name":"items","type":{"type":"array","items":"I"}}]})";
+  const std::string v2 = R"({"type":"record","name":"E","namespace":"ns","fields":[
+    {"name":"id","type":"int"},{"name":"region","type":"string"},{"name":"name","type":"string"},
+    {"name":"inner","type":{"type":"record","name":"I","fields":[{"name":"a","type":"int"},{"name":"b","type":"int"}]}},
+    {"name":"items","type":{"type":"array","items":"I"}}]})";
+  const std::string reader = R"({"type":"record","name":"E","namespace":"ns","fields":[
+    {"name":"id","type":"long"},{"name":"region","type":"string","default":"eu"},{"name":"name","type":"string"},
+    {"name":"inner","type":{"type":"record","name":"I","fields":[{"name":"a","type":"int"},
+      {"name":"b","type":"int","default":7}]}},
+    {"name":"items","type":{"type":"array","items":"I"}},
+    {"name":"when","type":{"type":"long","logicalType":"timestamp-millis"},"default":1000},
+    {"name":"opt","type":["null","string"],"default":null}]})";
+  const std::string path = "avro_test_reader_defaults.avsc";
+  { std::ofstream(path) << reader; }
+  StageHarness<avro::AvroDecode> h({{"reader_schema_file", path}});
+  const int old_id = register_text(h.context, "e1-value", v1);
+  const int new_id = register_text(h.context, "e2-value", v2);
+  std::string old_body;
+  put_long(old_body, 5);
+  put_string(old_body, "n");
+  put_long(old_body, 1);  // inner.a
+  put_long(old_body, 2);  // two items
+  put_long(old_body, 2);
+  put_long(old_body, 3);
+  put_long(old_body, 0);
+  std::string new_body;
+  put_long(new_body, 6);
+  put_string(new_body, "us");
+  put_string(new_body, "m");
+  put_long(new_body, 1);
+  put_long(new_body, 9);  // inner.b given
+  put_long(new_body, 0);  // no items
+  const Value expected_old = [&] {
+    const auto i = StructSchema::make({"a", "b"}, "ns.I");
+    return Value(Struct{StructSchema::make({"id", "region", "name", "inner", "items", "when", "opt"}, "ns.E"),
+                        {Value(std::int64_t{5}), Value("eu"), Value("n"), Value(Struct{i, {Value(1), Value(7)}}),
+                         Value(List{Value(Struct{i, {Value(2), Value(7)}}), Value(Struct{i, {Value(3), Value(7)}})}),
+                         Value(Timestamp{1000000}), Value()}});
+  }();
+  for (int round = 0; round < 2; ++round) {  // the second into recycled storage
+    Batch b = of({framed(old_id, old_body), framed(new_id, new_body), framed(old_id, old_body)});
+    auto rejected = h.process(b);
+    REQUIRE_MESSAGE(rejected.empty(), (rejected.empty() ? "" : rejected[0].reason));
+    for (int k : {0, 2}) {
+      const Value& v = b.records[static_cast<std::size_t>(k)].value;
+      CHECK(v == expected_old);
+      CHECK(v.as<Struct>()->schema->names() ==
+            std::vector<std::string>{"id", "region", "name", "inner", "items", "when", "opt"});
+    }
+    const Value& n = b.records[1].value;
+    CHECK(*n.field("region") == Value("us"));
+    CHECK(*n.field("inner")->field("b") == Value(std::int64_t{9}));
+    CHECK(*n.field("when") == Value(Timestamp{1000000}));
+    CHECK(n.field("opt")->is_null());
+  }
+  std::remove(path.c_str());
+}
+
 TEST_CASE("avro_decode: a reader enum is read by symbol when it begins with the writer's; else refused") {
   // Avro C's resolver keeps a symbol's position: a reader listing the symbols in another
   // order read C as A, and one with fewer symbols crashed the process (a symbol past its end).
