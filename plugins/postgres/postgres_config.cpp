@@ -58,8 +58,8 @@ void PostgresConfig::declare(OptionList<PostgresConfig>& o) {
         "a row whose primary key is already there: ignore keeps the first write (seed 002), "
         "update replaces the columns the record has fields for and keeps the others (as the "
         "records of a key applied one after the other would leave the row, within a batch too; "
-        "PostgreSQL checks NOT NULL on the row proposed before the conflict, so a NOT NULL column "
-        "without a DEFAULT needs a field in every record). "
+        "a record without a NOT NULL column's field updates a row already there and is refused "
+        "as a new one). "
         "A table without a primary key takes every "
         "record as a new row (update refuses to start)")
       .one_of({"ignore", "update"});

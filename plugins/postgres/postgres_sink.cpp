@@ -178,10 +178,8 @@ void PostgresSink::prepare(Batch& batch) {
       // No such field: the column is left out of the row's INSERT (see insert_statements).
       missing[k] = '1';
       line += "\\N";
-      if (col.not_null && !col.has_default)
-        problem = "the record has no field '" + col.field + "', and column " + col.name +
-                  " is NOT NULL with no DEFAULT";
     }
+    if (problem.empty()) problem = missing_not_null(missing);
     if (problem.empty() && missing.find('0') == std::string::npos)
       problem = "the record has none of the fields of " + config_.table +
                 "'s columns (map field names to columns with option columns)";
@@ -196,6 +194,24 @@ void PostgresSink::prepare(Batch& batch) {
   }
   lines_.resize(kept);
   missing_of_line_.resize(kept);
+}
+
+// A NOT NULL column without a DEFAULT that the record has no field for: the row could
+// never be inserted. To update, a record with the whole key may still leave the column as
+// the table's row has it (see insert_statements); a new key is refused by the table.
+std::string PostgresSink::missing_not_null(const std::string& missing) const {
+  bool whole_key = config_.on_conflict == "update" && !layout_.primary_key.empty();
+  for (std::size_t k = 0; whole_key && k < layout_.columns.size(); ++k)
+    if (missing[k] == '1' && std::find(layout_.primary_key.begin(), layout_.primary_key.end(),
+                                       layout_.columns[k].name) != layout_.primary_key.end())
+      whole_key = false;
+  if (whole_key) return {};
+  for (std::size_t k = 0; k < layout_.columns.size(); ++k) {
+    const Column& col = layout_.columns[k];
+    if (missing[k] == '1' && col.not_null && !col.has_default)
+      return "the record has no field '" + col.field + "', and column " + col.name + " is NOT NULL with no DEFAULT";
+  }
+  return {};
 }
 
 void PostgresSink::write(Batch& batch, BatchDone done) {
@@ -417,18 +433,41 @@ std::vector<std::string> PostgresSink::insert_statements(pqxx::transaction_base&
       if (std::find(key_columns.begin(), key_columns.end(), c) == key_columns.end())
         set.push_back(cols.back() + " = EXCLUDED." + cols.back());
     }
-    std::string insert = "INSERT INTO " + destination_ + " (" + join(cols, ", ") + ") SELECT ";
+    std::string select = "SELECT ";
     const std::string shape = used.size() == 1 ? "" : " WHERE pipehost_missing = " + tx.quote(missing);
     if (keys.empty() || !has_keys(missing)) {
       // Every record a new row (no key, or one the table makes: serial): in batch order.
-      insert += join(cols, ", ") + " FROM pipehost_load" + shape + " ORDER BY pipehost_row";
+      select += join(cols, ", ") + " FROM pipehost_load" + shape + " ORDER BY pipehost_row";
     } else if (used.size() == 1) {
       // The first of each key (the last, to update), inserted in key order: tasks writing
       // the same keys then lock them in one order and cannot deadlock.
-      insert += "DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") + " FROM pipehost_load ORDER BY " +
+      select += "DISTINCT ON (" + join(keys, ", ") + ") " + join(cols, ", ") + " FROM pipehost_load ORDER BY " +
                 join(keys, ", ") + ", pipehost_row" + (update ? " DESC" : "");
     } else {
-      insert += join(cols, ", ") + " FROM (" + pick + ") AS pipehost_pick" + shape + " ORDER BY " + join(keys, ", ");
+      select += join(cols, ", ") + " FROM (" + pick + ") AS pipehost_pick" + shape + " ORDER BY " + join(keys, ", ");
+    }
+    // To update, a NOT NULL column without a DEFAULT that the records leave out: PostgreSQL
+    // checks NOT NULL on the row an upsert proposes, before it finds the conflict, so the
+    // row proposed carries the value the table's row has (none for a new key: refused).
+    std::vector<std::string> kept;
+    for (std::size_t c = 0; update && !keys.empty() && has_keys(missing) && c < layout_.columns.size(); ++c)
+      if (missing[c] == '1' && layout_.columns[c].not_null && !layout_.columns[c].has_default)
+        kept.push_back(tx.quote_name(layout_.columns[c].name));
+    std::string insert;
+    if (kept.empty()) {
+      insert = "INSERT INTO " + destination_ + " (" + join(cols, ", ") + ") " + select;
+    } else {
+      std::vector<std::string> from_records, from_row, same_key, in_key_order;
+      for (const auto& c : cols) from_records.push_back("pipehost_src." + c);
+      for (const auto& c : kept) from_row.push_back("pipehost_row_now." + c);
+      for (const auto& k : keys) {
+        same_key.push_back("pipehost_row_now." + k + " = pipehost_src." + k);
+        in_key_order.push_back("pipehost_src." + k);
+      }
+      insert = "INSERT INTO " + destination_ + " (" + join(cols, ", ") + ", " + join(kept, ", ") + ") SELECT " +
+               join(from_records, ", ") + ", " + join(from_row, ", ") + " FROM (" + select +
+               ") AS pipehost_src LEFT JOIN " + destination_ + " AS pipehost_row_now ON " +
+               join(same_key, " AND ") + " ORDER BY " + join(in_key_order, ", ");
     }
     // Only the primary key is the conflict target: a row that breaks another unique index
     // or an exclusion constraint is refused (and dead-lettered), not silently dropped as a

@@ -64,6 +64,7 @@ class PostgresSink final : public Sink {
   void write_batch(const Batch& batch);
   void copy_rows(pqxx::transaction_base& tx, const std::vector<std::size_t>& rows);
   std::vector<std::string> insert_statements(pqxx::transaction_base& tx, const std::vector<std::size_t>& rows) const;
+  std::string missing_not_null(const std::string& missing) const;
   std::string merged_rows(pqxx::transaction_base& tx, const std::vector<std::string>& keys,
                           const std::vector<std::size_t>& key_columns, const std::string& keyed_shapes) const;
   static bool refused_by_table(const pqxx::sql_error& e);

@@ -784,6 +784,59 @@ TEST_CASE("postgres: a column the record has no field for takes its DEFAULT in a
   f.sql("DROP TABLE " + events);
 }
 
+TEST_CASE("postgres: to update, a record without a NOT NULL column's field keeps the row's; a new row is refused") {
+  Fixture f;
+  const std::string accounts = f.table + "_accounts";
+  f.sql("CREATE TABLE " + accounts + " (id text PRIMARY KEY, owner text NOT NULL, balance bigint)");
+  f.sql("INSERT INTO " + accounts + " VALUES ('A', 'ann', 1)");
+  testing::TestContext context;
+  auto sink = testing::make<PostgresSink>({{"url", f.url}, {"table", accounts}, {"positions_table", f.positions},
+                                           {"on_conflict", std::string("update")},
+                                           {"log_each", std::string("stored {id} of {owner}")}},
+                                          context);
+  sink->start();
+  static const auto balance_only = StructSchema::make({"id", "balance"});
+  static const auto whole = StructSchema::make({"id", "owner", "balance"});
+  std::vector<Record> records(5);
+  records[0].value = Struct{balance_only, {Value("A"), Value(std::int64_t{2})}};  // the row there keeps its owner
+  records[1].value = Struct{whole, {Value("B"), Value("bob"), Value(std::int64_t{3})}};
+  records[2].value = Struct{balance_only, {Value("B"), Value(std::int64_t{4})}};  // after B's whole record
+  records[3].value = Struct{balance_only, {Value("C"), Value(std::int64_t{5})}};  // a new row with no owner
+  records[4].value = Struct{balance_only, {Value("A"), Value(std::int64_t{6})}};
+  for (std::size_t i = 0; i < records.size(); ++i) records[i].origin = {"a", 0, static_cast<std::int64_t>(i)};
+  auto batch = [&] {
+    Batch b;
+    b.records = records;
+    b.spans = {{"a", 0, 0, 5}};
+    return b;
+  };
+  Batch first = batch();
+  CHECK_THROWS_AS(write(*sink, first), PositionMismatch);  // C's row breaks NOT NULL: found, then rejected
+  Batch again = batch();
+  auto result = write(*sink, again);
+  CHECK(result.status.is_ok());
+  REQUIRE(result.rejections.size() == 1);
+  CHECK(result.rejections[0].record.origin.offset == 3);
+  CHECK(result.rejections[0].reason.find("not-null constraint") != std::string::npos);
+  CHECK(f.sql("SELECT string_agg(id || ':' || owner || ':' || balance, ',' ORDER BY id) FROM " + accounts)[0][0]
+            .as<std::string>() == "A:ann:6,B:bob:4");
+  CHECK(std::find(context.logs.begin(), context.logs.end(), "stored A of ann") != context.logs.end());
+  CHECK(sink->stored_position("a", 0) == 5);
+
+  // To ignore, such a record could only ever be a new row: rejected at once.
+  auto ignore = testing::make<PostgresSink>({{"url", f.url}, {"table", accounts}, {"positions_table", f.positions + "_i"}},
+                                            context);
+  ignore->start();
+  Batch b;
+  b.records.emplace_back().value = Struct{balance_only, {Value("D"), Value(std::int64_t{6})}};
+  b.records.back().origin = {"a", 0, 0};
+  auto refused = write(*ignore, b);
+  REQUIRE(refused.rejections.size() == 1);
+  CHECK(refused.rejections[0].reason ==
+        "postgres: the record has no field 'owner', and column owner is NOT NULL with no DEFAULT");
+  f.sql("DROP TABLE " + accounts + ", " + f.positions + "_i");
+}
+
 TEST_CASE("postgres: times into date, timestamp and timestamptz columns as PostgreSQL reads the same text") {
   Fixture f;
   const std::string times = f.table + "_times";
