@@ -28,6 +28,7 @@ struct AvroDecode::Writer {
     std::shared_ptr<const StructSchema> schema;
     std::vector<int> from;
     std::vector<Value> defaults;
+    std::size_t read = 0;  // fields in the struct read
   };
   std::map<std::string, Filled, std::less<>> filled;
 };
@@ -149,6 +150,7 @@ void AvroDecode::fill_defaults(const Writer& w, Value& v) {
   auto it = w.filled.find(s->schema->type_name());
   if (it == w.filled.end()) return;
   const Writer::Filled& f = it->second;
+  if (s->fields.size() != f.read) return;  // not a struct read without the fields (never, but bounds)
   std::vector<Value> fields;
   fields.reserve(f.from.size());
   for (std::size_t i = 0; i < f.from.size(); ++i)
@@ -255,29 +257,7 @@ void AvroDecode::load(std::int32_t id, const RegisteredSchema& registered,
 // comes from in the struct read without them, and the defaults (a timestamp's as the
 // decoder reads that logical type).
 void AvroDecode::plan_defaults(const std::set<std::pair<std::string, std::string>>& fields, Writer& w) const {
-  std::map<std::string, avro_schema_t> records;
-  std::vector<avro_schema_t> todo = {reader_schema_.get()};
-  std::set<avro_schema_t> seen;
-  while (!todo.empty()) {  // the reader's records, by full name
-    avro_schema_t s = todo.back();
-    todo.pop_back();
-    if (is_avro_link(s)) s = avro_schema_link_target(s);
-    if (!seen.insert(s).second) continue;
-    switch (avro_typeof(s)) {
-      case AVRO_RECORD:
-        records[full_name(s)] = s;
-        for (std::size_t i = 0; i < avro_schema_record_size(s); ++i)
-          todo.push_back(avro_schema_record_field_get_by_index(s, static_cast<int>(i)));
-        break;
-      case AVRO_ARRAY: todo.push_back(avro_schema_array_items(s)); break;
-      case AVRO_MAP: todo.push_back(avro_schema_map_values(s)); break;
-      case AVRO_UNION:
-        for (std::size_t i = 0; i < avro_schema_union_size(s); ++i)
-          todo.push_back(avro_schema_union_branch(s, static_cast<int>(i)));
-        break;
-      default: break;
-    }
-  }
+  const std::map<std::string, avro_schema_t> records = records_of(reader_schema_.get());
   for (const auto& [record, unused] : fields) {
     if (w.filled.count(record)) continue;
     avro_schema_t r = records.at(record);
@@ -300,6 +280,7 @@ void AvroDecode::plan_defaults(const std::set<std::pair<std::string, std::string
       f.from.push_back(-1);
       f.defaults.push_back(std::move(d));
     }
+    f.read = static_cast<std::size_t>(read);
     f.schema = StructSchema::make(std::move(names), record);
     w.filled.emplace(record, std::move(f));
   }

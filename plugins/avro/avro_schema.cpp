@@ -263,13 +263,16 @@ Schema parse_schema(std::string_view json, const std::vector<ReferencedSchema>& 
   return parse_schema(out);
 }
 
+std::map<std::string, avro_schema_t> records_of(avro_schema_t schema) {
+  std::map<std::string, avro_schema_t> records;
+  std::set<std::string> seen;
+  collect_records(schema, records, seen);
+  return records;
+}
+
 std::set<std::pair<std::string, std::string>> fields_only_read(avro_schema_t writer, avro_schema_t reader,
                                                                const SchemaNotes& reader_notes) {
-  std::map<std::string, avro_schema_t> written, read;
-  std::set<std::string> seen;
-  collect_records(writer, written, seen);
-  seen.clear();
-  collect_records(reader, read, seen);
+  const std::map<std::string, avro_schema_t> written = records_of(writer), read = records_of(reader);
   std::map<std::string, avro_schema_t> written_short;  // the spec matches records by unqualified name too
   for (const auto& [name, w] : written) written_short[avro_schema_name(w)] = w;
   FieldSet out;

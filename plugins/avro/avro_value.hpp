@@ -61,6 +61,9 @@ std::string full_name(avro_schema_t named);
 // reader whose enum begins with the writer's symbols, in order, reads them right.
 std::string enums_read_by_position(avro_schema_t writer, avro_schema_t reader);
 
+// Every record a schema reaches, by full name.
+std::map<std::string, avro_schema_t> records_of(avro_schema_t schema);
+
 struct SchemaNotes;
 // The fields of the reader's records, as (record full name, field), that the writer's
 // record of that name lacks and that the reader gives a default: Avro C 1.11's
