@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include <pipehost/edit_distance.hpp>
+
 namespace pipehost::host {
 
 std::string Location::to_string() const {
@@ -35,23 +37,6 @@ std::string Diagnostics::format() const {
   }
   return out.str();
 }
-
-namespace {
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-}  // namespace
 
 std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
   std::size_t best = std::max<std::size_t>(2, word.size() / 3) + 1;

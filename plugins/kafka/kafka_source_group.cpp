@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include <pipehost/edit_distance.hpp>
+
 #include "kafka_config.hpp"
 
 namespace pipehost::kafka {
@@ -132,23 +134,6 @@ bool KafkaSource::set_paused(bool paused) {
   rd_kafka_topic_partition_list_destroy(list);
   return true;
 }
-
-namespace {
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-}  // namespace
 
 // A consumer of a topic that does not exist otherwise waits in silence (brokers here do
 // not create topics on demand). `fail`: a bounded run, which would never end.
