@@ -149,62 +149,44 @@ void write_inline_json(avro_schema_t s, std::set<std::string>& defined, std::str
   }
 }
 
-// Every record a schema reaches, by full name.
-void collect_records(avro_schema_t s, std::map<std::string, avro_schema_t>& records, std::set<std::string>& seen) {
+// Calls `visit` on every schema `s` reaches, each named type once.
+template <class Visit>
+void walk(avro_schema_t s, std::set<std::string>& seen, const Visit& visit) {
   if (is_avro_link(s)) s = avro_schema_link_target(s);
   if (is_avro_named_type(s) && !seen.insert(full_name(s)).second) return;
+  visit(s);
   switch (avro_typeof(s)) {
     case AVRO_RECORD:
-      records[full_name(s)] = s;
       for (std::size_t i = 0; i < avro_schema_record_size(s); ++i)
-        collect_records(avro_schema_record_field_get_by_index(s, static_cast<int>(i)), records, seen);
+        walk(avro_schema_record_field_get_by_index(s, static_cast<int>(i)), seen, visit);
       return;
     case AVRO_ARRAY:
-      return collect_records(avro_schema_array_items(s), records, seen);
+      return walk(avro_schema_array_items(s), seen, visit);
     case AVRO_MAP:
-      return collect_records(avro_schema_map_values(s), records, seen);
+      return walk(avro_schema_map_values(s), seen, visit);
     case AVRO_UNION:
       for (std::size_t i = 0; i < avro_schema_union_size(s); ++i)
-        collect_records(avro_schema_union_branch(s, static_cast<int>(i)), records, seen);
+        walk(avro_schema_union_branch(s, static_cast<int>(i)), seen, visit);
       return;
     default:
       return;
   }
 }
 
-// Every enum a schema reaches, by full name.
-void collect_enums(avro_schema_t s, std::map<std::string, avro_schema_t>& enums, std::set<std::string>& seen) {
-  if (is_avro_link(s)) s = avro_schema_link_target(s);
-  if (is_avro_named_type(s) && !seen.insert(full_name(s)).second) return;
-  switch (avro_typeof(s)) {
-    case AVRO_RECORD:
-      for (std::size_t i = 0; i < avro_schema_record_size(s); ++i)
-        collect_enums(avro_schema_record_field_get_by_index(s, static_cast<int>(i)), enums, seen);
-      return;
-    case AVRO_ENUM:
-      enums[full_name(s)] = s;
-      return;
-    case AVRO_ARRAY:
-      return collect_enums(avro_schema_array_items(s), enums, seen);
-    case AVRO_MAP:
-      return collect_enums(avro_schema_map_values(s), enums, seen);
-    case AVRO_UNION:
-      for (std::size_t i = 0; i < avro_schema_union_size(s); ++i)
-        collect_enums(avro_schema_union_branch(s, static_cast<int>(i)), enums, seen);
-      return;
-    default:
-      return;
-  }
+// Every named type of `type` (AVRO_RECORD, AVRO_ENUM) a schema reaches, by full name.
+std::map<std::string, avro_schema_t> named_of(avro_schema_t schema, avro_type_t type) {
+  std::map<std::string, avro_schema_t> out;
+  std::set<std::string> seen;
+  walk(schema, seen, [&](avro_schema_t s) {
+    if (avro_typeof(s) == type) out[full_name(s)] = s;
+  });
+  return out;
 }
 
 }  // namespace
 
 std::string enums_read_by_position(avro_schema_t writer, avro_schema_t reader) {
-  std::map<std::string, avro_schema_t> written, read;
-  std::set<std::string> seen;
-  collect_enums(writer, written, seen);
-  seen.clear();
-  collect_enums(reader, read, seen);
+  const std::map<std::string, avro_schema_t> written = named_of(writer, AVRO_ENUM), read = named_of(reader, AVRO_ENUM);
   std::map<std::string, avro_schema_t> read_short;  // the spec lets a reader match by unqualified name
   for (const auto& [name, r] : read) read_short[avro_schema_name(r)] = r;
   for (const auto& [name, w] : written) {
@@ -263,12 +245,7 @@ Schema parse_schema(std::string_view json, const std::vector<ReferencedSchema>& 
   return parse_schema(out);
 }
 
-std::map<std::string, avro_schema_t> records_of(avro_schema_t schema) {
-  std::map<std::string, avro_schema_t> records;
-  std::set<std::string> seen;
-  collect_records(schema, records, seen);
-  return records;
-}
+std::map<std::string, avro_schema_t> records_of(avro_schema_t schema) { return named_of(schema, AVRO_RECORD); }
 
 std::set<std::pair<std::string, std::string>> fields_only_read(avro_schema_t writer, avro_schema_t reader,
                                                                const SchemaNotes& reader_notes) {
