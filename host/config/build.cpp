@@ -266,17 +266,32 @@ class Builder {
       if (sink) stage(*sink, name, "sink", Kind::sink, catalog, connections, p.sink);
       else diagnostics_.add(p.where, name, "", "missing [pipelines." + name + ".sink]");
     }
-    // Its rejects read again as input, rejected again and written again: without end.
-    if (p.on_error == ErrorPolicy::dead_letter && source && p.source.plugin == "kafka") {
+    // What the pipeline writes to a topic its own source reads is read again and written
+    // again, without end: its sink's topic, and its rejects' dead-letter topic.
+    if (source && p.source.plugin == "kafka") {
       auto topics = p.source.options.values.find("topics");
       const auto* names =
           topics == p.source.options.values.end() ? nullptr : std::get_if<std::vector<std::string>>(&topics->second);
-      if (names && std::find(names->begin(), names->end(), p.dead_letter_topic) != names->end()) {
+      auto read = [&](const std::string& topic) {
+        return names && std::find(names->begin(), names->end(), topic) != names->end();
+      };
+      if (p.on_error == ErrorPolicy::dead_letter && read(p.dead_letter_topic)) {
         const toml::node* given = t.get("dead_letter_topic");
         diagnostics_.add(location_of((given ? given : t.get("on_error"))->source()), name, "",
                          "dead-letter topic '" + p.dead_letter_topic + "' is a topic this pipeline's source "
                          "reads: its rejected records would be read, rejected and written there again without "
                          "end; set dead_letter_topic to another topic");
+      }
+      if (sink && p.sink.plugin == "kafka" && p.sink.table) {
+        auto topic = p.sink.options.values.find("topic");
+        const auto* written =
+            topic == p.sink.options.values.end() ? nullptr : std::get_if<std::string>(&topic->second);
+        if (written && read(*written)) {
+          const toml::node* at = p.sink.table->get("topic");
+          diagnostics_.add(location_of((at ? at : sink)->source()), name, "sink",
+                           "topic '" + *written + "' is a topic this pipeline's source reads: every record "
+                           "would be read and written there again without end; write to another topic");
+        }
       }
     }
     if (auto* transforms = t.get("transforms")) {

@@ -306,6 +306,13 @@ sink = { plugin = "log" }
   CHECK(loop.text().find(":4:21: error: pipeline 'orders': dead-letter topic 'orders' is a topic this pipeline's "
                          "source reads") != std::string::npos);
   CHECK(loop.text().find("pipeline 'fine'") == std::string::npos);
+  auto echo = load(R"(
+[pipelines.echo]
+source = { plugin = "kafka", topics = ["orders"], group = "g" }
+sink = { plugin = "kafka", topic = "orders" }
+)");
+  CHECK(echo.text().find(":4:36: error: pipeline 'echo', sink: topic 'orders' is a topic this pipeline's source "
+                         "reads") != std::string::npos);
 
   auto topics = load(R"(
 [kafka.topics]
