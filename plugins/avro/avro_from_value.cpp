@@ -356,10 +356,12 @@ void FromValue::write_binary(const Value& in, avro_schema_t schema, std::string&
       if (avro_typeof(schema) == AVRO_DOUBLE) {
         out.append(reinterpret_cast<const char*>(&d), sizeof d);
       } else {
-        // A finite number past a float's range would be written as an infinity.
-        if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max())
-          refuse(where, in, "a number within a float's range (about ±3.4e38)");
+        // A finite number past a float's range would be written as an infinity. Not one
+        // that rounds to the largest float: the decoder gives a float as its shortest text
+        // (3.4028235e38 for the largest, a little above it as a double).
         const float f = static_cast<float>(d);
+        if (std::isfinite(d) && std::isinf(f))
+          refuse(where, in, "a number within a float's range (about ±3.4e38)");
         out.append(reinterpret_cast<const char*>(&f), sizeof f);
       }
       return;
