@@ -43,15 +43,17 @@ std::string kind_of(const Value& v) {
 // own input does ('2024-03-01T00:30:00+01:00'::date is 2024-03-01). Microseconds since
 // the epoch of that instant or wall time; nullopt: not such a text.
 std::optional<std::int64_t> time_of_text(const std::string& s, ColumnType type) {
-  if (s.size() == 10) {
-    auto midnight = time::parse_rfc3339(s + "T00:00:00Z");
-    return midnight ? std::optional(midnight->micros_since_epoch) : std::nullopt;
-  }
+  // PostgreSQL keeps microseconds and rounds what is finer (.1234565 is .123457); a date
+  // is the date written, its time of day aside.
+  auto micros = [type](const std::optional<time::Parsed>& p) -> std::optional<std::int64_t> {
+    if (!p) return std::nullopt;
+    return p->micros_since_epoch + (type != ColumnType::date && p->dropped_nanos >= 500 ? 1 : 0);
+  };
+  if (s.size() == 10) return micros(time::parse_rfc3339(s + "T00:00:00Z"));
   auto parsed = time::parse_rfc3339(s);
-  if (!parsed || type == ColumnType::timestamptz) return parsed ? std::optional(parsed->micros_since_epoch) : std::nullopt;
+  if (!parsed || type == ColumnType::timestamptz) return micros(parsed);
   const std::size_t zone = s.find_first_of("Z+-", 19);  // valid RFC 3339: the offset's start
-  auto wall = time::parse_rfc3339(s.substr(0, zone) + "Z");
-  return wall ? std::optional(wall->micros_since_epoch) : std::nullopt;
+  return micros(time::parse_rfc3339(s.substr(0, zone) + "Z"));
 }
 
 // PostgreSQL's numeric input: digits with an optional sign, point and exponent, or NaN /
