@@ -189,6 +189,24 @@ void apply_set(const std::string& assignment, toml::table& document, Diagnostics
     toml::table overlay;
     overlay.insert(parts.back(), std::move(*parsed.get("v")));
     merge_into(*t, std::move(overlay));
+  } else if (auto entry = step(*at, parts.back(), false, assignment)) {
+    // A list's entry (transforms[0]): a table merges into it as into a table's value, a
+    // stage naming a plugin replaces it; anything else replaces it.
+    toml::node& value = *parsed.get("v");
+    auto* into = entry.node()->as_table();
+    auto* table = value.as_table();
+    if (into && table && !table->contains("plugin")) {
+      merge_into(*into, std::move(*table));
+    } else {
+      auto* list = at->as_array();
+      const auto index = static_cast<std::size_t>(std::stoul(parts.back()));
+      if (table) list->replace(list->cbegin() + static_cast<std::ptrdiff_t>(index), std::move(*table));
+      else if (auto* a = value.as_array()) list->replace(list->cbegin() + static_cast<std::ptrdiff_t>(index), std::move(*a));
+      else list->replace(list->cbegin() + static_cast<std::ptrdiff_t>(index), std::move(value));
+    }
+  } else if (const auto* list = at->as_array()) {
+    diagnostics.add(where, "", "", "cannot set '" + parts.back() + "': the list has " + std::to_string(list->size()) +
+                                       (list->size() == 1 ? " entry" : " entries") + ", numbered from 0");
   } else {
     diagnostics.add(where, "", "", "cannot set '" + parts.back() + "': its parent is not a table");
   }

@@ -167,6 +167,16 @@ sink = { plugin = "log" }
   }
   CHECK(load(with_transforms, {"pipeline.p.transforms[1].max_depth=7"}).text().find(
             "cannot set '1': 'transforms' has 1 entry, numbered from 0") != std::string::npos);
+  // The entry itself: a table merges into the stage, one naming a plugin replaces it.
+  auto merged = load(with_transforms, {"pipeline.p.transforms[0]={}", "pipeline.p.transforms[0]={ max_depth = 9 }"});
+  REQUIRE_MESSAGE(merged.diagnostics.empty(), merged.text());
+  CHECK(merged.config.pipelines[0].transforms.at(0).plugin == "json_decode");
+  CHECK(integer(merged.config.pipelines[0].transforms.at(0).options, "max_depth") == 9);
+  auto replaced = load(with_transforms, {"pipeline.p.transforms[0]={ plugin = \"json_encode\" }"});
+  REQUIRE_MESSAGE(replaced.diagnostics.empty(), replaced.text());
+  CHECK(replaced.config.pipelines[0].transforms.at(0).plugin == "json_encode");
+  CHECK(load(with_transforms, {"pipeline.p.transforms[2]={}"}).text().find(
+            "cannot set '2': the list has 1 entry, numbered from 0") != std::string::npos);
   for (const char* bad : {"pipeline.p.transforms[x].a=1", "pipeline.p.transforms[0]a=1", "pipeline.p.[0].a=1",
                           "pipeline.p.transforms[0.a=1"})
     CHECK_MESSAGE(load(with_transforms, {bad}).text().find("expected PATH=VALUE") != std::string::npos, bad);
