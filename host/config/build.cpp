@@ -266,6 +266,18 @@ class Builder {
       if (sink) stage(*sink, name, "sink", Kind::sink, catalog, connections, p.sink);
       else diagnostics_.add(p.where, name, "", "missing [pipelines." + name + ".sink]");
     }
+    // A transactional kafka sink commits the kafka source's offsets in its transactions.
+    if (sink && source && p.sink.plugin == "kafka" && p.source.plugin != "kafka" && p.sink.table) {
+      auto eos = p.sink.options.values.find("exactly_once");
+      const bool* on = eos == p.sink.options.values.end() ? nullptr : std::get_if<bool>(&eos->second);
+      if (on && *on) {
+        const toml::node* at = p.sink.table->get("exactly_once");
+        diagnostics_.add(location_of((at ? at : sink)->source()), name, "sink",
+                         "exactly_once needs the pipeline's source to be the kafka source (its consumed "
+                         "offsets commit in the sink's transactions), and this one's is " + p.source.plugin +
+                         ": set exactly_once = false");
+      }
+    }
     // What the pipeline writes to a topic its own source reads is read again and written
     // again, without end: its sink's topic, and its rejects' dead-letter topic.
     if (source && p.source.plugin == "kafka") {

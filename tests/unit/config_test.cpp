@@ -323,6 +323,14 @@ sink = { plugin = "kafka", topic = "orders" }
 )");
   CHECK(echo.text().find(":4:36: error: pipeline 'echo', sink: topic 'orders' is a topic this pipeline's source "
                          "reads") != std::string::npos);
+  auto eos = load(R"(
+[pipelines.gen]
+source = { plugin = "datagen", count = 10 }
+sink = { plugin = "kafka", topic = "out", exactly_once = true }
+)");
+  CHECK(eos.text().find("pipeline 'gen', sink: exactly_once needs the pipeline's source to be the kafka source "
+                        "(its consumed offsets commit in the sink's transactions), and this one's is datagen: set "
+                        "exactly_once = false") != std::string::npos);
 
   auto topics = load(R"(
 [kafka.topics]
