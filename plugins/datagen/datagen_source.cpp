@@ -45,7 +45,7 @@ void DatagenConfig::declare(OptionList<DatagenConfig>& o) {
   o.add("count", &DatagenConfig::count, "records in all tasks together; 0 = endless").at_least(0);
   o.add("rate", &DatagenConfig::rate,
         "records per second in all tasks together; 0 = as fast as possible")
-      .at_least(0);
+      .range(0, 1e9);
   o.add("accounts", &DatagenConfig::accounts, "distinct account numbers").range(1, 1000000);
   o.add("seed", &DatagenConfig::seed,
         "same seed, same records (but the wall-clock timestamps); absent = random");

@@ -125,6 +125,9 @@ TEST_CASE("--set overrides values, creating tables as needed, with its own locat
 
   auto bad = load(kValid, {"pipeline.read.tasks=zero"});
   CHECK(bad.text().find("--set pipeline.read.tasks=zero:1:5: error: pipeline 'read': key 'tasks' must be an integer, not a string") != std::string::npos);
+  for (const char* inf : {"pipeline.produce.source.rate=inf", "pipeline.produce.source.rate=-inf",
+                          "pipeline.produce.source.rate=nan"})
+    CHECK_MESSAGE(load(kValid, {inf}).text().find("option 'rate' must be a finite number") != std::string::npos, inf);
   auto negative = load(kValid, {"pipeline.read.tasks=0"});
   CHECK(negative.text().find("pipeline 'read': key 'tasks' must be between 1 and 1024") != std::string::npos);
   auto huge = load(kValid, {"pipeline.read.tasks=99999999999999999999"});

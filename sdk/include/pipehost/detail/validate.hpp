@@ -61,6 +61,9 @@ inline std::string value_problem(const OptionSpec& spec, const OptionValue& valu
       }
     }
   }
+  // TOML's inf and nan: no option means them (a rate of inf never finished its run).
+  if (const auto* x = std::get_if<double>(&value); x && !std::isfinite(*x))
+    return "option '" + spec.name + "' must be a finite number, not " + (std::isnan(*x) ? "nan" : "inf");
   if (spec.min || spec.max) {
     double d = 0;
     if (const auto* i = std::get_if<std::int64_t>(&value)) d = static_cast<double>(*i);
