@@ -266,11 +266,25 @@ Status KafkaSink::outcome(BatchCompletion& c) {
                         "fault (at least once: the batches written after it are written again)");
 }
 
+// What becomes of a record refused for its destination once that is fixed: `pipehost
+// replay` feeds a dead letter to the pipeline's first stage, so only one whose payload is
+// still the source's (no encoder replaced it) can be written again.
+std::string KafkaSink::replay_hint(const Record& r) {
+  if (r.payload.borrowed() && r.origin.partition >= 0) return "; `pipehost replay` can write it then";
+  return "; records routed there after that are written (this one's payload is a stage's, which "
+         "`pipehost replay` cannot feed again)";
+}
+
 void KafkaSink::produce(Record& r, void* completion) {
   // By handle, not by name: librdkafka would look the name up (under its lock) per record.
   rd_kafka_topic_t* handle = topic_handle_;
   if (!r.destination_topic.empty()) {
-    handle = know_topic(r.destination_topic);
+    try {
+      handle = know_topic(r.destination_topic);
+    } catch (RecordRefused& refused) {
+      refused.reason += replay_hint(r);
+      throw;
+    }
   } else if (!handle) {
     throw FatalError("record has no destination topic and the sink has no `topic` option");
   }
@@ -332,8 +346,8 @@ void KafkaSink::produce(Record& r, void* completion) {
     const bool own = r.destination_topic.empty() || r.destination_topic == topic_;
     if (!own && (gone_or_hidden(rc) || rc == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED))
       throw RecordRefused{"kafka: cannot produce " + what + ": " + error_text(rc) +
-                          " (grant this producer Describe and Write on the topic, or create it; the "
-                          "record can be replayed then)"};
+                          " (grant this producer Describe and Write on the topic, or create it)" +
+                          replay_hint(r)};
     throw FatalError("cannot produce " + what + ": " + error_text(rc));
   }
 }

@@ -111,6 +111,7 @@ class KafkaSink final : public Sink {
   bool topic_missing(rd_kafka_topic_t* handle, int attempts);
   // Throws RecordRefused while `topic` is missing (asked again every 10 s).
   void check_still_missing(const std::string& topic, rd_kafka_topic_t* handle);
+  static std::string replay_hint(const Record& r);
   bool exactly_once_ = false;
   // Records refused for good, rejected when their batch is read again. exactly_once:
   // refused by producev or the broker (a transaction cannot leave one out: it would

@@ -74,7 +74,7 @@ void KafkaSink::check_still_missing(const std::string& topic, rd_kafka_topic_t* 
     missing->second = now;
   }
   throw RecordRefused{"kafka: topic " + topic + " does not exist and the broker does not create topics: "
-                      "create it (or list it under [kafka.topics]); the record can be replayed then"};
+                      "create it (or list it under [kafka.topics])"};
 }
 
 }  // namespace pipehost::kafka
