@@ -101,7 +101,7 @@ void Pipeline::watch_for_stalls() {
     log_line(LogLevel::error, config_.name,
              "stalled: " + stall + " (stall_timeout_ms = " + std::to_string(config_.stall_timeout_ms) + ")");
   } else if (stall.empty() && known) {
-    log_line(LogLevel::warn, config_.name, "no longer stalled");
+    log_line(LogLevel::info, config_.name, "no longer stalled");
   }
   state_.set_stall(stall);
 }

@@ -102,11 +102,18 @@ std::string shown(std::string_view text) { return utf8::abbreviated(text, 60); }
 RecordTransform::Verdict Router::apply(Record& record) {
   const Value* v = field_reader_.read(record.value);
   if (!v) throw InvalidRecord("no field " + field_ + " to route by");
-  const auto* text = v->as<std::string>();
-  if (!text) throw InvalidRecord("field " + field_ + " is not a string: " + shown(v->to_text()));
-  const Destination* d = find(*text);
+  // A string as it is; an integer or a boolean by its text ("7", "true"), as the option says.
+  const auto* string = v->as<std::string>();
+  std::string text_of_other;
+  if (!string) {
+    if (!v->is<std::int64_t>() && !v->is<bool>())
+      throw InvalidRecord("field " + field_ + " is not a string, an integer or a boolean: " + shown(v->to_text()));
+    text_of_other = v->to_text();
+  }
+  const std::string& text = string ? *string : text_of_other;
+  const Destination* d = find(text);
   if (!d)
-    throw InvalidRecord(field_ + " '" + shown(*text) + "' is not a routed destination (" + known_ +
+    throw InvalidRecord(field_ + " '" + shown(text) + "' is not a routed destination (" + known_ +
                         "): add it to the router's topics");
   if (reshape_) reshape(record.value);
   record.destination_topic = d->topic;

@@ -151,7 +151,8 @@ std::string FieldRules::broken(const Rule& r, const Value* v) const {
     return field() + " is " + shown(*v) + ", not " + (r.type == "integer" ? "an " : "a ") + r.type;
   if (r.pattern) {
     const auto* s = v->as<std::string>();
-    if (!s || !re2::RE2::FullMatch(*s, *r.pattern))
+    if (!s) return field() + " is " + shown(*v) + ", not a string: a pattern matches strings";
+    if (!re2::RE2::FullMatch(*s, *r.pattern))
       return field() + " is " + shown(*v) + ", which does not match " + r.pattern_text;
   }
   if (r.minimum || r.maximum) {

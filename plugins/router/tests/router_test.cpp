@@ -119,6 +119,23 @@ TEST_CASE("router: without a reshape the value is kept as it is; no subjects, no
   CHECK(*b.records[0].value.field("origin_service_type") == Value("financial"));
 }
 
+TEST_CASE("router: an integer or a boolean field routes by its text; other kinds are refused saying so") {
+  StageHarness<router::Router> h({{"field", std::string("tenant")},
+                                  {"topics", StringMap{{"7", "seven"}, {"true", "yes"}, {"x", "ex"}}}});
+  static const auto schema = StructSchema::make({"tenant"});
+  Batch b;
+  for (Value v : {Value(std::int64_t{7}), Value(true), Value("x"), Value(7.5), Value(std::int64_t{8})})
+    b.records.emplace_back().value = Struct{schema, {v}};
+  auto rejected = h.process(b);
+  REQUIRE(rejected.size() == 2);
+  CHECK(rejected[0].reason == "field tenant is not a string, an integer or a boolean: 7.5");
+  CHECK(rejected[1].reason.find("tenant '8' is not a routed destination") == 0);
+  REQUIRE(b.records.size() == 3);
+  CHECK(b.records[0].destination_topic == "seven");
+  CHECK(b.records[1].destination_topic == "yes");
+  CHECK(b.records[2].destination_topic == "ex");
+}
+
 TEST_CASE("router: a destination without its topic or subject is a validation problem") {
   auto layout = seed_layout();
   std::get<StringMap>(layout["subjects"]).erase("MARKETING");

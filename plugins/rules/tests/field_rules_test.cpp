@@ -43,10 +43,12 @@ TEST_CASE("field_rules: a valid trade passes; each broken rule is named") {
   b.records.push_back(trade(Value(), Value(std::int64_t{1})));
   b.records.push_back(trade(Value("T1"), Value(std::int64_t{100})));
   b.records.push_back(trade(Value("T1"), Value(std::int64_t{1}), Value("yesterday")));
+  b.records.push_back(trade(Value(std::int64_t{5}), Value(std::int64_t{1})));
   auto rejected = h.process(b);
   REQUIRE(b.records.size() == 1);
   CHECK(*b.records[0].value.field("id") == Value("T47654"));
-  REQUIRE(rejected.size() == 6);
+  REQUIRE(rejected.size() == 7);
+  CHECK(rejected[6].reason == "field_rules: field 'id' is 5, not a string: a pattern matches strings");
   CHECK(rejected[0].reason == "field_rules: field 'id' is \"X1\", which does not match T[0-9]+");
   CHECK(rejected[1].reason == "field_rules: field 'version' is -1, below the minimum 0");
   CHECK(rejected[2].reason == "field_rules: field 'version' is \"73\", not an integer");
