@@ -110,8 +110,8 @@ struct FileConfig {
           "payload, protobuf's or Avro's, may hold newlines and does not read back a record per line)")
         .one_of({"json", "raw"});
     o.add("with_key", &FileConfig::with_key,
-          "json: {\"value\":..., \"key\":...} (a key that is not UTF-8 text as base64); raw: key, a "
-          "tab, then the payload");
+          "json: {\"value\":..., \"key\":...} (a key that is not UTF-8 text as base64, no key as "
+          "null); raw: key, a tab, then the payload");
     o.add("with_headers", &FileConfig::with_headers,
           "json only: add \"headers\": {name: value, ...} (bytes that are not UTF-8 text as base64; a header without a value as null)");
     o.add("fsync", &FileConfig::fsync,
@@ -150,7 +150,8 @@ class FileSink final : public Sink {
           json::append(r.value, lines);
           if (with_key_) {
             lines += ",\"key\":";
-            text_or_base64(r.key.view(), lines);
+            if (r.key.is_null()) lines += "null";  // no key, not an empty one
+            else text_or_base64(r.key.view(), lines);
           }
           if (with_headers_) {
             lines += ",\"headers\":{";

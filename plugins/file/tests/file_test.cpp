@@ -51,12 +51,16 @@ TEST_CASE("file: one JSON line per record, with the key and headers when asked")
   StageHarness<file::FileSink> h({{"path", path}, {"with_key", true}, {"with_headers", true}});
   h->start();
   Batch b = two_records();
+  b.records.emplace_back().key.borrow_null();  // no key at all
+  b.records.emplace_back().key = "";            // an empty one
   auto result = h.write(b);
   CHECK(result.status.is_ok());
   h->stop();
   CHECK(slurp(path) ==
         "{\"value\":{\"name\":\"a\\\"b\",\"n\":0},\"key\":\"k0\",\"headers\":{\"h\":\"v\\\"0\"}}\n"
-        "{\"value\":{\"name\":\"a\\\"b\",\"n\":1},\"key\":\"k1\",\"headers\":{\"h\":\"v\\\"1\"}}\n");
+        "{\"value\":{\"name\":\"a\\\"b\",\"n\":1},\"key\":\"k1\",\"headers\":{\"h\":\"v\\\"1\"}}\n"
+        "{\"value\":null,\"key\":null,\"headers\":{}}\n"
+        "{\"value\":null,\"key\":\"\",\"headers\":{}}\n");
 }
 
 TEST_CASE("file: raw payloads, key and a tab first when asked; appended, never truncated") {
