@@ -84,8 +84,8 @@ class HostChecker final : public Checker {
   }
   void unreachable(std::string_view message) noexcept override {
     try {
-      unreachable_.push_back("pipeline '" + pipeline_.name + "', " + stage_.label + " (" +
-                             stage_.plugin + "): " + std::string(message));
+      unreachable_.push_back((pipeline_.name.empty() ? "" : "pipeline '" + pipeline_.name + "', ") + stage_.label +
+                             " (" + stage_.plugin + "): " + std::string(message));
     } catch (...) {
     }
   }
@@ -131,8 +131,7 @@ void check_stages(const Config& config, const CheckServices& services, bool conn
     for (const auto& t : pipeline.transforms) check(pipeline, t);
     check(pipeline, pipeline.sink);
   }
-  PipelineConfig http;
-  http.name = "http";
+  const PipelineConfig http;  // a route belongs to no pipeline: its label (http.routes[0]) says where
   for (const auto& route : config.http.routes) check(http, route.stage);
 }
 

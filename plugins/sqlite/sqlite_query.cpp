@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include <pipehost/json.hpp>
 
@@ -57,11 +58,21 @@ void SqliteQueryConfig::check(Checker& c) const {
   if (!exists && !(template_file && std::filesystem::exists(*template_file, ec)))
     return c.problem(template_file ? "template" : "database",
                      "neither " + database + (template_file ? " nor " + *template_file : std::string()) + " exists");
+  // Another process holding the file past busy_timeout_ms is not the config's fault (the
+  // sink of the same file waits for it at start, as here the route's start does).
+  auto busy = [](sqlite3* db) {
+    const int code = db ? sqlite3_errcode(db) & 0xff : 0;
+    return code == SQLITE_BUSY || code == SQLITE_LOCKED;
+  };
+  std::optional<Database> db;
   try {
-    Database db(exists ? database : *template_file, std::nullopt, busy_timeout_ms, true);
-    if (std::string why = query_problem(db.handle(), query); !why.empty()) c.problem("query", why);
+    db.emplace(exists ? database : *template_file, std::nullopt, busy_timeout_ms, true);
+    if (std::string why = query_problem(db->handle(), query); !why.empty() && !busy(db->handle()))
+      c.problem("query", why);
+  } catch (const BusyError&) {
+    return;
   } catch (const std::exception& e) {
-    c.problem(exists ? "database" : "template", e.what());
+    if (!busy(db ? db->handle() : nullptr)) c.problem(exists ? "database" : "template", e.what());
   }
 }
 
