@@ -138,6 +138,12 @@ toml::node_view<toml::node> step(toml::node& at, const std::string& part, bool c
   return {};
 }
 
+// An index past a list's end in --set's path (parts[i], the list being parts[i - 1]).
+std::string past_the_end(const std::vector<std::string>& parts, std::size_t i, const toml::array& list) {
+  return "cannot set '" + parts[i] + "': '" + parts[i - 1] + "' has " + std::to_string(list.size()) +
+         (list.size() == 1 ? " entry" : " entries") + ", numbered from 0";
+}
+
 void apply_set(const std::string& assignment, toml::table& document, Diagnostics& diagnostics) {
   Location where{"--set " + assignment, 0, 0};
   std::size_t eq = std::string::npos;
@@ -177,8 +183,7 @@ void apply_set(const std::string& assignment, toml::table& document, Diagnostics
     auto next = step(*at, parts[i], true, assignment);
     if (!next) {
       if (const auto* list = at->as_array())
-        diagnostics.add(where, "", "", "cannot set '" + parts[i] + "': '" + parts[i - 1] + "' has " +
-                                           std::to_string(list->size()) + (list->size() == 1 ? " entry" : " entries") + ", numbered from 0");
+        diagnostics.add(where, "", "", past_the_end(parts, i, *list));
       else
         diagnostics.add(where, "", "", "cannot set '" + parts[i] + "': not a table");
       return;
@@ -205,8 +210,7 @@ void apply_set(const std::string& assignment, toml::table& document, Diagnostics
       else list->replace(list->cbegin() + static_cast<std::ptrdiff_t>(index), std::move(value));
     }
   } else if (const auto* list = at->as_array()) {
-    diagnostics.add(where, "", "", "cannot set '" + parts.back() + "': the list has " + std::to_string(list->size()) +
-                                       (list->size() == 1 ? " entry" : " entries") + ", numbered from 0");
+    diagnostics.add(where, "", "", past_the_end(parts, parts.size() - 1, *list));
   } else {
     diagnostics.add(where, "", "", "cannot set '" + parts.back() + "': its parent is not a table");
   }

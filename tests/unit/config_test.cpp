@@ -179,7 +179,7 @@ sink = { plugin = "log" }
   REQUIRE_MESSAGE(replaced.diagnostics.empty(), replaced.text());
   CHECK(replaced.config.pipelines[0].transforms.at(0).plugin == "json_encode");
   CHECK(load(with_transforms, {"pipeline.p.transforms[2]={}"}).text().find(
-            "cannot set '2': the list has 1 entry, numbered from 0") != std::string::npos);
+            "cannot set '2': 'transforms' has 1 entry, numbered from 0") != std::string::npos);
   for (const char* bad : {"pipeline.p.transforms[x].a=1", "pipeline.p.transforms[0]a=1", "pipeline.p.[0].a=1",
                           "pipeline.p.transforms[0.a=1"})
     CHECK_MESSAGE(load(with_transforms, {bad}).text().find("expected PATH=VALUE") != std::string::npos, bad);
